@@ -1,0 +1,1 @@
+//! Slot Release azure library.

@@ -1,0 +1,1 @@
+//! Slot Release emulator library.

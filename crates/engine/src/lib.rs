@@ -1,0 +1,13 @@
+//! The release engine: plans, stages, journal, health gates, hooks, packaging and rehearsal.
+
+// Owned by the packaging/health/hooks work.
+pub mod health;
+pub mod hooks;
+pub mod package;
+
+// Owned by the plan/stages/journal work.
+pub mod journal;
+pub mod plan;
+pub mod rehearse;
+pub mod stages;
+pub mod state;
