@@ -1,1 +1,35 @@
-//! Slot Release config library.
+//! Slot Release's `release.yml`: the version 1 model, loading with located diagnostics, semantic
+//! validation, variable references and the JSON Schema.
+//!
+//! ```no_run
+//! use slot_release_config::{LoadOptions, load_file};
+//! match load_file(std::path::Path::new("release.yml"), &LoadOptions::default()) {
+//!     Ok(loaded) => println!("{} environments", loaded.config.environments.len()),
+//!     Err(problems) => eprintln!("{problems}"),
+//! }
+//! ```
+
+mod diagnostic;
+mod error;
+mod load;
+mod model;
+mod reference;
+mod source;
+mod types;
+mod validate;
+pub mod vars;
+
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use error::ConfigError;
+pub use load::{LoadOptions, Loaded, VariableMode, load_file, load_str};
+pub use model::{
+    App, AppKind, ConfigVersion, Delivery, Environment, HealthCheck, Hook, HookLocation, Image,
+    Package, ProductionStage, ReleaseConfig, Restore, RollbackMode, RollbackStage, SecretSpec,
+    SecretSpecLong, Secrets, StageName, Stages, StagingStage, SwapStrategy, UndoHooks, Watch,
+};
+pub use reference::{json_schema, json_schema_string, reference_markdown};
+pub use source::{Position, SourceMap};
+pub use types::{
+    Duration, EnvironmentName, HookName, SecretName, SecretRef, SettingName, SlotName, VaultName,
+};
+pub use vars::{MapVariables, ProcessEnvironment, VariableSource};

@@ -1,1 +1,551 @@
-//! TODO(engine): health.
+//! Health gates: HTTP(S) probes of a slot until N consecutive successes (the gate), and the post-swap watch
+//! of production that fails fast after a number of failures.
+//!
+//! Both honour a deadline and a cancellation token, log one concise line per probe, tolerate transient
+//! connection errors (they count as failed probes, never as a fatal error), and return a structured report
+//! for the release record, also when they fail.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use slot_release_pipelines::Log;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How much of a response body is searched for `body_contains`; health pages are small, and an endless
+/// body must not hold a probe.
+const BODY_LIMIT: usize = 1024 * 1024;
+
+/// How many probes a report keeps one by one; counters cover the rest.
+const REPORT_PROBES_KEPT: usize = 200;
+
+/// Errors from a gate or a watch. Every variant but `InvalidSpec` carries the report up to that point.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HealthError {
+    #[error("invalid health check for {target}: {reason}")]
+    InvalidSpec { target: String, reason: String },
+    #[error(
+        "{} did not pass the health gate: {} consecutive healthy probe(s) needed within {}, {} probe(s) made, last: {}",
+        report.url,
+        report.successes_required,
+        humantime::format_duration(*timeout),
+        report.probes_total,
+        report.last_outcome()
+    )]
+    GateFailed { report: Box<GateReport>, timeout: Duration },
+    #[error(
+        "{} is unhealthy: {} failed probe(s) of {} during the watch (limit {}), last: {}",
+        report.url,
+        report.failures,
+        report.probes_total,
+        report.max_failures,
+        report.last_outcome()
+    )]
+    Unhealthy { report: Box<WatchReport> },
+    #[error("health gate of {} cancelled after {} probe(s)", report.url, report.probes_total)]
+    GateCancelled { report: Box<GateReport> },
+    #[error("watch of {} cancelled after {} probe(s)", report.url, report.probes_total)]
+    WatchCancelled { report: Box<WatchReport> },
+}
+
+/// What is probed: a slot's base URL (scheme, host, optional port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeTarget {
+    /// E.g. `https://shop-staging.azurewebsites.net/`.
+    pub base_url: reqwest::Url,
+    /// How the log names it, e.g. `staging`.
+    pub label: String,
+}
+
+impl ProbeTarget {
+    /// The URL probed for `path` (always relative to the base, so a path cannot point at another host).
+    pub fn url_for(&self, path: &str) -> Result<reqwest::Url, HealthError> {
+        let invalid = |reason: String| HealthError::InvalidSpec {
+            target: self.base_url.to_string(),
+            reason,
+        };
+        if !path.starts_with('/') || path.starts_with("//") {
+            return Err(invalid(format!("path {path:?} must start with a single '/'")));
+        }
+        if !matches!(self.base_url.scheme(), "http" | "https") || self.base_url.host_str().is_none() {
+            return Err(invalid("base URL must be http(s) with a host".to_owned()));
+        }
+        let mut url = self.base_url.clone();
+        let (p, q) = path.split_once('?').map_or((path, None), |(p, q)| (p, Some(q)));
+        url.set_path(p);
+        url.set_query(q);
+        Ok(url)
+    }
+}
+
+/// One health check: what a healthy answer is and how often to ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheckSpec {
+    /// The path probed, e.g. `/health`.
+    pub path: String,
+    /// Statuses that count as healthy.
+    pub statuses: Vec<u16>,
+    /// Text the body must contain to count as healthy.
+    pub body_contains: Option<String>,
+    /// Consecutive healthy probes that pass the gate.
+    pub successes: u32,
+    /// Pause between the starts of two probes.
+    pub interval: Duration,
+    /// Deadline for passing the gate.
+    pub timeout: Duration,
+    /// Deadline for one probe (connect, headers and body).
+    pub request_timeout: Duration,
+}
+
+impl HealthCheckSpec {
+    /// A check of `path` with the product defaults: status 200, 3 successes, every 5 s, within 5 min.
+    pub fn new(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            statuses: vec![200],
+            body_contains: None,
+            successes: 3,
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The production watch window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchSpec {
+    /// How long production is watched.
+    pub window: Duration,
+    /// Failed probes (not necessarily consecutive) that make production unhealthy.
+    pub max_failures: u32,
+}
+
+/// The outcome of one probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum ProbeOutcome {
+    /// Expected status and body.
+    Healthy { status: u16 },
+    /// A status not in the expected list.
+    UnexpectedStatus { status: u16 },
+    /// Expected status, but the body lacks the expected text.
+    BodyMismatch { status: u16 },
+    /// Connection refused or reset, DNS, TLS, or the body broke off: tolerated and retried.
+    ConnectionError { message: String },
+    /// No complete answer within the probe's deadline.
+    TimedOut,
+}
+
+impl ProbeOutcome {
+    /// Whether the probe counts as healthy.
+    pub fn is_healthy(&self) -> bool {
+        matches!(self, Self::Healthy { .. })
+    }
+}
+
+impl fmt::Display for ProbeOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Healthy { status } => write!(f, "{status} healthy"),
+            Self::UnexpectedStatus { status } => write!(f, "{status} unexpected status"),
+            Self::BodyMismatch { status } => write!(f, "{status} body lacks the expected text"),
+            Self::ConnectionError { message } => write!(f, "connection error: {message}"),
+            Self::TimedOut => f.write_str("timed out"),
+        }
+    }
+}
+
+/// One probe, for the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeRecord {
+    /// 1-based sequence number.
+    pub number: u32,
+    /// When it started, from the start of the gate or watch, in milliseconds.
+    pub started_ms: u64,
+    /// How long it took, in milliseconds.
+    pub latency_ms: u64,
+    pub outcome: ProbeOutcome,
+}
+
+/// The report of a health gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GateReport {
+    pub url: String,
+    pub passed: bool,
+    pub successes_required: u32,
+    pub probes_total: u32,
+    /// Healthy probes (in any position).
+    pub successes: u32,
+    /// Unhealthy probes, connection errors included.
+    pub failures: u32,
+    /// Connection errors and timeouts among the failures.
+    pub transient_errors: u32,
+    pub duration_ms: u64,
+    /// The first probes (up to 200) one by one.
+    pub probes: Vec<ProbeRecord>,
+    /// The last probe, also when it is beyond the kept list.
+    pub last: Option<ProbeRecord>,
+}
+
+impl GateReport {
+    fn last_outcome(&self) -> String {
+        self.last
+            .as_ref()
+            .map_or_else(|| "no probe".to_owned(), |p| p.outcome.to_string())
+    }
+}
+
+/// The report of a production watch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WatchReport {
+    pub url: String,
+    pub healthy: bool,
+    pub window_ms: u64,
+    pub max_failures: u32,
+    pub probes_total: u32,
+    pub successes: u32,
+    pub failures: u32,
+    pub transient_errors: u32,
+    pub duration_ms: u64,
+    pub probes: Vec<ProbeRecord>,
+    pub last: Option<ProbeRecord>,
+}
+
+impl WatchReport {
+    fn last_outcome(&self) -> String {
+        self.last
+            .as_ref()
+            .map_or_else(|| "no probe".to_owned(), |p| p.outcome.to_string())
+    }
+}
+
+/// Counters shared by the gate and the watch.
+#[derive(Default)]
+struct Tally {
+    probes_total: u32,
+    successes: u32,
+    failures: u32,
+    transient_errors: u32,
+    probes: Vec<ProbeRecord>,
+    last: Option<ProbeRecord>,
+}
+
+impl Tally {
+    fn add(&mut self, record: ProbeRecord) {
+        self.probes_total += 1;
+        if record.outcome.is_healthy() {
+            self.successes += 1;
+        } else {
+            self.failures += 1;
+        }
+        if matches!(
+            record.outcome,
+            ProbeOutcome::ConnectionError { .. } | ProbeOutcome::TimedOut
+        ) {
+            self.transient_errors += 1;
+        }
+        if self.probes.len() < REPORT_PROBES_KEPT {
+            self.probes.push(record.clone());
+        }
+        self.last = Some(record);
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn validate(target: &ProbeTarget, check: &HealthCheckSpec) -> Result<reqwest::Url, HealthError> {
+    let invalid = |reason: &str| HealthError::InvalidSpec {
+        target: target.base_url.to_string(),
+        reason: reason.to_owned(),
+    };
+    if check.statuses.is_empty() {
+        return Err(invalid("no expected status"));
+    }
+    if check.interval.is_zero() || check.request_timeout.is_zero() {
+        return Err(invalid("interval and request timeout must be positive"));
+    }
+    target.url_for(&check.path)
+}
+
+/// Probes `target` until `check.successes` consecutive healthy answers, or fails at `check.timeout`.
+///
+/// It also gives up early when the remaining time cannot fit the probes still needed, so a hopeless gate
+/// does not wait out its whole timeout.
+pub async fn gate(
+    client: &reqwest::Client,
+    target: &ProbeTarget,
+    check: &HealthCheckSpec,
+    cancel: &CancellationToken,
+    log: &Log,
+) -> Result<GateReport, HealthError> {
+    let url = validate(target, check)?;
+    let required = check.successes.max(1);
+    let started = Instant::now();
+    let deadline = started + check.timeout;
+    let mut tally = Tally::default();
+    let mut streak = 0u32;
+    log.info(&format!(
+        "Health gate for {}: {url}, {required} consecutive healthy probe(s) within {}",
+        target.label,
+        humantime::format_duration(check.timeout)
+    ));
+    let report = |tally: Tally, passed: bool| GateReport {
+        url: url.to_string(),
+        passed,
+        successes_required: required,
+        probes_total: tally.probes_total,
+        successes: tally.successes,
+        failures: tally.failures,
+        transient_errors: tally.transient_errors,
+        duration_ms: millis(started.elapsed()),
+        probes: tally.probes,
+        last: tally.last,
+    };
+    loop {
+        let probe_start = Instant::now();
+        let remaining = deadline.saturating_duration_since(probe_start);
+        let per_probe = check.request_timeout.min(remaining.max(Duration::from_millis(1)));
+        let record = tokio::select! {
+            r = probe(client, &url, check, per_probe, tally.probes_total + 1, started) => r,
+            () = cancel.cancelled() => {
+                log.info(&format!("Health gate for {} cancelled", target.label));
+                return Err(HealthError::GateCancelled { report: Box::new(report(tally, false)) });
+            }
+        };
+        streak = if record.outcome.is_healthy() { streak + 1 } else { 0 };
+        log_probe(log, &target.label, &record, Some((streak, required)));
+        tally.add(record);
+        if streak >= required {
+            log.info(&format!(
+                "Health gate for {} passed after {} probe(s) in {}",
+                target.label,
+                tally.probes_total,
+                humantime::format_duration(round_ms(started.elapsed()))
+            ));
+            return Ok(report(tally, true));
+        }
+        let next = probe_start + check.interval;
+        // The probes still needed start at least one interval apart; if the last would start after the
+        // deadline, waiting on is pointless.
+        let needed_after_next = u32::saturating_sub(required - streak, 1);
+        if next + check.interval * needed_after_next > deadline {
+            return Err(HealthError::GateFailed {
+                report: Box::new(report(tally, false)),
+                timeout: check.timeout,
+            });
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = cancel.cancelled() => {
+                log.info(&format!("Health gate for {} cancelled", target.label));
+                return Err(HealthError::GateCancelled { report: Box::new(report(tally, false)) });
+            }
+        }
+    }
+}
+
+/// Watches `target` for the whole `watch.window`, probing every `check.interval`; fails as soon as
+/// `watch.max_failures` probes have failed. `check.successes` and `check.timeout` do not apply.
+pub async fn watch(
+    client: &reqwest::Client,
+    target: &ProbeTarget,
+    check: &HealthCheckSpec,
+    watch: &WatchSpec,
+    cancel: &CancellationToken,
+    log: &Log,
+) -> Result<WatchReport, HealthError> {
+    let url = validate(target, check)?;
+    if watch.max_failures == 0 {
+        return Err(HealthError::InvalidSpec {
+            target: target.base_url.to_string(),
+            reason: "max failures must be at least 1".to_owned(),
+        });
+    }
+    let started = Instant::now();
+    let end = started + watch.window;
+    let mut tally = Tally::default();
+    log.info(&format!(
+        "Watching {} for {}: {url}, unhealthy after {} failed probe(s)",
+        target.label,
+        humantime::format_duration(watch.window),
+        watch.max_failures
+    ));
+    let report = |tally: Tally, healthy: bool| WatchReport {
+        url: url.to_string(),
+        healthy,
+        window_ms: millis(watch.window),
+        max_failures: watch.max_failures,
+        probes_total: tally.probes_total,
+        successes: tally.successes,
+        failures: tally.failures,
+        transient_errors: tally.transient_errors,
+        duration_ms: millis(started.elapsed()),
+        probes: tally.probes,
+        last: tally.last,
+    };
+    loop {
+        let probe_start = Instant::now();
+        // A probe may not run past the window by more than its own deadline.
+        let record = tokio::select! {
+            r = probe(client, &url, check, check.request_timeout, tally.probes_total + 1, started) => r,
+            () = cancel.cancelled() => {
+                log.info(&format!("Watch of {} cancelled", target.label));
+                return Err(HealthError::WatchCancelled { report: Box::new(report(tally, false)) });
+            }
+        };
+        log_probe(log, &target.label, &record, None);
+        tally.add(record);
+        if tally.failures >= watch.max_failures {
+            log.info(&format!(
+                "{} unhealthy: {} failed probe(s) of {}",
+                target.label, tally.failures, tally.probes_total
+            ));
+            return Err(HealthError::Unhealthy {
+                report: Box::new(report(tally, false)),
+            });
+        }
+        let next = probe_start + check.interval;
+        if next >= end {
+            log.info(&format!(
+                "{} stayed healthy for {}: {} probe(s), {} failed",
+                target.label,
+                humantime::format_duration(watch.window),
+                tally.probes_total,
+                tally.failures
+            ));
+            return Ok(report(tally, true));
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = cancel.cancelled() => {
+                log.info(&format!("Watch of {} cancelled", target.label));
+                return Err(HealthError::WatchCancelled { report: Box::new(report(tally, false)) });
+            }
+        }
+    }
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(millis(d))
+}
+
+fn log_probe(log: &Log, label: &str, record: &ProbeRecord, streak: Option<(u32, u32)>) {
+    let progress = streak.map_or_else(String::new, |(s, r)| format!(" ({s}/{r})"));
+    let line = format!(
+        "probe {} {label}: {} in {} ms{progress}",
+        record.number, record.outcome, record.latency_ms
+    );
+    // The outcome may carry text from the network (error messages), so it goes through the neutraliser.
+    log.external("health", &line);
+}
+
+/// One probe: GET, check the status, then (only when asked) read up to `BODY_LIMIT` bytes for the text.
+async fn probe(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    check: &HealthCheckSpec,
+    limit: Duration,
+    number: u32,
+    origin: Instant,
+) -> ProbeRecord {
+    let started = Instant::now();
+    let outcome = match tokio::time::timeout(limit, probe_once(client, url, check)).await {
+        Ok(outcome) => outcome,
+        Err(_) => ProbeOutcome::TimedOut,
+    };
+    ProbeRecord {
+        number,
+        started_ms: millis(started.duration_since(origin)),
+        latency_ms: millis(started.elapsed()),
+        outcome,
+    }
+}
+
+async fn probe_once(client: &reqwest::Client, url: &reqwest::Url, check: &HealthCheckSpec) -> ProbeOutcome {
+    let response = match client
+        .get(url.clone())
+        .header(reqwest::header::CACHE_CONTROL, "no-cache")
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return connection_error(&e),
+    };
+    let status = response.status().as_u16();
+    if !check.statuses.contains(&status) {
+        return ProbeOutcome::UnexpectedStatus { status };
+    }
+    let Some(needle) = check.body_contains.as_deref() else {
+        return ProbeOutcome::Healthy { status };
+    };
+    let mut response = response;
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = BODY_LIMIT.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if contains(&body, needle.as_bytes()) {
+                    return ProbeOutcome::Healthy { status };
+                }
+                if body.len() >= BODY_LIMIT {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return connection_error(&e),
+        }
+    }
+    ProbeOutcome::BodyMismatch { status }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn connection_error(e: &reqwest::Error) -> ProbeOutcome {
+    if e.is_timeout() {
+        return ProbeOutcome::TimedOut;
+    }
+    // reqwest's top-level message is generic ("error sending request"); the root cause says what happened.
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message = s.to_string();
+        source = s.source();
+    }
+    ProbeOutcome::ConnectionError { message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_url_stays_on_the_base_host() {
+        let target = ProbeTarget {
+            base_url: reqwest::Url::parse("https://app-staging.example.test:8443/ignored").unwrap(),
+            label: "staging".to_owned(),
+        };
+        assert_eq!(
+            target.url_for("/health?deep=1").unwrap().as_str(),
+            "https://app-staging.example.test:8443/health?deep=1"
+        );
+        assert!(target.url_for("//evil.test/x").is_err());
+        assert!(target.url_for("health").is_err());
+    }
+
+    #[test]
+    fn body_search_finds_text_across_chunks() {
+        assert!(contains(b"status: ok", b"ok"));
+        assert!(!contains(b"status: down", b"ok"));
+    }
+}

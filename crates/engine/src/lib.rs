@@ -8,6 +8,8 @@ pub mod package;
 // Owned by the plan/stages/journal work.
 pub mod journal;
 pub mod plan;
+pub mod port;
 pub mod rehearse;
+pub mod spec;
 pub mod stages;
 pub mod state;

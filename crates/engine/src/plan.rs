@@ -1,1 +1,1281 @@
-//! TODO(engine): plan.
+//! The plan: the ordered steps a stage would take, computed from the release spec and the live state with no I/O.
+//!
+//! Every stage executes a plan and `plan` only prints it, so what a pull request shows is what a release does.
+//! The JSON form is a versioned contract (`planVersion`) with a checked-in schema (`docs/plan.schema.json`).
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Write as _};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::journal::{JournalTags, Phase};
+use crate::spec::{
+    AppKind, EnvironmentSpec, HealthSpec, HookWhere, ReleaseSpec, RollbackMode, SecretDelivery,
+    Strategy,
+};
+use crate::state::{LiveState, PRODUCTION};
+
+/// The version of the plan's JSON form.
+pub const PLAN_VERSION: u32 = 1;
+
+/// A stage of a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Stage {
+    /// Build the package or resolve the image tag.
+    Build,
+    /// Deploy to the staging slot, run hooks, health-gate it.
+    Staging,
+    /// Swap into production and watch it.
+    Production,
+    /// Restore the last known-good release.
+    Rollback,
+}
+
+impl Stage {
+    /// Every stage, in release order.
+    pub const ALL: [Stage; 4] = [
+        Stage::Build,
+        Stage::Staging,
+        Stage::Production,
+        Stage::Rollback,
+    ];
+
+    /// The stage's name as users write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Build => "build",
+            Stage::Staging => "staging",
+            Stage::Production => "production",
+            Stage::Rollback => "rollback",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Stage {
+    type Err = PlanError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Stage::ALL
+            .into_iter()
+            .find(|stage| stage.as_str() == s)
+            .ok_or_else(|| PlanError::UnknownStage(s.to_owned()))
+    }
+}
+
+/// What the build produced or will produce, known before the stages run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildInfo {
+    /// The release id (e.g. the build number).
+    pub release_id: String,
+    /// The package's SHA-256, when it is already built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_sha256: Option<String>,
+}
+
+/// A plan for one stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Always [`PLAN_VERSION`].
+    pub plan_version: u32,
+    /// The stage.
+    pub stage: Stage,
+    /// The app's site name.
+    pub app: String,
+    /// The resource group.
+    pub resource_group: String,
+    /// The environment the stage applies, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The release being shipped (or, for rollback, restored).
+    pub release_id: String,
+    /// Preflight results; the stage refuses to start when any failed.
+    pub preflight: Vec<Check>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// What happens if a step fails, in order.
+    pub on_failure: Vec<Step>,
+}
+
+/// One preflight check against the config and the live state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// A short stable name, e.g. `startup-command`.
+    pub name: String,
+    /// Whether it held.
+    pub ok: bool,
+    /// What was found, and what to do when it failed.
+    pub detail: String,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    /// What the step does.
+    pub action: Action,
+    /// Why it is needed.
+    pub reason: String,
+}
+
+/// A setting's value as a plan may show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", tag = "kind", content = "value")]
+pub enum Shown {
+    /// A plain value.
+    Plain(String),
+    /// A secret: only its origin is shown, never its value.
+    Secret(String),
+}
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shown::Plain(value) => write!(f, "{value:?}"),
+            Shown::Secret(origin) => write!(f, "<secret {origin}>"),
+        }
+    }
+}
+
+/// A setting change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingChange {
+    /// Setting name.
+    pub name: String,
+    /// Value now, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Shown>,
+    /// Value after the step.
+    pub after: Shown,
+    /// Whether the step also marks it sticky (it was not before).
+    pub becomes_sticky: bool,
+}
+
+/// A secret pulled from Key Vault (names only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretPull {
+    /// The setting it feeds.
+    pub setting: String,
+    /// The secret's name in the vault.
+    pub secret: String,
+    /// How it is delivered.
+    pub delivery: SecretDelivery,
+}
+
+/// A health probe's parameters as planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Probe {
+    /// Path probed.
+    pub path: String,
+    /// Healthy statuses.
+    pub statuses: Vec<u16>,
+    /// Seconds between probes.
+    pub interval_secs: u64,
+    /// Consecutive successes needed (gate) or failures tolerated (watch).
+    pub count: u32,
+    /// Seconds allowed (gate) or watched (watch).
+    pub window_secs: u64,
+    /// Text the body must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+}
+
+impl Probe {
+    fn gate(spec: &HealthSpec) -> Self {
+        Probe {
+            path: spec.path.clone(),
+            statuses: spec.statuses.clone(),
+            interval_secs: spec.interval.as_secs(),
+            count: spec.successes,
+            window_secs: spec.timeout.as_secs(),
+            body_contains: spec.body_contains.clone(),
+        }
+    }
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum Action {
+    /// Take the release lock on the app.
+    AcquireLock,
+    /// Give the release lock back.
+    ReleaseLock,
+    /// Write the journal (site tags and a Kudu deployment record).
+    WriteJournal {
+        /// The phase recorded.
+        phase: Phase,
+    },
+    /// Create a missing slot.
+    CreateSlot {
+        /// The slot.
+        slot: String,
+    },
+    /// Read secrets from Key Vault and register their values for masking.
+    PullSecrets {
+        /// The vault.
+        vault: String,
+        /// The secrets, by name.
+        secrets: Vec<SecretPull>,
+    },
+    /// Set app settings on a slot (only those that differ) and mark them sticky.
+    SetSettings {
+        /// The slot.
+        slot: String,
+        /// The changes.
+        changes: Vec<SettingChange>,
+    },
+    /// Set the startup command.
+    SetStartupCommand {
+        /// The slot.
+        slot: String,
+        /// Now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+        /// After.
+        after: String,
+    },
+    /// Point a slot at a container image.
+    SetImage {
+        /// The slot.
+        slot: String,
+        /// Image now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+        /// Image after.
+        after: String,
+    },
+    /// Build the zip package.
+    BuildPackage {
+        /// The package root.
+        root: String,
+    },
+    /// Resolve and record the image tag.
+    ResolveImage {
+        /// `repository:tag`.
+        image: String,
+    },
+    /// Deploy the zip package to a slot.
+    DeployPackage {
+        /// The slot.
+        slot: String,
+        /// SHA-256 of the package, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+    },
+    /// Run a hook.
+    RunHook {
+        /// Hook name.
+        name: String,
+        /// Where it runs.
+        run_where: HookWhere,
+        /// The command.
+        command: String,
+        /// Its time limit in seconds.
+        timeout_secs: u64,
+        /// The undo command.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        undo: Option<String>,
+        /// No undo: once it ran, the release cannot be fully taken back.
+        point_of_no_return: bool,
+    },
+    /// Run a hook's undo command.
+    UndoHook {
+        /// Hook name.
+        name: String,
+        /// Where it runs.
+        run_where: HookWhere,
+        /// The undo command.
+        command: String,
+    },
+    /// Probe a slot until it is healthy.
+    HealthGate {
+        /// The slot.
+        slot: String,
+        /// The probe.
+        probe: Probe,
+    },
+    /// Swap two slots.
+    Swap {
+        /// The slot swapped in.
+        source: String,
+        /// The slot it replaces (production).
+        target: String,
+    },
+    /// Swap with preview, phase one: apply the target's settings to the source.
+    ApplySlotConfig {
+        /// Source.
+        source: String,
+        /// Target.
+        target: String,
+    },
+    /// Swap with preview, cancel: restore the source's own settings.
+    ResetSlotConfig {
+        /// Source.
+        source: String,
+    },
+    /// Watch production through a window.
+    Watch {
+        /// The slot watched.
+        slot: String,
+        /// The probe.
+        probe: Probe,
+    },
+    /// Nothing to do; the plan says why.
+    Nothing,
+}
+
+impl Action {
+    /// Whether the step changes the app in a way that the journal must record before and after.
+    pub fn is_irreversible(&self) -> bool {
+        matches!(
+            self,
+            Action::DeployPackage { .. }
+                | Action::SetImage { .. }
+                | Action::RunHook { .. }
+                | Action::Swap { .. }
+                | Action::ApplySlotConfig { .. }
+        )
+    }
+
+    /// A one-line human description.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::AcquireLock => "take the release lock".into(),
+            Action::ReleaseLock => "release the lock".into(),
+            Action::WriteJournal { phase } => format!("write journal: {phase}"),
+            Action::CreateSlot { slot } => format!("create slot {slot}"),
+            Action::PullSecrets { vault, secrets } => {
+                let names: Vec<&str> = secrets.iter().map(|s| s.secret.as_str()).collect();
+                format!("pull {} secret(s) from {vault}: {}", names.len(), names.join(", "))
+            }
+            Action::SetSettings { slot, changes } => {
+                format!("set {} setting(s) on {slot}", changes.len())
+            }
+            Action::SetStartupCommand { slot, before, after } => format!(
+                "set startup command on {slot}: {} -> {after:?}",
+                before.as_deref().map_or("(none)".into(), |b| format!("{b:?}"))
+            ),
+            Action::SetImage {
+                slot,
+                before,
+                after,
+            } => format!(
+                "set image on {slot}: {} -> {after}",
+                before.as_deref().unwrap_or("(none)")
+            ),
+            Action::BuildPackage { root } => format!("build package from {root}"),
+            Action::ResolveImage { image } => format!("resolve image {image}"),
+            Action::DeployPackage { slot, sha256 } => match sha256 {
+                Some(sha) => format!("deploy package {} to {slot}", &sha[..sha.len().min(12)]),
+                None => format!("deploy package to {slot}"),
+            },
+            Action::RunHook {
+                name,
+                run_where,
+                point_of_no_return,
+                ..
+            } => format!(
+                "run hook {name} ({}){}",
+                match run_where {
+                    HookWhere::Slot => "in the slot",
+                    HookWhere::Agent => "on the agent",
+                },
+                if *point_of_no_return {
+                    " [point of no return: no undo]"
+                } else {
+                    ""
+                }
+            ),
+            Action::UndoHook { name, .. } => format!("undo hook {name}"),
+            Action::HealthGate { slot, probe } => format!(
+                "health gate {slot}{}: {} consecutive success(es) within {}s",
+                probe.path, probe.count, probe.window_secs
+            ),
+            Action::Swap { source, target } => format!("swap {source} into {target}"),
+            Action::ApplySlotConfig { source, target } => {
+                format!("swap with preview: apply {target} settings to {source}")
+            }
+            Action::ResetSlotConfig { source } => format!("cancel swap preview on {source}"),
+            Action::Watch { slot, probe } => format!(
+                "watch {slot}{} for {}s (stop after {} failure(s))",
+                probe.path, probe.window_secs, probe.count
+            ),
+            Action::Nothing => "nothing to do".into(),
+        }
+    }
+}
+
+impl Plan {
+    /// Failed preflight checks.
+    pub fn problems(&self) -> impl Iterator<Item = &Check> {
+        self.preflight.iter().filter(|c| !c.ok)
+    }
+
+    /// The plan as pretty JSON.
+    pub fn to_json(&self) -> String {
+        // Serialising plain owned data with string keys cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The plan for people: concise, one line per step, details indented.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let env = self
+            .environment
+            .as_deref()
+            .map(|e| format!(", environment {e}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "Plan for {} of {} (resource group {}{env}), release {}",
+            self.stage, self.app, self.resource_group, self.release_id
+        );
+        if !self.preflight.is_empty() {
+            let _ = writeln!(out, "Preflight:");
+            for check in &self.preflight {
+                let mark = if check.ok { "ok  " } else { "FAIL" };
+                let _ = writeln!(out, "  {mark} {}: {}", check.name, check.detail);
+            }
+        }
+        let _ = writeln!(out, "Steps:");
+        render_steps(&mut out, &self.steps);
+        if !self.on_failure.is_empty() {
+            let _ = writeln!(out, "On failure:");
+            render_steps(&mut out, &self.on_failure);
+        }
+        out
+    }
+}
+
+fn render_steps(out: &mut String, steps: &[Step]) {
+    for (i, step) in steps.iter().enumerate() {
+        let _ = writeln!(out, "  {:>2}. {}", i + 1, step.action.describe());
+        let _ = writeln!(out, "      why: {}", step.reason);
+        if let Action::SetSettings { changes, .. } = &step.action {
+            for c in changes {
+                let before = c.before.as_ref().map_or("(unset)".into(), |b| b.to_string());
+                let sticky = if c.becomes_sticky { " [sticky]" } else { "" };
+                let _ = writeln!(out, "      {}: {before} -> {}{sticky}", c.name, c.after);
+            }
+        }
+        if let Action::RunHook { command, undo, .. } = &step.action {
+            let _ = writeln!(out, "      command: {command}");
+            if let Some(undo) = undo {
+                let _ = writeln!(out, "      undo: {undo}");
+            }
+        }
+    }
+}
+
+/// Why a plan cannot be computed at all (problems with the live app are preflight checks instead).
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The stage name is not one of build, staging, production, rollback.
+    #[error("unknown stage `{0}` (expected build, staging, production or rollback)")]
+    UnknownStage(String),
+    /// The config has no section for the stage.
+    #[error("the config has no `stages.{0}` section")]
+    StageNotConfigured(Stage),
+    /// An environment is referenced but not defined.
+    #[error("environment `{0}` is not defined in the config")]
+    UnknownEnvironment(String),
+}
+
+/// Everything a plan is computed from.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    /// The release.
+    pub spec: &'a ReleaseSpec,
+    /// The stage.
+    pub stage: Stage,
+    /// Overrides the stage's environment.
+    pub environment: Option<&'a str>,
+    /// The app as it is now.
+    pub state: &'a LiveState,
+    /// The build.
+    pub build: &'a BuildInfo,
+}
+
+/// Computes the plan for a stage. Pure: no I/O, same input gives the same plan.
+pub fn compute(input: PlanInput<'_>) -> Result<Plan, PlanError> {
+    let PlanInput {
+        spec,
+        stage,
+        state,
+        build,
+        ..
+    } = input;
+    let journal = JournalTags::from_tags(&state.tags);
+    let mut plan = Plan {
+        plan_version: PLAN_VERSION,
+        stage,
+        app: spec.app.name.clone(),
+        resource_group: spec.app.resource_group.clone(),
+        environment: None,
+        release_id: build.release_id.clone(),
+        preflight: Vec::new(),
+        steps: Vec::new(),
+        on_failure: Vec::new(),
+    };
+    match stage {
+        Stage::Build => plan_build(spec, &mut plan),
+        Stage::Staging => {
+            let staging = spec
+                .staging
+                .as_ref()
+                .ok_or(PlanError::StageNotConfigured(stage))?;
+            let env_name = input.environment.unwrap_or(&staging.environment);
+            let env = environment(spec, env_name)?;
+            plan.environment = Some(env_name.to_owned());
+            plan_staging(spec, env, staging, state, build, &journal, &mut plan);
+        }
+        Stage::Production => {
+            let production = spec
+                .production
+                .as_ref()
+                .ok_or(PlanError::StageNotConfigured(stage))?;
+            let env_name = input.environment.unwrap_or(&production.environment);
+            let env = environment(spec, env_name)?;
+            plan.environment = Some(env_name.to_owned());
+            plan_production(spec, env, production, state, build, &journal, &mut plan);
+        }
+        Stage::Rollback => plan_rollback(spec, state, &journal, &mut plan),
+    }
+    Ok(plan)
+}
+
+fn environment<'a>(spec: &'a ReleaseSpec, name: &str) -> Result<&'a EnvironmentSpec, PlanError> {
+    spec.environments
+        .get(name)
+        .ok_or_else(|| PlanError::UnknownEnvironment(name.to_owned()))
+}
+
+fn step(action: Action, reason: impl Into<String>) -> Step {
+    Step {
+        action,
+        reason: reason.into(),
+    }
+}
+
+fn check(name: &str, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.to_owned(),
+        ok,
+        detail: detail.into(),
+    }
+}
+
+fn plan_build(spec: &ReleaseSpec, plan: &mut Plan) {
+    match &spec.app.kind {
+        AppKind::Code { root, .. } => plan.steps.push(step(
+            Action::BuildPackage {
+                root: root.display().to_string(),
+            },
+            "a deterministic zip with a manifest is what staging deploys",
+        )),
+        AppKind::Container { repository, tag } => plan.steps.push(step(
+            Action::ResolveImage {
+                image: format!("{repository}:{tag}"),
+            },
+            "the image is built and pushed by your own step; its tag is recorded for staging",
+        )),
+    }
+}
+
+/// Preflight checks shared by every stage that changes the app.
+fn common_preflight(state: &LiveState, journal: &JournalTags, plan: &mut Plan) {
+    plan.preflight.push(check(
+        "in-flight",
+        state.in_flight.is_empty(),
+        if state.in_flight.is_empty() {
+            "no swap or deployment in flight".to_owned()
+        } else {
+            format!(
+                "still running: {}; wait for it to finish and run again",
+                state.in_flight.join(", ")
+            )
+        },
+    ));
+    let unfinished = journal.phase.filter(|p| !p.is_settled());
+    plan.preflight.push(check(
+        "journal",
+        unfinished.is_none(),
+        match (unfinished, journal.release.as_deref()) {
+            (Some(phase), Some(release)) => format!(
+                "release {release} stopped at phase `{phase}`; run `slot-release rollback` or the same stage again with --resume"
+            ),
+            (Some(phase), None) => format!("an unfinished release stopped at phase `{phase}`"),
+            (None, _) => "no unfinished release".to_owned(),
+        },
+    ));
+}
+
+fn startup_preflight(spec: &ReleaseSpec, state: &LiveState, slot: &str, plan: &mut Plan) {
+    let live = state.slot(slot);
+    match &spec.app.kind {
+        AppKind::Code { .. } => {
+            let wanted = spec.app.startup_command.as_deref().map(str::trim);
+            let has = wanted.filter(|c| !c.is_empty()).is_some()
+                || live.and_then(|s| s.startup_command()).is_some();
+            let ok = has || !spec.app.needs_startup_command;
+            plan.preflight.push(check(
+                "startup-command",
+                ok,
+                if ok {
+                    "the stack's startup command rule holds".to_owned()
+                } else {
+                    format!(
+                        "slot {slot} has no startup command and the config sets none; a blank one on this stack is an outage: set app.startupCommand"
+                    )
+                },
+            ));
+        }
+        AppKind::Container { .. } => {
+            let live_cmd = live.and_then(|s| s.startup_command());
+            plan.preflight.push(check(
+                "startup-command",
+                spec.app.startup_command.is_none(),
+                if spec.app.startup_command.is_none() {
+                    match live_cmd {
+                        Some(cmd) => format!(
+                            "a container app carries no startup command; the slot's {cmd:?} will be cleared"
+                        ),
+                        None => "a container app carries no startup command".to_owned(),
+                    }
+                } else {
+                    "a container app must not have a startup command: remove app.startupCommand"
+                        .to_owned()
+                },
+            ));
+        }
+    }
+}
+
+fn settings_changes(
+    env: &EnvironmentSpec,
+    state: &LiveState,
+    slot: &str,
+) -> (Option<Step>, Option<Step>) {
+    let live = state.slot(slot);
+    let mut changes = Vec::new();
+    let mut secrets = Vec::new();
+    let mut wanted: BTreeMap<&str, Shown> = env
+        .settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), Shown::Plain(v.clone())))
+        .collect();
+    for (setting, secret) in &env.secrets {
+        secrets.push(SecretPull {
+            setting: setting.clone(),
+            secret: secret.secret.clone(),
+            delivery: secret.delivery,
+        });
+        let vault = env.vault.as_deref().unwrap_or("vault");
+        match secret.delivery {
+            SecretDelivery::KeyVaultReference => {
+                wanted.insert(setting, Shown::Plain(key_vault_reference(vault, &secret.secret)));
+            }
+            SecretDelivery::Value => {
+                wanted.insert(setting, Shown::Secret(format!("{vault}/{}", secret.secret)));
+            }
+            SecretDelivery::PipelineVariable => {}
+        }
+    }
+    for (name, after) in wanted {
+        let before_raw = live.and_then(|s| s.settings.get(name));
+        let is_secret = matches!(after, Shown::Secret(_));
+        let before = before_raw.map(|v| {
+            if is_secret {
+                Shown::Secret("current value".into())
+            } else {
+                Shown::Plain(v.clone())
+            }
+        });
+        // A secret delivered as a value cannot be compared without reading it, so it is always written.
+        let same = match &after {
+            Shown::Plain(v) => before_raw == Some(v),
+            Shown::Secret(_) => false,
+        };
+        let becomes_sticky = !state.sticky_settings.contains(name);
+        if same && !becomes_sticky {
+            continue;
+        }
+        changes.push(SettingChange {
+            name: name.to_owned(),
+            before,
+            after,
+            becomes_sticky,
+        });
+    }
+    let pull = (!secrets.is_empty()).then(|| {
+        step(
+            Action::PullSecrets {
+                vault: env.vault.clone().unwrap_or_default(),
+                secrets,
+            },
+            "secrets come from Key Vault; each value is masked in the log the moment it is read",
+        )
+    });
+    let set = (!changes.is_empty()).then(|| {
+        step(
+            Action::SetSettings {
+                slot: slot.to_owned(),
+                changes,
+            },
+            "settings written as sticky so a swap never carries one slot's values into another; only what differs",
+        )
+    });
+    (pull, set)
+}
+
+/// The App Service Key Vault reference syntax for a secret.
+pub fn key_vault_reference(vault: &str, secret: &str) -> String {
+    format!("@Microsoft.KeyVault(VaultName={vault};SecretName={secret})")
+}
+
+fn health_step(health: Option<&HealthSpec>, slot: &str, reason: &str) -> Option<Step> {
+    health.map(|h| {
+        step(
+            Action::HealthGate {
+                slot: slot.to_owned(),
+                probe: Probe::gate(h),
+            },
+            reason,
+        )
+    })
+}
+
+fn plan_staging(
+    spec: &ReleaseSpec,
+    env: &EnvironmentSpec,
+    staging: &crate::spec::StagingSpec,
+    state: &LiveState,
+    build: &BuildInfo,
+    journal: &JournalTags,
+    plan: &mut Plan,
+) {
+    let slot = env.slot.as_str();
+    let exists = state.slot(slot).is_some();
+    plan.preflight.push(check(
+        "slot",
+        exists || env.create_slot,
+        if exists {
+            format!("slot {slot} exists")
+        } else if env.create_slot {
+            format!("slot {slot} is missing and will be created")
+        } else {
+            format!(
+                "slot {slot} does not exist; create it or set createSlot: true on the environment"
+            )
+        },
+    ));
+    plan.preflight.push(check(
+        "target",
+        slot != PRODUCTION,
+        if slot == PRODUCTION {
+            "the staging environment is bound to the production slot; staging must never touch production".to_owned()
+        } else {
+            format!("staging deploys to slot {slot}, not production")
+        },
+    ));
+    startup_preflight(spec, state, slot, plan);
+    let live = state.slot(slot);
+    if let AppKind::Code { .. } = spec.app.kind {
+        let run_from = live.and_then(|s| s.settings.get("WEBSITE_RUN_FROM_PACKAGE"));
+        let url = run_from.is_some_and(|v| v.starts_with("http://") || v.starts_with("https://"));
+        plan.preflight.push(check(
+            "run-from-package",
+            !url,
+            if url {
+                format!("WEBSITE_RUN_FROM_PACKAGE on {slot} points at a URL, which makes zip deploys fail with 409; remove the setting or set it to 1")
+            } else {
+                "WEBSITE_RUN_FROM_PACKAGE does not point at a URL".to_owned()
+            },
+        ));
+        let scm_build = live
+            .and_then(|s| s.settings.get("SCM_DO_BUILD_DURING_DEPLOYMENT"))
+            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        plan.preflight.push(check(
+            "scm-build",
+            !scm_build,
+            if scm_build {
+                format!("SCM_DO_BUILD_DURING_DEPLOYMENT is on for {slot}, but the package is already built; set it to false so the deployed bytes are the ones planned")
+            } else {
+                "the deployed package is used as built".to_owned()
+            },
+        ));
+    }
+    common_preflight(state, journal, plan);
+
+    plan.steps.push(step(
+        Action::AcquireLock,
+        "two releases of the same app at once would interleave their changes",
+    ));
+    if !exists {
+        plan.steps.push(step(
+            Action::CreateSlot {
+                slot: slot.to_owned(),
+            },
+            "the config asks for the slot to be created when missing",
+        ));
+    }
+    let (pull, set) = settings_changes(env, state, slot);
+    plan.steps.extend(pull);
+    plan.steps.push(step(
+        Action::WriteJournal {
+            phase: Phase::Staging,
+        },
+        "a later run must know a release was started here",
+    ));
+    plan.steps.extend(set);
+    push_site_changes(spec, state, slot, plan, "the slot must run the new release");
+    if let AppKind::Code { .. } = spec.app.kind {
+        plan.steps.push(step(
+            Action::DeployPackage {
+                slot: slot.to_owned(),
+                sha256: build.package_sha256.clone(),
+            },
+            "the release's package goes to the slot, never to production directly",
+        ));
+    }
+    plan.steps.push(step(
+        Action::WriteJournal {
+            phase: Phase::Deployed,
+        },
+        "the slot now holds the release",
+    ));
+    push_hooks(&staging.hooks, &mut plan.steps);
+    plan.steps.extend(health_step(
+        staging.health.as_ref(),
+        slot,
+        "production is only touched once the slot is healthy",
+    ));
+    plan.steps.push(step(
+        Action::WriteJournal {
+            phase: Phase::Staged,
+        },
+        "production will verify the slot holds this release before swapping",
+    ));
+    plan.steps.push(step(Action::ReleaseLock, "the stage is done"));
+
+    push_undos(
+        &staging.hooks,
+        &mut plan.on_failure,
+        "hooks already run are undone in reverse order (only those that ran)",
+    );
+    plan.on_failure.push(step(
+        Action::WriteJournal {
+            phase: Phase::Failed,
+        },
+        "the slot is marked failed; production is not touched",
+    ));
+    plan.on_failure
+        .push(step(Action::ReleaseLock, "the stage is over"));
+}
+
+fn push_hooks(hooks: &[crate::spec::HookSpec], steps: &mut Vec<Step>) {
+    for hook in hooks {
+        steps.push(step(
+            Action::RunHook {
+                name: hook.name.clone(),
+                run_where: hook.run_where,
+                command: hook.command.clone(),
+                timeout_secs: hook.timeout.as_secs(),
+                undo: hook.undo.clone(),
+                point_of_no_return: hook.undo.is_none(),
+            },
+            if hook.undo.is_some() {
+                "configured hook; its undo runs if a later step fails"
+            } else {
+                "configured hook with no undo: once it ran, failure cannot take its effect back"
+            },
+        ));
+    }
+}
+
+fn push_undos(hooks: &[crate::spec::HookSpec], steps: &mut Vec<Step>, reason: &str) {
+    for hook in hooks.iter().rev() {
+        if let Some(undo) = &hook.undo {
+            steps.push(step(
+                Action::UndoHook {
+                    name: hook.name.clone(),
+                    run_where: hook.run_where,
+                    command: undo.clone(),
+                },
+                reason,
+            ));
+        }
+    }
+}
+
+/// Startup command and image changes for a slot, only where they differ.
+fn push_site_changes(spec: &ReleaseSpec, state: &LiveState, slot: &str, plan: &mut Plan, why: &str) {
+    let live = state.slot(slot);
+    match &spec.app.kind {
+        AppKind::Code { .. } => {
+            if let Some(wanted) = spec.app.startup_command.as_deref() {
+                let before = live.and_then(|s| s.startup_command()).map(str::to_owned);
+                if before.as_deref() != Some(wanted) {
+                    plan.steps.push(step(
+                        Action::SetStartupCommand {
+                            slot: slot.to_owned(),
+                            before,
+                            after: wanted.to_owned(),
+                        },
+                        "the stack needs the configured startup command",
+                    ));
+                }
+            }
+        }
+        AppKind::Container { repository, tag } => {
+            let after = format!("{repository}:{tag}");
+            let before = live.and_then(|s| s.image()).map(str::to_owned);
+            if before.as_deref() != Some(after.as_str()) {
+                plan.steps.push(step(
+                    Action::SetImage {
+                        slot: slot.to_owned(),
+                        before,
+                        after,
+                    },
+                    why,
+                ));
+            }
+        }
+    }
+}
+
+fn plan_production(
+    spec: &ReleaseSpec,
+    env: &EnvironmentSpec,
+    production: &crate::spec::ProductionSpec,
+    state: &LiveState,
+    build: &BuildInfo,
+    journal: &JournalTags,
+    plan: &mut Plan,
+) {
+    let source = production.source_slot.as_str();
+    let direct = source == PRODUCTION;
+    common_preflight(state, journal, plan);
+    if direct {
+        plan.preflight.push(check(
+            "source",
+            matches!(spec.app.kind, AppKind::Container { .. }),
+            if matches!(spec.app.kind, AppKind::Container { .. }) {
+                "no staging slot: the image is set on production directly".to_owned()
+            } else {
+                "a code app is released through a slot; set stages.production.from to a slot".to_owned()
+            },
+        ));
+    } else {
+        let held = state.slot(source).and_then(|s| s.release.as_deref());
+        let expected = journal.slot_release(source);
+        let ok = state.slot(source).is_some()
+            && held == Some(build.release_id.as_str())
+            && (expected.is_none() || expected == held)
+            && journal.phase == Some(Phase::Staged);
+        plan.preflight.push(check(
+            "staged-release",
+            ok,
+            if ok {
+                format!("slot {source} holds release {} and passed its gate", build.release_id)
+            } else {
+                format!(
+                    "slot {source} holds {} (journal phase {}), not a staged release {}; run the staging stage for this release first",
+                    held.unwrap_or("an unknown release"),
+                    journal.phase.map_or("none".to_owned(), |p| p.to_string()),
+                    build.release_id
+                )
+            },
+        ));
+        if production.strategy == Strategy::SwapWithPreview {
+            let linux = state
+                .slot(PRODUCTION)
+                .and_then(|s| s.linux_fx_version.as_deref())
+                .is_some_and(|fx| !fx.is_empty());
+            plan.preflight.push(check(
+                "swap-with-preview",
+                !linux,
+                if linux {
+                    "App Service does not support swap with preview on Linux or container apps; use strategy: swap".to_owned()
+                } else {
+                    "swap with preview is supported for this app".to_owned()
+                },
+            ));
+        }
+    }
+
+    plan.steps.push(step(
+        Action::AcquireLock,
+        "two releases of the same app at once would interleave their changes",
+    ));
+    let (pull, set) = settings_changes(env, state, PRODUCTION);
+    plan.steps.extend(pull);
+    plan.steps.extend(set);
+    push_hooks(&production.hooks, &mut plan.steps);
+    plan.steps.push(step(
+        Action::WriteJournal {
+            phase: Phase::Swapping,
+        },
+        "a run cut short during the swap must be recognised by the next one",
+    ));
+    if direct {
+        push_site_changes(
+            spec,
+            state,
+            PRODUCTION,
+            plan,
+            "there is no staging slot: production takes the new image, the previous tag is recorded for rollback",
+        );
+    } else {
+        if production.strategy == Strategy::SwapWithPreview {
+            plan.steps.push(step(
+                Action::ApplySlotConfig {
+                    source: source.to_owned(),
+                    target: PRODUCTION.to_owned(),
+                },
+                "the release is first verified with production's settings before it serves traffic",
+            ));
+            plan.steps.extend(health_step(
+                production.health.as_ref(),
+                source,
+                "the release must be healthy with production's settings",
+            ));
+        }
+        plan.steps.push(step(
+            Action::Swap {
+                source: source.to_owned(),
+                target: PRODUCTION.to_owned(),
+            },
+            "the warmed-up slot takes production traffic with no downtime",
+        ));
+    }
+    plan.steps.push(step(
+        Action::WriteJournal {
+            phase: Phase::Swapped,
+        },
+        "production now serves the release; the previous one is kept for rollback",
+    ));
+    if let Some(health) = &production.health {
+        plan.steps.push(step(
+            Action::Watch {
+                slot: PRODUCTION.to_owned(),
+                probe: Probe {
+                    path: health.path.clone(),
+                    statuses: health.statuses.clone(),
+                    interval_secs: health.interval.as_secs(),
+                    count: production.watch_max_failures,
+                    window_secs: production.watch_window.as_secs(),
+                    body_contains: health.body_contains.clone(),
+                },
+            },
+            "production is watched so a bad release is caught while the previous one is one swap away",
+        ));
+    }
+    plan.steps.push(step(
+        Action::WriteJournal {
+            phase: Phase::Released,
+        },
+        "the release becomes the last known-good one",
+    ));
+    plan.steps.push(step(Action::ReleaseLock, "the stage is done"));
+
+    match production.rollback {
+        RollbackMode::Automatic => {
+            if direct {
+                if let Some(previous) = state.slot(PRODUCTION).and_then(|s| s.image()) {
+                    plan.on_failure.push(step(
+                        Action::SetImage {
+                            slot: PRODUCTION.to_owned(),
+                            before: None,
+                            after: previous.to_owned(),
+                        },
+                        "automatic rollback: the previous tag goes back",
+                    ));
+                }
+            } else {
+                if production.strategy == Strategy::SwapWithPreview {
+                    plan.on_failure.push(step(
+                        Action::ResetSlotConfig {
+                            source: source.to_owned(),
+                        },
+                        "a failed preview is cancelled before production is touched",
+                    ));
+                }
+                plan.on_failure.push(step(
+                    Action::Swap {
+                        source: source.to_owned(),
+                        target: PRODUCTION.to_owned(),
+                    },
+                    "automatic rollback, only if the swap happened: swapping back restores the previous release",
+                ));
+            }
+            plan.on_failure.extend(health_step(
+                production.health.as_ref(),
+                PRODUCTION,
+                "production must be healthy again after the rollback",
+            ));
+            if production.undo_hooks_on_rollback {
+                let reason = "the config allows undoing hooks after a rollback";
+                push_undos(&production.hooks, &mut plan.on_failure, reason);
+                if let Some(staging) = &spec.staging {
+                    push_undos(&staging.hooks, &mut plan.on_failure, reason);
+                }
+            }
+            plan.on_failure.push(step(
+                Action::WriteJournal {
+                    phase: Phase::RolledBack,
+                },
+                "the previous release is the last known-good again",
+            ));
+        }
+        RollbackMode::Manual => plan.on_failure.push(step(
+            Action::WriteJournal {
+                phase: Phase::Failed,
+            },
+            "rollback is manual: run `slot-release rollback`",
+        )),
+    }
+    plan.on_failure
+        .push(step(Action::ReleaseLock, "the stage is over"));
+}
+
+fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, plan: &mut Plan) {
+    let lkg = journal.last_known_good.clone();
+    plan.release_id = lkg.clone().unwrap_or_default();
+    plan.preflight.push(check(
+        "in-flight",
+        state.in_flight.is_empty(),
+        if state.in_flight.is_empty() {
+            "no swap or deployment in flight".to_owned()
+        } else {
+            format!("still running: {}", state.in_flight.join(", "))
+        },
+    ));
+    let production_release = journal.slot_release(PRODUCTION);
+    let Some(lkg) = lkg else {
+        plan.preflight.push(check(
+            "last-known-good",
+            false,
+            "the journal records no last known-good release, so there is nothing to restore; redeploy a known release with the staging and production stages",
+        ));
+        return;
+    };
+    if production_release == Some(lkg.as_str()) && journal.phase.is_none_or(|p| p.is_settled()) {
+        plan.steps.push(step(
+            Action::Nothing,
+            format!("production already runs the last known-good release {lkg}"),
+        ));
+        return;
+    }
+    let other = spec
+        .production
+        .as_ref()
+        .map(|p| p.source_slot.as_str())
+        .filter(|s| *s != PRODUCTION);
+    let lkg_slot = other.filter(|slot| journal.slot_release(slot) == Some(lkg.as_str()));
+    let mut steps = vec![step(
+        Action::AcquireLock,
+        "a rollback must not race another release",
+    )];
+    if let Some(slot) = lkg_slot {
+        let held = state.slot(slot).and_then(|s| s.release.as_deref());
+        let verified = held == Some(lkg.as_str());
+        plan.preflight.push(check(
+            "last-known-good",
+            verified,
+            if verified {
+                format!("slot {slot} holds the last known-good release {lkg}")
+            } else {
+                format!(
+                    "the journal says slot {slot} holds {lkg} but its deployment record says {}; refusing to swap an unverified release",
+                    held.unwrap_or("nothing")
+                )
+            },
+        ));
+        steps.push(step(
+            Action::WriteJournal {
+                phase: Phase::RollingBack,
+            },
+            "a run cut short during the rollback must be recognised",
+        ));
+        steps.push(step(
+            Action::Swap {
+                source: slot.to_owned(),
+                target: PRODUCTION.to_owned(),
+            },
+            format!("the last known-good release {lkg} is in slot {slot}: swap it back"),
+        ));
+    } else if let (AppKind::Container { .. }, Some(previous)) =
+        (&spec.app.kind, journal.previous_image.as_deref())
+    {
+        plan.preflight.push(check(
+            "last-known-good",
+            true,
+            format!("the journal records the previous image {previous}"),
+        ));
+        steps.push(step(
+            Action::WriteJournal {
+                phase: Phase::RollingBack,
+            },
+            "a run cut short during the rollback must be recognised",
+        ));
+        steps.push(step(
+            Action::SetImage {
+                slot: PRODUCTION.to_owned(),
+                before: state
+                    .slot(PRODUCTION)
+                    .and_then(|s| s.image())
+                    .map(str::to_owned),
+                after: previous.to_owned(),
+            },
+            format!("the previous known-good image of release {lkg} is put back"),
+        ));
+    } else {
+        plan.preflight.push(check(
+            "last-known-good",
+            false,
+            format!(
+                "the last known-good release {lkg} is in no slot and no previous image is recorded, so it cannot be restored; redeploy it with the staging and production stages"
+            ),
+        ));
+        return;
+    }
+    if let Some(health) = spec.rollback.as_ref().and_then(|r| r.health.as_ref()).or(spec.production.as_ref().and_then(|p| p.health.as_ref())) {
+        steps.push(step(
+            Action::HealthGate {
+                slot: PRODUCTION.to_owned(),
+                probe: Probe::gate(health),
+            },
+            "production must be healthy after the rollback",
+        ));
+    }
+    steps.push(step(
+        Action::WriteJournal {
+            phase: Phase::RolledBack,
+        },
+        "the restored release is recorded as serving production",
+    ));
+    steps.push(step(Action::ReleaseLock, "the stage is done"));
+    plan.steps = steps;
+}
+
+/// The JSON Schema of the plan document.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<Plan>();
+    serde_json::to_value(schema).unwrap_or_default()
+}

@@ -1,1 +1,136 @@
-//! TODO(engine): state.
+//! The live state of an app as the plan sees it: slots, settings, sticky names, site config, image, tags.
+//!
+//! It is plain data so that a plan can be computed without I/O. It is read from Azure through the port
+//! (`crate::port::read_state`) or loaded from a JSON file (`--state FILE`) for offline plans and tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The name the plan and the state use for the production slot.
+pub const PRODUCTION: &str = "production";
+
+/// Everything the planner needs to know about the app as it is now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LiveState {
+    /// Slots by name; `production` is the production slot. A slot that is absent does not exist.
+    #[serde(default)]
+    pub slots: BTreeMap<String, SlotState>,
+    /// App setting names marked slot-specific (sticky) on the site.
+    #[serde(default)]
+    pub sticky_settings: BTreeSet<String>,
+    /// Resource tags on the site (the compact part of the journal lives here).
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Deployments or swaps the platform reports as still running.
+    #[serde(default)]
+    pub in_flight: Vec<String>,
+}
+
+/// One slot of the app.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SlotState {
+    /// App settings as they are now. Values of secret settings are never printed from here.
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// The stack or container image (`linuxFxVersion`, e.g. `PYTHON|3.12` or `DOCKER|repo:tag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linux_fx_version: Option<String>,
+    /// The startup command (`appCommandLine`); `None` or empty means none is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_command: Option<String>,
+    /// The release the slot is known to hold, from the journal's deployment record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
+    /// The host name the slot answers on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_name: Option<String>,
+}
+
+impl SlotState {
+    /// The image tag when the slot runs a container (`DOCKER|repo:tag`).
+    pub fn image(&self) -> Option<&str> {
+        self.linux_fx_version
+            .as_deref()
+            .and_then(|fx| fx.strip_prefix("DOCKER|"))
+    }
+
+    /// The startup command, with an empty string read as none.
+    pub fn startup_command(&self) -> Option<&str> {
+        self.startup_command
+            .as_deref()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+    }
+}
+
+impl LiveState {
+    /// The slot called `name`, if it exists.
+    pub fn slot(&self, name: &str) -> Option<&SlotState> {
+        self.slots.get(name)
+    }
+
+    /// Loads a state file (`--state FILE`).
+    pub fn from_file(path: &Path) -> Result<Self, StateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| StateError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_json(&text).map_err(|source| StateError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Parses a state document.
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// Why a state file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The file could not be read.
+    #[error("cannot read the state file {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a valid state document.
+    #[error("the state file {} is not a valid state document", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The JSON error, with line and column.
+        source: serde_json::Error,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_and_startup_command_are_read_from_site_config() {
+        let slot = SlotState {
+            linux_fx_version: Some("DOCKER|contoso.azurecr.io/web:20260101".into()),
+            startup_command: Some("  ".into()),
+            ..SlotState::default()
+        };
+        assert_eq!(slot.image(), Some("contoso.azurecr.io/web:20260101"));
+        assert_eq!(slot.startup_command(), None);
+    }
+
+    #[test]
+    fn unknown_fields_in_a_state_file_are_refused() {
+        let err = LiveState::from_json(r#"{"slots": {}, "slotz": 1}"#).unwrap_err();
+        assert!(err.to_string().contains("slotz"), "{err}");
+    }
+}

@@ -1,1 +1,20 @@
-//! Slot Release pipelines library.
+//! The Azure Pipelines agent contract for Slot Release: task inputs and agent variables, the `##vso[`
+//! logging commands with the agent's escaping, secret masking, neutralising of untrusted text, and the
+//! markdown run summary.
+//!
+//! This is the only crate in the project that writes `##vso[`: everything else logs through [`Log`], so
+//! escaping and masking happen in one place.
+
+pub mod agent;
+mod env;
+mod error;
+mod escape;
+mod log;
+mod mask;
+mod summary;
+
+pub use env::{AgentEnv, BuildReason, Endpoint, PullRequest, Secret, TaskInputs};
+pub use error::Error;
+pub use escape::{escape_data, escape_property, neutralise, unescape};
+pub use log::{GroupGuard, Issue, IssueKind, Log, OutputMode, TaskResult, VariableOptions};
+pub use summary::Summary;

@@ -1,0 +1,102 @@
+//! The entry point: one [`Azure`] per service connection, cheap to clone, handing out web app and
+//! Key Vault handles that share the HTTP client, the credential and its token caches.
+
+use crate::client::{ClientSettings, Inner, bearer_pipeline, client_options};
+use crate::cloud::Cloud;
+use crate::connection::CredentialSource;
+use crate::credential::build_credential;
+use crate::error::{AzureError, Result};
+use crate::http::{HttpOptions, http_client};
+use crate::keyvault::KeyVault;
+use crate::webapp::{AppRef, WebApp};
+use azure_core::http::Pipeline;
+use std::sync::Arc;
+
+/// Authenticated access to one cloud with one identity.
+#[derive(Debug, Clone)]
+pub struct Azure {
+    inner: Arc<Inner>,
+}
+
+impl Azure {
+    /// Build a client with default settings. Nothing is sent until the first call.
+    pub fn new(cred: CredentialSource, cloud: Cloud, http: HttpOptions) -> Result<Self> {
+        Self::with_settings(cred, cloud, http, ClientSettings::default())
+    }
+
+    /// Build a client with explicit retry/poll/Key Vault settings.
+    pub fn with_settings(
+        cred: CredentialSource,
+        cloud: Cloud,
+        http: HttpOptions,
+        settings: ClientSettings,
+    ) -> Result<Self> {
+        if cloud.is_emulator() && !http.emulator_loopback {
+            return Err(AzureError::invalid(
+                "HTTP options",
+                cloud.name.clone(),
+                "the emulator cloud needs HttpOptions::emulator (loopback resolver and its CA)",
+            ));
+        }
+        let client = http_client(&http)?;
+        let credential = build_credential(&cred, &cloud, &client)?;
+        let arm = bearer_pipeline(&client, &cloud, credential.clone(), cloud.arm_scope());
+        let plain = Pipeline::new(
+            Some("slot-release-azure"),
+            Some(env!("CARGO_PKG_VERSION")),
+            client_options(&client, &cloud),
+            vec![],
+            vec![],
+            None,
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                cloud,
+                http: client,
+                credential,
+                arm,
+                plain,
+                settings,
+            }),
+        })
+    }
+
+    /// The cloud this client talks to.
+    pub fn cloud(&self) -> &Cloud {
+        &self.inner.cloud
+    }
+
+    /// The HTTP client (with proxy, CA and emulator resolver), for health probes.
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// A handle on one web app.
+    pub fn web_app(&self, app: &AppRef) -> WebApp {
+        WebApp {
+            inner: self.inner.clone(),
+            app: app.clone(),
+        }
+    }
+
+    /// A handle on one Key Vault (by name; the URL comes from the cloud's DNS suffix).
+    pub fn key_vault(&self, vault: &str) -> Result<KeyVault> {
+        KeyVault::new(&self.inner, vault)
+    }
+
+    /// Get an ARM token now (to fail fast on bad credentials before any change).
+    pub async fn check_credentials(&self) -> Result<()> {
+        let scope = self.inner.cloud.arm_scope();
+        self.inner
+            .credential
+            .get_token(&[scope.as_str()], None)
+            .await
+            .map(drop)
+            .map_err(|e| AzureError::Authentication {
+                credential: "token credential",
+                scope: scope.clone(),
+                message: crate::client::chain_message(&e),
+                source: Some(Box::new(e)),
+            })
+    }
+}

@@ -1,0 +1,595 @@
+//! The authenticated request layer shared by ARM, Kudu and Key Vault: an `azure_core` pipeline with the
+//! bearer policy over our reqwest client, our own retry loop (idempotent calls only, `Retry-After`
+//! honoured, TLS failures never retried), error mapping with context, and ARM long-running operations.
+
+use crate::cloud::Cloud;
+use crate::error::{AzureError, ErrorKind, Result, classify, classify_operation};
+use azure_core::credentials::TokenCredential;
+use azure_core::http::policies::Policy;
+use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
+use azure_core::http::{
+    Body, ClientOptions, Context, Method, Pipeline, PipelineSendOptions, RawResponse, Request,
+    RetryOptions, Transport,
+};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+/// Retry behaviour for idempotent calls.
+#[derive(Debug, Clone)]
+pub struct RetrySettings {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First backoff; doubled each retry (plus jitter), capped at `max_delay`.
+    pub initial_delay: Duration,
+    /// Longest backoff when the server gives no `Retry-After`.
+    pub max_delay: Duration,
+    /// Longest total time spent retrying one call.
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_retries: 6,
+            initial_delay: Duration::from_millis(300),
+            max_delay: Duration::from_secs(20),
+            max_elapsed: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Polling behaviour for long-running operations (ARM LROs, Kudu deployments, background commands).
+#[derive(Debug, Clone)]
+pub struct PollSettings {
+    /// First wait when the server gives no `Retry-After`.
+    pub initial_interval: Duration,
+    /// Longest wait between polls (the adaptive interval grows by half each poll up to this).
+    pub max_interval: Duration,
+}
+
+impl Default for PollSettings {
+    fn default() -> Self {
+        Self {
+            initial_interval: Duration::from_millis(500),
+            max_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Tunables of the client (everything has a production default; tests shorten them).
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// Retries of idempotent calls.
+    pub retry: RetrySettings,
+    /// LRO and deployment polling.
+    pub poll: PollSettings,
+    /// Key Vault concurrency and retries.
+    pub keyvault: crate::keyvault::KeyVaultSettings,
+    /// Kudu commands with a longer timeout run in the background (see [`crate::SYNC_COMMAND_LIMIT`]).
+    pub sync_command_limit: Duration,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            retry: RetrySettings::default(),
+            poll: PollSettings::default(),
+            keyvault: crate::keyvault::KeyVaultSettings::default(),
+            sync_command_limit: crate::kudu::SYNC_COMMAND_LIMIT,
+        }
+    }
+}
+
+/// A deadline plus a cancellation token: every wait in this crate takes one.
+#[derive(Debug, Clone)]
+pub struct LroOptions {
+    /// Give up (with [`AzureError::Timeout`]) after this long.
+    pub timeout: Duration,
+    /// Stop waiting when cancelled (with [`AzureError::Cancelled`]).
+    pub cancel: CancellationToken,
+}
+
+impl Default for LroOptions {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30 * 60),
+            cancel: CancellationToken::new(),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) cloud: Cloud,
+    pub(crate) http: reqwest::Client,
+    pub(crate) credential: Arc<dyn TokenCredential>,
+    pub(crate) arm: Pipeline,
+    /// Same transport without the bearer policy (Kudu with publishing credentials).
+    pub(crate) plain: Pipeline,
+    pub(crate) settings: ClientSettings,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("cloud", &self.cloud.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Client options for anything built on our transport; retries are ours, so the SDK's are off.
+pub(crate) fn client_options(http: &reqwest::Client, cloud: &Cloud) -> ClientOptions {
+    let mut custom = azure_core::cloud::CustomConfiguration::default();
+    custom.authority_host = cloud
+        .authority_host
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned();
+    ClientOptions {
+        transport: Some(Transport::new(Arc::new(http.clone()))),
+        cloud: Some(Arc::new(azure_core::cloud::CloudConfiguration::Custom(
+            custom,
+        ))),
+        retry: RetryOptions::none(),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn bearer_pipeline(
+    http: &reqwest::Client,
+    cloud: &Cloud,
+    credential: Arc<dyn TokenCredential>,
+    scope: String,
+) -> Pipeline {
+    let auth: Arc<dyn Policy> = Arc::new(BearerTokenAuthorizationPolicy::new(credential, [scope]));
+    Pipeline::new(
+        Some("slot-release-azure"),
+        Some(env!("CARGO_PKG_VERSION")),
+        client_options(http, cloud),
+        vec![],
+        vec![auth],
+        None,
+    )
+}
+
+/// Whether a call may be repeated after a failure that might have reached the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Idempotency {
+    /// GET, PUT of a whole resource, DELETE, and POSTs that only read (`…/list`).
+    Idempotent,
+    /// Retried only when the server certainly did not act (401 before processing, 429).
+    NotIdempotent,
+}
+
+/// One request, described for sending and for error messages.
+pub(crate) struct Call<'a> {
+    pub operation: String,
+    pub method: Method,
+    pub url: Url,
+    pub body: Option<serde_json::Value>,
+    pub headers: Vec<(&'static str, String)>,
+    pub idempotency: Idempotency,
+    /// Statuses that are not errors for this call (besides 2xx).
+    pub accept: &'a [u16],
+}
+
+impl<'a> Call<'a> {
+    pub(crate) fn new(operation: impl Into<String>, method: Method, url: Url) -> Self {
+        let idempotency = match method {
+            Method::Get | Method::Put | Method::Delete | Method::Head => Idempotency::Idempotent,
+            _ => Idempotency::NotIdempotent,
+        };
+        Self {
+            operation: operation.into(),
+            method,
+            url,
+            body: None,
+            headers: vec![],
+            idempotency,
+            accept: &[],
+        }
+    }
+
+    pub(crate) fn json(mut self, body: serde_json::Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    pub(crate) fn idempotent(mut self) -> Self {
+        self.idempotency = Idempotency::Idempotent;
+        self
+    }
+
+    pub(crate) fn accept(mut self, statuses: &'a [u16]) -> Self {
+        self.accept = statuses;
+        self
+    }
+
+    pub(crate) fn header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+pub(crate) fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Delete => "DELETE",
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Patch => "PATCH",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        _ => "OTHER",
+    }
+}
+
+/// A header value, looked up case-insensitively.
+pub(crate) fn header<'r>(rsp: &'r RawResponse, name: &str) -> Option<&'r str> {
+    rsp.headers()
+        .iter()
+        .find(|(k, _)| k.as_str().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The wait a response asks for: `x-ms-retry-after-ms`, `retry-after-ms`, or `Retry-After`
+/// (seconds or an HTTP date).
+pub(crate) fn retry_after(rsp: &RawResponse) -> Option<Duration> {
+    for h in ["x-ms-retry-after-ms", "retry-after-ms"] {
+        if let Some(ms) = header(rsp, h).and_then(|v| v.trim().parse::<u64>().ok()) {
+            return Some(Duration::from_millis(ms));
+        }
+    }
+    let v = header(rsp, "retry-after")?.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs >= 0.0 && secs.is_finite()).then(|| Duration::from_secs_f64(secs));
+    }
+    let when =
+        time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let delta = when - time::OffsetDateTime::now_utc();
+    Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
+}
+
+/// Parse Azure's `{"error":{"code","message"}}` (also Kudu's `{"Message"}` and plain text).
+pub(crate) fn azure_error_body(body: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(body);
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+        let e = v.get("error").unwrap_or(&v);
+        let s = |k: &[&str]| {
+            k.iter()
+                .find_map(|k| e.get(*k).and_then(|x| x.as_str()).map(str::to_owned))
+        };
+        let code = s(&["code", "Code"]).unwrap_or_default();
+        let mut message = s(&["message", "Message", "ExceptionMessage"]).unwrap_or_default();
+        // Key Vault puts the precise reason ("SecretDisabled") in innererror.
+        if let Some(inner) = e.get("innererror").or_else(|| e.get("innerError"))
+            && let Some(ic) = inner.get("code").and_then(|x| x.as_str())
+            && !message.contains(ic)
+        {
+            message = format!("{message} ({ic})");
+        }
+        if !code.is_empty() || !message.is_empty() {
+            return (code, message);
+        }
+    }
+    let mut t: String = text.trim().chars().take(500).collect();
+    if t.is_empty() {
+        t = "(empty response body)".into();
+    }
+    (String::new(), t)
+}
+
+/// True when an error chain shows a TLS failure (retrying cannot help; the CA or host is wrong).
+pub(crate) fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string().to_ascii_lowercase();
+        if s.contains("certificate")
+            || s.contains("unknownissuer")
+            || s.contains("tls handshake")
+            || s.contains("invalid peer")
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Describe an error chain in one line (the outer `azure_core` message hides the cause).
+pub(crate) fn chain_message(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![];
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let s = err.to_string();
+        if parts.last() != Some(&s) {
+            parts.push(s);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
+}
+
+pub(crate) fn path_of(url: &Url) -> String {
+    // The path only: query strings can carry SAS tokens or skip tokens, and userinfo credentials.
+    format!("{}{}", url.host_str().unwrap_or_default(), url.path())
+}
+
+pub(crate) fn transport_error(
+    operation: &str,
+    method: Method,
+    url: &Url,
+    e: azure_core::Error,
+) -> AzureError {
+    let tls = is_tls_error(&e);
+    let credential = matches!(e.kind(), azure_core::error::ErrorKind::Credential);
+    if credential {
+        return AzureError::Authentication {
+            credential: "token credential",
+            scope: String::new(),
+            message: chain_message(&e),
+            source: Some(Box::new(e)),
+        };
+    }
+    AzureError::Transport {
+        operation: operation.to_owned(),
+        method: method_name(method),
+        path: path_of(url),
+        message: chain_message(&e),
+        kind: if tls {
+            ErrorKind::Tls
+        } else {
+            ErrorKind::Network
+        },
+        source: Some(Box::new(e)),
+    }
+}
+
+pub(crate) fn http_error(
+    operation: &str,
+    method: Method,
+    url: &Url,
+    rsp: &RawResponse,
+) -> AzureError {
+    let status = u16::from(rsp.status());
+    let (mut code, message) = azure_error_body(rsp.body());
+    if code.is_empty() {
+        code = rsp.status().canonical_reason().to_string();
+    }
+    let kind = classify(status, &code, &message);
+    AzureError::Http {
+        operation: operation.to_owned(),
+        method: method_name(method),
+        path: path_of(url),
+        status,
+        code,
+        message,
+        retry_after: retry_after(rsp),
+        kind,
+    }
+}
+
+fn backoff(settings: &RetrySettings, attempt: u32) -> Duration {
+    let base = settings
+        .initial_delay
+        .saturating_mul(2u32.saturating_pow(attempt.min(16)));
+    let jitter = Duration::from_millis(u64::from(rand_u8()));
+    base.min(settings.max_delay) + jitter / 4
+}
+
+fn rand_u8() -> u8 {
+    // Jitter only needs to de-synchronise concurrent clients, not be unpredictable.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    (nanos >> 7) as u8
+}
+
+/// Sleep, or stop early when cancelled.
+pub(crate) async fn sleep_or_cancel(
+    d: Duration,
+    cancel: Option<&CancellationToken>,
+    operation: &str,
+) -> Result<()> {
+    match cancel {
+        Some(c) => tokio::select! {
+            () = tokio::time::sleep(d) => Ok(()),
+            () = c.cancelled() => Err(AzureError::Cancelled { operation: operation.to_owned() }),
+        },
+        None => {
+            tokio::time::sleep(d).await;
+            Ok(())
+        }
+    }
+}
+
+impl Inner {
+    /// Send a JSON call through the ARM pipeline with retries; non-accepted statuses become errors.
+    pub(crate) async fn send(&self, call: Call<'_>) -> Result<RawResponse> {
+        self.send_with(&self.arm, call, None).await
+    }
+
+    pub(crate) async fn send_with(
+        &self,
+        pipeline: &Pipeline,
+        call: Call<'_>,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<RawResponse> {
+        let started = Instant::now();
+        let settings = &self.settings.retry;
+        let mut attempt: u32 = 0;
+        let mut reauthenticated = false;
+        let body_bytes = match &call.body {
+            Some(v) => Some(
+                serde_json::to_vec(v)
+                    .map_err(|e| AzureError::protocol(&call.operation, e.to_string()))?,
+            ),
+            None => None,
+        };
+        loop {
+            let mut req = Request::new(call.url.clone(), call.method);
+            req.insert_header("accept", "application/json");
+            for (k, v) in &call.headers {
+                req.insert_header(*k, v.clone());
+            }
+            if let Some(b) = &body_bytes {
+                req.insert_header("content-type", "application/json; charset=utf-8");
+                req.set_body(Body::from(b.clone()));
+            } else if matches!(call.method, Method::Post | Method::Put | Method::Patch) {
+                req.insert_header("content-length", "0");
+            }
+            let result = pipeline
+                .send(
+                    &Context::new(),
+                    &mut req,
+                    Some(PipelineSendOptions {
+                        skip_checks: true,
+                        ..Default::default()
+                    }),
+                )
+                .await;
+            let (err, wait) = match result {
+                Ok(rsp) => {
+                    let status = u16::from(rsp.status());
+                    if (200..300).contains(&status) || call.accept.contains(&status) {
+                        return Ok(rsp);
+                    }
+                    // The bearer policy dropped its cached token on the 401; one more try gets a fresh one
+                    // (an expired token mid-release). A 401 means the server did nothing, so any method may repeat.
+                    if status == 401 && !reauthenticated {
+                        reauthenticated = true;
+                        tracing::debug!(operation = %call.operation, "401, retrying once with a fresh token");
+                        continue;
+                    }
+                    let err = http_error(&call.operation, call.method, &call.url, &rsp);
+                    let retryable = match status {
+                        429 => true, // throttled requests were not processed
+                        408 | 500 | 502 | 503 | 504 => call.idempotency == Idempotency::Idempotent,
+                        _ => false,
+                    };
+                    if !retryable {
+                        return Err(err);
+                    }
+                    (err, retry_after(&rsp))
+                }
+                Err(e) => {
+                    let err = transport_error(&call.operation, call.method, &call.url, e);
+                    if err.kind() != ErrorKind::Network
+                        || call.idempotency != Idempotency::Idempotent
+                    {
+                        return Err(err);
+                    }
+                    (err, None)
+                }
+            };
+            let delay = wait.unwrap_or_default().max(backoff(settings, attempt));
+            if attempt >= settings.max_retries || started.elapsed() + delay > settings.max_elapsed {
+                return Err(err);
+            }
+            tracing::debug!(operation = %call.operation, attempt, ?delay, error = %err, "retrying");
+            sleep_or_cancel(delay, cancel, &call.operation).await?;
+            attempt += 1;
+        }
+    }
+
+    /// Send a call that may answer 201/202 with `Azure-AsyncOperation`/`Location`, and follow it to
+    /// completion. Returns the final response body (empty for operations without one).
+    pub(crate) async fn send_lro(
+        &self,
+        call: Call<'_>,
+        opts: &LroOptions,
+    ) -> Result<serde_json::Value> {
+        let operation = call.operation.clone();
+        let deadline = Instant::now() + opts.timeout;
+        let first = self.send_with(&self.arm, call, Some(&opts.cancel)).await?;
+        let status = u16::from(first.status());
+        let async_op = header(&first, "azure-asyncoperation").map(str::to_owned);
+        let location = header(&first, "location").map(str::to_owned);
+        if !(status == 201 || status == 202) || (async_op.is_none() && location.is_none()) {
+            return Ok(body_json(&first));
+        }
+        let poll_url = async_op.clone().or(location.clone()).unwrap_or_default();
+        let poll_url = Url::parse(&poll_url)
+            .map_err(|e| AzureError::protocol(&operation, format!("bad operation URL: {e}")))?;
+        let mut interval = self.settings.poll.initial_interval;
+        let mut wait = retry_after(&first);
+        loop {
+            let delay = wait.unwrap_or(interval);
+            if Instant::now() + delay > deadline {
+                return Err(AzureError::Timeout {
+                    operation,
+                    waited: opts.timeout,
+                });
+            }
+            sleep_or_cancel(delay, Some(&opts.cancel), &operation).await?;
+            interval = (interval + interval / 2).min(self.settings.poll.max_interval);
+            let poll = Call::new(
+                format!("{operation} (status)"),
+                Method::Get,
+                poll_url.clone(),
+            )
+            .accept(&[202]);
+            let rsp = self.send_with(&self.arm, poll, Some(&opts.cancel)).await?;
+            wait = retry_after(&rsp);
+            let code = u16::from(rsp.status());
+            let body = body_json(&rsp);
+            let op_status = body
+                .get("status")
+                .and_then(|s| s.as_str())
+                .map(str::to_owned);
+            match (code, op_status.as_deref()) {
+                (202, _) => continue,
+                (_, Some(s))
+                    if matches!(
+                        s.to_ascii_lowercase().as_str(),
+                        "inprogress" | "running" | "accepted" | "notstarted" | "deploymentnotfound"
+                    ) =>
+                {
+                    continue;
+                }
+                (_, Some(s))
+                    if s.eq_ignore_ascii_case("failed")
+                        || s.eq_ignore_ascii_case("canceled")
+                        || s.eq_ignore_ascii_case("cancelled") =>
+                {
+                    let e = body.get("error").cloned().unwrap_or_default();
+                    let code = e
+                        .get("code")
+                        .and_then(|c| c.as_str())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let message = e
+                        .get("message")
+                        .and_then(|c| c.as_str())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let kind = classify_operation(&code, &message);
+                    return Err(AzureError::OperationFailed {
+                        operation,
+                        status: s.to_owned(),
+                        code,
+                        message,
+                        kind,
+                    });
+                }
+                _ => return Ok(body),
+            }
+        }
+    }
+}
+
+pub(crate) fn body_json(rsp: &RawResponse) -> serde_json::Value {
+    if rsp.body().is_empty() {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_slice(rsp.body()).unwrap_or(serde_json::Value::Null)
+}
+
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    operation: &str,
+    rsp: &RawResponse,
+) -> Result<T> {
+    serde_json::from_slice(rsp.body())
+        .map_err(|e| AzureError::protocol(operation, format!("cannot parse the response: {e}")))
+}

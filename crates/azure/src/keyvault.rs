@@ -1,0 +1,486 @@
+//! Key Vault secrets through `azure_security_keyvault_secrets`: named secrets fetched concurrently
+//! (bounded, and throttled back when the vault answers 429), list-and-filter mode that skips disabled
+//! and expired secrets, and a value type that cannot be printed by accident.
+
+use crate::client::{Inner, chain_message, client_options, sleep_or_cancel};
+use crate::error::{AzureError, ErrorKind, Result, SecretFailure};
+use azure_core::http::{ExponentialRetryOptions, RetryOptions};
+use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
+use azure_security_keyvault_secrets::{ResourceExt, SecretClient, SecretClientOptions};
+use futures::{StreamExt, TryStreamExt};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Key Vault tunables.
+#[derive(Debug, Clone)]
+pub struct KeyVaultSettings {
+    /// Most requests in flight at once (lowered automatically while the vault throttles).
+    pub max_concurrency: usize,
+    /// Attempts per secret on 429/5xx/network errors.
+    pub max_attempts: u32,
+    /// First backoff when the vault gives no `Retry-After`.
+    pub initial_backoff: Duration,
+}
+
+impl Default for KeyVaultSettings {
+    fn default() -> Self {
+        Self {
+            max_concurrency: 50,
+            max_attempts: 8,
+            initial_backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+/// A secret value. It has no `Display`, and `Debug` prints `<redacted>`; read it with [`expose`].
+///
+/// [`expose`]: SecretValue::expose
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretValue(String);
+
+impl SecretValue {
+    /// Wrap a value.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The value. Register it with the logger's masking before it can reach any output.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretValue(<redacted>)")
+    }
+}
+
+/// A reference to a secret: `name` (latest version) or `name/version`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SecretRef {
+    name: String,
+    version: Option<String>,
+}
+
+impl SecretRef {
+    /// Parse `name` or `name/version` (names: 1-127 letters, digits, hyphens).
+    pub fn parse(text: &str) -> Result<Self> {
+        let t = text.trim();
+        let (name, version) = match t.split_once('/') {
+            Some((n, v)) => (n, Some(v)),
+            None => (t, None),
+        };
+        if name.is_empty()
+            || name.len() > 127
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(AzureError::invalid(
+                "secret name",
+                text,
+                "use 1-127 letters, digits and hyphens",
+            ));
+        }
+        if let Some(v) = version
+            && (v.is_empty() || v.len() > 64 || !v.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            return Err(AzureError::invalid(
+                "secret version",
+                text,
+                "a version is up to 64 letters and digits",
+            ));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            version: version.map(str::to_owned),
+        })
+    }
+
+    /// Secret name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Version, if pinned.
+    pub fn version(&self) -> Option<&str> {
+        self.version.as_deref()
+    }
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.version {
+            Some(v) => write!(f, "{}/{v}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// Which secrets list mode reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretFilter {
+    /// Every enabled, unexpired secret.
+    All,
+    /// Enabled, unexpired secrets whose name starts with this prefix.
+    Prefix(String),
+}
+
+/// A secret skipped in list mode, with why (the caller logs it as a warning).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedSecret {
+    /// Secret name.
+    pub name: String,
+    /// `disabled` or `expired`.
+    pub reason: String,
+}
+
+/// The result of list mode.
+#[derive(Debug, Clone)]
+pub struct ListedSecrets {
+    /// Values by secret name.
+    pub secrets: BTreeMap<String, SecretValue>,
+    /// Secrets left out because they are disabled or expired.
+    pub skipped: Vec<SkippedSecret>,
+}
+
+/// One Key Vault.
+#[derive(Clone)]
+pub struct KeyVault {
+    name: String,
+    settings: KeyVaultSettings,
+    /// No SDK retries: our loop retries with `Retry-After` and shares throttling across requests.
+    get_client: Arc<SecretClient>,
+    /// Paging is the SDK's; its retry policy covers throttled pages.
+    list_client: Arc<SecretClient>,
+}
+
+impl fmt::Debug for KeyVault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyVault")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Throttle state shared by the concurrent requests of one batch.
+struct Throttle {
+    semaphore: tokio::sync::Semaphore,
+    limit: std::sync::Mutex<usize>,
+    pause_until: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Throttle {
+    fn on_throttled(&self, wait: Duration) {
+        if let Ok(mut p) = self.pause_until.lock() {
+            let until = Instant::now() + wait;
+            if p.is_none_or(|cur| cur < until) {
+                *p = Some(until);
+            }
+        }
+        // Halve the concurrency (never below 1) by retiring permits as they come back.
+        if let Ok(mut l) = self.limit.lock() {
+            let target = (*l / 2).max(1);
+            let retire = *l - target;
+            if retire > 0 {
+                *l = target;
+                self.semaphore.forget_permits(retire);
+            }
+        }
+    }
+
+    fn pause(&self) -> Option<Duration> {
+        let p = self.pause_until.lock().ok()?;
+        p.and_then(|u| u.checked_duration_since(Instant::now()))
+    }
+}
+
+impl KeyVault {
+    pub(crate) fn new(inner: &Inner, vault: &str) -> Result<Self> {
+        if vault.len() < 3
+            || vault.len() > 24
+            || !vault.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(AzureError::invalid(
+                "vault name",
+                vault,
+                "use 3-24 letters, digits and hyphens",
+            ));
+        }
+        let url = inner.cloud.vault_url(vault)?;
+        let mk = |retry: RetryOptions| {
+            let mut client_options = client_options(&inner.http, &inner.cloud);
+            client_options.retry = retry;
+            SecretClient::new(
+                url.as_str(),
+                inner.credential.clone(),
+                Some(SecretClientOptions {
+                    api_version: "7.6".into(),
+                    client_options,
+                    ..Default::default()
+                }),
+            )
+            .map(Arc::new)
+            .map_err(|e| AzureError::invalid("vault URL", url.as_str(), chain_message(&e)))
+        };
+        let list_retry = RetryOptions::exponential(ExponentialRetryOptions {
+            max_retries: 6,
+            max_total_elapsed: azure_core::time::Duration::seconds(60),
+            ..Default::default()
+        });
+        Ok(Self {
+            name: vault.to_owned(),
+            settings: inner.settings.keyvault.clone(),
+            get_client: mk(RetryOptions::none())?,
+            list_client: mk(list_retry)?,
+        })
+    }
+
+    /// The vault name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Read named secrets concurrently. The map is keyed by the reference as given (`name` or
+    /// `name/version`). Any missing, disabled or unreadable secret fails the call, listing every failure
+    /// with the vault's message.
+    pub async fn get_secrets(&self, refs: &[SecretRef]) -> Result<BTreeMap<String, SecretValue>> {
+        let mut unique: Vec<&SecretRef> = refs.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let limit = self.settings.max_concurrency.max(1);
+        let throttle = Arc::new(Throttle {
+            semaphore: tokio::sync::Semaphore::new(limit),
+            limit: std::sync::Mutex::new(limit),
+            pause_until: std::sync::Mutex::new(None),
+        });
+        let results: Vec<(String, std::result::Result<SecretValue, SecretFailure>)> =
+            futures::stream::iter(unique)
+                .map(|r| {
+                    let throttle = throttle.clone();
+                    async move { (r.to_string(), self.get_one(r, &throttle).await) }
+                })
+                .buffer_unordered(limit)
+                .collect()
+                .await;
+        let mut out = BTreeMap::new();
+        let mut failures = vec![];
+        for (k, r) in results {
+            match r {
+                Ok(v) => {
+                    out.insert(k, v);
+                }
+                Err(f) => failures.push(f),
+            }
+        }
+        if failures.is_empty() {
+            Ok(out)
+        } else {
+            failures.sort_by(|a, b| a.name.cmp(&b.name));
+            Err(AzureError::Secrets {
+                vault: self.name.clone(),
+                failures,
+            })
+        }
+    }
+
+    async fn get_one(
+        &self,
+        r: &SecretRef,
+        throttle: &Throttle,
+    ) -> std::result::Result<SecretValue, SecretFailure> {
+        let mut attempt = 0u32;
+        loop {
+            while let Some(p) = throttle.pause() {
+                tokio::time::sleep(p).await;
+            }
+            let permit = throttle.semaphore.acquire().await;
+            let opts = SecretClientGetSecretOptions {
+                secret_version: r.version.clone(),
+                ..Default::default()
+            };
+            let result = self.get_client.get_secret(&r.name, Some(opts)).await;
+            drop(permit);
+            let err = match result.and_then(|rsp| rsp.into_model()) {
+                Ok(s) => {
+                    return s.value.map(SecretValue).ok_or_else(|| SecretFailure {
+                        name: r.to_string(),
+                        status: Some(200),
+                        code: "NoValue".into(),
+                        message: "the vault returned the secret without a value".into(),
+                    });
+                }
+                Err(e) => e,
+            };
+            let failure = failure_of(r, &err);
+            let retry_after = match err.kind() {
+                azure_core::error::ErrorKind::HttpResponse {
+                    raw_response: Some(raw),
+                    ..
+                } => crate::client::retry_after(raw),
+                _ => None,
+            };
+            let transient = match failure.status {
+                Some(429) | Some(408) | Some(500..=599) => true,
+                Some(_) => false,
+                None => !crate::client::is_tls_error(&err),
+            };
+            attempt += 1;
+            if !transient || attempt >= self.settings.max_attempts {
+                return Err(failure);
+            }
+            let backoff = self
+                .settings
+                .initial_backoff
+                .saturating_mul(2u32.saturating_pow(attempt - 1))
+                .min(Duration::from_secs(16));
+            let wait = retry_after.unwrap_or_default().max(backoff);
+            if failure.status == Some(429) {
+                throttle.on_throttled(wait);
+            } else {
+                // Other transient failures only delay this request.
+                let _ = sleep_or_cancel(wait, None, "").await;
+            }
+        }
+    }
+
+    /// List mode: every enabled, unexpired secret (optionally by name prefix), then read them all.
+    pub async fn list_secrets(&self, filter: &SecretFilter) -> Result<ListedSecrets> {
+        let op = format!("list secrets of vault {}", self.name);
+        let pager = self
+            .list_client
+            .list_secret_properties(None)
+            .map_err(|e| AzureError::protocol(&op, chain_message(&e)))?;
+        let props: Vec<_> = pager.try_collect().await.map_err(|e| list_error(&op, e))?;
+        let now = time::OffsetDateTime::now_utc();
+        let mut wanted = vec![];
+        let mut skipped = vec![];
+        for p in props {
+            let Some(name) = p.resource_id().ok().map(|r| r.name) else {
+                continue;
+            };
+            if let SecretFilter::Prefix(prefix) = filter
+                && !name.starts_with(prefix.as_str())
+            {
+                continue;
+            }
+            let attrs = p.attributes.as_ref();
+            if attrs.and_then(|a| a.enabled) == Some(false) {
+                skipped.push(SkippedSecret {
+                    name,
+                    reason: "disabled".into(),
+                });
+            } else if attrs.and_then(|a| a.expires).is_some_and(|e| e <= now) {
+                skipped.push(SkippedSecret {
+                    name,
+                    reason: "expired".into(),
+                });
+            } else {
+                wanted.push(SecretRef {
+                    name,
+                    version: None,
+                });
+            }
+        }
+        for s in &skipped {
+            tracing::warn!(vault = %self.name, secret = %s.name, reason = %s.reason, "secret skipped");
+        }
+        let secrets = self.get_secrets(&wanted).await?;
+        Ok(ListedSecrets { secrets, skipped })
+    }
+}
+
+fn failure_of(r: &SecretRef, e: &azure_core::Error) -> SecretFailure {
+    match e.kind() {
+        azure_core::error::ErrorKind::HttpResponse {
+            status,
+            error_code,
+            raw_response,
+        } => {
+            let (code, message) = raw_response
+                .as_ref()
+                .map(|raw| crate::client::azure_error_body(raw.body()))
+                .unwrap_or_default();
+            SecretFailure {
+                name: r.to_string(),
+                status: Some(u16::from(*status)),
+                code: if code.is_empty() {
+                    error_code.clone().unwrap_or_default()
+                } else {
+                    code
+                },
+                message: if message.is_empty() {
+                    chain_message(e)
+                } else {
+                    message
+                },
+            }
+        }
+        _ => SecretFailure {
+            name: r.to_string(),
+            status: None,
+            code: String::new(),
+            message: chain_message(e),
+        },
+    }
+}
+
+fn list_error(op: &str, e: azure_core::Error) -> AzureError {
+    match e.kind() {
+        azure_core::error::ErrorKind::HttpResponse {
+            status,
+            raw_response,
+            ..
+        } => {
+            let (code, message) = raw_response
+                .as_ref()
+                .map(|r| crate::client::azure_error_body(r.body()))
+                .unwrap_or_default();
+            let status = u16::from(*status);
+            AzureError::Http {
+                operation: op.to_owned(),
+                method: "GET",
+                path: "/secrets".into(),
+                status,
+                kind: crate::error::classify(status, &code, &message),
+                code,
+                message,
+                retry_after: None,
+            }
+        }
+        _ => AzureError::Transport {
+            operation: op.to_owned(),
+            method: "GET",
+            path: "/secrets".into(),
+            message: chain_message(&e),
+            kind: if crate::client::is_tls_error(&e) {
+                ErrorKind::Tls
+            } else {
+                ErrorKind::Network
+            },
+            source: Some(Box::new(e)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_refs() {
+        let r = SecretRef::parse("db-password/0123abcd").expect("ok");
+        assert_eq!((r.name(), r.version()), ("db-password", Some("0123abcd")));
+        assert_eq!(r.to_string(), "db-password/0123abcd");
+        assert!(SecretRef::parse("bad_name").is_err());
+        assert!(SecretRef::parse("a/").is_err());
+    }
+
+    #[test]
+    fn secret_value_is_redacted() {
+        let v = SecretValue::new("hunter2".into());
+        assert_eq!(format!("{v:?}"), "SecretValue(<redacted>)");
+        assert_eq!(v.expose(), "hunter2");
+    }
+}

@@ -1,0 +1,532 @@
+//! The `release.yml` version 1 model: what a release config says, as typed data.
+//!
+//! Doc comments on fields are user documentation: they become the JSON Schema descriptions and
+//! the generated `docs/config-reference.md`.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::types::{
+    Duration, EnvironmentName, HookName, SecretRef, SettingName, SlotName, VaultName,
+};
+
+/// A `release.yml` file: how one web app is released to Azure App Service through slots.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReleaseConfig {
+    /// The format version of this file. Only `1` exists.
+    pub version: ConfigVersion,
+    /// The App Service app that is released.
+    pub app: App,
+    /// What is deployed for a `code` app: a folder packaged as a zip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<Package>,
+    /// What is deployed for a `container` app: an image reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
+    /// Named environments, each bound to one slot with its settings and secrets.
+    pub environments: BTreeMap<EnvironmentName, Environment>,
+    /// What the `staging`, `production` and `rollback` stages do.
+    pub stages: Stages,
+}
+
+/// The config format version; only `1` is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct ConfigVersion;
+
+impl JsonSchema for ConfigVersion {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("ConfigVersion")
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "integer",
+            "const": 1,
+            "description": "The format version of this file. Only `1` exists.",
+        })
+    }
+}
+
+impl TryFrom<u32> for ConfigVersion {
+    type Error = String;
+    fn try_from(value: u32) -> Result<Self, Self::Error> {
+        if value == 1 {
+            Ok(ConfigVersion)
+        } else {
+            Err(format!(
+                "unsupported config version {value}; this Slot Release reads version 1"
+            ))
+        }
+    }
+}
+
+impl From<ConfigVersion> for u32 {
+    fn from(_: ConfigVersion) -> Self {
+        1
+    }
+}
+
+/// The App Service app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct App {
+    /// The app's name (the `<name>` of `<name>.azurewebsites.net`). May use `$(...)` variables.
+    pub name: String,
+    /// The resource group that holds the app.
+    pub resource_group: String,
+    /// The subscription ID; when absent, the service connection's subscription is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
+    /// `code` (a zip package runs on a built-in stack) or `container` (an image runs).
+    pub kind: AppKind,
+    /// The built-in Linux stack as App Service writes it in `linuxFxVersion`, e.g. `PYTHON|3.12` or
+    /// `NODE|20-lts`. Native Python and Node stacks need a `startupCommand`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    /// The startup command (App Service `appCommandLine`), e.g. `python3 app.py`. Required for
+    /// `code` apps on a Python or Node stack; not allowed for `container` apps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup_command: Option<String>,
+}
+
+/// What kind of app is released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum AppKind {
+    /// A zip package deployed onto a built-in stack.
+    Code,
+    /// A container image.
+    Container,
+}
+
+/// The folder that is packaged for a `code` app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Package {
+    /// The folder to package, relative to the config file.
+    pub root: String,
+    /// Glob patterns (relative to `root`) of files to leave out, e.g. `tests/**`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// Ignore files (gitignore syntax) honoured in every folder of `root`.
+    #[serde(default = "default_ignore_files")]
+    pub ignore_files: Vec<String>,
+}
+
+fn default_ignore_files() -> Vec<String> {
+    vec![".gitignore".to_string(), ".deployignore".to_string()]
+}
+
+/// The image that is rolled out for a `container` app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Image {
+    /// The image repository including its registry host, e.g. `contoso.azurecr.io/contoso/app`.
+    pub repository: String,
+    /// The tag to roll out. Usually a variable such as `$(Build.BuildId)`, or `$(timestamp)` for the
+    /// current UTC time as `YYYYMMDDhhmmss`.
+    pub tag: String,
+}
+
+impl Image {
+    /// The registry host: the first path segment when it looks like a host name.
+    pub fn registry(&self) -> Option<&str> {
+        let (first, _) = self.repository.split_once('/')?;
+        (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
+    }
+}
+
+/// An environment: one slot with its settings and secrets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Environment {
+    /// The slot this environment lives in; `production` means the production slot.
+    pub slot: SlotName,
+    /// Create the slot when it does not exist yet (never applies to `production`).
+    #[serde(default)]
+    pub create_slot: bool,
+    /// Plain app settings, written as slot (sticky) settings. Values may use `$(...)` variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub settings: BTreeMap<SettingName, String>,
+    /// Settings whose values come from Key Vault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<Secrets>,
+}
+
+/// Key Vault secrets for one environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Secrets {
+    /// The Key Vault name (the `<vault>` of `<vault>.vault.azure.net`).
+    pub vault: VaultName,
+    /// How secrets are delivered unless a secret says otherwise.
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// App setting name → secret. A secret is `secret-name`, `secret-name/version`, or
+    /// `{secret: ..., delivery: ...}`.
+    pub map: BTreeMap<SettingName, SecretSpec>,
+}
+
+/// How a Key Vault secret reaches the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Delivery {
+    /// As an App Service Key Vault reference (`@Microsoft.KeyVault(...)`); the app's identity reads it.
+    #[default]
+    KeyVaultReference,
+    /// The value is read by the task and written as the setting's value.
+    Value,
+    /// The value is read by the task and exposed as a secret pipeline variable, not written to the app.
+    PipelineVariable,
+}
+
+/// One secret in a `secrets.map`.
+// Deserialize is written by hand: serde's untagged enums lose the inner error and its location.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SecretSpec {
+    /// `secret-name` or `secret-name/version`, delivered as `secrets.delivery` says.
+    Short(SecretRef),
+    /// A secret with its own delivery.
+    Long(SecretSpecLong),
+}
+
+/// The long form of a secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretSpecLong {
+    /// `secret-name` or `secret-name/version`.
+    pub secret: SecretRef,
+    /// How this secret is delivered; defaults to `secrets.delivery`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
+}
+
+impl<'de> Deserialize<'de> for SecretSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SpecVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for SpecVisitor {
+            type Value = SecretSpec;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a secret name (`name` or `name/version`) or `{secret, delivery}`")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SecretSpec, E> {
+                SecretRef::parse(text)
+                    .map(SecretSpec::Short)
+                    .map_err(E::custom)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SecretSpec, A::Error> {
+                SecretSpecLong::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(SecretSpec::Long)
+            }
+        }
+
+        deserializer.deserialize_any(SpecVisitor)
+    }
+}
+
+impl SecretSpec {
+    /// The secret reference.
+    pub fn secret(&self) -> &SecretRef {
+        match self {
+            SecretSpec::Short(secret) => secret,
+            SecretSpec::Long(long) => &long.secret,
+        }
+    }
+
+    /// The delivery, falling back to the block's default.
+    pub fn delivery(&self, default: Delivery) -> Delivery {
+        match self {
+            SecretSpec::Short(_) => default,
+            SecretSpec::Long(long) => long.delivery.unwrap_or(default),
+        }
+    }
+}
+
+/// The stages a release runs through.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Stages {
+    /// Deploy to a non-production slot, configure it, run hooks and check its health.
+    pub staging: StagingStage,
+    /// Swap the staged slot into production and watch it.
+    pub production: ProductionStage,
+    /// Put the last known-good release back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackStage>,
+}
+
+/// The `staging` stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StagingStage {
+    /// The environment (and so the slot) to deploy to; it must not be the production slot.
+    pub environment: EnvironmentName,
+    /// Commands run after the deployment and before the health check, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<Hook>,
+    /// The health gate the slot must pass.
+    pub health_check: HealthCheck,
+}
+
+/// The `production` stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProductionStage {
+    /// The environment whose slot is the swap target, normally one bound to `production`.
+    pub environment: EnvironmentName,
+    /// The slot swapped into the target, normally the staging environment's slot.
+    pub source_slot: SlotName,
+    /// How the swap is done.
+    #[serde(default)]
+    pub strategy: SwapStrategy,
+    /// Commands run against the source slot before the swap, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<Hook>,
+    /// The window after the swap in which production is watched.
+    pub watch: Watch,
+    /// What happens when production turns unhealthy during the watch.
+    #[serde(default)]
+    pub rollback: RollbackMode,
+    /// Whether a rollback runs the `undo` commands of hooks that already ran.
+    #[serde(default)]
+    pub undo_hooks: UndoHooks,
+}
+
+/// How a swap is performed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum SwapStrategy {
+    /// A plain swap.
+    #[default]
+    Swap,
+    /// A swap with preview: the target's settings are applied to the source first, then it completes.
+    SwapWithPreview,
+}
+
+/// What happens when the watch finds production unhealthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RollbackMode {
+    /// Swap back at once.
+    #[default]
+    Automatic,
+    /// Fail the stage and leave the rollback to the `rollback` stage.
+    Manual,
+}
+
+/// Whether `undo` commands run on rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum UndoHooks {
+    /// Run the `undo` command of every hook that ran, newest first.
+    #[default]
+    Run,
+    /// Leave hook effects in place (e.g. a migration that is backwards compatible).
+    Skip,
+}
+
+/// The post-swap watch window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Watch {
+    /// How long production is watched after the swap, e.g. `5m`.
+    pub duration: Duration,
+    /// The probe used while watching (its `successes` and `timeout` do not apply here).
+    pub health_check: HealthCheck,
+    /// How many failed probes in the window make production unhealthy.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+}
+
+fn default_max_failures() -> u32 {
+    3
+}
+
+/// The `rollback` stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RollbackStage {
+    /// The environment to restore, normally the production one.
+    pub environment: EnvironmentName,
+    /// What is put back.
+    #[serde(default)]
+    pub restore: Restore,
+    /// Whether the `undo` commands of hooks recorded in the journal run.
+    #[serde(default)]
+    pub undo_hooks: UndoHooks,
+    /// The health gate the restored slot must pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+}
+
+/// What a rollback restores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Restore {
+    /// Swap back: the previous release still sits in the source slot after a swap.
+    #[default]
+    SwapBack,
+    /// Redeploy the last known-good release (package or image tag) recorded in the journal.
+    LastKnownGood,
+}
+
+/// A command run as part of a stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Hook {
+    /// A name unique within the stage.
+    pub name: HookName,
+    /// The command, run by a shell. May use `$(...)` variables; write `$$(` for a literal `$(`.
+    pub run: String,
+    /// Where the command runs.
+    #[serde(default, rename = "where")]
+    pub where_: HookLocation,
+    /// How long the command may run.
+    #[serde(default = "default_hook_timeout")]
+    pub timeout: Duration,
+    /// The command that reverses `run`. A hook without `undo` is a point of no return.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<String>,
+    /// Extra environment variables for the command. Values may use `$(...)` variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+fn default_hook_timeout() -> Duration {
+    Duration::from_secs(600)
+}
+
+impl Hook {
+    /// Whether the hook can be reversed.
+    pub fn is_point_of_no_return(&self) -> bool {
+        self.undo.is_none()
+    }
+}
+
+/// Where a hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum HookLocation {
+    /// In the slot, through Kudu (only for `code` apps); it sees the slot's settings.
+    #[default]
+    Slot,
+    /// On the pipeline agent.
+    Agent,
+}
+
+/// An HTTP health gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HealthCheck {
+    /// The path probed on the slot, e.g. `/health`.
+    pub path: String,
+    /// The HTTP statuses that count as healthy.
+    #[serde(default = "default_statuses")]
+    pub statuses: Vec<u16>,
+    /// The pause between probes.
+    #[serde(default = "default_interval")]
+    pub interval: Duration,
+    /// How many consecutive healthy probes pass the gate.
+    #[serde(default = "default_successes")]
+    pub successes: u32,
+    /// The deadline for passing the gate; it must exceed `interval`.
+    #[serde(default = "default_health_timeout")]
+    pub timeout: Duration,
+    /// Text the response body must contain to count as healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+}
+
+fn default_statuses() -> Vec<u16> {
+    vec![200]
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_successes() -> u32 {
+    3
+}
+
+fn default_health_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// A stage of a release, as the engine names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StageName {
+    /// `stages.staging`.
+    Staging,
+    /// `stages.production`.
+    Production,
+    /// `stages.rollback`.
+    Rollback,
+}
+
+impl ReleaseConfig {
+    /// The environment with this name.
+    pub fn environment(&self, name: &str) -> Option<&Environment> {
+        self.environments.get(name)
+    }
+
+    /// The environment with this name, or an error naming it.
+    pub fn require_environment(&self, name: &str) -> Result<&Environment, crate::ConfigError> {
+        self.environment(name)
+            .ok_or_else(|| crate::ConfigError::UnknownEnvironment {
+                name: name.to_string(),
+            })
+    }
+
+    /// The staging stage.
+    pub fn staging(&self) -> &StagingStage {
+        &self.stages.staging
+    }
+
+    /// The production stage.
+    pub fn production(&self) -> &ProductionStage {
+        &self.stages.production
+    }
+
+    /// The rollback stage, if configured.
+    pub fn rollback(&self) -> Option<&RollbackStage> {
+        self.stages.rollback.as_ref()
+    }
+
+    /// The environment a stage works on (`None` for a rollback stage that is not configured).
+    pub fn stage_environment(&self, stage: StageName) -> Option<&Environment> {
+        let name = match stage {
+            StageName::Staging => &self.stages.staging.environment,
+            StageName::Production => &self.stages.production.environment,
+            StageName::Rollback => &self.stages.rollback.as_ref()?.environment,
+        };
+        self.environment(name.as_str())
+    }
+
+    /// The hooks a stage runs, in order (the rollback stage runs none of its own).
+    pub fn hooks(&self, stage: StageName) -> &[Hook] {
+        match stage {
+            StageName::Staging => &self.stages.staging.hooks,
+            StageName::Production => &self.stages.production.hooks,
+            StageName::Rollback => &[],
+        }
+    }
+
+    /// The health gate of a stage: staging's gate, production's watch probe, rollback's gate.
+    pub fn health_check(&self, stage: StageName) -> Option<&HealthCheck> {
+        match stage {
+            StageName::Staging => Some(&self.stages.staging.health_check),
+            StageName::Production => Some(&self.stages.production.watch.health_check),
+            StageName::Rollback => self.stages.rollback.as_ref()?.health_check.as_ref(),
+        }
+    }
+}

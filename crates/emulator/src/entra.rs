@@ -1,0 +1,311 @@
+//! Identity: the Entra ID token endpoint (client secret and client assertion), the Azure Pipelines
+//! OIDC endpoint, the App Service–style managed identity endpoint, and the bearer-token check the
+//! other services use.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::response::Response;
+
+use crate::server::{json, query_param};
+use crate::seed::ConnectionKind;
+use crate::state::{new_id, now_unix};
+use crate::token::{Claims, same_audience};
+use crate::{ARM_AUDIENCE, Shared, VAULT_AUDIENCE, lock};
+
+/// Audience of client assertions issued by the Pipelines OIDC endpoint.
+const EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+fn oidc_issuer(shared: &Shared) -> String {
+    format!("{}/{}", shared.url("pipelines"), shared.seed.organization)
+}
+
+fn authority(shared: &Shared) -> String {
+    shared.url("login")
+}
+
+/// Maps a requested resource to the audience the emulator issues tokens for.
+fn known_audience(resource: &str) -> Option<&'static str> {
+    [ARM_AUDIENCE, VAULT_AUDIENCE]
+        .into_iter()
+        .find(|a| same_audience(a, resource))
+}
+
+fn issue(shared: &Shared, aud: &str, appid: &str) -> (String, i64) {
+    let lifetime = lock(&shared.token_lifetime).as_secs();
+    let lifetime = i64::try_from(lifetime).unwrap_or(i64::MAX / 2);
+    let now = now_unix();
+    let claims = Claims {
+        aud: aud.to_owned(),
+        iss: format!("{}/{}/v2.0", authority(shared), shared.seed.tenant_id),
+        sub: appid.to_owned(),
+        tid: Some(shared.seed.tenant_id.clone()),
+        appid: Some(appid.to_owned()),
+        iat: now,
+        nbf: now,
+        exp: now + lifetime,
+        scid: None,
+    };
+    (shared.key.sign(&claims), lifetime)
+}
+
+/// Entra's error body for the token endpoint.
+fn aad_error(shared: &Shared, status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+    let ts = time::OffsetDateTime::now_utc();
+    let timestamp = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+        ts.year(),
+        u8::from(ts.month()),
+        ts.day(),
+        ts.hour(),
+        ts.minute(),
+        ts.second()
+    );
+    let trace = uuid::Uuid::new_v4().to_string();
+    let correlation = uuid::Uuid::new_v4().to_string();
+    json(
+        status,
+        &serde_json::json!({
+            "error": error,
+            "error_description": format!("AADSTS{code}: {description} Trace ID: {trace} Correlation ID: {correlation} Timestamp: {timestamp}"),
+            "error_codes": [code],
+            "timestamp": timestamp,
+            "trace_id": trace,
+            "correlation_id": correlation,
+            "error_uri": format!("{}/error?code={code}", authority(shared)),
+        }),
+    )
+}
+
+pub(crate) async fn token_endpoint(shared: Arc<Shared>, req: Request<Body>) -> Response {
+    let segs: Vec<String> = req
+        .uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let is_token_path = segs.len() == 4 && segs[1] == "oauth2" && segs[2] == "v2.0" && segs[3] == "token";
+    if !is_token_path {
+        return aad_error(&shared, StatusCode::NOT_FOUND, "invalid_request", 900_023, "The requested endpoint does not exist in the emulator.");
+    }
+    if req.method() != Method::POST {
+        return aad_error(&shared, StatusCode::METHOD_NOT_ALLOWED, "invalid_request", 900_561, "The endpoint only accepts POST requests.");
+    }
+    let tenant = segs[0].clone();
+    let Ok(bytes) = axum::body::to_bytes(req.into_body(), 1024 * 1024).await else {
+        return aad_error(&shared, StatusCode::BAD_REQUEST, "invalid_request", 900_144, "The request body could not be read.");
+    };
+    let form: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(&bytes).into_owned().collect();
+    if !tenant.eq_ignore_ascii_case(&shared.seed.tenant_id) {
+        return aad_error(&shared, StatusCode::BAD_REQUEST, "invalid_request", 90_002, &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."));
+    }
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return aad_error(&shared, StatusCode::BAD_REQUEST, "unsupported_grant_type", 70_003, "The app requested an unsupported grant type. Only 'client_credentials' is emulated.");
+    }
+    let Some(client_id) = form.get("client_id").filter(|c| !c.is_empty()) else {
+        return aad_error(&shared, StatusCode::BAD_REQUEST, "invalid_request", 900_144, "The request body must contain the following parameter: 'client_id'.");
+    };
+    let Some(scope) = form.get("scope").filter(|s| !s.is_empty()) else {
+        return aad_error(&shared, StatusCode::BAD_REQUEST, "invalid_request", 900_144, "The request body must contain the following parameter: 'scope'.");
+    };
+    let resource = scope
+        .split_whitespace()
+        .find_map(|s| s.strip_suffix("/.default"))
+        .unwrap_or(scope.as_str());
+    let Some(aud) = known_audience(resource) else {
+        return aad_error(&shared, StatusCode::BAD_REQUEST, "invalid_resource", 500_011, &format!("The resource principal named {resource} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", shared.seed.tenant_id));
+    };
+    let Some(client) = shared.seed.clients.iter().find(|c| c.client_id.eq_ignore_ascii_case(client_id)) else {
+        return aad_error(&shared, StatusCode::BAD_REQUEST, "unauthorized_client", 700_016, &format!("Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", shared.seed.tenant_id));
+    };
+    if let Some(secret) = form.get("client_secret") {
+        let ok = client.secret.as_ref().is_some_and(|s| s.expose() == secret);
+        if !ok {
+            return aad_error(&shared, StatusCode::UNAUTHORIZED, "invalid_client", 7_000_215, &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
+        }
+    } else if let Some(assertion) = form.get("client_assertion") {
+        let Ok(claims) = shared.key.verify(assertion) else {
+            return aad_error(&shared, StatusCode::UNAUTHORIZED, "invalid_client", 50_027, "JWT token is invalid or malformed.");
+        };
+        if claims.iss != oidc_issuer(&shared) || !same_audience(&claims.aud, EXCHANGE_AUDIENCE) {
+            return aad_error(&shared, StatusCode::UNAUTHORIZED, "invalid_client", 700_211, &format!("No matching federated identity record found for presented assertion issuer '{}'.", claims.iss));
+        }
+        if claims.exp <= now_unix() {
+            return aad_error(&shared, StatusCode::UNAUTHORIZED, "invalid_client", 700_024, "Client assertion is not within its valid time range.");
+        }
+        let matches = shared.seed.service_connections.iter().any(|sc| {
+            sc.kind == ConnectionKind::WorkloadIdentityFederation
+                && sc.client_id.eq_ignore_ascii_case(client_id)
+                && claims.scid.as_deref() == Some(sc.id.as_str())
+        });
+        if !matches {
+            return aad_error(&shared, StatusCode::BAD_REQUEST, "invalid_request", 700_213, &format!("No matching federated identity record found for presented assertion subject '{}'.", claims.sub));
+        }
+    } else {
+        return aad_error(&shared, StatusCode::UNAUTHORIZED, "invalid_client", 7_000_216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.");
+    }
+    let (token, lifetime) = issue(&shared, aud, &client.client_id);
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": token,
+        }),
+    )
+}
+
+fn ado_error(status: StatusCode, message: &str) -> Response {
+    json(
+        status,
+        &serde_json::json!({
+            "$id": "1",
+            "innerException": null,
+            "message": message,
+            "typeName": "Microsoft.TeamFoundation.DistributedTask.WebApi.TaskOrchestrationPlanSecurityException, Microsoft.TeamFoundation.DistributedTask.WebApi",
+            "typeKey": "TaskOrchestrationPlanSecurityException",
+            "errorCode": 0,
+            "eventId": 3000
+        }),
+    )
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+pub(crate) async fn oidc_endpoint(shared: Arc<Shared>, req: Request<Body>) -> Response {
+    if !req.uri().path().to_ascii_lowercase().trim_end_matches('/').ends_with("/oidctoken") {
+        return ado_error(StatusCode::NOT_FOUND, "The requested resource does not exist.");
+    }
+    if req.method() != Method::POST {
+        return ado_error(StatusCode::METHOD_NOT_ALLOWED, "The requested resource does not support this HTTP method.");
+    }
+    let token_ok = bearer(req.headers())
+        .is_some_and(|t| t == shared.seed.system_access_token.expose());
+    if !token_ok {
+        return ado_error(StatusCode::UNAUTHORIZED, "TF400813: The user is not authorized to access this resource.");
+    }
+    if query_param(req.uri().query(), "api-version").is_none() {
+        return ado_error(StatusCode::BAD_REQUEST, "No api-version was supplied for the POST request. Supply an api-version, for example 7.1.");
+    }
+    let Some(sc_id) = query_param(req.uri().query(), "serviceConnectionId") else {
+        return ado_error(StatusCode::BAD_REQUEST, "The serviceConnectionId parameter is required.");
+    };
+    let Some(sc) = shared
+        .seed
+        .service_connections
+        .iter()
+        .find(|sc| sc.id.eq_ignore_ascii_case(&sc_id))
+    else {
+        return ado_error(StatusCode::NOT_FOUND, &format!("Service connection {sc_id} was not found or is not authorized for this pipeline."));
+    };
+    if sc.kind != ConnectionKind::WorkloadIdentityFederation {
+        return ado_error(StatusCode::BAD_REQUEST, &format!("Service connection {sc_id} does not use workload identity federation."));
+    }
+    let lifetime = i64::try_from(lock(&shared.oidc_token_lifetime).as_secs()).unwrap_or(600);
+    let now = now_unix();
+    let claims = Claims {
+        aud: EXCHANGE_AUDIENCE.to_owned(),
+        iss: oidc_issuer(&shared),
+        sub: format!("sc://{}/{}/{}", shared.seed.organization, shared.seed.project, sc.name),
+        tid: None,
+        appid: None,
+        iat: now,
+        nbf: now,
+        exp: now + lifetime,
+        scid: Some(sc.id.clone()),
+    };
+    json(StatusCode::OK, &serde_json::json!({"oidcToken": shared.key.sign(&claims)}))
+}
+
+pub(crate) async fn identity_endpoint(shared: Arc<Shared>, req: Request<Body>) -> Response {
+    let err = |status: StatusCode, message: &str| {
+        json(status, &serde_json::json!({"statusCode": status.as_u16(), "message": message, "correlationId": new_id()}))
+    };
+    if !req.uri().path().eq_ignore_ascii_case("/msi/token") {
+        return err(StatusCode::NOT_FOUND, "Not found.");
+    }
+    let header_ok = req
+        .headers()
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == shared.identity_header.expose());
+    if !header_ok {
+        return err(StatusCode::UNAUTHORIZED, "The X-IDENTITY-HEADER header is missing or wrong.");
+    }
+    let q = req.uri().query();
+    if query_param(q, "api-version").is_none() {
+        return err(StatusCode::BAD_REQUEST, "api-version is required.");
+    }
+    let Some(resource) = query_param(q, "resource") else {
+        return err(StatusCode::BAD_REQUEST, "resource is required.");
+    };
+    let Some(aud) = known_audience(&resource) else {
+        return err(StatusCode::BAD_REQUEST, &format!("AADSTS500011: The resource principal named {resource} was not found in the tenant."));
+    };
+    let wanted = query_param(q, "client_id");
+    let identity = match &wanted {
+        Some(id) => shared.seed.managed_identities.iter().find(|m| m.client_id.eq_ignore_ascii_case(id)),
+        None => shared.seed.managed_identities.first(),
+    };
+    let Some(identity) = identity else {
+        return err(StatusCode::BAD_REQUEST, "No managed identity matches the request.");
+    };
+    let (token, lifetime) = issue(&shared, aud, &identity.client_id);
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "access_token": token,
+            "expires_on": (now_unix() + lifetime).to_string(),
+            "resource": resource,
+            "token_type": "Bearer",
+            "client_id": identity.client_id,
+        }),
+    )
+}
+
+/// Why a bearer token was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AuthFailure {
+    Missing,
+    Invalid,
+    Expired { exp: i64 },
+    WrongAudience { aud: String },
+}
+
+/// Checks the `Authorization: Bearer` token: signature, tenant, expiry and audience.
+pub(crate) fn check_bearer(shared: &Shared, headers: &HeaderMap, audience: &str) -> Result<Claims, AuthFailure> {
+    let token = bearer(headers).ok_or(AuthFailure::Missing)?;
+    let claims = shared.key.verify(&token).map_err(|_| AuthFailure::Invalid)?;
+    if claims.tid.as_deref() != Some(shared.seed.tenant_id.as_str()) {
+        return Err(AuthFailure::Invalid);
+    }
+    if claims.exp <= now_unix() {
+        return Err(AuthFailure::Expired { exp: claims.exp });
+    }
+    if !same_audience(&claims.aud, audience) {
+        return Err(AuthFailure::WrongAudience { aud: claims.aud });
+    }
+    Ok(claims)
+}
+
+/// The `authorization_uri`/`authorization` value of challenges: the tenant's authority.
+pub(crate) fn tenant_authority(shared: &Shared) -> String {
+    format!("{}/{}", authority(shared), shared.seed.tenant_id)
+}
+
+pub(crate) fn fmt_unix(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}

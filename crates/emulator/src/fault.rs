@@ -1,0 +1,325 @@
+//! Fault injection: the failures Azure produces (latency, throttling, 5xx, resets, hangs, failed
+//! swaps and deployments, apps turning unhealthy), set at start or at run time. The same JSON is
+//! accepted by `Emulator::inject`, the admin endpoint and the CLI.
+
+use serde::{Deserialize, Serialize};
+
+/// Which requests a transport-level fault applies to. Every field that is set must match; a
+/// pattern is a case-insensitive glob where `*` matches any run of characters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteMatch {
+    /// Host name without port, e.g. `management.emulator.test` or `*.vault.emulator.test`.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// HTTP method, e.g. `POST`.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Path without query, e.g. `*/slotsswap`.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+impl RouteMatch {
+    /// True when the request matches every pattern that is set.
+    pub fn matches(&self, host: &str, method: &str, path: &str) -> bool {
+        self.host.as_deref().is_none_or(|p| glob_match(p, host))
+            && self
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self.path.as_deref().is_none_or(|p| glob_match(p, path))
+    }
+}
+
+/// How many matching requests a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Scope {
+    /// Hit only the next N matching requests (then the fault is spent).
+    #[serde(default)]
+    pub count: Option<u32>,
+    /// Hit this share (0.0–1.0) of matching requests, chosen at random.
+    #[serde(default)]
+    pub share: Option<f64>,
+}
+
+/// One injected fault.
+// `deny_unknown_fields` is not used here because serde does not support it together with the
+// flattened `scope`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Fault {
+    /// Delay matching requests before they are handled.
+    Latency {
+        /// Requests it applies to.
+        #[serde(default)]
+        route: RouteMatch,
+        /// The delay in milliseconds.
+        millis: u64,
+        /// How many requests; every matching one when absent.
+        #[serde(default)]
+        count: Option<u32>,
+    },
+    /// Answer matching requests with this status (429, 500, 503, ...) and an Azure error body.
+    Status {
+        /// Requests it applies to.
+        #[serde(default)]
+        route: RouteMatch,
+        /// The HTTP status.
+        status: u16,
+        /// `Retry-After` seconds to send with it.
+        #[serde(default)]
+        retry_after_secs: Option<u64>,
+        /// Next N or a share; every matching request when both are absent.
+        #[serde(default, flatten)]
+        scope: Option<Scope>,
+    },
+    /// Close the connection without a complete response.
+    ConnectionReset {
+        /// Requests it applies to.
+        #[serde(default)]
+        route: RouteMatch,
+        /// Next N or a share.
+        #[serde(default, flatten)]
+        scope: Option<Scope>,
+    },
+    /// Never answer (until the client gives up or `millis` pass).
+    Hang {
+        /// Requests it applies to.
+        #[serde(default)]
+        route: RouteMatch,
+        /// How long to hang; 10 minutes when absent.
+        #[serde(default)]
+        millis: Option<u64>,
+        /// Next N or a share.
+        #[serde(default, flatten)]
+        scope: Option<Scope>,
+    },
+    /// The next swap involving this app fails at warm-up and is aborted.
+    SwapWarmupFails {
+        /// App name.
+        app: String,
+    },
+    /// The next swap involving this app stays in progress for `millis`, then fails, changing nothing.
+    SwapTimesOut {
+        /// App name.
+        app: String,
+        /// How long the operation stays in progress.
+        millis: u64,
+    },
+    /// The next deployment to this app (or only this slot) fails with status 3 and a log.
+    DeploymentFails {
+        /// App name.
+        app: String,
+        /// Slot name; any slot when absent.
+        #[serde(default)]
+        slot: Option<String>,
+    },
+    /// The app process of this slot answers 500 once it has served `after_requests` requests.
+    AppUnhealthyAfterRequests {
+        /// App name.
+        app: String,
+        /// Slot name.
+        slot: String,
+        /// Requests served healthily first.
+        after_requests: u32,
+    },
+    /// After the next swap, the slot that received the swapped-in content (the target, usually
+    /// production) answers 500 until it is swapped or deployed again.
+    AppUnhealthyAfterSwap {
+        /// App name.
+        app: String,
+    },
+    /// Kudu `/api/command` on this app returns this exit code without running the command.
+    KuduCommandFails {
+        /// App name.
+        app: String,
+        /// Exit code to report.
+        #[serde(default = "default_exit_code")]
+        exit_code: i32,
+        /// How many commands; every one when absent.
+        #[serde(default)]
+        count: Option<u32>,
+    },
+}
+
+fn default_exit_code() -> i32 {
+    1
+}
+
+/// A case-insensitive glob where `*` matches any run of characters (including none).
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
+    let t: Vec<char> = text.to_ascii_lowercase().chars().collect();
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// A transport fault picked for one request.
+#[derive(Debug, Clone)]
+pub(crate) enum TransportAction {
+    Delay(u64),
+    Status { status: u16, retry_after: Option<u64> },
+    Reset,
+    Hang(u64),
+}
+
+/// The active faults with their remaining counts.
+#[derive(Debug, Default)]
+pub(crate) struct FaultSet {
+    faults: Vec<(Fault, Option<u32>)>,
+}
+
+impl FaultSet {
+    pub(crate) fn add(&mut self, fault: Fault) {
+        let remaining = match &fault {
+            Fault::Latency { count, .. } | Fault::KuduCommandFails { count, .. } => *count,
+            Fault::Status { scope, .. }
+            | Fault::ConnectionReset { scope, .. }
+            | Fault::Hang { scope, .. } => scope.and_then(|s| s.count),
+            _ => None,
+        };
+        self.faults.push((fault, remaining));
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.faults.clear();
+    }
+
+    pub(crate) fn list(&self) -> Vec<Fault> {
+        self.faults.iter().map(|(f, _)| f.clone()).collect()
+    }
+
+    /// The transport actions for a request, in order (latency first), consuming counts.
+    pub(crate) fn transport_actions(
+        &mut self,
+        host: &str,
+        method: &str,
+        path: &str,
+    ) -> Vec<TransportAction> {
+        let mut out = Vec::new();
+        for (fault, remaining) in &mut self.faults {
+            if *remaining == Some(0) {
+                continue;
+            }
+            let (route, share, action) = match fault {
+                Fault::Latency { route, millis, .. } => (route, None, TransportAction::Delay(*millis)),
+                Fault::Status {
+                    route,
+                    status,
+                    retry_after_secs,
+                    scope,
+                } => (
+                    route,
+                    scope.and_then(|s| s.share),
+                    TransportAction::Status {
+                        status: *status,
+                        retry_after: *retry_after_secs,
+                    },
+                ),
+                Fault::ConnectionReset { route, scope } => {
+                    (route, scope.and_then(|s| s.share), TransportAction::Reset)
+                }
+                Fault::Hang {
+                    route,
+                    millis,
+                    scope,
+                } => (
+                    route,
+                    scope.and_then(|s| s.share),
+                    TransportAction::Hang(millis.unwrap_or(600_000)),
+                ),
+                _ => continue,
+            };
+            if !route.matches(host, method, path) {
+                continue;
+            }
+            if let Some(share) = share
+                && rand::random::<f64>() >= share
+            {
+                continue;
+            }
+            if let Some(n) = remaining {
+                *n -= 1;
+            }
+            let terminal = !matches!(action, TransportAction::Delay(_));
+            out.push(action);
+            if terminal {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Takes (consumes) the first fault the predicate selects, returning it.
+    pub(crate) fn take(&mut self, pick: impl Fn(&Fault) -> bool) -> Option<Fault> {
+        let idx = self
+            .faults
+            .iter()
+            .position(|(f, remaining)| *remaining != Some(0) && pick(f))?;
+        let (fault, remaining) = &mut self.faults[idx];
+        let fault = fault.clone();
+        match remaining {
+            Some(n) => *n -= 1,
+            // One-shot faults without a count are spent on first use, except the ones that
+            // describe a standing condition.
+            None => {
+                if !matches!(fault, Fault::KuduCommandFails { .. }) {
+                    self.faults.remove(idx);
+                }
+            }
+        }
+        Some(fault)
+    }
+
+    /// Looks at the first fault the predicate selects without consuming it.
+    pub(crate) fn find(&self, pick: impl Fn(&Fault) -> bool) -> Option<Fault> {
+        self.faults
+            .iter()
+            .find(|(f, remaining)| *remaining != Some(0) && pick(f))
+            .map(|(f, _)| f.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches_stars_and_case() {
+        assert!(glob_match("*.vault.emulator.test", "KV.vault.emulator.test"));
+        assert!(glob_match("*/slotsswap", "/subscriptions/x/slotsswap"));
+        assert!(!glob_match("*/slotsswap", "/subscriptions/x/slotsswap/more"));
+        assert!(glob_match("a*b*c", "aXXbYc"));
+        assert!(!glob_match("a*b*c", "aXXcYb"));
+    }
+
+    #[test]
+    fn fault_json_round_trips() {
+        let json = r#"{"kind":"status","route":{"host":"management.emulator.test"},"status":429,"retryAfterSecs":1,"count":2}"#;
+        let fault: Fault = serde_json::from_str(json).expect("valid fault json");
+        let mut set = FaultSet::default();
+        set.add(fault);
+        let hits: Vec<_> = (0..3)
+            .map(|_| set.transport_actions("management.emulator.test", "GET", "/x").len())
+            .collect();
+        assert_eq!(hits, vec![1, 1, 0]);
+    }
+}

@@ -1,0 +1,640 @@
+//! Running the apps: one real child process per slot (`sh -c <startup command>` in the site folder,
+//! with the slot's settings, `PORT`, a shared `HOME`), readiness, restarts, the reverse proxy with
+//! traffic routing, warm-up for swaps, and killing every process group on shutdown.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::fault::{Fault, glob_match};
+use crate::seed::AppKind;
+use crate::state::{App, PRODUCTION, RunState, Slot, State};
+use crate::{Shared, lock};
+
+/// What an instance is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum InstanceStatus {
+    Starting,
+    Ready,
+    DefaultPage,
+    Failed(String),
+}
+
+/// One start of a slot's app.
+#[derive(Debug)]
+pub(crate) struct Instance {
+    pub(crate) port: u16,
+    status: watch::Sender<InstanceStatus>,
+    cancel: CancellationToken,
+    pid: Mutex<Option<u32>>,
+}
+
+impl Instance {
+    fn with_status(port: u16, status: InstanceStatus) -> Arc<Self> {
+        Arc::new(Self {
+            port,
+            status: watch::Sender::new(status),
+            cancel: CancellationToken::new(),
+            pid: Mutex::new(None),
+        })
+    }
+
+    pub(crate) fn status(&self) -> InstanceStatus {
+        self.status.borrow().clone()
+    }
+
+    /// Waits until the instance is no longer starting, or the timeout passes.
+    pub(crate) async fn wait_started(&self, timeout: Duration) -> InstanceStatus {
+        let mut rx = self.status.subscribe();
+        let _ = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|s| *s != InstanceStatus::Starting),
+        )
+        .await;
+        self.status()
+    }
+
+    /// Asks the monitor to kill the process group.
+    pub(crate) fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Kills the process group right now, synchronously (used on shutdown and drop, where the
+    /// monitor task may never run again).
+    pub(crate) fn kill_now(&self) {
+        self.cancel.cancel();
+        if let Some(pid) = lock(&self.pid).take() {
+            kill_group(pid);
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(pid) = lock(&self.pid).take() {
+            kill_group(pid);
+        }
+    }
+}
+
+/// Kills a process group created with `process_group(0)` (its ID is the leader's PID). `kill(1)`
+/// is used because the workspace forbids `unsafe` and so cannot call `libc::kill`.
+fn kill_group(pid: u32) {
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// How to start a slot's app.
+#[derive(Debug)]
+pub(crate) struct LaunchSpec {
+    command: Option<String>,
+    cwd: PathBuf,
+    env: Vec<(String, String)>,
+    failure: Option<String>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// Resolves `@Microsoft.KeyVault(...)` references from the emulated vaults, as App Service does
+/// when it starts the app; an unresolvable reference stays as the literal text, like Azure.
+pub(crate) fn resolve_reference(state: &State, value: &str) -> Option<String> {
+    let inner = value
+        .trim()
+        .strip_prefix("@Microsoft.KeyVault(")?
+        .strip_suffix(')')?;
+    let (vault, name, version) = if let Some(uri) = inner.strip_prefix("SecretUri=") {
+        let url = url::Url::parse(uri).ok()?;
+        let vault = url.host_str()?.split('.').next()?.to_ascii_lowercase();
+        let mut segs = url.path_segments()?.filter(|s| !s.is_empty());
+        if segs.next()? != "secrets" {
+            return None;
+        }
+        let name = segs.next()?.to_owned();
+        (vault, name, segs.next().map(str::to_owned))
+    } else {
+        let mut vault = None;
+        let mut name = None;
+        let mut version = None;
+        for part in inner.split(';') {
+            let (k, v) = part.split_once('=')?;
+            match k.trim().to_ascii_lowercase().as_str() {
+                "vaultname" => vault = Some(v.trim().to_ascii_lowercase()),
+                "secretname" => name = Some(v.trim().to_owned()),
+                "secretversion" => version = Some(v.trim().to_owned()),
+                _ => {}
+            }
+        }
+        (vault?, name?, version)
+    };
+    let secret = state
+        .vaults
+        .get(&vault)?
+        .secrets
+        .get(&name.to_ascii_lowercase())?;
+    if !secret.enabled {
+        return None;
+    }
+    let v = match version {
+        Some(ver) => secret.versions.iter().find(|v| v.id == ver)?,
+        None => secret.versions.last()?,
+    };
+    Some(v.value.expose().to_owned())
+}
+
+pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot) -> LaunchSpec {
+    let mut env: Vec<(String, String)> = Vec::new();
+    if let Ok(path) = std::env::var("PATH") {
+        env.push(("PATH".into(), path));
+    }
+    for (k, v) in &slot.app_settings {
+        let value = resolve_reference(state, v).unwrap_or_else(|| v.clone());
+        env.push((k.clone(), value));
+    }
+    env.push(("HOME".into(), app.home_dir.display().to_string()));
+    env.push(("WEBSITE_SITE_NAME".into(), app.name.clone()));
+    let slot_name = if slot.name == PRODUCTION {
+        "Production".to_owned()
+    } else {
+        slot.name.clone()
+    };
+    env.push(("WEBSITE_SLOT_NAME".into(), slot_name));
+    env.push((
+        "WEBSITE_HOSTNAME".into(),
+        shared.host_with_port(&format!(
+            "{}.azurewebsites.{}",
+            crate::state::slot_label(&app.name, &slot.name),
+            crate::DOMAIN
+        )),
+    ));
+    match app.kind {
+        AppKind::Code => {
+            let cmd = slot
+                .site_config
+                .get("appCommandLine")
+                .and_then(|v| v.as_str())
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned);
+            LaunchSpec {
+                command: cmd,
+                cwd: slot.content_dir.clone(),
+                env,
+                failure: None,
+            }
+        }
+        AppKind::Container => {
+            let image = app.image(slot).unwrap_or_default();
+            match shared
+                .images
+                .iter()
+                .find(|m| !image.is_empty() && glob_match(&m.pattern, &image))
+            {
+                Some(m) => LaunchSpec {
+                    command: Some(m.command.clone()),
+                    cwd: m.dir.clone(),
+                    env,
+                    failure: None,
+                },
+                None => LaunchSpec {
+                    command: None,
+                    cwd: slot.content_dir.clone(),
+                    env,
+                    failure: Some(format!(
+                        "ImagePullFailure: pull access denied for '{image}', repository does not exist or may require authorization"
+                    )),
+                },
+            }
+        }
+    }
+}
+
+/// Starts an instance for a launch spec (returns at once; readiness is watched in the background).
+pub(crate) fn spawn(shared: &Arc<Shared>, spec: LaunchSpec) -> Arc<Instance> {
+    if let Some(reason) = spec.failure {
+        return Instance::with_status(0, InstanceStatus::Failed(reason));
+    }
+    let Some(command) = spec.command else {
+        return Instance::with_status(0, InstanceStatus::DefaultPage);
+    };
+    let port = free_port();
+    let instance = Instance::with_status(port, InstanceStatus::Starting);
+    let mut cmd = tokio::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(&command)
+        .current_dir(&spec.cwd)
+        .env_clear()
+        .envs(spec.env)
+        .env("PORT", port.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    let child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            instance
+                .status
+                .send_replace(InstanceStatus::Failed(format!("cannot start '{command}': {e}")));
+            return instance;
+        }
+    };
+    *lock(&instance.pid) = child.id();
+    tokio::spawn(monitor(
+        instance.clone(),
+        child,
+        shared.app_start_timeout,
+    ));
+    instance
+}
+
+async fn monitor(instance: Arc<Instance>, mut child: tokio::process::Child, timeout: Duration) {
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            _ = instance.cancel.cancelled() => {
+                if let Some(pid) = lock(&instance.pid).take() {
+                    kill_group(pid);
+                }
+                let _ = child.wait().await;
+                return;
+            }
+            status = child.wait() => {
+                let reason = match status {
+                    Ok(s) => format!("the startup command exited ({s})"),
+                    Err(e) => format!("the startup command could not be waited for: {e}"),
+                };
+                if let Some(pid) = lock(&instance.pid).take() {
+                    kill_group(pid);
+                }
+                instance.status.send_replace(InstanceStatus::Failed(reason));
+                return;
+            }
+            _ = tick.tick() => {
+                if instance.status() == InstanceStatus::Starting {
+                    if tokio::net::TcpStream::connect(("127.0.0.1", instance.port)).await.is_ok() {
+                        instance.status.send_replace(InstanceStatus::Ready);
+                    } else if started.elapsed() > timeout {
+                        instance.status.send_replace(InstanceStatus::Failed(format!(
+                            "the app did not listen on PORT {} within {:?}", instance.port, timeout
+                        )));
+                        instance.cancel.cancel();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Restarts (or stops, if the slot is stopped) the app of one slot.
+pub(crate) fn restart(shared: &Arc<Shared>, app_name: &str, slot_name: &str) {
+    let mut state = lock(&shared.state);
+    let spec = {
+        let Some(app) = state.apps.get(app_name) else {
+            return;
+        };
+        let Some(slot) = app.slot(slot_name) else {
+            return;
+        };
+        (!slot.stopped).then(|| launch_spec(shared, &state, app, slot))
+    };
+    let instance = spec.map(|spec| spawn(shared, spec));
+    if let Some(slot) = state
+        .apps
+        .get_mut(app_name)
+        .and_then(|a| a.slot_mut(slot_name))
+    {
+        slot.requests_served = 0;
+        if let Some(old) = std::mem::replace(&mut slot.instance, instance) {
+            old.stop();
+        }
+    }
+}
+
+/// Starts every slot's app (at emulator start).
+pub(crate) fn start_all(shared: &Arc<Shared>) {
+    let slots: Vec<(String, String)> = {
+        let state = lock(&shared.state);
+        state
+            .apps
+            .values()
+            .flat_map(|a| a.slots.keys().map(|s| (a.name.clone(), s.clone())))
+            .collect()
+    };
+    for (a, s) in slots {
+        restart(shared, &a, &s);
+    }
+}
+
+/// Kills every app process now.
+pub(crate) fn kill_all(shared: &Shared) {
+    let state = lock(&shared.state);
+    for app in state.apps.values() {
+        for slot in app.slots.values() {
+            if let Some(i) = &slot.instance {
+                i.kill_now();
+            }
+        }
+    }
+}
+
+pub(crate) fn run_state(slot: &Slot) -> RunState {
+    if slot.stopped {
+        return RunState::Stopped;
+    }
+    match slot.instance.as_ref().map(|i| (i.status(), i.port)) {
+        None => RunState::Stopped,
+        Some((InstanceStatus::Starting, _)) => RunState::Starting,
+        Some((InstanceStatus::Ready, port)) => RunState::Running { port },
+        Some((InstanceStatus::DefaultPage, _)) => RunState::DefaultPage,
+        Some((InstanceStatus::Failed(reason), _)) => RunState::Failed { reason },
+    }
+}
+
+fn html(status: StatusCode, title: &str, text: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        format!("<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1><p>{text}</p></body></html>"),
+    )
+        .into_response()
+}
+
+const ROUTING_COOKIE: &str = "x-ms-routing-name";
+
+/// Picks the slot a request to the production host goes to: the query parameter forces a side,
+/// then the routing cookie, then `rampUpRules` by chance. Returns the slot and whether to set the
+/// cookie.
+fn route(state: &State, app: &App, query: Option<&str>, headers: &HeaderMap) -> (String, Option<String>) {
+    let forced = query.and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k.eq_ignore_ascii_case(ROUTING_COOKIE))
+            .map(|(_, v)| v.to_ascii_lowercase())
+    });
+    let to_slot = |name: &str| -> Option<String> {
+        if name == "self" || name == PRODUCTION {
+            Some(PRODUCTION.to_owned())
+        } else {
+            app.slot(name).map(|s| s.name.clone())
+        }
+    };
+    if let Some(name) = forced {
+        if let Some(slot) = to_slot(&name) {
+            return (slot, Some(name));
+        }
+    }
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| k.eq_ignore_ascii_case(ROUTING_COOKIE))
+        .map(|(_, v)| v.to_ascii_lowercase());
+    if let Some(name) = cookie
+        && let Some(slot) = to_slot(&name)
+    {
+        return (slot, None);
+    }
+    let _ = state;
+    let rules = app
+        .slot(PRODUCTION)
+        .and_then(|p| p.site_config.get("experiments"))
+        .and_then(|e| e.get("rampUpRules"))
+        .and_then(|r| r.as_array())
+        .cloned()
+        .unwrap_or_default();
+    if rules.is_empty() {
+        return (PRODUCTION.to_owned(), None);
+    }
+    let mut draw = rand::random::<f64>() * 100.0;
+    for rule in &rules {
+        let pct = rule
+            .get("reroutePercentage")
+            .and_then(|p| p.as_f64())
+            .unwrap_or(0.0);
+        let name = rule
+            .get("name")
+            .and_then(|n| n.as_str())
+            .map(str::to_owned)
+            .or_else(|| {
+                let host = rule.get("actionHostName")?.as_str()?;
+                let label = host.split('.').next()?;
+                label
+                    .strip_prefix(&format!("{}-", app.name))
+                    .map(str::to_owned)
+            });
+        if draw < pct
+            && let Some(slot) = name.as_deref().and_then(to_slot)
+        {
+            return (slot.clone(), Some(slot));
+        }
+        draw -= pct;
+    }
+    (PRODUCTION.to_owned(), Some("self".to_owned()))
+}
+
+/// Serves a request to an app host by proxying it to the slot's process.
+pub(crate) async fn proxy(
+    shared: Arc<Shared>,
+    app_name: String,
+    host_slot: String,
+    req: Request<Body>,
+) -> Response {
+    let (slot_name, set_cookie, instance, unhealthy) = {
+        let mut state = lock(&shared.state);
+        let (slot_name, set_cookie) = match state.apps.get(&app_name) {
+            Some(app) if host_slot == PRODUCTION => route(&state, app, req.uri().query(), req.headers()),
+            _ => (host_slot.clone(), None),
+        };
+        let threshold = lock(&shared.faults).find(|f| {
+            matches!(f, Fault::AppUnhealthyAfterRequests { app, slot, .. }
+                if app.eq_ignore_ascii_case(&app_name) && slot.eq_ignore_ascii_case(&slot_name))
+        });
+        let Some(slot) = state
+            .apps
+            .get_mut(&app_name)
+            .and_then(|a| a.slot_mut(&slot_name))
+        else {
+            return html(StatusCode::NOT_FOUND, "404 Web Site not found", "The web app you have attempted to reach is not available.");
+        };
+        if slot.stopped {
+            return html(StatusCode::FORBIDDEN, "Error 403 - This web app is stopped.", "The web app you have attempted to reach is currently stopped and does not accept any requests.");
+        }
+        slot.requests_served += 1;
+        let mut unhealthy = slot.forced_unhealthy;
+        if let Some(Fault::AppUnhealthyAfterRequests { after_requests, .. }) = threshold
+            && slot.requests_served > u64::from(after_requests)
+        {
+            unhealthy = true;
+        }
+        (slot_name, set_cookie, slot.instance.clone(), unhealthy)
+    };
+    let mut resp = if unhealthy {
+        html(StatusCode::INTERNAL_SERVER_ERROR, "500 Internal Server Error", "The app is unhealthy (injected fault).")
+    } else {
+        match instance {
+            None => html(StatusCode::SERVICE_UNAVAILABLE, ":( Application Error", "The app is not running."),
+            Some(instance) => match instance.wait_started(shared.app_start_timeout).await {
+                InstanceStatus::Ready => forward(&shared, instance.port, req).await,
+                InstanceStatus::DefaultPage => html(
+                    StatusCode::OK,
+                    "Your web app is running and waiting for your content",
+                    &format!("Slot '{slot_name}' of '{app_name}' has no startup command yet."),
+                ),
+                InstanceStatus::Starting | InstanceStatus::Failed(_) => html(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ":( Application Error",
+                    "If you are the application administrator, you can access the diagnostic resources.",
+                ),
+            },
+        }
+    };
+    if let Some(value) = set_cookie
+        && let Ok(v) = HeaderValue::from_str(&format!("{ROUTING_COOKIE}={value}; Path=/; Max-Age=3600; HttpOnly"))
+    {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+const HOP_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "host",
+    "content-length",
+];
+
+async fn forward(shared: &Shared, port: u16, req: Request<Body>) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let mut builder = shared.http.request(parts.method.clone(), &url);
+    for (k, v) in &parts.headers {
+        if !HOP_HEADERS.contains(&k.as_str()) {
+            builder = builder.header(k, v);
+        }
+    }
+    if let Some(h) = parts.headers.get(header::HOST) {
+        builder = builder.header("x-forwarded-host", h);
+    }
+    builder = builder.header("x-forwarded-proto", "https");
+    let length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    builder = match length {
+        Some(0) => builder,
+        // Small bodies are sent with a length, because simple app servers (Python's http.server)
+        // do not read chunked request bodies.
+        Some(n) if n <= 16 * 1024 * 1024 => match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
+            Ok(bytes) => builder.body(bytes),
+            Err(_) => return html(StatusCode::BAD_REQUEST, "400 Bad Request", "The request body could not be read."),
+        },
+        _ if parts.headers.contains_key(header::TRANSFER_ENCODING) || length.is_some() => {
+            builder.body(reqwest::Body::wrap_stream(body.into_data_stream()))
+        }
+        _ => builder,
+    };
+    match builder.send().await {
+        Ok(resp) => {
+            let mut out = Response::builder().status(resp.status().as_u16());
+            for (k, v) in resp.headers() {
+                if !HOP_HEADERS.contains(&k.as_str()) || k == header::CONTENT_LENGTH {
+                    out = out.header(k, v);
+                }
+            }
+            let stream = resp.bytes_stream().map_err(std::io::Error::other);
+            out.body(Body::from_stream(stream)).unwrap_or_else(|_| {
+                html(StatusCode::BAD_GATEWAY, "502 Bad Gateway", "Invalid response from the app.")
+            })
+        }
+        Err(_) => html(
+            StatusCode::BAD_GATEWAY,
+            "502 - Web server received an invalid response while acting as a gateway or proxy server.",
+            "The app did not answer.",
+        ),
+    }
+}
+
+/// Warms up an instance like App Service before a swap: `WEBSITE_SWAP_WARMUP_PING_PATH` (default
+/// `/`) must answer, with a status in `WEBSITE_SWAP_WARMUP_PING_STATUSES` when that is set.
+pub(crate) async fn warm_up(
+    shared: &Shared,
+    instance: &Instance,
+    settings: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    match instance.wait_started(shared.app_start_timeout).await {
+        InstanceStatus::Ready => {}
+        InstanceStatus::DefaultPage => return Ok(()),
+        InstanceStatus::Starting => return Err("the app did not start in time".into()),
+        InstanceStatus::Failed(reason) => return Err(reason),
+    }
+    let path = settings
+        .get("WEBSITE_SWAP_WARMUP_PING_PATH")
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "/".to_owned());
+    let path = if path.starts_with('/') { path } else { format!("/{path}") };
+    let statuses: Option<Vec<u16>> = settings
+        .get("WEBSITE_SWAP_WARMUP_PING_STATUSES")
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect());
+    let url = format!("http://127.0.0.1:{}{}", instance.port, path);
+    let mut last = String::new();
+    for _ in 0..5 {
+        match shared
+            .http
+            .get(&url)
+            .timeout(shared.app_start_timeout)
+            .send()
+            .await
+        {
+            Ok(resp) => {
+                let code = resp.status().as_u16();
+                return match &statuses {
+                    Some(list) if !list.contains(&code) => Err(format!(
+                        "warm-up request to {path} answered {code}, not one of WEBSITE_SWAP_WARMUP_PING_STATUSES"
+                    )),
+                    _ => Ok(()),
+                };
+            }
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(format!("warm-up request to {path} failed: {last}"))
+}
+
+/// The request to an app host asks for `Connection`-less plain responses; this helper exists so
+/// handlers elsewhere can build the 503 page consistently.
+pub(crate) fn unavailable() -> Response {
+    html(StatusCode::SERVICE_UNAVAILABLE, ":( Application Error", "The app is not available.")
+}

@@ -1,0 +1,470 @@
+//! The port: exactly what the stages need from Azure, as a trait, so the stage code never sees HTTP.
+//!
+//! `AzurePort` adapts `slot_release_azure`; tests and the rehearsal use the same adapter against the
+//! emulator, so there is one code path. Slot names are plain strings; `production` is the production slot.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use slot_release_azure as az;
+use tokio_util::sync::CancellationToken;
+
+use crate::journal::DeploymentRecord;
+use crate::state::{LiveState, PRODUCTION, SlotState};
+
+/// Who writes the Kudu deployment records, so the engine can tell its records from other deployments.
+pub const DEPLOYER: &str = "SlotRelease";
+
+/// A Key Vault value; it has no `Display` and a redacted `Debug`.
+pub type SecretValue = az::SecretValue;
+
+/// A setting value to write: plain, or a secret that must never be printed.
+#[derive(Debug, Clone)]
+pub enum SettingValue {
+    /// A plain value (also used for Key Vault references, which hold no secret).
+    Plain(String),
+    /// A secret value read from Key Vault.
+    Secret(SecretValue),
+}
+
+impl SettingValue {
+    fn expose(&self) -> &str {
+        match self {
+            SettingValue::Plain(v) => v,
+            SettingValue::Secret(s) => s.expose(),
+        }
+    }
+}
+
+/// Site-config changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteChange {
+    /// New startup command (empty clears it).
+    pub startup_command: Option<String>,
+    /// New `linuxFxVersion` (e.g. `DOCKER|repo:tag`).
+    pub linux_fx_version: Option<String>,
+}
+
+/// The output of a command run in a slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandResult {
+    /// Exit code.
+    pub exit_code: i64,
+    /// Standard output and error, untrusted text.
+    pub output: String,
+}
+
+/// Why a port call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PortError {
+    /// Azure (or the emulator) refused or failed.
+    #[error("{operation} failed")]
+    Azure {
+        /// What was being done.
+        operation: String,
+        /// The client's error.
+        source: az::AzureError,
+    },
+    /// A slot name was not valid for App Service.
+    #[error("`{0}` is not a valid slot name")]
+    SlotName(String),
+}
+
+impl PortError {
+    /// Whether retrying later may succeed (e.g. another operation in progress).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PortError::Azure { source, .. } => source.is_transient(),
+            PortError::SlotName(_) => false,
+        }
+    }
+}
+
+/// Everything the stages need from Azure.
+#[async_trait]
+pub trait Port: Send + Sync + std::fmt::Debug {
+    /// Reads the live state of the app: the named slots (missing ones are absent), sticky names, tags.
+    async fn read_state(&self, slots: &[String]) -> Result<LiveState, PortError>;
+    /// Creates a slot.
+    async fn create_slot(&self, slot: &str, cancel: &CancellationToken) -> Result<(), PortError>;
+    /// Sets app settings on a slot, keeping all others.
+    async fn set_settings(
+        &self,
+        slot: &str,
+        settings: &BTreeMap<String, SettingValue>,
+    ) -> Result<(), PortError>;
+    /// Marks app setting names sticky (keeps the ones already sticky).
+    async fn add_sticky(&self, names: &BTreeSet<String>) -> Result<(), PortError>;
+    /// Changes site config of a slot.
+    async fn set_site(&self, slot: &str, change: &SiteChange) -> Result<(), PortError>;
+    /// Deploys a zip package to a slot and waits for it.
+    async fn deploy_zip(
+        &self,
+        slot: &str,
+        package: &Path,
+        message: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), PortError>;
+    /// Runs a command in a slot through Kudu.
+    async fn run_command(
+        &self,
+        slot: &str,
+        command: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<CommandResult, PortError>;
+    /// Swaps `source` into `target` and waits.
+    async fn swap(&self, source: &str, target: &str, cancel: &CancellationToken)
+    -> Result<(), PortError>;
+    /// Swap with preview, phase one.
+    async fn apply_slot_config(
+        &self,
+        source: &str,
+        target: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), PortError>;
+    /// Cancels a swap with preview.
+    async fn reset_slot_config(&self, source: &str) -> Result<(), PortError>;
+    /// Replaces the site's tags.
+    async fn set_tags(&self, tags: &BTreeMap<String, String>) -> Result<(), PortError>;
+    /// Writes a deployment record (id = release id) on a slot's Kudu, marking it active.
+    async fn put_record(
+        &self,
+        slot: &str,
+        id: &str,
+        record: &DeploymentRecord,
+    ) -> Result<(), PortError>;
+    /// Reads secrets from a vault by name.
+    async fn get_secrets(
+        &self,
+        vault: &str,
+        names: &[String],
+    ) -> Result<BTreeMap<String, SecretValue>, PortError>;
+    /// The HTTPS base URL of a slot's app (for health probes).
+    fn slot_url(&self, slot: &str) -> Result<url::Url, PortError>;
+    /// The HTTP client probes use (trusts the same CAs as the Azure client).
+    fn http(&self) -> reqwest::Client;
+}
+
+/// The port over the real Azure client (or the emulator through a custom cloud).
+#[derive(Debug, Clone)]
+pub struct AzurePort {
+    azure: az::Azure,
+    app: az::WebApp,
+    name: String,
+}
+
+impl AzurePort {
+    /// A port for one app.
+    pub fn new(azure: az::Azure, subscription: &str, resource_group: &str, name: &str) -> Result<Self, PortError> {
+        let app_ref = az::AppRef::new(subscription, resource_group, name).map_err(|source| PortError::Azure {
+            operation: format!("address app {name}"),
+            source,
+        })?;
+        let app = azure.web_app(&app_ref);
+        Ok(AzurePort {
+            azure,
+            app,
+            name: name.to_owned(),
+        })
+    }
+
+    fn slot(name: &str) -> Result<az::SlotName, PortError> {
+        if name == PRODUCTION {
+            Ok(az::SlotName::production())
+        } else {
+            az::SlotName::new(name).map_err(|_| PortError::SlotName(name.to_owned()))
+        }
+    }
+
+    fn wait(cancel: &CancellationToken, timeout: Duration) -> az::LroOptions {
+        az::LroOptions {
+            timeout,
+            cancel: cancel.clone(),
+        }
+    }
+}
+
+fn azure_err(operation: impl Into<String>) -> impl FnOnce(az::AzureError) -> PortError {
+    let operation = operation.into();
+    move |source| PortError::Azure { operation, source }
+}
+
+/// The release a slot holds, from its newest active deployment record written by the engine.
+fn release_of(deployments: &[az::Deployment]) -> Option<String> {
+    deployments
+        .iter()
+        .filter(|d| d.active && d.deployer == DEPLOYER)
+        .max_by(|a, b| a.received_time.cmp(&b.received_time))
+        .map(|d| d.id.clone())
+}
+
+#[async_trait]
+impl Port for AzurePort {
+    async fn read_state(&self, slots: &[String]) -> Result<LiveState, PortError> {
+        let mut state = LiveState::default();
+        let mut names: Vec<&str> = vec![PRODUCTION];
+        names.extend(slots.iter().map(String::as_str).filter(|s| *s != PRODUCTION));
+        for name in names {
+            let slot = Self::slot(name)?;
+            let info = match self.app.get_slot(&slot).await {
+                Ok(info) => info,
+                Err(e) if e.status() == Some(404) && name != PRODUCTION => continue,
+                Err(e) => return Err(azure_err(format!("read {} slot {name}", self.name))(e)),
+            };
+            let settings = self
+                .app
+                .app_settings(&slot)
+                .await
+                .map_err(azure_err(format!("read settings of {name}")))?;
+            let config = self
+                .app
+                .site_config(&slot)
+                .await
+                .map_err(azure_err(format!("read site config of {name}")))?;
+            let deployments = self
+                .app
+                .kudu(&slot)
+                .deployments()
+                .await
+                .map_err(azure_err(format!("read deployments of {name}")))?;
+            if name == PRODUCTION {
+                state.tags = info.tags.clone();
+            }
+            if deployments.iter().any(|d| !d.complete) {
+                state.in_flight.push(format!("a deployment to {name}"));
+            }
+            state.slots.insert(
+                name.to_owned(),
+                SlotState {
+                    settings,
+                    linux_fx_version: config.linux_fx_version.filter(|v| !v.is_empty()),
+                    startup_command: config.app_command_line.filter(|v| !v.is_empty()),
+                    release: release_of(&deployments),
+                    host_name: Some(info.default_host),
+                },
+            );
+        }
+        let sticky = self
+            .app
+            .slot_config_names()
+            .await
+            .map_err(azure_err("read sticky setting names"))?;
+        state.sticky_settings = sticky.app_setting_names.into_iter().collect();
+        Ok(state)
+    }
+
+    async fn create_slot(&self, slot: &str, cancel: &CancellationToken) -> Result<(), PortError> {
+        self.app
+            .create_slot(&Self::slot(slot)?, &Self::wait(cancel, Duration::from_secs(600)))
+            .await
+            .map(drop)
+            .map_err(azure_err(format!("create slot {slot}")))
+    }
+
+    async fn set_settings(
+        &self,
+        slot: &str,
+        settings: &BTreeMap<String, SettingValue>,
+    ) -> Result<(), PortError> {
+        let change = az::SettingsChange {
+            set: settings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+                .collect(),
+            remove: BTreeSet::new(),
+        };
+        self.app
+            .update_app_settings(&Self::slot(slot)?, &change)
+            .await
+            .map(drop)
+            .map_err(azure_err(format!("set settings on {slot}")))
+    }
+
+    async fn add_sticky(&self, names: &BTreeSet<String>) -> Result<(), PortError> {
+        let mut current = self
+            .app
+            .slot_config_names()
+            .await
+            .map_err(azure_err("read sticky setting names"))?;
+        let have: BTreeSet<String> = current.app_setting_names.iter().cloned().collect();
+        let missing: Vec<String> = names.difference(&have).cloned().collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        current.app_setting_names.extend(missing);
+        self.app
+            .set_slot_config_names(&current)
+            .await
+            .map_err(azure_err("mark settings sticky"))
+    }
+
+    async fn set_site(&self, slot: &str, change: &SiteChange) -> Result<(), PortError> {
+        let patch = az::SiteConfigPatch {
+            linux_fx_version: change.linux_fx_version.clone(),
+            app_command_line: change.startup_command.clone(),
+            ..az::SiteConfigPatch::default()
+        };
+        self.app
+            .patch_site_config(&Self::slot(slot)?, &patch)
+            .await
+            .map(drop)
+            .map_err(azure_err(format!("update site config of {slot}")))
+    }
+
+    async fn deploy_zip(
+        &self,
+        slot: &str,
+        package: &Path,
+        message: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), PortError> {
+        let opts = az::DeployOptions {
+            cancel: cancel.clone(),
+            message: Some(message.to_owned()),
+            ..az::DeployOptions::default()
+        };
+        self.app
+            .kudu(&Self::slot(slot)?)
+            .deploy_zip(package, &opts)
+            .await
+            .map(drop)
+            .map_err(azure_err(format!("deploy {} to {slot}", package.display())))
+    }
+
+    async fn run_command(
+        &self,
+        slot: &str,
+        command: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<CommandResult, PortError> {
+        let out = self
+            .app
+            .kudu(&Self::slot(slot)?)
+            .command(command, "site/wwwroot", timeout, cancel)
+            .await
+            .map_err(azure_err(format!("run a command in {slot}")))?;
+        let mut output = out.output;
+        if !out.error.is_empty() {
+            if !output.is_empty() && !output.ends_with('\n') {
+                output.push('\n');
+            }
+            output.push_str(&out.error);
+        }
+        Ok(CommandResult {
+            exit_code: out.exit_code,
+            output,
+        })
+    }
+
+    async fn swap(
+        &self,
+        source: &str,
+        target: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), PortError> {
+        let opts = az::SwapOptions {
+            preserve_vnet: None,
+            wait: Self::wait(cancel, Duration::from_secs(1800)),
+        };
+        self.app
+            .swap(&Self::slot(source)?, &Self::slot(target)?, &opts)
+            .await
+            .map_err(azure_err(format!("swap {source} into {target}")))
+    }
+
+    async fn apply_slot_config(
+        &self,
+        source: &str,
+        target: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), PortError> {
+        let opts = az::SwapOptions {
+            preserve_vnet: None,
+            wait: Self::wait(cancel, Duration::from_secs(1800)),
+        };
+        self.app
+            .apply_slot_config(&Self::slot(source)?, &Self::slot(target)?, &opts)
+            .await
+            .map_err(azure_err(format!("apply {target} settings to {source}")))
+    }
+
+    async fn reset_slot_config(&self, source: &str) -> Result<(), PortError> {
+        self.app
+            .reset_slot_config(&Self::slot(source)?)
+            .await
+            .map_err(azure_err(format!("reset slot config of {source}")))
+    }
+
+    async fn set_tags(&self, tags: &BTreeMap<String, String>) -> Result<(), PortError> {
+        self.app
+            .set_tags(&az::SlotName::production(), tags)
+            .await
+            .map_err(azure_err("write the journal tags"))
+    }
+
+    async fn put_record(
+        &self,
+        slot: &str,
+        id: &str,
+        record: &DeploymentRecord,
+    ) -> Result<(), PortError> {
+        let message = serde_json::to_string(record).unwrap_or_default();
+        let failed = record.phase == crate::journal::Phase::Failed.as_str();
+        let rec = az::DeploymentRecord {
+            status: if failed {
+                az::DeployStatus::Failed
+            } else {
+                az::DeployStatus::Success
+            },
+            message,
+            author: "slot-release".into(),
+            deployer: DEPLOYER.into(),
+            active: !failed,
+            details: format!("release {} phase {}", record.release, record.phase),
+        };
+        self.app
+            .kudu(&Self::slot(slot)?)
+            .put_deployment_record(id, &rec)
+            .await
+            .map(drop)
+            .map_err(azure_err(format!("write the deployment record on {slot}")))
+    }
+
+    async fn get_secrets(
+        &self,
+        vault: &str,
+        names: &[String],
+    ) -> Result<BTreeMap<String, SecretValue>, PortError> {
+        let kv = self
+            .azure
+            .key_vault(vault)
+            .map_err(azure_err(format!("address vault {vault}")))?;
+        let refs = names
+            .iter()
+            .map(|n| az::SecretRef::parse(n))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(azure_err(format!("name secrets of {vault}")))?;
+        kv.get_secrets(&refs)
+            .await
+            .map_err(azure_err(format!("read secrets from {vault}")))
+    }
+
+    fn slot_url(&self, slot: &str) -> Result<url::Url, PortError> {
+        let host = self
+            .azure
+            .cloud()
+            .app_host(&self.name, (slot != PRODUCTION).then_some(slot));
+        self.azure
+            .cloud()
+            .host_url(&host)
+            .map_err(azure_err(format!("address slot {slot}")))
+    }
+
+    fn http(&self) -> reqwest::Client {
+        self.azure.http_client().clone()
+    }
+}

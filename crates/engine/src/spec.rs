@@ -1,0 +1,368 @@
+//! The engine's own view of a release config: what the planner needs, with variables already resolved.
+//!
+//! The YAML model belongs to `slot-release-config` and may grow; the planner depends only on this small,
+//! stable shape, converted by hand in `spec::from_config` (the boundary rule from docs/architecture.md).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use slot_release_config as cfg;
+
+/// A release as the engine sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseSpec {
+    /// The app.
+    pub app: AppSpec,
+    /// Environments by name.
+    pub environments: BTreeMap<String, EnvironmentSpec>,
+    /// The staging stage, if configured.
+    pub staging: Option<StagingSpec>,
+    /// The production stage, if configured.
+    pub production: Option<ProductionSpec>,
+    /// The rollback stage, if configured.
+    pub rollback: Option<RollbackSpec>,
+}
+
+/// The app being released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSpec {
+    /// Site name.
+    pub name: String,
+    /// Resource group.
+    pub resource_group: String,
+    /// Subscription, when the config names one.
+    pub subscription: Option<String>,
+    /// Code or container.
+    pub kind: AppKind,
+    /// The startup command the config asks for (code apps).
+    pub startup_command: Option<String>,
+    /// The built-in stack (`linuxFxVersion`), e.g. `PYTHON|3.12`.
+    pub stack: Option<String>,
+    /// Whether the stack needs a startup command (Linux Python/Node code apps).
+    pub needs_startup_command: bool,
+}
+
+/// What is released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppKind {
+    /// A zip package built from a folder.
+    Code {
+        /// The package root.
+        root: PathBuf,
+        /// Exclude globs.
+        exclude: Vec<String>,
+    },
+    /// A container image built elsewhere.
+    Container {
+        /// Image repository, e.g. `contoso.azurecr.io/web`.
+        repository: String,
+        /// The resolved tag.
+        tag: String,
+    },
+}
+
+impl AppKind {
+    /// `code` or `container`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AppKind::Code { .. } => "code",
+            AppKind::Container { .. } => "container",
+        }
+    }
+}
+
+/// A named set of settings and secrets bound to one slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentSpec {
+    /// The slot (`production` means the production slot).
+    pub slot: String,
+    /// Create the slot when it does not exist.
+    pub create_slot: bool,
+    /// Plain settings.
+    pub settings: BTreeMap<String, String>,
+    /// The Key Vault, when the environment has secrets.
+    pub vault: Option<String>,
+    /// Secrets: setting name to secret and delivery.
+    pub secrets: BTreeMap<String, SecretSpec>,
+}
+
+/// One Key Vault secret bound to a setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSpec {
+    /// The secret's name in the vault.
+    pub secret: String,
+    /// How it reaches the app.
+    pub delivery: SecretDelivery,
+}
+
+/// How a secret reaches the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum SecretDelivery {
+    /// An App Service Key Vault reference; the value never leaves the vault.
+    KeyVaultReference,
+    /// The value, written as a setting.
+    Value,
+    /// A secret pipeline variable only; the app does not get it.
+    PipelineVariable,
+}
+
+/// Where a hook runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum HookWhere {
+    /// In the slot, through Kudu's command API.
+    Slot,
+    /// On the agent.
+    Agent,
+}
+
+/// A hook run before the health gate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookSpec {
+    /// Name.
+    pub name: String,
+    /// Command.
+    pub command: String,
+    /// Where it runs.
+    pub run_where: HookWhere,
+    /// Time limit.
+    pub timeout: Duration,
+    /// The undo command; without one the hook is a point of no return.
+    pub undo: Option<String>,
+}
+
+/// A health check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthSpec {
+    /// Path probed, e.g. `/health`.
+    pub path: String,
+    /// Statuses that count as healthy.
+    pub statuses: Vec<u16>,
+    /// Time between probes.
+    pub interval: Duration,
+    /// Consecutive successes needed.
+    pub successes: u32,
+    /// Deadline for the gate.
+    pub timeout: Duration,
+    /// Text the body must contain.
+    pub body_contains: Option<String>,
+}
+
+/// The staging stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagingSpec {
+    /// Environment applied to the slot.
+    pub environment: String,
+    /// Hooks, in order.
+    pub hooks: Vec<HookSpec>,
+    /// The gate.
+    pub health: Option<HealthSpec>,
+}
+
+/// How production takes the release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Strategy {
+    /// A plain swap.
+    Swap,
+    /// Apply production settings to the source, verify, complete.
+    SwapWithPreview,
+}
+
+/// What happens when production turns unhealthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RollbackMode {
+    /// Swap back at once.
+    Automatic,
+    /// Stop and report; a person runs `rollback`.
+    Manual,
+}
+
+/// The production stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductionSpec {
+    /// Environment applied to production.
+    pub environment: String,
+    /// The slot swapped in.
+    pub source_slot: String,
+    /// Swap or swap with preview.
+    pub strategy: Strategy,
+    /// Hooks run against the source slot before the swap.
+    pub hooks: Vec<HookSpec>,
+    /// How long production is watched after the swap.
+    pub watch_window: Duration,
+    /// Failures that end the watch early.
+    pub watch_max_failures: u32,
+    /// The watch's probe.
+    pub health: Option<HealthSpec>,
+    /// Automatic or manual rollback.
+    pub rollback: RollbackMode,
+    /// Run hook undo commands after a swap back.
+    pub undo_hooks_on_rollback: bool,
+}
+
+/// What a rollback restores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Restore {
+    /// Swap back when the previous release still sits in the source slot.
+    SwapBack,
+    /// Put the last known-good image tag back (containers).
+    LastKnownGood,
+}
+
+/// The rollback stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackSpec {
+    /// The environment restored.
+    pub environment: String,
+    /// What is put back.
+    pub restore: Restore,
+    /// Run recorded hooks' undo commands.
+    pub undo_hooks: bool,
+    /// The gate the restored production must pass.
+    pub health: Option<HealthSpec>,
+}
+
+fn health(check: &cfg::HealthCheck) -> HealthSpec {
+    HealthSpec {
+        path: check.path.clone(),
+        statuses: check.statuses.clone(),
+        interval: check.interval.into(),
+        successes: check.successes,
+        timeout: check.timeout.into(),
+        body_contains: check.body_contains.clone(),
+    }
+}
+
+fn hook(hook: &cfg::Hook) -> HookSpec {
+    HookSpec {
+        name: hook.name.as_str().to_owned(),
+        command: hook.run.clone(),
+        run_where: match hook.where_ {
+            cfg::HookLocation::Slot => HookWhere::Slot,
+            cfg::HookLocation::Agent => HookWhere::Agent,
+        },
+        timeout: hook.timeout.into(),
+        undo: hook.undo.clone(),
+    }
+}
+
+/// Whether a built-in stack runs nothing without a startup command (native Python and Node on Linux).
+pub fn stack_needs_startup_command(stack: &str) -> bool {
+    let upper = stack.to_ascii_uppercase();
+    upper.starts_with("PYTHON|") || upper.starts_with("NODE|")
+}
+
+/// Converts a loaded config into the engine's view. `base` is the folder holding the config file,
+/// against which the package root is resolved.
+pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
+    let app = &config.app;
+    let kind = match (app.kind, &config.package, &config.image) {
+        (cfg::AppKind::Container, _, Some(image)) => AppKind::Container {
+            repository: image.repository.clone(),
+            tag: image.tag.clone(),
+        },
+        (_, package, _) => AppKind::Code {
+            root: base.join(package.as_ref().map_or(".", |p| p.root.as_str())),
+            exclude: package.as_ref().map(|p| p.exclude.clone()).unwrap_or_default(),
+        },
+    };
+    let needs_startup_command = matches!(kind, AppKind::Code { .. })
+        && app.stack.as_deref().is_some_and(stack_needs_startup_command);
+    let environments = config
+        .environments
+        .iter()
+        .map(|(name, env)| {
+            let secrets = env
+                .secrets
+                .as_ref()
+                .map(|s| {
+                    s.map
+                        .iter()
+                        .map(|(setting, spec)| {
+                            let delivery = match spec.delivery(s.delivery) {
+                                cfg::Delivery::KeyVaultReference => {
+                                    SecretDelivery::KeyVaultReference
+                                }
+                                cfg::Delivery::Value => SecretDelivery::Value,
+                                cfg::Delivery::PipelineVariable => SecretDelivery::PipelineVariable,
+                            };
+                            (
+                                setting.as_str().to_owned(),
+                                SecretSpec {
+                                    secret: spec.secret().name().as_str().to_owned(),
+                                    delivery,
+                                },
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (
+                name.as_str().to_owned(),
+                EnvironmentSpec {
+                    slot: env.slot.as_str().to_owned(),
+                    create_slot: env.create_slot,
+                    settings: env
+                        .settings
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                        .collect(),
+                    vault: env.secrets.as_ref().map(|s| s.vault.as_str().to_owned()),
+                    secrets,
+                },
+            )
+        })
+        .collect();
+    let staging = &config.stages.staging;
+    let production = &config.stages.production;
+    ReleaseSpec {
+        app: AppSpec {
+            name: app.name.clone(),
+            resource_group: app.resource_group.clone(),
+            subscription: app.subscription.clone(),
+            kind,
+            startup_command: app.startup_command.clone(),
+            stack: app.stack.clone(),
+            needs_startup_command,
+        },
+        environments,
+        staging: Some(StagingSpec {
+            environment: staging.environment.as_str().to_owned(),
+            hooks: staging.hooks.iter().map(hook).collect(),
+            health: Some(health(&staging.health_check)),
+        }),
+        production: Some(ProductionSpec {
+            environment: production.environment.as_str().to_owned(),
+            source_slot: production.source_slot.as_str().to_owned(),
+            strategy: match production.strategy {
+                cfg::SwapStrategy::Swap => Strategy::Swap,
+                cfg::SwapStrategy::SwapWithPreview => Strategy::SwapWithPreview,
+            },
+            hooks: production.hooks.iter().map(hook).collect(),
+            watch_window: production.watch.duration.into(),
+            watch_max_failures: production.watch.max_failures,
+            health: Some(health(&production.watch.health_check)),
+            rollback: match production.rollback {
+                cfg::RollbackMode::Automatic => RollbackMode::Automatic,
+                cfg::RollbackMode::Manual => RollbackMode::Manual,
+            },
+            undo_hooks_on_rollback: production.undo_hooks == cfg::UndoHooks::Run,
+        }),
+        rollback: config.stages.rollback.as_ref().map(|r| RollbackSpec {
+            environment: r.environment.as_str().to_owned(),
+            restore: match r.restore {
+                cfg::Restore::SwapBack => Restore::SwapBack,
+                cfg::Restore::LastKnownGood => Restore::LastKnownGood,
+            },
+            undo_hooks: r.undo_hooks == cfg::UndoHooks::Run,
+            health: r.health_check.as_ref().map(health),
+        }),
+    }
+}
