@@ -357,7 +357,7 @@ pub(crate) fn http_error(
         code = rsp.status().canonical_reason().to_string();
     }
     let kind = classify(status, &code, &message);
-    AzureError::Http {
+    AzureError::Http(Box::new(crate::error::HttpFailure {
         operation: operation.to_owned(),
         method: method_name(method),
         path: path_of(url),
@@ -366,7 +366,7 @@ pub(crate) fn http_error(
         message,
         retry_after: retry_after(rsp),
         kind,
-    }
+    }))
 }
 
 fn backoff(settings: &RetrySettings, attempt: u32) -> Duration {

@@ -80,25 +80,8 @@ pub enum AzureError {
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// Azure answered with a non-success status.
-    #[error("{operation} failed: HTTP {status} {code}: {message} ({method} {path})")]
-    Http {
-        /// What we were doing, e.g. "get slot staging".
-        operation: String,
-        /// HTTP method.
-        method: &'static str,
-        /// URL path (no query, no credentials).
-        path: String,
-        /// HTTP status.
-        status: u16,
-        /// Azure error code (or the reason phrase when the body had none).
-        code: String,
-        /// Azure error message.
-        message: String,
-        /// `Retry-After` the service asked for, if any.
-        retry_after: Option<Duration>,
-        /// Classification of this response.
-        kind: ErrorKind,
-    },
+    #[error("{0}")]
+    Http(Box<HttpFailure>),
     /// The request did not get an HTTP answer (connection refused or reset, timeout, TLS failure).
     #[error("{operation} failed: {message} ({method} {path})")]
     Transport {
@@ -183,6 +166,28 @@ pub enum AzureError {
     },
 }
 
+/// A non-success HTTP response, with its context.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation} failed: HTTP {status} {code}: {message} ({method} {path})")]
+pub struct HttpFailure {
+    /// What we were doing, e.g. "get of web/staging".
+    pub operation: String,
+    /// HTTP method.
+    pub method: &'static str,
+    /// Host and URL path (no query, no credentials).
+    pub path: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Azure error code (or the reason phrase when the body had none).
+    pub code: String,
+    /// Azure error message.
+    pub message: String,
+    /// `Retry-After` the service asked for, if any.
+    pub retry_after: Option<Duration>,
+    /// Classification of this response.
+    pub kind: ErrorKind,
+}
+
 /// One secret that could not be read.
 #[derive(Debug, Clone)]
 pub struct SecretFailure {
@@ -204,9 +209,8 @@ impl AzureError {
                 ErrorKind::Config
             }
             Self::Authentication { .. } => ErrorKind::Authentication,
-            Self::Http { kind, .. }
-            | Self::Transport { kind, .. }
-            | Self::OperationFailed { kind, .. } => *kind,
+            Self::Http(h) => h.kind,
+            Self::Transport { kind, .. } | Self::OperationFailed { kind, .. } => *kind,
             Self::DeploymentFailed { .. } => ErrorKind::OperationFailed,
             Self::Timeout { .. } => ErrorKind::Timeout,
             Self::Cancelled { .. } => ErrorKind::Cancelled,
@@ -237,7 +241,15 @@ impl AzureError {
     /// HTTP status of the failed response, if there was one.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Self::Http { status, .. } => Some(*status),
+            Self::Http(h) => Some(h.status),
+            _ => None,
+        }
+    }
+
+    /// How long the service asked us to wait before trying again, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Http(h) => h.retry_after,
             _ => None,
         }
     }
@@ -245,7 +257,8 @@ impl AzureError {
     /// Azure error code of the failed response or operation, if there was one.
     pub fn code(&self) -> Option<&str> {
         match self {
-            Self::Http { code, .. } | Self::OperationFailed { code, .. } => Some(code),
+            Self::Http(h) => Some(&h.code),
+            Self::OperationFailed { code, .. } => Some(code),
             _ => None,
         }
     }

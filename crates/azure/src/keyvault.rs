@@ -438,7 +438,7 @@ fn list_error(op: &str, e: azure_core::Error) -> AzureError {
                 .map(|r| crate::client::azure_error_body(r.body()))
                 .unwrap_or_default();
             let status = u16::from(*status);
-            AzureError::Http {
+            AzureError::Http(Box::new(crate::error::HttpFailure {
                 operation: op.to_owned(),
                 method: "GET",
                 path: "/secrets".into(),
@@ -447,7 +447,7 @@ fn list_error(op: &str, e: azure_core::Error) -> AzureError {
                 code,
                 message,
                 retry_after: None,
-            }
+            }))
         }
         _ => AzureError::Transport {
             operation: op.to_owned(),

@@ -116,7 +116,7 @@ impl Default for Deployment {
 }
 
 /// One line of a deployment log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LogEntry {
     /// Time.
@@ -130,18 +130,6 @@ pub struct LogEntry {
     pub kind: i64,
     /// Where nested details are.
     pub details_url: Option<String>,
-}
-
-impl Default for LogEntry {
-    fn default() -> Self {
-        Self {
-            log_time: None,
-            id: String::new(),
-            message: String::new(),
-            kind: 0,
-            details_url: None,
-        }
-    }
 }
 
 /// A deployment-history record written after a swap or rollback.

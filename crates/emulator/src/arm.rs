@@ -808,15 +808,19 @@ async fn swap(shared: Arc<Shared>, app_name: String, source: String, target: Str
             return Err(OpError::new(500, "SwapTimedOut", format!("The swap of '{source}' into '{target}' timed out while warming up '{source}'; it was aborted and both slots are unchanged.")));
         }
         let injected = lock(&shared.faults).take(|f| matches!(f, Fault::SwapWarmupFails { app } if app.eq_ignore_ascii_case(&app_name)));
-        let (instance, settings) = {
+        let (instance, settings, stopped) = {
             let state = lock(&shared.state);
             let s = state.apps.get(&app_name).and_then(|a| a.slot(&source));
-            (s.and_then(|s| s.instance.clone()), s.map(|s| s.app_settings.clone()).unwrap_or_default())
+            (
+                s.and_then(|s| s.instance.clone()),
+                s.map(|s| s.app_settings.clone()).unwrap_or_default(),
+                s.is_some_and(|s| s.stopped),
+            )
         };
         let warm = if injected.is_some() {
             Err("the warm-up request failed (injected fault)".to_owned())
         } else {
-            match (&instance, lock(&shared.state).apps.get(&app_name).and_then(|a| a.slot(&source)).is_some_and(|s| s.stopped)) {
+            match (&instance, stopped) {
                 (_, true) => Err(format!("slot '{source}' is stopped")),
                 (Some(i), false) => crate::runtime::warm_up(&shared, i, &settings).await,
                 (None, false) => Err("the app is not running".to_owned()),

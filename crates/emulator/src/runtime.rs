@@ -157,7 +157,9 @@ pub(crate) fn resolve_reference(state: &State, value: &str) -> Option<String> {
     Some(v.value.expose().to_owned())
 }
 
-pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot) -> LaunchSpec {
+/// The environment App Service gives a slot's processes: `PATH`, the app settings (Key Vault
+/// references resolved), `HOME` shared by all slots of the app, and the `WEBSITE_*` names.
+pub(crate) fn app_env(shared: &Shared, state: &State, app: &App, slot: &Slot) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = Vec::new();
     if let Ok(path) = std::env::var("PATH") {
         env.push(("PATH".into(), path));
@@ -182,6 +184,11 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
             crate::DOMAIN
         )),
     ));
+    env
+}
+
+pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot) -> LaunchSpec {
+    let env = app_env(shared, state, app, slot);
     match app.kind {
         AppKind::Code => {
             let cmd = slot
@@ -631,10 +638,4 @@ pub(crate) async fn warm_up(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Err(format!("warm-up request to {path} failed: {last}"))
-}
-
-/// The request to an app host asks for `Connection`-less plain responses; this helper exists so
-/// handlers elsewhere can build the 503 page consistently.
-pub(crate) fn unavailable() -> Response {
-    html(StatusCode::SERVICE_UNAVAILABLE, ":( Application Error", "The app is not available.")
 }

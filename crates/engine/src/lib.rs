@@ -10,6 +10,7 @@ pub mod journal;
 pub mod plan;
 pub mod port;
 pub mod rehearse;
+pub mod release;
 pub mod spec;
 pub mod stages;
 pub mod state;

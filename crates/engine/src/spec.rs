@@ -133,6 +133,8 @@ pub struct HookSpec {
     pub timeout: Duration,
     /// The undo command; without one the hook is a point of no return.
     pub undo: Option<String>,
+    /// Extra environment variables (agent hooks).
+    pub env: BTreeMap<String, String>,
 }
 
 /// A health check.
@@ -250,6 +252,7 @@ fn hook(hook: &cfg::Hook) -> HookSpec {
         },
         timeout: hook.timeout.into(),
         undo: hook.undo.clone(),
+        env: hook.env.clone(),
     }
 }
 

@@ -1,1 +1,1359 @@
-//! TODO(engine): stages.
+//! The stages: each reads the live state, computes its plan, prints it, refuses on a failed preflight, then
+//! executes the plan step by step through the port, writing the journal around every irreversible step.
+//!
+//! Execution is one loop over the plan's steps and one `match` on the action, so what `plan` shows is what
+//! runs. On failure the plan's `on_failure` steps run, but only those that apply to what actually happened
+//! (a swap back only after a swap, undo only of the hooks that completed).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use slot_release_pipelines::{Log, Summary, VariableOptions};
+use tokio_util::sync::CancellationToken;
+
+use crate::health::{self, HealthCheckSpec, ProbeTarget, WatchSpec};
+use crate::hooks::{self, CommandKind, HookRunner, HookRunnerConfig, RemoteCommand};
+use crate::journal::{DeploymentRecord, HookRecord, JournalTags, Phase};
+use crate::package;
+use crate::plan::{self, Action, BuildInfo, Plan, PlanInput, Probe, Shown, Stage, Step};
+use crate::port::{Port, PortError, SettingValue, SiteChange};
+use crate::spec::{AppKind, HookSpec, HookWhere, ReleaseSpec};
+use crate::state::{LiveState, PRODUCTION};
+
+/// The version of the release record's JSON form.
+pub const RECORD_VERSION: u32 = 1;
+
+/// What a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Command {
+    /// Build the package (or resolve the image tag).
+    Build,
+    /// The staging stage.
+    Staging,
+    /// The production stage.
+    Production,
+    /// Restore the last known-good release.
+    Rollback,
+    /// Build, staging and production in one run.
+    Release,
+}
+
+impl Command {
+    /// The stages the command runs, in order.
+    pub fn stages(self) -> &'static [Stage] {
+        match self {
+            Command::Build => &[Stage::Build],
+            Command::Staging => &[Stage::Staging],
+            Command::Production => &[Stage::Production],
+            Command::Rollback => &[Stage::Rollback],
+            Command::Release => &[Stage::Build, Stage::Staging, Stage::Production],
+        }
+    }
+}
+
+/// What to do when the journal shows a release that stopped half-way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Unfinished {
+    /// Refuse and explain (the default: never start blind).
+    #[default]
+    Refuse,
+    /// Continue the unfinished release from where the live state shows it got.
+    Resume,
+    /// Roll back to the last known-good release first.
+    Rollback,
+}
+
+/// How a run is configured.
+#[derive(Debug, Clone)]
+pub struct StageOptions {
+    /// What to run.
+    pub command: Command,
+    /// Overrides the stage's environment.
+    pub environment: Option<String>,
+    /// The release id.
+    pub release_id: String,
+    /// A package built earlier (staging); when absent and needed, it is built into `work_dir`.
+    pub package: Option<PathBuf>,
+    /// Where packages and summaries are written.
+    pub work_dir: PathBuf,
+    /// Folder agent hooks run in (usually the config's folder).
+    pub hook_dir: PathBuf,
+    /// What to do with an unfinished release.
+    pub unfinished: Unfinished,
+    /// How long the lock holds without being released (a killed run does not block the app forever).
+    pub lock_ttl: Duration,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RunResult {
+    /// Everything planned happened.
+    Succeeded,
+    /// A step failed; nothing needed rolling back, or it was cleaned up.
+    Failed,
+    /// Production turned unhealthy and the previous release was restored.
+    RolledBack,
+    /// Cancelled; the journal says where it stopped.
+    Cancelled,
+}
+
+impl RunResult {
+    /// The name used in the `Result` output variable.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunResult::Succeeded => "Succeeded",
+            RunResult::Failed => "Failed",
+            RunResult::RolledBack => "RolledBack",
+            RunResult::Cancelled => "Cancelled",
+        }
+    }
+}
+
+/// One executed step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StepRecord {
+    /// What it did.
+    pub description: String,
+    /// Whether it succeeded.
+    pub ok: bool,
+    /// How long it took.
+    pub duration_ms: u64,
+    /// Why it failed, or a note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A health gate or watch result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthRecord {
+    /// `gate` or `watch`.
+    pub kind: String,
+    /// The slot.
+    pub slot: String,
+    /// The URL probed.
+    pub url: String,
+    /// Whether it passed.
+    pub passed: bool,
+    /// Probes made.
+    pub probes: u32,
+    /// Healthy probes.
+    pub successes: u32,
+    /// Failed probes.
+    pub failures: u32,
+}
+
+/// One stage as it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StageRecord {
+    /// The stage.
+    pub stage: Stage,
+    /// How it ended.
+    pub result: RunResult,
+    /// The plan it executed.
+    pub plan: Option<Plan>,
+    /// Steps executed, including failure handling.
+    pub steps: Vec<StepRecord>,
+    /// Hook results (output masked).
+    pub hooks: Vec<HookRecord>,
+    /// Health results.
+    pub health: Vec<HealthRecord>,
+}
+
+/// The machine-readable record of a run (`--record PATH`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseRecord {
+    /// Always [`RECORD_VERSION`].
+    pub record_version: u32,
+    /// The release.
+    pub release_id: String,
+    /// The app.
+    pub app: String,
+    /// What ran.
+    pub command: Command,
+    /// How it ended.
+    pub result: RunResult,
+    /// Why it failed: the error and each of its causes.
+    pub error: Vec<String>,
+    /// The stages.
+    pub stages: Vec<StageRecord>,
+    /// Which release is in which slot, per the journal at the end.
+    pub slots: BTreeMap<String, String>,
+    /// The last known-good release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_known_good: Option<String>,
+    /// The image production ran before (containers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_image: Option<String>,
+    /// The production URL.
+    pub app_url: String,
+    /// Total duration.
+    pub duration_ms: u64,
+}
+
+impl ReleaseRecord {
+    /// Whether the run succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.result == RunResult::Succeeded
+    }
+}
+
+/// Why a stage stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// Preflight checks failed; nothing was changed.
+    #[error("preflight failed for the {stage} stage, nothing was changed: {}", problems.join("; "))]
+    Preflight {
+        /// The stage.
+        stage: Stage,
+        /// Each failed check.
+        problems: Vec<String>,
+    },
+    /// Another release holds the lock.
+    #[error(
+        "another release ({owner}) is in progress on {app} until {until_unix} (Unix time); wait for it, or run `slot-release rollback`/`--resume` from that release"
+    )]
+    Locked {
+        /// The app.
+        app: String,
+        /// Who holds the lock.
+        owner: String,
+        /// When it expires.
+        until_unix: i64,
+    },
+    /// An earlier release stopped half-way.
+    #[error(
+        "release {release} stopped at phase `{phase}`; run again with --resume to continue it or --rollback-unfinished to roll it back"
+    )]
+    Unfinished {
+        /// Its id.
+        release: String,
+        /// Where it stopped.
+        phase: Phase,
+    },
+    /// The plan could not be computed.
+    #[error("cannot plan the {stage} stage")]
+    Plan {
+        /// The stage.
+        stage: Stage,
+        /// Why.
+        source: plan::PlanError,
+    },
+    /// An Azure call failed.
+    #[error("step `{step}` failed")]
+    Port {
+        /// The step.
+        step: String,
+        /// Why.
+        source: PortError,
+    },
+    /// A hook failed.
+    #[error("hook {hook} {outcome}")]
+    Hook {
+        /// The hook.
+        hook: String,
+        /// How it ended.
+        outcome: String,
+    },
+    /// A health gate or watch failed.
+    #[error("health check failed")]
+    Health {
+        /// Why.
+        source: health::HealthError,
+    },
+    /// Building the package failed.
+    #[error("building the package failed")]
+    Package {
+        /// Why.
+        source: package::PackageError,
+    },
+    /// A secret named in the config is missing from the vault's answer.
+    #[error("secret {secret} was not returned by vault {vault}")]
+    MissingSecret {
+        /// The vault.
+        vault: String,
+        /// The secret.
+        secret: String,
+    },
+    /// The run was cancelled.
+    #[error("cancelled before step `{step}`; the journal records where the release stopped")]
+    Cancelled {
+        /// The step not started.
+        step: String,
+    },
+    /// Writing a pipeline variable failed.
+    #[error("cannot set pipeline variable")]
+    Variable {
+        /// Why.
+        source: slot_release_pipelines::Error,
+    },
+}
+
+/// Everything a run talks to.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Azure, through the port.
+    pub port: Arc<dyn Port>,
+    /// The log.
+    pub log: Log,
+    /// Cancelled on SIGINT/SIGTERM.
+    pub cancel: CancellationToken,
+}
+
+/// Runs a command; never fails as a whole: the record says how it ended.
+pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> ReleaseRecord {
+    let started = Instant::now();
+    let mut record = ReleaseRecord {
+        record_version: RECORD_VERSION,
+        release_id: opts.release_id.clone(),
+        app: spec.app.name.clone(),
+        command: opts.command,
+        result: RunResult::Succeeded,
+        error: Vec::new(),
+        stages: Vec::new(),
+        slots: BTreeMap::new(),
+        last_known_good: None,
+        previous_image: None,
+        app_url: ctx
+            .port
+            .slot_url(PRODUCTION)
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
+        duration_ms: 0,
+    };
+    let mut package = opts.package.clone();
+    let mut journal = JournalTags::default();
+    for &stage in opts.command.stages() {
+        let mut exec = Exec {
+            ctx,
+            spec,
+            opts,
+            stage: StageRecord {
+                stage,
+                result: RunResult::Succeeded,
+                plan: None,
+                steps: Vec::new(),
+                hooks: Vec::new(),
+                health: Vec::new(),
+            },
+            journal: JournalTags::default(),
+            package: package.clone(),
+            package_sha256: None,
+            secrets: BTreeMap::new(),
+            completed_hooks: Vec::new(),
+            swapped: false,
+            applied_preview: false,
+            image_set: None,
+            lock_held: false,
+        };
+        let outcome = exec.run_stage().await;
+        package = exec.package.clone();
+        journal = exec.journal.clone();
+        let mut stage_record = exec.stage;
+        match outcome {
+            Ok(()) => record.stages.push(stage_record),
+            Err((result, err)) => {
+                stage_record.result = result;
+                record.result = result;
+                record.error = chain(&err);
+                ctx.log.error(&format!("{} stage: {}", stage, record.error.join(": ")));
+                record.stages.push(stage_record);
+                break;
+            }
+        }
+    }
+    record.slots = journal.slots.clone();
+    record.last_known_good = journal.last_known_good.clone();
+    record.previous_image = journal.previous_image.clone();
+    record.duration_ms = started.elapsed().as_millis() as u64;
+    record
+}
+
+/// Every message of an error and its causes.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut out = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push(e.to_string());
+        source = e.source();
+    }
+    out
+}
+
+type Failure = (RunResult, StageError);
+
+struct Exec<'a> {
+    ctx: &'a Context,
+    spec: &'a ReleaseSpec,
+    opts: &'a StageOptions,
+    stage: StageRecord,
+    journal: JournalTags,
+    package: Option<PathBuf>,
+    package_sha256: Option<String>,
+    secrets: BTreeMap<String, crate::port::SecretValue>,
+    completed_hooks: Vec<HookSpec>,
+    swapped: bool,
+    applied_preview: bool,
+    image_set: Option<String>,
+    lock_held: bool,
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn port_err(step: &str) -> impl FnOnce(PortError) -> Failure + '_ {
+    move |source| {
+        (
+            RunResult::Failed,
+            StageError::Port {
+                step: step.to_owned(),
+                source,
+            },
+        )
+    }
+}
+
+/// The slots a stage looks at.
+fn slots_of(spec: &ReleaseSpec) -> Vec<String> {
+    let mut slots: BTreeSet<String> = spec.environments.values().map(|e| e.slot.clone()).collect();
+    if let Some(p) = &spec.production {
+        slots.insert(p.source_slot.clone());
+    }
+    slots.into_iter().collect()
+}
+
+impl Exec<'_> {
+    fn log(&self) -> &Log {
+        &self.ctx.log
+    }
+
+    async fn read_state(&self) -> Result<LiveState, Failure> {
+        self.ctx
+            .port
+            .read_state(&slots_of(self.spec))
+            .await
+            .map_err(port_err("read the live state"))
+    }
+
+    /// Adjusts the journal of an unfinished release as the run asks; returns whether a rollback must run first.
+    fn settle(&mut self, state: &mut LiveState) -> Result<bool, Failure> {
+        let journal = JournalTags::from_tags(&state.tags);
+        let Some(phase) = journal.phase.filter(|p| !p.is_settled()) else {
+            return Ok(false);
+        };
+        if self.stage.stage == Stage::Rollback || self.stage.stage == Stage::Build {
+            return Ok(false);
+        }
+        let release = journal.release.clone().unwrap_or_default();
+        match self.opts.unfinished {
+            Unfinished::Refuse => Err((
+                RunResult::Failed,
+                StageError::Unfinished { release, phase },
+            )),
+            Unfinished::Rollback => Ok(true),
+            Unfinished::Resume => {
+                let production_holds = state
+                    .slot(PRODUCTION)
+                    .and_then(|s| s.release.as_deref())
+                    == Some(release.as_str());
+                let settled = match phase {
+                    Phase::Staging | Phase::Deployed => Phase::Failed,
+                    Phase::Swapping | Phase::Swapped if production_holds => Phase::Swapped,
+                    Phase::Swapping | Phase::Swapped => Phase::Staged,
+                    Phase::RollingBack => return Ok(true),
+                    other => other,
+                };
+                self.log().info(&format!(
+                    "Resuming release {release}, which stopped at phase `{phase}`; the live state says `{settled}`"
+                ));
+                let mut fixed = journal;
+                fixed.phase = Some(settled);
+                fixed.apply_to(&mut state.tags);
+                Ok(false)
+            }
+        }
+    }
+
+    async fn run_stage(&mut self) -> Result<(), Failure> {
+        let stage = self.stage.stage;
+        self.log().section(&format!("{stage} stage"));
+        let mut state = if stage == Stage::Build {
+            LiveState::default()
+        } else {
+            self.read_state().await?
+        };
+        if self.settle(&mut state)? {
+            self.log()
+                .warning("An unfinished release is rolled back first, as asked");
+            let mut rollback = Exec {
+                ctx: self.ctx,
+                spec: self.spec,
+                opts: self.opts,
+                stage: StageRecord {
+                    stage: Stage::Rollback,
+                    result: RunResult::Succeeded,
+                    plan: None,
+                    steps: Vec::new(),
+                    hooks: Vec::new(),
+                    health: Vec::new(),
+                },
+                journal: JournalTags::default(),
+                package: None,
+                package_sha256: None,
+                secrets: BTreeMap::new(),
+                completed_hooks: Vec::new(),
+                swapped: false,
+                applied_preview: false,
+                image_set: None,
+                lock_held: false,
+            };
+            let result = rollback.run_stage_with(Stage::Rollback, state).await;
+            self.stage.steps.extend(rollback.stage.steps);
+            result?;
+            state = self.read_state().await?;
+        }
+        self.run_stage_with(stage, state).await
+    }
+
+    async fn run_stage_with(&mut self, stage: Stage, state: LiveState) -> Result<(), Failure> {
+        self.journal = JournalTags::from_tags(&state.tags);
+        let build = BuildInfo {
+            release_id: self.opts.release_id.clone(),
+            package_sha256: self.package_sha256.clone(),
+        };
+        let plan = plan::compute(PlanInput {
+            spec: self.spec,
+            stage,
+            environment: self.opts.environment.as_deref(),
+            state: &state,
+            build: &build,
+        })
+        .map_err(|source| (RunResult::Failed, StageError::Plan { stage, source }))?;
+        self.log().info(plan.render().trim_end());
+        self.stage.plan = Some(plan.clone());
+        let problems: Vec<String> = plan
+            .problems()
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect();
+        if !problems.is_empty() {
+            return Err((
+                RunResult::Failed,
+                StageError::Preflight { stage, problems },
+            ));
+        }
+        for step in &plan.steps {
+            if self.ctx.cancel.is_cancelled() {
+                let description = step.action.describe();
+                self.abandon().await;
+                return Err((
+                    RunResult::Cancelled,
+                    StageError::Cancelled { step: description },
+                ));
+            }
+            if let Err(failure) = self.timed(step).await {
+                if failure.0 == RunResult::Cancelled || self.ctx.cancel.is_cancelled() {
+                    self.abandon().await;
+                    return Err((RunResult::Cancelled, failure.1));
+                }
+                let result = self.recover(&plan).await;
+                return Err((result, failure.1));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one step and logs one line with its duration.
+    async fn timed(&mut self, step: &Step) -> Result<(), Failure> {
+        let description = step.action.describe();
+        let started = Instant::now();
+        let result = self.execute(&step.action).await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let ok = result.is_ok();
+        let note = result.as_ref().err().map(|(_, e)| chain(e).join(": "));
+        let mark = if ok { "done" } else { "FAILED" };
+        self.log().info(&format!(
+            "[{mark}] {description} ({})",
+            format_ms(duration_ms)
+        ));
+        self.stage.steps.push(StepRecord {
+            description,
+            ok,
+            duration_ms,
+            note,
+        });
+        result
+    }
+
+    /// After a failure: the plan's failure steps that apply to what happened. Returns the stage's result.
+    async fn recover(&mut self, plan: &Plan) -> RunResult {
+        let mut result = RunResult::Failed;
+        let mut undone = false;
+        for step in &plan.on_failure {
+            let applies = match &step.action {
+                Action::Swap { .. } => self.swapped,
+                Action::ResetSlotConfig { .. } => self.applied_preview && !self.swapped,
+                Action::SetImage { .. } => self.image_set.is_some(),
+                Action::HealthGate { slot, .. } if slot == PRODUCTION => {
+                    self.swapped || self.image_set.is_some()
+                }
+                Action::UndoHook { .. } => {
+                    let first = !undone;
+                    undone = true;
+                    first && !self.completed_hooks.is_empty()
+                }
+                Action::WriteJournal {
+                    phase: Phase::RolledBack,
+                } => self.swapped || self.image_set.is_some(),
+                Action::WriteJournal {
+                    phase: Phase::Failed,
+                } => true,
+                Action::ReleaseLock => self.lock_held,
+                _ => true,
+            };
+            if !applies {
+                continue;
+            }
+            if matches!(
+                step.action,
+                Action::Swap { .. } | Action::SetImage { .. }
+            ) {
+                result = RunResult::RolledBack;
+            }
+            // A failure while recovering is logged and recovery goes on: every remaining step still helps.
+            let _ = self.timed(step).await;
+        }
+        if result == RunResult::RolledBack && self.swapped {
+            // The swap back undid the swap; the journal's slots follow.
+            self.swapped = false;
+        }
+        result
+    }
+
+    /// Cancellation: record where the release stopped and give the lock back, within the grace period.
+    async fn abandon(&mut self) {
+        self.log()
+            .warning("Cancelled: no further steps start; the journal records where the release stopped");
+        if self.lock_held {
+            self.journal.lock = None;
+            let _ = self.write_tags().await;
+        }
+    }
+
+    async fn write_tags(&self) -> Result<(), PortError> {
+        let state_tags = BTreeMap::new();
+        let mut tags = state_tags;
+        self.journal.apply_to(&mut tags);
+        // Foreign tags are kept by re-reading them: the journal owns only its own keys.
+        let live = self
+            .ctx
+            .port
+            .read_state(&[])
+            .await
+            .map(|s| s.tags)
+            .unwrap_or_default();
+        let mut merged = live;
+        merged.retain(|k, _| !k.starts_with(crate::journal::TAG_PREFIX));
+        merged.extend(tags);
+        self.ctx.port.set_tags(&merged).await
+    }
+
+    fn staging_slot(&self) -> String {
+        self.spec
+            .staging
+            .as_ref()
+            .and_then(|s| self.spec.environments.get(&s.environment))
+            .map_or_else(|| "staging".to_owned(), |e| e.slot.clone())
+    }
+
+    fn record(&self, phase: Phase) -> DeploymentRecord {
+        DeploymentRecord {
+            release: self.opts.release_id.clone(),
+            phase: phase.as_str().to_owned(),
+            slots: self.journal.slots.clone(),
+            previous_image: self.journal.previous_image.clone(),
+            last_known_good: self.journal.last_known_good.clone(),
+            hooks: self.stage.hooks.clone(),
+        }
+    }
+
+    async fn write_journal(&mut self, phase: Phase) -> Result<(), Failure> {
+        let release = self.opts.release_id.clone();
+        let staging_slot = self.staging_slot();
+        match phase {
+            Phase::Deployed | Phase::Staged => {
+                self.journal.slots.insert(staging_slot.clone(), release.clone());
+            }
+            Phase::Swapped => {
+                if let Some(p) = &self.spec.production {
+                    if p.source_slot == PRODUCTION {
+                        self.journal.slots.insert(PRODUCTION.to_owned(), release.clone());
+                    } else {
+                        self.journal.swap(&p.source_slot, PRODUCTION);
+                    }
+                }
+            }
+            Phase::Released => {
+                self.journal.last_known_good = Some(release.clone());
+            }
+            Phase::RolledBack => {
+                if self.stage.stage == Stage::Rollback {
+                    if let Some(lkg) = self.journal.last_known_good.clone() {
+                        self.journal.slots.insert(PRODUCTION.to_owned(), lkg);
+                    }
+                    if let Some(p) = &self.spec.production {
+                        if p.source_slot != PRODUCTION && self.image_set.is_none() {
+                            self.journal.swap(&p.source_slot, PRODUCTION);
+                            if let Some(lkg) = self.journal.last_known_good.clone() {
+                                self.journal.slots.insert(PRODUCTION.to_owned(), lkg);
+                            }
+                        }
+                    }
+                } else if let Some(p) = &self.spec.production {
+                    if p.source_slot != PRODUCTION {
+                        self.journal.swap(&p.source_slot, PRODUCTION);
+                    } else if let Some(lkg) = self.journal.last_known_good.clone() {
+                        self.journal.slots.insert(PRODUCTION.to_owned(), lkg);
+                    }
+                }
+            }
+            Phase::Failed if self.stage.stage == Stage::Staging => {
+                self.journal.slots.remove(&staging_slot);
+            }
+            _ => {}
+        }
+        if self.stage.stage != Stage::Rollback {
+            self.journal.release = Some(release.clone());
+        }
+        self.journal.phase = Some(phase);
+        self.write_tags()
+            .await
+            .map_err(port_err("write the journal"))?;
+        // The full record goes with the content it describes: the deployment history of the slot.
+        let record_slot = match phase {
+            Phase::Deployed | Phase::Staged | Phase::Failed if self.stage.stage == Stage::Staging => {
+                Some(staging_slot)
+            }
+            Phase::Released => Some(PRODUCTION.to_owned()),
+            _ => None,
+        };
+        if let Some(slot) = record_slot {
+            let record = self.record(phase);
+            self.ctx
+                .port
+                .put_record(&slot, &release, &record)
+                .await
+                .map_err(port_err("write the deployment record"))?;
+        }
+        Ok(())
+    }
+
+    fn hook_runner(&self, slot: &str) -> HookRunner {
+        let env = hooks::HookEnvironment {
+            vars: self
+                .spec
+                .staging
+                .as_ref()
+                .and_then(|s| self.spec.environments.get(&s.environment))
+                .map(|e| e.settings.clone())
+                .unwrap_or_default(),
+            secrets: self
+                .secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), slot_release_pipelines::Secret::new(v.expose())))
+                .collect(),
+            remove: Vec::new(),
+        };
+        HookRunner::new(
+            self.log().clone(),
+            HookRunnerConfig::new(&self.opts.hook_dir),
+            env,
+        )
+        .with_remote(Arc::new(SlotCommand {
+            port: self.ctx.port.clone(),
+            slot: slot.to_owned(),
+        }))
+    }
+
+    fn hook_spec(hook: &HookSpec) -> hooks::HookSpec {
+        hooks::HookSpec {
+            name: hook.name.clone(),
+            run: hook.command.clone(),
+            undo: hook.undo.clone(),
+            location: match hook.run_where {
+                HookWhere::Slot => hooks::HookLocation::Slot,
+                HookWhere::Agent => hooks::HookLocation::Agent,
+            },
+            timeout: hook.timeout,
+            env: hook.env.clone(),
+        }
+    }
+
+    fn find_hook(&self, name: &str) -> Option<HookSpec> {
+        let staging = self.spec.staging.iter().flat_map(|s| s.hooks.iter());
+        let production = self.spec.production.iter().flat_map(|p| p.hooks.iter());
+        let mut all = staging.chain(production);
+        all.find(|h| h.name == name).cloned()
+    }
+
+    fn hook_slot(&self) -> String {
+        match self.stage.stage {
+            Stage::Production => self
+                .spec
+                .production
+                .as_ref()
+                .map_or_else(|| self.staging_slot(), |p| p.source_slot.clone()),
+            _ => self.staging_slot(),
+        }
+    }
+
+    fn target(&self, slot: &str) -> Result<ProbeTarget, Failure> {
+        let base_url = self
+            .ctx
+            .port
+            .slot_url(slot)
+            .map_err(port_err("address the slot"))?;
+        Ok(ProbeTarget {
+            base_url,
+            label: slot.to_owned(),
+        })
+    }
+
+    fn check(probe: &Probe) -> HealthCheckSpec {
+        HealthCheckSpec {
+            path: probe.path.clone(),
+            statuses: probe.statuses.clone(),
+            body_contains: probe.body_contains.clone(),
+            successes: probe.count.max(1),
+            interval: Duration::from_secs(probe.interval_secs.max(1)),
+            timeout: Duration::from_secs(probe.window_secs.max(1)),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
+    async fn execute(&mut self, action: &Action) -> Result<(), Failure> {
+        let port = self.ctx.port.clone();
+        let cancel = self.ctx.cancel.clone();
+        match action {
+            Action::AcquireLock => {
+                let state = port.read_state(&[]).await.map_err(port_err("read the lock"))?;
+                let live = JournalTags::from_tags(&state.tags);
+                self.journal.lock = live.lock;
+                if let Err(held) =
+                    self.journal
+                        .try_lock(&self.opts.release_id, now_unix(), self.opts.lock_ttl.as_secs() as i64)
+                {
+                    return Err((
+                        RunResult::Failed,
+                        StageError::Locked {
+                            app: self.spec.app.name.clone(),
+                            owner: held.owner,
+                            until_unix: held.expires_unix,
+                        },
+                    ));
+                }
+                self.write_tags().await.map_err(port_err("take the lock"))?;
+                self.lock_held = true;
+            }
+            Action::ReleaseLock => {
+                self.journal.lock = None;
+                self.write_tags().await.map_err(port_err("release the lock"))?;
+                self.lock_held = false;
+            }
+            Action::WriteJournal { phase } => self.write_journal(*phase).await?,
+            Action::CreateSlot { slot } => port
+                .create_slot(slot, &cancel)
+                .await
+                .map_err(port_err("create the slot"))?,
+            Action::PullSecrets { vault, secrets } => {
+                let names: Vec<String> = secrets.iter().map(|s| s.secret.clone()).collect();
+                let values = port
+                    .get_secrets(vault, &names)
+                    .await
+                    .map_err(port_err("pull secrets"))?;
+                // Every value is masked before anything else can print it.
+                for value in values.values() {
+                    self.log().register_secret(value.expose());
+                }
+                for pull in secrets {
+                    let value = values.get(&pull.secret).cloned().ok_or_else(|| {
+                        (
+                            RunResult::Failed,
+                            StageError::MissingSecret {
+                                vault: vault.clone(),
+                                secret: pull.secret.clone(),
+                            },
+                        )
+                    })?;
+                    if pull.delivery == crate::spec::SecretDelivery::PipelineVariable {
+                        self.log()
+                            .set_variable(
+                                &pull.setting,
+                                value.expose(),
+                                VariableOptions {
+                                    secret: true,
+                                    ..VariableOptions::default()
+                                },
+                            )
+                            .map_err(|source| (RunResult::Failed, StageError::Variable { source }))?;
+                    }
+                    self.secrets.insert(pull.setting.clone(), value);
+                }
+            }
+            Action::SetSettings { slot, changes } => {
+                let mut values = BTreeMap::new();
+                for change in changes {
+                    let value = match &change.after {
+                        Shown::Plain(v) => SettingValue::Plain(v.clone()),
+                        Shown::Secret(_) => match self.secrets.get(&change.name) {
+                            Some(secret) => SettingValue::Secret(secret.clone()),
+                            None => {
+                                return Err((
+                                    RunResult::Failed,
+                                    StageError::MissingSecret {
+                                        vault: String::new(),
+                                        secret: change.name.clone(),
+                                    },
+                                ));
+                            }
+                        },
+                    };
+                    values.insert(change.name.clone(), value);
+                }
+                let sticky: BTreeSet<String> = changes
+                    .iter()
+                    .filter(|c| c.becomes_sticky)
+                    .map(|c| c.name.clone())
+                    .collect();
+                // Sticky first, so no swap can ever carry the new values across.
+                if !sticky.is_empty() {
+                    port.add_sticky(&sticky)
+                        .await
+                        .map_err(port_err("mark settings sticky"))?;
+                }
+                port.set_settings(slot, &values)
+                    .await
+                    .map_err(port_err("set settings"))?;
+            }
+            Action::SetStartupCommand { slot, after, .. } => port
+                .set_site(
+                    slot,
+                    &SiteChange {
+                        startup_command: Some(after.clone()),
+                        linux_fx_version: None,
+                    },
+                )
+                .await
+                .map_err(port_err("set the startup command"))?,
+            Action::SetImage {
+                slot,
+                before,
+                after,
+            } => {
+                if slot == PRODUCTION && self.stage.stage != Stage::Rollback && self.image_set.is_none() {
+                    self.journal.previous_image = before.clone();
+                }
+                self.image_set = Some(after.clone());
+                port.set_site(
+                    slot,
+                    &SiteChange {
+                        startup_command: None,
+                        linux_fx_version: Some(format!("DOCKER|{after}")),
+                    },
+                )
+                .await
+                .map_err(port_err("set the image"))?;
+                let record = self.record(Phase::Deployed);
+                port.put_record(slot, &self.opts.release_id, &record)
+                    .await
+                    .map_err(port_err("write the deployment record"))?;
+            }
+            Action::BuildPackage { .. } => self.build_package()?,
+            Action::ResolveImage { image } => {
+                self.log().info(&format!("Image for this release: {image}"));
+            }
+            Action::DeployPackage { slot, .. } => {
+                if self.package.is_none() {
+                    self.build_package()?;
+                }
+                let Some(package) = self.package.clone() else {
+                    return Ok(());
+                };
+                port.deploy_zip(slot, &package, &format!("slot-release {}", self.opts.release_id), &cancel)
+                    .await
+                    .map_err(port_err("deploy the package"))?;
+            }
+            Action::RunHook { name, .. } => {
+                let Some(hook) = self.find_hook(name) else {
+                    return Ok(());
+                };
+                let runner = self.hook_runner(&self.hook_slot());
+                let record = runner
+                    .run_command(&Self::hook_spec(&hook), CommandKind::Run, &cancel)
+                    .await;
+                let ok = record.outcome.is_success();
+                self.stage.hooks.push(HookRecord {
+                    name: name.clone(),
+                    ok,
+                    exit_code: match &record.outcome {
+                        hooks::HookOutcome::Succeeded => Some(0),
+                        hooks::HookOutcome::Failed { exit_code } => *exit_code,
+                        _ => None,
+                    },
+                    output: record.output.clone(),
+                    undone: false,
+                });
+                if !ok {
+                    let cancelled = matches!(record.outcome, hooks::HookOutcome::Cancelled);
+                    return Err((
+                        if cancelled {
+                            RunResult::Cancelled
+                        } else {
+                            RunResult::Failed
+                        },
+                        StageError::Hook {
+                            hook: name.clone(),
+                            outcome: record.outcome.to_string(),
+                        },
+                    ));
+                }
+                self.completed_hooks.push(hook);
+            }
+            Action::UndoHook { .. } => {
+                let runner = self.hook_runner(&self.hook_slot());
+                let specs: Vec<hooks::HookSpec> =
+                    self.completed_hooks.iter().map(Self::hook_spec).collect();
+                let refs: Vec<&hooks::HookSpec> = specs.iter().collect();
+                // Undo must finish even when the run is being cancelled: a half-undone migration is worse.
+                let report = runner.undo(&refs, &CancellationToken::new()).await;
+                for undone in &report.undone {
+                    if let Some(h) = self.stage.hooks.iter_mut().find(|h| h.name == undone.hook) {
+                        h.undone = undone.outcome.is_success();
+                    }
+                }
+                self.completed_hooks.clear();
+                if !report.not_undone.is_empty() {
+                    return Err((
+                        RunResult::Failed,
+                        StageError::Hook {
+                            hook: report.not_undone.join(", "),
+                            outcome: "could not be undone".to_owned(),
+                        },
+                    ));
+                }
+            }
+            Action::HealthGate { slot, probe } => {
+                let target = self.target(slot)?;
+                let client = port.http();
+                let outcome = health::gate(&client, &target, &Self::check(probe), &cancel, self.log()).await;
+                match outcome {
+                    Ok(report) => self.stage.health.push(HealthRecord {
+                        kind: "gate".into(),
+                        slot: slot.clone(),
+                        url: report.url.clone(),
+                        passed: report.passed,
+                        probes: report.probes_total,
+                        successes: report.successes,
+                        failures: report.failures,
+                    }),
+                    Err(err) => {
+                        if let health::HealthError::GateFailed { report, .. }
+                        | health::HealthError::GateCancelled { report } = &err
+                        {
+                            self.stage.health.push(HealthRecord {
+                                kind: "gate".into(),
+                                slot: slot.clone(),
+                                url: report.url.clone(),
+                                passed: false,
+                                probes: report.probes_total,
+                                successes: report.successes,
+                                failures: report.failures,
+                            });
+                        }
+                        let result = if matches!(err, health::HealthError::GateCancelled { .. }) {
+                            RunResult::Cancelled
+                        } else {
+                            RunResult::Failed
+                        };
+                        return Err((result, StageError::Health { source: err }));
+                    }
+                }
+            }
+            Action::Swap { source, target } => {
+                port.swap(source, target, &cancel)
+                    .await
+                    .map_err(port_err("swap"))?;
+                self.swapped = !self.swapped;
+            }
+            Action::ApplySlotConfig { source, target } => {
+                port.apply_slot_config(source, target, &cancel)
+                    .await
+                    .map_err(port_err("apply production settings to the slot"))?;
+                self.applied_preview = true;
+            }
+            Action::ResetSlotConfig { source } => port
+                .reset_slot_config(source)
+                .await
+                .map_err(port_err("cancel the swap preview"))?,
+            Action::Watch { slot, probe } => {
+                let target = self.target(slot)?;
+                let client = port.http();
+                let check = Self::check(probe);
+                let window = WatchSpec {
+                    window: Duration::from_secs(probe.window_secs.max(1)),
+                    max_failures: probe.count.max(1),
+                };
+                match health::watch(&client, &target, &check, &window, &cancel, self.log()).await {
+                    Ok(report) => self.stage.health.push(HealthRecord {
+                        kind: "watch".into(),
+                        slot: slot.clone(),
+                        url: report.url.clone(),
+                        passed: report.healthy,
+                        probes: report.probes_total,
+                        successes: report.successes,
+                        failures: report.failures,
+                    }),
+                    Err(err) => {
+                        if let health::HealthError::Unhealthy { report }
+                        | health::HealthError::WatchCancelled { report } = &err
+                        {
+                            self.stage.health.push(HealthRecord {
+                                kind: "watch".into(),
+                                slot: slot.clone(),
+                                url: report.url.clone(),
+                                passed: false,
+                                probes: report.probes_total,
+                                successes: report.successes,
+                                failures: report.failures,
+                            });
+                        }
+                        let result = if matches!(err, health::HealthError::WatchCancelled { .. }) {
+                            RunResult::Cancelled
+                        } else {
+                            RunResult::Failed
+                        };
+                        return Err((result, StageError::Health { source: err }));
+                    }
+                }
+            }
+            Action::Nothing => {}
+        }
+        Ok(())
+    }
+
+    fn build_package(&mut self) -> Result<(), Failure> {
+        let AppKind::Code { root, exclude } = &self.spec.app.kind else {
+            return Ok(());
+        };
+        let mut spec = package::PackageSpec::new(root.clone());
+        spec.exclude = exclude.clone();
+        let info = package::BuildInfo {
+            version: self.opts.release_id.clone(),
+            commit: std::env::var("BUILD_SOURCEVERSION").ok(),
+            build_id: std::env::var("BUILD_BUILDID").unwrap_or_else(|_| self.opts.release_id.clone()),
+            created_from: std::env::var("BUILD_REPOSITORY_NAME").unwrap_or_else(|_| "local build".to_owned()),
+        };
+        let options = package::BuildOptions {
+            progress: Some(self.log().clone()),
+            ..package::BuildOptions::default()
+        };
+        let built = package::build_package(&spec, &info, &self.opts.work_dir, &options)
+            .map_err(|source| (RunResult::Failed, StageError::Package { source }))?;
+        self.log().info(&format!(
+            "Package {} ({} bytes, sha256 {})",
+            built.path.display(),
+            built.size,
+            built.sha256.as_str()
+        ));
+        self.package_sha256 = Some(built.sha256.as_str().to_owned());
+        self.package = Some(built.path);
+        Ok(())
+    }
+}
+
+fn format_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
+/// Slot hooks run through Kudu's command API, via the port.
+struct SlotCommand {
+    port: Arc<dyn Port>,
+    slot: String,
+}
+
+#[async_trait::async_trait]
+impl RemoteCommand for SlotCommand {
+    async fn run(
+        &self,
+        command: &str,
+        _dir: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<hooks::RemoteOutput, hooks::RemoteCommandError> {
+        if cancel.is_cancelled() {
+            return Err(hooks::RemoteCommandError::Cancelled);
+        }
+        match self.port.run_command(&self.slot, command, timeout, cancel).await {
+            Ok(out) => Ok(hooks::RemoteOutput {
+                exit_code: i32::try_from(out.exit_code).unwrap_or(-1),
+                stdout: out.output,
+                stderr: String::new(),
+            }),
+            Err(err) => Err(hooks::RemoteCommandError::Failed {
+                message: chain(&err).join(": "),
+                source: Some(Box::new(err)),
+            }),
+        }
+    }
+}
+
+/// Writes the release record as JSON.
+pub fn write_record(record: &ReleaseRecord, path: &Path) -> std::io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let text = serde_json::to_string_pretty(record).map_err(std::io::Error::other)?;
+    std::fs::write(path, text)
+}
+
+/// The final summary for people: what changed, where each release is, health results.
+pub fn render_summary(record: &ReleaseRecord) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Release {} of {}: {} in {}",
+        record.release_id,
+        record.app,
+        record.result.as_str(),
+        format_ms(record.duration_ms)
+    );
+    for stage in &record.stages {
+        let changed = stage.steps.iter().filter(|s| s.ok).count();
+        let _ = writeln!(
+            out,
+            "  {}: {} ({} step(s) done)",
+            stage.stage,
+            stage.result.as_str(),
+            changed
+        );
+        for h in &stage.health {
+            let _ = writeln!(
+                out,
+                "    health {} {}: {} ({} probe(s), {} healthy, {} failed)",
+                h.kind,
+                h.slot,
+                if h.passed { "passed" } else { "failed" },
+                h.probes,
+                h.successes,
+                h.failures
+            );
+        }
+        for hook in &stage.hooks {
+            let _ = writeln!(
+                out,
+                "    hook {}: {}{}",
+                hook.name,
+                if hook.ok { "succeeded" } else { "failed" },
+                if hook.undone { ", undone" } else { "" }
+            );
+        }
+    }
+    if !record.slots.is_empty() {
+        let where_: Vec<String> = record
+            .slots
+            .iter()
+            .map(|(slot, release)| format!("{slot}={release}"))
+            .collect();
+        let _ = writeln!(out, "  releases by slot: {}", where_.join(", "));
+    }
+    if let Some(lkg) = &record.last_known_good {
+        let _ = writeln!(out, "  last known-good: {lkg}");
+    }
+    if let Some(image) = &record.previous_image {
+        let _ = writeln!(out, "  previous image: {image}");
+    }
+    if !record.error.is_empty() {
+        let _ = writeln!(out, "  error: {}", record.error.join(": "));
+    }
+    out
+}
+
+/// The pipeline run summary (markdown).
+pub fn summary_markdown(record: &ReleaseRecord) -> Summary {
+    let mut summary = Summary::new();
+    summary.heading(
+        2,
+        &format!("Slot Release {}: {}", record.release_id, record.result.as_str()),
+    );
+    let rows: Vec<Vec<String>> = record
+        .stages
+        .iter()
+        .map(|s| {
+            vec![
+                s.stage.to_string(),
+                s.result.as_str().to_owned(),
+                s.steps.len().to_string(),
+                s.health
+                    .iter()
+                    .map(|h| format!("{} {} {}", h.kind, h.slot, if h.passed { "passed" } else { "failed" }))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ]
+        })
+        .collect();
+    summary.table(&["Stage", "Result", "Steps", "Health"], &rows);
+    let slots: Vec<String> = record
+        .slots
+        .iter()
+        .map(|(slot, release)| format!("{slot}: {release}"))
+        .collect();
+    if !slots.is_empty() {
+        summary.bullets(&slots);
+    }
+    if !record.error.is_empty() {
+        summary.paragraph(&record.error.join(": "));
+    }
+    summary
+}
+
+/// Sets the task's output variables from a record.
+pub fn set_outputs(log: &Log, record: &ReleaseRecord, slot: &str, plan_json: Option<&Path>) -> Result<(), slot_release_pipelines::Error> {
+    let output = VariableOptions {
+        output: true,
+        ..VariableOptions::default()
+    };
+    log.set_variable("ReleaseId", &record.release_id, output)?;
+    log.set_variable("AppUrl", &record.app_url, output)?;
+    log.set_variable("Slot", slot, output)?;
+    log.set_variable(
+        "PreviousImageTag",
+        record
+            .previous_image
+            .as_deref()
+            .and_then(|i| i.rsplit_once(':').map(|(_, t)| t))
+            .unwrap_or(""),
+        output,
+    )?;
+    if let Some(path) = plan_json {
+        log.set_variable("PlanJsonPath", &path.display().to_string(), output)?;
+    }
+    log.set_variable("Result", record.result.as_str(), output)?;
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! Real HTTPS tests against the emulator: every route, its success and documented failures, swap
+//! semantics, Kudu deployments, running apps, Key Vault, faults and the admin API.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod arm;
+mod identity;

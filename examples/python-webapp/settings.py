@@ -1,0 +1,33 @@
+"""Settings of the example app, read from environment variables (App Service app settings)."""
+
+import json
+import os
+
+# The schema version this code needs; migrate.py brings the database to it.
+REQUIRED_SCHEMA_VERSION = 2
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def database_path():
+    """DATABASE_PATH, with a relative path resolved against $HOME.
+
+    App Service sets HOME=/home, which is shared storage that survives restarts and swaps, so a
+    relative path lands in the same database for every deployment of the app.
+    """
+    path = os.environ.get("DATABASE_PATH", "data/app.db")
+    if not os.path.isabs(path):
+        path = os.path.join(os.environ.get("HOME", HERE), path)
+    return path
+
+
+def release_version():
+    """RELEASE_VERSION from the environment, else the version in release.json next to the code."""
+    version = os.environ.get("RELEASE_VERSION")
+    if version:
+        return version
+    try:
+        with open(os.path.join(HERE, "release.json"), encoding="utf-8") as manifest:
+            return str(json.load(manifest).get("version", "unknown"))
+    except (OSError, ValueError):
+        return "unknown"

@@ -1,0 +1,66 @@
+//! Where things are: the workspace, the task entry point, the example, and the `slot-release` binary
+//! (built once per test run when it is missing).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).unwrap_or_else(|| manifest.to_path_buf())
+}
+
+/// The Node entry point the agent runs.
+pub fn entry_point() -> PathBuf {
+    workspace().join("task").join("index.js")
+}
+
+/// `task.json`.
+pub fn task_json() -> PathBuf {
+    workspace().join("task.json")
+}
+
+/// The bundled example app's release configuration.
+pub fn example_config() -> PathBuf {
+    workspace().join("examples").join("python-webapp").join("release.yml")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
+}
+
+/// The `slot-release` binary: `SLOT_RELEASE_BIN` when set, else `target/debug/slot-release`, built with
+/// `cargo build -p slot-release` (once per test run) when it is missing. An existing binary is used as it
+/// is: `cargo test -p slot-release-tests` does not rebuild it, so run `cargo build -p slot-release` first
+/// after changing the product.
+pub fn slot_release_binary() -> Result<PathBuf, String> {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    if let Some(path) = std::env::var_os("SLOT_RELEASE_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    BUILT
+        .get_or_init(|| {
+            let exe = if cfg!(windows) { "slot-release.exe" } else { "slot-release" };
+            let path = target_dir().join("debug").join(exe);
+            if path.is_file() {
+                return Ok(path);
+            }
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "slot-release"])
+                .current_dir(workspace())
+                .status()
+                .map_err(|e| format!("cannot run cargo build: {e}"))?;
+            if !status.success() {
+                return Err(format!("cargo build -p slot-release failed: {status}"));
+            }
+            if path.is_file() { Ok(path) } else { Err(format!("{} was not built", path.display())) }
+        })
+        .clone()
+}
+
+/// `node`, or `NODE` when set.
+pub fn node() -> PathBuf {
+    std::env::var_os("NODE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("node"))
+}
