@@ -5,6 +5,8 @@
 pub mod agent;
 pub mod leak;
 pub mod paths;
+pub mod world;
 
 pub use agent::{AgentOutcome, AgentResult, AgentRun, RunningTask};
 pub use leak::{Leak, LeakDetector};
+pub use world::World;

@@ -180,9 +180,13 @@ impl Cloud {
 
     /// `https://host[:port]/` for a data-plane host of this cloud.
     pub fn host_url(&self, host: &str) -> Result<Url> {
+        // Host names read from ARM may already carry the port (the emulator's do).
+        let has_port = host
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.chars().all(|c| c.is_ascii_digit()));
         let s = match self.port {
-            Some(p) => format!("https://{host}:{p}/"),
-            None => format!("https://{host}/"),
+            Some(p) if !has_port => format!("https://{host}:{p}/"),
+            _ => format!("https://{host}/"),
         };
         Url::parse(&s).map_err(|e| AzureError::invalid("host name", host, e.to_string()))
     }
@@ -266,6 +270,10 @@ mod tests {
         );
         assert_eq!(c.app_host("web", None), "web.azurewebsites.emulator.test");
         assert_eq!(c.keyvault_scope(), "https://vault.emulator.test/.default");
+        assert_eq!(
+            c.host_url("a.scm.x:8443").expect("url").as_str(),
+            "https://a.scm.x:8443/"
+        );
     }
 
     #[test]

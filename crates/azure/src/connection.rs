@@ -267,11 +267,11 @@ impl ServiceConnection {
                 client_id: data("msiclientId").or_else(|| param("msiclientId")),
                 endpoint: ManagedIdentityEndpoint::from_env(env)?,
             },
-            other => {
+            _ => {
                 return Err(AzureError::config(
                     id,
                     format!(
-                        "authorization scheme '{other}' is not supported (expected WorkloadIdentityFederation, ServicePrincipal or ManagedServiceIdentity)"
+                        "authorization scheme '{scheme}' is not supported (expected WorkloadIdentityFederation, ServicePrincipal or ManagedServiceIdentity)"
                     ),
                 ));
             }
@@ -366,4 +366,154 @@ fn cloud_from_data(id: &str, url: &Url, data: &dyn Fn(&str) -> Option<String>) -
         appservice_dns_suffix: appservice,
     })
     .map_err(|e| AzureError::config(id, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const ID: &str = "5A7C3F10-AAAA-0000-0000-000000000001";
+
+    fn parse(vars: &[(&str, &str)]) -> Result<ServiceConnection> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ServiceConnection::from_agent_env(ID, &|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn service_principal_secret_in_public_cloud() {
+        let l = ID.to_ascii_lowercase();
+        let mut all: Vec<(String, String)> = vec![(
+            format!("ENDPOINT_URL_{l}"),
+            "https://management.azure.com/".to_owned(),
+        )];
+        all.push((
+            format!("ENDPOINT_AUTH_SCHEME_{l}"),
+            "ServicePrincipal".into(),
+        ));
+        all.push((format!("ENDPOINT_AUTH_PARAMETER_{l}_TENANTID"), "t".into()));
+        all.push((
+            format!("ENDPOINT_AUTH_PARAMETER_{l}_SERVICEPRINCIPALID"),
+            "c".into(),
+        ));
+        all.push((
+            format!("ENDPOINT_AUTH_PARAMETER_{l}_SERVICEPRINCIPALKEY"),
+            "k".into(),
+        ));
+        all.push((format!("ENDPOINT_DATA_{l}_SUBSCRIPTIONID"), "sub".into()));
+        let refs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        // Variables keyed by the lowercased id are found when the input used upper case.
+        let c = parse(&refs).expect("parses");
+        assert_eq!(c.cloud().name, "AzureCloud");
+        assert_eq!(c.subscription_id(), Some("sub"));
+        assert!(
+            matches!(c.credential(), CredentialSource::ServicePrincipalSecret { tenant_id, client_id, .. } if tenant_id == "t" && client_id == "c")
+        );
+        assert!(
+            !format!("{c:?}").contains("\"k\""),
+            "the key is redacted in Debug"
+        );
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let url = format!("ENDPOINT_URL_{ID}");
+        let scheme = format!("ENDPOINT_AUTH_SCHEME_{ID}");
+        let tenant = format!("ENDPOINT_AUTH_PARAMETER_{ID}_TENANTID");
+        let err = parse(&[
+            (&url, "https://management.azure.com/"),
+            (&scheme, "ServicePrincipal"),
+            (&tenant, "t"),
+        ])
+        .expect_err("no client id");
+        assert!(err.to_string().contains("SERVICEPRINCIPALID"), "{err}");
+        let err = parse(&[(&scheme, "ServicePrincipal")]).expect_err("no url");
+        assert!(err.to_string().contains("ENDPOINT_URL_"), "{err}");
+        let err = parse(&[
+            (&url, "https://management.azure.com/"),
+            (&scheme, "PublishProfile"),
+        ])
+        .expect_err("scheme");
+        assert!(err.to_string().contains("PublishProfile"), "{err}");
+        let err = parse(&[
+            (&url, "https://management.azure.com/"),
+            (&scheme, "WorkloadIdentityFederation"),
+            (&tenant, "t"),
+            (
+                &format!("ENDPOINT_AUTH_PARAMETER_{ID}_SERVICEPRINCIPALID"),
+                "c",
+            ),
+        ])
+        .expect_err("no oidc uri");
+        assert!(err.to_string().contains("SYSTEM_OIDCREQUESTURI"), "{err}");
+    }
+
+    #[test]
+    fn auth_json_certificate_and_azure_stack_data() {
+        let auth = serde_json::json!({"scheme":"ServicePrincipal","parameters":{"tenantid":"t","serviceprincipalid":"c",
+            "authenticationType":"spnCertificate","servicePrincipalCertificate":"-----BEGIN CERTIFICATE-----"}}).to_string();
+        let vars = [
+            (
+                format!("ENDPOINT_URL_{ID}"),
+                "https://management.local.azurestack.external/".to_owned(),
+            ),
+            (format!("ENDPOINT_AUTH_{ID}"), auth),
+            (
+                format!("ENDPOINT_DATA_{ID}_ENVIRONMENT"),
+                "AzureStack".to_owned(),
+            ),
+            (
+                format!("ENDPOINT_DATA_{ID}_ACTIVEDIRECTORYAUTHORITY"),
+                "https://login.local/".to_owned(),
+            ),
+            (
+                format!("ENDPOINT_DATA_{ID}_AZUREKEYVAULTDNSSUFFIX"),
+                "vault.local.azurestack.external".to_owned(),
+            ),
+        ];
+        let refs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let c = parse(&refs).expect("parses");
+        assert!(matches!(
+            c.credential(),
+            CredentialSource::ServicePrincipalCertificate { .. }
+        ));
+        assert_eq!(c.cloud().name, "AzureStack");
+        assert_eq!(c.cloud().authority_host.as_str(), "https://login.local/");
+        assert_eq!(
+            c.cloud().vault_url("kv").expect("url").as_str(),
+            "https://kv.vault.local.azurestack.external/"
+        );
+        assert_eq!(
+            c.cloud().arm_audience,
+            "https://management.local.azurestack.external/"
+        );
+
+        let no_suffix = &refs[..4];
+        let err = parse(no_suffix).expect_err("suffix needed");
+        assert!(err.to_string().contains("AZUREKEYVAULTDNSSUFFIX"), "{err}");
+    }
+
+    #[test]
+    fn managed_identity_endpoint_selection() {
+        let vars = HashMap::from([
+            (
+                "IDENTITY_ENDPOINT".to_owned(),
+                "https://identity.local/msi/token".to_owned(),
+            ),
+            ("IDENTITY_HEADER".to_owned(), "h".to_owned()),
+        ]);
+        assert!(matches!(
+            ManagedIdentityEndpoint::from_env(&|k| vars.get(k).cloned()).expect("ok"),
+            ManagedIdentityEndpoint::AppService { .. }
+        ));
+        match ManagedIdentityEndpoint::from_env(&|_| None).expect("ok") {
+            ManagedIdentityEndpoint::Imds { endpoint } => {
+                assert_eq!(endpoint.host_str(), Some("169.254.169.254"))
+            }
+            other => panic!("expected IMDS, got {other:?}"),
+        }
+    }
 }

@@ -430,6 +430,51 @@ mod tests {
     }
 
     #[test]
+    fn certificate_assertion_is_a_verifiable_rs256_jwt() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+        let cert = rcgen::CertificateParams::new(vec!["sp.test".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+        let a = CertificateAssertion::from_pem(
+            &pem,
+            "client-1",
+            "https://login.test/t/oauth2/v2.0/token",
+        )
+        .expect("assertion");
+        let jwt = a.sign().expect("signed");
+        let parts: Vec<&str> = jwt.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).expect("b64")).expect("json");
+        let claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
+        assert_eq!(header["alg"], "RS256");
+        let sha1 =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, cert.der());
+        assert_eq!(header["x5t"], URL_SAFE_NO_PAD.encode(sha1.as_ref()));
+        assert_eq!(
+            (claims["iss"].as_str(), claims["sub"].as_str()),
+            (Some("client-1"), Some("client-1"))
+        );
+        assert_eq!(claims["aud"], "https://login.test/t/oauth2/v2.0/token");
+        let public = aws_lc_rs::signature::KeyPair::public_key(&a.key)
+            .as_ref()
+            .to_vec();
+        let verifier = aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            public,
+        );
+        let sig = URL_SAFE_NO_PAD.decode(parts[2]).expect("b64");
+        verifier
+            .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+            .expect("signature verifies");
+        // Two assertions differ (fresh jti), so a replayed one is detectable.
+        assert_ne!(a.sign().expect("signed"), jwt);
+    }
+
+    #[test]
     fn certificate_without_key_is_rejected_by_name() {
         let err = CertificateAssertion::from_pem(
             "-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----",

@@ -145,6 +145,17 @@ pub struct ListedSecrets {
     pub skipped: Vec<SkippedSecret>,
 }
 
+/// One version of a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretVersion {
+    /// Version id (use as `name/version`).
+    pub version: String,
+    /// Whether this version is enabled.
+    pub enabled: bool,
+    /// Creation time.
+    pub created: Option<time::OffsetDateTime>,
+}
+
 /// One Key Vault.
 #[derive(Clone)]
 pub struct KeyVault {
@@ -343,6 +354,31 @@ impl KeyVault {
                 let _ = sleep_or_cancel(wait, None, "").await;
             }
         }
+    }
+
+    /// The versions of a secret, oldest first.
+    pub async fn versions(&self, name: &str) -> Result<Vec<SecretVersion>> {
+        let r = SecretRef::parse(name)?;
+        let op = format!("list versions of secret {} in vault {}", r.name, self.name);
+        let pager = self
+            .list_client
+            .list_secret_properties_versions(&r.name, None)
+            .map_err(|e| AzureError::protocol(&op, chain_message(&e)))?;
+        let props: Vec<_> = pager.try_collect().await.map_err(|e| list_error(&op, e))?;
+        let mut out: Vec<SecretVersion> = props
+            .into_iter()
+            .filter_map(|p| {
+                let version = p.resource_id().ok()?.version?;
+                let attrs = p.attributes.as_ref();
+                Some(SecretVersion {
+                    version,
+                    enabled: attrs.and_then(|a| a.enabled).unwrap_or(true),
+                    created: attrs.and_then(|a| a.created),
+                })
+            })
+            .collect();
+        out.sort_by_key(|v| v.created);
+        Ok(out)
     }
 
     /// List mode: every enabled, unexpired secret (optionally by name prefix), then read them all.

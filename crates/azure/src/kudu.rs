@@ -490,15 +490,16 @@ impl Kudu {
         let op = self.op("run background command");
         let started = Instant::now();
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let state = format!("data/slot-release/cmd-{id}");
+        // The state lives next to the command, in the same folder every request below runs in, so it is
+        // on the shared /home storage whichever SCM instance answers.
+        let state = format!(".slot-release-cmd-{id}");
         let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
         let launcher = format!(
-            "R=\"$(pwd)/{state}\"; mkdir -p \"$R\" && ( cd {dir} && sh -c {cmd} > \"$R/out\" 2> \"$R/err\"; echo $? > \"$R/rc.tmp\"; mv \"$R/rc.tmp\" \"$R/rc\" ) < /dev/null > /dev/null 2>&1 &",
-            dir = q(dir),
+            "R=\"$(pwd)/{state}\"; mkdir -p \"$R\" && ( sh -c {cmd} > \"$R/out\" 2> \"$R/err\"; echo $? > \"$R/rc.tmp\"; mv \"$R/rc.tmp\" \"$R/rc\" ) < /dev/null > /dev/null 2>&1 &",
             cmd = q(cmd),
         );
         let short = Duration::from_secs(60);
-        let launched = self.command_sync(&launcher, ".", short, cancel).await?;
+        let launched = self.command_sync(&launcher, dir, short, cancel).await?;
         if launched.exit_code != 0 {
             return Err(AzureError::protocol(
                 op,

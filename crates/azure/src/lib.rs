@@ -23,7 +23,8 @@ pub use connection::{CredentialSource, ManagedIdentityEndpoint, Secret, ServiceC
 pub use error::{AzureError, ErrorKind, HttpFailure, Result, SecretFailure};
 pub use http::{HttpOptions, ProxyOptions, http_client};
 pub use keyvault::{
-    KeyVault, KeyVaultSettings, ListedSecrets, SecretFilter, SecretRef, SecretValue, SkippedSecret,
+    KeyVault, KeyVaultSettings, ListedSecrets, SecretFilter, SecretRef, SecretValue, SecretVersion,
+    SkippedSecret,
 };
 pub use kudu::{
     CommandOutput, DeployOptions, DeployStatus, Deployment, DeploymentRecord, Kudu, KuduAuth,

@@ -1,2 +1,562 @@
-//! The `slot-release` binary: parses arguments and dispatches to the libraries.
-fn main() {}
+//! The `slot-release` binary: parses arguments (or the task's inputs) and dispatches to the libraries.
+//!
+//! Everything that decides or changes something lives in the libraries; this file maps inputs to calls,
+//! errors to the agent's issues and exit codes, and signals to a cancellation token.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, anyhow};
+use clap::{Args, Parser, Subcommand};
+use slot_release_engine::plan::{self, BuildInfo, PlanInput, Stage};
+use slot_release_engine::port::{self, Port};
+use slot_release_engine::rehearse::{self, FailAt};
+use slot_release_engine::release::{self, LoadRequest};
+use slot_release_engine::stages::{self, Command, StageOptions, Unfinished};
+use slot_release_engine::state::LiveState;
+use slot_release_pipelines::{AgentEnv, Issue, Log, OutputMode, Summary, TaskResult, VariableOptions};
+use tokio_util::sync::CancellationToken;
+
+/// Release web apps to Azure App Service through deployment slots.
+#[derive(Debug, Parser)]
+#[command(name = "slot-release", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Check release.yml and print every problem found.
+    Validate(Common),
+    /// Print the plan of a stage without changing anything.
+    Plan(PlanArgs),
+    /// Build the package (code apps) or resolve the image tag (container apps).
+    Build(RunArgs),
+    /// Deploy to the staging slot, run hooks, health-gate it.
+    Staging(RunArgs),
+    /// Swap the staged release into production and watch it.
+    Production(RunArgs),
+    /// Restore the last known-good release.
+    Rollback(RunArgs),
+    /// Build, staging and production in one run, rolling back on failure.
+    Release(RunArgs),
+    /// The whole release against an embedded emulator seeded from the config.
+    Rehearse(RehearseArgs),
+    /// Print a JSON Schema (release.yml by default).
+    Schema(SchemaArgs),
+    /// Serve the Azure emulator until Ctrl-C.
+    Emulator(EmulatorArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+struct Common {
+    /// The release config.
+    #[arg(long, default_value = "release.yml")]
+    config: PathBuf,
+    /// The environment (overrides the stage's).
+    #[arg(long)]
+    environment: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+struct Connection {
+    /// The AzureRM service connection id (default: the task input azureSubscription).
+    #[arg(long, env = "INPUT_AZURESUBSCRIPTION", hide_env_values = true)]
+    service_connection: Option<String>,
+    /// The release id (default: Build.BuildNumber, else a local timestamp).
+    #[arg(long)]
+    release_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    connection: Connection,
+    /// The stage to plan.
+    #[arg(long, default_value = "staging")]
+    stage: String,
+    /// Read the live state from this JSON file instead of Azure.
+    #[arg(long)]
+    state: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    connection: Connection,
+    /// Write the release record (JSON) here.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// A package built by an earlier `build`.
+    #[arg(long)]
+    package: Option<PathBuf>,
+    /// Where packages, plans and summaries are written.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Continue a release that stopped half-way.
+    #[arg(long, conflicts_with = "rollback_unfinished")]
+    resume: bool,
+    /// Roll back a release that stopped half-way, then run.
+    #[arg(long)]
+    rollback_unfinished: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+struct RehearseArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Show a failure path and its recovery: none, health, migration or watch.
+    #[arg(long, default_value = "none")]
+    fail_at: FailAt,
+    /// Write the release record (JSON) here.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Keep the emulator's files here (default: a temporary folder).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+struct SchemaArgs {
+    /// Print the schema of the plan's JSON instead.
+    #[arg(long)]
+    plan: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+struct EmulatorArgs {
+    /// The seed (YAML or JSON); default: a sample.
+    #[arg(long)]
+    seed: Option<PathBuf>,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Folder for the emulator's files.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+}
+
+/// A failure with the exit code it maps to; config problems are reported before reaching here.
+struct Failed(anyhow::Error);
+
+fn main() -> ExitCode {
+    let log = Log::from_env();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(dispatch(cli, &log));
+    // Background work (a hung HTTP call) must not hold the exit past the agent's grace period.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    finish(&log, outcome)
+}
+
+/// Arguments, or the task's inputs when the agent started us with none.
+fn parse() -> Result<Cli, clap::Error> {
+    let args: Vec<String> = std::env::args().collect();
+    let agent = AgentEnv::from_env();
+    let inputs = agent.inputs();
+    if args.len() > 1 || inputs.get("command").is_none() {
+        return Cli::try_parse_from(args);
+    }
+    let mut argv = vec![
+        "slot-release".to_owned(),
+        inputs.get("command").unwrap_or("validate").to_owned(),
+    ];
+    let command = argv[1].clone();
+    if let Some(config) = inputs.get("configFile") {
+        argv.extend(["--config".to_owned(), config.to_owned()]);
+    }
+    if let Some(env) = inputs.get("environment").filter(|e| !e.is_empty()) {
+        argv.extend(["--environment".to_owned(), env.to_owned()]);
+    }
+    let runs = ["build", "staging", "production", "rollback", "release", "rehearse"];
+    if runs.contains(&command.as_str()) {
+        if let Some(record) = inputs.get("releaseRecordPath").filter(|r| !r.is_empty()) {
+            argv.extend(["--record".to_owned(), record.to_owned()]);
+        }
+    }
+    if command == "rehearse" {
+        if let Some(fail_at) = inputs.get("rehearseFailAt").filter(|f| !f.is_empty()) {
+            argv.extend(["--fail-at".to_owned(), fail_at.to_owned()]);
+        }
+    }
+    Cli::try_parse_from(argv)
+}
+
+fn finish(log: &Log, outcome: Result<ExitCode, Failed>) -> ExitCode {
+    let pipeline = log.mode() == OutputMode::Pipeline;
+    match outcome {
+        Ok(code) => {
+            if pipeline {
+                let result = if code == ExitCode::SUCCESS {
+                    TaskResult::Succeeded
+                } else {
+                    TaskResult::Failed
+                };
+                log.complete(result, "");
+                ExitCode::SUCCESS
+            } else {
+                code
+            }
+        }
+        Err(Failed(err)) => {
+            let mut text = format!("{err}");
+            for cause in err.chain().skip(1) {
+                text.push_str(&format!("\n  caused by: {cause}"));
+            }
+            log.error(&text);
+            if pipeline {
+                log.complete(TaskResult::Failed, &err.to_string());
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+async fn dispatch(cli: Cli, log: &Log) -> Result<ExitCode, Failed> {
+    let cancel = CancellationToken::new();
+    watch_signals(cancel.clone(), log.clone());
+    match cli.command {
+        Cmd::Validate(common) => validate(&common, log),
+        Cmd::Plan(args) => plan_cmd(&args, log).await,
+        Cmd::Build(args) => run_cmd(Command::Build, &args, log, cancel).await,
+        Cmd::Staging(args) => run_cmd(Command::Staging, &args, log, cancel).await,
+        Cmd::Production(args) => run_cmd(Command::Production, &args, log, cancel).await,
+        Cmd::Rollback(args) => run_cmd(Command::Rollback, &args, log, cancel).await,
+        Cmd::Release(args) => run_cmd(Command::Release, &args, log, cancel).await,
+        Cmd::Rehearse(args) => rehearse_cmd(&args, log, cancel).await,
+        Cmd::Schema(args) => {
+            let schema = if args.plan {
+                serde_json::to_string_pretty(&plan::json_schema()).unwrap_or_default()
+            } else {
+                slot_release_config::json_schema_string()
+            };
+            println!("{schema}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Emulator(args) => emulator_cmd(&args).await,
+    }
+    .map_err(Failed)
+}
+
+/// SIGINT/SIGTERM cancel the run; a second signal, or 4.5 s without finishing, ends the process.
+fn watch_signals(cancel: CancellationToken, log: Log) {
+    tokio::spawn(async move {
+        if wait_signal().await.is_err() {
+            return;
+        }
+        log.warning("Cancellation requested: finishing the current step safely");
+        cancel.cancel();
+        tokio::select! {
+            _ = wait_signal() => {}
+            () = tokio::time::sleep(Duration::from_millis(4500)) => {}
+        }
+        log.error("Stopped: the run did not finish within the cancellation grace period");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+/// Loads the config; diagnostics go to the log (as located issues in a pipeline).
+fn load(common: &Common, connection: Option<&Connection>, syntax_only: bool, log: &Log) -> Result<release::LoadedRelease> {
+    let request = LoadRequest {
+        release_id: connection.and_then(|c| c.release_id.clone()),
+        syntax_only,
+        ..LoadRequest::default()
+    };
+    match release::load(&common.config, &request) {
+        Ok(loaded) => {
+            report_diagnostics(log, &loaded.loaded.warnings);
+            Ok(loaded)
+        }
+        Err(diagnostics) => {
+            report_diagnostics(log, &diagnostics);
+            Err(anyhow!(
+                "{} is not a valid release config ({} problem(s))",
+                common.config.display(),
+                diagnostics.len()
+            ))
+        }
+    }
+}
+
+fn report_diagnostics(log: &Log, diagnostics: &slot_release_config::Diagnostics) {
+    if diagnostics.is_empty() {
+        return;
+    }
+    if log.mode() == OutputMode::Pipeline {
+        for d in diagnostics.iter() {
+            let issue = match d.severity {
+                slot_release_config::Severity::Error => Issue::error(&d.message),
+                slot_release_config::Severity::Warning => Issue::warning(&d.message),
+            };
+            log.issue(
+                &issue
+                    .at(&d.file, d.line as u32, d.column as u32)
+                    .with_code(d.code),
+            );
+        }
+    }
+    eprintln!("{diagnostics}");
+}
+
+fn validate(common: &Common, log: &Log) -> Result<ExitCode> {
+    let loaded = load(common, None, true, log)?;
+    let warnings = loaded.loaded.warnings.len();
+    if common.json {
+        println!(
+            "{}",
+            serde_json::json!({ "valid": true, "config": common.config, "warnings": warnings })
+        );
+    } else {
+        log.info(&format!(
+            "{} is valid ({} environment(s), {} warning(s))",
+            common.config.display(),
+            loaded.spec.environments.len(),
+            warnings
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn env_lookup(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn connect(connection: &Connection, loaded: &release::LoadedRelease) -> Result<port::AzurePort> {
+    let id = connection
+        .service_connection
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            anyhow!("no service connection: pass --service-connection ID or set the task input azureSubscription")
+        })?;
+    port::connect(id, &env_lookup, &loaded.spec.app).context("cannot connect to Azure")
+}
+
+async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
+    let stage: Stage = args.stage.parse()?;
+    let loaded = load(&args.common, Some(&args.connection), false, log)?;
+    let state = match &args.state {
+        Some(path) => LiveState::from_file(path)?,
+        None => {
+            let port = connect(&args.connection, &loaded)?;
+            port.read_state(&slots(&loaded)).await.context("cannot read the live state")?
+        }
+    };
+    let plan = plan::compute(PlanInput {
+        spec: &loaded.spec,
+        stage,
+        environment: args.common.environment.as_deref(),
+        state: &state,
+        build: &BuildInfo {
+            release_id: loaded.release_id.clone(),
+            package_sha256: None,
+        },
+    })?;
+    if args.common.json {
+        println!("{}", plan.to_json());
+    } else {
+        print!("{}", plan.render());
+    }
+    if log.mode() == OutputMode::Pipeline {
+        let agent = AgentEnv::from_env();
+        let dir = agent.temp_dir().unwrap_or_else(std::env::temp_dir).join("slot-release");
+        std::fs::create_dir_all(&dir)?;
+        let json_path = dir.join(format!("plan-{stage}.json"));
+        std::fs::write(&json_path, plan.to_json())?;
+        let output = VariableOptions {
+            output: true,
+            ..VariableOptions::default()
+        };
+        log.set_variable("PlanJsonPath", &json_path.display().to_string(), output)?;
+        // A pull-request run is read-only: its plan becomes the run summary for reviewers.
+        let mut summary = Summary::new();
+        summary
+            .heading(2, &format!("Slot Release plan: {stage} of {}", plan.app))
+            .code_block("text", &plan.render());
+        let md = dir.join(format!("plan-{stage}.md"));
+        log.write_summary(&md, &summary)?;
+    }
+    Ok(if plan.problems().next().is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn slots(loaded: &release::LoadedRelease) -> Vec<String> {
+    let mut slots: Vec<String> = loaded.spec.environments.values().map(|e| e.slot.clone()).collect();
+    if let Some(p) = &loaded.spec.production {
+        slots.push(p.source_slot.clone());
+    }
+    slots.sort();
+    slots.dedup();
+    slots
+}
+
+async fn run_cmd(command: Command, args: &RunArgs, log: &Log, cancel: CancellationToken) -> Result<ExitCode> {
+    let loaded = load(&args.common, Some(&args.connection), false, log)?;
+    let agent = AgentEnv::from_env();
+    if agent.is_pull_request() {
+        return Err(anyhow!(
+            "a pull-request run is read-only: use `plan` or `rehearse` there, and release from the target branch"
+        ));
+    }
+    let work_dir = args
+        .work_dir
+        .clone()
+        .or_else(|| agent.temp_dir().map(|t| t.join("slot-release")))
+        .unwrap_or_else(|| std::env::temp_dir().join("slot-release"));
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("cannot create {}", work_dir.display()))?;
+    let port: std::sync::Arc<dyn Port> = if command == Command::Build {
+        std::sync::Arc::new(port::Offline)
+    } else {
+        std::sync::Arc::new(connect(&args.connection, &loaded)?)
+    };
+    let opts = StageOptions {
+        command,
+        environment: args.common.environment.clone(),
+        release_id: loaded.release_id.clone(),
+        package: args.package.clone(),
+        work_dir: work_dir.clone(),
+        hook_dir: config_dir(&args.common.config),
+        unfinished: if args.resume {
+            Unfinished::Resume
+        } else if args.rollback_unfinished {
+            Unfinished::Rollback
+        } else {
+            Unfinished::Refuse
+        },
+        lock_ttl: Duration::from_secs(30 * 60),
+    };
+    let ctx = stages::Context {
+        port,
+        log: log.clone(),
+        cancel,
+    };
+    let record = stages::run(&ctx, &loaded.spec, &opts).await;
+    report(log, &record, args.record.as_deref(), &work_dir, args.common.json)?;
+    Ok(if record.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn config_dir(config: &Path) -> PathBuf {
+    config
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// The summary, the record, and in a pipeline the output variables and the run summary.
+fn report(log: &Log, record: &stages::ReleaseRecord, record_path: Option<&Path>, work_dir: &Path, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(record)?);
+    } else {
+        log.info(stages::render_summary(record).trim_end());
+    }
+    if let Some(path) = record_path {
+        stages::write_record(record, path)
+            .with_context(|| format!("cannot write the release record to {}", path.display()))?;
+    }
+    if log.mode() == OutputMode::Pipeline {
+        let plan_path = work_dir.join("plan.json");
+        if let Some(plan) = record.stages.last().and_then(|s| s.plan.as_ref()) {
+            std::fs::write(&plan_path, plan.to_json())?;
+        }
+        let slot = record
+            .stages
+            .last()
+            .and_then(|s| s.plan.as_ref())
+            .and_then(|p| p.environment.clone())
+            .unwrap_or_default();
+        stages::set_outputs(log, record, &slot, Some(&plan_path))?;
+        log.write_summary(&work_dir.join("summary.md"), &stages::summary_markdown(record))?;
+    }
+    Ok(())
+}
+
+async fn rehearse_cmd(args: &RehearseArgs, log: &Log, cancel: CancellationToken) -> Result<ExitCode> {
+    let loaded = load(&args.common, None, false, log)?;
+    let temp;
+    let work_dir = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir().context("cannot create a temporary folder")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let options = rehearse::RehearseOptions {
+        config_dir: config_dir(&args.common.config),
+        work_dir: work_dir.clone(),
+        fail_at: args.fail_at,
+    };
+    let outcome = rehearse::run(&loaded, &options, log, cancel).await?;
+    report(log, &outcome.record, args.record.as_deref(), &work_dir, args.common.json)?;
+    log.info(&outcome.story);
+    Ok(if outcome.as_expected {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn emulator_cmd(args: &EmulatorArgs) -> Result<ExitCode> {
+    let seed = match &args.seed {
+        Some(path) => slot_release_emulator::Seed::from_file(path)?,
+        None => slot_release_emulator::Seed::sample(),
+    };
+    let work_dir = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("slot-release-emulator-{}", std::process::id())),
+    };
+    let mut opts = slot_release_emulator::EmulatorOptions::new(seed, work_dir);
+    opts.port = args.port;
+    slot_release_emulator::serve_until_signal(opts).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -166,7 +166,11 @@ impl fmt::Display for Diagnostics {
         for diagnostic in &self.0 {
             writeln!(f, "{diagnostic}")?;
         }
-        let errors = self.0.iter().filter(|d| d.severity == Severity::Error).count();
+        let errors = self
+            .0
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
         let warnings = self.0.len() - errors;
         let plural = |n: usize| if n == 1 { "" } else { "s" };
         write!(

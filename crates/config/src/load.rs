@@ -89,14 +89,17 @@ pub fn load_str(name: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Di
         Err(problem) => return Err(scan_problem(name, text, problem)),
     };
     let mut found = Diagnostics::new();
-    let mut config = match serde_saphyr::from_str_with_options::<ReleaseConfig>(text, saphyr_options())
-    {
-        Ok(config) => Some(config),
-        Err(err) => {
-            found.push(crate::load::from_serde(&source, &err));
-            None
-        }
-    };
+    let mut config =
+        match serde_saphyr::from_str_with_options::<ReleaseConfig>(text, saphyr_options()) {
+            Ok(config) => Some(config),
+            Err(err) => {
+                found.push(crate::validate::serde_diagnostic(&source, &err));
+                // serde stops at the first bad name; report the others too.
+                crate::validate::check_raw(&source, &mut found);
+                crate::validate::check_unknown_fields(&source, &mut found);
+                None
+            }
+        };
     crate::validate::check_variables(&source, &opts.variables, &mut found);
     if let Some(config) = &config {
         crate::validate::check(config, &source, &mut found);
@@ -109,7 +112,8 @@ pub fn load_str(name: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Di
         return Err(found);
     };
     if let VariableMode::Strict(variables) = &opts.variables
-        && let Err(problems) = crate::validate::expand_variables(&mut config, &source, variables.as_ref())
+        && let Err(problems) =
+            crate::validate::expand_variables(&mut config, &source, variables.as_ref())
     {
         return Err(problems);
     }
@@ -144,17 +148,29 @@ fn whole_file(name: &str, code: &'static str, message: String, help: &str) -> Di
     .collect()
 }
 
+/// Where a diagnostic points.
+pub(crate) struct Place<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) text: &'a str,
+    pub(crate) position: Position,
+    pub(crate) width: usize,
+    pub(crate) path: &'a str,
+}
+
 /// Builds a diagnostic at a position, taking the source line from `text`.
 pub(crate) fn at_position(
-    file: &str,
-    text: &str,
-    position: Position,
-    width: usize,
-    path: &str,
+    place: Place<'_>,
     code: &'static str,
     message: String,
     help: Option<String>,
 ) -> Diagnostic {
+    let Place {
+        file,
+        text,
+        position,
+        width,
+        path,
+    } = place;
     Diagnostic {
         severity: Severity::Error,
         code,
@@ -175,30 +191,29 @@ pub(crate) fn at_position(
 fn scan_problem(name: &str, text: &str, problem: ScanProblem) -> Diagnostics {
     let diagnostic = match problem {
         ScanProblem::Syntax { position, message } => at_position(
-            name,
-            text,
-            position,
-            1,
-            "",
+            Place {
+                file: name,
+                text,
+                position,
+                width: 1,
+                path: "",
+            },
             "yaml-syntax",
             format!("this is not valid YAML: {message}"),
             Some("check the indentation and quoting around this place".into()),
         ),
         ScanProblem::TooLarge { position, message } => at_position(
-            name,
-            text,
-            position,
-            1,
-            "",
+            Place {
+                file: name,
+                text,
+                position,
+                width: 1,
+                path: "",
+            },
             "document-too-large",
             format!("the document is refused: {message}"),
             Some("a release config is small; check that this is the right file".into()),
         ),
     };
     std::iter::once(diagnostic).collect()
-}
-
-/// Turns a serde-saphyr error into a diagnostic at the path it happened.
-pub(crate) fn from_serde(source: &SourceMap, err: &serde_saphyr::Error) -> Diagnostic {
-    crate::validate::serde_diagnostic(source, err)
 }

@@ -149,12 +149,37 @@ pub struct Environment {
     /// Create the slot when it does not exist yet (never applies to `production`).
     #[serde(default)]
     pub create_slot: bool,
-    /// Plain app settings, written as slot (sticky) settings. Values may use `$(...)` variables.
+    /// Plain app settings, written as slot (sticky) settings. Values may use `$(...)` variables;
+    /// numbers and booleans are taken as written (`PORT: 8000` sets `8000`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "settings_schema")]
     pub settings: BTreeMap<SettingName, String>,
     /// Settings whose values come from Key Vault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Secrets>,
+}
+
+/// App settings are strings to App Service; YAML numbers and booleans are read as their text, so
+/// the schema accepts them too instead of underlining what the loader takes.
+fn settings_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut properties = serde_json::Map::new();
+    properties.insert(SettingName::PATTERN.to_string(), scalar_value_schema());
+    schemars::json_schema!({
+        "type": "object",
+        "patternProperties": properties,
+        "additionalProperties": false,
+    })
+}
+
+fn env_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "additionalProperties": scalar_value_schema(),
+    })
+}
+
+fn scalar_value_schema() -> serde_json::Value {
+    serde_json::json!({ "type": ["string", "number", "boolean"] })
 }
 
 /// Key Vault secrets for one environment.
@@ -223,7 +248,10 @@ impl<'de> Deserialize<'de> for SecretSpec {
                     .map_err(E::custom)
             }
 
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<SecretSpec, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SecretSpec, A::Error> {
                 SecretSpecLong::deserialize(serde::de::value::MapAccessDeserializer::new(map))
                     .map(SecretSpec::Long)
             }
@@ -398,6 +426,7 @@ pub struct Hook {
     pub undo: Option<String>,
     /// Extra environment variables for the command. Values may use `$(...)` variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "env_schema")]
     pub env: BTreeMap<String, String>,
 }
 

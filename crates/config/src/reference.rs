@@ -102,8 +102,16 @@ fn section(out: &mut String, name: &str, schema: &Value) {
     {
         out.push_str("| Value | Meaning |\n| --- | --- |\n");
         for variant in variants {
-            let value = variant.get("const").map(Value::to_string).unwrap_or_default();
-            let _ = writeln!(out, "| `{}` | {} |", value.trim_matches('"'), description(variant));
+            let value = variant
+                .get("const")
+                .map(Value::to_string)
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "| `{}` | {} |",
+                value.trim_matches('"'),
+                description(variant)
+            );
         }
         out.push('\n');
     } else {

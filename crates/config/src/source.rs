@@ -27,6 +27,14 @@ struct Entry {
     scalar: Option<String>,
 }
 
+/// One node of the document as the scan saw it.
+pub(crate) struct Node<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) key: Option<(Position, usize)>,
+    pub(crate) value: (Position, usize),
+    pub(crate) scalar: Option<&'a str>,
+}
+
 /// The text of one config file with the position of every field path in it.
 #[derive(Debug, Clone)]
 pub struct SourceMap {
@@ -38,7 +46,8 @@ pub struct SourceMap {
 
 /// The deepest nesting the scan follows; a release config needs about eight levels.
 const MAX_DEPTH: usize = 64;
-/// The most nodes the scan records; far beyond any real release config.
+/// The most nodes the scan records, and the most a document may expand to through aliases; far
+/// beyond any real release config.
 const MAX_NODES: usize = 100_000;
 
 /// Why the scan stopped.
@@ -60,6 +69,56 @@ enum Frame {
         path: String,
         index: usize,
     },
+}
+
+/// Counts how many nodes the document would have with every alias expanded, without expanding
+/// anything: an anchored node's expanded size is recorded when it ends, and each alias adds it.
+#[derive(Default)]
+struct Expansion {
+    total: u64,
+    anchors: HashMap<usize, u64>,
+    /// For each open container: its anchor id and the total before it started.
+    open: Vec<(usize, u64)>,
+}
+
+impl Expansion {
+    fn count(&mut self, nodes: u64, at: Position) -> Result<(), ScanProblem> {
+        self.total = self.total.saturating_add(nodes);
+        if self.total > MAX_NODES as u64 {
+            return Err(ScanProblem::TooLarge {
+                position: at,
+                message: format!(
+                    "with its aliases expanded the document has more than {MAX_NODES} nodes"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn scalar(&mut self, anchor: usize, at: Position) -> Result<(), ScanProblem> {
+        if anchor != 0 {
+            self.anchors.insert(anchor, 1);
+        }
+        self.count(1, at)
+    }
+
+    fn alias(&mut self, anchor: usize, at: Position) -> Result<(), ScanProblem> {
+        let size = self.anchors.get(&anchor).copied().unwrap_or(1);
+        self.count(size, at)
+    }
+
+    fn start(&mut self, anchor: usize, at: Position) -> Result<(), ScanProblem> {
+        self.open.push((anchor, self.total));
+        self.count(1, at)
+    }
+
+    fn end(&mut self) {
+        if let Some((anchor, before)) = self.open.pop()
+            && anchor != 0
+        {
+            self.anchors.insert(anchor, self.total - before);
+        }
+    }
 }
 
 fn position(marker: &serde_saphyr::granit_parser::Marker) -> Position {
@@ -111,6 +170,7 @@ impl SourceMap {
         };
         let mut stack: Vec<Frame> = Vec::new();
         let mut documents = 0usize;
+        let mut expansion = Expansion::default();
         for event in Parser::new_from_str(text) {
             let (event, span) = event.map_err(|e: ScanError| ScanProblem::Syntax {
                 position: position(e.marker()),
@@ -127,19 +187,30 @@ impl SourceMap {
                         });
                     }
                 }
-                Event::Scalar(value, ..) => {
-                    map.node(&mut stack, here, width(&span), Some(value.into_owned()), None)?;
+                Event::Scalar(value, _, anchor, _) => {
+                    expansion.scalar(anchor, here)?;
+                    map.node(
+                        &mut stack,
+                        here,
+                        width(&span),
+                        Some(value.into_owned()),
+                        None,
+                    )?;
                 }
-                Event::Alias(_) => {
+                Event::Alias(anchor) => {
+                    expansion.alias(anchor, here)?;
                     map.node(&mut stack, here, width(&span), None, None)?;
                 }
-                Event::MappingStart(..) => {
+                Event::MappingStart(_, anchor, _) => {
+                    expansion.start(anchor, here)?;
                     map.node(&mut stack, here, 1, None, Some(true))?;
                 }
-                Event::SequenceStart(..) => {
+                Event::SequenceStart(_, anchor, _) => {
+                    expansion.start(anchor, here)?;
                     map.node(&mut stack, here, 1, None, Some(false))?;
                 }
                 Event::MappingEnd | Event::SequenceEnd => {
+                    expansion.end();
                     stack.pop();
                     Self::advance(&mut stack);
                 }
@@ -194,7 +265,9 @@ impl SourceMap {
             },
             Some(Frame::Seq { path, index }) => (join_index(path, *index), None),
         };
-        self.by_path.entry(path.clone()).or_insert(self.entries.len());
+        self.by_path
+            .entry(path.clone())
+            .or_insert(self.entries.len());
         self.entries.push(Entry {
             path: path.clone(),
             key,
@@ -304,8 +377,7 @@ impl SourceMap {
         }
         self.entries
             .iter()
-            .filter(|e| e.key.map_or(e.value.0, |k| k.0) <= at)
-            .last()
+            .rfind(|e| e.key.map_or(e.value.0, |k| k.0) <= at)
             .map(|e| e.path.as_str())
     }
 
@@ -314,7 +386,12 @@ impl SourceMap {
         self.entries
             .iter()
             .find_map(|e| e.key.filter(|k| k.0 == at).map(|k| k.1))
-            .or_else(|| self.entries.iter().find(|e| e.value.0 == at).map(|e| e.value.1))
+            .or_else(|| {
+                self.entries
+                    .iter()
+                    .find(|e| e.value.0 == at)
+                    .map(|e| e.value.1)
+            })
             .unwrap_or(1)
     }
 
@@ -324,6 +401,16 @@ impl SourceMap {
             .iter()
             .find(|e| e.value.0 == at && e.scalar.is_none())
             .map(|e| e.path.as_str())
+    }
+
+    /// Every recorded node in document order: path, key place, value place and scalar text.
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = Node<'_>> {
+        self.entries.iter().map(|e| Node {
+            path: &e.path,
+            key: e.key,
+            value: e.value,
+            scalar: e.scalar.as_deref(),
+        })
     }
 
     /// Every recorded path with a scalar value, in document order.
@@ -341,8 +428,8 @@ pub(crate) fn parent(path: &str) -> Option<&str> {
     }
     if path.ends_with(']') {
         // Skip a quoted key that may itself contain `[` or `.`.
-        let bracket = if path.ends_with("\"]") {
-            path[..path.len() - 2]
+        let bracket = if let Some(inner) = path.strip_suffix("\"]") {
+            inner
                 .rfind("[\"")
                 .unwrap_or_else(|| path.rfind('[').unwrap_or(0))
         } else {

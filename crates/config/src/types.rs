@@ -24,6 +24,8 @@ macro_rules! name_newtype {
         impl $ty {
             /// The kind of name, as used in messages.
             pub const KIND: &'static str = $kind;
+            /// The regular expression the JSON Schema uses for it.
+            pub const PATTERN: &'static str = $pattern;
 
             /// Validates `value` and wraps it.
             pub fn new(value: impl Into<String>) -> Result<Self, ConfigError> {
@@ -147,7 +149,9 @@ fn check_secret_name(value: &str) -> Result<(), String> {
 
 fn check_setting_name(value: &str) -> Result<(), String> {
     check_length(value, 1, 256)?;
-    if !all_chars(value, |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+    if !all_chars(value, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+    }) {
         return Err("app setting names use only letters, digits, `_`, `.` and `-`".into());
     }
     Ok(())
@@ -155,7 +159,9 @@ fn check_setting_name(value: &str) -> Result<(), String> {
 
 fn check_identifier(value: &str) -> Result<(), String> {
     check_length(value, 1, 64)?;
-    if !all_chars(value, |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')) {
+    if !all_chars(value, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, '_' | '-')
+    }) {
         return Err("use only letters, digits, `_` and `-`".into());
     }
     if !value.starts_with(|c: char| c.is_ascii_alphabetic()) {
@@ -304,7 +310,9 @@ impl Duration {
             reason: reason.to_string(),
         };
         if text.is_empty() {
-            return Err(invalid("a duration cannot be empty; write e.g. `30s` or `5m`"));
+            return Err(invalid(
+                "a duration cannot be empty; write e.g. `30s` or `5m`",
+            ));
         }
         let mut total = std::time::Duration::ZERO;
         let mut rest = text;
@@ -319,7 +327,15 @@ impl Duration {
                 .parse()
                 .map_err(|_| invalid("the number is too large"))?;
             rest = &rest[digits..];
-            let unit_len = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+            if rest.starts_with(char::is_whitespace) {
+                return Err(invalid(
+                    "write the number and its unit together, without spaces (e.g. `30s`, `5m`)",
+                ));
+            }
+            let unit_len = rest.len()
+                - rest
+                    .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                    .len();
             let millis_per_unit = match &rest[..unit_len] {
                 "ms" => 1,
                 "s" => 1_000,
@@ -407,5 +423,70 @@ impl JsonSchema for Duration {
             "description": "A duration: one or more `<number><unit>` parts with units `ms`, `s`, `m`, `h`, e.g. `30s`, `5m`, `1h30m`.",
             "pattern": "^([0-9]+(ms|s|m|h))+$",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn names_follow_azure_rules() {
+        assert!(SlotName::new("staging").is_ok());
+        assert!(SlotName::new("blue-2").is_ok());
+        assert!(SlotName::new("staging_1").is_err());
+        assert!(SlotName::new("-staging").is_err());
+        assert!(SlotName::new("").is_err());
+        assert!(SlotName::new("Production").is_ok_and(|s| s.is_production()));
+        assert!(VaultName::new("contoso-kv").is_ok());
+        assert!(VaultName::new("kv").is_err());
+        assert!(VaultName::new("1kv-contoso").is_err());
+        assert!(VaultName::new("contoso--kv").is_err());
+        assert!(SecretName::new("db-password").is_ok());
+        assert!(SecretName::new("db_password").is_err());
+        assert!(SecretName::new("a".repeat(128)).is_err());
+        assert!(SettingName::new("Logging__LogLevel.Default").is_ok());
+        assert!(SettingName::new("APP ENV").is_err());
+        assert!(HookName::new("migrate-db").is_ok());
+        assert!(HookName::new("1migrate").is_err());
+    }
+
+    #[test]
+    fn secret_refs_take_an_optional_version() {
+        let pinned = SecretRef::parse("db-password/0123456789abcdef0123456789abcdef");
+        assert!(pinned.is_ok_and(|r| r.version() == Some("0123456789abcdef0123456789abcdef")));
+        assert!(SecretRef::parse("db-password").is_ok_and(|r| r.version().is_none()));
+        assert!(SecretRef::parse("db-password/latest").is_err());
+    }
+
+    #[test]
+    fn durations_parse_human_forms() {
+        let parse = |text: &str| Duration::parse(text).map(|d| d.as_std());
+        assert_eq!(parse("30s").ok(), Some(std::time::Duration::from_secs(30)));
+        assert_eq!(
+            parse("1h30m").ok(),
+            Some(std::time::Duration::from_secs(5400))
+        );
+        assert_eq!(
+            parse("500ms").ok(),
+            Some(std::time::Duration::from_millis(500))
+        );
+        assert!(parse("5").is_err());
+        assert!(parse("5 m").is_err());
+        assert!(parse("5min").is_err());
+        assert!(parse("m5").is_err());
+        assert!(parse("").is_err());
+        assert!(parse("99999999999999999999h").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn durations_round_trip_through_display(millis in 0u64..10_000_000_000) {
+            let duration = Duration::from_std(std::time::Duration::from_millis(millis));
+            let text = duration.to_string();
+            prop_assert_eq!(Duration::parse(&text).ok(), Some(duration), "{}", text);
+        }
     }
 }

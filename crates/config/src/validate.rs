@@ -3,11 +3,13 @@
 
 use std::collections::BTreeSet;
 
+use serde_json::Value;
+
 use crate::ConfigError;
 use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
-use crate::load::{VariableMode, at_position};
+use crate::load::{Place, VariableMode, at_position};
 use crate::model::{AppKind, HealthCheck, Hook, HookLocation, ReleaseConfig};
-use crate::source::{Position, SourceMap, join_index, join_key};
+use crate::source::{Position, SourceMap, join_index, join_key, parent};
 use crate::vars::{self, Piece, VariableSource};
 
 /// Collects diagnostics located through the source map.
@@ -26,13 +28,16 @@ impl Checker<'_> {
         message: String,
         help: String,
     ) {
-        let (position, width) = located.map_or((Position { line: 0, column: 0 }, 1), |l| (l.0, l.1));
+        let (position, width) =
+            located.map_or((Position { line: 0, column: 0 }, 1), |l| (l.0, l.1));
         let mut diagnostic = at_position(
-            self.source.file(),
-            self.source.text(),
-            position,
-            width,
-            path,
+            Place {
+                file: self.source.file(),
+                text: self.source.text(),
+                position,
+                width,
+                path,
+            },
             code,
             message,
             Some(help),
@@ -52,7 +57,6 @@ impl Checker<'_> {
         let located = self.source.locate_key(path);
         self.push(Severity::Error, located, path, code, message, help);
     }
-
 }
 
 /// Runs every semantic check and appends what it finds.
@@ -188,7 +192,10 @@ fn known_environment(config: &ReleaseConfig, path: &str, name: &str, c: &mut Che
     }
     let names: Vec<&str> = config.environments.keys().map(|n| n.as_str()).collect();
     let help = match did_you_mean(name, &names) {
-        Some(best) => format!("did you mean `{best}`? Defined environments: {}", names.join(", ")),
+        Some(best) => format!(
+            "did you mean `{best}`? Defined environments: {}",
+            names.join(", ")
+        ),
         None if names.is_empty() => "define it under `environments`".into(),
         None => format!(
             "define it under `environments`, or use one of: {}",
@@ -206,8 +213,12 @@ fn known_environment(config: &ReleaseConfig, path: &str, name: &str, c: &mut Che
 
 fn check_stages(config: &ReleaseConfig, c: &mut Checker<'_>) {
     let staging = &config.stages.staging;
-    if known_environment(config, "stages.staging.environment", staging.environment.as_str(), c)
-        && let Some(environment) = config.environment(staging.environment.as_str())
+    if known_environment(
+        config,
+        "stages.staging.environment",
+        staging.environment.as_str(),
+        c,
+    ) && let Some(environment) = config.environment(staging.environment.as_str())
         && environment.slot.is_production()
     {
         c.error(
@@ -230,7 +241,10 @@ fn check_stages(config: &ReleaseConfig, c: &mut Checker<'_>) {
         production.environment.as_str(),
         c,
     ) && let Some(environment) = config.environment(production.environment.as_str())
-        && environment.slot.as_str().eq_ignore_ascii_case(production.source_slot.as_str())
+        && environment
+            .slot
+            .as_str()
+            .eq_ignore_ascii_case(production.source_slot.as_str())
     {
         c.error(
             "stages.production.sourceSlot",
@@ -249,7 +263,12 @@ fn check_stages(config: &ReleaseConfig, c: &mut Checker<'_>) {
     check_hooks(config, "stages.production.hooks", &production.hooks, c);
     let watch = &production.watch;
     check_positive("stages.production.watch.duration", watch.duration, c);
-    check_health("stages.production.watch.healthCheck", &watch.health_check, false, c);
+    check_health(
+        "stages.production.watch.healthCheck",
+        &watch.health_check,
+        false,
+        c,
+    );
     if !watch.duration.is_zero()
         && !watch.health_check.interval.is_zero()
         && watch.duration <= watch.health_check.interval
@@ -346,7 +365,10 @@ fn check_health(base: &str, health: &HealthCheck, gate: bool, c: &mut Checker<'_
         c.error(
             &format!("{base}.path"),
             "health-path-relative",
-            format!("the health check path `{}` does not start with `/`", health.path),
+            format!(
+                "the health check path `{}` does not start with `/`",
+                health.path
+            ),
             "write the path from the site root, e.g. `/health`".into(),
         );
     }
@@ -395,6 +417,199 @@ fn check_health(base: &str, health: &HealthCheck, gate: bool, c: &mut Checker<'_
     }
 }
 
+/// What a name or duration at some path must satisfy, checked on the raw document.
+type RawCheck = fn(&str) -> Result<(), ConfigError>;
+
+/// The checker for a key (`true`) or scalar value (`false`) at a path, if any.
+fn raw_check(segments: &[&str], is_key: bool) -> Option<RawCheck> {
+    let check: RawCheck = match (is_key, segments) {
+        (true, ["environments", _]) => |t| crate::EnvironmentName::new(t).map(|_| ()),
+        (true, ["environments", _, "settings", _] | ["environments", _, "secrets", "map", _]) => {
+            |t| crate::SettingName::new(t).map(|_| ())
+        }
+        (false, ["environments", _, "slot"] | ["stages", "production", "sourceSlot"]) => {
+            |t| crate::SlotName::new(t).map(|_| ())
+        }
+        (false, ["environments", _, "secrets", "vault"]) => {
+            |t| crate::VaultName::new(t).map(|_| ())
+        }
+        (
+            false,
+            ["environments", _, "secrets", "map", _]
+            | ["environments", _, "secrets", "map", _, "secret"],
+        ) => |t| crate::SecretRef::parse(t).map(|_| ()),
+        (false, ["stages", _, "environment"]) => |t| crate::EnvironmentName::new(t).map(|_| ()),
+        (false, ["stages", _, "hooks", _, "name"]) => |t| crate::HookName::new(t).map(|_| ()),
+        (
+            false,
+            ["stages", _, "hooks", _, "timeout"]
+            | ["stages", _, "healthCheck", "interval" | "timeout"]
+            | ["stages", "production", "watch", "duration"]
+            | [
+                "stages",
+                "production",
+                "watch",
+                "healthCheck",
+                "interval" | "timeout",
+            ],
+        ) => |t| crate::Duration::parse(t).map(|_| ()),
+        _ => return None,
+    };
+    Some(check)
+}
+
+/// Checks every name and duration on the raw document, so that all of them are reported even
+/// when deserialization stops at the first one (the loader drops the repeat of that one).
+pub(crate) fn check_raw(source: &SourceMap, out: &mut Diagnostics) {
+    let mut c = Checker { source, out };
+    let mut found = Vec::new();
+    for node in source.nodes() {
+        let segments = segments(node.path);
+        let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+        if let Some((key_at, key_width)) = node.key
+            && let Some(check) = raw_check(&segments, true)
+            && let Some(key) = segments.last()
+            && let Err(err) = check(key)
+        {
+            found.push((key_at, key_width, node.path.to_string(), err.to_string()));
+        }
+        if let Some(text) = node.scalar
+            && let Some(check) = raw_check(&segments, false)
+            && let Err(err) = check(text)
+        {
+            found.push((
+                node.value.0,
+                node.value.1,
+                node.path.to_string(),
+                err.to_string(),
+            ));
+        }
+    }
+    for (at, width, path, message) in found {
+        let code = code_for_message(&message);
+        c.push(
+            Severity::Error,
+            Some((at, width, &path)),
+            &path,
+            code,
+            message,
+            help_for_code(code),
+        );
+    }
+}
+
+/// Follows `$ref`, single-entry `allOf` and optional (`anyOf` with `null`) wrappers to the schema
+/// that describes a node; `want_object` picks the object variant of a string-or-object choice.
+fn deref<'a>(root: &'a Value, mut schema: &'a Value, want_object: bool) -> Option<&'a Value> {
+    for _ in 0..16 {
+        if let Some(reference) = schema.get("$ref").and_then(Value::as_str) {
+            let name = reference.rsplit('/').next()?;
+            schema = root.get("definitions")?.get(name)?;
+        } else if let Some(all) = schema.get("allOf").and_then(Value::as_array)
+            && all.len() == 1
+        {
+            schema = &all[0];
+        } else if let Some(choices) = schema
+            .get("anyOf")
+            .or_else(|| schema.get("oneOf"))
+            .and_then(Value::as_array)
+        {
+            let non_null: Vec<&Value> = choices
+                .iter()
+                .filter(|c| c.get("type").and_then(Value::as_str) != Some("null"))
+                .collect();
+            let pick = if non_null.len() == 1 {
+                non_null[0]
+            } else {
+                // Choose the variant whose (resolved) type matches the node.
+                *non_null.iter().find(|c| {
+                    deref(root, c, false)
+                        .and_then(|d| d.get("type"))
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| (t == "object") == want_object)
+                })?
+            };
+            schema = pick;
+        } else {
+            return Some(schema);
+        }
+    }
+    None
+}
+
+/// The schema of the child `segment` of an object or array schema.
+fn child<'a>(root: &'a Value, schema: &'a Value, segment: &str) -> Option<&'a Value> {
+    let schema = deref(root, schema, true)?;
+    if let Some(items) = schema.get("items") {
+        return Some(items);
+    }
+    if let Some(property) = schema.get("properties").and_then(|p| p.get(segment)) {
+        return Some(property);
+    }
+    if let Some(pattern) = schema
+        .get("patternProperties")
+        .and_then(Value::as_object)
+        .and_then(|p| p.values().next())
+    {
+        return Some(pattern);
+    }
+    schema.get("additionalProperties").filter(|a| a.is_object())
+}
+
+/// Reports every key the schema does not allow, so that all unknown fields are listed even when
+/// deserialization stops at the first (the loader drops the repeat of that one).
+pub(crate) fn check_unknown_fields(source: &SourceMap, out: &mut Diagnostics) {
+    let root = crate::reference::json_schema();
+    let mut c = Checker { source, out };
+    let mut found = Vec::new();
+    for node in source.nodes() {
+        let Some((key_at, key_width)) = node.key else {
+            continue;
+        };
+        let segments = segments(node.path);
+        let Some((field, parents)) = segments.split_last() else {
+            continue;
+        };
+        let mut schema = Some(&root);
+        for segment in parents {
+            schema = schema.and_then(|s| child(&root, s, segment));
+        }
+        let Some(object) = schema.and_then(|s| deref(&root, s, true)) else {
+            continue;
+        };
+        let Some(properties) = object.get("properties").and_then(Value::as_object) else {
+            continue;
+        };
+        let closed = object.get("additionalProperties") == Some(&Value::Bool(false))
+            && object.get("patternProperties").is_none();
+        if !closed || properties.contains_key(field.as_str()) {
+            continue;
+        }
+        let names: Vec<&str> = properties.keys().map(String::as_str).collect();
+        let help = match did_you_mean(field, &names) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None => format!("remove it; the fields here are: {}", names.join(", ")),
+        };
+        found.push((
+            key_at,
+            key_width,
+            node.path.to_string(),
+            field.clone(),
+            help,
+        ));
+    }
+    for (at, width, path, field, help) in found {
+        c.push(
+            Severity::Error,
+            Some((at, width, &path)),
+            &path,
+            "unknown-field",
+            format!("unknown field `{field}`"),
+            help,
+        );
+    }
+}
+
 /// Whether a scalar at `path` may hold `$(...)` references.
 fn holds_variables(path: &str) -> bool {
     let segments = segments(path);
@@ -436,9 +651,7 @@ fn segments(path: &str) -> Vec<String> {
             rest = after.get(end + 1..).unwrap_or("");
         } else {
             let rest_trimmed = rest.strip_prefix('.').unwrap_or(rest);
-            let end = rest_trimmed
-                .find(['.', '['])
-                .unwrap_or(rest_trimmed.len());
+            let end = rest_trimmed.find(['.', '[']).unwrap_or(rest_trimmed.len());
             out.push(rest_trimmed[..end].to_string());
             rest = &rest_trimmed[end..];
         }
@@ -644,16 +857,41 @@ fn help_for_code(code: &str) -> String {
         "invalid-secret-version" => "omit the version to use the latest, or copy the 32-digit \
                                      version from Key Vault"
             .into(),
+        "invalid-setting-name" => {
+            "app setting names are like `APP_ENV` or `Logging__LogLevel__Default`".into()
+        }
+        "invalid-hook-name" | "invalid-environment-name" => {
+            "names start with a letter, then letters, digits, `_` and `-`, e.g. `migrate`".into()
+        }
         "invalid-duration" => "write durations like `30s`, `5m` or `1h30m`".into(),
         "unsupported-version" => "set `version: 1`".into(),
         _ => "see docs/config-reference.md for the allowed values".into(),
     }
 }
 
+/// A person's word for a Rust scalar type.
+fn type_name(ty: &str) -> &str {
+    match ty {
+        "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "an integer",
+        "f32" | "f64" => "a number",
+        "bool" => "`true` or `false`",
+        other => other,
+    }
+}
+
+/// Drops the ` at line N, column M` that serde-saphyr appends; the diagnostic shows it already.
+fn strip_location(text: &str) -> String {
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text.to_string(),
+    }
+}
+
 /// Turns a serde-saphyr error into a diagnostic at the path it happened.
 pub(crate) fn serde_diagnostic(source: &SourceMap, err: &serde_saphyr::Error) -> Diagnostic {
     use serde_saphyr::Error as E;
-    let position = err
+    let mut position = err
         .location()
         .map(|l| Position {
             line: usize::try_from(l.line()).unwrap_or(0),
@@ -686,8 +924,20 @@ pub(crate) fn serde_diagnostic(source: &SourceMap, err: &serde_saphyr::Error) ->
             ("unknown-value", format!("unknown value `{variant}`"), help)
         }
         E::SerdeMissingField { field, .. } => {
-            if let Some(container) = source.container_at(position) {
-                path = container.to_string();
+            // serde-saphyr reports a missing field somewhere inside the mapping that lacks it;
+            // point at that mapping's own key instead.
+            let container = match source.container_at(position) {
+                Some(container) => Some(container.to_string()),
+                None => source
+                    .path_at(position)
+                    .and_then(parent)
+                    .map(str::to_string),
+            };
+            if let Some(container) = container {
+                path = container;
+                if let Some((at, _, _)) = source.locate_key(&path).filter(|_| !path.is_empty()) {
+                    position = at;
+                }
             }
             let at = if path.is_empty() {
                 "at the top level".to_string()
@@ -742,6 +992,14 @@ pub(crate) fn serde_diagnostic(source: &SourceMap, err: &serde_saphyr::Error) ->
              write the values out"
                 .into(),
         ),
+        E::InvalidScalar { ty, .. } => (
+            "invalid-type",
+            match source.scalar(&path) {
+                Some(found) => format!("expected {}, found `{found}`", type_name(ty)),
+                None => format!("expected {}", type_name(ty)),
+            },
+            "see docs/config-reference.md for this field's type".into(),
+        ),
         E::Unexpected { expected, .. } => (
             "invalid-type",
             format!("expected {expected} here"),
@@ -752,18 +1010,20 @@ pub(crate) fn serde_diagnostic(source: &SourceMap, err: &serde_saphyr::Error) ->
             (code, msg.clone(), help_for_code(code))
         }
         other => {
-            let text = other.to_string();
+            let text = strip_location(&other.to_string());
             let code = code_for_message(&text);
             (code, text, help_for_code(code))
         }
     };
     let width = source.width_at(position);
     let mut diagnostic = at_position(
-        source.file(),
-        source.text(),
-        position,
-        width,
-        &path,
+        Place {
+            file: source.file(),
+            text: source.text(),
+            position,
+            width,
+            path: &path,
+        },
         code,
         message,
         Some(help),

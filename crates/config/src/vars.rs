@@ -49,7 +49,13 @@ pub trait VariableSource {
 /// The environment variable the agent uses for a pipeline variable: upper case, `.` → `_`.
 pub fn agent_environment_name(name: &str) -> String {
     name.chars()
-        .map(|c| if c == '.' { '_' } else { c.to_ascii_uppercase() })
+        .map(|c| {
+            if c == '.' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
         .collect()
 }
 

@@ -177,7 +177,7 @@ fn site_json(shared: &Shared, app: &App, slot: &Slot) -> serde_json::Value {
     let swap_status = app.preview.as_ref().map(|p| serde_json::json!({
         "timestampUtc": now_rfc3339(), "sourceSlotName": p.source, "destinationSlotName": p.target
     }));
-    serde_json::json!({
+    let mut site = serde_json::json!({
         "id": resource_id(app, &slot.name),
         "name": if is_prod { app.name.clone() } else { format!("{}/{}", app.name, slot.name) },
         "type": if is_prod { "Microsoft.Web/sites" } else { "Microsoft.Web/sites/slots" },
@@ -225,7 +225,11 @@ fn site_json(shared: &Shared, app: &App, slot: &Slot) -> serde_json::Value {
             "keyVaultReferenceIdentity": "SystemAssigned",
             "sku": "Standard"
         }
-    })
+    });
+    // Added separately: one more field in the literal above exceeds `json!`'s recursion limit.
+    site["properties"]["resourceConfig"] = serde_json::json!({"cpu": 1.0, "memory": "2.0Gi"});
+    site["properties"]["workloadProfileName"] = serde_json::Value::Null;
+    site
 }
 
 fn list_slots(shared: &Shared, name: &str) -> Response {
@@ -532,6 +536,26 @@ async fn site_op(
                 None => not_found("Microsoft.Web/sites/deployments", &id, &rg),
             }
         }
+        (Method::GET, ["deploymentstatus"]) => {
+            let state = lock(&shared.state);
+            let app = &state.apps[&name];
+            let value: Vec<serde_json::Value> = app
+                .slot(&slot)
+                .map(|s| s.deployments.iter().rev().map(|d| deployment_status(app, &slot, d)).collect())
+                .unwrap_or_default();
+            json(StatusCode::OK, &serde_json::json!({"value": value, "nextLink": null}))
+        }
+        (Method::GET, ["deploymentstatus", _]) => {
+            let state = lock(&shared.state);
+            let app = &state.apps[&name];
+            match app.slot(&slot).and_then(|s| s.deployments.iter().find(|d| d.id.eq_ignore_ascii_case(&ops[1]))) {
+                Some(d) => json(
+                    if d.complete { StatusCode::OK } else { StatusCode::ACCEPTED },
+                    &deployment_status(app, &slot, d),
+                ),
+                None => not_found("Microsoft.Web/sites/deploymentStatus", &ops[1], &rg),
+            }
+        }
         (Method::GET, ["deployments", _, "log"]) => {
             let state = lock(&shared.state);
             let app = &state.apps[&name];
@@ -566,6 +590,31 @@ fn arm_deployment(app: &App, slot: &str, d: &crate::state::DeploymentRecord) -> 
             "end_time": d.end_time,
             "active": d.active,
             "details": d.details,
+        }
+    })
+}
+
+/// OneDeploy's `CsmDeploymentStatus` view of a Kudu deployment record.
+fn deployment_status(app: &App, slot: &str, d: &crate::state::DeploymentRecord) -> serde_json::Value {
+    let (status, in_progress, ok, failed) = match d.status {
+        4 => ("RuntimeSuccessful", 0, 1, 0),
+        3 => ("BuildFailed", 0, 0, 1),
+        2 => ("RuntimeStarting", 1, 0, 0),
+        1 => ("BuildInProgress", 1, 0, 0),
+        _ => ("BuildRequestReceived", 1, 0, 0),
+    };
+    serde_json::json!({
+        "id": format!("{}/deploymentStatus/{}", resource_id(app, slot), d.id),
+        "name": d.id,
+        "type": "Microsoft.Web/sites/deploymentStatus",
+        "properties": {
+            "deploymentId": d.id,
+            "status": status,
+            "numberOfInstancesInProgress": in_progress,
+            "numberOfInstancesSuccessful": ok,
+            "numberOfInstancesFailed": failed,
+            "failedInstancesLogs": [],
+            "errors": if d.status == 3 { serde_json::json!([{"extendedCode": "BuildFailed", "message": d.status_text}]) } else { serde_json::Value::Null },
         }
     })
 }

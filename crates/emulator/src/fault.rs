@@ -48,7 +48,7 @@ pub struct Scope {
 // `deny_unknown_fields` is not used here because serde does not support it together with the
 // flattened `scope`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum Fault {
     /// Delay matching requests before they are handled.
     Latency {
@@ -185,6 +185,9 @@ pub(crate) enum TransportAction {
 #[derive(Debug, Default)]
 pub(crate) struct FaultSet {
     faults: Vec<(Fault, Option<u32>)>,
+    /// Requests counted per `AppUnhealthyAfterRequests` fault (same index as `faults`), so the
+    /// threshold counts from the moment the fault was injected.
+    hits: Vec<u64>,
 }
 
 impl FaultSet {
@@ -197,10 +200,33 @@ impl FaultSet {
             _ => None,
         };
         self.faults.push((fault, remaining));
+        self.hits.push(0);
     }
 
     pub(crate) fn clear(&mut self) {
         self.faults.clear();
+        self.hits.clear();
+    }
+
+    /// Counts one request to an app slot and says whether an `AppUnhealthyAfterRequests` fault
+    /// now makes it unhealthy.
+    pub(crate) fn app_request_unhealthy(&mut self, app_name: &str, slot_name: &str) -> bool {
+        let mut unhealthy = false;
+        for (i, (fault, _)) in self.faults.iter().enumerate() {
+            if let Fault::AppUnhealthyAfterRequests {
+                app,
+                slot,
+                after_requests,
+            } = fault
+                && app.eq_ignore_ascii_case(app_name)
+                && slot.eq_ignore_ascii_case(slot_name)
+                && let Some(h) = self.hits.get_mut(i)
+            {
+                *h += 1;
+                unhealthy |= *h > u64::from(*after_requests);
+            }
+        }
+        unhealthy
     }
 
     pub(crate) fn list(&self) -> Vec<Fault> {
@@ -283,18 +309,11 @@ impl FaultSet {
             None => {
                 if !matches!(fault, Fault::KuduCommandFails { .. }) {
                     self.faults.remove(idx);
+                    self.hits.remove(idx);
                 }
             }
         }
         Some(fault)
-    }
-
-    /// Looks at the first fault the predicate selects without consuming it.
-    pub(crate) fn find(&self, pick: impl Fn(&Fault) -> bool) -> Option<Fault> {
-        self.faults
-            .iter()
-            .find(|(f, remaining)| *remaining != Some(0) && pick(f))
-            .map(|(f, _)| f.clone())
     }
 }
 

@@ -14,7 +14,7 @@ use futures::TryStreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::fault::{Fault, glob_match};
+use crate::fault::glob_match;
 use crate::seed::AppKind;
 use crate::state::{App, PRODUCTION, RunState, Slot, State};
 use crate::{Shared, lock};
@@ -471,10 +471,6 @@ pub(crate) async fn proxy(
             Some(app) if host_slot == PRODUCTION => route(&state, app, req.uri().query(), req.headers()),
             _ => (host_slot.clone(), None),
         };
-        let threshold = lock(&shared.faults).find(|f| {
-            matches!(f, Fault::AppUnhealthyAfterRequests { app, slot, .. }
-                if app.eq_ignore_ascii_case(&app_name) && slot.eq_ignore_ascii_case(&slot_name))
-        });
         let Some(slot) = state
             .apps
             .get_mut(&app_name)
@@ -486,12 +482,8 @@ pub(crate) async fn proxy(
             return html(StatusCode::FORBIDDEN, "Error 403 - This web app is stopped.", "The web app you have attempted to reach is currently stopped and does not accept any requests.");
         }
         slot.requests_served += 1;
-        let mut unhealthy = slot.forced_unhealthy;
-        if let Some(Fault::AppUnhealthyAfterRequests { after_requests, .. }) = threshold
-            && slot.requests_served > u64::from(after_requests)
-        {
-            unhealthy = true;
-        }
+        let unhealthy = slot.forced_unhealthy
+            | lock(&shared.faults).app_request_unhealthy(&app_name, &slot_name);
         (slot_name, set_cookie, slot.instance.clone(), unhealthy)
     };
     let mut resp = if unhealthy {

@@ -34,7 +34,10 @@ pub enum HealthError {
         report.probes_total,
         report.last_outcome()
     )]
-    GateFailed { report: Box<GateReport>, timeout: Duration },
+    GateFailed {
+        report: Box<GateReport>,
+        timeout: Duration,
+    },
     #[error(
         "{} is unhealthy: {} failed probe(s) of {} during the watch (limit {}), last: {}",
         report.url,
@@ -67,13 +70,18 @@ impl ProbeTarget {
             reason,
         };
         if !path.starts_with('/') || path.starts_with("//") {
-            return Err(invalid(format!("path {path:?} must start with a single '/'")));
+            return Err(invalid(format!(
+                "path {path:?} must start with a single '/'"
+            )));
         }
-        if !matches!(self.base_url.scheme(), "http" | "https") || self.base_url.host_str().is_none() {
+        if !matches!(self.base_url.scheme(), "http" | "https") || self.base_url.host_str().is_none()
+        {
             return Err(invalid("base URL must be http(s) with a host".to_owned()));
         }
         let mut url = self.base_url.clone();
-        let (p, q) = path.split_once('?').map_or((path, None), |(p, q)| (p, Some(q)));
+        let (p, q) = path
+            .split_once('?')
+            .map_or((path, None), |(p, q)| (p, Some(q)));
         url.set_path(p);
         url.set_query(q);
         Ok(url)
@@ -312,7 +320,9 @@ pub async fn gate(
     loop {
         let probe_start = Instant::now();
         let remaining = deadline.saturating_duration_since(probe_start);
-        let per_probe = check.request_timeout.min(remaining.max(Duration::from_millis(1)));
+        let per_probe = check
+            .request_timeout
+            .min(remaining.max(Duration::from_millis(1)));
         let record = tokio::select! {
             r = probe(client, &url, check, per_probe, tally.probes_total + 1, started) => r,
             () = cancel.cancelled() => {
@@ -320,7 +330,11 @@ pub async fn gate(
                 return Err(HealthError::GateCancelled { report: Box::new(report(tally, false)) });
             }
         };
-        streak = if record.outcome.is_healthy() { streak + 1 } else { 0 };
+        streak = if record.outcome.is_healthy() {
+            streak + 1
+        } else {
+            0
+        };
         log_probe(log, &target.label, &record, Some((streak, required)));
         tally.add(record);
         if streak >= required {
@@ -469,7 +483,11 @@ async fn probe(
     }
 }
 
-async fn probe_once(client: &reqwest::Client, url: &reqwest::Url, check: &HealthCheckSpec) -> ProbeOutcome {
+async fn probe_once(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    check: &HealthCheckSpec,
+) -> ProbeOutcome {
     let response = match client
         .get(url.clone())
         .header(reqwest::header::CACHE_CONTROL, "no-cache")

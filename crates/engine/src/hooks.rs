@@ -165,11 +165,17 @@ pub enum CommandKind {
 pub enum HookOutcome {
     Succeeded,
     /// Non-zero exit, or killed by a signal (`exit_code` is then `None`).
-    Failed { exit_code: Option<i32> },
-    TimedOut { after_ms: u64 },
+    Failed {
+        exit_code: Option<i32>,
+    },
+    TimedOut {
+        after_ms: u64,
+    },
     Cancelled,
     /// It could not be started or waited for.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 impl HookOutcome {
@@ -498,7 +504,11 @@ impl HookRunner {
         capture: &Capture,
         cancel: &CancellationToken,
     ) -> Result<HookOutcome, HookError> {
-        let (program, flag) = if cfg!(windows) { ("cmd", "/C") } else { ("sh", "-c") };
+        let (program, flag) = if cfg!(windows) {
+            ("cmd", "/C")
+        } else {
+            ("sh", "-c")
+        };
         let mut cmd = tokio::process::Command::new(program);
         cmd.arg(flag)
             .arg(command)
@@ -727,7 +737,10 @@ impl Capture {
     }
 
     fn push(&self, line: &str) {
-        let mut guard = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (lines, size, truncated) = &mut *guard;
         lines.push_back(line.to_owned());
         *size += line.len() + 1;
@@ -743,7 +756,10 @@ impl Capture {
     }
 
     fn take(&self) -> (String, bool) {
-        let mut guard = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (lines, _, truncated) = &mut *guard;
         let mut text = String::new();
         for line in lines.drain(..) {

@@ -18,8 +18,8 @@ use ignore::WalkBuilder;
 use ignore::overrides::OverrideBuilder;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use slot_release_pipelines::Log;
 use sha2::{Digest, Sha256};
+use slot_release_pipelines::Log;
 use zip::write::{PreparedZipFile, SimpleFileOptions, ZipFileBuilder};
 use zip::{CompressionMethod, DateTime, System, ZipWriter};
 
@@ -46,7 +46,9 @@ pub enum PackageError {
         "package root {root} contains no files to package (after ignore files and exclude globs); check `package.root` and the exclusions"
     )]
     Empty { root: PathBuf },
-    #[error("output directory {out_dir} is the package root {root}; choose a directory outside it or below it")]
+    #[error(
+        "output directory {out_dir} is the package root {root}; choose a directory outside it or below it"
+    )]
     OutputIsRoot { out_dir: PathBuf, root: PathBuf },
     #[error("output directory {out_dir} cannot be used: {source}")]
     OutputDir {
@@ -68,11 +70,15 @@ pub enum PackageError {
     UnsafeName { path: String, reason: &'static str },
     #[error("{path}: this path is reserved for the package manifest; remove it or exclude it")]
     ReservedPath { path: String },
-    #[error("{path}: symbolic link to {target}, which is outside the package root; replace it with a copy or exclude it")]
+    #[error(
+        "{path}: symbolic link to {target}, which is outside the package root; replace it with a copy or exclude it"
+    )]
     SymlinkOutsideRoot { path: String, target: PathBuf },
     #[error("{path}: symbolic link loop; fix or exclude the link")]
     SymlinkLoop { path: String },
-    #[error("{path}: symbolic link to a directory ({target}); symlinked directories are not packaged, replace it with a copy or exclude it")]
+    #[error(
+        "{path}: symbolic link to a directory ({target}); symlinked directories are not packaged, replace it with a copy or exclude it"
+    )]
     SymlinkToDirectory { path: String, target: PathBuf },
     #[error("{path}: dangling symbolic link to {target}; fix or exclude it")]
     DanglingSymlink { path: String, target: PathBuf },
@@ -84,12 +90,18 @@ pub enum PackageError {
         #[source]
         source: io::Error,
     },
-    #[error("{path}: the file disappeared while packaging; retry when nothing writes to the package root")]
+    #[error(
+        "{path}: the file disappeared while packaging; retry when nothing writes to the package root"
+    )]
     Vanished { path: String },
     #[error(
         "{path}: the file changed size while being read ({expected} bytes expected, {actual} found); retry when nothing writes to the package root"
     )]
-    ChangedWhileReading { path: String, expected: u64, actual: u64 },
+    ChangedWhileReading {
+        path: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("walking the package root failed at {path}: {message}")]
     Walk { path: PathBuf, message: String },
     #[error("writing the package {archive} failed: {source}")]
@@ -348,7 +360,10 @@ impl Sha256Hex {
 impl TryFrom<String> for Sha256Hex {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Self(s))
         } else {
             Err(format!("{s:?} is not a lower-case hex SHA-256"))
@@ -508,7 +523,11 @@ pub fn build_package(
     let threads = opts
         .threads
         .map(std::num::NonZeroUsize::get)
-        .or_else(|| std::thread::available_parallelism().ok().map(std::num::NonZeroUsize::get))
+        .or_else(|| {
+            std::thread::available_parallelism()
+                .ok()
+                .map(std::num::NonZeroUsize::get)
+        })
         .unwrap_or(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -563,8 +582,7 @@ pub fn build_package(
     file.rewind().map_err(write_err)?;
     let (sha256, size) = hash_reader(&mut file).map_err(write_err)?;
     drop(file);
-    tmp.persist(&archive_path)
-        .map_err(|e| write_err(e.error))?;
+    tmp.persist(&archive_path).map_err(|e| write_err(e.error))?;
 
     let sha256_path = out_dir.join(format!("{}.sha256", opts.archive_name));
     let line = format!("{sha256}  {}\n", opts.archive_name);
@@ -584,7 +602,11 @@ pub fn build_package(
 }
 
 /// Walks the tree with the ignore rules and validates every entry; returns entries sorted by name.
-fn collect_entries(spec: &PackageSpec, root: &Path, out_dir: &Path) -> Result<Vec<Entry>, PackageError> {
+fn collect_entries(
+    spec: &PackageSpec,
+    root: &Path,
+    out_dir: &Path,
+) -> Result<Vec<Entry>, PackageError> {
     let mut overrides = OverrideBuilder::new(root);
     for glob in &spec.exclude {
         // Override globs whitelist unless negated; a leading '!' turns each into an exclusion.
@@ -595,10 +617,12 @@ fn collect_entries(spec: &PackageSpec, root: &Path, out_dir: &Path) -> Result<Ve
                 source,
             })?;
     }
-    let overrides = overrides.build().map_err(|source| PackageError::InvalidGlob {
-        glob: spec.exclude.join(", "),
-        source,
-    })?;
+    let overrides = overrides
+        .build()
+        .map_err(|source| PackageError::InvalidGlob {
+            glob: spec.exclude.join(", "),
+            source,
+        })?;
 
     let mut builder = WalkBuilder::new(root);
     builder
@@ -607,6 +631,8 @@ fn collect_entries(spec: &PackageSpec, root: &Path, out_dir: &Path) -> Result<Ve
         .parents(false)
         .require_git(false)
         .follow_links(false)
+        // Sorted so the first problem reported is the same on every machine.
+        .sort_by_file_name(std::ffi::OsStr::cmp)
         .overrides(overrides);
     for name in &spec.ignore_files {
         builder.add_custom_ignore_filename(name);
@@ -665,7 +691,10 @@ fn resolve_symlink(root: &Path, path: &Path, name: EntryName) -> Result<Entry, P
         Ok(c) => c,
         Err(e) if is_loop(&e) => return Err(PackageError::SymlinkLoop { path: name.0 }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(PackageError::DanglingSymlink { path: name.0, target });
+            return Err(PackageError::DanglingSymlink {
+                path: name.0,
+                target,
+            });
         }
         Err(e) => return Err(io_entry_error(&name.0, e)),
     };
@@ -677,7 +706,10 @@ fn resolve_symlink(root: &Path, path: &Path, name: EntryName) -> Result<Entry, P
     }
     let meta = fs::metadata(&canonical).map_err(|e| io_entry_error(&name.0, e))?;
     if meta.is_dir() {
-        return Err(PackageError::SymlinkToDirectory { path: name.0, target });
+        return Err(PackageError::SymlinkToDirectory {
+            path: name.0,
+            target,
+        });
     }
     if !meta.is_file() {
         return Err(PackageError::SpecialFile {
@@ -733,7 +765,9 @@ fn walk_error(root: &Path, e: &ignore::Error) -> PackageError {
                 let (_, io) = find(err);
                 (Some(path.clone()), io)
             }
-            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => find(err),
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+                find(err)
+            }
             ignore::Error::Loop { child, .. } => (Some(child.clone()), None),
             ignore::Error::Io(io) => (None, Some(io)),
             _ => (None, None),
@@ -781,7 +815,9 @@ fn open_entry(entry: &Entry) -> Result<(File, Metadata), PackageError> {
     let file = options
         .open(&entry.source)
         .map_err(|e| io_entry_error(&entry.name.0, e))?;
-    let meta = file.metadata().map_err(|e| io_entry_error(&entry.name.0, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| io_entry_error(&entry.name.0, e))?;
     if !meta.is_file() {
         return Err(PackageError::SpecialFile {
             path: entry.name.0.clone(),
@@ -811,7 +847,11 @@ fn mode_of(meta: &Metadata) -> u32 {
 }
 
 /// Copies exactly `entry.size` bytes from `file` into `sink`, hashing them; more or fewer is an error.
-fn copy_checked(entry: &Entry, file: &mut File, sink: &mut dyn Write) -> Result<Sha256Hex, PackageError> {
+fn copy_checked(
+    entry: &Entry,
+    file: &mut File,
+    sink: &mut dyn Write,
+) -> Result<Sha256Hex, PackageError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 128 * 1024];
     let mut read_total = 0u64;
@@ -829,17 +869,22 @@ fn copy_checked(entry: &Entry, file: &mut File, sink: &mut dyn Write) -> Result<
             break;
         }
         hasher.update(&buf[..n]);
-        sink.write_all(&buf[..n]).map_err(|e| PackageError::Unreadable {
-            path: entry.name.0.clone(),
-            source: e,
-        })?;
+        sink.write_all(&buf[..n])
+            .map_err(|e| PackageError::Unreadable {
+                path: entry.name.0.clone(),
+                source: e,
+            })?;
     }
     let after = file.metadata().map(|m| m.len()).unwrap_or(read_total);
     if read_total != entry.size || after != entry.size {
         return Err(PackageError::ChangedWhileReading {
             path: entry.name.0.clone(),
             expected: entry.size,
-            actual: if read_total != entry.size { read_total } else { after },
+            actual: if read_total != entry.size {
+                read_total
+            } else {
+                after
+            },
         });
     }
     Ok(Sha256Hex::from_digest(&hasher.finalize()))
@@ -855,7 +900,8 @@ fn prepare_entry(
         path: entry.name.0.clone(),
         source: io::Error::other(source),
     };
-    let mut builder = ZipFileBuilder::new(&entry.name.0, base.unix_permissions(mode)).map_err(zip_err)?;
+    let mut builder =
+        ZipFileBuilder::new(&entry.name.0, base.unix_permissions(mode)).map_err(zip_err)?;
     let sha256 = copy_checked(entry, &mut file, &mut builder)?;
     let prepared = builder.finish().map_err(zip_err)?;
     Ok((
@@ -889,7 +935,11 @@ impl PackageWriter {
         }
     }
 
-    fn add_prepared(&mut self, file: PreparedZipFile, record: ManifestFile) -> Result<(), PackageError> {
+    fn add_prepared(
+        &mut self,
+        file: PreparedZipFile,
+        record: ManifestFile,
+    ) -> Result<(), PackageError> {
         self.zip
             .add_prepared_file(file)
             .map_err(|e| self.zip_error(&record.path, e))?;
@@ -926,13 +976,13 @@ impl PackageWriter {
 
     fn report_progress(&mut self) {
         let Some(sink) = &self.progress else { return };
-        let percent = if self.total_bytes == 0 {
-            100
-        } else {
-            // 5 % steps: enough to see movement without flooding a plain-text log.
-            let exact = self.done_bytes.saturating_mul(100) / self.total_bytes;
-            u8::try_from(exact - exact % 5).unwrap_or(100)
-        };
+        // 5 % steps: enough to see movement without flooding a plain-text log. No bytes at all is done.
+        let exact = self
+            .done_bytes
+            .saturating_mul(100)
+            .checked_div(self.total_bytes)
+            .unwrap_or(100);
+        let percent = u8::try_from(exact - exact % 5).unwrap_or(100);
         if self.last_percent != Some(percent) {
             self.last_percent = Some(percent);
             sink.progress(percent, "Packaging");
@@ -968,10 +1018,12 @@ impl PackageWriter {
         self.zip
             .start_file(MANIFEST_PATH, options)
             .map_err(|e| self.zip_error(MANIFEST_PATH, e))?;
-        self.zip.write_all(&json).map_err(|source| PackageError::Write {
-            archive: self.archive.clone(),
-            source,
-        })?;
+        self.zip
+            .write_all(&json)
+            .map_err(|source| PackageError::Write {
+                archive: self.archive.clone(),
+                source,
+            })?;
         Ok(manifest)
     }
 }
@@ -1014,11 +1066,13 @@ pub fn read_manifest(archive: &Path) -> Result<Manifest, PackageError> {
         entry: "(central directory)".to_owned(),
         source,
     })?;
-    let mut entry = zip.by_name(MANIFEST_PATH).map_err(|source| PackageError::Zip {
-        archive: archive.to_owned(),
-        entry: MANIFEST_PATH.to_owned(),
-        source,
-    })?;
+    let mut entry = zip
+        .by_name(MANIFEST_PATH)
+        .map_err(|source| PackageError::Zip {
+            archive: archive.to_owned(),
+            entry: MANIFEST_PATH.to_owned(),
+            source,
+        })?;
     let mut text = Vec::new();
     entry.read_to_end(&mut text).map_err(io_err)?;
     serde_json::from_slice(&text).map_err(|e| io_err(io::Error::new(io::ErrorKind::InvalidData, e)))
@@ -1030,10 +1084,25 @@ mod tests {
 
     #[test]
     fn entry_names_reject_traversal_and_absolute_paths() {
-        for bad in ["../x", "a/../b", "/etc/passwd", "a\\b", "./a", "a//b", "c:/x", "a/\n"] {
+        for bad in [
+            "../x",
+            "a/../b",
+            "/etc/passwd",
+            "a\\b",
+            "./a",
+            "a//b",
+            "c:/x",
+            "a/\n",
+        ] {
             assert!(EntryName::new(bad).is_err(), "{bad} accepted");
         }
-        for good in ["a", "a/b.txt", ".env.example", "dir/.hidden/x", "ünïcode/ファイル"] {
+        for good in [
+            "a",
+            "a/b.txt",
+            ".env.example",
+            "dir/.hidden/x",
+            "ünïcode/ファイル",
+        ] {
             assert!(EntryName::new(good).is_ok(), "{good} refused");
         }
     }

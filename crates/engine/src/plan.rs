@@ -247,6 +247,16 @@ pub enum Action {
         /// After.
         after: String,
     },
+    /// Set the built-in stack (`linuxFxVersion`) of a slot.
+    SetStack {
+        /// The slot.
+        slot: String,
+        /// Now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+        /// After.
+        after: String,
+    },
     /// Point a slot at a container image.
     SetImage {
         /// The slot.
@@ -367,6 +377,14 @@ impl Action {
             Action::SetStartupCommand { slot, before, after } => format!(
                 "set startup command on {slot}: {} -> {after:?}",
                 before.as_deref().map_or("(none)".into(), |b| format!("{b:?}"))
+            ),
+            Action::SetStack {
+                slot,
+                before,
+                after,
+            } => format!(
+                "set stack on {slot}: {} -> {after}",
+                before.as_deref().unwrap_or("(none)")
             ),
             Action::SetImage {
                 slot,
@@ -926,6 +944,19 @@ fn push_site_changes(spec: &ReleaseSpec, state: &LiveState, slot: &str, plan: &m
     let live = state.slot(slot);
     match &spec.app.kind {
         AppKind::Code { .. } => {
+            if let Some(stack) = spec.app.stack.as_deref() {
+                let before = live.and_then(|s| s.linux_fx_version.clone());
+                if before.as_deref() != Some(stack) {
+                    plan.steps.push(step(
+                        Action::SetStack {
+                            slot: slot.to_owned(),
+                            before,
+                            after: stack.to_owned(),
+                        },
+                        "the slot must run the configured stack",
+                    ));
+                }
+            }
             if let Some(wanted) = spec.app.startup_command.as_deref() {
                 let before = live.and_then(|s| s.startup_command()).map(str::to_owned);
                 if before.as_deref() != Some(wanted) {

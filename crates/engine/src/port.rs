@@ -67,6 +67,20 @@ pub enum PortError {
         /// The client's error.
         source: az::AzureError,
     },
+    /// The service connection could not be read or used.
+    #[error("cannot use service connection `{connection}`")]
+    Connection {
+        /// The connection id.
+        connection: String,
+        /// Why.
+        source: az::AzureError,
+    },
+    /// Neither the config nor the service connection names a subscription.
+    #[error("no subscription: set app.subscription in release.yml or use a service connection scoped to one")]
+    NoSubscription,
+    /// The run has no Azure connection (the build stage).
+    #[error("cannot {0}: this run has no Azure connection")]
+    Offline(String),
     /// A background task of the adapter died.
     #[error("an Azure call was interrupted: {0}")]
     Task(String),
@@ -80,7 +94,7 @@ impl PortError {
     pub fn is_transient(&self) -> bool {
         match self {
             PortError::Azure { source, .. } => source.is_transient(),
-            PortError::SlotName(_) | PortError::Task(_) => false,
+            _ => false,
         }
     }
 }
@@ -149,6 +163,34 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     fn slot_url(&self, slot: &str) -> Result<url::Url, PortError>;
     /// The HTTP client probes use (trusts the same CAs as the Azure client).
     fn http(&self) -> reqwest::Client;
+}
+
+/// Connects to the app through an agent service connection (`ENDPOINT_*` variables read through `env`).
+pub fn connect(
+    connection_id: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    app: &crate::spec::AppSpec,
+) -> Result<AzurePort, PortError> {
+    let failed = |source| PortError::Connection {
+        connection: connection_id.to_owned(),
+        source,
+    };
+    let connection = az::ServiceConnection::from_agent_env(connection_id, env).map_err(failed)?;
+    let subscription = app
+        .subscription
+        .clone()
+        .or_else(|| connection.subscription_id().map(str::to_owned))
+        .ok_or(PortError::NoSubscription)?;
+    let mut http = az::HttpOptions::from_agent_env(env).map_err(failed)?;
+    if connection.cloud().is_emulator() {
+        // The emulator's names live under `.test`: resolve them to loopback and trust its CA
+        // (handed over as the agent's extra CA), never through a proxy.
+        let ca = http.extra_ca_pem.take().unwrap_or_default();
+        http = az::HttpOptions::emulator(ca);
+    }
+    let (credential, cloud) = connection.into_parts();
+    let azure = az::Azure::new(credential, cloud, http).map_err(failed)?;
+    AzurePort::new(azure, &subscription, &app.resource_group, &app.name)
 }
 
 /// The port over the real Azure client (or the emulator through a custom cloud).
@@ -474,5 +516,64 @@ impl Port for AzurePort {
 
     fn http(&self) -> reqwest::Client {
         self.azure.http_client().clone()
+    }
+}
+
+/// A port for runs that need no Azure (the build stage): every call explains that.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Offline;
+
+impl Offline {
+    fn refuse<T>(&self, what: &str) -> Result<T, PortError> {
+        Err(PortError::Offline(what.to_owned()))
+    }
+}
+
+#[async_trait]
+impl Port for Offline {
+    async fn read_state(&self, _: &[String]) -> Result<LiveState, PortError> {
+        self.refuse("read the live state")
+    }
+    async fn create_slot(&self, _: &str, _: &CancellationToken) -> Result<(), PortError> {
+        self.refuse("create a slot")
+    }
+    async fn set_settings(&self, _: &str, _: &BTreeMap<String, SettingValue>) -> Result<(), PortError> {
+        self.refuse("set settings")
+    }
+    async fn add_sticky(&self, _: &BTreeSet<String>) -> Result<(), PortError> {
+        self.refuse("mark settings sticky")
+    }
+    async fn set_site(&self, _: &str, _: &SiteChange) -> Result<(), PortError> {
+        self.refuse("change site config")
+    }
+    async fn deploy_zip(&self, _: &str, _: &Path, _: &str, _: &CancellationToken) -> Result<(), PortError> {
+        self.refuse("deploy")
+    }
+    async fn run_command(&self, _: &str, _: &str, _: Duration, _: &CancellationToken) -> Result<CommandResult, PortError> {
+        self.refuse("run a command")
+    }
+    async fn swap(&self, _: &str, _: &str, _: &CancellationToken) -> Result<(), PortError> {
+        self.refuse("swap")
+    }
+    async fn apply_slot_config(&self, _: &str, _: &str, _: &CancellationToken) -> Result<(), PortError> {
+        self.refuse("apply slot config")
+    }
+    async fn reset_slot_config(&self, _: &str) -> Result<(), PortError> {
+        self.refuse("reset slot config")
+    }
+    async fn set_tags(&self, _: &BTreeMap<String, String>) -> Result<(), PortError> {
+        self.refuse("write the journal")
+    }
+    async fn put_record(&self, _: &str, _: &str, _: &DeploymentRecord) -> Result<(), PortError> {
+        self.refuse("write a deployment record")
+    }
+    async fn get_secrets(&self, _: &str, _: &[String]) -> Result<BTreeMap<String, SecretValue>, PortError> {
+        self.refuse("read secrets")
+    }
+    fn slot_url(&self, _: &str) -> Result<url::Url, PortError> {
+        self.refuse("address a slot")
+    }
+    fn http(&self) -> reqwest::Client {
+        reqwest::Client::new()
     }
 }

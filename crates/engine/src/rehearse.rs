@@ -1,1 +1,464 @@
-//! TODO(engine): rehearse.
+//! Rehearsal: the whole release against an embedded emulator seeded from the config, with the real
+//! package, the real hooks and the real app process, so a newcomer (or a pull request) sees the story.
+//!
+//! The emulator gets the config's subscription, resource group and app (production running the previous
+//! release), its vaults with generated dummy secrets, and a service connection; the engine then runs the
+//! same `release` code path as a pipeline would, through the same Azure client.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use slot_release_emulator::{self as emu, Emulator, EmulatorOptions, Fault, Seed};
+use slot_release_pipelines::Log;
+use tokio_util::sync::CancellationToken;
+
+use crate::port::{self, Port};
+use crate::release::LoadedRelease;
+use crate::spec::{AppKind, HookWhere, ReleaseSpec};
+use crate::stages::{self, Command, ReleaseRecord, RunResult, StageOptions, Unfinished};
+use crate::state::PRODUCTION;
+
+const TENANT: &str = "72f988bf-0000-0000-0000-00000000e0e0";
+const SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000e0e0";
+const CLIENT: &str = "11111111-0000-0000-0000-00000000e0e0";
+/// The id the rehearsal gives the release already in production.
+pub const PREVIOUS: &str = "previous";
+const CONNECTION: &str = "5a7c3f10-0000-0000-0000-00000000e0e0";
+
+/// Which failure a rehearsal shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailAt {
+    /// No failure: production ends on the new release.
+    #[default]
+    None,
+    /// The staging slot never turns healthy: hooks are undone, nothing is swapped.
+    Health,
+    /// The migration hook fails: nothing after it runs, production is untouched.
+    Migration,
+    /// Production turns unhealthy after the swap: it is swapped back automatically.
+    Watch,
+}
+
+impl FromStr for FailAt {
+    type Err = RehearseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" | "" => Ok(FailAt::None),
+            "health" => Ok(FailAt::Health),
+            "migration" => Ok(FailAt::Migration),
+            "watch" => Ok(FailAt::Watch),
+            other => Err(RehearseError::FailAt(other.to_owned())),
+        }
+    }
+}
+
+/// How to rehearse.
+#[derive(Debug, Clone)]
+pub struct RehearseOptions {
+    /// The folder holding the config (agent hooks run here).
+    pub config_dir: PathBuf,
+    /// The emulator's files, packages and the previous release.
+    pub work_dir: PathBuf,
+    /// The failure to show.
+    pub fail_at: FailAt,
+}
+
+/// What a rehearsal showed.
+#[derive(Debug, Clone)]
+pub struct RehearseOutcome {
+    /// The release record of the run.
+    pub record: ReleaseRecord,
+    /// A few sentences for people: what happened and where production is.
+    pub story: String,
+    /// Whether it ended as the rehearsal meant (success, or the asked-for failure with production healthy).
+    pub as_expected: bool,
+    /// Whether production answered its health check at the end.
+    pub production_healthy: bool,
+}
+
+/// Why a rehearsal could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RehearseError {
+    /// Unknown `--fail-at` value.
+    #[error("unknown failure `{0}` (expected none, health, migration or watch)")]
+    FailAt(String),
+    /// The emulator did not start.
+    #[error("the emulator did not start")]
+    Emulator(#[from] emu::EmulatorError),
+    /// The previous release could not be prepared.
+    #[error("cannot prepare the previous release in {}", path.display())]
+    Prepare {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Connecting to the emulator failed.
+    #[error("cannot connect to the emulator")]
+    Port(#[from] port::PortError),
+}
+
+fn dummy(name: &str) -> String {
+    // Dummy values look like secrets so masking is exercised, but are never real.
+    format!("rehearsal-{name}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The emulator seed for a release: the app as it is before this release.
+pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
+    let subscription = spec
+        .app
+        .subscription
+        .clone()
+        .unwrap_or_else(|| SUBSCRIPTION.to_owned());
+    let production_env = spec
+        .production
+        .as_ref()
+        .and_then(|p| spec.environments.get(&p.environment));
+    let mut production = emu::SeedSlot {
+        name: PRODUCTION.to_owned(),
+        app_settings: production_env
+            .map(|e| e.settings.clone())
+            .unwrap_or_default(),
+        site_config: serde_json::Map::new(),
+        stopped: false,
+        tags: BTreeMap::new(),
+        content_dir: previous.map(Path::to_path_buf),
+    };
+    production
+        .app_settings
+        .insert("RELEASE_VERSION".to_owned(), PREVIOUS.to_owned());
+    // The journal as a previous release would have left it: released, and the last known-good one.
+    let mut journal = crate::journal::JournalTags {
+        release: Some(PREVIOUS.to_owned()),
+        phase: Some(crate::journal::Phase::Released),
+        last_known_good: Some(PREVIOUS.to_owned()),
+        ..crate::journal::JournalTags::default()
+    };
+    journal.slots.insert(PRODUCTION.to_owned(), PREVIOUS.to_owned());
+    journal.apply_to(&mut production.tags);
+    match &spec.app.kind {
+        AppKind::Code { .. } => {
+            if let Some(stack) = &spec.app.stack {
+                production
+                    .site_config
+                    .insert("linuxFxVersion".into(), stack.clone().into());
+            }
+            if let Some(cmd) = &spec.app.startup_command {
+                production
+                    .site_config
+                    .insert("appCommandLine".into(), cmd.clone().into());
+            }
+        }
+        AppKind::Container { repository, .. } => {
+            production.site_config.insert(
+                "linuxFxVersion".into(),
+                format!("DOCKER|{repository}:previous").into(),
+            );
+        }
+    }
+    let mut slots = vec![production];
+    for env in spec.environments.values() {
+        if env.slot != PRODUCTION && !env.create_slot && !slots.iter().any(|s| s.name == env.slot) {
+            slots.push(emu::SeedSlot {
+                name: env.slot.clone(),
+                app_settings: BTreeMap::new(),
+                site_config: serde_json::Map::new(),
+                stopped: false,
+                tags: BTreeMap::new(),
+                content_dir: None,
+            });
+        }
+    }
+    let mut vaults: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for env in spec.environments.values() {
+        if let Some(vault) = &env.vault {
+            let names = vaults.entry(vault.clone()).or_default();
+            for secret in env.secrets.values() {
+                if !names.contains(&secret.secret) {
+                    names.push(secret.secret.clone());
+                }
+            }
+        }
+    }
+    Seed {
+        tenant_id: TENANT.to_owned(),
+        organization: "rehearsal".to_owned(),
+        project: "rehearsal".to_owned(),
+        system_access_token: emu::SecretString::new(dummy("access-token")),
+        clients: vec![emu::SeedClient {
+            client_id: CLIENT.to_owned(),
+            secret: Some(emu::SecretString::new(dummy("client"))),
+        }],
+        service_connections: vec![emu::SeedServiceConnection {
+            id: CONNECTION.to_owned(),
+            name: "rehearsal".to_owned(),
+            kind: emu::ConnectionKind::ServicePrincipal,
+            client_id: CLIENT.to_owned(),
+            subscription_id: subscription.clone(),
+        }],
+        managed_identities: Vec::new(),
+        subscriptions: vec![emu::SeedSubscription {
+            id: subscription,
+            name: "Rehearsal".to_owned(),
+            resource_groups: vec![emu::SeedResourceGroup {
+                name: spec.app.resource_group.clone(),
+                apps: vec![emu::SeedApp {
+                    name: spec.app.name.clone(),
+                    kind: match spec.app.kind {
+                        AppKind::Code { .. } => emu::AppKind::Code,
+                        AppKind::Container { .. } => emu::AppKind::Container,
+                    },
+                    location: "East US".to_owned(),
+                    basic_auth: false,
+                    slot_config_names: emu::SlotConfigNames::default(),
+                    slots,
+                }],
+                vaults: vaults
+                    .into_iter()
+                    .map(|(name, secrets)| emu::SeedVault {
+                        name,
+                        throttle: None,
+                        secrets: secrets
+                            .into_iter()
+                            .map(|secret| emu::SeedSecret {
+                                value: emu::SecretString::new(dummy(&secret)),
+                                name: secret,
+                                previous_values: Vec::new(),
+                                enabled: true,
+                                exp: None,
+                                nbf: None,
+                                content_type: None,
+                                tags: BTreeMap::new(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            }],
+        }],
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            if entry.file_name() != ".git" {
+                copy_dir(&entry.path(), &target)?;
+            }
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// The previous release: the package as it was one schema version earlier.
+///
+/// The example pins the schema its code needs (`REQUIRED_SCHEMA_VERSION` in `settings.py`); the previous
+/// release needs one less, which is what lets a migration run before the swap while production keeps
+/// serving. For apps without such a pin the previous release is the package unchanged.
+fn prepare_previous(root: &Path, dir: &Path) -> Result<(), RehearseError> {
+    let failed = |source| RehearseError::Prepare {
+        path: dir.to_path_buf(),
+        source,
+    };
+    copy_dir(root, dir).map_err(failed)?;
+    let settings = dir.join("settings.py");
+    if let Ok(text) = std::fs::read_to_string(&settings) {
+        let pinned = text.lines().find_map(|l| {
+            l.strip_prefix("REQUIRED_SCHEMA_VERSION = ")
+                .and_then(|v| v.trim().parse::<u32>().ok())
+        });
+        if let Some(version) = pinned.filter(|v| *v > 0) {
+            let updated = text.replace(
+                &format!("REQUIRED_SCHEMA_VERSION = {version}"),
+                &format!("REQUIRED_SCHEMA_VERSION = {}", version - 1),
+            );
+            std::fs::write(&settings, updated).map_err(failed)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the rehearsal.
+pub async fn run(
+    loaded: &LoadedRelease,
+    opts: &RehearseOptions,
+    log: &Log,
+    cancel: CancellationToken,
+) -> Result<RehearseOutcome, RehearseError> {
+    let spec = &loaded.spec;
+    let previous = match &spec.app.kind {
+        AppKind::Code { root, .. } => {
+            let dir = opts.work_dir.join("previous-release");
+            prepare_previous(root, &dir)?;
+            Some(dir)
+        }
+        AppKind::Container { .. } => None,
+    };
+    let mut emulator_opts = EmulatorOptions::new(seed(spec, previous.as_deref()), opts.work_dir.join("emulator"));
+    if let AppKind::Container { repository, .. } = &spec.app.kind {
+        // Stand-in for the image: a tiny health-answering server.
+        emulator_opts.images.push(emu::ImageMapping {
+            pattern: format!("{repository}:*"),
+            command: "python3 -c \"import http.server,os\nclass H(http.server.BaseHTTPRequestHandler):\n def do_GET(s):\n  s.send_response(200);s.end_headers();s.wfile.write(b'ok')\nhttp.server.HTTPServer(('127.0.0.1',int(os.environ['PORT'])),H).serve_forever()\"".to_owned(),
+            dir: opts.work_dir.clone(),
+        });
+    }
+    emulator_opts.deployment_step_delay = std::time::Duration::from_millis(50);
+    let emulator = Emulator::start(emulator_opts).await?;
+    log.info(&format!(
+        "Rehearsal: emulator on 127.0.0.1:{}, app {} seeded from the config",
+        emulator.port(),
+        spec.app.name
+    ));
+    let mut env: BTreeMap<String, String> = emulator.service_connection_env_for(CONNECTION).into_iter().collect();
+    // The emulator's CA reaches the client the way an agent's extra CA does.
+    env.insert("AGENT_CAINFO".to_owned(), emulator.ca_path().display().to_string());
+    let lookup = |name: &str| env.get(name).cloned();
+    let port: Arc<dyn Port> = Arc::new(port::connect(CONNECTION, &lookup, &spec.app)?);
+
+    // The shared state (the database) starts where the previous release left it: before the hooks.
+    prepare_shared_state(spec, port.as_ref(), &opts.config_dir, log, &cancel).await;
+
+    let app = spec.app.name.clone();
+    let staging_slot = spec
+        .staging
+        .as_ref()
+        .and_then(|s| spec.environments.get(&s.environment))
+        .map_or_else(|| "staging".to_owned(), |e| e.slot.clone());
+    match opts.fail_at {
+        FailAt::None => {}
+        FailAt::Health => emulator.inject(Fault::AppUnhealthyAfterRequests {
+            app: app.clone(),
+            slot: staging_slot,
+            after_requests: 0,
+        }),
+        FailAt::Migration => emulator.inject(Fault::KuduCommandFails {
+            app: app.clone(),
+            exit_code: 1,
+            count: Some(1),
+        }),
+        FailAt::Watch => emulator.inject(Fault::AppUnhealthyAfterSwap { app: app.clone() }),
+    }
+    let stage_opts = StageOptions {
+        command: Command::Release,
+        environment: None,
+        release_id: loaded.release_id.clone(),
+        package: None,
+        work_dir: opts.work_dir.join("package"),
+        hook_dir: opts.config_dir.clone(),
+        unfinished: Unfinished::Refuse,
+        lock_ttl: std::time::Duration::from_secs(600),
+    };
+    let ctx = stages::Context {
+        port: port.clone(),
+        log: log.clone(),
+        cancel,
+    };
+    let record = stages::run(&ctx, spec, &stage_opts).await;
+    let production_healthy = production_healthy(spec, port.as_ref()).await;
+    let served = emulator
+        .snapshot()
+        .slot(&app, PRODUCTION)
+        .and_then(|s| s.app_settings.get("RELEASE_VERSION").cloned())
+        .unwrap_or_default();
+    let as_expected = match opts.fail_at {
+        FailAt::None => record.succeeded() && production_healthy,
+        _ => matches!(record.result, RunResult::Failed | RunResult::RolledBack) && production_healthy,
+    };
+    let story = story(opts.fail_at, &record, production_healthy, &served);
+    emulator.shutdown().await;
+    Ok(RehearseOutcome {
+        record,
+        story,
+        as_expected,
+        production_healthy,
+    })
+}
+
+/// Runs the undo of the hooks that have one, so shared state (a database) is as the previous release left it.
+async fn prepare_shared_state(
+    spec: &ReleaseSpec,
+    port: &dyn Port,
+    config_dir: &Path,
+    log: &Log,
+    cancel: &CancellationToken,
+) {
+    let hooks = spec.staging.iter().flat_map(|s| s.hooks.iter());
+    for hook in hooks {
+        let Some(undo) = &hook.undo else { continue };
+        let result = match hook.run_where {
+            HookWhere::Slot => port
+                .run_command(PRODUCTION, undo, hook.timeout, cancel)
+                .await
+                .map(|r| r.exit_code == 0)
+                .unwrap_or(false),
+            HookWhere::Agent => tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(undo)
+                .current_dir(config_dir)
+                .status()
+                .await
+                .is_ok_and(|s| s.success()),
+        };
+        if !result {
+            log.warning(&format!(
+                "Rehearsal: preparing the previous release's state with `{undo}` did not succeed"
+            ));
+        }
+    }
+}
+
+async fn production_healthy(spec: &ReleaseSpec, port: &dyn Port) -> bool {
+    let path = spec
+        .production
+        .as_ref()
+        .and_then(|p| p.health.as_ref())
+        .map_or("/", |h| h.path.as_str());
+    let Ok(base) = port.slot_url(PRODUCTION) else {
+        return false;
+    };
+    let Ok(url) = base.join(path) else {
+        return false;
+    };
+    let client = port.http();
+    for _ in 0..5 {
+        if let Ok(rsp) = client.get(url.clone()).send().await {
+            if rsp.status().is_success() {
+                return true;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    false
+}
+
+fn story(fail_at: FailAt, record: &ReleaseRecord, healthy: bool, served: &str) -> String {
+    let health = if healthy { "healthy" } else { "NOT healthy" };
+    match fail_at {
+        FailAt::None if record.succeeded() => format!(
+            "Rehearsal done: production serves release {} and is {health}. Try --fail-at health, migration or watch to see each failure path.",
+            record.release_id
+        ),
+        FailAt::None => format!(
+            "Rehearsal failed: {}. Production is {health} (release {served}).",
+            record.error.join(": ")
+        ),
+        FailAt::Health => format!(
+            "Rehearsed a staging slot that never turns healthy: the migration was undone, nothing was swapped, and production is {health} on release {served}."
+        ),
+        FailAt::Migration => format!(
+            "Rehearsed a failing migration: nothing after it ran, nothing was swapped, and production is {health} on release {served}."
+        ),
+        FailAt::Watch => format!(
+            "Rehearsed production turning unhealthy after the swap: it was swapped back automatically ({}), and production is {health} on release {served}.",
+            record.result.as_str()
+        ),
+    }
+}

@@ -530,6 +530,15 @@ impl Exec<'_> {
 
     async fn run_stage_with(&mut self, stage: Stage, state: LiveState) -> Result<(), Failure> {
         self.journal = JournalTags::from_tags(&state.tags);
+        if stage == Stage::Production {
+            // Staging's hooks completed (the slot is staged); a rollback may have to undo them.
+            self.completed_hooks = self
+                .spec
+                .staging
+                .iter()
+                .flat_map(|s| s.hooks.iter().cloned())
+                .collect();
+        }
         let build = BuildInfo {
             release_id: self.opts.release_id.clone(),
             package_sha256: self.package_sha256.clone(),
@@ -601,22 +610,28 @@ impl Exec<'_> {
     async fn recover(&mut self, plan: &Plan) -> RunResult {
         let mut result = RunResult::Failed;
         let mut undone = false;
+        // Decided once: executing the swap back flips `swapped`, but the checks after it still apply.
+        let production_changed = self.swapped || self.image_set.is_some();
+        let swapped = self.swapped;
         for step in &plan.on_failure {
             let applies = match &step.action {
-                Action::Swap { .. } => self.swapped,
-                Action::ResetSlotConfig { .. } => self.applied_preview && !self.swapped,
-                Action::SetImage { .. } => self.image_set.is_some(),
-                Action::HealthGate { slot, .. } if slot == PRODUCTION => {
-                    self.swapped || self.image_set.is_some()
-                }
+                Action::Swap { .. } => swapped,
+                Action::ResetSlotConfig { .. } => self.applied_preview && !swapped,
+                Action::SetImage { .. } => self.image_set.is_some() && !swapped,
+                Action::HealthGate { slot, .. } if slot == PRODUCTION => production_changed,
                 Action::UndoHook { .. } => {
                     let first = !undone;
                     undone = true;
-                    first && !self.completed_hooks.is_empty()
+                    // In production, hooks are undone only after a rollback, never after a refused swap.
+                    let relevant = self.stage.stage != Stage::Production || production_changed;
+                    first && relevant && !self.completed_hooks.is_empty()
                 }
                 Action::WriteJournal {
                     phase: Phase::RolledBack,
-                } => self.swapped || self.image_set.is_some(),
+                } => production_changed,
+                Action::WriteJournal {
+                    phase: Phase::Failed,
+                } if production_changed => false,
                 Action::WriteJournal {
                     phase: Phase::Failed,
                 } => true,
@@ -635,9 +650,9 @@ impl Exec<'_> {
             // A failure while recovering is logged and recovery goes on: every remaining step still helps.
             let _ = self.timed(step).await;
         }
-        if result == RunResult::RolledBack && self.swapped {
-            // The swap back undid the swap; the journal's slots follow.
-            self.swapped = false;
+        if self.stage.stage == Stage::Production && !production_changed {
+            // Production was never touched: the slot is still staged and the production stage can be retried.
+            let _ = self.write_journal(Phase::Staged).await;
         }
         result
     }
@@ -947,6 +962,16 @@ impl Exec<'_> {
                     .await
                     .map_err(port_err("set settings"))?;
             }
+            Action::SetStack { slot, after, .. } => port
+                .set_site(
+                    slot,
+                    &SiteChange {
+                        startup_command: None,
+                        linux_fx_version: Some(after.clone()),
+                    },
+                )
+                .await
+                .map_err(port_err("set the stack"))?,
             Action::SetStartupCommand { slot, after, .. } => port
                 .set_site(
                     slot,

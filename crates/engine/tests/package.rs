@@ -9,7 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use sha2::{Digest, Sha256};
 use slot_release_engine::package::{
-    BuildInfo, BuildOptions, EntryTimestamp, MANIFEST_PATH, PackageError, PackageSpec, build_package, read_manifest,
+    BuildInfo, BuildOptions, EntryTimestamp, MANIFEST_PATH, PackageError, PackageSpec,
+    build_package, read_manifest,
 };
 use slot_release_pipelines::{Log, OutputMode};
 
@@ -34,12 +35,20 @@ fn sample_tree(root: &Path, reverse: bool, mtime: SystemTime) {
         ("app.py", b"print('hello')\n".repeat(50)),
         ("requirements.txt", b"flask==3.0\n".to_vec()),
         ("static/site.css", b"body { color: red }\n".repeat(200)),
-        ("static/logo.bin", (0..70_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()),
+        (
+            "static/logo.bin",
+            (0..70_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+        ),
         ("static/app.js.map", b"{}".to_vec()),
         ("bin/start.sh", b"#!/bin/sh\nexec python app.py\n".to_vec()),
         ("node_modules/x/index.js", b"module.exports = 1\n".to_vec()),
         (".env.example", b"PORT=8000\n".to_vec()),
-        ("migrations/001_init.sql", b"create table t (id int);\n".to_vec()),
+        (
+            "migrations/001_init.sql",
+            b"create table t (id int);\n".to_vec(),
+        ),
         (".gitignore", b"node_modules/\n*.log\n".to_vec()),
         (".deployignore", b"*.map\n".to_vec()),
         ("debug.log", b"noise\n".to_vec()),
@@ -50,7 +59,10 @@ fn sample_tree(root: &Path, reverse: bool, mtime: SystemTime) {
     }
     for (rel, data) in &files {
         write(root, rel, data);
-        let f = fs::File::options().write(true).open(root.join(rel)).unwrap();
+        let f = fs::File::options()
+            .write(true)
+            .open(root.join(rel))
+            .unwrap();
         f.set_modified(mtime).unwrap();
     }
     set_mode(&root.join("bin/start.sh"), 0o775);
@@ -61,13 +73,23 @@ fn set_mode(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
 }
 
-fn build(root: &Path, out: &Path) -> Result<slot_release_engine::package::BuiltPackage, PackageError> {
-    build_package(&PackageSpec::new(root), &info(), out, &BuildOptions::default())
+fn build(
+    root: &Path,
+    out: &Path,
+) -> Result<slot_release_engine::package::BuiltPackage, PackageError> {
+    build_package(
+        &PackageSpec::new(root),
+        &info(),
+        out,
+        &BuildOptions::default(),
+    )
 }
 
 fn entry_names(archive: &Path) -> Vec<String> {
     let mut zip = zip::ZipArchive::new(fs::File::open(archive).unwrap()).unwrap();
-    (0..zip.len()).map(|i| zip.by_index(i).unwrap().name().unwrap().into_owned()).collect()
+    (0..zip.len())
+        .map(|i| zip.by_index(i).unwrap().name().unwrap().into_owned())
+        .collect()
 }
 
 #[test]
@@ -75,7 +97,11 @@ fn output_is_byte_identical_across_runs_creation_orders_and_mtimes() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    sample_tree(a.path(), false, SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000));
+    sample_tree(
+        a.path(),
+        false,
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000),
+    );
     sample_tree(b.path(), true, SystemTime::now());
 
     let first = build(a.path(), &out.path().join("1")).unwrap();
@@ -83,7 +109,11 @@ fn output_is_byte_identical_across_runs_creation_orders_and_mtimes() {
     let other = build(b.path(), &out.path().join("3")).unwrap();
     let bytes = fs::read(&first.path).unwrap();
     assert_eq!(bytes, fs::read(&second.path).unwrap());
-    assert_eq!(bytes, fs::read(&other.path).unwrap(), "creation order or mtimes leaked into the archive");
+    assert_eq!(
+        bytes,
+        fs::read(&other.path).unwrap(),
+        "creation order or mtimes leaked into the archive"
+    );
     assert_eq!(first.sha256, other.sha256);
 
     // A different content gives a different archive: the comparison above can fail.
@@ -99,12 +129,19 @@ fn archive_passes_unzip_and_has_fixed_metadata() {
     sample_tree(root.path(), false, SystemTime::now());
     let built = build(root.path(), out.path()).unwrap();
 
-    let status = Command::new("unzip").arg("-tq").arg(&built.path).status().unwrap();
+    let status = Command::new("unzip")
+        .arg("-tq")
+        .arg(&built.path)
+        .status()
+        .unwrap();
     assert!(status.success(), "unzip -t failed");
 
     let names = entry_names(&built.path);
     let (manifest_last, files) = names.split_last().unwrap();
-    assert_eq!(manifest_last, MANIFEST_PATH, "the manifest is the last entry");
+    assert_eq!(
+        manifest_last, MANIFEST_PATH,
+        "the manifest is the last entry"
+    );
     let mut sorted = files.to_vec();
     sorted.sort();
     assert_eq!(files, sorted.as_slice(), "entries are sorted by path");
@@ -114,9 +151,20 @@ fn archive_passes_unzip_and_has_fixed_metadata() {
         let entry = zip.by_index(i).unwrap();
         let name = entry.name().unwrap().into_owned();
         let t = entry.last_modified().unwrap();
-        assert_eq!((t.year(), t.month(), t.day(), t.hour(), t.minute()), (1980, 1, 1, 0, 0), "{name}");
-        assert!(entry.extra_data().is_none_or(|d| d.is_empty()), "{name} has extra fields");
-        let expected = if name == "bin/start.sh" { 0o100755 } else { 0o100644 };
+        assert_eq!(
+            (t.year(), t.month(), t.day(), t.hour(), t.minute()),
+            (1980, 1, 1, 0, 0),
+            "{name}"
+        );
+        assert!(
+            entry.extra_data().is_none_or(|d| d.is_empty()),
+            "{name} has extra fields"
+        );
+        let expected = if name == "bin/start.sh" {
+            0o100755
+        } else {
+            0o100644
+        };
         assert_eq!(entry.unix_mode(), Some(expected), "{name}");
         assert_eq!(entry.compression(), zip::CompressionMethod::Deflated);
     }
@@ -134,7 +182,10 @@ fn source_date_epoch_sets_the_entry_time() {
     let built = build_package(&PackageSpec::new(root.path()), &info(), out.path(), &opts).unwrap();
     let mut zip = zip::ZipArchive::new(fs::File::open(&built.path).unwrap()).unwrap();
     let t = zip.by_name("a.txt").unwrap().last_modified().unwrap();
-    assert_eq!((t.year(), t.month(), t.day(), t.hour(), t.minute()), (2023, 11, 14, 22, 13));
+    assert_eq!(
+        (t.year(), t.month(), t.day(), t.hour(), t.minute()),
+        (2023, 11, 14, 22, 13)
+    );
 }
 
 #[test]
@@ -148,7 +199,10 @@ fn manifest_and_checksum_file_are_correct() {
     assert_eq!(manifest, built.manifest);
     assert_eq!(manifest.version, "1.2.3");
     assert_eq!(manifest.build_id, "4711");
-    assert_eq!(manifest.commit.as_deref(), Some("0123456789abcdef0123456789abcdef01234567"));
+    assert_eq!(
+        manifest.commit.as_deref(),
+        Some("0123456789abcdef0123456789abcdef01234567")
+    );
     assert_eq!(manifest.created_from, "git@example.test:shop/web.git main");
     let mut total = 0;
     for file in &manifest.files {
@@ -162,7 +216,10 @@ fn manifest_and_checksum_file_are_correct() {
     assert_eq!(manifest.total.files, manifest.files.len() as u64);
     assert_eq!(manifest.total.bytes, total);
     let listed: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
-    assert_eq!(listed, entry_names(&built.path)[..manifest.files.len()].to_vec());
+    assert_eq!(
+        listed,
+        entry_names(&built.path)[..manifest.files.len()].to_vec()
+    );
 
     // The checksum file is in `sha256sum` format and matches the archive.
     assert_eq!(built.sha256_path, out.path().join("package.zip.sha256"));
@@ -191,10 +248,22 @@ fn ignore_files_globs_and_hidden_rules_apply_outside_a_git_repository() {
 
     let built = build(root.path(), out.path()).unwrap();
     let names = entry_names(&built.path);
-    for gone in ["node_modules/x/index.js", "debug.log", "static/app.js.map", ".git/HEAD", "static/nested/draft.css"] {
+    for gone in [
+        "node_modules/x/index.js",
+        "debug.log",
+        "static/app.js.map",
+        ".git/HEAD",
+        "static/nested/draft.css",
+    ] {
         assert!(!names.iter().any(|n| n == gone), "{gone} was packaged");
     }
-    for kept in [".env.example", ".gitignore", "static/nested/final.css", "tests/test_app.py", "empty.txt"] {
+    for kept in [
+        ".env.example",
+        ".gitignore",
+        "static/nested/final.css",
+        "tests/test_app.py",
+        "empty.txt",
+    ] {
         assert!(names.iter().any(|n| n == kept), "{kept} is missing");
     }
 
@@ -203,18 +272,43 @@ fn ignore_files_globs_and_hidden_rules_apply_outside_a_git_repository() {
         include_hidden: false,
         ..PackageSpec::new(root.path())
     };
-    let built = build_package(&spec, &info(), &out.path().join("2"), &BuildOptions::default()).unwrap();
+    let built = build_package(
+        &spec,
+        &info(),
+        &out.path().join("2"),
+        &BuildOptions::default(),
+    )
+    .unwrap();
     let names = entry_names(&built.path);
-    assert!(!names.iter().any(|n| n.starts_with("tests/") || n.ends_with(".sql")), "{names:?}");
-    assert!(!names.iter().any(|n| n.starts_with(".env") || n.ends_with("/.gitignore")), "{names:?}");
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("tests/") || n.ends_with(".sql")),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with(".env") || n.ends_with("/.gitignore")),
+        "{names:?}"
+    );
     assert!(names.iter().any(|n| n == "app.py"));
 
     let spec = PackageSpec {
         ignore_files: Vec::new(),
         ..PackageSpec::new(root.path())
     };
-    let built = build_package(&spec, &info(), &out.path().join("3"), &BuildOptions::default()).unwrap();
-    assert!(entry_names(&built.path).iter().any(|n| n == "debug.log"), "ignore files can be turned off");
+    let built = build_package(
+        &spec,
+        &info(),
+        &out.path().join("3"),
+        &BuildOptions::default(),
+    )
+    .unwrap();
+    assert!(
+        entry_names(&built.path).iter().any(|n| n == "debug.log"),
+        "ignore files can be turned off"
+    );
 }
 
 #[test]
@@ -225,7 +319,10 @@ fn output_directory_inside_the_root_is_not_packaged() {
     build(root.path(), &out).unwrap();
     // A second build must not pick up the first archive.
     let built = build(root.path(), &out).unwrap();
-    assert_eq!(entry_names(&built.path), vec!["app.py".to_owned(), MANIFEST_PATH.to_owned()]);
+    assert_eq!(
+        entry_names(&built.path),
+        vec!["app.py".to_owned(), MANIFEST_PATH.to_owned()]
+    );
 
     let err = build(root.path(), root.path()).unwrap_err();
     assert!(matches!(err, PackageError::OutputIsRoot { .. }), "{err}");
@@ -250,7 +347,10 @@ fn empty_root_and_fully_ignored_root_are_refused() {
 fn refused(root: &Path) -> PackageError {
     let out = tempfile::tempdir().unwrap();
     let err = build(root, out.path()).unwrap_err();
-    let left: Vec<PathBuf> = fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    let left: Vec<PathBuf> = fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert!(left.is_empty(), "a failed build left {left:?}");
     err
 }
@@ -262,15 +362,29 @@ fn symlink_outside_the_root_is_refused_with_its_path() {
     let root = tempfile::tempdir().unwrap();
     write(root.path(), "app.py", b"x");
     fs::create_dir_all(root.path().join("config")).unwrap();
-    std::os::unix::fs::symlink(outside.path().join("secret.txt"), root.path().join("config/link.txt")).unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.txt"),
+        root.path().join("config/link.txt"),
+    )
+    .unwrap();
     let err = refused(root.path());
-    assert!(matches!(err, PackageError::SymlinkOutsideRoot { ref path, .. } if path == "config/link.txt"), "{err}");
+    assert!(
+        matches!(err, PackageError::SymlinkOutsideRoot { ref path, .. } if path == "config/link.txt"),
+        "{err}"
+    );
     assert!(err.to_string().contains("config/link.txt"));
 
     // A relative escape is caught too.
     fs::remove_file(root.path().join("config/link.txt")).unwrap();
-    std::os::unix::fs::symlink("../../../../../../etc/hostname", root.path().join("config/link.txt")).unwrap();
-    assert!(matches!(refused(root.path()), PackageError::SymlinkOutsideRoot { .. } | PackageError::DanglingSymlink { .. }));
+    std::os::unix::fs::symlink(
+        "../../../../../../etc/hostname",
+        root.path().join("config/link.txt"),
+    )
+    .unwrap();
+    assert!(matches!(
+        refused(root.path()),
+        PackageError::SymlinkOutsideRoot { .. } | PackageError::DanglingSymlink { .. }
+    ));
 }
 
 #[test]
@@ -282,39 +396,64 @@ fn symlinks_inside_the_root_follow_files_and_refuse_directories_loops_and_dangli
     let built = build(root.path(), out.path()).unwrap();
     let mut zip = zip::ZipArchive::new(fs::File::open(&built.path).unwrap()).unwrap();
     let mut text = String::new();
-    zip.by_name("config.json").unwrap().read_to_string(&mut text).unwrap();
-    assert_eq!(text, "{\"a\":1}", "a link to a file inside the root is stored as the file");
+    zip.by_name("config.json")
+        .unwrap()
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(
+        text, "{\"a\":1}",
+        "a link to a file inside the root is stored as the file"
+    );
 
     std::os::unix::fs::symlink("real", root.path().join("real-dir")).unwrap();
     let err = refused(root.path());
-    assert!(matches!(err, PackageError::SymlinkToDirectory { ref path, .. } if path == "real-dir"), "{err}");
+    assert!(
+        matches!(err, PackageError::SymlinkToDirectory { ref path, .. } if path == "real-dir"),
+        "{err}"
+    );
     fs::remove_file(root.path().join("real-dir")).unwrap();
 
     std::os::unix::fs::symlink("loop-b", root.path().join("loop-a")).unwrap();
     std::os::unix::fs::symlink("loop-a", root.path().join("loop-b")).unwrap();
     let err = refused(root.path());
-    assert!(matches!(err, PackageError::SymlinkLoop { ref path } if path == "loop-a"), "{err}");
+    assert!(
+        matches!(err, PackageError::SymlinkLoop { ref path } if path == "loop-a"),
+        "{err}"
+    );
     fs::remove_file(root.path().join("loop-a")).unwrap();
     fs::remove_file(root.path().join("loop-b")).unwrap();
 
     std::os::unix::fs::symlink("nowhere.txt", root.path().join("dangling")).unwrap();
     let err = refused(root.path());
-    assert!(matches!(err, PackageError::DanglingSymlink { ref path, .. } if path == "dangling"), "{err}");
+    assert!(
+        matches!(err, PackageError::DanglingSymlink { ref path, .. } if path == "dangling"),
+        "{err}"
+    );
 }
 
 #[test]
 fn fifos_and_sockets_are_refused() {
     let root = tempfile::tempdir().unwrap();
     write(root.path(), "app.py", b"x");
-    nix::unistd::mkfifo(&root.path().join("pipe"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    nix::unistd::mkfifo(
+        &root.path().join("pipe"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
     let err = refused(root.path());
-    assert!(matches!(err, PackageError::SpecialFile { ref path, .. } if path == "pipe"), "{err}");
+    assert!(
+        matches!(err, PackageError::SpecialFile { ref path, .. } if path == "pipe"),
+        "{err}"
+    );
     assert!(err.to_string().contains("FIFO"));
     fs::remove_file(root.path().join("pipe")).unwrap();
 
     let _listener = std::os::unix::net::UnixListener::bind(root.path().join("sock")).unwrap();
     let err = refused(root.path());
-    assert!(matches!(err, PackageError::SpecialFile { ref path, kind } if path == "sock" && kind == "a socket"), "{err}");
+    assert!(
+        matches!(err, PackageError::SpecialFile { ref path, kind } if path == "sock" && kind == "a socket"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -322,7 +461,9 @@ fn unsafe_and_non_utf8_names_are_refused() {
     use std::os::unix::ffi::OsStrExt;
     let root = tempfile::tempdir().unwrap();
     write(root.path(), "app.py", b"x");
-    let bad = root.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
+    let bad = root
+        .path()
+        .join(std::ffi::OsStr::from_bytes(b"caf\xe9.txt"));
     fs::write(&bad, b"x").unwrap();
     let err = refused(root.path());
     assert!(matches!(err, PackageError::NonUtf8Name { .. }), "{err}");
@@ -331,7 +472,10 @@ fn unsafe_and_non_utf8_names_are_refused() {
 
     write(root.path(), "..\\..\\evil.txt", b"x");
     let err = refused(root.path());
-    assert!(matches!(err, PackageError::UnsafeName { ref path, .. } if path == "..\\..\\evil.txt"), "{err}");
+    assert!(
+        matches!(err, PackageError::UnsafeName { ref path, .. } if path == "..\\..\\evil.txt"),
+        "{err}"
+    );
     fs::remove_file(root.path().join("..\\..\\evil.txt")).unwrap();
 
     write(root.path(), "line\nbreak.txt", b"x");
@@ -350,7 +494,10 @@ fn unsafe_and_non_utf8_names_are_refused() {
 fn unreadable_files_are_refused_with_their_path() {
     if let Ok(dir) = std::env::var("SLOT_RELEASE_TEST_UNREADABLE_ROOT") {
         let err = refused(Path::new(&dir));
-        assert!(matches!(err, PackageError::Unreadable { ref path, .. } if path == "locked.txt"), "{err}");
+        assert!(
+            matches!(err, PackageError::Unreadable { ref path, .. } if path == "locked.txt"),
+            "{err}"
+        );
         assert!(err.to_string().contains("locked.txt"));
         return;
     }
@@ -371,7 +518,11 @@ fn unreadable_files_are_refused_with_their_path() {
         Command::new(std::env::current_exe().unwrap())
     };
     let output = cmd
-        .args(["--exact", "unreadable_files_are_refused_with_their_path", "--test-threads=1"])
+        .args([
+            "--exact",
+            "unreadable_files_are_refused_with_their_path",
+            "--test-threads=1",
+        ])
         .env("SLOT_RELEASE_TEST_UNREADABLE_ROOT", root.path())
         .output()
         .unwrap();
@@ -432,10 +583,22 @@ fn twenty_thousand_files_with_large_ones_streamed_and_progress_reported() {
     let out = tempfile::tempdir().unwrap();
     for i in 0..20_000u32 {
         let rel = format!("d{:03}/f{i:05}.txt", i % 200);
-        write(root.path(), &rel, format!("file {i}\n").repeat((i % 7) as usize + 1).as_bytes());
+        write(
+            root.path(),
+            &rel,
+            format!("file {i}\n")
+                .repeat((i % 7) as usize + 1)
+                .as_bytes(),
+        );
     }
     // Above the streaming threshold below: written sequentially between parallel windows.
-    write(root.path(), "d000/big.bin", &(0..3_000_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+    write(
+        root.path(),
+        "d000/big.bin",
+        &(0..3_000_000u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<_>>(),
+    );
     let sink = Sink::default();
     let opts = BuildOptions {
         stream_threshold: 1 << 20,
@@ -445,17 +608,34 @@ fn twenty_thousand_files_with_large_ones_streamed_and_progress_reported() {
     };
     let built = build_package(&PackageSpec::new(root.path()), &info(), out.path(), &opts).unwrap();
     assert_eq!(built.manifest.total.files, 20_001);
-    let output = Command::new("unzip").arg("-tq").arg(&built.path).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    let output = Command::new("unzip")
+        .arg("-tq")
+        .arg(&built.path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
 
     let mut zip = zip::ZipArchive::new(fs::File::open(&built.path).unwrap()).unwrap();
     assert_eq!(zip.len(), 20_002);
     let mut big = Vec::new();
-    zip.by_name("d000/big.bin").unwrap().read_to_end(&mut big).unwrap();
+    zip.by_name("d000/big.bin")
+        .unwrap()
+        .read_to_end(&mut big)
+        .unwrap();
     assert_eq!(big.len(), 3_000_000);
     assert!(big.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
 
     let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-    assert!(log.contains("[  0%] Packaging") && log.contains("[100%] Packaging"), "{log}");
-    assert!(log.lines().count() <= 21, "progress comes in 5 % steps:\n{log}");
+    assert!(
+        log.contains("[  0%] Packaging") && log.contains("[100%] Packaging"),
+        "{log}"
+    );
+    assert!(
+        log.lines().count() <= 21,
+        "progress comes in 5 % steps:\n{log}"
+    );
 }

@@ -216,12 +216,13 @@ impl Fixture {
         let resp = self
             .http
             .post(url)
-            .form(&[
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&[
                 ("grant_type", "client_credentials"),
                 ("client_id", CLIENT),
                 ("client_secret", SECRET),
                 ("scope", scope),
-            ])
+            ]))
             .send()
             .await
             .expect("token request");
@@ -326,6 +327,13 @@ impl Fixture {
         }
         panic!("deployment did not finish");
     }
+}
+
+/// `application/x-www-form-urlencoded` text for the pairs.
+pub fn form_body(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 /// Builds a zip in memory from (name, content) pairs.

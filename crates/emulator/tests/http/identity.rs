@@ -5,7 +5,7 @@ use std::time::Duration;
 
 async fn token_form(f: &Fixture, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let url = format!("{}/{}/oauth2/v2.0/token", f.emu.endpoints().authority, f.emu.seed().tenant_id);
-    let r = f.http.post(url).form(form).send().await.expect("token request");
+    let r = f.http.post(url).header("content-type", "application/x-www-form-urlencoded").body(form_body(form)).send().await.expect("token request");
     (r.status().as_u16(), r.json().await.expect("json body"))
 }
 
@@ -36,7 +36,7 @@ async fn client_secret_issues_tokens_and_bad_secrets_get_entra_errors() {
     assert_eq!(body["error_codes"][0], 500_011);
 
     let url = format!("{}/not-the-tenant/oauth2/v2.0/token", f.emu.endpoints().authority);
-    let r = f.http.post(url).form(&[("grant_type", "client_credentials")]).send().await.expect("send");
+    let r = f.http.post(url).header("content-type", "application/x-www-form-urlencoded").body(form_body(&[("grant_type", "client_credentials")])).send().await.expect("send");
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["error_codes"][0], 90_002);

@@ -4,5 +4,10 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod apps;
 mod arm;
+mod faults;
 mod identity;
+mod keyvault;
+mod kudu;
+mod shapes;

@@ -1,0 +1,216 @@
+//! The example configs load without problems, satisfy the JSON Schema, and resolve their
+//! variables in strict mode; the checked-in schema and reference are what the code generates.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use slot_release_config::{
+    LoadOptions, MapVariables, VariableMode, json_schema, json_schema_string, load_file,
+    reference_markdown,
+};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
+const EXAMPLES: [&str; 2] = [
+    "examples/python-webapp/release.yml",
+    "examples/container-app/release.yml",
+];
+
+fn schema_errors(path: &Path) -> Vec<String> {
+    let schema = json_schema();
+    let validator = jsonschema::validator_for(&schema).expect("the generated schema compiles");
+    let text = std::fs::read_to_string(path).expect("readable file");
+    let document: serde_json::Value = serde_saphyr::from_str(&text).expect("valid YAML");
+    validator
+        .iter_errors(&document)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn examples_load_without_problems() {
+    for example in EXAMPLES {
+        match load_file(&repo(example), &LoadOptions::default()) {
+            Ok(loaded) => assert!(loaded.warnings.is_empty(), "{example}: {}", loaded.warnings),
+            Err(problems) => panic!("{example}:\n{problems}"),
+        }
+    }
+}
+
+#[test]
+fn examples_satisfy_the_json_schema() {
+    for example in EXAMPLES {
+        let errors = schema_errors(&repo(example));
+        assert!(errors.is_empty(), "{example}: {errors:#?}");
+    }
+}
+
+#[test]
+fn the_json_schema_rejects_a_misspelt_field() {
+    let errors = schema_errors(&repo("crates/config/tests/broken/unknown-field.yml"));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(errors[0].contains("rooot"), "{errors:#?}");
+}
+
+#[test]
+fn examples_say_which_schema_they_use() {
+    for example in EXAMPLES {
+        let text = std::fs::read_to_string(repo(example)).expect("readable example");
+        assert!(
+            text.starts_with("# yaml-language-server: $schema=../../docs/release.schema.json\n"),
+            "{example} lacks the schema association line"
+        );
+    }
+}
+
+#[test]
+fn strict_mode_expands_variables() {
+    let variables = MapVariables {
+        environment: [("BUILD_BUILDID".to_string(), "20261122.7".to_string())]
+            .into_iter()
+            .collect(),
+        timestamp: "20261122080000".into(),
+    };
+    let opts = LoadOptions {
+        variables: VariableMode::Strict(Arc::new(variables)),
+    };
+    let loaded = load_file(&repo("examples/container-app/release.yml"), &opts);
+    let problems = match loaded {
+        Ok(loaded) => {
+            let image = loaded
+                .config
+                .image
+                .expect("the container example has an image");
+            panic!(
+                "Staging.Url is not defined, yet the tag became {}",
+                image.tag
+            )
+        }
+        Err(problems) => problems,
+    };
+    // `Staging.Url` is used by the smoke-test hook and is not defined here.
+    let found: Vec<_> = problems
+        .iter()
+        .map(|d| (d.code, d.line, d.column, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [("unknown-variable", 40, 36, "unknown variable `Staging.Url`")],
+        "{problems}"
+    );
+
+    let variables = MapVariables {
+        environment: [
+            ("BUILD_BUILDID".to_string(), "20261122.7".to_string()),
+            (
+                "STAGING_URL".to_string(),
+                "https://staging.example".to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        timestamp: "20261122080000".into(),
+    };
+    let opts = LoadOptions {
+        variables: VariableMode::Strict(Arc::new(variables)),
+    };
+    let loaded = load_file(&repo("examples/container-app/release.yml"), &opts)
+        .unwrap_or_else(|problems| panic!("{problems}"));
+    let image = loaded
+        .config
+        .image
+        .expect("the container example has an image");
+    assert_eq!(image.tag, "20261122.7");
+    assert_eq!(image.registry(), Some("contoso.azurecr.io"));
+    assert_eq!(
+        loaded.config.stages.staging.hooks[0].run,
+        "curl --fail --silent \"https://staging.example/health\""
+    );
+}
+
+#[test]
+fn lookups_find_stages_environments_and_health_checks() {
+    let loaded = load_file(
+        &repo("examples/python-webapp/release.yml"),
+        &LoadOptions::default(),
+    )
+    .unwrap_or_else(|problems| panic!("{problems}"));
+    let config = &loaded.config;
+    use slot_release_config::StageName;
+    let staging = config
+        .stage_environment(StageName::Staging)
+        .expect("staging environment");
+    assert_eq!(staging.slot.as_str(), "staging");
+    assert!(
+        config
+            .stage_environment(StageName::Production)
+            .expect("production environment")
+            .slot
+            .is_production()
+    );
+    let hooks = config.hooks(StageName::Staging);
+    assert_eq!(hooks[0].undo.as_deref(), Some("python3 migrate.py down"));
+    let watch = config
+        .health_check(StageName::Production)
+        .expect("watch probe");
+    assert_eq!(watch.interval.as_std(), std::time::Duration::from_secs(1));
+    assert!(config.require_environment("qa").is_err());
+    assert_eq!(
+        loaded.source.value_position("stages.staging.hooks[0].run"),
+        Some(slot_release_config::Position {
+            line: 53,
+            column: 14
+        })
+    );
+}
+
+fn assert_fresh(path: &str, wanted: &str) {
+    let current = std::fs::read_to_string(repo(path)).unwrap_or_default();
+    assert!(
+        current == wanted,
+        "{path} is stale: run `cargo xtask codegen` and commit the result"
+    );
+}
+
+#[test]
+fn checked_in_schema_is_fresh() {
+    assert_fresh("docs/release.schema.json", &json_schema_string());
+}
+
+#[test]
+fn checked_in_reference_is_fresh() {
+    assert_fresh("docs/config-reference.md", &reference_markdown());
+}
+
+#[test]
+fn settings_take_numbers_as_written_and_the_schema_agrees() {
+    // Users write `PORT: 8000`; App Service settings are strings, so the loader keeps the text and
+    // the schema accepts the number instead of underlining what the loader takes.
+    let text = std::fs::read_to_string(repo("crates/config/tests/broken/unknown-field.yml"))
+        .expect("readable")
+        .replace("  rooot: .", "  root: .")
+        .replace(
+            "    slot: staging\n",
+            "    slot: staging\n    settings:\n      PORT: 8000\n      DEBUG: true\n",
+        );
+    let loaded = slot_release_config::load_str("port.yml", &text, &LoadOptions::default())
+        .unwrap_or_else(|problems| panic!("{problems}"));
+    let settings = &loaded
+        .config
+        .environment("staging")
+        .expect("staging")
+        .settings;
+    assert_eq!(settings.get("PORT").map(String::as_str), Some("8000"));
+    assert_eq!(settings.get("DEBUG").map(String::as_str), Some("true"));
+    let document: serde_json::Value = serde_saphyr::from_str(&text).expect("valid YAML");
+    let validator = jsonschema::validator_for(&json_schema()).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&document)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}

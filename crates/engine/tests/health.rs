@@ -1,0 +1,540 @@
+//! Health gate and watch tests against a real local HTTP server that turns healthy, never does, flaps,
+//! drops connections, hangs or answers with the wrong body.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use slot_release_engine::health::{
+    GateReport, HealthCheckSpec, HealthError, ProbeOutcome, ProbeTarget, WatchSpec, gate, watch,
+};
+use slot_release_pipelines::{Log, OutputMode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What the server does with the n-th request (1-based).
+#[derive(Clone)]
+enum Reply {
+    Answer(u16, &'static str),
+    /// Close the connection without answering.
+    Drop,
+    /// Never answer.
+    Hang,
+}
+
+struct Server {
+    addr: SocketAddr,
+    requests: Arc<AtomicU32>,
+}
+
+async fn server(behaviour: impl Fn(u32) -> Reply + Send + Sync + 'static) -> Server {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(AtomicU32::new(0));
+    let behaviour = Arc::new(behaviour);
+    let counter = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let behaviour = behaviour.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                match behaviour(n) {
+                    Reply::Answer(status, body) => {
+                        let response = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = stream.write_all(response.as_bytes()).await;
+                        let _ = stream.shutdown().await;
+                    }
+                    Reply::Drop => drop(stream),
+                    Reply::Hang => {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        drop(stream);
+                    }
+                }
+            });
+        }
+    });
+    Server { addr, requests }
+}
+
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+fn log() -> (Log, Sink) {
+    let sink = Sink::default();
+    (Log::new(OutputMode::Plain, Box::new(sink.clone())), sink)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+fn target(addr: SocketAddr) -> ProbeTarget {
+    ProbeTarget {
+        base_url: reqwest::Url::parse(&format!("http://{addr}/")).unwrap(),
+        label: "staging".to_owned(),
+    }
+}
+
+fn check(successes: u32, interval_ms: u64, timeout_ms: u64) -> HealthCheckSpec {
+    HealthCheckSpec {
+        successes,
+        interval: Duration::from_millis(interval_ms),
+        timeout: Duration::from_millis(timeout_ms),
+        request_timeout: Duration::from_millis(500),
+        ..HealthCheckSpec::new("/health")
+    }
+}
+
+fn probe_lines(sink: &Sink) -> usize {
+    sink.text()
+        .lines()
+        .filter(|l| l.contains("] probe "))
+        .count()
+}
+
+#[tokio::test]
+async fn gate_passes_once_the_app_turns_healthy() {
+    let srv = server(|n| {
+        if n <= 3 {
+            Reply::Answer(503, "warming up")
+        } else {
+            Reply::Answer(200, "ok")
+        }
+    })
+    .await;
+    let (log, sink) = log();
+    let report = gate(
+        &client(),
+        &target(srv.addr),
+        &check(3, 30, 5_000),
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap();
+    assert!(report.passed);
+    assert_eq!(
+        (report.probes_total, report.failures, report.successes),
+        (6, 3, 3)
+    );
+    assert_eq!(
+        report.probes[0].outcome,
+        ProbeOutcome::UnexpectedStatus { status: 503 }
+    );
+    assert_eq!(
+        report.last.as_ref().unwrap().outcome,
+        ProbeOutcome::Healthy { status: 200 }
+    );
+    assert_eq!(srv.requests.load(Ordering::SeqCst), 6);
+    assert_eq!(
+        probe_lines(&sink),
+        6,
+        "one line per probe:\n{}",
+        sink.text()
+    );
+    assert!(
+        sink.text().contains("probe 6 staging: 200 healthy in "),
+        "{}",
+        sink.text()
+    );
+    assert!(sink.text().contains("(3/3)"));
+}
+
+#[tokio::test]
+async fn gate_fails_at_its_deadline_when_never_healthy() {
+    let srv = server(|_| Reply::Answer(500, "boom")).await;
+    let (log, _) = log();
+    let started = Instant::now();
+    let err = gate(
+        &client(),
+        &target(srv.addr),
+        &check(2, 100, 700),
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap_err();
+    let elapsed = started.elapsed();
+    let HealthError::GateFailed { report, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(!report.passed);
+    assert_eq!(report.successes, 0);
+    assert!(report.failures >= 5, "{report:?}");
+    assert!(elapsed < Duration::from_millis(900), "took {elapsed:?}");
+    assert!(err.to_string().contains("500 unexpected status"), "{err}");
+}
+
+#[tokio::test]
+async fn flapping_app_never_gets_consecutive_successes() {
+    let flap = |n: u32| {
+        if n.is_multiple_of(2) {
+            Reply::Answer(200, "ok")
+        } else {
+            Reply::Answer(502, "bad gateway")
+        }
+    };
+    let srv = server(flap).await;
+    let (log, _) = log();
+    let err = gate(
+        &client(),
+        &target(srv.addr),
+        &check(2, 20, 400),
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap_err();
+    let HealthError::GateFailed { report, .. } = err else {
+        panic!("{err}")
+    };
+    assert!(report.successes >= 3 && report.failures >= 3, "{report:?}");
+
+    // With one success required, the same app passes at its first 200.
+    let srv = server(flap).await;
+    let report = gate(
+        &client(),
+        &target(srv.addr),
+        &check(1, 20, 400),
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.probes_total, 2);
+}
+
+#[tokio::test]
+async fn dropped_connections_are_tolerated_and_counted() {
+    let srv = server(|n| {
+        if n <= 2 {
+            Reply::Drop
+        } else {
+            Reply::Answer(200, "ok")
+        }
+    })
+    .await;
+    let (log, sink) = log();
+    let report = gate(
+        &client(),
+        &target(srv.addr),
+        &check(2, 20, 5_000),
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.transient_errors, report.failures, report.successes),
+        (2, 2, 2)
+    );
+    assert!(
+        matches!(
+            report.probes[0].outcome,
+            ProbeOutcome::ConnectionError { .. }
+        ),
+        "{report:?}"
+    );
+    assert!(sink.text().contains("connection error"), "{}", sink.text());
+}
+
+#[tokio::test]
+async fn refused_connections_fail_the_gate_with_the_cause() {
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (log, _) = log();
+    let err = gate(
+        &client(),
+        &target(addr),
+        &check(1, 50, 300),
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap_err();
+    let HealthError::GateFailed { report, .. } = err else {
+        panic!("{err}")
+    };
+    assert_eq!(report.transient_errors, report.probes_total);
+    let last = report.last.unwrap();
+    let ProbeOutcome::ConnectionError { message } = last.outcome else {
+        panic!("{last:?}")
+    };
+    assert!(message.to_lowercase().contains("refused"), "{message}");
+}
+
+#[tokio::test]
+async fn wrong_body_is_unhealthy_and_right_body_passes() {
+    let srv = server(|n| {
+        if n <= 2 {
+            Reply::Answer(200, "status: starting")
+        } else {
+            Reply::Answer(200, "status: ok v2")
+        }
+    })
+    .await;
+    let (log, _) = log();
+    let spec = HealthCheckSpec {
+        body_contains: Some("ok v2".to_owned()),
+        ..check(1, 20, 2_000)
+    };
+    let report = gate(
+        &client(),
+        &target(srv.addr),
+        &spec,
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report.probes[0].outcome,
+        ProbeOutcome::BodyMismatch { status: 200 }
+    );
+    assert_eq!(report.probes_total, 3);
+}
+
+#[tokio::test]
+async fn a_hanging_probe_times_out_and_the_gate_keeps_its_deadline() {
+    let srv = server(|_| Reply::Hang).await;
+    let (log, _) = log();
+    let spec = HealthCheckSpec {
+        request_timeout: Duration::from_millis(150),
+        ..check(1, 200, 700)
+    };
+    let started = Instant::now();
+    let err = gate(
+        &client(),
+        &target(srv.addr),
+        &spec,
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(1_000),
+        "{:?}",
+        started.elapsed()
+    );
+    let HealthError::GateFailed { report, .. } = err else {
+        panic!("{err}")
+    };
+    assert!(
+        report
+            .probes
+            .iter()
+            .all(|p| p.outcome == ProbeOutcome::TimedOut),
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn cancellation_stops_the_gate_promptly_with_a_report() {
+    let srv = server(|_| Reply::Hang).await;
+    let (log, _) = log();
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        trigger.cancel();
+    });
+    let started = Instant::now();
+    let err = gate(
+        &client(),
+        &target(srv.addr),
+        &check(3, 100, 60_000),
+        &cancel,
+        &log,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        started.elapsed()
+    );
+    let HealthError::GateCancelled { report } = err else {
+        panic!("{err}")
+    };
+    let report: &GateReport = &report;
+    assert!(!report.passed);
+}
+
+#[tokio::test]
+async fn watch_samples_the_whole_window_when_healthy() {
+    let srv = server(|n| {
+        if n == 2 {
+            Reply::Answer(500, "blip")
+        } else {
+            Reply::Answer(200, "ok")
+        }
+    })
+    .await;
+    let (log, sink) = log();
+    let started = Instant::now();
+    let spec = WatchSpec {
+        window: Duration::from_millis(500),
+        max_failures: 2,
+    };
+    let report = watch(
+        &client(),
+        &target(srv.addr),
+        &check(3, 100, 1),
+        &spec,
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(report.healthy);
+    assert_eq!(report.failures, 1, "one blip is below the limit");
+    assert!((4..=6).contains(&report.probes_total), "{report:?}");
+    assert_eq!(probe_lines(&sink), report.probes_total as usize);
+}
+
+#[tokio::test]
+async fn watch_fails_fast_after_max_failures() {
+    let srv = server(|n| {
+        if n <= 2 {
+            Reply::Answer(200, "ok")
+        } else {
+            Reply::Answer(503, "down")
+        }
+    })
+    .await;
+    let (log, _) = log();
+    let spec = WatchSpec {
+        window: Duration::from_secs(30),
+        max_failures: 3,
+    };
+    let started = Instant::now();
+    let err = watch(
+        &client(),
+        &target(srv.addr),
+        &check(3, 50, 1),
+        &spec,
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let HealthError::Unhealthy { report } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (report.probes_total, report.successes, report.failures),
+        (5, 2, 3)
+    );
+    assert!(err.to_string().contains("3 failed probe(s) of 5"), "{err}");
+}
+
+#[tokio::test]
+async fn watch_is_cancellable() {
+    let srv = server(|_| Reply::Answer(200, "ok")).await;
+    let (log, _) = log();
+    let cancel = CancellationToken::new();
+    let trigger = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        trigger.cancel();
+    });
+    let spec = WatchSpec {
+        window: Duration::from_secs(30),
+        max_failures: 1,
+    };
+    let started = Instant::now();
+    let err = watch(
+        &client(),
+        &target(srv.addr),
+        &check(1, 50, 1),
+        &spec,
+        &cancel,
+        &log,
+    )
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < Duration::from_millis(600));
+    let HealthError::WatchCancelled { report } = err else {
+        panic!("{err}")
+    };
+    assert!(report.successes >= 2, "{report:?}");
+}
+
+#[tokio::test]
+async fn invalid_specs_are_refused_before_any_probe() {
+    let srv = server(|_| Reply::Answer(200, "ok")).await;
+    let (log, _) = log();
+    let no_status = HealthCheckSpec {
+        statuses: Vec::new(),
+        ..check(1, 10, 100)
+    };
+    let err = gate(
+        &client(),
+        &target(srv.addr),
+        &no_status,
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, HealthError::InvalidSpec { .. }), "{err}");
+    let other_host = HealthCheckSpec::new("//elsewhere.test/health");
+    let err = gate(
+        &client(),
+        &target(srv.addr),
+        &other_host,
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, HealthError::InvalidSpec { .. }), "{err}");
+    assert_eq!(srv.requests.load(Ordering::SeqCst), 0);
+}

@@ -1,0 +1,111 @@
+//! A pipeline world for end-to-end runs: the emulator seeded with the example app, a copy of the example
+//! as the agent's sources directory, and a workload-identity service connection pointing at the emulator.
+
+use std::path::{Path, PathBuf};
+
+use slot_release_emulator::{ConnectionKind, Emulator, EmulatorOptions, SecretString, Seed, SeedSecret};
+
+use crate::agent::AgentRun;
+use crate::paths;
+
+/// A multi-line Key Vault value (as certificates and keys often are): each line must be masked.
+pub const API_KEY: &str = "ak-first-line-7f3a9c\nak-second-line-91c2e4";
+/// The single-line database password of the example.
+pub const DB_PASSWORD: &str = "db-pw-5e1d0b77;]%x";
+
+/// The emulator, the sources folder and what the agent would pass the task.
+#[derive(Debug)]
+pub struct World {
+    pub emulator: Emulator,
+    /// Holds the sources folder and the agent's temp folder.
+    pub dir: tempfile::TempDir,
+    /// The copy of `examples/python-webapp` the task works on.
+    pub sources: PathBuf,
+    /// The service connection id (the value of the `azureSubscription` input).
+    pub connection_id: String,
+}
+
+impl World {
+    /// Starts the emulator with the example's app (`contoso-web` with `production` and `staging`), its
+    /// vault (`contoso-kv` with `api-key` and `db-password`) and a WIF service connection.
+    pub async fn start() -> Result<World, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let sources = dir.path().join("s");
+        copy_dir(&paths::workspace().join("examples/python-webapp"), &sources).map_err(|e| format!("copy example: {e}"))?;
+        let mut seed = Seed::sample();
+        for sub in &mut seed.subscriptions {
+            for rg in &mut sub.resource_groups {
+                for vault in &mut rg.vaults {
+                    vault.secrets.retain(|s| s.name != "api-key" && s.name != "db-password");
+                    vault.secrets.push(secret("api-key", API_KEY));
+                    vault.secrets.push(secret("db-password", DB_PASSWORD));
+                }
+            }
+        }
+        let connection_id = seed
+            .service_connections
+            .iter()
+            .find(|c| c.kind == ConnectionKind::WorkloadIdentityFederation)
+            .map(|c| c.id.clone())
+            .ok_or("the sample seed has no workload identity federation connection")?;
+        let emulator = Emulator::start(EmulatorOptions::new(seed, dir.path().join("emulator")))
+            .await
+            .map_err(|e| format!("emulator: {e}"))?;
+        Ok(World { emulator, dir, sources, connection_id })
+    }
+
+    /// The release configuration in the sources copy (an absolute path, as the agent roots filePath inputs).
+    pub fn config(&self) -> PathBuf {
+        self.sources.join("release.yml")
+    }
+
+    /// A run of the real entry point with the real binary, the agent's variables, the WIF connection
+    /// and every secret of this world declared to the leak detector.
+    pub fn run(&self, command: &str) -> Result<AgentRun, String> {
+        let binary = paths::slot_release_binary()?;
+        let mut run = AgentRun::new(paths::entry_point(), &self.sources)
+            .env("SLOT_RELEASE_BINARY", &binary.display().to_string())
+            .env("AGENT_CAINFO", &self.emulator.ca_path().display().to_string())
+            .env("BUILD_BUILDNUMBER", "20261122.1")
+            .env("BUILD_BUILDID", "4242")
+            .input("command", command)
+            .input("azureSubscription", &self.connection_id)
+            .input("configFile", &self.config().display().to_string())
+            .envs(self.emulator.service_connection_env(&ConnectionKind::WorkloadIdentityFederation));
+        let token = self.emulator.seed().system_access_token.expose().to_owned();
+        run = run.access_token(&token).secret(API_KEY).secret(DB_PASSWORD).secret("emulator-client-secret");
+        Ok(run)
+    }
+
+    /// The agent's temp folder of a run in this world.
+    pub fn temp(&self) -> PathBuf {
+        self.sources.join("_temp")
+    }
+}
+
+fn secret(name: &str, value: &str) -> SeedSecret {
+    SeedSecret {
+        name: name.to_owned(),
+        value: SecretString::new(value),
+        previous_values: Vec::new(),
+        enabled: true,
+        exp: None,
+        nbf: None,
+        content_type: None,
+        tags: Default::default(),
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &dest)?;
+        } else {
+            std::fs::copy(entry.path(), dest)?;
+        }
+    }
+    Ok(())
+}
