@@ -66,7 +66,16 @@ impl AgentRun {
         let _ = std::fs::create_dir_all(&temp);
         let mut env = BTreeMap::new();
         // Only what a real agent would pass through from the machine, plus what it sets itself.
-        for key in ["PATH", "HOME", "USERPROFILE", "SystemRoot", "TEMP", "TMP", "LANG", "CARGO_TARGET_DIR"] {
+        for key in [
+            "PATH",
+            "HOME",
+            "USERPROFILE",
+            "SystemRoot",
+            "TEMP",
+            "TMP",
+            "LANG",
+            "CARGO_TARGET_DIR",
+        ] {
             if let Ok(value) = std::env::var(key) {
                 env.insert(key.to_owned(), value);
             }
@@ -78,8 +87,17 @@ impl AgentRun {
         env.insert("BUILD_SOURCESDIRECTORY".into(), work);
         env.insert("BUILD_REASON".into(), "Manual".into());
         env.insert("SYSTEM_HOSTTYPE".into(), "build".into());
-        env.insert("VSTS_PROCESS_LOOKUP_ID".into(), "vsts_slot_release_harness".into());
-        AgentRun { entry_point: entry_point.into(), cwd: work_dir.to_path_buf(), env, secrets: Vec::new(), node_args: Vec::new() }
+        env.insert(
+            "VSTS_PROCESS_LOOKUP_ID".into(),
+            "vsts_slot_release_harness".into(),
+        );
+        AgentRun {
+            entry_point: entry_point.into(),
+            cwd: work_dir.to_path_buf(),
+            env,
+            secrets: Vec::new(),
+            node_args: Vec::new(),
+        }
     }
 
     /// A task input, exported the agent's way (`INPUT_<NAME>`, dots and spaces to `_`, upper case).
@@ -97,9 +115,13 @@ impl AgentRun {
     }
 
     /// Several environment variables at once (for example an emulator's service connection).
-    pub fn envs<K: AsRef<str>, V: AsRef<str>>(mut self, pairs: impl IntoIterator<Item = (K, V)>) -> AgentRun {
+    pub fn envs<K: AsRef<str>, V: AsRef<str>>(
+        mut self,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> AgentRun {
         for (key, value) in pairs {
-            self.env.insert(key.as_ref().to_owned(), value.as_ref().to_owned());
+            self.env
+                .insert(key.as_ref().to_owned(), value.as_ref().to_owned());
         }
         self
     }
@@ -119,7 +141,10 @@ impl AgentRun {
     /// The job's access token, as `SYSTEM_ACCESSTOKEN` and on the built-in `SYSTEMVSSCONNECTION`.
     pub fn access_token(self, token: &str) -> AgentRun {
         self.env("SYSTEM_ACCESSTOKEN", token)
-            .env("ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN", token)
+            .env(
+                "ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN",
+                token,
+            )
             .env("ENDPOINT_AUTH_SCHEME_SYSTEMVSSCONNECTION", "OAuth")
             .secret(token)
     }
@@ -137,7 +162,10 @@ impl AgentRun {
 
     /// The agent's temp directory for this run.
     pub fn temp_dir(&self) -> PathBuf {
-        self.env.get("AGENT_TEMPDIRECTORY").map(PathBuf::from).unwrap_or_default()
+        self.env
+            .get("AGENT_TEMPDIRECTORY")
+            .map(PathBuf::from)
+            .unwrap_or_default()
     }
 
     /// Starts `node <entry point>` like the agent: no arguments, the environment built here and nothing
@@ -156,13 +184,27 @@ impl AgentRun {
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let readers = vec![
-            child.stdout.take().map(|out| reader(out, Arc::clone(&stdout))),
-            child.stderr.take().map(|err| reader(err, Arc::clone(&stderr))),
+            child
+                .stdout
+                .take()
+                .map(|out| reader(out, Arc::clone(&stdout))),
+            child
+                .stderr
+                .take()
+                .map(|err| reader(err, Arc::clone(&stderr))),
         ]
         .into_iter()
         .flatten()
         .collect();
-        Ok(RunningTask { child, stdout, stderr, readers, started: Instant::now(), canceled: false, secrets: self.secrets.clone() })
+        Ok(RunningTask {
+            child,
+            stdout,
+            stderr,
+            readers,
+            started: Instant::now(),
+            canceled: false,
+            secrets: self.secrets.clone(),
+        })
     }
 
     /// Runs to completion, killing the process (and failing the step) after `timeout`.
@@ -230,6 +272,10 @@ impl RunningTask {
     /// after 2.5 s more. Returns the outcome, whose result is `Canceled` (unless it had already ended).
     #[cfg(unix)]
     pub fn cancel(mut self) -> std::io::Result<AgentOutcome> {
+        if let Some(status) = self.child.try_wait()? {
+            // It ended before the cancellation: the agent records its own result.
+            return Ok(self.finish(Some(status), false));
+        }
         self.canceled = true;
         signal(self.pid(), "INT")?;
         if let Some(status) = wait_until(&mut self.child, SIGINT_TIMEOUT)? {
@@ -262,15 +308,30 @@ impl RunningTask {
         }
         let stdout = self.stdout.lock().map(|s| s.clone()).unwrap_or_default();
         let stderr = self.stderr.lock().map(|s| s.clone()).unwrap_or_default();
-        AgentOutcome::from_output(stdout, stderr, status, killed, self.canceled, self.started.elapsed(), self.secrets)
+        AgentOutcome::from_output(
+            stdout,
+            stderr,
+            status,
+            killed,
+            self.canceled,
+            self.started.elapsed(),
+            self.secrets,
+        )
     }
 }
 
 #[cfg(unix)]
 fn signal(pid: u32, name: &str) -> std::io::Result<()> {
     // `kill(1)` rather than libc: the workspace forbids unsafe code.
-    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status()?;
-    if status.success() { Ok(()) } else { Err(std::io::Error::other(format!("kill -{name} {pid} failed"))) }
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("kill -{name} {pid} failed")))
+    }
 }
 
 fn wait_until(child: &mut Child, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
@@ -322,8 +383,11 @@ impl AgentOutcome {
         elapsed: Duration,
         secrets: Vec<String>,
     ) -> AgentOutcome {
-        let commands: Vec<AgentCommand> =
-            agent_lines(&stdout).into_iter().chain(agent_lines(&stderr)).filter_map(parse_command).collect();
+        let commands: Vec<AgentCommand> = agent_lines(&stdout)
+            .into_iter()
+            .chain(agent_lines(&stderr))
+            .filter_map(parse_command)
+            .collect();
         let mut complete: Option<AgentResult> = None;
         let mut complete_message = None;
         let mut command_failed = false;
@@ -342,14 +406,21 @@ impl AgentOutcome {
                 },
                 "task.setvariable" => match cmd.property("variable") {
                     Some(name) => {
-                        let flag = |key: &str| cmd.property(key).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                        let flag = |key: &str| {
+                            cmd.property(key)
+                                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+                        };
                         let secret = flag("issecret");
                         if secret && cmd.data.contains(['\n', '\r']) {
                             command_failed = true;
                         }
                         variables.insert(
                             name.to_owned(),
-                            SetVariable { value: cmd.data.clone(), secret, output: flag("isoutput") },
+                            SetVariable {
+                                value: cmd.data.clone(),
+                                secret,
+                                output: flag("isoutput"),
+                            },
                         );
                     }
                     None => command_failed = true,
@@ -393,12 +464,18 @@ impl AgentOutcome {
     }
 
     /// The commands with a given name.
-    pub fn commands_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a AgentCommand> + 'a {
+    pub fn commands_named<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a AgentCommand> + 'a {
         self.commands.iter().filter(move |c| c.name == name)
     }
 
     /// stdout and stderr for a failure message.
     pub fn transcript(&self) -> String {
-        format!("exit code {:?}, result {:?}\n--- stdout\n{}\n--- stderr\n{}", self.exit_code, self.result, self.stdout, self.stderr)
+        format!(
+            "exit code {:?}, result {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.exit_code, self.result, self.stdout, self.stderr
+        )
     }
 }

@@ -25,7 +25,11 @@ pub struct Leak {
 
 impl std::fmt::Display for Leak {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "secret #{} ({}) found in {}", self.secret, self.form, self.location)
+        write!(
+            f,
+            "secret #{} ({}) found in {}",
+            self.secret, self.form, self.location
+        )
     }
 }
 
@@ -53,7 +57,11 @@ impl LeakDetector {
                     continue;
                 }
                 for (form, encoded) in encodings(&part) {
-                    let label = if form.is_empty() { name.clone() } else { format!("{form} of {name}") };
+                    let label = if form.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{form} of {name}")
+                    };
                     if !needles.iter().any(|(i, _, n)| *i == index && *n == encoded) {
                         needles.push((index, label, encoded));
                     }
@@ -77,7 +85,9 @@ impl LeakDetector {
                 let mut views = vec![line.to_owned()];
                 if let Some(cmd) = parse_command(line) {
                     let secret_variable = cmd.name == "task.setvariable"
-                        && cmd.property("issecret").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                        && cmd
+                            .property("issecret")
+                            .is_some_and(|v| v.eq_ignore_ascii_case("true"));
                     if cmd.name == "task.setsecret" || secret_variable {
                         continue;
                     }
@@ -96,7 +106,11 @@ impl LeakDetector {
     pub fn scan_file(&self, path: &Path) -> Vec<Leak> {
         let mut leaks = Vec::new();
         if let Ok(bytes) = std::fs::read(path) {
-            self.search(&String::from_utf8_lossy(&bytes), &path.display().to_string(), &mut leaks);
+            self.search(
+                &String::from_utf8_lossy(&bytes),
+                &path.display().to_string(),
+                &mut leaks,
+            );
         }
         leaks
     }
@@ -122,10 +136,18 @@ impl LeakDetector {
         leaks
     }
 
+    /// Records at most one leak per secret and place (one form often contains another, as base64
+    /// with padding contains base64 without).
     fn search(&self, haystack: &str, location: &str, leaks: &mut Vec<Leak>) {
+        let mut reported: Vec<usize> = Vec::new();
         for (secret, form, needle) in &self.needles {
-            if haystack.contains(needle.as_str()) {
-                leaks.push(Leak { secret: *secret, form: form.clone(), location: location.to_owned() });
+            if !reported.contains(secret) && haystack.contains(needle.as_str()) {
+                reported.push(*secret);
+                leaks.push(Leak {
+                    secret: *secret,
+                    form: form.clone(),
+                    location: location.to_owned(),
+                });
             }
         }
     }
@@ -135,7 +157,9 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(current) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&current) else { continue };
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             match entry.file_type() {
@@ -164,7 +188,10 @@ fn encodings(value: &str) -> Vec<(&'static str, String)> {
     push("base64url without padding", URL_SAFE_NO_PAD.encode(value));
     push("URL encoding", url_encode(value, false));
     push("URL encoding (lower-case hex)", url_encode(value, true));
-    push("form encoding", url_encode(value, false).replace("%20", "+"));
+    push(
+        "form encoding",
+        url_encode(value, false).replace("%20", "+"),
+    );
     forms
 }
 
@@ -191,7 +218,11 @@ mod tests {
         let detector = LeakDetector::new(["first-line\nsecond/line"]);
         let mut leaks = Vec::new();
         detector.search("x second/line y", "a", &mut leaks);
-        detector.search(&base64::engine::general_purpose::STANDARD.encode("first-line"), "b", &mut leaks);
+        detector.search(
+            &base64::engine::general_purpose::STANDARD.encode("first-line"),
+            "b",
+            &mut leaks,
+        );
         detector.search("token=second%2Fline", "c", &mut leaks);
         detector.search("nothing here: first-lin", "d", &mut leaks);
         let locations: Vec<&str> = leaks.iter().map(|l| l.location.as_str()).collect();

@@ -8,7 +8,10 @@ use std::sync::OnceLock;
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(Path::to_path_buf).unwrap_or_else(|| manifest.to_path_buf())
+    manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| manifest.to_path_buf())
 }
 
 /// The Node entry point the agent runs.
@@ -23,11 +26,16 @@ pub fn task_json() -> PathBuf {
 
 /// The bundled example app's release configuration.
 pub fn example_config() -> PathBuf {
-    workspace().join("examples").join("python-webapp").join("release.yml")
+    workspace()
+        .join("examples")
+        .join("python-webapp")
+        .join("release.yml")
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
 }
 
 /// The `slot-release` binary: `SLOT_RELEASE_BIN` when set, else `target/debug/slot-release`, built with
@@ -41,7 +49,11 @@ pub fn slot_release_binary() -> Result<PathBuf, String> {
     }
     BUILT
         .get_or_init(|| {
-            let exe = if cfg!(windows) { "slot-release.exe" } else { "slot-release" };
+            let exe = if cfg!(windows) {
+                "slot-release.exe"
+            } else {
+                "slot-release"
+            };
             let path = target_dir().join("debug").join(exe);
             if path.is_file() {
                 return Ok(path);
@@ -55,12 +67,18 @@ pub fn slot_release_binary() -> Result<PathBuf, String> {
             if !status.success() {
                 return Err(format!("cargo build -p slot-release failed: {status}"));
             }
-            if path.is_file() { Ok(path) } else { Err(format!("{} was not built", path.display())) }
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(format!("{} was not built", path.display()))
+            }
         })
         .clone()
 }
 
 /// `node`, or `NODE` when set.
 pub fn node() -> PathBuf {
-    std::env::var_os("NODE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("node"))
+    std::env::var_os("NODE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("node"))
 }

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use slot_release_emulator::{ConnectionKind, Emulator, EmulatorOptions, SecretString, Seed, SeedSecret};
+use slot_release_emulator::{
+    ConnectionKind, Emulator, EmulatorOptions, SecretString, Seed, SeedSecret,
+};
 
 use crate::agent::AgentRun;
 use crate::paths;
@@ -31,12 +33,15 @@ impl World {
     pub async fn start() -> Result<World, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let sources = dir.path().join("s");
-        copy_dir(&paths::workspace().join("examples/python-webapp"), &sources).map_err(|e| format!("copy example: {e}"))?;
+        copy_dir(&paths::workspace().join("examples/python-webapp"), &sources)
+            .map_err(|e| format!("copy example: {e}"))?;
         let mut seed = Seed::sample();
         for sub in &mut seed.subscriptions {
             for rg in &mut sub.resource_groups {
                 for vault in &mut rg.vaults {
-                    vault.secrets.retain(|s| s.name != "api-key" && s.name != "db-password");
+                    vault
+                        .secrets
+                        .retain(|s| s.name != "api-key" && s.name != "db-password");
                     vault.secrets.push(secret("api-key", API_KEY));
                     vault.secrets.push(secret("db-password", DB_PASSWORD));
                 }
@@ -51,7 +56,12 @@ impl World {
         let emulator = Emulator::start(EmulatorOptions::new(seed, dir.path().join("emulator")))
             .await
             .map_err(|e| format!("emulator: {e}"))?;
-        Ok(World { emulator, dir, sources, connection_id })
+        Ok(World {
+            emulator,
+            dir,
+            sources,
+            connection_id,
+        })
     }
 
     /// The release configuration in the sources copy (an absolute path, as the agent roots filePath inputs).
@@ -65,15 +75,25 @@ impl World {
         let binary = paths::slot_release_binary()?;
         let mut run = AgentRun::new(paths::entry_point(), &self.sources)
             .env("SLOT_RELEASE_BINARY", &binary.display().to_string())
-            .env("AGENT_CAINFO", &self.emulator.ca_path().display().to_string())
-            .env("BUILD_BUILDNUMBER", "20261122.1")
+            .env(
+                "AGENT_CAINFO",
+                &self.emulator.ca_path().display().to_string(),
+            )
+            .env("BUILD_BUILDNUMBER", "20261122-1")
             .env("BUILD_BUILDID", "4242")
             .input("command", command)
             .input("azureSubscription", &self.connection_id)
             .input("configFile", &self.config().display().to_string())
-            .envs(self.emulator.service_connection_env(&ConnectionKind::WorkloadIdentityFederation));
+            .envs(
+                self.emulator
+                    .service_connection_env(&ConnectionKind::WorkloadIdentityFederation),
+            );
         let token = self.emulator.seed().system_access_token.expose().to_owned();
-        run = run.access_token(&token).secret(API_KEY).secret(DB_PASSWORD).secret("emulator-client-secret");
+        run = run
+            .access_token(&token)
+            .secret(API_KEY)
+            .secret(DB_PASSWORD)
+            .secret("emulator-client-secret");
         Ok(run)
     }
 

@@ -15,14 +15,16 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 fn task_folder(root: &Path, binary_script: Option<&str>) -> PathBuf {
     let task = root.join("task");
     std::fs::create_dir_all(&task).unwrap_or_else(|e| panic!("mkdir: {e}"));
-    std::fs::copy(paths::entry_point(), task.join("index.js")).unwrap_or_else(|e| panic!("copy index.js: {e}"));
+    std::fs::copy(paths::entry_point(), task.join("index.js"))
+        .unwrap_or_else(|e| panic!("copy index.js: {e}"));
     if let Some(script) = binary_script {
         let bin = task.join("bin").join(host_platform());
         std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("mkdir: {e}"));
         let exe = bin.join("slot-release");
         std::fs::write(&exe, script).unwrap_or_else(|e| panic!("write: {e}"));
         // As tfx leaves it: no execute bit.
-        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o644)).unwrap_or_else(|e| panic!("chmod: {e}"));
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o644))
+            .unwrap_or_else(|e| panic!("chmod: {e}"));
     }
     task.join("index.js")
 }
@@ -45,7 +47,8 @@ fn host_platform() -> String {
 fn script(dir: &Path, body: &str) -> PathBuf {
     let path = dir.join("fake-slot-release");
     std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap_or_else(|e| panic!("write: {e}"));
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap_or_else(|e| panic!("chmod: {e}"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod: {e}"));
     path
 }
 
@@ -53,12 +56,18 @@ fn script(dir: &Path, body: &str) -> PathBuf {
 fn missing_binary_fails_with_a_clear_message_and_exit_zero() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let entry = task_folder(dir.path(), None);
-    let outcome = AgentRun::new(entry, dir.path()).input("command", "validate").run(TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let outcome = AgentRun::new(entry, dir.path())
+        .input("command", "validate")
+        .run(TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(outcome.exit_code, Some(0), "{}", outcome.transcript());
     assert_eq!(outcome.result, AgentResult::Failed);
     let message = outcome.complete_message.clone().unwrap_or_default();
     assert!(message.contains("binary is missing"), "{message}");
-    assert!(message.contains(&format!("bin/{}/slot-release", host_platform())), "{message}");
+    assert!(
+        message.contains(&format!("bin/{}/slot-release", host_platform())),
+        "{message}"
+    );
 }
 
 #[test]
@@ -67,7 +76,11 @@ fn unsupported_platform_fails_with_a_clear_message() {
     let entry = task_folder(dir.path(), Some("#!/bin/sh\nexit 0\n"));
     // The entry point reads process.platform; a preload makes node report a platform without a build.
     let preload = dir.path().join("aix.js");
-    std::fs::write(&preload, "Object.defineProperty(process, 'platform', { value: 'aix' });\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        &preload,
+        "Object.defineProperty(process, 'platform', { value: 'aix' });\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let outcome = AgentRun::new(entry, dir.path())
         .node_arg("--require")
         .node_arg(&preload.display().to_string())
@@ -76,8 +89,14 @@ fn unsupported_platform_fails_with_a_clear_message() {
     assert_eq!(outcome.exit_code, Some(0), "{}", outcome.transcript());
     assert_eq!(outcome.result, AgentResult::Failed);
     let message = outcome.complete_message.clone().unwrap_or_default();
-    assert!(message.contains("does not support this agent's platform (aix-"), "{message}");
-    assert!(message.contains("linux-x64, linux-arm64, win-x64, osx-x64, osx-arm64"), "{message}");
+    assert!(
+        message.contains("does not support this agent's platform (aix-"),
+        "{message}"
+    );
+    assert!(
+        message.contains("linux-x64, linux-arm64, win-x64, osx-x64, osx-arm64"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -97,10 +116,18 @@ fn restores_the_execute_bit_and_passes_environment_and_streams() {
         .run(TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(outcome.exit_code, Some(0), "{}", outcome.transcript());
-    assert_eq!(outcome.variables.get("Seen").map(|v| v.value.as_str()), Some("plan|https://management.emulator.test/|0"));
+    assert_eq!(
+        outcome.variables.get("Seen").map(|v| v.value.as_str()),
+        Some("plan|https://management.emulator.test/|0")
+    );
     assert_eq!(outcome.result, AgentResult::SucceededWithIssues);
-    let exe = entry.with_file_name("bin").join(host_platform()).join("slot-release");
-    let mode = std::fs::metadata(&exe).map(|m| m.permissions().mode() & 0o777).unwrap_or_default();
+    let exe = entry
+        .with_file_name("bin")
+        .join(host_platform())
+        .join("slot-release");
+    let mode = std::fs::metadata(&exe)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or_default();
     assert_eq!(mode, 0o755);
 }
 
@@ -115,14 +142,33 @@ fn exit_codes_follow_the_child() {
             .unwrap_or_else(|e| panic!("{e}"))
     };
     let ok = run("echo done");
-    assert_eq!((ok.exit_code, ok.result), (Some(0), AgentResult::Succeeded), "{}", ok.transcript());
+    assert_eq!(
+        (ok.exit_code, ok.result),
+        (Some(0), AgentResult::Succeeded),
+        "{}",
+        ok.transcript()
+    );
     // A non-zero exit fails the step even after a successful task.complete.
     let crash = run("echo '##vso[task.complete result=Succeeded;]'; exit 3");
-    assert_eq!((crash.exit_code, crash.result), (Some(3), AgentResult::Failed), "{}", crash.transcript());
+    assert_eq!(
+        (crash.exit_code, crash.result),
+        (Some(3), AgentResult::Failed),
+        "{}",
+        crash.transcript()
+    );
     // Death by a signal becomes a non-zero exit of node.
     let killed = run("kill -KILL $$");
-    assert_eq!((killed.exit_code, killed.result), (Some(128 + 9), AgentResult::Failed), "{}", killed.transcript());
-    assert!(killed.stderr.contains("stopped by SIGKILL"), "{}", killed.transcript());
+    assert_eq!(
+        (killed.exit_code, killed.result),
+        (Some(128 + 9), AgentResult::Failed),
+        "{}",
+        killed.transcript()
+    );
+    assert!(
+        killed.stderr.contains("stopped by SIGKILL"),
+        "{}",
+        killed.transcript()
+    );
 }
 
 #[test]
@@ -139,9 +185,15 @@ fn sigint_is_forwarded_to_the_binary() {
     assert!(task.wait_for_output("ready", TIMEOUT));
     let outcome = task.cancel().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(outcome.exit_code, Some(0), "{}", outcome.transcript());
-    assert_eq!(outcome.complete_message.as_deref(), Some("canceled by SIGINT"));
+    assert_eq!(
+        outcome.complete_message.as_deref(),
+        Some("canceled by SIGINT")
+    );
     assert_eq!(outcome.result, AgentResult::Canceled);
-    assert!(outcome.elapsed < Duration::from_secs(7), "SIGINT alone should have stopped it");
+    assert!(
+        outcome.elapsed < Duration::from_secs(7),
+        "SIGINT alone should have stopped it"
+    );
 }
 
 #[test]
@@ -157,7 +209,12 @@ fn sigterm_follows_after_the_agents_grace_period() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(task.wait_for_output("ready", TIMEOUT));
     let outcome = task.cancel().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(outcome.complete_message.as_deref(), Some("terminated"), "{}", outcome.transcript());
+    assert_eq!(
+        outcome.complete_message.as_deref(),
+        Some("terminated"),
+        "{}",
+        outcome.transcript()
+    );
     assert!(!outcome.killed);
     assert!(outcome.elapsed >= slot_release_tests::agent::SIGINT_TIMEOUT);
 }

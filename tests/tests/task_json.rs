@@ -7,7 +7,8 @@ use serde_json::Value;
 use slot_release_tests::paths;
 
 fn load(path: &std::path::Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
@@ -18,10 +19,18 @@ fn task() -> Value {
 #[test]
 fn task_json_validates_against_tasks_schema() {
     let schema = load(&paths::workspace().join("tests/schemas/tasks.schema.json"));
-    let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("schema does not compile: {e}"));
+    let validator = jsonschema::validator_for(&schema)
+        .unwrap_or_else(|e| panic!("schema does not compile: {e}"));
     let task = task();
-    let errors: Vec<String> = validator.iter_errors(&task).map(|e| format!("{e} at {}", e.instance_path())).collect();
-    assert!(errors.is_empty(), "task.json fails tasks.schema.json:\n{}", errors.join("\n"));
+    let errors: Vec<String> = validator
+        .iter_errors(&task)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "task.json fails tasks.schema.json:\n{}",
+        errors.join("\n")
+    );
 
     // The check has teeth: a string boolean, which real tasks get wrong, is rejected.
     let mut broken = task.clone();
@@ -35,19 +44,41 @@ fn identity_version_and_handlers() {
     assert_eq!(task["name"], "SlotRelease");
     assert_eq!(task["category"], "Deploy");
     let friendly = task["friendlyName"].as_str().unwrap_or_default();
-    assert!((1..=40).contains(&friendly.chars().count()), "tfx wants a friendlyName of 1-40 characters");
+    assert!(
+        (1..=40).contains(&friendly.chars().count()),
+        "tfx wants a friendlyName of 1-40 characters"
+    );
     assert_eq!(task["version"]["Major"], 1);
-    let workspace_major = env!("CARGO_PKG_VERSION").split('.').next().unwrap_or_default();
-    assert_eq!(task["version"]["Major"].to_string(), workspace_major, "task major version follows the workspace");
-    let handlers: BTreeSet<&str> = task["execution"].as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+    let workspace_major = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .next()
+        .unwrap_or_default();
+    assert_eq!(
+        task["version"]["Major"].to_string(),
+        workspace_major,
+        "task major version follows the workspace"
+    );
+    let handlers: BTreeSet<&str> = task["execution"]
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
     assert_eq!(handlers, BTreeSet::from(["Node20_1", "Node24"]));
     for handler in &handlers {
-        let target = task["execution"][handler]["target"].as_str().unwrap_or_default();
-        assert!(paths::workspace().join("task").join(target).is_file(), "{handler} target {target} is not in task/");
+        let target = task["execution"][handler]["target"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            paths::workspace().join("task").join(target).is_file(),
+            "{handler} target {target} is not in task/"
+        );
     }
     // Node20_1 needs agent 4.248.0; with both handlers an agent without Node24 falls back to Node20_1.
     assert_eq!(task["minimumAgentVersion"], "4.248.0");
-    assert!(task["instanceNameFormat"].as_str().is_some_and(|f| f.contains("$(command)")));
+    assert!(
+        task["instanceNameFormat"]
+            .as_str()
+            .is_some_and(|f| f.contains("$(command)"))
+    );
 }
 
 #[test]
@@ -55,37 +86,79 @@ fn inputs_match_what_the_binary_reads() {
     let task = task();
     let inputs = task["inputs"].as_array().cloned().unwrap_or_default();
     let names: Vec<&str> = inputs.iter().filter_map(|i| i["name"].as_str()).collect();
-    for required in ["azureSubscription", "command", "configFile", "environment", "releaseRecordPath"] {
+    for required in [
+        "azureSubscription",
+        "command",
+        "configFile",
+        "environment",
+        "releaseRecordPath",
+    ] {
         assert!(names.contains(&required), "input {required} missing");
     }
-    let unique: BTreeSet<&str> = names.iter().map(|n| *n).collect();
+    let unique: BTreeSet<&str> = names.iter().copied().collect();
     assert_eq!(unique.len(), names.len(), "input names repeat");
-    let by_name = |name: &str| inputs.iter().find(|i| i["name"] == name).cloned().unwrap_or_default();
-    assert_eq!(by_name("azureSubscription")["type"], "connectedService:AzureRM");
+    let by_name = |name: &str| {
+        inputs
+            .iter()
+            .find(|i| i["name"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        by_name("azureSubscription")["type"],
+        "connectedService:AzureRM"
+    );
     assert_eq!(by_name("configFile")["type"], "filePath");
     let command = by_name("command");
-    let commands: BTreeSet<&str> = command["options"].as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+    let commands: BTreeSet<&str> = command["options"]
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
     assert_eq!(
         commands,
-        BTreeSet::from(["validate", "plan", "build", "staging", "production", "rollback", "release", "rehearse"])
+        BTreeSet::from([
+            "validate",
+            "plan",
+            "build",
+            "staging",
+            "production",
+            "rollback",
+            "release",
+            "rehearse"
+        ])
     );
 
     // Every group exists, and every visible rule names an input that exists.
-    let groups: BTreeSet<&str> = task["groups"].as_array().map(|g| g.iter().filter_map(|g| g["name"].as_str()).collect()).unwrap_or_default();
+    let groups: BTreeSet<&str> = task["groups"]
+        .as_array()
+        .map(|g| g.iter().filter_map(|g| g["name"].as_str()).collect())
+        .unwrap_or_default();
     for input in &inputs {
         if let Some(group) = input["groupName"].as_str() {
-            assert!(groups.contains(group), "group {group} of {} is not declared", input["name"]);
+            assert!(
+                groups.contains(group),
+                "group {group} of {} is not declared",
+                input["name"]
+            );
         }
         if let Some(rule) = input["visibleRule"].as_str() {
             for clause in rule.split("&&").flat_map(|c| c.split("||")) {
                 let subject = clause.split_whitespace().next().unwrap_or_default();
-                assert!(unique.contains(subject), "visibleRule of {} names unknown input {subject}", input["name"]);
+                assert!(
+                    unique.contains(subject),
+                    "visibleRule of {} names unknown input {subject}",
+                    input["name"]
+                );
             }
         }
         if let Some(options) = input["options"].as_object()
             && let Some(default) = input["defaultValue"].as_str()
         {
-            assert!(options.contains_key(default), "default {default} of {} is not an option", input["name"]);
+            assert!(
+                options.contains_key(default),
+                "default {default} of {} is not an option",
+                input["name"]
+            );
         }
     }
 }
@@ -93,10 +166,29 @@ fn inputs_match_what_the_binary_reads() {
 #[test]
 fn outputs_are_declared_and_settable() {
     let task = task();
-    let outputs: Vec<&str> = task["outputVariables"].as_array().map(|o| o.iter().filter_map(|v| v["name"].as_str()).collect()).unwrap_or_default();
-    assert_eq!(outputs, ["ReleaseId", "AppUrl", "Slot", "PreviousImageTag", "PlanJsonPath", "Result"]);
-    let allowed: Vec<&str> = task["restrictions"]["settableVariables"]["allowed"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
-    assert_eq!(allowed, outputs, "the task may set exactly its output variables");
+    let outputs: Vec<&str> = task["outputVariables"]
+        .as_array()
+        .map(|o| o.iter().filter_map(|v| v["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        outputs,
+        [
+            "ReleaseId",
+            "AppUrl",
+            "Slot",
+            "PreviousImageTag",
+            "PlanJsonPath",
+            "Result"
+        ]
+    );
+    let allowed: Vec<&str> = task["restrictions"]["settableVariables"]["allowed"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        allowed, outputs,
+        "the task may set exactly its output variables"
+    );
     // Restricted command mode would block task.uploadsummary and artifact.upload, which the task uses.
     assert!(task["restrictions"].get("commands").is_none());
 }

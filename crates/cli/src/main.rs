@@ -15,7 +15,9 @@ use slot_release_engine::rehearse::{self, FailAt};
 use slot_release_engine::release::{self, LoadRequest};
 use slot_release_engine::stages::{self, Command, StageOptions, Unfinished};
 use slot_release_engine::state::LiveState;
-use slot_release_pipelines::{AgentEnv, Issue, Log, OutputMode, Summary, TaskResult, VariableOptions};
+use slot_release_pipelines::{
+    AgentEnv, Issue, Log, OutputMode, Summary, TaskResult, VariableOptions,
+};
 use tokio_util::sync::CancellationToken;
 
 /// Release web apps to Azure App Service through deployment slots.
@@ -161,7 +163,10 @@ fn main() -> ExitCode {
             };
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -193,16 +198,23 @@ fn parse() -> Result<Cli, clap::Error> {
     if let Some(env) = inputs.get("environment").filter(|e| !e.is_empty()) {
         argv.extend(["--environment".to_owned(), env.to_owned()]);
     }
-    let runs = ["build", "staging", "production", "rollback", "release", "rehearse"];
-    if runs.contains(&command.as_str()) {
-        if let Some(record) = inputs.get("releaseRecordPath").filter(|r| !r.is_empty()) {
-            argv.extend(["--record".to_owned(), record.to_owned()]);
-        }
+    let runs = [
+        "build",
+        "staging",
+        "production",
+        "rollback",
+        "release",
+        "rehearse",
+    ];
+    if runs.contains(&command.as_str())
+        && let Some(record) = inputs.get("releaseRecordPath").filter(|r| !r.is_empty())
+    {
+        argv.extend(["--record".to_owned(), record.to_owned()]);
     }
-    if command == "rehearse" {
-        if let Some(fail_at) = inputs.get("rehearseFailAt").filter(|f| !f.is_empty()) {
-            argv.extend(["--fail-at".to_owned(), fail_at.to_owned()]);
-        }
+    if command == "rehearse"
+        && let Some(fail_at) = inputs.get("rehearseFailAt").filter(|f| !f.is_empty())
+    {
+        argv.extend(["--fail-at".to_owned(), fail_at.to_owned()]);
     }
     Cli::try_parse_from(argv)
 }
@@ -299,7 +311,12 @@ async fn wait_signal() -> std::io::Result<()> {
 }
 
 /// Loads the config; diagnostics go to the log (as located issues in a pipeline).
-fn load(common: &Common, connection: Option<&Connection>, syntax_only: bool, log: &Log) -> Result<release::LoadedRelease> {
+fn load(
+    common: &Common,
+    connection: Option<&Connection>,
+    syntax_only: bool,
+    log: &Log,
+) -> Result<release::LoadedRelease> {
     let request = LoadRequest {
         release_id: connection.and_then(|c| c.release_id.clone()),
         syntax_only,
@@ -382,7 +399,9 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
         Some(path) => LiveState::from_file(path)?,
         None => {
             let port = connect(&args.connection, &loaded)?;
-            port.read_state(&slots(&loaded)).await.context("cannot read the live state")?
+            port.read_state(&slots(&loaded))
+                .await
+                .context("cannot read the live state")?
         }
     };
     let plan = plan::compute(PlanInput {
@@ -402,7 +421,10 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
     }
     if log.mode() == OutputMode::Pipeline {
         let agent = AgentEnv::from_env();
-        let dir = agent.temp_dir().unwrap_or_else(std::env::temp_dir).join("slot-release");
+        let dir = agent
+            .temp_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("slot-release");
         std::fs::create_dir_all(&dir)?;
         let json_path = dir.join(format!("plan-{stage}.json"));
         std::fs::write(&json_path, plan.to_json())?;
@@ -427,7 +449,12 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
 }
 
 fn slots(loaded: &release::LoadedRelease) -> Vec<String> {
-    let mut slots: Vec<String> = loaded.spec.environments.values().map(|e| e.slot.clone()).collect();
+    let mut slots: Vec<String> = loaded
+        .spec
+        .environments
+        .values()
+        .map(|e| e.slot.clone())
+        .collect();
     if let Some(p) = &loaded.spec.production {
         slots.push(p.source_slot.clone());
     }
@@ -436,7 +463,12 @@ fn slots(loaded: &release::LoadedRelease) -> Vec<String> {
     slots
 }
 
-async fn run_cmd(command: Command, args: &RunArgs, log: &Log, cancel: CancellationToken) -> Result<ExitCode> {
+async fn run_cmd(
+    command: Command,
+    args: &RunArgs,
+    log: &Log,
+    cancel: CancellationToken,
+) -> Result<ExitCode> {
     let loaded = load(&args.common, Some(&args.connection), false, log)?;
     let agent = AgentEnv::from_env();
     if agent.is_pull_request() {
@@ -478,7 +510,13 @@ async fn run_cmd(command: Command, args: &RunArgs, log: &Log, cancel: Cancellati
         cancel,
     };
     let record = stages::run(&ctx, &loaded.spec, &opts).await;
-    report(log, &record, args.record.as_deref(), &work_dir, args.common.json)?;
+    report(
+        log,
+        &record,
+        args.record.as_deref(),
+        &work_dir,
+        args.common.json,
+    )?;
     Ok(if record.succeeded() {
         ExitCode::SUCCESS
     } else {
@@ -494,7 +532,13 @@ fn config_dir(config: &Path) -> PathBuf {
 }
 
 /// The summary, the record, and in a pipeline the output variables and the run summary.
-fn report(log: &Log, record: &stages::ReleaseRecord, record_path: Option<&Path>, work_dir: &Path, json: bool) -> Result<()> {
+fn report(
+    log: &Log,
+    record: &stages::ReleaseRecord,
+    record_path: Option<&Path>,
+    work_dir: &Path,
+    json: bool,
+) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(record)?);
     } else {
@@ -516,12 +560,19 @@ fn report(log: &Log, record: &stages::ReleaseRecord, record_path: Option<&Path>,
             .and_then(|p| p.environment.clone())
             .unwrap_or_default();
         stages::set_outputs(log, record, &slot, Some(&plan_path))?;
-        log.write_summary(&work_dir.join("summary.md"), &stages::summary_markdown(record))?;
+        log.write_summary(
+            &work_dir.join("summary.md"),
+            &stages::summary_markdown(record),
+        )?;
     }
     Ok(())
 }
 
-async fn rehearse_cmd(args: &RehearseArgs, log: &Log, cancel: CancellationToken) -> Result<ExitCode> {
+async fn rehearse_cmd(
+    args: &RehearseArgs,
+    log: &Log,
+    cancel: CancellationToken,
+) -> Result<ExitCode> {
     let loaded = load(&args.common, None, false, log)?;
     let temp;
     let work_dir = match &args.work_dir {
@@ -537,7 +588,13 @@ async fn rehearse_cmd(args: &RehearseArgs, log: &Log, cancel: CancellationToken)
         fail_at: args.fail_at,
     };
     let outcome = rehearse::run(&loaded, &options, log, cancel).await?;
-    report(log, &outcome.record, args.record.as_deref(), &work_dir, args.common.json)?;
+    report(
+        log,
+        &outcome.record,
+        args.record.as_deref(),
+        &work_dir,
+        args.common.json,
+    )?;
     log.info(&outcome.story);
     Ok(if outcome.as_expected {
         ExitCode::SUCCESS

@@ -8,7 +8,7 @@ use serde_json::Value;
 use crate::ConfigError;
 use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
 use crate::load::{Place, VariableMode, at_position};
-use crate::model::{AppKind, HealthCheck, Hook, HookLocation, ReleaseConfig};
+use crate::model::{AppKind, HealthCheck, Hook, HookLocation, ReleaseConfig, RollbackMode};
 use crate::source::{Position, SourceMap, join_index, join_key, parent};
 use crate::vars::{self, Piece, VariableSource};
 
@@ -50,6 +50,12 @@ impl Checker<'_> {
     fn error(&mut self, path: &str, code: &'static str, message: String, help: String) {
         let located = self.source.locate(path);
         self.push(Severity::Error, located, path, code, message, help);
+    }
+
+    /// Something that deserves attention but does not stop the release.
+    fn warning(&mut self, path: &str, code: &'static str, message: String, help: String) {
+        let located = self.source.locate(path);
+        self.push(Severity::Warning, located, path, code, message, help);
     }
 
     /// An error about the key at `path` (a field that should not be there).
@@ -294,6 +300,16 @@ fn check_stages(config: &ReleaseConfig, c: &mut Checker<'_>) {
         );
     }
 
+    if production.rollback == RollbackMode::Manual && config.stages.rollback.is_none() {
+        c.warning(
+            "stages.production.rollback",
+            "manual-rollback-without-stage",
+            "rollback is manual but no `rollback` stage is configured".into(),
+            "add `stages.rollback` so that a failed release can be rolled back by running the \
+             rollback stage"
+                .into(),
+        );
+    }
     if let Some(rollback) = &config.stages.rollback {
         known_environment(
             config,

@@ -214,3 +214,47 @@ fn settings_take_numbers_as_written_and_the_schema_agrees() {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
 }
+
+#[test]
+fn manual_rollback_without_a_rollback_stage_is_a_warning_only() {
+    let text = std::fs::read_to_string(repo("crates/config/tests/broken/unknown-field.yml"))
+        .expect("readable")
+        .replace("  rooot: .", "  root: .")
+        .replace(
+            "    sourceSlot: staging\n",
+            "    sourceSlot: staging\n    rollback: manual\n",
+        );
+    let loaded = slot_release_config::load_str("manual.yml", &text, &LoadOptions::default())
+        .unwrap_or_else(|problems| panic!("{problems}"));
+    let found: Vec<_> = loaded
+        .warnings
+        .iter()
+        .map(|d| (d.severity, d.code, d.line, d.column))
+        .collect();
+    assert_eq!(
+        found,
+        [(
+            slot_release_config::Severity::Warning,
+            "manual-rollback-without-stage",
+            24,
+            15
+        )],
+        "{}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn a_missing_file_is_one_diagnostic_without_a_position() {
+    let problems = match load_file(Path::new("no/such/release.yml"), &LoadOptions::default()) {
+        Ok(_) => panic!("a missing file loaded"),
+        Err(problems) => problems,
+    };
+    let found: Vec<_> = problems
+        .iter()
+        .map(|d| (d.code, d.line, d.column))
+        .collect();
+    assert_eq!(found, [("file-unreadable", 0, 0)]);
+    let rendered = problems.to_string();
+    assert!(rendered.contains("--> no/such/release.yml\n"), "{rendered}");
+}

@@ -15,7 +15,10 @@ use std::time::Instant;
 use slot_release_engine::package::{BuildInfo, BuildOptions, PackageSpec, build_package};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.first().map(String::as_str) == Some("--child") {
         child(&args[1..]);
         return;
@@ -42,17 +45,25 @@ fn main() {
     let contenders: Vec<(&str, Vec<String>, Option<PathBuf>)> = vec![
         (
             "cat > /dev/null (read only)",
-            sh(&format!("cd '{root_s}' && find . -type f -print0 | xargs -0 cat > /dev/null")),
+            sh(&format!(
+                "cd '{root_s}' && find . -type f -print0 | xargs -0 cat > /dev/null"
+            )),
             None,
         ),
         (
             "zip -r -q (Info-ZIP, level 6)",
-            sh(&format!("cd '{root_s}' && zip -r -q '{}' .", out.join("info.zip").display())),
+            sh(&format!(
+                "cd '{root_s}' && zip -r -q '{}' .",
+                out.join("info.zip").display()
+            )),
             Some(out.join("info.zip")),
         ),
         (
             "tar | gzip -6",
-            sh(&format!("cd '{root_s}' && tar -cf - . | gzip -6 > '{}'", out.join("tree.tar.gz").display())),
+            sh(&format!(
+                "cd '{root_s}' && tar -cf - . | gzip -6 > '{}'",
+                out.join("tree.tar.gz").display()
+            )),
             Some(out.join("tree.tar.gz")),
         ),
         (
@@ -79,13 +90,20 @@ fn main() {
         ),
     ];
 
-    println!("{:<32} {:>9} {:>12} {:>13}", "contender", "time (s)", "size (MiB)", "peak RSS (MB)");
+    println!(
+        "{:<32} {:>9} {:>12} {:>13}",
+        "contender", "time (s)", "size (MiB)", "peak RSS (MB)"
+    );
     for (name, command, output) in contenders {
         let (seconds, rss_kb) = timed(&command, &work.path().join("time.txt"));
-        let size = output
-            .and_then(|p| fs::metadata(p).ok())
-            .map_or_else(|| "-".to_owned(), |m| format!("{:.1}", m.len() as f64 / 1048576.0));
-        println!("{name:<32} {seconds:>9.2} {size:>12} {:>13.1}", rss_kb as f64 / 1000.0);
+        let size = output.and_then(|p| fs::metadata(p).ok()).map_or_else(
+            || "-".to_owned(),
+            |m| format!("{:.1}", m.len() as f64 / 1048576.0),
+        );
+        println!(
+            "{name:<32} {seconds:>9.2} {size:>12} {:>13.1}",
+            rss_kb as f64 / 1000.0
+        );
     }
 }
 
@@ -106,7 +124,10 @@ fn timed(command: &[String], report: &Path) -> (f64, u64) {
     assert!(status.success(), "{command:?} failed");
     let text = fs::read_to_string(report).expect("time report");
     let mut parts = text.split_whitespace();
-    let seconds = parts.next().and_then(|s| s.parse().ok()).unwrap_or(f64::NAN);
+    let seconds = parts
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(f64::NAN);
     let rss = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
     (seconds, rss)
 }
@@ -127,7 +148,8 @@ fn child(args: &[String]) {
         build_id: "bench".into(),
         created_from: "benchmark".into(),
     };
-    let built = build_package(&PackageSpec::new(root), &info, Path::new(out), &opts).expect("package builds");
+    let built = build_package(&PackageSpec::new(root), &info, Path::new(out), &opts)
+        .expect("package builds");
     assert!(built.size > 0);
 }
 
@@ -149,7 +171,9 @@ fn generate(root: &Path, files: u64, total: u64) -> u64 {
         let size = per_file / 2 + next() % per_file.max(1);
         let mut data = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         if i % 2 == 0 {
-            let words = ["release", "slot", "swap", "health", "package", "journal", "deploy", "\n"];
+            let words = [
+                "release", "slot", "swap", "health", "package", "journal", "deploy", "\n",
+            ];
             while (data.len() as u64) < size {
                 data.extend_from_slice(words[(next() % 8) as usize].as_bytes());
                 data.push(b' ');

@@ -2,13 +2,16 @@
 //! through a [`RemoteCommand`] (Kudu), with output streamed to the log, captured for the release record,
 //! timeouts, cancellation, and the `undo` of hooks already run when one fails.
 //!
-//! Undo rules (see `docs/packaging.md` for the user-facing text):
+//! Undo rules:
 //! - only hooks that completed successfully are undone; the failed hook's own `undo` is not run, because its
 //!   effect is unknown;
 //! - undo runs newest first and stops at the first hook without `undo` (a point of no return): undoing what
 //!   came before an irreversible change could break it; the hooks left are reported;
 //! - undo stops at the first failing undo command, for the same reason;
 //! - on cancellation nothing new starts, undo included; the report says what ran so `rollback` can finish.
+//!
+//! An agent hook runs in its own process group; when it exits, anything it left running in that group is
+//! killed, and output still held open by such leftovers is read for at most `drain_grace`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -190,7 +193,11 @@ impl std::fmt::Display for HookOutcome {
             Self::Succeeded => f.write_str("succeeded"),
             Self::Failed { exit_code: Some(c) } => write!(f, "failed with exit code {c}"),
             Self::Failed { exit_code: None } => f.write_str("killed by a signal"),
-            Self::TimedOut { after_ms } => write!(f, "timed out after {} s", after_ms / 1000),
+            Self::TimedOut { after_ms } => write!(
+                f,
+                "timed out after {}",
+                humantime::format_duration(Duration::from_millis(*after_ms))
+            ),
             Self::Cancelled => f.write_str("cancelled"),
             Self::Error { message } => write!(f, "could not run: {message}"),
         }
@@ -510,9 +517,14 @@ impl HookRunner {
             ("sh", "-c")
         };
         let mut cmd = tokio::process::Command::new(program);
-        cmd.arg(flag)
-            .arg(command)
-            .current_dir(&self.config.working_dir)
+        cmd.arg(flag);
+        // cmd.exe does not parse arguments with the C runtime's quoting rules, so the command line is
+        // passed as written instead of being quoted as one argument.
+        #[cfg(windows)]
+        cmd.raw_arg(command);
+        #[cfg(not(windows))]
+        cmd.arg(command);
+        cmd.current_dir(&self.config.working_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -606,7 +618,11 @@ impl HookRunner {
                 Ok(None) | Err(_) => lines_open = false,
             }
         }
-        kill_group(pid, Signal::Kill);
+        // Whatever the hook left running in its group would outlive the step; it goes too. Only on Unix:
+        // there the group id cannot be reused while any member lives, while a Windows pid can be.
+        if cfg!(unix) {
+            kill_group(pid, Signal::Kill);
+        }
         for reader in readers {
             reader.abort();
         }

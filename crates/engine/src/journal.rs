@@ -199,10 +199,11 @@ impl JournalTags {
 
     /// Takes the lock for `owner`, or says who holds it. An expired lock is taken over.
     pub fn try_lock(&mut self, owner: &str, now_unix: i64, ttl_secs: i64) -> Result<(), Lock> {
-        if let Some(lock) = &self.lock {
-            if lock.owner != owner && lock.expires_unix > now_unix {
-                return Err(lock.clone());
-            }
+        if let Some(lock) = &self.lock
+            && lock.owner != owner
+            && lock.expires_unix > now_unix
+        {
+            return Err(lock.clone());
         }
         self.lock = Some(Lock {
             owner: owner.to_owned(),
@@ -263,13 +264,18 @@ mod tests {
             previous_image: Some("contoso.azurecr.io/web:1".into()),
             ..JournalTags::default()
         };
-        journal.slots.insert("production".into(), "20261121.1".into());
+        journal
+            .slots
+            .insert("production".into(), "20261121.1".into());
         journal.slots.insert("staging".into(), "20261122.4".into());
         journal.try_lock("run-1@agent", 1_000, 600).unwrap();
         let mut tags = BTreeMap::from([("owner".to_owned(), "web-team".to_owned())]);
         journal.apply_to(&mut tags);
         assert_eq!(tags["owner"], "web-team");
-        assert_eq!(tags["slotrelease.slots"], "production=20261121.1,staging=20261122.4");
+        assert_eq!(
+            tags["slotrelease.slots"],
+            "production=20261121.1,staging=20261122.4"
+        );
         assert_eq!(JournalTags::from_tags(&tags), journal);
     }
 
@@ -280,7 +286,10 @@ mod tests {
         let held = journal.try_lock("run-2", 1_200, 600).unwrap_err();
         assert_eq!(held.owner, "run-1");
         journal.try_lock("run-2", 1_601, 600).unwrap();
-        assert_eq!(journal.lock.as_ref().map(|l| l.owner.as_str()), Some("run-2"));
+        assert_eq!(
+            journal.lock.as_ref().map(|l| l.owner.as_str()),
+            Some("run-2")
+        );
     }
 
     #[test]

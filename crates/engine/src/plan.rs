@@ -369,14 +369,24 @@ impl Action {
             Action::CreateSlot { slot } => format!("create slot {slot}"),
             Action::PullSecrets { vault, secrets } => {
                 let names: Vec<&str> = secrets.iter().map(|s| s.secret.as_str()).collect();
-                format!("pull {} secret(s) from {vault}: {}", names.len(), names.join(", "))
+                format!(
+                    "pull {} secret(s) from {vault}: {}",
+                    names.len(),
+                    names.join(", ")
+                )
             }
             Action::SetSettings { slot, changes } => {
                 format!("set {} setting(s) on {slot}", changes.len())
             }
-            Action::SetStartupCommand { slot, before, after } => format!(
+            Action::SetStartupCommand {
+                slot,
+                before,
+                after,
+            } => format!(
                 "set startup command on {slot}: {} -> {after:?}",
-                before.as_deref().map_or("(none)".into(), |b| format!("{b:?}"))
+                before
+                    .as_deref()
+                    .map_or("(none)".into(), |b| format!("{b:?}"))
             ),
             Action::SetStack {
                 slot,
@@ -484,7 +494,10 @@ fn render_steps(out: &mut String, steps: &[Step]) {
         let _ = writeln!(out, "      why: {}", step.reason);
         if let Action::SetSettings { changes, .. } = &step.action {
             for c in changes {
-                let before = c.before.as_ref().map_or("(unset)".into(), |b| b.to_string());
+                let before = c
+                    .before
+                    .as_ref()
+                    .map_or("(unset)".into(), |b| b.to_string());
                 let sticky = if c.becomes_sticky { " [sticky]" } else { "" };
                 let _ = writeln!(out, "      {}: {before} -> {}{sticky}", c.name, c.after);
             }
@@ -704,7 +717,10 @@ fn settings_changes(
         let vault = env.vault.as_deref().unwrap_or("vault");
         match secret.delivery {
             SecretDelivery::KeyVaultReference => {
-                wanted.insert(setting, Shown::Plain(key_vault_reference(vault, &secret.secret)));
+                wanted.insert(
+                    setting,
+                    Shown::Plain(key_vault_reference(vault, &secret.secret)),
+                );
             }
             SecretDelivery::Value => {
                 wanted.insert(setting, Shown::Secret(format!("{vault}/{}", secret.secret)));
@@ -887,7 +903,8 @@ fn plan_staging(
         },
         "production will verify the slot holds this release before swapping",
     ));
-    plan.steps.push(step(Action::ReleaseLock, "the stage is done"));
+    plan.steps
+        .push(step(Action::ReleaseLock, "the stage is done"));
 
     push_undos(
         &staging.hooks,
@@ -940,7 +957,13 @@ fn push_undos(hooks: &[crate::spec::HookSpec], steps: &mut Vec<Step>, reason: &s
 }
 
 /// Startup command and image changes for a slot, only where they differ.
-fn push_site_changes(spec: &ReleaseSpec, state: &LiveState, slot: &str, plan: &mut Plan, why: &str) {
+fn push_site_changes(
+    spec: &ReleaseSpec,
+    state: &LiveState,
+    slot: &str,
+    plan: &mut Plan,
+    why: &str,
+) {
     let live = state.slot(slot);
     match &spec.app.kind {
         AppKind::Code { .. } => {
@@ -1007,7 +1030,8 @@ fn plan_production(
             if matches!(spec.app.kind, AppKind::Container { .. }) {
                 "no staging slot: the image is set on production directly".to_owned()
             } else {
-                "a code app is released through a slot; set stages.production.from to a slot".to_owned()
+                "a code app is released through a slot; set stages.production.from to a slot"
+                    .to_owned()
             },
         ));
     } else {
@@ -1031,21 +1055,6 @@ fn plan_production(
                 )
             },
         ));
-        if production.strategy == Strategy::SwapWithPreview {
-            let linux = state
-                .slot(PRODUCTION)
-                .and_then(|s| s.linux_fx_version.as_deref())
-                .is_some_and(|fx| !fx.is_empty());
-            plan.preflight.push(check(
-                "swap-with-preview",
-                !linux,
-                if linux {
-                    "App Service does not support swap with preview on Linux or container apps; use strategy: swap".to_owned()
-                } else {
-                    "swap with preview is supported for this app".to_owned()
-                },
-            ));
-        }
     }
 
     plan.steps.push(step(
@@ -1121,7 +1130,8 @@ fn plan_production(
         },
         "the release becomes the last known-good one",
     ));
-    plan.steps.push(step(Action::ReleaseLock, "the stage is done"));
+    plan.steps
+        .push(step(Action::ReleaseLock, "the stage is done"));
 
     match production.rollback {
         RollbackMode::Automatic => {
@@ -1284,7 +1294,12 @@ fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, p
         ));
         return;
     }
-    if let Some(health) = spec.rollback.as_ref().and_then(|r| r.health.as_ref()).or(spec.production.as_ref().and_then(|p| p.health.as_ref())) {
+    if let Some(health) = spec
+        .rollback
+        .as_ref()
+        .and_then(|r| r.health.as_ref())
+        .or(spec.production.as_ref().and_then(|p| p.health.as_ref()))
+    {
         steps.push(step(
             Action::HealthGate {
                 slot: PRODUCTION.to_owned(),

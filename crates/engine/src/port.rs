@@ -64,19 +64,21 @@ pub enum PortError {
     Azure {
         /// What was being done.
         operation: String,
-        /// The client's error.
-        source: az::AzureError,
+        /// The client's error (boxed: it is large and failures are rare).
+        source: Box<az::AzureError>,
     },
     /// The service connection could not be read or used.
     #[error("cannot use service connection `{connection}`")]
     Connection {
         /// The connection id.
         connection: String,
-        /// Why.
-        source: az::AzureError,
+        /// Why (boxed: it is large and failures are rare).
+        source: Box<az::AzureError>,
     },
     /// Neither the config nor the service connection names a subscription.
-    #[error("no subscription: set app.subscription in release.yml or use a service connection scoped to one")]
+    #[error(
+        "no subscription: set app.subscription in release.yml or use a service connection scoped to one"
+    )]
     NoSubscription,
     /// The run has no Azure connection (the build stage).
     #[error("cannot {0}: this run has no Azure connection")]
@@ -133,8 +135,12 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         cancel: &CancellationToken,
     ) -> Result<CommandResult, PortError>;
     /// Swaps `source` into `target` and waits.
-    async fn swap(&self, source: &str, target: &str, cancel: &CancellationToken)
-    -> Result<(), PortError>;
+    async fn swap(
+        &self,
+        source: &str,
+        target: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), PortError>;
     /// Swap with preview, phase one.
     async fn apply_slot_config(
         &self,
@@ -173,7 +179,7 @@ pub fn connect(
 ) -> Result<AzurePort, PortError> {
     let failed = |source| PortError::Connection {
         connection: connection_id.to_owned(),
-        source,
+        source: Box::new(source),
     };
     let connection = az::ServiceConnection::from_agent_env(connection_id, env).map_err(failed)?;
     let subscription = app
@@ -203,10 +209,17 @@ pub struct AzurePort {
 
 impl AzurePort {
     /// A port for one app.
-    pub fn new(azure: az::Azure, subscription: &str, resource_group: &str, name: &str) -> Result<Self, PortError> {
-        let app_ref = az::AppRef::new(subscription, resource_group, name).map_err(|source| PortError::Azure {
-            operation: format!("address app {name}"),
-            source,
+    pub fn new(
+        azure: az::Azure,
+        subscription: &str,
+        resource_group: &str,
+        name: &str,
+    ) -> Result<Self, PortError> {
+        let app_ref = az::AppRef::new(subscription, resource_group, name).map_err(|source| {
+            PortError::Azure {
+                operation: format!("address app {name}"),
+                source: Box::new(source),
+            }
         })?;
         let app = azure.web_app(&app_ref);
         Ok(AzurePort {
@@ -234,7 +247,10 @@ impl AzurePort {
 
 fn azure_err(operation: impl Into<String>) -> impl FnOnce(az::AzureError) -> PortError {
     let operation = operation.into();
-    move |source| PortError::Azure { operation, source }
+    move |source| PortError::Azure {
+        operation,
+        source: Box::new(source),
+    }
 }
 
 /// The release a slot holds, from its newest active deployment record written by the engine.
@@ -251,7 +267,12 @@ impl Port for AzurePort {
     async fn read_state(&self, slots: &[String]) -> Result<LiveState, PortError> {
         let mut state = LiveState::default();
         let mut names: Vec<&str> = vec![PRODUCTION];
-        names.extend(slots.iter().map(String::as_str).filter(|s| *s != PRODUCTION));
+        names.extend(
+            slots
+                .iter()
+                .map(String::as_str)
+                .filter(|s| *s != PRODUCTION),
+        );
         for name in names {
             let slot = Self::slot(name)?;
             let info = match self.app.get_slot(&slot).await {
@@ -303,7 +324,10 @@ impl Port for AzurePort {
 
     async fn create_slot(&self, slot: &str, cancel: &CancellationToken) -> Result<(), PortError> {
         self.app
-            .create_slot(&Self::slot(slot)?, &Self::wait(cancel, Duration::from_secs(600)))
+            .create_slot(
+                &Self::slot(slot)?,
+                &Self::wait(cancel, Duration::from_secs(600)),
+            )
             .await
             .map(drop)
             .map_err(azure_err(format!("create slot {slot}")))
@@ -537,7 +561,11 @@ impl Port for Offline {
     async fn create_slot(&self, _: &str, _: &CancellationToken) -> Result<(), PortError> {
         self.refuse("create a slot")
     }
-    async fn set_settings(&self, _: &str, _: &BTreeMap<String, SettingValue>) -> Result<(), PortError> {
+    async fn set_settings(
+        &self,
+        _: &str,
+        _: &BTreeMap<String, SettingValue>,
+    ) -> Result<(), PortError> {
         self.refuse("set settings")
     }
     async fn add_sticky(&self, _: &BTreeSet<String>) -> Result<(), PortError> {
@@ -546,16 +574,33 @@ impl Port for Offline {
     async fn set_site(&self, _: &str, _: &SiteChange) -> Result<(), PortError> {
         self.refuse("change site config")
     }
-    async fn deploy_zip(&self, _: &str, _: &Path, _: &str, _: &CancellationToken) -> Result<(), PortError> {
+    async fn deploy_zip(
+        &self,
+        _: &str,
+        _: &Path,
+        _: &str,
+        _: &CancellationToken,
+    ) -> Result<(), PortError> {
         self.refuse("deploy")
     }
-    async fn run_command(&self, _: &str, _: &str, _: Duration, _: &CancellationToken) -> Result<CommandResult, PortError> {
+    async fn run_command(
+        &self,
+        _: &str,
+        _: &str,
+        _: Duration,
+        _: &CancellationToken,
+    ) -> Result<CommandResult, PortError> {
         self.refuse("run a command")
     }
     async fn swap(&self, _: &str, _: &str, _: &CancellationToken) -> Result<(), PortError> {
         self.refuse("swap")
     }
-    async fn apply_slot_config(&self, _: &str, _: &str, _: &CancellationToken) -> Result<(), PortError> {
+    async fn apply_slot_config(
+        &self,
+        _: &str,
+        _: &str,
+        _: &CancellationToken,
+    ) -> Result<(), PortError> {
         self.refuse("apply slot config")
     }
     async fn reset_slot_config(&self, _: &str) -> Result<(), PortError> {
@@ -567,7 +612,11 @@ impl Port for Offline {
     async fn put_record(&self, _: &str, _: &str, _: &DeploymentRecord) -> Result<(), PortError> {
         self.refuse("write a deployment record")
     }
-    async fn get_secrets(&self, _: &str, _: &[String]) -> Result<BTreeMap<String, SecretValue>, PortError> {
+    async fn get_secrets(
+        &self,
+        _: &str,
+        _: &[String],
+    ) -> Result<BTreeMap<String, SecretValue>, PortError> {
         self.refuse("read secrets")
     }
     fn slot_url(&self, _: &str) -> Result<url::Url, PortError> {

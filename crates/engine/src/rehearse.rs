@@ -136,7 +136,9 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
         last_known_good: Some(PREVIOUS.to_owned()),
         ..crate::journal::JournalTags::default()
     };
-    journal.slots.insert(PRODUCTION.to_owned(), PREVIOUS.to_owned());
+    journal
+        .slots
+        .insert(PRODUCTION.to_owned(), PREVIOUS.to_owned());
     journal.apply_to(&mut production.tags);
     match &spec.app.kind {
         AppKind::Code { .. } => {
@@ -262,7 +264,7 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 /// The example pins the schema its code needs (`REQUIRED_SCHEMA_VERSION` in `settings.py`); the previous
 /// release needs one less, which is what lets a migration run before the swap while production keeps
 /// serving. For apps without such a pin the previous release is the package unchanged.
-fn prepare_previous(root: &Path, dir: &Path) -> Result<(), RehearseError> {
+pub fn prepare_previous(root: &Path, dir: &Path) -> Result<(), RehearseError> {
     let failed = |source| RehearseError::Prepare {
         path: dir.to_path_buf(),
         source,
@@ -301,7 +303,10 @@ pub async fn run(
         }
         AppKind::Container { .. } => None,
     };
-    let mut emulator_opts = EmulatorOptions::new(seed(spec, previous.as_deref()), opts.work_dir.join("emulator"));
+    let mut emulator_opts = EmulatorOptions::new(
+        seed(spec, previous.as_deref()),
+        opts.work_dir.join("emulator"),
+    );
     if let AppKind::Container { repository, .. } = &spec.app.kind {
         // Stand-in for the image: a tiny health-answering server.
         emulator_opts.images.push(emu::ImageMapping {
@@ -317,9 +322,15 @@ pub async fn run(
         emulator.port(),
         spec.app.name
     ));
-    let mut env: BTreeMap<String, String> = emulator.service_connection_env_for(CONNECTION).into_iter().collect();
+    let mut env: BTreeMap<String, String> = emulator
+        .service_connection_env_for(CONNECTION)
+        .into_iter()
+        .collect();
     // The emulator's CA reaches the client the way an agent's extra CA does.
-    env.insert("AGENT_CAINFO".to_owned(), emulator.ca_path().display().to_string());
+    env.insert(
+        "AGENT_CAINFO".to_owned(),
+        emulator.ca_path().display().to_string(),
+    );
     let lookup = |name: &str| env.get(name).cloned();
     let port: Arc<dyn Port> = Arc::new(port::connect(CONNECTION, &lookup, &spec.app)?);
 
@@ -363,14 +374,16 @@ pub async fn run(
     };
     let record = stages::run(&ctx, spec, &stage_opts).await;
     let production_healthy = production_healthy(spec, port.as_ref()).await;
-    let served = emulator
-        .snapshot()
-        .slot(&app, PRODUCTION)
-        .and_then(|s| s.app_settings.get("RELEASE_VERSION").cloned())
-        .unwrap_or_default();
+    let served = record
+        .slots
+        .get(PRODUCTION)
+        .cloned()
+        .unwrap_or_else(|| "unknown".to_owned());
     let as_expected = match opts.fail_at {
         FailAt::None => record.succeeded() && production_healthy,
-        _ => matches!(record.result, RunResult::Failed | RunResult::RolledBack) && production_healthy,
+        _ => {
+            matches!(record.result, RunResult::Failed | RunResult::RolledBack) && production_healthy
+        }
     };
     let story = story(opts.fail_at, &record, production_healthy, &served);
     emulator.shutdown().await;
@@ -383,7 +396,7 @@ pub async fn run(
 }
 
 /// Runs the undo of the hooks that have one, so shared state (a database) is as the previous release left it.
-async fn prepare_shared_state(
+pub async fn prepare_shared_state(
     spec: &ReleaseSpec,
     port: &dyn Port,
     config_dir: &Path,
@@ -429,10 +442,10 @@ async fn production_healthy(spec: &ReleaseSpec, port: &dyn Port) -> bool {
     };
     let client = port.http();
     for _ in 0..5 {
-        if let Ok(rsp) = client.get(url.clone()).send().await {
-            if rsp.status().is_success() {
-                return true;
-            }
+        if let Ok(rsp) = client.get(url.clone()).send().await
+            && rsp.status().is_success()
+        {
+            return true;
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }

@@ -66,9 +66,18 @@ pub fn release_id(request: &LoadRequest) -> String {
         .variables
         .get("BUILD_BUILDNUMBER")
         .cloned()
-        .or_else(|| std::env::var("BUILD_BUILDNUMBER").ok().filter(|v| !v.is_empty()))
+        .or_else(|| {
+            std::env::var("BUILD_BUILDNUMBER")
+                .ok()
+                .filter(|v| !v.is_empty())
+        })
         .or_else(|| request.release_id.clone())
-        .unwrap_or_else(|| format!("local-{}", cfg::vars::utc_timestamp(std::time::SystemTime::now())))
+        .unwrap_or_else(|| {
+            format!(
+                "local-{}",
+                cfg::vars::utc_timestamp(std::time::SystemTime::now())
+            )
+        })
 }
 
 /// Loads and validates the config, resolving variables unless `syntax_only`.
@@ -84,7 +93,10 @@ pub fn load(path: &Path, request: &LoadRequest) -> Result<LoadedRelease, Diagnos
         }))
     };
     let loaded = cfg::load_file(path, &LoadOptions { variables })?;
-    let base = path.parent().unwrap_or(Path::new("."));
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let spec = spec::from_config(&loaded.config, base);
     Ok(LoadedRelease {
         path: path.to_path_buf(),

@@ -272,12 +272,21 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
             tag: image.tag.clone(),
         },
         (_, package, _) => AppKind::Code {
-            root: base.join(package.as_ref().map_or(".", |p| p.root.as_str())),
-            exclude: package.as_ref().map(|p| p.exclude.clone()).unwrap_or_default(),
+            root: match package.as_ref().map_or(".", |p| p.root.as_str()) {
+                "." | "" => base.to_path_buf(),
+                root => base.join(root),
+            },
+            exclude: package
+                .as_ref()
+                .map(|p| p.exclude.clone())
+                .unwrap_or_default(),
         },
     };
     let needs_startup_command = matches!(kind, AppKind::Code { .. })
-        && app.stack.as_deref().is_some_and(stack_needs_startup_command);
+        && app
+            .stack
+            .as_deref()
+            .is_some_and(stack_needs_startup_command);
     let environments = config
         .environments
         .iter()

@@ -5,6 +5,10 @@
 //! runs. On failure the plan's `on_failure` steps run, but only those that apply to what actually happened
 //! (a swap back only after a swap, undo only of the hooks that completed).
 
+// A failure carries the whole error into the release record; failures are rare and short-lived, so the
+// size of the `Err` variant costs nothing measurable and boxing would only add noise at every call site.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -366,7 +370,8 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
                 stage_record.result = result;
                 record.result = result;
                 record.error = chain(&err);
-                ctx.log.error(&format!("{} stage: {}", stage, record.error.join(": ")));
+                ctx.log
+                    .error(&format!("{} stage: {}", stage, record.error.join(": ")));
                 record.stages.push(stage_record);
                 break;
             }
@@ -459,15 +464,12 @@ impl Exec<'_> {
         }
         let release = journal.release.clone().unwrap_or_default();
         match self.opts.unfinished {
-            Unfinished::Refuse => Err((
-                RunResult::Failed,
-                StageError::Unfinished { release, phase },
-            )),
+            Unfinished::Refuse => {
+                Err((RunResult::Failed, StageError::Unfinished { release, phase }))
+            }
             Unfinished::Rollback => Ok(true),
             Unfinished::Resume => {
-                let production_holds = state
-                    .slot(PRODUCTION)
-                    .and_then(|s| s.release.as_deref())
+                let production_holds = state.slot(PRODUCTION).and_then(|s| s.release.as_deref())
                     == Some(release.as_str());
                 let settled = match phase {
                     Phase::Staging | Phase::Deployed => Phase::Failed,
@@ -558,10 +560,7 @@ impl Exec<'_> {
             .map(|c| format!("{}: {}", c.name, c.detail))
             .collect();
         if !problems.is_empty() {
-            return Err((
-                RunResult::Failed,
-                StageError::Preflight { stage, problems },
-            ));
+            return Err((RunResult::Failed, StageError::Preflight { stage, problems }));
         }
         for step in &plan.steps {
             if self.ctx.cancel.is_cancelled() {
@@ -641,10 +640,7 @@ impl Exec<'_> {
             if !applies {
                 continue;
             }
-            if matches!(
-                step.action,
-                Action::Swap { .. } | Action::SetImage { .. }
-            ) {
+            if matches!(step.action, Action::Swap { .. } | Action::SetImage { .. }) {
                 result = RunResult::RolledBack;
             }
             // A failure while recovering is logged and recovery goes on: every remaining step still helps.
@@ -659,8 +655,9 @@ impl Exec<'_> {
 
     /// Cancellation: record where the release stopped and give the lock back, within the grace period.
     async fn abandon(&mut self) {
-        self.log()
-            .warning("Cancelled: no further steps start; the journal records where the release stopped");
+        self.log().warning(
+            "Cancelled: no further steps start; the journal records where the release stopped",
+        );
         if self.lock_held {
             self.journal.lock = None;
             let _ = self.write_tags().await;
@@ -709,12 +706,16 @@ impl Exec<'_> {
         let staging_slot = self.staging_slot();
         match phase {
             Phase::Deployed | Phase::Staged => {
-                self.journal.slots.insert(staging_slot.clone(), release.clone());
+                self.journal
+                    .slots
+                    .insert(staging_slot.clone(), release.clone());
             }
             Phase::Swapped => {
                 if let Some(p) = &self.spec.production {
                     if p.source_slot == PRODUCTION {
-                        self.journal.slots.insert(PRODUCTION.to_owned(), release.clone());
+                        self.journal
+                            .slots
+                            .insert(PRODUCTION.to_owned(), release.clone());
                     } else {
                         self.journal.swap(&p.source_slot, PRODUCTION);
                     }
@@ -728,12 +729,13 @@ impl Exec<'_> {
                     if let Some(lkg) = self.journal.last_known_good.clone() {
                         self.journal.slots.insert(PRODUCTION.to_owned(), lkg);
                     }
-                    if let Some(p) = &self.spec.production {
-                        if p.source_slot != PRODUCTION && self.image_set.is_none() {
-                            self.journal.swap(&p.source_slot, PRODUCTION);
-                            if let Some(lkg) = self.journal.last_known_good.clone() {
-                                self.journal.slots.insert(PRODUCTION.to_owned(), lkg);
-                            }
+                    if let Some(p) = &self.spec.production
+                        && p.source_slot != PRODUCTION
+                        && self.image_set.is_none()
+                    {
+                        self.journal.swap(&p.source_slot, PRODUCTION);
+                        if let Some(lkg) = self.journal.last_known_good.clone() {
+                            self.journal.slots.insert(PRODUCTION.to_owned(), lkg);
                         }
                     }
                 } else if let Some(p) = &self.spec.production {
@@ -758,7 +760,9 @@ impl Exec<'_> {
             .map_err(port_err("write the journal"))?;
         // The full record goes with the content it describes: the deployment history of the slot.
         let record_slot = match phase {
-            Phase::Deployed | Phase::Staged | Phase::Failed if self.stage.stage == Stage::Staging => {
+            Phase::Deployed | Phase::Staged | Phase::Failed
+                if self.stage.stage == Stage::Staging =>
+            {
                 Some(staging_slot)
             }
             Phase::Released => Some(PRODUCTION.to_owned()),
@@ -863,13 +867,17 @@ impl Exec<'_> {
         let cancel = self.ctx.cancel.clone();
         match action {
             Action::AcquireLock => {
-                let state = port.read_state(&[]).await.map_err(port_err("read the lock"))?;
+                let state = port
+                    .read_state(&[])
+                    .await
+                    .map_err(port_err("read the lock"))?;
                 let live = JournalTags::from_tags(&state.tags);
                 self.journal.lock = live.lock;
-                if let Err(held) =
-                    self.journal
-                        .try_lock(&self.opts.release_id, now_unix(), self.opts.lock_ttl.as_secs() as i64)
-                {
+                if let Err(held) = self.journal.try_lock(
+                    &self.opts.release_id,
+                    now_unix(),
+                    self.opts.lock_ttl.as_secs() as i64,
+                ) {
                     return Err((
                         RunResult::Failed,
                         StageError::Locked {
@@ -884,7 +892,9 @@ impl Exec<'_> {
             }
             Action::ReleaseLock => {
                 self.journal.lock = None;
-                self.write_tags().await.map_err(port_err("release the lock"))?;
+                self.write_tags()
+                    .await
+                    .map_err(port_err("release the lock"))?;
                 self.lock_held = false;
             }
             Action::WriteJournal { phase } => self.write_journal(*phase).await?,
@@ -922,7 +932,9 @@ impl Exec<'_> {
                                     ..VariableOptions::default()
                                 },
                             )
-                            .map_err(|source| (RunResult::Failed, StageError::Variable { source }))?;
+                            .map_err(|source| {
+                                (RunResult::Failed, StageError::Variable { source })
+                            })?;
                     }
                     self.secrets.insert(pull.setting.clone(), value);
                 }
@@ -987,7 +999,10 @@ impl Exec<'_> {
                 before,
                 after,
             } => {
-                if slot == PRODUCTION && self.stage.stage != Stage::Rollback && self.image_set.is_none() {
+                if slot == PRODUCTION
+                    && self.stage.stage != Stage::Rollback
+                    && self.image_set.is_none()
+                {
                     self.journal.previous_image = before.clone();
                 }
                 self.image_set = Some(after.clone());
@@ -1016,9 +1031,14 @@ impl Exec<'_> {
                 let Some(package) = self.package.clone() else {
                     return Ok(());
                 };
-                port.deploy_zip(slot, &package, &format!("slot-release {}", self.opts.release_id), &cancel)
-                    .await
-                    .map_err(port_err("deploy the package"))?;
+                port.deploy_zip(
+                    slot,
+                    &package,
+                    &format!("slot-release {}", self.opts.release_id),
+                    &cancel,
+                )
+                .await
+                .map_err(port_err("deploy the package"))?;
             }
             Action::RunHook { name, .. } => {
                 let Some(hook) = self.find_hook(name) else {
@@ -1082,7 +1102,8 @@ impl Exec<'_> {
             Action::HealthGate { slot, probe } => {
                 let target = self.target(slot)?;
                 let client = port.http();
-                let outcome = health::gate(&client, &target, &Self::check(probe), &cancel, self.log()).await;
+                let outcome =
+                    health::gate(&client, &target, &Self::check(probe), &cancel, self.log()).await;
                 match outcome {
                     Ok(report) => self.stage.health.push(HealthRecord {
                         kind: "gate".into(),
@@ -1187,8 +1208,10 @@ impl Exec<'_> {
         let info = package::BuildInfo {
             version: self.opts.release_id.clone(),
             commit: std::env::var("BUILD_SOURCEVERSION").ok(),
-            build_id: std::env::var("BUILD_BUILDID").unwrap_or_else(|_| self.opts.release_id.clone()),
-            created_from: std::env::var("BUILD_REPOSITORY_NAME").unwrap_or_else(|_| "local build".to_owned()),
+            build_id: std::env::var("BUILD_BUILDID")
+                .unwrap_or_else(|_| self.opts.release_id.clone()),
+            created_from: std::env::var("BUILD_REPOSITORY_NAME")
+                .unwrap_or_else(|_| "local build".to_owned()),
         };
         let options = package::BuildOptions {
             progress: Some(self.log().clone()),
@@ -1234,7 +1257,11 @@ impl RemoteCommand for SlotCommand {
         if cancel.is_cancelled() {
             return Err(hooks::RemoteCommandError::Cancelled);
         }
-        match self.port.run_command(&self.slot, command, timeout, cancel).await {
+        match self
+            .port
+            .run_command(&self.slot, command, timeout, cancel)
+            .await
+        {
             Ok(out) => Ok(hooks::RemoteOutput {
                 exit_code: i32::try_from(out.exit_code).unwrap_or(-1),
                 stdout: out.output,
@@ -1325,7 +1352,11 @@ pub fn summary_markdown(record: &ReleaseRecord) -> Summary {
     let mut summary = Summary::new();
     summary.heading(
         2,
-        &format!("Slot Release {}: {}", record.release_id, record.result.as_str()),
+        &format!(
+            "Slot Release {}: {}",
+            record.release_id,
+            record.result.as_str()
+        ),
     );
     let rows: Vec<Vec<String>> = record
         .stages
@@ -1337,7 +1368,14 @@ pub fn summary_markdown(record: &ReleaseRecord) -> Summary {
                 s.steps.len().to_string(),
                 s.health
                     .iter()
-                    .map(|h| format!("{} {} {}", h.kind, h.slot, if h.passed { "passed" } else { "failed" }))
+                    .map(|h| {
+                        format!(
+                            "{} {} {}",
+                            h.kind,
+                            h.slot,
+                            if h.passed { "passed" } else { "failed" }
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", "),
             ]
@@ -1359,7 +1397,12 @@ pub fn summary_markdown(record: &ReleaseRecord) -> Summary {
 }
 
 /// Sets the task's output variables from a record.
-pub fn set_outputs(log: &Log, record: &ReleaseRecord, slot: &str, plan_json: Option<&Path>) -> Result<(), slot_release_pipelines::Error> {
+pub fn set_outputs(
+    log: &Log,
+    record: &ReleaseRecord,
+    slot: &str,
+    plan_json: Option<&Path>,
+) -> Result<(), slot_release_pipelines::Error> {
     let output = VariableOptions {
         output: true,
         ..VariableOptions::default()

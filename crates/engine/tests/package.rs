@@ -448,12 +448,31 @@ fn fifos_and_sockets_are_refused() {
     assert!(err.to_string().contains("FIFO"));
     fs::remove_file(root.path().join("pipe")).unwrap();
 
-    let _listener = std::os::unix::net::UnixListener::bind(root.path().join("sock")).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(root.path().join("sock")).unwrap();
     let err = refused(root.path());
     assert!(
         matches!(err, PackageError::SpecialFile { ref path, kind } if path == "sock" && kind == "a socket"),
         "{err}"
     );
+    drop(listener);
+    fs::remove_file(root.path().join("sock")).unwrap();
+
+    // Creating a device node needs root (CAP_MKNOD); CI and the dev machines run tests as root.
+    if nix::unistd::geteuid().is_root() {
+        use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+        mknod(
+            &root.path().join("null"),
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o644),
+            makedev(1, 3),
+        )
+        .unwrap();
+        let err = refused(root.path());
+        assert!(
+            matches!(err, PackageError::SpecialFile { ref path, kind } if path == "null" && kind == "a character device"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

@@ -17,7 +17,10 @@ fn example(name: &str) -> release::LoadedRelease {
         variables: [
             ("BUILD_BUILDNUMBER", "20261122.7"),
             ("BUILD_BUILDID", "4711"),
-            ("STAGING_URL", "https://contoso-api-staging.azurewebsites.net"),
+            (
+                "STAGING_URL",
+                "https://contoso-api-staging.azurewebsites.net",
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -25,11 +28,14 @@ fn example(name: &str) -> release::LoadedRelease {
         syntax_only: false,
     };
     let path = root().join("examples").join(name).join("release.yml");
-    release::load(&path, &request).unwrap_or_else(|d| panic!("{} does not load:\n{d}", path.display()))
+    release::load(&path, &request)
+        .unwrap_or_else(|d| panic!("{} does not load:\n{d}", path.display()))
 }
 
 fn state(name: &str) -> LiveState {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     LiveState::from_file(&path).unwrap()
 }
 
@@ -66,11 +72,15 @@ fn python_webapp_plans_for_each_stage() {
     for (name, stage, state_file) in cases {
         let plan = plan_for(&loaded, stage, &state(state_file));
         // The package root is an absolute path on this machine; the snapshot shows it relative.
-        let text = plan.render().replace(&root().display().to_string(), "<repo>");
+        let text = plan
+            .render()
+            .replace(&root().display().to_string(), "<repo>");
         settings(name).bind(|| {
             insta::assert_snapshot!("python_webapp_plan", text);
         });
-        let json = plan.to_json().replace(&root().display().to_string(), "<repo>");
+        let json = plan
+            .to_json()
+            .replace(&root().display().to_string(), "<repo>");
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         settings(name).bind(|| {
             insta::assert_json_snapshot!("python_webapp_plan_json", value);
@@ -92,7 +102,12 @@ fn container_app_production_plan() {
         Action::SetImage { after, .. } => Some(after.clone()),
         _ => None,
     });
-    assert_eq!(set_image, None, "the staging slot already runs tag 4711: {}", staging.render());
+    assert_eq!(
+        set_image,
+        None,
+        "the staging slot already runs tag 4711: {}",
+        staging.render()
+    );
     let production = plan_for(&loaded, Stage::Production, &state);
     settings("container-production").bind(|| {
         insta::assert_snapshot!("container_app_plan", production.render());
@@ -102,15 +117,24 @@ fn container_app_production_plan() {
 #[test]
 fn secret_values_never_appear_in_a_plan() {
     let loaded = example("python-webapp");
-    for (stage, file) in [(Stage::Staging, "before-first-release.json"), (Stage::Production, "staged.json")] {
+    for (stage, file) in [
+        (Stage::Staging, "before-first-release.json"),
+        (Stage::Production, "staged.json"),
+    ] {
         let plan = plan_for(&loaded, stage, &state(file));
         let json = plan.to_json();
         let text = plan.render();
         for value in ["previous-value-not-shown", "staging-value-not-shown"] {
-            assert!(!json.contains(value) && !text.contains(value), "{value} leaked into the {stage} plan");
+            assert!(
+                !json.contains(value) && !text.contains(value),
+                "{value} leaked into the {stage} plan"
+            );
         }
         let secret_change = plan.steps.iter().find_map(|s| match &s.action {
-            Action::SetSettings { changes, .. } => changes.iter().find(|c| c.name == "DATABASE__PASSWORD").cloned(),
+            Action::SetSettings { changes, .. } => changes
+                .iter()
+                .find(|c| c.name == "DATABASE__PASSWORD")
+                .cloned(),
             _ => None,
         });
         let change = secret_change.expect("the value-delivered secret is always written");
@@ -126,7 +150,9 @@ fn only_settings_that_differ_are_planned() {
         .steps
         .iter()
         .filter_map(|s| match &s.action {
-            Action::SetSettings { changes, .. } => Some(changes.iter().map(|c| c.name.clone()).collect::<Vec<_>>()),
+            Action::SetSettings { changes, .. } => {
+                Some(changes.iter().map(|c| c.name.clone()).collect::<Vec<_>>())
+            }
             _ => None,
         })
         .flatten()
@@ -148,7 +174,8 @@ fn a_missing_startup_command_fails_preflight_before_any_change() {
 fn an_unfinished_release_is_reported_in_preflight() {
     let loaded = example("python-webapp");
     let mut live = state("staged.json");
-    live.tags.insert("slotrelease.phase".into(), "swapping".into());
+    live.tags
+        .insert("slotrelease.phase".into(), "swapping".into());
     let plan = plan_for(&loaded, Stage::Production, &live);
     let journal = plan.preflight.iter().find(|c| c.name == "journal").unwrap();
     assert!(!journal.ok);
@@ -172,15 +199,23 @@ fn rollback_is_idempotent() {
         "slotrelease.slots".into(),
         "production=20261120.1,staging=20261122.7".into(),
     );
-    live.tags.insert("slotrelease.phase".into(), "rolledBack".into());
+    live.tags
+        .insert("slotrelease.phase".into(), "rolledBack".into());
     let plan = plan_for(&loaded, Stage::Rollback, &live);
-    assert!(matches!(plan.steps.as_slice(), [step] if step.action == Action::Nothing), "{}", plan.render());
+    assert!(
+        matches!(plan.steps.as_slice(), [step] if step.action == Action::Nothing),
+        "{}",
+        plan.render()
+    );
 }
 
 #[test]
 fn plan_schema_is_up_to_date() {
     let path = root().join("docs/plan.schema.json");
-    let expected = format!("{}\n", serde_json::to_string_pretty(&plan::json_schema()).unwrap());
+    let expected = format!(
+        "{}\n",
+        serde_json::to_string_pretty(&plan::json_schema()).unwrap()
+    );
     let current = std::fs::read_to_string(&path).unwrap_or_default();
     if current != expected {
         std::fs::write(&path, &expected).unwrap();

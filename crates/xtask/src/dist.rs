@@ -9,7 +9,13 @@ use anyhow::{Context as _, bail, ensure};
 use serde_json::Value;
 
 /// Folder names for the platforms the entry point knows (`task/index.js`, `PLATFORMS`).
-pub const PLATFORMS: [&str; 5] = ["linux-x64", "linux-arm64", "win-x64", "osx-x64", "osx-arm64"];
+pub const PLATFORMS: [&str; 5] = [
+    "linux-x64",
+    "linux-arm64",
+    "win-x64",
+    "osx-x64",
+    "osx-arm64",
+];
 
 /// The largest `.vsix` Azure DevOps Server 2019 accepts (26,214,400 bytes).
 const MAX_VSIX_BYTES: u64 = 25 * 1024 * 1024;
@@ -54,7 +60,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let task_dir = out.join("task");
     let binaries = collect_binaries(args.binaries.as_deref(), &host_binary)?;
     stage_task(&root, &task_dir, version, &binaries)?;
-    println!("staged {} with {}", task_dir.display(), binaries.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>().join(", "));
+    println!(
+        "staged {} with {}",
+        task_dir.display(),
+        binaries
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 
     let ext_dir = out.join("extension");
     stage_extension(&root, &task_dir, &ext_dir, version)?;
@@ -62,14 +76,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("staged {} (no .vsix requested)", ext_dir.display());
         return Ok(());
     }
-    let vsix = build_vsix(&root, &ext_dir, &out, version, args.publisher.as_deref(), args.extension_id.as_deref())?;
-    let size = std::fs::metadata(&vsix).with_context(|| format!("cannot read {}", vsix.display()))?.len();
+    let vsix = build_vsix(
+        &root,
+        &ext_dir,
+        &out,
+        version,
+        args.publisher.as_deref(),
+        args.extension_id.as_deref(),
+    )?;
+    let size = std::fs::metadata(&vsix)
+        .with_context(|| format!("cannot read {}", vsix.display()))?
+        .len();
     ensure!(
         size <= MAX_VSIX_BYTES,
         "{} is {size} bytes, over the 25 MiB Azure DevOps Server limit; ship fewer platforms per .vsix",
         vsix.display()
     );
-    println!("built {} ({:.1} MiB)", vsix.display(), size as f64 / 1024.0 / 1024.0);
+    println!(
+        "built {} ({:.1} MiB)",
+        vsix.display(),
+        size as f64 / 1024.0 / 1024.0
+    );
     Ok(())
 }
 
@@ -81,15 +108,30 @@ fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
         .current_dir(root)
         .status()
         .context("cannot run cargo")?;
-    ensure!(status.success(), "cargo build --release -p slot-release failed ({status})");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
-    let binary = target.join("release").join(exe_name(std::env::consts::OS == "windows"));
-    ensure!(binary.is_file(), "the release build did not produce {}", binary.display());
+    ensure!(
+        status.success(),
+        "cargo build --release -p slot-release failed ({status})"
+    );
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let binary = target
+        .join("release")
+        .join(exe_name(std::env::consts::OS == "windows"));
+    ensure!(
+        binary.is_file(),
+        "the release build did not produce {}",
+        binary.display()
+    );
     Ok(binary)
 }
 
 fn exe_name(windows: bool) -> &'static str {
-    if windows { "slot-release.exe" } else { "slot-release" }
+    if windows {
+        "slot-release.exe"
+    } else {
+        "slot-release"
+    }
 }
 
 /// The host's platform folder name, if it is one the entry point supports.
@@ -106,12 +148,17 @@ pub fn host_platform() -> Option<&'static str> {
 
 /// Binaries per platform: those found in `dir`, then the host's own (which wins for its platform,
 /// being the one just built).
-pub fn collect_binaries(dir: Option<&Path>, host_binary: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
+pub fn collect_binaries(
+    dir: Option<&Path>,
+    host_binary: &Path,
+) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut found: Vec<(String, PathBuf)> = Vec::new();
     if let Some(dir) = dir {
-        let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read the binaries folder {}", dir.display()))?;
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read the binaries folder {}", dir.display()))?;
         for entry in entries {
-            let entry = entry.with_context(|| format!("cannot read the binaries folder {}", dir.display()))?;
+            let entry = entry
+                .with_context(|| format!("cannot read the binaries folder {}", dir.display()))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if !entry.path().is_dir() {
                 continue;
@@ -123,17 +170,28 @@ pub fn collect_binaries(dir: Option<&Path>, host_binary: &Path) -> anyhow::Resul
                 PLATFORMS.join(", ")
             );
             let binary = entry.path().join(exe_name(name.starts_with("win-")));
-            ensure!(binary.is_file(), "{} has no {}", entry.path().display(), exe_name(name.starts_with("win-")));
+            ensure!(
+                binary.is_file(),
+                "{} has no {}",
+                entry.path().display(),
+                exe_name(name.starts_with("win-"))
+            );
             found.push((name, binary));
         }
     }
     match host_platform() {
         Some(host) => {
-            ensure!(host_binary.is_file(), "the host binary {} does not exist", host_binary.display());
+            ensure!(
+                host_binary.is_file(),
+                "the host binary {} does not exist",
+                host_binary.display()
+            );
             found.retain(|(platform, _)| platform != host);
             found.push((host.to_owned(), host_binary.to_path_buf()));
         }
-        None => eprintln!("warning: this host's platform is not one the task supports; only --binaries are packaged"),
+        None => eprintln!(
+            "warning: this host's platform is not one the task supports; only --binaries are packaged"
+        ),
     }
     found.sort();
     ensure!(!found.is_empty(), "no binaries to package");
@@ -141,17 +199,27 @@ pub fn collect_binaries(dir: Option<&Path>, host_binary: &Path) -> anyhow::Resul
 }
 
 /// Writes the task folder: task.json (version stamped), index.js, bin/<platform>/slot-release[.exe].
-pub fn stage_task(root: &Path, task_dir: &Path, version: &str, binaries: &[(String, PathBuf)]) -> anyhow::Result<()> {
+pub fn stage_task(
+    root: &Path,
+    task_dir: &Path,
+    version: &str,
+    binaries: &[(String, PathBuf)],
+) -> anyhow::Result<()> {
     if task_dir.exists() {
         // tfx packs the folder recursively, so anything left from an earlier run would ship.
-        std::fs::remove_dir_all(task_dir).with_context(|| format!("cannot clear {}", task_dir.display()))?;
+        std::fs::remove_dir_all(task_dir)
+            .with_context(|| format!("cannot clear {}", task_dir.display()))?;
     }
-    std::fs::create_dir_all(task_dir).with_context(|| format!("cannot create {}", task_dir.display()))?;
+    std::fs::create_dir_all(task_dir)
+        .with_context(|| format!("cannot create {}", task_dir.display()))?;
     let task_json = stamp_task_json(&read_json(&root.join("task.json"))?, version)?;
     write_json(&task_dir.join("task.json"), &task_json)?;
     copy(&root.join("task/index.js"), &task_dir.join("index.js"))?;
     for (platform, binary) in binaries {
-        let dest = task_dir.join("bin").join(platform).join(exe_name(platform.starts_with("win-")));
+        let dest = task_dir
+            .join("bin")
+            .join(platform)
+            .join(exe_name(platform.starts_with("win-")));
         copy(binary, &dest)?;
     }
     Ok(())
@@ -162,27 +230,49 @@ pub fn stamp_task_json(task: &Value, version: &str) -> anyhow::Result<Value> {
     let parts: Vec<u64> = version
         .split(['.', '-', '+'])
         .take(3)
-        .map(|p| p.parse::<u64>().with_context(|| format!("version {version} is not major.minor.patch")))
+        .map(|p| {
+            p.parse::<u64>()
+                .with_context(|| format!("version {version} is not major.minor.patch"))
+        })
         .collect::<Result<_, _>>()?;
-    let [major, minor, patch] = parts[..] else { bail!("version {version} is not major.minor.patch") };
+    let [major, minor, patch] = parts[..] else {
+        bail!("version {version} is not major.minor.patch")
+    };
     let mut task = task.clone();
-    let Some(object) = task.as_object_mut() else { bail!("task.json is not an object") };
-    object.insert("version".into(), serde_json::json!({ "Major": major, "Minor": minor, "Patch": patch }));
+    let Some(object) = task.as_object_mut() else {
+        bail!("task.json is not an object")
+    };
+    object.insert(
+        "version".into(),
+        serde_json::json!({ "Major": major, "Minor": minor, "Patch": patch }),
+    );
     Ok(task)
 }
 
 /// The extension root tfx packs: the manifest (version stamped), the staged task, icons and overview.
-fn stage_extension(root: &Path, task_dir: &Path, ext_dir: &Path, version: &str) -> anyhow::Result<()> {
+fn stage_extension(
+    root: &Path,
+    task_dir: &Path,
+    ext_dir: &Path,
+    version: &str,
+) -> anyhow::Result<()> {
     if ext_dir.exists() {
-        std::fs::remove_dir_all(ext_dir).with_context(|| format!("cannot clear {}", ext_dir.display()))?;
+        std::fs::remove_dir_all(ext_dir)
+            .with_context(|| format!("cannot clear {}", ext_dir.display()))?;
     }
     let mut manifest = read_json(&root.join("vss-extension.json"))?;
     manifest["version"] = Value::String(version.to_owned());
     write_json(&ext_dir.join("vss-extension.json"), &manifest)?;
     copy_dir(task_dir, &ext_dir.join("task"))?;
     // Only the pictures: the script that draws the icon stays out of the package.
-    copy(&root.join("images/icon.png"), &ext_dir.join("images/icon.png"))?;
-    copy(&root.join("docs/marketplace.md"), &ext_dir.join("docs/marketplace.md"))?;
+    copy(
+        &root.join("images/icon.png"),
+        &ext_dir.join("images/icon.png"),
+    )?;
+    copy(
+        &root.join("docs/marketplace.md"),
+        &ext_dir.join("docs/marketplace.md"),
+    )?;
     Ok(())
 }
 
@@ -200,22 +290,41 @@ fn build_vsix(
     if !tfx.is_file() {
         let npm = if cfg!(windows) { "npm.cmd" } else { "npm" };
         let status = Command::new(npm)
-            .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefix"])
+            .args([
+                "ci",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+            ])
             .arg(&npm_dir)
             .status()
             .context("cannot run npm (Node.js 20 or newer is needed to build the .vsix)")?;
-        ensure!(status.success(), "npm ci in {} failed ({status})", npm_dir.display());
+        ensure!(
+            status.success(),
+            "npm ci in {} failed ({status})",
+            npm_dir.display()
+        );
         ensure!(tfx.is_file(), "npm ci did not install {}", tfx.display());
     }
     let vsix_dir = out.join("vsix");
     if vsix_dir.exists() {
-        std::fs::remove_dir_all(&vsix_dir).with_context(|| format!("cannot clear {}", vsix_dir.display()))?;
+        std::fs::remove_dir_all(&vsix_dir)
+            .with_context(|| format!("cannot clear {}", vsix_dir.display()))?;
     }
-    std::fs::create_dir_all(&vsix_dir).with_context(|| format!("cannot create {}", vsix_dir.display()))?;
+    std::fs::create_dir_all(&vsix_dir)
+        .with_context(|| format!("cannot create {}", vsix_dir.display()))?;
     let mut tfx_cmd = Command::new("node");
     tfx_cmd
         .arg(&tfx)
-        .args(["extension", "create", "--no-prompt", "--manifest-globs", "vss-extension.json", "--root"])
+        .args([
+            "extension",
+            "create",
+            "--no-prompt",
+            "--manifest-globs",
+            "vss-extension.json",
+            "--root",
+        ])
         .arg(ext_dir)
         .arg("--output-path")
         .arg(&vsix_dir)
@@ -238,7 +347,8 @@ fn build_vsix(
 }
 
 fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
 }
 
@@ -246,24 +356,33 @@ fn write_json(path: &Path, value: &Value) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(value).context("cannot serialise JSON")?;
     text.push('\n');
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn copy(from: &Path, to: &Path) -> anyhow::Result<()> {
     if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    std::fs::copy(from, to).with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+    std::fs::copy(from, to)
+        .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
     Ok(())
 }
 
 fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))? {
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
+    {
         let entry = entry.with_context(|| format!("cannot read {}", from.display()))?;
         let dest = to.join(entry.file_name());
-        if entry.file_type().with_context(|| format!("cannot stat {}", entry.path().display()))?.is_dir() {
+        if entry
+            .file_type()
+            .with_context(|| format!("cannot stat {}", entry.path().display()))?
+            .is_dir()
+        {
             copy_dir(&entry.path(), &dest)?;
         } else {
             copy(&entry.path(), &dest)?;
@@ -280,7 +399,10 @@ mod tests {
     fn stamps_the_version_into_task_json() -> anyhow::Result<()> {
         let task = serde_json::json!({ "name": "SlotRelease", "version": { "Major": 1, "Minor": 0, "Patch": 0 } });
         let stamped = stamp_task_json(&task, "1.4.12")?;
-        assert_eq!(stamped["version"], serde_json::json!({ "Major": 1, "Minor": 4, "Patch": 12 }));
+        assert_eq!(
+            stamped["version"],
+            serde_json::json!({ "Major": 1, "Minor": 4, "Patch": 12 })
+        );
         assert_eq!(stamped["name"], "SlotRelease");
         assert!(stamp_task_json(&task, "1.x").is_err());
         Ok(())
@@ -292,7 +414,9 @@ mod tests {
         let tmp = tmp_guard.path();
         let binaries = tmp.join("binaries");
         for platform in ["linux-arm64", "win-x64"] {
-            let exe = binaries.join(platform).join(exe_name(platform.starts_with("win-")));
+            let exe = binaries
+                .join(platform)
+                .join(exe_name(platform.starts_with("win-")));
             std::fs::create_dir_all(exe.parent().context("parent")?)?;
             std::fs::write(&exe, platform)?;
         }
@@ -307,15 +431,27 @@ mod tests {
         assert_eq!(task["version"]["Minor"], 2);
         assert!(task_dir.join("index.js").is_file());
         assert!(!task_dir.join("stale").exists());
-        assert_eq!(std::fs::read_to_string(task_dir.join("bin/win-x64/slot-release.exe"))?, "win-x64");
-        assert_eq!(std::fs::read_to_string(task_dir.join("bin/linux-arm64/slot-release"))?, "linux-arm64");
+        assert_eq!(
+            std::fs::read_to_string(task_dir.join("bin/win-x64/slot-release.exe"))?,
+            "win-x64"
+        );
+        assert_eq!(
+            std::fs::read_to_string(task_dir.join("bin/linux-arm64/slot-release"))?,
+            "linux-arm64"
+        );
         if let Some(platform) = host_platform() {
-            let exe = task_dir.join("bin").join(platform).join(exe_name(platform.starts_with("win-")));
+            let exe = task_dir
+                .join("bin")
+                .join(platform)
+                .join(exe_name(platform.starts_with("win-")));
             assert_eq!(std::fs::read_to_string(exe)?, "host");
         }
 
         std::fs::create_dir_all(binaries.join("solaris-sparc"))?;
-        assert!(collect_binaries(Some(&binaries), &host).is_err(), "unknown platform folders are refused");
+        assert!(
+            collect_binaries(Some(&binaries), &host).is_err(),
+            "unknown platform folders are refused"
+        );
         Ok(())
     }
 }

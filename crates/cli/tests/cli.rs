@@ -1,0 +1,159 @@
+//! The binary without Azure: `validate` on the examples, `plan` from a state file, schemas, error reports.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The binary with a clean environment: nothing of an agent that may run these tests leaks in.
+fn slot_release() -> Command {
+    let mut cmd = Command::cargo_bin("slot-release").unwrap();
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .current_dir(root());
+    cmd
+}
+
+#[test]
+fn validate_accepts_every_example() {
+    for example in ["python-webapp", "container-app"] {
+        let config = format!("examples/{example}/release.yml");
+        let out = slot_release().args(["validate", "--config", &config]).output().unwrap();
+        assert!(out.status.success(), "{example}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"));
+    }
+}
+
+#[test]
+fn validate_reports_a_broken_config_with_its_location_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("release.yml");
+    let text = std::fs::read_to_string(root().join("examples/python-webapp/release.yml"))
+        .unwrap()
+        .replace("resourceGroup: contoso-rg", "resourceGroupp: contoso-rg");
+    std::fs::write(&config, text).unwrap();
+    let out = slot_release()
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("resourceGroupp"), "{stderr}");
+    assert!(stderr.contains("release.yml:"), "the location is named: {stderr}");
+}
+
+#[test]
+fn a_missing_config_is_reported_with_the_whole_chain_and_exit_code_1() {
+    let out = slot_release()
+        .args(["plan", "--config", "no/such/release.yml", "--state", "x.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot read the config file"), "{stderr}");
+}
+
+#[test]
+fn in_a_pipeline_failure_exits_zero_and_completes_the_task_as_failed() {
+    let out = slot_release()
+        .env("TF_BUILD", "True")
+        .args(["validate", "--config", "no/such/release.yml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("##vso[task.logissue type=error"), "{stdout}");
+    assert!(stdout.contains("##vso[task.complete result=Failed;"), "{stdout}");
+}
+
+#[test]
+fn task_mode_reads_the_inputs_when_started_without_arguments() {
+    let out = slot_release()
+        .env("TF_BUILD", "True")
+        .env("INPUT_COMMAND", "validate")
+        .env("INPUT_CONFIGFILE", "examples/container-app/release.yml")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("is valid"), "{stdout}");
+    assert!(stdout.contains("##vso[task.complete result=Succeeded;"), "{stdout}");
+}
+
+#[test]
+fn plan_from_a_state_file_for_each_stage() {
+    for stage in ["build", "staging", "production", "rollback"] {
+        let state = match stage {
+            "production" => "staged.json",
+            "rollback" => "after-release.json",
+            _ => "before-first-release.json",
+        };
+        let out = slot_release()
+            .args([
+                "plan",
+                "--config",
+                "examples/python-webapp/release.yml",
+                "--stage",
+                stage,
+                "--release-id",
+                "20261122.7",
+                "--state",
+            ])
+            .arg(format!("crates/engine/tests/fixtures/{state}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{stage}: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout).replace(&root().display().to_string(), "<repo>");
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_suffix(stage);
+        settings.bind(|| insta::assert_snapshot!("plan", text));
+    }
+}
+
+#[test]
+fn plan_json_is_versioned_and_matches_the_checked_in_schema() {
+    let out = slot_release()
+        .args([
+            "plan",
+            "--config",
+            "examples/python-webapp/release.yml",
+            "--stage",
+            "staging",
+            "--json",
+            "--state",
+            "crates/engine/tests/fixtures/before-first-release.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["planVersion"], 1);
+    let schema = slot_release().args(["schema", "--plan"]).output().unwrap();
+    let printed: serde_json::Value = serde_json::from_slice(&schema.stdout).unwrap();
+    let checked_in: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root().join("docs/plan.schema.json")).unwrap()).unwrap();
+    assert_eq!(printed, checked_in);
+}
+
+#[test]
+fn a_failed_preflight_makes_plan_exit_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    std::fs::write(
+        &state,
+        r#"{"slots": {"production": {"settings": {"WEBSITE_RUN_FROM_PACKAGE": "https://example.invalid/p.zip"}},
+                      "staging": {"settings": {"WEBSITE_RUN_FROM_PACKAGE": "https://example.invalid/p.zip"}}}}"#,
+    )
+    .unwrap();
+    let out = slot_release()
+        .args(["plan", "--config", "examples/python-webapp/release.yml", "--stage", "staging", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL run-from-package"));
+}

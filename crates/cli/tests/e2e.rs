@@ -1,0 +1,434 @@
+//! End to end: the real `slot-release` binary against the emulator, for every story and failure path.
+//!
+//! Each test seeds an emulator from a copy of an example config (production runs the previous release),
+//! runs the binary as a pipeline step would, and asserts the emulator's final state: which content and
+//! settings are in which slot, the journal, and that production answered healthy throughout.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use slot_release_emulator::{Emulator, EmulatorOptions, Fault};
+use slot_release_engine::port::{self, Port};
+use slot_release_engine::rehearse;
+use slot_release_engine::release::{self, LoadRequest};
+use slot_release_pipelines::{Log, OutputMode};
+use tokio_util::sync::CancellationToken;
+
+const CONNECTION: &str = "5a7c3f10-0000-0000-0000-00000000e0e0";
+const APP: &str = "contoso-web";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A running emulator with the example app, and the environment a pipeline step would get.
+struct World {
+    emulator: Emulator,
+    env: BTreeMap<String, String>,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+    port: Arc<dyn Port>,
+}
+
+/// Copies the python example with faster timings, so each test runs in seconds.
+fn python_example(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+    let app = dir.join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    for entry in std::fs::read_dir(root().join("examples/python-webapp")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), app.join(entry.file_name())).unwrap();
+        }
+    }
+    let config = app.join("release.yml");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("duration: 10s", "duration: 3s")
+        .replace("timeout: 30s", "timeout: 8s");
+    std::fs::write(&config, edit(text)).unwrap();
+    config
+}
+
+impl World {
+    async fn start(config: PathBuf, dir: tempfile::TempDir) -> World {
+        let request = LoadRequest {
+            release_id: Some("r0".into()),
+            ..LoadRequest::default()
+        };
+        let loaded = release::load(&config, &request).unwrap();
+        let previous = dir.path().join("previous");
+        let code = matches!(loaded.spec.app.kind, slot_release_engine::spec::AppKind::Code { .. });
+        if code {
+            let slot_release_engine::spec::AppKind::Code { root, .. } = &loaded.spec.app.kind else {
+                unreachable!()
+            };
+            rehearse::prepare_previous(root, &previous).unwrap();
+        }
+        let mut seed = rehearse::seed(&loaded.spec, code.then_some(previous.as_path()));
+        seed.service_connections[0].id = CONNECTION.to_owned();
+        let mut opts = EmulatorOptions::new(seed, dir.path().join("emulator"));
+        opts.deployment_step_delay = Duration::from_millis(20);
+        opts.images.push(slot_release_emulator::ImageMapping {
+            pattern: "contoso.azurecr.io/contoso/app:*".into(),
+            command: "python3 -c \"import http.server,os\nclass H(http.server.BaseHTTPRequestHandler):\n def do_GET(s):\n  s.send_response(200);s.end_headers();s.wfile.write(b'ok')\nhttp.server.HTTPServer(('127.0.0.1',int(os.environ['PORT'])),H).serve_forever()\"".into(),
+            dir: dir.path().to_path_buf(),
+        });
+        let emulator = Emulator::start(opts).await.unwrap();
+        let mut env: BTreeMap<String, String> = emulator.service_connection_env_for(CONNECTION).into_iter().collect();
+        env.insert("AGENT_CAINFO".into(), emulator.ca_path().display().to_string());
+        let lookup = |n: &str| env.get(n).cloned();
+        let port: Arc<dyn Port> = Arc::new(port::connect(CONNECTION, &lookup, &loaded.spec.app).unwrap());
+        let log = Log::new(OutputMode::Plain, Box::new(std::io::sink()));
+        rehearse::prepare_shared_state(&loaded.spec, port.as_ref(), config.parent().unwrap(), &log, &CancellationToken::new())
+            .await;
+        World {
+            emulator,
+            env,
+            config,
+            _dir: dir,
+            port,
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_slot-release"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("NO_COLOR", "1")
+            .envs(&self.env)
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--service-connection", CONNECTION])
+            .kill_on_drop(true);
+        cmd
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().await.unwrap();
+        eprintln!(
+            "$ slot-release {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    fn slot(&self, slot: &str) -> slot_release_emulator::SlotSnapshot {
+        self.emulator.snapshot().slot(APP, slot).cloned().unwrap()
+    }
+
+    fn tag(&self, name: &str) -> Option<String> {
+        self.slot("production").tags.get(name).cloned()
+    }
+
+    async fn get(&self, slot: &str, path: &str) -> Option<(u16, String)> {
+        let url = self.port.slot_url(slot).ok()?.join(path).ok()?;
+        let rsp = self.port.http().get(url).send().await.ok()?;
+        let status = rsp.status().as_u16();
+        Some((status, rsp.text().await.unwrap_or_default()))
+    }
+
+    /// Probes production until stopped; counts answers that were not healthy.
+    fn watch_production(&self) -> Prober {
+        let stop = Arc::new(AtomicBool::new(false));
+        let bad = Arc::new(AtomicU32::new(0));
+        let total = Arc::new(AtomicU32::new(0));
+        let url = self.port.slot_url("production").unwrap().join("/health").unwrap();
+        let client = self.port.http();
+        let (s, b, t) = (stop.clone(), bad.clone(), total.clone());
+        let task = tokio::spawn(async move {
+            while !s.load(Ordering::SeqCst) {
+                let ok = matches!(client.get(url.clone()).send().await, Ok(r) if r.status().is_success());
+                t.fetch_add(1, Ordering::SeqCst);
+                if !ok {
+                    b.fetch_add(1, Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        });
+        Prober { stop, bad, total, task }
+    }
+}
+
+struct Prober {
+    stop: Arc<AtomicBool>,
+    bad: Arc<AtomicU32>,
+    total: Arc<AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Prober {
+    /// Stops probing and asserts production answered healthy every time.
+    async fn assert_always_healthy(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = self.task.await;
+        let total = self.total.load(Ordering::SeqCst);
+        assert!(total > 0, "production was never probed");
+        assert_eq!(self.bad.load(Ordering::SeqCst), 0, "production was unhealthy in some of {total} probes");
+    }
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+async fn python_world(edit: impl Fn(String) -> String) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let config = python_example(dir.path(), edit);
+    World::start(config, dir).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_release_through_staging_then_production_as_separate_stages() {
+    let world = python_world(|t| t).await;
+    let before = world.slot("production").content_digest;
+    let prober = world.watch_production();
+    let record = world.config.parent().unwrap().join("record.json");
+    let out = world
+        .run(&["staging", "--release-id", "r1", "--record", record.to_str().unwrap()])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let staged = world.slot("staging");
+    assert_eq!(staged.app_settings.get("RELEASE_VERSION").map(String::as_str), Some("r1"));
+    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
+    assert_ne!(staged.content_digest, before);
+    let out = world.run(&["production", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    prober.assert_always_healthy().await;
+    let production = world.slot("production");
+    assert_eq!(production.content_digest, staged.content_digest, "the staged content serves production");
+    assert_eq!(world.slot("staging").content_digest, before, "the previous release waits in staging");
+    // Sticky settings stayed with their slots.
+    assert_eq!(production.app_settings.get("APP_ENV").map(String::as_str), Some("production"));
+    assert_eq!(world.slot("staging").app_settings.get("APP_ENV").map(String::as_str), Some("staging"));
+    assert_eq!(world.tag("slotrelease.lastKnownGood").as_deref(), Some("r1"));
+    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
+    assert_eq!(world.tag("slotrelease.lock"), None, "the lock is released");
+    let (status, body) = world.get("production", "/").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("r1"), "{body}");
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
+    assert_eq!(record["result"], "succeeded");
+    assert_eq!(record["stages"][0]["hooks"][0]["name"], "migrate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_exactly_the_changes_staging_makes() {
+    let world = python_world(|t| t).await;
+    let out = world.run(&["plan", "--stage", "staging", "--json", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let planned_settings: Vec<String> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"]["type"] == "setSettings")
+        .flat_map(|s| s["action"]["changes"].as_array().unwrap().iter())
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
+    let before = world.slot("production");
+    world.emulator.clear_requests();
+    let out = world.run(&["staging", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after_staging = world.slot("staging");
+    // Exactly the planned settings were written to the slot, nothing else.
+    let written: Vec<String> = after_staging.app_settings.keys().cloned().collect();
+    let mut planned = planned_settings.clone();
+    planned.sort();
+    assert_eq!(written, planned);
+    // Production was not touched at all.
+    let production = world.slot("production");
+    assert_eq!(production.app_settings, before.app_settings);
+    assert_eq!(production.content_digest, before.content_digest);
+    assert_eq!(production.site_config, before.site_config);
+    // Every ARM write went to the staging slot or to the journal's tags and sticky names.
+    let writes: Vec<String> = world
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.host.starts_with("management.") && r.method != "GET")
+        .filter(|r| !r.path.ends_with("/list"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    for write in &writes {
+        let to_staging = write.contains("/slots/staging");
+        let journal = write.starts_with("PATCH") && write.ends_with(&format!("/sites/{APP}"));
+        let sticky = write.ends_with("/config/slotConfigNames");
+        assert!(to_staging || journal || sticky, "unplanned write: {write} (all: {writes:#?})");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_hook_runs_the_undo_of_the_hooks_before_it_and_does_not_swap() {
+    // A second hook that fails after the migration ran.
+    let world = python_world(|t| {
+        t.replace(
+            "        undo: python3 migrate.py down\n",
+            "        undo: python3 migrate.py down\n      - name: smoke\n        run: echo smoke failed; exit 3\n        where: agent\n        timeout: 30s\n        undo: echo nothing to undo\n",
+        )
+    })
+    .await;
+    let before = world.slot("production").content_digest;
+    let prober = world.watch_production();
+    let record = world.config.parent().unwrap().join("record.json");
+    let out = world.run(&["release", "--release-id", "r1", "--record", record.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    prober.assert_always_healthy().await;
+    assert!(stdout(&out).contains("Undo of hook migrate"), "{}", stdout(&out));
+    assert_eq!(world.slot("production").content_digest, before, "production was not swapped");
+    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("failed"));
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
+    let hooks = &record["stages"][1]["hooks"];
+    assert_eq!(hooks[0]["name"], "migrate");
+    assert_eq!(hooks[0]["undone"], true);
+    assert_eq!(hooks[1]["name"], "smoke");
+    assert!(hooks[1]["output"].as_str().unwrap().contains("smoke failed"), "{hooks}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_health_gate_never_swaps() {
+    let world = python_world(|t| t).await;
+    world.emulator.inject(Fault::AppUnhealthyAfterRequests {
+        app: APP.into(),
+        slot: "staging".into(),
+        after_requests: 0,
+    });
+    let before = world.slot("production").content_digest;
+    let prober = world.watch_production();
+    let out = world.run(&["release", "--release-id", "r1"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    prober.assert_always_healthy().await;
+    assert!(stderr(&out).contains("did not pass the health gate"), "{}", stderr(&out));
+    assert_eq!(world.slot("production").content_digest, before);
+    assert_eq!(world.tag("slotrelease.lastKnownGood").as_deref(), Some("previous"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unhealthy_watch_swaps_back_automatically() {
+    let world = python_world(|t| t).await;
+    let before = world.slot("production").content_digest;
+    world.emulator.inject(Fault::AppUnhealthyAfterSwap { app: APP.into() });
+    let record = world.config.parent().unwrap().join("record.json");
+    let out = world.run(&["release", "--release-id", "r1", "--record", record.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(world.slot("production").content_digest, before, "the previous release is back");
+    let (status, _) = world.get("production", "/health").await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("rolledBack"));
+    assert_eq!(world.tag("slotrelease.lastKnownGood").as_deref(), Some("previous"));
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
+    assert_eq!(record["result"], "rolledBack");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_failing_at_warm_up_leaves_production_and_the_staged_slot_as_they_were() {
+    let world = python_world(|t| t).await;
+    let out = world.run(&["staging", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = world.slot("production").content_digest;
+    let staged = world.slot("staging").content_digest;
+    world.emulator.inject(Fault::SwapWarmupFails { app: APP.into() });
+    let prober = world.watch_production();
+    let out = world.run(&["production", "--release-id", "r1"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    prober.assert_always_healthy().await;
+    assert_eq!(world.slot("production").content_digest, before);
+    assert_eq!(world.slot("staging").content_digest, staged);
+    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"), "production can be retried");
+    let out = world.run(&["production", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "the retry succeeds: {}", stderr(&out));
+    assert_eq!(world.slot("production").content_digest, staged);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_refuses_clearly_when_nothing_can_be_restored() {
+    let world = python_world(|t| t).await;
+    // A fresh app: the journal knows no release that is in another slot.
+    let out = world.run(&["rollback", "--release-id", "r1"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("cannot be restored") || err.contains("nothing to restore"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_swaps_back_to_the_last_known_good_release_and_is_idempotent() {
+    let world = python_world(|t| t.replace("rollback: automatic", "rollback: manual")).await;
+    let before = world.slot("production").content_digest;
+    world.emulator.inject(Fault::AppUnhealthyAfterSwap { app: APP.into() });
+    let out = world.run(&["release", "--release-id", "r1"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_ne!(world.slot("production").content_digest, before, "manual rollback: nothing swapped back yet");
+    let out = world.run(&["rollback", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(world.slot("production").content_digest, before);
+    let requests = world.emulator.requests().len();
+    let out = world.run(&["rollback", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("nothing to do"), "{}", stdout(&out));
+    assert_eq!(world.slot("production").content_digest, before);
+    let swaps = world.emulator.requests()[requests..]
+        .iter()
+        .filter(|r| r.path.ends_with("/slotsswap"))
+        .count();
+    assert_eq!(swaps, 0, "the second rollback changes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_staging_run_is_refused_then_resumed() {
+    let world = python_world(|t| t.replace("python3 migrate.py up", "sleep 2; python3 migrate.py up")).await;
+    let mut child = world.command(&["staging", "--release-id", "r1"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    // Kill it while the hook runs: the journal says `deployed`.
+    while world.tag("slotrelease.phase").as_deref() != Some("deployed") {
+        assert!(started.elapsed() < Duration::from_secs(30), "staging never reached the hook");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    let out = world.run(&["staging", "--release-id", "r2"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("stopped at phase `deployed`"), "{}", stderr(&out));
+    let out = world.run(&["staging", "--release-id", "r1", "--resume"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
+    assert_eq!(world.slot("staging").app_settings.get("RELEASE_VERSION").map(String::as_str), Some("r1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_during_the_watch_stops_within_five_seconds_and_records_the_phase() {
+    let world = python_world(|t| t.replace("duration: 3s", "duration: 60s")).await;
+    let out = world.run(&["staging", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let prober = world.watch_production();
+    let child = world.command(&["production", "--release-id", "r1"]).spawn().unwrap();
+    let pid = child.id().unwrap();
+    let started = Instant::now();
+    while world.tag("slotrelease.phase").as_deref() != Some("swapped") {
+        assert!(started.elapsed() < Duration::from_secs(30), "production never swapped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let signalled = Instant::now();
+    let status = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().await.unwrap();
+    assert!(signalled.elapsed() < Duration::from_secs(5), "took {:?}", signalled.elapsed());
+    assert_ne!(out.status.code(), Some(0));
+    prober.assert_always_healthy().await;
+    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("swapped"), "the journal says where it stopped");
+    assert_eq!(world.tag("slotrelease.lock"), None, "the lock was given back");
+    // The next run recognises the unfinished release and resumes the watch.
+    let out = world.run(&["production", "--release-id", "r1", "--resume"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
+}
