@@ -35,6 +35,7 @@ function fail(message) {
 }
 
 function locateBinary() {
+  // For the end-to-end tests and for trying a locally built binary; never set by the agent.
   const override = process.env.SLOT_RELEASE_BINARY;
   if (override) {
     return override;
@@ -102,4 +103,9 @@ function main() {
   });
 }
 
-main();
+if (require.main === module) {
+  main();
+} else {
+  // Loaded by the unit tests (index.test.js), not by the agent.
+  module.exports = { escapeData, PLATFORMS };
+}

@@ -1,9 +1,15 @@
 //! Test harness shared by the end-to-end tests: runs the task the way the Azure Pipelines agent does
-//! (`node index.js` with the agent's environment, output parsed by the agent's rules, the agent's
-//! exit-code and cancellation rules) and searches everything the task left behind for leaked secrets.
+//! (`node index.js` from a staged task folder, with the agent's environment, output parsed by the
+//! agent's rules, the agent's exit-code and cancellation rules) and searches everything the task left
+//! behind for leaked secrets.
+//!
+//! Run with `cargo build -p slot-release && cargo test -p slot-release-tests`. The binary is
+//! `target/debug/slot-release` (built on first use when missing) or `SLOT_RELEASE_BIN`; `node` is
+//! taken from `PATH` or `NODE`.
 
 pub mod agent;
 pub mod leak;
+pub mod matrix;
 pub mod paths;
 pub mod world;
 

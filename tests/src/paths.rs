@@ -82,3 +82,39 @@ pub fn node() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("node"))
 }
+
+/// The `bin/<platform>` folder name `task/index.js` picks on this host.
+pub fn host_platform() -> String {
+    let os = match std::env::consts::OS {
+        "macos" => "osx",
+        "windows" => "win",
+        other => other,
+    };
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "x64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("{os}-{arch}")
+}
+
+/// Stages a task folder the way `cargo xtask dist` does (`index.js`, `task.json`,
+/// `bin/<platform>/slot-release[.exe]`) under `dir`, with `binary` linked in (copied on Windows), and
+/// returns the path of its `index.js`.
+pub fn stage_task(dir: &Path, binary: &Path) -> std::io::Result<PathBuf> {
+    let task = dir.join("task");
+    let bin = task.join("bin").join(host_platform());
+    std::fs::create_dir_all(&bin)?;
+    std::fs::copy(entry_point(), task.join("index.js"))?;
+    std::fs::copy(task_json(), task.join("task.json"))?;
+    let exe = bin.join(if cfg!(windows) {
+        "slot-release.exe"
+    } else {
+        "slot-release"
+    });
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(binary, &exe)?;
+    #[cfg(not(unix))]
+    std::fs::copy(binary, &exe)?;
+    Ok(task.join("index.js"))
+}

@@ -25,6 +25,8 @@ pub struct World {
     pub sources: PathBuf,
     /// The service connection id (the value of the `azureSubscription` input).
     pub connection_id: String,
+    /// `index.js` of a task folder staged like the packaged one, with the real binary in `bin/`.
+    pub entry_point: PathBuf,
 }
 
 impl World {
@@ -56,11 +58,15 @@ impl World {
         let emulator = Emulator::start(EmulatorOptions::new(seed, dir.path().join("emulator")))
             .await
             .map_err(|e| format!("emulator: {e}"))?;
+        let binary = paths::slot_release_binary()?;
+        let entry_point =
+            paths::stage_task(dir.path(), &binary).map_err(|e| format!("stage the task: {e}"))?;
         Ok(World {
             emulator,
             dir,
             sources,
             connection_id,
+            entry_point,
         })
     }
 
@@ -69,12 +75,11 @@ impl World {
         self.sources.join("release.yml")
     }
 
-    /// A run of the real entry point with the real binary, the agent's variables, the WIF connection
-    /// and every secret of this world declared to the leak detector.
+    /// A run of the staged task (the real entry point picking the real binary from `bin/`), with the
+    /// agent's variables, the WIF connection and every secret of this world declared to the leak
+    /// detector.
     pub fn run(&self, command: &str) -> Result<AgentRun, String> {
-        let binary = paths::slot_release_binary()?;
-        let mut run = AgentRun::new(paths::entry_point(), &self.sources)
-            .env("SLOT_RELEASE_BINARY", &binary.display().to_string())
+        let mut run = AgentRun::new(&self.entry_point, &self.sources)
             .env(
                 "AGENT_CAINFO",
                 &self.emulator.ca_path().display().to_string(),

@@ -18,7 +18,7 @@ fn task_folder(root: &Path, binary_script: Option<&str>) -> PathBuf {
     std::fs::copy(paths::entry_point(), task.join("index.js"))
         .unwrap_or_else(|e| panic!("copy index.js: {e}"));
     if let Some(script) = binary_script {
-        let bin = task.join("bin").join(host_platform());
+        let bin = task.join("bin").join(paths::host_platform());
         std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("mkdir: {e}"));
         let exe = bin.join("slot-release");
         std::fs::write(&exe, script).unwrap_or_else(|e| panic!("write: {e}"));
@@ -27,20 +27,6 @@ fn task_folder(root: &Path, binary_script: Option<&str>) -> PathBuf {
             .unwrap_or_else(|e| panic!("chmod: {e}"));
     }
     task.join("index.js")
-}
-
-fn host_platform() -> String {
-    let os = match std::env::consts::OS {
-        "macos" => "osx",
-        "windows" => "win",
-        other => other,
-    };
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "x64",
-        "aarch64" => "arm64",
-        other => other,
-    };
-    format!("{os}-{arch}")
 }
 
 /// A stand-in binary written as a shell script, to drive the entry point through every exit path.
@@ -65,7 +51,7 @@ fn missing_binary_fails_with_a_clear_message_and_exit_zero() {
     let message = outcome.complete_message.clone().unwrap_or_default();
     assert!(message.contains("binary is missing"), "{message}");
     assert!(
-        message.contains(&format!("bin/{}/slot-release", host_platform())),
+        message.contains(&format!("bin/{}/slot-release", paths::host_platform())),
         "{message}"
     );
 }
@@ -123,7 +109,7 @@ fn restores_the_execute_bit_and_passes_environment_and_streams() {
     assert_eq!(outcome.result, AgentResult::SucceededWithIssues);
     let exe = entry
         .with_file_name("bin")
-        .join(host_platform())
+        .join(paths::host_platform())
         .join("slot-release");
     let mode = std::fs::metadata(&exe)
         .map(|m| m.permissions().mode() & 0o777)

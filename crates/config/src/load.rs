@@ -88,6 +88,14 @@ pub fn load_str(name: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Di
         Ok(source) => source,
         Err(problem) => return Err(scan_problem(name, text, problem)),
     };
+    if source.is_empty() {
+        return Err(whole_file(
+            name,
+            "empty-config",
+            "the config file is empty".into(),
+            "start with `version: 1`; docs/release-config.md shows a whole config",
+        ));
+    }
     let mut found = Diagnostics::new();
     let mut config =
         match serde_saphyr::from_str_with_options::<ReleaseConfig>(text, saphyr_options()) {

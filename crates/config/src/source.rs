@@ -25,6 +25,7 @@ struct Entry {
     key: Option<(Position, usize)>,
     value: (Position, usize),
     scalar: Option<String>,
+    is_map: bool,
 }
 
 /// One node of the document as the scan saw it.
@@ -33,6 +34,7 @@ pub(crate) struct Node<'a> {
     pub(crate) key: Option<(Position, usize)>,
     pub(crate) value: (Position, usize),
     pub(crate) scalar: Option<&'a str>,
+    pub(crate) is_map: bool,
 }
 
 /// The text of one config file with the position of every field path in it.
@@ -273,6 +275,7 @@ impl SourceMap {
             key,
             value: (at, width),
             scalar,
+            is_map: container == Some(true),
         });
         match container {
             Some(true) => stack.push(Frame::Map {
@@ -311,6 +314,11 @@ impl SourceMap {
             .lines()
             .nth(line.checked_sub(1)?)
             .map(|l| l.trim_end_matches('\r'))
+    }
+
+    /// Whether the document has no content at all (empty, or only comments).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// Whether the path exists in the document.
@@ -410,6 +418,7 @@ impl SourceMap {
             key: e.key,
             value: e.value,
             scalar: e.scalar.as_deref(),
+            is_map: e.is_map,
         })
     }
 

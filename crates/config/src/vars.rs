@@ -262,6 +262,16 @@ mod tests {
         assert!(matches!(parse("$()"), Err((0, _))));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics_and_plain_text_is_kept(text in "\\PC{0,80}") {
+            let _ = expand(&text, &vars());
+            if !text.contains('$') {
+                proptest::prop_assert_eq!(expand(&text, &vars()).ok(), Some(text.clone()));
+            }
+        }
+    }
+
     #[test]
     fn agent_names_are_upper_case_with_underscores() {
         assert_eq!(agent_environment_name("Build.BuildId"), "BUILD_BUILDID");

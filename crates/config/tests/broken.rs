@@ -66,6 +66,11 @@ broken! {
         ("unknown-field", 22, 9),
         ("unknown-field", 30, 7),
     ];
+    missing_sections: "missing-sections" => [
+        ("missing-field", 2, 1),
+        ("missing-field", 2, 1),
+        ("missing-field", 3, 1),
+    ];
     many_problems: "many-problems" => [
         ("startup-command-required", 7, 10),
         ("swap-same-slot", 22, 17),

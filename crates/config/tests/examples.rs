@@ -258,3 +258,37 @@ fn a_missing_file_is_one_diagnostic_without_a_position() {
     let rendered = problems.to_string();
     assert!(rendered.contains("--> no/such/release.yml\n"), "{rendered}");
 }
+
+#[test]
+fn a_variable_where_none_is_expanded_is_a_warning() {
+    let text = std::fs::read_to_string(repo("crates/config/tests/broken/unknown-field.yml"))
+        .expect("readable")
+        .replace("  rooot: .", "  root: $(Build.SourcesDirectory)/app");
+    let loaded = slot_release_config::load_str("root.yml", &text, &LoadOptions::default())
+        .unwrap_or_else(|problems| panic!("{problems}"));
+    let found: Vec<_> = loaded
+        .warnings
+        .iter()
+        .map(|d| {
+            (
+                d.code,
+                d.line,
+                d.column,
+                d.path.as_str(),
+                d.message.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [(
+            "variable-not-expanded",
+            10,
+            9,
+            "package.root",
+            "`$(Build.SourcesDirectory)` is not expanded in this field"
+        )],
+        "{}",
+        loaded.warnings
+    );
+}

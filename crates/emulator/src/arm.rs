@@ -275,6 +275,7 @@ async fn site_op(
 ) -> Response {
     let slot = slot.to_ascii_lowercase();
     let method = req.method().clone();
+    let query = req.uri().query().map(str::to_owned);
     let ops_low: Vec<String> = ops.iter().map(|s| s.to_ascii_lowercase()).collect();
     let ops_ref: Vec<&str> = ops_low.iter().map(String::as_str).collect();
     let slot_exists = lock(&shared.state)
@@ -486,7 +487,8 @@ async fn site_op(
                 _ => None,
             };
             let synchronous = *op == "restart"
-                && query_param(None, "synchronous").is_some();
+                && query_param(query.as_deref(), "synchronous")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"));
             let (s2, n2, sl2) = (shared.clone(), name.clone(), slot.clone());
             let work = async move {
                 if let Some(stopped) = stopped

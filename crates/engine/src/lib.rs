@@ -1,4 +1,9 @@
 //! The release engine: plans, stages, journal, health gates, hooks, packaging and rehearsal.
+//!
+//! A stage reads the live app through the [`port::Port`] trait, computes a [`plan::Plan`] with no I/O
+//! ([`plan::compute`]), prints it, and executes it step by step ([`stages::run`]), writing the
+//! [`journal`] around every irreversible step. [`rehearse`] runs the same code path against the embedded
+//! emulator. The engine never speaks HTTP to Azure itself and never writes `##vso[` commands.
 
 // Owned by the packaging/health/hooks work.
 pub mod health;

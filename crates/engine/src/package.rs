@@ -291,7 +291,7 @@ impl Default for BuildOptions {
             timestamp: EntryTimestamp::default(),
             threads: None,
             stream_threshold: 4 * 1024 * 1024,
-            window_bytes: 32 * 1024 * 1024,
+            window_bytes: 16 * 1024 * 1024,
             window_files: 512,
             progress: None,
         }

@@ -1023,6 +1023,11 @@ fn plan_production(
     let source = production.source_slot.as_str();
     let direct = source == PRODUCTION;
     common_preflight(state, journal, plan);
+    let serving = state.slot(PRODUCTION).and_then(|s| s.release.as_deref());
+    if !direct && serving == Some(build.release_id.as_str()) {
+        plan_production_resumed(production, build, plan);
+        return;
+    }
     if direct {
         plan.preflight.push(check(
             "source",
@@ -1188,6 +1193,80 @@ fn plan_production(
             },
             "rollback is manual: run `slot-release rollback`",
         )),
+    }
+    plan.on_failure
+        .push(step(Action::ReleaseLock, "the stage is over"));
+}
+
+/// Production already serves the release (a run stopped after the swap): finish the watch and record it.
+fn plan_production_resumed(
+    production: &crate::spec::ProductionSpec,
+    build: &BuildInfo,
+    plan: &mut Plan,
+) {
+    plan.preflight.push(check(
+        "staged-release",
+        true,
+        format!(
+            "production already serves release {}: the swap happened, only the watch remains",
+            build.release_id
+        ),
+    ));
+    plan.steps.push(step(
+        Action::AcquireLock,
+        "two releases of the same app at once would interleave their changes",
+    ));
+    plan.steps.push(step(
+        Action::WriteJournal {
+            phase: Phase::Swapped,
+        },
+        "production serves the release; the previous one is kept for rollback",
+    ));
+    if let Some(health) = &production.health {
+        plan.steps.push(step(
+            Action::Watch {
+                slot: PRODUCTION.to_owned(),
+                probe: Probe {
+                    path: health.path.clone(),
+                    statuses: health.statuses.clone(),
+                    interval_secs: health.interval.as_secs(),
+                    count: production.watch_max_failures,
+                    window_secs: production.watch_window.as_secs(),
+                    body_contains: health.body_contains.clone(),
+                },
+            },
+            "the watch of the interrupted run did not finish",
+        ));
+    }
+    plan.steps.push(step(
+        Action::WriteJournal {
+            phase: Phase::Released,
+        },
+        "the release becomes the last known-good one",
+    ));
+    plan.steps
+        .push(step(Action::ReleaseLock, "the stage is done"));
+    if production.rollback == RollbackMode::Automatic {
+        plan.on_failure.push(step(
+            Action::Swap {
+                source: production.source_slot.clone(),
+                target: PRODUCTION.to_owned(),
+            },
+            "automatic rollback: swapping back restores the previous release",
+        ));
+        plan.on_failure.push(step(
+            Action::WriteJournal {
+                phase: Phase::RolledBack,
+            },
+            "the previous release is the last known-good again",
+        ));
+    } else {
+        plan.on_failure.push(step(
+            Action::WriteJournal {
+                phase: Phase::Failed,
+            },
+            "rollback is manual: run `slot-release rollback`",
+        ));
     }
     plan.on_failure
         .push(step(Action::ReleaseLock, "the stage is over"));

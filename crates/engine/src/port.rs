@@ -150,6 +150,8 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     ) -> Result<(), PortError>;
     /// Cancels a swap with preview.
     async fn reset_slot_config(&self, source: &str) -> Result<(), PortError>;
+    /// The site's tags (where the journal lives).
+    async fn tags(&self) -> Result<BTreeMap<String, String>, PortError>;
     /// Replaces the site's tags.
     async fn set_tags(&self, tags: &BTreeMap<String, String>) -> Result<(), PortError>;
     /// Writes a deployment record (id = release id) on a slot's Kudu, marking it active.
@@ -468,6 +470,13 @@ impl Port for AzurePort {
             .map_err(azure_err(format!("reset slot config of {source}")))
     }
 
+    async fn tags(&self) -> Result<BTreeMap<String, String>, PortError> {
+        self.app
+            .tags(&az::SlotName::production())
+            .await
+            .map_err(azure_err("read the journal tags"))
+    }
+
     async fn set_tags(&self, tags: &BTreeMap<String, String>) -> Result<(), PortError> {
         self.app
             .set_tags(&az::SlotName::production(), tags)
@@ -605,6 +614,9 @@ impl Port for Offline {
     }
     async fn reset_slot_config(&self, _: &str) -> Result<(), PortError> {
         self.refuse("reset slot config")
+    }
+    async fn tags(&self) -> Result<BTreeMap<String, String>, PortError> {
+        self.refuse("read the journal")
     }
     async fn set_tags(&self, _: &BTreeMap<String, String>) -> Result<(), PortError> {
         self.refuse("write the journal")

@@ -403,6 +403,21 @@ pub async fn prepare_shared_state(
     log: &Log,
     cancel: &CancellationToken,
 ) {
+    // The previous release's deployment record, as the engine would have written it.
+    let record = crate::journal::DeploymentRecord {
+        release: PREVIOUS.to_owned(),
+        phase: crate::journal::Phase::Released.as_str().to_owned(),
+        ..crate::journal::DeploymentRecord::default()
+    };
+    if port
+        .put_record(PRODUCTION, PREVIOUS, &record)
+        .await
+        .is_err()
+    {
+        log.warning(
+            "Rehearsal: cannot record the previous release in production's deployment history",
+        );
+    }
     let hooks = spec.staging.iter().flat_map(|s| s.hooks.iter());
     for hook in hooks {
         let Some(undo) = &hook.undo else { continue };

@@ -358,6 +358,7 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
             swapped: false,
             applied_preview: false,
             image_set: None,
+            production_image: None,
             lock_held: false,
         };
         let outcome = exec.run_stage().await;
@@ -410,6 +411,8 @@ struct Exec<'a> {
     swapped: bool,
     applied_preview: bool,
     image_set: Option<String>,
+    /// The image production ran when the stage started (containers), recorded at the swap.
+    production_image: Option<String>,
     lock_held: bool,
 }
 
@@ -471,15 +474,21 @@ impl Exec<'_> {
             Unfinished::Resume => {
                 let production_holds = state.slot(PRODUCTION).and_then(|s| s.release.as_deref())
                     == Some(release.as_str());
+                // The stand-in is a settled phase the plan can start from; production's own deployment
+                // record says whether the swap happened.
                 let settled = match phase {
                     Phase::Staging | Phase::Deployed => Phase::Failed,
-                    Phase::Swapping | Phase::Swapped if production_holds => Phase::Swapped,
                     Phase::Swapping | Phase::Swapped => Phase::Staged,
                     Phase::RollingBack => return Ok(true),
                     other => other,
                 };
                 self.log().info(&format!(
-                    "Resuming release {release}, which stopped at phase `{phase}`; the live state says `{settled}`"
+                    "Resuming release {release}, which stopped at phase `{phase}`{}",
+                    if production_holds {
+                        "; production already serves it"
+                    } else {
+                        ""
+                    }
                 ));
                 let mut fixed = journal;
                 fixed.phase = Some(settled);
@@ -520,6 +529,7 @@ impl Exec<'_> {
                 swapped: false,
                 applied_preview: false,
                 image_set: None,
+                production_image: None,
                 lock_held: false,
             };
             let result = rollback.run_stage_with(Stage::Rollback, state).await;
@@ -532,6 +542,17 @@ impl Exec<'_> {
 
     async fn run_stage_with(&mut self, stage: Stage, state: LiveState) -> Result<(), Failure> {
         self.journal = JournalTags::from_tags(&state.tags);
+        self.production_image = state
+            .slot(PRODUCTION)
+            .and_then(|s| s.image())
+            .map(str::to_owned);
+        if stage == Stage::Production
+            && state.slot(PRODUCTION).and_then(|s| s.release.as_deref())
+                == Some(self.opts.release_id.as_str())
+        {
+            // An earlier run swapped already: a failing watch must swap back.
+            self.swapped = true;
+        }
         if stage == Stage::Production {
             // Staging's hooks completed (the slot is staged); a rollback may have to undo them.
             self.completed_hooks = self
@@ -630,9 +651,6 @@ impl Exec<'_> {
                 } => production_changed,
                 Action::WriteJournal {
                     phase: Phase::Failed,
-                } if production_changed => false,
-                Action::WriteJournal {
-                    phase: Phase::Failed,
                 } => true,
                 Action::ReleaseLock => self.lock_held,
                 _ => true,
@@ -665,17 +683,10 @@ impl Exec<'_> {
     }
 
     async fn write_tags(&self) -> Result<(), PortError> {
-        let state_tags = BTreeMap::new();
-        let mut tags = state_tags;
+        let mut tags = BTreeMap::new();
         self.journal.apply_to(&mut tags);
         // Foreign tags are kept by re-reading them: the journal owns only its own keys.
-        let live = self
-            .ctx
-            .port
-            .read_state(&[])
-            .await
-            .map(|s| s.tags)
-            .unwrap_or_default();
+        let live = self.ctx.port.tags().await.unwrap_or_default();
         let mut merged = live;
         merged.retain(|k, _| !k.starts_with(crate::journal::TAG_PREFIX));
         merged.extend(tags);
@@ -711,6 +722,10 @@ impl Exec<'_> {
                     .insert(staging_slot.clone(), release.clone());
             }
             Phase::Swapped => {
+                if self.production_image.is_some() && self.image_set.is_none() {
+                    // The tag production ran before this release: what a rollback puts back.
+                    self.journal.previous_image = self.production_image.clone();
+                }
                 if let Some(p) = &self.spec.production {
                     if p.source_slot == PRODUCTION {
                         self.journal
@@ -867,11 +882,8 @@ impl Exec<'_> {
         let cancel = self.ctx.cancel.clone();
         match action {
             Action::AcquireLock => {
-                let state = port
-                    .read_state(&[])
-                    .await
-                    .map_err(port_err("read the lock"))?;
-                let live = JournalTags::from_tags(&state.tags);
+                let tags = port.tags().await.map_err(port_err("read the lock"))?;
+                let live = JournalTags::from_tags(&tags);
                 self.journal.lock = live.lock;
                 if let Err(held) = self.journal.try_lock(
                     &self.opts.release_id,

@@ -1,5 +1,6 @@
 //! Developer tasks for Slot Release: `cargo xtask <task>`.
 
+mod bench;
 mod dist;
 mod schema;
 
@@ -18,11 +19,14 @@ enum Task {
     Codegen(schema::Args),
     /// Build the release binary, stage the task folder and build the .vsix.
     Dist(dist::Args),
+    /// Run the benchmark suite and write docs/performance.md and docs/performance.json.
+    Bench(bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Codegen(args) => schema::run(args),
         Task::Dist(args) => dist::run(args),
+        Task::Bench(args) => bench::run(args),
     }
 }

@@ -224,4 +224,7 @@ async fn stop_start_and_restart() {
     let r = f.arm_call(Method::POST, &f.site("/slots/staging/restart?api-version=2016-08-01"), None).await;
     assert_eq!(f.wait_lro(r).await.status(), 200);
     eventually_body(&f, &f.emu.app_url(APP, "staging"), "v2").await;
+    let r = f.arm_call(Method::POST, &f.site("/slots/staging/restart?api-version=2016-08-01&softRestart=false&synchronous=true"), None).await;
+    assert_eq!(r.status(), 200);
+    eventually_body(&f, &f.emu.app_url(APP, "staging"), "v2").await;
 }

@@ -1,0 +1,527 @@
+//! `cargo xtask bench [--quick]`: the benchmark suite of issue 7. Builds the release binary, measures
+//! start-up, packaging, upload, Key Vault, reaction time and a whole rehearsal side by side with their
+//! baselines in one run on this machine, and writes `docs/performance.md` and `docs/performance.json`.
+//!
+//! Benchmarks are not tests: they run on demand only. The pure parts (ratios, targets, rendering) live
+//! in [`report`] and are unit-tested.
+
+mod keyvault;
+mod packaging;
+mod reaction;
+mod rehearsal;
+mod report;
+mod startup;
+mod upload;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use report::{Machine, Report, Section};
+use slot_release_emulator::{ConnectionKind, Emulator};
+
+/// Arguments of `cargo xtask bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Small sizes, so the whole suite runs in seconds (checks the method, not the product).
+    #[arg(long)]
+    quick: bool,
+    /// Run only these measurements (comma-separated): startup, packaging, upload, keyvault, reaction,
+    /// rehearsal.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Write performance.md and performance.json here instead of docs/.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Internal: the upload client, run as its own process so its peak RSS is measured alone.
+    #[arg(long, hide = true, value_name = "PACKAGE")]
+    upload_child: Option<PathBuf>,
+}
+
+/// The sizes of one run.
+#[derive(Debug, Clone)]
+pub(crate) struct Sizes {
+    /// Files in the packaging tree.
+    pub files: u64,
+    /// Size of the packaging tree in MiB.
+    pub tree_mib: u64,
+    /// Size of the upload in MiB.
+    pub upload_mib: u64,
+    /// Secret counts for Key Vault.
+    pub secrets: Vec<usize>,
+    /// Injected Key Vault latency.
+    pub latency_ms: u64,
+    /// Repetitions of each start-up measurement.
+    pub startup_runs: usize,
+    /// Kudu deployment step delays, one deployment each, for the reaction time.
+    pub step_delays_ms: Vec<u64>,
+    /// Whether to run the whole rehearsal.
+    pub rehearsal: bool,
+}
+
+impl Sizes {
+    fn full() -> Sizes {
+        Sizes {
+            files: 20_000,
+            tree_mib: 500,
+            upload_mib: 1024,
+            secrets: vec![50, 200, 1000],
+            latency_ms: 20,
+            startup_runs: 7,
+            step_delays_ms: vec![120, 230, 370, 450, 610, 780, 930],
+            rehearsal: true,
+        }
+    }
+
+    fn quick() -> Sizes {
+        Sizes {
+            files: 300,
+            tree_mib: 8,
+            upload_mib: 16,
+            secrets: vec![20, 60],
+            latency_ms: 20,
+            startup_runs: 2,
+            step_delays_ms: vec![60, 160],
+            rehearsal: false,
+        }
+    }
+}
+
+/// Where things are, shared by every measurement.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    /// The workspace root.
+    pub root: PathBuf,
+    /// The release binary.
+    pub binary: PathBuf,
+    /// Scratch space, removed at the end.
+    pub scratch: PathBuf,
+    /// Sizes.
+    pub sizes: Sizes,
+}
+
+const MEASUREMENTS: [&str; 6] = [
+    "startup",
+    "packaging",
+    "upload",
+    "keyvault",
+    "reaction",
+    "rehearsal",
+];
+
+/// Runs the suite (or, with `--upload-child`, the upload client alone).
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    if let Some(package) = &args.upload_child {
+        return runtime.block_on(upload::child(package));
+    }
+    for name in &args.only {
+        if !MEASUREMENTS.contains(&name.as_str()) {
+            bail!(
+                "unknown measurement `{name}`; expected one of {}",
+                MEASUREMENTS.join(", ")
+            );
+        }
+    }
+    let root = workspace_root()?;
+    let binary = build_release(&root)?;
+    if cfg!(debug_assertions) {
+        // `cargo xtask` is a debug build; the in-process clients (Key Vault, the upload child) must be
+        // measured optimised, as users run them, so the suite continues in the release build of xtask.
+        let release = binary.with_file_name("xtask");
+        let status = Command::new(&release)
+            .args(std::env::args_os().skip(1))
+            .status()
+            .with_context(|| format!("cannot run {}", release.display()))?;
+        if !status.success() {
+            bail!("the benchmark suite failed ({status})");
+        }
+        return Ok(());
+    }
+    let sizes = if args.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    let scratch = tempfile::Builder::new()
+        .prefix("slot-release-bench-")
+        .tempdir()
+        .context("cannot create a scratch folder")?;
+    let ctx = Ctx {
+        root: root.clone(),
+        binary,
+        scratch: scratch.path().to_path_buf(),
+        sizes,
+    };
+    let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
+    let mut sections = Vec::new();
+    for name in MEASUREMENTS {
+        if !wanted(name) {
+            continue;
+        }
+        eprintln!("bench: {name} …");
+        let started = Instant::now();
+        let section = match name {
+            "startup" => runtime.block_on(startup::measure(&ctx)),
+            "packaging" => packaging::measure(&ctx),
+            "upload" => runtime.block_on(upload::measure(&ctx)),
+            "keyvault" => runtime.block_on(keyvault::measure(&ctx)),
+            "reaction" => runtime.block_on(reaction::measure(&ctx)),
+            _ => rehearsal::measure(&ctx),
+        };
+        // One failed measurement must not cost the others: it is reported in its own section.
+        let section = section.unwrap_or_else(|err| Section {
+            title: format!("{name} (failed)"),
+            rows: vec![],
+            notes: vec![format!("The measurement failed: {err:#}")],
+        });
+        eprintln!(
+            "bench: {name} done in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        sections.push(section);
+    }
+    let mut command = "cargo xtask bench".to_owned();
+    if args.quick {
+        command.push_str(" --quick");
+    }
+    if !args.only.is_empty() {
+        command.push_str(&format!(" --only {}", args.only.join(",")));
+    }
+    let report = Report {
+        date: now_rfc3339(),
+        command,
+        quick: args.quick,
+        machine: machine(),
+        sections,
+    };
+    let out = args.out.unwrap_or_else(|| root.join("docs"));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let md = out.join("performance.md");
+    std::fs::write(&md, report.to_markdown())
+        .with_context(|| format!("cannot write {}", md.display()))?;
+    let json = out.join("performance.json");
+    let mut text = serde_json::to_string_pretty(&report.to_json())?;
+    text.push('\n');
+    std::fs::write(&json, text).with_context(|| format!("cannot write {}", json.display()))?;
+    let t = report.tally();
+    println!(
+        "wrote {} and {}: {} targets met, {} missed",
+        md.display(),
+        json.display(),
+        t.met,
+        t.missed
+    );
+    Ok(())
+}
+
+fn workspace_root() -> anyhow::Result<PathBuf> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .context("the xtask crate is not inside the workspace")
+}
+
+/// `cargo build --release` of the binary (so every measurement runs what users run) and of xtask.
+fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "slot-release",
+            "--bin",
+            "slot-release",
+            "-p",
+            "xtask",
+        ])
+        .status()
+        .context("cannot run cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release failed ({status})");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let binary = target.join("release").join("slot-release");
+    if !binary.is_file() {
+        bail!("the release binary is missing: {}", binary.display());
+    }
+    Ok(binary)
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Parses an RFC 3339 time from the emulator's logs.
+pub(crate) fn parse_time(text: &str) -> anyhow::Result<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("not an RFC 3339 time: {text}"))
+}
+
+fn machine() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_mib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024);
+    Machine {
+        cpu,
+        cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        memory_mib,
+        os: output_of("uname", &["-sr"]),
+        node: output_of("node", &["--version"]),
+    }
+}
+
+fn output_of(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// What `/usr/bin/time` saw of one child process tree.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timed {
+    /// Wall seconds.
+    pub wall: f64,
+    /// User + system CPU seconds (of the child and the children it waited for).
+    pub cpu: f64,
+    /// Peak RSS in MiB of the largest process of the tree.
+    pub rss_mib: f64,
+    /// Whether it exited with 0.
+    pub success: bool,
+}
+
+/// Runs `command` under `/usr/bin/time` and reports wall time, CPU and peak RSS.
+pub(crate) fn timed(command: Command, scratch: &Path) -> anyhow::Result<Timed> {
+    let report = scratch.join(format!("time-{}.txt", uuid_like()));
+    let program = command.get_program().to_owned();
+    let args: Vec<_> = command.get_args().map(ToOwned::to_owned).collect();
+    let mut wrapped = Command::new("/usr/bin/time");
+    wrapped
+        .arg("-f")
+        .arg("%e %U %S %M")
+        .arg("-o")
+        .arg(&report)
+        .arg(&program)
+        .args(&args);
+    if let Some(dir) = command.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    for (k, v) in command.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    wrapped.stdin(std::process::Stdio::null());
+    let out = wrapped
+        .output()
+        .with_context(|| format!("cannot run /usr/bin/time {}", program.to_string_lossy()))?;
+    let text = std::fs::read_to_string(&report).context("no report from /usr/bin/time")?;
+    // A failing command makes time print "Command exited with non-zero status N" first.
+    let last = text.lines().last().unwrap_or_default();
+    let n: Vec<f64> = last
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let [wall, user, sys, rss_kib] = n[..] else {
+        bail!("unexpected /usr/bin/time report: {text}");
+    };
+    if !out.status.success() {
+        eprintln!(
+            "bench: {} exited with {}: {}",
+            program.to_string_lossy(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .rev()
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" / ")
+        );
+    }
+    Ok(Timed {
+        wall,
+        cpu: user + sys,
+        rss_mib: rss_kib / 1024.0,
+        success: out.status.success(),
+    })
+}
+
+/// A name unique within this run (for scratch files).
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The service-principal connection of an emulator: its id and the agent environment that carries it.
+pub(crate) fn spn_env(em: &Emulator) -> anyhow::Result<(String, BTreeMap<String, String>)> {
+    let env: BTreeMap<String, String> = em
+        .service_connection_env(&ConnectionKind::ServicePrincipal)
+        .into_iter()
+        .collect();
+    let id = env
+        .keys()
+        .find_map(|k| k.strip_prefix("ENDPOINT_URL_"))
+        .context("the emulator seed has no service-principal connection")?
+        .to_owned();
+    Ok((id, env))
+}
+
+/// An `Azure` client for the emulator's service-principal connection.
+pub(crate) fn azure_client(
+    em: &Emulator,
+    settings: slot_release_azure::ClientSettings,
+) -> anyhow::Result<slot_release_azure::Azure> {
+    let (id, env) = spn_env(em)?;
+    let (cred, cloud) =
+        slot_release_azure::ServiceConnection::from_agent_env(&id, &|k| env.get(k).cloned())?
+            .into_parts();
+    Ok(slot_release_azure::Azure::with_settings(
+        cred,
+        cloud,
+        slot_release_azure::HttpOptions::emulator(em.ca_pem()),
+        settings,
+    )?)
+}
+
+/// A raw token from the emulator's Entra endpoint (client credentials), for the baselines that talk
+/// HTTP directly (curl, the peer's Key Vault strategy).
+pub(crate) async fn raw_token(
+    em: &Emulator,
+    http: &reqwest::Client,
+    scope: &str,
+) -> anyhow::Result<String> {
+    let seed = em.seed();
+    let client = seed.clients.first().context("the seed has no client")?;
+    let secret = client
+        .secret
+        .as_ref()
+        .context("the seed's client has no secret")?;
+    let body = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={}&scope={}",
+        form_encode(&client.client_id),
+        form_encode(secret.expose()),
+        form_encode(scope)
+    );
+    let url = format!(
+        "{}/{}/oauth2/v2.0/token",
+        em.endpoints().authority,
+        seed.tenant_id
+    );
+    let rsp = http
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("token request to {url}"))?;
+    let status = rsp.status();
+    let json: serde_json::Value = rsp.json().await.context("token response")?;
+    json.get("access_token")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned)
+        .with_context(|| format!("no access_token in the token response ({status})"))
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+fn form_encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so generated data does not compress.
+pub(crate) struct Noise(u64);
+
+impl Noise {
+    pub(crate) fn new(seed: u64) -> Noise {
+        Noise(seed | 1)
+    }
+
+    pub(crate) fn next_u64(&mut self) -> u64 {
+        let mut s = self.0;
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        self.0 = s;
+        s
+    }
+
+    pub(crate) fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_encoding_escapes_reserved_characters() {
+        assert_eq!(
+            form_encode("https://vault.emulator.test/.default"),
+            "https%3A%2F%2Fvault.emulator.test%2F.default"
+        );
+        assert_eq!(form_encode("a b&c"), "a%20b%26c");
+    }
+
+    #[test]
+    fn noise_is_deterministic_and_not_constant() {
+        let (mut a, mut b) = (Noise::new(7), Noise::new(7));
+        let (mut x, mut y) = ([0u8; 13], [0u8; 13]);
+        a.fill(&mut x);
+        b.fill(&mut y);
+        assert_eq!(x, y);
+        assert_ne!(x[..8], x[8..13].repeat(2)[..8]);
+    }
+
+    #[test]
+    fn quick_sizes_are_smaller_than_full_ones() {
+        let (q, f) = (Sizes::quick(), Sizes::full());
+        assert!(q.files < f.files && q.tree_mib < f.tree_mib && q.upload_mib < f.upload_mib);
+        assert_eq!(f.secrets, vec![50, 200, 1000]);
+        assert_eq!(f.latency_ms, 20);
+        assert!(!q.rehearsal && f.rehearsal);
+    }
+}

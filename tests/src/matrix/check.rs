@@ -1,0 +1,244 @@
+//! The invariants every matrix case must keep, checked from the emulator's state, production's
+//! samples and what the runs printed — never from the engine's own account of itself alone.
+
+use std::fmt;
+
+use slot_release_emulator::StateSnapshot;
+
+use super::run::{BASELINE, CANDIDATE, CaseReport, RUN_DEADLINE, journal_tags};
+use super::{FaultKind, Step};
+
+/// The settings the matrix config writes for every release: all of them or none must be in a slot.
+const RELEASE_SETTINGS: [&str; 6] = [
+    "APP_ENV",
+    "DATABASE_PATH",
+    "RELEASE_VERSION",
+    "RELEASE_MARK",
+    "API_KEY",
+    "DATABASE__PASSWORD",
+];
+const SETTLED: [&str; 4] = ["staged", "released", "failed", "rolledBack"];
+
+/// An invariant a case broke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Which invariant.
+    pub invariant: &'static str,
+    /// What was seen.
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}] {}", self.invariant, self.detail)
+    }
+}
+
+fn violation(invariant: &'static str, detail: String) -> Violation {
+    Violation { invariant, detail }
+}
+
+/// Every invariant, over one case's report.
+pub fn check_case(report: &CaseReport) -> Vec<Violation> {
+    let mut out = Vec::new();
+    production_always_healthy(report, &mut out);
+    for run in &report.runs {
+        settings_whole(&run.command, &run.after, &mut out);
+        journal_truthful(&run.command, &run.after, &mut out);
+        deadline_kept(run, &mut out);
+    }
+    converged(report, &mut out);
+    for leak in &report.leaks {
+        out.push(violation("no-leak", leak.clone()));
+    }
+    out
+}
+
+/// Production answered `/health` with `ok` and named a known release at every sample. The only
+/// excuses: the case's own fault on production's host (the poller shares the route), and an app
+/// the fault made unhealthy after a swap while the run that must swap it back is still running.
+fn production_always_healthy(report: &CaseReport, out: &mut Vec<Violation>) {
+    let case = report.case;
+    let shares_route = case.step == Step::Watch && case.fault.is_transport();
+    let mut bad = Vec::new();
+    for s in &report.samples {
+        let known = s
+            .release
+            .as_deref()
+            .is_some_and(|r| r == BASELINE || r == CANDIDATE);
+        if s.health_ok && known {
+            continue;
+        }
+        let excused_by_route =
+            shares_route && matches!(s.health_status, 0 | 409 | 429 | 500) && s.during_run;
+        let excused_by_app = case.fault == FaultKind::UnhealthyAfterSwap && s.during_run;
+        if !(excused_by_route || excused_by_app) {
+            bad.push(format!(
+                "{:.1}s: /health {} ok={} release={:?}{}",
+                s.at.as_secs_f64(),
+                s.health_status,
+                s.health_ok,
+                s.release,
+                if s.during_run { "" } else { " (no run in progress)" }
+            ));
+        }
+    }
+    if report.samples.is_empty() {
+        bad.push("production was never sampled".into());
+    }
+    if !bad.is_empty() {
+        let shown: Vec<String> = bad.iter().take(6).cloned().collect();
+        out.push(violation(
+            "production-healthy",
+            format!("{} bad sample(s): {}", bad.len(), shown.join("; ")),
+        ));
+    }
+}
+
+/// No slot holds part of a release's settings.
+fn settings_whole(command: &str, snapshot: &StateSnapshot, out: &mut Vec<Violation>) {
+    for slot in ["production", "staging"] {
+        let Some(s) = snapshot.slot("contoso-web", slot) else {
+            continue;
+        };
+        let present: Vec<&str> = RELEASE_SETTINGS
+            .iter()
+            .copied()
+            .filter(|k| s.app_settings.contains_key(*k))
+            .collect();
+        if !present.is_empty() && present.len() != RELEASE_SETTINGS.len() {
+            out.push(violation(
+                "settings-whole",
+                format!("after `{command}`, {slot} holds only {present:?} of a release's settings"),
+            ));
+        }
+        if let Some(version) = s.app_settings.get("RELEASE_VERSION") {
+            let mark = s.app_settings.get("RELEASE_MARK").map(String::as_str);
+            if mark != Some(format!("mark-{version}").as_str()) {
+                out.push(violation(
+                    "settings-whole",
+                    format!(
+                        "after `{command}`, {slot} mixes releases: RELEASE_VERSION={version}, RELEASE_MARK={mark:?}"
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+/// When the journal's phase is settled, it names the release each slot really holds.
+fn journal_truthful(command: &str, snapshot: &StateSnapshot, out: &mut Vec<Violation>) {
+    let tags = journal_tags(snapshot);
+    let phase = tags.get("slotrelease.phase").cloned().unwrap_or_default();
+    if !SETTLED.contains(&phase.as_str()) {
+        return;
+    }
+    let slots = tags.get("slotrelease.slots").cloned().unwrap_or_default();
+    for pair in slots.split(',').filter(|p| !p.is_empty()) {
+        let Some((slot, release)) = pair.split_once('=') else {
+            out.push(violation(
+                "journal-truthful",
+                format!("after `{command}`, unreadable slots tag {slots:?}"),
+            ));
+            continue;
+        };
+        let actual = snapshot
+            .slot("contoso-web", slot)
+            .and_then(|s| s.app_settings.get("RELEASE_VERSION"));
+        if actual.map(String::as_str) != Some(release) {
+            out.push(violation(
+                "journal-truthful",
+                format!(
+                    "after `{command}` (phase {phase}), the journal says {slot} holds {release}, the slot holds {actual:?}"
+                ),
+            ));
+        }
+    }
+    if phase == "released" {
+        let lkg = tags.get("slotrelease.lastKnownGood");
+        let production = snapshot
+            .slot("contoso-web", "production")
+            .and_then(|s| s.app_settings.get("RELEASE_VERSION"));
+        if lkg != production {
+            out.push(violation(
+                "journal-truthful",
+                format!(
+                    "after `{command}`, the journal's last known-good is {lkg:?}, production holds {production:?}"
+                ),
+            ));
+        }
+    }
+}
+
+/// Every run ended on its own within its deadline; a cancelled one within the agent's grace period.
+fn deadline_kept(run: &super::run::RunReport, out: &mut Vec<Violation>) {
+    if run.outcome.killed {
+        out.push(violation(
+            "deadline",
+            format!(
+                "`{}` had to be killed after {:.1}s (a wait without a deadline, or a cancellation not honoured)",
+                run.command,
+                run.outcome.elapsed.as_secs_f64()
+            ),
+        ));
+    } else if run.outcome.elapsed > RUN_DEADLINE {
+        out.push(violation(
+            "deadline",
+            format!(
+                "`{}` took {:.1}s, more than the {}s its waits allow",
+                run.command,
+                run.outcome.elapsed.as_secs_f64(),
+                RUN_DEADLINE.as_secs()
+            ),
+        ));
+    }
+}
+
+/// The pipeline's next run finished the job without manual repair: it succeeded (or rolled back),
+/// and left a settled journal without a lock.
+fn converged(report: &CaseReport, out: &mut Vec<Violation>) {
+    let Some(last) = report.runs.last() else {
+        out.push(violation("converges", "no second run".into()));
+        return;
+    };
+    let result = last.outcome.variables.get("Result").map(|v| v.value.clone());
+    if !matches!(result.as_deref(), Some("Succeeded" | "RolledBack")) {
+        let message = last.outcome.complete_message.clone().unwrap_or_default();
+        out.push(violation(
+            "converges",
+            format!(
+                "the pipeline's next run (`{}`) ended with Result={result:?}: {message}",
+                last.command
+            ),
+        ));
+    }
+    let tags = journal_tags(&last.after);
+    let phase = tags.get("slotrelease.phase").cloned().unwrap_or_default();
+    if !SETTLED.contains(&phase.as_str()) {
+        out.push(violation(
+            "converges",
+            format!("after `{}`, the journal is left at phase {phase:?}", last.command),
+        ));
+    }
+    if let Some(lock) = tags.get("slotrelease.lock") {
+        out.push(violation(
+            "converges",
+            format!("after `{}`, the lock is still held: {lock}", last.command),
+        ));
+    }
+    if let Some(sample) = report.samples.last()
+        && let Some(production) = last
+            .after
+            .slot("contoso-web", "production")
+            .and_then(|s| s.app_settings.get("RELEASE_VERSION"))
+        && sample.release.as_ref() != Some(production)
+    {
+        out.push(violation(
+            "converges",
+            format!(
+                "production's settings name {production}, its page names {:?}",
+                sample.release
+            ),
+        ));
+    }
+}

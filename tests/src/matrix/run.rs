@@ -1,0 +1,565 @@
+//! Runs one matrix case: a world with a released baseline, the stage under fault through the real
+//! entry point, then the run the pipeline would make next, with production polled all along.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use slot_release_emulator::{Fault, RouteMatch, StateSnapshot};
+
+use super::{Case, FaultKind, StageUnderTest, Step, Timing};
+use crate::agent::{AgentOutcome, RunningTask};
+use crate::leak::LeakDetector;
+use crate::world::World;
+
+/// The release production serves before the case (released by a clean run).
+pub const BASELINE: &str = "20261122.1";
+/// The release the case tries to ship.
+pub const CANDIDATE: &str = "20261122.2";
+/// The longest one run may take: the config's waits (gate 20 s, hook 30 s, watch 3 s, rollback
+/// gate 20 s) plus retries with their back-off. A run past it is a wait without a deadline.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(150);
+/// What the harness gives a run before killing it (so a hang fails the case instead of the suite).
+const HARNESS_TIMEOUT: Duration = Duration::from_secs(240);
+/// How often production is sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+
+/// The example config with short waits, and two settings per release so a half-applied set shows.
+pub const MATRIX_CONFIG: &str = r#"# The example release with the waits shortened for the fault matrix.
+version: 1
+app:
+  name: contoso-web
+  resourceGroup: contoso-rg
+  kind: code
+  stack: PYTHON|3.12
+  startupCommand: python3 app.py
+package:
+  root: .
+  exclude:
+    - "tests/**"
+    - "*.pyc"
+    - "release.yml"
+    - "_temp/**"
+environments:
+  staging:
+    slot: staging
+    settings:
+      APP_ENV: staging
+      DATABASE_PATH: data/app.db
+      RELEASE_VERSION: $(Build.BuildNumber)
+      RELEASE_MARK: mark-$(Build.BuildNumber)
+    secrets:
+      vault: contoso-kv
+      map:
+        API_KEY: api-key
+        DATABASE__PASSWORD:
+          secret: db-password
+          delivery: value
+  production:
+    slot: production
+    settings:
+      APP_ENV: production
+      DATABASE_PATH: data/app.db
+      RELEASE_VERSION: $(Build.BuildNumber)
+      RELEASE_MARK: mark-$(Build.BuildNumber)
+    secrets:
+      vault: contoso-kv
+      map:
+        API_KEY: api-key
+        DATABASE__PASSWORD:
+          secret: db-password
+          delivery: value
+stages:
+  staging:
+    environment: staging
+    hooks:
+      - name: migrate
+        run: python3 migrate.py up
+        where: slot
+        timeout: 30s
+        undo: python3 migrate.py down
+    healthCheck:
+      path: /health
+      statuses: [200]
+      interval: 1s
+      successes: 2
+      timeout: 20s
+      bodyContains: ok
+  production:
+    environment: production
+    sourceSlot: staging
+    strategy: swap
+    watch:
+      duration: 3s
+      maxFailures: 2
+      healthCheck:
+        path: /health
+        statuses: [200]
+        interval: 1s
+        bodyContains: ok
+    rollback: automatic
+    undoHooks: run
+  rollback:
+    environment: production
+    restore: swapBack
+    undoHooks: run
+    healthCheck:
+      path: /health
+      interval: 1s
+      successes: 2
+      timeout: 20s
+"#;
+
+/// One sample of production.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Since the case started.
+    pub at: Duration,
+    /// Status of `/health` (0: no answer).
+    pub health_status: u16,
+    /// Whether the `/health` body said `ok`.
+    pub health_ok: bool,
+    /// The release `/` names, if it answered.
+    pub release: Option<String>,
+    /// Whether a run was in progress when the sample was taken.
+    pub during_run: bool,
+}
+
+/// One run of the task in the case.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// `staging`, `production` or `rollback`.
+    pub command: String,
+    pub outcome: AgentOutcome,
+    /// Whether the harness killed or cancelled it on purpose.
+    pub interrupted: bool,
+    /// The journal tags and settings right after the run.
+    pub after: StateSnapshot,
+}
+
+/// Everything a case produced, for the invariant checks.
+#[derive(Debug, Clone)]
+pub struct CaseReport {
+    pub case: Case,
+    /// The run under fault, then the pipeline's next run.
+    pub runs: Vec<RunReport>,
+    /// Production, sampled from the start of the first run to the end of the second.
+    pub samples: Vec<Sample>,
+    /// Faults set on the emulator (0 for signals).
+    pub faults_injected: usize,
+    /// Whether the fault's trigger was reached (the step ran at all).
+    pub triggered: bool,
+    /// Requests the emulator answered with a fault's status or not at all.
+    pub faulted_requests: usize,
+    /// Secrets found by the leak detector in any run's output, summaries, records and plans.
+    pub leaks: Vec<String>,
+}
+
+fn route(step: Step) -> RouteMatch {
+    let (host, method, path) = step.route();
+    RouteMatch {
+        host: Some(host.to_owned()),
+        method: Some(method.to_owned()),
+        path: Some(path.to_owned()),
+    }
+}
+
+/// The emulator faults for a case (none for signals and token expiry, which act otherwise).
+fn faults_for(case: Case) -> Vec<Fault> {
+    let r = route(case.step);
+    let count = |n| {
+        Some(slot_release_emulator::Scope {
+            count: Some(n),
+            share: None,
+        })
+    };
+    match case.fault {
+        FaultKind::LatencySpike => vec![Fault::Latency {
+            route: r,
+            millis: 1500,
+            count: Some(3),
+        }],
+        FaultKind::ThrottleStorm => vec![Fault::Status {
+            route: r,
+            status: 429,
+            retry_after_secs: Some(1),
+            scope: count(3),
+        }],
+        FaultKind::ServerErrorBurst => vec![Fault::Status {
+            route: r,
+            status: 500,
+            retry_after_secs: None,
+            scope: count(3),
+        }],
+        FaultKind::ConnectionReset => vec![Fault::ConnectionReset {
+            route: r,
+            scope: count(2),
+        }],
+        FaultKind::RequestTimeout => vec![Fault::Hang {
+            route: r,
+            millis: Some(5000),
+            scope: count(1),
+        }],
+        FaultKind::Conflict => vec![Fault::Status {
+            route: r,
+            status: 409,
+            retry_after_secs: None,
+            scope: count(1),
+        }],
+        FaultKind::SwapWarmupFails => vec![Fault::SwapWarmupFails {
+            app: "contoso-web".into(),
+        }],
+        FaultKind::DeploymentFails => vec![Fault::DeploymentFails {
+            app: "contoso-web".into(),
+            slot: Some("staging".into()),
+        }],
+        FaultKind::AppCrash => vec![Fault::AppUnhealthyAfterRequests {
+            app: "contoso-web".into(),
+            slot: "staging".into(),
+            after_requests: 1,
+        }],
+        FaultKind::UnhealthyAfterSwap => vec![Fault::AppUnhealthyAfterSwap {
+            app: "contoso-web".into(),
+        }],
+        FaultKind::TokenExpiry | FaultKind::Kill | FaultKind::Cancel => Vec::new(),
+    }
+}
+
+/// Runs blocking harness code on this runtime worker while the others keep serving the emulator.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    tokio::task::block_in_place(f)
+}
+
+fn run_clean(world: &World, command: &str, release: &str) -> Result<AgentOutcome, String> {
+    let run = world
+        .run(command)?
+        .env("BUILD_BUILDNUMBER", release)
+        .input("releaseRecordPath", &record_path(world, command, release));
+    let outcome = blocking(|| run.run(HARNESS_TIMEOUT)).map_err(|e| e.to_string())?;
+    let result = outcome.variables.get("Result").map(|v| v.value.clone());
+    if result.as_deref() != Some("Succeeded") {
+        return Err(format!(
+            "setup run `{command}` of {release} did not succeed ({result:?})\n{}",
+            outcome.transcript()
+        ));
+    }
+    Ok(outcome)
+}
+
+fn record_path(world: &World, command: &str, release: &str) -> String {
+    world
+        .temp()
+        .join(format!("record-{command}-{release}.json"))
+        .display()
+        .to_string()
+}
+
+/// Starts the emulator world, releases the baseline, stages the candidate when the case is about
+/// production, then runs the case and the pipeline's next run.
+pub async fn run_case(case: Case) -> Result<CaseReport, String> {
+    let world = World::start().await?;
+    std::fs::write(world.config(), MATRIX_CONFIG).map_err(|e| e.to_string())?;
+    run_clean(&world, "release", BASELINE)?;
+    let stage = case.step.stage();
+    if stage == StageUnderTest::Production {
+        run_clean(&world, "staging", CANDIDATE)?;
+    }
+    world.emulator.clear_requests();
+
+    let started = Instant::now();
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = Arc::new(AtomicBool::new(false));
+    let poller = spawn_poller(&world, started, &samples, &stop, &running)?;
+
+    let mut faults_injected = 0;
+    let mut runs = Vec::new();
+    let first = first_run(&world, case, stage, &running, &mut faults_injected);
+    // Whatever happened, the emulator goes back to normal before the pipeline's next run.
+    world.emulator.clear_faults();
+    world.emulator.set_token_lifetime(Duration::from_secs(3600));
+    let (first, triggered) = first?;
+    let faulted_requests = world
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.status == 0 || r.status == 429 || r.status >= 500 || r.status == 409)
+        .count();
+    let first_result = first
+        .outcome
+        .variables
+        .get("Result")
+        .map(|v| v.value.clone());
+    runs.push(first);
+
+    // The pipeline's next run: a failed production stage triggers the rollback stage; anything
+    // else is retried (the agent's "rerun failed jobs", same build number).
+    let next = match (stage, first_result.as_deref()) {
+        (StageUnderTest::Production, Some("Succeeded")) => "production",
+        (StageUnderTest::Production, _) => "rollback",
+        (StageUnderTest::Staging, _) => "staging",
+    };
+    running.store(true, Ordering::SeqCst);
+    let run = world
+        .run(next)?
+        .env("BUILD_BUILDNUMBER", CANDIDATE)
+        .input("releaseRecordPath", &record_path(&world, next, "second"));
+    let outcome = blocking(|| run.run(HARNESS_TIMEOUT)).map_err(|e| e.to_string());
+    running.store(false, Ordering::SeqCst);
+    // A few samples after the end: production must stay healthy once nobody touches it.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.store(true, Ordering::SeqCst);
+    let _ = poller.await;
+    runs.push(RunReport {
+        command: next.to_owned(),
+        outcome: outcome?,
+        interrupted: false,
+        after: world.emulator.snapshot(),
+    });
+    let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
+    let secrets = runs
+        .first()
+        .map(|r| r.outcome.secrets.clone())
+        .unwrap_or_default();
+    // The leak detector reads the world's folders now, before the world (and its folders) goes away.
+    let detector = LeakDetector::new(&secrets);
+    let temp = world.temp();
+    let mut leaks: Vec<String> = Vec::new();
+    for run in &runs {
+        for leak in detector.scan_all(&run.outcome, &[temp.as_path()]) {
+            leaks.push(format!("{} run: {leak}", run.command));
+        }
+    }
+    leaks.sort();
+    leaks.dedup();
+    Ok(CaseReport {
+        case,
+        runs,
+        samples,
+        faults_injected,
+        triggered,
+        faulted_requests,
+        leaks,
+    })
+}
+
+fn first_run(
+    world: &World,
+    case: Case,
+    stage: StageUnderTest,
+    running: &AtomicBool,
+    faults_injected: &mut usize,
+) -> Result<(RunReport, bool), String> {
+    let faults = faults_for(case);
+    if case.fault == FaultKind::TokenExpiry {
+        world.emulator.set_token_lifetime(Duration::from_secs(2));
+        *faults_injected += 1;
+    }
+    if case.timing == Timing::Before && !case.fault.is_signal() {
+        for fault in &faults {
+            world.emulator.inject(fault.clone());
+            *faults_injected += 1;
+        }
+    }
+    let run = world
+        .run(stage.command())?
+        .env("BUILD_BUILDNUMBER", CANDIDATE)
+        .input("releaseRecordPath", &record_path(world, stage.command(), "first"));
+    running.store(true, Ordering::SeqCst);
+    let result = blocking(|| -> Result<(AgentOutcome, bool, bool), String> {
+        let mut task = run.spawn().map_err(|e| e.to_string())?;
+        let triggered = wait_for_trigger(world, &mut task, case);
+        let mut interrupted = false;
+        if triggered {
+            match case.fault {
+                FaultKind::Kill => {
+                    kill_binary(task.pid())?;
+                    interrupted = true;
+                }
+                FaultKind::Cancel => {
+                    let outcome = task.cancel().map_err(|e| e.to_string())?;
+                    return Ok((outcome, true, true));
+                }
+                _ if case.timing != Timing::Before => {
+                    for fault in &faults {
+                        world.emulator.inject(fault.clone());
+                        *faults_injected += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let outcome = task.wait(HARNESS_TIMEOUT).map_err(|e| e.to_string())?;
+        Ok((outcome, triggered, interrupted))
+    });
+    running.store(false, Ordering::SeqCst);
+    let (outcome, triggered, interrupted) = result?;
+    Ok((
+        RunReport {
+            command: stage.command().to_owned(),
+            outcome,
+            interrupted,
+            after: world.emulator.snapshot(),
+        },
+        triggered,
+    ))
+}
+
+/// Waits for the moment the case strikes: the first request of the step (before, during) or the
+/// line saying the step finished (after). Returns false when the run ended first.
+fn wait_for_trigger(world: &World, task: &mut RunningTask, case: Case) -> bool {
+    let deadline = Instant::now() + HARNESS_TIMEOUT;
+    let (host, method, path) = case.step.route();
+    let matcher = RouteMatch {
+        host: Some(host.to_owned()),
+        method: Some(method.to_owned()),
+        path: Some(path.to_owned()),
+    };
+    let by_output = case.timing == Timing::After
+        || (case.timing == Timing::Before && case.fault.is_signal());
+    while Instant::now() < deadline {
+        if !is_running(task.pid()) {
+            return false;
+        }
+        let hit = if by_output {
+            let marker = if case.timing == Timing::Before {
+                // Before the step: as soon as the plan is printed and execution starts.
+                "] take the release lock"
+            } else {
+                case.step.done_marker()
+            };
+            task.stdout_so_far().contains(marker)
+        } else if case.timing == Timing::Before {
+            // Faults set before the run need no trigger.
+            return true;
+        } else {
+            world
+                .emulator
+                .requests()
+                .iter()
+                .any(|r| matcher.matches(&r.host, &r.method, &r.path))
+        };
+        if hit {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+/// Whether a process still runs (an exited child that was not reaped yet is a zombie, `Z`).
+fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().next().map(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+/// SIGKILL to the `slot-release` process node started (the agent's host dying under it).
+fn kill_binary(node_pid: u32) -> Result<(), String> {
+    let children = child_pids(node_pid);
+    let target = children.first().copied().unwrap_or(node_pid);
+    let status = std::process::Command::new("kill")
+        .arg("-KILL")
+        .arg(target.to_string())
+        .status()
+        .map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("kill -KILL {target} failed"))
+    }
+}
+
+/// The processes whose parent is `pid`, from `/proc`.
+fn child_pids(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // The command name is in parentheses and may contain spaces: fields resume after the last ')'.
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+fn spawn_poller(
+    world: &World,
+    started: Instant,
+    samples: &Arc<Mutex<Vec<Sample>>>,
+    stop: &Arc<AtomicBool>,
+    running: &Arc<AtomicBool>,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let client = world
+        .emulator
+        .client_builder()
+        .map_err(|e| e.to_string())?
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let base = world.emulator.app_url("contoso-web", "production");
+    let (samples, stop, running) = (samples.clone(), stop.clone(), running.clone());
+    Ok(tokio::spawn(async move {
+        while !stop.load(Ordering::SeqCst) {
+            let during_run = running.load(Ordering::SeqCst);
+            let at = started.elapsed();
+            let (health_status, health_ok) = match client.get(format!("{base}/health")).send().await
+            {
+                Ok(rsp) => {
+                    let status = rsp.status().as_u16();
+                    let body = rsp.text().await.unwrap_or_default();
+                    (status, status == 200 && body.contains("ok"))
+                }
+                Err(_) => (0, false),
+            };
+            let release = match client.get(format!("{base}/")).send().await {
+                Ok(rsp) if rsp.status().is_success() => {
+                    release_in_page(&rsp.text().await.unwrap_or_default())
+                }
+                _ => None,
+            };
+            if let Ok(mut s) = samples.lock() {
+                s.push(Sample {
+                    at,
+                    health_status,
+                    health_ok,
+                    release,
+                    during_run,
+                });
+            }
+            tokio::time::sleep(SAMPLE_EVERY).await;
+        }
+    }))
+}
+
+/// The release the example app's page names (`<b id=release>…</b>`).
+pub fn release_in_page(page: &str) -> Option<String> {
+    let start = page.find("<b id=release>")? + "<b id=release>".len();
+    let end = page[start..].find('<')? + start;
+    Some(page[start..end].to_owned())
+}
+
+/// The journal tags of the app (held on the production site).
+pub fn journal_tags(snapshot: &StateSnapshot) -> BTreeMap<String, String> {
+    snapshot
+        .slot("contoso-web", "production")
+        .map(|s| s.tags.clone())
+        .unwrap_or_default()
+}

@@ -1,0 +1,130 @@
+//! The fault matrix as a test: stage steps × emulator faults (and SIGKILL, and the agent's
+//! cancellation) × timing, each case run through the real entry point, followed by the run the
+//! pipeline would make next, and checked against the release invariants and the leak detector.
+//!
+//! CI runs a seeded sample; `SLOT_RELEASE_MATRIX=full` runs every case;
+//! `SLOT_RELEASE_MATRIX_SEED=<n>` repeats a sample; `SLOT_RELEASE_MATRIX_CASE=<id>[,<id>…]` replays
+//! cases by the id a failure prints.
+#![cfg(target_os = "linux")]
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use slot_release_tests::matrix::{self, Case};
+
+/// Cases of the sample besides the SIGKILL and the cancellation case.
+const SAMPLED_OTHERS: usize = 2;
+/// Past this, a sampled run starts no new case (CI's budget is four minutes on two cores).
+const SAMPLE_BUDGET: Duration = Duration::from_secs(170);
+
+fn selection() -> (u64, Vec<Case>, bool) {
+    let seed = std::env::var("SLOT_RELEASE_MATRIX_SEED")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
+    if let Ok(ids) = std::env::var("SLOT_RELEASE_MATRIX_CASE") {
+        let cases = ids
+            .split(',')
+            .map(|id| Case::parse(id).unwrap_or_else(|| panic!("unknown matrix case {id:?}")))
+            .collect();
+        return (seed, cases, true);
+    }
+    if std::env::var("SLOT_RELEASE_MATRIX").is_ok_and(|v| v == "full") {
+        return (seed, matrix::all_cases(), true);
+    }
+    (seed, matrix::sample(seed, SAMPLED_OTHERS), false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fault_matrix_keeps_production_serving_and_converges() {
+    let (seed, cases, unbounded) = selection();
+    eprintln!(
+        "fault matrix: seed {seed}, {} case(s): {}",
+        cases.len(),
+        cases
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let (mut run, mut injected, mut faulted, mut untriggered) = (0, 0, 0, 0);
+    for case in &cases {
+        if !unbounded && started.elapsed() > SAMPLE_BUDGET {
+            eprintln!("fault matrix: budget spent, {case} not started");
+            continue;
+        }
+        let case_started = Instant::now();
+        let report = match matrix::run_case(*case).await {
+            Ok(report) => report,
+            Err(e) => {
+                failures.push(format!("{case}: the case could not run: {e}"));
+                continue;
+            }
+        };
+        run += 1;
+        injected += report.faults_injected;
+        faulted += report.faulted_requests;
+        if !report.triggered {
+            untriggered += 1;
+        }
+        let violations = matrix::check_case(&report);
+        let results: Vec<String> = report
+            .runs
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}={}",
+                    r.command,
+                    r.outcome
+                        .variables
+                        .get("Result")
+                        .map_or("(none)", |v| v.value.as_str())
+                )
+            })
+            .collect();
+        eprintln!(
+            "fault matrix: {case}: {} in {:.1}s, triggered={}, {} fault(s), {} faulted request(s), {} violation(s)",
+            results.join(" then "),
+            case_started.elapsed().as_secs_f64(),
+            report.triggered,
+            report.faults_injected,
+            report.faulted_requests,
+            violations.len()
+        );
+        if !violations.is_empty() {
+            let mut text = format!("{case}:");
+            for v in &violations {
+                text.push_str(&format!("\n    {v}"));
+            }
+            for r in &report.runs {
+                let tail: Vec<&str> = r.outcome.stdout.lines().rev().take(25).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                text.push_str(&format!(
+                    "\n    --- `{}` (interrupted: {}), last lines:\n      {}",
+                    r.command,
+                    r.interrupted,
+                    tail.join("\n      ")
+                ));
+            }
+            failures.push(text);
+        }
+    }
+    eprintln!(
+        "fault matrix: {run} case(s) run, {injected} fault(s) injected, {faulted} request(s) faulted, \
+         {untriggered} case(s) whose step was never reached, {} case(s) with violations, {:.0}s",
+        failures.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(run > 0 || cases.is_empty(), "no case ran");
+    assert!(
+        failures.is_empty(),
+        "fault matrix (seed {seed}) found violations; replay with \
+         SLOT_RELEASE_MATRIX_CASE=<id> cargo test -p slot-release-tests --test fault_matrix\n{}",
+        failures.join("\n")
+    );
+}
