@@ -22,12 +22,16 @@ def database_path():
 
 
 def release_version():
-    """RELEASE_VERSION from the environment, else the version in release.json next to the code."""
+    """RELEASE_VERSION from the environment, else the version in the package manifest.
+
+    Slot Release writes `.slot-release/manifest.json` into every package it builds.
+    """
     version = os.environ.get("RELEASE_VERSION")
     if version:
         return version
     try:
-        with open(os.path.join(HERE, "release.json"), encoding="utf-8") as manifest:
+        path = os.path.join(HERE, ".slot-release", "manifest.json")
+        with open(path, encoding="utf-8") as manifest:
             return str(json.load(manifest).get("version", "unknown"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
         return "unknown"

@@ -104,10 +104,17 @@ async fn fault_matrix_keeps_production_serving_and_converges() {
             for r in &report.runs {
                 let tail: Vec<&str> = r.outcome.stdout.lines().rev().take(25).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().collect();
+                let journal: Vec<String> = matrix::journal_tags(&r.after)
+                    .into_iter()
+                    .filter(|(k, _)| k.starts_with("slotrelease."))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 text.push_str(&format!(
-                    "\n    --- `{}` (interrupted: {}), last lines:\n      {}",
+                    "\n    --- `{}` (interrupted: {}); packages by slot after it: {:?}; journal: {}; last lines:\n      {}",
                     r.command,
                     r.interrupted,
+                    r.content,
+                    journal.join(" "),
                     tail.join("\n      ")
                 ));
             }
@@ -120,11 +127,11 @@ async fn fault_matrix_keeps_production_serving_and_converges() {
         failures.len(),
         started.elapsed().as_secs_f64()
     );
-    assert!(run > 0 || cases.is_empty(), "no case ran");
     assert!(
         failures.is_empty(),
         "fault matrix (seed {seed}) found violations; replay with \
          SLOT_RELEASE_MATRIX_CASE=<id> cargo test -p slot-release-tests --test fault_matrix\n{}",
         failures.join("\n")
     );
+    assert!(run > 0 || cases.is_empty(), "no case ran");
 }

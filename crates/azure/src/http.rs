@@ -263,4 +263,30 @@ mod tests {
             Err(AzureError::HttpClient { .. })
         ));
     }
+
+    #[test]
+    fn agent_cainfo_is_read_and_trusted() {
+        let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()]).expect("cert");
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, ca.cert.pem()).expect("write");
+        let p = path.display().to_string();
+        let env = |k: &str| (k == "AGENT_CAINFO").then(|| p.clone());
+        let o = HttpOptions::from_agent_env(&env).expect("valid");
+        assert_eq!(o.extra_ca_pem.as_deref(), Some(ca.cert.pem().as_str()));
+        assert!(http_client(&o).is_ok());
+        let missing = |k: &str| (k == "AGENT_CAINFO").then(|| "/nonexistent/ca.pem".to_owned());
+        assert!(matches!(
+            HttpOptions::from_agent_env(&missing),
+            Err(AzureError::Io { .. })
+        ));
+        let empty = HttpOptions {
+            extra_ca_pem: Some(String::new()),
+            ..HttpOptions::default()
+        };
+        assert!(matches!(
+            http_client(&empty),
+            Err(AzureError::HttpClient { .. })
+        ));
+    }
 }

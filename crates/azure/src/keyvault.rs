@@ -2,7 +2,7 @@
 //! (bounded, and throttled back when the vault answers 429), list-and-filter mode that skips disabled
 //! and expired secrets, and a value type that cannot be printed by accident.
 
-use crate::client::{Inner, chain_message, client_options, sleep_or_cancel};
+use crate::client::{Inner, chain_message, client_options};
 use crate::error::{AzureError, ErrorKind, Result, SecretFailure};
 use azure_core::http::{ExponentialRetryOptions, RetryOptions};
 use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
@@ -277,16 +277,31 @@ impl KeyVault {
         if !self.challenged.load(std::sync::atomic::Ordering::Relaxed)
             && let Some((first, rest)) = unique.split_first()
         {
-            results.push((first.to_string(), self.get_one(first, &throttle).await));
+            // One attempt only: whatever it returns, the challenge is done. A transient failure (429)
+            // puts the secret back with the others so it shares their retries and throttling.
+            let first_try = self.get_one(first, &throttle, 1).await;
             self.challenged
                 .store(true, std::sync::atomic::Ordering::Relaxed);
-            unique = rest.to_vec();
+            match first_try {
+                Err(f) if matches!(f.status, Some(429) | Some(408) | Some(500..=599) | None) => {}
+                done => {
+                    results.push((first.to_string(), done));
+                    unique = rest.to_vec();
+                }
+            }
         }
         let rest: Vec<(String, std::result::Result<SecretValue, SecretFailure>)> =
-            futures::stream::iter(unique)
+            // Owned items and an owned handle keep the future `Send` (borrowed items inside a stream
+            // closure trip the compiler's higher-ranked lifetime check).
+            futures::stream::iter(unique.into_iter().cloned().collect::<Vec<SecretRef>>())
                 .map(|r| {
                     let throttle = throttle.clone();
-                    async move { (r.to_string(), self.get_one(r, &throttle).await) }
+                    let vault = self.clone();
+                    async move {
+                        let attempts = vault.settings.max_attempts;
+                        let result = vault.get_one(&r, &throttle, attempts).await;
+                        (r.to_string(), result)
+                    }
                 })
                 .buffer_unordered(limit)
                 .collect()
@@ -317,6 +332,7 @@ impl KeyVault {
         &self,
         r: &SecretRef,
         throttle: &Throttle,
+        max_attempts: u32,
     ) -> std::result::Result<SecretValue, SecretFailure> {
         let mut attempt = 0u32;
         loop {
@@ -355,7 +371,7 @@ impl KeyVault {
                 None => !crate::client::is_tls_error(&err),
             };
             attempt += 1;
-            if !transient || attempt >= self.settings.max_attempts {
+            if !transient || attempt >= max_attempts {
                 return Err(failure);
             }
             let backoff = self
@@ -368,7 +384,7 @@ impl KeyVault {
                 throttle.on_throttled(wait);
             } else {
                 // Other transient failures only delay this request.
-                let _ = sleep_or_cancel(wait, None, "").await;
+                tokio::time::sleep(wait).await;
             }
         }
     }

@@ -2,7 +2,7 @@
 //! failure, `/api/command` (long commands run in the background and polled), and deployment history.
 
 use crate::client::{Call, body_json, header, parse_json, retry_after, sleep_or_cancel};
-use crate::error::{AzureError, ErrorKind, Result};
+use crate::error::{AzureError, Result};
 use crate::upload::FileStream;
 use crate::webapp::{SlotName, WebApp};
 use azure_core::http::{Body, Context, Method, Pipeline, PipelineSendOptions, Request};
@@ -390,9 +390,15 @@ impl Kudu {
             }
             break rsp;
         };
-        let poll_url = match header(&rsp, "location") {
-            Some(l) => self.url(l).await?,
-            None => self.url("api/deployments/latest").await?,
+        // Poll this deployment by id when Kudu says which one it is: `latest` could be someone else's.
+        let poll_url = match header(&rsp, "scm-deployment-id").filter(|id| {
+            !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        }) {
+            Some(id) => self.url(&format!("api/deployments/{id}")).await?,
+            None => match header(&rsp, "location") {
+                Some(l) => self.url(l).await?,
+                None => self.url("api/deployments/latest").await?,
+            },
         };
         let mut wait = retry_after(&rsp);
         let mut interval = self.app.inner().settings.poll.initial_interval;
@@ -626,12 +632,5 @@ impl Kudu {
             }
         }
         Ok(out)
-    }
-}
-
-impl ErrorKind {
-    /// True for kinds that mean the Kudu deployment itself failed.
-    pub fn is_deployment_failure(self) -> bool {
-        self == ErrorKind::OperationFailed
     }
 }

@@ -35,3 +35,30 @@ pub use webapp::{
     AppRef, RampUpRule, ResourceId, SettingsChange, SiteConfig, SiteConfigPatch, SlotConfigNames,
     SlotInfo, SlotName, SwapOptions, WebApp,
 };
+
+/// Every public async operation must be `Send`, so callers can `tokio::spawn` it.
+#[cfg(test)]
+mod send_bounds {
+    use super::*;
+    use std::path::Path;
+
+    fn is_send<T: Send>(_: &T) {}
+
+    #[allow(dead_code, clippy::diverging_sub_expression)]
+    async fn futures_are_send(az: Azure, web: WebApp, kudu: Kudu, kv: KeyVault) {
+        let slot = SlotName::production();
+        is_send(&az.check_credentials());
+        is_send(&web.get_slot(&slot));
+        is_send(&web.list_slots());
+        is_send(&web.create_slot(&slot, &LroOptions::default()));
+        is_send(&web.update_app_settings(&slot, &SettingsChange::default()));
+        is_send(&web.swap(&slot, &slot, &SwapOptions::default()));
+        is_send(&web.patch_site_config(&slot, &SiteConfigPatch::default()));
+        is_send(&kudu.deploy_zip(Path::new("x"), &DeployOptions::default()));
+        is_send(&kudu.command("", "", std::time::Duration::ZERO, &CancellationToken::new()));
+        is_send(&kudu.deployments());
+        is_send(&kv.get_secrets(&[]));
+        is_send(&kv.list_secrets(&SecretFilter::All));
+        is_send(&kv.versions("x"));
+    }
+}

@@ -5,7 +5,7 @@
 use slot_release_azure::{
     AppRef, Azure, AzureError, CancellationToken, ClientSettings, Cloud, CredentialSource,
     DeployOptions, DeployStatus, DeploymentRecord, ErrorKind, HttpOptions, KeyVaultSettings,
-    LroOptions, PollSettings, RampUpRule, RetrySettings, Secret, SecretFilter, SecretRef,
+    KuduAuth, LroOptions, PollSettings, RampUpRule, RetrySettings, Secret, SecretFilter, SecretRef,
     ServiceConnection, SettingsChange, SiteConfigPatch, SlotConfigNames, SlotName, SwapOptions,
 };
 use slot_release_emulator::{
@@ -1027,4 +1027,33 @@ async fn throttled_vault_is_read_completely() {
         .expect("all read despite the 429 storm");
     assert_eq!(got.len(), 60);
     assert_eq!(got["s59"].expose(), "v59");
+}
+
+#[tokio::test]
+async fn kudu_with_publishing_credentials_uses_basic_auth_when_allowed() {
+    let env = start().await;
+    let kudu = azure(&env)
+        .web_app(&app_ref())
+        .kudu(&slot("staging"))
+        .with_auth(KuduAuth::PublishingCredentialsIfAllowed);
+    let out = kudu
+        .command(
+            "echo basic",
+            "",
+            Duration::from_secs(30),
+            &CancellationToken::new(),
+        )
+        .await
+        .expect("command");
+    assert_eq!(out.output.trim(), "basic");
+    assert!(env.em.requests().iter().any(|r| {
+        r.path
+            .to_ascii_lowercase()
+            .ends_with("/publishingcredentials/list")
+    }));
+    assert!(env.em.requests().iter().any(|r| {
+        r.path
+            .to_ascii_lowercase()
+            .contains("basicpublishingcredentialspolicies")
+    }));
 }

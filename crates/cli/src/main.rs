@@ -110,6 +110,9 @@ struct RunArgs {
     /// Roll back a release that stopped half-way, then run.
     #[arg(long)]
     rollback_unfinished: bool,
+    /// Stop starting new steps after this many minutes (the run then ends as cancelled).
+    #[arg(long)]
+    timeout_minutes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -152,6 +155,9 @@ struct Failed(anyhow::Error);
 
 fn main() -> ExitCode {
     let log = Log::from_env();
+    if std::env::var("INPUT_LOGLEVEL").is_ok_and(|l| l.eq_ignore_ascii_case("debug")) {
+        log.set_debug(true);
+    }
     let cli = match parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -210,6 +216,12 @@ fn parse() -> Result<Cli, clap::Error> {
         && let Some(record) = inputs.get("releaseRecordPath").filter(|r| !r.is_empty())
     {
         argv.extend(["--record".to_owned(), record.to_owned()]);
+    }
+    let stages = ["build", "staging", "production", "rollback", "release"];
+    if stages.contains(&command.as_str())
+        && let Some(minutes) = inputs.get("timeoutMinutes").filter(|m| !m.is_empty())
+    {
+        argv.extend(["--timeout-minutes".to_owned(), minutes.to_owned()]);
     }
     if command == "rehearse"
         && let Some(fail_at) = inputs.get("rehearseFailAt").filter(|f| !f.is_empty())
@@ -504,6 +516,16 @@ async fn run_cmd(
         },
         lock_ttl: Duration::from_secs(30 * 60),
     };
+    if let Some(minutes) = args.timeout_minutes {
+        let (cancel, log) = (cancel.clone(), log.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(minutes * 60)).await;
+            log.error(&format!(
+                "The run exceeded its {minutes} minute(s): no further steps start"
+            ));
+            cancel.cancel();
+        });
+    }
     let ctx = stages::Context {
         port,
         log: log.clone(),
@@ -513,6 +535,7 @@ async fn run_cmd(
     report(
         log,
         &record,
+        &release_slot(&loaded, &record),
         args.record.as_deref(),
         &work_dir,
         args.common.json,
@@ -522,6 +545,19 @@ async fn run_cmd(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The slot that holds the new release after the run: the staging slot after `staging`, else production.
+fn release_slot(loaded: &release::LoadedRelease, record: &stages::ReleaseRecord) -> String {
+    match record.stages.last().map(|s| s.stage) {
+        Some(Stage::Staging) | Some(Stage::Build) => loaded
+            .spec
+            .staging
+            .as_ref()
+            .and_then(|s| loaded.spec.environments.get(&s.environment))
+            .map_or_else(String::new, |e| e.slot.clone()),
+        _ => "production".to_owned(),
+    }
 }
 
 fn config_dir(config: &Path) -> PathBuf {
@@ -535,6 +571,7 @@ fn config_dir(config: &Path) -> PathBuf {
 fn report(
     log: &Log,
     record: &stages::ReleaseRecord,
+    slot: &str,
     record_path: Option<&Path>,
     work_dir: &Path,
     json: bool,
@@ -553,13 +590,7 @@ fn report(
         if let Some(plan) = record.stages.last().and_then(|s| s.plan.as_ref()) {
             std::fs::write(&plan_path, plan.to_json())?;
         }
-        let slot = record
-            .stages
-            .last()
-            .and_then(|s| s.plan.as_ref())
-            .and_then(|p| p.environment.clone())
-            .unwrap_or_default();
-        stages::set_outputs(log, record, &slot, Some(&plan_path))?;
+        stages::set_outputs(log, record, slot, Some(&plan_path))?;
         log.write_summary(
             &work_dir.join("summary.md"),
             &stages::summary_markdown(record),
@@ -591,6 +622,7 @@ async fn rehearse_cmd(
     report(
         log,
         &outcome.record,
+        &release_slot(&loaded, &outcome.record),
         args.record.as_deref(),
         &work_dir,
         args.common.json,

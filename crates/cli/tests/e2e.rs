@@ -329,7 +329,7 @@ async fn code_release_through_staging_then_production_as_separate_stages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plan_shows_exactly_the_changes_staging_makes() {
+async fn plan_shows_exactly_the_changes_staging_and_production_make() {
     let world = python_world(|t| t).await;
     let out = world
         .run(&["plan", "--stage", "staging", "--json", "--release-id", "r1"])
@@ -375,6 +375,76 @@ async fn plan_shows_exactly_the_changes_staging_makes() {
         assert!(
             to_staging || journal || sticky,
             "unplanned write: {write} (all: {writes:#?})"
+        );
+    }
+
+    // The same for production: the planned settings, the swap, the journal; nothing else.
+    let out = world
+        .run(&[
+            "plan",
+            "--stage",
+            "production",
+            "--json",
+            "--release-id",
+            "r1",
+        ])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let planned: BTreeMap<String, Option<String>> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"]["type"] == "setSettings")
+        .flat_map(|s| s["action"]["changes"].as_array().unwrap().iter())
+        .map(|c| {
+            let after = &c["after"];
+            let plain =
+                (after["kind"] == "plain").then(|| after["value"].as_str().unwrap().to_owned());
+            (c["name"].as_str().unwrap().to_owned(), plain)
+        })
+        .collect();
+    let swaps_planned = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"]["type"] == "swap")
+        .count();
+    let before = world.slot("production").app_settings;
+    world.emulator.clear_requests();
+    let out = world.run(&["production", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after = world.slot("production").app_settings;
+    for (name, value) in &after {
+        if before.get(name) != Some(value) {
+            let planned_value = planned
+                .get(name)
+                .unwrap_or_else(|| panic!("unplanned change of {name}"));
+            if let Some(planned_value) = planned_value {
+                assert_eq!(planned_value, value, "{name}");
+            }
+        }
+    }
+    let requests = world.emulator.requests();
+    let swaps = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/slotsswap"))
+        .count();
+    assert_eq!(swaps, swaps_planned, "exactly the planned swaps");
+    for r in requests
+        .iter()
+        .filter(|r| r.host.starts_with("management.") && r.method != "GET")
+    {
+        let path = &r.path;
+        let allowed = path.ends_with("/list")
+            || path.ends_with("/slotsswap")
+            || path.ends_with("/config/slotConfigNames")
+            || path.ends_with(&format!("/sites/{APP}/config/appsettings"))
+            || (r.method == "PATCH" && path.ends_with(&format!("/sites/{APP}")));
+        assert!(
+            allowed || path.contains("/operations/") || path.contains("/operationresults/"),
+            "unplanned write: {} {path}",
+            r.method
         );
     }
 }
@@ -698,5 +768,253 @@ async fn container_rollout_records_the_previous_tag_and_rolls_back_to_it() {
     assert_eq!(
         tag(&world, "slotrelease.lastKnownGood").as_deref(),
         Some("r1")
+    );
+}
+
+/// Starts `args`, waits until the journal reaches `phase`, then sends `signal` (`KILL` or `INT`).
+/// Returns how long the process took to exit after the signal.
+async fn interrupt_at(world: &World, args: &[&str], phase: &str, signal: &str) -> Duration {
+    let mut child = world
+        .command(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let started = Instant::now();
+    while world.tag("slotrelease.phase").as_deref() != Some(phase) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never reached phase {phase}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let signalled = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().await.unwrap();
+    assert!(
+        !exit.success(),
+        "an interrupted run does not report success"
+    );
+    signalled.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_interrupted_at_each_step_is_recognised_and_resumed() {
+    // Slow steps so each phase lasts long enough to be hit: the hook and the watch.
+    let slow = |t: String| t.replace("python3 migrate.py up", "sleep 1; python3 migrate.py up");
+    let cases = [
+        ("staging", "staging", "KILL"),
+        ("staging", "deployed", "KILL"),
+        ("staging", "deployed", "INT"),
+        ("production", "swapping", "KILL"),
+        ("production", "swapping", "INT"),
+        ("production", "swapped", "KILL"),
+    ];
+    for (stage, phase, signal) in cases {
+        eprintln!("--- {stage} interrupted with SIG{signal} at phase {phase}");
+        let world = python_world(slow).await;
+        if stage == "production" {
+            let out = world.run(&["staging", "--release-id", "r1"]).await;
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        let prober = world.watch_production();
+        let took = interrupt_at(&world, &[stage, "--release-id", "r1"], phase, signal).await;
+        if signal == "INT" {
+            assert!(
+                took < Duration::from_secs(5),
+                "SIGINT at {phase}: exit took {took:?}"
+            );
+            assert_eq!(
+                world.tag("slotrelease.lock"),
+                None,
+                "SIGINT at {phase}: the lock was given back"
+            );
+        }
+        let recorded = world.tag("slotrelease.phase");
+        assert!(
+            recorded
+                .as_deref()
+                .is_some_and(|p| p != "staged" && p != "released"),
+            "{stage} at {phase}: the journal shows an unfinished release, got {recorded:?}"
+        );
+        let out = world.run(&[stage, "--release-id", "r1"]).await;
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{stage} at {phase}: a blind rerun is refused"
+        );
+        assert!(stderr(&out).contains("--resume"), "{}", stderr(&out));
+        let out = world.run(&[stage, "--release-id", "r1", "--resume"]).await;
+        assert!(
+            out.status.success(),
+            "{stage} at {phase}: resume failed: {}",
+            stderr(&out)
+        );
+        prober.assert_always_healthy().await;
+        let expected = if stage == "staging" {
+            "staged"
+        } else {
+            "released"
+        };
+        assert_eq!(
+            world.tag("slotrelease.phase").as_deref(),
+            Some(expected),
+            "{stage} at {phase}"
+        );
+        if stage == "production" {
+            let (status, body) = world.get("production", "/").await.unwrap();
+            assert_eq!(status, 200);
+            assert!(
+                body.contains("r1"),
+                "{stage} at {phase}: production serves r1: {body}"
+            );
+            assert_eq!(
+                world.tag("slotrelease.lastKnownGood").as_deref(),
+                Some("r1")
+            );
+        } else {
+            let staging = world.slot("staging");
+            assert_eq!(
+                staging
+                    .app_settings
+                    .get("RELEASE_VERSION")
+                    .map(String::as_str),
+                Some("r1")
+            );
+        }
+    }
+}
+
+#[test]
+fn rehearse_shows_the_release_and_each_failure_path_with_production_healthy() {
+    for fail_at in ["none", "migration", "watch"] {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("record.json");
+        let started = Instant::now();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_slot-release"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TMPDIR", dir.path())
+            .current_dir(root())
+            .args([
+                "rehearse",
+                "--config",
+                "examples/python-webapp/release.yml",
+                "--fail-at",
+                fail_at,
+                "--record",
+            ])
+            .arg(&record)
+            .output()
+            .unwrap();
+        let text = stderr(&out);
+        assert!(out.status.success(), "--fail-at {fail_at}: {text}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "--fail-at {fail_at} took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            text.contains("production is healthy") || text.contains("is healthy."),
+            "{text}"
+        );
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+        let expected = match fail_at {
+            "none" => "succeeded",
+            "watch" => "rolledBack",
+            _ => "failed",
+        };
+        assert_eq!(record["result"], expected, "--fail-at {fail_at}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_pipeline_secrets_are_masked_and_outputs_and_summary_are_set() {
+    let world = python_world(|t| t).await;
+    let temp = world._dir.path().join("agent-temp");
+    std::fs::create_dir_all(&temp).unwrap();
+    let out = world
+        .command(&["staging", "--release-id", "r1"])
+        .env("TF_BUILD", "True")
+        .env("AGENT_TEMPDIRECTORY", &temp)
+        .output()
+        .await
+        .unwrap();
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("##vso[task.complete result=Succeeded;"),
+        "{text}"
+    );
+    // The value-delivered secret reached the slot, and only the masking command ever carried it.
+    let secret = world.slot("staging").app_settings["DATABASE__PASSWORD"].clone();
+    assert!(secret.starts_with("rehearsal-db-password-"), "{secret}");
+    for line in text.lines().filter(|l| l.contains(&secret)) {
+        assert!(
+            line.starts_with("##vso[task.setsecret]"),
+            "secret printed: {line}"
+        );
+    }
+    assert!(text.contains(&format!("##vso[task.setsecret]{secret}")));
+    for name in [
+        "ReleaseId",
+        "AppUrl",
+        "Slot",
+        "PreviousImageTag",
+        "PlanJsonPath",
+        "Result",
+    ] {
+        assert!(
+            text.contains(&format!(
+                "##vso[task.setvariable variable={name};isoutput=true;]"
+            )),
+            "output {name} missing: {text}"
+        );
+    }
+    assert!(
+        text.contains("##vso[task.setvariable variable=Slot;isoutput=true;]staging\n"),
+        "{text}"
+    );
+    assert!(text.contains("##vso[task.uploadsummary]"), "{text}");
+    let plan: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(temp.join("slot-release/plan.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(plan["stage"], "staging");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_staging_can_be_closed_by_the_next_release_with_rollback_unfinished() {
+    let world =
+        python_world(|t| t.replace("python3 migrate.py up", "sleep 1; python3 migrate.py up"))
+            .await;
+    let before = world.slot("production").content_digest;
+    interrupt_at(
+        &world,
+        &["staging", "--release-id", "r1"],
+        "deployed",
+        "KILL",
+    )
+    .await;
+    let out = world
+        .run(&["staging", "--release-id", "r2", "--rollback-unfinished"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
+    assert_eq!(world.tag("slotrelease.release").as_deref(), Some("r2"));
+    assert_eq!(
+        world.tag("slotrelease.lastKnownGood").as_deref(),
+        Some("previous")
+    );
+    assert_eq!(
+        world.slot("production").content_digest,
+        before,
+        "production was never touched"
     );
 }

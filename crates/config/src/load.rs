@@ -97,17 +97,17 @@ pub fn load_str(name: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Di
         ));
     }
     let mut found = Diagnostics::new();
-    let mut config =
-        match serde_saphyr::from_str_with_options::<ReleaseConfig>(text, saphyr_options()) {
-            Ok(config) => Some(config),
-            Err(err) => {
-                found.push(crate::validate::serde_diagnostic(&source, &err));
-                // serde stops at the first bad name; report the others too.
-                crate::validate::check_raw(&source, &mut found);
-                crate::validate::check_unknown_fields(&source, &mut found);
-                None
-            }
-        };
+    let config = match serde_saphyr::from_str_with_options::<ReleaseConfig>(text, saphyr_options())
+    {
+        Ok(config) => Some(config),
+        Err(err) => {
+            found.push(crate::validate::serde_diagnostic(&source, &err));
+            // serde stops at the first bad name; report the others too.
+            crate::validate::check_raw(&source, &mut found);
+            crate::validate::check_unknown_fields(&source, &mut found);
+            None
+        }
+    };
     crate::validate::check_variables(&source, &opts.variables, &mut found);
     if let Some(config) = &config {
         crate::validate::check(config, &source, &mut found);
@@ -116,7 +116,7 @@ pub fn load_str(name: &str, text: &str, opts: &LoadOptions) -> Result<Loaded, Di
     if found.has_errors() {
         return Err(found);
     }
-    let Some(mut config) = config.take() else {
+    let Some(mut config) = config else {
         return Err(found);
     };
     if let VariableMode::Strict(variables) = &opts.variables

@@ -7,8 +7,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn app_dir() -> PathBuf {
+fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/python-webapp")
+}
+
+/// Copies the app as a package would deploy it, with the manifest Slot Release writes into every
+/// package, so the test never writes into the source tree.
+fn deploy(to: &Path, version: &str) {
+    for file in ["app.py", "migrate.py", "settings.py"] {
+        std::fs::copy(example_dir().join(file), to.join(file)).expect("copy the app");
+    }
+    std::fs::create_dir_all(to.join(".slot-release")).expect("manifest folder");
+    std::fs::write(
+        to.join(".slot-release/manifest.json"),
+        format!(r#"{{"format": 1, "version": "{version}", "files": []}}"#),
+    )
+    .expect("write the manifest");
 }
 
 /// Kills the app when the test ends, however it ends.
@@ -26,11 +40,11 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
-fn migrate(home: &Path, direction: &str) -> String {
+fn migrate(app: &Path, home: &Path, direction: &str) -> String {
     let output = Command::new("python3")
         .arg("migrate.py")
         .arg(direction)
-        .current_dir(app_dir())
+        .current_dir(app)
         .env("HOME", home)
         .env("DATABASE_PATH", "data/app.db")
         .env("PYTHONDONTWRITEBYTECODE", "1")
@@ -65,15 +79,17 @@ fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
 #[test]
 fn app_serves_its_page_and_health_follows_the_migration() {
     let home = tempfile::tempdir().expect("temporary HOME");
+    let site = tempfile::tempdir().expect("temporary site folder");
+    deploy(site.path(), "20261122.7");
     let port = free_port();
     let app = App(Command::new("python3")
         .arg("app.py")
-        .current_dir(app_dir())
+        .current_dir(site.path())
         .env("HOME", home.path())
         .env("PORT", port.to_string())
         .env("HOST", "127.0.0.1")
         .env("DATABASE_PATH", "data/app.db")
-        .env("RELEASE_VERSION", "20261122.7")
+        .env_remove("RELEASE_VERSION")
         .env("APP_ENV", "staging")
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdout(Stdio::null())
@@ -96,7 +112,7 @@ fn app_serves_its_page_and_health_follows_the_migration() {
         "a health probe must not create the database"
     );
 
-    let up = migrate(home.path(), "up");
+    let up = migrate(site.path(), home.path(), "up");
     assert!(up.contains("schema version 0 -> 2"), "{up}");
     assert!(
         home.path().join("data/app.db").exists(),
@@ -106,7 +122,7 @@ fn app_serves_its_page_and_health_follows_the_migration() {
         get(port, "/health").expect("health"),
         (200, "ok\n".to_string())
     );
-    let again = migrate(home.path(), "up");
+    let again = migrate(site.path(), home.path(), "up");
     assert!(
         again.contains("schema version 2 -> 2"),
         "up is idempotent: {again}"
@@ -118,15 +134,37 @@ fn app_serves_its_page_and_health_follows_the_migration() {
     assert!(page.contains("<b id=environment>staging</b>"), "{page}");
     assert_eq!(get(port, "/nope").expect("404").0, 404);
 
-    let down = migrate(home.path(), "down");
+    let down = migrate(site.path(), home.path(), "down");
     assert!(down.contains("schema version 2 -> 1"), "{down}");
     let (status, body) = get(port, "/health").expect("health after down");
     assert_eq!(status, 503);
     assert_eq!(body, "database schema version 1, need 2\n");
-    let again = migrate(home.path(), "down");
+    let again = migrate(site.path(), home.path(), "down");
     assert!(
         again.contains("schema version 1 -> 1"),
         "down is idempotent: {again}"
     );
     drop(app);
+}
+
+#[test]
+fn release_version_setting_overrides_the_manifest() {
+    let site = tempfile::tempdir().expect("temporary site folder");
+    deploy(site.path(), "from-manifest");
+    let version = |env: Option<&str>| {
+        let mut command = Command::new("python3");
+        command
+            .args(["-c", "import settings; print(settings.release_version())"])
+            .current_dir(site.path())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env_remove("RELEASE_VERSION");
+        if let Some(value) = env {
+            command.env("RELEASE_VERSION", value);
+        }
+        let output = command.output().expect("python3 runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    assert_eq!(version(None), "from-manifest");
+    assert_eq!(version(Some("20261122.9")), "20261122.9");
 }

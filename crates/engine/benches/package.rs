@@ -4,7 +4,8 @@
 //! `cargo bench -p slot-release-engine --bench package -- [FILES] [TOTAL_MIB]` (defaults: 5000 files,
 //! 200 MiB). Half of the bytes are compressible text, half random. Needs `zip`, `tar`, `gzip` and
 //! `/usr/bin/time` on the machine. Each contender runs as its own process under `/usr/bin/time`, so peak
-//! RSS is that process's alone; our build runs as this binary again in `--child` mode.
+//! RSS is that process's alone; our build runs as this binary again in `--child` mode, where
+//! `BENCH_WINDOW_KIB` and `BENCH_WINDOW_FILES` override the parallel window.
 
 use std::fs;
 use std::io::Write;
@@ -138,9 +139,16 @@ fn child(args: &[String]) {
         panic!("usage: --child ROOT OUT THREADS");
     };
     let threads: usize = threads.parse().expect("thread count");
+    // Knobs for exploring the memory/speed trade-off without rebuilding.
+    let knob = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let defaults = BuildOptions::default();
     let opts = BuildOptions {
         threads: std::num::NonZeroUsize::new(threads),
-        ..BuildOptions::default()
+        window_bytes: knob("BENCH_WINDOW_KIB").map_or(defaults.window_bytes, |k| k << 10),
+        window_files: knob("BENCH_WINDOW_FILES")
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(defaults.window_files),
+        ..defaults
     };
     let info = BuildInfo {
         version: "0.0.0-bench".into(),

@@ -1293,11 +1293,30 @@ fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, p
         ));
         return;
     };
-    if production_release == Some(lkg.as_str()) && journal.phase.is_none_or(|p| p.is_settled()) {
-        plan.steps.push(step(
-            Action::Nothing,
-            format!("production already runs the last known-good release {lkg}"),
-        ));
+    if production_release == Some(lkg.as_str()) {
+        if journal.phase.is_none_or(|p| p.is_settled()) {
+            plan.steps.push(step(
+                Action::Nothing,
+                format!("production already runs the last known-good release {lkg}"),
+            ));
+        } else {
+            // A release stopped before touching production: nothing to restore, only the journal to close.
+            plan.steps = vec![
+                step(
+                    Action::AcquireLock,
+                    "a rollback must not race another release",
+                ),
+                step(
+                    Action::WriteJournal {
+                        phase: Phase::RolledBack,
+                    },
+                    format!(
+                        "production already runs the last known-good release {lkg}; the unfinished release is closed"
+                    ),
+                ),
+                step(Action::ReleaseLock, "the stage is done"),
+            ];
+        }
         return;
     }
     let other = spec

@@ -92,6 +92,11 @@ pub enum PortError {
 }
 
 impl PortError {
+    /// Whether Azure answered 409: another operation (a swap, a deployment) is still running on the app.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, PortError::Azure { source, .. } if source.status() == Some(409))
+    }
+
     /// Whether retrying later may succeed (e.g. another operation in progress).
     pub fn is_transient(&self) -> bool {
         match self {

@@ -28,6 +28,9 @@ use crate::port::{Port, PortError, SettingValue, SiteChange};
 use crate::spec::{AppKind, HookSpec, HookWhere, ReleaseSpec};
 use crate::state::{LiveState, PRODUCTION};
 
+/// How long a swap waits for another operation on the app to finish.
+const SWAP_CONFLICT_WAIT: Duration = Duration::from_secs(120);
+
 /// The version of the release record's JSON form.
 pub const RECORD_VERSION: u32 = 1;
 
@@ -359,6 +362,7 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
             applied_preview: false,
             image_set: None,
             production_image: None,
+            take_over: None,
             lock_held: false,
         };
         let outcome = exec.run_stage().await;
@@ -413,6 +417,8 @@ struct Exec<'a> {
     image_set: Option<String>,
     /// The image production ran when the stage started (containers), recorded at the swap.
     production_image: Option<String>,
+    /// An unfinished release the user asked to resume or roll back: its stale lock may be taken over.
+    take_over: Option<String>,
     lock_held: bool,
 }
 
@@ -466,6 +472,9 @@ impl Exec<'_> {
             return Ok(false);
         }
         let release = journal.release.clone().unwrap_or_default();
+        if self.opts.unfinished != Unfinished::Refuse {
+            self.take_over = Some(release.clone());
+        }
         match self.opts.unfinished {
             Unfinished::Refuse => {
                 Err((RunResult::Failed, StageError::Unfinished { release, phase }))
@@ -530,6 +539,7 @@ impl Exec<'_> {
                 applied_preview: false,
                 image_set: None,
                 production_image: None,
+                take_over: self.take_over.clone(),
                 lock_held: false,
             };
             let result = rollback.run_stage_with(Stage::Rollback, state).await;
@@ -686,7 +696,7 @@ impl Exec<'_> {
         let mut tags = BTreeMap::new();
         self.journal.apply_to(&mut tags);
         // Foreign tags are kept by re-reading them: the journal owns only its own keys.
-        let live = self.ctx.port.tags().await.unwrap_or_default();
+        let live = self.ctx.port.tags().await?;
         let mut merged = live;
         merged.retain(|k, _| !k.starts_with(crate::journal::TAG_PREFIX));
         merged.extend(tags);
@@ -741,17 +751,15 @@ impl Exec<'_> {
             }
             Phase::RolledBack => {
                 if self.stage.stage == Stage::Rollback {
-                    if let Some(lkg) = self.journal.last_known_good.clone() {
-                        self.journal.slots.insert(PRODUCTION.to_owned(), lkg);
-                    }
-                    if let Some(p) = &self.spec.production
+                    // Only a swap moves releases between slots; an image change or a closed journal does not.
+                    if self.swapped
+                        && let Some(p) = &self.spec.production
                         && p.source_slot != PRODUCTION
-                        && self.image_set.is_none()
                     {
                         self.journal.swap(&p.source_slot, PRODUCTION);
-                        if let Some(lkg) = self.journal.last_known_good.clone() {
-                            self.journal.slots.insert(PRODUCTION.to_owned(), lkg);
-                        }
+                    }
+                    if let Some(lkg) = self.journal.last_known_good.clone() {
+                        self.journal.slots.insert(PRODUCTION.to_owned(), lkg);
                     }
                 } else if let Some(p) = &self.spec.production {
                     if p.source_slot != PRODUCTION {
@@ -796,11 +804,13 @@ impl Exec<'_> {
 
     fn hook_runner(&self, slot: &str) -> HookRunner {
         let env = hooks::HookEnvironment {
+            // Agent hooks see the settings of the environment this stage applies.
             vars: self
-                .spec
-                .staging
+                .stage
+                .plan
                 .as_ref()
-                .and_then(|s| self.spec.environments.get(&s.environment))
+                .and_then(|p| p.environment.as_deref())
+                .and_then(|name| self.spec.environments.get(name))
                 .map(|e| e.settings.clone())
                 .unwrap_or_default(),
             secrets: self
@@ -885,19 +895,30 @@ impl Exec<'_> {
                 let tags = port.tags().await.map_err(port_err("read the lock"))?;
                 let live = JournalTags::from_tags(&tags);
                 self.journal.lock = live.lock;
-                if let Err(held) = self.journal.try_lock(
-                    &self.opts.release_id,
-                    now_unix(),
-                    self.opts.lock_ttl.as_secs() as i64,
-                ) {
-                    return Err((
-                        RunResult::Failed,
-                        StageError::Locked {
-                            app: self.spec.app.name.clone(),
-                            owner: held.owner,
-                            until_unix: held.expires_unix,
-                        },
+                let ttl = self.opts.lock_ttl.as_secs() as i64;
+                if let Err(held) = self
+                    .journal
+                    .try_lock(&self.opts.release_id, now_unix(), ttl)
+                {
+                    if self.take_over.as_deref() != Some(held.owner.as_str()) {
+                        return Err((
+                            RunResult::Failed,
+                            StageError::Locked {
+                                app: self.spec.app.name.clone(),
+                                owner: held.owner,
+                                until_unix: held.expires_unix,
+                            },
+                        ));
+                    }
+                    // The user asked to resume or roll back that very release: its lock is left over.
+                    self.log().warning(&format!(
+                        "Taking over the lock of the unfinished release {}",
+                        held.owner
                     ));
+                    self.journal.lock = None;
+                    let _ = self
+                        .journal
+                        .try_lock(&self.opts.release_id, now_unix(), ttl);
                 }
                 self.write_tags().await.map_err(port_err("take the lock"))?;
                 self.lock_held = true;
@@ -1150,9 +1171,7 @@ impl Exec<'_> {
                 }
             }
             Action::Swap { source, target } => {
-                port.swap(source, target, &cancel)
-                    .await
-                    .map_err(port_err("swap"))?;
+                self.swap(source, target).await?;
                 self.swapped = !self.swapped;
             }
             Action::ApplySlotConfig { source, target } => {
@@ -1209,6 +1228,39 @@ impl Exec<'_> {
             Action::Nothing => {}
         }
         Ok(())
+    }
+
+    /// Swaps, waiting out an operation still running on the app (e.g. the swap of an interrupted run).
+    /// When that operation turns out to have been the same swap, the swap is done and not repeated.
+    async fn swap(&self, source: &str, target: &str) -> Result<(), Failure> {
+        let port = &self.ctx.port;
+        let deadline = Instant::now() + SWAP_CONFLICT_WAIT;
+        loop {
+            let err = match port.swap(source, target, &self.ctx.cancel).await {
+                Ok(()) => return Ok(()),
+                Err(err) => err,
+            };
+            if !err.is_conflict() || Instant::now() >= deadline || self.ctx.cancel.is_cancelled() {
+                return Err(port_err("swap")(err));
+            }
+            self.log()
+                .info("Another operation is running on the app; waiting for it to finish");
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                () = self.ctx.cancel.cancelled() => return Err(port_err("swap")(err)),
+            }
+            let state = self.read_state().await?;
+            let serving = state.slot(target).and_then(|s| s.release.as_deref());
+            if target == PRODUCTION
+                && serving == Some(self.opts.release_id.as_str())
+                && !self.swapped
+            {
+                self.log().info(
+                    "The running operation was this release's swap: production already serves it",
+                );
+                return Ok(());
+            }
+        }
     }
 
     fn build_package(&mut self) -> Result<(), Failure> {

@@ -5,7 +5,7 @@ use std::fmt;
 
 use slot_release_emulator::StateSnapshot;
 
-use super::run::{BASELINE, CANDIDATE, CaseReport, RUN_DEADLINE, journal_tags};
+use super::run::{BASELINE, CANDIDATE, CaseReport, RUN_DEADLINE, RunReport, journal_tags};
 use super::{FaultKind, Step};
 
 /// The settings the matrix config writes for every release: all of them or none must be in a slot.
@@ -44,7 +44,8 @@ pub fn check_case(report: &CaseReport) -> Vec<Violation> {
     production_always_healthy(report, &mut out);
     for run in &report.runs {
         settings_whole(&run.command, &run.after, &mut out);
-        journal_truthful(&run.command, &run.after, &mut out);
+        journal_truthful(run, &mut out);
+        production_settings_match_content(run, &mut out);
         deadline_kept(run, &mut out);
     }
     converged(report, &mut out);
@@ -126,9 +127,10 @@ fn settings_whole(command: &str, snapshot: &StateSnapshot, out: &mut Vec<Violati
     }
 }
 
-/// When the journal's phase is settled, it names the release each slot really holds.
-fn journal_truthful(command: &str, snapshot: &StateSnapshot, out: &mut Vec<Violation>) {
-    let tags = journal_tags(snapshot);
+/// When the journal's phase is settled, it names the release whose package each slot really holds.
+fn journal_truthful(run: &RunReport, out: &mut Vec<Violation>) {
+    let command = &run.command;
+    let tags = journal_tags(&run.after);
     let phase = tags.get("slotrelease.phase").cloned().unwrap_or_default();
     if !SETTLED.contains(&phase.as_str()) {
         return;
@@ -142,36 +144,59 @@ fn journal_truthful(command: &str, snapshot: &StateSnapshot, out: &mut Vec<Viola
             ));
             continue;
         };
-        let actual = snapshot
-            .slot("contoso-web", slot)
-            .and_then(|s| s.app_settings.get("RELEASE_VERSION"));
-        if actual.map(String::as_str) != Some(release) {
+        let actual = run.content.get(slot).cloned().flatten();
+        if actual.as_deref() != Some(release) {
             out.push(violation(
                 "journal-truthful",
                 format!(
-                    "after `{command}` (phase {phase}), the journal says {slot} holds {release}, the slot holds {actual:?}"
+                    "after `{command}` (phase {phase}), the journal says {slot} holds {release}, the slot holds the package of {actual:?}"
                 ),
             ));
         }
     }
     if phase == "released" {
-        let lkg = tags.get("slotrelease.lastKnownGood");
-        let production = snapshot
-            .slot("contoso-web", "production")
-            .and_then(|s| s.app_settings.get("RELEASE_VERSION"));
+        let lkg = tags.get("slotrelease.lastKnownGood").cloned();
+        let production = run.content.get("production").cloned().flatten();
         if lkg != production {
             out.push(violation(
                 "journal-truthful",
                 format!(
-                    "after `{command}`, the journal's last known-good is {lkg:?}, production holds {production:?}"
+                    "after `{command}`, the journal's last known-good is {lkg:?}, production holds the package of {production:?}"
                 ),
             ));
         }
     }
 }
 
+/// Once settled, production's settings belong to the release whose package it runs: a failed swap or a
+/// rollback must not leave the old code running with the new release's settings.
+fn production_settings_match_content(run: &RunReport, out: &mut Vec<Violation>) {
+    let tags = journal_tags(&run.after);
+    let phase = tags.get("slotrelease.phase").cloned().unwrap_or_default();
+    if !SETTLED.contains(&phase.as_str()) {
+        return;
+    }
+    let package = run.content.get("production").cloned().flatten();
+    let settings = run
+        .after
+        .slot("contoso-web", "production")
+        .and_then(|s| s.app_settings.get("RELEASE_VERSION"))
+        .cloned();
+    if let (Some(package), Some(settings)) = (&package, &settings)
+        && package != settings
+    {
+        out.push(violation(
+            "settings-whole",
+            format!(
+                "after `{}` (phase {phase}), production runs the package of {package} with the settings of {settings}",
+                run.command
+            ),
+        ));
+    }
+}
+
 /// Every run ended on its own within its deadline; a cancelled one within the agent's grace period.
-fn deadline_kept(run: &super::run::RunReport, out: &mut Vec<Violation>) {
+fn deadline_kept(run: &RunReport, out: &mut Vec<Violation>) {
     if run.outcome.killed {
         out.push(violation(
             "deadline",

@@ -11,7 +11,7 @@ mod run;
 use std::fmt;
 
 pub use check::{Violation, check_case};
-pub use run::{CaseReport, run_case};
+pub use run::{CaseReport, RunReport, journal_tags, run_case};
 
 /// A step of a stage the fault is aimed at: each has the requests it makes and the log line that
 /// says it finished.

@@ -14,9 +14,9 @@ use crate::leak::LeakDetector;
 use crate::world::World;
 
 /// The release production serves before the case (released by a clean run).
-pub const BASELINE: &str = "20261122.1";
+pub const BASELINE: &str = "20261122-1";
 /// The release the case tries to ship.
-pub const CANDIDATE: &str = "20261122.2";
+pub const CANDIDATE: &str = "20261122-2";
 /// The longest one run may take: the config's waits (gate 20 s, hook 30 s, watch 3 s, rollback
 /// gate 20 s) plus retries with their back-off. A run past it is a wait without a deadline.
 pub const RUN_DEADLINE: Duration = Duration::from_secs(150);
@@ -136,6 +136,60 @@ pub struct RunReport {
     pub interrupted: bool,
     /// The journal tags and settings right after the run.
     pub after: StateSnapshot,
+    /// Which release's package each slot holds right after the run (by the marker file), by slot.
+    pub content: BTreeMap<String, Option<String>>,
+}
+
+/// The file each package carries naming its release, so a slot's content says which release it is.
+pub const MARKER: &str = "release-id.txt";
+
+/// The release whose package each slot of the app holds.
+pub fn content_releases(snapshot: &StateSnapshot) -> BTreeMap<String, Option<String>> {
+    let mut out = BTreeMap::new();
+    for app in snapshot.apps.iter().filter(|a| a.name == "contoso-web") {
+        for slot in &app.slots {
+            let release = std::fs::read_to_string(slot.content_dir.join(MARKER))
+                .ok()
+                .map(|s| s.trim().to_owned());
+            out.insert(slot.name.clone(), release);
+        }
+    }
+    out
+}
+
+/// Prepares the sources as release `release`: its marker, and for the baseline a schema one version
+/// older, so the candidate brings a real migration and its undo gives the baseline back its schema
+/// (with equal schemas, the undo would take the baseline's own schema away).
+fn mark_sources(world: &World, release: &str) -> Result<(), String> {
+    std::fs::write(world.sources.join(MARKER), format!("{release}\n")).map_err(|e| e.to_string())?;
+    let example = crate::paths::workspace().join("examples/python-webapp");
+    for (file, from, to) in [
+        ("settings.py", "REQUIRED_SCHEMA_VERSION = 2", "REQUIRED_SCHEMA_VERSION = 1"),
+        ("migrate.py", "LATEST = max(MIGRATIONS)", "LATEST = 1"),
+    ] {
+        let text = std::fs::read_to_string(example.join(file)).map_err(|e| format!("{file}: {e}"))?;
+        if !text.contains(from) {
+            return Err(format!("{file} no longer contains {from:?}: update the fault matrix"));
+        }
+        let text = if release == BASELINE {
+            text.replace(from, to)
+        } else {
+            text
+        };
+        std::fs::write(world.sources.join(file), text).map_err(|e| format!("{file}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn report(command: &str, outcome: AgentOutcome, interrupted: bool, world: &World) -> RunReport {
+    let after = world.emulator.snapshot();
+    RunReport {
+        command: command.to_owned(),
+        outcome,
+        interrupted,
+        content: content_releases(&after),
+        after,
+    }
 }
 
 /// Everything a case produced, for the invariant checks.
@@ -232,6 +286,7 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 fn run_clean(world: &World, command: &str, release: &str) -> Result<AgentOutcome, String> {
+    mark_sources(world, release)?;
     let run = world
         .run(command)?
         .env("BUILD_BUILDNUMBER", release)
@@ -266,6 +321,7 @@ pub async fn run_case(case: Case) -> Result<CaseReport, String> {
         run_clean(&world, "staging", CANDIDATE)?;
     }
     world.emulator.clear_requests();
+    mark_sources(&world, CANDIDATE)?;
 
     let started = Instant::now();
     let samples = Arc::new(Mutex::new(Vec::new()));
@@ -311,12 +367,7 @@ pub async fn run_case(case: Case) -> Result<CaseReport, String> {
     tokio::time::sleep(Duration::from_millis(800)).await;
     stop.store(true, Ordering::SeqCst);
     let _ = poller.await;
-    runs.push(RunReport {
-        command: next.to_owned(),
-        outcome: outcome?,
-        interrupted: false,
-        after: world.emulator.snapshot(),
-    });
+    runs.push(report(next, outcome?, false, &world));
     let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
     let secrets = runs
         .first()
@@ -375,9 +426,11 @@ fn first_run(
             match case.fault {
                 FaultKind::Kill => {
                     kill_binary(task.pid())?;
+                    *faults_injected += 1;
                     interrupted = true;
                 }
                 FaultKind::Cancel => {
+                    *faults_injected += 1;
                     let outcome = task.cancel().map_err(|e| e.to_string())?;
                     return Ok((outcome, true, true));
                 }
@@ -395,15 +448,7 @@ fn first_run(
     });
     running.store(false, Ordering::SeqCst);
     let (outcome, triggered, interrupted) = result?;
-    Ok((
-        RunReport {
-            command: stage.command().to_owned(),
-            outcome,
-            interrupted,
-            after: world.emulator.snapshot(),
-        },
-        triggered,
-    ))
+    Ok((report(stage.command(), outcome, interrupted, world), triggered))
 }
 
 /// Waits for the moment the case strikes: the first request of the step (before, during) or the

@@ -239,10 +239,9 @@ fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
             "--release",
             "-p",
             "slot-release",
-            "--bin",
-            "slot-release",
             "-p",
             "xtask",
+            "--bins",
         ])
         .status()
         .context("cannot run cargo build")?;
