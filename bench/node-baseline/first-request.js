@@ -22,6 +22,9 @@ const { AzureRMEndpoint } = require('azure-pipelines-tasks-azure-arm-rest/azure-
 
 async function main() {
   const connection = tl.getInput('azureSubscription', true);
+  // The library's default token path (useMSAL=false): MSAL would first ask the public cloud for
+  // instance metadata, which a loopback-only benchmark cannot reach. Only the time to the first
+  // request is measured, so what the emulator answers to it does not matter.
   const endpoint = await new AzureRMEndpoint(connection).getEndpoint();
   await endpoint.applicationTokenCredentials.getToken();
   tl.setResult(tl.TaskResult.Succeeded, 'token acquired');

@@ -250,6 +250,37 @@ pub(crate) fn retry_after(rsp: &RawResponse) -> Option<Duration> {
     Some(Duration::try_from(delta).unwrap_or(Duration::ZERO))
 }
 
+/// Remove credentials a service might echo back (`Bearer …`, `Basic …`, JWTs) from text we did not
+/// write, before it can reach an error message or a log.
+pub(crate) fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut words = text.split_inclusive(char::is_whitespace).peekable();
+    while let Some(w) = words.next() {
+        let bare = w.trim_end();
+        let lower = bare.to_ascii_lowercase();
+        let scheme = lower.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+        if (scheme == "bearer" || scheme == "basic") && words.peek().is_some() {
+            out.push_str(w);
+            if let Some(secret) = words.next() {
+                out.push_str("<redacted>");
+                out.push_str(&secret[secret.trim_end().len()..]);
+            }
+            continue;
+        }
+        // A JWT (header.payload.signature, header starting with "eyJ") anywhere in a word.
+        if let Some(pos) = bare.find("eyJ")
+            && bare[pos..].matches('.').count() >= 2
+        {
+            out.push_str(&bare[..pos]);
+            out.push_str("<redacted>");
+            out.push_str(&w[bare.len()..]);
+            continue;
+        }
+        out.push_str(w);
+    }
+    out
+}
+
 /// Parse Azure's `{"error":{"code","message"}}` (also Kudu's `{"Message"}` and plain text).
 pub(crate) fn azure_error_body(body: &[u8]) -> (String, String) {
     let text = String::from_utf8_lossy(body);
@@ -269,14 +300,14 @@ pub(crate) fn azure_error_body(body: &[u8]) -> (String, String) {
             message = format!("{message} ({ic})");
         }
         if !code.is_empty() || !message.is_empty() {
-            return (code, message);
+            return (redact(&code), redact(&message));
         }
     }
     let mut t: String = text.trim().chars().take(500).collect();
     if t.is_empty() {
         t = "(empty response body)".into();
     }
-    (String::new(), t)
+    (String::new(), redact(&t))
 }
 
 /// True when an error chain shows a TLS failure (retrying cannot help; the CA or host is wrong).
@@ -301,7 +332,7 @@ pub(crate) fn chain_message(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![];
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
-        let s = err.to_string();
+        let s = redact(&err.to_string());
         if parts.last() != Some(&s) {
             parts.push(s);
         }
@@ -576,6 +607,28 @@ impl Inner {
                 _ => return Ok(body),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn credentials_in_service_text_are_redacted() {
+        assert_eq!(
+            redact("invalid token Bearer abc.def here"),
+            "invalid token Bearer <redacted> here"
+        );
+        assert_eq!(
+            redact("Authorization: basic dXNlcjpwYXNz"),
+            "Authorization: basic <redacted>"
+        );
+        assert_eq!(
+            redact("token=eyJhbGciOi.eyJzdWIi.c2ln end"),
+            "token=<redacted> end"
+        );
+        assert_eq!(redact("nothing secret. Bearer"), "nothing secret. Bearer");
     }
 }
 

@@ -278,8 +278,19 @@ impl SlotInfo {
         self.kind.iter().any(|k| k == "container")
     }
 
-    fn from_site(slot: SlotName, v: &serde_json::Value, fallback_scm: String) -> Self {
+    /// Read a `Site`; a body without the fields every site has (`properties.state`,
+    /// `properties.defaultHostName`) is not a site (a proxy's page, a broken answer) and is refused.
+    fn from_site(
+        slot: SlotName,
+        v: &serde_json::Value,
+        fallback_scm: String,
+    ) -> Result<Self, String> {
         let p = &v["properties"];
+        for field in ["state", "defaultHostName"] {
+            if p[field].as_str().is_none_or(str::is_empty) {
+                return Err(format!("the site has no properties.{field}"));
+            }
+        }
         let s = |x: &serde_json::Value| x.as_str().unwrap_or_default().to_owned();
         let scm_host = p["hostNameSslStates"]
             .as_array()
@@ -293,7 +304,7 @@ impl SlotInfo {
             .map(|h| s(&h["name"]))
             .filter(|h| !h.is_empty())
             .unwrap_or(fallback_scm);
-        Self {
+        Ok(Self {
             slot,
             kind: s(&v["kind"])
                 .split(',')
@@ -317,7 +328,7 @@ impl SlotInfo {
                         .collect()
                 })
                 .unwrap_or_default(),
-        }
+        })
     }
 }
 
@@ -411,11 +422,12 @@ impl WebApp {
             .send(Call::new(&op, Method::Get, self.url(Some(slot), "")?))
             .await?;
         let v: serde_json::Value = parse_json(&op, &rsp)?;
-        Ok(SlotInfo::from_site(
+        SlotInfo::from_site(
             slot.clone(),
             &v,
             self.inner.cloud.scm_host(&self.app.name, slot.slot()),
-        ))
+        )
+        .map_err(|m| AzureError::protocol(&op, m))
     }
 
     /// Whether a slot exists (404 → false).
@@ -440,7 +452,10 @@ impl WebApp {
                 let short = full.rsplit('/').next().unwrap_or(full);
                 let slot = SlotName::new(short)?;
                 let fallback = self.inner.cloud.scm_host(&self.app.name, slot.slot());
-                out.push(SlotInfo::from_site(slot, site, fallback));
+                out.push(
+                    SlotInfo::from_site(slot, site, fallback)
+                        .map_err(|m| AzureError::protocol(&op, m))?,
+                );
             }
             url = v["nextLink"]
                 .as_str()
@@ -784,7 +799,11 @@ mod tests {
             "hostNameSslStates":[{"name":"a.h","hostType":"Standard"},{"name":"a.scm.h","hostType":"Repository"}],
             "siteConfig":{"linuxFxVersion":"PYTHON|3.12","experiments":{"rampUpRules":[{"actionHostName":"a-s.h","reroutePercentage":10.0,"name":"s"}]}}},
             "tags":{"k":"v"}});
-        let s = SlotInfo::from_site(SlotName::production(), &v, "fallback".into());
+        let s = SlotInfo::from_site(SlotName::production(), &v, "fallback".into()).expect("a site");
+        assert!(
+            SlotInfo::from_site(SlotName::production(), &serde_json::json!({}), "f".into())
+                .is_err()
+        );
         assert_eq!(s.scm_host, "a.scm.h");
         assert!(s.is_linux());
         let cfg = s.site_config.expect("config");

@@ -1057,3 +1057,52 @@ async fn kudu_with_publishing_credentials_uses_basic_auth_when_allowed() {
             .contains("basicpublishingcredentialspolicies")
     }));
 }
+
+#[tokio::test]
+async fn a_401_is_sent_again_once_then_reported() {
+    let env = start().await;
+    let web = azure(&env).web_app(&app_ref());
+    web.get_slot(&SlotName::production())
+        .await
+        .expect("token cached");
+    let get = RouteMatch {
+        host: Some("management.*".into()),
+        method: Some("GET".into()),
+        path: None,
+    };
+    env.em.clear_requests();
+    env.em.inject(Fault::Status {
+        route: get.clone(),
+        status: 401,
+        retry_after_secs: None,
+        scope: Some(Scope {
+            count: Some(1),
+            share: None,
+        }),
+    });
+    web.get_slot(&SlotName::production())
+        .await
+        .expect("sent again after the 401");
+    let arm = |env: &Env| -> Vec<u16> {
+        env.em
+            .requests()
+            .iter()
+            .filter(|r| r.host.starts_with("management."))
+            .map(|r| r.status)
+            .collect()
+    };
+    assert_eq!(arm(&env), vec![401, 200]);
+    env.em.clear_requests();
+    env.em.inject(Fault::Status {
+        route: get,
+        status: 401,
+        retry_after_secs: None,
+        scope: None,
+    });
+    let err = web
+        .get_slot(&SlotName::production())
+        .await
+        .expect_err("a second 401 is final");
+    assert_eq!(err.kind(), ErrorKind::Authentication, "{err}");
+    assert_eq!(arm(&env), vec![401, 401]);
+}

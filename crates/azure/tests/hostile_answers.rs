@@ -55,8 +55,9 @@ fn tls(names: &[&str]) -> (String, Arc<rustls::ServerConfig>) {
     let ca_key = KeyPair::generate().expect("ca key");
     let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
     let issuer = Issuer::new(ca_params, ca_key);
-    let mut leaf = CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
-        .expect("leaf params");
+    let mut leaf =
+        CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+            .expect("leaf params");
     leaf.subject_alt_names
         .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
     let leaf_key = KeyPair::generate().expect("leaf key");
@@ -83,7 +84,10 @@ fn respond(answer: Answer, port: u16) -> Response<Body> {
             .expect("response")
     };
     match answer {
-        Answer::MalformedJson => json(StatusCode::OK, r#"{"id": "/subscriptions/x", "properties": {"state": "#.into()),
+        Answer::MalformedJson => json(
+            StatusCode::OK,
+            r#"{"id": "/subscriptions/x", "properties": {"state": "#.into(),
+        ),
         Answer::MissingFields => json(StatusCode::OK, "{}".into()),
         Answer::HtmlPage => Response::builder()
             .status(StatusCode::OK)
@@ -104,7 +108,9 @@ fn respond(answer: Answer, port: u16) -> Response<Body> {
             .status(StatusCode::TOO_MANY_REQUESTS)
             .header("retry-after", "999999999")
             .header("content-type", "application/json")
-            .body(Body::from(r#"{"error":{"code":"TooManyRequests","message":"slow down"}}"#))
+            .body(Body::from(
+                r#"{"error":{"code":"TooManyRequests","message":"slow down"}}"#,
+            ))
             .expect("response"),
         Answer::GarbageRetryAfter => Response::builder()
             .status(StatusCode::SERVICE_UNAVAILABLE)
@@ -121,7 +127,9 @@ fn respond(answer: Answer, port: u16) -> Response<Body> {
             .expect("response"),
         Answer::EchoToken => json(
             StatusCode::BAD_REQUEST,
-            format!(r#"{{"error":{{"code":"BadRequest","message":"invalid token Bearer {TOKEN}"}}}}"#),
+            format!(
+                r#"{{"error":{{"code":"BadRequest","message":"invalid token Bearer {TOKEN}"}}}}"#
+            ),
         ),
     }
 }
@@ -228,7 +236,9 @@ async fn read_site(server: &Hostile) -> (Option<String>, Duration) {
     let started = Instant::now();
     let result = tokio::time::timeout(
         Duration::from_secs(60),
-        client(server).web_app(&app).get_slot(&SlotName::production()),
+        client(server)
+            .web_app(&app)
+            .get_slot(&SlotName::production()),
     )
     .await;
     let elapsed = started.elapsed();
@@ -248,7 +258,11 @@ async fn read_site(server: &Hostile) -> (Option<String>, Duration) {
     (text, elapsed)
 }
 
-const NAMES: &[&str] = &["*.emulator.test", "management.emulator.test", "*.evil.emulator.test"];
+const NAMES: &[&str] = &[
+    "*.emulator.test",
+    "management.emulator.test",
+    "*.evil.emulator.test",
+];
 
 fn assert_refused(answer: &str, text: Option<String>, elapsed: Duration, within: Duration) {
     let text = text.unwrap_or_else(|| panic!("{answer}: the answer was accepted as a site"));
@@ -296,14 +310,24 @@ async fn an_absurd_retry_after_does_not_stall_the_release() {
     let server = start(Answer::AbsurdRetryAfter, NAMES).await;
     let (text, elapsed) = read_site(&server).await;
     // The retry budget (5 s here) bounds the wait, whatever the server asks for.
-    assert_refused("Retry-After: 999999999", text, elapsed, Duration::from_secs(15));
+    assert_refused(
+        "Retry-After: 999999999",
+        text,
+        elapsed,
+        Duration::from_secs(15),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_garbage_retry_after_is_survived() {
     let server = start(Answer::GarbageRetryAfter, NAMES).await;
     let (text, elapsed) = read_site(&server).await;
-    assert_refused("garbage Retry-After", text, elapsed, Duration::from_secs(15));
+    assert_refused(
+        "garbage Retry-After",
+        text,
+        elapsed,
+        Duration::from_secs(15),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,7 +351,12 @@ async fn a_redirect_to_another_host_is_never_followed_with_the_token() {
 async fn an_error_message_echoing_the_token_does_not_print_it() {
     let server = start(Answer::EchoToken, NAMES).await;
     let (text, elapsed) = read_site(&server).await;
-    assert_refused("error echoing the token", text, elapsed, Duration::from_secs(15));
+    assert_refused(
+        "error echoing the token",
+        text,
+        elapsed,
+        Duration::from_secs(15),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,5 +376,8 @@ async fn a_certificate_for_the_wrong_name_is_refused_at_once_and_not_retried() {
         "the error does not say it is the certificate: {text}"
     );
     let seen = server.seen.lock().map(|s| s.len()).unwrap_or_default();
-    assert_eq!(seen, 0, "a request got through a certificate for the wrong name");
+    assert_eq!(
+        seen, 0,
+        "a request got through a certificate for the wrong name"
+    );
 }

@@ -150,6 +150,23 @@ struct EmulatorArgs {
     work_dir: Option<PathBuf>,
 }
 
+impl Cmd {
+    /// Whether the command was asked for JSON output.
+    fn json(&self) -> bool {
+        match self {
+            Cmd::Validate(c) => c.json,
+            Cmd::Plan(a) => a.common.json,
+            Cmd::Build(a)
+            | Cmd::Staging(a)
+            | Cmd::Production(a)
+            | Cmd::Rollback(a)
+            | Cmd::Release(a) => a.common.json,
+            Cmd::Rehearse(a) => a.common.json,
+            Cmd::Schema(_) | Cmd::Emulator(_) => false,
+        }
+    }
+}
+
 /// A failure with the exit code it maps to; config problems are reported before reaching here.
 struct Failed(anyhow::Error);
 
@@ -168,6 +185,14 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             };
         }
+    };
+    // With --json, stdout carries only the JSON document; the human log moves to stderr.
+    let log = if cli.command.json() && log.mode() != OutputMode::Pipeline {
+        let quiet = Log::new(log.mode(), Box::new(std::io::stderr()));
+        quiet.set_debug(log.debug_enabled());
+        quiet
+    } else {
+        log
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

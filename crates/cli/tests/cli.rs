@@ -200,3 +200,84 @@ fn a_failed_preflight_makes_plan_exit_non_zero() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL run-from-package"));
 }
+
+#[test]
+fn in_a_pull_request_plan_becomes_the_run_summary_and_stages_refuse() {
+    let temp = tempfile::tempdir().unwrap();
+    let pr = |cmd: &mut Command| {
+        cmd.env("TF_BUILD", "True")
+            .env("BUILD_REASON", "PullRequest")
+            .env("AGENT_TEMPDIRECTORY", temp.path());
+    };
+    let mut plan = slot_release();
+    pr(&mut plan);
+    let out = plan
+        .args([
+            "plan",
+            "--config",
+            "examples/python-webapp/release.yml",
+            "--stage",
+            "production",
+            "--state",
+            "crates/engine/tests/fixtures/staged.json",
+            "--release-id",
+            "20261122.7",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("##vso[task.uploadsummary]"), "{stdout}");
+    let summary =
+        std::fs::read_to_string(temp.path().join("slot-release/plan-production.md")).unwrap();
+    assert!(
+        summary.contains("swap staging into production"),
+        "{summary}"
+    );
+    let mut staging = slot_release();
+    pr(&mut staging);
+    let out = staging
+        .args(["staging", "--config", "examples/python-webapp/release.yml"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("a pull-request run is read-only"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("##vso[task.complete result=Failed;"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_emulator_command_prints_its_endpoints_and_stops_on_sigint() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_slot-release"))
+        .args(["emulator", "--work-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.starts_with("Admin:");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = seen.join("\n");
+    assert!(text.contains("CA certificate:"), "{text}");
+    assert!(text.contains("ARM:"), "{text}");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+}

@@ -619,6 +619,11 @@ async fn rollback_swaps_back_to_the_last_known_good_release_and_is_idempotent() 
     let out = world.run(&["rollback", "--release-id", "r1"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(world.slot("production").content_digest, before);
+    assert!(
+        stdout(&out).contains("schema version 2 -> 1"),
+        "undoHooks: run undoes the migration of the release taken out: {}",
+        stdout(&out)
+    );
     let requests = world.emulator.requests().len();
     let out = world.run(&["rollback", "--release-id", "r1"]).await;
     assert!(out.status.success(), "{}", stderr(&out));

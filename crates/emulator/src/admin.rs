@@ -17,11 +17,17 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
     match (method, path.as_str()) {
         (Method::GET, "/state") => {
             let snap = crate::state::snapshot(&shared);
-            json(StatusCode::OK, &serde_json::to_value(snap).unwrap_or_default())
+            json(
+                StatusCode::OK,
+                &serde_json::to_value(snap).unwrap_or_default(),
+            )
         }
         (Method::GET, "/requests") => {
             let reqs = lock(&shared.requests).clone();
-            json(StatusCode::OK, &serde_json::to_value(reqs).unwrap_or_default())
+            json(
+                StatusCode::OK,
+                &serde_json::to_value(reqs).unwrap_or_default(),
+            )
         }
         (Method::DELETE, "/requests") => {
             lock(&shared.requests).clear();
@@ -29,7 +35,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
         }
         (Method::GET, "/faults") => {
             let faults = lock(&shared.faults).list();
-            json(StatusCode::OK, &serde_json::to_value(faults).unwrap_or_default())
+            json(
+                StatusCode::OK,
+                &serde_json::to_value(faults).unwrap_or_default(),
+            )
         }
         (Method::POST, "/faults") => {
             let body = match read_json(req.into_body()).await {
@@ -66,9 +75,17 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
                     *lock(&shared.token_lifetime) = std::time::Duration::from_secs(secs);
                     StatusCode::NO_CONTENT.into_response()
                 }
-                None => error_json(StatusCode::BAD_REQUEST, "InvalidRequest", "Expected {\"seconds\": n}."),
+                None => error_json(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidRequest",
+                    "Expected {\"seconds\": n}.",
+                ),
             }
         }
-        _ => error_json(StatusCode::NOT_FOUND, "NotFound", "Admin routes: GET /state, GET|DELETE /requests, GET|POST|DELETE /faults, PUT /token-lifetime."),
+        _ => error_json(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "Admin routes: GET /state, GET|DELETE /requests, GET|POST|DELETE /faults, PUT /token-lifetime.",
+        ),
     }
 }

@@ -40,10 +40,31 @@ impl OpError {
 fn challenge(shared: &Shared, failure: &AuthFailure) -> Response {
     let now = now_rfc3339();
     let (code, message, desc) = match failure {
-        AuthFailure::Missing => ("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.".to_owned(), "The authentication failed because of missing 'Authorization' header."),
-        AuthFailure::Invalid => ("InvalidAuthenticationToken", "The access token is invalid.".to_owned(), "The access token is invalid."),
-        AuthFailure::Expired { exp } => ("ExpiredAuthenticationToken", format!("The access token expiry UTC time '{}' is earlier than current UTC time '{now}'.", fmt_unix(*exp)), "The access token has expired."),
-        AuthFailure::WrongAudience { aud } => ("InvalidAuthenticationTokenAudience", format!("The access token has been obtained for wrong audience or resource '{aud}'. It should exactly match with one of the allowed audiences '{ARM_AUDIENCE}'."), "The access token has an invalid audience."),
+        AuthFailure::Missing => (
+            "AuthenticationFailed",
+            "Authentication failed. The 'Authorization' header is missing.".to_owned(),
+            "The authentication failed because of missing 'Authorization' header.",
+        ),
+        AuthFailure::Invalid => (
+            "InvalidAuthenticationToken",
+            "The access token is invalid.".to_owned(),
+            "The access token is invalid.",
+        ),
+        AuthFailure::Expired { exp } => (
+            "ExpiredAuthenticationToken",
+            format!(
+                "The access token expiry UTC time '{}' is earlier than current UTC time '{now}'.",
+                fmt_unix(*exp)
+            ),
+            "The access token has expired.",
+        ),
+        AuthFailure::WrongAudience { aud } => (
+            "InvalidAuthenticationTokenAudience",
+            format!(
+                "The access token has been obtained for wrong audience or resource '{aud}'. It should exactly match with one of the allowed audiences '{ARM_AUDIENCE}'."
+            ),
+            "The access token has an invalid audience.",
+        ),
     };
     let mut resp = error_json(StatusCode::UNAUTHORIZED, code, &message);
     let value = format!(
@@ -60,7 +81,9 @@ fn not_found(kind: &str, name: &str, rg: &str) -> Response {
     error_json(
         StatusCode::NOT_FOUND,
         "ResourceNotFound",
-        &format!("The Resource '{kind}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"),
+        &format!(
+            "The Resource '{kind}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+        ),
     )
 }
 
@@ -79,36 +102,78 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
     let low: Vec<&str> = low.iter().map(String::as_str).collect();
     let api_version = query_param(req.uri().query(), "api-version");
     if api_version.is_none() {
-        return error_json(StatusCode::BAD_REQUEST, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.");
+        return error_json(
+            StatusCode::BAD_REQUEST,
+            "MissingApiVersionParameter",
+            "The api-version query parameter (?api-version=) is required for all requests.",
+        );
     }
     let method = req.method().clone();
     match low.as_slice() {
-        ["subscriptions", _, "providers", "microsoft.web", "sites", name, kind @ ("operationresults" | "asyncoperations"), id] => {
-            operation_status(&shared, name, id, *kind == "operationresults", req.uri().query())
-        }
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.web", "sites"] if method == Method::GET => {
+        [
+            "subscriptions",
+            _,
+            "providers",
+            "microsoft.web",
+            "sites",
+            name,
+            kind @ ("operationresults" | "asyncoperations"),
+            id,
+        ] => operation_status(
+            &shared,
+            name,
+            id,
+            *kind == "operationresults",
+            req.uri().query(),
+        ),
+        [
+            "subscriptions",
+            _,
+            "resourcegroups",
+            _,
+            "providers",
+            "microsoft.web",
+            "sites",
+        ] if method == Method::GET => {
             let (sub, rg) = (&segs[1], &segs[3]);
             if let Err(r) = check_scope(&shared, sub, rg) {
-                return r;
+                return *r;
             }
             let state = lock(&shared.state);
             let value: Vec<serde_json::Value> = state
                 .apps
                 .values()
-                .filter(|a| a.subscription_id.eq_ignore_ascii_case(sub) && a.resource_group.eq_ignore_ascii_case(rg))
+                .filter(|a| {
+                    a.subscription_id.eq_ignore_ascii_case(sub)
+                        && a.resource_group.eq_ignore_ascii_case(rg)
+                })
                 .filter_map(|a| a.slot(PRODUCTION).map(|s| site_json(&shared, a, s)))
                 .collect();
-            json(StatusCode::OK, &serde_json::json!({"value": value, "nextLink": null}))
+            json(
+                StatusCode::OK,
+                &serde_json::json!({"value": value, "nextLink": null}),
+            )
         }
-        ["subscriptions", _, "resourcegroups", _, "providers", "microsoft.web", "sites", _, rest @ ..] => {
+        [
+            "subscriptions",
+            _,
+            "resourcegroups",
+            _,
+            "providers",
+            "microsoft.web",
+            "sites",
+            _,
+            rest @ ..,
+        ] => {
             let (sub, rg, name) = (segs[1].clone(), segs[3].clone(), low[7].to_owned());
             if let Err(r) = check_scope(&shared, &sub, &rg) {
-                return r;
+                return *r;
             }
             {
                 let state = lock(&shared.state);
                 let ok = state.apps.get(&name).is_some_and(|a| {
-                    a.subscription_id.eq_ignore_ascii_case(&sub) && a.resource_group.eq_ignore_ascii_case(&rg)
+                    a.subscription_id.eq_ignore_ascii_case(&sub)
+                        && a.resource_group.eq_ignore_ascii_case(&rg)
                 });
                 if !ok {
                     return not_found("Microsoft.Web/sites", &segs[7], &rg);
@@ -125,22 +190,56 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
                 Some("slots") => (rest[1].clone(), rest[2..].to_vec()),
                 _ => (PRODUCTION.to_owned(), rest.clone()),
             };
-            site_op(shared, req, api_version.unwrap_or_default(), name, rg, slot, ops).await
+            site_op(
+                shared,
+                req,
+                api_version.unwrap_or_default(),
+                name,
+                rg,
+                slot,
+                ops,
+            )
+            .await
         }
-        _ => error_json(StatusCode::NOT_FOUND, "NotFound", "No HTTP resource was found that matches the request URI (not emulated)."),
+        _ => error_json(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "No HTTP resource was found that matches the request URI (not emulated).",
+        ),
     }
 }
 
 fn method_not_allowed() -> Response {
-    error_json(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "The requested method is not allowed on this resource.")
+    error_json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        "The requested method is not allowed on this resource.",
+    )
 }
 
-fn check_scope(shared: &Shared, sub: &str, rg: &str) -> Result<(), Response> {
-    let Some(s) = shared.seed.subscriptions.iter().find(|s| s.id.eq_ignore_ascii_case(sub)) else {
-        return Err(error_json(StatusCode::NOT_FOUND, "SubscriptionNotFound", &format!("The subscription '{sub}' could not be found.")));
+fn check_scope(shared: &Shared, sub: &str, rg: &str) -> Result<(), Box<Response>> {
+    let Some(s) = shared
+        .seed
+        .subscriptions
+        .iter()
+        .find(|s| s.id.eq_ignore_ascii_case(sub))
+    else {
+        return Err(Box::new(error_json(
+            StatusCode::NOT_FOUND,
+            "SubscriptionNotFound",
+            &format!("The subscription '{sub}' could not be found."),
+        )));
     };
-    if !s.resource_groups.iter().any(|r| r.name.eq_ignore_ascii_case(rg)) {
-        return Err(error_json(StatusCode::NOT_FOUND, "ResourceGroupNotFound", &format!("Resource group '{rg}' could not be found.")));
+    if !s
+        .resource_groups
+        .iter()
+        .any(|r| r.name.eq_ignore_ascii_case(rg))
+    {
+        return Err(Box::new(error_json(
+            StatusCode::NOT_FOUND,
+            "ResourceGroupNotFound",
+            &format!("Resource group '{rg}' could not be found."),
+        )));
     }
     Ok(())
 }
@@ -243,10 +342,18 @@ fn list_slots(shared: &Shared, name: &str) -> Response {
         .filter(|s| s.name != PRODUCTION)
         .map(|s| site_json(shared, app, s))
         .collect();
-    json(StatusCode::OK, &serde_json::json!({"value": value, "nextLink": null}))
+    json(
+        StatusCode::OK,
+        &serde_json::json!({"value": value, "nextLink": null}),
+    )
 }
 
-fn config_resource(app: &App, slot: &str, name: &str, properties: serde_json::Value) -> serde_json::Value {
+fn config_resource(
+    app: &App,
+    slot: &str,
+    name: &str,
+    properties: serde_json::Value,
+) -> serde_json::Value {
     serde_json::json!({
         "id": format!("{}/config/{name}", resource_id(app, slot)),
         "name": name,
@@ -257,7 +364,10 @@ fn config_resource(app: &App, slot: &str, name: &str, properties: serde_json::Va
     })
 }
 
-fn merge(target: &mut serde_json::Map<String, serde_json::Value>, patch: &serde_json::Map<String, serde_json::Value>) {
+fn merge(
+    target: &mut serde_json::Map<String, serde_json::Value>,
+    patch: &serde_json::Map<String, serde_json::Value>,
+) {
     for (k, v) in patch {
         target.insert(k.clone(), v.clone());
     }
@@ -293,12 +403,18 @@ async fn site_op(
     match (method.clone(), ops_ref.as_slice()) {
         (Method::GET, []) => {
             let state = lock(&shared.state);
-            match state.apps.get(&name).and_then(|a| a.slot(&slot).map(|s| site_json(&shared, a, s))) {
+            match state
+                .apps
+                .get(&name)
+                .and_then(|a| a.slot(&slot).map(|s| site_json(&shared, a, s)))
+            {
                 Some(v) => json(StatusCode::OK, &v),
                 None => not_found("Microsoft.Web/sites", &name, &rg),
             }
         }
-        (Method::PUT, []) if slot != PRODUCTION => create_slot(&shared, &api_version, &name, &slot, &body),
+        (Method::PUT, []) if slot != PRODUCTION => {
+            create_slot(&shared, &api_version, &name, &slot, &body)
+        }
         (Method::PATCH | Method::PUT, []) => {
             let v = {
                 let mut state = lock(&shared.state);
@@ -311,20 +427,35 @@ async fn site_op(
                 if let Some(tags) = body.get("tags").and_then(|t| t.as_object()) {
                     s.tags = tags
                         .iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v.as_str()
+                                    .map(str::to_owned)
+                                    .unwrap_or_else(|| v.to_string()),
+                            )
+                        })
                         .collect();
                 }
-                if let Some(cfg) = body.pointer("/properties/siteConfig").and_then(|c| c.as_object()) {
+                if let Some(cfg) = body
+                    .pointer("/properties/siteConfig")
+                    .and_then(|c| c.as_object())
+                {
                     merge(&mut s.site_config, cfg);
                 }
                 s.last_modified = now_rfc3339();
                 let app = &state.apps[&name];
-                app.slot(&slot).map(|s| site_json(&shared, app, s)).unwrap_or_default()
+                app.slot(&slot)
+                    .map(|s| site_json(&shared, app, s))
+                    .unwrap_or_default()
             };
             json(StatusCode::OK, &v)
         }
         (Method::DELETE, []) if slot != PRODUCTION => {
-            let removed = lock(&shared.state).apps.get_mut(&name).and_then(|a| a.slots.remove(&slot));
+            let removed = lock(&shared.state)
+                .apps
+                .get_mut(&name)
+                .and_then(|a| a.slots.remove(&slot));
             if let Some(s) = removed
                 && let Some(i) = &s.instance
             {
@@ -335,16 +466,38 @@ async fn site_op(
         (Method::POST, ["config", "appsettings", "list"]) => {
             let state = lock(&shared.state);
             let app = &state.apps[&name];
-            let settings = app.slot(&slot).map(|s| s.app_settings.clone()).unwrap_or_default();
-            json(StatusCode::OK, &config_resource(app, &slot, "appsettings", serde_json::to_value(settings).unwrap_or_default()))
+            let settings = app
+                .slot(&slot)
+                .map(|s| s.app_settings.clone())
+                .unwrap_or_default();
+            json(
+                StatusCode::OK,
+                &config_resource(
+                    app,
+                    &slot,
+                    "appsettings",
+                    serde_json::to_value(settings).unwrap_or_default(),
+                ),
+            )
         }
         (Method::PUT, ["config", "appsettings"]) => {
             let Some(props) = body.get("properties").and_then(|p| p.as_object()) else {
-                return error_json(StatusCode::BAD_REQUEST, "BadRequest", "The request body must contain 'properties' with the settings.");
+                return error_json(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "The request body must contain 'properties' with the settings.",
+                );
             };
             let settings: BTreeMap<String, String> = props
                 .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
                 .collect();
             let resp = {
                 let mut state = lock(&shared.state);
@@ -355,7 +508,12 @@ async fn site_op(
                     s.app_settings = settings.clone();
                     s.last_modified = now_rfc3339();
                 }
-                config_resource(app, &slot, "appsettings", serde_json::to_value(&settings).unwrap_or_default())
+                config_resource(
+                    app,
+                    &slot,
+                    "appsettings",
+                    serde_json::to_value(&settings).unwrap_or_default(),
+                )
             };
             // App Service restarts the app when its settings change.
             crate::runtime::restart(&shared, &name, &slot);
@@ -370,17 +528,26 @@ async fn site_op(
                 let props = body.get("properties").cloned().unwrap_or_default();
                 match serde_json::from_value(props) {
                     Ok(names) => app.slot_config_names = names,
-                    Err(e) => return error_json(StatusCode::BAD_REQUEST, "BadRequest", &format!("Invalid slotConfigNames: {e}")),
+                    Err(e) => {
+                        return error_json(
+                            StatusCode::BAD_REQUEST,
+                            "BadRequest",
+                            &format!("Invalid slotConfigNames: {e}"),
+                        );
+                    }
                 }
             }
             let props = serde_json::to_value(&app.slot_config_names).unwrap_or_default();
-            json(StatusCode::OK, &serde_json::json!({
-                "id": format!("{}/config/slotConfigNames", resource_id(app, PRODUCTION)),
-                "name": "slotConfigNames",
-                "type": "Microsoft.Web/sites/config",
-                "location": app.location,
-                "properties": props,
-            }))
+            json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "id": format!("{}/config/slotConfigNames", resource_id(app, PRODUCTION)),
+                    "name": "slotConfigNames",
+                    "type": "Microsoft.Web/sites/config",
+                    "location": app.location,
+                    "properties": props,
+                }),
+            )
         }
         (Method::GET | Method::PUT | Method::PATCH, ["config", "web"]) => {
             let mut restart = false;
@@ -394,20 +561,26 @@ async fn site_op(
                 };
                 if method != Method::GET {
                     let Some(props) = body.get("properties").and_then(|p| p.as_object()) else {
-                        return error_json(StatusCode::BAD_REQUEST, "BadRequest", "The request body must contain 'properties' with the site config.");
+                        return error_json(
+                            StatusCode::BAD_REQUEST,
+                            "BadRequest",
+                            "The request body must contain 'properties' with the site config.",
+                        );
                     };
-                    let before: Vec<Option<serde_json::Value>> = ["linuxFxVersion", "appCommandLine"]
-                        .iter()
-                        .map(|k| s.site_config.get(*k).cloned())
-                        .collect();
+                    let before: Vec<Option<serde_json::Value>> =
+                        ["linuxFxVersion", "appCommandLine"]
+                            .iter()
+                            .map(|k| s.site_config.get(*k).cloned())
+                            .collect();
                     // PUT and PATCH both merge: properties absent from the body keep their value,
                     // which is what App Service does for config/web.
                     merge(&mut s.site_config, props);
                     s.last_modified = now_rfc3339();
-                    let after: Vec<Option<serde_json::Value>> = ["linuxFxVersion", "appCommandLine"]
-                        .iter()
-                        .map(|k| s.site_config.get(*k).cloned())
-                        .collect();
+                    let after: Vec<Option<serde_json::Value>> =
+                        ["linuxFxVersion", "appCommandLine"]
+                            .iter()
+                            .map(|k| s.site_config.get(*k).cloned())
+                            .collect();
                     restart = before != after;
                 }
                 let cfg = serde_json::Value::Object(s.site_config.clone());
@@ -424,50 +597,94 @@ async fn site_op(
             let app = &state.apps[&name];
             let user = app.publishing_user(&slot);
             let (_, scm) = host_names(&shared, app, &slot);
-            json(StatusCode::OK, &serde_json::json!({
-                "id": format!("{}/publishingcredentials/$", resource_id(app, &slot)),
-                "name": app.name,
-                "type": "Microsoft.Web/sites/publishingcredentials",
-                "kind": "app",
-                "properties": {
-                    "name": null,
-                    "publishingUserName": user,
-                    "publishingPassword": app.publishing_password.expose(),
-                    "scmUri": format!("https://{}:{}@{}", user, app.publishing_password.expose(), scm),
-                }
-            }))
+            json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "id": format!("{}/publishingcredentials/$", resource_id(app, &slot)),
+                    "name": app.name,
+                    "type": "Microsoft.Web/sites/publishingcredentials",
+                    "kind": "app",
+                    "properties": {
+                        "name": null,
+                        "publishingUserName": user,
+                        "publishingPassword": app.publishing_password.expose(),
+                        "scmUri": format!("https://{}:{}@{}", user, app.publishing_password.expose(), scm),
+                    }
+                }),
+            )
         }
-        (Method::GET | Method::PUT, ["basicpublishingcredentialspolicies", which @ ("scm" | "ftp")]) => {
+        (
+            Method::GET | Method::PUT,
+            [
+                "basicpublishingcredentialspolicies",
+                which @ ("scm" | "ftp"),
+            ],
+        ) => {
             let mut state = lock(&shared.state);
             let Some(app) = state.apps.get_mut(&name) else {
                 return not_found("Microsoft.Web/sites", &name, &rg);
             };
             if method == Method::PUT && *which == "scm" {
-                match body.pointer("/properties/allow").and_then(serde_json::Value::as_bool) {
+                match body
+                    .pointer("/properties/allow")
+                    .and_then(serde_json::Value::as_bool)
+                {
                     Some(allow) => app.basic_auth = allow,
-                    None => return error_json(StatusCode::BAD_REQUEST, "BadRequest", "properties.allow is required."),
+                    None => {
+                        return error_json(
+                            StatusCode::BAD_REQUEST,
+                            "BadRequest",
+                            "properties.allow is required.",
+                        );
+                    }
                 }
             }
-            json(StatusCode::OK, &serde_json::json!({
-                "id": format!("{}/basicPublishingCredentialsPolicies/{which}", resource_id(app, &slot)),
-                "name": which,
-                "type": "Microsoft.Web/sites/basicPublishingCredentialsPolicies",
-                "properties": {"allow": app.basic_auth},
-            }))
+            json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "id": format!("{}/basicPublishingCredentialsPolicies/{which}", resource_id(app, &slot)),
+                    "name": which,
+                    "type": "Microsoft.Web/sites/basicPublishingCredentialsPolicies",
+                    "properties": {"allow": app.basic_auth},
+                }),
+            )
         }
         (Method::POST, [op @ ("slotsswap" | "applyslotconfig")]) => {
-            let Some(target) = body.get("targetSlot").and_then(|t| t.as_str()).map(str::to_ascii_lowercase) else {
-                return error_json(StatusCode::BAD_REQUEST, "BadRequest", "The parameter targetSlot has an invalid value.");
+            let Some(target) = body
+                .get("targetSlot")
+                .and_then(|t| t.as_str())
+                .map(str::to_ascii_lowercase)
+            else {
+                return error_json(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    "The parameter targetSlot has an invalid value.",
+                );
             };
             if target == slot {
-                return error_json(StatusCode::BAD_REQUEST, "BadRequest", &format!("Cannot swap slot '{slot}' with itself."));
+                return error_json(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    &format!("Cannot swap slot '{slot}' with itself."),
+                );
             }
-            let target_exists = lock(&shared.state).apps.get(&name).is_some_and(|a| a.slot(&target).is_some());
+            let target_exists = lock(&shared.state)
+                .apps
+                .get(&name)
+                .is_some_and(|a| a.slot(&target).is_some());
             if !target_exists {
-                return not_found("Microsoft.Web/sites/slots", &format!("{name}/{target}"), &rg);
+                return not_found(
+                    "Microsoft.Web/sites/slots",
+                    &format!("{name}/{target}"),
+                    &rg,
+                );
             }
             let apply_only = *op == "applyslotconfig";
-            let op_name = if apply_only { "ApplySlotConfig" } else { "SwapSiteSlots" };
+            let op_name = if apply_only {
+                "ApplySlotConfig"
+            } else {
+                "SwapSiteSlots"
+            };
             let (s2, n2, src) = (shared.clone(), name.clone(), slot.clone());
             start_operation(&shared, &api_version, &name, op_name, async move {
                 swap(s2, n2, src, target, apply_only).await
@@ -475,10 +692,16 @@ async fn site_op(
         }
         (Method::POST, ["resetslotconfig"]) => {
             let (s2, n2) = (shared.clone(), name.clone());
-            start_operation(&shared, &api_version, &name, "ResetSlotConfig", async move {
-                reset_preview(&s2, &n2);
-                Ok(())
-            })
+            start_operation(
+                &shared,
+                &api_version,
+                &name,
+                "ResetSlotConfig",
+                async move {
+                    reset_preview(&s2, &n2);
+                    Ok(())
+                },
+            )
         }
         (Method::POST, [op @ ("restart" | "start" | "stop")]) => {
             let stopped = match *op {
@@ -492,7 +715,10 @@ async fn site_op(
             let (s2, n2, sl2) = (shared.clone(), name.clone(), slot.clone());
             let work = async move {
                 if let Some(stopped) = stopped
-                    && let Some(s) = lock(&s2.state).apps.get_mut(&n2).and_then(|a| a.slot_mut(&sl2))
+                    && let Some(s) = lock(&s2.state)
+                        .apps
+                        .get_mut(&n2)
+                        .and_then(|a| a.slot_mut(&sl2))
                 {
                     s.stopped = stopped;
                 }
@@ -515,9 +741,18 @@ async fn site_op(
             let app = &state.apps[&name];
             let value: Vec<serde_json::Value> = app
                 .slot(&slot)
-                .map(|s| s.deployments.iter().rev().map(|d| arm_deployment(app, &slot, d)).collect())
+                .map(|s| {
+                    s.deployments
+                        .iter()
+                        .rev()
+                        .map(|d| arm_deployment(app, &slot, d))
+                        .collect()
+                })
                 .unwrap_or_default();
-            json(StatusCode::OK, &serde_json::json!({"value": value, "nextLink": null}))
+            json(
+                StatusCode::OK,
+                &serde_json::json!({"value": value, "nextLink": null}),
+            )
         }
         (Method::GET | Method::PUT, ["deployments", _]) => {
             let id = ops[1].clone();
@@ -533,7 +768,10 @@ async fn site_op(
                 }
             }
             let app = &state.apps[&name];
-            match app.slot(&slot).and_then(|s| s.deployments.iter().find(|d| d.id == id)) {
+            match app
+                .slot(&slot)
+                .and_then(|s| s.deployments.iter().find(|d| d.id == id))
+            {
                 Some(d) => json(StatusCode::OK, &arm_deployment(app, &slot, d)),
                 None => not_found("Microsoft.Web/sites/deployments", &id, &rg),
             }
@@ -543,16 +781,33 @@ async fn site_op(
             let app = &state.apps[&name];
             let value: Vec<serde_json::Value> = app
                 .slot(&slot)
-                .map(|s| s.deployments.iter().rev().map(|d| deployment_status(app, &slot, d)).collect())
+                .map(|s| {
+                    s.deployments
+                        .iter()
+                        .rev()
+                        .map(|d| deployment_status(app, &slot, d))
+                        .collect()
+                })
                 .unwrap_or_default();
-            json(StatusCode::OK, &serde_json::json!({"value": value, "nextLink": null}))
+            json(
+                StatusCode::OK,
+                &serde_json::json!({"value": value, "nextLink": null}),
+            )
         }
         (Method::GET, ["deploymentstatus", _]) => {
             let state = lock(&shared.state);
             let app = &state.apps[&name];
-            match app.slot(&slot).and_then(|s| s.deployments.iter().find(|d| d.id.eq_ignore_ascii_case(&ops[1]))) {
+            match app.slot(&slot).and_then(|s| {
+                s.deployments
+                    .iter()
+                    .find(|d| d.id.eq_ignore_ascii_case(&ops[1]))
+            }) {
                 Some(d) => json(
-                    if d.complete { StatusCode::OK } else { StatusCode::ACCEPTED },
+                    if d.complete {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::ACCEPTED
+                    },
                     &deployment_status(app, &slot, d),
                 ),
                 None => not_found("Microsoft.Web/sites/deploymentStatus", &ops[1], &rg),
@@ -561,19 +816,29 @@ async fn site_op(
         (Method::GET, ["deployments", _, "log"]) => {
             let state = lock(&shared.state);
             let app = &state.apps[&name];
-            match app.slot(&slot).and_then(|s| s.deployments.iter().find(|d| d.id == ops[1])) {
+            match app
+                .slot(&slot)
+                .and_then(|s| s.deployments.iter().find(|d| d.id == ops[1]))
+            {
                 Some(d) => {
                     let value: Vec<serde_json::Value> = d.log.iter().enumerate().map(|(i, m)| serde_json::json!({
                         "id": format!("{}/deployments/{}/log/{i}", resource_id(app, &slot), d.id),
                         "name": i.to_string(),
                         "properties": {"message": m, "log_time": d.end_time, "type": 0}
                     })).collect();
-                    json(StatusCode::OK, &serde_json::json!({"value": value, "nextLink": null}))
+                    json(
+                        StatusCode::OK,
+                        &serde_json::json!({"value": value, "nextLink": null}),
+                    )
                 }
                 None => not_found("Microsoft.Web/sites/deployments", &ops[1], &rg),
             }
         }
-        _ => error_json(StatusCode::NOT_FOUND, "NotFound", &format!("The operation {method} {} is not emulated.", ops.join("/"))),
+        _ => error_json(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("The operation {method} {} is not emulated.", ops.join("/")),
+        ),
     }
 }
 
@@ -597,7 +862,11 @@ fn arm_deployment(app: &App, slot: &str, d: &crate::state::DeploymentRecord) -> 
 }
 
 /// OneDeploy's `CsmDeploymentStatus` view of a Kudu deployment record.
-fn deployment_status(app: &App, slot: &str, d: &crate::state::DeploymentRecord) -> serde_json::Value {
+fn deployment_status(
+    app: &App,
+    slot: &str,
+    d: &crate::state::DeploymentRecord,
+) -> serde_json::Value {
     let (status, in_progress, ok, failed) = match d.status {
         4 => ("RuntimeSuccessful", 0, 1, 0),
         3 => ("BuildFailed", 0, 0, 1),
@@ -621,9 +890,19 @@ fn deployment_status(app: &App, slot: &str, d: &crate::state::DeploymentRecord) 
     })
 }
 
-fn create_slot(shared: &Arc<Shared>, api_version: &str, name: &str, slot: &str, body: &serde_json::Value) -> Response {
+fn create_slot(
+    shared: &Arc<Shared>,
+    api_version: &str,
+    name: &str,
+    slot: &str,
+    body: &serde_json::Value,
+) -> Response {
     if !crate::seed::valid_host_label(slot) {
-        return error_json(StatusCode::BAD_REQUEST, "BadRequest", &format!("The slot name '{slot}' is invalid."));
+        return error_json(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            &format!("The slot name '{slot}' is invalid."),
+        );
     }
     let (resp_body, created) = {
         let mut state = lock(&shared.state);
@@ -634,45 +913,68 @@ fn create_slot(shared: &Arc<Shared>, api_version: &str, name: &str, slot: &str, 
         if created {
             let content = match new_content_dir(&app.root_dir) {
                 Ok(c) => c,
-                Err(e) => return error_json(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", &e.to_string()),
+                Err(e) => {
+                    return error_json(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "InternalServerError",
+                        &e.to_string(),
+                    );
+                }
             };
             let mut config = crate::state::default_site_config(app.kind);
-            if let Some(cfg) = body.pointer("/properties/siteConfig").and_then(|c| c.as_object()) {
+            if let Some(cfg) = body
+                .pointer("/properties/siteConfig")
+                .and_then(|c| c.as_object())
+            {
                 merge(&mut config, cfg);
             }
-            app.slots.insert(slot.to_owned(), Slot {
-                name: slot.to_owned(),
-                stopped: false,
-                app_settings: BTreeMap::new(),
-                site_config: config,
-                tags: BTreeMap::new(),
-                content_dir: content,
-                deployments: Vec::new(),
-                deploying: false,
-                instance: None,
-                requests_served: 0,
-                forced_unhealthy: false,
-                last_modified: now_rfc3339(),
-            });
+            app.slots.insert(
+                slot.to_owned(),
+                Slot {
+                    name: slot.to_owned(),
+                    stopped: false,
+                    app_settings: BTreeMap::new(),
+                    site_config: config,
+                    tags: BTreeMap::new(),
+                    content_dir: content,
+                    deployments: Vec::new(),
+                    deploying: false,
+                    instance: None,
+                    requests_served: 0,
+                    forced_unhealthy: false,
+                    last_modified: now_rfc3339(),
+                },
+            );
         }
         if let Some(s) = app.slot_mut(slot)
             && let Some(tags) = body.get("tags").and_then(|t| t.as_object())
         {
-            s.tags = tags.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect();
+            s.tags = tags
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                .collect();
         }
         let app = &state.apps[name];
-        (app.slot(slot).map(|s| site_json(shared, app, s)).unwrap_or_default(), created)
+        (
+            app.slot(slot)
+                .map(|s| site_json(shared, app, s))
+                .unwrap_or_default(),
+            created,
+        )
     };
     if created {
         crate::runtime::restart(shared, name, slot);
         let mut resp = json(StatusCode::ACCEPTED, &resp_body);
         let id = new_id();
-        lock(&shared.state).operations.insert(id.clone(), Operation {
-            app: name.to_owned(),
-            name: "CreateSlot".into(),
-            status: OpStatus::Succeeded,
-            started: now_rfc3339(),
-        });
+        lock(&shared.state).operations.insert(
+            id.clone(),
+            Operation {
+                app: name.to_owned(),
+                name: "CreateSlot".into(),
+                status: OpStatus::Succeeded,
+                started: now_rfc3339(),
+            },
+        );
         add_lro_headers(shared, &mut resp, name, &id, api_version);
         resp
     } else {
@@ -681,8 +983,15 @@ fn create_slot(shared: &Arc<Shared>, api_version: &str, name: &str, slot: &str, 
 }
 
 fn op_urls(shared: &Shared, app: &str, id: &str, api_version: &str) -> (String, String) {
-    let sub = lock(&shared.state).apps.get(app).map(|a| a.subscription_id.clone()).unwrap_or_default();
-    let base = format!("{}/subscriptions/{sub}/providers/Microsoft.Web/sites/{app}", shared.url("management"));
+    let sub = lock(&shared.state)
+        .apps
+        .get(app)
+        .map(|a| a.subscription_id.clone())
+        .unwrap_or_default();
+    let base = format!(
+        "{}/subscriptions/{sub}/providers/Microsoft.Web/sites/{app}",
+        shared.url("management")
+    );
     (
         format!("{base}/operationresults/{id}?api-version={api_version}"),
         format!("{base}/asyncoperations/{id}?api-version={api_version}"),
@@ -712,7 +1021,13 @@ fn add_lro_headers(shared: &Shared, resp: &mut Response, app: &str, id: &str, ap
 
 /// Starts a long-running operation holding the app: 409 if one already runs, else 202 with
 /// `Location`, `Azure-AsyncOperation` and `Retry-After`.
-fn start_operation<F>(shared: &Arc<Shared>, api_version: &str, app: &str, op_name: &str, work: F) -> Response
+fn start_operation<F>(
+    shared: &Arc<Shared>,
+    api_version: &str,
+    app: &str,
+    op_name: &str,
+    work: F,
+) -> Response
 where
     F: Future<Output = Result<(), OpError>> + Send + 'static,
 {
@@ -723,18 +1038,25 @@ where
             return not_found("Microsoft.Web/sites", app, "");
         };
         if let Some((busy_id, busy_name)) = &a.busy {
-            return error_json(StatusCode::CONFLICT, "Conflict", &format!(
-                "Cannot modify this site because another operation is in progress. Details: Id: {busy_id}, OperationName: {busy_name}, CreatedTime: {}, WorkerName: emulator",
-                now_rfc3339()
-            ));
+            return error_json(
+                StatusCode::CONFLICT,
+                "Conflict",
+                &format!(
+                    "Cannot modify this site because another operation is in progress. Details: Id: {busy_id}, OperationName: {busy_name}, CreatedTime: {}, WorkerName: emulator",
+                    now_rfc3339()
+                ),
+            );
         }
         a.busy = Some((id.clone(), op_name.to_owned()));
-        state.operations.insert(id.clone(), Operation {
-            app: app.to_owned(),
-            name: op_name.to_owned(),
-            status: OpStatus::InProgress,
-            started: now_rfc3339(),
-        });
+        state.operations.insert(
+            id.clone(),
+            Operation {
+                app: app.to_owned(),
+                name: op_name.to_owned(),
+                status: OpStatus::InProgress,
+                started: now_rfc3339(),
+            },
+        );
     }
     let (s2, app2, id2) = (shared.clone(), app.to_owned(), id.clone());
     tokio::spawn(async move {
@@ -743,7 +1065,11 @@ where
         if let Some(op) = state.operations.get_mut(&id2) {
             op.status = match result {
                 Ok(()) => OpStatus::Succeeded,
-                Err(e) => OpStatus::Failed { status: e.status, code: e.code, message: e.message },
+                Err(e) => OpStatus::Failed {
+                    status: e.status,
+                    code: e.code,
+                    message: e.message,
+                },
             };
         }
         if let Some(a) = state.apps.get_mut(&app2)
@@ -757,10 +1083,20 @@ where
     resp
 }
 
-fn operation_status(shared: &Shared, app: &str, id: &str, location_style: bool, query: Option<&str>) -> Response {
+fn operation_status(
+    shared: &Shared,
+    app: &str,
+    id: &str,
+    location_style: bool,
+    query: Option<&str>,
+) -> Response {
     let op = lock(&shared.state).operations.get(id).cloned();
     let Some(op) = op.filter(|o| o.app.eq_ignore_ascii_case(app)) else {
-        return error_json(StatusCode::NOT_FOUND, "NotFound", &format!("Operation {id} was not found."));
+        return error_json(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            &format!("Operation {id} was not found."),
+        );
     };
     let api_version = query_param(query, "api-version").unwrap_or_default();
     if location_style {
@@ -771,7 +1107,11 @@ fn operation_status(shared: &Shared, app: &str, id: &str, location_style: bool, 
                 resp
             }
             OpStatus::Succeeded => json(StatusCode::OK, &serde_json::json!({})),
-            OpStatus::Failed { status, code, message } => error_json(
+            OpStatus::Failed {
+                status,
+                code,
+                message,
+            } => error_json(
                 StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 &code,
                 &message,
@@ -781,7 +1121,10 @@ fn operation_status(shared: &Shared, app: &str, id: &str, location_style: bool, 
         let (status, error) = match &op.status {
             OpStatus::InProgress => ("InProgress", None),
             OpStatus::Succeeded => ("Succeeded", None),
-            OpStatus::Failed { code, message, .. } => ("Failed", Some(serde_json::json!({"code": code, "message": message}))),
+            OpStatus::Failed { code, message, .. } => (
+                "Failed",
+                Some(serde_json::json!({"code": code, "message": message})),
+            ),
         };
         let mut body = serde_json::json!({"id": id, "name": id, "status": status, "startTime": op.started, "operationName": op.name});
         if let Some(e) = error {
@@ -798,7 +1141,11 @@ fn operation_status(shared: &Shared, app: &str, id: &str, location_style: bool, 
 }
 
 /// Non-sticky settings of `from` plus sticky settings of `sticky_from`.
-fn combine(app: &App, from: &BTreeMap<String, String>, sticky_from: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+fn combine(
+    app: &App,
+    from: &BTreeMap<String, String>,
+    sticky_from: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = from
         .iter()
         .filter(|(k, _)| !app.is_sticky(k, from))
@@ -816,13 +1163,24 @@ fn swap_failed(app: &str, slot: &str, detail: &str) -> OpError {
     OpError::new(
         400,
         "BadRequest",
-        format!("Cannot swap slots for site '{app}' because the application initialization in '{slot}' slot either took too long or failed. Please check application initialization configuration and consider using 'WEBSITE_SWAP_WARMUP_PING_PATH' and 'WEBSITE_SWAP_WARMUP_PING_STATUSES' application settings. Details: {detail}"),
+        format!(
+            "Cannot swap slots for site '{app}' because the application initialization in '{slot}' slot either took too long or failed. Please check application initialization configuration and consider using 'WEBSITE_SWAP_WARMUP_PING_PATH' and 'WEBSITE_SWAP_WARMUP_PING_STATUSES' application settings. Details: {detail}"
+        ),
     )
 }
 
 /// Restores the source slot's settings after a failed phase 1 and restarts it.
-fn revert_source(shared: &Arc<Shared>, app: &str, source: &str, original: BTreeMap<String, String>) {
-    if let Some(s) = lock(&shared.state).apps.get_mut(app).and_then(|a| a.slot_mut(source)) {
+fn revert_source(
+    shared: &Arc<Shared>,
+    app: &str,
+    source: &str,
+    original: BTreeMap<String, String>,
+) {
+    if let Some(s) = lock(&shared.state)
+        .apps
+        .get_mut(app)
+        .and_then(|a| a.slot_mut(source))
+    {
         s.app_settings = original;
     }
     crate::runtime::restart(shared, app, source);
@@ -832,16 +1190,34 @@ fn revert_source(shared: &Arc<Shared>, app: &str, source: &str, original: BTreeM
 /// up; aborted with both slots unchanged on failure), then, unless only applying, phase 2 (content,
 /// non-sticky settings and stack exchanged; sticky settings stay; the warmed process now serves
 /// the target; the source restarts with the old target's content).
-async fn swap(shared: Arc<Shared>, app_name: String, source: String, target: String, apply_only: bool) -> Result<(), OpError> {
+async fn swap(
+    shared: Arc<Shared>,
+    app_name: String,
+    source: String,
+    target: String,
+    apply_only: bool,
+) -> Result<(), OpError> {
     let (original, applied) = {
         let mut state = lock(&shared.state);
-        let app = state.apps.get_mut(&app_name).ok_or_else(|| OpError::new(404, "ResourceNotFound", "The app no longer exists."))?;
-        let preview = app.preview.clone().filter(|p| p.source == source && p.target == target);
+        let app = state
+            .apps
+            .get_mut(&app_name)
+            .ok_or_else(|| OpError::new(404, "ResourceNotFound", "The app no longer exists."))?;
+        let preview = app
+            .preview
+            .clone()
+            .filter(|p| p.source == source && p.target == target);
         match preview {
             Some(p) => (p.original_settings, true),
             None => {
-                let src = app.slot(&source).map(|s| s.app_settings.clone()).unwrap_or_default();
-                let tgt = app.slot(&target).map(|s| s.app_settings.clone()).unwrap_or_default();
+                let src = app
+                    .slot(&source)
+                    .map(|s| s.app_settings.clone())
+                    .unwrap_or_default();
+                let tgt = app
+                    .slot(&target)
+                    .map(|s| s.app_settings.clone())
+                    .unwrap_or_default();
                 let combined = combine(app, &src, &tgt);
                 if let Some(s) = app.slot_mut(&source) {
                     s.app_settings = combined;
@@ -852,13 +1228,23 @@ async fn swap(shared: Arc<Shared>, app_name: String, source: String, target: Str
     };
     if !applied {
         crate::runtime::restart(&shared, &app_name, &source);
-        let timeout = lock(&shared.faults).take(|f| matches!(f, Fault::SwapTimesOut { app, .. } if app.eq_ignore_ascii_case(&app_name)));
+        let timeout = lock(&shared.faults).take(
+            |f| matches!(f, Fault::SwapTimesOut { app, .. } if app.eq_ignore_ascii_case(&app_name)),
+        );
         if let Some(Fault::SwapTimesOut { millis, .. }) = timeout {
             tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
             revert_source(&shared, &app_name, &source, original);
-            return Err(OpError::new(500, "SwapTimedOut", format!("The swap of '{source}' into '{target}' timed out while warming up '{source}'; it was aborted and both slots are unchanged.")));
+            return Err(OpError::new(
+                500,
+                "SwapTimedOut",
+                format!(
+                    "The swap of '{source}' into '{target}' timed out while warming up '{source}'; it was aborted and both slots are unchanged."
+                ),
+            ));
         }
-        let injected = lock(&shared.faults).take(|f| matches!(f, Fault::SwapWarmupFails { app } if app.eq_ignore_ascii_case(&app_name)));
+        let injected = lock(&shared.faults).take(
+            |f| matches!(f, Fault::SwapWarmupFails { app } if app.eq_ignore_ascii_case(&app_name)),
+        );
         let (instance, settings, stopped) = {
             let state = lock(&shared.state);
             let s = state.apps.get(&app_name).and_then(|a| a.slot(&source));
@@ -884,16 +1270,28 @@ async fn swap(shared: Arc<Shared>, app_name: String, source: String, target: Str
     }
     if apply_only {
         if let Some(app) = lock(&shared.state).apps.get_mut(&app_name) {
-            app.preview = Some(Preview { source, target, original_settings: original });
+            app.preview = Some(Preview {
+                source,
+                target,
+                original_settings: original,
+            });
         }
         return Ok(());
     }
     {
         let unhealthy = lock(&shared.faults).take(|f| matches!(f, Fault::AppUnhealthyAfterSwap { app } if app.eq_ignore_ascii_case(&app_name)));
         let mut state = lock(&shared.state);
-        let app = state.apps.get_mut(&app_name).ok_or_else(|| OpError::new(404, "ResourceNotFound", "The app no longer exists."))?;
-        let (Some(mut src), Some(mut tgt)) = (app.slots.remove(&source), app.slots.remove(&target)) else {
-            return Err(OpError::new(404, "ResourceNotFound", "A slot of the swap no longer exists."));
+        let app = state
+            .apps
+            .get_mut(&app_name)
+            .ok_or_else(|| OpError::new(404, "ResourceNotFound", "The app no longer exists."))?;
+        let (Some(mut src), Some(mut tgt)) = (app.slots.remove(&source), app.slots.remove(&target))
+        else {
+            return Err(OpError::new(
+                404,
+                "ResourceNotFound",
+                "A slot of the swap no longer exists.",
+            ));
         };
         let new_source_settings = combine(app, &tgt.app_settings, &original);
         // The source now runs with non-sticky(source) + sticky(target): exactly the target's future.
@@ -931,7 +1329,10 @@ async fn swap(shared: Arc<Shared>, app_name: String, source: String, target: Str
 }
 
 fn reset_preview(shared: &Arc<Shared>, app_name: &str) {
-    let preview = lock(&shared.state).apps.get_mut(app_name).and_then(|a| a.preview.take());
+    let preview = lock(&shared.state)
+        .apps
+        .get_mut(app_name)
+        .and_then(|a| a.preview.take());
     if let Some(p) = preview {
         revert_source(shared, app_name, &p.source, p.original_settings);
     }

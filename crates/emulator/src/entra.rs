@@ -8,8 +8,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use axum::response::Response;
 
-use crate::server::{json, query_param};
 use crate::seed::ConnectionKind;
+use crate::server::{json, query_param};
 use crate::state::{new_id, now_unix};
 use crate::token::{Claims, same_audience};
 use crate::{ARM_AUDIENCE, Shared, VAULT_AUDIENCE, lock};
@@ -51,7 +51,13 @@ fn issue(shared: &Shared, aud: &str, appid: &str) -> (String, i64) {
 }
 
 /// Entra's error body for the token endpoint.
-fn aad_error(shared: &Shared, status: StatusCode, error: &str, code: u32, description: &str) -> Response {
+fn aad_error(
+    shared: &Shared,
+    status: StatusCode,
+    error: &str,
+    code: u32,
+    description: &str,
+) -> Response {
     let ts = time::OffsetDateTime::now_utc();
     let timestamp = format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
@@ -86,55 +92,152 @@ pub(crate) async fn token_endpoint(shared: Arc<Shared>, req: Request<Body>) -> R
         .filter(|s| !s.is_empty())
         .map(str::to_ascii_lowercase)
         .collect();
-    let is_token_path = segs.len() == 4 && segs[1] == "oauth2" && segs[2] == "v2.0" && segs[3] == "token";
+    let is_token_path =
+        segs.len() == 4 && segs[1] == "oauth2" && segs[2] == "v2.0" && segs[3] == "token";
     if !is_token_path {
-        return aad_error(&shared, StatusCode::NOT_FOUND, "invalid_request", 900_023, "The requested endpoint does not exist in the emulator.");
+        return aad_error(
+            &shared,
+            StatusCode::NOT_FOUND,
+            "invalid_request",
+            900_023,
+            "The requested endpoint does not exist in the emulator.",
+        );
     }
     if req.method() != Method::POST {
-        return aad_error(&shared, StatusCode::METHOD_NOT_ALLOWED, "invalid_request", 900_561, "The endpoint only accepts POST requests.");
+        return aad_error(
+            &shared,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            900_561,
+            "The endpoint only accepts POST requests.",
+        );
     }
     let tenant = segs[0].clone();
     let Ok(bytes) = axum::body::to_bytes(req.into_body(), 1024 * 1024).await else {
-        return aad_error(&shared, StatusCode::BAD_REQUEST, "invalid_request", 900_144, "The request body could not be read.");
+        return aad_error(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900_144,
+            "The request body could not be read.",
+        );
     };
     let form: std::collections::HashMap<String, String> =
         url::form_urlencoded::parse(&bytes).into_owned().collect();
     if !tenant.eq_ignore_ascii_case(&shared.seed.tenant_id) {
-        return aad_error(&shared, StatusCode::BAD_REQUEST, "invalid_request", 90_002, &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."));
+        return aad_error(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90_002,
+            &format!(
+                "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+            ),
+        );
     }
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return aad_error(&shared, StatusCode::BAD_REQUEST, "unsupported_grant_type", 70_003, "The app requested an unsupported grant type. Only 'client_credentials' is emulated.");
+        return aad_error(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70_003,
+            "The app requested an unsupported grant type. Only 'client_credentials' is emulated.",
+        );
     }
     let Some(client_id) = form.get("client_id").filter(|c| !c.is_empty()) else {
-        return aad_error(&shared, StatusCode::BAD_REQUEST, "invalid_request", 900_144, "The request body must contain the following parameter: 'client_id'.");
+        return aad_error(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900_144,
+            "The request body must contain the following parameter: 'client_id'.",
+        );
     };
     let Some(scope) = form.get("scope").filter(|s| !s.is_empty()) else {
-        return aad_error(&shared, StatusCode::BAD_REQUEST, "invalid_request", 900_144, "The request body must contain the following parameter: 'scope'.");
+        return aad_error(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900_144,
+            "The request body must contain the following parameter: 'scope'.",
+        );
     };
     let resource = scope
         .split_whitespace()
         .find_map(|s| s.strip_suffix("/.default"))
         .unwrap_or(scope.as_str());
     let Some(aud) = known_audience(resource) else {
-        return aad_error(&shared, StatusCode::BAD_REQUEST, "invalid_resource", 500_011, &format!("The resource principal named {resource} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", shared.seed.tenant_id));
+        return aad_error(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            "invalid_resource",
+            500_011,
+            &format!(
+                "The resource principal named {resource} was not found in the tenant named {}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
+                shared.seed.tenant_id
+            ),
+        );
     };
-    let Some(client) = shared.seed.clients.iter().find(|c| c.client_id.eq_ignore_ascii_case(client_id)) else {
-        return aad_error(&shared, StatusCode::BAD_REQUEST, "unauthorized_client", 700_016, &format!("Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", shared.seed.tenant_id));
+    let Some(client) = shared
+        .seed
+        .clients
+        .iter()
+        .find(|c| c.client_id.eq_ignore_ascii_case(client_id))
+    else {
+        return aad_error(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700_016,
+            &format!(
+                "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+                shared.seed.tenant_id
+            ),
+        );
     };
     if let Some(secret) = form.get("client_secret") {
         let ok = client.secret.as_ref().is_some_and(|s| s.expose() == secret);
         if !ok {
-            return aad_error(&shared, StatusCode::UNAUTHORIZED, "invalid_client", 7_000_215, &format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
+            return aad_error(
+                &shared,
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7_000_215,
+                &format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
+                ),
+            );
         }
     } else if let Some(assertion) = form.get("client_assertion") {
         let Ok(claims) = shared.key.verify(assertion) else {
-            return aad_error(&shared, StatusCode::UNAUTHORIZED, "invalid_client", 50_027, "JWT token is invalid or malformed.");
+            return aad_error(
+                &shared,
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                50_027,
+                "JWT token is invalid or malformed.",
+            );
         };
         if claims.iss != oidc_issuer(&shared) || !same_audience(&claims.aud, EXCHANGE_AUDIENCE) {
-            return aad_error(&shared, StatusCode::UNAUTHORIZED, "invalid_client", 700_211, &format!("No matching federated identity record found for presented assertion issuer '{}'.", claims.iss));
+            return aad_error(
+                &shared,
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                700_211,
+                &format!(
+                    "No matching federated identity record found for presented assertion issuer '{}'.",
+                    claims.iss
+                ),
+            );
         }
         if claims.exp <= now_unix() {
-            return aad_error(&shared, StatusCode::UNAUTHORIZED, "invalid_client", 700_024, "Client assertion is not within its valid time range.");
+            return aad_error(
+                &shared,
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                700_024,
+                "Client assertion is not within its valid time range.",
+            );
         }
         let matches = shared.seed.service_connections.iter().any(|sc| {
             sc.kind == ConnectionKind::WorkloadIdentityFederation
@@ -142,10 +245,25 @@ pub(crate) async fn token_endpoint(shared: Arc<Shared>, req: Request<Body>) -> R
                 && claims.scid.as_deref() == Some(sc.id.as_str())
         });
         if !matches {
-            return aad_error(&shared, StatusCode::BAD_REQUEST, "invalid_request", 700_213, &format!("No matching federated identity record found for presented assertion subject '{}'.", claims.sub));
+            return aad_error(
+                &shared,
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                700_213,
+                &format!(
+                    "No matching federated identity record found for presented assertion subject '{}'.",
+                    claims.sub
+                ),
+            );
         }
     } else {
-        return aad_error(&shared, StatusCode::UNAUTHORIZED, "invalid_client", 7_000_216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.");
+        return aad_error(
+            &shared,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7_000_216,
+            "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
+        );
     }
     let (token, lifetime) = issue(&shared, aud, &client.client_id);
     json(
@@ -183,22 +301,43 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 pub(crate) async fn oidc_endpoint(shared: Arc<Shared>, req: Request<Body>) -> Response {
-    if !req.uri().path().to_ascii_lowercase().trim_end_matches('/').ends_with("/oidctoken") {
-        return ado_error(StatusCode::NOT_FOUND, "The requested resource does not exist.");
+    if !req
+        .uri()
+        .path()
+        .to_ascii_lowercase()
+        .trim_end_matches('/')
+        .ends_with("/oidctoken")
+    {
+        return ado_error(
+            StatusCode::NOT_FOUND,
+            "The requested resource does not exist.",
+        );
     }
     if req.method() != Method::POST {
-        return ado_error(StatusCode::METHOD_NOT_ALLOWED, "The requested resource does not support this HTTP method.");
+        return ado_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "The requested resource does not support this HTTP method.",
+        );
     }
-    let token_ok = bearer(req.headers())
-        .is_some_and(|t| t == shared.seed.system_access_token.expose());
+    let token_ok =
+        bearer(req.headers()).is_some_and(|t| t == shared.seed.system_access_token.expose());
     if !token_ok {
-        return ado_error(StatusCode::UNAUTHORIZED, "TF400813: The user is not authorized to access this resource.");
+        return ado_error(
+            StatusCode::UNAUTHORIZED,
+            "TF400813: The user is not authorized to access this resource.",
+        );
     }
     if query_param(req.uri().query(), "api-version").is_none() {
-        return ado_error(StatusCode::BAD_REQUEST, "No api-version was supplied for the POST request. Supply an api-version, for example 7.1.");
+        return ado_error(
+            StatusCode::BAD_REQUEST,
+            "No api-version was supplied for the POST request. Supply an api-version, for example 7.1.",
+        );
     }
     let Some(sc_id) = query_param(req.uri().query(), "serviceConnectionId") else {
-        return ado_error(StatusCode::BAD_REQUEST, "The serviceConnectionId parameter is required.");
+        return ado_error(
+            StatusCode::BAD_REQUEST,
+            "The serviceConnectionId parameter is required.",
+        );
     };
     let Some(sc) = shared
         .seed
@@ -206,17 +345,28 @@ pub(crate) async fn oidc_endpoint(shared: Arc<Shared>, req: Request<Body>) -> Re
         .iter()
         .find(|sc| sc.id.eq_ignore_ascii_case(&sc_id))
     else {
-        return ado_error(StatusCode::NOT_FOUND, &format!("Service connection {sc_id} was not found or is not authorized for this pipeline."));
+        return ado_error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "Service connection {sc_id} was not found or is not authorized for this pipeline."
+            ),
+        );
     };
     if sc.kind != ConnectionKind::WorkloadIdentityFederation {
-        return ado_error(StatusCode::BAD_REQUEST, &format!("Service connection {sc_id} does not use workload identity federation."));
+        return ado_error(
+            StatusCode::BAD_REQUEST,
+            &format!("Service connection {sc_id} does not use workload identity federation."),
+        );
     }
     let lifetime = i64::try_from(lock(&shared.oidc_token_lifetime).as_secs()).unwrap_or(600);
     let now = now_unix();
     let claims = Claims {
         aud: EXCHANGE_AUDIENCE.to_owned(),
         iss: oidc_issuer(&shared),
-        sub: format!("sc://{}/{}/{}", shared.seed.organization, shared.seed.project, sc.name),
+        sub: format!(
+            "sc://{}/{}/{}",
+            shared.seed.organization, shared.seed.project, sc.name
+        ),
         tid: None,
         appid: None,
         iat: now,
@@ -224,12 +374,18 @@ pub(crate) async fn oidc_endpoint(shared: Arc<Shared>, req: Request<Body>) -> Re
         exp: now + lifetime,
         scid: Some(sc.id.clone()),
     };
-    json(StatusCode::OK, &serde_json::json!({"oidcToken": shared.key.sign(&claims)}))
+    json(
+        StatusCode::OK,
+        &serde_json::json!({"oidcToken": shared.key.sign(&claims)}),
+    )
 }
 
 pub(crate) async fn identity_endpoint(shared: Arc<Shared>, req: Request<Body>) -> Response {
     let err = |status: StatusCode, message: &str| {
-        json(status, &serde_json::json!({"statusCode": status.as_u16(), "message": message, "correlationId": new_id()}))
+        json(
+            status,
+            &serde_json::json!({"statusCode": status.as_u16(), "message": message, "correlationId": new_id()}),
+        )
     };
     if !req.uri().path().eq_ignore_ascii_case("/msi/token") {
         return err(StatusCode::NOT_FOUND, "Not found.");
@@ -240,7 +396,10 @@ pub(crate) async fn identity_endpoint(shared: Arc<Shared>, req: Request<Body>) -
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == shared.identity_header.expose());
     if !header_ok {
-        return err(StatusCode::UNAUTHORIZED, "The X-IDENTITY-HEADER header is missing or wrong.");
+        return err(
+            StatusCode::UNAUTHORIZED,
+            "The X-IDENTITY-HEADER header is missing or wrong.",
+        );
     }
     let q = req.uri().query();
     if query_param(q, "api-version").is_none() {
@@ -250,15 +409,27 @@ pub(crate) async fn identity_endpoint(shared: Arc<Shared>, req: Request<Body>) -
         return err(StatusCode::BAD_REQUEST, "resource is required.");
     };
     let Some(aud) = known_audience(&resource) else {
-        return err(StatusCode::BAD_REQUEST, &format!("AADSTS500011: The resource principal named {resource} was not found in the tenant."));
+        return err(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "AADSTS500011: The resource principal named {resource} was not found in the tenant."
+            ),
+        );
     };
     let wanted = query_param(q, "client_id");
     let identity = match &wanted {
-        Some(id) => shared.seed.managed_identities.iter().find(|m| m.client_id.eq_ignore_ascii_case(id)),
+        Some(id) => shared
+            .seed
+            .managed_identities
+            .iter()
+            .find(|m| m.client_id.eq_ignore_ascii_case(id)),
         None => shared.seed.managed_identities.first(),
     };
     let Some(identity) = identity else {
-        return err(StatusCode::BAD_REQUEST, "No managed identity matches the request.");
+        return err(
+            StatusCode::BAD_REQUEST,
+            "No managed identity matches the request.",
+        );
     };
     let (token, lifetime) = issue(&shared, aud, &identity.client_id);
     json(
@@ -283,9 +454,16 @@ pub(crate) enum AuthFailure {
 }
 
 /// Checks the `Authorization: Bearer` token: signature, tenant, expiry and audience.
-pub(crate) fn check_bearer(shared: &Shared, headers: &HeaderMap, audience: &str) -> Result<Claims, AuthFailure> {
+pub(crate) fn check_bearer(
+    shared: &Shared,
+    headers: &HeaderMap,
+    audience: &str,
+) -> Result<Claims, AuthFailure> {
     let token = bearer(headers).ok_or(AuthFailure::Missing)?;
-    let claims = shared.key.verify(&token).map_err(|_| AuthFailure::Invalid)?;
+    let claims = shared
+        .key
+        .verify(&token)
+        .map_err(|_| AuthFailure::Invalid)?;
     if claims.tid.as_deref() != Some(shared.seed.tenant_id.as_str()) {
         return Err(AuthFailure::Invalid);
     }
@@ -306,6 +484,9 @@ pub(crate) fn tenant_authority(shared: &Shared) -> String {
 pub(crate) fn fmt_unix(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }

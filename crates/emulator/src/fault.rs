@@ -48,7 +48,11 @@ pub struct Scope {
 // `deny_unknown_fields` is not used here because serde does not support it together with the
 // flattened `scope`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "kind",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum Fault {
     /// Delay matching requests before they are handled.
     Latency {
@@ -176,7 +180,10 @@ pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
 #[derive(Debug, Clone)]
 pub(crate) enum TransportAction {
     Delay(u64),
-    Status { status: u16, retry_after: Option<u64> },
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
     Reset,
     Hang(u64),
 }
@@ -246,7 +253,9 @@ impl FaultSet {
                 continue;
             }
             let (route, share, action) = match fault {
-                Fault::Latency { route, millis, .. } => (route, None, TransportAction::Delay(*millis)),
+                Fault::Latency { route, millis, .. } => {
+                    (route, None, TransportAction::Delay(*millis))
+                }
                 Fault::Status {
                     route,
                     status,
@@ -323,9 +332,15 @@ mod tests {
 
     #[test]
     fn glob_matches_stars_and_case() {
-        assert!(glob_match("*.vault.emulator.test", "KV.vault.emulator.test"));
+        assert!(glob_match(
+            "*.vault.emulator.test",
+            "KV.vault.emulator.test"
+        ));
         assert!(glob_match("*/slotsswap", "/subscriptions/x/slotsswap"));
-        assert!(!glob_match("*/slotsswap", "/subscriptions/x/slotsswap/more"));
+        assert!(!glob_match(
+            "*/slotsswap",
+            "/subscriptions/x/slotsswap/more"
+        ));
         assert!(glob_match("a*b*c", "aXXbYc"));
         assert!(!glob_match("a*b*c", "aXXcYb"));
     }
@@ -337,7 +352,10 @@ mod tests {
         let mut set = FaultSet::default();
         set.add(fault);
         let hits: Vec<_> = (0..3)
-            .map(|_| set.transport_actions("management.emulator.test", "GET", "/x").len())
+            .map(|_| {
+                set.transport_actions("management.emulator.test", "GET", "/x")
+                    .len()
+            })
             .collect();
         assert_eq!(hits, vec![1, 1, 0]);
     }

@@ -25,10 +25,30 @@ fn kv_error(status: StatusCode, code: &str, message: &str, inner: Option<&str>) 
 
 fn challenge(shared: &Shared, failure: &AuthFailure) -> Response {
     let mut resp = match failure {
-        AuthFailure::Missing => kv_error(StatusCode::UNAUTHORIZED, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.", None),
-        AuthFailure::Expired { .. } => kv_error(StatusCode::UNAUTHORIZED, "Unauthorized", "AKV10022: Invalid audience or token expired.", Some("TokenExpired")),
-        AuthFailure::WrongAudience { aud } => kv_error(StatusCode::UNAUTHORIZED, "Unauthorized", &format!("AKV10022: Invalid audience. Expected {VAULT_AUDIENCE}, found: {aud}."), None),
-        AuthFailure::Invalid => kv_error(StatusCode::UNAUTHORIZED, "Unauthorized", "AKV10032: Invalid issuer or signature.", None),
+        AuthFailure::Missing => kv_error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "AKV10000: Request is missing a Bearer or PoP token.",
+            None,
+        ),
+        AuthFailure::Expired { .. } => kv_error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "AKV10022: Invalid audience or token expired.",
+            Some("TokenExpired"),
+        ),
+        AuthFailure::WrongAudience { aud } => kv_error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            &format!("AKV10022: Invalid audience. Expected {VAULT_AUDIENCE}, found: {aud}."),
+            None,
+        ),
+        AuthFailure::Invalid => kv_error(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized",
+            "AKV10032: Invalid issuer or signature.",
+            None,
+        ),
     };
     let value = format!(
         "Bearer authorization=\"{}\", resource=\"{VAULT_AUDIENCE}\"",
@@ -63,7 +83,11 @@ pub(crate) async fn handle(shared: Arc<Shared>, vault: String, req: Request<Body
     {
         let mut state = lock(&shared.state);
         let Some(v) = state.vaults.get_mut(&vault) else {
-            return error_json(StatusCode::NOT_FOUND, "VaultNotFound", &format!("The vault '{vault}' does not exist in the emulator."));
+            return error_json(
+                StatusCode::NOT_FOUND,
+                "VaultNotFound",
+                &format!("The vault '{vault}' does not exist in the emulator."),
+            );
         };
         if let Some(t) = v.throttle {
             let window = std::time::Duration::from_secs(t.window_seconds.max(1));
@@ -73,8 +97,16 @@ pub(crate) async fn handle(shared: Arc<Shared>, vault: String, req: Request<Body
                 _ => (now, 0),
             };
             if count >= t.limit {
-                let wait = window.saturating_sub(now.duration_since(start)).as_secs().max(1);
-                let mut resp = kv_error(StatusCode::TOO_MANY_REQUESTS, "Throttled", "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached", None);
+                let wait = window
+                    .saturating_sub(now.duration_since(start))
+                    .as_secs()
+                    .max(1);
+                let mut resp = kv_error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "Throttled",
+                    "Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached",
+                    None,
+                );
                 if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
                     resp.headers_mut().insert(header::RETRY_AFTER, v);
                 }
@@ -89,27 +121,48 @@ pub(crate) async fn handle(shared: Arc<Shared>, vault: String, req: Request<Body
     let q = req.uri().query().map(str::to_owned);
     let q = q.as_deref();
     if query_param(q, "api-version").is_none() {
-        return kv_error(StatusCode::BAD_REQUEST, "BadParameter", "The request URI contains an invalid or missing api-version.", None);
+        return kv_error(
+            StatusCode::BAD_REQUEST,
+            "BadParameter",
+            "The request URI contains an invalid or missing api-version.",
+            None,
+        );
     }
     if req.method() != Method::GET {
-        return kv_error(StatusCode::METHOD_NOT_ALLOWED, "BadParameter", "Only GET is emulated for secrets.", None);
+        return kv_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "BadParameter",
+            "Only GET is emulated for secrets.",
+            None,
+        );
     }
     let path = req.uri().path().to_owned();
     let segs: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s))
+        .map(percent_decode)
         .collect();
     let state = lock(&shared.state);
     let Some(v) = state.vaults.get(&vault) else {
-        return error_json(StatusCode::NOT_FOUND, "VaultNotFound", "The vault does not exist.");
+        return error_json(
+            StatusCode::NOT_FOUND,
+            "VaultNotFound",
+            "The vault does not exist.",
+        );
     };
     match segs.as_slice() {
         [s] if s.eq_ignore_ascii_case("secrets") => {
             let max = match query_param(q, "maxresults").map(|m| m.parse::<usize>()) {
                 None => 25,
                 Some(Ok(n)) if (1..=25).contains(&n) => n,
-                Some(_) => return kv_error(StatusCode::BAD_REQUEST, "BadParameter", "The value of the maxresults parameter must be between 1 and 25.", None),
+                Some(_) => {
+                    return kv_error(
+                        StatusCode::BAD_REQUEST,
+                        "BadParameter",
+                        "The value of the maxresults parameter must be between 1 and 25.",
+                        None,
+                    );
+                }
             };
             let skip = match query_param(q, "$skiptoken") {
                 None => 0,
@@ -117,10 +170,19 @@ pub(crate) async fn handle(shared: Arc<Shared>, vault: String, req: Request<Body
                     .decode(tok.as_bytes())
                     .ok()
                     .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|s| s.strip_prefix("skip:").and_then(|n| n.parse::<usize>().ok()))
-                {
+                    .and_then(|s| {
+                        s.strip_prefix("skip:")
+                            .and_then(|n| n.parse::<usize>().ok())
+                    }) {
                     Some(n) => n,
-                    None => return kv_error(StatusCode::BAD_REQUEST, "BadParameter", "The $skiptoken is invalid.", None),
+                    None => {
+                        return kv_error(
+                            StatusCode::BAD_REQUEST,
+                            "BadParameter",
+                            "The $skiptoken is invalid.",
+                            None,
+                        );
+                    }
                 },
             };
             let all: Vec<&Secret> = v.secrets.values().collect();
@@ -145,19 +207,42 @@ pub(crate) async fn handle(shared: Arc<Shared>, vault: String, req: Request<Body
                 let tok = URL_SAFE_NO_PAD.encode(format!("skip:{}", skip + max));
                 format!("{base}/secrets?api-version=7.6&$skiptoken={tok}&maxresults={max}")
             });
-            json(StatusCode::OK, &serde_json::json!({"value": page, "nextLink": next}))
+            json(
+                StatusCode::OK,
+                &serde_json::json!({"value": page, "nextLink": next}),
+            )
         }
         [s, name, rest @ ..] if s.eq_ignore_ascii_case("secrets") && rest.len() <= 1 => {
             let not_found = || {
-                kv_error(StatusCode::NOT_FOUND, "SecretNotFound", &format!("A secret with (name/id) {name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"), None)
+                kv_error(
+                    StatusCode::NOT_FOUND,
+                    "SecretNotFound",
+                    &format!(
+                        "A secret with (name/id) {name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+                    ),
+                    None,
+                )
             };
             let Some(secret) = v.secrets.get(&name.to_ascii_lowercase()) else {
                 return not_found();
             };
             let version = match rest.first().filter(|r| !r.is_empty()) {
-                Some(ver) => match secret.versions.iter().find(|v| v.id.eq_ignore_ascii_case(ver)) {
+                Some(ver) => match secret
+                    .versions
+                    .iter()
+                    .find(|v| v.id.eq_ignore_ascii_case(ver))
+                {
                     Some(v) => v,
-                    None => return kv_error(StatusCode::NOT_FOUND, "SecretNotFound", &format!("A secret with (name/id) {name}/{ver} was not found in this key vault."), None),
+                    None => {
+                        return kv_error(
+                            StatusCode::NOT_FOUND,
+                            "SecretNotFound",
+                            &format!(
+                                "A secret with (name/id) {name}/{ver} was not found in this key vault."
+                            ),
+                            None,
+                        );
+                    }
                 },
                 None => match secret.versions.last() {
                     Some(v) => v,
@@ -165,10 +250,20 @@ pub(crate) async fn handle(shared: Arc<Shared>, vault: String, req: Request<Body
                 },
             };
             if !secret.enabled {
-                return kv_error(StatusCode::FORBIDDEN, "Forbidden", "Operation get is not allowed on a disabled secret.", Some("SecretDisabled"));
+                return kv_error(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    "Operation get is not allowed on a disabled secret.",
+                    Some("SecretDisabled"),
+                );
             }
             if secret.exp.is_some_and(|exp| exp <= now_unix()) {
-                return kv_error(StatusCode::FORBIDDEN, "Forbidden", "Operation get is not allowed on an expired secret.", Some("SecretExpired"));
+                return kv_error(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden",
+                    "Operation get is not allowed on an expired secret.",
+                    Some("SecretExpired"),
+                );
             }
             let mut body = serde_json::json!({
                 "value": version.value.expose(),
@@ -181,7 +276,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, vault: String, req: Request<Body
             }
             json(StatusCode::OK, &body)
         }
-        _ => kv_error(StatusCode::NOT_FOUND, "NotFound", "The requested operation is not emulated.", None),
+        _ => kv_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "The requested operation is not emulated.",
+            None,
+        ),
     }
 }
 

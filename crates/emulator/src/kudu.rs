@@ -22,7 +22,12 @@ use crate::state::{DeploymentRecord, Slot, hex, new_content_dir, new_id, now_rfc
 use crate::{ARM_AUDIENCE, Shared, lock};
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body.into()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
 }
 
 fn authorized(shared: &Shared, app: &str, slot: &str, headers: &HeaderMap) -> bool {
@@ -43,21 +48,38 @@ fn authorized(shared: &Shared, app: &str, slot: &str, headers: &HeaderMap) -> bo
     let Some(a) = state.apps.get(app) else {
         return false;
     };
-    let expected = format!("{}:{}", a.publishing_user(slot), a.publishing_password.expose());
+    let expected = format!(
+        "{}:{}",
+        a.publishing_user(slot),
+        a.publishing_password.expose()
+    );
     a.basic_auth && basic == expected
 }
 
-pub(crate) async fn handle(shared: Arc<Shared>, app: String, slot: String, req: Request<Body>) -> Response {
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    app: String,
+    slot: String,
+    req: Request<Body>,
+) -> Response {
     if !authorized(&shared, &app, &slot, req.headers()) {
-        let mut resp = text(StatusCode::UNAUTHORIZED, "401 - Unauthorized: Access is denied due to invalid credentials.");
-        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"site\""));
+        let mut resp = text(
+            StatusCode::UNAUTHORIZED,
+            "401 - Unauthorized: Access is denied due to invalid credentials.",
+        );
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"site\""),
+        );
         return resp;
     }
     let path = req.uri().path().trim_end_matches('/').to_ascii_lowercase();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let method = req.method().clone();
     match (method.clone(), segs.as_slice()) {
-        (Method::POST | Method::PUT, ["api", "publish"]) => deploy(shared, app, slot, req, true).await,
+        (Method::POST | Method::PUT, ["api", "publish"]) => {
+            deploy(shared, app, slot, req, true).await
+        }
         (Method::POST, ["api", "zipdeploy"]) => deploy(shared, app, slot, req, false).await,
         (Method::GET, ["api", "deployments"]) => {
             let state = lock(&shared.state);
@@ -67,7 +89,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, app: String, slot: String, req: 
                 .and_then(|a| a.slot(&slot))
                 .map(|s| s.deployments.iter().rev().cloned().collect())
                 .unwrap_or_default();
-            json(StatusCode::OK, &serde_json::to_value(list).unwrap_or_default())
+            json(
+                StatusCode::OK,
+                &serde_json::to_value(list).unwrap_or_default(),
+            )
         }
         (Method::GET, ["api", "deployments", id]) => {
             let state = lock(&shared.state);
@@ -82,10 +107,17 @@ pub(crate) async fn handle(shared: Arc<Shared>, app: String, slot: String, req: 
             match record {
                 // Kudu answers the status poll with 202 while running and 200 when complete.
                 Some(d) => json(
-                    if d.complete { StatusCode::OK } else { StatusCode::ACCEPTED },
+                    if d.complete {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::ACCEPTED
+                    },
                     &serde_json::to_value(d).unwrap_or_default(),
                 ),
-                None => text(StatusCode::NOT_FOUND, format!("Deployment '{id}' not found.")),
+                None => text(
+                    StatusCode::NOT_FOUND,
+                    format!("Deployment '{id}' not found."),
+                ),
             }
         }
         (Method::GET, ["api", "deployments", id, "log"]) => {
@@ -115,7 +147,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, app: String, slot: String, req: 
                         .collect();
                     json(StatusCode::OK, &serde_json::Value::Array(entries))
                 }
-                None => text(StatusCode::NOT_FOUND, format!("Deployment '{id}' not found.")),
+                None => text(
+                    StatusCode::NOT_FOUND,
+                    format!("Deployment '{id}' not found."),
+                ),
             }
         }
         (Method::PUT, ["api", "deployments", _]) => {
@@ -137,7 +172,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, app: String, slot: String, req: 
                 return text(StatusCode::NOT_FOUND, "Slot not found.");
             };
             let record = put_record(s, &app, &id, &body, Some(&base));
-            json(StatusCode::OK, &serde_json::to_value(record).unwrap_or_default())
+            json(
+                StatusCode::OK,
+                &serde_json::to_value(record).unwrap_or_default(),
+            )
         }
         (Method::POST, ["api", "command"]) => {
             let body = match read_json(req.into_body()).await {
@@ -154,9 +192,15 @@ pub(crate) async fn handle(shared: Arc<Shared>, app: String, slot: String, req: 
                 .and_then(|a| a.slot(&slot))
                 .map(|s| s.app_settings.clone())
                 .unwrap_or_default();
-            json(StatusCode::OK, &serde_json::to_value(settings).unwrap_or_default())
+            json(
+                StatusCode::OK,
+                &serde_json::to_value(settings).unwrap_or_default(),
+            )
         }
-        _ => text(StatusCode::NOT_FOUND, format!("No route registered for '{method} {path}' in the emulated Kudu.")),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            format!("No route registered for '{method} {path}' in the emulated Kudu."),
+        ),
     }
 }
 
@@ -170,14 +214,23 @@ fn string_field(v: &serde_json::Value, key: &str) -> Option<String> {
 
 /// Creates or updates a deployment record (`PUT /api/deployments/{id}`, also ARM's
 /// `PUT .../deployments/{id}`).
-pub(crate) fn put_record(slot: &mut Slot, site: &str, id: &str, body: &serde_json::Value, base: Option<&str>) -> DeploymentRecord {
+pub(crate) fn put_record(
+    slot: &mut Slot,
+    site: &str,
+    id: &str,
+    body: &serde_json::Value,
+    base: Option<&str>,
+) -> DeploymentRecord {
     let now = now_rfc3339();
     let status = body
         .get("status")
         .and_then(serde_json::Value::as_i64)
         .and_then(|s| i32::try_from(s).ok())
         .unwrap_or(4);
-    let active = body.get("active").and_then(serde_json::Value::as_bool).unwrap_or(false);
+    let active = body
+        .get("active")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
     if active {
         for d in &mut slot.deployments {
             d.active = false;
@@ -218,7 +271,13 @@ fn truthy(v: Option<String>) -> Option<bool> {
     v.map(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
-async fn deploy(shared: Arc<Shared>, app: String, slot: String, req: Request<Body>, one_deploy: bool) -> Response {
+async fn deploy(
+    shared: Arc<Shared>,
+    app: String,
+    slot: String,
+    req: Request<Body>,
+    one_deploy: bool,
+) -> Response {
     let q = req.uri().query().map(str::to_owned);
     let q = q.as_deref();
     let is_async = if one_deploy {
@@ -229,7 +288,12 @@ async fn deploy(shared: Arc<Shared>, app: String, slot: String, req: Request<Bod
     if one_deploy {
         match query_param(q, "type") {
             Some(t) if t.eq_ignore_ascii_case("zip") => {}
-            Some(t) => return text(StatusCode::BAD_REQUEST, format!("Artifact type '{t}' not supported by the emulator")),
+            Some(t) => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!("Artifact type '{t}' not supported by the emulator"),
+                );
+            }
             None => return text(StatusCode::BAD_REQUEST, "Artifact type '' not supported"),
         }
     }
@@ -247,13 +311,19 @@ async fn deploy(shared: Arc<Shared>, app: String, slot: String, req: Request<Bod
             return text(StatusCode::NOT_FOUND, "App not found.");
         };
         if a.busy.as_ref().is_some_and(|(_, n)| n == "SwapSiteSlots") {
-            return text(StatusCode::CONFLICT, "There is a deployment currently in progress. Please try again when it completes.");
+            return text(
+                StatusCode::CONFLICT,
+                "There is a deployment currently in progress. Please try again when it completes.",
+            );
         }
         let Some(s) = a.slot_mut(&slot) else {
             return text(StatusCode::NOT_FOUND, "Slot not found.");
         };
         if s.deploying {
-            return text(StatusCode::CONFLICT, "There is a deployment currently in progress. Please try again when it completes.");
+            return text(
+                StatusCode::CONFLICT,
+                "There is a deployment currently in progress. Please try again when it completes.",
+            );
         }
         s.deploying = true;
     }
@@ -266,7 +336,11 @@ async fn deploy(shared: Arc<Shared>, app: String, slot: String, req: Request<Bod
     let upload = upload_dir.join(format!("{}.zip", new_id()));
     let received = stream_to_file(req.into_body(), &upload_dir, &upload).await;
     let clear = |shared: &Shared| {
-        if let Some(s) = lock(&shared.state).apps.get_mut(&app).and_then(|a| a.slot_mut(&slot)) {
+        if let Some(s) = lock(&shared.state)
+            .apps
+            .get_mut(&app)
+            .and_then(|a| a.slot_mut(&slot))
+        {
             s.deploying = false;
         }
     };
@@ -275,7 +349,10 @@ async fn deploy(shared: Arc<Shared>, app: String, slot: String, req: Request<Bod
         Err(e) => {
             clear(&shared);
             let _ = std::fs::remove_file(&upload);
-            return text(StatusCode::BAD_REQUEST, format!("The package upload failed: {e}"));
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("The package upload failed: {e}"),
+            );
         }
     };
     if let Some(expected) = checksum
@@ -283,7 +360,12 @@ async fn deploy(shared: Arc<Shared>, app: String, slot: String, req: Request<Bod
     {
         clear(&shared);
         let _ = std::fs::remove_file(&upload);
-        return text(StatusCode::BAD_REQUEST, format!("The artifact checksum {expected} does not match the received content ({digest})."));
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "The artifact checksum {expected} does not match the received content ({digest})."
+            ),
+        );
     }
     let id = new_id();
     let base = scm_base(&shared, &app, &slot);
@@ -298,7 +380,8 @@ async fn deploy(shared: Arc<Shared>, app: String, slot: String, req: Request<Bod
                 author_email: query_param(q, "authorEmail"),
                 author: query_param(q, "author").or_else(|| Some("N/A".into())),
                 deployer: Some(deployer.clone()),
-                message: query_param(q, "message").or_else(|| Some("Created via a push deployment".into())),
+                message: query_param(q, "message")
+                    .or_else(|| Some("Created via a push deployment".into())),
                 progress: String::new(),
                 received_time: Some(now.clone()),
                 start_time: Some(now.clone()),
@@ -316,10 +399,21 @@ async fn deploy(shared: Arc<Shared>, app: String, slot: String, req: Request<Bod
             });
         }
     }
-    let job = tokio::spawn(run_deployment(shared.clone(), app.clone(), slot.clone(), id.clone(), upload, clean, restart));
+    let job = tokio::spawn(run_deployment(
+        shared.clone(),
+        app.clone(),
+        slot.clone(),
+        id.clone(),
+        upload,
+        clean,
+        restart,
+    ));
     if is_async {
         let mut resp = StatusCode::ACCEPTED.into_response();
-        let location = format!("{base}/api/deployments/latest?deployer={deployer}&time={}", now.replace(':', "-"));
+        let location = format!(
+            "{base}/api/deployments/latest?deployer={deployer}&time={}",
+            now.replace(':', "-")
+        );
         if let Ok(v) = HeaderValue::from_str(&location) {
             resp.headers_mut().insert(header::LOCATION, v);
         }
@@ -332,7 +426,10 @@ async fn deploy(shared: Arc<Shared>, app: String, slot: String, req: Request<Bod
     if ok {
         StatusCode::OK.into_response()
     } else {
-        text(StatusCode::INTERNAL_SERVER_ERROR, format!("Deployment {id} failed; see {base}/api/deployments/{id}/log"))
+        text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Deployment {id} failed; see {base}/api/deployments/{id}/log"),
+        )
     }
 }
 
@@ -353,7 +450,13 @@ async fn stream_to_file(body: Body, dir: &Path, path: &Path) -> std::io::Result<
     Ok(hex(&hasher.finalize()[..]))
 }
 
-fn set_status(shared: &Shared, app: &str, slot: &str, id: &str, f: impl FnOnce(&mut DeploymentRecord)) {
+fn set_status(
+    shared: &Shared,
+    app: &str,
+    slot: &str,
+    id: &str,
+    f: impl FnOnce(&mut DeploymentRecord),
+) {
     if let Some(d) = lock(&shared.state)
         .apps
         .get_mut(app)
@@ -364,7 +467,15 @@ fn set_status(shared: &Shared, app: &str, slot: &str, id: &str, f: impl FnOnce(&
     }
 }
 
-async fn run_deployment(shared: Arc<Shared>, app: String, slot: String, id: String, upload: PathBuf, clean: bool, restart: bool) -> bool {
+async fn run_deployment(
+    shared: Arc<Shared>,
+    app: String,
+    slot: String,
+    id: String,
+    upload: PathBuf,
+    clean: bool,
+    restart: bool,
+) -> bool {
     let step = shared.deployment_step_delay;
     tokio::time::sleep(step).await;
     set_status(&shared, &app, &slot, &id, |d| {
@@ -387,7 +498,9 @@ async fn run_deployment(shared: Arc<Shared>, app: String, slot: String, id: Stri
         let a = state.apps.get(&app);
         (
             a.map(|a| a.root_dir.clone()).unwrap_or_default(),
-            a.and_then(|a| a.slot(&slot)).map(|s| s.content_dir.clone()).unwrap_or_default(),
+            a.and_then(|a| a.slot(&slot))
+                .map(|s| s.content_dir.clone())
+                .unwrap_or_default(),
         )
     };
     let result: Result<PathBuf, String> = if injected.is_some() {
@@ -395,7 +508,11 @@ async fn run_deployment(shared: Arc<Shared>, app: String, slot: String, id: Stri
     } else {
         let upload2 = upload.clone();
         tokio::task::spawn_blocking(move || {
-            let target = if clean { new_content_dir(&root).map_err(|e| e.to_string())? } else { current };
+            let target = if clean {
+                new_content_dir(&root).map_err(|e| e.to_string())?
+            } else {
+                current
+            };
             match extract(&upload2, &target) {
                 Ok(()) => Ok(target),
                 Err(e) => {
@@ -464,24 +581,36 @@ async fn run_deployment(shared: Arc<Shared>, app: String, slot: String, id: Stri
 
 /// Extracts a zip into `target`, refusing entries that would escape it (zip-slip).
 fn extract(zip_path: &Path, target: &Path) -> Result<(), String> {
-    let file = std::fs::File::open(zip_path).map_err(|e| format!("cannot open the package: {e}"))?;
-    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).map_err(|e| format!("the package is not a valid zip: {e}"))?;
+    let file =
+        std::fs::File::open(zip_path).map_err(|e| format!("cannot open the package: {e}"))?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| format!("the package is not a valid zip: {e}"))?;
     for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|e| format!("cannot read zip entry {i}: {e}"))?;
+        let mut entry = archive
+            .by_index(i)
+            .map_err(|e| format!("cannot read zip entry {i}: {e}"))?;
         let Some(rel) = entry.enclosed_name() else {
-            return Err(format!("the zip entry '{}' would be extracted outside the site folder", String::from_utf8_lossy(entry.name_raw())));
+            return Err(format!(
+                "the zip entry '{}' would be extracted outside the site folder",
+                String::from_utf8_lossy(entry.name_raw())
+            ));
         };
         let out = target.join(rel);
         if entry.is_dir() {
-            std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            std::fs::create_dir_all(&out)
+                .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
             continue;
         }
         if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
-        let mut f = std::fs::File::create(&out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-        std::io::copy(&mut entry, &mut f).map_err(|e| format!("cannot extract {}: {e}", out.display()))?;
-        f.flush().map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        let mut f = std::fs::File::create(&out)
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        std::io::copy(&mut entry, &mut f)
+            .map_err(|e| format!("cannot extract {}: {e}", out.display()))?;
+        f.flush()
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
         #[cfg(unix)]
         if let Some(mode) = entry.unix_mode() {
             use std::os::unix::fs::PermissionsExt;
@@ -491,22 +620,49 @@ fn extract(zip_path: &Path, target: &Path) -> Result<(), String> {
     Ok(())
 }
 
-async fn command(shared: &Arc<Shared>, app: &str, slot: &str, body: &serde_json::Value) -> Response {
-    let Some(cmd) = body.get("command").and_then(|c| c.as_str()).map(str::to_owned) else {
-        return json(StatusCode::BAD_REQUEST, &serde_json::json!({"Message": "The 'command' field is required."}));
+async fn command(
+    shared: &Arc<Shared>,
+    app: &str,
+    slot: &str,
+    body: &serde_json::Value,
+) -> Response {
+    let Some(cmd) = body
+        .get("command")
+        .and_then(|c| c.as_str())
+        .map(str::to_owned)
+    else {
+        return json(
+            StatusCode::BAD_REQUEST,
+            &serde_json::json!({"Message": "The 'command' field is required."}),
+        );
     };
-    let dir = body.get("dir").and_then(|d| d.as_str()).unwrap_or("").to_owned();
-    let injected = lock(&shared.faults).take(|f| matches!(f, Fault::KuduCommandFails { app: a, .. } if a.eq_ignore_ascii_case(app)));
+    let dir = body
+        .get("dir")
+        .and_then(|d| d.as_str())
+        .unwrap_or("")
+        .to_owned();
+    let injected = lock(&shared.faults).take(
+        |f| matches!(f, Fault::KuduCommandFails { app: a, .. } if a.eq_ignore_ascii_case(app)),
+    );
     if let Some(Fault::KuduCommandFails { exit_code, .. }) = injected {
-        return json(StatusCode::OK, &serde_json::json!({"Output": "", "Error": "The command failed (injected fault).", "ExitCode": exit_code}));
+        return json(
+            StatusCode::OK,
+            &serde_json::json!({"Output": "", "Error": "The command failed (injected fault).", "ExitCode": exit_code}),
+        );
     }
     let (cwd, env) = {
         let state = lock(&shared.state);
         let Some(a) = state.apps.get(app) else {
-            return json(StatusCode::NOT_FOUND, &serde_json::json!({"Message": "App not found."}));
+            return json(
+                StatusCode::NOT_FOUND,
+                &serde_json::json!({"Message": "App not found."}),
+            );
         };
         let Some(s) = a.slot(slot) else {
-            return json(StatusCode::NOT_FOUND, &serde_json::json!({"Message": "Slot not found."}));
+            return json(
+                StatusCode::NOT_FOUND,
+                &serde_json::json!({"Message": "Slot not found."}),
+            );
         };
         let env = crate::runtime::app_env(shared, &state, a, s);
         (resolve_dir(&s.content_dir, &dir), env)
@@ -521,13 +677,22 @@ async fn command(shared: &Arc<Shared>, app: &str, slot: &str, body: &serde_json:
         .kill_on_drop(true)
         .output();
     match tokio::time::timeout(Duration::from_secs(1800), output).await {
-        Ok(Ok(out)) => json(StatusCode::OK, &serde_json::json!({
-            "Output": String::from_utf8_lossy(&out.stdout),
-            "Error": String::from_utf8_lossy(&out.stderr),
-            "ExitCode": out.status.code().unwrap_or(-1),
-        })),
-        Ok(Err(e)) => json(StatusCode::OK, &serde_json::json!({"Output": "", "Error": e.to_string(), "ExitCode": -1})),
-        Err(_) => json(StatusCode::OK, &serde_json::json!({"Output": "", "Error": "Command timed out.", "ExitCode": -1})),
+        Ok(Ok(out)) => json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "Output": String::from_utf8_lossy(&out.stdout),
+                "Error": String::from_utf8_lossy(&out.stderr),
+                "ExitCode": out.status.code().unwrap_or(-1),
+            }),
+        ),
+        Ok(Err(e)) => json(
+            StatusCode::OK,
+            &serde_json::json!({"Output": "", "Error": e.to_string(), "ExitCode": -1}),
+        ),
+        Err(_) => json(
+            StatusCode::OK,
+            &serde_json::json!({"Output": "", "Error": "Command timed out.", "ExitCode": -1}),
+        ),
     }
 }
 
@@ -540,7 +705,11 @@ fn resolve_dir(content: &Path, dir: &str) -> PathBuf {
         .map(|r| r.trim_start_matches('/'))
         .unwrap_or(d);
     let rel = Path::new(rest);
-    if rest.is_empty() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+    if rest.is_empty()
+        || rel
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
         content.to_path_buf()
     } else {
         content.join(rel)

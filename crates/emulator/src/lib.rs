@@ -13,8 +13,8 @@ mod runtime;
 mod seed;
 mod server;
 mod state;
-mod token;
 mod tls;
+mod token;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -227,8 +227,10 @@ impl Emulator {
 
     /// `https://<app>[-<slot>].scm.azurewebsites.emulator.test:<port>`.
     pub fn scm_url(&self, app: &str, slot: &str) -> String {
-        self.shared
-            .url(&format!("{}.scm.azurewebsites", state::slot_label(app, slot)))
+        self.shared.url(&format!(
+            "{}.scm.azurewebsites",
+            state::slot_label(app, slot)
+        ))
     }
 
     /// The value managed identity clients must send as `X-IDENTITY-HEADER`.
@@ -358,7 +360,11 @@ impl Emulator {
         use std::fmt::Write;
         let e = self.endpoints();
         let mut out = String::new();
-        let _ = writeln!(out, "Slot Release emulator listening on 127.0.0.1:{}", self.port());
+        let _ = writeln!(
+            out,
+            "Slot Release emulator listening on 127.0.0.1:{}",
+            self.port()
+        );
         let _ = writeln!(out, "CA certificate: {}", self.ca_path.display());
         let _ = writeln!(out, "ARM:            {}", e.arm);
         let _ = writeln!(out, "Authority:      {}", e.authority);

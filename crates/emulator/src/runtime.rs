@@ -54,11 +54,8 @@ impl Instance {
     /// Waits until the instance is no longer starting, or the timeout passes.
     pub(crate) async fn wait_started(&self, timeout: Duration) -> InstanceStatus {
         let mut rx = self.status.subscribe();
-        let _ = tokio::time::timeout(
-            timeout,
-            rx.wait_for(|s| *s != InstanceStatus::Starting),
-        )
-        .await;
+        let _ =
+            tokio::time::timeout(timeout, rx.wait_for(|s| *s != InstanceStatus::Starting)).await;
         self.status()
     }
 
@@ -159,7 +156,12 @@ pub(crate) fn resolve_reference(state: &State, value: &str) -> Option<String> {
 
 /// The environment App Service gives a slot's processes: `PATH`, the app settings (Key Vault
 /// references resolved), `HOME` shared by all slots of the app, and the `WEBSITE_*` names.
-pub(crate) fn app_env(shared: &Shared, state: &State, app: &App, slot: &Slot) -> Vec<(String, String)> {
+pub(crate) fn app_env(
+    shared: &Shared,
+    state: &State,
+    app: &App,
+    slot: &Slot,
+) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = Vec::new();
     if let Ok(path) = std::env::var("PATH") {
         env.push(("PATH".into(), path));
@@ -256,18 +258,14 @@ pub(crate) fn spawn(shared: &Arc<Shared>, spec: LaunchSpec) -> Arc<Instance> {
     let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            instance
-                .status
-                .send_replace(InstanceStatus::Failed(format!("cannot start '{command}': {e}")));
+            instance.status.send_replace(InstanceStatus::Failed(format!(
+                "cannot start '{command}': {e}"
+            )));
             return instance;
         }
     };
     *lock(&instance.pid) = child.id();
-    tokio::spawn(monitor(
-        instance.clone(),
-        child,
-        shared.app_start_timeout,
-    ));
+    tokio::spawn(monitor(instance.clone(), child, shared.app_start_timeout));
     instance
 }
 
@@ -389,7 +387,12 @@ const ROUTING_COOKIE: &str = "x-ms-routing-name";
 /// Picks the slot a request to the production host goes to: the query parameter forces a side,
 /// then the routing cookie, then `rampUpRules` by chance. Returns the slot and whether to set the
 /// cookie.
-fn route(state: &State, app: &App, query: Option<&str>, headers: &HeaderMap) -> (String, Option<String>) {
+fn route(
+    state: &State,
+    app: &App,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> (String, Option<String>) {
     let forced = query.and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k.eq_ignore_ascii_case(ROUTING_COOKIE))
@@ -402,10 +405,10 @@ fn route(state: &State, app: &App, query: Option<&str>, headers: &HeaderMap) -> 
             app.slot(name).map(|s| s.name.clone())
         }
     };
-    if let Some(name) = forced {
-        if let Some(slot) = to_slot(&name) {
-            return (slot, Some(name));
-        }
+    if let Some(name) = forced
+        && let Some(slot) = to_slot(&name)
+    {
+        return (slot, Some(name));
     }
     let cookie = headers
         .get_all(header::COOKIE)
@@ -468,7 +471,9 @@ pub(crate) async fn proxy(
     let (slot_name, set_cookie, instance, unhealthy) = {
         let mut state = lock(&shared.state);
         let (slot_name, set_cookie) = match state.apps.get(&app_name) {
-            Some(app) if host_slot == PRODUCTION => route(&state, app, req.uri().query(), req.headers()),
+            Some(app) if host_slot == PRODUCTION => {
+                route(&state, app, req.uri().query(), req.headers())
+            }
             _ => (host_slot.clone(), None),
         };
         let Some(slot) = state
@@ -476,10 +481,18 @@ pub(crate) async fn proxy(
             .get_mut(&app_name)
             .and_then(|a| a.slot_mut(&slot_name))
         else {
-            return html(StatusCode::NOT_FOUND, "404 Web Site not found", "The web app you have attempted to reach is not available.");
+            return html(
+                StatusCode::NOT_FOUND,
+                "404 Web Site not found",
+                "The web app you have attempted to reach is not available.",
+            );
         };
         if slot.stopped {
-            return html(StatusCode::FORBIDDEN, "Error 403 - This web app is stopped.", "The web app you have attempted to reach is currently stopped and does not accept any requests.");
+            return html(
+                StatusCode::FORBIDDEN,
+                "Error 403 - This web app is stopped.",
+                "The web app you have attempted to reach is currently stopped and does not accept any requests.",
+            );
         }
         slot.requests_served += 1;
         let unhealthy = slot.forced_unhealthy
@@ -487,10 +500,18 @@ pub(crate) async fn proxy(
         (slot_name, set_cookie, slot.instance.clone(), unhealthy)
     };
     let mut resp = if unhealthy {
-        html(StatusCode::INTERNAL_SERVER_ERROR, "500 Internal Server Error", "The app is unhealthy (injected fault).")
+        html(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "500 Internal Server Error",
+            "The app is unhealthy (injected fault).",
+        )
     } else {
         match instance {
-            None => html(StatusCode::SERVICE_UNAVAILABLE, ":( Application Error", "The app is not running."),
+            None => html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ":( Application Error",
+                "The app is not running.",
+            ),
             Some(instance) => match instance.wait_started(shared.app_start_timeout).await {
                 InstanceStatus::Ready => forward(&shared, instance.port, req).await,
                 InstanceStatus::DefaultPage => html(
@@ -507,7 +528,9 @@ pub(crate) async fn proxy(
         }
     };
     if let Some(value) = set_cookie
-        && let Ok(v) = HeaderValue::from_str(&format!("{ROUTING_COOKIE}={value}; Path=/; Max-Age=3600; HttpOnly"))
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "{ROUTING_COOKIE}={value}; Path=/; Max-Age=3600; HttpOnly"
+        ))
     {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -553,10 +576,18 @@ async fn forward(shared: &Shared, port: u16, req: Request<Body>) -> Response {
         Some(0) => builder,
         // Small bodies are sent with a length, because simple app servers (Python's http.server)
         // do not read chunked request bodies.
-        Some(n) if n <= 16 * 1024 * 1024 => match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
-            Ok(bytes) => builder.body(bytes),
-            Err(_) => return html(StatusCode::BAD_REQUEST, "400 Bad Request", "The request body could not be read."),
-        },
+        Some(n) if n <= 16 * 1024 * 1024 => {
+            match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
+                Ok(bytes) => builder.body(bytes),
+                Err(_) => {
+                    return html(
+                        StatusCode::BAD_REQUEST,
+                        "400 Bad Request",
+                        "The request body could not be read.",
+                    );
+                }
+            }
+        }
         _ if parts.headers.contains_key(header::TRANSFER_ENCODING) || length.is_some() => {
             builder.body(reqwest::Body::wrap_stream(body.into_data_stream()))
         }
@@ -572,7 +603,11 @@ async fn forward(shared: &Shared, port: u16, req: Request<Body>) -> Response {
             }
             let stream = resp.bytes_stream().map_err(std::io::Error::other);
             out.body(Body::from_stream(stream)).unwrap_or_else(|_| {
-                html(StatusCode::BAD_GATEWAY, "502 Bad Gateway", "Invalid response from the app.")
+                html(
+                    StatusCode::BAD_GATEWAY,
+                    "502 Bad Gateway",
+                    "Invalid response from the app.",
+                )
             })
         }
         Err(_) => html(
@@ -601,7 +636,11 @@ pub(crate) async fn warm_up(
         .filter(|p| !p.is_empty())
         .cloned()
         .unwrap_or_else(|| "/".to_owned());
-    let path = if path.starts_with('/') { path } else { format!("/{path}") };
+    let path = if path.starts_with('/') {
+        path
+    } else {
+        format!("/{path}")
+    };
     let statuses: Option<Vec<u16>> = settings
         .get("WEBSITE_SWAP_WARMUP_PING_STATUSES")
         .filter(|s| !s.trim().is_empty())

@@ -30,7 +30,9 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
     })?;
     let listener =
         std::net::TcpListener::bind(("127.0.0.1", opts.port)).map_err(EmulatorError::Bind)?;
-    listener.set_nonblocking(true).map_err(EmulatorError::Bind)?;
+    listener
+        .set_nonblocking(true)
+        .map_err(EmulatorError::Bind)?;
     let port = listener.local_addr().map_err(EmulatorError::Bind)?.port();
     let state = crate::state::from_seed(&opts.seed, &work_dir)?;
     let mut faults = FaultSet::default();
@@ -149,7 +151,12 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Re
     finish(&shared, record, started, resp)
 }
 
-fn finish(shared: &Shared, mut record: RequestRecord, started: Instant, resp: Response) -> Response {
+fn finish(
+    shared: &Shared,
+    mut record: RequestRecord,
+    started: Instant,
+    resp: Response,
+) -> Response {
     record.status = resp.status().as_u16();
     record.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     lock(&shared.requests).push(record);
@@ -183,10 +190,16 @@ fn fault_response(host: &str, status: u16, retry_after: Option<u64>) -> Response
             },
             "Too many requests. Please retry after the time given in Retry-After (injected fault).",
         ),
-        503 => ("ServiceUnavailable", "The service is unavailable (injected fault)."),
+        503 => (
+            "ServiceUnavailable",
+            "The service is unavailable (injected fault).",
+        ),
         502 => ("BadGateway", "Bad gateway (injected fault)."),
         504 => ("GatewayTimeout", "The gateway timed out (injected fault)."),
-        _ => ("InternalServerError", "An internal server error occurred (injected fault)."),
+        _ => (
+            "InternalServerError",
+            "An internal server error occurred (injected fault).",
+        ),
     };
     let mut resp = error_json(code, err_code, message);
     if let Some(secs) = retry_after
@@ -260,7 +273,13 @@ pub(crate) fn json(status: StatusCode, value: &serde_json::Value) -> Response {
 pub(crate) async fn read_json(body: Body) -> Result<serde_json::Value, Response> {
     let bytes = axum::body::to_bytes(body, 8 * 1024 * 1024)
         .await
-        .map_err(|_| error_json(StatusCode::BAD_REQUEST, "InvalidRequestContent", "The request body could not be read."))?;
+        .map_err(|_| {
+            error_json(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContent",
+                "The request body could not be read.",
+            )
+        })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Value::Null);
     }
@@ -308,10 +327,9 @@ pub(crate) fn service_connection_env(
                 ("tenantid", tenant.clone()),
             ],
         ),
-        ConnectionKind::ManagedIdentity => (
-            "ManagedServiceIdentity",
-            vec![("tenantid", tenant.clone())],
-        ),
+        ConnectionKind::ManagedIdentity => {
+            ("ManagedServiceIdentity", vec![("tenantid", tenant.clone())])
+        }
     };
     let subscription_name = shared
         .seed
@@ -327,12 +345,27 @@ pub(crate) fn service_connection_env(
         ("scopeLevel", "Subscription".into()),
         ("environmentUrl", format!("{}/", endpoints.arm)),
         ("resourceManagerUrl", format!("{}/", endpoints.arm)),
-        ("activeDirectoryAuthority", format!("{}/", endpoints.authority)),
-        ("environmentAuthorityUrl", format!("{}/", endpoints.authority)),
-        ("activeDirectoryServiceEndpointResourceId", endpoints.arm_audience.clone()),
-        ("AzureKeyVaultServiceEndpointResourceId", endpoints.vault_audience.clone()),
+        (
+            "activeDirectoryAuthority",
+            format!("{}/", endpoints.authority),
+        ),
+        (
+            "environmentAuthorityUrl",
+            format!("{}/", endpoints.authority),
+        ),
+        (
+            "activeDirectoryServiceEndpointResourceId",
+            endpoints.arm_audience.clone(),
+        ),
+        (
+            "AzureKeyVaultServiceEndpointResourceId",
+            endpoints.vault_audience.clone(),
+        ),
         ("AzureKeyVaultDnsSuffix", endpoints.vault_dns_suffix.clone()),
-        ("appServiceDnsSuffix", endpoints.app_service_dns_suffix.clone()),
+        (
+            "appServiceDnsSuffix",
+            endpoints.app_service_dns_suffix.clone(),
+        ),
     ];
     if sc.kind == ConnectionKind::ManagedIdentity {
         data.push(("msiclientId", sc.client_id.clone()));
@@ -361,10 +394,16 @@ pub(crate) fn service_connection_env(
         ));
     }
     for (k, v) in &data {
-        env.push((format!("ENDPOINT_DATA_{id}_{}", k.to_ascii_uppercase()), v.clone()));
+        env.push((
+            format!("ENDPOINT_DATA_{id}_{}", k.to_ascii_uppercase()),
+            v.clone(),
+        ));
     }
     let token = shared.seed.system_access_token.expose().to_owned();
-    env.push(("SYSTEM_OIDCREQUESTURI".into(), endpoints.pipelines_oidc.clone()));
+    env.push((
+        "SYSTEM_OIDCREQUESTURI".into(),
+        endpoints.pipelines_oidc.clone(),
+    ));
     env.push(("SYSTEM_ACCESSTOKEN".into(), token.clone()));
     env.push((
         "ENDPOINT_AUTH_SYSTEMVSSCONNECTION".into(),
@@ -398,9 +437,8 @@ impl reqwest::dns::Resolve for LoopbackResolver {
                     Box::new(std::iter::once(SocketAddr::from(([127, 0, 0, 1], 0))));
                 return Ok(addrs);
             }
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let addrs: reqwest::dns::Addrs = Box::new(found.into_iter());
             Ok(addrs)
         })

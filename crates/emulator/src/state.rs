@@ -447,7 +447,10 @@ pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorE
                 std::fs::create_dir_all(&home).map_err(io_err(&home))?;
                 let mut slots = BTreeMap::new();
                 let mut seeded: Vec<_> = app.slots.clone();
-                if !seeded.iter().any(|s| s.name.eq_ignore_ascii_case(PRODUCTION)) {
+                if !seeded
+                    .iter()
+                    .any(|s| s.name.eq_ignore_ascii_case(PRODUCTION))
+                {
                     seeded.insert(
                         0,
                         crate::seed::SeedSlot {

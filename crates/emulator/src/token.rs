@@ -51,7 +51,10 @@ impl TokenKey {
             ipad[i] ^= b;
             opad[i] ^= b;
         }
-        let inner = Sha256::new().chain_update(ipad).chain_update(data).finalize();
+        let inner = Sha256::new()
+            .chain_update(ipad)
+            .chain_update(data)
+            .finalize();
         let outer = Sha256::new()
             .chain_update(opad)
             .chain_update(&inner[..])
@@ -70,7 +73,8 @@ impl TokenKey {
 
     pub(crate) fn verify(&self, token: &str) -> Result<Claims, TokenProblem> {
         let mut parts = token.split('.');
-        let (Some(h), Some(b), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(h), Some(b), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenProblem::Malformed);
         };
@@ -95,7 +99,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Audiences compare without a trailing slash: `https://management.emulator.test/` and
 /// `https://management.emulator.test` are the same resource, as in Entra.
 pub(crate) fn same_audience(a: &str, b: &str) -> bool {
-    a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'))
+    a.trim_end_matches('/')
+        .eq_ignore_ascii_case(b.trim_end_matches('/'))
 }
 
 #[cfg(test)]

@@ -68,38 +68,62 @@ async fn azure_identity_credentials_get_tokens_and_key_vault_client_reads_secret
         &tenant,
         CLIENT.to_owned(),
         Secret::new(SECRET),
-        Some(ClientSecretCredentialOptions { client_options: client_options(f.http.clone(), &e.authority) }),
+        Some(ClientSecretCredentialOptions {
+            client_options: client_options(f.http.clone(), &e.authority),
+        }),
     )
     .expect("credential");
-    let tok = secret_cred.get_token(&[ARM_SCOPE], None).await.expect("client secret token");
+    let tok = secret_cred
+        .get_token(&[ARM_SCOPE], None)
+        .await
+        .expect("client secret token");
     assert!(!tok.token.secret().is_empty());
     // The token is accepted by ARM.
-    let r = f.http.get(f.site("?api-version=1")).bearer_auth(tok.token.secret()).send().await.expect("send");
+    let r = f
+        .http
+        .get(f.site("?api-version=1"))
+        .bearer_auth(tok.token.secret())
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 200);
 
     let wrong = ClientSecretCredential::new(
         &tenant,
         CLIENT.to_owned(),
         Secret::new("wrong"),
-        Some(ClientSecretCredentialOptions { client_options: client_options(f.http.clone(), &e.authority) }),
+        Some(ClientSecretCredentialOptions {
+            client_options: client_options(f.http.clone(), &e.authority),
+        }),
     )
     .expect("credential");
-    let err = wrong.get_token(&[ARM_SCOPE], None).await.expect_err("wrong secret fails");
+    let err = wrong
+        .get_token(&[ARM_SCOPE], None)
+        .await
+        .expect_err("wrong secret fails");
     assert!(format!("{err:?}").contains("AADSTS7000215"), "{err:?}");
 
     let assertion = PipelinesAssertion {
         http: f.http.clone(),
-        url: format!("{}?api-version=7.1&serviceConnectionId={WIF}", e.pipelines_oidc),
+        url: format!(
+            "{}?api-version=7.1&serviceConnectionId={WIF}",
+            e.pipelines_oidc
+        ),
         token: f.emu.seed().system_access_token.expose().to_owned(),
     };
     let assertion_cred = ClientAssertionCredential::new(
         tenant.clone(),
         CLIENT.to_owned(),
         assertion,
-        Some(ClientAssertionCredentialOptions { client_options: client_options(f.http.clone(), &e.authority) }),
+        Some(ClientAssertionCredentialOptions {
+            client_options: client_options(f.http.clone(), &e.authority),
+        }),
     )
     .expect("credential");
-    let tok = assertion_cred.get_token(&[ARM_SCOPE], None).await.expect("client assertion token");
+    let tok = assertion_cred
+        .get_token(&[ARM_SCOPE], None)
+        .await
+        .expect("client assertion token");
     assert!(!tok.token.secret().is_empty());
 
     // Key Vault with the default challenge-resource verification.
@@ -120,25 +144,51 @@ async fn azure_identity_credentials_get_tokens_and_key_vault_client_reads_secret
         .try_collect()
         .await
         .expect("list");
-    assert_eq!(names, vec!["api-key", "db-password", "disabled-one", "expired-one"]);
-    let value = kv.get_secret("db-password", None).await.expect("get").into_model().expect("model").value;
+    assert_eq!(
+        names,
+        vec!["api-key", "db-password", "disabled-one", "expired-one"]
+    );
+    let value = kv
+        .get_secret("db-password", None)
+        .await
+        .expect("get")
+        .into_model()
+        .expect("model")
+        .value;
     assert_eq!(value.as_deref(), Some("s3cr3t"));
-    let err = kv.get_secret("disabled-one", None).await.expect_err("disabled");
+    let err = kv
+        .get_secret("disabled-one", None)
+        .await
+        .expect_err("disabled");
     assert!(format!("{err:?}").contains("Forbidden"), "{err:?}");
 
     // AzurePipelinesCredential reads SYSTEM_OIDCREQUESTURI from the environment, which this
     // (multi-threaded) test process must not change, so it runs in a child process of this binary.
-    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["pipelines_credential_child", "--exact", "--nocapture", "--test-threads=1"])
+    // Async, because the emulator serves from this test's runtime while the child talks to it.
+    let out = tokio::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "pipelines_credential_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("SYSTEM_OIDCREQUESTURI", &e.pipelines_oidc)
         .env("EMULATOR_CHILD_AUTHORITY", &e.authority)
         .env("EMULATOR_CHILD_CA", f.emu.ca_path())
         .env("EMULATOR_CHILD_TENANT", &tenant)
-        .env("EMULATOR_CHILD_ACCESS_TOKEN", f.emu.seed().system_access_token.expose())
+        .env(
+            "EMULATOR_CHILD_ACCESS_TOKEN",
+            f.emu.seed().system_access_token.expose(),
+        )
         .output()
+        .await
         .expect("child runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("PIPELINES-TOKEN-OK"), "{stdout}");
 }
 
@@ -162,12 +212,17 @@ async fn pipelines_credential_child() {
         WIF,
         env("EMULATOR_CHILD_ACCESS_TOKEN"),
         Some(AzurePipelinesCredentialOptions {
-            credential_options: ClientAssertionCredentialOptions { client_options: client_options(http, &authority) },
+            credential_options: ClientAssertionCredentialOptions {
+                client_options: client_options(http, &authority),
+            },
             ..Default::default()
         }),
     )
     .expect("pipelines credential");
-    let tok = cred.get_token(&[ARM_SCOPE], None).await.expect("pipelines token");
+    let tok = cred
+        .get_token(&[ARM_SCOPE], None)
+        .await
+        .expect("pipelines token");
     assert!(!tok.token.secret().is_empty());
     println!("PIPELINES-TOKEN-OK");
 }

@@ -562,7 +562,7 @@ mod tests {
     }
 
     #[test]
-    fn body_search_finds_text_across_chunks() {
+    fn body_search_finds_the_text_or_not() {
         assert!(contains(b"status: ok", b"ok"));
         assert!(!contains(b"status: down", b"ok"));
     }

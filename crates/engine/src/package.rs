@@ -582,6 +582,7 @@ pub fn build_package(
     file.rewind().map_err(write_err)?;
     let (sha256, size) = hash_reader(&mut file).map_err(write_err)?;
     drop(file);
+    make_world_readable(tmp.as_file()).map_err(write_err)?;
     tmp.persist(&archive_path).map_err(|e| write_err(e.error))?;
 
     let sha256_path = out_dir.join(format!("{}.sha256", opts.archive_name));
@@ -1050,7 +1051,20 @@ fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(data)?;
     tmp.as_file().sync_all()?;
+    make_world_readable(tmp.as_file())?;
     tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Temporary files are created private (0600); the package is an ordinary build output that other users
+/// and tools (an artifact upload, a container build) must be able to read.
+fn make_world_readable(file: &File) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o644))?;
+    }
+    let _ = file;
     Ok(())
 }
 

@@ -1406,6 +1406,16 @@ fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, p
             "production must be healthy after the rollback",
         ));
     }
+    if spec.rollback.as_ref().is_some_and(|r| r.undo_hooks) {
+        // The rolled-back release's hooks (e.g. its migration) are undone once production no longer runs it.
+        let reason = "the config asks the rollback to undo the hooks of the release taken out";
+        if let Some(production) = &spec.production {
+            push_undos(&production.hooks, &mut steps, reason);
+        }
+        if let Some(staging) = &spec.staging {
+            push_undos(&staging.hooks, &mut steps, reason);
+        }
+    }
     steps.push(step(
         Action::WriteJournal {
             phase: Phase::RolledBack,

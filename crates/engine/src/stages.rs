@@ -563,7 +563,7 @@ impl Exec<'_> {
             // An earlier run swapped already: a failing watch must swap back.
             self.swapped = true;
         }
-        if stage == Stage::Production {
+        if stage == Stage::Production || stage == Stage::Rollback {
             // Staging's hooks completed (the slot is staged); a rollback may have to undo them.
             self.completed_hooks = self
                 .spec
@@ -571,6 +571,15 @@ impl Exec<'_> {
                 .iter()
                 .flat_map(|s| s.hooks.iter().cloned())
                 .collect();
+            if stage == Stage::Rollback {
+                // The release taken out also ran its production hooks before its swap.
+                let production = self
+                    .spec
+                    .production
+                    .iter()
+                    .flat_map(|p| p.hooks.iter().cloned());
+                self.completed_hooks.extend(production);
+            }
         }
         let build = BuildInfo {
             release_id: self.opts.release_id.clone(),

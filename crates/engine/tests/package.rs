@@ -233,6 +233,11 @@ fn manifest_and_checksum_file_are_correct() {
     assert!(status.success());
     let archive = fs::read(&built.path).unwrap();
     assert_eq!(built.size, archive.len() as u64);
+    use std::os::unix::fs::PermissionsExt;
+    for path in [&built.path, &built.sha256_path] {
+        let mode = fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "{}", path.display());
+    }
 }
 
 #[test]

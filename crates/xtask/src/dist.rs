@@ -17,8 +17,8 @@ pub const PLATFORMS: [&str; 5] = [
     "osx-arm64",
 ];
 
-/// The largest `.vsix` Azure DevOps Server 2019 accepts (26,214,400 bytes).
-const MAX_VSIX_BYTES: u64 = 25 * 1024 * 1024;
+/// The largest `.vsix` Azure DevOps Server 2019 accepts (26,214,400 bytes), in MiB.
+const DEFAULT_MAX_VSIX_MIB: u64 = 25;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,6 +38,13 @@ pub struct Args {
     /// Where to stage and write the .vsix.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Package only these platforms (comma-separated), for a .vsix that fits a size limit; each must
+    /// have a binary. Default: every platform with a binary.
+    #[arg(long, value_delimiter = ',', value_name = "PLATFORMS")]
+    platforms: Vec<String>,
+    /// Fail when the .vsix is larger than this many MiB (25 is the Azure DevOps Server 2019 limit).
+    #[arg(long, default_value_t = DEFAULT_MAX_VSIX_MIB, value_name = "MIB")]
+    max_size_mib: u64,
     /// Stage the task and extension folders only; do not run tfx.
     #[arg(long)]
     no_vsix: bool,
@@ -58,7 +65,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
 
     let task_dir = out.join("task");
-    let binaries = collect_binaries(args.binaries.as_deref(), &host_binary)?;
+    let binaries = select_platforms(
+        collect_binaries(args.binaries.as_deref(), &host_binary)?,
+        &args.platforms,
+    )?;
     stage_task(&root, &task_dir, version, &binaries)?;
     println!(
         "staged {} with {}",
@@ -87,10 +97,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let size = std::fs::metadata(&vsix)
         .with_context(|| format!("cannot read {}", vsix.display()))?
         .len();
+    let limit = args.max_size_mib * 1024 * 1024;
     ensure!(
-        size <= MAX_VSIX_BYTES,
-        "{} is {size} bytes, over the 25 MiB Azure DevOps Server limit; ship fewer platforms per .vsix",
-        vsix.display()
+        size <= limit,
+        "{} is {size} bytes, over the {} MiB limit; package fewer platforms per .vsix (--platforms)",
+        vsix.display(),
+        args.max_size_mib
     );
     println!(
         "built {} ({:.1} MiB)",
@@ -196,6 +208,31 @@ pub fn collect_binaries(
     found.sort();
     ensure!(!found.is_empty(), "no binaries to package");
     Ok(found)
+}
+
+/// Keeps the requested platforms (all when none are requested); each requested one must have a binary.
+pub fn select_platforms(
+    found: Vec<(String, PathBuf)>,
+    requested: &[String],
+) -> anyhow::Result<Vec<(String, PathBuf)>> {
+    if requested.is_empty() {
+        return Ok(found);
+    }
+    for platform in requested {
+        ensure!(
+            PLATFORMS.contains(&platform.as_str()),
+            "unknown platform {platform}; expected one of {}",
+            PLATFORMS.join(", ")
+        );
+        ensure!(
+            found.iter().any(|(p, _)| p == platform),
+            "no binary for {platform}"
+        );
+    }
+    Ok(found
+        .into_iter()
+        .filter(|(p, _)| requested.contains(p))
+        .collect())
 }
 
 /// Writes the task folder: task.json (version stamped), index.js, bin/<platform>/slot-release[.exe].
@@ -446,6 +483,20 @@ mod tests {
                 .join(exe_name(platform.starts_with("win-")));
             assert_eq!(std::fs::read_to_string(exe)?, "host");
         }
+
+        let linux_only = select_platforms(found.clone(), &["linux-arm64".to_owned()])?;
+        assert_eq!(
+            linux_only
+                .iter()
+                .map(|(p, _)| p.as_str())
+                .collect::<Vec<_>>(),
+            ["linux-arm64"]
+        );
+        assert!(
+            select_platforms(found.clone(), &["osx-arm64".to_owned()]).is_err(),
+            "a platform without a binary"
+        );
+        assert!(select_platforms(found.clone(), &["aix-ppc".to_owned()]).is_err());
 
         std::fs::create_dir_all(binaries.join("solaris-sparc"))?;
         assert!(

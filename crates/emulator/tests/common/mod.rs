@@ -59,7 +59,10 @@ pub fn python() -> String {
         .args(["-c", "import sys; print(sys.executable)"])
         .output()
         .expect("python3 is installed");
-    String::from_utf8(out.stdout).expect("utf-8 path").trim().to_owned()
+    String::from_utf8(out.stdout)
+        .expect("utf-8 path")
+        .trim()
+        .to_owned()
 }
 
 pub fn write_app(dir: &Path, version: &str) {
@@ -77,7 +80,10 @@ fn slot(name: &str, content: Option<PathBuf>, settings: &[(&str, &str)]) -> Seed
     site_config.insert("appCommandLine".into(), start_command().into());
     SeedSlot {
         name: name.into(),
-        app_settings: settings.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+        app_settings: settings
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect(),
         site_config,
         stopped: false,
         tags: BTreeMap::new(),
@@ -105,8 +111,23 @@ pub fn seed(dir: &Path) -> Seed {
                 ..SlotConfigNames::default()
             },
             slots: vec![
-                slot("production", Some(v1), &[("SLOT_NAME", "prod"), ("GREETING", "hello-v1"), ("DB", "@Microsoft.KeyVault(VaultName=contoso-kv;SecretName=db-password)")]),
-                slot("staging", Some(v2), &[("SLOT_NAME", "stage"), ("GREETING", "hello-v2")]),
+                slot(
+                    "production",
+                    Some(v1),
+                    &[
+                        ("SLOT_NAME", "prod"),
+                        ("GREETING", "hello-v1"),
+                        (
+                            "DB",
+                            "@Microsoft.KeyVault(VaultName=contoso-kv;SecretName=db-password)",
+                        ),
+                    ],
+                ),
+                slot(
+                    "staging",
+                    Some(v2),
+                    &[("SLOT_NAME", "stage"), ("GREETING", "hello-v2")],
+                ),
             ],
         },
         SeedApp {
@@ -144,7 +165,10 @@ pub fn seed(dir: &Path) -> Seed {
         },
         SeedVault {
             name: "tiny-kv".into(),
-            throttle: Some(Throttle { limit: 3, window_seconds: 30 }),
+            throttle: Some(Throttle {
+                limit: 3,
+                window_seconds: 30,
+            }),
             secrets: vec![secret("one", "1", true, None)],
         },
     ];
@@ -232,7 +256,8 @@ impl Fixture {
     }
 
     pub async fn arm_token(&self) -> String {
-        self.token("https://management.emulator.test/.default").await
+        self.token("https://management.emulator.test/.default")
+            .await
     }
 
     /// Sends an ARM request with a fresh token.

@@ -7,28 +7,59 @@ use serde_json::json;
 #[tokio::test]
 async fn get_site_with_trailing_slash_and_slot_and_list() {
     let f = start().await;
-    let r = f.arm_call(Method::GET, &f.site("/?api-version=2016-08-01"), None).await;
+    let r = f
+        .arm_call(Method::GET, &f.site("/?api-version=2016-08-01"), None)
+        .await;
     assert_eq!(r.status(), 200);
     let site: serde_json::Value = r.json().await.expect("json");
     assert_eq!(site["name"], APP);
     assert_eq!(site["kind"], "app,linux");
     assert_eq!(site["properties"]["state"], "Running");
     let port = f.emu.port();
-    assert_eq!(site["properties"]["defaultHostName"], format!("{APP}.azurewebsites.emulator.test:{port}"));
-    let repo = site["properties"]["hostNameSslStates"].as_array().expect("array").iter().find(|h| h["hostType"] == "Repository").expect("scm host").clone();
-    assert_eq!(repo["name"], format!("{APP}.scm.azurewebsites.emulator.test:{port}"));
+    assert_eq!(
+        site["properties"]["defaultHostName"],
+        format!("{APP}.azurewebsites.emulator.test:{port}")
+    );
+    let repo = site["properties"]["hostNameSslStates"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|h| h["hostType"] == "Repository")
+        .expect("scm host")
+        .clone();
+    assert_eq!(
+        repo["name"],
+        format!("{APP}.scm.azurewebsites.emulator.test:{port}")
+    );
 
-    let r = f.arm_call(Method::GET, &f.site("/slots/staging?api-version=2024-04-01"), None).await;
+    let r = f
+        .arm_call(
+            Method::GET,
+            &f.site("/slots/staging?api-version=2024-04-01"),
+            None,
+        )
+        .await;
     let slot: serde_json::Value = r.json().await.expect("json");
     assert_eq!(slot["name"], format!("{APP}/staging"));
     assert_eq!(slot["type"], "Microsoft.Web/sites/slots");
-    assert_eq!(slot["properties"]["defaultHostName"], format!("{APP}-staging.azurewebsites.emulator.test:{port}"));
+    assert_eq!(
+        slot["properties"]["defaultHostName"],
+        format!("{APP}-staging.azurewebsites.emulator.test:{port}")
+    );
 
-    let r = f.arm_call(Method::GET, &f.site("/slots?api-version=2024-04-01"), None).await;
+    let r = f
+        .arm_call(Method::GET, &f.site("/slots?api-version=2024-04-01"), None)
+        .await;
     let list: serde_json::Value = r.json().await.expect("json");
     assert_eq!(list["value"].as_array().map(Vec::len), Some(1));
 
-    let r = f.arm_call(Method::GET, &f.site("/slots/nope?api-version=2024-04-01"), None).await;
+    let r = f
+        .arm_call(
+            Method::GET,
+            &f.site("/slots/nope?api-version=2024-04-01"),
+            None,
+        )
+        .await;
     assert_eq!(r.status(), 404);
     let e: serde_json::Value = r.json().await.expect("json");
     assert_eq!(e["error"]["code"], "ResourceNotFound");
@@ -42,48 +73,129 @@ async fn get_site_with_trailing_slash_and_slot_and_list() {
 #[tokio::test]
 async fn app_settings_sticky_names_site_config_tags_and_credentials() {
     let f = start().await;
-    let r = f.arm_call(Method::POST, &f.site("/slots/staging/config/appsettings/list?api-version=2016-08-01"), None).await;
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/staging/config/appsettings/list?api-version=2016-08-01"),
+            None,
+        )
+        .await;
     let v: serde_json::Value = r.json().await.expect("json");
     assert_eq!(v["properties"]["GREETING"], "hello-v2");
 
-    let r = f.arm_call(Method::PUT, &f.site("/slots/staging/config/appsettings?api-version=2016-08-01"), Some(json!({"properties": {"GREETING": "changed", "NEW": "1"}}))).await;
+    let r = f
+        .arm_call(
+            Method::PUT,
+            &f.site("/slots/staging/config/appsettings?api-version=2016-08-01"),
+            Some(json!({"properties": {"GREETING": "changed", "NEW": "1"}})),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let snap = f.emu.snapshot();
     let staging = snap.slot(APP, "staging").expect("staging");
-    assert_eq!(staging.app_settings.get("GREETING").map(String::as_str), Some("changed"));
-    assert!(!staging.app_settings.contains_key("SLOT_NAME"), "PUT replaces the whole dictionary");
+    assert_eq!(
+        staging.app_settings.get("GREETING").map(String::as_str),
+        Some("changed")
+    );
+    assert!(
+        !staging.app_settings.contains_key("SLOT_NAME"),
+        "PUT replaces the whole dictionary"
+    );
     // The app restarted with the new settings.
-    eventually_body(&f, &format!("{}/env/GREETING", f.emu.app_url(APP, "staging")), "changed").await;
+    eventually_body(
+        &f,
+        &format!("{}/env/GREETING", f.emu.app_url(APP, "staging")),
+        "changed",
+    )
+    .await;
 
-    let r = f.arm_call(Method::GET, &f.site("/config/slotConfigNames?api-version=2016-08-01"), None).await;
+    let r = f
+        .arm_call(
+            Method::GET,
+            &f.site("/config/slotConfigNames?api-version=2016-08-01"),
+            None,
+        )
+        .await;
     let v: serde_json::Value = r.json().await.expect("json");
     assert_eq!(v["properties"]["appSettingNames"], json!(["SLOT_NAME"]));
     let r = f.arm_call(Method::PUT, &f.site("/config/slotConfigNames?api-version=2016-08-01"), Some(json!({"properties": {"appSettingNames": ["SLOT_NAME", "DB"], "connectionStringNames": null}}))).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(f.emu.snapshot().apps[1].slot_config_names.app_setting_names, vec!["SLOT_NAME", "DB"]);
+    assert_eq!(
+        f.emu.snapshot().apps[1].slot_config_names.app_setting_names,
+        vec!["SLOT_NAME", "DB"]
+    );
 
-    let r = f.arm_call(Method::PATCH, &f.site("/config/web?api-version=2018-02-01"), Some(json!({"properties": {"healthCheckPath": "/health", "alwaysOn": true}}))).await;
+    let r = f
+        .arm_call(
+            Method::PATCH,
+            &f.site("/config/web?api-version=2018-02-01"),
+            Some(json!({"properties": {"healthCheckPath": "/health", "alwaysOn": true}})),
+        )
+        .await;
     let v: serde_json::Value = r.json().await.expect("json");
     assert_eq!(v["properties"]["healthCheckPath"], "/health");
-    let r = f.arm_call(Method::PUT, &f.site("/config/web?api-version=2018-02-01"), Some(json!({"properties": {"experiments": {"rampUpRules": []}}}))).await;
+    let r = f
+        .arm_call(
+            Method::PUT,
+            &f.site("/config/web?api-version=2018-02-01"),
+            Some(json!({"properties": {"experiments": {"rampUpRules": []}}})),
+        )
+        .await;
     let v: serde_json::Value = r.json().await.expect("json");
-    assert_eq!(v["properties"]["alwaysOn"], true, "PUT merges like App Service");
-    let r = f.arm_call(Method::GET, &f.site("/config/web?api-version=2018-02-01"), None).await;
+    assert_eq!(
+        v["properties"]["alwaysOn"], true,
+        "PUT merges like App Service"
+    );
+    let r = f
+        .arm_call(
+            Method::GET,
+            &f.site("/config/web?api-version=2018-02-01"),
+            None,
+        )
+        .await;
     assert_eq!(r.status(), 200);
 
-    let r = f.arm_call(Method::PATCH, &f.site("?api-version=2022-03-01"), Some(json!({"tags": {"release": "42"}}))).await;
+    let r = f
+        .arm_call(
+            Method::PATCH,
+            &f.site("?api-version=2022-03-01"),
+            Some(json!({"tags": {"release": "42"}})),
+        )
+        .await;
     let v: serde_json::Value = r.json().await.expect("json");
     assert_eq!(v["tags"]["release"], "42");
 
-    let r = f.arm_call(Method::POST, &f.site("/config/publishingcredentials/list?api-version=2016-08-01"), None).await;
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/config/publishingcredentials/list?api-version=2016-08-01"),
+            None,
+        )
+        .await;
     let v: serde_json::Value = r.json().await.expect("json");
     assert_eq!(v["properties"]["publishingUserName"], format!("${APP}"));
-    assert!(v["properties"]["scmUri"].as_str().is_some_and(|u| u.contains(".scm.azurewebsites.emulator.test:")));
+    assert!(
+        v["properties"]["scmUri"]
+            .as_str()
+            .is_some_and(|u| u.contains(".scm.azurewebsites.emulator.test:"))
+    );
 
-    let r = f.arm_call(Method::GET, &f.site("/basicPublishingCredentialsPolicies/scm?api-version=2022-03-01"), None).await;
+    let r = f
+        .arm_call(
+            Method::GET,
+            &f.site("/basicPublishingCredentialsPolicies/scm?api-version=2022-03-01"),
+            None,
+        )
+        .await;
     let v: serde_json::Value = r.json().await.expect("json");
     assert_eq!(v["properties"]["allow"], true);
-    let r = f.arm_call(Method::PUT, &f.site("/basicPublishingCredentialsPolicies/scm?api-version=2022-03-01"), Some(json!({"properties": {"allow": false}}))).await;
+    let r = f
+        .arm_call(
+            Method::PUT,
+            &f.site("/basicPublishingCredentialsPolicies/scm?api-version=2022-03-01"),
+            Some(json!({"properties": {"allow": false}})),
+        )
+        .await;
     let v: serde_json::Value = r.json().await.expect("json");
     assert_eq!(v["properties"]["allow"], false);
 }
@@ -91,16 +203,40 @@ async fn app_settings_sticky_names_site_config_tags_and_credentials() {
 #[tokio::test]
 async fn create_slot_is_a_long_running_operation() {
     let f = start().await;
-    let r = f.arm_call(Method::PUT, &f.site("/slots/canary?api-version=2024-04-01"), Some(json!({"kind": "app", "location": "East US", "properties": {}}))).await;
+    let r = f
+        .arm_call(
+            Method::PUT,
+            &f.site("/slots/canary?api-version=2024-04-01"),
+            Some(json!({"kind": "app", "location": "East US", "properties": {}})),
+        )
+        .await;
     assert_eq!(r.status(), 202);
     assert!(r.headers().contains_key("azure-asyncoperation"));
     let done = f.wait_lro(r).await;
     assert_eq!(done.status(), 200);
-    let r = f.arm_call(Method::GET, &f.site("/slots/canary?api-version=2024-04-01"), None).await;
+    let r = f
+        .arm_call(
+            Method::GET,
+            &f.site("/slots/canary?api-version=2024-04-01"),
+            None,
+        )
+        .await;
     assert_eq!(r.status(), 200);
-    let r = f.arm_call(Method::DELETE, &f.site("/slots/canary?api-version=2024-04-01"), None).await;
+    let r = f
+        .arm_call(
+            Method::DELETE,
+            &f.site("/slots/canary?api-version=2024-04-01"),
+            None,
+        )
+        .await;
     assert_eq!(r.status(), 200);
-    let r = f.arm_call(Method::GET, &f.site("/slots/canary?api-version=2024-04-01"), None).await;
+    let r = f
+        .arm_call(
+            Method::GET,
+            &f.site("/slots/canary?api-version=2024-04-01"),
+            None,
+        )
+        .await;
     assert_eq!(r.status(), 404);
 }
 
@@ -112,119 +248,295 @@ async fn swap_moves_content_and_non_sticky_settings_and_keeps_sticky_ones() {
     let stage_before = before.slot(APP, "staging").expect("staging").clone();
     eventually_body(&f, &f.emu.app_url(APP, "production"), "v1").await;
 
-    let r = f.arm_call(Method::POST, &f.site("/slots/staging/slotsswap?api-version=2016-08-01"), Some(json!({"targetSlot": "production"}))).await;
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/staging/slotsswap?api-version=2016-08-01"),
+            Some(json!({"targetSlot": "production"})),
+        )
+        .await;
     let done = f.wait_lro(r).await;
     assert_eq!(done.status(), 200);
 
     let after = f.emu.snapshot();
     let prod = after.slot(APP, "production").expect("prod");
     let stage = after.slot(APP, "staging").expect("staging");
-    assert_eq!(prod.content_digest, stage_before.content_digest, "content moved");
+    assert_eq!(
+        prod.content_digest, stage_before.content_digest,
+        "content moved"
+    );
     assert_eq!(stage.content_digest, prod_before.content_digest);
-    assert_eq!(prod.app_settings["GREETING"], "hello-v2", "non-sticky setting moved");
+    assert_eq!(
+        prod.app_settings["GREETING"], "hello-v2",
+        "non-sticky setting moved"
+    );
     assert_eq!(stage.app_settings["GREETING"], "hello-v1");
-    assert_eq!(prod.app_settings["SLOT_NAME"], "prod", "sticky setting stayed");
+    assert_eq!(
+        prod.app_settings["SLOT_NAME"], "prod",
+        "sticky setting stayed"
+    );
     assert_eq!(stage.app_settings["SLOT_NAME"], "stage");
     assert!(!prod.app_settings.contains_key("DB") || prod_before.app_settings.contains_key("DB"));
-    assert_eq!(stage.app_settings.get("DB"), prod_before.app_settings.get("DB"), "non-sticky DB moved to staging");
+    assert_eq!(
+        stage.app_settings.get("DB"),
+        prod_before.app_settings.get("DB"),
+        "non-sticky DB moved to staging"
+    );
     eventually_body(&f, &f.emu.app_url(APP, "production"), "v2").await;
-    eventually_body(&f, &format!("{}/env/SLOT_NAME", f.emu.app_url(APP, "production")), "prod").await;
+    eventually_body(
+        &f,
+        &format!("{}/env/SLOT_NAME", f.emu.app_url(APP, "production")),
+        "prod",
+    )
+    .await;
     eventually_body(&f, &f.emu.app_url(APP, "staging"), "v1").await;
 
     // Swapping back (the site form with "production" as the source) restores everything.
-    let r = f.arm_call(Method::POST, &f.site("/slotsswap?api-version=2016-08-01"), Some(json!({"targetSlot": "staging", "preserveVnet": true}))).await;
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slotsswap?api-version=2016-08-01"),
+            Some(json!({"targetSlot": "staging", "preserveVnet": true})),
+        )
+        .await;
     assert_eq!(f.wait_lro(r).await.status(), 200);
     let back = f.emu.snapshot();
-    assert_eq!(back.slot(APP, "production").expect("prod").content_digest, prod_before.content_digest);
-    assert_eq!(back.slot(APP, "production").expect("prod").app_settings, prod_before.app_settings);
-    assert_eq!(back.slot(APP, "staging").expect("stage").app_settings, stage_before.app_settings);
+    assert_eq!(
+        back.slot(APP, "production").expect("prod").content_digest,
+        prod_before.content_digest
+    );
+    assert_eq!(
+        back.slot(APP, "production").expect("prod").app_settings,
+        prod_before.app_settings
+    );
+    assert_eq!(
+        back.slot(APP, "staging").expect("stage").app_settings,
+        stage_before.app_settings
+    );
 }
 
 #[tokio::test]
 async fn failed_warm_up_aborts_the_swap_and_leaves_both_slots_unchanged() {
     let f = start().await;
     let settings = json!({"properties": {"SLOT_NAME": "stage", "GREETING": "hello-v2", "WEBSITE_SWAP_WARMUP_PING_PATH": "/status/500", "WEBSITE_SWAP_WARMUP_PING_STATUSES": "200,202"}});
-    let r = f.arm_call(Method::PUT, &f.site("/slots/staging/config/appsettings?api-version=2016-08-01"), Some(settings)).await;
+    let r = f
+        .arm_call(
+            Method::PUT,
+            &f.site("/slots/staging/config/appsettings?api-version=2016-08-01"),
+            Some(settings),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let before = f.emu.snapshot();
-    let r = f.arm_call(Method::POST, &f.site("/slots/staging/slotsswap?api-version=2016-08-01"), Some(json!({"targetSlot": "production"}))).await;
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/staging/slotsswap?api-version=2016-08-01"),
+            Some(json!({"targetSlot": "production"})),
+        )
+        .await;
     let done = f.wait_lro(r).await;
     assert_eq!(done.status(), 400);
     let e: serde_json::Value = done.json().await.expect("json");
-    assert!(e["error"]["message"].as_str().is_some_and(|m| m.contains("WEBSITE_SWAP_WARMUP_PING_PATH")));
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("WEBSITE_SWAP_WARMUP_PING_PATH"))
+    );
     let after = f.emu.snapshot();
     for slot in ["production", "staging"] {
-        let (a, b) = (before.slot(APP, slot).expect("slot"), after.slot(APP, slot).expect("slot"));
+        let (a, b) = (
+            before.slot(APP, slot).expect("slot"),
+            after.slot(APP, slot).expect("slot"),
+        );
         assert_eq!(a.content_digest, b.content_digest);
         assert_eq!(a.app_settings, b.app_settings);
     }
     // The injected fault aborts the same way.
-    f.emu.inject(slot_release_emulator::Fault::SwapWarmupFails { app: APP.into() });
-    let r = f.arm_call(Method::POST, &f.site("/slots/staging/slotsswap?api-version=2016-08-01"), Some(json!({"targetSlot": "production"}))).await;
+    f.emu
+        .inject(slot_release_emulator::Fault::SwapWarmupFails { app: APP.into() });
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/staging/slotsswap?api-version=2016-08-01"),
+            Some(json!({"targetSlot": "production"})),
+        )
+        .await;
     assert_eq!(f.wait_lro(r).await.status(), 400);
 }
 
 #[tokio::test]
 async fn a_second_operation_while_one_runs_gets_409() {
     let f = start().await;
-    f.emu.inject(slot_release_emulator::Fault::SwapTimesOut { app: APP.into(), millis: 1500 });
-    let r = f.arm_call(Method::POST, &f.site("/slots/staging/slotsswap?api-version=2016-08-01"), Some(json!({"targetSlot": "production"}))).await;
+    f.emu.inject(slot_release_emulator::Fault::SwapTimesOut {
+        app: APP.into(),
+        millis: 1500,
+    });
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/staging/slotsswap?api-version=2016-08-01"),
+            Some(json!({"targetSlot": "production"})),
+        )
+        .await;
     assert_eq!(r.status(), 202);
-    let second = f.arm_call(Method::POST, &f.site("/restart?api-version=2016-08-01"), None).await;
+    let second = f
+        .arm_call(
+            Method::POST,
+            &f.site("/restart?api-version=2016-08-01"),
+            None,
+        )
+        .await;
     assert_eq!(second.status(), 409);
     let e: serde_json::Value = second.json().await.expect("json");
     assert_eq!(e["error"]["code"], "Conflict");
     let before = f.emu.snapshot();
     let done = f.wait_lro(r).await;
     assert_eq!(done.status(), 500);
-    assert_eq!(f.emu.snapshot().slot(APP, "production").expect("p").content_digest, before.slot(APP, "production").expect("p").content_digest);
+    assert_eq!(
+        f.emu
+            .snapshot()
+            .slot(APP, "production")
+            .expect("p")
+            .content_digest,
+        before.slot(APP, "production").expect("p").content_digest
+    );
     // Released: a new operation is accepted.
-    let r = f.arm_call(Method::POST, &f.site("/restart?api-version=2016-08-01"), None).await;
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/restart?api-version=2016-08-01"),
+            None,
+        )
+        .await;
     assert_eq!(f.wait_lro(r).await.status(), 200);
 }
 
 #[tokio::test]
 async fn swap_with_preview_applies_then_resets_the_target_config() {
     let f = start().await;
-    let r = f.arm_call(Method::POST, &f.site("/slots/staging/applySlotConfig?api-version=2016-08-01"), Some(json!({"targetSlot": "production"}))).await;
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/staging/applySlotConfig?api-version=2016-08-01"),
+            Some(json!({"targetSlot": "production"})),
+        )
+        .await;
     assert_eq!(f.wait_lro(r).await.status(), 200);
     let snap = f.emu.snapshot();
-    assert_eq!(snap.slot(APP, "staging").expect("s").app_settings["SLOT_NAME"], "prod", "target's sticky setting applied to the source");
-    eventually_body(&f, &format!("{}/env/SLOT_NAME", f.emu.app_url(APP, "staging")), "prod").await;
-    let r = f.arm_call(Method::GET, &f.site("?api-version=2016-08-01"), None).await;
+    assert_eq!(
+        snap.slot(APP, "staging").expect("s").app_settings["SLOT_NAME"],
+        "prod",
+        "target's sticky setting applied to the source"
+    );
+    eventually_body(
+        &f,
+        &format!("{}/env/SLOT_NAME", f.emu.app_url(APP, "staging")),
+        "prod",
+    )
+    .await;
+    let r = f
+        .arm_call(Method::GET, &f.site("?api-version=2016-08-01"), None)
+        .await;
     let site: serde_json::Value = r.json().await.expect("json");
-    assert_eq!(site["properties"]["slotSwapStatus"]["sourceSlotName"], "staging");
-    let r = f.arm_call(Method::POST, &f.site("/slots/staging/resetSlotConfig?api-version=2016-08-01"), None).await;
+    assert_eq!(
+        site["properties"]["slotSwapStatus"]["sourceSlotName"],
+        "staging"
+    );
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/staging/resetSlotConfig?api-version=2016-08-01"),
+            None,
+        )
+        .await;
     assert_eq!(f.wait_lro(r).await.status(), 200);
-    assert_eq!(f.emu.snapshot().slot(APP, "staging").expect("s").app_settings["SLOT_NAME"], "stage");
+    assert_eq!(
+        f.emu
+            .snapshot()
+            .slot(APP, "staging")
+            .expect("s")
+            .app_settings["SLOT_NAME"],
+        "stage"
+    );
 
     // Apply then complete.
-    let r = f.arm_call(Method::POST, &f.site("/slots/staging/applySlotConfig?api-version=2016-08-01"), Some(json!({"targetSlot": "production"}))).await;
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/staging/applySlotConfig?api-version=2016-08-01"),
+            Some(json!({"targetSlot": "production"})),
+        )
+        .await;
     assert_eq!(f.wait_lro(r).await.status(), 200);
-    let r = f.arm_call(Method::POST, &f.site("/slots/staging/slotsswap?api-version=2016-08-01"), Some(json!({"targetSlot": "production"}))).await;
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/staging/slotsswap?api-version=2016-08-01"),
+            Some(json!({"targetSlot": "production"})),
+        )
+        .await;
     assert_eq!(f.wait_lro(r).await.status(), 200);
     let snap = f.emu.snapshot();
-    assert_eq!(snap.slot(APP, "production").expect("p").app_settings["GREETING"], "hello-v2");
-    assert_eq!(snap.slot(APP, "staging").expect("s").app_settings["SLOT_NAME"], "stage");
+    assert_eq!(
+        snap.slot(APP, "production").expect("p").app_settings["GREETING"],
+        "hello-v2"
+    );
+    assert_eq!(
+        snap.slot(APP, "staging").expect("s").app_settings["SLOT_NAME"],
+        "stage"
+    );
 }
 
 #[tokio::test]
 async fn stop_start_and_restart() {
     let f = start().await;
-    let r = f.arm_call(Method::POST, &f.site("/slots/staging/stop?api-version=2016-08-01"), None).await;
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/staging/stop?api-version=2016-08-01"),
+            None,
+        )
+        .await;
     assert_eq!(f.wait_lro(r).await.status(), 200);
     let (status, _) = f.get_text(&f.emu.app_url(APP, "staging")).await;
     assert_eq!(status, 403);
-    let r = f.arm_call(Method::GET, &f.site("/slots/staging?api-version=2016-08-01"), None).await;
+    let r = f
+        .arm_call(
+            Method::GET,
+            &f.site("/slots/staging?api-version=2016-08-01"),
+            None,
+        )
+        .await;
     let v: serde_json::Value = r.json().await.expect("json");
     assert_eq!(v["properties"]["state"], "Stopped");
-    let r = f.arm_call(Method::POST, &f.site("/slots/staging/start?api-version=2016-08-01"), None).await;
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/staging/start?api-version=2016-08-01"),
+            None,
+        )
+        .await;
     assert_eq!(f.wait_lro(r).await.status(), 200);
     eventually_body(&f, &f.emu.app_url(APP, "staging"), "v2").await;
-    let r = f.arm_call(Method::POST, &f.site("/slots/staging/restart?api-version=2016-08-01"), None).await;
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/staging/restart?api-version=2016-08-01"),
+            None,
+        )
+        .await;
     assert_eq!(f.wait_lro(r).await.status(), 200);
     eventually_body(&f, &f.emu.app_url(APP, "staging"), "v2").await;
-    let r = f.arm_call(Method::POST, &f.site("/slots/staging/restart?api-version=2016-08-01&softRestart=false&synchronous=true"), None).await;
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site(
+                "/slots/staging/restart?api-version=2016-08-01&softRestart=false&synchronous=true",
+            ),
+            None,
+        )
+        .await;
     assert_eq!(r.status(), 200);
     eventually_body(&f, &f.emu.app_url(APP, "staging"), "v2").await;
 }

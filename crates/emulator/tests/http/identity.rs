@@ -4,8 +4,19 @@ use crate::common::*;
 use std::time::Duration;
 
 async fn token_form(f: &Fixture, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
-    let url = format!("{}/{}/oauth2/v2.0/token", f.emu.endpoints().authority, f.emu.seed().tenant_id);
-    let r = f.http.post(url).header("content-type", "application/x-www-form-urlencoded").body(form_body(form)).send().await.expect("token request");
+    let url = format!(
+        "{}/{}/oauth2/v2.0/token",
+        f.emu.endpoints().authority,
+        f.emu.seed().tenant_id
+    );
+    let r = f
+        .http
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(form))
+        .send()
+        .await
+        .expect("token request");
     (r.status().as_u16(), r.json().await.expect("json body"))
 }
 
@@ -14,29 +25,82 @@ const ARM_SCOPE: &str = "https://management.emulator.test/.default";
 #[tokio::test]
 async fn client_secret_issues_tokens_and_bad_secrets_get_entra_errors() {
     let f = start().await;
-    let (status, body) = token_form(&f, &[("grant_type", "client_credentials"), ("client_id", CLIENT), ("client_secret", SECRET), ("scope", ARM_SCOPE)]).await;
+    let (status, body) = token_form(
+        &f,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+            ("scope", ARM_SCOPE),
+        ],
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["token_type"], "Bearer");
     assert!(body["expires_in"].as_i64().is_some_and(|e| e > 3000));
-    assert_eq!(body["access_token"].as_str().map(|t| t.split('.').count()), Some(3));
+    assert_eq!(
+        body["access_token"].as_str().map(|t| t.split('.').count()),
+        Some(3)
+    );
 
-    let (status, body) = token_form(&f, &[("grant_type", "client_credentials"), ("client_id", CLIENT), ("client_secret", "wrong"), ("scope", ARM_SCOPE)]).await;
+    let (status, body) = token_form(
+        &f,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT),
+            ("client_secret", "wrong"),
+            ("scope", ARM_SCOPE),
+        ],
+    )
+    .await;
     assert_eq!(status, 401);
     assert_eq!(body["error"], "invalid_client");
     assert_eq!(body["error_codes"][0], 7_000_215);
-    assert!(body["error_description"].as_str().is_some_and(|d| d.starts_with("AADSTS7000215:")));
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("AADSTS7000215:"))
+    );
 
-    let (status, body) = token_form(&f, &[("grant_type", "client_credentials"), ("client_id", "99999999-0000-0000-0000-000000000000"), ("client_secret", SECRET), ("scope", ARM_SCOPE)]).await;
+    let (status, body) = token_form(
+        &f,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "99999999-0000-0000-0000-000000000000"),
+            ("client_secret", SECRET),
+            ("scope", ARM_SCOPE),
+        ],
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "unauthorized_client");
     assert_eq!(body["error_codes"][0], 700_016);
 
-    let (status, body) = token_form(&f, &[("grant_type", "client_credentials"), ("client_id", CLIENT), ("client_secret", SECRET), ("scope", "https://management.azure.com/.default")]).await;
+    let (status, body) = token_form(
+        &f,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT),
+            ("client_secret", SECRET),
+            ("scope", "https://management.azure.com/.default"),
+        ],
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(body["error_codes"][0], 500_011);
 
-    let url = format!("{}/not-the-tenant/oauth2/v2.0/token", f.emu.endpoints().authority);
-    let r = f.http.post(url).header("content-type", "application/x-www-form-urlencoded").body(form_body(&[("grant_type", "client_credentials")])).send().await.expect("send");
+    let url = format!(
+        "{}/not-the-tenant/oauth2/v2.0/token",
+        f.emu.endpoints().authority
+    );
+    let r = f
+        .http
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&[("grant_type", "client_credentials")]))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["error_codes"][0], 90_002);
@@ -44,7 +108,10 @@ async fn client_secret_issues_tokens_and_bad_secrets_get_entra_errors() {
 
 async fn oidc_token(f: &Fixture, sc: &str, bearer: &str) -> reqwest::Response {
     f.http
-        .post(format!("{}?api-version=7.1&serviceConnectionId={sc}", f.emu.endpoints().pipelines_oidc))
+        .post(format!(
+            "{}?api-version=7.1&serviceConnectionId={sc}",
+            f.emu.endpoints().pipelines_oidc
+        ))
         .bearer_auth(bearer)
         .header("content-length", "0")
         .send()
@@ -59,8 +126,18 @@ async fn pipelines_oidc_token_is_exchanged_for_an_access_token() {
     let f = start().await;
     let system = f.emu.seed().system_access_token.expose().to_owned();
     assert_eq!(oidc_token(&f, WIF, "wrong").await.status(), 401);
-    assert_eq!(oidc_token(&f, "00000000-dead-beef-0000-000000000000", &system).await.status(), 404);
-    assert_eq!(oidc_token(&f, "5a7c3f10-0000-0000-0000-000000000001", &system).await.status(), 400);
+    assert_eq!(
+        oidc_token(&f, "00000000-dead-beef-0000-000000000000", &system)
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        oidc_token(&f, "5a7c3f10-0000-0000-0000-000000000001", &system)
+            .await
+            .status(),
+        400
+    );
     let r = oidc_token(&f, WIF, &system).await;
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.expect("json");
@@ -69,7 +146,10 @@ async fn pipelines_oidc_token_is_exchanged_for_an_access_token() {
         vec![
             ("grant_type", "client_credentials".to_owned()),
             ("client_id", CLIENT.to_owned()),
-            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned(),
+            ),
             ("client_assertion", a.to_owned()),
             ("scope", ARM_SCOPE.to_owned()),
         ]
@@ -86,7 +166,11 @@ async fn pipelines_oidc_token_is_exchanged_for_an_access_token() {
     assert_eq!(status, 401);
 
     f.emu.set_oidc_token_lifetime(Duration::ZERO);
-    let v: serde_json::Value = oidc_token(&f, WIF, &system).await.json().await.expect("json");
+    let v: serde_json::Value = oidc_token(&f, WIF, &system)
+        .await
+        .json()
+        .await
+        .expect("json");
     let expired = v["oidcToken"].as_str().expect("oidcToken").to_owned();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let owned = form(&expired);
@@ -99,18 +183,38 @@ async fn pipelines_oidc_token_is_exchanged_for_an_access_token() {
 #[tokio::test]
 async fn managed_identity_endpoint_requires_its_header() {
     let f = start().await;
-    let url = format!("{}?api-version=2019-08-01&resource=https://vault.emulator.test", f.emu.endpoints().identity);
+    let url = format!(
+        "{}?api-version=2019-08-01&resource=https://vault.emulator.test",
+        f.emu.endpoints().identity
+    );
     let r = f.http.get(&url).send().await.expect("send");
     assert_eq!(r.status(), 401);
-    let r = f.http.get(&url).header("x-identity-header", f.emu.identity_header().expose()).send().await.expect("send");
+    let r = f
+        .http
+        .get(&url)
+        .header("x-identity-header", f.emu.identity_header().expose())
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 200);
     let v: serde_json::Value = r.json().await.expect("json");
     assert!(v["access_token"].is_string());
-    assert!(v["expires_on"].as_str().and_then(|s| s.parse::<i64>().ok()).is_some());
+    assert!(
+        v["expires_on"]
+            .as_str()
+            .and_then(|s| s.parse::<i64>().ok())
+            .is_some()
+    );
     assert_eq!(v["resource"], "https://vault.emulator.test");
     // The MI token works against Key Vault.
     let kv = format!("{}/secrets?api-version=7.6", f.emu.vault_url("contoso-kv"));
-    let r = f.http.get(&kv).bearer_auth(v["access_token"].as_str().unwrap_or_default()).send().await.expect("send");
+    let r = f
+        .http
+        .get(&kv)
+        .bearer_auth(v["access_token"].as_str().unwrap_or_default())
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 200);
 }
 
@@ -120,23 +224,50 @@ async fn arm_answers_401_with_the_right_challenge_for_missing_expired_and_foreig
     let url = f.site("?api-version=2024-04-01");
     let r = f.http.get(&url).send().await.expect("send");
     assert_eq!(r.status(), 401);
-    let www = r.headers()["www-authenticate"].to_str().expect("ascii").to_owned();
-    assert!(www.starts_with("Bearer authorization_uri=\"https://login.emulator.test:"), "{www}");
+    let www = r.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        www.starts_with("Bearer authorization_uri=\"https://login.emulator.test:"),
+        "{www}"
+    );
     assert!(www.contains("error=\"invalid_token\""));
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["error"]["code"], "AuthenticationFailed");
 
     let vault_token = f.token("https://vault.emulator.test/.default").await;
-    let r = f.http.get(&url).bearer_auth(vault_token).send().await.expect("send");
+    let r = f
+        .http
+        .get(&url)
+        .bearer_auth(vault_token)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 401);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["error"]["code"], "InvalidAuthenticationTokenAudience");
 
     f.emu.set_token_lifetime(Duration::from_secs(1));
     let short = f.arm_token().await;
-    assert_eq!(f.http.get(&url).bearer_auth(&short).send().await.expect("send").status(), 200);
+    assert_eq!(
+        f.http
+            .get(&url)
+            .bearer_auth(&short)
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let r = f.http.get(&url).bearer_auth(&short).send().await.expect("send");
+    let r = f
+        .http
+        .get(&url)
+        .bearer_auth(&short)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 401);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["error"]["code"], "ExpiredAuthenticationToken");
@@ -145,16 +276,42 @@ async fn arm_answers_401_with_the_right_challenge_for_missing_expired_and_foreig
 #[tokio::test]
 async fn service_connection_env_describes_the_emulator_as_a_custom_cloud() {
     let f = start().await;
-    let env: std::collections::HashMap<String, String> = f.emu.service_connection_env(&slot_release_emulator::ConnectionKind::WorkloadIdentityFederation).into_iter().collect();
+    let env: std::collections::HashMap<String, String> = f
+        .emu
+        .service_connection_env(&slot_release_emulator::ConnectionKind::WorkloadIdentityFederation)
+        .into_iter()
+        .collect();
     let id = WIF;
-    assert_eq!(env[&format!("ENDPOINT_AUTH_SCHEME_{id}")], "WorkloadIdentityFederation");
-    assert_eq!(env[&format!("ENDPOINT_AUTH_PARAMETER_{id}_SERVICEPRINCIPALID")], CLIENT);
+    assert_eq!(
+        env[&format!("ENDPOINT_AUTH_SCHEME_{id}")],
+        "WorkloadIdentityFederation"
+    );
+    assert_eq!(
+        env[&format!("ENDPOINT_AUTH_PARAMETER_{id}_SERVICEPRINCIPALID")],
+        CLIENT
+    );
     assert_eq!(env[&format!("ENDPOINT_DATA_{id}_SUBSCRIPTIONID")], SUB);
-    assert_eq!(env[&format!("ENDPOINT_URL_{id}")], format!("{}/", f.emu.endpoints().arm));
-    assert_eq!(env["SYSTEM_OIDCREQUESTURI"], f.emu.endpoints().pipelines_oidc);
-    let auth: serde_json::Value = serde_json::from_str(&env[&format!("ENDPOINT_AUTH_{id}")]).expect("json");
+    assert_eq!(
+        env[&format!("ENDPOINT_URL_{id}")],
+        format!("{}/", f.emu.endpoints().arm)
+    );
+    assert_eq!(
+        env["SYSTEM_OIDCREQUESTURI"],
+        f.emu.endpoints().pipelines_oidc
+    );
+    let auth: serde_json::Value =
+        serde_json::from_str(&env[&format!("ENDPOINT_AUTH_{id}")]).expect("json");
     assert_eq!(auth["scheme"], "WorkloadIdentityFederation");
     // The OIDC URL in the env really works with the access token in the env.
-    let r = f.http.post(format!("{}?api-version=7.1&serviceConnectionId={id}", env["SYSTEM_OIDCREQUESTURI"])).bearer_auth(&env["SYSTEM_ACCESSTOKEN"]).send().await.expect("send");
+    let r = f
+        .http
+        .post(format!(
+            "{}?api-version=7.1&serviceConnectionId={id}",
+            env["SYSTEM_OIDCREQUESTURI"]
+        ))
+        .bearer_auth(&env["SYSTEM_ACCESSTOKEN"])
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 200);
 }

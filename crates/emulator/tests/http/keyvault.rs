@@ -9,13 +9,33 @@ fn kv(f: &Fixture, vault: &str, path: &str) -> String {
 #[tokio::test]
 async fn unauthenticated_requests_get_the_challenge() {
     let f = start().await;
-    let r = f.http.get(kv(&f, "contoso-kv", "/secrets?api-version=7.6")).send().await.expect("send");
+    let r = f
+        .http
+        .get(kv(&f, "contoso-kv", "/secrets?api-version=7.6"))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 401);
-    let www = r.headers()["www-authenticate"].to_str().expect("ascii").to_owned();
+    let www = r.headers()["www-authenticate"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let tenant = &f.emu.seed().tenant_id;
-    assert_eq!(www, format!("Bearer authorization=\"https://login.emulator.test:{}/{tenant}\", resource=\"https://vault.emulator.test\"", f.emu.port()));
+    assert_eq!(
+        www,
+        format!(
+            "Bearer authorization=\"https://login.emulator.test:{}/{tenant}\", resource=\"https://vault.emulator.test\"",
+            f.emu.port()
+        )
+    );
     let arm = f.arm_token().await;
-    let r = f.http.get(kv(&f, "contoso-kv", "/secrets?api-version=7.6")).bearer_auth(arm).send().await.expect("send");
+    let r = f
+        .http
+        .get(kv(&f, "contoso-kv", "/secrets?api-version=7.6"))
+        .bearer_auth(arm)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 401, "an ARM token is the wrong audience");
 }
 
@@ -27,10 +47,27 @@ async fn list_pages_with_next_link_and_get_latest_or_by_version() {
     let mut names = Vec::new();
     let mut pages = 0;
     loop {
-        let v: serde_json::Value = f.http.get(&url).bearer_auth(&token).send().await.expect("send").json().await.expect("json");
+        let v: serde_json::Value = f
+            .http
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
         pages += 1;
         for item in v["value"].as_array().expect("array") {
-            names.push(item["id"].as_str().expect("id").rsplit('/').next().expect("name").to_owned());
+            names.push(
+                item["id"]
+                    .as_str()
+                    .expect("id")
+                    .rsplit('/')
+                    .next()
+                    .expect("name")
+                    .to_owned(),
+            );
         }
         match v["nextLink"].as_str() {
             Some(next) => url = next.to_owned(),
@@ -38,18 +75,66 @@ async fn list_pages_with_next_link_and_get_latest_or_by_version() {
         }
     }
     assert_eq!(pages, 4);
-    assert_eq!(names, vec!["api-key", "db-password", "disabled-one", "expired-one"]);
+    assert_eq!(
+        names,
+        vec!["api-key", "db-password", "disabled-one", "expired-one"]
+    );
     for bad in ["0", "26", "x"] {
-        let r = f.http.get(kv(&f, "contoso-kv", &format!("/secrets?api-version=7.6&maxresults={bad}"))).bearer_auth(&token).send().await.expect("send");
+        let r = f
+            .http
+            .get(kv(
+                &f,
+                "contoso-kv",
+                &format!("/secrets?api-version=7.6&maxresults={bad}"),
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), 400);
     }
-    let v: serde_json::Value = f.http.get(kv(&f, "contoso-kv", "/secrets/db-password?api-version=7.6")).bearer_auth(&token).send().await.expect("send").json().await.expect("json");
+    let v: serde_json::Value = f
+        .http
+        .get(kv(&f, "contoso-kv", "/secrets/db-password?api-version=7.6"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(v["value"], "s3cr3t");
     let id = v["id"].as_str().expect("id").to_owned();
     let version = id.rsplit('/').next().expect("version");
-    let v2: serde_json::Value = f.http.get(kv(&f, "contoso-kv", &format!("/secrets/db-password/{version}?api-version=7.6"))).bearer_auth(&token).send().await.expect("send").json().await.expect("json");
+    let v2: serde_json::Value = f
+        .http
+        .get(kv(
+            &f,
+            "contoso-kv",
+            &format!("/secrets/db-password/{version}?api-version=7.6"),
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(v2["value"], "s3cr3t");
-    let v3: serde_json::Value = f.http.get(kv(&f, "contoso-kv", "/secrets/db-password/?api-version=7.6")).bearer_auth(&token).send().await.expect("send").json().await.expect("json");
+    let v3: serde_json::Value = f
+        .http
+        .get(kv(
+            &f,
+            "contoso-kv",
+            "/secrets/db-password/?api-version=7.6",
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(v3["id"], id, "empty version means latest");
 }
 
@@ -57,7 +142,16 @@ async fn list_pages_with_next_link_and_get_latest_or_by_version() {
 async fn disabled_expired_and_missing_secrets_fail_like_key_vault() {
     let f = start().await;
     let token = f.token("https://vault.emulator.test/.default").await;
-    let get = |name: &str| f.http.get(kv(&f, "contoso-kv", &format!("/secrets/{name}?api-version=7.6"))).bearer_auth(&token).send();
+    let get = |name: &str| {
+        f.http
+            .get(kv(
+                &f,
+                "contoso-kv",
+                &format!("/secrets/{name}?api-version=7.6"),
+            ))
+            .bearer_auth(&token)
+            .send()
+    };
     let r = get("disabled-one").await.expect("send");
     assert_eq!(r.status(), 403);
     let v: serde_json::Value = r.json().await.expect("json");
@@ -69,7 +163,17 @@ async fn disabled_expired_and_missing_secrets_fail_like_key_vault() {
     assert_eq!(r.status(), 404);
     let v: serde_json::Value = r.json().await.expect("json");
     assert_eq!(v["error"]["code"], "SecretNotFound");
-    let r = f.http.get(kv(&f, "contoso-kv", "/secrets/db-password/0000?api-version=7.6")).bearer_auth(&token).send().await.expect("send");
+    let r = f
+        .http
+        .get(kv(
+            &f,
+            "contoso-kv",
+            "/secrets/db-password/0000?api-version=7.6",
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 404);
 }
 
@@ -80,9 +184,19 @@ async fn throttling_answers_429_with_retry_after() {
     let mut codes = Vec::new();
     let mut retry_after = None;
     for _ in 0..5 {
-        let r = f.http.get(kv(&f, "tiny-kv", "/secrets/one?api-version=7.6")).bearer_auth(&token).send().await.expect("send");
+        let r = f
+            .http
+            .get(kv(&f, "tiny-kv", "/secrets/one?api-version=7.6"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("send");
         if r.status() == 429 {
-            retry_after = r.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+            retry_after = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
         }
         codes.push(r.status().as_u16());
     }
