@@ -479,3 +479,82 @@ impl AgentOutcome {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(stdout: &str, stderr: &str, exit_code: i32) -> AgentOutcome {
+        // An ExitStatus with a chosen code is only constructible from a real process.
+        let status = Command::new("sh")
+            .args(["-c", &format!("exit {exit_code}")])
+            .status()
+            .ok();
+        AgentOutcome::from_output(
+            stdout.into(),
+            stderr.into(),
+            status,
+            false,
+            false,
+            Duration::ZERO,
+            Vec::new(),
+        )
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn results_follow_the_agents_rules() {
+        assert_eq!(
+            outcome("hello\n", "", 0).result,
+            AgentResult::Succeeded,
+            "no task.complete means success"
+        );
+        let merged = outcome(
+            "##vso[task.complete result=Failed;]a\n",
+            "##vso[task.complete result=Succeeded;]b\n",
+            0,
+        );
+        assert_eq!(merged.result, AgentResult::Failed, "the worse result wins");
+        let crashed = outcome("##vso[task.complete result=Succeeded;]\n", "", 1);
+        assert_eq!(
+            crashed.result,
+            AgentResult::Failed,
+            "a non-zero exit overrides task.complete"
+        );
+        let bad_issue = outcome("##vso[task.logissue type=info]x\n", "", 0);
+        assert_eq!(
+            bad_issue.result,
+            AgentResult::Failed,
+            "a malformed command fails the step"
+        );
+        let issue_only = outcome("##vso[task.logissue type=error]x\n", "", 0);
+        assert_eq!(
+            issue_only.result,
+            AgentResult::Succeeded,
+            "an error issue alone does not fail the step"
+        );
+        let multiline_secret = outcome(
+            "##vso[task.setvariable variable=A;issecret=true]x%0Ay\n",
+            "",
+            0,
+        );
+        assert_eq!(
+            multiline_secret.result,
+            AgentResult::Failed,
+            "the agent rejects multi-line secrets"
+        );
+        let vars = outcome(
+            "x\r##vso[task.setvariable variable=Out;isOutput=true]v\r\n",
+            "",
+            0,
+        );
+        assert_eq!(
+            vars.variables.get("Out"),
+            Some(&SetVariable {
+                value: "v".into(),
+                secret: false,
+                output: true
+            })
+        );
+    }
+}

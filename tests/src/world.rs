@@ -79,6 +79,20 @@ impl World {
     /// agent's variables, the WIF connection and every secret of this world declared to the leak
     /// detector.
     pub fn run(&self, command: &str) -> Result<AgentRun, String> {
+        self.run_with(command, ConnectionKind::WorkloadIdentityFederation)
+    }
+
+    /// [`World::run`] with the seeded service connection of another kind (a service principal with a
+    /// key, a managed identity).
+    pub fn run_with(&self, command: &str, kind: ConnectionKind) -> Result<AgentRun, String> {
+        let connection_id = self
+            .emulator
+            .seed()
+            .service_connections
+            .iter()
+            .find(|c| c.kind == kind)
+            .map(|c| c.id.clone())
+            .ok_or_else(|| format!("no {kind:?} service connection in the seed"))?;
         let mut run = AgentRun::new(&self.entry_point, &self.sources)
             .env(
                 "AGENT_CAINFO",
@@ -87,12 +101,9 @@ impl World {
             .env("BUILD_BUILDNUMBER", "20261122-1")
             .env("BUILD_BUILDID", "4242")
             .input("command", command)
-            .input("azureSubscription", &self.connection_id)
+            .input("azureSubscription", &connection_id)
             .input("configFile", &self.config().display().to_string())
-            .envs(
-                self.emulator
-                    .service_connection_env(&ConnectionKind::WorkloadIdentityFederation),
-            );
+            .envs(self.emulator.service_connection_env(&kind));
         let token = self.emulator.seed().system_access_token.expose().to_owned();
         run = run
             .access_token(&token)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use slot_release_tests::matrix::{self, Case};
 
 /// Cases of the sample besides the SIGKILL and the cancellation case.
-const SAMPLED_OTHERS: usize = 2;
+const SAMPLED_OTHERS: usize = 4;
 /// Past this, a sampled run starts no new case (CI's budget is four minutes on two cores).
 const SAMPLE_BUDGET: Duration = Duration::from_secs(170);
 

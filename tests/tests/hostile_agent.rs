@@ -56,7 +56,8 @@ fn assert_failed_clearly(outcome: &AgentOutcome, expect_in_message: &[&str]) {
     let text = messages(outcome);
     for needle in expect_in_message {
         assert!(
-            text.to_ascii_lowercase().contains(&needle.to_ascii_lowercase()),
+            text.to_ascii_lowercase()
+                .contains(&needle.to_ascii_lowercase()),
             "the failure does not mention {needle:?}:\n{}",
             outcome.transcript()
         );

@@ -38,7 +38,9 @@ fn only_the_pipelines_crate_writes_logging_commands() {
             checked += 1;
             let text = std::fs::read_to_string(&file).unwrap_or_default();
             for (n, line) in text.lines().enumerate() {
-                if line.contains("##vso[") || line.contains("##[") {
+                // Comments may talk about commands; code that writes one has it in a string.
+                let code = line.split("//").next().unwrap_or_default();
+                if code.contains("##vso[") || code.contains("##[") {
                     offenders.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
                 }
             }

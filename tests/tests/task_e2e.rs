@@ -359,3 +359,28 @@ async fn rehearsal_of_a_failed_watch_shows_the_rollback() {
     }
     assert_no_leaks(&world, &outcome);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_principal_key_never_reaches_the_log() {
+    let world = World::start().await.unwrap_or_else(|e| panic!("{e}"));
+    let run = world
+        .run_with(
+            "plan",
+            slot_release_emulator::ConnectionKind::ServicePrincipal,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+        .input("environment", "staging")
+        .env("SYSTEM_DEBUG", "true");
+    let outcome = blocking(move || run.run(TIMEOUT))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        outcome.result,
+        AgentResult::Succeeded,
+        "{}",
+        outcome.transcript()
+    );
+    // The key sits in ENDPOINT_AUTH_PARAMETER_<id>_SERVICEPRINCIPALKEY; even with debug output on it
+    // must not be printed (World declares it, "emulator-client-secret", to the leak detector).
+    assert_no_leaks(&world, &outcome);
+}

@@ -610,6 +610,21 @@ impl Inner {
     }
 }
 
+pub(crate) fn body_json(rsp: &RawResponse) -> serde_json::Value {
+    if rsp.body().is_empty() {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_slice(rsp.body()).unwrap_or(serde_json::Value::Null)
+}
+
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    operation: &str,
+    rsp: &RawResponse,
+) -> Result<T> {
+    serde_json::from_slice(rsp.body())
+        .map_err(|e| AzureError::protocol(operation, format!("cannot parse the response: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact;
@@ -630,19 +645,4 @@ mod tests {
         );
         assert_eq!(redact("nothing secret. Bearer"), "nothing secret. Bearer");
     }
-}
-
-pub(crate) fn body_json(rsp: &RawResponse) -> serde_json::Value {
-    if rsp.body().is_empty() {
-        return serde_json::Value::Null;
-    }
-    serde_json::from_slice(rsp.body()).unwrap_or(serde_json::Value::Null)
-}
-
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
-    operation: &str,
-    rsp: &RawResponse,
-) -> Result<T> {
-    serde_json::from_slice(rsp.body())
-        .map_err(|e| AzureError::protocol(operation, format!("cannot parse the response: {e}")))
 }

@@ -248,9 +248,15 @@ fn the_unmutated_tree_loads() {
 #[test]
 fn known_breakages_are_located_on_their_line() {
     let cases: [(&[&str], Value); 3] = [
-        (&["stages", "staging", "healthCheck", "interval"], Value::from("soon")),
+        (
+            &["stages", "staging", "healthCheck", "interval"],
+            Value::from("soon"),
+        ),
         (&["app", "kind"], Value::from("lambda")),
-        (&["stages", "staging", "healthCheck", "successes"], Value::from("many")),
+        (
+            &["stages", "staging", "healthCheck", "successes"],
+            Value::from("many"),
+        ),
     ];
     for (path, bad) in cases {
         let mut tree = example_tree(0);

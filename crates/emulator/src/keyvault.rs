@@ -137,10 +137,13 @@ pub(crate) async fn handle(shared: Arc<Shared>, vault: String, req: Request<Body
         );
     }
     let path = req.uri().path().to_owned();
+    // `name%2Fversion` (AzureKeyVault@2's `name/version` filter) decodes to two segments.
     let segs: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
         .map(percent_decode)
+        .flat_map(|s| s.split('/').map(str::to_owned).collect::<Vec<_>>())
+        .filter(|s| !s.is_empty())
         .collect();
     let state = lock(&shared.state);
     let Some(v) = state.vaults.get(&vault) else {

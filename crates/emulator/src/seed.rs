@@ -445,3 +445,79 @@ pub(crate) fn valid_host_label(s: &str) -> bool {
         && !s.ends_with('-')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YAML: &str = r#"
+tenantId: t-1
+clients:
+  - clientId: c-1
+    secret: shh
+serviceConnections:
+  - { id: sc-1, name: conn, kind: workloadIdentityFederation, clientId: c-1, subscriptionId: s-1 }
+subscriptions:
+  - id: s-1
+    resourceGroups:
+      - name: rg
+        apps:
+          - name: web
+            kind: container
+            slotConfigNames: { appSettingNames: [A] }
+            slots:
+              - name: staging
+                appSettings: { A: "1" }
+                siteConfig: { linuxFxVersion: "DOCKER|contoso/app:1" }
+        vaults:
+          - name: kv
+            throttle: { limit: 5, windowSeconds: 10 }
+            secrets:
+              - { name: s, value: v, exp: 1700000000 }
+"#;
+
+    #[test]
+    fn yaml_and_json_seeds_parse_with_defaults() {
+        let seed = Seed::from_yaml_str(YAML).expect("valid seed");
+        assert_eq!(seed.organization, "contoso");
+        let app = &seed.subscriptions[0].resource_groups[0].apps[0];
+        assert_eq!(app.kind, AppKind::Container);
+        assert!(app.basic_auth);
+        assert_eq!(app.slot_config_names.app_setting_names, vec!["A"]);
+        let secret = &seed.subscriptions[0].resource_groups[0].vaults[0].secrets[0];
+        assert!(secret.enabled);
+        assert_eq!(secret.value.expose(), "v");
+        assert_eq!(format!("{:?}", secret.value), "SecretString(<redacted>)");
+        let json = serde_json::to_string(&seed).expect("serialises");
+        let again = Seed::from_yaml_str(&json).expect("JSON is accepted too");
+        assert_eq!(
+            again.subscriptions[0].resource_groups[0].apps[0].name,
+            "web"
+        );
+    }
+
+    #[test]
+    fn inconsistent_seeds_are_refused() {
+        let dup = YAML.replace(
+            "          - name: web\n",
+            "          - name: web\n            location: x\n          - name: WEB\n",
+        );
+        assert!(
+            Seed::from_yaml_str(&dup)
+                .unwrap_err()
+                .contains("defined twice")
+        );
+        let unknown = YAML.replace(
+            "clientId: c-1, subscriptionId",
+            "clientId: nobody, subscriptionId",
+        );
+        assert!(
+            Seed::from_yaml_str(&unknown)
+                .unwrap_err()
+                .contains("unknown client")
+        );
+        let typo = YAML.replace("tenantId: t-1", "tenantId: t-1\ntenant: oops");
+        assert!(Seed::from_yaml_str(&typo).is_err());
+        assert!(Seed::sample().validate().is_ok());
+    }
+}

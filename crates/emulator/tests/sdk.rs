@@ -215,7 +215,6 @@ async fn pipelines_credential_child() {
             credential_options: ClientAssertionCredentialOptions {
                 client_options: client_options(http, &authority),
             },
-            ..Default::default()
         }),
     )
     .expect("pipelines credential");

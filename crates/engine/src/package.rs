@@ -566,6 +566,8 @@ pub fn build_package(
         }
     }
 
+    // A tree of 200,000 files holds tens of MB in entries; they are done with before the manifest is built.
+    drop(entries);
     let manifest = writer.finish_manifest(info)?;
     let PackageWriter { zip, archive, .. } = writer;
     let buffered = zip.finish().map_err(|source| PackageError::Zip {
@@ -1010,7 +1012,8 @@ impl PackageWriter {
             },
             ..manifest
         };
-        let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| PackageError::Write {
+        // Compact, not pretty: for very large trees the manifest is the biggest thing held in memory.
+        let mut json = serde_json::to_vec(&manifest).map_err(|e| PackageError::Write {
             archive: self.archive.clone(),
             source: io::Error::other(e),
         })?;

@@ -195,7 +195,7 @@ async fn gate_fails_at_its_deadline_when_never_healthy() {
     assert!(!report.passed);
     assert_eq!(report.successes, 0);
     assert!(report.failures >= 5, "{report:?}");
-    assert!(elapsed < Duration::from_millis(900), "took {elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1_500), "took {elapsed:?}");
     assert!(err.to_string().contains("500 unexpected status"), "{err}");
 }
 
@@ -349,7 +349,7 @@ async fn a_hanging_probe_times_out_and_the_gate_keeps_its_deadline() {
     .await
     .unwrap_err();
     assert!(
-        started.elapsed() < Duration::from_millis(1_000),
+        started.elapsed() < Duration::from_millis(1_500),
         "{:?}",
         started.elapsed()
     );
@@ -386,7 +386,7 @@ async fn cancellation_stops_the_gate_promptly_with_a_report() {
     .await
     .unwrap_err();
     assert!(
-        started.elapsed() < Duration::from_millis(600),
+        started.elapsed() < Duration::from_millis(1_500),
         "{:?}",
         started.elapsed()
     );
@@ -430,7 +430,7 @@ async fn watch_samples_the_whole_window_when_healthy() {
     );
     assert!(report.healthy);
     assert_eq!(report.failures, 1, "one blip is below the limit");
-    assert!((4..=6).contains(&report.probes_total), "{report:?}");
+    assert!((3..=6).contains(&report.probes_total), "{report:?}");
     assert_eq!(probe_lines(&sink), report.probes_total as usize);
 }
 
@@ -500,7 +500,7 @@ async fn watch_is_cancellable() {
     )
     .await
     .unwrap_err();
-    assert!(started.elapsed() < Duration::from_millis(600));
+    assert!(started.elapsed() < Duration::from_millis(1_500));
     let HealthError::WatchCancelled { report } = err else {
         panic!("{err}")
     };

@@ -235,7 +235,7 @@ async fn a_timeout_kills_the_whole_process_group() {
     let started = Instant::now();
     let report = runner.run_all(&[slow], &CancellationToken::new()).await;
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(5),
         "{:?}",
         started.elapsed()
     );

@@ -214,6 +214,14 @@ impl Log {
         }
     }
 
+    /// Registers every secret the agent handed the process ([`crate::AgentEnv::secrets`]: endpoint
+    /// keys, the access token, secret variables). Call it first thing in task mode.
+    pub fn register_secrets<'a>(&self, secrets: impl IntoIterator<Item = &'a crate::Secret>) {
+        for secret in secrets {
+            self.register_secret(secret.expose());
+        }
+    }
+
     /// Masks registered secrets in `text` (for files the caller writes itself).
     pub fn mask(&self, text: &str) -> String {
         self.state().masker.mask(text)

@@ -278,3 +278,29 @@ fn vso_stream_snapshot() {
     );
     insta::assert_snapshot!(out.text());
 }
+
+#[test]
+fn agent_secrets_are_registered_and_masked() {
+    let env = slot_release_pipelines::AgentEnv::from_vars([
+        (
+            "ENDPOINT_AUTH_PARAMETER_abc_SERVICEPRINCIPALKEY",
+            "spn-key-0123456789",
+        ),
+        ("ENDPOINT_AUTH_PARAMETER_abc_TENANTID", "tenant-id-visible"),
+        ("SYSTEM_ACCESSTOKEN", "job-token-abcdef"),
+    ]);
+    let (log, out) = pipeline_log();
+    log.register_secrets(&env.secrets());
+    log.info("key spn-key-0123456789 token job-token-abcdef tenant tenant-id-visible");
+    let output = out.text();
+    let registered: Vec<String> = commands(&output)
+        .into_iter()
+        .filter(|c| c.name == "task.setsecret")
+        .map(|c| c.data)
+        .collect();
+    assert_eq!(registered.len(), 2, "{output}");
+    assert!(
+        output.ends_with("key *** token *** tenant tenant-id-visible\n"),
+        "{output}"
+    );
+}

@@ -80,7 +80,11 @@ fn production_always_healthy(report: &CaseReport, out: &mut Vec<Violation>) {
                 s.health_status,
                 s.health_ok,
                 s.release,
-                if s.during_run { "" } else { " (no run in progress)" }
+                if s.during_run {
+                    ""
+                } else {
+                    " (no run in progress)"
+                }
             ));
         }
     }
@@ -226,7 +230,11 @@ fn converged(report: &CaseReport, out: &mut Vec<Violation>) {
         out.push(violation("converges", "no second run".into()));
         return;
     };
-    let result = last.outcome.variables.get("Result").map(|v| v.value.clone());
+    let result = last
+        .outcome
+        .variables
+        .get("Result")
+        .map(|v| v.value.clone());
     if !matches!(result.as_deref(), Some("Succeeded" | "RolledBack")) {
         let message = last.outcome.complete_message.clone().unwrap_or_default();
         out.push(violation(
@@ -242,7 +250,10 @@ fn converged(report: &CaseReport, out: &mut Vec<Violation>) {
     if !SETTLED.contains(&phase.as_str()) {
         out.push(violation(
             "converges",
-            format!("after `{}`, the journal is left at phase {phase:?}", last.command),
+            format!(
+                "after `{}`, the journal is left at phase {phase:?}",
+                last.command
+            ),
         ));
     }
     if let Some(lock) = tags.get("slotrelease.lock") {

@@ -102,11 +102,9 @@ impl Step {
             Step::Deployment => ("contoso-web-staging.scm.*", "GET", "/api/deployments*"),
             Step::Hook => ("contoso-web-staging.scm.*", "POST", "/api/command"),
             Step::HealthGate => ("contoso-web-staging.azurewebsites.*", "GET", "/health"),
-            Step::StagingJournal | Step::ProductionJournal => (
-                "management.emulator.test",
-                "PATCH",
-                "*/sites/contoso-web",
-            ),
+            Step::StagingJournal | Step::ProductionJournal => {
+                ("management.emulator.test", "PATCH", "*/sites/contoso-web")
+            }
             Step::Swap | Step::RollbackSwap => ("management.emulator.test", "POST", "*/slotsswap"),
             Step::Watch => ("contoso-web.azurewebsites.*", "GET", "/health"),
         }

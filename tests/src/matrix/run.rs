@@ -161,15 +161,23 @@ pub fn content_releases(snapshot: &StateSnapshot) -> BTreeMap<String, Option<Str
 /// older, so the candidate brings a real migration and its undo gives the baseline back its schema
 /// (with equal schemas, the undo would take the baseline's own schema away).
 fn mark_sources(world: &World, release: &str) -> Result<(), String> {
-    std::fs::write(world.sources.join(MARKER), format!("{release}\n")).map_err(|e| e.to_string())?;
+    std::fs::write(world.sources.join(MARKER), format!("{release}\n"))
+        .map_err(|e| e.to_string())?;
     let example = crate::paths::workspace().join("examples/python-webapp");
     for (file, from, to) in [
-        ("settings.py", "REQUIRED_SCHEMA_VERSION = 2", "REQUIRED_SCHEMA_VERSION = 1"),
+        (
+            "settings.py",
+            "REQUIRED_SCHEMA_VERSION = 2",
+            "REQUIRED_SCHEMA_VERSION = 1",
+        ),
         ("migrate.py", "LATEST = max(MIGRATIONS)", "LATEST = 1"),
     ] {
-        let text = std::fs::read_to_string(example.join(file)).map_err(|e| format!("{file}: {e}"))?;
+        let text =
+            std::fs::read_to_string(example.join(file)).map_err(|e| format!("{file}: {e}"))?;
         if !text.contains(from) {
-            return Err(format!("{file} no longer contains {from:?}: update the fault matrix"));
+            return Err(format!(
+                "{file} no longer contains {from:?}: update the fault matrix"
+            ));
         }
         let text = if release == BASELINE {
             text.replace(from, to)
@@ -382,6 +390,28 @@ pub async fn run_case(case: Case) -> Result<CaseReport, String> {
             leaks.push(format!("{} run: {leak}", run.command));
         }
     }
+    // Access tokens are not known in advance (the emulator issues them during the run): any JWT in
+    // what a person can see is one.
+    for run in &runs {
+        for (stream, text) in [
+            ("stdout", &run.outcome.stdout),
+            ("stderr", &run.outcome.stderr),
+        ] {
+            if let Some(at) = find_jwt(text) {
+                leaks.push(format!(
+                    "{} run: a JWT in {stream} at byte {at}",
+                    run.command
+                ));
+            }
+        }
+    }
+    for file in files_below(&temp) {
+        if let Ok(bytes) = std::fs::read(&file)
+            && let Some(at) = find_jwt(&String::from_utf8_lossy(&bytes))
+        {
+            leaks.push(format!("a JWT in {} at byte {at}", file.display()));
+        }
+    }
     leaks.sort();
     leaks.dedup();
     Ok(CaseReport {
@@ -416,7 +446,10 @@ fn first_run(
     let run = world
         .run(stage.command())?
         .env("BUILD_BUILDNUMBER", CANDIDATE)
-        .input("releaseRecordPath", &record_path(world, stage.command(), "first"));
+        .input(
+            "releaseRecordPath",
+            &record_path(world, stage.command(), "first"),
+        );
     running.store(true, Ordering::SeqCst);
     let result = blocking(|| -> Result<(AgentOutcome, bool, bool), String> {
         let mut task = run.spawn().map_err(|e| e.to_string())?;
@@ -448,7 +481,10 @@ fn first_run(
     });
     running.store(false, Ordering::SeqCst);
     let (outcome, triggered, interrupted) = result?;
-    Ok((report(stage.command(), outcome, interrupted, world), triggered))
+    Ok((
+        report(stage.command(), outcome, interrupted, world),
+        triggered,
+    ))
 }
 
 /// Waits for the moment the case strikes: the first request of the step (before, during) or the
@@ -461,8 +497,8 @@ fn wait_for_trigger(world: &World, task: &mut RunningTask, case: Case) -> bool {
         method: Some(method.to_owned()),
         path: Some(path.to_owned()),
     };
-    let by_output = case.timing == Timing::After
-        || (case.timing == Timing::Before && case.fault.is_signal());
+    let by_output =
+        case.timing == Timing::After || (case.timing == Timing::Before && case.fault.is_signal());
     while Instant::now() < deadline {
         if !is_running(task.pid()) {
             return false;
@@ -527,7 +563,11 @@ fn child_pids(pid: u32) -> Vec<u32> {
         return out;
     };
     for entry in entries.flatten() {
-        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -537,7 +577,10 @@ fn child_pids(pid: u32) -> Vec<u32> {
         let Some((_, rest)) = stat.rsplit_once(')') else {
             continue;
         };
-        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        let ppid = rest
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<u32>().ok());
         if ppid == Some(pid) {
             out.push(child);
         }
@@ -594,6 +637,55 @@ fn spawn_poller(
     }))
 }
 
+/// Where a JSON Web Token (`eyJ…`, three base64url parts) starts in `text`, if anywhere.
+pub fn find_jwt(text: &str) -> Option<usize> {
+    let is_b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+    let bytes = text.as_bytes();
+    let mut from = 0;
+    while let Some(pos) = text[from..].find("eyJ") {
+        let start = from + pos;
+        let mut i = start;
+        let mut parts = 0;
+        loop {
+            let part = i;
+            while i < bytes.len() && is_b64(bytes[i]) {
+                i += 1;
+            }
+            if i - part < 8 {
+                break;
+            }
+            parts += 1;
+            if parts == 3 || i >= bytes.len() || bytes[i] != b'.' {
+                break;
+            }
+            i += 1;
+        }
+        if parts == 3 {
+            return Some(start);
+        }
+        from = start + 3;
+    }
+    None
+}
+
+fn files_below(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => stack.push(entry.path()),
+                Ok(kind) if kind.is_file() => files.push(entry.path()),
+                _ => {}
+            }
+        }
+    }
+    files
+}
+
 /// The release the example app's page names (`<b id=release>…</b>`).
 pub fn release_in_page(page: &str) -> Option<String> {
     let start = page.find("<b id=release>")? + "<b id=release>".len();
@@ -607,4 +699,25 @@ pub fn journal_tags(snapshot: &StateSnapshot) -> BTreeMap<String, String> {
         .slot("contoso-web", "production")
         .map(|s| s.tags.clone())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jwt_is_found_and_look_alikes_are_not() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4eHh4eHgifQ.c2lnbmF0dXJlLXZhbHVl";
+        assert_eq!(find_jwt(&format!("token: {jwt} end")), Some(7));
+        assert_eq!(find_jwt("eyJhbGciOiJIUzI1NiJ9 and no more parts"), None);
+        assert_eq!(find_jwt("eyJ.eyJ.x"), None);
+    }
+
+    #[test]
+    fn the_release_is_read_from_the_page() {
+        let page =
+            "<p>Release <b id=release>20261122-2</b> in <b id=environment>production</b>.</p>";
+        assert_eq!(release_in_page(page).as_deref(), Some("20261122-2"));
+        assert_eq!(release_in_page("<p>default page</p>"), None);
+    }
 }

@@ -136,6 +136,26 @@ async fn list_pages_with_next_link_and_get_latest_or_by_version() {
         .await
         .expect("json");
     assert_eq!(v3["id"], id, "empty version means latest");
+    let v4: serde_json::Value = f
+        .http
+        .get(kv(
+            &f,
+            "contoso-kv",
+            &format!("/secrets/db-password%2F{version}?api-version=7.6"),
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(v4["id"], id, "an encoded name/version selects that version");
+    let versions: Vec<String> = {
+        let snap = f.emu.snapshot();
+        snap.vaults.iter().map(|v| v.name.clone()).collect()
+    };
+    assert_eq!(versions, vec!["contoso-kv", "tiny-kv"]);
 }
 
 #[tokio::test]

@@ -102,6 +102,9 @@ pub(crate) struct Ctx {
     pub sizes: Sizes,
 }
 
+/// Set by the debug xtask for the release one: the release binary it has just built.
+const BUILT_VAR: &str = "SLOT_RELEASE_BENCH_BINARY";
+
 const MEASUREMENTS: [&str; 6] = [
     "startup",
     "packaging",
@@ -129,13 +132,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let root = workspace_root()?;
-    let binary = build_release(&root)?;
+    // The debug xtask builds once and hands over to the release xtask, which must not wait on cargo's
+    // lock for a second, empty build.
+    let binary = match std::env::var_os(BUILT_VAR) {
+        Some(path) if !cfg!(debug_assertions) => PathBuf::from(path),
+        _ => build_release(&root)?,
+    };
     if cfg!(debug_assertions) {
         // `cargo xtask` is a debug build; the in-process clients (Key Vault, the upload child) must be
         // measured optimised, as users run them, so the suite continues in the release build of xtask.
         let release = binary.with_file_name("xtask");
         let status = Command::new(&release)
             .args(std::env::args_os().skip(1))
+            .env(BUILT_VAR, &binary)
             .status()
             .with_context(|| format!("cannot run {}", release.display()))?;
         if !status.success() {
