@@ -92,6 +92,13 @@ fn kill_group(pid: u32) {
         .status();
 }
 
+/// Runs the startup command (`$1`) in place of the shell, next to a watchdog that kills the whole
+/// process group once the emulator process (`$2`) is gone. Drop and shutdown kill the group
+/// themselves; the watchdog covers an emulator killed by a signal, where no destructor runs (a
+/// parent-death signal would need `unsafe`, which the workspace forbids).
+const WATCHDOG: &str =
+    r#"(while kill -0 "$2" 2>/dev/null; do sleep 1; done; kill -KILL 0) & exec sh -c "$1""#;
+
 /// How to start a slot's app.
 #[derive(Debug)]
 pub(crate) struct LaunchSpec {
@@ -245,7 +252,10 @@ pub(crate) fn spawn(shared: &Arc<Shared>, spec: LaunchSpec) -> Arc<Instance> {
     let instance = Instance::with_status(port, InstanceStatus::Starting);
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c")
+        .arg(WATCHDOG)
+        .arg("sh")
         .arg(&command)
+        .arg(std::process::id().to_string())
         .current_dir(&spec.cwd)
         .env_clear()
         .envs(spec.env)
@@ -273,6 +283,8 @@ async fn monitor(instance: Arc<Instance>, mut child: tokio::process::Child, time
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {
+        // Poll the port only while starting; afterwards just wait for exit or cancellation.
+        let starting = instance.status() == InstanceStatus::Starting;
         tokio::select! {
             _ = instance.cancel.cancelled() => {
                 if let Some(pid) = lock(&instance.pid).take() {
@@ -292,7 +304,7 @@ async fn monitor(instance: Arc<Instance>, mut child: tokio::process::Child, time
                 instance.status.send_replace(InstanceStatus::Failed(reason));
                 return;
             }
-            _ = tick.tick() => {
+            _ = tick.tick(), if starting => {
                 if instance.status() == InstanceStatus::Starting {
                     if tokio::net::TcpStream::connect(("127.0.0.1", instance.port)).await.is_ok() {
                         instance.status.send_replace(InstanceStatus::Ready);

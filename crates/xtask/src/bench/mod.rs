@@ -338,6 +338,12 @@ pub(crate) fn timed(command: Command, scratch: &Path) -> anyhow::Result<Timed> {
         .arg(&report)
         .arg(&program)
         .args(&args);
+    // `get_envs` does not reveal `env_clear`, so a measured command always starts from an empty
+    // environment plus what it set explicitly; PATH and HOME are kept for the program's own lookups.
+    wrapped
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::var_os("HOME").unwrap_or_default());
     if let Some(dir) = command.get_current_dir() {
         wrapped.current_dir(dir);
     }

@@ -47,7 +47,9 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
             .context("the deployment is not in the emulator's state")?;
         let ended = parse_time(record.end_time.as_deref().context("no end time")?)?;
         reactions.push((noticed - ended).as_seconds_f64());
-        deploy_gaps.extend(poll_gaps(&em, |p| p.contains("/api/deployments/"))?);
+        deploy_gaps.extend(poll_gaps(&em, |p| {
+            p.contains("/api/deployments/") || p.ends_with("/api/publish")
+        })?);
         em.shutdown().await;
     }
 
@@ -100,7 +102,7 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
                 Target::None,
             ),
             Row::alone(
-                "shortest gap between deployment status polls",
+                "shortest gap between deployment requests (upload, polls)",
                 if min_deploy_gap.is_finite() {
                     min_deploy_gap
                 } else {

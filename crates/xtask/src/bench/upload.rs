@@ -44,7 +44,8 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
     let scm = em.scm_url(APP, "staging");
     let host_port = scm.trim_start_matches("https://").to_owned();
     let host = host_port.split(':').next().unwrap_or_default().to_owned();
-    let exe = std::env::current_exe()?;
+    // The release xtask beside the binary (not current_exe: a rebuild may have replaced that file).
+    let exe = ctx.binary.with_file_name("xtask");
 
     let (mut ours, mut curl, mut ours_rss, mut curl_rss, mut ours_wall) =
         (vec![], vec![], vec![], vec![], vec![]);
