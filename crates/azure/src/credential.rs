@@ -24,6 +24,34 @@ fn azure_err(message: impl Into<String>) -> azure_core::Error {
     azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, message.into())
 }
 
+/// Reads a token endpoint's answer as JSON, turning every failure into one message that names the endpoint
+/// (`what`) and, for HTTP errors, adds `hint` for the user.
+async fn token_endpoint_json(
+    sent: std::result::Result<reqwest::Response, reqwest::Error>,
+    what: &str,
+    hint: &str,
+) -> azure_core::Result<serde_json::Value> {
+    let rsp = sent.map_err(|e| {
+        azure_err(format!(
+            "cannot reach {what}: {}",
+            crate::client::chain_message(&e)
+        ))
+    })?;
+    let status = rsp.status();
+    let body = rsp
+        .bytes()
+        .await
+        .map_err(|e| azure_err(format!("reading the answer of {what}: {e}")))?;
+    if !status.is_success() {
+        let (code, message) = crate::client::azure_error_body(&body);
+        return Err(azure_err(format!(
+            "{what} answered HTTP {status} {code}: {message}{hint}"
+        )));
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| azure_err(format!("the answer of {what} is not JSON: {e}")))
+}
+
 /// Build the token credential for `source` in `cloud`, using `http` for every token request.
 pub(crate) fn build_credential(
     source: &CredentialSource,
@@ -154,26 +182,13 @@ impl ClientAssertion for PipelinesOidcAssertion {
             .header("Content-Type", "application/json")
             .header("Content-Length", "0")
             .send()
-            .await
-            .map_err(|e| {
-                azure_err(format!(
-                    "cannot reach the Azure Pipelines OIDC endpoint: {}",
-                    crate::client::chain_message(&e)
-                ))
-            })?;
-        let status = rsp.status();
-        let body = rsp
-            .bytes()
-            .await
-            .map_err(|e| azure_err(format!("OIDC token response: {e}")))?;
-        if !status.is_success() {
-            let (_, message) = crate::client::azure_error_body(&body);
-            return Err(azure_err(format!(
-                "the Azure Pipelines OIDC endpoint answered HTTP {status}: {message} (is System.AccessToken mapped and does the connection use workload identity federation?)"
-            )));
-        }
-        let v: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| azure_err(format!("the OIDC token response is not JSON: {e}")))?;
+            .await;
+        let v = token_endpoint_json(
+            rsp,
+            "the Azure Pipelines OIDC endpoint",
+            " (is System.AccessToken mapped and does the connection use workload identity federation?)",
+        )
+        .await?;
         v.get("oidcToken")
             .and_then(|t| t.as_str())
             .filter(|t| !t.is_empty())
@@ -347,25 +362,7 @@ impl TokenCredential for ManagedIdentity {
                 self.http.get(u).header("Metadata", "true")
             }
         };
-        let rsp = req.send().await.map_err(|e| {
-            azure_err(format!(
-                "cannot reach the managed identity endpoint: {}",
-                crate::client::chain_message(&e)
-            ))
-        })?;
-        let status = rsp.status();
-        let body = rsp
-            .bytes()
-            .await
-            .map_err(|e| azure_err(format!("managed identity response: {e}")))?;
-        if !status.is_success() {
-            let (code, message) = crate::client::azure_error_body(&body);
-            return Err(azure_err(format!(
-                "the managed identity endpoint answered HTTP {status} {code}: {message}"
-            )));
-        }
-        let v: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| azure_err(format!("managed identity response is not JSON: {e}")))?;
+        let v = token_endpoint_json(req.send().await, "the managed identity endpoint", "").await?;
         let token = v
             .get("access_token")
             .and_then(|t| t.as_str())

@@ -311,8 +311,11 @@ pub struct StagingStage {
 pub struct ProductionStage {
     /// The environment whose slot is the swap target, normally one bound to `production`.
     pub environment: EnvironmentName,
-    /// The slot swapped into the target, normally the staging environment's slot.
-    pub source_slot: SlotName,
+    /// The slot swapped into the target, normally the staging environment's slot. Leave it out for
+    /// a `container` app that has no staging slot: the new image is then set on production directly
+    /// (watched, and rolled back to the previous tag). A `code` app always needs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_slot: Option<SlotName>,
     /// How the swap is done.
     #[serde(default)]
     pub strategy: SwapStrategy,

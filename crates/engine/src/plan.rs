@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::journal::{JournalTags, Phase};
 use crate::spec::{
-    AppKind, EnvironmentSpec, HealthSpec, HookWhere, ReleaseSpec, RollbackMode, SecretDelivery,
-    Strategy,
+    AppKind, EnvironmentSpec, HealthSpec, HookWhere, ReleaseSpec, Restore, RollbackMode,
+    SecretDelivery, Strategy,
 };
 use crate::state::{LiveState, PRODUCTION};
 
@@ -1319,78 +1319,126 @@ fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, p
         }
         return;
     }
-    let other = spec
+    let source_slot = spec
         .production
         .as_ref()
         .map(|p| p.source_slot.as_str())
         .filter(|s| *s != PRODUCTION);
-    let lkg_slot = other.filter(|slot| journal.slot_release(slot) == Some(lkg.as_str()));
+    let lkg_slot = source_slot.filter(|slot| journal.slot_release(slot) == Some(lkg.as_str()));
+    let previous_image = match &spec.app.kind {
+        AppKind::Container { .. } => journal.previous_image.as_deref(),
+        AppKind::Code { .. } => None,
+    };
+    let restore = spec.rollback.as_ref().map(|r| r.restore);
+    plan.preflight.push(check(
+        "restore",
+        true,
+        match restore {
+            Some(Restore::SwapBack) => {
+                "stages.rollback.restore is swapBack: only a swap back restores production".to_owned()
+            }
+            Some(Restore::LastKnownGood) => {
+                "stages.rollback.restore is lastKnownGood: the last known-good release is redeployed on production".to_owned()
+            }
+            None => "no stages.rollback: swap back when possible, else put the previous image back".to_owned(),
+        },
+    ));
+    // What the rollback does: the configured restore, or (no rollback stage) whichever is possible.
+    let method = match restore {
+        Some(Restore::SwapBack) => lkg_slot.map(RestoreBy::Swap).ok_or_else(|| {
+            match source_slot {
+                None => format!(
+                    "restore is swapBack, but production has no source slot (its image was set directly), so there is nothing to swap back; set stages.rollback.restore to lastKnownGood to put the previous image back"
+                ),
+                Some(slot) => format!(
+                    "restore is swapBack, but slot {slot} holds {} per the journal, not the last known-good release {lkg}, so swapping back would not restore it; {}",
+                    journal.slot_release(slot).unwrap_or("no recorded release"),
+                    match (&spec.app.kind, previous_image) {
+                        (AppKind::Container { .. }, Some(_)) => "set stages.rollback.restore to lastKnownGood to put its image back".to_owned(),
+                        _ => format!("redeploy {lkg} with the staging and production stages"),
+                    }
+                ),
+            }
+        }),
+        Some(Restore::LastKnownGood) => match (&spec.app.kind, previous_image) {
+            (AppKind::Container { .. }, Some(image)) => Ok(RestoreBy::Image(image)),
+            (AppKind::Container { .. }, None) => Err(format!(
+                "restore is lastKnownGood, but the journal records no previous image for release {lkg}, so there is no tag to put back; redeploy it with the staging and production stages"
+            )),
+            (AppKind::Code { .. }, _) => Err(format!(
+                "restore is lastKnownGood, but a code app's package stays with the pipeline run that built it and the journal keeps no copy of release {lkg}'s package; run the staging and production stages for {lkg}, or set stages.rollback.restore to swapBack{}",
+                lkg_slot.map_or(String::new(), |slot| format!(" (slot {slot} holds it)"))
+            )),
+        },
+        None => lkg_slot
+            .map(RestoreBy::Swap)
+            .or(previous_image.map(RestoreBy::Image))
+            .ok_or_else(|| format!(
+                "the last known-good release {lkg} is in no slot and no previous image is recorded, so it cannot be restored; redeploy it with the staging and production stages"
+            )),
+    };
     let mut steps = vec![step(
         Action::AcquireLock,
         "a rollback must not race another release",
     )];
-    if let Some(slot) = lkg_slot {
-        let held = state.slot(slot).and_then(|s| s.release.as_deref());
-        let verified = held == Some(lkg.as_str());
-        plan.preflight.push(check(
-            "last-known-good",
-            verified,
-            if verified {
-                format!("slot {slot} holds the last known-good release {lkg}")
-            } else {
-                format!(
-                    "the journal says slot {slot} holds {lkg} but its deployment record says {}; refusing to swap an unverified release",
-                    held.unwrap_or("nothing")
-                )
-            },
-        ));
-        steps.push(step(
-            Action::WriteJournal {
-                phase: Phase::RollingBack,
-            },
-            "a run cut short during the rollback must be recognised",
-        ));
-        steps.push(step(
-            Action::Swap {
-                source: slot.to_owned(),
-                target: PRODUCTION.to_owned(),
-            },
-            format!("the last known-good release {lkg} is in slot {slot}: swap it back"),
-        ));
-    } else if let (AppKind::Container { .. }, Some(previous)) =
-        (&spec.app.kind, journal.previous_image.as_deref())
-    {
-        plan.preflight.push(check(
-            "last-known-good",
-            true,
-            format!("the journal records the previous image {previous}"),
-        ));
-        steps.push(step(
-            Action::WriteJournal {
-                phase: Phase::RollingBack,
-            },
-            "a run cut short during the rollback must be recognised",
-        ));
-        steps.push(step(
-            Action::SetImage {
-                slot: PRODUCTION.to_owned(),
-                before: state
-                    .slot(PRODUCTION)
-                    .and_then(|s| s.image())
-                    .map(str::to_owned),
-                after: previous.to_owned(),
-            },
-            format!("the previous known-good image of release {lkg} is put back"),
-        ));
-    } else {
-        plan.preflight.push(check(
-            "last-known-good",
-            false,
-            format!(
-                "the last known-good release {lkg} is in no slot and no previous image is recorded, so it cannot be restored; redeploy it with the staging and production stages"
-            ),
-        ));
-        return;
+    match method {
+        Ok(RestoreBy::Swap(slot)) => {
+            let held = state.slot(slot).and_then(|s| s.release.as_deref());
+            let verified = held == Some(lkg.as_str());
+            plan.preflight.push(check(
+                "last-known-good",
+                verified,
+                if verified {
+                    format!("slot {slot} holds the last known-good release {lkg}")
+                } else {
+                    format!(
+                        "the journal says slot {slot} holds {lkg} but its deployment record says {}; refusing to swap an unverified release",
+                        held.unwrap_or("nothing")
+                    )
+                },
+            ));
+            steps.push(step(
+                Action::WriteJournal {
+                    phase: Phase::RollingBack,
+                },
+                "a run cut short during the rollback must be recognised",
+            ));
+            steps.push(step(
+                Action::Swap {
+                    source: slot.to_owned(),
+                    target: PRODUCTION.to_owned(),
+                },
+                format!("the last known-good release {lkg} is in slot {slot}: swap it back"),
+            ));
+        }
+        Ok(RestoreBy::Image(previous)) => {
+            plan.preflight.push(check(
+                "last-known-good",
+                true,
+                format!("the journal records the previous image {previous}"),
+            ));
+            steps.push(step(
+                Action::WriteJournal {
+                    phase: Phase::RollingBack,
+                },
+                "a run cut short during the rollback must be recognised",
+            ));
+            steps.push(step(
+                Action::SetImage {
+                    slot: PRODUCTION.to_owned(),
+                    before: state
+                        .slot(PRODUCTION)
+                        .and_then(|s| s.image())
+                        .map(str::to_owned),
+                    after: previous.to_owned(),
+                },
+                format!("the previous known-good image of release {lkg} is put back"),
+            ));
+        }
+        Err(why) => {
+            plan.preflight.push(check("last-known-good", false, why));
+            return;
+        }
     }
     if let Some(health) = spec
         .rollback
@@ -1424,6 +1472,14 @@ fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, p
     ));
     steps.push(step(Action::ReleaseLock, "the stage is done"));
     plan.steps = steps;
+}
+
+/// How a rollback puts the last known-good release back.
+enum RestoreBy<'a> {
+    /// Swap this slot, which holds it, into production.
+    Swap(&'a str),
+    /// Set this image (its recorded tag) on production.
+    Image(&'a str),
 }
 
 /// The JSON Schema of the plan document.

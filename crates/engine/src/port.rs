@@ -83,9 +83,6 @@ pub enum PortError {
     /// The run has no Azure connection (the build stage).
     #[error("cannot {0}: this run has no Azure connection")]
     Offline(String),
-    /// A background task of the adapter died.
-    #[error("an Azure call was interrupted: {0}")]
-    Task(String),
     /// A slot name was not valid for App Service.
     #[error("`{0}` is not a valid slot name")]
     SlotName(String),
@@ -531,14 +528,9 @@ impl Port for AzurePort {
             .map(|n| az::SecretRef::parse(n))
             .collect::<Result<Vec<_>, _>>()
             .map_err(azure_err(format!("name secrets of {vault}")))?;
-        // The client's future is not provably `Send` (a higher-ranked closure inside it), so it is driven
-        // on a blocking thread of the same runtime instead of inside this `Send` future.
-        let handle = tokio::runtime::Handle::current();
-        let read = tokio::task::spawn_blocking(move || handle.block_on(kv.get_secrets(&refs)));
-        match read.await {
-            Ok(result) => result.map_err(azure_err(format!("read secrets from {vault}"))),
-            Err(join) => Err(PortError::Task(join.to_string())),
-        }
+        kv.get_secrets(&refs)
+            .await
+            .map_err(azure_err(format!("read secrets from {vault}")))
     }
 
     fn slot_url(&self, slot: &str) -> Result<url::Url, PortError> {

@@ -11,6 +11,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use slot_release_config as cfg;
 
+use crate::state::PRODUCTION;
+
 /// A release as the engine sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseSpec {
@@ -190,7 +192,7 @@ pub enum RollbackMode {
 pub struct ProductionSpec {
     /// Environment applied to production.
     pub environment: String,
-    /// The slot swapped in.
+    /// The slot swapped in; [`PRODUCTION`] when there is none and production takes the new image directly.
     pub source_slot: String,
     /// Swap or swap with preview.
     pub strategy: Strategy,
@@ -352,7 +354,12 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
         }),
         production: Some(ProductionSpec {
             environment: production.environment.as_str().to_owned(),
-            source_slot: production.source_slot.as_str().to_owned(),
+            // No source slot means a direct image update of production (config allows it for containers only).
+            source_slot: production
+                .source_slot
+                .as_ref()
+                .map_or(PRODUCTION, |slot| slot.as_str())
+                .to_owned(),
             strategy: match production.strategy {
                 cfg::SwapStrategy::Swap => Strategy::Swap,
                 cfg::SwapStrategy::SwapWithPreview => Strategy::SwapWithPreview,

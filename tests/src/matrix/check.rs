@@ -72,7 +72,10 @@ fn production_always_healthy(report: &CaseReport, out: &mut Vec<Violation>) {
         }
         let excused_by_route =
             shares_route && matches!(s.health_status, 0 | 409 | 429 | 500) && s.during_run;
-        let excused_by_app = case.fault == FaultKind::UnhealthyAfterSwap && s.during_run;
+        // Rollback-swap cases make production unhealthy after the swap on purpose, to force it.
+        let excused_by_app = (case.fault == FaultKind::UnhealthyAfterSwap
+            || case.step == Step::RollbackSwap)
+            && s.during_run;
         if !(excused_by_route || excused_by_app) {
             bad.push(format!(
                 "{:.1}s: /health {} ok={} release={:?}{}",

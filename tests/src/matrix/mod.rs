@@ -39,7 +39,8 @@ pub enum Step {
     Watch,
     /// The journal writes of the production stage.
     ProductionJournal,
-    /// The swap back when a failed watch rolls production back.
+    /// The swap back when a failed watch rolls production back (the case makes production unhealthy
+    /// after the swap to force it; `before` means after the forward swap).
     RollbackSwap,
 }
 
@@ -123,7 +124,7 @@ impl Step {
             Step::Swap => "] swap staging into production",
             Step::Watch => "] watch production",
             Step::ProductionJournal => "] write journal: swapped",
-            Step::RollbackSwap => "] write journal: released",
+            Step::RollbackSwap => "] write journal: rolledBack",
         }
     }
 }

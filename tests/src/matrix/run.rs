@@ -437,7 +437,16 @@ fn first_run(
         world.emulator.set_token_lifetime(Duration::from_secs(2));
         *faults_injected += 1;
     }
-    if case.timing == Timing::Before && !case.fault.is_signal() {
+    if case.step == Step::RollbackSwap {
+        // The swap back only happens when the watch fails: make production unhealthy after the swap.
+        world.emulator.inject(Fault::AppUnhealthyAfterSwap {
+            app: "contoso-web".into(),
+        });
+        *faults_injected += 1;
+    }
+    // The rollback swap's faults wait for the forward swap, or they would hit it instead.
+    let set_at_start = case.timing == Timing::Before && case.step != Step::RollbackSwap;
+    if set_at_start && !case.fault.is_signal() {
         for fault in &faults {
             world.emulator.inject(fault.clone());
             *faults_injected += 1;
@@ -467,7 +476,7 @@ fn first_run(
                     let outcome = task.cancel().map_err(|e| e.to_string())?;
                     return Ok((outcome, true, true));
                 }
-                _ if case.timing != Timing::Before => {
+                _ if case.timing != Timing::Before || case.step == Step::RollbackSwap => {
                     for fault in &faults {
                         world.emulator.inject(fault.clone());
                         *faults_injected += 1;
@@ -490,6 +499,9 @@ fn first_run(
 /// Waits for the moment the case strikes: the first request of the step (before, during) or the
 /// line saying the step finished (after). Returns false when the run ended first.
 fn wait_for_trigger(world: &World, task: &mut RunningTask, case: Case) -> bool {
+    if case.step == Step::RollbackSwap {
+        return wait_for_rollback_swap(world, task, case.timing);
+    }
     let deadline = Instant::now() + HARNESS_TIMEOUT;
     let (host, method, path) = case.step.route();
     let matcher = RouteMatch {
@@ -525,6 +537,43 @@ fn wait_for_trigger(world: &World, task: &mut RunningTask, case: Case) -> bool {
             return true;
         }
         std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+/// The moments of the swap back: before it (the forward swap is done), during it (its first
+/// request, the second swap request of the run), after it (the rollback is recorded).
+fn wait_for_rollback_swap(world: &World, task: &mut RunningTask, timing: Timing) -> bool {
+    let deadline = Instant::now() + HARNESS_TIMEOUT;
+    let (host, method, path) = Step::RollbackSwap.route();
+    let matcher = RouteMatch {
+        host: Some(host.to_owned()),
+        method: Some(method.to_owned()),
+        path: Some(path.to_owned()),
+    };
+    while Instant::now() < deadline {
+        if !is_running(task.pid()) {
+            return false;
+        }
+        let hit = match timing {
+            Timing::Before => task
+                .stdout_so_far()
+                .contains("] swap staging into production"),
+            Timing::During => {
+                world
+                    .emulator
+                    .requests()
+                    .iter()
+                    .filter(|r| matcher.matches(&r.host, &r.method, &r.path))
+                    .count()
+                    >= 2
+            }
+            Timing::After => task.stdout_so_far().contains("] write journal: rolledBack"),
+        };
+        if hit {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     false
 }

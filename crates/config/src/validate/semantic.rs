@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 
 use super::Checker;
 use crate::diagnostic::Diagnostics;
-use crate::model::{AppKind, HealthCheck, Hook, HookLocation, ReleaseConfig, RollbackMode};
+use crate::model::{
+    AppKind, HealthCheck, Hook, HookLocation, ReleaseConfig, Restore, RollbackMode,
+};
 use crate::source::{SourceMap, join_index, join_key};
 use crate::validate::did_you_mean;
 
@@ -190,10 +192,11 @@ fn check_stages(config: &ReleaseConfig, c: &mut Checker<'_>) {
         production.environment.as_str(),
         c,
     ) && let Some(environment) = config.environment(production.environment.as_str())
+        && let Some(source_slot) = &production.source_slot
         && environment
             .slot
             .as_str()
-            .eq_ignore_ascii_case(production.source_slot.as_str())
+            .eq_ignore_ascii_case(source_slot.as_str())
     {
         c.error(
             "stages.production.sourceSlot",
@@ -207,6 +210,17 @@ fn check_stages(config: &ReleaseConfig, c: &mut Checker<'_>) {
                  is the swap target",
                 production.environment
             ),
+        );
+    }
+    if production.source_slot.is_none() && config.app.kind == AppKind::Code {
+        c.error_key(
+            "stages.production",
+            "source-slot-required",
+            "a code app is released through a slot, but `stages.production` has no `sourceSlot`"
+                .into(),
+            "set `sourceSlot` to the slot the staging stage deploys to (e.g. `staging`); only a \
+             container app can take a new image on production directly"
+                .into(),
         );
     }
     check_hooks(config, "stages.production.hooks", &production.hooks, c);
@@ -262,6 +276,23 @@ fn check_stages(config: &ReleaseConfig, c: &mut Checker<'_>) {
         );
         if let Some(health) = &rollback.health_check {
             check_health("stages.rollback.healthCheck", health, true, c);
+        }
+        if rollback.restore == Restore::SwapBack && production.source_slot.is_none() {
+            let path = if c.source.contains("stages.rollback.restore") {
+                "stages.rollback.restore"
+            } else {
+                "stages.rollback.environment"
+            };
+            c.error(
+                path,
+                "swap-back-without-slot",
+                "the rollback restores by swapping back (`restore: swapBack`, the default), but \
+                 `stages.production` has no `sourceSlot`, so there is no slot to swap with"
+                    .into(),
+                "set `restore: lastKnownGood` to put the previous image tag back on production, \
+                 or add `sourceSlot` to `stages.production`"
+                    .into(),
+            );
         }
     }
 }
