@@ -13,6 +13,7 @@ use slot_release_engine::plan::{self, BuildInfo, PlanInput, Stage};
 use slot_release_engine::port::{self, Port};
 use slot_release_engine::rehearse::{self, FailAt};
 use slot_release_engine::release::{self, LoadRequest};
+use slot_release_engine::spec::HealthTimeout;
 use slot_release_engine::stages::{self, Command, StageOptions, Unfinished};
 use slot_release_engine::state::LiveState;
 use slot_release_pipelines::{
@@ -75,12 +76,36 @@ struct Connection {
     release_id: Option<String>,
 }
 
+/// Values given from outside release.yml that adjust it for one run.
+#[derive(Debug, Clone, Args)]
+struct Overrides {
+    /// Bound every health gate (staging, swap preview, after a rollback) to this many seconds
+    /// instead of the config's `timeout` (the task input healthTimeoutSeconds).
+    #[arg(long, value_name = "SECONDS")]
+    health_timeout_seconds: Option<u64>,
+}
+
+impl Overrides {
+    fn apply(&self, loaded: &mut release::LoadedRelease, log: &Log) -> Result<()> {
+        if let Some(seconds) = self.health_timeout_seconds {
+            let timeout = HealthTimeout::from_secs(seconds)?;
+            loaded.spec.override_health_timeout(timeout)?;
+            log.info(&format!(
+                "Health gates time out after {seconds}s (healthTimeoutSeconds), not the config's timeout"
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 struct PlanArgs {
     #[command(flatten)]
     common: Common,
     #[command(flatten)]
     connection: Connection,
+    #[command(flatten)]
+    overrides: Overrides,
     /// The stage to plan.
     #[arg(long, default_value = "staging")]
     stage: String,
@@ -95,6 +120,8 @@ struct RunArgs {
     common: Common,
     #[command(flatten)]
     connection: Connection,
+    #[command(flatten)]
+    overrides: Overrides,
     /// Write the release record (JSON) here.
     #[arg(long)]
     record: Option<PathBuf>,
@@ -119,6 +146,8 @@ struct RunArgs {
 struct RehearseArgs {
     #[command(flatten)]
     common: Common,
+    #[command(flatten)]
+    overrides: Overrides,
     /// Show a failure path and its recovery: none, health, migration or watch.
     #[arg(long, default_value = "none")]
     fail_at: FailAt,
@@ -247,6 +276,22 @@ fn parse() -> Result<Cli, clap::Error> {
         && let Some(minutes) = inputs.get("timeoutMinutes").filter(|m| !m.is_empty())
     {
         argv.extend(["--timeout-minutes".to_owned(), minutes.to_owned()]);
+    }
+    let gated = [
+        "plan",
+        "staging",
+        "production",
+        "rollback",
+        "release",
+        "rehearse",
+    ];
+    if gated.contains(&command.as_str())
+        && let Some(seconds) = inputs
+            .get("healthTimeoutSeconds")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    {
+        argv.extend(["--health-timeout-seconds".to_owned(), seconds.to_owned()]);
     }
     if command == "rehearse"
         && let Some(fail_at) = inputs.get("rehearseFailAt").filter(|f| !f.is_empty())
@@ -431,7 +476,8 @@ fn connect(connection: &Connection, loaded: &release::LoadedRelease) -> Result<p
 
 async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
     let stage: Stage = args.stage.parse()?;
-    let loaded = load(&args.common, Some(&args.connection), false, log)?;
+    let mut loaded = load(&args.common, Some(&args.connection), false, log)?;
+    args.overrides.apply(&mut loaded, log)?;
     let state = match &args.state {
         Some(path) => LiveState::from_file(path)?,
         None => {
@@ -506,7 +552,8 @@ async fn run_cmd(
     log: &Log,
     cancel: CancellationToken,
 ) -> Result<ExitCode> {
-    let loaded = load(&args.common, Some(&args.connection), false, log)?;
+    let mut loaded = load(&args.common, Some(&args.connection), false, log)?;
+    args.overrides.apply(&mut loaded, log)?;
     let agent = AgentEnv::from_env();
     if agent.is_pull_request() {
         return Err(anyhow!(
@@ -629,7 +676,8 @@ async fn rehearse_cmd(
     log: &Log,
     cancel: CancellationToken,
 ) -> Result<ExitCode> {
-    let loaded = load(&args.common, None, false, log)?;
+    let mut loaded = load(&args.common, None, false, log)?;
+    args.overrides.apply(&mut loaded, log)?;
     let temp;
     let work_dir = match &args.work_dir {
         Some(dir) => dir.clone(),

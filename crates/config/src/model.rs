@@ -403,10 +403,13 @@ pub struct RollbackStage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum Restore {
-    /// Swap back: the previous release still sits in the source slot after a swap.
+    /// Swap back: the previous release still sits in the source slot after a swap. The rollback
+    /// refuses when the journal shows that slot holds something else.
     #[default]
     SwapBack,
-    /// Redeploy the last known-good release (package or image tag) recorded in the journal.
+    /// Put the last known-good release back on production from the journal: its image tag
+    /// (`container` apps). A `code` app's package is not kept in Azure, so for a code app the
+    /// rollback refuses and says to release that version again.
     LastKnownGood,
 }
 

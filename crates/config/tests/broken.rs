@@ -53,6 +53,11 @@ broken! {
     package_required: "package-required" => [("package-required", 6, 9)];
     setting_and_secret: "setting-and-secret" => [("setting-and-secret", 19, 9)];
     invalid_type: "invalid-type" => [("invalid-type", 21, 18)];
+    source_slot_required: "source-slot-required" => [("source-slot-required", 21, 3)];
+    swap_back_without_slot: "swap-back-without-slot" => [
+        ("preview-without-slot", 22, 15),
+        ("swap-back-without-slot", 29, 14),
+    ];
     many_names: "many-names" => [
         ("invalid-setting-name", 15, 7),
         ("invalid-vault-name", 17, 14),

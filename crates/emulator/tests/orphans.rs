@@ -6,29 +6,30 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tokio::io::AsyncBufReadExt;
 
 #[tokio::test]
 async fn apps_die_when_the_emulator_process_is_killed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port_file = dir.path().join("port");
     let mut child = tokio::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["orphan_child", "--exact", "--nocapture", "--test-threads=1"])
-        .env("EMULATOR_ORPHAN_CHILD", "1")
-        .stdout(std::process::Stdio::piped())
+        .args(["orphan_child", "--exact", "--test-threads=1"])
+        .env("EMULATOR_ORPHAN_CHILD", &port_file)
+        .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("child starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::BufReader::new(stdout).lines();
-    let port = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Some(line) = lines.next_line().await.expect("read") {
-            if let Some(p) = line.strip_prefix("APP-PORT=") {
-                return p.parse::<u16>().expect("port");
-            }
+    let mut port = None;
+    for _ in 0..600 {
+        if let Some(p) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u16>().ok())
+        {
+            port = Some(p);
+            break;
         }
-        panic!("the child ended without reporting a port");
-    })
-    .await
-    .expect("child reports its app port");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let port = port.expect("the child reports its app port");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     child.kill().await.expect("SIGKILL the emulator process");
     for _ in 0..50 {
@@ -43,9 +44,9 @@ async fn apps_die_when_the_emulator_process_is_killed() {
 /// Runs only as the child of the test above (it returns at once otherwise).
 #[tokio::test]
 async fn orphan_child() {
-    if std::env::var("EMULATOR_ORPHAN_CHILD").is_err() {
+    let Ok(port_file) = std::env::var("EMULATOR_ORPHAN_CHILD") else {
         return;
-    }
+    };
     let f = start().await;
     eventually_body(&f, &f.emu.app_url(APP, "production"), "v1").await;
     let port = f
@@ -57,6 +58,8 @@ async fn orphan_child() {
             _ => None,
         })
         .expect("running");
-    println!("APP-PORT={port}");
+    let tmp = format!("{port_file}.tmp");
+    std::fs::write(&tmp, port.to_string()).expect("write port");
+    std::fs::rename(&tmp, &port_file).expect("publish port");
     tokio::time::sleep(Duration::from_secs(120)).await;
 }

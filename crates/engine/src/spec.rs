@@ -233,6 +233,83 @@ pub struct RollbackSpec {
     pub health: Option<HealthSpec>,
 }
 
+/// A health gate deadline given from outside the config (the task input `healthTimeoutSeconds`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthTimeout(Duration);
+
+impl HealthTimeout {
+    /// A deadline of `seconds`; zero is refused because no gate could ever pass.
+    pub fn from_secs(seconds: u64) -> Result<Self, SpecError> {
+        if seconds == 0 {
+            return Err(SpecError::HealthTimeoutZero);
+        }
+        Ok(HealthTimeout(Duration::from_secs(seconds)))
+    }
+
+    /// The deadline.
+    pub fn duration(self) -> Duration {
+        self.0
+    }
+}
+
+/// Why an override cannot be applied to a release spec.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// A health timeout of zero seconds.
+    #[error("the health gate timeout must be at least 1 second")]
+    HealthTimeoutZero,
+    /// The timeout leaves no room for a second probe of a gate.
+    #[error(
+        "the health gate timeout of {timeout_secs}s does not exceed the {interval_secs}s probe interval of {gate}, so the gate could probe only once; give a longer timeout"
+    )]
+    HealthTimeoutTooShort {
+        /// The config path of the gate, e.g. `stages.staging.healthCheck`.
+        gate: &'static str,
+        /// The timeout asked for.
+        timeout_secs: u64,
+        /// The gate's probe interval.
+        interval_secs: u64,
+    },
+}
+
+impl ReleaseSpec {
+    /// Replaces the deadline of every health gate (staging, swap preview, post-rollback) with `timeout`.
+    /// The production watch is a window, not a gate, so its duration is left alone.
+    pub fn override_health_timeout(&mut self, timeout: HealthTimeout) -> Result<(), SpecError> {
+        let gates = [
+            (
+                "stages.staging.healthCheck",
+                self.staging.as_mut().and_then(|s| s.health.as_mut()),
+            ),
+            (
+                "stages.production.watch.healthCheck",
+                self.production.as_mut().and_then(|p| p.health.as_mut()),
+            ),
+            (
+                "stages.rollback.healthCheck",
+                self.rollback.as_mut().and_then(|r| r.health.as_mut()),
+            ),
+        ];
+        let mut found = Vec::new();
+        for (gate, health) in gates {
+            let Some(health) = health else { continue };
+            // The config refuses the same mistake in release.yml (`timeout-not-above-interval`).
+            if timeout.duration() <= health.interval {
+                return Err(SpecError::HealthTimeoutTooShort {
+                    gate,
+                    timeout_secs: timeout.duration().as_secs(),
+                    interval_secs: health.interval.as_secs(),
+                });
+            }
+            found.push(health);
+        }
+        for health in found {
+            health.timeout = timeout.duration();
+        }
+        Ok(())
+    }
+}
+
 fn health(check: &cfg::HealthCheck) -> HealthSpec {
     HealthSpec {
         path: check.path.clone(),

@@ -341,6 +341,13 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
     let mut package = opts.package.clone();
     let mut journal = JournalTags::default();
     for &stage in opts.command.stages() {
+        if stage == Stage::Staging && opts.command == Command::Release && is_direct(spec) {
+            // No staging slot: production takes the image itself, gated by its watch.
+            ctx.log.info(
+                "No staging slot (stages.production has no sourceSlot): the image goes to production directly, so the staging stage is skipped",
+            );
+            continue;
+        }
         let mut exec = Exec {
             ctx,
             spec,
@@ -387,6 +394,13 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
     record.previous_image = journal.previous_image.clone();
     record.duration_ms = started.elapsed().as_millis() as u64;
     record
+}
+
+/// Whether production takes the release directly (a container app with no source slot) instead of a swap.
+fn is_direct(spec: &ReleaseSpec) -> bool {
+    spec.production
+        .as_ref()
+        .is_some_and(|p| p.source_slot == PRODUCTION)
 }
 
 /// Every message of an error and its causes.

@@ -222,3 +222,217 @@ fn plan_schema_is_up_to_date() {
         panic!("docs/plan.schema.json was stale and has been rewritten; review and commit it");
     }
 }
+
+/// The container example after release 20261122.7 failed its watch with manual rollback: production runs it,
+/// the staging slot holds the last known-good release 4700, and the journal recorded 4700's image.
+fn container_after_failed_release() -> LiveState {
+    LiveState::from_json(
+        r#"{"slots": {"production": {"linuxFxVersion": "DOCKER|contoso.azurecr.io/contoso/app:20261122.7", "release": "20261122.7"},
+                      "staging": {"linuxFxVersion": "DOCKER|contoso.azurecr.io/contoso/app:4700", "release": "4700"}},
+            "tags": {"slotrelease.phase": "failed", "slotrelease.release": "20261122.7",
+                     "slotrelease.lastKnownGood": "4700",
+                     "slotrelease.previousImage": "contoso.azurecr.io/contoso/app:4700",
+                     "slotrelease.slots": "production=20261122.7,staging=4700"}}"#,
+    )
+    .unwrap()
+}
+
+fn restore_actions(plan: &Plan) -> Vec<&'static str> {
+    plan.steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Swap { .. } => Some("swap"),
+            Action::SetImage { .. } => Some("set-image"),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn rollback_restores_the_way_the_config_says() {
+    use slot_release_engine::spec::Restore;
+    let mut loaded = example("container-app");
+    let state = container_after_failed_release();
+
+    // The example says `restore: lastKnownGood`: the recorded tag goes back although a swap was possible.
+    let plan = plan_for(&loaded, Stage::Rollback, &state);
+    assert_eq!(plan.problems().count(), 0, "{}", plan.render());
+    assert_eq!(restore_actions(&plan), ["set-image"], "{}", plan.render());
+    settings("container-last-known-good").bind(|| {
+        insta::assert_snapshot!("container_rollback_plan", plan.render());
+    });
+
+    // `swapBack`: the verified slot is swapped back, no image is touched.
+    let rollback = loaded.spec.rollback.as_mut().unwrap();
+    rollback.restore = Restore::SwapBack;
+    let plan = plan_for(&loaded, Stage::Rollback, &state);
+    assert_eq!(plan.problems().count(), 0, "{}", plan.render());
+    assert_eq!(restore_actions(&plan), ["swap"], "{}", plan.render());
+    let restore = plan.preflight.iter().find(|c| c.name == "restore").unwrap();
+    assert!(restore.detail.contains("swapBack"), "{}", restore.detail);
+
+    // `swapBack` when the slot no longer holds the last known-good release: refused, with the way out.
+    let mut moved = state.clone();
+    moved.tags.insert(
+        "slotrelease.slots".into(),
+        "production=20261122.7,staging=20261122.7".into(),
+    );
+    let plan = plan_for(&loaded, Stage::Rollback, &moved);
+    let refusal = plan.problems().next().expect("a refusal");
+    assert_eq!(refusal.name, "last-known-good");
+    assert!(
+        refusal.detail.contains("swapBack") && refusal.detail.contains("lastKnownGood"),
+        "{}",
+        refusal.detail
+    );
+    assert!(restore_actions(&plan).is_empty());
+
+    // `lastKnownGood` with no recorded tag: refused rather than guessing an image.
+    loaded.spec.rollback.as_mut().unwrap().restore = Restore::LastKnownGood;
+    let mut untagged = state.clone();
+    untagged.tags.remove("slotrelease.previousImage");
+    let plan = plan_for(&loaded, Stage::Rollback, &untagged);
+    let refusal = plan.problems().next().expect("a refusal");
+    assert!(
+        refusal.detail.contains("no previous image"),
+        "{}",
+        refusal.detail
+    );
+}
+
+#[test]
+fn rollback_of_a_code_app_with_last_known_good_refuses_to_redeploy_a_package_it_does_not_have() {
+    use slot_release_engine::spec::Restore;
+    let mut loaded = example("python-webapp");
+    loaded.spec.rollback.as_mut().unwrap().restore = Restore::LastKnownGood;
+    let plan = plan_for(&loaded, Stage::Rollback, &state("after-release.json"));
+    let refusal = plan.problems().next().expect("a refusal");
+    assert_eq!(refusal.name, "last-known-good");
+    assert!(
+        refusal.detail.contains("package") && refusal.detail.contains("slot staging holds it"),
+        "{}",
+        refusal.detail
+    );
+    assert!(restore_actions(&plan).is_empty(), "{}", plan.render());
+}
+
+/// The container example with no staging slot in production: `sourceSlot` left out.
+fn direct_container_example() -> release::LoadedRelease {
+    let text = std::fs::read_to_string(root().join("examples/container-app/release.yml"))
+        .unwrap()
+        .replace("    sourceSlot: staging\n", "")
+        .replace("    strategy: swapWithPreview\n", "");
+    assert!(!text.contains("sourceSlot"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("direct-container");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("release.yml");
+    std::fs::write(&path, text).unwrap();
+    let request = LoadRequest {
+        release_id: Some("20261122.7".to_owned()),
+        variables: [("BUILD_BUILDID", "4711")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        syntax_only: false,
+    };
+    release::load(&path, &request).unwrap_or_else(|d| panic!("does not load:\n{d}"))
+}
+
+#[test]
+fn a_container_app_without_a_source_slot_sets_the_image_on_production_directly() {
+    let loaded = direct_container_example();
+    let state = LiveState::from_json(
+        r#"{"slots": {"production": {"linuxFxVersion": "DOCKER|contoso.azurecr.io/contoso/app:4700", "release": "4700"}},
+            "tags": {"slotrelease.phase": "released", "slotrelease.lastKnownGood": "4700",
+                     "slotrelease.slots": "production=4700"}}"#,
+    )
+    .unwrap();
+    let plan = plan_for(&loaded, Stage::Production, &state);
+    assert_eq!(plan.problems().count(), 0, "{}", plan.render());
+    let set_image: Vec<(&str, Option<&str>, &str)> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::SetImage {
+                slot,
+                before,
+                after,
+            } => Some((slot.as_str(), before.as_deref(), after.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        set_image,
+        [(
+            "production",
+            Some("contoso.azurecr.io/contoso/app:4700"),
+            "contoso.azurecr.io/contoso/app:4711"
+        )]
+    );
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .chain(&plan.on_failure)
+            .any(|s| matches!(s.action, Action::Swap { .. } | Action::ApplySlotConfig { .. })),
+        "nothing is swapped: {}",
+        plan.render()
+    );
+    assert!(
+        plan.on_failure.iter().any(|s| matches!(&s.action,
+            Action::SetImage { slot, after, .. } if slot == "production" && after == "contoso.azurecr.io/contoso/app:4700")),
+        "an unhealthy watch puts the previous tag back: {}",
+        plan.render()
+    );
+    settings("direct-container-production").bind(|| {
+        insta::assert_snapshot!("container_app_plan", plan.render());
+    });
+}
+
+#[test]
+fn a_health_timeout_override_bounds_every_gate_and_shows_in_the_plan() {
+    use slot_release_engine::spec::{HealthTimeout, SpecError};
+    let mut loaded = example("python-webapp");
+    loaded
+        .spec
+        .override_health_timeout(HealthTimeout::from_secs(17).unwrap())
+        .unwrap();
+    let gates = |plan: &Plan| -> Vec<u64> {
+        plan.steps
+            .iter()
+            .chain(&plan.on_failure)
+            .filter_map(|s| match &s.action {
+                Action::HealthGate { probe, .. } => Some(probe.window_secs),
+                _ => None,
+            })
+            .collect()
+    };
+    let staging = plan_for(&loaded, Stage::Staging, &state("before-first-release.json"));
+    assert_eq!(gates(&staging), [17], "{}", staging.render());
+    assert!(staging.render().contains("within 17s"));
+    let production = plan_for(&loaded, Stage::Production, &state("staged.json"));
+    assert!(!gates(&production).is_empty());
+    assert!(gates(&production).iter().all(|&s| s == 17), "{}", production.render());
+    // The watch is a window, not a gate: its length stays the config's.
+    let watch = production.steps.iter().find_map(|s| match &s.action {
+        Action::Watch { probe, .. } => Some(probe.window_secs),
+        _ => None,
+    });
+    assert_eq!(watch, Some(loaded.spec.production.as_ref().unwrap().watch_window.as_secs()));
+    let rollback = plan_for(&loaded, Stage::Rollback, &state("after-release.json"));
+    assert_eq!(gates(&rollback), [17], "{}", rollback.render());
+
+    // A deadline that leaves no room for a second probe is refused with the gate named.
+    let mut loaded = example("python-webapp");
+    let interval = loaded.spec.staging.as_ref().unwrap().health.as_ref().unwrap().interval;
+    let err = loaded
+        .spec
+        .override_health_timeout(HealthTimeout::from_secs(interval.as_secs()).unwrap())
+        .unwrap_err();
+    assert!(matches!(err, SpecError::HealthTimeoutTooShort { .. }), "{err}");
+    assert!(err.to_string().contains("healthCheck"), "{err}");
+    assert!(matches!(
+        HealthTimeout::from_secs(0),
+        Err(SpecError::HealthTimeoutZero)
+    ));
+}

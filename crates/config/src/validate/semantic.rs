@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use super::Checker;
 use crate::diagnostic::Diagnostics;
 use crate::model::{
-    AppKind, HealthCheck, Hook, HookLocation, ReleaseConfig, Restore, RollbackMode,
+    AppKind, HealthCheck, Hook, HookLocation, ReleaseConfig, Restore, RollbackMode, SwapStrategy,
 };
 use crate::source::{SourceMap, join_index, join_key};
 use crate::validate::did_you_mean;
@@ -220,6 +220,21 @@ fn check_stages(config: &ReleaseConfig, c: &mut Checker<'_>) {
                 .into(),
             "set `sourceSlot` to the slot the staging stage deploys to (e.g. `staging`); only a \
              container app can take a new image on production directly"
+                .into(),
+        );
+    }
+    if production.source_slot.is_none()
+        && production.strategy == SwapStrategy::SwapWithPreview
+        && config.app.kind == AppKind::Container
+    {
+        c.error(
+            "stages.production.strategy",
+            "preview-without-slot",
+            "`strategy: swapWithPreview` needs a slot to preview in, but `stages.production` has \
+             no `sourceSlot`"
+                .into(),
+            "remove `strategy` (the image is set on production directly), or add `sourceSlot` and \
+             stage the image in that slot first"
                 .into(),
         );
     }
