@@ -397,7 +397,11 @@ impl KeyVault {
             .list_client
             .list_secret_properties_versions(&r.name, None)
             .map_err(|e| AzureError::protocol(&op, chain_message(&e)))?;
-        let props: Vec<_> = pager.try_collect().await.map_err(|e| list_error(&op, e))?;
+        let path = format!("/secrets/{}/versions", r.name);
+        let props: Vec<_> = pager
+            .try_collect()
+            .await
+            .map_err(|e| list_error(&op, &path, e))?;
         let mut out: Vec<SecretVersion> = props
             .into_iter()
             .filter_map(|p| {
@@ -421,7 +425,10 @@ impl KeyVault {
             .list_client
             .list_secret_properties(None)
             .map_err(|e| AzureError::protocol(&op, chain_message(&e)))?;
-        let props: Vec<_> = pager.try_collect().await.map_err(|e| list_error(&op, e))?;
+        let props: Vec<_> = pager
+            .try_collect()
+            .await
+            .map_err(|e| list_error(&op, "/secrets", e))?;
         let now = time::OffsetDateTime::now_utc();
         let mut wanted = vec![];
         let mut skipped = vec![];
@@ -495,7 +502,7 @@ fn failure_of(r: &SecretRef, e: &azure_core::Error) -> SecretFailure {
     }
 }
 
-fn list_error(op: &str, e: azure_core::Error) -> AzureError {
+fn list_error(op: &str, path: &str, e: azure_core::Error) -> AzureError {
     match e.kind() {
         azure_core::error::ErrorKind::HttpResponse {
             status,
@@ -510,7 +517,7 @@ fn list_error(op: &str, e: azure_core::Error) -> AzureError {
             AzureError::Http(Box::new(crate::error::HttpFailure {
                 operation: op.to_owned(),
                 method: "GET",
-                path: "/secrets".into(),
+                path: path.to_owned(),
                 status,
                 kind: crate::error::classify(status, &code, &message),
                 code,
@@ -521,7 +528,7 @@ fn list_error(op: &str, e: azure_core::Error) -> AzureError {
         _ => AzureError::Transport {
             operation: op.to_owned(),
             method: "GET",
-            path: "/secrets".into(),
+            path: path.to_owned(),
             message: chain_message(&e),
             kind: if crate::client::is_tls_error(&e) {
                 ErrorKind::Tls

@@ -9,8 +9,8 @@ use slot_release_azure::{
     ServiceConnection, SettingsChange, SiteConfigPatch, SlotConfigNames, SlotName, SwapOptions,
 };
 use slot_release_emulator::{
-    ConnectionKind, Emulator, EmulatorOptions, Fault, RouteMatch, Scope, SecretString, Seed,
-    SeedSecret,
+    ClientCertificate, ConnectionKind, Emulator, EmulatorOptions, Fault, RouteMatch, Scope,
+    SecretString, Seed, SeedSecret,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
@@ -253,6 +253,134 @@ async fn wrong_secret_fails_with_the_identity_providers_message() {
     assert!(
         !err.to_string().contains("wrong"),
         "the secret never appears in errors: {err}"
+    );
+}
+
+/// A service principal certificate as Azure DevOps stores it for an AzureRM connection: a PEM holding
+/// the private key and the certificate, with PKCS#12 "Bag Attributes" lines and CRLF line ends.
+struct SpnCertificate {
+    /// The public certificate alone: what the app registration holds.
+    public_pem: String,
+    /// Key and certificate: what the agent hands the task.
+    agent_pem: String,
+}
+
+fn spn_certificate() -> SpnCertificate {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+    let cert = rcgen::CertificateParams::new(vec!["contoso-spn.test".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    let agent_pem = format!(
+        "Bag Attributes\n    localKeyID: 01 00 00 00\n{}Bag Attributes\n    localKeyID: 01 00 00 00\nsubject=CN=contoso-spn.test\n{}",
+        key.serialize_pem(),
+        cert.pem()
+    )
+    .replace('\n', "\r\n");
+    SpnCertificate {
+        public_pem: cert.pem(),
+        agent_pem,
+    }
+}
+
+/// The agent's variables for the seeded service principal connection switched to a certificate:
+/// `authenticationType=spnCertificate` and `servicePrincipalCertificate`, in the separate
+/// `ENDPOINT_AUTH_PARAMETER_*` variables and in the `ENDPOINT_AUTH_<id>` JSON, with no key.
+fn certificate_connection(env: &Env, agent_pem: &str) -> ServiceConnection {
+    let mut vars = agent_env(env, ConnectionKind::ServicePrincipal);
+    let id = vars
+        .keys()
+        .find_map(|k| k.strip_prefix("ENDPOINT_URL_"))
+        .expect("the emulator hands over an endpoint")
+        .to_owned();
+    vars.remove(&format!("ENDPOINT_AUTH_PARAMETER_{id}_SERVICEPRINCIPALKEY"));
+    vars.insert(
+        format!("ENDPOINT_AUTH_PARAMETER_{id}_AUTHENTICATIONTYPE"),
+        "spnCertificate".into(),
+    );
+    vars.insert(
+        format!("ENDPOINT_AUTH_PARAMETER_{id}_SERVICEPRINCIPALCERTIFICATE"),
+        agent_pem.to_owned(),
+    );
+    let auth_key = format!("ENDPOINT_AUTH_{id}");
+    let mut auth: serde_json::Value =
+        serde_json::from_str(&vars[&auth_key]).expect("ENDPOINT_AUTH is JSON");
+    let params = auth["parameters"].as_object_mut().expect("parameters");
+    params.remove("serviceprincipalkey");
+    params.insert("authenticationType".into(), "spnCertificate".into());
+    params.insert("servicePrincipalCertificate".into(), agent_pem.into());
+    vars.insert(auth_key, auth.to_string());
+    ServiceConnection::from_agent_env(&id, &|k| vars.get(k).cloned()).expect("connection parses")
+}
+
+async fn start_with_certificate(public_pem: &str) -> Env {
+    let client = Seed::sample().service_connections[0].client_id.clone();
+    let public_pem = public_pem.to_owned();
+    start_with(Seed::sample(), move |o| {
+        o.client_certificates.push(ClientCertificate {
+            client_id: client,
+            certificate_pem: public_pem,
+        });
+    })
+    .await
+}
+
+#[tokio::test]
+async fn service_principal_certificate_signs_in_and_calls_arm() {
+    let spn = spn_certificate();
+    let env = start_with_certificate(&spn.public_pem).await;
+    let conn = certificate_connection(&env, &spn.agent_pem);
+    assert!(matches!(
+        conn.credential(),
+        CredentialSource::ServicePrincipalCertificate { .. }
+    ));
+    let (cred, cloud) = conn.into_parts();
+    let az = Azure::with_settings(cred, cloud, HttpOptions::emulator(env.em.ca_pem()), fast())
+        .expect("client builds");
+    let prod = az
+        .web_app(&app_ref())
+        .get_slot(&SlotName::production())
+        .await
+        .expect("ARM call with a token from a certificate assertion");
+    assert_eq!(prod.state, "Running");
+    let kv = az.key_vault(VAULT).expect("vault");
+    let got = kv
+        .get_secrets(&[SecretRef::parse("db-password").expect("ref")])
+        .await
+        .expect("Key Vault call with a certificate-based token");
+    assert_eq!(got["db-password"].expose(), "s3cr3t-value");
+    assert_eq!(
+        count(&env, "login.", "/oauth2/v2.0/token"),
+        2,
+        "one token per audience (ARM, Key Vault), each from a signed assertion"
+    );
+}
+
+#[tokio::test]
+async fn an_unregistered_certificate_fails_with_entras_message() {
+    let registered = spn_certificate();
+    let presented = spn_certificate();
+    let env = start_with_certificate(&registered.public_pem).await;
+    let (cred, cloud) = certificate_connection(&env, &presented.agent_pem).into_parts();
+    let az = Azure::with_settings(cred, cloud, HttpOptions::emulator(env.em.ca_pem()), fast())
+        .expect("client builds");
+    let err = az
+        .web_app(&app_ref())
+        .get_slot(&SlotName::production())
+        .await
+        .expect_err("the certificate is not the app's");
+    assert_eq!(err.kind(), ErrorKind::Authentication, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("AADSTS700027"), "{text}");
+    assert!(text.contains("not registered on application"), "{text}");
+    assert!(
+        !text.contains("PRIVATE KEY"),
+        "the key never appears in errors: {text}"
+    );
+    assert_eq!(
+        count(&env, "management.", "/sites/"),
+        0,
+        "no ARM request goes out without a token"
     );
 }
 
@@ -939,6 +1067,41 @@ async fn named_and_versioned_secrets_are_read() {
         r.path
             .eq_ignore_ascii_case("/secrets/db-password/0123456789abcdef")
     }));
+}
+
+#[tokio::test]
+async fn versions_are_listed_across_pages_oldest_first() {
+    // 31 versions: more than the 25 a page holds, so the second page comes from nextLink.
+    let mut s = secret("db-password", "v30");
+    s.previous_values = (0..30)
+        .map(|i| SecretString::new(format!("v{i}")))
+        .collect();
+    let env = start_with(seed_with_vault(vec![s, secret("api-key", "k")]), |_| {}).await;
+    let kv = azure(&env).key_vault(VAULT).expect("vault");
+    let versions = kv.versions("db-password").await.expect("versions");
+    assert_eq!(versions.len(), 31);
+    assert!(versions.iter().all(|v| v.enabled && v.created.is_some()));
+    let pages = env
+        .em
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/secrets/db-password/versions" && r.status == 200)
+        .count();
+    assert_eq!(pages, 2, "two pages (the challenge aside)");
+    let refs: Vec<SecretRef> = versions
+        .iter()
+        .map(|v| SecretRef::parse(&format!("db-password/{}", v.version)).expect("ref"))
+        .collect();
+    let got = kv.get_secrets(&refs).await.expect("every version reads");
+    let values: Vec<&str> = refs.iter().map(|r| got[&r.to_string()].expose()).collect();
+    let expected: Vec<String> = (0..=30).map(|i| format!("v{i}")).collect();
+    assert_eq!(values, expected, "oldest first, latest last");
+
+    let err = kv.versions("no-such-secret").await.expect_err("missing");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("SecretNotFound"), "{text}");
+    assert!(text.contains("/secrets/no-such-secret/versions"), "{text}");
 }
 
 #[tokio::test]

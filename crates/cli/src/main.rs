@@ -201,6 +201,9 @@ struct Failed(anyhow::Error);
 
 fn main() -> ExitCode {
     let log = Log::from_env();
+    // Before anything can print: the service connection's keys, the job's access token and secret
+    // variables the agent handed over.
+    log.register_secrets(&AgentEnv::from_env().secrets());
     if std::env::var("INPUT_LOGLEVEL").is_ok_and(|l| l.eq_ignore_ascii_case("debug")) {
         log.set_debug(true);
     }
@@ -335,7 +338,10 @@ fn finish(log: &Log, outcome: Result<ExitCode, Failed>) -> ExitCode {
 
 async fn dispatch(cli: Cli, log: &Log) -> Result<ExitCode, Failed> {
     let cancel = CancellationToken::new();
-    watch_signals(cancel.clone(), log.clone());
+    // The emulator stops on its own signal handling; the release grace period must not cut its shutdown short.
+    if !matches!(cli.command, Cmd::Emulator(_)) {
+        watch_signals(cancel.clone(), log.clone());
+    }
     match cli.command {
         Cmd::Validate(common) => validate(&common, log),
         Cmd::Plan(args) => plan_cmd(&args, log).await,
@@ -658,6 +664,15 @@ fn report(
             .with_context(|| format!("cannot write the release record to {}", path.display()))?;
     }
     if log.mode() == OutputMode::Pipeline {
+        // The agent reads the summary and the plan after the process ends, so they must outlive a
+        // temporary work folder: the agent's temp directory is kept until the job ends.
+        let out_dir = AgentEnv::from_env()
+            .temp_dir()
+            .map(|t| t.join("slot-release"))
+            .unwrap_or_else(|| work_dir.to_path_buf());
+        std::fs::create_dir_all(&out_dir)
+            .with_context(|| format!("cannot create {}", out_dir.display()))?;
+        let work_dir = out_dir.as_path();
         let plan_path = work_dir.join("plan.json");
         if let Some(plan) = record.stages.last().and_then(|s| s.plan.as_ref()) {
             std::fs::write(&plan_path, plan.to_json())?;
@@ -719,6 +734,51 @@ async fn emulator_cmd(args: &EmulatorArgs) -> Result<ExitCode> {
     };
     let mut opts = slot_release_emulator::EmulatorOptions::new(seed, work_dir);
     opts.port = args.port;
-    slot_release_emulator::serve_until_signal(opts).await?;
+    // Listening before the endpoints are printed: whoever reads them may signal at once.
+    let stop = StopSignals::register()?;
+    let emulator = slot_release_emulator::Emulator::start(opts).await?;
+    println!("{}", emulator.connection_summary());
+    stop.wait().await;
+    emulator.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT and SIGTERM, registered up front so a signal sent right after start-up is not lost.
+struct StopSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn register() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(StopSignals {})
+        }
+    }
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => {}
+                _ = self.terminate.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

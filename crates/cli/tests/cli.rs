@@ -281,3 +281,65 @@ fn the_emulator_command_prints_its_endpoints_and_stops_on_sigint() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+#[test]
+fn health_timeout_bounds_the_gates_of_the_plan() {
+    let out = slot_release()
+        .args([
+            "plan",
+            "--config",
+            "examples/python-webapp/release.yml",
+            "--stage",
+            "staging",
+            "--release-id",
+            "20261122.7",
+            "--health-timeout-seconds",
+            "17",
+            "--state",
+            "crates/engine/tests/fixtures/before-first-release.json",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("consecutive success(es) within 17s"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("within 30s"),
+        "the config's 30s is replaced: {stdout}"
+    );
+}
+
+#[test]
+fn the_health_timeout_task_input_reaches_the_stages_and_is_checked_before_any_change() {
+    // In task mode the input arrives as INPUT_HEALTHTIMEOUTSECONDS; an unusable value stops the run
+    // before it connects to Azure, naming the gate it conflicts with.
+    for (seconds, expected) in [
+        ("0", "at least 1 second"),
+        (
+            "1",
+            "does not exceed the 1s probe interval of stages.staging.healthCheck",
+        ),
+    ] {
+        let out = slot_release()
+            .env("TF_BUILD", "True")
+            .env("INPUT_COMMAND", "staging")
+            .env("INPUT_CONFIGFILE", "examples/python-webapp/release.yml")
+            .env("INPUT_HEALTHTIMEOUTSECONDS", seconds)
+            .env("BUILD_BUILDNUMBER", "20261122.7")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(expected), "{seconds}: {stdout}");
+        assert!(
+            stdout.contains("##vso[task.complete result=Failed;"),
+            "{stdout}"
+        );
+    }
+}

@@ -1023,3 +1023,179 @@ async fn an_unfinished_staging_can_be_closed_by_the_next_release_with_rollback_u
         "production was never touched"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_app_without_a_staging_slot_takes_the_image_on_production_and_restores_the_last_known_good_tag()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let config = container_example(dir.path());
+    // No `sourceSlot`: production takes the image itself; the rollback is left to `rollback`, which
+    // restores `lastKnownGood` (the example's choice) from the tag the journal recorded.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("    sourceSlot: staging\n", "")
+        .replace("    strategy: swapWithPreview\n", "")
+        .replace("    rollback: automatic\n", "    rollback: manual\n");
+    assert!(text.contains("restore: lastKnownGood"));
+    std::fs::write(&config, text).unwrap();
+    let world = World::start(config, dir).await;
+    let app = "contoso-api";
+    let image = |w: &World, slot: &str| {
+        w.emulator
+            .snapshot()
+            .slot(app, slot)
+            .and_then(|s| s.image.clone())
+    };
+    let tag = |w: &World, name: &str| {
+        w.emulator
+            .snapshot()
+            .slot(app, "production")
+            .and_then(|s| s.tags.get(name).cloned())
+    };
+    let staging_before = image(&world, "staging");
+    let swaps = |w: &World| {
+        w.emulator
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/slotsswap") || r.path.ends_with("/applySlotConfig"))
+            .count()
+    };
+
+    let out = world.run(&["release", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("the staging stage is skipped"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        image(&world, "production").as_deref(),
+        Some("contoso.azurecr.io/contoso/app:r1")
+    );
+    assert_eq!(
+        image(&world, "staging"),
+        staging_before,
+        "no slot is touched"
+    );
+    assert_eq!(swaps(&world), 0, "nothing is swapped");
+    assert_eq!(
+        tag(&world, "slotrelease.previousImage").as_deref(),
+        Some("contoso.azurecr.io/contoso/app:previous")
+    );
+    assert_eq!(
+        tag(&world, "slotrelease.lastKnownGood").as_deref(),
+        Some("r1")
+    );
+
+    // r2 turns production unhealthy; rollback is manual, so production keeps r2 until `rollback`.
+    world.emulator.inject(Fault::AppUnhealthyAfterRequests {
+        app: app.into(),
+        slot: "production".into(),
+        after_requests: 0,
+    });
+    let out = world.run(&["release", "--release-id", "r2"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        image(&world, "production").as_deref(),
+        Some("contoso.azurecr.io/contoso/app:r2")
+    );
+    world.emulator.clear_faults();
+
+    let out = world.run(&["rollback", "--release-id", "r2"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("restore is lastKnownGood")
+            || stdout(&out).contains("stages.rollback.restore is lastKnownGood"),
+        "the plan says how it restores: {}",
+        stdout(&out)
+    );
+    assert_eq!(
+        image(&world, "production").as_deref(),
+        Some("contoso.azurecr.io/contoso/app:r1"),
+        "the last known-good tag is back"
+    );
+    assert_eq!(
+        tag(&world, "slotrelease.phase").as_deref(),
+        Some("rolledBack")
+    );
+    assert_eq!(swaps(&world), 0);
+    let (status, _) = world.get("production", "/health").await.unwrap();
+    assert_eq!(status, 200);
+
+    let out = world.run(&["rollback", "--release-id", "r2"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("nothing to do"),
+        "idempotent: {}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_with_restore_swap_back_refuses_when_the_slot_holds_another_release() {
+    let world = python_world(|t| t.replace("rollback: automatic", "rollback: manual")).await;
+    world
+        .emulator
+        .inject(Fault::AppUnhealthyAfterSwap { app: APP.into() });
+    let out = world.run(&["release", "--release-id", "r1"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    world.emulator.clear_faults();
+    // Someone staged r2 over the previous release that sat in the staging slot.
+    let out = world.run(&["staging", "--release-id", "r2"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let production = world.slot("production").content_digest;
+    let staging = world.slot("staging").content_digest;
+    let phase = world.tag("slotrelease.phase");
+    let out = world.run(&["rollback", "--release-id", "r2"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("restore is swapBack")
+            && err.contains("not the last known-good release previous"),
+        "{err}"
+    );
+    assert_eq!(
+        world.slot("production").content_digest,
+        production,
+        "nothing changed"
+    );
+    assert_eq!(world.slot("staging").content_digest, staging);
+    assert_eq!(
+        world.tag("slotrelease.phase"),
+        phase,
+        "the journal is untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_timeout_input_bounds_the_staging_gate() {
+    // The example's staging gate allows 8s here; the override cuts a failing gate short.
+    let world = python_world(|t| t).await;
+    world.emulator.inject(Fault::AppUnhealthyAfterRequests {
+        app: APP.into(),
+        slot: "staging".into(),
+        after_requests: 0,
+    });
+    let started = Instant::now();
+    let out = world
+        .run(&[
+            "staging",
+            "--release-id",
+            "r1",
+            "--health-timeout-seconds",
+            "2",
+        ])
+        .await;
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("within 2s"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("did not pass the health gate"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "the 8s of the config did not apply: {took:?}"
+    );
+}

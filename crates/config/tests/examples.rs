@@ -296,10 +296,12 @@ fn a_variable_where_none_is_expanded_is_a_warning() {
 #[test]
 fn a_container_app_without_a_source_slot_loads_and_one_with_restore_last_known_good_is_clean() {
     // No `sourceSlot` is how a container app with no staging slot says "set the image on production".
-    let text = std::fs::read_to_string(repo("crates/config/tests/broken/swap-back-without-slot.yml"))
-        .expect("readable")
-        .replace("    strategy: swapWithPreview\n", "")
-        .replace("restore: swapBack", "restore: lastKnownGood");
+    let text = std::fs::read_to_string(repo(
+        "crates/config/tests/broken/swap-back-without-slot.yml",
+    ))
+    .expect("readable")
+    .replace("    strategy: swapWithPreview\n", "")
+    .replace("restore: swapBack", "restore: lastKnownGood");
     let loaded = slot_release_config::load_str("direct.yml", &text, &LoadOptions::default())
         .unwrap_or_else(|problems| panic!("{problems}"));
     assert_eq!(loaded.config.production().source_slot, None);

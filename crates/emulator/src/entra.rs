@@ -8,6 +8,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use axum::response::Response;
 
+use crate::cert::AssertionRejection;
 use crate::seed::ConnectionKind;
 use crate::server::{json, query_param};
 use crate::state::{new_id, now_unix};
@@ -208,6 +209,12 @@ pub(crate) async fn token_endpoint(shared: Arc<Shared>, req: Request<Body>) -> R
                 ),
             );
         }
+    } else if let Some(assertion) = form.get("client_assertion")
+        && crate::cert::is_rs256(assertion)
+    {
+        if let Some(refusal) = check_certificate_assertion(&shared, client_id, assertion) {
+            return refusal;
+        }
     } else if let Some(assertion) = form.get("client_assertion") {
         let Ok(claims) = shared.key.verify(assertion) else {
             return aad_error(
@@ -275,6 +282,67 @@ pub(crate) async fn token_endpoint(shared: Arc<Shared>, req: Request<Body>) -> R
             "access_token": token,
         }),
     )
+}
+
+/// Checks an assertion signed with a client's certificate; `Some` is Entra's answer to a bad one.
+fn check_certificate_assertion(
+    shared: &Shared,
+    client_id: &str,
+    assertion: &str,
+) -> Option<Response> {
+    let token_endpoint = format!(
+        "{}/{}/oauth2/v2.0/token",
+        authority(shared),
+        shared.seed.tenant_id
+    );
+    let want = crate::cert::Expectation {
+        client_id,
+        token_endpoint: &token_endpoint,
+        now: now_unix(),
+    };
+    let rejection = crate::cert::verify(&shared.client_certificates, assertion, &want).err()?;
+    let unauthorized = |code: u32, description: &str| {
+        aad_error(
+            shared,
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            code,
+            description,
+        )
+    };
+    Some(match rejection {
+        AssertionRejection::Malformed => unauthorized(50_027, "JWT token is invalid or malformed."),
+        AssertionRejection::UnknownKey { thumbprint } => unauthorized(
+            700_027,
+            &format!(
+                "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{thumbprint}', Configured keys for app Id '{client_id}' are listed under Certificates & secrets.]"
+            ),
+        ),
+        AssertionRejection::BadSignature => {
+            unauthorized(700_027, "Client assertion failed signature validation.")
+        }
+        AssertionRejection::WrongAudience { aud } => unauthorized(
+            50_013,
+            &format!(
+                "Assertion audience claim does not match the required value. The audience in the assertion was '{aud}' and the expected audience is '{token_endpoint}'."
+            ),
+        ),
+        AssertionRejection::WrongSubject => unauthorized(
+            50_027,
+            &format!(
+                "JWT token is invalid or malformed: the 'iss' and 'sub' claims of a client assertion must both be the client ID '{client_id}'."
+            ),
+        ),
+        AssertionRejection::OutsideValidity { nbf, exp } => unauthorized(
+            700_024,
+            &format!(
+                "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}.",
+                fmt_unix(now_unix()),
+                fmt_unix(nbf),
+                fmt_unix(exp)
+            ),
+        ),
+    })
 }
 
 fn ado_error(status: StatusCode, message: &str) -> Response {

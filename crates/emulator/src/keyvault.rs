@@ -155,77 +155,50 @@ pub(crate) async fn handle(shared: Arc<Shared>, vault: String, req: Request<Body
     };
     match segs.as_slice() {
         [s] if s.eq_ignore_ascii_case("secrets") => {
-            let max = match query_param(q, "maxresults").map(|m| m.parse::<usize>()) {
-                None => 25,
-                Some(Ok(n)) if (1..=25).contains(&n) => n,
-                Some(_) => {
-                    return kv_error(
-                        StatusCode::BAD_REQUEST,
-                        "BadParameter",
-                        "The value of the maxresults parameter must be between 1 and 25.",
-                        None,
-                    );
+            let page = match Page::from_query(q) {
+                Ok(p) => p,
+                Err(message) => {
+                    return kv_error(StatusCode::BAD_REQUEST, "BadParameter", message, None);
                 }
             };
-            let skip = match query_param(q, "$skiptoken") {
-                None => 0,
-                Some(tok) => match URL_SAFE_NO_PAD
-                    .decode(tok.as_bytes())
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|s| {
-                        s.strip_prefix("skip:")
-                            .and_then(|n| n.parse::<usize>().ok())
-                    }) {
-                    Some(n) => n,
-                    None => {
-                        return kv_error(
-                            StatusCode::BAD_REQUEST,
-                            "BadParameter",
-                            "The $skiptoken is invalid.",
-                            None,
-                        );
-                    }
-                },
-            };
-            let all: Vec<&Secret> = v.secrets.values().collect();
-            let page: Vec<serde_json::Value> = all
-                .iter()
-                .skip(skip)
-                .take(max)
+            let items: Vec<serde_json::Value> = v
+                .secrets
+                .values()
                 .map(|s| {
                     let created = s.versions.last().map(|v| v.created).unwrap_or(0);
-                    let mut item = serde_json::json!({
-                        "id": format!("{base}/secrets/{}", s.name),
-                        "attributes": attributes(s, created),
-                        "tags": s.tags,
-                    });
-                    if let Some(ct) = &s.content_type {
-                        item["contentType"] = ct.clone().into();
-                    }
-                    item
+                    secret_item(s, format!("{base}/secrets/{}", s.name), created)
                 })
                 .collect();
-            let next = (skip + max < all.len()).then(|| {
-                let tok = URL_SAFE_NO_PAD.encode(format!("skip:{}", skip + max));
-                format!("{base}/secrets?api-version=7.6&$skiptoken={tok}&maxresults={max}")
-            });
-            json(
-                StatusCode::OK,
-                &serde_json::json!({"value": page, "nextLink": next}),
-            )
+            page.answer(items, &format!("{base}/secrets"))
+        }
+        [s, name, versions]
+            if s.eq_ignore_ascii_case("secrets") && versions.eq_ignore_ascii_case("versions") =>
+        {
+            let page = match Page::from_query(q) {
+                Ok(p) => p,
+                Err(message) => {
+                    return kv_error(StatusCode::BAD_REQUEST, "BadParameter", message, None);
+                }
+            };
+            let Some(secret) = v.secrets.get(&name.to_ascii_lowercase()) else {
+                return secret_not_found(name);
+            };
+            // Oldest first, as stored; each item's id carries its version.
+            let items: Vec<serde_json::Value> = secret
+                .versions
+                .iter()
+                .map(|ver| {
+                    secret_item(
+                        secret,
+                        format!("{base}/secrets/{}/{}", secret.name, ver.id),
+                        ver.created,
+                    )
+                })
+                .collect();
+            page.answer(items, &format!("{base}/secrets/{}/versions", secret.name))
         }
         [s, name, rest @ ..] if s.eq_ignore_ascii_case("secrets") && rest.len() <= 1 => {
-            let not_found = || {
-                kv_error(
-                    StatusCode::NOT_FOUND,
-                    "SecretNotFound",
-                    &format!(
-                        "A secret with (name/id) {name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
-                    ),
-                    None,
-                )
-            };
+            let not_found = || secret_not_found(name);
             let Some(secret) = v.secrets.get(&name.to_ascii_lowercase()) else {
                 return not_found();
             };
@@ -285,6 +258,81 @@ pub(crate) async fn handle(shared: Arc<Shared>, vault: String, req: Request<Body
             "The requested operation is not emulated.",
             None,
         ),
+    }
+}
+
+fn secret_not_found(name: &str) -> Response {
+    kv_error(
+        StatusCode::NOT_FOUND,
+        "SecretNotFound",
+        &format!(
+            "A secret with (name/id) {name} was not found in this key vault. If you recently deleted this secret you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182"
+        ),
+        None,
+    )
+}
+
+/// A `SecretItem` (no value) as list and list-versions return it.
+fn secret_item(secret: &Secret, id: String, created: i64) -> serde_json::Value {
+    let mut item = serde_json::json!({
+        "id": id,
+        "attributes": attributes(secret, created),
+        "tags": secret.tags,
+    });
+    if let Some(ct) = &secret.content_type {
+        item["contentType"] = ct.clone().into();
+    }
+    item
+}
+
+/// One page of a `SecretListResult`: `maxresults` (1–25, default 25) and an opaque `$skiptoken`
+/// that the `nextLink` carries, so clients follow the link verbatim.
+struct Page {
+    max: usize,
+    skip: usize,
+}
+
+impl Page {
+    /// The page a query asks for; `Err` is Key Vault's 400 `BadParameter` message.
+    fn from_query(q: Option<&str>) -> Result<Self, &'static str> {
+        let max = match query_param(q, "maxresults").map(|m| m.parse::<usize>()) {
+            None => 25,
+            Some(Ok(n)) if (1..=25).contains(&n) => n,
+            Some(_) => {
+                return Err("The value of the maxresults parameter must be between 1 and 25.");
+            }
+        };
+        let skip = match query_param(q, "$skiptoken") {
+            None => 0,
+            Some(tok) => URL_SAFE_NO_PAD
+                .decode(tok.as_bytes())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|s| {
+                    s.strip_prefix("skip:")
+                        .and_then(|n| n.parse::<usize>().ok())
+                })
+                .ok_or("The $skiptoken is invalid.")?,
+        };
+        Ok(Self { max, skip })
+    }
+
+    /// The page of `items` with a `nextLink` to `collection_url` while more remain.
+    fn answer(&self, items: Vec<serde_json::Value>, collection_url: &str) -> Response {
+        let total = items.len();
+        let page: Vec<serde_json::Value> =
+            items.into_iter().skip(self.skip).take(self.max).collect();
+        let next = (self.skip + self.max < total).then(|| {
+            let tok = URL_SAFE_NO_PAD.encode(format!("skip:{}", self.skip + self.max));
+            format!(
+                "{collection_url}?api-version=7.6&$skiptoken={tok}&maxresults={}",
+                self.max
+            )
+        });
+        json(
+            StatusCode::OK,
+            &serde_json::json!({"value": page, "nextLink": next}),
+        )
     }
 }
 

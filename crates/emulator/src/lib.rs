@@ -4,6 +4,7 @@
 
 mod admin;
 mod arm;
+mod cert;
 mod entra;
 mod error;
 mod fault;
@@ -78,6 +79,19 @@ pub struct EmulatorOptions {
     pub deployment_step_delay: Duration,
     /// Port to listen on; 0 picks a free one.
     pub port: u16,
+    /// Public certificates app registrations sign client assertions with (in addition to any in
+    /// the seed), as Entra's "Certificates & secrets" holds them.
+    pub client_certificates: Vec<ClientCertificate>,
+}
+
+/// A certificate credential of an app registration: the public certificate only, never its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientCertificate {
+    /// The application (client) ID the certificate belongs to.
+    pub client_id: String,
+    /// PEM text with a `CERTIFICATE` block (an RSA certificate); other blocks are ignored.
+    pub certificate_pem: String,
 }
 
 impl EmulatorOptions {
@@ -94,6 +108,7 @@ impl EmulatorOptions {
             oidc_token_lifetime: Duration::from_secs(600),
             deployment_step_delay: Duration::from_millis(200),
             port: 0,
+            client_certificates: Vec::new(),
         }
     }
 }
@@ -136,6 +151,7 @@ pub(crate) struct Shared {
     pub(crate) oidc_token_lifetime: Mutex<Duration>,
     pub(crate) identity_header: SecretString,
     pub(crate) key: token::TokenKey,
+    pub(crate) client_certificates: Vec<cert::RegisteredCert>,
     pub(crate) state: Mutex<state::State>,
     pub(crate) faults: Mutex<fault::FaultSet>,
     pub(crate) requests: Mutex<Vec<RequestRecord>>,

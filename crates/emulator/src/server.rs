@@ -35,6 +35,24 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
         .map_err(EmulatorError::Bind)?;
     let port = listener.local_addr().map_err(EmulatorError::Bind)?.port();
     let state = crate::state::from_seed(&opts.seed, &work_dir)?;
+    let client_certificates = opts
+        .client_certificates
+        .iter()
+        .map(|c| {
+            if !opts
+                .seed
+                .clients
+                .iter()
+                .any(|k| k.client_id.eq_ignore_ascii_case(&c.client_id))
+            {
+                return Err(EmulatorError::SeedInvalid(format!(
+                    "a certificate is registered for unknown client '{}'",
+                    c.client_id
+                )));
+            }
+            crate::cert::RegisteredCert::from_pem(&c.client_id, &c.certificate_pem)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let mut faults = FaultSet::default();
     for f in opts.faults {
         faults.add(f);
@@ -56,6 +74,7 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
         oidc_token_lifetime: Mutex::new(opts.oidc_token_lifetime),
         identity_header: SecretString::new(crate::state::new_id()),
         key: crate::token::TokenKey::generate(),
+        client_certificates,
         state: Mutex::new(state),
         faults: Mutex::new(faults),
         requests: Mutex::new(Vec::new()),

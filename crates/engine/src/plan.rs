@@ -1035,7 +1035,7 @@ fn plan_production(
             if matches!(spec.app.kind, AppKind::Container { .. }) {
                 "no staging slot: the image is set on production directly".to_owned()
             } else {
-                "a code app is released through a slot; set stages.production.from to a slot"
+                "a code app is released through a slot; set stages.production.sourceSlot to the staged slot"
                     .to_owned()
             },
         ));
@@ -1126,7 +1126,11 @@ fn plan_production(
                     body_contains: health.body_contains.clone(),
                 },
             },
-            "production is watched so a bad release is caught while the previous one is one swap away",
+            if direct {
+                "production is watched so a bad release is caught while the previous tag is one image change away"
+            } else {
+                "production is watched so a bad release is caught while the previous one is one swap away"
+            },
         ));
     }
     plan.steps.push(step(
@@ -1142,10 +1146,16 @@ fn plan_production(
         RollbackMode::Automatic => {
             if direct {
                 if let Some(previous) = state.slot(PRODUCTION).and_then(|s| s.image()) {
+                    let new_image = match &spec.app.kind {
+                        AppKind::Container { repository, tag } => {
+                            Some(format!("{repository}:{tag}"))
+                        }
+                        AppKind::Code { .. } => None,
+                    };
                     plan.on_failure.push(step(
                         Action::SetImage {
                             slot: PRODUCTION.to_owned(),
-                            before: None,
+                            before: new_image,
                             after: previous.to_owned(),
                         },
                         "automatic rollback: the previous tag goes back",

@@ -506,9 +506,21 @@ impl Port for AzurePort {
             active: !failed,
             details: format!("release {} phase {}", record.release, record.phase),
         };
+        // Kudu ids allow letters, digits, `-` and `_`; release ids come from build numbers such as
+        // `20261122.1`, so anything else is mapped to `-` (the record's message keeps the real id).
+        let id: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
         self.app
             .kudu(&Self::slot(slot)?)
-            .put_deployment_record(id, &rec)
+            .put_deployment_record(&id, &rec)
             .await
             .map(drop)
             .map_err(azure_err(format!("write the deployment record on {slot}")))

@@ -1055,10 +1055,9 @@ impl Exec<'_> {
                 before,
                 after,
             } => {
-                if slot == PRODUCTION
-                    && self.stage.stage != Stage::Rollback
-                    && self.image_set.is_none()
-                {
+                // A second image change in a stage (or any in a rollback) puts the last known-good tag back.
+                let restoring = self.stage.stage == Stage::Rollback || self.image_set.is_some();
+                if slot == PRODUCTION && !restoring {
                     self.journal.previous_image = before.clone();
                 }
                 self.image_set = Some(after.clone());
@@ -1071,8 +1070,13 @@ impl Exec<'_> {
                 )
                 .await
                 .map_err(port_err("set the image"))?;
-                let record = self.record(Phase::Deployed);
-                port.put_record(slot, &self.opts.release_id, &record)
+                // The slot's deployment record names the release it now runs, which is how the next
+                // run reads what production holds.
+                let mut record = self.record(Phase::Deployed);
+                if restoring && let Some(lkg) = self.journal.last_known_good.clone() {
+                    record.release = lkg;
+                }
+                port.put_record(slot, &record.release.clone(), &record)
                     .await
                     .map_err(port_err("write the deployment record"))?;
             }

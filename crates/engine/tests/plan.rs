@@ -329,10 +329,16 @@ fn direct_container_example() -> release::LoadedRelease {
     std::fs::write(&path, text).unwrap();
     let request = LoadRequest {
         release_id: Some("20261122.7".to_owned()),
-        variables: [("BUILD_BUILDID", "4711")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
+        variables: [
+            ("BUILD_BUILDID", "4711"),
+            (
+                "STAGING_URL",
+                "https://contoso-api-staging.azurewebsites.net",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
         syntax_only: false,
     };
     release::load(&path, &request).unwrap_or_else(|d| panic!("does not load:\n{d}"))
@@ -370,11 +376,10 @@ fn a_container_app_without_a_source_slot_sets_the_image_on_production_directly()
         )]
     );
     assert!(
-        !plan
-            .steps
-            .iter()
-            .chain(&plan.on_failure)
-            .any(|s| matches!(s.action, Action::Swap { .. } | Action::ApplySlotConfig { .. })),
+        !plan.steps.iter().chain(&plan.on_failure).any(|s| matches!(
+            s.action,
+            Action::Swap { .. } | Action::ApplySlotConfig { .. }
+        )),
         "nothing is swapped: {}",
         plan.render()
     );
@@ -412,24 +417,50 @@ fn a_health_timeout_override_bounds_every_gate_and_shows_in_the_plan() {
     assert!(staging.render().contains("within 17s"));
     let production = plan_for(&loaded, Stage::Production, &state("staged.json"));
     assert!(!gates(&production).is_empty());
-    assert!(gates(&production).iter().all(|&s| s == 17), "{}", production.render());
+    assert!(
+        gates(&production).iter().all(|&s| s == 17),
+        "{}",
+        production.render()
+    );
     // The watch is a window, not a gate: its length stays the config's.
     let watch = production.steps.iter().find_map(|s| match &s.action {
         Action::Watch { probe, .. } => Some(probe.window_secs),
         _ => None,
     });
-    assert_eq!(watch, Some(loaded.spec.production.as_ref().unwrap().watch_window.as_secs()));
+    assert_eq!(
+        watch,
+        Some(
+            loaded
+                .spec
+                .production
+                .as_ref()
+                .unwrap()
+                .watch_window
+                .as_secs()
+        )
+    );
     let rollback = plan_for(&loaded, Stage::Rollback, &state("after-release.json"));
     assert_eq!(gates(&rollback), [17], "{}", rollback.render());
 
     // A deadline that leaves no room for a second probe is refused with the gate named.
     let mut loaded = example("python-webapp");
-    let interval = loaded.spec.staging.as_ref().unwrap().health.as_ref().unwrap().interval;
+    let interval = loaded
+        .spec
+        .staging
+        .as_ref()
+        .unwrap()
+        .health
+        .as_ref()
+        .unwrap()
+        .interval;
     let err = loaded
         .spec
         .override_health_timeout(HealthTimeout::from_secs(interval.as_secs()).unwrap())
         .unwrap_err();
-    assert!(matches!(err, SpecError::HealthTimeoutTooShort { .. }), "{err}");
+    assert!(
+        matches!(err, SpecError::HealthTimeoutTooShort { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("healthCheck"), "{err}");
     assert!(matches!(
         HealthTimeout::from_secs(0),

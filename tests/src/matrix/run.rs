@@ -18,10 +18,11 @@ pub const BASELINE: &str = "20261122-1";
 /// The release the case tries to ship.
 pub const CANDIDATE: &str = "20261122-2";
 /// The longest one run may take: the config's waits (gate 20 s, hook 30 s, watch 3 s, rollback
-/// gate 20 s) plus retries with their back-off. A run past it is a wait without a deadline.
-pub const RUN_DEADLINE: Duration = Duration::from_secs(150);
+/// gate 20 s), the 300 s default of the production gate after a swap back, and retries with their
+/// back-off. A run past it is a wait without a deadline.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(400);
 /// What the harness gives a run before killing it (so a hang fails the case instead of the suite).
-const HARNESS_TIMEOUT: Duration = Duration::from_secs(240);
+const HARNESS_TIMEOUT: Duration = Duration::from_secs(450);
 /// How often production is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
 

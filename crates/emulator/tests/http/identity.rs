@@ -315,3 +315,176 @@ async fn service_connection_env_describes_the_emulator_as_a_custom_cloud() {
         .expect("send");
     assert_eq!(r.status(), 200);
 }
+
+/// A service principal's certificate and the PKCS#8 key that signs its assertions.
+struct CertCredential {
+    pem: String,
+    der: Vec<u8>,
+    key: aws_lc_rs::signature::RsaKeyPair,
+}
+
+fn cert_credential() -> CertCredential {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+    let cert = rcgen::CertificateParams::new(vec!["sp.test".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("cert");
+    CertCredential {
+        pem: cert.pem(),
+        der: cert.der().to_vec(),
+        key: aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&key.serialize_der()).expect("pkcs8"),
+    }
+}
+
+/// An RS256 client assertion with `thumbprint_of`'s x5t#S256, signed by `signer`'s key.
+fn assertion(
+    signer: &CertCredential,
+    thumbprint_of: &CertCredential,
+    claims: &serde_json::Value,
+) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let s256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &thumbprint_of.der);
+    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t#S256": URL_SAFE_NO_PAD.encode(s256.as_ref())});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut sig = vec![0u8; signer.key.public_modulus_len()];
+    signer
+        .key
+        .sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            input.as_bytes(),
+            &mut sig,
+        )
+        .expect("sign");
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+#[tokio::test]
+async fn certificate_assertions_are_verified_like_entra() {
+    let registered = cert_credential();
+    let other = cert_credential();
+    let pem = registered.pem.clone();
+    let f = start_with(move |o| {
+        o.client_certificates
+            .push(slot_release_emulator::ClientCertificate {
+                client_id: CLIENT.into(),
+                certificate_pem: pem,
+            });
+    })
+    .await;
+    let endpoint = format!(
+        "{}/{}/oauth2/v2.0/token",
+        f.emu.endpoints().authority,
+        f.emu.seed().tenant_id
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let claims = |aud: &str, iss: &str, nbf: i64, exp: i64| serde_json::json!({"aud": aud, "iss": iss, "sub": iss, "jti": "j", "nbf": nbf, "exp": exp});
+    let good = claims(&endpoint, CLIENT, now, now + 600);
+    let send = |a: String| {
+        let f = &f;
+        async move {
+            token_form(
+                f,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", CLIENT),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &a),
+                    ("scope", ARM_SCOPE),
+                ],
+            )
+            .await
+        }
+    };
+
+    let (status, body) = send(assertion(&registered, &registered, &good)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+
+    let cases = [
+        (
+            assertion(&other, &other, &good),
+            700_027,
+            "is not registered",
+        ),
+        (
+            assertion(&other, &registered, &good),
+            700_027,
+            "signature validation",
+        ),
+        (
+            assertion(
+                &registered,
+                &registered,
+                &claims(&endpoint, CLIENT, now - 7200, now - 3600),
+            ),
+            700_024,
+            "valid time range",
+        ),
+        (
+            assertion(
+                &registered,
+                &registered,
+                &claims(
+                    "https://login.emulator.test/other/oauth2/v2.0/token",
+                    CLIENT,
+                    now,
+                    now + 600,
+                ),
+            ),
+            50_013,
+            "audience",
+        ),
+        (
+            assertion(
+                &registered,
+                &registered,
+                &claims(&endpoint, "someone-else", now, now + 600),
+            ),
+            50_027,
+            "'iss' and 'sub'",
+        ),
+    ];
+    for (a, code, text) in cases {
+        let (status, body) = send(a).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"], "invalid_client");
+        assert_eq!(body["error_codes"][0], code, "{body}");
+        let description = body["error_description"].as_str().expect("description");
+        assert!(
+            description.starts_with(&format!("AADSTS{code}:")),
+            "{description}"
+        );
+        assert!(description.contains(text), "{description}");
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_for_an_unknown_client_is_refused_at_start() {
+    let registered = cert_credential();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut opts = slot_release_emulator::EmulatorOptions::new(
+        slot_release_emulator::Seed::sample(),
+        dir.path(),
+    );
+    opts.client_certificates
+        .push(slot_release_emulator::ClientCertificate {
+            client_id: "not-a-client".into(),
+            certificate_pem: registered.pem,
+        });
+    let err = slot_release_emulator::Emulator::start(opts)
+        .await
+        .expect_err("unknown client");
+    assert!(err.to_string().contains("not-a-client"), "{err}");
+}

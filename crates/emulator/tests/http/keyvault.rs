@@ -223,3 +223,89 @@ async fn throttling_answers_429_with_retry_after() {
     assert_eq!(codes, vec![200, 200, 200, 429, 429]);
     assert!(retry_after.is_some_and(|s| (1..=30).contains(&s)));
 }
+
+#[tokio::test]
+async fn secret_versions_are_listed_in_pages_oldest_first() {
+    let f = start().await;
+    let token = f.token("https://vault.emulator.test/.default").await;
+    let mut url = kv(
+        &f,
+        "contoso-kv",
+        "/secrets/db-password/versions?api-version=7.6&maxresults=1",
+    );
+    let mut ids = Vec::new();
+    let mut pages = 0;
+    loop {
+        let r = f
+            .http
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.expect("json");
+        pages += 1;
+        for item in v["value"].as_array().expect("array") {
+            assert!(item.get("value").is_none(), "list items never carry values");
+            assert_eq!(item["attributes"]["enabled"], true);
+            ids.push(item["id"].as_str().expect("id").to_owned());
+        }
+        match v["nextLink"].as_str() {
+            Some(next) => url = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!((pages, ids.len()), (2, 2));
+    let prefix = format!("{}/secrets/db-password/", f.emu.vault_url("contoso-kv"));
+    assert!(ids.iter().all(|id| id.starts_with(&prefix)), "{ids:?}");
+    let latest: serde_json::Value = f
+        .http
+        .get(kv(&f, "contoso-kv", "/secrets/db-password?api-version=7.6"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(latest["id"].as_str(), ids.last().map(String::as_str));
+    let oldest: serde_json::Value = f
+        .http
+        .get(format!("{}?api-version=7.6", ids[0]))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(oldest["value"], "s3cr3t-old");
+
+    let r = f
+        .http
+        .get(kv(
+            &f,
+            "contoso-kv",
+            "/secrets/nope/versions?api-version=7.6",
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "SecretNotFound");
+    let r = f
+        .http
+        .get(kv(
+            &f,
+            "contoso-kv",
+            "/secrets/db-password/versions?api-version=7.6&maxresults=26",
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+}

@@ -157,12 +157,15 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
             ("named", false, ours_named, peer_named),
             ("list-all", true, ours_list, peer_list),
         ] {
+            // In list mode the pages are sequential for everyone, so even the limit is only
+            // (pages + 10) / (pages + 1) ≈ 2× the peer at 200: the 5× target is for named reads.
+            let peer_target = if list_mode { Target::None } else { peer_target };
             let limit = limit_round_trips(n, list_mode, VAULT_READS_PER_WINDOW) as f64 * rtt;
             rows.push(Row::compared(
                 format!("{n} secrets, {mode}"),
                 ours,
                 Unit::Ms,
-                format!("peer ({} round trips)", peer_round_trips(n, list_mode)),
+                round_trips("peer", peer_round_trips(n, list_mode)),
                 peer_ms,
                 RatioKind::Speedup,
                 peer_target,
@@ -171,9 +174,9 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
                 format!("{n} secrets, {mode}"),
                 ours,
                 Unit::Ms,
-                format!(
-                    "limit ({} round trips)",
-                    limit_round_trips(n, list_mode, VAULT_READS_PER_WINDOW)
+                round_trips(
+                    "limit",
+                    limit_round_trips(n, list_mode, VAULT_READS_PER_WINDOW),
                 ),
                 limit,
                 RatioKind::Share,
@@ -184,7 +187,7 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
             format!("{n} secrets, named, max_concurrency = {n} (not the default)"),
             wide_named,
             Unit::Ms,
-            format!("peer ({} round trips)", peer_round_trips(n, false)),
+            round_trips("peer", peer_round_trips(n, false)),
             peer_named,
             RatioKind::Speedup,
             Target::None,
@@ -211,7 +214,9 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
          another, then waves of 20 parallel GETs, each wave waiting for its slowest. Limit: \
          Key Vault's largest page is 25, so listing takes ceil(n/25) sequential round trips; \
          reads are independent and {VAULT_READS_PER_WINDOW} per 10 s fit the vault's throttle, \
-         so they need one more round trip."
+         so they need one more round trip. The 5× target applies to named reads: in list mode the \
+         pages are sequential for every strategy, so at 200 secrets even the limit (9 round trips) \
+         is only 2× the peer (18)."
     ));
     notes.push(format!(
         "Ours is the product's `KeyVault::get_secrets` / `list_secrets` with default settings \
@@ -225,6 +230,11 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
         rows,
         notes,
     })
+}
+
+fn round_trips(who: &str, n: usize) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{who} ({n} round trip{s})")
 }
 
 fn ensure_count(got: usize, want: usize) -> anyhow::Result<()> {

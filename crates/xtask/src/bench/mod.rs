@@ -354,9 +354,12 @@ pub(crate) fn timed(command: Command, scratch: &Path) -> anyhow::Result<Timed> {
         };
     }
     wrapped.stdin(std::process::Stdio::null());
+    // Wall time from here rather than time's %e, which has only 10 ms resolution.
+    let started = Instant::now();
     let out = wrapped
         .output()
         .with_context(|| format!("cannot run /usr/bin/time {}", program.to_string_lossy()))?;
+    let wall = started.elapsed().as_secs_f64();
     let text = std::fs::read_to_string(&report).context("no report from /usr/bin/time")?;
     // A failing command makes time print "Command exited with non-zero status N" first.
     let last = text.lines().last().unwrap_or_default();
@@ -364,7 +367,7 @@ pub(crate) fn timed(command: Command, scratch: &Path) -> anyhow::Result<Timed> {
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
         .collect();
-    let [wall, user, sys, rss_kib] = n[..] else {
+    let [_, user, sys, rss_kib] = n[..] else {
         bail!("unexpected /usr/bin/time report: {text}");
     };
     if !out.status.success() {
