@@ -79,8 +79,8 @@ pub struct EmulatorOptions {
     pub deployment_step_delay: Duration,
     /// Port to listen on; 0 picks a free one.
     pub port: u16,
-    /// Public certificates app registrations sign client assertions with (in addition to any in
-    /// the seed), as Entra's "Certificates & secrets" holds them.
+    /// Public certificates the seed's clients sign client assertions with, as Entra's
+    /// "Certificates & secrets" holds them. Each must name a client of the seed.
     pub client_certificates: Vec<ClientCertificate>,
 }
 
