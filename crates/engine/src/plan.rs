@@ -1355,21 +1355,9 @@ fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, p
     ));
     // What the rollback does: the configured restore, or (no rollback stage) whichever is possible.
     let method = match restore {
-        Some(Restore::SwapBack) => lkg_slot.map(RestoreBy::Swap).ok_or_else(|| {
-            match source_slot {
-                None => format!(
-                    "restore is swapBack, but production has no source slot (its image was set directly), so there is nothing to swap back; set stages.rollback.restore to lastKnownGood to put the previous image back"
-                ),
-                Some(slot) => format!(
-                    "restore is swapBack, but slot {slot} holds {} per the journal, not the last known-good release {lkg}, so swapping back would not restore it; {}",
-                    journal.slot_release(slot).unwrap_or("no recorded release"),
-                    match (&spec.app.kind, previous_image) {
-                        (AppKind::Container { .. }, Some(_)) => "set stages.rollback.restore to lastKnownGood to put its image back".to_owned(),
-                        _ => format!("redeploy {lkg} with the staging and production stages"),
-                    }
-                ),
-            }
-        }),
+        Some(Restore::SwapBack) => lkg_slot
+            .map(RestoreBy::Swap)
+            .ok_or_else(|| swap_back_refusal(spec, journal, source_slot, previous_image, &lkg)),
         Some(Restore::LastKnownGood) => match (&spec.app.kind, previous_image) {
             (AppKind::Container { .. }, Some(image)) => Ok(RestoreBy::Image(image)),
             (AppKind::Container { .. }, None) => Err(format!(
@@ -1383,9 +1371,11 @@ fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, p
         None => lkg_slot
             .map(RestoreBy::Swap)
             .or(previous_image.map(RestoreBy::Image))
-            .ok_or_else(|| format!(
-                "the last known-good release {lkg} is in no slot and no previous image is recorded, so it cannot be restored; redeploy it with the staging and production stages"
-            )),
+            .ok_or_else(|| {
+                format!(
+                    "the last known-good release {lkg} is in no slot and no previous image is recorded, so it cannot be restored; redeploy it with the staging and production stages"
+                )
+            }),
     };
     let mut steps = vec![step(
         Action::AcquireLock,
@@ -1482,6 +1472,29 @@ fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, p
     ));
     steps.push(step(Action::ReleaseLock, "the stage is done"));
     plan.steps = steps;
+}
+
+/// Why `restore: swapBack` cannot restore `lkg`, and what would.
+fn swap_back_refusal(
+    spec: &ReleaseSpec,
+    journal: &JournalTags,
+    source_slot: Option<&str>,
+    previous_image: Option<&str>,
+    lkg: &str,
+) -> String {
+    let Some(slot) = source_slot else {
+        return "restore is swapBack, but production has no source slot (its image was set directly), so there is nothing to swap back; set stages.rollback.restore to lastKnownGood to put the previous image back".to_owned();
+    };
+    let way_out = match (&spec.app.kind, previous_image) {
+        (AppKind::Container { .. }, Some(_)) => {
+            "set stages.rollback.restore to lastKnownGood to put its image back".to_owned()
+        }
+        _ => format!("redeploy {lkg} with the staging and production stages"),
+    };
+    format!(
+        "restore is swapBack, but slot {slot} holds {} per the journal, not the last known-good release {lkg}, so swapping back would not restore it; {way_out}",
+        journal.slot_release(slot).unwrap_or("no recorded release"),
+    )
 }
 
 /// How a rollback puts the last known-good release back.
