@@ -7,9 +7,18 @@
 //! cases by the id a failure prints.
 #![cfg(target_os = "linux")]
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use slot_release_tests::matrix::{self, Case};
+
+/// The seed of the sample CI runs, so that CI is repeatable; set `SLOT_RELEASE_MATRIX_SEED` to draw
+/// another sample, or `SLOT_RELEASE_MATRIX=full` for every case.
+const DEFAULT_SEED: u64 = 7;
+
+/// Cases that still break an invariant, each with the open bug that explains it. A listed case must
+/// still fail (so the list shrinks as bugs are fixed); any other case must pass. docs/reliability.md
+/// keeps the same list for people.
+const KNOWN_VIOLATIONS: &[(&str, &str)] = &[];
 
 /// Cases of the sample besides the SIGKILL and the cancellation case.
 const SAMPLED_OTHERS: usize = 4;
@@ -20,11 +29,7 @@ fn selection() -> (u64, Vec<Case>, bool) {
     let seed = std::env::var("SLOT_RELEASE_MATRIX_SEED")
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64)
-        });
+        .unwrap_or(DEFAULT_SEED);
     if let Ok(ids) = std::env::var("SLOT_RELEASE_MATRIX_CASE") {
         let cases = ids
             .split(',')
@@ -73,6 +78,11 @@ async fn fault_matrix_keeps_production_serving_and_converges() {
             untriggered += 1;
         }
         let violations = matrix::check_case(&report);
+        let id = case.to_string();
+        let known = KNOWN_VIOLATIONS
+            .iter()
+            .find(|(k, _)| *k == id)
+            .map(|(_, why)| *why);
         let results: Vec<String> = report
             .runs
             .iter()
@@ -96,6 +106,23 @@ async fn fault_matrix_keeps_production_serving_and_converges() {
             report.faulted_requests,
             violations.len()
         );
+        match (known, violations.is_empty()) {
+            (Some(why), false) => {
+                eprintln!("fault matrix: {case}: known violation ({why}):");
+                for v in &violations {
+                    eprintln!("    {v}");
+                }
+                continue;
+            }
+            (Some(why), true) => {
+                failures.push(format!(
+                    "{case}: listed in KNOWN_VIOLATIONS ({why}) but it now keeps every invariant; \
+                     remove it from the list (and from docs/reliability.md)"
+                ));
+                continue;
+            }
+            (None, _) => {}
+        }
         if !violations.is_empty() {
             let mut text = format!("{case}:");
             for v in &violations {

@@ -1309,6 +1309,19 @@ fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, p
                 Action::Nothing,
                 format!("production already runs the last known-good release {lkg}"),
             ));
+            if let Some(lock) = &journal.lock {
+                // A failed stage could not give its lock back: the rollback stage is the pipeline's next
+                // run, so it frees the app (the executor takes over only a lock of the same release).
+                plan.steps.insert(
+                    0,
+                    step(
+                        Action::AcquireLock,
+                        format!("the lock of {} was left behind", lock.owner),
+                    ),
+                );
+                plan.steps
+                    .push(step(Action::ReleaseLock, "nothing else holds the app"));
+            }
         } else {
             // A release stopped before touching production: nothing to restore, only the journal to close.
             plan.steps = vec![

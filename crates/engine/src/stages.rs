@@ -240,7 +240,7 @@ pub enum StageError {
     },
     /// An earlier release stopped half-way.
     #[error(
-        "release {release} stopped at phase `{phase}`; run again with --resume to continue it or --rollback-unfinished to roll it back"
+        "release {release} stopped at phase `{phase}`; re-run release {release}'s own stage to continue it, or run the task with `command: rollback` to close it (command line: --resume or --rollback-unfinished)"
     )]
     Unfinished {
         /// Its id.
@@ -486,10 +486,19 @@ impl Exec<'_> {
             return Ok(false);
         }
         let release = journal.release.clone().unwrap_or_default();
-        if self.opts.unfinished != Unfinished::Refuse {
+        let mut unfinished = self.opts.unfinished;
+        if unfinished == Unfinished::Refuse && release == self.opts.release_id {
+            // A retry of the very release that stopped (the pipeline re-running a killed or cancelled stage
+            // with the same build number) continues it: refusing would leave the pipeline no way forward.
+            self.log().info(&format!(
+                "Release {release} is this run's release and stopped at phase `{phase}`: resuming it"
+            ));
+            unfinished = Unfinished::Resume;
+        }
+        if unfinished != Unfinished::Refuse {
             self.take_over = Some(release.clone());
         }
-        match self.opts.unfinished {
+        match unfinished {
             Unfinished::Refuse => {
                 Err((RunResult::Failed, StageError::Unfinished { release, phase }))
             }
@@ -557,11 +566,42 @@ impl Exec<'_> {
                 lock_held: false,
             };
             let result = rollback.run_stage_with(Stage::Rollback, state).await;
+            if result.is_err() {
+                rollback.give_back_lock().await;
+            }
             self.stage.steps.extend(rollback.stage.steps);
             result?;
             state = self.read_state().await?;
         }
-        self.run_stage_with(stage, state).await
+        let result = self.run_stage_with(stage, state).await;
+        if result.is_err() {
+            self.give_back_lock().await;
+        }
+        result
+    }
+
+    /// Every failed exit gives the lock back if the failure handling could not: a lock left behind blocks
+    /// the next release for its whole time to live. Best effort, a few tries, logged when it still fails.
+    async fn give_back_lock(&mut self) {
+        if !self.lock_held {
+            return;
+        }
+        self.journal.lock = None;
+        for attempt in 1..=3 {
+            match self.write_tags().await {
+                Ok(()) => {
+                    self.lock_held = false;
+                    return;
+                }
+                Err(err) if attempt == 3 => {
+                    self.log().warning(&format!(
+                        "The release lock could not be given back ({}); the next run of this release takes it over, another release waits until it expires",
+                        chain(&err).join(": ")
+                    ));
+                }
+                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
     }
 
     async fn run_stage_with(&mut self, stage: Stage, state: LiveState) -> Result<(), Failure> {
@@ -764,7 +804,9 @@ impl Exec<'_> {
                         self.journal
                             .slots
                             .insert(PRODUCTION.to_owned(), release.clone());
-                    } else {
+                    } else if self.journal.slot_release(PRODUCTION) != Some(release.as_str()) {
+                        // Only a swap that moved this release into production exchanges the slots: a re-run
+                        // (or a resumed run) finds them exchanged already and must not exchange them back.
                         self.journal.swap(&p.source_slot, PRODUCTION);
                     }
                 }
@@ -786,7 +828,10 @@ impl Exec<'_> {
                     }
                 } else if let Some(p) = &self.spec.production {
                     if p.source_slot != PRODUCTION {
-                        self.journal.swap(&p.source_slot, PRODUCTION);
+                        // The swap back undoes the exchange recorded at `swapped`, and only that one.
+                        if self.journal.slot_release(PRODUCTION) == Some(release.as_str()) {
+                            self.journal.swap(&p.source_slot, PRODUCTION);
+                        }
                     } else if let Some(lkg) = self.journal.last_known_good.clone() {
                         self.journal.slots.insert(PRODUCTION.to_owned(), lkg);
                     }
