@@ -209,6 +209,13 @@ fn main() -> ExitCode {
     }
     let cli = match parse() {
         Ok(cli) => cli,
+        Err(err) if err.use_stderr() && log.mode() == OutputMode::Pipeline => {
+            // The agent needs an issue and a result, not only an exit code (e.g. an unknown command input).
+            return finish(
+                &log,
+                Err(Failed(anyhow!("{}", err.render().to_string().trim_end()))),
+            );
+        }
         Err(err) => {
             let _ = err.print();
             return if err.use_stderr() {
@@ -410,6 +417,7 @@ fn load(
         syntax_only,
         ..LoadRequest::default()
     };
+    config_inside_sources(&common.config)?;
     match release::load(&common.config, &request) {
         Ok(loaded) => {
             report_diagnostics(log, &loaded.loaded.warnings);
@@ -423,6 +431,40 @@ fn load(
                 diagnostics.len()
             ))
         }
+    }
+}
+
+/// In a pipeline the config must come from the checked-out sources: a path pointed elsewhere would be
+/// read and its lines echoed in diagnostics. Refused before the file is opened; the path is not shown.
+fn config_inside_sources(config: &Path) -> Result<()> {
+    let Some(sources) =
+        std::env::var_os("SYSTEM_DEFAULTWORKINGDIRECTORY").filter(|s| !s.is_empty())
+    else {
+        return Ok(());
+    };
+    let sources = Path::new(&sources);
+    let inside = match (sources.canonicalize(), config.canonicalize()) {
+        (Ok(root), Ok(file)) => file.starts_with(&root),
+        // A missing file is reported by the loader; `..` must still not climb out of the sources.
+        (Ok(root), Err(_)) => {
+            let joined = if config.is_absolute() {
+                config.to_path_buf()
+            } else {
+                std::env::current_dir().unwrap_or_default().join(config)
+            };
+            joined.starts_with(&root)
+                && !joined
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+        }
+        (Err(_), _) => false,
+    };
+    if inside {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "the configFile input must name a file inside the sources (System.DefaultWorkingDirectory); the path given points outside them and was not read"
+        ))
     }
 }
 
@@ -503,10 +545,14 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
             package_sha256: None,
         },
     })?;
-    if args.common.json {
+    // Through the log, never `print!`: a value in the plan (a setting, the build number) could hold a
+    // `##vso[` the agent would run as a logging command.
+    if args.common.json && log.mode() != OutputMode::Pipeline {
         println!("{}", plan.to_json());
+    } else if args.common.json {
+        log.info(&plan.to_json());
     } else {
-        print!("{}", plan.render());
+        log.info(plan.render().trim_end());
     }
     if log.mode() == OutputMode::Pipeline {
         let agent = AgentEnv::from_env();

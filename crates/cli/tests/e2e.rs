@@ -1199,3 +1199,104 @@ async fn the_health_timeout_input_bounds_the_staging_gate() {
         "the 8s of the config did not apply: {took:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_of_a_succeeded_production_stage_keeps_the_journal_slots_true() {
+    let world = python_world(|t| t).await;
+    let out = world.run(&["staging", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.run(&["production", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after_first = world.tag("slotrelease.slots");
+    assert_eq!(
+        after_first.as_deref(),
+        Some("production=r1,staging=previous")
+    );
+    let out = world.run(&["production", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        world.tag("slotrelease.slots"),
+        after_first,
+        "a re-run swaps nothing, so the journal's slots do not change"
+    );
+    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
+    assert_eq!(world.tag("slotrelease.lock"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_staging_run_is_resumed_by_a_retry_of_the_same_release_only() {
+    let world =
+        python_world(|t| t.replace("python3 migrate.py up", "sleep 2; python3 migrate.py up"))
+            .await;
+    let mut child = world
+        .command(&["staging", "--release-id", "r1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while world.tag("slotrelease.phase").as_deref() != Some("deployed") {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "staging never reached the hook"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    // Another release is refused with a way out the pipeline task can take.
+    let out = world.run(&["staging", "--release-id", "r2"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("command: rollback"), "{}", stderr(&out));
+    // The pipeline's retry (same build number, no flag: the task has no input for one) continues it.
+    let out = world.run(&["staging", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
+    assert_eq!(world.tag("slotrelease.lock"), None);
+    assert_eq!(
+        world
+            .slot("staging")
+            .app_settings
+            .get("RELEASE_VERSION")
+            .map(String::as_str),
+        Some("r1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_swap_puts_back_the_production_settings_written_before_it() {
+    let world = python_world(|t| t).await;
+    let out = world.run(&["staging", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = world.slot("production").app_settings.clone();
+    assert_ne!(
+        before.get("RELEASE_VERSION").map(String::as_str),
+        Some("r1")
+    );
+    world
+        .emulator
+        .inject(Fault::SwapWarmupFails { app: APP.into() });
+    let out = world.run(&["production", "--release-id", "r1"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        world.slot("production").app_settings,
+        before,
+        "production runs its own release with its own settings"
+    );
+    assert_eq!(world.tag("slotrelease.lock"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_automatic_rollback_puts_back_the_production_settings() {
+    let world = python_world(|t| t).await;
+    let before = world.slot("production").app_settings.clone();
+    world
+        .emulator
+        .inject(Fault::AppUnhealthyAfterSwap { app: APP.into() });
+    let out = world.run(&["release", "--release-id", "r1"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        world.tag("slotrelease.phase").as_deref(),
+        Some("rolledBack")
+    );
+    assert_eq!(world.slot("production").app_settings, before);
+}

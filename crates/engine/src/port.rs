@@ -116,6 +116,8 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         slot: &str,
         settings: &BTreeMap<String, SettingValue>,
     ) -> Result<(), PortError>;
+    /// Removes app settings from a slot, keeping all others.
+    async fn remove_settings(&self, slot: &str, names: &BTreeSet<String>) -> Result<(), PortError>;
     /// Marks app setting names sticky (keeps the ones already sticky).
     async fn add_sticky(&self, names: &BTreeSet<String>) -> Result<(), PortError>;
     /// Changes site config of a slot.
@@ -356,6 +358,18 @@ impl Port for AzurePort {
             .map_err(azure_err(format!("set settings on {slot}")))
     }
 
+    async fn remove_settings(&self, slot: &str, names: &BTreeSet<String>) -> Result<(), PortError> {
+        let change = az::SettingsChange {
+            set: BTreeMap::new(),
+            remove: names.clone(),
+        };
+        self.app
+            .update_app_settings(&Self::slot(slot)?, &change)
+            .await
+            .map(drop)
+            .map_err(azure_err(format!("remove settings from {slot}")))
+    }
+
     async fn add_sticky(&self, names: &BTreeSet<String>) -> Result<(), PortError> {
         let mut current = self
             .app
@@ -585,6 +599,9 @@ impl Port for Offline {
         _: &BTreeMap<String, SettingValue>,
     ) -> Result<(), PortError> {
         self.refuse("set settings")
+    }
+    async fn remove_settings(&self, _: &str, _: &BTreeSet<String>) -> Result<(), PortError> {
+        self.refuse("remove settings")
     }
     async fn add_sticky(&self, _: &BTreeSet<String>) -> Result<(), PortError> {
         self.refuse("mark settings sticky")

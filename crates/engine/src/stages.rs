@@ -371,6 +371,9 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
             production_image: None,
             take_over: None,
             lock_held: false,
+            production_settings: BTreeMap::new(),
+            production_settings_before: BTreeMap::new(),
+            production_touched: false,
         };
         let outcome = exec.run_stage().await;
         package = exec.package.clone();
@@ -434,6 +437,12 @@ struct Exec<'a> {
     /// An unfinished release the user asked to resume or roll back: its stale lock may be taken over.
     take_over: Option<String>,
     lock_held: bool,
+    /// Production's settings when the stage read the live state.
+    production_settings: BTreeMap<String, String>,
+    /// What this run wrote over on production: each name's value before (`None`: it was not set).
+    production_settings_before: BTreeMap<String, Option<String>>,
+    /// A swap or image change of production was started: after a cancellation it may still complete.
+    production_touched: bool,
 }
 
 fn now_unix() -> i64 {
@@ -474,6 +483,45 @@ impl Exec<'_> {
             .read_state(&slots_of(self.spec))
             .await
             .map_err(port_err("read the live state"))
+    }
+
+    /// A run stopped during a swap (or swap back) leaves the journal's slots stale: the swap may have
+    /// finished in Azure after the run died. The deployment records travel with the content, so the live
+    /// state says which release each of the two swapped slots holds; the journal is corrected from it.
+    fn reconcile(&self, state: &mut LiveState) {
+        let mut journal = JournalTags::from_tags(&state.tags);
+        if !matches!(
+            journal.phase,
+            Some(Phase::Swapping | Phase::Swapped | Phase::RollingBack)
+        ) {
+            return;
+        }
+        let Some(source) = self
+            .spec
+            .production
+            .as_ref()
+            .map(|p| p.source_slot.clone())
+            .filter(|s| s != PRODUCTION)
+        else {
+            return;
+        };
+        let mut changed = false;
+        for slot in [PRODUCTION.to_owned(), source] {
+            let Some(live) = state.slot(&slot).and_then(|s| s.release.clone()) else {
+                continue;
+            };
+            if journal.slot_release(&slot) != Some(live.as_str()) {
+                self.log().warning(&format!(
+                    "The journal says slot {slot} holds {}, but its deployment records say {live}: the run that wrote it stopped during a swap; going by the slot",
+                    journal.slot_release(&slot).unwrap_or("nothing")
+                ));
+                journal.slots.insert(slot, live);
+                changed = true;
+            }
+        }
+        if changed {
+            journal.apply_to(&mut state.tags);
+        }
     }
 
     /// Adjusts the journal of an unfinished release as the run asks; returns whether a rollback must run first.
@@ -538,6 +586,9 @@ impl Exec<'_> {
         } else {
             self.read_state().await?
         };
+        if stage != Stage::Build {
+            self.reconcile(&mut state);
+        }
         if self.settle(&mut state)? {
             self.log()
                 .warning("An unfinished release is rolled back first, as asked");
@@ -564,6 +615,9 @@ impl Exec<'_> {
                 production_image: None,
                 take_over: self.take_over.clone(),
                 lock_held: false,
+                production_settings: BTreeMap::new(),
+                production_settings_before: BTreeMap::new(),
+                production_touched: false,
             };
             let result = rollback.run_stage_with(Stage::Rollback, state).await;
             if result.is_err() {
@@ -606,6 +660,10 @@ impl Exec<'_> {
 
     async fn run_stage_with(&mut self, stage: Stage, state: LiveState) -> Result<(), Failure> {
         self.journal = JournalTags::from_tags(&state.tags);
+        self.production_settings = state
+            .slot(PRODUCTION)
+            .map(|s| s.settings.clone())
+            .unwrap_or_default();
         self.production_image = state
             .slot(PRODUCTION)
             .and_then(|s| s.image())
@@ -703,6 +761,7 @@ impl Exec<'_> {
     async fn recover(&mut self, plan: &Plan) -> RunResult {
         let mut result = RunResult::Failed;
         let mut undone = false;
+        let mut restore_failed = false;
         // Decided once: executing the swap back flips `swapped`, but the checks after it still apply.
         let production_changed = self.swapped || self.image_set.is_some();
         let swapped = self.swapped;
@@ -731,17 +790,85 @@ impl Exec<'_> {
             if !applies {
                 continue;
             }
-            if matches!(step.action, Action::Swap { .. } | Action::SetImage { .. }) {
-                result = RunResult::RolledBack;
+            if restore_failed && !matches!(step.action, Action::ReleaseLock) {
+                // Production still runs the release: its gate, the undo of its hooks and a `rolledBack`
+                // journal would all describe a rollback that did not happen.
+                continue;
             }
+            let restoring = matches!(step.action, Action::Swap { .. } | Action::SetImage { .. });
             // A failure while recovering is logged and recovery goes on: every remaining step still helps.
-            let _ = self.timed(step).await;
+            let outcome = self.timed(step).await;
+            if restoring {
+                match outcome {
+                    Ok(()) => {
+                        result = RunResult::RolledBack;
+                        self.restore_production_settings().await;
+                    }
+                    Err((_, err)) => {
+                        restore_failed = true;
+                        self.log().error(&format!(
+                            "The automatic rollback failed, production still runs release {}: {}; run the rollback stage to retry it",
+                            self.opts.release_id,
+                            chain(&err).join(": ")
+                        ));
+                    }
+                }
+            }
+        }
+        if restore_failed {
+            // `failed` with the slots as they are keeps the rollback stage's way open: it sees production
+            // holding this release and swaps the last known-good one back.
+            let _ = self.write_journal(Phase::Failed).await;
         }
         if self.stage.stage == Stage::Production && !production_changed {
+            // The swap did not happen: production's own settings go back with its own release.
+            self.restore_production_settings().await;
             // Production was never touched: the slot is still staged and the production stage can be retried.
             let _ = self.write_journal(Phase::Staged).await;
         }
         result
+    }
+
+    /// Puts back the production settings this run wrote over (best effort, logged): production runs the
+    /// previous release again and must run it with that release's settings.
+    async fn restore_production_settings(&mut self) {
+        if self.production_settings_before.is_empty() {
+            return;
+        }
+        let before = std::mem::take(&mut self.production_settings_before);
+        let set: BTreeMap<String, SettingValue> = before
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), SettingValue::Plain(v.clone()?))))
+            .collect();
+        let remove: BTreeSet<String> = before
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        let started = Instant::now();
+        let mut outcome = Ok(());
+        if !set.is_empty() {
+            outcome = self.ctx.port.set_settings(PRODUCTION, &set).await;
+        }
+        if outcome.is_ok() && !remove.is_empty() {
+            outcome = self.ctx.port.remove_settings(PRODUCTION, &remove).await;
+        }
+        let description = format!(
+            "restore {} production setting(s) this release wrote",
+            before.len()
+        );
+        let note = outcome.as_ref().err().map(|e| chain(e).join(": "));
+        self.log().info(&format!(
+            "[{}] {description} ({})",
+            if note.is_none() { "done" } else { "FAILED" },
+            format_ms(started.elapsed().as_millis() as u64)
+        ));
+        self.stage.steps.push(StepRecord {
+            description,
+            ok: note.is_none(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            note,
+        });
     }
 
     /// Cancellation: record where the release stopped and give the lock back, within the grace period.
@@ -749,9 +876,15 @@ impl Exec<'_> {
         self.log().warning(
             "Cancelled: no further steps start; the journal records where the release stopped",
         );
+        if !self.production_touched {
+            // Production still runs its own release: it gets its own settings back.
+            self.restore_production_settings().await;
+        }
         if self.lock_held {
             self.journal.lock = None;
-            let _ = self.write_tags().await;
+            if self.write_tags().await.is_ok() {
+                self.lock_held = false;
+            }
         }
     }
 
@@ -1059,6 +1192,13 @@ impl Exec<'_> {
                         },
                     };
                     values.insert(change.name.clone(), value);
+                    if slot == PRODUCTION {
+                        // Kept before writing, so a swap that does not happen (or is undone) can put
+                        // production's own values back: sticky settings stay with the slot.
+                        self.production_settings_before
+                            .entry(change.name.clone())
+                            .or_insert_with(|| self.production_settings.get(&change.name).cloned());
+                    }
                 }
                 let sticky: BTreeSet<String> = changes
                     .iter()
@@ -1102,6 +1242,7 @@ impl Exec<'_> {
             } => {
                 // A second image change in a stage (or any in a rollback) puts the last known-good tag back.
                 let restoring = self.stage.stage == Stage::Rollback || self.image_set.is_some();
+                self.production_touched |= slot == PRODUCTION;
                 if slot == PRODUCTION && !restoring {
                     self.journal.previous_image = before.clone();
                 }
@@ -1243,6 +1384,7 @@ impl Exec<'_> {
                 }
             }
             Action::Swap { source, target } => {
+                self.production_touched |= target == PRODUCTION;
                 self.swap(source, target).await?;
                 self.swapped = !self.swapped;
             }

@@ -1,10 +1,10 @@
 //! The pure half of the benchmark suite: measured rows, their ratios and targets, and the rendering of
 //! `docs/performance.md` and `docs/performance.json`. Nothing here measures, so it is unit-tested.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The unit of a figure, which also says how to print it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Unit {
     /// Milliseconds.
@@ -32,7 +32,7 @@ impl Unit {
 }
 
 /// How the ratio of a row is formed, so that "bigger is better" reads the same in every table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RatioKind {
     /// `baseline / figure`: how many times faster (or smaller) than the baseline.
@@ -42,7 +42,7 @@ pub enum RatioKind {
 }
 
 /// What a row must reach to be met.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "on", rename_all = "kebab-case")]
 pub enum Target {
     /// No target: the row is for context.
@@ -70,7 +70,7 @@ pub enum Target {
 }
 
 /// One measured line of a table.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     /// What was measured, e.g. "first Azure request via task/index.js".
     pub what: String,
@@ -161,7 +161,7 @@ impl Row {
 }
 
 /// One table: a measurement of the issue with its rows and a note (method, limits, what would help).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Section {
     /// Heading, e.g. "1. Start-up to first Azure request".
     pub title: String,
@@ -172,7 +172,7 @@ pub struct Section {
 }
 
 /// Where and how the suite ran.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Machine {
     /// CPU model from /proc/cpuinfo.
     pub cpu: String,
@@ -187,7 +187,7 @@ pub struct Machine {
 }
 
 /// The whole report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// UTC date and time of the run (RFC 3339).
     pub date: String,
@@ -471,6 +471,12 @@ mod tests {
         assert_eq!(rows[0]["target"]["on"], "ratio-at-least");
         assert_eq!(j["tally"]["missed"], 1);
         assert_eq!(j["machine"]["cpus"], 2);
+    }
+
+    #[test]
+    fn the_json_reads_back_as_the_same_report() {
+        let back: Report = serde_json::from_value(sample().to_json()).unwrap();
+        assert_eq!(back, sample());
     }
 
     #[test]
