@@ -847,18 +847,17 @@ async fn a_run_interrupted_at_each_step_is_recognised_and_resumed() {
                 .is_some_and(|p| p != "staged" && p != "released"),
             "{stage} at {phase}: the journal shows an unfinished release, got {recorded:?}"
         );
+        // The pipeline's retry of the same release (no flag: the task has none) recognises and resumes it.
         let out = world.run(&[stage, "--release-id", "r1"]).await;
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "{stage} at {phase}: a blind rerun is refused"
-        );
-        assert!(stderr(&out).contains("--resume"), "{}", stderr(&out));
-        let out = world.run(&[stage, "--release-id", "r1", "--resume"]).await;
         assert!(
             out.status.success(),
             "{stage} at {phase}: resume failed: {}",
             stderr(&out)
+        );
+        assert!(
+            stdout(&out).contains("Resuming release r1"),
+            "{stage} at {phase}: {}",
+            stdout(&out)
         );
         prober.assert_always_healthy().await;
         let expected = if stage == "staging" {
@@ -1246,7 +1245,11 @@ async fn a_killed_staging_run_is_resumed_by_a_retry_of_the_same_release_only() {
     // Another release is refused with a way out the pipeline task can take.
     let out = world.run(&["staging", "--release-id", "r2"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("command: rollback"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("command: rollback"),
+        "{}",
+        stderr(&out)
+    );
     // The pipeline's retry (same build number, no flag: the task has no input for one) continues it.
     let out = world.run(&["staging", "--release-id", "r1"]).await;
     assert!(out.status.success(), "{}", stderr(&out));

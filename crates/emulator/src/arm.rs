@@ -738,21 +738,7 @@ async fn site_op(
         }
         (Method::GET, ["deployments"]) => {
             let state = lock(&shared.state);
-            let app = &state.apps[&name];
-            let value: Vec<serde_json::Value> = app
-                .slot(&slot)
-                .map(|s| {
-                    s.deployments
-                        .iter()
-                        .rev()
-                        .map(|d| arm_deployment(app, &slot, d))
-                        .collect()
-                })
-                .unwrap_or_default();
-            json(
-                StatusCode::OK,
-                &serde_json::json!({"value": value, "nextLink": null}),
-            )
+            deployment_list(&state.apps[&name], &slot, arm_deployment)
         }
         (Method::GET | Method::PUT, ["deployments", _]) => {
             let id = ops[1].clone();
@@ -778,21 +764,7 @@ async fn site_op(
         }
         (Method::GET, ["deploymentstatus"]) => {
             let state = lock(&shared.state);
-            let app = &state.apps[&name];
-            let value: Vec<serde_json::Value> = app
-                .slot(&slot)
-                .map(|s| {
-                    s.deployments
-                        .iter()
-                        .rev()
-                        .map(|d| deployment_status(app, &slot, d))
-                        .collect()
-                })
-                .unwrap_or_default();
-            json(
-                StatusCode::OK,
-                &serde_json::json!({"value": value, "nextLink": null}),
-            )
+            deployment_list(&state.apps[&name], &slot, deployment_status)
         }
         (Method::GET, ["deploymentstatus", _]) => {
             let state = lock(&shared.state);
@@ -1336,4 +1308,26 @@ fn reset_preview(shared: &Arc<Shared>, app_name: &str) {
     if let Some(p) = preview {
         revert_source(shared, app_name, &p.source, p.original_settings);
     }
+}
+
+/// A slot's deployments, newest first, as an ARM list (`{value, nextLink}`) in the shape `render` gives.
+fn deployment_list(
+    app: &App,
+    slot: &str,
+    render: fn(&App, &str, &crate::state::DeploymentRecord) -> serde_json::Value,
+) -> Response {
+    let value: Vec<serde_json::Value> = app
+        .slot(slot)
+        .map(|s| {
+            s.deployments
+                .iter()
+                .rev()
+                .map(|d| render(app, slot, d))
+                .collect()
+        })
+        .unwrap_or_default();
+    json(
+        StatusCode::OK,
+        &serde_json::json!({"value": value, "nextLink": null}),
+    )
 }

@@ -18,6 +18,7 @@ const TAG_LKG: &str = "slotrelease.lastKnownGood";
 const TAG_SLOTS: &str = "slotrelease.slots";
 const TAG_PREVIOUS_IMAGE: &str = "slotrelease.previousImage";
 const TAG_LOCK: &str = "slotrelease.lock";
+const TAG_PREVIOUS_SETTINGS: &str = "slotrelease.previousSettings";
 
 /// How far a release got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -131,6 +132,9 @@ pub struct JournalTags {
     pub previous_image: Option<String>,
     /// The lock, when held.
     pub lock: Option<Lock>,
+    /// Production's values (`None`: unset) of the settings the current release wrote over there before its
+    /// swap, so a rollback in a later run can put them back. Values delivered as secrets are never kept.
+    pub previous_settings: BTreeMap<String, Option<String>>,
 }
 
 impl JournalTags {
@@ -152,6 +156,10 @@ impl JournalTags {
                 .unwrap_or_default(),
             previous_image: get(TAG_PREVIOUS_IMAGE),
             lock: tags.get(TAG_LOCK).and_then(|l| Lock::decode(l)),
+            previous_settings: tags
+                .get(TAG_PREVIOUS_SETTINGS)
+                .and_then(|v| serde_json::from_str(v).ok())
+                .unwrap_or_default(),
         }
     }
 
@@ -178,6 +186,12 @@ impl JournalTags {
         );
         put(TAG_PREVIOUS_IMAGE, self.previous_image.clone());
         put(TAG_LOCK, self.lock.as_ref().map(Lock::encode));
+        put(
+            TAG_PREVIOUS_SETTINGS,
+            (!self.previous_settings.is_empty())
+                .then(|| serde_json::to_string(&self.previous_settings).ok())
+                .flatten(),
+        );
     }
 
     /// The release the journal says is in a slot.
@@ -269,6 +283,10 @@ mod tests {
             .insert("production".into(), "20261121.1".into());
         journal.slots.insert("staging".into(), "20261122.4".into());
         journal.try_lock("run-1@agent", 1_000, 600).unwrap();
+        journal
+            .previous_settings
+            .insert("RELEASE_VERSION".into(), Some("20261121.1".into()));
+        journal.previous_settings.insert("NEW_FLAG".into(), None);
         let mut tags = BTreeMap::from([("owner".to_owned(), "web-team".to_owned())]);
         journal.apply_to(&mut tags);
         assert_eq!(tags["owner"], "web-team");

@@ -1309,18 +1309,30 @@ fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, p
                 Action::Nothing,
                 format!("production already runs the last known-good release {lkg}"),
             ));
-            if let Some(lock) = &journal.lock {
+            if !journal.previous_settings.is_empty() {
+                // A stopped production stage wrote its settings on production before a swap that never
+                // happened: closing the journal puts production's own values back.
+                plan.steps = vec![step(
+                    Action::WriteJournal {
+                        phase: Phase::RolledBack,
+                    },
+                    format!(
+                        "production runs {lkg} but holds settings another release wrote; they are put back"
+                    ),
+                )];
+            }
+            if journal.lock.is_some() || !journal.previous_settings.is_empty() {
                 // A failed stage could not give its lock back: the rollback stage is the pipeline's next
                 // run, so it frees the app (the executor takes over only a lock of the same release).
                 plan.steps.insert(
                     0,
                     step(
                         Action::AcquireLock,
-                        format!("the lock of {} was left behind", lock.owner),
+                        "a rollback must not race another release",
                     ),
                 );
                 plan.steps
-                    .push(step(Action::ReleaseLock, "nothing else holds the app"));
+                    .push(step(Action::ReleaseLock, "the stage is done"));
             }
         } else {
             // A release stopped before touching production: nothing to restore, only the journal to close.

@@ -374,6 +374,7 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
             production_settings: BTreeMap::new(),
             production_settings_before: BTreeMap::new(),
             production_touched: false,
+            slot_releases: BTreeMap::new(),
         };
         let outcome = exec.run_stage().await;
         package = exec.package.clone();
@@ -443,6 +444,9 @@ struct Exec<'a> {
     production_settings_before: BTreeMap<String, Option<String>>,
     /// A swap or image change of production was started: after a cancellation it may still complete.
     production_touched: bool,
+    /// The release each slot holds, per its deployment records when the stage read the live state,
+    /// kept up to date by this run's swaps.
+    slot_releases: BTreeMap<String, String>,
 }
 
 fn now_unix() -> i64 {
@@ -483,6 +487,82 @@ impl Exec<'_> {
             .read_state(&slots_of(self.spec))
             .await
             .map_err(port_err("read the live state"))
+    }
+
+    /// A run stopped during its upload leaves the deployment running in Kudu; it finishes on its own.
+    /// The retry of that release waits for it (bounded, cancellable) rather than refuse at preflight.
+    async fn wait_for_running_deployment(
+        &self,
+        mut state: LiveState,
+    ) -> Result<LiveState, Failure> {
+        let journal = JournalTags::from_tags(&state.tags);
+        let stopped_here = journal.phase.is_some_and(|p| !p.is_settled())
+            && journal.release.as_deref() == Some(self.opts.release_id.as_str());
+        if !stopped_here || state.in_flight.is_empty() {
+            return Ok(state);
+        }
+        self.log().info(&format!(
+            "The interrupted run of this release left work running ({}); waiting for it to finish",
+            state.in_flight.join(", ")
+        ));
+        let deadline = Instant::now() + SWAP_CONFLICT_WAIT;
+        while !state.in_flight.is_empty() && Instant::now() < deadline {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                () = self.ctx.cancel.cancelled() => break,
+            }
+            state = self.read_state().await?;
+        }
+        Ok(state)
+    }
+
+    /// A run stopped during a swap (or swap back) may have left that swap running in Azure: the live state
+    /// means nothing until it ends. Resetting the source slot's config is refused (409) while an operation
+    /// holds the app, and is a no-op otherwise (it also cancels a preview the stopped run left applied).
+    /// Returns whether it waited, so the state must be read again.
+    async fn wait_for_running_swap(&self, state: &LiveState) -> bool {
+        let phase = JournalTags::from_tags(&state.tags).phase;
+        if !matches!(
+            phase,
+            Some(Phase::Swapping | Phase::Swapped | Phase::RollingBack)
+        ) {
+            return false;
+        }
+        let Some(source) = self
+            .spec
+            .production
+            .as_ref()
+            .map(|p| p.source_slot.clone())
+            .filter(|s| s != PRODUCTION && state.slot(s).is_some())
+        else {
+            return false;
+        };
+        let deadline = Instant::now() + SWAP_CONFLICT_WAIT;
+        let mut waited = false;
+        loop {
+            match self.ctx.port.reset_slot_config(&source).await {
+                Ok(()) => return waited,
+                Err(err) if err.is_conflict() && Instant::now() < deadline => {
+                    if !waited {
+                        self.log().info(
+                            "An operation of the interrupted run is still running on the app; waiting for it to finish",
+                        );
+                    }
+                    waited = true;
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                        () = self.ctx.cancel.cancelled() => return waited,
+                    }
+                }
+                Err(err) => {
+                    self.log().warning(&format!(
+                        "Could not tell whether an operation is still running on the app: {}",
+                        chain(&err).join(": ")
+                    ));
+                    return waited;
+                }
+            }
+        }
     }
 
     /// A run stopped during a swap (or swap back) leaves the journal's slots stale: the swap may have
@@ -586,6 +666,12 @@ impl Exec<'_> {
         } else {
             self.read_state().await?
         };
+        if stage != Stage::Build && self.wait_for_running_swap(&state).await {
+            state = self.read_state().await?;
+        }
+        if stage != Stage::Build {
+            state = self.wait_for_running_deployment(state).await?;
+        }
         if stage != Stage::Build {
             self.reconcile(&mut state);
         }
@@ -618,6 +704,7 @@ impl Exec<'_> {
                 production_settings: BTreeMap::new(),
                 production_settings_before: BTreeMap::new(),
                 production_touched: false,
+                slot_releases: BTreeMap::new(),
             };
             let result = rollback.run_stage_with(Stage::Rollback, state).await;
             if result.is_err() {
@@ -660,6 +747,11 @@ impl Exec<'_> {
 
     async fn run_stage_with(&mut self, stage: Stage, state: LiveState) -> Result<(), Failure> {
         self.journal = JournalTags::from_tags(&state.tags);
+        self.slot_releases = state
+            .slots
+            .iter()
+            .filter_map(|(name, s)| Some((name.clone(), s.release.clone()?)))
+            .collect();
         self.production_settings = state
             .slot(PRODUCTION)
             .map(|s| s.settings.clone())
@@ -832,10 +924,15 @@ impl Exec<'_> {
     /// Puts back the production settings this run wrote over (best effort, logged): production runs the
     /// previous release again and must run it with that release's settings.
     async fn restore_production_settings(&mut self) {
-        if self.production_settings_before.is_empty() {
+        // This run's own record (secret values included) first; the journal's covers an earlier run's.
+        let mut before = std::mem::take(&mut self.production_settings_before);
+        let recorded = std::mem::take(&mut self.journal.previous_settings);
+        for (name, value) in recorded.clone() {
+            before.entry(name).or_insert(value);
+        }
+        if before.is_empty() {
             return;
         }
-        let before = std::mem::take(&mut self.production_settings_before);
         let set: BTreeMap<String, SettingValue> = before
             .iter()
             .filter_map(|(k, v)| Some((k.clone(), SettingValue::Plain(v.clone()?))))
@@ -858,6 +955,10 @@ impl Exec<'_> {
             before.len()
         );
         let note = outcome.as_ref().err().map(|e| chain(e).join(": "));
+        if note.is_some() {
+            // Kept in the journal, so the rollback stage can try again.
+            self.journal.previous_settings = recorded;
+        }
         self.log().info(&format!(
             "[{}] {description} ({})",
             if note.is_none() { "done" } else { "FAILED" },
@@ -946,9 +1047,13 @@ impl Exec<'_> {
             }
             Phase::Released => {
                 self.journal.last_known_good = Some(release.clone());
+                // Production's settings are this release's for good now.
+                self.journal.previous_settings.clear();
             }
             Phase::RolledBack => {
                 if self.stage.stage == Stage::Rollback {
+                    // Production runs the last known-good release again, so it gets its settings back.
+                    self.restore_production_settings().await;
                     // Only a swap moves releases between slots; an image change or a closed journal does not.
                     if self.swapped
                         && let Some(p) = &self.spec.production
@@ -1192,6 +1297,13 @@ impl Exec<'_> {
                         },
                     };
                     values.insert(change.name.clone(), value);
+                    if slot == PRODUCTION && matches!(change.after, Shown::Plain(_)) {
+                        // The journal keeps the first value seen: a retry must not record its own.
+                        self.journal
+                            .previous_settings
+                            .entry(change.name.clone())
+                            .or_insert_with(|| self.production_settings.get(&change.name).cloned());
+                    }
                     if slot == PRODUCTION {
                         // Kept before writing, so a swap that does not happen (or is undone) can put
                         // production's own values back: sticky settings stay with the slot.
@@ -1205,6 +1317,12 @@ impl Exec<'_> {
                     .filter(|c| c.becomes_sticky)
                     .map(|c| c.name.clone())
                     .collect();
+                if slot == PRODUCTION && !self.journal.previous_settings.is_empty() {
+                    // Recorded before the write, so a run killed after it still lets a rollback undo it.
+                    self.write_tags()
+                        .await
+                        .map_err(port_err("record production's settings"))?;
+                }
                 // Sticky first, so no swap can ever carry the new values across.
                 if !sticky.is_empty() {
                     port.add_sticky(&sticky)
@@ -1386,6 +1504,18 @@ impl Exec<'_> {
             Action::Swap { source, target } => {
                 self.production_touched |= target == PRODUCTION;
                 self.swap(source, target).await?;
+                let (a, b) = (
+                    self.slot_releases.remove(source),
+                    self.slot_releases.remove(target),
+                );
+                self.slot_releases.extend(
+                    [(target.clone(), a), (source.clone(), b)]
+                        .into_iter()
+                        .filter_map(|(slot, r)| Some((slot, r?))),
+                );
+                if self.stage.stage == Stage::Rollback && target == PRODUCTION {
+                    self.restore_production_settings().await;
+                }
                 self.swapped = !self.swapped;
             }
             Action::ApplySlotConfig { source, target } => {
@@ -1449,6 +1579,9 @@ impl Exec<'_> {
     async fn swap(&self, source: &str, target: &str) -> Result<(), Failure> {
         let port = &self.ctx.port;
         let deadline = Instant::now() + SWAP_CONFLICT_WAIT;
+        // What the target holds once this swap is done: if the running operation leaves it so (the
+        // same swap, or the swap back of a run that died), swapping again would undo it.
+        let expected = self.slot_releases.get(source).cloned();
         loop {
             let err = match port.swap(source, target, &self.ctx.cancel).await {
                 Ok(()) => return Ok(()),
@@ -1465,6 +1598,14 @@ impl Exec<'_> {
             }
             let state = self.read_state().await?;
             let serving = state.slot(target).and_then(|s| s.release.as_deref());
+            if let Some(expected) = expected.as_deref()
+                && serving == Some(expected)
+            {
+                self.log().info(&format!(
+                    "The running operation was this swap: slot {target} already holds {expected}"
+                ));
+                return Ok(());
+            }
             if target == PRODUCTION
                 && serving == Some(self.opts.release_id.as_str())
                 && !self.swapped

@@ -467,3 +467,47 @@ fn a_health_timeout_override_bounds_every_gate_and_shows_in_the_plan() {
         Err(SpecError::HealthTimeoutZero)
     ));
 }
+
+#[test]
+fn rollback_with_nothing_to_swap_still_frees_a_left_behind_lock_and_puts_settings_back() {
+    let loaded = example("python-webapp");
+    let mut live = state("after-release.json");
+    live.tags.insert(
+        "slotrelease.slots".into(),
+        "production=20261120.1,staging=20261122.7".into(),
+    );
+    live.tags
+        .insert("slotrelease.phase".into(), "staged".into());
+    // A production stage that failed at a journal write could not give its lock back.
+    live.tags
+        .insert("slotrelease.lock".into(), "20261122.7;4102444800".into());
+    let plan = plan_for(&loaded, Stage::Rollback, &live);
+    let actions: Vec<&Action> = plan.steps.iter().map(|s| &s.action).collect();
+    assert!(
+        matches!(
+            actions.as_slice(),
+            [Action::AcquireLock, Action::Nothing, Action::ReleaseLock]
+        ),
+        "{}",
+        plan.render()
+    );
+    // It also wrote production's settings before a swap that never happened.
+    live.tags.insert(
+        "slotrelease.previousSettings".into(),
+        r#"{"RELEASE_VERSION":"20261120.1"}"#.into(),
+    );
+    let plan = plan_for(&loaded, Stage::Rollback, &live);
+    let actions: Vec<&Action> = plan.steps.iter().map(|s| &s.action).collect();
+    assert!(
+        matches!(
+            actions.as_slice(),
+            [
+                Action::AcquireLock,
+                Action::WriteJournal { .. },
+                Action::ReleaseLock
+            ]
+        ),
+        "{}",
+        plan.render()
+    );
+}
