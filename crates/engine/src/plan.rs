@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::journal::{JournalTags, Phase};
 use crate::spec::{
-    AppKind, EnvironmentSpec, HealthSpec, HookWhere, ReleaseSpec, Restore, RollbackMode,
-    SecretDelivery, Strategy,
+    AppKind, EnvironmentSpec, HealthSpec, HookWhere, ProductionSpec, ReleaseSpec, Restore,
+    RollbackMode, SecretDelivery, Strategy,
 };
 use crate::state::{LiveState, PRODUCTION};
 
@@ -594,6 +594,24 @@ fn environment<'a>(spec: &'a ReleaseSpec, name: &str) -> Result<&'a EnvironmentS
         .ok_or_else(|| PlanError::UnknownEnvironment(name.to_owned()))
 }
 
+/// The post-swap watch of production with the production stage's health check, window and failure budget.
+fn watch_step(production: &ProductionSpec, health: &HealthSpec, why: &str) -> Step {
+    step(
+        Action::Watch {
+            slot: PRODUCTION.to_owned(),
+            probe: Probe {
+                path: health.path.clone(),
+                statuses: health.statuses.clone(),
+                interval_secs: health.interval.as_secs(),
+                count: production.watch_max_failures,
+                window_secs: production.watch_window.as_secs(),
+                body_contains: health.body_contains.clone(),
+            },
+        },
+        why,
+    )
+}
+
 fn step(action: Action, reason: impl Into<String>) -> Step {
     Step {
         action,
@@ -1114,18 +1132,9 @@ fn plan_production(
         "production now serves the release; the previous one is kept for rollback",
     ));
     if let Some(health) = &production.health {
-        plan.steps.push(step(
-            Action::Watch {
-                slot: PRODUCTION.to_owned(),
-                probe: Probe {
-                    path: health.path.clone(),
-                    statuses: health.statuses.clone(),
-                    interval_secs: health.interval.as_secs(),
-                    count: production.watch_max_failures,
-                    window_secs: production.watch_window.as_secs(),
-                    body_contains: health.body_contains.clone(),
-                },
-            },
+        plan.steps.push(watch_step(
+            production,
+            health,
             if direct {
                 "production is watched so a bad release is caught while the previous tag is one image change away"
             } else {
@@ -1233,18 +1242,9 @@ fn plan_production_resumed(
         "production serves the release; the previous one is kept for rollback",
     ));
     if let Some(health) = &production.health {
-        plan.steps.push(step(
-            Action::Watch {
-                slot: PRODUCTION.to_owned(),
-                probe: Probe {
-                    path: health.path.clone(),
-                    statuses: health.statuses.clone(),
-                    interval_secs: health.interval.as_secs(),
-                    count: production.watch_max_failures,
-                    window_secs: production.watch_window.as_secs(),
-                    body_contains: health.body_contains.clone(),
-                },
-            },
+        plan.steps.push(watch_step(
+            production,
+            health,
             "the watch of the interrupted run did not finish",
         ));
     }
