@@ -1303,3 +1303,64 @@ async fn an_automatic_rollback_puts_back_the_production_settings() {
     );
     assert_eq!(world.slot("production").app_settings, before);
 }
+
+/// The live state is read slot by slot, so a swap left running by a killed run can end between the read
+/// of production and the read of the staged slot: both then show the previous release. The resume must
+/// see the swap whole (it waits for the operation, then reads again) and finish the release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_ending_while_the_resume_reads_the_slots_is_seen_whole() {
+    // A slow start keeps the swap's warm-up (and so the operation) running for seconds.
+    let world = python_world(|t| {
+        t.replace(
+            "startupCommand: python3 app.py",
+            "startupCommand: sleep 3; python3 app.py",
+        )
+    })
+    .await;
+    let out = world.run(&["staging", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    world.emulator.clear_requests();
+
+    let mut child = world
+        .command(&["production", "--release-id", "r1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let swap_accepted = || {
+        world
+            .emulator
+            .requests()
+            .iter()
+            .any(|r| r.method == "POST" && r.path.ends_with("/slotsswap") && r.status == 202)
+    };
+    while !swap_accepted() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the swap never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("swapping"));
+
+    // The resume reads production at once (the swap still running), and the staged slot only after the
+    // swap has ended.
+    world.emulator.inject(Fault::Latency {
+        route: slot_release_emulator::RouteMatch {
+            host: Some("contoso-web-staging.scm.*".into()),
+            method: Some("GET".into()),
+            path: Some("/api/deployments".into()),
+        },
+        millis: 8_000,
+        count: Some(1),
+    });
+    let out = world.run(&["production", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "resume failed: {}", stderr(&out));
+    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
+    let (status, body) = world.get("production", "/").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("r1"), "production serves r1: {body}");
+}

@@ -519,7 +519,9 @@ impl Exec<'_> {
     /// A run stopped during a swap (or swap back) may have left that swap running in Azure: the live state
     /// means nothing until it ends. Resetting the source slot's config is refused (409) while an operation
     /// holds the app, and is a no-op otherwise (it also cancels a preview the stopped run left applied).
-    /// Returns whether it waited, so the state must be read again.
+    /// Returns whether the state must be read again: whenever it checked, because the state read before
+    /// the check is not a snapshot (the swap may have ended between reading production and the slot,
+    /// which then both show the same release).
     async fn wait_for_running_swap(&self, state: &LiveState) -> bool {
         let phase = JournalTags::from_tags(&state.tags).phase;
         if !matches!(
@@ -538,20 +540,20 @@ impl Exec<'_> {
             return false;
         };
         let deadline = Instant::now() + SWAP_CONFLICT_WAIT;
-        let mut waited = false;
+        let mut announced = false;
         loop {
             match self.ctx.port.reset_slot_config(&source).await {
-                Ok(()) => return waited,
+                Ok(()) => return true,
                 Err(err) if err.is_conflict() && Instant::now() < deadline => {
-                    if !waited {
+                    if !announced {
                         self.log().info(
                             "An operation of the interrupted run is still running on the app; waiting for it to finish",
                         );
                     }
-                    waited = true;
+                    announced = true;
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(2)) => {}
-                        () = self.ctx.cancel.cancelled() => return waited,
+                        () = self.ctx.cancel.cancelled() => return true,
                     }
                 }
                 Err(err) => {
@@ -559,7 +561,7 @@ impl Exec<'_> {
                         "Could not tell whether an operation is still running on the app: {}",
                         chain(&err).join(": ")
                     ));
-                    return waited;
+                    return true;
                 }
             }
         }
