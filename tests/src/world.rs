@@ -7,7 +7,8 @@ use slot_release_emulator::{
     ConnectionKind, Emulator, EmulatorOptions, SecretString, Seed, SeedSecret,
 };
 
-use crate::agent::AgentRun;
+use crate::agent::{AgentOutcome, AgentRun};
+use crate::leak::{Leak, LeakDetector};
 use crate::paths;
 
 /// A multi-line Key Vault value (as certificates and keys often are): each line must be masked.
@@ -111,6 +112,22 @@ impl World {
             .secret(DB_PASSWORD)
             .secret("emulator-client-secret");
         Ok(run)
+    }
+
+    /// The leak detector for a run in this world: the secrets declared on the run plus every
+    /// credential the emulator has handed out or holds, read now so that the tokens issued during
+    /// the run are included.
+    pub fn leak_detector(&self, outcome: &AgentOutcome) -> LeakDetector {
+        LeakDetector::for_outcome(outcome).with_credentials(&self.emulator.credentials())
+    }
+
+    /// Every leak of a run: its output and summaries, every file below `dirs`, and the journal kept
+    /// with the app (tags and deployment records).
+    pub fn leaks(&self, outcome: &AgentOutcome, dirs: &[&Path]) -> Vec<Leak> {
+        let detector = self.leak_detector(outcome);
+        let mut leaks = detector.scan_all(outcome, dirs);
+        leaks.extend(detector.scan_journal(&self.emulator.snapshot()));
+        leaks
     }
 
     /// The agent's temp folder of a run in this world.

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use slot_release_tests::{AgentOutcome, AgentResult, AgentRun, LeakDetector, World};
+use slot_release_tests::{AgentOutcome, AgentResult, AgentRun, World};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -25,7 +25,8 @@ fn messages(outcome: &AgentOutcome) -> String {
 }
 
 fn assert_no_leaks(world: &World, outcome: &AgentOutcome) {
-    let leaks = LeakDetector::for_outcome(outcome).scan_all(outcome, &[&world.temp()]);
+    // Declared secrets and every credential the emulator handed out or holds.
+    let leaks = world.leaks(outcome, &[&world.temp()]);
     assert!(
         leaks.is_empty(),
         "secrets leaked: {leaks:?}\n{}",

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use slot_release_emulator::{Fault, RouteMatch};
+use slot_release_emulator::{CredentialKind, Fault, RouteMatch};
 use slot_release_tests::{AgentResult, LeakDetector, World};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
@@ -19,9 +19,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 fn assert_no_leaks(world: &World, outcome: &slot_release_tests::AgentOutcome) {
-    let detector = LeakDetector::for_outcome(outcome);
-    // The sources folder holds the agent's temp folder (records, plans, packages) too.
-    let leaks = detector.scan_all(outcome, &[&world.sources]);
+    // Declared secrets and every credential the emulator handed out (tokens issued during the run,
+    // publishing passwords, client secrets). The sources folder holds the agent's temp folder
+    // (records, plans, packages) too.
+    let leaks = world.leaks(outcome, &[&world.sources]);
     let report: Vec<String> = leaks.iter().map(ToString::to_string).collect();
     assert!(
         leaks.is_empty(),
@@ -229,6 +230,51 @@ async fn example_release_with_workload_identity() {
         "no release record at {}",
         record.display()
     );
+
+    // The leak scan below covers what authenticated this release: the access tokens Entra issued
+    // for ARM and Key Vault, the OIDC token that was exchanged for them, and the publishing password.
+    let kinds: Vec<CredentialKind> = world
+        .emulator
+        .credentials()
+        .iter()
+        .map(|c| c.kind)
+        .collect();
+    for kind in [
+        CredentialKind::AccessToken,
+        CredentialKind::OidcToken,
+        CredentialKind::PublishingPassword,
+        CredentialKind::ClientSecret,
+    ] {
+        assert!(
+            kinds.contains(&kind),
+            "no {kind:?} to search for: {kinds:?}"
+        );
+    }
+    let detector = world.leak_detector(&outcome);
+    assert!(
+        detector.len() > outcome.secrets.len() + 2,
+        "the detector searches only for the declared secrets"
+    );
+    // A token this run was issued, cut down to its signature and written where a person could
+    // read it, is found.
+    let token = world
+        .emulator
+        .credentials()
+        .into_iter()
+        .find(|c| c.kind == CredentialKind::AccessToken)
+        .map(|c| c.value.expose().to_owned())
+        .unwrap_or_default();
+    let signature = token.rsplit('.').next().unwrap_or_default().to_owned();
+    let canary = world.temp().join("token-canary.txt");
+    std::fs::write(&canary, format!("Bearer ...{signature}\n")).unwrap_or_else(|e| panic!("{e}"));
+    let found = world.leaks(&outcome, &[&world.temp()]);
+    assert!(
+        found
+            .iter()
+            .any(|l| l.form == "JWT signature" && l.location.ends_with("token-canary.txt")),
+        "the leak detector missed an issued token's signature: {found:?}"
+    );
+    std::fs::remove_file(&canary).unwrap_or_else(|e| panic!("{e}"));
 
     // Production serves the new release.
     let snapshot = world.emulator.snapshot();

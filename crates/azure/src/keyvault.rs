@@ -1,10 +1,15 @@
 //! Key Vault secrets through `azure_security_keyvault_secrets`: named secrets fetched concurrently
 //! (bounded, and throttled back when the vault answers 429), list-and-filter mode that skips disabled
-//! and expired secrets, and a value type that cannot be printed by accident.
+//! and expired secrets, and a value type that cannot be printed by accident. The SDK's requests go
+//! through [`VaultTransport`], which keeps the token on the vault's own host and refuses oversized or
+//! non-JSON answers before the SDK reads them.
 
 use crate::client::{Inner, chain_message, client_options};
 use crate::error::{AzureError, ErrorKind, Result, SecretFailure};
-use azure_core::http::{ExponentialRetryOptions, RetryOptions};
+use async_trait::async_trait;
+use azure_core::http::{
+    AsyncRawResponse, ExponentialRetryOptions, HttpClient, Request, RetryOptions, Transport, Url,
+};
 use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
 use azure_security_keyvault_secrets::{ResourceExt, SecretClient, SecretClientOptions};
 use futures::{StreamExt, TryStreamExt};
@@ -223,9 +228,11 @@ impl KeyVault {
             ));
         }
         let url = inner.cloud.vault_url(vault)?;
+        let transport = Arc::new(VaultTransport::new(inner.http.clone(), vault, &url)?);
         let mk = |retry: RetryOptions| {
             let mut client_options = client_options(&inner.http, &inner.cloud);
             client_options.retry = retry;
+            client_options.transport = Some(Transport::new(transport.clone()));
             SecretClient::new(
                 url.as_str(),
                 inner.credential.clone(),
@@ -368,7 +375,8 @@ impl KeyVault {
             let transient = match failure.status {
                 Some(429) | Some(408) | Some(500..=599) => true,
                 Some(_) => false,
-                None => !crate::client::is_tls_error(&err),
+                // A refused answer comes back the same on every attempt.
+                None => !crate::client::is_tls_error(&err) && !is_refused(&err),
             };
             attempt += 1;
             if !transient || attempt >= max_attempts {
@@ -496,7 +504,11 @@ fn failure_of(r: &SecretRef, e: &azure_core::Error) -> SecretFailure {
         _ => SecretFailure {
             name: r.to_string(),
             status: None,
-            code: String::new(),
+            code: if is_refused(e) {
+                "InvalidResponse".into()
+            } else {
+                String::new()
+            },
             message: chain_message(e),
         },
     }
@@ -525,6 +537,10 @@ fn list_error(op: &str, path: &str, e: azure_core::Error) -> AzureError {
                 retry_after: None,
             }))
         }
+        _ if is_refused(&e) => AzureError::Protocol {
+            operation: op.to_owned(),
+            message: chain_message(&e),
+        },
         _ => AzureError::Transport {
             operation: op.to_owned(),
             method: "GET",
@@ -540,9 +556,209 @@ fn list_error(op: &str, path: &str, e: azure_core::Error) -> AzureError {
     }
 }
 
+/// The largest answer read from a vault. A secret value is at most 25 KB and a list page holds at
+/// most 25 items, so 4 MiB is far above any real answer and still a small, fixed amount of memory.
+pub(crate) const MAX_VAULT_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why [`VaultTransport`] refused a request or an answer. Refusals are never retried.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
+fn refused(message: String) -> azure_core::Error {
+    azure_core::Error::new(
+        azure_core::error::ErrorKind::DataConversion,
+        Refused(message),
+    )
+}
+
+/// Whether an error chain holds a [`Refused`].
+fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<Refused>() {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// The transport of one vault's SDK clients: the shared HTTP client, plus the checks the SDK does not
+/// make. A request for another host (a `nextLink` elsewhere) is never sent, because the SDK has already
+/// put the vault's token on it; a redirect is refused (the HTTP client never follows one); an answer
+/// over [`MAX_VAULT_RESPONSE_BYTES`] is cut off while streaming; and a success must be JSON (a list
+/// page with its `value` array), so a proxy's sign-in page or a truncated page cannot pass for an
+/// empty vault.
+#[derive(Debug)]
+struct VaultTransport {
+    http: reqwest::Client,
+    vault: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl VaultTransport {
+    fn new(http: reqwest::Client, vault: &str, url: &Url) -> Result<Self> {
+        let host = url
+            .host_str()
+            .ok_or_else(|| AzureError::invalid("vault URL", url.as_str(), "it has no host"))?;
+        Ok(Self {
+            http,
+            vault: vault.to_owned(),
+            host: host.to_ascii_lowercase(),
+            port: url.port_or_known_default(),
+        })
+    }
+
+    fn is_vault_host(&self, url: &Url) -> bool {
+        url.scheme() == "https"
+            && url
+                .host_str()
+                .is_some_and(|h| h.eq_ignore_ascii_case(&self.host))
+            && url.port_or_known_default() == self.port
+    }
+}
+
+/// A header of a response, looked up case-insensitively.
+fn header_of<'h>(headers: &'h azure_core::http::headers::Headers, name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.as_str().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Whether a request path reads a page of a list (its `value` is an array, not a secret's value).
+fn is_list_page(url: &Url) -> bool {
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    matches!(
+        segments.as_slice(),
+        ["secrets"] | ["deletedsecrets"] | ["secrets", _, "versions"]
+    )
+}
+
+#[async_trait]
+impl HttpClient for VaultTransport {
+    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
+        let url = request.url();
+        // Only the host is named: a query can carry a skip token.
+        let host = url.host_str().unwrap_or("(no host)");
+        if !self.is_vault_host(url) {
+            return Err(refused(format!(
+                "refused to send a request for vault {} to {}://{host}: a link from the vault \
+                 points at another host, and the request carries the vault's token",
+                self.vault,
+                url.scheme()
+            )));
+        }
+        let rsp = self.http.execute_request(request).await?;
+        let (status, headers, mut body) = rsp.deconstruct();
+        let code = u16::from(status);
+        if (300..400).contains(&code) {
+            let to = header_of(&headers, "location")
+                .and_then(|l| url.join(l).ok())
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_else(|| "(no location)".to_owned());
+            return Err(refused(format!(
+                "vault {} answered HTTP {code} redirecting to {to}; redirects are not followed",
+                self.vault
+            )));
+        }
+        let too_large = || {
+            refused(format!(
+                "vault {} answered HTTP {code} with a body larger than {} MiB; refused",
+                self.vault,
+                MAX_VAULT_RESPONSE_BYTES / (1024 * 1024)
+            ))
+        };
+        if header_of(&headers, "content-length")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > MAX_VAULT_RESPONSE_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+            let chunk = chunk?;
+            if bytes.len() + chunk.len() > MAX_VAULT_RESPONSE_BYTES {
+                // Dropping the body closes the connection: the rest is never read.
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if (200..300).contains(&code) {
+            let content_type = header_of(&headers, "content-type").unwrap_or("(none)");
+            let is_json = content_type
+                .split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+            if !is_json {
+                return Err(refused(format!(
+                    "vault {} answered HTTP {code} with content type {content_type:?}, not JSON",
+                    self.vault
+                )));
+            }
+            let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+                refused(format!(
+                    "vault {} answered HTTP {code} with malformed JSON ({}, line {} column {})",
+                    self.vault,
+                    json_problem(&e),
+                    e.line(),
+                    e.column()
+                ))
+            })?;
+            if !json.is_object() {
+                return Err(refused(format!(
+                    "vault {} answered HTTP {code} with JSON that is not an object",
+                    self.vault
+                )));
+            }
+            if is_list_page(url) && !json.get("value").is_some_and(|v| v.is_array()) {
+                return Err(refused(format!(
+                    "vault {} answered a list page without its \"value\" array",
+                    self.vault
+                )));
+            }
+        }
+        Ok(AsyncRawResponse::from_bytes(status, headers, bytes))
+    }
+}
+
+/// What kind of JSON error, without serde's text (which can quote the input).
+fn json_problem(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Eof => "it ends early",
+        serde_json::error::Category::Syntax => "a syntax error",
+        serde_json::error::Category::Data => "unexpected data",
+        serde_json::error::Category::Io => "a read error",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_pages_are_told_from_secret_reads() {
+        let url = |p: &str| Url::parse(&format!("https://kv.vault.azure.net{p}")).expect("url");
+        assert!(is_list_page(&url("/secrets")));
+        assert!(is_list_page(&url("/secrets/")));
+        assert!(is_list_page(&url("/secrets/db-password/versions")));
+        assert!(is_list_page(&url("/deletedsecrets")));
+        assert!(!is_list_page(&url("/secrets/db-password")));
+        assert!(!is_list_page(&url("/secrets/db-password/0123abcd")));
+        assert!(!is_list_page(&url("/secrets/versions")));
+    }
+
+    #[test]
+    fn refusals_are_found_in_an_error_chain() {
+        assert!(is_refused(&refused("x".into())));
+        let other = azure_core::Error::with_message(azure_core::error::ErrorKind::Io, "reset");
+        assert!(!is_refused(&other));
+    }
 
     #[test]
     fn secret_refs() {

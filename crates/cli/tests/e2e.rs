@@ -411,12 +411,28 @@ async fn plan_shows_exactly_the_changes_staging_and_production_make() {
         .filter(|s| s["action"]["type"] == "swap")
         .count();
     let before = world.slot("production").app_settings;
+    // Names that are not sticky travel with the swap: production gets the staged slot's value.
+    let staged = world.slot("staging").app_settings;
+    let sticky = world
+        .emulator
+        .snapshot()
+        .apps
+        .iter()
+        .find(|a| a.name == APP)
+        .unwrap()
+        .slot_config_names
+        .app_setting_names
+        .clone();
     world.emulator.clear_requests();
     let out = world.run(&["production", "--release-id", "r1"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let after = world.slot("production").app_settings;
     for (name, value) in &after {
         if before.get(name) != Some(value) {
+            if !sticky.contains(name) && !planned.contains_key(name) {
+                assert_eq!(staged.get(name), Some(value), "{name} came with the swap");
+                continue;
+            }
             let planned_value = planned
                 .get(name)
                 .unwrap_or_else(|| panic!("unplanned change of {name}"));
@@ -1363,4 +1379,36 @@ async fn a_swap_ending_while_the_resume_reads_the_slots_is_seen_whole() {
     let (status, body) = world.get("production", "/").await.unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("r1"), "production serves r1: {body}");
+}
+
+/// Azure allows 50 tags on a site and the journal needs several: a site full of other tags is refused
+/// in preflight, before the first change, with what to do, instead of failing a journal write mid-release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_without_room_for_the_journal_is_refused_before_any_change() {
+    let world = python_world(|t| t).await;
+    let mut tags = world.port.tags().await.unwrap();
+    // Exactly full: the previous release's journal plus other tags; this run's lock needs one more.
+    for i in 0..50 - tags.len() {
+        tags.insert(format!("team-tag-{i:02}"), "kept".into());
+    }
+    world.port.set_tags(&tags).await.unwrap();
+    let staging_before = world.slot("staging");
+    world.emulator.clear_requests();
+
+    let out = world.run(&["staging", "--release-id", "r1"]).await;
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(text.contains("journal-tags"), "{text}");
+    assert!(text.contains("at most 50"), "{text}");
+    assert!(text.contains("remove at least"), "{text}");
+    let writes: Vec<String> = world
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET" && !r.path.ends_with("/list") && !r.path.contains("/token"))
+        .map(|r| format!("{} {}{}", r.method, r.host, r.path))
+        .collect();
+    assert!(writes.is_empty(), "nothing is changed: {writes:?}");
+    assert_eq!(world.slot("staging").app_settings, staging_before.app_settings);
+    assert_eq!(world.tag("slotrelease.lock"), None);
 }

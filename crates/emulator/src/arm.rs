@@ -416,6 +416,16 @@ async fn site_op(
             create_slot(&shared, &api_version, &name, &slot, &body)
         }
         (Method::PATCH | Method::PUT, []) => {
+            // Checked before the lock is taken and anything is written, so a refused request
+            // leaves tags and siteConfig as they were (ARM validates the whole body first).
+            let new_tags = match body_tags(&body, |v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| v.to_string())
+            }) {
+                Ok(t) => t,
+                Err(refusal) => return refusal.response(),
+            };
             let v = {
                 let mut state = lock(&shared.state);
                 let Some(app) = state.apps.get_mut(&name) else {
@@ -424,18 +434,8 @@ async fn site_op(
                 let Some(s) = app.slot_mut(&slot) else {
                     return not_found("Microsoft.Web/sites/slots", &slot, &rg);
                 };
-                if let Some(tags) = body.get("tags").and_then(|t| t.as_object()) {
-                    s.tags = tags
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.clone(),
-                                v.as_str()
-                                    .map(str::to_owned)
-                                    .unwrap_or_else(|| v.to_string()),
-                            )
-                        })
-                        .collect();
+                if let Some(tags) = new_tags {
+                    s.tags = tags;
                 }
                 if let Some(cfg) = body
                     .pointer("/properties/siteConfig")
@@ -862,6 +862,77 @@ fn deployment_status(
     })
 }
 
+// Azure Resource Manager's limits on a resource's tags. Lengths are counted as ARM (.NET) counts
+// them, in UTF-16 code units, so a character outside the BMP costs two.
+/// Most tags one resource may carry.
+const MAX_TAGS: usize = 50;
+/// Longest tag name.
+const MAX_TAG_NAME_LEN: usize = 512;
+/// Longest tag value.
+const MAX_TAG_VALUE_LEN: usize = 256;
+
+/// The tag set a site/slot PUT or PATCH body asks for (`None` when it has no `tags`), refused with
+/// ARM's 400 errors when it breaks a tag limit. The body's `tags` replace the resource's tags, so the
+/// set checked is exactly the set the resource would be left with.
+fn body_tags(
+    body: &serde_json::Value,
+    value_text: impl Fn(&serde_json::Value) -> String,
+) -> Result<Option<BTreeMap<String, String>>, TagRefusal> {
+    let Some(tags) = body.get("tags").and_then(|t| t.as_object()) else {
+        return Ok(None);
+    };
+    let tags: BTreeMap<String, String> = tags
+        .iter()
+        .map(|(k, v)| (k.clone(), value_text(v)))
+        .collect();
+    check_tag_limits(&tags)?;
+    Ok(Some(tags))
+}
+
+/// A tag write ARM refuses: its error code and message (always a 400).
+#[derive(Debug)]
+struct TagRefusal {
+    code: &'static str,
+    message: String,
+}
+
+impl TagRefusal {
+    fn response(&self) -> Response {
+        error_json(StatusCode::BAD_REQUEST, self.code, &self.message)
+    }
+}
+
+/// ARM's own codes and wording for each broken limit, so clients see what real Azure would say.
+fn check_tag_limits(tags: &BTreeMap<String, String>) -> Result<(), TagRefusal> {
+    if tags.len() > MAX_TAGS {
+        return Err(TagRefusal {
+            code: "InvalidTags",
+            message: format!(
+                "Too many tags specified. Requested tag count - '{}'. Maximum number of tags allowed - '{MAX_TAGS}'.",
+                tags.len()
+            ),
+        });
+    }
+    let utf16_len = |s: &str| s.encode_utf16().count();
+    if let Some(name) = tags.keys().find(|k| utf16_len(k) > MAX_TAG_NAME_LEN) {
+        return Err(TagRefusal {
+            code: "InvalidTagNameLength",
+            message: format!(
+                "Tag name too large.  Following tag name '{name}' exceeded the maximum length. Maximum allowed length for tag name - '{MAX_TAG_NAME_LEN}' characters."
+            ),
+        });
+    }
+    if let Some(value) = tags.values().find(|v| utf16_len(v) > MAX_TAG_VALUE_LEN) {
+        return Err(TagRefusal {
+            code: "InvalidTagValueLength",
+            message: format!(
+                "Tag value too large.  Following tag value '{value}' exceeded the maximum length. Maximum allowed length for tag value - '{MAX_TAG_VALUE_LEN}' characters."
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn create_slot(
     shared: &Arc<Shared>,
     api_version: &str,
@@ -876,6 +947,11 @@ fn create_slot(
             &format!("The slot name '{slot}' is invalid."),
         );
     }
+    // Refused before the slot exists, so a bad tag set creates nothing.
+    let new_tags = match body_tags(body, |v| v.as_str().unwrap_or_default().to_owned()) {
+        Ok(t) => t,
+        Err(refusal) => return refusal.response(),
+    };
     let (resp_body, created) = {
         let mut state = lock(&shared.state);
         let Some(app) = state.apps.get_mut(name) else {
@@ -919,12 +995,9 @@ fn create_slot(
             );
         }
         if let Some(s) = app.slot_mut(slot)
-            && let Some(tags) = body.get("tags").and_then(|t| t.as_object())
+            && let Some(tags) = new_tags
         {
-            s.tags = tags
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                .collect();
+            s.tags = tags;
         }
         let app = &state.apps[name];
         (

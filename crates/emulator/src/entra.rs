@@ -12,7 +12,7 @@ use crate::cert::AssertionRejection;
 use crate::seed::ConnectionKind;
 use crate::server::{json, query_param};
 use crate::state::{new_id, now_unix};
-use crate::token::{Claims, same_audience};
+use crate::token::{Claims, CredentialKind, same_audience};
 use crate::{ARM_AUDIENCE, Shared, VAULT_AUDIENCE, lock};
 
 /// Audience of client assertions issued by the Pipelines OIDC endpoint.
@@ -48,7 +48,10 @@ fn issue(shared: &Shared, aud: &str, appid: &str) -> (String, i64) {
         exp: now + lifetime,
         scid: None,
     };
-    (shared.key.sign(&claims), lifetime)
+    (
+        shared.key.issue(&claims, CredentialKind::AccessToken),
+        lifetime,
+    )
 }
 
 /// Entra's error body for the token endpoint.
@@ -444,7 +447,7 @@ pub(crate) async fn oidc_endpoint(shared: Arc<Shared>, req: Request<Body>) -> Re
     };
     json(
         StatusCode::OK,
-        &serde_json::json!({"oidcToken": shared.key.sign(&claims)}),
+        &serde_json::json!({"oidcToken": shared.key.issue(&claims, CredentialKind::OidcToken)}),
     )
 }
 

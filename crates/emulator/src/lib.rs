@@ -36,6 +36,7 @@ pub use state::{
     AppSnapshot, DeploymentRecord, RequestRecord, RunState, SlotSnapshot, StateSnapshot,
     VaultSnapshot,
 };
+pub use token::{Credential, CredentialKind};
 
 /// The DNS suffix of every emulator host.
 pub const DOMAIN: &str = "emulator.test";
@@ -313,6 +314,43 @@ impl Emulator {
     /// Every request received so far, oldest first.
     pub fn requests(&self) -> Vec<RequestRecord> {
         lock(&self.shared.requests).clone()
+    }
+
+    /// Every credential value this emulator has handed out or holds, for leak detectors: each access
+    /// and OIDC token issued so far (oldest first), each app's publishing password, the seed's
+    /// client secrets, the managed identity header and the job's access token. The emulator never
+    /// holds a certificate's private key (only the public certificate is registered), so none is
+    /// listed.
+    pub fn credentials(&self) -> Vec<Credential> {
+        let s = &self.shared;
+        let mut out = s.key.issued();
+        for app in lock(&s.state).apps.values() {
+            out.push(Credential {
+                kind: CredentialKind::PublishingPassword,
+                label: format!("publishing password of {}", app.name),
+                value: app.publishing_password.clone(),
+            });
+        }
+        for client in &s.seed.clients {
+            if let Some(secret) = &client.secret {
+                out.push(Credential {
+                    kind: CredentialKind::ClientSecret,
+                    label: format!("client secret of {}", client.client_id),
+                    value: secret.clone(),
+                });
+            }
+        }
+        out.push(Credential {
+            kind: CredentialKind::IdentityHeader,
+            label: "managed identity header".to_owned(),
+            value: s.identity_header.clone(),
+        });
+        out.push(Credential {
+            kind: CredentialKind::SystemAccessToken,
+            label: "system access token".to_owned(),
+            value: s.seed.system_access_token.clone(),
+        });
+        out
     }
 
     /// Forgets the request log (handy between test phases).

@@ -1,10 +1,15 @@
 //! Access tokens and OIDC tokens: JWT-shaped strings signed with HMAC-SHA256 under a key that
-//! only this emulator instance knows, so every service can check audience and expiry.
+//! only this emulator instance knows, so every service can check audience and expiry. Every token
+//! handed out is also remembered, so leak detectors can search a run's output for it.
+
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::seed::SecretString;
 
 /// The claims the emulator puts in and reads from tokens.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -31,16 +36,78 @@ pub(crate) enum TokenProblem {
     BadSignature,
 }
 
-#[derive(Debug, Clone)]
+/// What a credential the emulator handed out or holds is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CredentialKind {
+    /// An Entra or managed identity access token (a JWT).
+    AccessToken,
+    /// A Pipelines OIDC token, the client assertion of workload identity federation (a JWT).
+    OidcToken,
+    /// An app's SCM basic-auth publishing password.
+    PublishingPassword,
+    /// A client secret of an app registration in the seed.
+    ClientSecret,
+    /// The managed identity endpoint's `X-IDENTITY-HEADER` value.
+    IdentityHeader,
+    /// The job's `SYSTEM_ACCESSTOKEN` from the seed.
+    SystemAccessToken,
+}
+
+/// One credential value, for leak detectors. `Debug` never shows the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    /// What it is.
+    pub kind: CredentialKind,
+    /// Whose it is, for reports (never the value).
+    pub label: String,
+    /// The value itself.
+    pub value: SecretString,
+}
+
+#[derive(Clone)]
 pub(crate) struct TokenKey {
     key: [u8; 32],
+    /// Every token signed through [`TokenKey::issue`], oldest first. A run issues a few dozen tokens
+    /// of a few hundred bytes each, so keeping them all stays small even over a long test binary.
+    issued: Arc<Mutex<Vec<Credential>>>,
+}
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let issued = crate::lock(&self.issued).len();
+        f.debug_struct("TokenKey")
+            .field("key", &"<redacted>")
+            .field("issued", &issued)
+            .finish()
+    }
 }
 
 impl TokenKey {
     pub(crate) fn generate() -> Self {
         Self {
             key: rand::random(),
+            issued: Arc::new(Mutex::new(Vec::new())),
         }
+    }
+
+    /// Signs a token that is about to be handed out, and remembers it.
+    pub(crate) fn issue(&self, claims: &Claims, kind: CredentialKind) -> String {
+        let token = self.sign(claims);
+        let label = match kind {
+            CredentialKind::OidcToken => format!("OIDC token for {}", claims.sub),
+            _ => format!("access token for {} ({})", claims.aud, claims.sub),
+        };
+        crate::lock(&self.issued).push(Credential {
+            kind,
+            label,
+            value: SecretString::new(token.clone()),
+        });
+        token
+    }
+
+    /// Every token handed out so far, oldest first.
+    pub(crate) fn issued(&self) -> Vec<Credential> {
+        crate::lock(&self.issued).clone()
     }
 
     fn mac(&self, data: &[u8]) -> Vec<u8> {
@@ -129,5 +196,19 @@ mod tests {
         let other = TokenKey::generate();
         assert_eq!(other.verify(&token), Err(TokenProblem::BadSignature));
         assert_eq!(key.verify("abc"), Err(TokenProblem::Malformed));
+    }
+
+    #[test]
+    fn issued_tokens_are_remembered_and_not_debug_printed() {
+        let key = TokenKey::generate();
+        let token = key.issue(&claims(), CredentialKind::AccessToken);
+        let issued = key.issued();
+        assert_eq!(issued.len(), 1);
+        assert_eq!(issued[0].value.expose(), token);
+        assert_eq!(issued[0].kind, CredentialKind::AccessToken);
+        assert!(!format!("{key:?} {issued:?}").contains(&token));
+        // A signed-only token (not handed out) is not recorded.
+        let _ = key.sign(&claims());
+        assert_eq!(key.issued().len(), 1);
     }
 }

@@ -2,21 +2,24 @@
 //!
 //! The same input tree gives a byte-identical archive: entries are sorted by path, timestamps and modes are
 //! fixed, no extra fields are written, and the manifest (`.slot-release/manifest.json`, always the last entry)
-//! holds no clock or machine data beyond what the caller puts in [`BuildInfo`]. Small files are compressed in
-//! parallel in bounded windows and written in order; files above a threshold are streamed sequentially, so
-//! memory stays bounded whatever the tree holds. Anything that could make the archive unsafe or not what the
+//! holds no clock or machine data beyond what the caller puts in [`BuildInfo`]. Small files are compressed on
+//! several threads and each is written, in order, as soon as its turn comes; one budget shared by all threads
+//! bounds the bytes in flight, and files above a threshold are streamed by the writer, so memory stays
+//! bounded whatever the tree holds. Entries that deflate cannot shrink (judged from small samples, then from
+//! the result) are stored, as Info-ZIP does. Anything that could make the archive unsafe or not what the
 //! user meant (escaping symlinks, loops, special files, non-UTF-8 names, files changing while read) is refused
 //! with an error naming the path. See `docs/packaging.md`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, Metadata};
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use ignore::WalkBuilder;
 use ignore::overrides::OverrideBuilder;
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use slot_release_pipelines::Log;
@@ -275,9 +278,10 @@ pub struct BuildOptions {
     pub threads: Option<std::num::NonZeroUsize>,
     /// Files larger than this are streamed sequentially instead of being compressed in memory.
     pub stream_threshold: u64,
-    /// Upper bound on the input bytes of one parallel window (their compressed copies are held in memory).
+    /// Upper bound on the input bytes in flight between the compressing threads and the writer, shared by
+    /// all threads (their compressed copies are held in memory until written).
     pub window_bytes: u64,
-    /// Upper bound on the number of files in one parallel window.
+    /// Upper bound on the number of files in flight between the compressing threads and the writer.
     pub window_files: usize,
     /// Where progress goes (`task.setprogress` in a pipeline, a bar on a terminal), in 5 % steps.
     pub progress: Option<Log>,
@@ -529,42 +533,7 @@ pub fn build_package(
                 .map(std::num::NonZeroUsize::get)
         })
         .unwrap_or(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("slot-release-zip-{i}"))
-        .build()
-        .map_err(|e| PackageError::InvalidOption {
-            reason: format!("cannot start {threads} compression threads: {e}"),
-        })?;
-
-    let mut i = 0;
-    while i < entries.len() {
-        let first = &entries[i];
-        if first.size > opts.stream_threshold {
-            writer.stream_entry(first)?;
-            i += 1;
-            continue;
-        }
-        let start = i;
-        let mut window_bytes = 0u64;
-        while i < entries.len()
-            && entries[i].size <= opts.stream_threshold
-            && (i == start
-                || (window_bytes + entries[i].size <= opts.window_bytes
-                    && i - start < opts.window_files))
-        {
-            window_bytes += entries[i].size;
-            i += 1;
-        }
-        let base = writer.base;
-        let window = &entries[start..i];
-        let prepared: Vec<Result<(PreparedZipFile, ManifestFile), PackageError>> =
-            pool.install(|| window.par_iter().map(|e| prepare_entry(e, base)).collect());
-        for item in prepared {
-            let (file, record) = item?;
-            writer.add_prepared(file, record)?;
-        }
-    }
+    compress_and_write(&entries, &mut writer, opts, threads)?;
 
     // A tree of 200,000 files holds tens of MB in entries; they are done with before the manifest is built.
     drop(entries);
@@ -893,20 +862,93 @@ fn copy_checked(
     Ok(Sha256Hex::from_digest(&hasher.finalize()))
 }
 
+/// How many bytes of a file are deflated to guess whether the whole file would shrink.
+const SAMPLE_BYTES: usize = 4 * 1024;
+
+/// Files up to this size are deflated whole without a guess: the guess would cost a good part of the work.
+const SAMPLE_MIN_FILE: u64 = 4 * SAMPLE_BYTES as u64;
+
+/// Whether deflating `sample` makes it smaller. A fast level with dynamic Huffman trees is used: the
+/// fixed trees of the fastest level expand skewed but compressible data (media with some redundancy) and
+/// would store what zip's level 6 still shrinks.
+fn sample_shrinks(sample: &[u8]) -> bool {
+    let options = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .compression_level(Some(2));
+    let compressed = ZipFileBuilder::new("sample", options).and_then(|mut b| {
+        b.write_all(sample)?;
+        b.finish()
+    });
+    // An error here only costs the shortcut: the file is then deflated whole as usual.
+    compressed.map_or(true, |p| p.compressed_size() < sample.len() as u64)
+}
+
+/// Whether a file of `len` bytes looks incompressible (already compressed media, archives, random data),
+/// judged from samples at its start, middle and end that `sample_at(offset, buf)` fills. Deflating such a
+/// file costs as much as deflating text and gains nothing, so it is stored. The start is tried first, so a
+/// compressible file costs one small fast sample; all three must fail to shrink before the file is stored.
+fn looks_incompressible(
+    len: u64,
+    mut sample_at: impl FnMut(u64, &mut [u8]) -> io::Result<()>,
+) -> io::Result<bool> {
+    if len < SAMPLE_MIN_FILE {
+        return Ok(false);
+    }
+    let mut sample = [0u8; SAMPLE_BYTES];
+    let last = len - SAMPLE_BYTES as u64;
+    for offset in [0, last / 2, last] {
+        sample_at(offset, &mut sample)?;
+        if sample_shrinks(&sample) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Compresses one file read whole into `buf` (reused between files of one thread). The entry is stored
+/// when it looks incompressible or when deflating it did not make it smaller, as Info-ZIP does.
 fn prepare_entry(
     entry: &Entry,
     base: SimpleFileOptions,
+    buf: &mut Vec<u8>,
 ) -> Result<(PreparedZipFile, ManifestFile), PackageError> {
     let (mut file, meta) = open_entry(entry)?;
     let mode = mode_of(&meta);
+    let sha256 = read_checked(entry, &mut file, buf)?;
     let zip_err = |source| PackageError::Unreadable {
         path: entry.name.0.clone(),
         source: io::Error::other(source),
     };
-    let mut builder =
-        ZipFileBuilder::new(&entry.name.0, base.unix_permissions(mode)).map_err(zip_err)?;
-    let sha256 = copy_checked(entry, &mut file, &mut builder)?;
-    let prepared = builder.finish().map_err(zip_err)?;
+    let options = base.unix_permissions(mode);
+    let data = buf.as_slice();
+    let compress = |options: SimpleFileOptions| {
+        let mut builder = ZipFileBuilder::new(&entry.name.0, options).map_err(zip_err)?;
+        builder.write_all(data).map_err(|e| zip_err(e.into()))?;
+        builder.finish().map_err(zip_err)
+    };
+    let stored = options
+        .compression_method(CompressionMethod::Stored)
+        .compression_level(None);
+    let incompressible = looks_incompressible(data.len() as u64, |offset, sample| {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let bytes = data
+            .get(start..start.saturating_add(sample.len()))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        sample.copy_from_slice(bytes);
+        Ok(())
+    })
+    .unwrap_or(false);
+    let prepared = if incompressible {
+        compress(stored)?
+    } else {
+        let deflated = compress(options)?;
+        if deflated.compressed_size() < data.len() as u64 {
+            deflated
+        } else {
+            drop(deflated);
+            compress(stored)?
+        }
+    };
     Ok((
         prepared,
         ManifestFile {
@@ -916,6 +958,193 @@ fn prepare_entry(
             mode: format!("{mode:04o}"),
         },
     ))
+}
+
+/// Reads exactly `entry.size` bytes of `file` into `buf` and hashes them; more or fewer is an error.
+fn read_checked(
+    entry: &Entry,
+    file: &mut File,
+    buf: &mut Vec<u8>,
+) -> Result<Sha256Hex, PackageError> {
+    buf.clear();
+    let expected = usize::try_from(entry.size).unwrap_or(usize::MAX);
+    buf.reserve(expected.saturating_add(1));
+    // One byte past the expected size is enough to notice growth without reading an unbounded file.
+    Read::by_ref(file)
+        .take(entry.size + 1)
+        .read_to_end(buf)
+        .map_err(|e| io_entry_error(&entry.name.0, e))?;
+    let read_total = buf.len() as u64;
+    let after = file.metadata().map(|m| m.len()).unwrap_or(read_total);
+    if read_total != entry.size || after != entry.size {
+        return Err(PackageError::ChangedWhileReading {
+            path: entry.name.0.clone(),
+            expected: entry.size,
+            actual: if read_total != entry.size {
+                read_total
+            } else {
+                after
+            },
+        });
+    }
+    Ok(Sha256Hex::of(buf))
+}
+
+/// Hands out the entries to compress in archive order and bounds what is in flight between the
+/// compressing threads and the writer: input bytes and entry count, one budget shared by all threads.
+///
+/// Entries are reserved in archive order under one lock, so whenever the writer waits for the next entry
+/// that entry is already reserved (or the budget is empty and it fits): the bound cannot deadlock.
+struct Gate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+    max_bytes: u64,
+    max_files: usize,
+    stream_threshold: u64,
+}
+
+#[derive(Default)]
+struct GateState {
+    next: usize,
+    bytes: u64,
+    files: usize,
+    stop: bool,
+}
+
+impl Gate {
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next entry for a compressing thread, waiting for room in the budget; `None` when done or stopped.
+    fn take(&self, entries: &[Entry]) -> Option<usize> {
+        let mut s = self.lock();
+        loop {
+            if s.stop || s.next >= entries.len() {
+                return None;
+            }
+            let i = s.next;
+            let size = entries[i].size;
+            if size > self.stream_threshold {
+                // The writer streams it itself when it gets there.
+                s.next += 1;
+                continue;
+            }
+            if s.files == 0 || (s.bytes + size <= self.max_bytes && s.files < self.max_files) {
+                s.next += 1;
+                s.bytes += size;
+                s.files += 1;
+                return Some(i);
+            }
+            s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Returns an entry's share of the budget once the writer is done with it.
+    fn release(&self, size: u64) {
+        let mut s = self.lock();
+        s.bytes -= size;
+        s.files -= 1;
+        drop(s);
+        self.changed.notify_all();
+    }
+
+    fn stop(&self) {
+        self.lock().stop = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Stops the other threads when a compressing thread unwinds, so the writer is not left waiting.
+struct StopOnPanic<'a>(&'a Gate);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop();
+        }
+    }
+}
+
+type Prepared = Result<(PreparedZipFile, ManifestFile), PackageError>;
+
+/// Compresses the entries on `threads` threads and writes them in order as soon as each one's turn comes;
+/// files above the stream threshold are streamed by the writer while the threads work ahead.
+fn compress_and_write(
+    entries: &[Entry],
+    writer: &mut PackageWriter,
+    opts: &BuildOptions,
+    threads: usize,
+) -> Result<(), PackageError> {
+    let gate = Gate {
+        state: Mutex::new(GateState::default()),
+        changed: Condvar::new(),
+        max_bytes: opts.window_bytes,
+        max_files: opts.window_files,
+        stream_threshold: opts.stream_threshold,
+    };
+    let base = writer.base;
+    std::thread::scope(|scope| {
+        let (done_tx, done_rx) = mpsc::channel::<(usize, Prepared)>();
+        for t in 0..threads {
+            let done_tx = done_tx.clone();
+            let gate = &gate;
+            let spawned = std::thread::Builder::new()
+                .name(format!("slot-release-zip-{t}"))
+                .spawn_scoped(scope, move || {
+                    let _guard = StopOnPanic(gate);
+                    let mut buf = Vec::new();
+                    while let Some(i) = gate.take(entries) {
+                        let prepared = prepare_entry(&entries[i], base, &mut buf);
+                        if done_tx.send((i, prepared)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                gate.stop();
+                return Err(PackageError::InvalidOption {
+                    reason: format!("cannot start {threads} compression threads: {e}"),
+                });
+            }
+        }
+        // The writer holds no sender: if every thread is gone, `recv` fails instead of waiting forever.
+        drop(done_tx);
+        let result = write_in_order(entries, writer, &gate, &done_rx);
+        gate.stop();
+        result
+    })
+}
+
+fn write_in_order(
+    entries: &[Entry],
+    writer: &mut PackageWriter,
+    gate: &Gate,
+    done: &mpsc::Receiver<(usize, Prepared)>,
+) -> Result<(), PackageError> {
+    let mut ready: BTreeMap<usize, Prepared> = BTreeMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        if entry.size > gate.stream_threshold {
+            writer.stream_entry(entry)?;
+            continue;
+        }
+        let prepared = loop {
+            if let Some(p) = ready.remove(&i) {
+                break p;
+            }
+            let Ok((j, p)) = done.recv() else {
+                return Err(PackageError::Unreadable {
+                    path: entry.name.0.clone(),
+                    source: io::Error::other("the compression threads stopped early"),
+                });
+            };
+            ready.insert(j, p);
+        };
+        let (file, record) = prepared?;
+        writer.add_prepared(file, record)?;
+        gate.release(entry.size);
+    }
+    Ok(())
 }
 
 struct PackageWriter {
@@ -953,8 +1182,21 @@ impl PackageWriter {
     fn stream_entry(&mut self, entry: &Entry) -> Result<(), PackageError> {
         let (mut file, meta) = open_entry(entry)?;
         let mode = mode_of(&meta);
-        let options = self
-            .base
+        // A sampling failure only costs the shortcut; a file that changed is caught by the copy below.
+        let incompressible = looks_incompressible(entry.size, |offset, sample| {
+            file.seek(SeekFrom::Start(offset))?;
+            file.read_exact(sample)
+        })
+        .unwrap_or(false);
+        file.rewind()
+            .map_err(|e| io_entry_error(&entry.name.0, e))?;
+        let mut options = self.base;
+        if incompressible {
+            options = options
+                .compression_method(CompressionMethod::Stored)
+                .compression_level(None);
+        }
+        let options = options
             .unix_permissions(mode)
             // Zip64 is decided from the size known up front, so the layout depends only on the input.
             .large_file(entry.size >= u64::from(u32::MAX));

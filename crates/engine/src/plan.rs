@@ -3,7 +3,7 @@
 //! Every stage executes a plan and `plan` only prints it, so what a pull request shows is what a release does.
 //! The JSON form is a versioned contract (`planVersion`) with a checked-in schema (`docs/plan.schema.json`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::{self, Write as _};
 
 use schemars::JsonSchema;
@@ -159,6 +159,9 @@ pub struct SettingChange {
     pub after: Shown,
     /// Whether the step also marks it sticky (it was not before).
     pub becomes_sticky: bool,
+    /// Whether the step makes it travel with the content in swaps (it was sticky before).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub becomes_travelling: bool,
 }
 
 /// A secret pulled from Key Vault (names only).
@@ -498,7 +501,13 @@ fn render_steps(out: &mut String, steps: &[Step]) {
                     .before
                     .as_ref()
                     .map_or("(unset)".into(), |b| b.to_string());
-                let sticky = if c.becomes_sticky { " [sticky]" } else { "" };
+                let sticky = if c.becomes_sticky {
+                    " [sticky]"
+                } else if c.becomes_travelling {
+                    " [travels with the swap]"
+                } else {
+                    ""
+                };
                 let _ = writeln!(out, "      {}: {before} -> {}{sticky}", c.name, c.after);
             }
         }
@@ -713,10 +722,40 @@ fn startup_preflight(spec: &ReleaseSpec, state: &LiveState, slot: &str, plan: &m
     }
 }
 
+/// Which of an environment's settings a step writes, and how each is marked.
+#[derive(Debug, Clone, Copy)]
+enum Written<'a> {
+    /// Every setting: the names in the set travel with the swap, the others are sticky.
+    All(&'a BTreeSet<String>),
+    /// Only the sticky ones (production, released by a swap: the travelling ones arrive with it).
+    StickyOnly(&'a BTreeSet<String>),
+    /// Only the travelling plain ones that differ on the slot production swaps from (values of secrets
+    /// were written there by the staging stage of this very release).
+    TravellingOnly(&'a BTreeSet<String>),
+}
+
+impl Written<'_> {
+    fn travelling(&self) -> &BTreeSet<String> {
+        match self {
+            Written::All(t) | Written::StickyOnly(t) | Written::TravellingOnly(t) => t,
+        }
+    }
+
+    fn includes(&self, name: &str, secret_value: bool) -> bool {
+        let travels = self.travelling().contains(name);
+        match self {
+            Written::All(_) => true,
+            Written::StickyOnly(_) => !travels,
+            Written::TravellingOnly(_) => travels && !secret_value,
+        }
+    }
+}
+
 fn settings_changes(
     env: &EnvironmentSpec,
     state: &LiveState,
     slot: &str,
+    written: Written<'_>,
 ) -> (Option<Step>, Option<Step>) {
     let live = state.slot(slot);
     let mut changes = Vec::new();
@@ -747,8 +786,11 @@ fn settings_changes(
         }
     }
     for (name, after) in wanted {
-        let before_raw = live.and_then(|s| s.settings.get(name));
         let is_secret = matches!(after, Shown::Secret(_));
+        if !written.includes(name, is_secret) {
+            continue;
+        }
+        let before_raw = live.and_then(|s| s.settings.get(name));
         let before = before_raw.map(|v| {
             if is_secret {
                 Shown::Secret("current value".into())
@@ -761,8 +803,11 @@ fn settings_changes(
             Shown::Plain(v) => before_raw == Some(v),
             Shown::Secret(_) => false,
         };
-        let becomes_sticky = !state.sticky_settings.contains(name);
-        if same && !becomes_sticky {
+        let sticky_now = state.sticky_settings.contains(name);
+        let travels = written.travelling().contains(name);
+        let becomes_sticky = !travels && !sticky_now;
+        let becomes_travelling = travels && sticky_now;
+        if same && !becomes_sticky && !becomes_travelling {
             continue;
         }
         changes.push(SettingChange {
@@ -770,6 +815,7 @@ fn settings_changes(
             before,
             after,
             becomes_sticky,
+            becomes_travelling,
         });
     }
     let pull = (!secrets.is_empty()).then(|| {
@@ -787,7 +833,12 @@ fn settings_changes(
                 slot: slot.to_owned(),
                 changes,
             },
-            "settings written as sticky so a swap never carries one slot's values into another; only what differs",
+            match written {
+                Written::All(t) if !t.is_empty() => "only what differs; names with the same value in production travel with the swap, the others are sticky so a swap never carries one slot's value into another",
+                Written::TravellingOnly(_) => "these names have the same value in production and reach it with the swap itself",
+                _ if slot == PRODUCTION => "only what differs, written as sticky so a swap never carries them away; App Service restarts production when its settings change",
+                _ => "settings written as sticky so a swap never carries one slot's values into another; only what differs",
+            },
         )
     });
     (pull, set)
@@ -884,7 +935,17 @@ fn plan_staging(
             "the config asks for the slot to be created when missing",
         ));
     }
-    let (pull, set) = settings_changes(env, state, slot);
+    // Only the slot production swaps from has names that travel: they reach production with the swap.
+    let travelling = if spec
+        .production
+        .as_ref()
+        .is_some_and(|p| p.source_slot == slot)
+    {
+        spec.travelling_settings()
+    } else {
+        BTreeSet::new()
+    };
+    let (pull, set) = settings_changes(env, state, slot, Written::All(&travelling));
     plan.steps.extend(pull);
     plan.steps.push(step(
         Action::WriteJournal {
@@ -1084,9 +1145,15 @@ fn plan_production(
         Action::AcquireLock,
         "two releases of the same app at once would interleave their changes",
     ));
-    let (pull, set) = settings_changes(env, state, PRODUCTION);
+    let travelling = spec.travelling_settings();
+    let (pull, set) = settings_changes(env, state, PRODUCTION, Written::StickyOnly(&travelling));
     plan.steps.extend(pull);
     plan.steps.extend(set);
+    if !direct {
+        let (_, travel) =
+            settings_changes(env, state, source, Written::TravellingOnly(&travelling));
+        plan.steps.extend(travel);
+    }
     push_hooks(&production.hooks, &mut plan.steps);
     plan.steps.push(step(
         Action::WriteJournal {

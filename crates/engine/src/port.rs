@@ -118,8 +118,13 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     ) -> Result<(), PortError>;
     /// Removes app settings from a slot, keeping all others.
     async fn remove_settings(&self, slot: &str, names: &BTreeSet<String>) -> Result<(), PortError>;
-    /// Marks app setting names sticky (keeps the ones already sticky).
-    async fn add_sticky(&self, names: &BTreeSet<String>) -> Result<(), PortError>;
+    /// Marks app setting names sticky (`stick`) or no longer sticky (`unstick`), keeping the other names as
+    /// they are. Sticky names stay with their slot in a swap; the others travel with the content.
+    async fn set_sticky(
+        &self,
+        stick: &BTreeSet<String>,
+        unstick: &BTreeSet<String>,
+    ) -> Result<(), PortError>;
     /// Changes site config of a slot.
     async fn set_site(&self, slot: &str, change: &SiteChange) -> Result<(), PortError>;
     /// Deploys a zip package to a slot and waits for it.
@@ -370,22 +375,35 @@ impl Port for AzurePort {
             .map_err(azure_err(format!("remove settings from {slot}")))
     }
 
-    async fn add_sticky(&self, names: &BTreeSet<String>) -> Result<(), PortError> {
+    async fn set_sticky(
+        &self,
+        stick: &BTreeSet<String>,
+        unstick: &BTreeSet<String>,
+    ) -> Result<(), PortError> {
         let mut current = self
             .app
             .slot_config_names()
             .await
             .map_err(azure_err("read sticky setting names"))?;
         let have: BTreeSet<String> = current.app_setting_names.iter().cloned().collect();
-        let missing: Vec<String> = names.difference(&have).cloned().collect();
-        if missing.is_empty() {
+        let mut wanted = have.clone();
+        wanted.extend(stick.iter().cloned());
+        wanted.retain(|n| !unstick.contains(n));
+        if wanted == have {
             return Ok(());
         }
-        current.app_setting_names.extend(missing);
+        // Order kept for the names already listed, new ones appended: a minimal, readable change.
+        current.app_setting_names.retain(|n| wanted.contains(n));
+        current.app_setting_names.extend(
+            stick
+                .iter()
+                .filter(|n| wanted.contains(*n) && !have.contains(*n))
+                .cloned(),
+        );
         self.app
             .set_slot_config_names(&current)
             .await
-            .map_err(azure_err("mark settings sticky"))
+            .map_err(azure_err("change sticky setting names"))
     }
 
     async fn set_site(&self, slot: &str, change: &SiteChange) -> Result<(), PortError> {
@@ -603,8 +621,12 @@ impl Port for Offline {
     async fn remove_settings(&self, _: &str, _: &BTreeSet<String>) -> Result<(), PortError> {
         self.refuse("remove settings")
     }
-    async fn add_sticky(&self, _: &BTreeSet<String>) -> Result<(), PortError> {
-        self.refuse("mark settings sticky")
+    async fn set_sticky(
+        &self,
+        _: &BTreeSet<String>,
+        _: &BTreeSet<String>,
+    ) -> Result<(), PortError> {
+        self.refuse("change sticky setting names")
     }
     async fn set_site(&self, _: &str, _: &SiteChange) -> Result<(), PortError> {
         self.refuse("change site config")

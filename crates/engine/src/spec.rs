@@ -3,7 +3,7 @@
 //! The YAML model belongs to `slot-release-config` and may grow; the planner depends only on this small,
 //! stable shape, converted by hand in `spec::from_config` (the boundary rule from docs/architecture.md).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -73,6 +73,58 @@ impl AppKind {
             AppKind::Code { .. } => "code",
             AppKind::Container { .. } => "container",
         }
+    }
+}
+
+impl ReleaseSpec {
+    /// Setting names that travel with the content in production's swap instead of staying with a slot.
+    ///
+    /// A name travels when the environment of the slot production swaps from and production's own
+    /// environment give it the same value (the same text, or the same secret of the same vault delivered
+    /// the same way). Written non-sticky to the staged slot, it reaches production by the swap itself, so
+    /// production is never rewritten (App Service restarts an app whose settings change) and a swap back
+    /// brings the previous release's value back with its content. Every other name is sticky: it differs
+    /// between the environments, and a swap must never carry one slot's value into the other.
+    /// Empty when production is not released by a swap.
+    pub fn travelling_settings(&self) -> BTreeSet<String> {
+        let Some(production) = &self.production else {
+            return BTreeSet::new();
+        };
+        if production.source_slot == PRODUCTION {
+            return BTreeSet::new();
+        }
+        let Some(target) = self.environments.get(&production.environment) else {
+            return BTreeSet::new();
+        };
+        // The staging stage's environment when it is bound to that slot, else any bound to it.
+        let staged = self
+            .staging
+            .as_ref()
+            .and_then(|s| self.environments.get(&s.environment))
+            .filter(|e| e.slot == production.source_slot);
+        let Some(source) = staged.or_else(|| {
+            self.environments
+                .values()
+                .find(|e| e.slot == production.source_slot)
+        }) else {
+            return BTreeSet::new();
+        };
+        let plain = source
+            .settings
+            .iter()
+            .filter(|(name, value)| target.settings.get(*name) == Some(*value))
+            .map(|(name, _)| name.clone());
+        let secrets = source
+            .secrets
+            .iter()
+            .filter(|(name, secret)| {
+                secret.delivery != SecretDelivery::PipelineVariable
+                    && source.vault.is_some()
+                    && source.vault == target.vault
+                    && target.secrets.get(*name) == Some(*secret)
+            })
+            .map(|(name, _)| name.clone());
+        plain.chain(secrets).collect()
     }
 }
 

@@ -23,7 +23,9 @@ use crate::health::{self, HealthCheckSpec, ProbeTarget, WatchSpec};
 use crate::hooks::{self, CommandKind, HookRunner, HookRunnerConfig, RemoteCommand};
 use crate::journal::{DeploymentRecord, HookRecord, JournalTags, Phase};
 use crate::package;
-use crate::plan::{self, Action, BuildInfo, Plan, PlanInput, Probe, Shown, Stage, Step};
+use crate::plan::{
+    self, Action, BuildInfo, Plan, PlanInput, Probe, SettingChange, Shown, Stage, Step,
+};
 use crate::port::{Port, PortError, SettingValue, SiteChange};
 use crate::spec::{AppKind, HookSpec, HookWhere, ReleaseSpec};
 use crate::state::{LiveState, PRODUCTION};
@@ -805,6 +807,12 @@ impl Exec<'_> {
             .problems()
             .map(|c| format!("{}: {}", c.name, c.detail))
             .collect();
+        let mut problems = problems;
+        if problems.is_empty()
+            && let Err(err) = self.projected_journal(&plan, &state).check_fits(&state.tags)
+        {
+            problems.push(format!("journal-tags: {err}"));
+        }
         if !problems.is_empty() {
             return Err((RunResult::Failed, StageError::Preflight { stage, problems }));
         }
@@ -989,6 +997,40 @@ impl Exec<'_> {
                 self.lock_held = false;
             }
         }
+    }
+
+    /// The largest journal this run can write, so Azure's tag limits are checked before the first change
+    /// instead of failing a journal write halfway through a release.
+    fn projected_journal(&self, plan: &Plan, state: &LiveState) -> JournalTags {
+        let mut journal = JournalTags::from_tags(&state.tags);
+        let release = self.opts.release_id.clone();
+        journal.release = Some(release.clone());
+        journal.phase = Some(Phase::RollingBack);
+        journal.lock = Some(crate::journal::Lock {
+            owner: release.clone(),
+            expires_unix: i64::MAX,
+        });
+        journal.slots.insert(PRODUCTION.to_owned(), release.clone());
+        journal.slots.insert(self.staging_slot(), release);
+        let production = state.slot(PRODUCTION);
+        if matches!(self.spec.app.kind, crate::spec::AppKind::Container { .. }) {
+            journal.previous_image = production
+                .and_then(|p| p.linux_fx_version.clone())
+                .or(journal.previous_image);
+        }
+        for step in &plan.steps {
+            if let Action::SetSettings { slot, changes } = &step.action
+                && slot == PRODUCTION
+            {
+                for change in changes.iter().filter(|c| matches!(c.after, Shown::Plain(_))) {
+                    journal.previous_settings.insert(
+                        change.name.clone(),
+                        production.and_then(|p| p.settings.get(&change.name).cloned()),
+                    );
+                }
+            }
+        }
+        journal
     }
 
     async fn write_tags(&self) -> Result<(), PortError> {
@@ -1314,22 +1356,27 @@ impl Exec<'_> {
                             .or_insert_with(|| self.production_settings.get(&change.name).cloned());
                     }
                 }
-                let sticky: BTreeSet<String> = changes
-                    .iter()
-                    .filter(|c| c.becomes_sticky)
-                    .map(|c| c.name.clone())
-                    .collect();
+                let names = |pick: fn(&SettingChange) -> bool| -> BTreeSet<String> {
+                    changes
+                        .iter()
+                        .filter(|c| pick(c))
+                        .map(|c| c.name.clone())
+                        .collect()
+                };
+                let stick = names(|c| c.becomes_sticky);
+                let unstick = names(|c| c.becomes_travelling);
                 if slot == PRODUCTION && !self.journal.previous_settings.is_empty() {
                     // Recorded before the write, so a run killed after it still lets a rollback undo it.
                     self.write_tags()
                         .await
                         .map_err(port_err("record production's settings"))?;
                 }
-                // Sticky first, so no swap can ever carry the new values across.
-                if !sticky.is_empty() {
-                    port.add_sticky(&sticky)
+                // Stickiness first, so no swap can ever carry a new value the wrong way; the lock keeps
+                // other releases from swapping between the two writes.
+                if !stick.is_empty() || !unstick.is_empty() {
+                    port.set_sticky(&stick, &unstick)
                         .await
-                        .map_err(port_err("mark settings sticky"))?;
+                        .map_err(port_err("change sticky setting names"))?;
                 }
                 port.set_settings(slot, &values)
                     .await

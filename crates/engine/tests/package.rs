@@ -166,7 +166,128 @@ fn archive_passes_unzip_and_has_fixed_metadata() {
             0o100644
         };
         assert_eq!(entry.unix_mode(), Some(expected), "{name}");
-        assert_eq!(entry.compression(), zip::CompressionMethod::Deflated);
+        // Deflated when that shrinks the entry, stored otherwise (tiny and empty files), as Info-ZIP does.
+        match entry.compression() {
+            zip::CompressionMethod::Deflated => {
+                assert!(entry.compressed_size() < entry.size(), "{name} grew");
+            }
+            zip::CompressionMethod::Stored => {
+                assert!(
+                    entry.size() < 64 || name == "static/logo.bin",
+                    "{name} stored"
+                );
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        if matches!(name.as_str(), "app.py" | "static/site.css") {
+            assert_eq!(
+                entry.compression(),
+                zip::CompressionMethod::Deflated,
+                "{name}"
+            );
+        }
+    }
+}
+
+/// Pseudo-random bytes; `alphabet` limits them to that many distinct values (fewer is more compressible).
+fn noise(len: usize, seed: u64, alphabet: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 11) % alphabet) as u8
+        })
+        .collect()
+}
+
+fn method_of(archive: &Path, name: &str) -> (zip::CompressionMethod, u64, u64) {
+    let mut zip = zip::ZipArchive::new(fs::File::open(archive).unwrap()).unwrap();
+    let entry = zip.by_name(name).unwrap();
+    (entry.compression(), entry.compressed_size(), entry.size())
+}
+
+#[test]
+fn incompressible_entries_are_stored_and_everything_else_deflated() {
+    let root = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let text = b"def handler(event):\n    return event\n".repeat(3000);
+    write(root.path(), "random.bin", &noise(200_000, 1, 256));
+    write(root.path(), "text.py", &text);
+    // Skewed bytes: no repeats for deflate to find, but Huffman coding still shrinks them.
+    write(root.path(), "skewed.bin", &noise(200_000, 2, 40));
+    // Random at the start, text after it: the start alone must not decide.
+    let mut mixed = noise(50_000, 3, 256);
+    mixed.extend_from_slice(&text);
+    write(root.path(), "mixed.bin", &mixed);
+    // The same kinds above the streaming threshold, written by the streaming path.
+    write(root.path(), "streamed/random.bin", &noise(3 << 20, 4, 256));
+    write(root.path(), "streamed/text.txt", &text.repeat(20));
+    let opts = BuildOptions {
+        stream_threshold: 1 << 20,
+        ..BuildOptions::default()
+    };
+    let built = build_package(&PackageSpec::new(root.path()), &info(), out.path(), &opts).unwrap();
+    let status = Command::new("unzip")
+        .arg("-tq")
+        .arg(&built.path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "unzip -t failed");
+
+    for name in ["random.bin", "streamed/random.bin"] {
+        let (method, compressed, size) = method_of(&built.path, name);
+        assert_eq!(method, zip::CompressionMethod::Stored, "{name}");
+        assert_eq!(compressed, size, "{name}");
+    }
+    for name in ["text.py", "skewed.bin", "mixed.bin", "streamed/text.txt"] {
+        let (method, compressed, size) = method_of(&built.path, name);
+        assert_eq!(method, zip::CompressionMethod::Deflated, "{name}");
+        assert!(compressed < size, "{name}: {compressed} >= {size}");
+    }
+    let (_, skewed, skewed_size) = method_of(&built.path, "skewed.bin");
+    assert!(skewed < skewed_size * 95 / 100, "skewed.bin barely shrank");
+}
+
+#[test]
+fn output_is_identical_for_any_thread_count_and_memory_budget() {
+    let root = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    sample_tree(root.path(), false, SystemTime::now());
+    for i in 0..300u64 {
+        let data = if i % 3 == 0 {
+            noise(1000 + (i as usize * 397) % 40_000, i, 256)
+        } else {
+            format!("line {i}\n")
+                .repeat((i as usize * 31) % 4000)
+                .into_bytes()
+        };
+        write(root.path(), &format!("many/{:02}/f{i:03}", i % 17), &data);
+    }
+    write(root.path(), "many/big.bin", &noise(300_000, 99, 256));
+    let mut archives = Vec::new();
+    for (threads, window_bytes, window_files) in [
+        (1, 16 << 20, 512),
+        (2, 1, 1),
+        (4, 64 << 10, 3),
+        (8, 16 << 20, 512),
+    ] {
+        let opts = BuildOptions {
+            threads: std::num::NonZeroUsize::new(threads),
+            window_bytes,
+            window_files,
+            stream_threshold: 128 << 10,
+            ..BuildOptions::default()
+        };
+        let dir = out.path().join(format!("{threads}-{window_bytes}"));
+        let built = build_package(&PackageSpec::new(root.path()), &info(), &dir, &opts).unwrap();
+        assert_eq!(built.manifest.total.files, 300 + 1 + 10);
+        archives.push((threads, fs::read(&built.path).unwrap()));
+    }
+    let (_, first) = &archives[0];
+    for (threads, bytes) in &archives[1..] {
+        assert!(bytes == first, "{threads} threads gave different bytes");
     }
 }
 

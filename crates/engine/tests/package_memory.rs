@@ -43,7 +43,7 @@ fn peak_memory_stays_far_below_the_tree_size() {
     // Streamed sequentially (above the 4 MiB default threshold).
     random_file(&root.path().join("large-1.bin"), 64 * MIB, 1);
     random_file(&root.path().join("large-2.bin"), 64 * MIB, 2);
-    // Compressed in parallel windows of at most 16 MiB input.
+    // Compressed in parallel, at most 16 MiB of input in flight.
     fs::create_dir(root.path().join("medium")).unwrap();
     for i in 0..30 {
         random_file(
@@ -76,8 +76,9 @@ fn peak_memory_stays_far_below_the_tree_size() {
 
     let peak = peak_rss_bytes();
     eprintln!("peak RSS {} MiB for a {} MiB tree", peak >> 20, tree >> 20);
-    // Bound: one window of compressed copies (16 MiB) + buffers and allocator slack, not the 218 MiB tree.
-    let limit = 96 * MIB as u64;
+    // Bound: the shared in-flight budget (16 MiB) of compressed copies, one file buffer per thread, and
+    // allocator slack; the performance target for packaging is 64 MiB whatever the tree.
+    let limit = 64 * MIB as u64;
     assert!(
         peak < limit,
         "peak RSS {} MiB (before the build {} MiB) exceeds {} MiB for a {} MiB tree",

@@ -130,35 +130,133 @@ fn secret_values_never_appear_in_a_plan() {
                 "{value} leaked into the {stage} plan"
             );
         }
-        let secret_change = plan.steps.iter().find_map(|s| match &s.action {
-            Action::SetSettings { changes, .. } => changes
-                .iter()
-                .find(|c| c.name == "DATABASE__PASSWORD")
-                .cloned(),
-            _ => None,
-        });
-        let change = secret_change.expect("the value-delivered secret is always written");
-        assert!(matches!(change.after, Shown::Secret(_)));
+        let secret_change = setting_changes(&plan)
+            .into_iter()
+            .find(|(_, c)| c.name == "DATABASE__PASSWORD");
+        if stage == Stage::Staging {
+            let (slot, change) =
+                secret_change.expect("the value-delivered secret is always written");
+            assert_eq!(slot, "staging");
+            assert!(matches!(change.after, Shown::Secret(_)));
+        } else {
+            // The same secret in both environments: staging wrote it, it reaches production with the swap.
+            assert!(secret_change.is_none(), "{}", plan.render());
+        }
     }
+}
+
+/// Every setting change of a plan, with the slot it is written to.
+fn setting_changes(plan: &Plan) -> Vec<(String, plan::SettingChange)> {
+    plan.steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::SetSettings { slot, changes } => Some(
+                changes
+                    .iter()
+                    .map(|c| (slot.clone(), c.clone()))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn names(changes: &[(String, plan::SettingChange)]) -> Vec<String> {
+    changes
+        .iter()
+        .map(|(slot, c)| format!("{slot}:{}", c.name))
+        .collect()
 }
 
 #[test]
 fn only_settings_that_differ_are_planned() {
     let loaded = example("python-webapp");
+    // Staged by this version: only APP_ENV (different per environment) is sticky, and production has it.
     let plan = plan_for(&loaded, Stage::Production, &state("staged.json"));
-    let names: Vec<String> = plan
-        .steps
+    assert!(setting_changes(&plan).is_empty(), "{}", plan.render());
+
+    // Production's own value differs: only that sticky name is written, on production.
+    let mut live = state("staged.json");
+    live.slots
+        .get_mut("production")
+        .unwrap()
+        .settings
+        .insert("APP_ENV".into(), "prod-old".into());
+    let plan = plan_for(&loaded, Stage::Production, &live);
+    assert_eq!(names(&setting_changes(&plan)), ["production:APP_ENV"]);
+}
+
+#[test]
+fn settings_with_the_same_value_in_both_environments_travel_with_the_swap() {
+    let loaded = example("python-webapp");
+    let travelling: Vec<String> = loaded.spec.travelling_settings().into_iter().collect();
+    assert_eq!(
+        travelling,
+        [
+            "API_KEY",
+            "DATABASE_PATH",
+            "DATABASE__PASSWORD",
+            "RELEASE_VERSION"
+        ]
+    );
+
+    // Staging writes every name, sticky only where production's value differs.
+    let mut live = state("before-first-release.json");
+    live.sticky_settings.clear();
+    let plan = plan_for(&loaded, Stage::Staging, &live);
+    let changes = setting_changes(&plan);
+    assert!(changes.iter().all(|(slot, _)| slot == "staging"));
+    let sticky: Vec<&str> = changes
         .iter()
-        .filter_map(|s| match &s.action {
-            Action::SetSettings { changes, .. } => {
-                Some(changes.iter().map(|c| c.name.clone()).collect::<Vec<_>>())
-            }
-            _ => None,
-        })
-        .flatten()
+        .filter(|(_, c)| c.becomes_sticky)
+        .map(|(_, c)| c.name.as_str())
         .collect();
-    // APP_ENV, DATABASE_PATH and API_KEY already hold the wanted values and are sticky.
-    assert_eq!(names, ["DATABASE__PASSWORD", "RELEASE_VERSION"]);
+    assert_eq!(sticky, ["APP_ENV"], "{}", plan.render());
+
+    // A slot staged when every name was sticky: the production stage lets the travelling ones go
+    // (on the staged slot, values unchanged) and never writes production.
+    let mut live = state("staged.json");
+    live.sticky_settings = [
+        "APP_ENV",
+        "DATABASE_PATH",
+        "RELEASE_VERSION",
+        "API_KEY",
+        "DATABASE__PASSWORD",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let plan = plan_for(&loaded, Stage::Production, &live);
+    let changes = setting_changes(&plan);
+    assert_eq!(
+        names(&changes),
+        [
+            "staging:API_KEY",
+            "staging:DATABASE_PATH",
+            "staging:RELEASE_VERSION"
+        ],
+        "{}",
+        plan.render()
+    );
+    assert!(
+        changes
+            .iter()
+            .all(|(_, c)| c.becomes_travelling && !c.becomes_sticky)
+    );
+
+    // Different vaults, or a value only one environment has, keep a name sticky.
+    let mut split = example("python-webapp");
+    split
+        .spec
+        .environments
+        .get_mut("production")
+        .unwrap()
+        .settings
+        .insert("RELEASE_VERSION".into(), "pinned".into());
+    split.spec.environments.get_mut("production").unwrap().vault = Some("prod-kv".into());
+    let travelling: Vec<String> = split.spec.travelling_settings().into_iter().collect();
+    assert_eq!(travelling, ["DATABASE_PATH"]);
 }
 
 #[test]

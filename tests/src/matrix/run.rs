@@ -383,7 +383,9 @@ pub async fn run_case(case: Case) -> Result<CaseReport, String> {
         .map(|r| r.outcome.secrets.clone())
         .unwrap_or_default();
     // The leak detector reads the world's folders now, before the world (and its folders) goes away.
-    let detector = LeakDetector::new(&secrets);
+    // Declared secrets plus every credential the emulator handed out or holds (tokens issued during
+    // the runs, publishing passwords, client secrets).
+    let detector = LeakDetector::new(&secrets).with_credentials(&world.emulator.credentials());
     let temp = world.temp();
     let mut leaks: Vec<String> = Vec::new();
     for run in &runs {
@@ -391,8 +393,11 @@ pub async fn run_case(case: Case) -> Result<CaseReport, String> {
             leaks.push(format!("{} run: {leak}", run.command));
         }
     }
-    // Access tokens are not known in advance (the emulator issues them during the run): any JWT in
-    // what a person can see is one.
+    for leak in detector.scan_journal(&world.emulator.snapshot()) {
+        leaks.push(format!("journal: {leak}"));
+    }
+    // Tokens of another issuer (the embedded emulator of `rehearse`) are not in the list: any JWT
+    // in what a person can see is one.
     for run in &runs {
         for (stream, text) in [
             ("stdout", &run.outcome.stdout),
