@@ -1392,7 +1392,7 @@ async fn a_site_without_room_for_the_journal_is_refused_before_any_change() {
         tags.insert(format!("team-tag-{i:02}"), "kept".into());
     }
     world.port.set_tags(&tags).await.unwrap();
-    let staging_before = world.slot("staging");
+    let before = world.emulator.snapshot();
     world.emulator.clear_requests();
 
     let out = world.run(&["staging", "--release-id", "r1"]).await;
@@ -1409,6 +1409,13 @@ async fn a_site_without_room_for_the_journal_is_refused_before_any_change() {
         .map(|r| format!("{} {}{}", r.method, r.host, r.path))
         .collect();
     assert!(writes.is_empty(), "nothing is changed: {writes:?}");
-    assert_eq!(world.slot("staging").app_settings, staging_before.app_settings);
+    let after = world.emulator.snapshot();
+    for slot in ["production", "staging"] {
+        assert_eq!(
+            after.slot(APP, slot).map(|s| &s.app_settings),
+            before.slot(APP, slot).map(|s| &s.app_settings),
+            "{slot} settings unchanged"
+        );
+    }
     assert_eq!(world.tag("slotrelease.lock"), None);
 }

@@ -149,7 +149,8 @@ pub struct Environment {
     /// Create the slot when it does not exist yet (never applies to `production`).
     #[serde(default)]
     pub create_slot: bool,
-    /// Plain app settings, written as slot (sticky) settings. Values may use `$(...)` variables;
+    /// Plain app settings. A name with the same value in production's environment travels with the swap
+    /// (non-sticky); the others are written as slot (sticky) settings. Values may use `$(...)` variables;
     /// numbers and booleans are taken as written (`PORT: 8000` sets `8000`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schemars(schema_with = "settings_schema")]
