@@ -5,7 +5,8 @@
 //! 200 MiB). Half of the bytes are compressible text, half random. Needs `zip`, `tar`, `gzip` and
 //! `/usr/bin/time` on the machine. Each contender runs as its own process under `/usr/bin/time`, so peak
 //! RSS is that process's alone; our build runs as this binary again in `--child` mode, where
-//! `BENCH_WINDOW_KIB` and `BENCH_WINDOW_FILES` override the parallel window.
+//! `BENCH_WINDOW_KIB` and `BENCH_WINDOW_FILES` override the bytes and files in flight between the
+//! compressing threads and the writer.
 
 use std::fs;
 use std::io::Write;

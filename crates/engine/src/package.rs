@@ -868,9 +868,9 @@ const SAMPLE_BYTES: usize = 4 * 1024;
 /// Files up to this size are deflated whole without a guess: the guess would cost a good part of the work.
 const SAMPLE_MIN_FILE: u64 = 4 * SAMPLE_BYTES as u64;
 
-/// Whether deflating `sample` makes it smaller. A fast level with dynamic Huffman trees is used: the
-/// fixed trees of the fastest level expand skewed but compressible data (media with some redundancy) and
-/// would store what zip's level 6 still shrinks.
+/// Whether deflating `sample` makes it smaller. Level 2, not 1: zlib-rs's level 1 (`deflate_quick`) codes
+/// with fixed Huffman trees only, which expand skewed but compressible bytes (media with some redundancy),
+/// so it would store files that zip's level 6 still shrinks.
 fn sample_shrinks(sample: &[u8]) -> bool {
     let options = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Deflated)

@@ -809,7 +809,9 @@ impl Exec<'_> {
             .collect();
         let mut problems = problems;
         if problems.is_empty()
-            && let Err(err) = self.projected_journal(&plan, &state).check_fits(&state.tags)
+            && let Err(err) = self
+                .projected_journal(&plan, &state)
+                .check_fits(&state.tags)
         {
             problems.push(format!("journal-tags: {err}"));
         }
@@ -1022,7 +1024,10 @@ impl Exec<'_> {
             if let Action::SetSettings { slot, changes } = &step.action
                 && slot == PRODUCTION
             {
-                for change in changes.iter().filter(|c| matches!(c.after, Shown::Plain(_))) {
+                for change in changes
+                    .iter()
+                    .filter(|c| matches!(c.after, Shown::Plain(_)))
+                {
                     journal.previous_settings.insert(
                         change.name.clone(),
                         production.and_then(|p| p.settings.get(&change.name).cloned()),
