@@ -5,18 +5,14 @@
 //! memory, without the token ever going to another host and without the token or a secret value in
 //! the error text.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+mod hostile;
+
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Response, StatusCode, Uri};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use slot_release_azure::{
-    Azure, AzureError, ClientSettings, Cloud, CredentialSource, HttpOptions, KeyVaultSettings,
-    PollSettings, RetrySettings, Secret, SecretFilter, SecretRef,
-};
+use axum::http::{Response, StatusCode};
+use hostile::Hostile;
+use slot_release_azure::{Azure, AzureError, SecretFilter, SecretRef};
 
 const TOKEN: &str = "hostile-kv-bearer-token-7d2b5e";
 /// A value the hostile vault puts in its answers: it must never reach an error message.
@@ -37,49 +33,6 @@ enum Answer {
     WrongContentType,
     RedirectElsewhere,
     NextLinkElsewhere,
-}
-
-/// A request the server saw: host, path, whether it carried the bearer token.
-type Seen = Arc<Mutex<Vec<(String, String, bool)>>>;
-
-struct Hostile {
-    port: u16,
-    ca_pem: String,
-    seen: Seen,
-    handle: axum_server::Handle<SocketAddr>,
-}
-
-impl Drop for Hostile {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-    }
-}
-
-/// A CA the client trusts and a server certificate it signs for `names`.
-fn tls(names: &[&str]) -> (String, Arc<rustls::ServerConfig>) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().expect("ca key");
-    let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let mut leaf =
-        CertificateParams::new(names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
-            .expect("leaf params");
-    leaf.subject_alt_names
-        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    let leaf_key = KeyPair::generate().expect("leaf key");
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).expect("leaf cert");
-    let chain: Vec<CertificateDer<'static>> = vec![leaf_cert.der().clone(), ca_cert.der().clone()];
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("protocols")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("server config");
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    (ca_cert.pem(), Arc::new(config))
 }
 
 fn json(status: StatusCode, body: String) -> Response<Body> {
@@ -182,97 +135,26 @@ fn respond(answer: Answer, port: u16, path: &str) -> Response<Body> {
 }
 
 async fn start(answer: Answer) -> Hostile {
-    let (ca_pem, config) = tls(&[
+    let names = [
         "*.vault.emulator.test",
         "*.evil.emulator.test",
         "*.emulator.test",
-    ]);
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let port = listener.local_addr().expect("addr").port();
-    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    let app = axum::Router::new().fallback(move |headers: HeaderMap, uri: Uri| {
-        let log = log.clone();
-        async move {
-            let host = headers
-                .get("host")
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or_default()
-                .split(':')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            let bearer = headers
-                .get("authorization")
-                .and_then(|h| h.to_str().ok())
-                .is_some_and(|v| v.contains(TOKEN));
-            if let Ok(mut seen) = log.lock() {
-                seen.push((host, uri.path().to_owned(), bearer));
-            }
-            if bearer {
-                respond(answer, port, uri.path())
-            } else {
-                challenge()
-            }
+    ];
+    hostile::start(&names, TOKEN, move |bearer, port, path| {
+        if bearer {
+            respond(answer, port, path)
+        } else {
+            challenge()
         }
-    });
-    let handle = axum_server::Handle::<SocketAddr>::new();
-    let server = axum_server::from_tcp_rustls(
-        listener,
-        axum_server::tls_rustls::RustlsConfig::from_config(config),
-    )
-    .expect("server")
-    .handle(handle.clone());
-    tokio::spawn(async move {
-        let _ = server.serve(app.into_make_service()).await;
-    });
-    Hostile {
-        port,
-        ca_pem,
-        seen,
-        handle,
-    }
+    })
 }
 
 fn client(server: &Hostile) -> Azure {
-    let settings = ClientSettings {
-        retry: RetrySettings {
-            max_retries: 3,
-            initial_delay: Duration::from_millis(50),
-            max_delay: Duration::from_secs(1),
-            max_elapsed: Duration::from_secs(5),
-        },
-        poll: PollSettings {
-            initial_interval: Duration::from_millis(100),
-            max_interval: Duration::from_secs(1),
-        },
-        keyvault: KeyVaultSettings {
-            initial_backoff: Duration::from_millis(50),
-            ..KeyVaultSettings::default()
-        },
-        ..ClientSettings::default()
-    };
-    Azure::with_settings(
-        CredentialSource::StaticToken {
-            token: Secret::new(TOKEN),
-        },
-        Cloud::emulator(server.port),
-        HttpOptions::emulator(server.ca_pem.clone()),
-        settings,
-    )
-    .expect("client builds")
+    hostile::client(server, TOKEN)
 }
 
-/// The error and every link of its source chain, as the binary reports it.
 fn error_text(e: &AzureError) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
+    hostile::chain(e)
 }
 
 /// Reads `api-key`; the error text (`None` when the answer was accepted) and the time taken.
