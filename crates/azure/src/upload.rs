@@ -87,7 +87,10 @@ impl azure_core::stream::SeekableStream for FileStream {
     }
 
     fn buffer_size(&self) -> usize {
-        CHUNK
+        std::env::var("SR_TMP_CHUNK_KIB")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(CHUNK, |k| k << 10)
     }
 }
 

@@ -13,45 +13,14 @@ use slot_release_pipelines::Log;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::Error;
+
 /// How much of a response body is searched for `body_contains`; health pages are small, and an endless
 /// body must not hold a probe.
 const BODY_LIMIT: usize = 1024 * 1024;
 
 /// How many probes a report keeps one by one; counters cover the rest.
 const REPORT_PROBES_KEPT: usize = 200;
-
-/// Errors from a gate or a watch. Every variant but `InvalidSpec` carries the report up to that point.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum HealthError {
-    #[error("invalid health check for {target}: {reason}")]
-    InvalidSpec { target: String, reason: String },
-    #[error(
-        "{} did not pass the health gate: {} consecutive healthy probe(s) needed within {}, {} probe(s) made, last: {}",
-        report.url,
-        report.successes_required,
-        humantime::format_duration(*timeout),
-        report.probes_total,
-        report.last_outcome()
-    )]
-    GateFailed {
-        report: Box<GateReport>,
-        timeout: Duration,
-    },
-    #[error(
-        "{} is unhealthy: {} failed probe(s) of {} during the watch (limit {}), last: {}",
-        report.url,
-        report.failures,
-        report.probes_total,
-        report.max_failures,
-        report.last_outcome()
-    )]
-    Unhealthy { report: Box<WatchReport> },
-    #[error("health gate of {} cancelled after {} probe(s)", report.url, report.probes_total)]
-    GateCancelled { report: Box<GateReport> },
-    #[error("watch of {} cancelled after {} probe(s)", report.url, report.probes_total)]
-    WatchCancelled { report: Box<WatchReport> },
-}
 
 /// What is probed: a slot's base URL (scheme, host, optional port).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,8 +33,8 @@ pub struct ProbeTarget {
 
 impl ProbeTarget {
     /// The URL probed for `path` (always relative to the base, so a path cannot point at another host).
-    pub fn url_for(&self, path: &str) -> Result<reqwest::Url, HealthError> {
-        let invalid = |reason: String| HealthError::InvalidSpec {
+    pub fn url_for(&self, path: &str) -> Result<reqwest::Url, Error> {
+        let invalid = |reason: String| Error::InvalidHealthCheck {
             target: self.base_url.to_string(),
             reason,
         };
@@ -201,7 +170,7 @@ pub struct GateReport {
 }
 
 impl GateReport {
-    fn last_outcome(&self) -> String {
+    pub(crate) fn last_outcome(&self) -> String {
         self.last
             .as_ref()
             .map_or_else(|| "no probe".to_owned(), |p| p.outcome.to_string())
@@ -226,7 +195,7 @@ pub struct WatchReport {
 }
 
 impl WatchReport {
-    fn last_outcome(&self) -> String {
+    pub(crate) fn last_outcome(&self) -> String {
         self.last
             .as_ref()
             .map_or_else(|| "no probe".to_owned(), |p| p.outcome.to_string())
@@ -269,8 +238,8 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn validate(target: &ProbeTarget, check: &HealthCheckSpec) -> Result<reqwest::Url, HealthError> {
-    let invalid = |reason: &str| HealthError::InvalidSpec {
+fn validate(target: &ProbeTarget, check: &HealthCheckSpec) -> Result<reqwest::Url, Error> {
+    let invalid = |reason: &str| Error::InvalidHealthCheck {
         target: target.base_url.to_string(),
         reason: reason.to_owned(),
     };
@@ -293,7 +262,7 @@ pub async fn gate(
     check: &HealthCheckSpec,
     cancel: &CancellationToken,
     log: &Log,
-) -> Result<GateReport, HealthError> {
+) -> Result<GateReport, Error> {
     let url = validate(target, check)?;
     let required = check.successes.max(1);
     let started = Instant::now();
@@ -327,7 +296,7 @@ pub async fn gate(
             r = probe(client, &url, check, per_probe, tally.probes_total + 1, started) => r,
             () = cancel.cancelled() => {
                 log.info(&format!("Health gate for {} cancelled", target.label));
-                return Err(HealthError::GateCancelled { report: Box::new(report(tally, false)) });
+                return Err(Error::GateCancelled { report: Box::new(report(tally, false)) });
             }
         };
         streak = if record.outcome.is_healthy() {
@@ -351,7 +320,7 @@ pub async fn gate(
         // deadline, waiting on is pointless.
         let needed_after_next = u32::saturating_sub(required - streak, 1);
         if next + check.interval * needed_after_next > deadline {
-            return Err(HealthError::GateFailed {
+            return Err(Error::GateFailed {
                 report: Box::new(report(tally, false)),
                 timeout: check.timeout,
             });
@@ -360,7 +329,7 @@ pub async fn gate(
             () = tokio::time::sleep_until(next) => {}
             () = cancel.cancelled() => {
                 log.info(&format!("Health gate for {} cancelled", target.label));
-                return Err(HealthError::GateCancelled { report: Box::new(report(tally, false)) });
+                return Err(Error::GateCancelled { report: Box::new(report(tally, false)) });
             }
         }
     }
@@ -375,10 +344,10 @@ pub async fn watch(
     watch: &WatchSpec,
     cancel: &CancellationToken,
     log: &Log,
-) -> Result<WatchReport, HealthError> {
+) -> Result<WatchReport, Error> {
     let url = validate(target, check)?;
     if watch.max_failures == 0 {
-        return Err(HealthError::InvalidSpec {
+        return Err(Error::InvalidHealthCheck {
             target: target.base_url.to_string(),
             reason: "max failures must be at least 1".to_owned(),
         });
@@ -412,7 +381,7 @@ pub async fn watch(
             r = probe(client, &url, check, check.request_timeout, tally.probes_total + 1, started) => r,
             () = cancel.cancelled() => {
                 log.info(&format!("Watch of {} cancelled", target.label));
-                return Err(HealthError::WatchCancelled { report: Box::new(report(tally, false)) });
+                return Err(Error::WatchCancelled { report: Box::new(report(tally, false)) });
             }
         };
         log_probe(log, &target.label, &record, None);
@@ -422,7 +391,7 @@ pub async fn watch(
                 "{} unhealthy: {} failed probe(s) of {}",
                 target.label, tally.failures, tally.probes_total
             ));
-            return Err(HealthError::Unhealthy {
+            return Err(Error::Unhealthy {
                 report: Box::new(report(tally, false)),
             });
         }
@@ -441,7 +410,7 @@ pub async fn watch(
             () = tokio::time::sleep_until(next) => {}
             () = cancel.cancelled() => {
                 log.info(&format!("Watch of {} cancelled", target.label));
-                return Err(HealthError::WatchCancelled { report: Box::new(report(tally, false)) });
+                return Err(Error::WatchCancelled { report: Box::new(report(tally, false)) });
             }
         }
     }

@@ -25,46 +25,10 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::Error;
+
 /// Longest line passed to the log in one piece; longer lines are split so one line cannot hold memory.
 const MAX_LINE: usize = 16 * 1024;
-
-/// Errors that stop a hook from running at all (a failing command is a [`HookOutcome`], not an error).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum HookError {
-    #[error("hook {hook}: cannot start `{program}` in {dir}: {source}")]
-    Spawn {
-        hook: String,
-        program: String,
-        dir: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("hook {hook}: waiting for the process failed: {source}")]
-    Wait {
-        hook: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("hook {hook} runs in the slot, but no remote command runner was given")]
-    NoRemote { hook: String },
-}
-
-/// Errors a [`RemoteCommand`] reports.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RemoteCommandError {
-    #[error("the remote command did not finish within {}", humantime::format_duration(*after))]
-    TimedOut { after: Duration },
-    #[error("the remote command was cancelled")]
-    Cancelled,
-    #[error("the remote command could not run: {message}")]
-    Failed {
-        message: String,
-        #[source]
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    },
-}
 
 /// What a remote command printed and returned.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -78,13 +42,17 @@ pub struct RemoteOutput {
 #[async_trait::async_trait]
 pub trait RemoteCommand: Send + Sync {
     /// Runs `command` in `dir` (a path inside the slot), giving up after `timeout` or on `cancel`.
+    ///
+    /// A command that ran returns its output, whatever its exit code. Otherwise the error is
+    /// [`Error::RemoteCommandTimedOut`], [`Error::Cancelled`] (with no step), or
+    /// [`Error::RemoteCommandFailed`] when it could not run at all.
     async fn run(
         &self,
         command: &str,
         dir: &str,
         timeout: Duration,
         cancel: &CancellationToken,
-    ) -> Result<RemoteOutput, RemoteCommandError>;
+    ) -> Result<RemoteOutput, Error>;
 }
 
 /// Where a hook runs.
@@ -434,7 +402,7 @@ impl HookRunner {
             HookLocation::Slot => self.run_slot(hook, command, &capture, cancel).await,
         };
         let outcome = outcome.unwrap_or_else(|e| HookOutcome::Error {
-            message: e.to_string(),
+            message: error_chain(&e),
         });
         let duration = started.elapsed();
         let line = format!(
@@ -467,8 +435,8 @@ impl HookRunner {
         command: &str,
         capture: &Capture,
         cancel: &CancellationToken,
-    ) -> Result<HookOutcome, HookError> {
-        let remote = self.remote.as_ref().ok_or_else(|| HookError::NoRemote {
+    ) -> Result<HookOutcome, Error> {
+        let remote = self.remote.as_ref().ok_or_else(|| Error::NoRemoteRunner {
             hook: hook.name.clone(),
         })?;
         let result = remote
@@ -489,10 +457,10 @@ impl HookRunner {
                     }
                 })
             }
-            Err(RemoteCommandError::TimedOut { after }) => Ok(HookOutcome::TimedOut {
+            Err(Error::RemoteCommandTimedOut { after }) => Ok(HookOutcome::TimedOut {
                 after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
             }),
-            Err(RemoteCommandError::Cancelled) => Ok(HookOutcome::Cancelled),
+            Err(Error::Cancelled { .. }) => Ok(HookOutcome::Cancelled),
             Err(e) => Ok(HookOutcome::Error {
                 message: self.log.mask(&error_chain(&e)),
             }),
@@ -510,7 +478,7 @@ impl HookRunner {
         command: &str,
         capture: &Capture,
         cancel: &CancellationToken,
-    ) -> Result<HookOutcome, HookError> {
+    ) -> Result<HookOutcome, Error> {
         let (program, flag) = if cfg!(windows) {
             ("cmd", "/C")
         } else {
@@ -552,7 +520,7 @@ impl HookRunner {
             // Its own process group, so a timeout or cancellation can stop everything the hook started.
             cmd.process_group(0);
         }
-        let mut child = cmd.spawn().map_err(|source| HookError::Spawn {
+        let mut child = cmd.spawn().map_err(|source| Error::HookSpawn {
             hook: hook.name.clone(),
             program: program.to_owned(),
             dir: self.config.working_dir.clone(),
@@ -626,7 +594,7 @@ impl HookRunner {
         for reader in readers {
             reader.abort();
         }
-        let status = status.map_err(|source| HookError::Wait {
+        let status = status.map_err(|source| Error::HookWait {
             hook: hook.name.clone(),
             source,
         })?;

@@ -15,6 +15,8 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
+
 /// Every journal tag name starts with this.
 pub const TAG_PREFIX: &str = "slotrelease.";
 const TAG_RELEASE: &str = "slotrelease.release";
@@ -253,7 +255,7 @@ impl JournalTags {
 
     /// Checks that the journal, written over `site_tags` (the site's tags as they are, foreign ones
     /// included), stays within Azure's tag limits.
-    pub fn check_fits(&self, site_tags: &BTreeMap<String, String>) -> Result<(), TagLimitError> {
+    pub fn check_fits(&self, site_tags: &BTreeMap<String, String>) -> Result<(), Error> {
         let mut tags = site_tags.clone();
         self.apply_to(&mut tags);
         check_tag_limits(&tags)
@@ -318,51 +320,10 @@ impl JournalTags {
     }
 }
 
-/// Why a tag set would not fit on an Azure resource, and what the user can do about it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TagLimitError {
-    /// More tags than Azure allows on one resource.
-    #[error("{}", too_many_tags_message(*.count, *.journal, *.foreign, .largest_journal_tag.as_ref()))]
-    TooManyTags {
-        /// Tags the site would carry.
-        count: usize,
-        /// How many of them the journal writes (continuation tags included).
-        journal: usize,
-        /// How many belong to others.
-        foreign: usize,
-        /// The journal tag taking the most tags with its continuations, and how many, when it takes more
-        /// than one.
-        largest_journal_tag: Option<(String, usize)>,
-    },
-    /// A tag name longer than Azure allows.
-    #[error(
-        "the site's tag '{}' has a name of {len} characters, but Azure allows at most {MAX_TAG_NAME_LEN}: rename or remove that tag on the site",
-        abbreviate(.name)
-    )]
-    NameTooLong {
-        /// The tag's name.
-        name: String,
-        /// Its length (UTF-16 code units).
-        len: usize,
-    },
-    /// A tag value longer than Azure allows.
-    #[error(
-        "the value of the site's tag '{}' has {len} characters, but Azure allows at most {MAX_TAG_VALUE_LEN}: {}",
-        abbreviate(.name),
-        value_too_long_advice(.name)
-    )]
-    ValueTooLong {
-        /// The tag's name.
-        name: String,
-        /// The value's length (UTF-16 code units).
-        len: usize,
-    },
-}
-
 /// Checks a tag set Slot Release is about to write on the site against Azure Resource Manager's limits
 /// ([`MAX_TAGS`], [`MAX_TAG_NAME_LEN`], [`MAX_TAG_VALUE_LEN`]); the first limit broken is reported, the tag
 /// count first.
-pub fn check_tag_limits(tags: &BTreeMap<String, String>) -> Result<(), TagLimitError> {
+pub fn check_tag_limits(tags: &BTreeMap<String, String>) -> Result<(), Error> {
     if tags.len() > MAX_TAGS {
         let mut per_journal_tag: BTreeMap<&str, usize> = BTreeMap::new();
         let mut journal = 0;
@@ -377,7 +338,7 @@ pub fn check_tag_limits(tags: &BTreeMap<String, String>) -> Result<(), TagLimitE
             .filter(|(_, n)| *n > 1)
             .max_by_key(|(_, n)| *n)
             .map(|(base, n)| (base.to_owned(), n));
-        return Err(TagLimitError::TooManyTags {
+        return Err(Error::TooManyTags {
             count: tags.len(),
             journal,
             foreign: tags.len() - journal,
@@ -385,13 +346,13 @@ pub fn check_tag_limits(tags: &BTreeMap<String, String>) -> Result<(), TagLimitE
         });
     }
     if let Some(name) = tags.keys().find(|k| arm_len(k) > MAX_TAG_NAME_LEN) {
-        return Err(TagLimitError::NameTooLong {
+        return Err(Error::TagNameTooLong {
             name: name.clone(),
             len: arm_len(name),
         });
     }
     if let Some((name, value)) = tags.iter().find(|(_, v)| arm_len(v) > MAX_TAG_VALUE_LEN) {
-        return Err(TagLimitError::ValueTooLong {
+        return Err(Error::TagValueTooLong {
             name: name.clone(),
             len: arm_len(value),
         });
@@ -399,7 +360,7 @@ pub fn check_tag_limits(tags: &BTreeMap<String, String>) -> Result<(), TagLimitE
     Ok(())
 }
 
-fn too_many_tags_message(
+pub(crate) fn too_many_tags_message(
     count: usize,
     journal: usize,
     foreign: usize,
@@ -445,7 +406,7 @@ fn journal_tag_advice(base: &str) -> &'static str {
     }
 }
 
-fn value_too_long_advice(name: &str) -> String {
+pub(crate) fn value_too_long_advice(name: &str) -> String {
     if name.starts_with(TAG_PREFIX) {
         "the journal splits its values to fit, so this is a bug in Slot Release; please report it"
             .into()
@@ -455,7 +416,7 @@ fn value_too_long_advice(name: &str) -> String {
 }
 
 /// A name short enough to quote in a message (a 500-character tag name helps nobody).
-fn abbreviate(name: &str) -> String {
+pub(crate) fn abbreviate(name: &str) -> String {
     const KEEP: usize = 64;
     match name.char_indices().nth(KEEP) {
         Some((i, _)) => format!("{}…", &name[..i]),
@@ -741,14 +702,17 @@ mod tests {
     fn check_tag_limits_refuses_51_tags_and_says_what_to_remove() {
         check_tag_limits(&foreign_tags(50)).unwrap();
         let err = check_tag_limits(&foreign_tags(51)).unwrap_err();
-        assert_eq!(
-            err,
-            TagLimitError::TooManyTags {
-                count: 51,
-                journal: 0,
-                foreign: 51,
-                largest_journal_tag: None,
-            }
+        assert!(
+            matches!(
+                err,
+                Error::TooManyTags {
+                    count: 51,
+                    journal: 0,
+                    foreign: 51,
+                    largest_journal_tag: None,
+                }
+            ),
+            "{err:?}"
         );
         assert!(
             err.to_string()
@@ -772,15 +736,32 @@ mod tests {
         journal.apply_to(&mut tags);
         assert_eq!(tags.len(), 51);
         let err = journal.check_fits(&site).unwrap_err();
-        assert_eq!(err, check_tag_limits(&tags).unwrap_err());
         assert_eq!(
-            err,
-            TagLimitError::TooManyTags {
-                count: 51,
-                journal: ours.len(),
-                foreign: site.len(),
-                largest_journal_tag: Some((TAG_PREVIOUS_SETTINGS.to_owned(), settings_tags)),
-            }
+            err.to_string(),
+            check_tag_limits(&tags).unwrap_err().to_string()
+        );
+        let Error::TooManyTags {
+            count,
+            journal: journal_count,
+            foreign,
+            largest_journal_tag,
+        } = &err
+        else {
+            panic!("expected too many tags, got {err:?}");
+        };
+        assert_eq!(
+            (
+                *count,
+                *journal_count,
+                *foreign,
+                largest_journal_tag.clone()
+            ),
+            (
+                51,
+                ours.len(),
+                site.len(),
+                Some((TAG_PREVIOUS_SETTINGS.to_owned(), settings_tags))
+            )
         );
         let message = err.to_string();
         assert!(message.contains("would carry 51 tags"), "{message}");
@@ -819,12 +800,9 @@ mod tests {
         let long_name = "n".repeat(MAX_TAG_NAME_LEN + 1);
         let err =
             check_tag_limits(&BTreeMap::from([(long_name.clone(), "v".to_owned())])).unwrap_err();
-        assert_eq!(
-            err,
-            TagLimitError::NameTooLong {
-                name: long_name,
-                len: 513
-            }
+        assert!(
+            matches!(&err, Error::TagNameTooLong { name, len: 513 } if *name == long_name),
+            "{err:?}"
         );
         let message = err.to_string();
         assert!(message.contains("513 characters"), "{message}");
@@ -836,12 +814,9 @@ mod tests {
             "🚀".repeat(129),
         )]))
         .unwrap_err();
-        assert_eq!(
-            err,
-            TagLimitError::ValueTooLong {
-                name: "costCenter".into(),
-                len: 258
-            }
+        assert!(
+            matches!(&err, Error::TagValueTooLong { name, len: 258 } if name == "costCenter"),
+            "{err:?}"
         );
         let message = err.to_string();
         assert!(message.contains("'costCenter'"), "{message}");

@@ -5,6 +5,9 @@
 //! [`journal`] around every irreversible step. [`rehearse`] runs the same code path against the embedded
 //! emulator. The engine never speaks HTTP to Azure itself and never writes `##vso[` commands.
 
+pub mod error;
+pub use error::{Error, Result};
+
 // Owned by the packaging/health/hooks work.
 pub mod health;
 pub mod hooks;

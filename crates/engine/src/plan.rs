@@ -9,6 +9,7 @@ use std::fmt::{self, Write as _};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::error::Error;
 use crate::journal::{JournalTags, Phase};
 use crate::spec::{
     AppKind, EnvironmentSpec, HealthSpec, HookWhere, ProductionSpec, ReleaseSpec, Restore,
@@ -60,12 +61,12 @@ impl fmt::Display for Stage {
 }
 
 impl std::str::FromStr for Stage {
-    type Err = PlanError;
+    type Err = Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Stage::ALL
             .into_iter()
             .find(|stage| stage.as_str() == s)
-            .ok_or_else(|| PlanError::UnknownStage(s.to_owned()))
+            .ok_or_else(|| Error::UnknownStage { name: s.to_owned() })
     }
 }
 
@@ -520,20 +521,6 @@ fn render_steps(out: &mut String, steps: &[Step]) {
     }
 }
 
-/// Why a plan cannot be computed at all (problems with the live app are preflight checks instead).
-#[derive(Debug, thiserror::Error)]
-pub enum PlanError {
-    /// The stage name is not one of build, staging, production, rollback.
-    #[error("unknown stage `{0}` (expected build, staging, production or rollback)")]
-    UnknownStage(String),
-    /// The config has no section for the stage.
-    #[error("the config has no `stages.{0}` section")]
-    StageNotConfigured(Stage),
-    /// An environment is referenced but not defined.
-    #[error("environment `{0}` is not defined in the config")]
-    UnknownEnvironment(String),
-}
-
 /// Everything a plan is computed from.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanInput<'a> {
@@ -550,7 +537,7 @@ pub struct PlanInput<'a> {
 }
 
 /// Computes the plan for a stage. Pure: no I/O, same input gives the same plan.
-pub fn compute(input: PlanInput<'_>) -> Result<Plan, PlanError> {
+pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
     let PlanInput {
         spec,
         stage,
@@ -576,7 +563,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, PlanError> {
             let staging = spec
                 .staging
                 .as_ref()
-                .ok_or(PlanError::StageNotConfigured(stage))?;
+                .ok_or(Error::StageNotConfigured { stage })?;
             let env_name = input.environment.unwrap_or(&staging.environment);
             let env = environment(spec, env_name)?;
             plan.environment = Some(env_name.to_owned());
@@ -586,7 +573,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, PlanError> {
             let production = spec
                 .production
                 .as_ref()
-                .ok_or(PlanError::StageNotConfigured(stage))?;
+                .ok_or(Error::StageNotConfigured { stage })?;
             let env_name = input.environment.unwrap_or(&production.environment);
             let env = environment(spec, env_name)?;
             plan.environment = Some(env_name.to_owned());
@@ -597,10 +584,12 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, PlanError> {
     Ok(plan)
 }
 
-fn environment<'a>(spec: &'a ReleaseSpec, name: &str) -> Result<&'a EnvironmentSpec, PlanError> {
+fn environment<'a>(spec: &'a ReleaseSpec, name: &str) -> Result<&'a EnvironmentSpec, Error> {
     spec.environments
         .get(name)
-        .ok_or_else(|| PlanError::UnknownEnvironment(name.to_owned()))
+        .ok_or_else(|| Error::UnknownEnvironment {
+            name: name.to_owned(),
+        })
 }
 
 /// The post-swap watch of production with the production stage's health check, window and failure budget.

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use slot_release_azure as az;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::Error;
 use crate::journal::DeploymentRecord;
 use crate::state::{LiveState, PRODUCTION, SlotState};
 
@@ -56,77 +57,30 @@ pub struct CommandResult {
     pub output: String,
 }
 
-/// Why a port call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PortError {
-    /// Azure (or the emulator) refused or failed.
-    #[error("{operation} failed")]
-    Azure {
-        /// What was being done.
-        operation: String,
-        /// The client's error (boxed: it is large and failures are rare).
-        source: Box<az::AzureError>,
-    },
-    /// The service connection could not be read or used.
-    #[error("cannot use service connection `{connection}`")]
-    Connection {
-        /// The connection id.
-        connection: String,
-        /// Why (boxed: it is large and failures are rare).
-        source: Box<az::AzureError>,
-    },
-    /// Neither the config nor the service connection names a subscription.
-    #[error(
-        "no subscription: set app.subscription in release.yml or use a service connection scoped to one"
-    )]
-    NoSubscription,
-    /// The run has no Azure connection (the build stage).
-    #[error("cannot {0}: this run has no Azure connection")]
-    Offline(String),
-    /// A slot name was not valid for App Service.
-    #[error("`{0}` is not a valid slot name")]
-    SlotName(String),
-}
-
-impl PortError {
-    /// Whether Azure answered 409: another operation (a swap, a deployment) is still running on the app.
-    pub fn is_conflict(&self) -> bool {
-        matches!(self, PortError::Azure { source, .. } if source.status() == Some(409))
-    }
-
-    /// Whether retrying later may succeed (e.g. another operation in progress).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            PortError::Azure { source, .. } => source.is_transient(),
-            _ => false,
-        }
-    }
-}
-
 /// Everything the stages need from Azure.
 #[async_trait]
 pub trait Port: Send + Sync + std::fmt::Debug {
     /// Reads the live state of the app: the named slots (missing ones are absent), sticky names, tags.
-    async fn read_state(&self, slots: &[String]) -> Result<LiveState, PortError>;
+    async fn read_state(&self, slots: &[String]) -> Result<LiveState, Error>;
     /// Creates a slot.
-    async fn create_slot(&self, slot: &str, cancel: &CancellationToken) -> Result<(), PortError>;
+    async fn create_slot(&self, slot: &str, cancel: &CancellationToken) -> Result<(), Error>;
     /// Sets app settings on a slot, keeping all others.
     async fn set_settings(
         &self,
         slot: &str,
         settings: &BTreeMap<String, SettingValue>,
-    ) -> Result<(), PortError>;
+    ) -> Result<(), Error>;
     /// Removes app settings from a slot, keeping all others.
-    async fn remove_settings(&self, slot: &str, names: &BTreeSet<String>) -> Result<(), PortError>;
+    async fn remove_settings(&self, slot: &str, names: &BTreeSet<String>) -> Result<(), Error>;
     /// Marks app setting names sticky (`stick`) or no longer sticky (`unstick`), keeping the other names as
     /// they are. Sticky names stay with their slot in a swap; the others travel with the content.
     async fn set_sticky(
         &self,
         stick: &BTreeSet<String>,
         unstick: &BTreeSet<String>,
-    ) -> Result<(), PortError>;
+    ) -> Result<(), Error>;
     /// Changes site config of a slot.
-    async fn set_site(&self, slot: &str, change: &SiteChange) -> Result<(), PortError>;
+    async fn set_site(&self, slot: &str, change: &SiteChange) -> Result<(), Error>;
     /// Deploys a zip package to a slot and waits for it.
     async fn deploy_zip(
         &self,
@@ -134,7 +88,7 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         package: &Path,
         message: &str,
         cancel: &CancellationToken,
-    ) -> Result<(), PortError>;
+    ) -> Result<(), Error>;
     /// Runs a command in a slot through Kudu.
     async fn run_command(
         &self,
@@ -142,42 +96,42 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         command: &str,
         timeout: Duration,
         cancel: &CancellationToken,
-    ) -> Result<CommandResult, PortError>;
+    ) -> Result<CommandResult, Error>;
     /// Swaps `source` into `target` and waits.
     async fn swap(
         &self,
         source: &str,
         target: &str,
         cancel: &CancellationToken,
-    ) -> Result<(), PortError>;
+    ) -> Result<(), Error>;
     /// Swap with preview, phase one.
     async fn apply_slot_config(
         &self,
         source: &str,
         target: &str,
         cancel: &CancellationToken,
-    ) -> Result<(), PortError>;
+    ) -> Result<(), Error>;
     /// Cancels a swap with preview.
-    async fn reset_slot_config(&self, source: &str) -> Result<(), PortError>;
+    async fn reset_slot_config(&self, source: &str) -> Result<(), Error>;
     /// The site's tags (where the journal lives).
-    async fn tags(&self) -> Result<BTreeMap<String, String>, PortError>;
+    async fn tags(&self) -> Result<BTreeMap<String, String>, Error>;
     /// Replaces the site's tags.
-    async fn set_tags(&self, tags: &BTreeMap<String, String>) -> Result<(), PortError>;
+    async fn set_tags(&self, tags: &BTreeMap<String, String>) -> Result<(), Error>;
     /// Writes a deployment record (id = release id) on a slot's Kudu, marking it active.
     async fn put_record(
         &self,
         slot: &str,
         id: &str,
         record: &DeploymentRecord,
-    ) -> Result<(), PortError>;
+    ) -> Result<(), Error>;
     /// Reads secrets from a vault by name.
     async fn get_secrets(
         &self,
         vault: &str,
         names: &[String],
-    ) -> Result<BTreeMap<String, SecretValue>, PortError>;
+    ) -> Result<BTreeMap<String, SecretValue>, Error>;
     /// The HTTPS base URL of a slot's app (for health probes).
-    fn slot_url(&self, slot: &str) -> Result<url::Url, PortError>;
+    fn slot_url(&self, slot: &str) -> Result<url::Url, Error>;
     /// The HTTP client probes use (trusts the same CAs as the Azure client).
     fn http(&self) -> reqwest::Client;
 }
@@ -187,8 +141,8 @@ pub fn connect(
     connection_id: &str,
     env: &dyn Fn(&str) -> Option<String>,
     app: &crate::spec::AppSpec,
-) -> Result<AzurePort, PortError> {
-    let failed = |source| PortError::Connection {
+) -> Result<AzurePort, Error> {
+    let failed = |source| Error::ServiceConnection {
         connection: connection_id.to_owned(),
         source: Box::new(source),
     };
@@ -197,7 +151,7 @@ pub fn connect(
         .subscription
         .clone()
         .or_else(|| connection.subscription_id().map(str::to_owned))
-        .ok_or(PortError::NoSubscription)?;
+        .ok_or(Error::NoSubscription)?;
     let mut http = az::HttpOptions::from_agent_env(env).map_err(failed)?;
     if connection.cloud().is_emulator() {
         // The emulator's names live under `.test`: resolve them to loopback and trust its CA
@@ -225,13 +179,12 @@ impl AzurePort {
         subscription: &str,
         resource_group: &str,
         name: &str,
-    ) -> Result<Self, PortError> {
-        let app_ref = az::AppRef::new(subscription, resource_group, name).map_err(|source| {
-            PortError::Azure {
+    ) -> Result<Self, Error> {
+        let app_ref =
+            az::AppRef::new(subscription, resource_group, name).map_err(|source| Error::Azure {
                 operation: format!("address app {name}"),
                 source: Box::new(source),
-            }
-        })?;
+            })?;
         let app = azure.web_app(&app_ref);
         Ok(AzurePort {
             azure,
@@ -240,11 +193,13 @@ impl AzurePort {
         })
     }
 
-    fn slot(name: &str) -> Result<az::SlotName, PortError> {
+    fn slot(name: &str) -> Result<az::SlotName, Error> {
         if name == PRODUCTION {
             Ok(az::SlotName::production())
         } else {
-            az::SlotName::new(name).map_err(|_| PortError::SlotName(name.to_owned()))
+            az::SlotName::new(name).map_err(|_| Error::InvalidSlotName {
+                name: name.to_owned(),
+            })
         }
     }
 
@@ -256,9 +211,9 @@ impl AzurePort {
     }
 }
 
-fn azure_err(operation: impl Into<String>) -> impl FnOnce(az::AzureError) -> PortError {
+fn azure_err(operation: impl Into<String>) -> impl FnOnce(az::AzureError) -> Error {
     let operation = operation.into();
-    move |source| PortError::Azure {
+    move |source| Error::Azure {
         operation,
         source: Box::new(source),
     }
@@ -275,7 +230,7 @@ fn release_of(deployments: &[az::Deployment]) -> Option<String> {
 
 #[async_trait]
 impl Port for AzurePort {
-    async fn read_state(&self, slots: &[String]) -> Result<LiveState, PortError> {
+    async fn read_state(&self, slots: &[String]) -> Result<LiveState, Error> {
         let mut state = LiveState::default();
         let mut names: Vec<&str> = vec![PRODUCTION];
         names.extend(
@@ -333,7 +288,7 @@ impl Port for AzurePort {
         Ok(state)
     }
 
-    async fn create_slot(&self, slot: &str, cancel: &CancellationToken) -> Result<(), PortError> {
+    async fn create_slot(&self, slot: &str, cancel: &CancellationToken) -> Result<(), Error> {
         self.app
             .create_slot(
                 &Self::slot(slot)?,
@@ -348,7 +303,7 @@ impl Port for AzurePort {
         &self,
         slot: &str,
         settings: &BTreeMap<String, SettingValue>,
-    ) -> Result<(), PortError> {
+    ) -> Result<(), Error> {
         let change = az::SettingsChange {
             set: settings
                 .iter()
@@ -363,7 +318,7 @@ impl Port for AzurePort {
             .map_err(azure_err(format!("set settings on {slot}")))
     }
 
-    async fn remove_settings(&self, slot: &str, names: &BTreeSet<String>) -> Result<(), PortError> {
+    async fn remove_settings(&self, slot: &str, names: &BTreeSet<String>) -> Result<(), Error> {
         let change = az::SettingsChange {
             set: BTreeMap::new(),
             remove: names.clone(),
@@ -379,7 +334,7 @@ impl Port for AzurePort {
         &self,
         stick: &BTreeSet<String>,
         unstick: &BTreeSet<String>,
-    ) -> Result<(), PortError> {
+    ) -> Result<(), Error> {
         let mut current = self
             .app
             .slot_config_names()
@@ -406,7 +361,7 @@ impl Port for AzurePort {
             .map_err(azure_err("change sticky setting names"))
     }
 
-    async fn set_site(&self, slot: &str, change: &SiteChange) -> Result<(), PortError> {
+    async fn set_site(&self, slot: &str, change: &SiteChange) -> Result<(), Error> {
         let patch = az::SiteConfigPatch {
             linux_fx_version: change.linux_fx_version.clone(),
             app_command_line: change.startup_command.clone(),
@@ -425,7 +380,7 @@ impl Port for AzurePort {
         package: &Path,
         message: &str,
         cancel: &CancellationToken,
-    ) -> Result<(), PortError> {
+    ) -> Result<(), Error> {
         let opts = az::DeployOptions {
             cancel: cancel.clone(),
             message: Some(message.to_owned()),
@@ -445,7 +400,7 @@ impl Port for AzurePort {
         command: &str,
         timeout: Duration,
         cancel: &CancellationToken,
-    ) -> Result<CommandResult, PortError> {
+    ) -> Result<CommandResult, Error> {
         let out = self
             .app
             .kudu(&Self::slot(slot)?)
@@ -470,7 +425,7 @@ impl Port for AzurePort {
         source: &str,
         target: &str,
         cancel: &CancellationToken,
-    ) -> Result<(), PortError> {
+    ) -> Result<(), Error> {
         let opts = az::SwapOptions {
             preserve_vnet: None,
             wait: Self::wait(cancel, Duration::from_secs(1800)),
@@ -486,7 +441,7 @@ impl Port for AzurePort {
         source: &str,
         target: &str,
         cancel: &CancellationToken,
-    ) -> Result<(), PortError> {
+    ) -> Result<(), Error> {
         let opts = az::SwapOptions {
             preserve_vnet: None,
             wait: Self::wait(cancel, Duration::from_secs(1800)),
@@ -497,21 +452,21 @@ impl Port for AzurePort {
             .map_err(azure_err(format!("apply {target} settings to {source}")))
     }
 
-    async fn reset_slot_config(&self, source: &str) -> Result<(), PortError> {
+    async fn reset_slot_config(&self, source: &str) -> Result<(), Error> {
         self.app
             .reset_slot_config(&Self::slot(source)?)
             .await
             .map_err(azure_err(format!("reset slot config of {source}")))
     }
 
-    async fn tags(&self) -> Result<BTreeMap<String, String>, PortError> {
+    async fn tags(&self) -> Result<BTreeMap<String, String>, Error> {
         self.app
             .tags(&az::SlotName::production())
             .await
             .map_err(azure_err("read the journal tags"))
     }
 
-    async fn set_tags(&self, tags: &BTreeMap<String, String>) -> Result<(), PortError> {
+    async fn set_tags(&self, tags: &BTreeMap<String, String>) -> Result<(), Error> {
         self.app
             .set_tags(&az::SlotName::production(), tags)
             .await
@@ -523,7 +478,7 @@ impl Port for AzurePort {
         slot: &str,
         id: &str,
         record: &DeploymentRecord,
-    ) -> Result<(), PortError> {
+    ) -> Result<(), Error> {
         let message = serde_json::to_string(record).unwrap_or_default();
         let failed = record.phase == crate::journal::Phase::Failed.as_str();
         let rec = az::DeploymentRecord {
@@ -562,7 +517,7 @@ impl Port for AzurePort {
         &self,
         vault: &str,
         names: &[String],
-    ) -> Result<BTreeMap<String, SecretValue>, PortError> {
+    ) -> Result<BTreeMap<String, SecretValue>, Error> {
         let kv = self
             .azure
             .key_vault(vault)
@@ -577,7 +532,7 @@ impl Port for AzurePort {
             .map_err(azure_err(format!("read secrets from {vault}")))
     }
 
-    fn slot_url(&self, slot: &str) -> Result<url::Url, PortError> {
+    fn slot_url(&self, slot: &str) -> Result<url::Url, Error> {
         let host = self
             .azure
             .cloud()
@@ -598,37 +553,31 @@ impl Port for AzurePort {
 pub struct Offline;
 
 impl Offline {
-    fn refuse<T>(&self, what: &str) -> Result<T, PortError> {
-        Err(PortError::Offline(what.to_owned()))
+    fn refuse<T>(&self, what: &str) -> Result<T, Error> {
+        Err(Error::Offline {
+            operation: what.to_owned(),
+        })
     }
 }
 
 #[async_trait]
 impl Port for Offline {
-    async fn read_state(&self, _: &[String]) -> Result<LiveState, PortError> {
+    async fn read_state(&self, _: &[String]) -> Result<LiveState, Error> {
         self.refuse("read the live state")
     }
-    async fn create_slot(&self, _: &str, _: &CancellationToken) -> Result<(), PortError> {
+    async fn create_slot(&self, _: &str, _: &CancellationToken) -> Result<(), Error> {
         self.refuse("create a slot")
     }
-    async fn set_settings(
-        &self,
-        _: &str,
-        _: &BTreeMap<String, SettingValue>,
-    ) -> Result<(), PortError> {
+    async fn set_settings(&self, _: &str, _: &BTreeMap<String, SettingValue>) -> Result<(), Error> {
         self.refuse("set settings")
     }
-    async fn remove_settings(&self, _: &str, _: &BTreeSet<String>) -> Result<(), PortError> {
+    async fn remove_settings(&self, _: &str, _: &BTreeSet<String>) -> Result<(), Error> {
         self.refuse("remove settings")
     }
-    async fn set_sticky(
-        &self,
-        _: &BTreeSet<String>,
-        _: &BTreeSet<String>,
-    ) -> Result<(), PortError> {
+    async fn set_sticky(&self, _: &BTreeSet<String>, _: &BTreeSet<String>) -> Result<(), Error> {
         self.refuse("change sticky setting names")
     }
-    async fn set_site(&self, _: &str, _: &SiteChange) -> Result<(), PortError> {
+    async fn set_site(&self, _: &str, _: &SiteChange) -> Result<(), Error> {
         self.refuse("change site config")
     }
     async fn deploy_zip(
@@ -637,7 +586,7 @@ impl Port for Offline {
         _: &Path,
         _: &str,
         _: &CancellationToken,
-    ) -> Result<(), PortError> {
+    ) -> Result<(), Error> {
         self.refuse("deploy")
     }
     async fn run_command(
@@ -646,10 +595,10 @@ impl Port for Offline {
         _: &str,
         _: Duration,
         _: &CancellationToken,
-    ) -> Result<CommandResult, PortError> {
+    ) -> Result<CommandResult, Error> {
         self.refuse("run a command")
     }
-    async fn swap(&self, _: &str, _: &str, _: &CancellationToken) -> Result<(), PortError> {
+    async fn swap(&self, _: &str, _: &str, _: &CancellationToken) -> Result<(), Error> {
         self.refuse("swap")
     }
     async fn apply_slot_config(
@@ -657,29 +606,29 @@ impl Port for Offline {
         _: &str,
         _: &str,
         _: &CancellationToken,
-    ) -> Result<(), PortError> {
+    ) -> Result<(), Error> {
         self.refuse("apply slot config")
     }
-    async fn reset_slot_config(&self, _: &str) -> Result<(), PortError> {
+    async fn reset_slot_config(&self, _: &str) -> Result<(), Error> {
         self.refuse("reset slot config")
     }
-    async fn tags(&self) -> Result<BTreeMap<String, String>, PortError> {
+    async fn tags(&self) -> Result<BTreeMap<String, String>, Error> {
         self.refuse("read the journal")
     }
-    async fn set_tags(&self, _: &BTreeMap<String, String>) -> Result<(), PortError> {
+    async fn set_tags(&self, _: &BTreeMap<String, String>) -> Result<(), Error> {
         self.refuse("write the journal")
     }
-    async fn put_record(&self, _: &str, _: &str, _: &DeploymentRecord) -> Result<(), PortError> {
+    async fn put_record(&self, _: &str, _: &str, _: &DeploymentRecord) -> Result<(), Error> {
         self.refuse("write a deployment record")
     }
     async fn get_secrets(
         &self,
         _: &str,
         _: &[String],
-    ) -> Result<BTreeMap<String, SecretValue>, PortError> {
+    ) -> Result<BTreeMap<String, SecretValue>, Error> {
         self.refuse("read secrets")
     }
-    fn slot_url(&self, _: &str) -> Result<url::Url, PortError> {
+    fn slot_url(&self, _: &str) -> Result<url::Url, Error> {
         self.refuse("address a slot")
     }
     fn http(&self) -> reqwest::Client {

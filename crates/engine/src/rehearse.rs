@@ -14,6 +14,7 @@ use slot_release_emulator::{self as emu, Emulator, EmulatorOptions, Fault, Seed}
 use slot_release_pipelines::Log;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::Error;
 use crate::port::{self, Port};
 use crate::release::LoadedRelease;
 use crate::spec::{AppKind, HookWhere, ReleaseSpec};
@@ -42,14 +43,16 @@ pub enum FailAt {
 }
 
 impl FromStr for FailAt {
-    type Err = RehearseError;
+    type Err = Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "none" | "" => Ok(FailAt::None),
             "health" => Ok(FailAt::Health),
             "migration" => Ok(FailAt::Migration),
             "watch" => Ok(FailAt::Watch),
-            other => Err(RehearseError::FailAt(other.to_owned())),
+            other => Err(Error::UnknownFailAt {
+                value: other.to_owned(),
+            }),
         }
     }
 }
@@ -76,28 +79,6 @@ pub struct RehearseOutcome {
     pub as_expected: bool,
     /// Whether production answered its health check at the end.
     pub production_healthy: bool,
-}
-
-/// Why a rehearsal could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum RehearseError {
-    /// Unknown `--fail-at` value.
-    #[error("unknown failure `{0}` (expected none, health, migration or watch)")]
-    FailAt(String),
-    /// The emulator did not start.
-    #[error("the emulator did not start")]
-    Emulator(#[from] emu::EmulatorError),
-    /// The previous release could not be prepared.
-    #[error("cannot prepare the previous release in {}", path.display())]
-    Prepare {
-        /// Where.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Connecting to the emulator failed.
-    #[error("cannot connect to the emulator")]
-    Port(#[from] port::PortError),
 }
 
 fn dummy(name: &str) -> String {
@@ -264,8 +245,8 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 /// The example pins the schema its code needs (`REQUIRED_SCHEMA_VERSION` in `settings.py`); the previous
 /// release needs one less, which is what lets a migration run before the swap while production keeps
 /// serving. For apps without such a pin the previous release is the package unchanged.
-pub fn prepare_previous(root: &Path, dir: &Path) -> Result<(), RehearseError> {
-    let failed = |source| RehearseError::Prepare {
+pub fn prepare_previous(root: &Path, dir: &Path) -> Result<(), Error> {
+    let failed = |source| Error::PreparePrevious {
         path: dir.to_path_buf(),
         source,
     };
@@ -293,7 +274,7 @@ pub async fn run(
     opts: &RehearseOptions,
     log: &Log,
     cancel: CancellationToken,
-) -> Result<RehearseOutcome, RehearseError> {
+) -> Result<RehearseOutcome, Error> {
     let spec = &loaded.spec;
     let previous = match &spec.app.kind {
         AppKind::Code { root, .. } => {
@@ -332,7 +313,12 @@ pub async fn run(
         emulator.ca_path().display().to_string(),
     );
     let lookup = |name: &str| env.get(name).cloned();
-    let port: Arc<dyn Port> = Arc::new(port::connect(CONNECTION, &lookup, &spec.app)?);
+    let port = port::connect(CONNECTION, &lookup, &spec.app).map_err(|source| {
+        Error::EmulatorConnection {
+            source: Box::new(source),
+        }
+    })?;
+    let port: Arc<dyn Port> = Arc::new(port);
 
     // The shared state (the database) starts where the previous release left it: before the hooks.
     prepare_shared_state(spec, port.as_ref(), &opts.config_dir, log, &cancel).await;

@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use slot_release_config as cfg;
 
+use crate::error::Error;
 use crate::state::PRODUCTION;
 
 /// A release as the engine sees it.
@@ -291,9 +292,9 @@ pub struct HealthTimeout(Duration);
 
 impl HealthTimeout {
     /// A deadline of `seconds`; zero is refused because no gate could ever pass.
-    pub fn from_secs(seconds: u64) -> Result<Self, SpecError> {
+    pub fn from_secs(seconds: u64) -> Result<Self, Error> {
         if seconds == 0 {
-            return Err(SpecError::HealthTimeoutZero);
+            return Err(Error::HealthTimeoutZero);
         }
         Ok(HealthTimeout(Duration::from_secs(seconds)))
     }
@@ -304,30 +305,10 @@ impl HealthTimeout {
     }
 }
 
-/// Why an override cannot be applied to a release spec.
-#[derive(Debug, thiserror::Error)]
-pub enum SpecError {
-    /// A health timeout of zero seconds.
-    #[error("the health gate timeout must be at least 1 second")]
-    HealthTimeoutZero,
-    /// The timeout leaves no room for a second probe of a gate.
-    #[error(
-        "the health gate timeout of {timeout_secs}s does not exceed the {interval_secs}s probe interval of {gate}, so the gate could probe only once; give a longer timeout"
-    )]
-    HealthTimeoutTooShort {
-        /// The config path of the gate, e.g. `stages.staging.healthCheck`.
-        gate: &'static str,
-        /// The timeout asked for.
-        timeout_secs: u64,
-        /// The gate's probe interval.
-        interval_secs: u64,
-    },
-}
-
 impl ReleaseSpec {
     /// Replaces the deadline of every health gate (staging, swap preview, post-rollback) with `timeout`.
     /// The production watch is a window, not a gate, so its duration is left alone.
-    pub fn override_health_timeout(&mut self, timeout: HealthTimeout) -> Result<(), SpecError> {
+    pub fn override_health_timeout(&mut self, timeout: HealthTimeout) -> Result<(), Error> {
         let gates = [
             (
                 "stages.staging.healthCheck",
@@ -347,7 +328,7 @@ impl ReleaseSpec {
             let Some(health) = health else { continue };
             // The config refuses the same mistake in release.yml (`timeout-not-above-interval`).
             if timeout.duration() <= health.interval {
-                return Err(SpecError::HealthTimeoutTooShort {
+                return Err(Error::HealthTimeoutTooShort {
                     gate,
                     timeout_secs: timeout.duration().as_secs(),
                     interval_secs: health.interval.as_secs(),

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use slot_release_pipelines::{Log, Summary, VariableOptions};
 use tokio_util::sync::CancellationToken;
 
+use crate::error::Error;
 use crate::health::{self, HealthCheckSpec, ProbeTarget, WatchSpec};
 use crate::hooks::{self, CommandKind, HookRunner, HookRunnerConfig, RemoteCommand};
 use crate::journal::{DeploymentRecord, HookRecord, JournalTags, Phase};
@@ -26,7 +27,7 @@ use crate::package;
 use crate::plan::{
     self, Action, BuildInfo, Plan, PlanInput, Probe, SettingChange, Shown, Stage, Step,
 };
-use crate::port::{Port, PortError, SettingValue, SiteChange};
+use crate::port::{Port, SettingValue, SiteChange};
 use crate::spec::{AppKind, HookSpec, HookWhere, ReleaseSpec};
 use crate::state::{LiveState, PRODUCTION};
 
@@ -217,97 +218,6 @@ impl ReleaseRecord {
     }
 }
 
-/// Why a stage stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum StageError {
-    /// Preflight checks failed; nothing was changed.
-    #[error("preflight failed for the {stage} stage, nothing was changed: {}", problems.join("; "))]
-    Preflight {
-        /// The stage.
-        stage: Stage,
-        /// Each failed check.
-        problems: Vec<String>,
-    },
-    /// Another release holds the lock.
-    #[error(
-        "another release ({owner}) is in progress on {app} until {until_unix} (Unix time); wait for it, or run `slot-release rollback`/`--resume` from that release"
-    )]
-    Locked {
-        /// The app.
-        app: String,
-        /// Who holds the lock.
-        owner: String,
-        /// When it expires.
-        until_unix: i64,
-    },
-    /// An earlier release stopped half-way.
-    #[error(
-        "release {release} stopped at phase `{phase}`; re-run release {release}'s own stage to continue it, or run the task with `command: rollback` to close it (command line: --resume or --rollback-unfinished)"
-    )]
-    Unfinished {
-        /// Its id.
-        release: String,
-        /// Where it stopped.
-        phase: Phase,
-    },
-    /// The plan could not be computed.
-    #[error("cannot plan the {stage} stage")]
-    Plan {
-        /// The stage.
-        stage: Stage,
-        /// Why.
-        source: plan::PlanError,
-    },
-    /// An Azure call failed.
-    #[error("step `{step}` failed")]
-    Port {
-        /// The step.
-        step: String,
-        /// Why.
-        source: PortError,
-    },
-    /// A hook failed.
-    #[error("hook {hook} {outcome}")]
-    Hook {
-        /// The hook.
-        hook: String,
-        /// How it ended.
-        outcome: String,
-    },
-    /// A health gate or watch failed.
-    #[error("health check failed")]
-    Health {
-        /// Why.
-        source: health::HealthError,
-    },
-    /// Building the package failed.
-    #[error("building the package failed")]
-    Package {
-        /// Why.
-        source: package::PackageError,
-    },
-    /// A secret named in the config is missing from the vault's answer.
-    #[error("secret {secret} was not returned by vault {vault}")]
-    MissingSecret {
-        /// The vault.
-        vault: String,
-        /// The secret.
-        secret: String,
-    },
-    /// The run was cancelled.
-    #[error("cancelled before step `{step}`; the journal records where the release stopped")]
-    Cancelled {
-        /// The step not started.
-        step: String,
-    },
-    /// Writing a pipeline variable failed.
-    #[error("cannot set pipeline variable")]
-    Variable {
-        /// Why.
-        source: slot_release_pipelines::Error,
-    },
-}
-
 /// Everything a run talks to.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -420,7 +330,7 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
     out
 }
 
-type Failure = (RunResult, StageError);
+type Failure = (RunResult, Error);
 
 struct Exec<'a> {
     ctx: &'a Context,
@@ -457,13 +367,13 @@ fn now_unix() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn port_err(step: &str) -> impl FnOnce(PortError) -> Failure + '_ {
+fn port_err(step: &str) -> impl FnOnce(Error) -> Failure + '_ {
     move |source| {
         (
             RunResult::Failed,
-            StageError::Port {
+            Error::StepFailed {
                 step: step.to_owned(),
-                source,
+                source: Box::new(source),
             },
         )
     }
@@ -631,9 +541,7 @@ impl Exec<'_> {
             self.take_over = Some(release.clone());
         }
         match unfinished {
-            Unfinished::Refuse => {
-                Err((RunResult::Failed, StageError::Unfinished { release, phase }))
-            }
+            Unfinished::Refuse => Err((RunResult::Failed, Error::Unfinished { release, phase })),
             Unfinished::Rollback => Ok(true),
             Unfinished::Resume => {
                 let production_holds = state.slot(PRODUCTION).and_then(|s| s.release.as_deref())
@@ -800,7 +708,15 @@ impl Exec<'_> {
             state: &state,
             build: &build,
         })
-        .map_err(|source| (RunResult::Failed, StageError::Plan { stage, source }))?;
+        .map_err(|source| {
+            (
+                RunResult::Failed,
+                Error::Plan {
+                    stage,
+                    source: Box::new(source),
+                },
+            )
+        })?;
         self.log().info(plan.render().trim_end());
         self.stage.plan = Some(plan.clone());
         let problems: Vec<String> = plan
@@ -816,7 +732,7 @@ impl Exec<'_> {
             problems.push(format!("journal-tags: {err}"));
         }
         if !problems.is_empty() {
-            return Err((RunResult::Failed, StageError::Preflight { stage, problems }));
+            return Err((RunResult::Failed, Error::Preflight { stage, problems }));
         }
         for step in &plan.steps {
             if self.ctx.cancel.is_cancelled() {
@@ -824,7 +740,9 @@ impl Exec<'_> {
                 self.abandon().await;
                 return Err((
                     RunResult::Cancelled,
-                    StageError::Cancelled { step: description },
+                    Error::Cancelled {
+                        step: Some(description),
+                    },
                 ));
             }
             if let Err(failure) = self.timed(step).await {
@@ -1038,7 +956,7 @@ impl Exec<'_> {
         journal
     }
 
-    async fn write_tags(&self) -> Result<(), PortError> {
+    async fn write_tags(&self) -> Result<(), Error> {
         let mut tags = BTreeMap::new();
         self.journal.apply_to(&mut tags);
         // Foreign tags are kept by re-reading them: the journal owns only its own keys.
@@ -1258,7 +1176,7 @@ impl Exec<'_> {
                     if self.take_over.as_deref() != Some(held.owner.as_str()) {
                         return Err((
                             RunResult::Failed,
-                            StageError::Locked {
+                            Error::Locked {
                                 app: self.spec.app.name.clone(),
                                 owner: held.owner,
                                 until_unix: held.expires_unix,
@@ -1304,7 +1222,7 @@ impl Exec<'_> {
                     let value = values.get(&pull.secret).cloned().ok_or_else(|| {
                         (
                             RunResult::Failed,
-                            StageError::MissingSecret {
+                            Error::MissingSecret {
                                 vault: vault.clone(),
                                 secret: pull.secret.clone(),
                             },
@@ -1321,7 +1239,7 @@ impl Exec<'_> {
                                 },
                             )
                             .map_err(|source| {
-                                (RunResult::Failed, StageError::Variable { source })
+                                (RunResult::Failed, Error::PipelineVariable { source })
                             })?;
                     }
                     self.secrets.insert(pull.setting.clone(), value);
@@ -1337,7 +1255,7 @@ impl Exec<'_> {
                             None => {
                                 return Err((
                                     RunResult::Failed,
-                                    StageError::MissingSecret {
+                                    Error::MissingSecret {
                                         vault: String::new(),
                                         secret: change.name.clone(),
                                     },
@@ -1486,7 +1404,7 @@ impl Exec<'_> {
                         } else {
                             RunResult::Failed
                         },
-                        StageError::Hook {
+                        Error::HookFailed {
                             hook: name.clone(),
                             outcome: record.outcome.to_string(),
                         },
@@ -1510,7 +1428,7 @@ impl Exec<'_> {
                 if !report.not_undone.is_empty() {
                     return Err((
                         RunResult::Failed,
-                        StageError::Hook {
+                        Error::HookFailed {
                             hook: report.not_undone.join(", "),
                             outcome: "could not be undone".to_owned(),
                         },
@@ -1533,9 +1451,7 @@ impl Exec<'_> {
                         failures: report.failures,
                     }),
                     Err(err) => {
-                        if let health::HealthError::GateFailed { report, .. }
-                        | health::HealthError::GateCancelled { report } = &err
-                        {
+                        if let Some(report) = err.gate_report() {
                             self.stage.health.push(HealthRecord {
                                 kind: "gate".into(),
                                 slot: slot.clone(),
@@ -1546,12 +1462,17 @@ impl Exec<'_> {
                                 failures: report.failures,
                             });
                         }
-                        let result = if matches!(err, health::HealthError::GateCancelled { .. }) {
+                        let result = if err.is_cancelled() {
                             RunResult::Cancelled
                         } else {
                             RunResult::Failed
                         };
-                        return Err((result, StageError::Health { source: err }));
+                        return Err((
+                            result,
+                            Error::Health {
+                                source: Box::new(err),
+                            },
+                        ));
                     }
                 }
             }
@@ -1601,9 +1522,7 @@ impl Exec<'_> {
                         failures: report.failures,
                     }),
                     Err(err) => {
-                        if let health::HealthError::Unhealthy { report }
-                        | health::HealthError::WatchCancelled { report } = &err
-                        {
+                        if let Some(report) = err.watch_report() {
                             self.stage.health.push(HealthRecord {
                                 kind: "watch".into(),
                                 slot: slot.clone(),
@@ -1614,12 +1533,17 @@ impl Exec<'_> {
                                 failures: report.failures,
                             });
                         }
-                        let result = if matches!(err, health::HealthError::WatchCancelled { .. }) {
+                        let result = if err.is_cancelled() {
                             RunResult::Cancelled
                         } else {
                             RunResult::Failed
                         };
-                        return Err((result, StageError::Health { source: err }));
+                        return Err((
+                            result,
+                            Error::Health {
+                                source: Box::new(err),
+                            },
+                        ));
                     }
                 }
             }
@@ -1691,7 +1615,7 @@ impl Exec<'_> {
             ..package::BuildOptions::default()
         };
         let built = package::build_package(&spec, &info, &self.opts.work_dir, &options)
-            .map_err(|source| (RunResult::Failed, StageError::Package { source }))?;
+            .map_err(|source| (RunResult::Failed, Error::Package { source }))?;
         self.log().info(&format!(
             "Package {} ({} bytes, sha256 {})",
             built.path.display(),
@@ -1726,9 +1650,9 @@ impl RemoteCommand for SlotCommand {
         _dir: &str,
         timeout: Duration,
         cancel: &CancellationToken,
-    ) -> Result<hooks::RemoteOutput, hooks::RemoteCommandError> {
+    ) -> Result<hooks::RemoteOutput, Error> {
         if cancel.is_cancelled() {
-            return Err(hooks::RemoteCommandError::Cancelled);
+            return Err(Error::Cancelled { step: None });
         }
         match self
             .port
@@ -1740,8 +1664,9 @@ impl RemoteCommand for SlotCommand {
                 stdout: out.output,
                 stderr: String::new(),
             }),
-            Err(err) => Err(hooks::RemoteCommandError::Failed {
-                message: chain(&err).join(": "),
+            // The port's error follows in the chain; repeating it here would print it twice.
+            Err(err) => Err(Error::RemoteCommandFailed {
+                message: "the slot's command API failed".to_owned(),
                 source: Some(Box::new(err)),
             }),
         }

@@ -4,10 +4,12 @@
 //! (`crate::port::read_state`) or loaded from a JSON file (`--state FILE`) for offline plans and tests.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
 
 /// The name the plan and the state use for the production slot.
 pub const PRODUCTION: &str = "production";
@@ -75,12 +77,12 @@ impl LiveState {
     }
 
     /// Loads a state file (`--state FILE`).
-    pub fn from_file(path: &Path) -> Result<Self, StateError> {
-        let text = std::fs::read_to_string(path).map_err(|source| StateError::Read {
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::StateFileRead {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_json(&text).map_err(|source| StateError::Parse {
+        Self::from_json(&text).map_err(|source| Error::StateFileInvalid {
             path: path.to_path_buf(),
             source,
         })
@@ -90,27 +92,6 @@ impl LiveState {
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(text)
     }
-}
-
-/// Why a state file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    /// The file could not be read.
-    #[error("cannot read the state file {}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not a valid state document.
-    #[error("the state file {} is not a valid state document", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The JSON error, with line and column.
-        source: serde_json::Error,
-    },
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use slot_release_engine::Error;
 use slot_release_engine::health::{
-    GateReport, HealthCheckSpec, HealthError, ProbeOutcome, ProbeTarget, WatchSpec, gate, watch,
+    GateReport, HealthCheckSpec, ProbeOutcome, ProbeTarget, WatchSpec, gate, watch,
 };
 use slot_release_pipelines::{Log, OutputMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -189,7 +190,7 @@ async fn gate_fails_at_its_deadline_when_never_healthy() {
     .await
     .unwrap_err();
     let elapsed = started.elapsed();
-    let HealthError::GateFailed { report, .. } = &err else {
+    let Error::GateFailed { report, .. } = &err else {
         panic!("{err}")
     };
     assert!(!report.passed);
@@ -219,7 +220,7 @@ async fn flapping_app_never_gets_consecutive_successes() {
     )
     .await
     .unwrap_err();
-    let HealthError::GateFailed { report, .. } = err else {
+    let Error::GateFailed { report, .. } = err else {
         panic!("{err}")
     };
     assert!(report.successes >= 3 && report.failures >= 3, "{report:?}");
@@ -288,7 +289,7 @@ async fn refused_connections_fail_the_gate_with_the_cause() {
     )
     .await
     .unwrap_err();
-    let HealthError::GateFailed { report, .. } = err else {
+    let Error::GateFailed { report, .. } = err else {
         panic!("{err}")
     };
     assert_eq!(report.transient_errors, report.probes_total);
@@ -353,7 +354,7 @@ async fn a_hanging_probe_times_out_and_the_gate_keeps_its_deadline() {
         "{:?}",
         started.elapsed()
     );
-    let HealthError::GateFailed { report, .. } = err else {
+    let Error::GateFailed { report, .. } = err else {
         panic!("{err}")
     };
     assert!(
@@ -390,7 +391,7 @@ async fn cancellation_stops_the_gate_promptly_with_a_report() {
         "{:?}",
         started.elapsed()
     );
-    let HealthError::GateCancelled { report } = err else {
+    let Error::GateCancelled { report } = err else {
         panic!("{err}")
     };
     let report: &GateReport = &report;
@@ -465,7 +466,7 @@ async fn watch_fails_fast_after_max_failures() {
         "{:?}",
         started.elapsed()
     );
-    let HealthError::Unhealthy { report } = &err else {
+    let Error::Unhealthy { report } = &err else {
         panic!("{err}")
     };
     assert_eq!(
@@ -501,7 +502,7 @@ async fn watch_is_cancellable() {
     .await
     .unwrap_err();
     assert!(started.elapsed() < Duration::from_millis(1_500));
-    let HealthError::WatchCancelled { report } = err else {
+    let Error::WatchCancelled { report } = err else {
         panic!("{err}")
     };
     assert!(report.successes >= 2, "{report:?}");
@@ -524,7 +525,7 @@ async fn invalid_specs_are_refused_before_any_probe() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, HealthError::InvalidSpec { .. }), "{err}");
+    assert!(matches!(err, Error::InvalidHealthCheck { .. }), "{err}");
     let other_host = HealthCheckSpec::new("//elsewhere.test/health");
     let err = gate(
         &client(),
@@ -535,6 +536,6 @@ async fn invalid_specs_are_refused_before_any_probe() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, HealthError::InvalidSpec { .. }), "{err}");
+    assert!(matches!(err, Error::InvalidHealthCheck { .. }), "{err}");
     assert_eq!(srv.requests.load(Ordering::SeqCst), 0);
 }

@@ -8,9 +8,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use slot_release_engine::Error;
 use slot_release_engine::hooks::{
     CommandKind, HookEnvironment, HookLocation, HookOutcome, HookRunner, HookRunnerConfig,
-    HookSpec, HooksStatus, RemoteCommand, RemoteCommandError, RemoteOutput,
+    HookSpec, HooksStatus, RemoteCommand, RemoteOutput,
 };
 use slot_release_pipelines::{Log, OutputMode, Secret};
 use tokio_util::sync::CancellationToken;
@@ -456,7 +457,7 @@ impl RemoteCommand for FakeKudu {
         dir: &str,
         timeout: Duration,
         _cancel: &CancellationToken,
-    ) -> Result<RemoteOutput, RemoteCommandError> {
+    ) -> Result<RemoteOutput, Error> {
         self.calls
             .lock()
             .unwrap()
@@ -472,7 +473,7 @@ impl RemoteCommand for FakeKudu {
                 stdout: String::new(),
                 stderr: "SystemCheckError\n".to_owned(),
             }),
-            "sleep" => Err(RemoteCommandError::TimedOut { after: timeout }),
+            "sleep" => Err(Error::RemoteCommandTimedOut { after: timeout }),
             _ => Ok(RemoteOutput::default()),
         }
     }

@@ -494,7 +494,8 @@ fn a_container_app_without_a_source_slot_sets_the_image_on_production_directly()
 
 #[test]
 fn a_health_timeout_override_bounds_every_gate_and_shows_in_the_plan() {
-    use slot_release_engine::spec::{HealthTimeout, SpecError};
+    use slot_release_engine::Error;
+    use slot_release_engine::spec::HealthTimeout;
     let mut loaded = example("python-webapp");
     loaded
         .spec
@@ -555,14 +556,11 @@ fn a_health_timeout_override_bounds_every_gate_and_shows_in_the_plan() {
         .spec
         .override_health_timeout(HealthTimeout::from_secs(interval.as_secs()).unwrap())
         .unwrap_err();
-    assert!(
-        matches!(err, SpecError::HealthTimeoutTooShort { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, Error::HealthTimeoutTooShort { .. }), "{err}");
     assert!(err.to_string().contains("healthCheck"), "{err}");
     assert!(matches!(
         HealthTimeout::from_secs(0),
-        Err(SpecError::HealthTimeoutZero)
+        Err(Error::HealthTimeoutZero)
     ));
 }
 

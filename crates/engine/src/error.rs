@@ -1,0 +1,505 @@
+//! The engine's one error type: every way a plan, a stage, a health gate, a hook, the port to Azure, the
+//! journal or a rehearsal can fail, each variant with the context a person needs to act on it.
+//!
+//! Where one failure is the cause of another (a port call failing inside a stage step, a health gate failing
+//! a stage), the cause is kept as the `source`, so the binary's report walks the whole chain.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use slot_release_azure as az;
+use slot_release_emulator as emu;
+
+use crate::health::{GateReport, WatchReport};
+use crate::journal::{
+    MAX_TAG_NAME_LEN, MAX_TAG_VALUE_LEN, Phase, abbreviate, too_many_tags_message,
+    value_too_long_advice,
+};
+use crate::package::PackageError;
+use crate::plan::Stage;
+
+/// A result whose error is the engine's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the engine.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // --- Planning and the release spec.
+    /// The stage name is not one of build, staging, production, rollback.
+    #[error("unknown stage `{name}` (expected build, staging, production or rollback)")]
+    UnknownStage {
+        /// The name given.
+        name: String,
+    },
+    /// The config has no section for the stage.
+    #[error("the config has no `stages.{stage}` section")]
+    StageNotConfigured {
+        /// The stage.
+        stage: Stage,
+    },
+    /// An environment is referenced but not defined.
+    #[error("environment `{name}` is not defined in the config")]
+    UnknownEnvironment {
+        /// The environment's name.
+        name: String,
+    },
+    /// A health timeout override of zero seconds.
+    #[error("the health gate timeout must be at least 1 second")]
+    HealthTimeoutZero,
+    /// A health timeout override leaves no room for a second probe of a gate.
+    #[error(
+        "the health gate timeout of {timeout_secs}s does not exceed the {interval_secs}s probe interval of {gate}, so the gate could probe only once; give a longer timeout"
+    )]
+    HealthTimeoutTooShort {
+        /// The config path of the gate, e.g. `stages.staging.healthCheck`.
+        gate: &'static str,
+        /// The timeout asked for.
+        timeout_secs: u64,
+        /// The gate's probe interval.
+        interval_secs: u64,
+    },
+    /// A state file (`--state`) could not be read.
+    #[error("cannot read the state file {}", path.display())]
+    StateFileRead {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A state file is not a valid state document.
+    #[error("the state file {} is not a valid state document", path.display())]
+    StateFileInvalid {
+        /// The file.
+        path: PathBuf,
+        /// The JSON error, with line and column.
+        source: serde_json::Error,
+    },
+
+    // --- The port to Azure.
+    /// Azure (or the emulator) refused or failed.
+    #[error("{operation} failed")]
+    Azure {
+        /// What was being done.
+        operation: String,
+        /// The client's error (boxed: it is large and failures are rare).
+        source: Box<az::AzureError>,
+    },
+    /// The service connection could not be read or used.
+    #[error("cannot use service connection `{connection}`")]
+    ServiceConnection {
+        /// The connection id.
+        connection: String,
+        /// Why (boxed: it is large and failures are rare).
+        source: Box<az::AzureError>,
+    },
+    /// Neither the config nor the service connection names a subscription.
+    #[error(
+        "no subscription: set app.subscription in release.yml or use a service connection scoped to one"
+    )]
+    NoSubscription,
+    /// The run has no Azure connection (the build stage).
+    #[error("cannot {operation}: this run has no Azure connection")]
+    Offline {
+        /// What was asked for, e.g. `read the live state`.
+        operation: String,
+    },
+    /// A slot name is not valid for App Service.
+    #[error("`{name}` is not a valid slot name")]
+    InvalidSlotName {
+        /// The name given.
+        name: String,
+    },
+
+    // --- The journal.
+    /// The journal would put more tags on the site than Azure allows on one resource.
+    #[error("{}", too_many_tags_message(*.count, *.journal, *.foreign, .largest_journal_tag.as_ref()))]
+    TooManyTags {
+        /// Tags the site would carry.
+        count: usize,
+        /// How many of them the journal writes (continuation tags included).
+        journal: usize,
+        /// How many belong to others.
+        foreign: usize,
+        /// The journal tag taking the most tags with its continuations, and how many, when it takes more
+        /// than one.
+        largest_journal_tag: Option<(String, usize)>,
+    },
+    /// A tag on the site has a name longer than Azure allows.
+    #[error(
+        "the site's tag '{}' has a name of {len} characters, but Azure allows at most {MAX_TAG_NAME_LEN}: rename or remove that tag on the site",
+        abbreviate(.name)
+    )]
+    TagNameTooLong {
+        /// The tag's name.
+        name: String,
+        /// Its length (UTF-16 code units).
+        len: usize,
+    },
+    /// A tag on the site has a value longer than Azure allows.
+    #[error(
+        "the value of the site's tag '{}' has {len} characters, but Azure allows at most {MAX_TAG_VALUE_LEN}: {}",
+        abbreviate(.name),
+        value_too_long_advice(.name)
+    )]
+    TagValueTooLong {
+        /// The tag's name.
+        name: String,
+        /// The value's length (UTF-16 code units).
+        len: usize,
+    },
+
+    // --- Health gates and the production watch. All but `InvalidHealthCheck` carry the report so far.
+    /// A health check that cannot be probed as given.
+    #[error("invalid health check for {target}: {reason}")]
+    InvalidHealthCheck {
+        /// The slot's base URL.
+        target: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A slot did not pass its health gate in time.
+    #[error(
+        "{} did not pass the health gate: {} consecutive healthy probe(s) needed within {}, {} probe(s) made, last: {}",
+        report.url,
+        report.successes_required,
+        humantime::format_duration(*timeout),
+        report.probes_total,
+        report.last_outcome()
+    )]
+    GateFailed {
+        /// The probes made.
+        report: Box<GateReport>,
+        /// The gate's deadline.
+        timeout: Duration,
+    },
+    /// Production failed too many probes during the watch.
+    #[error(
+        "{} is unhealthy: {} failed probe(s) of {} during the watch (limit {}), last: {}",
+        report.url,
+        report.failures,
+        report.probes_total,
+        report.max_failures,
+        report.last_outcome()
+    )]
+    Unhealthy {
+        /// The probes made.
+        report: Box<WatchReport>,
+    },
+    /// A health gate was cancelled before it passed.
+    #[error("health gate of {} cancelled after {} probe(s)", report.url, report.probes_total)]
+    GateCancelled {
+        /// The probes made.
+        report: Box<GateReport>,
+    },
+    /// The production watch was cancelled before its window ended.
+    #[error("watch of {} cancelled after {} probe(s)", report.url, report.probes_total)]
+    WatchCancelled {
+        /// The probes made.
+        report: Box<WatchReport>,
+    },
+
+    // --- Hooks. A hook command that runs and fails is a `HookOutcome`, not one of these.
+    /// An agent hook's process could not be started.
+    #[error("hook {hook}: cannot start `{program}` in {}", dir.display())]
+    HookSpawn {
+        /// The hook.
+        hook: String,
+        /// The shell started.
+        program: String,
+        /// The folder it was to run in.
+        dir: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// Waiting for an agent hook's process failed.
+    #[error("hook {hook}: waiting for the process failed")]
+    HookWait {
+        /// The hook.
+        hook: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A hook runs in the slot, but the runner has no way to run commands there.
+    #[error("hook {hook} runs in the slot, but no remote command runner was given")]
+    NoRemoteRunner {
+        /// The hook.
+        hook: String,
+    },
+    /// A command run in the slot did not finish in time.
+    #[error("the remote command did not finish within {}", humantime::format_duration(*after))]
+    RemoteCommandTimedOut {
+        /// The timeout.
+        after: Duration,
+    },
+    /// A command could not be run in the slot at all.
+    #[error("the remote command could not run: {message}")]
+    RemoteCommandFailed {
+        /// What went wrong, for the hook's record.
+        message: String,
+        /// The cause, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    // --- Stages.
+    /// Preflight checks failed; nothing was changed.
+    #[error("preflight failed for the {stage} stage, nothing was changed: {}", problems.join("; "))]
+    Preflight {
+        /// The stage.
+        stage: Stage,
+        /// Each failed check.
+        problems: Vec<String>,
+    },
+    /// Another release holds the lock.
+    #[error(
+        "another release ({owner}) is in progress on {app} until {until_unix} (Unix time); wait for it, or run `slot-release rollback`/`--resume` from that release"
+    )]
+    Locked {
+        /// The app.
+        app: String,
+        /// Who holds the lock.
+        owner: String,
+        /// When it expires.
+        until_unix: i64,
+    },
+    /// An earlier release stopped half-way.
+    #[error(
+        "release {release} stopped at phase `{phase}`; re-run release {release}'s own stage to continue it, or run the task with `command: rollback` to close it (command line: --resume or --rollback-unfinished)"
+    )]
+    Unfinished {
+        /// Its id.
+        release: String,
+        /// Where it stopped.
+        phase: Phase,
+    },
+    /// The plan of a stage could not be computed.
+    #[error("cannot plan the {stage} stage")]
+    Plan {
+        /// The stage.
+        stage: Stage,
+        /// Why (a planning error).
+        source: Box<Error>,
+    },
+    /// A step of a stage failed on an Azure call.
+    #[error("step `{step}` failed")]
+    StepFailed {
+        /// The step.
+        step: String,
+        /// Why (a port error).
+        source: Box<Error>,
+    },
+    /// A hook of a stage failed, or hooks could not be undone.
+    #[error("hook {hook} {outcome}")]
+    HookFailed {
+        /// The hook (or hooks, comma-separated).
+        hook: String,
+        /// How it ended.
+        outcome: String,
+    },
+    /// A health gate or the watch failed a stage.
+    #[error("health check failed")]
+    Health {
+        /// Why (a health error, with its report).
+        source: Box<Error>,
+    },
+    /// Building the package failed.
+    #[error("building the package failed")]
+    Package {
+        /// Why.
+        source: PackageError,
+    },
+    /// A secret named in the config is missing from the vault's answer.
+    #[error("secret {secret} was not returned by vault {vault}")]
+    MissingSecret {
+        /// The vault.
+        vault: String,
+        /// The secret.
+        secret: String,
+    },
+    /// Writing a pipeline variable failed.
+    #[error("cannot set pipeline variable")]
+    PipelineVariable {
+        /// Why.
+        source: slot_release_pipelines::Error,
+    },
+    /// The run was cancelled (SIGINT/SIGTERM, or the agent cancelled the job): between two steps of a stage,
+    /// or while a remote command ran (then there is no step).
+    #[error(
+        "cancelled{}",
+        step.as_ref().map_or_else(String::new, |step| format!(" before step `{step}`; the journal records where the release stopped"))
+    )]
+    Cancelled {
+        /// The step not started.
+        step: Option<String>,
+    },
+
+    // --- Rehearsal.
+    /// Unknown `--fail-at` value.
+    #[error("unknown failure `{value}` (expected none, health, migration or watch)")]
+    UnknownFailAt {
+        /// The value given.
+        value: String,
+    },
+    /// The embedded emulator did not start.
+    #[error("the emulator did not start")]
+    Emulator {
+        /// Why.
+        #[from]
+        source: emu::EmulatorError,
+    },
+    /// The previous release could not be prepared for a rehearsal.
+    #[error("cannot prepare the previous release in {}", path.display())]
+    PreparePrevious {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Connecting to the embedded emulator failed.
+    #[error("cannot connect to the emulator")]
+    EmulatorConnection {
+        /// Why (a port error).
+        source: Box<Error>,
+    },
+}
+
+impl Error {
+    /// Whether Azure answered 409: another operation (a swap, a deployment) is still running on the app.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Azure { source, .. } if source.status() == Some(409))
+    }
+
+    /// Whether retrying later may succeed (e.g. another operation in progress).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Azure { source, .. } => source.is_transient(),
+            _ => false,
+        }
+    }
+
+    /// Whether the run was cancelled, rather than something failing.
+    pub fn is_cancelled(&self) -> bool {
+        match self {
+            Error::Cancelled { .. }
+            | Error::GateCancelled { .. }
+            | Error::WatchCancelled { .. } => true,
+            Error::Health { source } => source.is_cancelled(),
+            _ => false,
+        }
+    }
+
+    /// The report of a health gate that failed or was cancelled.
+    pub fn gate_report(&self) -> Option<&GateReport> {
+        match self {
+            Error::GateFailed { report, .. } | Error::GateCancelled { report } => Some(report),
+            Error::Health { source } => source.gate_report(),
+            _ => None,
+        }
+    }
+
+    /// The report of a production watch that found production unhealthy or was cancelled.
+    pub fn watch_report(&self) -> Option<&WatchReport> {
+        match self {
+            Error::Unhealthy { report } | Error::WatchCancelled { report } => Some(report),
+            Error::Health { source } => source.watch_report(),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages::chain;
+
+    fn gate_report() -> GateReport {
+        GateReport {
+            url: "https://shop-staging.azurewebsites.net/health".to_owned(),
+            passed: false,
+            successes_required: 3,
+            probes_total: 4,
+            successes: 1,
+            failures: 3,
+            transient_errors: 0,
+            duration_ms: 20_000,
+            probes: Vec::new(),
+            last: None,
+        }
+    }
+
+    #[test]
+    fn the_error_can_cross_threads_and_into_anyhow() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<Error>();
+    }
+
+    #[test]
+    fn a_wrapped_error_keeps_its_cause_in_the_chain() {
+        let err = Error::Plan {
+            stage: Stage::Staging,
+            source: Box::new(Error::UnknownEnvironment {
+                name: "qa".to_owned(),
+            }),
+        };
+        assert_eq!(
+            chain(&err),
+            [
+                "cannot plan the staging stage",
+                "environment `qa` is not defined in the config"
+            ]
+        );
+
+        let err = Error::RemoteCommandFailed {
+            message: "the slot's command API failed".to_owned(),
+            source: Some(Box::new(Error::Offline {
+                operation: "run a command in staging".to_owned(),
+            })),
+        };
+        assert_eq!(
+            chain(&err),
+            [
+                "the remote command could not run: the slot's command API failed",
+                "cannot run a command in staging: this run has no Azure connection"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cancellation_names_the_step_only_when_there_is_one() {
+        let between_steps = Error::Cancelled {
+            step: Some("swap staging into production".to_owned()),
+        };
+        assert_eq!(
+            between_steps.to_string(),
+            "cancelled before step `swap staging into production`; the journal records where the release stopped"
+        );
+        assert_eq!(Error::Cancelled { step: None }.to_string(), "cancelled");
+        assert!(between_steps.is_cancelled());
+    }
+
+    #[test]
+    fn health_helpers_see_through_the_stage_wrapper() {
+        let cancelled = Error::Health {
+            source: Box::new(Error::GateCancelled {
+                report: Box::new(gate_report()),
+            }),
+        };
+        assert!(cancelled.is_cancelled());
+        assert_eq!(cancelled.gate_report().map(|r| r.probes_total), Some(4));
+        assert!(cancelled.watch_report().is_none());
+
+        let failed = Error::Health {
+            source: Box::new(Error::GateFailed {
+                report: Box::new(gate_report()),
+                timeout: Duration::from_secs(60),
+            }),
+        };
+        assert!(!failed.is_cancelled());
+        assert_eq!(
+            chain(&failed)[1],
+            "https://shop-staging.azurewebsites.net/health did not pass the health gate: 3 consecutive healthy probe(s) needed within 1m, 4 probe(s) made, last: no probe"
+        );
+        assert!(!failed.is_conflict() && !failed.is_transient());
+    }
+}
