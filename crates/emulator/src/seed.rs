@@ -80,6 +80,10 @@ pub struct SeedClient {
     /// The client secret; absent for clients that only use federated credentials.
     #[serde(default)]
     pub secret: Option<SecretString>,
+    /// Public certificates (PEM, RSA X.509) the client signs assertions with, as Entra's
+    /// "Certificates & secrets" holds them; never a private key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<String>,
 }
 
 /// How a service connection authenticates.
@@ -379,6 +383,7 @@ impl Seed {
             clients: vec![SeedClient {
                 client_id: client.clone(),
                 secret: Some(SecretString::new("emulator-client-secret")),
+                certificates: Vec::new(),
             }],
             service_connections: vec![
                 SeedServiceConnection {

@@ -52,6 +52,12 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
             }
             crate::cert::RegisteredCert::from_pem(&c.client_id, &c.certificate_pem)
         })
+        .chain(opts.seed.clients.iter().flat_map(|client| {
+            client
+                .certificates
+                .iter()
+                .map(|pem| crate::cert::RegisteredCert::from_pem(&client.client_id, pem))
+        }))
         .collect::<Result<Vec<_>, _>>()?;
     let mut faults = FaultSet::default();
     for f in opts.faults {

@@ -173,6 +173,7 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
         clients: vec![emu::SeedClient {
             client_id: CLIENT.to_owned(),
             secret: Some(emu::SecretString::new(dummy("client"))),
+            certificates: Vec::new(),
         }],
         service_connections: vec![emu::SeedServiceConnection {
             id: CONNECTION.to_owned(),

@@ -488,3 +488,61 @@ async fn a_certificate_for_an_unknown_client_is_refused_at_start() {
         .expect_err("unknown client");
     assert!(err.to_string().contains("not-a-client"), "{err}");
 }
+
+#[tokio::test]
+async fn a_seed_file_registers_certificate_credentials() {
+    let registered = cert_credential();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("seed.json");
+    let pem = registered.pem.clone();
+    let file = path.clone();
+    let f = start_with(move |o| {
+        // The fixture's seed, written as a file with the certificate under the client, as a user would.
+        let mut seed = serde_json::to_value(&o.seed).expect("seed json");
+        let client = seed["clients"]
+            .as_array_mut()
+            .expect("clients")
+            .iter_mut()
+            .find(|c| c["clientId"] == CLIENT)
+            .expect("the client");
+        client["certificates"] = serde_json::json!([pem]);
+        std::fs::write(&file, seed.to_string()).expect("write seed");
+        o.seed = slot_release_emulator::Seed::from_file(&file).expect("seed file");
+    })
+    .await;
+    assert!(
+        f.emu
+            .seed()
+            .clients
+            .iter()
+            .any(|c| c.certificates == [registered.pem.clone()]),
+        "the certificate was read from the file"
+    );
+    let endpoint = format!(
+        "{}/{}/oauth2/v2.0/token",
+        f.emu.endpoints().authority,
+        f.emu.seed().tenant_id
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let claims = serde_json::json!({"aud": endpoint, "iss": CLIENT, "sub": CLIENT, "jti": "j", "nbf": now, "exp": now + 600});
+    let signed = assertion(&registered, &registered, &claims);
+    let (status, body) = token_form(
+        &f,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &signed),
+            ("scope", ARM_SCOPE),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+}
