@@ -8,15 +8,18 @@ use slot_release_emulator::StateSnapshot;
 use super::run::{BASELINE, CANDIDATE, CaseReport, RUN_DEADLINE, RunReport, journal_tags};
 use super::{FaultKind, Step};
 
-/// The settings the matrix config writes for every release: all of them or none must be in a slot.
-const RELEASE_SETTINGS: [&str; 6] = [
-    "APP_ENV",
+/// The settings the matrix config gives the same value in both environments: they travel with the
+/// content in a swap, so in a slot they are all there or none (a slot whose content no release of this
+/// config put there has none).
+const TRAVELLING_SETTINGS: [&str; 5] = [
     "DATABASE_PATH",
     "RELEASE_VERSION",
     "RELEASE_MARK",
     "API_KEY",
     "DATABASE__PASSWORD",
 ];
+/// The setting whose value differs per environment: sticky, it never leaves its slot.
+const STICKY_SETTING: &str = "APP_ENV";
 const SETTLED: [&str; 4] = ["staged", "released", "failed", "rolledBack"];
 
 /// An invariant a case broke.
@@ -103,21 +106,36 @@ fn production_always_healthy(report: &CaseReport, out: &mut Vec<Violation>) {
     }
 }
 
-/// No slot holds part of a release's settings.
+/// No slot holds part of a release's settings, or another slot's sticky value.
 fn settings_whole(command: &str, snapshot: &StateSnapshot, out: &mut Vec<Violation>) {
     for slot in ["production", "staging"] {
         let Some(s) = snapshot.slot("contoso-web", slot) else {
             continue;
         };
-        let present: Vec<&str> = RELEASE_SETTINGS
+        let present: Vec<&str> = TRAVELLING_SETTINGS
             .iter()
             .copied()
             .filter(|k| s.app_settings.contains_key(*k))
             .collect();
-        if !present.is_empty() && present.len() != RELEASE_SETTINGS.len() {
+        if !present.is_empty() && present.len() != TRAVELLING_SETTINGS.len() {
             out.push(violation(
                 "settings-whole",
                 format!("after `{command}`, {slot} holds only {present:?} of a release's settings"),
+            ));
+        }
+        // While a swap runs, its phase 1 gives the source slot the target's sticky values on purpose
+        // (the warm-up runs with them); only a swap that ended may not leave them there.
+        let swapping = snapshot
+            .apps
+            .iter()
+            .any(|a| a.name == "contoso-web" && a.busy.is_some());
+        if let Some(env) = s.app_settings.get(STICKY_SETTING)
+            && env != slot
+            && !swapping
+        {
+            out.push(violation(
+                "settings-whole",
+                format!("after `{command}`, {slot} holds {STICKY_SETTING}={env}: a sticky value crossed slots"),
             ));
         }
         if let Some(version) = s.app_settings.get("RELEASE_VERSION") {
@@ -189,9 +207,11 @@ fn production_settings_match_content(run: &RunReport, out: &mut Vec<Violation>) 
         .slot("contoso-web", "production")
         .and_then(|s| s.app_settings.get("RELEASE_VERSION"))
         .cloned();
-    if let (Some(package), Some(settings)) = (&package, &settings)
-        && package != settings
+    // A package of a release always arrives with that release's travelling settings.
+    if let Some(package) = &package
+        && settings.as_ref() != Some(package)
     {
+        let settings = settings.as_deref().unwrap_or("no release");
         out.push(violation(
             "settings-whole",
             format!(

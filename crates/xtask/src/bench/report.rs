@@ -184,6 +184,10 @@ pub struct Machine {
     pub os: String,
     /// Node version used for both entry points.
     pub node: String,
+    /// 1-minute load average at the start and at the end of the run (other work sharing the CPUs
+    /// moves the figures); absent in reports written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<(f64, f64)>,
 }
 
 /// The whole report.
@@ -263,6 +267,12 @@ impl Report {
             "- **Machine:** {} × {}, {} MiB memory, {}; node {}\n",
             m.cpus, m.cpu, m.memory_mib, m.os, m.node
         ));
+        if let Some((start, end)) = m.load {
+            out.push_str(&format!(
+                "- **Machine state:** 1-minute load average {start:.2} at the start, {end:.2} at \
+                 the end (a load near or above the CPU count means other work shared the CPUs)\n"
+            ));
+        }
         if self.quick {
             out.push_str(
                 "- **Sizes:** `--quick` (small sizes; the figures show the method works, not the \
@@ -373,6 +383,7 @@ mod tests {
                 memory_mib: 1024,
                 os: "Linux 6".into(),
                 node: "v20".into(),
+                load: Some((0.5, 1.25)),
             },
             sections: vec![Section {
                 title: "1. Start-up".into(),
@@ -447,6 +458,9 @@ mod tests {
         let md = sample().to_markdown();
         assert!(md.contains("- **Command:** `cargo xtask bench --quick`\n"));
         assert!(md.contains("- **Machine:** 2 × Test CPU, 1024 MiB memory, Linux 6; node v20\n"));
+        assert!(md.contains(
+            "- **Machine state:** 1-minute load average 0.50 at the start, 1.25 at the end"
+        ));
         assert!(md.contains("- **Targets:** 2 met, 1 missed\n"));
         assert!(
             md.contains("| first request | 50.0 ms | task-lib: 400.0 ms | 8.00× | ≥ 4× | ✅ |\n")
