@@ -658,22 +658,14 @@ async fn a_killed_staging_run_is_refused_then_resumed() {
     let world =
         python_world(|t| t.replace("python3 migrate.py up", "sleep 2; python3 migrate.py up"))
             .await;
-    let mut child = world
-        .command(&["staging", "--release-id", "r1"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
     // Kill it while the hook runs: the journal says `deployed`.
-    while world.tag("slotrelease.phase").as_deref() != Some("deployed") {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "staging never reached the hook"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child.start_kill().unwrap();
-    let _ = child.wait().await;
+    interrupt_at(
+        &world,
+        &["staging", "--release-id", "r1"],
+        "deployed",
+        "KILL",
+    )
+    .await;
     let out = world.run(&["staging", "--release-id", "r2"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -1244,21 +1236,14 @@ async fn a_killed_staging_run_is_resumed_by_a_retry_of_the_same_release_only() {
     let world =
         python_world(|t| t.replace("python3 migrate.py up", "sleep 2; python3 migrate.py up"))
             .await;
-    let mut child = world
-        .command(&["staging", "--release-id", "r1"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while world.tag("slotrelease.phase").as_deref() != Some("deployed") {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "staging never reached the hook"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child.start_kill().unwrap();
-    let _ = child.wait().await;
+    // Kill it while the hook runs: the journal says `deployed`.
+    interrupt_at(
+        &world,
+        &["staging", "--release-id", "r1"],
+        "deployed",
+        "KILL",
+    )
+    .await;
     // Another release is refused with a way out the pipeline task can take.
     let out = world.run(&["staging", "--release-id", "r2"]).await;
     assert_eq!(out.status.code(), Some(1));
