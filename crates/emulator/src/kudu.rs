@@ -271,6 +271,26 @@ fn truthy(v: Option<String>) -> Option<bool> {
     v.map(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
+/// Holds a slot's deployment lock until dropped (unless handed on by clearing `shared`).
+struct DeployingGuard {
+    shared: Option<Arc<Shared>>,
+    app: String,
+    slot: String,
+}
+
+impl Drop for DeployingGuard {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take()
+            && let Some(s) = lock(&shared.state)
+                .apps
+                .get_mut(&self.app)
+                .and_then(|a| a.slot_mut(&self.slot))
+        {
+            s.deploying = false;
+        }
+    }
+}
+
 async fn deploy(
     shared: Arc<Shared>,
     app: String,
@@ -327,6 +347,13 @@ async fn deploy(
         }
         s.deploying = true;
     }
+    // Hyper drops this handler when the client goes away mid-upload; the guard gives the slot's
+    // deployment lock back then too, as Kudu does, instead of leaving it held forever.
+    let mut guard = DeployingGuard {
+        shared: Some(shared.clone()),
+        app: app.clone(),
+        slot: slot.clone(),
+    };
     let checksum = req
         .headers()
         .get("x-ms-artifact-checksum")
@@ -335,19 +362,10 @@ async fn deploy(
     let upload_dir = shared.work_dir.join("uploads");
     let upload = upload_dir.join(format!("{}.zip", new_id()));
     let received = stream_to_file(req.into_body(), &upload_dir, &upload).await;
-    let clear = |shared: &Shared| {
-        if let Some(s) = lock(&shared.state)
-            .apps
-            .get_mut(&app)
-            .and_then(|a| a.slot_mut(&slot))
-        {
-            s.deploying = false;
-        }
-    };
     let digest = match received {
         Ok(d) => d,
         Err(e) => {
-            clear(&shared);
+            drop(guard);
             let _ = std::fs::remove_file(&upload);
             return text(
                 StatusCode::BAD_REQUEST,
@@ -358,7 +376,7 @@ async fn deploy(
     if let Some(expected) = checksum
         && expected != digest
     {
-        clear(&shared);
+        drop(guard);
         let _ = std::fs::remove_file(&upload);
         return text(
             StatusCode::BAD_REQUEST,
@@ -399,6 +417,8 @@ async fn deploy(
             });
         }
     }
+    // From here the deployment job owns the lock and gives it back when it ends.
+    guard.shared = None;
     let job = tokio::spawn(run_deployment(
         shared.clone(),
         app.clone(),

@@ -335,3 +335,47 @@ async fn large_uploads_are_streamed_to_disk() {
         64 * 1024 * 1024
     );
 }
+
+#[tokio::test]
+async fn an_upload_dropped_half_way_gives_the_deployment_lock_back() {
+    let f = start().await;
+    let token = f.arm_token().await;
+    // A body that sends 1 MiB, then stalls: the client gives up (as a cancelled run does) and the
+    // connection is dropped while Kudu is still receiving.
+    let chunk = bytes::Bytes::from(vec![0u8; 1024 * 1024]);
+    let body = futures::StreamExt::chain(
+        futures::stream::iter([Ok::<_, std::io::Error>(chunk)]),
+        futures::stream::pending(),
+    );
+    let dropped = f
+        .http
+        .post(f.scm("staging", "/api/publish?type=zip&async=true"))
+        .bearer_auth(&token)
+        .timeout(Duration::from_millis(500))
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await;
+    assert!(dropped.is_err(), "the stalled upload never completes");
+    // The next deployment is not refused with 409 for ever.
+    let started = std::time::Instant::now();
+    loop {
+        let r = f
+            .http
+            .post(f.scm("staging", "/api/publish?type=zip&async=true"))
+            .bearer_auth(&token)
+            .body(app_zip("v6"))
+            .send()
+            .await
+            .expect("send");
+        if r.status() == 202 {
+            break;
+        }
+        assert_eq!(r.status(), 409);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the dropped upload still holds the deployment lock"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eventually_body(&f, &f.emu.app_url(APP, "staging"), "v6").await;
+}
