@@ -6,7 +6,7 @@ use std::fmt;
 use slot_release_emulator::StateSnapshot;
 
 use super::run::{BASELINE, CANDIDATE, CaseReport, RUN_DEADLINE, RunReport, journal_tags};
-use super::{FaultKind, Step};
+use super::{FaultKind, Step, Timing};
 
 /// The settings the matrix config gives the same value in both environments: they travel with the
 /// content in a swap, so in a slot they are all there or none (a slot whose content no release of this
@@ -73,8 +73,11 @@ fn production_always_healthy(report: &CaseReport, out: &mut Vec<Violation>) {
         if s.health_ok && known {
             continue;
         }
-        let excused_by_route =
-            shares_route && matches!(s.health_status, 0 | 409 | 429 | 500) && s.during_run;
+        // A fault set "before" is live from the moment it is injected, which can be just before the
+        // run starts: the poller's samples from then hit it too.
+        let excused_by_route = shares_route
+            && matches!(s.health_status, 0 | 409 | 429 | 500)
+            && (s.during_run || case.timing == Timing::Before);
         // Rollback-swap cases make production unhealthy after the swap on purpose, to force it.
         let excused_by_app = (case.fault == FaultKind::UnhealthyAfterSwap
             || case.step == Step::RollbackSwap)
