@@ -806,6 +806,28 @@ fn open_entry(entry: &Entry) -> Result<(File, Metadata), PackageError> {
     Ok((file, meta))
 }
 
+/// A file must end as it began: `read_total` bytes read (the read stops one byte past the expected size)
+/// and the same length on disk afterwards, or it changed while it was being packaged.
+fn unchanged_after_reading(
+    entry: &Entry,
+    file: &File,
+    read_total: u64,
+) -> Result<(), PackageError> {
+    let after = file.metadata().map(|m| m.len()).unwrap_or(read_total);
+    if read_total != entry.size || after != entry.size {
+        return Err(PackageError::ChangedWhileReading {
+            path: entry.name.0.clone(),
+            expected: entry.size,
+            actual: if read_total != entry.size {
+                read_total
+            } else {
+                after
+            },
+        });
+    }
+    Ok(())
+}
+
 fn mode_of(meta: &Metadata) -> u32 {
     #[cfg(unix)]
     {
@@ -847,18 +869,7 @@ fn copy_checked(
                 source: e,
             })?;
     }
-    let after = file.metadata().map(|m| m.len()).unwrap_or(read_total);
-    if read_total != entry.size || after != entry.size {
-        return Err(PackageError::ChangedWhileReading {
-            path: entry.name.0.clone(),
-            expected: entry.size,
-            actual: if read_total != entry.size {
-                read_total
-            } else {
-                after
-            },
-        });
-    }
+    unchanged_after_reading(entry, file, read_total)?;
     Ok(Sha256Hex::from_digest(&hasher.finalize()))
 }
 
@@ -975,18 +986,7 @@ fn read_checked(
         .read_to_end(buf)
         .map_err(|e| io_entry_error(&entry.name.0, e))?;
     let read_total = buf.len() as u64;
-    let after = file.metadata().map(|m| m.len()).unwrap_or(read_total);
-    if read_total != entry.size || after != entry.size {
-        return Err(PackageError::ChangedWhileReading {
-            path: entry.name.0.clone(),
-            expected: entry.size,
-            actual: if read_total != entry.size {
-                read_total
-            } else {
-                after
-            },
-        });
-    }
+    unchanged_after_reading(entry, file, read_total)?;
     Ok(Sha256Hex::of(buf))
 }
 

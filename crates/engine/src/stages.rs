@@ -719,11 +719,10 @@ impl Exec<'_> {
         })?;
         self.log().info(plan.render().trim_end());
         self.stage.plan = Some(plan.clone());
-        let problems: Vec<String> = plan
+        let mut problems: Vec<String> = plan
             .problems()
             .map(|c| format!("{}: {}", c.name, c.detail))
             .collect();
-        let mut problems = problems;
         if problems.is_empty()
             && let Err(err) = self
                 .projected_journal(&plan, &state)
