@@ -3,6 +3,31 @@
 use crate::common::*;
 use std::time::Duration;
 
+/// The client-credentials grant with a signed client assertion for `CLIENT`.
+async fn assertion_grant(f: &Fixture, assertion: &str) -> (u16, serde_json::Value) {
+    token_form(
+        f,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion),
+            ("scope", ARM_SCOPE),
+        ],
+    )
+    .await
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
 async fn token_form(f: &Fixture, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let url = format!(
         "{}/{}/oauth2/v2.0/token",
@@ -382,30 +407,12 @@ async fn certificate_assertions_are_verified_like_entra() {
         f.emu.endpoints().authority,
         f.emu.seed().tenant_id
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
+    let now = now_unix();
     let claims = |aud: &str, iss: &str, nbf: i64, exp: i64| serde_json::json!({"aud": aud, "iss": iss, "sub": iss, "jti": "j", "nbf": nbf, "exp": exp});
     let good = claims(&endpoint, CLIENT, now, now + 600);
     let send = |a: String| {
         let f = &f;
-        async move {
-            token_form(
-                f,
-                &[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", CLIENT),
-                    (
-                        "client_assertion_type",
-                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                    ),
-                    ("client_assertion", &a),
-                    ("scope", ARM_SCOPE),
-                ],
-            )
-            .await
-        }
+        async move { assertion_grant(f, &a).await }
     };
 
     let (status, body) = send(assertion(&registered, &registered, &good)).await;
@@ -523,26 +530,9 @@ async fn a_seed_file_registers_certificate_credentials() {
         f.emu.endpoints().authority,
         f.emu.seed().tenant_id
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64;
+    let now = now_unix();
     let claims = serde_json::json!({"aud": endpoint, "iss": CLIENT, "sub": CLIENT, "jti": "j", "nbf": now, "exp": now + 600});
-    let signed = assertion(&registered, &registered, &claims);
-    let (status, body) = token_form(
-        &f,
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", CLIENT),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", &signed),
-            ("scope", ARM_SCOPE),
-        ],
-    )
-    .await;
+    let (status, body) = assertion_grant(&f, &assertion(&registered, &registered, &claims)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_type"], "Bearer");
 }
