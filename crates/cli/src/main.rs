@@ -14,7 +14,7 @@ use slot_release_engine::port::{self, Port};
 use slot_release_engine::rehearse::{self, FailAt};
 use slot_release_engine::release::{self, LoadRequest};
 use slot_release_engine::spec::HealthTimeout;
-use slot_release_engine::stages::{self, Command, StageOptions, Unfinished};
+use slot_release_engine::stages::{self, Command, LockOptions, StageOptions, Unfinished};
 use slot_release_engine::state::LiveState;
 use slot_release_pipelines::{
     AgentEnv, Issue, Log, OutputMode, Summary, TaskResult, VariableOptions,
@@ -140,6 +140,12 @@ struct RunArgs {
     /// Stop starting new steps after this many minutes (the run then ends as cancelled).
     #[arg(long)]
     timeout_minutes: Option<u64>,
+    /// Take over the stale release lock with this token (the refusal names it).
+    #[arg(long, value_name = "TOKEN")]
+    take_over_lock: Option<String>,
+    /// How long the release lock lives without renewal; renewed every third of it while the stage runs.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    lock_ttl_seconds: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -287,6 +293,14 @@ fn parse() -> Result<Cli, clap::Error> {
     {
         argv.extend(["--timeout-minutes".to_owned(), minutes.to_owned()]);
     }
+    if stages.contains(&command.as_str())
+        && let Some(token) = inputs
+            .get("takeOverLock")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    {
+        argv.extend(["--take-over-lock".to_owned(), token.to_owned()]);
+    }
     let gated = [
         "plan",
         "staging",
@@ -414,6 +428,7 @@ fn load(
 ) -> Result<release::LoadedRelease> {
     let request = LoadRequest {
         release_id: connection.and_then(|c| c.release_id.clone()),
+        run_identity: AgentEnv::from_env().run_identity(),
         syntax_only,
         ..LoadRequest::default()
     };
@@ -628,6 +643,7 @@ async fn run_cmd(
         command,
         environment: args.common.environment.clone(),
         release_id: loaded.release_id.clone(),
+        release_name: loaded.release_name.clone(),
         package: args.package.clone(),
         work_dir: work_dir.clone(),
         hook_dir: config_dir(&args.common.config),
@@ -638,7 +654,16 @@ async fn run_cmd(
         } else {
             Unfinished::Refuse
         },
-        lock_ttl: Duration::from_secs(30 * 60),
+        lock: LockOptions {
+            ttl: Duration::from_secs(args.lock_ttl_seconds.max(3)),
+            take_over: args.take_over_lock.clone().filter(|t| !t.is_empty()),
+            attempt: agent.job_attempt(),
+            holder: agent
+                .run_description()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        },
     };
     if let Some(minutes) = args.timeout_minutes {
         let (cancel, log) = (cancel.clone(), log.clone());

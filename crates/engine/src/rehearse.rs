@@ -348,11 +348,12 @@ pub async fn run(
         command: Command::Release,
         environment: None,
         release_id: loaded.release_id.clone(),
+        release_name: loaded.release_name.clone(),
         package: None,
         work_dir: opts.work_dir.join("package"),
         hook_dir: opts.config_dir.clone(),
         unfinished: Unfinished::Refuse,
-        lock_ttl: std::time::Duration::from_secs(600),
+        lock: stages::LockOptions::default(),
     };
     let ctx = stages::Context {
         port: port.clone(),
@@ -442,11 +443,10 @@ async fn production_healthy(spec: &ReleaseSpec, port: &dyn Port) -> bool {
     let Ok(url) = base.join(path) else {
         return false;
     };
-    let client = port.http();
+    let prober = port.prober();
+    let check = crate::health::HealthCheckSpec::new(path);
     for _ in 0..5 {
-        if let Ok(rsp) = client.get(url.clone()).send().await
-            && rsp.status().is_success()
-        {
+        if prober.probe(&url, &check).await.is_healthy() {
             return true;
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
