@@ -119,6 +119,8 @@ impl World {
             .env("NO_COLOR", "1")
             // Packages and summaries go to this test's own folder.
             .env("TMPDIR", self._dir.path())
+            // Every job's first attempt, as the agent says; `retry` runs the next one.
+            .env("SYSTEM_JOBATTEMPT", "1")
             .envs(&self.env)
             .args(args)
             .arg("--config")
@@ -143,13 +145,58 @@ impl World {
         self.emulator.snapshot().slot(APP, slot).cloned().unwrap()
     }
 
+    /// An HTTP client that trusts the emulator and reaches its host names.
+    fn http(&self) -> reqwest::Client {
+        self.emulator.client_builder().unwrap().build().unwrap()
+    }
+
+    /// Replaces the site's tags (as a site PATCH would), for tests that start from a given tag set.
+    async fn replace_tags(&self, tags: &BTreeMap<String, String>) {
+        let live = self.port.tags().await.unwrap();
+        let gone: BTreeMap<String, String> = live
+            .keys()
+            .filter(|k| !tags.contains_key(*k))
+            .map(|k| (k.clone(), String::new()))
+            .collect();
+        if !gone.is_empty() {
+            self.port.delete_tags(&gone).await.unwrap();
+        }
+        if !tags.is_empty() {
+            self.port.merge_tags(tags).await.unwrap();
+        }
+    }
+
+    /// The release lock's claim tags on the site (none once every run gave the lock back).
+    fn lock_claims(&self) -> Vec<String> {
+        self.slot("production")
+            .tags
+            .keys()
+            .filter(|k| k.starts_with("slotrelease.claim."))
+            .cloned()
+            .collect()
+    }
+
+    /// Runs again as the agent retries a failed or killed job: the same run, the next job attempt.
+    async fn retry(&self, args: &[&str], attempt: u32) -> Output {
+        let mut cmd = self.command(args);
+        cmd.env("SYSTEM_JOBATTEMPT", attempt.to_string());
+        let out = cmd.output().await.unwrap();
+        eprintln!(
+            "$ SYSTEM_JOBATTEMPT={attempt} slot-release {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
     fn tag(&self, name: &str) -> Option<String> {
         self.slot("production").tags.get(name).cloned()
     }
 
     async fn get(&self, slot: &str, path: &str) -> Option<(u16, String)> {
         let url = self.port.slot_url(slot).ok()?.join(path).ok()?;
-        let rsp = self.port.http().get(url).send().await.ok()?;
+        let rsp = self.http().get(url).send().await.ok()?;
         let status = rsp.status().as_u16();
         Some((status, rsp.text().await.unwrap_or_default()))
     }
@@ -165,7 +212,7 @@ impl World {
             .unwrap()
             .join("/health")
             .unwrap();
-        let client = self.port.http();
+        let client = self.http();
         let (s, b, t) = (stop.clone(), bad.clone(), total.clone());
         let task = tokio::spawn(async move {
             while !s.load(Ordering::SeqCst) {
@@ -319,7 +366,11 @@ async fn code_release_through_staging_then_production_as_separate_stages() {
         Some("r1")
     );
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
-    assert_eq!(world.tag("slotrelease.lock"), None, "the lock is released");
+    assert_eq!(
+        world.lock_claims(),
+        Vec::<String>::new(),
+        "the lock is released"
+    );
     let (status, body) = world.get("production", "/").await.unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("r1"), "{body}");
@@ -371,7 +422,10 @@ async fn plan_shows_exactly_the_changes_staging_and_production_make() {
         .collect();
     for write in &writes {
         let to_staging = write.contains("/slots/staging");
-        let journal = write.starts_with("PATCH") && write.ends_with(&format!("/sites/{APP}"));
+        let journal = write.starts_with("PATCH")
+            && write.ends_with(&format!(
+                "/sites/{APP}/providers/Microsoft.Resources/tags/default"
+            ));
         let sticky = write.ends_with("/config/slotConfigNames");
         assert!(
             to_staging || journal || sticky,
@@ -457,7 +511,10 @@ async fn plan_shows_exactly_the_changes_staging_and_production_make() {
             || path.ends_with("/slotsswap")
             || path.ends_with("/config/slotConfigNames")
             || path.ends_with(&format!("/sites/{APP}/config/appsettings"))
-            || (r.method == "PATCH" && path.ends_with(&format!("/sites/{APP}")));
+            || (r.method == "PATCH"
+                && path.ends_with(&format!(
+                    "/sites/{APP}/providers/Microsoft.Resources/tags/default"
+                )));
         assert!(
             allowed || path.contains("/operations/") || path.contains("/operationresults/"),
             "unplanned write: {} {path}",
@@ -609,7 +666,7 @@ async fn a_swap_failing_at_warm_up_leaves_production_and_the_staged_slot_as_they
 async fn rollback_refuses_clearly_when_nothing_can_be_restored() {
     let world = python_world(|t| t).await;
     // An app this tool never released: no journal at all.
-    world.port.set_tags(&BTreeMap::new()).await.unwrap();
+    world.replace_tags(&BTreeMap::new()).await;
     let out = world.run(&["rollback", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -666,15 +723,34 @@ async fn a_killed_staging_run_is_refused_then_resumed() {
         "KILL",
     )
     .await;
+    // The killed run's lock is still live: another release is refused, having written nothing, and told
+    // who holds the lock and how to take it over once it is stale.
+    let before = world.emulator.snapshot();
     let out = world.run(&["staging", "--release-id", "r2"]).await;
     assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
     assert!(
-        stderr(&out).contains("stopped at phase `deployed`"),
-        "{}",
-        stderr(&out)
+        err.contains("holds the release lock of contoso-web: release r1, stage staging"),
+        "{err}"
     );
+    assert!(err.contains("--take-over-lock"), "{err}");
+    assert!(
+        err.contains(" UTC"),
+        "the time is a date, not a Unix time: {err}"
+    );
+    assert_eq!(
+        world
+            .emulator
+            .snapshot()
+            .slot(APP, "production")
+            .unwrap()
+            .tags,
+        before.slot(APP, "production").unwrap().tags,
+        "the refused run wrote nothing, the journal included"
+    );
+    // The agent's retry of the killed job (its next attempt) takes the earlier attempt's lock over.
     let out = world
-        .run(&["staging", "--release-id", "r1", "--resume"])
+        .retry(&["staging", "--release-id", "r1", "--resume"], 2)
         .await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
@@ -728,8 +804,8 @@ async fn sigint_during_the_watch_stops_within_five_seconds_and_records_the_phase
         "the journal says where it stopped"
     );
     assert_eq!(
-        world.tag("slotrelease.lock"),
-        None,
+        world.lock_claims(),
+        Vec::<String>::new(),
         "the lock was given back"
     );
     // The next run recognises the unfinished release and resumes the watch.
@@ -844,8 +920,8 @@ async fn a_run_interrupted_at_each_step_is_recognised_and_resumed() {
                 "SIGINT at {phase}: exit took {took:?}"
             );
             assert_eq!(
-                world.tag("slotrelease.lock"),
-                None,
+                world.lock_claims(),
+                Vec::<String>::new(),
                 "SIGINT at {phase}: the lock was given back"
             );
         }
@@ -857,7 +933,7 @@ async fn a_run_interrupted_at_each_step_is_recognised_and_resumed() {
             "{stage} at {phase}: the journal shows an unfinished release, got {recorded:?}"
         );
         // The pipeline's retry of the same release (no flag: the task has none) recognises and resumes it.
-        let out = world.run(&[stage, "--release-id", "r1"]).await;
+        let out = world.retry(&[stage, "--release-id", "r1"], 2).await;
         assert!(
             out.status.success(),
             "{stage} at {phase}: resume failed: {}",
@@ -1010,15 +1086,49 @@ async fn an_unfinished_staging_can_be_closed_by_the_next_release_with_rollback_u
     let before = world.slot("production").content_digest;
     interrupt_at(
         &world,
-        &["staging", "--release-id", "r1"],
+        &["staging", "--release-id", "r1", "--lock-ttl-seconds", "3"],
         "deployed",
         "KILL",
     )
     .await;
+    // The killed run's lock is live: refused, with the token that takes it over once it is stale.
     let out = world
         .run(&["staging", "--release-id", "r2", "--rollback-unfinished"])
         .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let token = err
+        .split("--take-over-lock ")
+        .nth(1)
+        .and_then(|t| t.split('`').next())
+        .unwrap_or_else(|| panic!("no token in {err}"))
+        .to_owned();
+    // A live lock is never taken over, even when asked.
+    let out = world
+        .run(&[
+            "staging",
+            "--release-id",
+            "r2",
+            "--rollback-unfinished",
+            "--take-over-lock",
+            &token,
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // Once stale (the killed run had a 3 s lock), it is taken over as asked.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let out = world
+        .run(&[
+            "staging",
+            "--release-id",
+            "r2",
+            "--rollback-unfinished",
+            "--take-over-lock",
+            &token,
+        ])
+        .await;
     assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(world.lock_claims(), Vec::<String>::new());
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
     assert_eq!(world.tag("slotrelease.release").as_deref(), Some("r2"));
     assert_eq!(
@@ -1228,7 +1338,7 @@ async fn a_rerun_of_a_succeeded_production_stage_keeps_the_journal_slots_true() 
         "a re-run swaps nothing, so the journal's slots do not change"
     );
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
-    assert_eq!(world.tag("slotrelease.lock"), None);
+    assert_eq!(world.lock_claims(), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1244,19 +1354,22 @@ async fn a_killed_staging_run_is_resumed_by_a_retry_of_the_same_release_only() {
         "KILL",
     )
     .await;
-    // Another release is refused with a way out the pipeline task can take.
+    // Another release is refused: the killed run's lock is live.
     let out = world.run(&["staging", "--release-id", "r2"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("command: rollback"),
+        stderr(&out).contains("holds the release lock"),
         "{}",
         stderr(&out)
     );
-    // The pipeline's retry (same build number, no flag: the task has no input for one) continues it.
+    // The same release without evidence that the killed run ended is refused too: it might be running.
     let out = world.run(&["staging", "--release-id", "r1"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // The pipeline's retry (the job's next attempt, no flag: the task has no input for one) continues it.
+    let out = world.retry(&["staging", "--release-id", "r1"], 2).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
-    assert_eq!(world.tag("slotrelease.lock"), None);
+    assert_eq!(world.lock_claims(), Vec::<String>::new());
     assert_eq!(
         world
             .slot("staging")
@@ -1287,7 +1400,7 @@ async fn a_failed_swap_puts_back_the_production_settings_written_before_it() {
         before,
         "production runs its own release with its own settings"
     );
-    assert_eq!(world.tag("slotrelease.lock"), None);
+    assert_eq!(world.lock_claims(), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1359,7 +1472,7 @@ async fn a_swap_ending_while_the_resume_reads_the_slots_is_seen_whole() {
         millis: 8_000,
         count: Some(1),
     });
-    let out = world.run(&["production", "--release-id", "r1"]).await;
+    let out = world.retry(&["production", "--release-id", "r1"], 2).await;
     assert!(out.status.success(), "resume failed: {}", stderr(&out));
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
     let (status, body) = world.get("production", "/").await.unwrap();
@@ -1377,7 +1490,7 @@ async fn a_site_without_room_for_the_journal_is_refused_before_any_change() {
     for i in 0..50 - tags.len() {
         tags.insert(format!("team-tag-{i:02}"), "kept".into());
     }
-    world.port.set_tags(&tags).await.unwrap();
+    world.replace_tags(&tags).await;
     let before = world.emulator.snapshot();
     world.emulator.clear_requests();
 
@@ -1403,5 +1516,5 @@ async fn a_site_without_room_for_the_journal_is_refused_before_any_change() {
             "{slot} settings unchanged"
         );
     }
-    assert_eq!(world.tag("slotrelease.lock"), None);
+    assert_eq!(world.lock_claims(), Vec::<String>::new());
 }
