@@ -317,6 +317,15 @@ fn build_id(release: &str) -> &'static str {
     if release == BASELINE { "4241" } else { "4242" }
 }
 
+/// The build number of a release the journal names by its identity (`build-<id>.def-17`), so the checks
+/// can compare it with the marker in a slot's package.
+pub fn release_name(identity: &str) -> String {
+    [BASELINE, CANDIDATE]
+        .into_iter()
+        .find(|name| identity == format!("build-{}.def-17", build_id(name)))
+        .map_or_else(|| identity.to_owned(), str::to_owned)
+}
+
 fn record_path(world: &World, command: &str, release: &str) -> String {
     world
         .temp()
