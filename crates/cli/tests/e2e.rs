@@ -1263,3 +1263,36 @@ async fn the_rollback_stage_after_a_killed_production_job_waits_for_its_lock_to_
         "production serves the previous release: {body}"
     );
 }
+
+/// A secret the vault does not have fails the run before it takes the lock or writes anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_secret_fails_before_the_lock_and_changes_nothing() {
+    let world = python_world(|t| t).await;
+    let text = std::fs::read_to_string(&world.config).unwrap();
+    std::fs::write(
+        &world.config,
+        text.replace("secret: db-password", "secret: db-password-gone"),
+    )
+    .unwrap();
+    let before = world.emulator.snapshot();
+    let out = world.run(&["staging", "--release-id", "r1"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("db-password-gone"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stdout(&out).contains("take the release lock ("),
+        "the lock was never taken: {}",
+        stdout(&out)
+    );
+    let after = world.emulator.snapshot();
+    for slot in ["production", "staging"] {
+        assert_eq!(
+            after.slot(APP, slot).map(|s| (&s.tags, &s.app_settings)),
+            before.slot(APP, slot).map(|s| (&s.tags, &s.app_settings)),
+            "{slot} unchanged"
+        );
+    }
+}

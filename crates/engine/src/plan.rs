@@ -932,6 +932,20 @@ fn plan_staging(
     }
     common_preflight(state, journal, plan);
 
+    // Only the slot production swaps from has names that travel: they reach production with the swap.
+    let travelling = if spec
+        .production
+        .as_ref()
+        .is_some_and(|p| p.source_slot == slot)
+    {
+        spec.travelling_settings()
+    } else {
+        BTreeSet::new()
+    };
+    let (pull, set) = settings_changes(env, state, slot, Written::All(&travelling));
+    // Secrets are read before the lock: reading changes nothing, and a missing or disabled secret then
+    // fails the run before it has taken the lock or written anything.
+    plan.steps.extend(pull);
     plan.steps.push(step(
         Action::AcquireLock,
         "two releases of the same app at once would interleave their changes",
@@ -944,18 +958,6 @@ fn plan_staging(
             "the config asks for the slot to be created when missing",
         ));
     }
-    // Only the slot production swaps from has names that travel: they reach production with the swap.
-    let travelling = if spec
-        .production
-        .as_ref()
-        .is_some_and(|p| p.source_slot == slot)
-    {
-        spec.travelling_settings()
-    } else {
-        BTreeSet::new()
-    };
-    let (pull, set) = settings_changes(env, state, slot, Written::All(&travelling));
-    plan.steps.extend(pull);
     plan.steps.push(step(
         Action::WriteJournal {
             phase: Phase::Staging,
@@ -1150,13 +1152,14 @@ fn plan_production(
         ));
     }
 
+    let travelling = spec.travelling_settings();
+    let (pull, set) = settings_changes(env, state, PRODUCTION, Written::StickyOnly(&travelling));
+    // Read before the lock: a missing secret fails the run before it takes the lock.
+    plan.steps.extend(pull);
     plan.steps.push(step(
         Action::AcquireLock,
         "two releases of the same app at once would interleave their changes",
     ));
-    let travelling = spec.travelling_settings();
-    let (pull, set) = settings_changes(env, state, PRODUCTION, Written::StickyOnly(&travelling));
-    plan.steps.extend(pull);
     plan.steps.extend(set);
     if !direct {
         let (_, travel) =
