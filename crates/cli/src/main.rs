@@ -576,6 +576,7 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
         state: &state,
         build: &BuildInfo {
             release_id: loaded.release_id.clone(),
+            release_name: Some(loaded.release_name.clone()),
             package_sha256: None,
             rollback_to: args.rollback_to.clone(),
         },

@@ -74,8 +74,11 @@ impl std::str::FromStr for Stage {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildInfo {
-    /// The release id (e.g. the build number).
+    /// The release's identity.
     pub release_id: String,
+    /// The release's display name (the build number), when it differs from the identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_name: Option<String>,
     /// The package's SHA-256, when it is already built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package_sha256: Option<String>,
@@ -100,8 +103,11 @@ pub struct Plan {
     /// The environment the stage applies, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<String>,
-    /// The release being shipped (or, for rollback, restored).
+    /// The release being shipped (or, for rollback, restored): its identity.
     pub release_id: String,
+    /// Its display name (the build number), when it differs from the identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_name: Option<String>,
     /// Preflight results; the stage refuses to start when any failed.
     pub preflight: Vec<Check>,
     /// The steps, in order.
@@ -493,7 +499,13 @@ impl Plan {
         let _ = writeln!(
             out,
             "Plan for {} of {} (resource group {}{env}), release {}",
-            self.stage, self.app, self.resource_group, self.release_id
+            self.stage,
+            self.app,
+            self.resource_group,
+            match &self.release_name {
+                Some(name) => format!("{name} ({})", self.release_id),
+                None => self.release_id.clone(),
+            }
         );
         if !self.preflight.is_empty() {
             let _ = writeln!(out, "Preflight:");
@@ -573,6 +585,10 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
         resource_group: spec.app.resource_group.clone(),
         environment: None,
         release_id: build.release_id.clone(),
+        release_name: build
+            .release_name
+            .clone()
+            .filter(|name| *name != build.release_id),
         preflight: Vec::new(),
         steps: Vec::new(),
         on_failure: Vec::new(),
@@ -1415,6 +1431,9 @@ fn plan_rollback(
         }
     };
     plan.release_id = lkg.clone().unwrap_or_default();
+    plan.release_name = target_entry
+        .map(|e| e.name.clone())
+        .filter(|name| !name.is_empty() && Some(name) != lkg.as_ref());
     plan.preflight.push(check(
         "in-flight",
         state.in_flight.is_empty(),

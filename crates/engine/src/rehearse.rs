@@ -460,7 +460,7 @@ fn story(fail_at: FailAt, record: &ReleaseRecord, healthy: bool, served: &str) -
     match fail_at {
         FailAt::None if record.succeeded() => format!(
             "Rehearsal done: production serves release {} and is {health}. Try --fail-at health, migration or watch to see each failure path.",
-            record.release_id
+            record.label()
         ),
         FailAt::None => format!(
             "Rehearsal failed: {}. Production is {health} (release {served}).",

@@ -218,8 +218,11 @@ pub struct StageRecord {
 pub struct ReleaseRecord {
     /// Always [`RECORD_VERSION`].
     pub record_version: u32,
-    /// The release.
+    /// The release's identity.
     pub release_id: String,
+    /// The release's display name (the build number).
+    #[serde(default)]
+    pub release_name: String,
     /// The app.
     pub app: String,
     /// What ran.
@@ -245,6 +248,15 @@ pub struct ReleaseRecord {
 }
 
 impl ReleaseRecord {
+    /// How people read the release: its build number, and its identity when that says more.
+    pub fn label(&self) -> String {
+        if self.release_name.is_empty() || self.release_name == self.release_id {
+            self.release_id.clone()
+        } else {
+            format!("{} ({})", self.release_name, self.release_id)
+        }
+    }
+
     /// Whether the run succeeded.
     pub fn succeeded(&self) -> bool {
         self.result == RunResult::Succeeded
@@ -268,6 +280,7 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
     let mut record = ReleaseRecord {
         record_version: RECORD_VERSION,
         release_id: opts.release_id.clone(),
+        release_name: opts.release_name.clone(),
         app: spec.app.name.clone(),
         command: opts.command,
         result: RunResult::Succeeded,
@@ -723,6 +736,7 @@ impl Exec<'_> {
         }
         let build = BuildInfo {
             release_id: self.opts.release_id.clone(),
+            release_name: Some(self.opts.release_name.clone()),
             package_sha256: self.package_sha256.clone(),
             rollback_to: self.opts.rollback_to.clone(),
         };
@@ -1765,7 +1779,7 @@ pub fn render_summary(record: &ReleaseRecord) -> String {
     let _ = writeln!(
         out,
         "Release {} of {}: {} in {}",
-        record.release_id,
+        record.label(),
         record.app,
         record.result.as_str(),
         format_ms(record.duration_ms)
@@ -1828,7 +1842,7 @@ pub fn summary_markdown(record: &ReleaseRecord) -> Summary {
         2,
         &format!(
             "Slot Release {}: {}",
-            record.release_id,
+            record.label(),
             record.result.as_str()
         ),
     );

@@ -48,6 +48,7 @@ fn plan_for(loaded: &release::LoadedRelease, stage: Stage, state: &LiveState) ->
         state,
         build: &BuildInfo {
             release_id: loaded.release_id.clone(),
+            release_name: None,
             package_sha256: None,
             rollback_to: None,
         },
