@@ -830,6 +830,9 @@ impl Exec<'_> {
         }
         let mut undone = false;
         let mut restore_failed = false;
+        // The swap back was under way when the run was cancelled: Azure finishes a swap it accepted, so
+        // which release production runs is not known here.
+        let mut restore_unknown = false;
         // Decided once: executing the swap back flips `swapped`, but the checks after it still apply.
         let production_changed = self.swapped || self.image_set.is_some();
         let swapped = self.swapped;
@@ -872,18 +875,29 @@ impl Exec<'_> {
                         result = RunResult::RolledBack;
                         self.restore_production_settings().await;
                     }
+                    Err((_, err)) if self.ctx.cancel.is_cancelled() || err.is_cancelled() => {
+                        restore_failed = true;
+                        restore_unknown = true;
+                        self.log().warning(&format!(
+                            "The run was cancelled while the automatic swap back was running; Azure finishes a swap it accepted, so production may already run the previous release again. The next run (the rollback stage) reads what each slot holds and finishes the rollback: {}",
+                            chain(&err).join(": ")
+                        ));
+                    }
                     Err((_, err)) => {
                         restore_failed = true;
                         self.log().error(&format!(
                             "The automatic rollback failed, production still runs release {}: {}; run the rollback stage to retry it",
-                            self.opts.release_id,
+                            self.opts.release_name,
                             chain(&err).join(": ")
                         ));
                     }
                 }
             }
         }
-        if restore_failed {
+        if restore_unknown {
+            // Unsettled on purpose: the next run reconciles the slots from their deployment records.
+            let _ = self.write_journal(Phase::RollingBack).await;
+        } else if restore_failed {
             // `failed` with the slots as they are keeps the rollback stage's way open: it sees production
             // holding this release and swaps the last known-good one back.
             let _ = self.write_journal(Phase::Failed).await;
