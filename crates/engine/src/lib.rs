@@ -18,6 +18,7 @@ pub mod package;
 // Owned by the plan/stages/journal work.
 pub mod journal;
 pub mod lock;
+pub mod machine;
 pub mod plan;
 pub mod port;
 pub mod rehearse;

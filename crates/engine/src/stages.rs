@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::health::{self, HealthCheckSpec, ProbeTarget, WatchSpec};
 use crate::hooks::{self, CommandKind, HookRunner, HookRunnerConfig, RemoteCommand};
 use crate::journal::{DeploymentRecord, HookRecord, JournalTags, Phase};
+use crate::machine;
 use crate::package;
 use crate::plan::{
     self, Action, BuildInfo, Plan, PlanInput, Probe, SettingChange, Shown, Stage, Step,
@@ -517,89 +518,71 @@ impl Exec<'_> {
         }
     }
 
-    /// A run stopped during a swap (or swap back) leaves the journal's slots stale: the swap may have
-    /// finished in Azure after the run died. The deployment records travel with the content, so the live
-    /// state says which release each of the two swapped slots holds; the journal is corrected from it.
+    /// A run stopped during a swap leaves the journal's slots stale: corrected from the slots' deployment
+    /// records ([`machine::reconcile`]), with a warning for each.
     fn reconcile(&self, state: &mut LiveState) {
-        let mut journal = JournalTags::from_tags(&state.tags);
-        if !matches!(
-            journal.phase,
-            Some(Phase::Swapping | Phase::Swapped | Phase::RollingBack)
-        ) {
-            return;
-        }
-        let Some(source) = self
+        let journal = JournalTags::from_tags(&state.tags);
+        let live: BTreeMap<String, Option<String>> = state
+            .slots
+            .iter()
+            .map(|(name, s)| (name.clone(), s.release.clone()))
+            .collect();
+        let source = self
             .spec
             .production
             .as_ref()
-            .map(|p| p.source_slot.clone())
-            .filter(|s| s != PRODUCTION)
-        else {
-            return;
-        };
-        let mut changed = false;
-        for slot in [PRODUCTION.to_owned(), source] {
-            let Some(live) = state.slot(&slot).and_then(|s| s.release.clone()) else {
-                continue;
-            };
-            if journal.slot_release(&slot) != Some(live.as_str()) {
-                self.log().warning(&format!(
-                    "The journal says slot {slot} holds {}, but its deployment records say {live}: the run that wrote it stopped during a swap; going by the slot",
-                    journal.slot_release(&slot).unwrap_or("nothing")
-                ));
-                journal.slots.insert(slot, live);
-                changed = true;
-            }
+            .map(|p| p.source_slot.as_str());
+        let (fixed, corrections) = machine::reconcile(&journal, &live, source);
+        for c in &corrections {
+            self.log().warning(&format!(
+                "The journal says slot {} holds {}, but its deployment records say {}: the run that wrote it stopped during a swap; going by the slot",
+                c.slot,
+                c.journal.as_deref().unwrap_or("nothing"),
+                c.live
+            ));
         }
-        if changed {
-            journal.apply_to(&mut state.tags);
+        if !corrections.is_empty() {
+            fixed.apply_to(&mut state.tags);
         }
     }
 
-    /// Adjusts the journal of an unfinished release as the run asks; returns whether a rollback must run first.
+    /// Adjusts the journal of an unfinished release as [`machine::settle`] decides; returns whether a
+    /// rollback must run first.
     fn settle(&mut self, state: &mut LiveState) -> Result<bool, Failure> {
         let journal = JournalTags::from_tags(&state.tags);
-        let Some(phase) = journal.phase.filter(|p| !p.is_settled()) else {
-            return Ok(false);
-        };
-        if self.stage.stage == Stage::Rollback || self.stage.stage == Stage::Build {
-            return Ok(false);
-        }
-        let release = journal.release.clone().unwrap_or_default();
-        let mut unfinished = self.opts.unfinished;
-        if unfinished == Unfinished::Refuse && release == self.opts.release_id {
-            // A retry of the very release that stopped (the pipeline re-running a killed or cancelled stage
-            // with the same build number) continues it: refusing would leave the pipeline no way forward.
-            self.log().info(&format!(
-                "Release {release} is this run's release and stopped at phase `{phase}`: resuming it"
-            ));
-            unfinished = Unfinished::Resume;
-        }
-        match unfinished {
-            Unfinished::Refuse => Err((RunResult::Failed, Error::Unfinished { release, phase })),
-            Unfinished::Rollback => Ok(true),
-            Unfinished::Resume => {
+        match machine::settle(
+            &journal,
+            self.stage.stage,
+            &self.opts.release_id,
+            self.opts.unfinished,
+        ) {
+            machine::Settlement::Settled => Ok(false),
+            machine::Settlement::RollBackFirst => Ok(true),
+            machine::Settlement::Refuse { release, phase } => {
+                Err((RunResult::Failed, Error::Unfinished { release, phase }))
+            }
+            machine::Settlement::Resume {
+                journal,
+                release,
+                stopped_at,
+                own,
+            } => {
+                if own {
+                    self.log().info(&format!(
+                        "Release {release} is this run's release and stopped at phase `{stopped_at}`: resuming it"
+                    ));
+                }
                 let production_holds = state.slot(PRODUCTION).and_then(|s| s.release.as_deref())
                     == Some(release.as_str());
-                // The stand-in is a settled phase the plan can start from; production's own deployment
-                // record says whether the swap happened.
-                let settled = match phase {
-                    Phase::Staging | Phase::Deployed => Phase::Failed,
-                    Phase::Swapping | Phase::Swapped => Phase::Staged,
-                    Phase::RollingBack => return Ok(true),
-                    other => other,
-                };
                 self.log().info(&format!(
-                    "Resuming release {release}, which stopped at phase `{phase}`{}",
+                    "Resuming release {release}, which stopped at phase `{stopped_at}`{}",
                     if production_holds {
                         "; production already serves it"
                     } else {
                         ""
                     }
                 ));
-                let mut fixed = journal;
-                fixed.phase = Some(settled);
-                fixed.apply_to(&mut state.tags);
+                journal.apply_to(&mut state.tags);
                 Ok(false)
             }
         }
