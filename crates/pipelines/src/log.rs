@@ -316,15 +316,14 @@ impl Log {
         std::fs::write(path, text).map_err(failed)
     }
 
-    /// Pretty JSON of `value` with every string (and every number that holds a secret) masked.
+    /// Pretty JSON of `value` with every string (keys included) and every number that holds a
+    /// secret masked, in the order the value serialises its fields.
     fn masked_json_text<T: serde::Serialize + ?Sized>(
         &self,
         value: &T,
     ) -> Result<String, std::io::Error> {
-        let value = serde_json::to_value(value).map_err(std::io::Error::other)?;
-        let state = self.state();
-        let masked = state.masker.mask_json(&value);
-        serde_json::to_string_pretty(&masked).map_err(std::io::Error::other)
+        let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+        Ok(self.state().masker.mask_json_text(&text))
     }
 
     /// Prints a document (the `--json` output) on stdout as it is, but masked and neutralised: it is

@@ -102,6 +102,58 @@ impl Masker {
         }
     }
 
+    /// Masks the strings (keys included) and numbers of a serialised JSON document in place, keeping
+    /// its layout and key order: each string literal is decoded, masked, and encoded again only when
+    /// masking changed it; a number holding a secret becomes the string `"***"`.
+    pub(crate) fn mask_json_text(&self, text: &str) -> String {
+        let bytes = text.as_bytes();
+        let mut out = String::with_capacity(text.len());
+        let mut copied = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            let start = i;
+            let replacement = match bytes[i] {
+                b'"' => {
+                    i += 1;
+                    while i < bytes.len() && bytes[i] != b'"' {
+                        i += if bytes[i] == b'\\' { 2 } else { 1 };
+                    }
+                    i = (i + 1).min(bytes.len());
+                    // Every index here follows an ASCII quote or ends the text: a char boundary.
+                    let literal = text.get(start..i).unwrap_or_default();
+                    serde_json::from_str::<String>(literal)
+                        .ok()
+                        .map(|s| (self.mask(&s), s))
+                        .filter(|(masked, s)| masked != s)
+                        .and_then(|(masked, _)| serde_json::to_string(&masked).ok())
+                }
+                b'-' | b'0'..=b'9' => {
+                    while i < bytes.len()
+                        && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                    {
+                        i += 1;
+                    }
+                    let number = text.get(start..i).unwrap_or_default();
+                    let masked = self.mask(number);
+                    (masked != number)
+                        .then(|| serde_json::to_string(&masked).ok())
+                        .flatten()
+                }
+                _ => {
+                    i += 1;
+                    None
+                }
+            };
+            if let Some(replacement) = replacement {
+                out.push_str(text.get(copied..start).unwrap_or_default());
+                out.push_str(&replacement);
+                copied = i;
+            }
+        }
+        out.push_str(text.get(copied..).unwrap_or_default());
+        out
+    }
+
     /// Whether nothing is registered.
     pub(crate) fn is_empty(&self) -> bool {
         self.needles.is_empty()
@@ -314,6 +366,22 @@ mod tests {
                 assert!(STANDARD.encode(&blob).contains(&inner), "offset {offset}");
             }
         }
+    }
+
+    #[test]
+    fn json_text_keeps_its_order_and_stays_json() {
+        let mut masker = Masker::default();
+        masker.add("se\"cr\\et");
+        masker.add("987654");
+        // Written by hand: a `json!` value would sort its keys.
+        let text = "{\n  \"z\": \"a se\\\"cr\\\\et b\",\n  \"a\": 987654,\n  \"se\\\"cr\\\\et\": [1, \"é\\ud83d\\udd11\"],\n  \"m\": -1.5e3\n}";
+        let masked = masker.mask_json_text(text);
+        let parsed: serde_json::Value = serde_json::from_str(&masked).unwrap_or_default();
+        assert_eq!(parsed["z"], "a *** b");
+        assert_eq!(parsed["a"], "***");
+        assert_eq!(parsed["***"][1], "é\u{1F511}");
+        assert_eq!(parsed["m"], -1500.0);
+        assert!(masked.find("\"z\"") < masked.find("\"a\""), "{masked}");
     }
 
     #[test]
