@@ -423,6 +423,10 @@ fn load(
     let request = LoadRequest {
         release_id: connection.and_then(|c| c.release_id.clone()),
         syntax_only,
+        // In a pipeline the package root is confined to the sources, like the config file.
+        sources: std::env::var_os("SYSTEM_DEFAULTWORKINGDIRECTORY")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
         ..LoadRequest::default()
     };
     config_inside_sources(&common.config)?;

@@ -389,3 +389,39 @@ fn a_diagnostic_quoting_a_hostile_line_cannot_run_a_command() {
         }
     }
 }
+
+/// In a pipeline the package root is confined to the sources like the config file: a root climbing
+/// out is refused with an error located at `package.root`, naming what to do.
+#[test]
+fn a_package_root_outside_the_sources_is_refused_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = dir.path().join("s");
+    std::fs::create_dir_all(&sources).unwrap();
+    let config = sources.join("release.yml");
+    let text = std::fs::read_to_string(root().join("examples/python-webapp/release.yml"))
+        .unwrap()
+        .replace("root: .", "root: ../../../../../../etc");
+    std::fs::write(&config, &text).unwrap();
+    let out = slot_release()
+        .env("SYSTEM_DEFAULTWORKINGDIRECTORY", &sources)
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("package-root-outside-sources"), "{stderr}");
+    assert!(stderr.contains("release.yml:13:"), "located: {stderr}");
+    assert!(stderr.contains("help:"), "{stderr}");
+    // Outside a pipeline (no sources known) the same config is the user's own business.
+    let out = slot_release()
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
