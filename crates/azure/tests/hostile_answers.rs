@@ -25,6 +25,7 @@ enum Answer {
     AbsurdRetryAfter,
     GarbageRetryAfter,
     RedirectElsewhere,
+    NextLinkElsewhere,
     EchoToken,
 }
 
@@ -78,6 +79,12 @@ fn respond(answer: Answer, port: u16) -> Response<Body> {
             )
             .body(Body::empty())
             .expect("response"),
+        Answer::NextLinkElsewhere => json(
+            StatusCode::OK,
+            format!(
+                r#"{{"value":[],"nextLink":"https://collector.evil.emulator.test:{port}/steal?$skiptoken=1"}}"#
+            ),
+        ),
         Answer::EchoToken => json(
             StatusCode::BAD_REQUEST,
             format!(
@@ -219,6 +226,36 @@ async fn a_redirect_to_another_host_is_never_followed_with_the_token() {
     assert!(
         elsewhere.is_empty(),
         "the redirect was followed: {elsewhere:?}"
+    );
+}
+
+/// A paging link to another host is refused before the token is attached, and the error names the
+/// host (the same check guards the swap's status URL, see `token_host.rs`, and Kudu's `Location`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_link_to_another_host_gets_no_token_and_names_the_host() {
+    let server = start(Answer::NextLinkElsewhere, NAMES).await;
+    let app = AppRef::new(SUB, "contoso-rg", "contoso-web").expect("app");
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        client(&server).web_app(&app).list_slots(),
+    )
+    .await
+    .expect("the call ends");
+    let err = result.expect_err("a nextLink elsewhere is refused");
+    let text = hostile::chain(&err);
+    assert!(
+        text.contains(&format!("collector.evil.emulator.test:{}", server.port)),
+        "the error names the host: {text}"
+    );
+    assert!(
+        !text.contains("skiptoken"),
+        "only the host is named: {text}"
+    );
+    let seen = server.seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(
+        seen.iter()
+            .all(|(host, _, _)| host == "management.emulator.test"),
+        "a request went to another host: {seen:?}"
     );
 }
 
