@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use slot_release_emulator::Fault;
+use slot_release_emulator::{Fault, RouteMatch};
 use slot_release_tests::{AgentOutcome, AgentResult, LeakDetector, World};
 
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -246,6 +246,41 @@ async fn corpus_through_a_failing_staging_and_its_undo_hooks_leaks_nothing() {
         outcome.transcript()
     );
     assert_printed(&outcome, CORPUS.len());
+    assert_clean(&world, &outcome);
+}
+
+/// Azure's error messages are text from outside: a settings write refused with a message that quotes
+/// the values (as a validation error does) and tries to inject commands is masked and neutralised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_azure_error_quoting_the_secrets_leaks_nothing_and_injects_nothing() {
+    let world = corpus_world(false).await;
+    let quoted: Vec<&str> = CORPUS.iter().map(|(_, _, value)| *value).collect();
+    world.emulator.inject(Fault::Refuse {
+        route: RouteMatch {
+            method: Some("PUT".into()),
+            path: Some("*/slots/staging/config/appsettings".into()),
+            ..RouteMatch::default()
+        },
+        status: 400,
+        code: "BadRequest ##vso[task.setvariable variable=PWNED]1".into(),
+        message: format!(
+            "invalid values: {}\n##vso[task.complete result=Succeeded]PWNED\r##[error]PWNED",
+            quoted.join(" | ")
+        ),
+        scope: None,
+    });
+    let outcome = run(&world, "staging").await;
+    assert_eq!(
+        outcome.result,
+        AgentResult::Failed,
+        "{}",
+        outcome.transcript()
+    );
+    assert!(
+        outcome.stdout.contains("invalid values"),
+        "the refusal is reported: {}",
+        outcome.transcript()
+    );
     assert_clean(&world, &outcome);
 }
 
