@@ -1,7 +1,8 @@
 //! The hostile-input corpus: secret values made to slip past a masker (`%`, `;`, `]`, `##vso[`, `##[`,
 //! line breaks and a lone CR, unicode, one to three characters, a substring of a setting name, 64 KiB),
 //! printed by hooks in every encoded form together with logging commands and formatting lines, run
-//! through staging and production, a failing staging (its undo hooks run) and the rollback stage.
+//! through staging and production, a failing staging (its undo hooks run), a cancelled staging and its
+//! resume, a refusal from Azure quoting the values, a failed watch and the rollback stage.
 //!
 //! After each run a scanner searches stdout, stderr, every file the task wrote and everything it wrote
 //! to the emulator (tags, deployment records, site config, settings that are not meant to hold the
@@ -90,12 +91,20 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 /// A world whose vault holds the corpus, whose settings deliver it (by Key Vault reference, and by
 /// value for some), and whose staging hooks print it. With `fail`, a last hook fails after printing.
 async fn corpus_world(fail: bool) -> World {
-    corpus_world_of(&CORPUS, fail).await
+    let last = if fail { FAILING_HOOK } else { "" };
+    corpus_world_of(&CORPUS, last).await
 }
 
+/// A last staging hook that prints the corpus and fails.
+const FAILING_HOOK: &str = "      - name: hostile-fail\n        run: python3 hostile.py fail\n        where: slot\n        timeout: 1m\n";
+
+/// A last staging hook that keeps the stage running long enough to be cancelled in the middle.
+const SLOW_HOOK: &str = "      - name: slow\n        run: sleep 20\n        where: agent\n        timeout: 1m\n        undo: \"true\"\n";
+
+/// The corpus world with `last_hooks` (YAML list items) after the hostile hooks of staging.
 async fn corpus_world_of(
     corpus: &[(&'static str, &'static str, &'static str)],
-    fail: bool,
+    last_hooks: &str,
 ) -> World {
     let extra: Vec<(&str, &str)> = corpus
         .iter()
@@ -133,11 +142,7 @@ async fn corpus_world_of(
         "      - name: hostile\n        run: python3 hostile.py\n        where: slot\n        timeout: 1m\n        undo: python3 hostile.py undo\n\
          \x20     - name: hostile-agent\n        run: python3 hostile.py\n        where: agent\n        timeout: 1m\n        undo: python3 hostile.py undo\n",
     );
-    if fail {
-        hooks.push_str(
-            "      - name: hostile-fail\n        run: python3 hostile.py fail\n        where: slot\n        timeout: 1m\n",
-        );
-    }
+    hooks.push_str(last_hooks);
     text = text.replace(
         "        undo: python3 migrate.py down\n",
         &format!("        undo: python3 migrate.py down\n{hooks}"),
@@ -284,12 +289,47 @@ async fn an_azure_error_quoting_the_secrets_leaks_nothing_and_injects_nothing() 
     assert_clean(&world, &outcome);
 }
 
+/// A staging run cancelled in the middle (after the hostile hooks printed), then retried: the retry
+/// resumes the unfinished release and must mask what it prints, undo hooks included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_through_a_cancelled_and_resumed_staging_leaks_nothing() {
+    let world = corpus_world_of(&CORPUS, SLOW_HOOK).await;
+    let first = world
+        .run("staging")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .secret_variable("CORPUS_BIG", &big_secret());
+    let cancelled = blocking(move || -> std::io::Result<AgentOutcome> {
+        let mut running = first.spawn()?;
+        // The hostile hooks have printed (the slow hook runs after them): cancel now.
+        running.wait_for_output("raw CORPUS_", TIMEOUT);
+        running.cancel()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cancelled.result,
+        AgentResult::Canceled,
+        "{}",
+        cancelled.transcript()
+    );
+    assert_printed(&cancelled, CORPUS.len());
+    assert_clean(&world, &cancelled);
+    let resumed = run(&world, "staging").await;
+    assert_eq!(
+        resumed.result,
+        AgentResult::Succeeded,
+        "{}",
+        resumed.transcript()
+    );
+    assert_clean(&world, &resumed);
+}
+
 /// A secret that is part of a setting name is masked in the plan too, which the run prints before
 /// anything else: the vault's values must be registered before the plan is printed (the engine prints
 /// the plan in `stages.rs` before its `PullSecrets` step today; this test covers that order).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_inside_a_setting_name_is_masked_in_the_plan_too() {
-    let world = corpus_world_of(&[NAME_SUBSTRING], false).await;
+    let world = corpus_world_of(&[NAME_SUBSTRING], "").await;
     let outcome = run(&world, "staging").await;
     assert_eq!(
         outcome.result,
