@@ -1,5 +1,11 @@
 //! The leak detector: searches everything a run left visible for every secret it was given, in every
-//! form a secret takes on its way out (each line of a multi-line value, base64, URL encoding).
+//! form a secret takes on its way out: each line of a multi-line value, base64 (standard and URL-safe,
+//! at each of the three alignments a value can start at inside a longer blob), percent-encoding
+//! (upper- and lower-case hex, `+` for spaces) and JSON string escaping (short escapes, `\uXXXX` in
+//! either case, the HTML-safe style). It also finds logging commands that hostile text injected.
+//!
+//! The encodings are written here independently of the masker in `crates/pipelines`, so a form the
+//! masker forgets is found, not excused.
 //!
 //! It looks at the output the way a person with access to the raw log would, WITHOUT the agent's
 //! masking: only the registrations themselves (`task.setsecret`, and `task.setvariable` with
@@ -9,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use slot_release_emulator::{Credential, StateSnapshot};
-use slot_release_pipelines::agent::{agent_lines, parse_command};
+use slot_release_pipelines::agent::{agent_lines, is_formatting_line, parse_command};
 
 use crate::agent::AgentOutcome;
 
@@ -39,6 +45,29 @@ impl std::fmt::Display for Leak {
 /// A JWT signature shorter than this is not searched for on its own: a short needle would match
 /// ordinary text. HS256 and RS256 signatures are 43 and 342 characters.
 const MIN_SIGNATURE_LEN: usize = 16;
+
+/// An encoded form shorter than this is not searched for (the masker's limit too): a two-character
+/// base64 fragment of a two-character secret is ordinary text. The value itself and its lines are
+/// always searched, whatever their length.
+const MIN_ENCODED_LEN: usize = 4;
+
+/// In the emulator's state (tags, deployment records, settings) a needle shorter than this is not
+/// searched: nothing masks Azure's state, so a one-character secret would be "found" in every name.
+const MIN_STATE_NEEDLE_LEN: usize = 6;
+
+/// Properties of our own commands that hold structure, not text (`type=error`, line numbers, flags):
+/// the agent never shows them, and a one-character secret would match them.
+const STRUCTURAL_PROPERTIES: [&str; 9] = [
+    "type",
+    "result",
+    "linenumber",
+    "columnnumber",
+    "value",
+    "issecret",
+    "isoutput",
+    "isreadonly",
+    "variable",
+];
 
 /// The forms of each secret to search for.
 #[derive(Debug, Clone, Default)]
@@ -146,7 +175,9 @@ impl LeakDetector {
         let mut leaks = Vec::new();
         for (stream, text) in [("stdout", &outcome.stdout), ("stderr", &outcome.stderr)] {
             for (n, line) in agent_lines(text).into_iter().enumerate() {
-                let mut views = vec![line.to_owned()];
+                // What the agent shows: a command's data and its text properties (not its name or
+                // structural properties), a formatting line without its `##[…]` prefix, or the line.
+                let mut views = Vec::new();
                 if let Some(cmd) = parse_command(line) {
                     let secret_variable = cmd.name == "task.setvariable"
                         && cmd
@@ -155,8 +186,25 @@ impl LeakDetector {
                     if cmd.name == "task.setsecret" || secret_variable {
                         continue;
                     }
+                    // Text before the command on the same line is shown too.
+                    views.push(line[..line.find("##vso[").unwrap_or(0)].to_owned());
                     views.push(cmd.data.clone());
-                    views.extend(cmd.properties.values().cloned());
+                    views.extend(
+                        cmd.properties
+                            .iter()
+                            .filter(|(k, _)| {
+                                !STRUCTURAL_PROPERTIES.contains(&k.to_ascii_lowercase().as_str())
+                            })
+                            .map(|(_, v)| v.clone()),
+                    );
+                } else if let Some(rest) = line
+                    .strip_prefix("##[")
+                    .and_then(|rest| rest.split_once(']'))
+                    .map(|(_, rest)| rest)
+                {
+                    views.push(rest.to_owned());
+                } else {
+                    views.push(line.to_owned());
                 }
                 for view in &views {
                     self.search(view, &format!("{stream} line {}", n + 1), &mut leaks);
@@ -166,15 +214,140 @@ impl LeakDetector {
         leaks
     }
 
-    /// Searches a file (a summary, a release record); a missing file has no leaks.
+    /// Every logging command or formatting line that hostile text got the agent to run: on stderr any
+    /// command or formatting line at all (we write none there); on stdout a command we never write, a
+    /// variable we never set, a second `task.complete`, or a formatting line other than our group and
+    /// section lines. Each entry names the stream and line, and shows the line.
+    pub fn injected_commands(outcome: &AgentOutcome) -> Vec<String> {
+        const OURS: [&str; 9] = [
+            "task.setsecret",
+            "task.setvariable",
+            "task.logissue",
+            "task.debug",
+            "task.setprogress",
+            "task.complete",
+            "task.uploadsummary",
+            "artifact.upload",
+            "task.issue",
+        ];
+        const OUR_VARIABLES: [&str; 9] = [
+            "PreviousImageTag",
+            "ReleaseId",
+            "AppUrl",
+            "Slot",
+            "Result",
+            "PlanJsonPath",
+            "RecordPath",
+            "StagingUrl",
+            "PackageSha256",
+        ];
+        let mut found = Vec::new();
+        for line in agent_lines(&outcome.stderr) {
+            if parse_command(line).is_some() || is_formatting_line(line) {
+                found.push(format!("stderr: {line}"));
+            }
+        }
+        let mut completes = 0;
+        for line in agent_lines(&outcome.stdout) {
+            match parse_command(line) {
+                Some(cmd) => {
+                    let variable = cmd.property("variable").unwrap_or_default();
+                    let foreign_variable = cmd.name == "task.setvariable"
+                        && !OUR_VARIABLES
+                            .iter()
+                            .any(|v| v.eq_ignore_ascii_case(variable));
+                    if cmd.name == "task.complete" {
+                        completes += 1;
+                    }
+                    if !OURS.contains(&cmd.name.as_str())
+                        || foreign_variable
+                        || (cmd.name == "task.complete" && completes > 1)
+                    {
+                        found.push(format!("stdout: {line}"));
+                    }
+                }
+                None if is_formatting_line(line) => {
+                    let ours = ["##[group]", "##[endgroup]", "##[section]"]
+                        .iter()
+                        .any(|p| line.starts_with(p))
+                        && line.matches("##[").count() == 1;
+                    if !ours {
+                        found.push(format!("stdout: {line}"));
+                    }
+                }
+                None => {}
+            }
+        }
+        found
+    }
+
+    /// Searches everything written to the emulator that is not the place meant for a secret: every
+    /// slot's tags, deployment records, site config and the values of app settings other than
+    /// `secret_settings` (the settings that deliver a secret by value hold it by design).
+    pub fn scan_state(&self, snapshot: &StateSnapshot, secret_settings: &[&str]) -> Vec<Leak> {
+        let mut leaks = Vec::new();
+        let state = self.long_needles(MIN_STATE_NEEDLE_LEN);
+        for app in &snapshot.apps {
+            for slot in &app.slots {
+                let place = format!("{}/{}", app.name, slot.name);
+                for (name, value) in &slot.tags {
+                    state.search(
+                        &format!("{name}={value}"),
+                        &format!("tag {name} of {place}"),
+                        &mut leaks,
+                    );
+                }
+                for record in &slot.deployments {
+                    let text = serde_json::to_value(record).unwrap_or_default();
+                    for string in json_strings(&text) {
+                        state.search(
+                            &string,
+                            &format!("deployment record {} of {place}", record.id),
+                            &mut leaks,
+                        );
+                    }
+                }
+                for string in json_strings(&serde_json::Value::Object(slot.site_config.clone())) {
+                    state.search(&string, &format!("site config of {place}"), &mut leaks);
+                }
+                for (name, value) in &slot.app_settings {
+                    if !secret_settings.contains(&name.as_str()) {
+                        state.search(value, &format!("app setting {name} of {place}"), &mut leaks);
+                    }
+                }
+            }
+        }
+        leaks
+    }
+
+    /// Searches a file (a summary, a release record); a missing file has no leaks. A JSON file is
+    /// searched string by string (keys included, escapes decoded) plus its raw text for needles of
+    /// two characters or more: its quotes, colons and braces are structure, not text.
     pub fn scan_file(&self, path: &Path) -> Vec<Leak> {
         let mut leaks = Vec::new();
-        if let Ok(bytes) = std::fs::read(path) {
-            self.search(
+        let Ok(bytes) = std::fs::read(path) else {
+            return leaks;
+        };
+        let location = path.display().to_string();
+        let Ok(text) = String::from_utf8(bytes.clone()) else {
+            // A binary file (the package the task zipped from the sources): short needles would
+            // match its compressed bytes, so only the needles searched in Azure's state are.
+            self.long_needles(MIN_STATE_NEEDLE_LEN).search(
                 &String::from_utf8_lossy(&bytes),
-                &path.display().to_string(),
+                &location,
                 &mut leaks,
             );
+            return leaks;
+        };
+        match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(json) => {
+                for string in json_strings(&json) {
+                    self.search(&string, &location, &mut leaks);
+                }
+                self.long_needles(2).search(&text, &location, &mut leaks);
+                leaks.dedup_by(|a, b| a.secret == b.secret && a.location == b.location);
+            }
+            Err(_) => self.search(&text, &location, &mut leaks),
         }
         leaks
     }
@@ -200,6 +373,19 @@ impl LeakDetector {
         leaks
     }
 
+    /// The same detector without needles shorter than `min` characters.
+    fn long_needles(&self, min: usize) -> LeakDetector {
+        LeakDetector {
+            needles: self
+                .needles
+                .iter()
+                .filter(|(_, _, n)| n.chars().count() >= min)
+                .cloned()
+                .collect(),
+            kinds: self.kinds.clone(),
+        }
+    }
+
     /// Records at most one leak per secret and place (one form often contains another, as base64
     /// with padding contains base64 without).
     fn search(&self, haystack: &str, location: &str, leaks: &mut Vec<Leak>) {
@@ -216,6 +402,28 @@ impl LeakDetector {
             }
         }
     }
+}
+
+/// Every string of a JSON document (keys included) and every number, as text.
+fn json_strings(value: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    let mut out = Vec::new();
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Number(n) => out.push(n.to_string()),
+            Value::Array(items) => stack.extend(items.iter()),
+            Value::Object(map) => {
+                for (k, v) in map {
+                    out.push(k.clone());
+                    stack.push(v);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn files_below(dir: &Path) -> Vec<PathBuf> {
@@ -268,7 +476,7 @@ fn encodings(value: &str) -> Vec<(&'static str, String)> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
     let mut forms = vec![("", value.to_owned())];
     let mut push = |form: &'static str, encoded: String| {
-        if !forms.iter().any(|(_, e)| *e == encoded) {
+        if encoded.chars().count() >= MIN_ENCODED_LEN && !forms.iter().any(|(_, e)| *e == encoded) {
             forms.push((form, encoded));
         }
     };
@@ -276,13 +484,97 @@ fn encodings(value: &str) -> Vec<(&'static str, String)> {
     push("base64 without padding", STANDARD_NO_PAD.encode(value));
     push("base64url", URL_SAFE.encode(value));
     push("base64url without padding", URL_SAFE_NO_PAD.encode(value));
+    for (offset, form, url_form) in [
+        (1, "base64 after 1 byte", "base64url after 1 byte"),
+        (2, "base64 after 2 bytes", "base64url after 2 bytes"),
+    ] {
+        push(form, shifted_base64(value.as_bytes(), offset, false));
+        push(url_form, shifted_base64(value.as_bytes(), offset, true));
+    }
     push("URL encoding", url_encode(value, false));
     push("URL encoding (lower-case hex)", url_encode(value, true));
     push(
         "form encoding",
         url_encode(value, false).replace("%20", "+"),
     );
+    push(
+        "form encoding (lower-case hex)",
+        url_encode(value, true).replace("%20", "+"),
+    );
+    push("JSON string", json_inner(value, None));
+    push(
+        "JSON \\u escapes (lower-case)",
+        json_inner(value, Some(false)),
+    );
+    push(
+        "JSON \\u escapes (upper-case)",
+        json_inner(value, Some(true)),
+    );
+    push("JSON HTML-safe escapes", json_html_safe(value));
     forms
+}
+
+/// The characters of `base64(prefix + value + anything)` that only depend on `value`, for a prefix of
+/// `offset` bytes: each base64 character carries 6 bits, so the first one fully inside the value
+/// starts at bit `8 * offset` rounded up to a multiple of 6.
+fn shifted_base64(value: &[u8], offset: usize, url: bool) -> String {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let mut blob = vec![b'\xff'; offset];
+    blob.extend_from_slice(value);
+    let encoded = if url {
+        URL_SAFE_NO_PAD.encode(&blob)
+    } else {
+        STANDARD_NO_PAD.encode(&blob)
+    };
+    let first = (8 * offset).div_ceil(6);
+    let last = (8 * (offset + value.len())) / 6;
+    encoded.get(first..last).unwrap_or_default().to_owned()
+}
+
+/// The inside of a JSON string: serde_json's escaping, or with every non-ASCII character as
+/// `\uXXXX` (surrogate pairs above U+FFFF) in lower- or upper-case hex.
+fn json_inner(value: &str, unicode_upper: Option<bool>) -> String {
+    let json = serde_json::to_string(value).unwrap_or_default();
+    let inner = json
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or_default();
+    let Some(upper) = unicode_upper else {
+        return inner.to_owned();
+    };
+    let mut out = String::new();
+    for c in inner.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&if upper {
+                    format!("\\u{unit:04X}")
+                } else {
+                    format!("\\u{unit:04x}")
+                });
+            }
+        }
+    }
+    out
+}
+
+/// .NET's default JSON escaping: non-ASCII, control characters, quotes, `&+<>`, the backtick and the
+/// backslash as upper-case `\uXXXX`.
+fn json_html_safe(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        if !c.is_ascii() || c.is_ascii_control() || "\"&'+<>`\\".contains(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn url_encode(value: &str, lower: bool) -> String {
@@ -459,6 +751,97 @@ mod tests {
             }
         }
         assert_eq!(leaks[0].kind, "declared secret");
+    }
+
+    /// Each encoded form, produced the way a program would produce it (not by the detector's own
+    /// functions), is found; a form shorter than four characters is not searched.
+    #[test]
+    fn finds_each_encoded_form_at_every_alignment() {
+        use base64::engine::general_purpose::URL_SAFE;
+        let secret = "pä ss/wörd+\"<&>🔑;]";
+        let detector = LeakDetector::new([secret]);
+        let percent = |lower: bool| url_encode(secret, lower);
+        let mut texts: Vec<(String, String)> = vec![
+            ("value".into(), format!("x {secret} y")),
+            ("percent".into(), format!("q={}&", percent(false))),
+            ("percent lower".into(), format!("q={}&", percent(true))),
+            (
+                "form".into(),
+                format!("q={}&", percent(false).replace("%20", "+")),
+            ),
+            (
+                "form lower".into(),
+                format!("q={}&", percent(true).replace("%20", "+")),
+            ),
+            (
+                "json".into(),
+                serde_json::json!({ "k": secret }).to_string(),
+            ),
+        ];
+        // JSON with every non-ASCII character escaped, as Python's json.dumps writes it (lower-case
+        // hex) and as other serialisers do (upper-case).
+        let ascii = |upper: bool| -> String {
+            secret
+                .encode_utf16()
+                .map(|u| match u {
+                    0x22 => "\\\"".to_owned(),
+                    u if u < 0x80 => char::from(u as u8).to_string(),
+                    u if upper => format!("\\u{u:04X}"),
+                    u => format!("\\u{u:04x}"),
+                })
+                .collect()
+        };
+        texts.push((
+            "json ascii".into(),
+            format!("{{\"k\": \"{}\"}}", ascii(false)),
+        ));
+        texts.push((
+            "json ascii upper".into(),
+            format!("{{\"k\": \"{}\"}}", ascii(true)),
+        ));
+        let html_safe: String = secret
+            .encode_utf16()
+            .map(|u| match u {
+                u if u < 0x80 && !b"\"&'+<>`\\".contains(&(u as u8)) => {
+                    char::from(u as u8).to_string()
+                }
+                u => format!("\\u{u:04X}"),
+            })
+            .collect();
+        texts.push((
+            "json html-safe".into(),
+            format!("{{\"k\":\"{html_safe}\"}}"),
+        ));
+        for prefix in ["", "u", "u:", "usr:", "user:"] {
+            let blob = format!("{prefix}{secret}!");
+            texts.push((format!("base64 after {prefix:?}"), STANDARD.encode(&blob)));
+            texts.push((
+                format!("base64url after {prefix:?}"),
+                URL_SAFE.encode(&blob),
+            ));
+        }
+        for (what, text) in texts {
+            let mut leaks = Vec::new();
+            detector.search(&text, &what, &mut leaks);
+            assert_eq!(leaks.len(), 1, "{what}: {text}");
+        }
+        let short = LeakDetector::new(["Qz"]);
+        let mut leaks = Vec::new();
+        short.search("a Qz b", "value", &mut leaks);
+        short.search(
+            &STANDARD.encode("Qz"),
+            "base64 of a short secret",
+            &mut leaks,
+        );
+        let places: Vec<&str> = leaks.iter().map(|l| l.location.as_str()).collect();
+        assert_eq!(
+            places,
+            ["value", "base64 of a short secret"],
+            "UXo= is 4 characters"
+        );
+        let mut leaks = Vec::new();
+        short.search("UXo", "a 3-character fragment", &mut leaks);
+        assert!(leaks.is_empty());
     }
 
     #[test]

@@ -28,12 +28,19 @@ pub struct World {
     pub connection_id: String,
     /// `index.js` of a task folder staged like the packaged one, with the real binary in `bin/`.
     pub entry_point: PathBuf,
+    /// The vault values of this world, declared to the leak detector of every run.
+    pub vault_values: Vec<String>,
 }
 
 impl World {
     /// Starts the emulator with the example's app (`contoso-web` with `production` and `staging`), its
     /// vault (`contoso-kv` with `api-key` and `db-password`) and a WIF service connection.
     pub async fn start() -> Result<World, String> {
+        World::start_with_vault(&[]).await
+    }
+
+    /// [`World::start`] with more secrets in the vault (`(name, value)`), for hostile values.
+    pub async fn start_with_vault(extra: &[(&str, &str)]) -> Result<World, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let sources = dir.path().join("s");
         copy_dir(&paths::workspace().join("examples/python-webapp"), &sources)
@@ -47,6 +54,10 @@ impl World {
                         .retain(|s| s.name != "api-key" && s.name != "db-password");
                     vault.secrets.push(secret("api-key", API_KEY));
                     vault.secrets.push(secret("db-password", DB_PASSWORD));
+                    for (name, value) in extra {
+                        vault.secrets.retain(|s| s.name != *name);
+                        vault.secrets.push(secret(name, value));
+                    }
                 }
             }
         }
@@ -62,12 +73,15 @@ impl World {
         let binary = paths::slot_release_binary()?;
         let entry_point =
             paths::stage_task(dir.path(), &binary).map_err(|e| format!("stage the task: {e}"))?;
+        let mut vault_values = vec![API_KEY.to_owned(), DB_PASSWORD.to_owned()];
+        vault_values.extend(extra.iter().map(|(_, value)| (*value).to_owned()));
         Ok(World {
             emulator,
             dir,
             sources,
             connection_id,
             entry_point,
+            vault_values,
         })
     }
 
@@ -110,11 +124,10 @@ impl World {
             .input("configFile", &self.config().display().to_string())
             .envs(self.emulator.service_connection_env(&kind));
         let token = self.emulator.seed().system_access_token.expose().to_owned();
-        run = run
-            .access_token(&token)
-            .secret(API_KEY)
-            .secret(DB_PASSWORD)
-            .secret("emulator-client-secret");
+        run = run.access_token(&token).secret("emulator-client-secret");
+        for value in &self.vault_values {
+            run = run.secret(value);
+        }
         Ok(run)
     }
 

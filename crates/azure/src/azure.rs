@@ -6,10 +6,12 @@ use crate::cloud::Cloud;
 use crate::connection::CredentialSource;
 use crate::credential::build_credential;
 use crate::error::{AzureError, Result};
+use crate::hosts::{HostGuard, TrustedHosts};
 use crate::http::{HttpOptions, http_client};
 use crate::keyvault::KeyVault;
 use crate::webapp::{AppRef, WebApp};
 use azure_core::http::Pipeline;
+use azure_core::http::policies::Policy;
 use std::sync::Arc;
 
 /// Authenticated access to one cloud with one identity.
@@ -40,12 +42,22 @@ impl Azure {
         }
         let client = http_client(&http)?;
         let credential = build_credential(&cred, &cloud, &client)?;
-        let arm = bearer_pipeline(&client, &cloud, credential.clone(), cloud.arm_scope());
+        // Both pipelines refuse a request for a host the credentials were not issued for, before
+        // the bearer policy (or Kudu's Basic header, added by the caller) could send them there.
+        let trusted = Arc::new(TrustedHosts::new(&cloud.arm_endpoint));
+        let guard: Arc<dyn Policy> = Arc::new(HostGuard(trusted.clone()));
+        let arm = bearer_pipeline(
+            &client,
+            &cloud,
+            credential.clone(),
+            cloud.arm_scope(),
+            guard.clone(),
+        );
         let plain = Pipeline::new(
             Some("slot-release-azure"),
             Some(env!("CARGO_PKG_VERSION")),
             client_options(&client, &cloud),
-            vec![],
+            vec![guard],
             vec![],
             None,
         );
@@ -56,6 +68,7 @@ impl Azure {
                 credential,
                 arm,
                 plain,
+                trusted,
                 settings,
             }),
         })

@@ -107,6 +107,8 @@ pub(crate) struct Inner {
     pub(crate) arm: Pipeline,
     /// Same transport without the bearer policy (Kudu with publishing credentials).
     pub(crate) plain: Pipeline,
+    /// The hosts the credentials may go to (the ARM endpoint, then each Kudu host ARM names).
+    pub(crate) trusted: Arc<crate::hosts::TrustedHosts>,
     pub(crate) settings: ClientSettings,
 }
 
@@ -141,13 +143,14 @@ pub(crate) fn bearer_pipeline(
     cloud: &Cloud,
     credential: Arc<dyn TokenCredential>,
     scope: String,
+    guard: Arc<dyn Policy>,
 ) -> Pipeline {
     let auth: Arc<dyn Policy> = Arc::new(BearerTokenAuthorizationPolicy::new(credential, [scope]));
     Pipeline::new(
         Some("slot-release-azure"),
         Some(env!("CARGO_PKG_VERSION")),
         client_options(http, cloud),
-        vec![],
+        vec![guard],
         vec![auth],
         None,
     )
@@ -352,6 +355,13 @@ pub(crate) fn transport_error(
     url: &Url,
     e: azure_core::Error,
 ) -> AzureError {
+    if let Some(refused) = e.downcast_ref::<crate::hosts::ForeignHost>() {
+        return AzureError::ForeignHost {
+            operation: operation.to_owned(),
+            origin: refused.origin.clone(),
+            issued_for: refused.issued_for.clone(),
+        };
+    }
     let tls = is_tls_error(&e);
     let credential = matches!(e.kind(), azure_core::error::ErrorKind::Credential);
     if credential {
@@ -383,7 +393,18 @@ pub(crate) fn http_error(
     rsp: &RawResponse,
 ) -> AzureError {
     let status = u16::from(rsp.status());
-    let (mut code, message) = azure_error_body(rsp.body());
+    let (mut code, mut message) = azure_error_body(rsp.body());
+    if (300..400).contains(&status) {
+        // Redirects are never followed (the request carries a credential): say where it pointed.
+        let to = header(rsp, "location")
+            .and_then(|l| url.join(l).ok())
+            .map(|u| crate::hosts::origin_of(&u))
+            .unwrap_or_else(|| "(no location)".to_owned());
+        code = "Redirect".to_owned();
+        message = format!(
+            "redirected to {to}; redirects are not followed, because the request carries a credential"
+        );
+    }
     if code.is_empty() {
         code = rsp.status().canonical_reason().to_string();
     }

@@ -153,6 +153,22 @@ pub enum AzureError {
         /// What was wrong.
         message: String,
     },
+    /// A URL from Azure's answer (a status link, a redirect, a Kudu location, a paging link) points
+    /// at a host the credential was not issued for; nothing was sent there.
+    #[error(
+        "{operation}: refused to send the request to {origin}: the URL came from an answer (a status \
+         link, a redirect or a Kudu location) and points outside {issued_for}, so the request would \
+         carry the credential to another host; a proxy or TLS inspection device may be rewriting \
+         Azure's answers"
+    )]
+    ForeignHost {
+        /// What we were doing.
+        operation: String,
+        /// `scheme://host[:port]` of the refused URL (never its path or query).
+        origin: String,
+        /// What the credential was issued for.
+        issued_for: String,
+    },
     /// Reading a local file (package, certificate) failed.
     #[error("{operation}: {path}: {source}")]
     Io {
@@ -224,7 +240,7 @@ impl AzureError {
                     ErrorKind::Rejected
                 }
             }
-            Self::Protocol { .. } => ErrorKind::Protocol,
+            Self::Protocol { .. } | Self::ForeignHost { .. } => ErrorKind::Protocol,
             Self::Io { .. } => ErrorKind::Config,
         }
     }

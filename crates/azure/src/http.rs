@@ -67,7 +67,8 @@ impl HttpOptions {
     }
 
     /// Options from the agent's variables: `AGENT_PROXYURL`, `AGENT_PROXYUSERNAME`,
-    /// `AGENT_PROXYPASSWORD` (secret), `AGENT_PROXYBYPASSLIST` (JSON list), `AGENT_CAINFO` (PEM file).
+    /// `AGENT_PROXYPASSWORD` (secret), `AGENT_PROXYBYPASSLIST` (JSON list), `AGENT_CAINFO` and
+    /// `NODE_EXTRA_CA_CERTS` (PEM files, both trusted in addition to the platform's roots).
     pub fn from_agent_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self> {
         let get = |k: &str| {
             env(k)
@@ -90,13 +91,24 @@ impl HttpOptions {
                 })?;
             }
         }
-        if let Some(path) = get("AGENT_CAINFO") {
-            let pem = std::fs::read_to_string(&path).map_err(|source| AzureError::Io {
-                operation: "read AGENT_CAINFO".into(),
-                path: path.clone(),
-                source,
-            })?;
-            o.extra_ca_pem = Some(pem);
+        // Agents behind TLS inspection set one or the other (Node tasks only see
+        // NODE_EXTRA_CA_CERTS); both are trusted when both are set.
+        let mut bundle = String::new();
+        for var in ["AGENT_CAINFO", "NODE_EXTRA_CA_CERTS"] {
+            if let Some(path) = get(var) {
+                let pem = std::fs::read_to_string(&path).map_err(|source| AzureError::Io {
+                    operation: format!("read {var}"),
+                    path: path.clone(),
+                    source,
+                })?;
+                if !bundle.is_empty() && !bundle.ends_with('\n') {
+                    bundle.push('\n');
+                }
+                bundle.push_str(&pem);
+            }
+        }
+        if !bundle.is_empty() {
+            o.extra_ca_pem = Some(bundle);
         }
         Ok(o)
     }

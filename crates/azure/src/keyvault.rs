@@ -612,11 +612,7 @@ impl VaultTransport {
     }
 
     fn is_vault_host(&self, url: &Url) -> bool {
-        url.scheme() == "https"
-            && url
-                .host_str()
-                .is_some_and(|h| h.eq_ignore_ascii_case(&self.host))
-            && url.port_or_known_default() == self.port
+        crate::hosts::same_origin(url, &self.host, self.port)
     }
 }
 

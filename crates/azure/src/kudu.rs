@@ -263,6 +263,8 @@ impl Kudu {
                 // App Service Environments work; the cloud suffix is only the fallback.
                 let info = self.app.get_slot(&self.slot).await?;
                 let base = inner.cloud.host_url(&info.scm_host)?;
+                // ARM named this host for the slot: the credentials may go there, and nowhere else.
+                inner.trusted.trust(&base);
                 let mut basic = None;
                 let mut pipeline = inner.arm.clone();
                 if self.auth == KuduAuth::PublishingCredentialsIfAllowed

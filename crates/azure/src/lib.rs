@@ -10,6 +10,7 @@ mod cloud;
 mod connection;
 mod credential;
 mod error;
+mod hosts;
 mod http;
 mod keyvault;
 mod kudu;

@@ -409,6 +409,49 @@ async fn untrusted_ca_fails_fast_and_is_not_retried() {
     );
 }
 
+/// Agents behind TLS inspection set `NODE_EXTRA_CA_CERTS` (Node tasks only see that one): a CA named
+/// there alone is trusted, as one named by `AGENT_CAINFO` is, and both together are trusted too.
+#[tokio::test]
+async fn node_extra_ca_certs_is_trusted_like_agent_cainfo() {
+    let env = start().await;
+    let other = rcgen::generate_simple_self_signed(vec!["x.test".to_owned()]).expect("cert");
+    let dir = tempfile::tempdir().expect("dir");
+    let other_path = dir.path().join("other.pem");
+    std::fs::write(&other_path, other.cert.pem()).expect("write");
+    let emulator_ca = env.em.ca_path().display().to_string();
+    let other_ca = other_path.display().to_string();
+    let get = |vars: Vec<(&'static str, String)>| {
+        let (cred, cloud) = connection(&env, ConnectionKind::ServicePrincipal).into_parts();
+        let mut http = HttpOptions::from_agent_env(&|k| {
+            vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+        })
+        .expect("options");
+        http.emulator_loopback = true;
+        let az = Azure::with_settings(cred, cloud, http, fast()).expect("client");
+        async move {
+            az.web_app(&app_ref())
+                .get_slot(&SlotName::production())
+                .await
+        }
+    };
+    get(vec![("NODE_EXTRA_CA_CERTS", emulator_ca.clone())])
+        .await
+        .expect("the CA in NODE_EXTRA_CA_CERTS is trusted");
+    get(vec![
+        ("AGENT_CAINFO", other_ca.clone()),
+        ("NODE_EXTRA_CA_CERTS", emulator_ca.clone()),
+    ])
+    .await
+    .expect("both files are trusted");
+    let err = get(vec![("NODE_EXTRA_CA_CERTS", other_ca)])
+        .await
+        .expect_err("another CA is not enough");
+    assert!(
+        err.to_string().to_ascii_lowercase().contains("certificate"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn emulator_cloud_requires_emulator_http_options() {
     let err = Azure::new(

@@ -25,6 +25,7 @@ enum Answer {
     AbsurdRetryAfter,
     GarbageRetryAfter,
     RedirectElsewhere,
+    NextLinkElsewhere,
     EchoToken,
 }
 
@@ -78,6 +79,12 @@ fn respond(answer: Answer, port: u16) -> Response<Body> {
             )
             .body(Body::empty())
             .expect("response"),
+        Answer::NextLinkElsewhere => json(
+            StatusCode::OK,
+            format!(
+                r#"{{"value":[],"nextLink":"https://collector.evil.emulator.test:{port}/steal?$skiptoken=1"}}"#
+            ),
+        ),
         Answer::EchoToken => json(
             StatusCode::BAD_REQUEST,
             format!(
@@ -219,6 +226,101 @@ async fn a_redirect_to_another_host_is_never_followed_with_the_token() {
     assert!(
         elsewhere.is_empty(),
         "the redirect was followed: {elsewhere:?}"
+    );
+}
+
+/// A paging link to another host is refused before the token is attached, and the error names the
+/// host (the same check guards the swap's status URL, see `token_host.rs`, and Kudu's `Location`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_link_to_another_host_gets_no_token_and_names_the_host() {
+    let server = start(Answer::NextLinkElsewhere, NAMES).await;
+    let app = AppRef::new(SUB, "contoso-rg", "contoso-web").expect("app");
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        client(&server).web_app(&app).list_slots(),
+    )
+    .await
+    .expect("the call ends");
+    let err = result.expect_err("a nextLink elsewhere is refused");
+    let text = hostile::chain(&err);
+    assert!(
+        text.contains(&format!("collector.evil.emulator.test:{}", server.port)),
+        "the error names the host: {text}"
+    );
+    assert!(
+        !text.contains("skiptoken"),
+        "only the host is named: {text}"
+    );
+    let seen = server.seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(
+        seen.iter()
+            .all(|(host, _, _)| host == "management.emulator.test"),
+        "a request went to another host: {seen:?}"
+    );
+}
+
+/// Kudu's answer to an upload names where to poll (`Location`); an absolute URL on another host is
+/// refused like any other, though Kudu's own host (named by ARM) is trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kudu_location_on_another_host_gets_no_token_and_names_the_host() {
+    const SCM: &str = "contoso-web-staging.scm.azurewebsites.emulator.test";
+    let names: Vec<&str> = NAMES.iter().copied().chain([SCM]).collect();
+    let server = hostile::start(&names, TOKEN, |_, port, path| {
+        let json = |status: StatusCode, body: String| {
+            Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .expect("response")
+        };
+        if path.ends_with("/api/publish") {
+            return Response::builder()
+                .status(StatusCode::ACCEPTED)
+                .header(
+                    "location",
+                    format!("https://collector.evil.emulator.test:{port}/api/deployments/steal"),
+                )
+                .body(Body::empty())
+                .expect("response");
+        }
+        // Every ARM read is the staging slot, with its Kudu host on this server.
+        json(
+            StatusCode::OK,
+            format!(
+                r#"{{"kind":"app,linux","location":"westeurope","properties":{{"state":"Running",
+                "defaultHostName":"contoso-web-staging.azurewebsites.emulator.test",
+                "hostNameSslStates":[{{"name":"{SCM}:{port}","hostType":"Repository"}}]}}}}"#
+            ),
+        )
+    });
+    let dir = tempfile::tempdir().expect("dir");
+    let package = dir.path().join("app.zip");
+    std::fs::write(&package, b"PK").expect("package");
+    let app = AppRef::new(SUB, "contoso-rg", "contoso-web").expect("app");
+    let slot = SlotName::new("staging").expect("slot");
+    let kudu = client(&server).web_app(&app).kudu(&slot);
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        kudu.deploy_zip(&package, &slot_release_azure::DeployOptions::default()),
+    )
+    .await
+    .expect("the call ends");
+    let err = result.expect_err("a Location elsewhere is refused");
+    let text = hostile::chain(&err);
+    assert!(
+        text.contains(&format!("collector.evil.emulator.test:{}", server.port)),
+        "the error names the host: {text}"
+    );
+    let seen = server.seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(
+        seen.iter()
+            .any(|(host, path, _)| host == SCM && path.ends_with("/api/publish")),
+        "the upload went to Kudu's own host: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .all(|(host, _, _)| !host.starts_with("collector.")),
+        "a request went to another host: {seen:?}"
     );
 }
 

@@ -221,6 +221,8 @@ fn main() -> ExitCode {
     // Before anything can print: the service connection's keys, the job's access token and secret
     // variables the agent handed over.
     log.register_secrets(&AgentEnv::from_env().secrets());
+    // A panic message goes through the masker and the neutraliser like every other byte we print.
+    log.install_panic_hook();
     if std::env::var("INPUT_LOGLEVEL").is_ok_and(|l| l.eq_ignore_ascii_case("debug")) {
         log.set_debug(true);
     }
@@ -234,7 +236,13 @@ fn main() -> ExitCode {
             );
         }
         Err(err) => {
-            let _ = err.print();
+            // Usage errors quote the arguments given: printed through the log like everything else.
+            let text = err.render().to_string();
+            if err.use_stderr() {
+                log.diagnostic(text.trim_end());
+            } else {
+                log.print_document(text.trim_end());
+            }
             return if err.use_stderr() {
                 ExitCode::from(2)
             } else {
@@ -244,8 +252,8 @@ fn main() -> ExitCode {
     };
     // With --json, stdout carries only the JSON document; the human log moves to stderr.
     let log = if cli.command.json() && log.mode() != OutputMode::Pipeline {
-        let quiet = Log::new(log.mode(), Box::new(std::io::stderr()));
-        quiet.set_debug(log.debug_enabled());
+        let quiet = log.redirected(Box::new(std::io::stderr()));
+        quiet.install_panic_hook();
         quiet
     } else {
         log
@@ -256,7 +264,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
+            log.diagnostic(&format!("error: cannot start the async runtime: {err}"));
             return ExitCode::FAILURE;
         }
     };
@@ -397,10 +405,10 @@ async fn dispatch(cli: Cli, log: &Log) -> Result<ExitCode, Failed> {
             } else {
                 slot_release_config::json_schema_string()
             };
-            println!("{schema}");
+            log.print_document(&schema);
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Emulator(args) => emulator_cmd(&args).await,
+        Cmd::Emulator(args) => emulator_cmd(&args, log).await,
     }
     .map_err(Failed)
 }
@@ -449,6 +457,10 @@ fn load(
         release_id: connection.and_then(|c| c.release_id.clone()),
         run_identity: AgentEnv::from_env().run_identity(),
         syntax_only,
+        // In a pipeline the package root is confined to the sources, like the config file.
+        sources: std::env::var_os("SYSTEM_DEFAULTWORKINGDIRECTORY")
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from),
         ..LoadRequest::default()
     };
     config_inside_sources(&common.config)?;
@@ -519,16 +531,17 @@ fn report_diagnostics(log: &Log, diagnostics: &slot_release_config::Diagnostics)
             );
         }
     }
-    eprintln!("{diagnostics}");
+    // Diagnostics quote the offending line of release.yml, which is text from the repository: the
+    // agent reads stderr for logging commands too.
+    log.diagnostic(&diagnostics.to_string());
 }
 
 fn validate(common: &Common, log: &Log) -> Result<ExitCode> {
     let loaded = load(common, None, true, log)?;
     let warnings = loaded.loaded.warnings.len();
     if common.json {
-        println!(
-            "{}",
-            serde_json::json!({ "valid": true, "config": common.config, "warnings": warnings })
+        log.print_json(
+            &serde_json::json!({ "valid": true, "config": common.config, "warnings": warnings }),
         );
     } else {
         log.info(&format!(
@@ -584,7 +597,7 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
     // Through the log, never `print!`: a value in the plan (a setting, the build number) could hold a
     // `##vso[` the agent would run as a logging command.
     if args.common.json && log.mode() != OutputMode::Pipeline {
-        println!("{}", plan.to_json());
+        log.print_json(&plan);
     } else if args.common.json {
         log.info(&plan.to_json());
     } else {
@@ -598,7 +611,7 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
             .join("slot-release");
         std::fs::create_dir_all(&dir)?;
         let json_path = dir.join(format!("plan-{stage}.json"));
-        std::fs::write(&json_path, plan.to_json())?;
+        log.write_json("the plan", &json_path, &plan)?;
         let output = VariableOptions {
             output: true,
             ..VariableOptions::default()
@@ -748,13 +761,13 @@ fn report(
     json: bool,
 ) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(record)?);
+        log.print_json(record);
     } else {
         log.info(stages::render_summary(record).trim_end());
     }
     if let Some(path) = record_path {
-        stages::write_record(record, path)
-            .with_context(|| format!("cannot write the release record to {}", path.display()))?;
+        // Masked like the log: the record quotes hook output and Azure messages.
+        log.write_json("the release record", path, record)?;
     }
     if log.mode() == OutputMode::Pipeline {
         // The agent reads the summary and the plan after the process ends, so they must outlive a
@@ -768,7 +781,7 @@ fn report(
         let work_dir = out_dir.as_path();
         let plan_path = work_dir.join("plan.json");
         if let Some(plan) = record.stages.last().and_then(|s| s.plan.as_ref()) {
-            std::fs::write(&plan_path, plan.to_json())?;
+            log.write_json("the plan", &plan_path, plan)?;
         }
         stages::set_outputs(log, record, slot, Some(&plan_path))?;
         log.write_summary(
@@ -816,7 +829,7 @@ async fn rehearse_cmd(
     })
 }
 
-async fn emulator_cmd(args: &EmulatorArgs) -> Result<ExitCode> {
+async fn emulator_cmd(args: &EmulatorArgs, log: &Log) -> Result<ExitCode> {
     let seed = match &args.seed {
         Some(path) => slot_release_emulator::Seed::from_file(path)?,
         None => slot_release_emulator::Seed::sample(),
@@ -830,7 +843,7 @@ async fn emulator_cmd(args: &EmulatorArgs) -> Result<ExitCode> {
     // Listening before the endpoints are printed: whoever reads them may signal at once.
     let stop = StopSignals::register()?;
     let emulator = slot_release_emulator::Emulator::start(opts).await?;
-    println!("{}", emulator.connection_summary());
+    log.print_document(&emulator.connection_summary());
     stop.wait().await;
     emulator.shutdown().await;
     Ok(ExitCode::SUCCESS)

@@ -343,3 +343,85 @@ fn the_health_timeout_task_input_reaches_the_stages_and_is_checked_before_any_ch
         );
     }
 }
+
+/// A config diagnostic quotes the offending line of release.yml on stderr, and the agent reads stderr
+/// lines for logging commands too: a line of the repository must not set a variable or end the task.
+#[test]
+fn a_diagnostic_quoting_a_hostile_line_cannot_run_a_command() {
+    use slot_release_pipelines::agent::{agent_lines, is_formatting_line, parse_command};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("release.yml");
+    let text = std::fs::read_to_string(root().join("examples/python-webapp/release.yml"))
+        .unwrap()
+        .replace(
+            "resourceGroup: contoso-rg",
+            "resourceGroupp: \"##vso[task.setvariable variable=PWNED]1 ##[error]x\"",
+        );
+    std::fs::write(&config, text).unwrap();
+    for pipeline in [true, false] {
+        let mut cmd = slot_release();
+        if pipeline {
+            cmd.env("TF_BUILD", "True");
+        }
+        let out = cmd
+            .args(["validate", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("resourceGroupp"),
+            "the diagnostic is still shown: {stderr}"
+        );
+        for line in agent_lines(&stderr) {
+            assert!(parse_command(line).is_none(), "stderr: {line}");
+            assert!(!is_formatting_line(line), "stderr: {line}");
+        }
+        for line in agent_lines(&stdout) {
+            if let Some(cmd) = parse_command(line) {
+                assert!(
+                    ["task.logissue", "task.complete"].contains(&cmd.name.as_str()),
+                    "stdout: {line}"
+                );
+            }
+            assert!(!is_formatting_line(line), "stdout: {line}");
+        }
+    }
+}
+
+/// In a pipeline the package root is confined to the sources like the config file: a root climbing
+/// out is refused with an error located at `package.root`, naming what to do.
+#[test]
+fn a_package_root_outside_the_sources_is_refused_with_its_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = dir.path().join("s");
+    std::fs::create_dir_all(&sources).unwrap();
+    let config = sources.join("release.yml");
+    let text = std::fs::read_to_string(root().join("examples/python-webapp/release.yml"))
+        .unwrap()
+        .replace("root: .", "root: ../../../../../../etc");
+    std::fs::write(&config, &text).unwrap();
+    let out = slot_release()
+        .env("SYSTEM_DEFAULTWORKINGDIRECTORY", &sources)
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("package-root-outside-sources"), "{stderr}");
+    assert!(stderr.contains("release.yml:13:"), "located: {stderr}");
+    assert!(stderr.contains("help:"), "{stderr}");
+    // Outside a pipeline (no sources known) the same config is the user's own business.
+    let out = slot_release()
+        .args(["validate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

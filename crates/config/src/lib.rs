@@ -9,6 +9,7 @@
 //! }
 //! ```
 
+mod confine;
 mod diagnostic;
 mod error;
 mod load;
@@ -19,6 +20,7 @@ mod types;
 mod validate;
 pub mod vars;
 
+pub use confine::check_package_root;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use error::ConfigError;
 pub use load::{LoadOptions, Loaded, VariableMode, load_file, load_str};

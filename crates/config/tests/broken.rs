@@ -33,6 +33,8 @@ macro_rules! broken {
 
 broken! {
     unknown_field: "unknown-field" => [("unknown-field", 10, 3)];
+    invalid_app_name: "invalid-app-name" => [("invalid-app-name", 4, 9)];
+    invalid_resource_group: "invalid-resource-group" => [("invalid-resource-group", 5, 18)];
     duplicate_key: "duplicate-key" => [("duplicate-key", 14, 5)];
     invalid_duration: "invalid-duration" => [("invalid-duration", 21, 17)];
     invalid_slot_name: "invalid-slot-name" => [("invalid-slot-name", 13, 11)];

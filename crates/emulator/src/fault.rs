@@ -79,6 +79,22 @@ pub enum Fault {
         #[serde(default, flatten)]
         scope: Option<Scope>,
     },
+    /// Answer matching requests with this status and an Azure error body carrying `code` and
+    /// `message` as given: hostile or echoing text, the way a real service quotes a rejected value.
+    Refuse {
+        /// Requests it applies to.
+        #[serde(default)]
+        route: RouteMatch,
+        /// The HTTP status.
+        status: u16,
+        /// The Azure error code.
+        code: String,
+        /// The Azure error message.
+        message: String,
+        /// Next N or a share; every matching request when both are absent.
+        #[serde(default, flatten)]
+        scope: Option<Scope>,
+    },
     /// Close the connection without a complete response.
     ConnectionReset {
         /// Requests it applies to.
@@ -184,6 +200,11 @@ pub(crate) enum TransportAction {
         status: u16,
         retry_after: Option<u64>,
     },
+    Refuse {
+        status: u16,
+        code: String,
+        message: String,
+    },
     Reset,
     Hang(u64),
 }
@@ -202,6 +223,7 @@ impl FaultSet {
         let remaining = match &fault {
             Fault::Latency { count, .. } | Fault::KuduCommandFails { count, .. } => *count,
             Fault::Status { scope, .. }
+            | Fault::Refuse { scope, .. }
             | Fault::ConnectionReset { scope, .. }
             | Fault::Hang { scope, .. } => scope.and_then(|s| s.count),
             _ => None,
@@ -267,6 +289,21 @@ impl FaultSet {
                     TransportAction::Status {
                         status: *status,
                         retry_after: *retry_after_secs,
+                    },
+                ),
+                Fault::Refuse {
+                    route,
+                    status,
+                    code,
+                    message,
+                    scope,
+                } => (
+                    route,
+                    scope.and_then(|s| s.share),
+                    TransportAction::Refuse {
+                        status: *status,
+                        code: code.clone(),
+                        message: message.clone(),
                     },
                 ),
                 Fault::ConnectionReset { route, scope } => {

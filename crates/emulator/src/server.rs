@@ -159,6 +159,15 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Re
                     let resp = fault_response(&host, status, retry_after);
                     return finish(&shared, record, started, resp);
                 }
+                TransportAction::Refuse {
+                    status,
+                    code,
+                    message,
+                } => {
+                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+                    let resp = error_json(status, &code, &message);
+                    return finish(&shared, record, started, resp);
+                }
                 TransportAction::Reset => {
                     lock(&shared.requests).push(record);
                     return reset_response();

@@ -23,6 +23,9 @@ pub struct LoadRequest {
     pub variables: BTreeMap<String, String>,
     /// Resolve only the syntax of `$(...)` references (for `validate`).
     pub syntax_only: bool,
+    /// The pipeline's sources (`System.DefaultWorkingDirectory`): when set, the package root must lie
+    /// inside them, as the config file must.
+    pub sources: Option<PathBuf>,
 }
 
 /// A loaded release.
@@ -120,6 +123,9 @@ pub fn load(path: &Path, request: &LoadRequest) -> Result<LoadedRelease, Diagnos
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    if let Some(sources) = &request.sources {
+        cfg::check_package_root(&loaded, base, sources)?;
+    }
     let spec = spec::from_config(&loaded.config, base);
     Ok(LoadedRelease {
         path: path.to_path_buf(),

@@ -27,6 +27,7 @@ fn example(name: &str) -> release::LoadedRelease {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect(),
         syntax_only: false,
+        sources: None,
     };
     let path = root().join("examples").join(name).join("release.yml");
     release::load(&path, &request)
@@ -442,6 +443,7 @@ fn direct_container_example() -> release::LoadedRelease {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect(),
         syntax_only: false,
+        sources: None,
     };
     release::load(&path, &request).unwrap_or_else(|d| panic!("does not load:\n{d}"))
 }

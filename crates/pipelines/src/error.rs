@@ -30,4 +30,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A file the task writes (a plan, the release record) could not be written.
+    #[error("cannot write {what} to {path}")]
+    WriteFile {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }

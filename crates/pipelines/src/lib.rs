@@ -17,4 +17,5 @@ pub use env::{AgentEnv, BuildReason, Endpoint, PullRequest, Secret, TaskInputs};
 pub use error::Error;
 pub use escape::{escape_data, escape_property, neutralise, unescape};
 pub use log::{GroupGuard, Issue, IssueKind, Log, OutputMode, TaskResult, VariableOptions};
+pub use mask::MIN_ENCODED_LEN;
 pub use summary::Summary;

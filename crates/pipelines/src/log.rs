@@ -136,6 +136,10 @@ struct Inner {
 
 struct State {
     sink: Box<dyn Write + Send>,
+    /// Where documents go (`--json` output): stdout unless a test gives another stream.
+    out: Box<dyn Write + Send>,
+    /// Where diagnostics and panics go: stderr unless a test gives another stream.
+    err: Box<dyn Write + Send>,
     masker: Masker,
     bar: Option<indicatif::ProgressBar>,
 }
@@ -163,19 +167,64 @@ impl Drop for GroupGuard {
 }
 
 impl Log {
-    /// A logger writing to `sink` in the given mode, with debug output off.
+    /// A logger writing to `sink` in the given mode, with debug output off; documents go to stdout
+    /// and diagnostics to stderr.
     pub fn new(mode: OutputMode, sink: Box<dyn Write + Send>) -> Log {
+        Log::with_streams(
+            mode,
+            sink,
+            Box::new(std::io::stdout()),
+            Box::new(std::io::stderr()),
+        )
+    }
+
+    /// A logger writing log lines to `sink`, documents ([`Log::print_document`]) to `out` and
+    /// diagnostics and panics ([`Log::diagnostic`], [`Log::install_panic_hook`]) to `err`.
+    pub fn with_streams(
+        mode: OutputMode,
+        sink: Box<dyn Write + Send>,
+        out: Box<dyn Write + Send>,
+        err: Box<dyn Write + Send>,
+    ) -> Log {
+        Log::build(mode, sink, out, err, Masker::default())
+    }
+
+    fn build(
+        mode: OutputMode,
+        sink: Box<dyn Write + Send>,
+        out: Box<dyn Write + Send>,
+        err: Box<dyn Write + Send>,
+        masker: Masker,
+    ) -> Log {
         Log {
             inner: Arc::new(Inner {
                 mode,
                 debug: AtomicBool::new(false),
                 state: Mutex::new(State {
                     sink,
-                    masker: Masker::default(),
+                    out,
+                    err,
+                    masker,
                     bar: None,
                 }),
             }),
         }
+    }
+
+    /// The same logger writing its log lines to `sink` instead (with `--json`, the human log moves to
+    /// stderr). Every secret registered so far stays registered: a fresh logger would print them.
+    /// Documents and diagnostics go to the process's stdout and stderr.
+    pub fn redirected(&self, sink: Box<dyn Write + Send>) -> Log {
+        let masker = self.state().masker.clone();
+        let log = Log::build(
+            self.inner.mode,
+            sink,
+            Box::new(std::io::stdout()),
+            Box::new(std::io::stderr()),
+            masker,
+        );
+        log.set_debug(self.debug_enabled());
+        log
     }
 
     /// A logger on stdout in the detected mode, with debug output on when `SYSTEM_DEBUG` is true.
@@ -225,6 +274,122 @@ impl Log {
     /// Masks registered secrets in `text` (for files the caller writes itself).
     pub fn mask(&self, text: &str) -> String {
         self.state().masker.mask(text)
+    }
+
+    /// Masks every string (keys included) of a JSON document, which stays valid JSON.
+    pub fn mask_json(&self, value: &serde_json::Value) -> serde_json::Value {
+        self.state().masker.mask_json(value)
+    }
+
+    /// Writes `value` as pretty JSON to `path` with every registered secret masked (the plan JSON, the
+    /// release record), creating the parent folder. `what` names the file in the error.
+    pub fn write_json<T: serde::Serialize + ?Sized>(
+        &self,
+        what: &'static str,
+        path: &Path,
+        value: &T,
+    ) -> Result<(), Error> {
+        let text = self
+            .masked_json_text(value)
+            .map_err(|source| Error::WriteFile {
+                what,
+                path: path.to_owned(),
+                source,
+            })?;
+        self.write_file(what, path, &text)
+    }
+
+    /// Writes `text` to `path` with every registered secret masked, creating the parent folder.
+    pub fn write_text(&self, what: &'static str, path: &Path, text: &str) -> Result<(), Error> {
+        self.write_file(what, path, &self.mask(text))
+    }
+
+    fn write_file(&self, what: &'static str, path: &Path, text: &str) -> Result<(), Error> {
+        let failed = |source| Error::WriteFile {
+            what,
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(failed)?;
+        }
+        std::fs::write(path, text).map_err(failed)
+    }
+
+    /// Pretty JSON of `value` with every string (keys included) and every number that holds a
+    /// secret masked, in the order the value serialises its fields.
+    fn masked_json_text<T: serde::Serialize + ?Sized>(
+        &self,
+        value: &T,
+    ) -> Result<String, std::io::Error> {
+        let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+        Ok(self.state().masker.mask_json_text(&text))
+    }
+
+    /// Prints a document (the `--json` output) on stdout as it is, but masked and neutralised: it is
+    /// still read by the agent when stdout is the task's output.
+    pub fn print_document(&self, text: &str) {
+        let mut state = self.state();
+        let text = clean(&state.masker, text);
+        let _ = writeln!(state.out, "{text}");
+        let _ = state.out.flush();
+    }
+
+    /// Prints `value` as pretty JSON with [`Log::print_document`], every string masked first so the
+    /// document stays valid JSON.
+    pub fn print_json<T: serde::Serialize + ?Sized>(&self, value: &T) {
+        match self.masked_json_text(value) {
+            Ok(text) => self.print_document(&text),
+            Err(e) => self.error(&format!("cannot print the JSON document: {e}")),
+        }
+    }
+
+    /// A diagnostic on stderr (a config error quoting its source line, a usage error), masked and
+    /// neutralised line by line: the agent reads stderr lines for logging commands too.
+    pub fn diagnostic(&self, text: &str) {
+        let mut state = self.state();
+        let text = clean(&state.masker, text);
+        let text = text.replace("\r\n", "\n");
+        for line in text.split(['\n', '\r']) {
+            let _ = writeln!(state.err, "{line}");
+        }
+        let _ = state.err.flush();
+    }
+
+    /// Replaces the panic hook with one that prints the panic through this logger's masker and
+    /// neutraliser on its diagnostic stream (stderr): the default hook would print a panic message
+    /// holding a secret or a `##vso[` as it is.
+    pub fn install_panic_hook(&self) {
+        let log = self.clone();
+        std::panic::set_hook(Box::new(move |info| log.report_panic(info)));
+    }
+
+    fn report_panic(&self, info: &std::panic::PanicHookInfo<'_>) {
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let text = format!("error: slot-release stopped on an internal error{place}: {payload}");
+        // A panic inside the logger itself holds the lock: the message cannot be masked then, so it
+        // is not printed at all rather than printed in clear.
+        let Ok(mut state) = self.inner.state.try_lock() else {
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: slot-release stopped on an internal error while writing its log{place}"
+            );
+            return;
+        };
+        let text = clean(&state.masker, &text);
+        for line in text.replace("\r\n", "\n").split(['\n', '\r']) {
+            let _ = writeln!(state.err, "{line}");
+        }
+        let _ = state.err.flush();
     }
 
     /// An informational message.
@@ -574,10 +739,17 @@ fn command(name: &str, props: &[(&str, String)], data: &str) -> String {
     out
 }
 
-/// Untrusted-safe text: neutralised, then masked. In this order a secret that happens to look like
-/// a neutralised command is still masked, and the `***` inserted by masking can never form a command.
+/// Untrusted-safe text: masked, neutralised, then masked again.
+///
+/// Masking comes first because neutralising changes a secret that contains `##vso[` or `##[` (it
+/// inserts a space), after which the secret would no longer match its mask and be printed in clear.
+/// The `***` inserted by masking holds no `#` or `[`, so it can never complete a command. The second
+/// pass masks a secret that neutralising itself produced (a secret containing `## vso[`).
 fn clean(masker: &Masker, text: &str) -> String {
-    masker.mask(&neutralise(text))
+    if masker.is_empty() {
+        return neutralise(text);
+    }
+    masker.mask(&neutralise(&masker.mask(text)))
 }
 
 fn one_line(text: &str) -> String {

@@ -298,9 +298,117 @@ fn agent_secrets_are_registered_and_masked() {
         .filter(|c| c.name == "task.setsecret")
         .map(|c| c.data)
         .collect();
-    assert_eq!(registered.len(), 2, "{output}");
+    // Each value is registered as it is, followed by the encoded forms it could leak in.
+    let values: Vec<&String> = registered
+        .iter()
+        .filter(|r| *r == "spn-key-0123456789" || *r == "job-token-abcdef")
+        .collect();
+    assert_eq!(values.len(), 2, "{output}");
+    assert!(
+        registered.len() > 2,
+        "the encoded forms are registered too: {output}"
+    );
     assert!(
         output.ends_with("key *** token *** tenant tenant-id-visible\n"),
         "{output}"
     );
+}
+
+/// Secrets that look like commands: masking comes before neutralising, so the secret is masked in
+/// every kind of output, and what is left cannot run a command.
+#[test]
+fn a_secret_that_holds_a_command_is_masked_not_neutralised() {
+    for secret in [
+        "##vso[task.setvariable variable=PWNED]gotcha5521",
+        "##[group]gotcha5522",
+        "a ## vso[x]gotcha5523",
+    ] {
+        let (log, out) = pipeline_log();
+        log.set_debug(true);
+        log.register_secret(secret);
+        let text = format!("before {secret} after ##vso[task.complete result=Failed]");
+        log.info(&text);
+        log.external("hook", &text);
+        log.error(&text);
+        log.debug(&text);
+        log.section(&text);
+        log.progress(1, &text);
+        log.complete(TaskResult::Failed, &text);
+        let output = out.text();
+        let shown = visible_text(&output).join("\n");
+        assert!(!shown.contains("gotcha552"), "{secret:?} leaked: {shown}");
+        for line in agent_lines(&output) {
+            if let Some(cmd) = parse_command(line) {
+                assert!(
+                    cmd.name == "task.setsecret"
+                        || (!cmd.data.contains("PWNED") && cmd.name != "task.setvariable"),
+                    "{line}"
+                );
+            }
+        }
+    }
+}
+
+/// A writer the test reads back, for the document and diagnostic streams.
+fn streams_log(mode: OutputMode) -> (Log, Buffer, Buffer, Buffer) {
+    let (sink, out, err) = (Buffer::default(), Buffer::default(), Buffer::default());
+    let log = Log::with_streams(
+        mode,
+        Box::new(sink.clone()),
+        Box::new(out.clone()),
+        Box::new(err.clone()),
+    );
+    (log, sink, out, err)
+}
+
+#[test]
+fn documents_and_diagnostics_are_masked_and_neutralised() {
+    let (log, _, out, err) = streams_log(OutputMode::Pipeline);
+    log.register_secret("hunter2\"quoted");
+    log.print_json(&serde_json::json!({ "value": "hunter2\"quoted", "n": "##vso[task.complete]" }));
+    let document = out.text();
+    let parsed: serde_json::Value = serde_json::from_str(&document).expect("still JSON");
+    assert_eq!(parsed["value"], "***");
+    assert_eq!(parsed["n"], "## vso[task.complete]");
+    log.diagnostic(
+        "release.yml:3: name: hunter2\"quoted\r##vso[task.setvariable variable=X]1\n##[error]x",
+    );
+    let diagnostics = err.text();
+    assert!(!diagnostics.contains("hunter2"), "{diagnostics}");
+    for line in agent_lines(&diagnostics) {
+        assert!(parse_command(line).is_none(), "{line}");
+        assert!(!is_formatting_line(line), "{line}");
+    }
+}
+
+#[test]
+fn files_written_through_the_log_are_masked_and_stay_json() -> Result<(), Box<dyn std::error::Error>>
+{
+    let dir = tempfile::tempdir()?;
+    let (log, _) = pipeline_log();
+    log.register_secret("s3cr\"et\\val");
+    log.register_secret("424242");
+    let path = dir.path().join("nested/plan.json");
+    log.write_json(
+        "the plan",
+        &path,
+        &serde_json::json!({ "a": "x s3cr\"et\\val y", "s3cr\"et\\val": 1, "n": 424242 }),
+    )?;
+    let text = std::fs::read_to_string(&path)?;
+    assert!(!text.contains("s3cr") && !text.contains("424242"), "{text}");
+    let parsed: serde_json::Value = serde_json::from_str(&text)?;
+    assert_eq!(parsed["a"], "x *** y");
+    assert_eq!(parsed["***"], 1);
+    assert_eq!(parsed["n"], "***");
+    Ok(())
+}
+
+#[test]
+fn a_redirected_log_keeps_the_registered_secrets() {
+    let (log, _) = pipeline_log();
+    log.register_secret("kept-secret-value");
+    let sink = Buffer::default();
+    let moved = log.redirected(Box::new(sink.clone()));
+    moved.info("kept-secret-value");
+    assert_eq!(sink.text(), "***\n");
 }

@@ -2,11 +2,13 @@
 //! the raw document (so that all bad names and fields are reported, not only the first), variable
 //! references, and the translation of serde-saphyr's errors.
 
+mod names;
 mod parse_errors;
 mod raw;
 mod semantic;
 mod variables;
 
+pub(crate) use names::check_expanded_names;
 pub(crate) use parse_errors::serde_diagnostic;
 pub(crate) use raw::{check_raw, check_unknown_fields};
 pub(crate) use semantic::check;

@@ -13,6 +13,7 @@ use crate::validate::did_you_mean;
 /// Runs every semantic check and appends what it finds.
 pub(crate) fn check(config: &ReleaseConfig, source: &SourceMap, out: &mut Diagnostics) {
     let mut c = Checker { source, out };
+    super::names::check_names(config, &mut c);
     check_app(config, &mut c);
     check_environments(config, &mut c);
     check_stages(config, &mut c);

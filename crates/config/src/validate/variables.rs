@@ -187,6 +187,15 @@ pub(crate) fn expand_variables(
         }
     }
     if problems.is_empty() {
+        super::check_expanded_names(
+            config,
+            &mut Checker {
+                source,
+                out: &mut problems,
+            },
+        );
+    }
+    if problems.is_empty() {
         Ok(())
     } else {
         Err(problems)
