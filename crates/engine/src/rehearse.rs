@@ -349,6 +349,7 @@ pub async fn run(
         environment: None,
         release_id: loaded.release_id.clone(),
         package: None,
+        package_sha256: None,
         work_dir: opts.work_dir.join("package"),
         hook_dir: opts.config_dir.clone(),
         unfinished: Unfinished::Refuse,
