@@ -153,3 +153,34 @@ fn an_empty_package_input_rooted_at_the_sources_means_build_one() {
     // It got as far as the connection, which this test does not give.
     assert!(text.contains("no service connection"), "{text}");
 }
+
+#[test]
+fn rehearse_walks_the_pipelines_path_build_record_then_verified_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = checkout(dir.path(), |t| {
+        t.replace("duration: 10s", "duration: 2s")
+            .replace("timeout: 30s", "timeout: 15s")
+    });
+    let work = dir.path().join("work");
+    let (ok, text) = output(
+        slot_release(&sources)
+            .env("TMPDIR", dir.path())
+            .args(["rehearse", "--config", "release.yml", "--work-dir"])
+            .arg(&work),
+    );
+    assert!(ok, "{text}");
+    assert!(
+        work.join("artifact/slot-release-build.json").is_file(),
+        "{text}"
+    );
+    let built = text.find("Build record").unwrap_or(usize::MAX);
+    let verified = text
+        .find("Package verified against its build record")
+        .unwrap_or(usize::MAX);
+    let deployed = text.find("deploy package").unwrap_or(usize::MAX);
+    assert!(
+        built < verified && verified < deployed && deployed < usize::MAX,
+        "build, record, verification, deployment out of order or missing:\n{text}"
+    );
+    assert!(!text.contains("No package given"), "{text}");
+}
