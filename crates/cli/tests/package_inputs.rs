@@ -184,3 +184,22 @@ fn rehearse_walks_the_pipelines_path_build_record_then_verified_package() {
     );
     assert!(!text.contains("No package given"), "{text}");
 }
+
+#[test]
+fn production_and_container_apps_say_the_package_input_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = checkout(dir.path(), |t| t);
+    let (ok, text) = output(slot_release(&sources).args([
+        "production",
+        "--config",
+        "release.yml",
+        "--package",
+        "nowhere.zip",
+    ]));
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("The package input is ignored by production"),
+        "{text}"
+    );
+    assert!(!text.contains("nothing matches"), "{text}");
+}

@@ -595,13 +595,7 @@ pub fn sha256_file(path: &Path) -> Result<(Sha256Hex, u64), ArtifactError> {
         hasher.update(&buf[..n]);
         total += n as u64;
     }
-    Ok((hex_digest(&hasher.finalize()), total))
-}
-
-fn hex_digest(digest: &[u8]) -> Sha256Hex {
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    // 32 bytes always give 64 lower-case hex digits.
-    Sha256Hex::try_from(hex).unwrap_or_else(|_| Sha256Hex::of(b""))
+    Ok((Sha256Hex::finish(hasher), total))
 }
 
 /// Writes a build record (pretty JSON, replaced atomically).
