@@ -127,6 +127,24 @@ async fn staging_in_another_job_deploys_exactly_the_bytes_the_build_recorded() {
         .filter_map(|d| d.received_sha256.as_deref())
         .collect();
     assert_eq!(pushed, [sha.as_str()], "{:#?}", staging.deployments);
+
+    // Deploy many: production, in a third job, swaps in exactly what staging received.
+    let job3 = deploy_job(&world, &artifact, "job3");
+    let run = world
+        .run_in("production", &job3.join("s"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = finish(run).await;
+    assert_eq!(
+        outcome.result,
+        AgentResult::Succeeded,
+        "{}",
+        outcome.transcript()
+    );
+    let production = slot(&world.emulator.snapshot(), "production");
+    assert_eq!(
+        production.content_digest, staging.content_digest,
+        "production serves the built package"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

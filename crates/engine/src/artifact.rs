@@ -892,3 +892,35 @@ pub fn check_package_root(root: &Path, sources: &Path) -> Result<PathBuf, Artifa
     }
     Ok(resolved)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_names_that_leave_the_site_folder_are_caught() {
+        for bad in [
+            "/etc/passwd",
+            "c:/windows/x",
+            "C:\\x",
+            "a/../../b",
+            "..",
+            "a\\..\\..\\b",
+            "\\\\server\\share",
+        ] {
+            assert!(escapes(bad), "{bad} passed");
+        }
+        for good in ["a/b", "..a/b", "a..b/c", "bin\\app.dll", ".well-known/x"] {
+            assert!(!escapes(good), "{good} refused");
+        }
+    }
+
+    #[test]
+    fn only_wildcard_components_start_a_search() {
+        assert!(is_wild("*.zip"));
+        assert!(is_wild("**"));
+        assert!(is_wild("pkg-?.zip"));
+        assert!(!is_wild("package.zip"));
+        assert!(!is_wild("$(Pipeline.Workspace)"));
+    }
+}
