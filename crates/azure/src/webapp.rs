@@ -12,6 +12,8 @@ use std::sync::Arc;
 use url::Url;
 
 const API_VERSION: &str = "2024-11-01";
+/// The Tags API's version (`Microsoft.Resources/tags`), which is not App Service's.
+const TAGS_API_VERSION: &str = "2021-04-01";
 
 /// A deployment slot name; production is the slot without a `/slots/` segment.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -666,6 +668,59 @@ impl WebApp {
             .idempotent()
             .accept(&[202]);
         self.inner.send(call).await.map(drop)
+    }
+
+    /// The Tags API of a slot (`…/providers/Microsoft.Resources/tags/default`), on its own api-version.
+    fn tags_url(&self, slot: &SlotName) -> Result<Url> {
+        let mut u = self.url(Some(slot), "/providers/Microsoft.Resources/tags/default")?;
+        u.query_pairs_mut()
+            .clear()
+            .append_pair("api-version", TAGS_API_VERSION);
+        Ok(u)
+    }
+
+    /// `PATCH` of the Tags API with `operation` (`Merge` or `Delete`): adds, updates or removes only the
+    /// tags given, in one request, leaving every other tag as it is, so writers of different tags never
+    /// undo each other. Returns the resource's tags after the change.
+    async fn patch_tags(
+        &self,
+        slot: &SlotName,
+        operation: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>> {
+        let op = self.op(&format!("{} tags", operation.to_ascii_lowercase()), slot);
+        // Merging the same tags again, or deleting them again, leaves the same set: safe to retry.
+        let call = Call::new(&op, Method::Patch, self.tags_url(slot)?)
+            .json(serde_json::json!({ "operation": operation, "properties": { "tags": tags } }))
+            .idempotent();
+        let rsp = self.inner.send(call).await?;
+        let v: serde_json::Value = parse_json(&op, &rsp)?;
+        Ok(v["properties"]["tags"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Adds or updates the given tags of a slot, leaving its other tags alone.
+    pub async fn merge_tags(
+        &self,
+        slot: &SlotName,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>> {
+        self.patch_tags(slot, "Merge", tags).await
+    }
+
+    /// Removes the given tags of a slot; a tag given with a value is removed only while it has that value.
+    pub async fn delete_tags(
+        &self,
+        slot: &SlotName,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>> {
+        self.patch_tags(slot, "Delete", tags).await
     }
 
     /// A Kudu client for a slot, authenticated with the bearer token.

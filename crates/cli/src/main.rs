@@ -16,7 +16,7 @@ use slot_release_engine::port::{self, Port};
 use slot_release_engine::rehearse::{self, FailAt};
 use slot_release_engine::release::{self, LoadRequest};
 use slot_release_engine::spec::{AppKind, HealthTimeout};
-use slot_release_engine::stages::{self, Command, StageOptions, Unfinished};
+use slot_release_engine::stages::{self, Command, LockOptions, StageOptions, Unfinished};
 use slot_release_engine::state::LiveState;
 use slot_release_pipelines::{
     AgentEnv, Issue, Log, OutputMode, Summary, TaskResult, VariableOptions,
@@ -151,6 +151,12 @@ struct RunArgs {
     /// Stop starting new steps after this many minutes (the run then ends as cancelled).
     #[arg(long)]
     timeout_minutes: Option<u64>,
+    /// Take over the stale release lock with this token (the refusal names it).
+    #[arg(long, value_name = "TOKEN")]
+    take_over_lock: Option<String>,
+    /// How long the release lock lives without renewal; renewed every third of it while the stage runs.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    lock_ttl_seconds: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -297,6 +303,14 @@ fn parse() -> Result<Cli, clap::Error> {
         && let Some(minutes) = inputs.get("timeoutMinutes").filter(|m| !m.is_empty())
     {
         argv.extend(["--timeout-minutes".to_owned(), minutes.to_owned()]);
+    }
+    if stages.contains(&command.as_str())
+        && let Some(token) = inputs
+            .get("takeOverLock")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    {
+        argv.extend(["--take-over-lock".to_owned(), token.to_owned()]);
     }
     let gated = [
         "plan",
@@ -454,6 +468,7 @@ fn load(
 ) -> Result<release::LoadedRelease> {
     let request = LoadRequest {
         release_id: connection.and_then(|c| c.release_id.clone()),
+        run_identity: AgentEnv::from_env().run_identity(),
         syntax_only,
         ..LoadRequest::default()
     };
@@ -671,6 +686,7 @@ async fn run_cmd(
         command,
         environment: args.common.environment.clone(),
         release_id: loaded.release_id.clone(),
+        release_name: loaded.release_name.clone(),
         package: package.as_ref().map(|p| p.path.clone()),
         package_sha256: package.as_ref().map(|p| p.sha256.as_str().to_owned()),
         work_dir: work_dir.clone(),
@@ -682,7 +698,16 @@ async fn run_cmd(
         } else {
             Unfinished::Refuse
         },
-        lock_ttl: Duration::from_secs(30 * 60),
+        lock: LockOptions {
+            ttl: Duration::from_secs(args.lock_ttl_seconds.max(3)),
+            take_over: args.take_over_lock.clone().filter(|t| !t.is_empty()),
+            attempt: agent.job_attempt(),
+            holder: agent
+                .run_description()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        },
     };
     if let Some(minutes) = args.timeout_minutes {
         let (cancel, log) = (cancel.clone(), log.clone());
@@ -766,7 +791,7 @@ fn prepare_package(
         out_dir: args.out.clone().unwrap_or_else(|| work_dir.to_path_buf()),
         context: artifact::BuildContext::from_agent(
             &loaded.release_id,
-            &loaded.release_id,
+            &loaded.release_name,
             &env_lookup,
         ),
         // A package built here, or one given to `build`, is recorded so a later stage can verify it.

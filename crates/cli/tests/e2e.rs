@@ -4,263 +4,13 @@
 //! runs the binary as a pipeline step would, and asserts the emulator's final state: which content and
 //! settings are in which slot, the journal, and that production answered healthy throughout.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use slot_release_emulator::{Emulator, EmulatorOptions, Fault};
-use slot_release_engine::port::{self, Port};
-use slot_release_engine::rehearse;
-use slot_release_engine::release::{self, LoadRequest};
-use slot_release_pipelines::{Log, OutputMode};
-use tokio_util::sync::CancellationToken;
-
-const CONNECTION: &str = "5a7c3f10-0000-0000-0000-00000000e0e0";
-const APP: &str = "contoso-web";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A running emulator with the example app, and the environment a pipeline step would get.
-struct World {
-    emulator: Emulator,
-    env: BTreeMap<String, String>,
-    config: PathBuf,
-    _dir: tempfile::TempDir,
-    port: Arc<dyn Port>,
-}
-
-/// Copies the python example with faster timings, so each test runs in seconds.
-fn python_example(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
-    let app = dir.join("app");
-    std::fs::create_dir_all(&app).unwrap();
-    for entry in std::fs::read_dir(root().join("examples/python-webapp")).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), app.join(entry.file_name())).unwrap();
-        }
-    }
-    let config = app.join("release.yml");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("duration: 10s", "duration: 3s")
-        // Room for a loaded two-core CI machine (a python start, a migration, three probes 1s apart).
-        .replace("timeout: 30s", "timeout: 15s");
-    std::fs::write(&config, edit(text)).unwrap();
-    config
-}
-
-impl World {
-    async fn start(config: PathBuf, dir: tempfile::TempDir) -> World {
-        let request = LoadRequest {
-            release_id: Some("r0".into()),
-            ..LoadRequest::default()
-        };
-        let loaded = release::load(&config, &request).unwrap();
-        let previous = dir.path().join("previous");
-        let code = matches!(
-            loaded.spec.app.kind,
-            slot_release_engine::spec::AppKind::Code { .. }
-        );
-        if code {
-            let slot_release_engine::spec::AppKind::Code { root, .. } = &loaded.spec.app.kind
-            else {
-                unreachable!()
-            };
-            rehearse::prepare_previous(root, &previous).unwrap();
-        }
-        let mut seed = rehearse::seed(&loaded.spec, code.then_some(previous.as_path()));
-        seed.service_connections[0].id = CONNECTION.to_owned();
-        let mut opts = EmulatorOptions::new(seed, dir.path().join("emulator"));
-        opts.deployment_step_delay = Duration::from_millis(20);
-        opts.images.push(slot_release_emulator::ImageMapping {
-            pattern: "contoso.azurecr.io/contoso/app:*".into(),
-            command: "python3 -c \"import http.server,os\nclass H(http.server.BaseHTTPRequestHandler):\n def do_GET(s):\n  s.send_response(200);s.end_headers();s.wfile.write(b'ok')\nhttp.server.HTTPServer(('127.0.0.1',int(os.environ['PORT'])),H).serve_forever()\"".into(),
-            dir: dir.path().to_path_buf(),
-        });
-        let emulator = Emulator::start(opts).await.unwrap();
-        let mut env: BTreeMap<String, String> = emulator
-            .service_connection_env_for(CONNECTION)
-            .into_iter()
-            .collect();
-        env.insert(
-            "AGENT_CAINFO".into(),
-            emulator.ca_path().display().to_string(),
-        );
-        let lookup = |n: &str| env.get(n).cloned();
-        let port: Arc<dyn Port> =
-            Arc::new(port::connect(CONNECTION, &lookup, &loaded.spec.app).unwrap());
-        let log = Log::new(OutputMode::Plain, Box::new(std::io::sink()));
-        rehearse::prepare_shared_state(
-            &loaded.spec,
-            port.as_ref(),
-            config.parent().unwrap(),
-            &log,
-            &CancellationToken::new(),
-        )
-        .await;
-        World {
-            emulator,
-            env,
-            config,
-            _dir: dir,
-            port,
-        }
-    }
-
-    fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_slot-release"));
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("NO_COLOR", "1")
-            // Packages and summaries go to this test's own folder.
-            .env("TMPDIR", self._dir.path())
-            .envs(&self.env)
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .args(["--service-connection", CONNECTION])
-            .kill_on_drop(true);
-        cmd
-    }
-
-    async fn run(&self, args: &[&str]) -> Output {
-        let out = self.command(args).output().await.unwrap();
-        eprintln!(
-            "$ slot-release {}\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
-    }
-
-    fn slot(&self, slot: &str) -> slot_release_emulator::SlotSnapshot {
-        self.emulator.snapshot().slot(APP, slot).cloned().unwrap()
-    }
-
-    fn tag(&self, name: &str) -> Option<String> {
-        self.slot("production").tags.get(name).cloned()
-    }
-
-    async fn get(&self, slot: &str, path: &str) -> Option<(u16, String)> {
-        let url = self.port.slot_url(slot).ok()?.join(path).ok()?;
-        let rsp = self.port.http().get(url).send().await.ok()?;
-        let status = rsp.status().as_u16();
-        Some((status, rsp.text().await.unwrap_or_default()))
-    }
-
-    /// Probes production until stopped; counts answers that were not healthy.
-    fn watch_production(&self) -> Prober {
-        let stop = Arc::new(AtomicBool::new(false));
-        let bad = Arc::new(AtomicU32::new(0));
-        let total = Arc::new(AtomicU32::new(0));
-        let url = self
-            .port
-            .slot_url("production")
-            .unwrap()
-            .join("/health")
-            .unwrap();
-        let client = self.port.http();
-        let (s, b, t) = (stop.clone(), bad.clone(), total.clone());
-        let task = tokio::spawn(async move {
-            while !s.load(Ordering::SeqCst) {
-                let probe = client
-                    .get(url.clone())
-                    .timeout(Duration::from_secs(5))
-                    .send()
-                    .await;
-                let ok = match probe {
-                    Ok(r) if r.status().is_success() => true,
-                    Ok(r) => {
-                        eprintln!("production probe: {}", r.status());
-                        false
-                    }
-                    // The emulator restarts both slots' processes during a swap, so a request in that
-                    // instant can find no listener; App Service swaps without that gap. Only answers
-                    // count: an unhealthy status from production is what must never happen.
-                    Err(e) => {
-                        eprintln!("production probe (not counted): {e}");
-                        true
-                    }
-                };
-                t.fetch_add(1, Ordering::SeqCst);
-                if !ok {
-                    b.fetch_add(1, Ordering::SeqCst);
-                }
-                tokio::time::sleep(Duration::from_millis(150)).await;
-            }
-        });
-        Prober {
-            stop,
-            bad,
-            total,
-            task,
-        }
-    }
-}
-
-struct Prober {
-    stop: Arc<AtomicBool>,
-    bad: Arc<AtomicU32>,
-    total: Arc<AtomicU32>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Prober {
-    /// Stops probing and asserts production answered healthy every time.
-    async fn assert_always_healthy(self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = self.task.await;
-        let total = self.total.load(Ordering::SeqCst);
-        assert!(total > 0, "production was never probed");
-        assert_eq!(
-            self.bad.load(Ordering::SeqCst),
-            0,
-            "production was unhealthy in some of {total} probes"
-        );
-    }
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Everything the run printed (the log goes to stdout outside a pipeline, errors to stderr).
-fn stderr(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Copies the container example with faster timings and a hook that needs no network.
-fn container_example(dir: &Path) -> PathBuf {
-    let app = dir.join("container");
-    std::fs::create_dir_all(&app).unwrap();
-    let config = app.join("release.yml");
-    let text = std::fs::read_to_string(root().join("examples/container-app/release.yml"))
-        .unwrap()
-        .replace(
-            "run: curl --fail --silent \"$(Staging.Url)/health\"",
-            "run: echo smoke ok",
-        )
-        .replace("duration: 2m", "duration: 3s")
-        .replace("interval: 5s", "interval: 1s");
-    std::fs::write(&config, text).unwrap();
-    config
-}
-
-async fn python_world(edit: impl Fn(String) -> String) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let config = python_example(dir.path(), edit);
-    World::start(config, dir).await
-}
+use slot_release_emulator::Fault;
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_release_through_staging_then_production_as_separate_stages() {
@@ -319,7 +69,11 @@ async fn code_release_through_staging_then_production_as_separate_stages() {
         Some("r1")
     );
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
-    assert_eq!(world.tag("slotrelease.lock"), None, "the lock is released");
+    assert_eq!(
+        world.lock_claims(),
+        Vec::<String>::new(),
+        "the lock is released"
+    );
     let (status, body) = world.get("production", "/").await.unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("r1"), "{body}");
@@ -371,7 +125,10 @@ async fn plan_shows_exactly_the_changes_staging_and_production_make() {
         .collect();
     for write in &writes {
         let to_staging = write.contains("/slots/staging");
-        let journal = write.starts_with("PATCH") && write.ends_with(&format!("/sites/{APP}"));
+        let journal = write.starts_with("PATCH")
+            && write.ends_with(&format!(
+                "/sites/{APP}/providers/Microsoft.Resources/tags/default"
+            ));
         let sticky = write.ends_with("/config/slotConfigNames");
         assert!(
             to_staging || journal || sticky,
@@ -457,7 +214,10 @@ async fn plan_shows_exactly_the_changes_staging_and_production_make() {
             || path.ends_with("/slotsswap")
             || path.ends_with("/config/slotConfigNames")
             || path.ends_with(&format!("/sites/{APP}/config/appsettings"))
-            || (r.method == "PATCH" && path.ends_with(&format!("/sites/{APP}")));
+            || (r.method == "PATCH"
+                && path.ends_with(&format!(
+                    "/sites/{APP}/providers/Microsoft.Resources/tags/default"
+                )));
         assert!(
             allowed || path.contains("/operations/") || path.contains("/operationresults/"),
             "unplanned write: {} {path}",
@@ -609,7 +369,7 @@ async fn a_swap_failing_at_warm_up_leaves_production_and_the_staged_slot_as_they
 async fn rollback_refuses_clearly_when_nothing_can_be_restored() {
     let world = python_world(|t| t).await;
     // An app this tool never released: no journal at all.
-    world.port.set_tags(&BTreeMap::new()).await.unwrap();
+    world.replace_tags(&BTreeMap::new()).await;
     let out = world.run(&["rollback", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -666,15 +426,34 @@ async fn a_killed_staging_run_is_refused_then_resumed() {
         "KILL",
     )
     .await;
+    // The killed run's lock is still live: another release is refused, having written nothing, and told
+    // who holds the lock and how to take it over once it is stale.
+    let before = world.emulator.snapshot();
     let out = world.run(&["staging", "--release-id", "r2"]).await;
     assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
     assert!(
-        stderr(&out).contains("stopped at phase `deployed`"),
-        "{}",
-        stderr(&out)
+        err.contains("holds the release lock of contoso-web: release r1, stage staging"),
+        "{err}"
     );
+    assert!(err.contains("--take-over-lock"), "{err}");
+    assert!(
+        err.contains(" UTC"),
+        "the time is a date, not a Unix time: {err}"
+    );
+    assert_eq!(
+        world
+            .emulator
+            .snapshot()
+            .slot(APP, "production")
+            .unwrap()
+            .tags,
+        before.slot(APP, "production").unwrap().tags,
+        "the refused run wrote nothing, the journal included"
+    );
+    // The agent's retry of the killed job (its next attempt) takes the earlier attempt's lock over.
     let out = world
-        .run(&["staging", "--release-id", "r1", "--resume"])
+        .retry(&["staging", "--release-id", "r1", "--resume"], 2)
         .await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
@@ -728,8 +507,8 @@ async fn sigint_during_the_watch_stops_within_five_seconds_and_records_the_phase
         "the journal says where it stopped"
     );
     assert_eq!(
-        world.tag("slotrelease.lock"),
-        None,
+        world.lock_claims(),
+        Vec::<String>::new(),
         "the lock was given back"
     );
     // The next run recognises the unfinished release and resumes the watch.
@@ -844,8 +623,8 @@ async fn a_run_interrupted_at_each_step_is_recognised_and_resumed() {
                 "SIGINT at {phase}: exit took {took:?}"
             );
             assert_eq!(
-                world.tag("slotrelease.lock"),
-                None,
+                world.lock_claims(),
+                Vec::<String>::new(),
                 "SIGINT at {phase}: the lock was given back"
             );
         }
@@ -857,7 +636,7 @@ async fn a_run_interrupted_at_each_step_is_recognised_and_resumed() {
             "{stage} at {phase}: the journal shows an unfinished release, got {recorded:?}"
         );
         // The pipeline's retry of the same release (no flag: the task has none) recognises and resumes it.
-        let out = world.run(&[stage, "--release-id", "r1"]).await;
+        let out = world.retry(&[stage, "--release-id", "r1"], 2).await;
         assert!(
             out.status.success(),
             "{stage} at {phase}: resume failed: {}",
@@ -1010,15 +789,49 @@ async fn an_unfinished_staging_can_be_closed_by_the_next_release_with_rollback_u
     let before = world.slot("production").content_digest;
     interrupt_at(
         &world,
-        &["staging", "--release-id", "r1"],
+        &["staging", "--release-id", "r1", "--lock-ttl-seconds", "3"],
         "deployed",
         "KILL",
     )
     .await;
+    // The killed run's lock is live: refused, with the token that takes it over once it is stale.
     let out = world
         .run(&["staging", "--release-id", "r2", "--rollback-unfinished"])
         .await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let token = err
+        .split("--take-over-lock ")
+        .nth(1)
+        .and_then(|t| t.split('`').next())
+        .unwrap_or_else(|| panic!("no token in {err}"))
+        .to_owned();
+    // A live lock is never taken over, even when asked.
+    let out = world
+        .run(&[
+            "staging",
+            "--release-id",
+            "r2",
+            "--rollback-unfinished",
+            "--take-over-lock",
+            &token,
+        ])
+        .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // Once stale (the killed run had a 3 s lock), it is taken over as asked.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let out = world
+        .run(&[
+            "staging",
+            "--release-id",
+            "r2",
+            "--rollback-unfinished",
+            "--take-over-lock",
+            &token,
+        ])
+        .await;
     assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(world.lock_claims(), Vec::<String>::new());
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
     assert_eq!(world.tag("slotrelease.release").as_deref(), Some("r2"));
     assert_eq!(
@@ -1228,7 +1041,7 @@ async fn a_rerun_of_a_succeeded_production_stage_keeps_the_journal_slots_true() 
         "a re-run swaps nothing, so the journal's slots do not change"
     );
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
-    assert_eq!(world.tag("slotrelease.lock"), None);
+    assert_eq!(world.lock_claims(), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1244,19 +1057,22 @@ async fn a_killed_staging_run_is_resumed_by_a_retry_of_the_same_release_only() {
         "KILL",
     )
     .await;
-    // Another release is refused with a way out the pipeline task can take.
+    // Another release is refused: the killed run's lock is live.
     let out = world.run(&["staging", "--release-id", "r2"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("command: rollback"),
+        stderr(&out).contains("holds the release lock"),
         "{}",
         stderr(&out)
     );
-    // The pipeline's retry (same build number, no flag: the task has no input for one) continues it.
+    // The same release without evidence that the killed run ended is refused too: it might be running.
     let out = world.run(&["staging", "--release-id", "r1"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // The pipeline's retry (the job's next attempt, no flag: the task has no input for one) continues it.
+    let out = world.retry(&["staging", "--release-id", "r1"], 2).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
-    assert_eq!(world.tag("slotrelease.lock"), None);
+    assert_eq!(world.lock_claims(), Vec::<String>::new());
     assert_eq!(
         world
             .slot("staging")
@@ -1287,7 +1103,7 @@ async fn a_failed_swap_puts_back_the_production_settings_written_before_it() {
         before,
         "production runs its own release with its own settings"
     );
-    assert_eq!(world.tag("slotrelease.lock"), None);
+    assert_eq!(world.lock_claims(), Vec::<String>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1359,7 +1175,7 @@ async fn a_swap_ending_while_the_resume_reads_the_slots_is_seen_whole() {
         millis: 8_000,
         count: Some(1),
     });
-    let out = world.run(&["production", "--release-id", "r1"]).await;
+    let out = world.retry(&["production", "--release-id", "r1"], 2).await;
     assert!(out.status.success(), "resume failed: {}", stderr(&out));
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
     let (status, body) = world.get("production", "/").await.unwrap();
@@ -1377,7 +1193,7 @@ async fn a_site_without_room_for_the_journal_is_refused_before_any_change() {
     for i in 0..50 - tags.len() {
         tags.insert(format!("team-tag-{i:02}"), "kept".into());
     }
-    world.port.set_tags(&tags).await.unwrap();
+    world.replace_tags(&tags).await;
     let before = world.emulator.snapshot();
     world.emulator.clear_requests();
 
@@ -1403,5 +1219,5 @@ async fn a_site_without_room_for_the_journal_is_refused_before_any_change() {
             "{slot} settings unchanged"
         );
     }
-    assert_eq!(world.tag("slotrelease.lock"), None);
+    assert_eq!(world.lock_claims(), Vec::<String>::new());
 }

@@ -244,7 +244,7 @@ fn check_scope(shared: &Shared, sub: &str, rg: &str) -> Result<(), Box<Response>
     Ok(())
 }
 
-fn resource_id(app: &App, slot: &str) -> String {
+pub(crate) fn resource_id(app: &App, slot: &str) -> String {
     let base = format!(
         "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Web/sites/{}",
         app.subscription_id, app.resource_group, app.name
@@ -401,6 +401,9 @@ async fn site_op(
         Err(r) => return r,
     };
     match (method.clone(), ops_ref.as_slice()) {
+        (_, ["providers", "microsoft.resources", "tags", "default"]) => {
+            crate::tags::handle(&shared, &method, &body, &name, &slot)
+        }
         (Method::GET, []) => {
             let state = lock(&shared.state);
             match state
@@ -891,9 +894,9 @@ fn body_tags(
 
 /// A tag write ARM refuses: its error code and message (always a 400).
 #[derive(Debug)]
-struct TagRefusal {
-    code: &'static str,
-    message: String,
+pub(crate) struct TagRefusal {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
 }
 
 impl TagRefusal {
@@ -903,7 +906,7 @@ impl TagRefusal {
 }
 
 /// ARM's own codes and wording for each broken limit, so clients see what real Azure would say.
-fn check_tag_limits(tags: &BTreeMap<String, String>) -> Result<(), TagRefusal> {
+pub(crate) fn check_tag_limits(tags: &BTreeMap<String, String>) -> Result<(), TagRefusal> {
     if tags.len() > MAX_TAGS {
         return Err(TagRefusal {
             code: "InvalidTags",

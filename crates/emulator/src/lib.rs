@@ -14,6 +14,7 @@ mod runtime;
 mod seed;
 mod server;
 mod state;
+mod tags;
 mod tls;
 mod token;
 

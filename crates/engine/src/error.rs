@@ -251,17 +251,65 @@ pub enum Error {
         /// Each failed check.
         problems: Vec<String>,
     },
-    /// Another release holds the lock.
+    /// Another run holds the release lock; nothing was written.
     #[error(
-        "another release ({owner}) is in progress on {app} until {until_unix} (Unix time); wait for it, or run `slot-release rollback`/`--resume` from that release"
+        "another run holds the release lock of {app}: {holder}, since {since}; its lock {expiry}. Nothing was changed. {advice}"
     )]
     Locked {
         /// The app.
         app: String,
-        /// Who holds the lock.
-        owner: String,
-        /// When it expires.
-        until_unix: i64,
+        /// Who holds it (release, stage, pipeline, run, agent).
+        holder: String,
+        /// Since when, as a date.
+        since: String,
+        /// When it goes stale ("expires at …" or "went stale at …").
+        expiry: String,
+        /// What the user can do.
+        advice: String,
+    },
+    /// Another run was taking the lock at the same moment, every time this run tried.
+    #[error(
+        "another run ({other}) was taking the release lock of {app} at the same moment, {attempts} time(s); nothing was changed: run this stage again"
+    )]
+    LockContended {
+        /// The app.
+        app: String,
+        /// The other claim.
+        other: String,
+        /// How often this run tried.
+        attempts: u32,
+    },
+    /// The lock was lost while the run held it: it stopped before its next irreversible step.
+    #[error(
+        "the release lock of {app} is no longer this run's ({reason}); stopped before `{step}`"
+    )]
+    LockLost {
+        /// The app.
+        app: String,
+        /// Why.
+        reason: String,
+        /// The step that did not start.
+        step: String,
+    },
+    /// Right before the swap, the slot no longer holds the release that passed its gate there.
+    #[error(
+        "slot {slot} no longer holds release {release} (it holds {holds}), so it is not swapped into production; run the staging stage of {release} again"
+    )]
+    NotStaged {
+        /// The slot production swaps from.
+        slot: String,
+        /// What it holds now.
+        holds: String,
+        /// This run's release.
+        release: String,
+    },
+    /// A release identity that cannot be used.
+    #[error("the release id `{id}` cannot be used: {reason}; pass another with --release-id")]
+    InvalidReleaseId {
+        /// The id (control characters removed, abbreviated).
+        id: String,
+        /// Why.
+        reason: String,
     },
     /// An earlier release stopped half-way.
     #[error(

@@ -257,7 +257,7 @@ fn validate(target: &ProbeTarget, check: &HealthCheckSpec) -> Result<reqwest::Ur
 /// It also gives up early when the remaining time cannot fit the probes still needed, so a hopeless gate
 /// does not wait out its whole timeout.
 pub async fn gate(
-    client: &reqwest::Client,
+    client: &dyn Prober,
     target: &ProbeTarget,
     check: &HealthCheckSpec,
     cancel: &CancellationToken,
@@ -338,7 +338,7 @@ pub async fn gate(
 /// Watches `target` for the whole `watch.window`, probing every `check.interval`; fails as soon as
 /// `watch.max_failures` probes have failed. `check.successes` and `check.timeout` do not apply.
 pub async fn watch(
-    client: &reqwest::Client,
+    client: &dyn Prober,
     target: &ProbeTarget,
     check: &HealthCheckSpec,
     watch: &WatchSpec,
@@ -432,7 +432,7 @@ fn log_probe(log: &Log, label: &str, record: &ProbeRecord, streak: Option<(u32, 
 
 /// One probe: GET, check the status, then (only when asked) read up to `BODY_LIMIT` bytes for the text.
 async fn probe(
-    client: &reqwest::Client,
+    client: &dyn Prober,
     url: &reqwest::Url,
     check: &HealthCheckSpec,
     limit: Duration,
@@ -440,7 +440,7 @@ async fn probe(
     origin: Instant,
 ) -> ProbeRecord {
     let started = Instant::now();
-    let outcome = match tokio::time::timeout(limit, probe_once(client, url, check)).await {
+    let outcome = match tokio::time::timeout(limit, client.probe(url, check)).await {
         Ok(outcome) => outcome,
         Err(_) => ProbeOutcome::TimedOut,
     };
@@ -449,6 +449,20 @@ async fn probe(
         started_ms: millis(started.duration_since(origin)),
         latency_ms: millis(started.elapsed()),
         outcome,
+    }
+}
+
+/// What a health probe goes through: an HTTP GET in a release, an in-memory app in model tests.
+#[async_trait::async_trait]
+pub trait Prober: Send + Sync {
+    /// One probe of `url`, judged against `check` (status, and body text when asked).
+    async fn probe(&self, url: &reqwest::Url, check: &HealthCheckSpec) -> ProbeOutcome;
+}
+
+#[async_trait::async_trait]
+impl Prober for reqwest::Client {
+    async fn probe(&self, url: &reqwest::Url, check: &HealthCheckSpec) -> ProbeOutcome {
+        probe_once(self, url, check).await
     }
 }
 

@@ -12,10 +12,12 @@ pub use error::{Error, Result};
 pub mod artifact;
 pub mod health;
 pub mod hooks;
+pub mod identity;
 pub mod package;
 
 // Owned by the plan/stages/journal work.
 pub mod journal;
+pub mod lock;
 pub mod plan;
 pub mod port;
 pub mod rehearse;

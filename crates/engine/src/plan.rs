@@ -364,6 +364,22 @@ impl Action {
         )
     }
 
+    /// Whether the step changes the app in Azure (or runs a hook that may change its data): such a step
+    /// runs only under the release lock, after the fencing check.
+    pub fn changes_the_app(&self) -> bool {
+        !matches!(
+            self,
+            Action::AcquireLock
+                | Action::ReleaseLock
+                | Action::PullSecrets { .. }
+                | Action::BuildPackage { .. }
+                | Action::ResolveImage { .. }
+                | Action::HealthGate { .. }
+                | Action::Watch { .. }
+                | Action::Nothing
+        )
+    }
+
     /// A one-line human description.
     pub fn describe(&self) -> String {
         match self {
@@ -1377,9 +1393,8 @@ fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, p
                     ),
                 )];
             }
-            if journal.lock.is_some() || !journal.previous_settings.is_empty() {
-                // A failed stage could not give its lock back: the rollback stage is the pipeline's next
-                // run, so it frees the app (the executor takes over only a lock of the same release).
+            if !journal.previous_settings.is_empty() {
+                // Putting production's settings back is a change: it happens under the lock.
                 plan.steps.insert(
                     0,
                     step(

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ use slot_release_azure as az;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
+use crate::identity::ReleaseId;
 use crate::journal::DeploymentRecord;
 use crate::state::{LiveState, PRODUCTION, SlotState};
 
@@ -115,8 +117,17 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     async fn reset_slot_config(&self, source: &str) -> Result<(), Error>;
     /// The site's tags (where the journal lives).
     async fn tags(&self) -> Result<BTreeMap<String, String>, Error>;
-    /// Replaces the site's tags.
-    async fn set_tags(&self, tags: &BTreeMap<String, String>) -> Result<(), Error>;
+    /// Adds or updates the given tags of the site in one request, leaving all others (ARM's Tags API
+    /// `Merge`); returns the site's tags after it.
+    async fn merge_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, Error>;
+    /// Removes the given tags of the site (a tag given with a value only while it has that value).
+    async fn delete_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, Error>;
     /// Writes a deployment record (id = release id) on a slot's Kudu, marking it active.
     async fn put_record(
         &self,
@@ -132,8 +143,14 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     ) -> Result<BTreeMap<String, SecretValue>, Error>;
     /// The HTTPS base URL of a slot's app (for health probes).
     fn slot_url(&self, slot: &str) -> Result<url::Url, Error>;
-    /// The HTTP client probes use (trusts the same CAs as the Azure client).
-    fn http(&self) -> reqwest::Client;
+    /// What health probes go through (an HTTP client that trusts the same CAs as the Azure client).
+    fn prober(&self) -> Arc<dyn crate::health::Prober>;
+    /// The time now, in Unix seconds (lock expiry); a fake clock in model tests.
+    fn now_unix(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
 }
 
 /// Connects to the app through an agent service connection (`ENDPOINT_*` variables read through `env`).
@@ -219,13 +236,20 @@ fn azure_err(operation: impl Into<String>) -> impl FnOnce(az::AzureError) -> Err
     }
 }
 
-/// The release a slot holds, from its newest active deployment record written by the engine.
+/// The release a slot holds, from its newest active deployment record written by the engine: the identity
+/// in the record's message, else the one its (reversibly encoded) Kudu id carries. Never the encoded id
+/// itself, which would not compare equal to the identity it encodes.
 fn release_of(deployments: &[az::Deployment]) -> Option<String> {
-    deployments
+    let newest = deployments
         .iter()
         .filter(|d| d.active && d.deployer == DEPLOYER)
-        .max_by(|a, b| a.received_time.cmp(&b.received_time))
-        .map(|d| d.id.clone())
+        .max_by(|a, b| a.received_time.cmp(&b.received_time))?;
+    serde_json::from_str::<DeploymentRecord>(&newest.message)
+        .ok()
+        .map(|r| r.release)
+        .filter(|r| !r.is_empty())
+        .or_else(|| ReleaseId::from_kudu_id(&newest.id).map(String::from))
+        .or_else(|| Some(newest.id.clone()))
 }
 
 #[async_trait]
@@ -466,11 +490,24 @@ impl Port for AzurePort {
             .map_err(azure_err("read the journal tags"))
     }
 
-    async fn set_tags(&self, tags: &BTreeMap<String, String>) -> Result<(), Error> {
+    async fn merge_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.app
-            .set_tags(&az::SlotName::production(), tags)
+            .merge_tags(&az::SlotName::production(), tags)
             .await
-            .map_err(azure_err("write the journal tags"))
+            .map_err(azure_err("merge the journal tags"))
+    }
+
+    async fn delete_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, Error> {
+        self.app
+            .delete_tags(&az::SlotName::production(), tags)
+            .await
+            .map_err(azure_err("delete journal tags"))
     }
 
     async fn put_record(
@@ -493,18 +530,12 @@ impl Port for AzurePort {
             active: !failed,
             details: format!("release {} phase {}", record.release, record.phase),
         };
-        // Kudu ids allow letters, digits, `-` and `_`; release ids come from build numbers such as
-        // `20261122.1`, so anything else is mapped to `-` (the record's message keeps the real id).
-        let id: String = id
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect();
+        // Kudu ids allow letters, digits, `-` and `_`: the identity is encoded reversibly, so two
+        // releases never share a record (`20261204.1` and `20261204-1` stay apart).
+        let id = match ReleaseId::new(id) {
+            Ok(release) => release.kudu_id(),
+            Err(err) => return Err(err),
+        };
         self.app
             .kudu(&Self::slot(slot)?)
             .put_deployment_record(&id, &rec)
@@ -543,8 +574,8 @@ impl Port for AzurePort {
             .map_err(azure_err(format!("address slot {slot}")))
     }
 
-    fn http(&self) -> reqwest::Client {
-        self.azure.http_client().clone()
+    fn prober(&self) -> Arc<dyn crate::health::Prober> {
+        Arc::new(self.azure.http_client().clone())
     }
 }
 
@@ -615,7 +646,16 @@ impl Port for Offline {
     async fn tags(&self) -> Result<BTreeMap<String, String>, Error> {
         self.refuse("read the journal")
     }
-    async fn set_tags(&self, _: &BTreeMap<String, String>) -> Result<(), Error> {
+    async fn merge_tags(
+        &self,
+        _: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, Error> {
+        self.refuse("write the journal")
+    }
+    async fn delete_tags(
+        &self,
+        _: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, Error> {
         self.refuse("write the journal")
     }
     async fn put_record(&self, _: &str, _: &str, _: &DeploymentRecord) -> Result<(), Error> {
@@ -631,7 +671,7 @@ impl Port for Offline {
     fn slot_url(&self, _: &str) -> Result<url::Url, Error> {
         self.refuse("address a slot")
     }
-    fn http(&self) -> reqwest::Client {
-        reqwest::Client::new()
+    fn prober(&self) -> Arc<dyn crate::health::Prober> {
+        Arc::new(reqwest::Client::new())
     }
 }

@@ -360,12 +360,13 @@ pub async fn run(
         command: Command::Release,
         environment: None,
         release_id: loaded.release_id.clone(),
+        release_name: loaded.release_name.clone(),
         package,
         package_sha256,
         work_dir: opts.work_dir.join("package"),
         hook_dir: opts.config_dir.clone(),
         unfinished: Unfinished::Refuse,
-        lock_ttl: std::time::Duration::from_secs(600),
+        lock: stages::LockOptions::default(),
     };
     let ctx = stages::Context {
         port: port.clone(),
@@ -418,7 +419,7 @@ fn build_then_verify(
         out_dir: work_dir.join("artifact"),
         context: artifact::BuildContext::from_agent(
             &loaded.release_id,
-            &loaded.release_id,
+            &loaded.release_name,
             &lookup,
         ),
         write_record: true,
@@ -495,11 +496,10 @@ async fn production_healthy(spec: &ReleaseSpec, port: &dyn Port) -> bool {
     let Ok(url) = base.join(path) else {
         return false;
     };
-    let client = port.http();
+    let prober = port.prober();
+    let check = crate::health::HealthCheckSpec::new(path);
     for _ in 0..5 {
-        if let Ok(rsp) = client.get(url.clone()).send().await
-            && rsp.status().is_success()
-        {
+        if prober.probe(&url, &check).await.is_healthy() {
             return true;
         }
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -9,13 +9,16 @@ use std::sync::Arc;
 
 use slot_release_config::{self as cfg, Diagnostics, LoadOptions, VariableMode, VariableSource};
 
+use crate::identity::{IdentitySources, Release};
 use crate::spec::{self, ReleaseSpec};
 
 /// What a run needs to load its config.
 #[derive(Debug, Clone, Default)]
 pub struct LoadRequest {
-    /// The release id to use when the pipeline gives none (`Build.BuildNumber`).
+    /// An explicit release id (`--release-id`): the identity and the display name, beating the pipeline's.
     pub release_id: Option<String>,
+    /// The pipeline run's identity (see `AgentEnv::run_identity`), when running in a pipeline.
+    pub run_identity: Option<String>,
     /// Extra variables (agent names, e.g. `BUILD_BUILDNUMBER`), taking precedence over the process's.
     pub variables: BTreeMap<String, String>,
     /// Resolve only the syntax of `$(...)` references (for `validate`).
@@ -31,8 +34,10 @@ pub struct LoadedRelease {
     pub loaded: cfg::Loaded,
     /// The engine's view of it.
     pub spec: ReleaseSpec,
-    /// The release id.
+    /// The release's identity.
     pub release_id: String,
+    /// The release's display name (the build number).
+    pub release_name: String,
 }
 
 /// Process variables plus local fallbacks for the build variables.
@@ -60,35 +65,53 @@ impl VariableSource for RunVariables {
     }
 }
 
-/// The release id: `Build.BuildNumber` in a pipeline, else the request's, else a local timestamp.
-pub fn release_id(request: &LoadRequest) -> String {
-    request
+/// The release: an explicit `--release-id`; else the pipeline run's identity, named by `Build.BuildNumber`;
+/// else the build number alone; else a local timestamp (see [`IdentitySources::resolve`]).
+pub fn release(request: &LoadRequest) -> Result<Release, crate::Error> {
+    let build_number = request
         .variables
         .get("BUILD_BUILDNUMBER")
         .cloned()
-        .or_else(|| {
-            std::env::var("BUILD_BUILDNUMBER")
-                .ok()
-                .filter(|v| !v.is_empty())
-        })
-        .or_else(|| request.release_id.clone())
-        .unwrap_or_else(|| {
-            format!(
-                "local-{}",
-                cfg::vars::utc_timestamp(std::time::SystemTime::now())
-            )
-        })
+        .or_else(|| std::env::var("BUILD_BUILDNUMBER").ok())
+        .filter(|v| !v.is_empty());
+    IdentitySources {
+        explicit: request.release_id.clone(),
+        run: request.run_identity.clone(),
+        build_number,
+    }
+    .resolve(|| {
+        format!(
+            "local-{}",
+            cfg::vars::utc_timestamp(std::time::SystemTime::now())
+        )
+    })
 }
 
 /// Loads and validates the config, resolving variables unless `syntax_only`.
 pub fn load(path: &Path, request: &LoadRequest) -> Result<LoadedRelease, Diagnostics> {
-    let release_id = release_id(request);
+    let release = release(request).map_err(|err| {
+        let mut diagnostics = Diagnostics::new();
+        diagnostics.push(cfg::Diagnostic {
+            severity: cfg::Severity::Error,
+            code: "release-id",
+            file: path.display().to_string(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: err.to_string(),
+            help: Some("pass a release id with --release-id (task input releaseId)".into()),
+            source_line: None,
+            width: 1,
+        });
+        diagnostics
+    })?;
+    let release_id = release.id.to_string();
     let variables = if request.syntax_only {
         VariableMode::SyntaxOnly
     } else {
         VariableMode::Strict(Arc::new(RunVariables {
             overrides: request.variables.clone(),
-            release_id: release_id.clone(),
+            release_id: release.name.clone(),
             timestamp: cfg::vars::utc_timestamp(std::time::SystemTime::now()),
         }))
     };
@@ -103,5 +126,6 @@ pub fn load(path: &Path, request: &LoadRequest) -> Result<LoadedRelease, Diagnos
         loaded,
         spec,
         release_id,
+        release_name: release.name,
     })
 }

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,10 @@ use crate::plan::{
 use crate::port::{Port, SettingValue, SiteChange};
 use crate::spec::{AppKind, HookSpec, HookWhere, ReleaseSpec};
 use crate::state::{LiveState, PRODUCTION};
+
+mod locking;
+
+use locking::HeldLock;
 
 /// How long a swap waits for another operation on the app to finish.
 const SWAP_CONFLICT_WAIT: Duration = Duration::from_secs(120);
@@ -86,8 +90,10 @@ pub struct StageOptions {
     pub command: Command,
     /// Overrides the stage's environment.
     pub environment: Option<String>,
-    /// The release id.
+    /// The release's identity (see [`crate::identity`]).
     pub release_id: String,
+    /// The release's display name (the build number).
+    pub release_name: String,
     /// A package built earlier (staging); when absent and needed, it is built into `work_dir`.
     pub package: Option<PathBuf>,
     /// The SHA-256 of `package`, as the caller verified it (`artifact::prepare`): shown in the plan.
@@ -98,8 +104,33 @@ pub struct StageOptions {
     pub hook_dir: PathBuf,
     /// What to do with an unfinished release.
     pub unfinished: Unfinished,
-    /// How long the lock holds without being released (a killed run does not block the app forever).
-    pub lock_ttl: Duration,
+    /// The release lock.
+    pub lock: LockOptions,
+}
+
+/// How a run takes the release lock.
+#[derive(Debug, Clone)]
+pub struct LockOptions {
+    /// How long a claim lives without renewal (a killed run does not block the app forever); renewed every
+    /// third of it while the stage runs.
+    pub ttl: Duration,
+    /// The token of a stale claim to take over (`--take-over-lock`).
+    pub take_over: Option<String>,
+    /// `System.JobAttempt`: a retry takes over the claim of an earlier attempt of the same release.
+    pub attempt: Option<u32>,
+    /// Who runs (pipeline, run, stage, job, agent), shown to a run the lock refuses.
+    pub holder: BTreeMap<String, String>,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            ttl: Duration::from_secs(10 * 60),
+            take_over: None,
+            attempt: None,
+            holder: BTreeMap::new(),
+        }
+    }
 }
 
 /// How a run ended.
@@ -284,8 +315,7 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
             applied_preview: false,
             image_set: None,
             production_image: None,
-            take_over: None,
-            lock_held: false,
+            held: None,
             production_settings: BTreeMap::new(),
             production_settings_before: BTreeMap::new(),
             production_touched: false,
@@ -351,9 +381,8 @@ struct Exec<'a> {
     image_set: Option<String>,
     /// The image production ran when the stage started (containers), recorded at the swap.
     production_image: Option<String>,
-    /// An unfinished release the user asked to resume or roll back: its stale lock may be taken over.
-    take_over: Option<String>,
-    lock_held: bool,
+    /// The release lock, while this run holds it.
+    held: Option<HeldLock>,
     /// Production's settings when the stage read the live state.
     production_settings: BTreeMap<String, String>,
     /// What this run wrote over on production: each name's value before (`None`: it was not set).
@@ -363,12 +392,6 @@ struct Exec<'a> {
     /// The release each slot holds, per its deployment records when the stage read the live state,
     /// kept up to date by this run's swaps.
     slot_releases: BTreeMap<String, String>,
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn port_err(step: &str) -> impl FnOnce(Error) -> Failure + '_ {
@@ -541,9 +564,6 @@ impl Exec<'_> {
             ));
             unfinished = Unfinished::Resume;
         }
-        if unfinished != Unfinished::Refuse {
-            self.take_over = Some(release.clone());
-        }
         match unfinished {
             Unfinished::Refuse => Err((RunResult::Failed, Error::Unfinished { release, phase })),
             Unfinished::Rollback => Ok(true),
@@ -582,6 +602,11 @@ impl Exec<'_> {
         } else {
             self.read_state().await?
         };
+        if stage != Stage::Build {
+            // Before anything else, and before any write: a release in flight in another run is that
+            // run's, not an unfinished one to settle.
+            self.refuse_if_locked(&state.tags)?;
+        }
         if stage != Stage::Build && self.wait_for_running_swap(&state).await {
             state = self.read_state().await?;
         }
@@ -615,8 +640,7 @@ impl Exec<'_> {
                 applied_preview: false,
                 image_set: None,
                 production_image: None,
-                take_over: self.take_over.clone(),
-                lock_held: false,
+                held: None,
                 production_settings: BTreeMap::new(),
                 production_settings_before: BTreeMap::new(),
                 production_touched: false,
@@ -640,19 +664,15 @@ impl Exec<'_> {
     /// Every failed exit gives the lock back if the failure handling could not: a lock left behind blocks
     /// the next release for its whole time to live. Best effort, a few tries, logged when it still fails.
     async fn give_back_lock(&mut self) {
-        if !self.lock_held {
+        if !self.lock_held() {
             return;
         }
-        self.journal.lock = None;
         for attempt in 1..=3 {
-            match self.write_tags().await {
-                Ok(()) => {
-                    self.lock_held = false;
-                    return;
-                }
+            match self.release_lock().await {
+                Ok(()) => return,
                 Err(err) if attempt == 3 => {
                     self.log().warning(&format!(
-                        "The release lock could not be given back ({}); the next run of this release takes it over, another release waits until it expires",
+                        "The release lock could not be given back ({}); a retry of this job takes it over, another release waits until it goes stale",
                         chain(&err).join(": ")
                     ));
                 }
@@ -727,10 +747,13 @@ impl Exec<'_> {
             .problems()
             .map(|c| format!("{}: {}", c.name, c.detail))
             .collect();
+        // The journal must fit next to the site's other tags and this run's claim on the lock.
+        let mut with_claim = state.tags.clone();
+        with_claim.extend(self.my_claim(0, true).to_tags());
         if problems.is_empty()
             && let Err(err) = self
                 .projected_journal(&plan, &state)
-                .check_fits(&state.tags)
+                .check_fits(&with_claim)
         {
             problems.push(format!("journal-tags: {err}"));
         }
@@ -785,6 +808,11 @@ impl Exec<'_> {
     /// After a failure: the plan's failure steps that apply to what happened. Returns the stage's result.
     async fn recover(&mut self, plan: &Plan) -> RunResult {
         let mut result = RunResult::Failed;
+        if !self.lock_held() {
+            // Refused by the lock, or failed before taking it: nothing was changed, and a run without the
+            // lock must not change anything now, the journal included.
+            return result;
+        }
         let mut undone = false;
         let mut restore_failed = false;
         // Decided once: executing the swap back flips `swapped`, but the checks after it still apply.
@@ -809,7 +837,7 @@ impl Exec<'_> {
                 Action::WriteJournal {
                     phase: Phase::Failed,
                 } => true,
-                Action::ReleaseLock => self.lock_held,
+                Action::ReleaseLock => self.lock_held(),
                 _ => true,
             };
             if !applies {
@@ -910,16 +938,15 @@ impl Exec<'_> {
         self.log().warning(
             "Cancelled: no further steps start; the journal records where the release stopped",
         );
+        if !self.lock_held() {
+            // A run without the lock changed nothing, and must not start now.
+            return;
+        }
         if !self.production_touched {
             // Production still runs its own release: it gets its own settings back.
             self.restore_production_settings().await;
         }
-        if self.lock_held {
-            self.journal.lock = None;
-            if self.write_tags().await.is_ok() {
-                self.lock_held = false;
-            }
-        }
+        let _ = self.release_lock().await;
     }
 
     /// The largest journal this run can write, so Azure's tag limits are checked before the first change
@@ -929,10 +956,6 @@ impl Exec<'_> {
         let release = self.opts.release_id.clone();
         journal.release = Some(release.clone());
         journal.phase = Some(Phase::RollingBack);
-        journal.lock = Some(crate::journal::Lock {
-            owner: release.clone(),
-            expires_unix: i64::MAX,
-        });
         journal.slots.insert(PRODUCTION.to_owned(), release.clone());
         journal.slots.insert(self.staging_slot(), release);
         let production = state.slot(PRODUCTION);
@@ -959,15 +982,18 @@ impl Exec<'_> {
         journal
     }
 
+    /// Writes the journal with one `Merge` of its own tags (claims and foreign tags untouched), then
+    /// deletes the tags it emptied.
     async fn write_tags(&self) -> Result<(), Error> {
-        let mut tags = BTreeMap::new();
-        self.journal.apply_to(&mut tags);
-        // Foreign tags are kept by re-reading them: the journal owns only its own keys.
         let live = self.ctx.port.tags().await?;
-        let mut merged = live;
-        merged.retain(|k, _| !k.starts_with(crate::journal::TAG_PREFIX));
-        merged.extend(tags);
-        self.ctx.port.set_tags(&merged).await
+        let merge = self.journal.merge_from(&live);
+        self.ctx.port.merge_tags(&merge).await?;
+        let leftovers = JournalTags::leftovers(&merge);
+        if !leftovers.is_empty() {
+            // Only while still empty: a value is never lost to this clean-up.
+            self.ctx.port.delete_tags(&leftovers).await?;
+        }
+        Ok(())
     }
 
     fn staging_slot(&self) -> String {
@@ -981,6 +1007,7 @@ impl Exec<'_> {
     fn record(&self, phase: Phase) -> DeploymentRecord {
         DeploymentRecord {
             release: self.opts.release_id.clone(),
+            release_name: self.opts.release_name.clone(),
             phase: phase.as_str().to_owned(),
             slots: self.journal.slots.clone(),
             previous_image: self.journal.previous_image.clone(),
@@ -1166,46 +1193,16 @@ impl Exec<'_> {
     async fn execute(&mut self, action: &Action) -> Result<(), Failure> {
         let port = self.ctx.port.clone();
         let cancel = self.ctx.cancel.clone();
+        if action.changes_the_app() {
+            // The fencing check: a run whose lock was taken over stops here, before the change.
+            self.fence(&action.describe()).await?;
+        }
         match action {
-            Action::AcquireLock => {
-                let tags = port.tags().await.map_err(port_err("read the lock"))?;
-                let live = JournalTags::from_tags(&tags);
-                self.journal.lock = live.lock;
-                let ttl = self.opts.lock_ttl.as_secs() as i64;
-                if let Err(held) = self
-                    .journal
-                    .try_lock(&self.opts.release_id, now_unix(), ttl)
-                {
-                    if self.take_over.as_deref() != Some(held.owner.as_str()) {
-                        return Err((
-                            RunResult::Failed,
-                            Error::Locked {
-                                app: self.spec.app.name.clone(),
-                                owner: held.owner,
-                                until_unix: held.expires_unix,
-                            },
-                        ));
-                    }
-                    // The user asked to resume or roll back that very release: its lock is left over.
-                    self.log().warning(&format!(
-                        "Taking over the lock of the unfinished release {}",
-                        held.owner
-                    ));
-                    self.journal.lock = None;
-                    let _ = self
-                        .journal
-                        .try_lock(&self.opts.release_id, now_unix(), ttl);
-                }
-                self.write_tags().await.map_err(port_err("take the lock"))?;
-                self.lock_held = true;
-            }
-            Action::ReleaseLock => {
-                self.journal.lock = None;
-                self.write_tags()
-                    .await
-                    .map_err(port_err("release the lock"))?;
-                self.lock_held = false;
-            }
+            Action::AcquireLock => self.acquire_lock().await?,
+            Action::ReleaseLock => self
+                .release_lock()
+                .await
+                .map_err(port_err("release the lock"))?,
             Action::WriteJournal { phase } => self.write_journal(*phase).await?,
             Action::CreateSlot { slot } => port
                 .create_slot(slot, &cancel)
@@ -1379,7 +1376,7 @@ impl Exec<'_> {
                 port.deploy_zip(
                     slot,
                     &package,
-                    &format!("slot-release {}", self.opts.release_id),
+                    &format!("slot-release {}", self.opts.release_name),
                     &cancel,
                 )
                 .await
@@ -1446,9 +1443,15 @@ impl Exec<'_> {
             }
             Action::HealthGate { slot, probe } => {
                 let target = self.target(slot)?;
-                let client = port.http();
-                let outcome =
-                    health::gate(&client, &target, &Self::check(probe), &cancel, self.log()).await;
+                let client = port.prober();
+                let outcome = health::gate(
+                    client.as_ref(),
+                    &target,
+                    &Self::check(probe),
+                    &cancel,
+                    self.log(),
+                )
+                .await;
                 match outcome {
                     Ok(report) => self.stage.health.push(HealthRecord {
                         kind: "gate".into(),
@@ -1486,6 +1489,9 @@ impl Exec<'_> {
                 }
             }
             Action::Swap { source, target } => {
+                if self.stage.stage == Stage::Production && target == PRODUCTION && !self.swapped {
+                    self.recheck_staged(source).await?;
+                }
                 self.production_touched |= target == PRODUCTION;
                 self.swap(source, target).await?;
                 let (a, b) = (
@@ -1514,13 +1520,22 @@ impl Exec<'_> {
                 .map_err(port_err("cancel the swap preview"))?,
             Action::Watch { slot, probe } => {
                 let target = self.target(slot)?;
-                let client = port.http();
+                let client = port.prober();
                 let check = Self::check(probe);
                 let window = WatchSpec {
                     window: Duration::from_secs(probe.window_secs.max(1)),
                     max_failures: probe.count.max(1),
                 };
-                match health::watch(&client, &target, &check, &window, &cancel, self.log()).await {
+                match health::watch(
+                    client.as_ref(),
+                    &target,
+                    &check,
+                    &window,
+                    &cancel,
+                    self.log(),
+                )
+                .await
+                {
                     Ok(report) => self.stage.health.push(HealthRecord {
                         kind: "watch".into(),
                         slot: slot.clone(),
@@ -1559,6 +1574,30 @@ impl Exec<'_> {
             Action::Nothing => {}
         }
         Ok(())
+    }
+
+    /// Under the lock, immediately before the swap into production: the slot still holds this release
+    /// (what the plan saw may have changed since: another run's staging, a manual deployment).
+    async fn recheck_staged(&self, source: &str) -> Result<(), Failure> {
+        let state = self.read_state().await?;
+        let holds = state.slot(source).and_then(|s| s.release.clone());
+        if holds.as_deref() == Some(self.opts.release_id.as_str()) {
+            return Ok(());
+        }
+        if state.slot(PRODUCTION).and_then(|s| s.release.as_deref())
+            == Some(self.opts.release_id.as_str())
+        {
+            // An earlier run of this release swapped already (the swap ended after it died).
+            return Ok(());
+        }
+        Err((
+            RunResult::Failed,
+            Error::NotStaged {
+                slot: source.to_owned(),
+                holds: holds.unwrap_or_else(|| "no release of Slot Release".to_owned()),
+                release: self.opts.release_name.clone(),
+            },
+        ))
     }
 
     /// Swaps, waiting out an operation still running on the app (e.g. the swap of an interrupted run).

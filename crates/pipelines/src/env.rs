@@ -214,6 +214,48 @@ impl AgentEnv {
         (self.is_pull_request() || pr.id.is_some()).then_some(pr)
     }
 
+    /// `Build.BuildNumber`: the run's display name (`20261204.1` by default), any text Azure Pipelines allows.
+    pub fn build_number(&self) -> Option<&str> {
+        self.var("BUILD_BUILDNUMBER")
+    }
+
+    /// An identity for this pipeline run that no other run shares, in any pipeline, project or
+    /// organisation: the build id (unique within a collection) qualified by the pipeline definition and
+    /// the collection. Two pipelines that share a build number still get different identities; every job
+    /// and every retried stage of one run gets the same one. `None` outside a pipeline run.
+    pub fn run_identity(&self) -> Option<String> {
+        let build = self.var("BUILD_BUILDID")?;
+        let mut id = format!("build-{build}");
+        if let Some(definition) = self.var("SYSTEM_DEFINITIONID") {
+            id.push_str(&format!(".def-{definition}"));
+        }
+        if let Some(collection) = self.var("SYSTEM_COLLECTIONID") {
+            id.push_str(&format!(".{collection}"));
+        }
+        Some(id)
+    }
+
+    /// `System.JobAttempt`: 1 for a job's first run, higher for each retry of a failed or cancelled job.
+    /// Azure Pipelines starts a retry only once the earlier attempt has ended.
+    pub fn job_attempt(&self) -> Option<u32> {
+        self.var("SYSTEM_JOBATTEMPT").and_then(|v| v.parse().ok())
+    }
+
+    /// Who is running, for a lock holder's description: pipeline, run, stage, job and agent, as known.
+    pub fn run_description(&self) -> Vec<(&'static str, String)> {
+        [
+            ("pipeline", "BUILD_DEFINITIONNAME"),
+            ("run", "BUILD_BUILDNUMBER"),
+            ("runId", "BUILD_BUILDID"),
+            ("stage", "SYSTEM_STAGENAME"),
+            ("job", "SYSTEM_JOBDISPLAYNAME"),
+            ("agent", "AGENT_NAME"),
+        ]
+        .into_iter()
+        .filter_map(|(key, var)| Some((key, self.var(var)?.to_owned())))
+        .collect()
+    }
+
     /// `Agent.TempDirectory`: cleaned at the start and end of every job.
     pub fn temp_dir(&self) -> Option<PathBuf> {
         self.var("AGENT_TEMPDIRECTORY").map(PathBuf::from)
@@ -538,5 +580,29 @@ mod tests {
             env(&[("SYSTEM_DEBUG", "true")]).variable("System.Debug"),
             Some("true")
         );
+    }
+
+    #[test]
+    fn two_pipelines_sharing_a_build_number_get_different_identities() {
+        let run = |definition: &str| {
+            env(&[
+                ("BUILD_BUILDNUMBER", "20261204.1"),
+                ("BUILD_BUILDID", "512"),
+                ("SYSTEM_DEFINITIONID", definition),
+                (
+                    "SYSTEM_COLLECTIONID",
+                    "6a1f0c3e-0000-4000-8000-000000000001",
+                ),
+            ])
+        };
+        let (a, b) = (run("7"), run("9"));
+        assert_eq!(a.build_number(), b.build_number());
+        assert_ne!(a.run_identity(), b.run_identity());
+        assert_eq!(
+            a.run_identity().as_deref(),
+            Some("build-512.def-7.6a1f0c3e-0000-4000-8000-000000000001")
+        );
+        assert_eq!(env(&[("BUILD_BUILDNUMBER", "1")]).run_identity(), None);
+        assert_eq!(env(&[("SYSTEM_JOBATTEMPT", "3")]).job_attempt(), Some(3));
     }
 }

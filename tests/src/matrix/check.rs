@@ -282,10 +282,17 @@ fn converged(report: &CaseReport, out: &mut Vec<Violation>) {
             ),
         ));
     }
-    if let Some(lock) = tags.get("slotrelease.lock") {
+    let claims: Vec<&String> = tags
+        .keys()
+        .filter(|k| k.starts_with("slotrelease.claim."))
+        .collect();
+    if !claims.is_empty() {
         out.push(violation(
             "converges",
-            format!("after `{}`, the lock is still held: {lock}", last.command),
+            format!(
+                "after `{}`, the release lock is still claimed: {claims:?}",
+                last.command
+            ),
         ));
     }
     if let Some(sample) = report.samples.last()

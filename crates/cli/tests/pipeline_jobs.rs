@@ -1,0 +1,240 @@
+//! Releases as Azure Pipelines runs them: each stage a separate job (its own process and work directory)
+//! with the agent's variables for its run: default-format build numbers (`20261204.1`), build ids, pipeline
+//! definitions, a build number two pipelines share, and two jobs running at once.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Output;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use slot_release_emulator::{Fault, RouteMatch};
+use support::*;
+
+const COLLECTION: &str = "6a1f0c3e-0000-4000-8000-00000000c011";
+
+/// The agent's variables for one run of one pipeline.
+#[derive(Debug, Clone)]
+struct PipelineRun {
+    build_id: u32,
+    definition: u32,
+    number: &'static str,
+}
+
+impl PipelineRun {
+    fn identity(&self) -> String {
+        format!(
+            "build-{}.def-{}.{COLLECTION}",
+            self.build_id, self.definition
+        )
+    }
+
+    fn vars(&self, stage: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("BUILD_BUILDID".into(), self.build_id.to_string()),
+            ("BUILD_BUILDNUMBER".into(), self.number.to_owned()),
+            ("SYSTEM_DEFINITIONID".into(), self.definition.to_string()),
+            ("SYSTEM_COLLECTIONID".into(), COLLECTION.into()),
+            (
+                "BUILD_DEFINITIONNAME".into(),
+                format!("web-{}", self.definition),
+            ),
+            ("SYSTEM_STAGENAME".into(), stage.into()),
+            (
+                "AGENT_NAME".into(),
+                format!("Hosted Agent {}", self.build_id),
+            ),
+        ])
+    }
+}
+
+static JOBS: AtomicU32 = AtomicU32::new(0);
+
+/// Runs one stage as its own pipeline job: a new process, a fresh work directory, the run's variables.
+async fn job(world: &World, run: &PipelineRun, stage: &str) -> Output {
+    let work = world
+        ._dir
+        .path()
+        .join(format!("job-{}", JOBS.fetch_add(1, Ordering::SeqCst)));
+    std::fs::create_dir_all(&work).unwrap();
+    let out = world
+        .command(&[stage])
+        .envs(run.vars(stage))
+        .arg("--work-dir")
+        .arg(&work)
+        .output()
+        .await
+        .unwrap();
+    eprintln!(
+        "$ [{} {}] slot-release {stage}\n{}{}",
+        run.number,
+        run.identity(),
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
+fn production_release_version(world: &World) -> Option<String> {
+    world
+        .slot("production")
+        .app_settings
+        .get("RELEASE_VERSION")
+        .cloned()
+}
+
+/// Steps that change the app, as the log reports them once done.
+fn changes_done(out: &Output) -> Vec<String> {
+    stdout(out)
+        .lines()
+        .filter(|l| l.starts_with("[done]"))
+        .filter(|l| !l.contains("pull ") && !l.contains("health gate") && !l.contains("watch"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_build_numbers_release_stage_by_stage_in_separate_jobs() {
+    let world = python_world(|t| t).await;
+    let prober = world.watch_production();
+    for run in [
+        PipelineRun {
+            build_id: 101,
+            definition: 7,
+            number: "20261204.1",
+        },
+        PipelineRun {
+            build_id: 112,
+            definition: 7,
+            number: "20261204.12",
+        },
+    ] {
+        let out = job(&world, &run, "staging").await;
+        assert!(out.status.success(), "{}: {}", run.number, stderr(&out));
+        let out = job(&world, &run, "production").await;
+        assert!(out.status.success(), "{}: {}", run.number, stderr(&out));
+        assert_eq!(
+            world.tag("slotrelease.release"),
+            Some(run.identity()),
+            "the journal keys the release by its identity"
+        );
+        assert_eq!(world.tag("slotrelease.lastKnownGood"), Some(run.identity()));
+        assert_eq!(
+            production_release_version(&world).as_deref(),
+            Some(run.number)
+        );
+        let (status, body) = world.get("production", "/").await.unwrap();
+        assert_eq!(status, 200);
+        assert!(
+            body.contains(&format!("<b id=release>{}</b>", run.number)),
+            "production serves {}: {body}",
+            run.number
+        );
+        assert_eq!(world.lock_claims(), Vec::<String>::new());
+    }
+    prober.assert_always_healthy().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pipelines_sharing_a_build_number_are_two_releases() {
+    let world = python_world(|t| t).await;
+    let a = PipelineRun {
+        build_id: 201,
+        definition: 7,
+        number: "20261125.1",
+    };
+    let b = PipelineRun {
+        build_id: 301,
+        definition: 9,
+        number: "20261125.1",
+    };
+    let out = job(&world, &a, "staging").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Pipeline B stages its own release over A's, under the same build number.
+    let out = job(&world, &b, "staging").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = world.slot("production");
+
+    // A's production job must not swap B's release in under A's name (it used to "resume" it).
+    let out = job(&world, &a, "production").await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let after = world.slot("production");
+    assert_eq!(
+        after.content_digest, before.content_digest,
+        "production untouched"
+    );
+    assert_eq!(
+        after.app_settings, before.app_settings,
+        "production untouched"
+    );
+    assert!(changes_done(&out).is_empty(), "{:?}", changes_done(&out));
+
+    let out = job(&world, &b, "production").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(world.tag("slotrelease.release"), Some(b.identity()));
+    assert_eq!(world.tag("slotrelease.lastKnownGood"), Some(b.identity()));
+    assert_eq!(
+        production_release_version(&world).as_deref(),
+        Some("20261125.1")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staging_job_and_a_production_job_at_once_one_is_refused_and_changes_nothing() {
+    let world = python_world(|t| t).await;
+    let first = PipelineRun {
+        build_id: 401,
+        definition: 7,
+        number: "20261204.3",
+    };
+    let second = PipelineRun {
+        build_id: 402,
+        definition: 7,
+        number: "20261204.4",
+    };
+    let out = job(&world, &first, "staging").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Real ARM round trips take 100–500 ms; 1.5 s on every write widens every window a lock could lose.
+    for method in ["PATCH", "PUT", "POST"] {
+        world.emulator.inject(Fault::Latency {
+            route: RouteMatch {
+                host: Some("management.*".into()),
+                method: Some(method.into()),
+                path: None,
+            },
+            millis: 1_500,
+            count: None,
+        });
+    }
+    let (production, staging) = tokio::join!(job(&world, &first, "production"), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        job(&world, &second, "staging").await
+    });
+    let refused = |out: &Output| {
+        let err = stderr(out);
+        err.contains("holds the release lock") || err.contains("at the same moment")
+    };
+    let outcomes = [
+        (production.status.success(), refused(&production)),
+        (staging.status.success(), refused(&staging)),
+    ];
+    assert!(
+        outcomes == [(true, false), (false, true)] || outcomes == [(false, true), (true, false)],
+        "exactly one job ran and the other was refused by the lock: {outcomes:?}\nproduction: {}\nstaging: {}",
+        stderr(&production),
+        stderr(&staging)
+    );
+    let (winner, loser) = if outcomes[0].0 {
+        (&first, &staging)
+    } else {
+        (&second, &production)
+    };
+    assert!(
+        changes_done(loser).is_empty(),
+        "the refused job changed nothing: {:?}",
+        changes_done(loser)
+    );
+    assert_eq!(world.tag("slotrelease.release"), Some(winner.identity()));
+    assert_eq!(world.lock_claims(), Vec::<String>::new());
+}

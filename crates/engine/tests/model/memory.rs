@@ -1,0 +1,462 @@
+//! An in-memory App Service for model tests: slots, settings, deployment records, tags (with ARM's merge
+//! semantics), swaps and health, behind the engine's `Port`, with seeded latency, faults, kills and a log of
+//! every call by run, so any interleaving of two runs is a fast, deterministic test.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use slot_release_engine::Error;
+use slot_release_engine::health::{HealthCheckSpec, ProbeOutcome, Prober};
+use slot_release_engine::journal::DeploymentRecord;
+use slot_release_engine::lock::CLAIM_PREFIX;
+use slot_release_engine::port::{CommandResult, Port, SecretValue, SettingValue, SiteChange};
+use slot_release_engine::state::{LiveState, PRODUCTION, SlotState};
+use tokio_util::sync::CancellationToken;
+
+/// One slot.
+#[derive(Debug, Clone, Default)]
+pub struct MemSlot {
+    pub settings: BTreeMap<String, String>,
+    pub linux_fx: Option<String>,
+    pub startup: Option<String>,
+    /// Deployment records, oldest first (the newest active one names the slot's release).
+    pub records: Vec<DeploymentRecord>,
+}
+
+impl MemSlot {
+    pub fn release(&self) -> Option<String> {
+        self.records
+            .iter()
+            .rev()
+            .find(|r| r.phase != "failed")
+            .map(|r| r.release.clone())
+    }
+}
+
+/// What a run did, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub run: u32,
+    pub what: String,
+    /// It changed the app (the lock protocol's own claim writes excluded).
+    pub change: bool,
+}
+
+/// How a planned fault behaves when its call comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The call fails like a 500.
+    Error,
+    /// The process dies before the call reaches Azure.
+    KillBefore,
+    /// The process dies after Azure applied the call.
+    KillAfter,
+    /// The run is cancelled (SIGTERM) when the call starts.
+    Cancel,
+}
+
+/// A fault at the `at`th changing call of `run`.
+#[derive(Debug, Clone, Copy)]
+pub struct Fault {
+    pub run: u32,
+    pub at: usize,
+    pub kind: FaultKind,
+}
+
+#[derive(Debug, Default)]
+pub struct World {
+    pub slots: BTreeMap<String, MemSlot>,
+    pub tags: BTreeMap<String, String>,
+    pub sticky: BTreeSet<String>,
+    pub calls: Vec<Call>,
+    /// Releases that passed their staging gate (a `staged` record was written for them).
+    pub gated: BTreeSet<String>,
+    /// Every release production served, in order.
+    pub production_history: Vec<Option<String>>,
+    /// Releases whose app answers unhealthy.
+    pub unhealthy: BTreeSet<String>,
+    /// Runs that are dead: their calls never return.
+    pub dead: BTreeSet<u32>,
+    pub faults: Vec<Fault>,
+    /// Changing calls made so far, per run.
+    pub changes: BTreeMap<u32, usize>,
+    /// Seeded latency source.
+    pub rng: u64,
+}
+
+impl World {
+    fn next_latency(&mut self) -> Duration {
+        // xorshift: deterministic for a seed.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        Duration::from_millis(self.rng % 400)
+    }
+
+    fn note_production(&mut self) {
+        let now = self.slots.get(PRODUCTION).and_then(MemSlot::release);
+        if self.production_history.last() != Some(&now) {
+            self.production_history.push(now);
+        }
+    }
+}
+
+/// The port one run uses; every run of a test shares the world.
+#[derive(Debug, Clone)]
+pub struct MemPort {
+    pub world: Arc<Mutex<World>>,
+    pub run: u32,
+    pub cancel: CancellationToken,
+    pub epoch: tokio::time::Instant,
+}
+
+fn fail(what: &str) -> Error {
+    Error::Offline {
+        operation: format!("{what} (injected fault)"),
+    }
+}
+
+impl MemPort {
+    /// Every call: latency, then the fault plan, then `apply` under the world's lock.
+    async fn call<T>(
+        &self,
+        what: &str,
+        change: bool,
+        apply: impl FnOnce(&mut World) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let latency = {
+            let mut w = self.world.lock().unwrap();
+            (!w.dead.contains(&self.run)).then(|| w.next_latency())
+        };
+        let Some(latency) = latency else {
+            return std::future::pending().await;
+        };
+        tokio::time::sleep(latency).await;
+        let fault = {
+            let mut w = self.world.lock().unwrap();
+            if w.dead.contains(&self.run) {
+                None
+            } else if change {
+                let n = w.changes.entry(self.run).or_default();
+                *n += 1;
+                let n = *n;
+                let run = self.run;
+                w.faults
+                    .iter()
+                    .find(|f| f.run == run && f.at == n)
+                    .map(|f| f.kind)
+            } else {
+                None
+            }
+        };
+        let dead = self.world.lock().unwrap().dead.contains(&self.run);
+        if dead {
+            std::future::pending::<()>().await;
+        }
+        match fault {
+            Some(FaultKind::Error) => return Err(fail(what)),
+            Some(FaultKind::KillBefore) => {
+                self.world.lock().unwrap().dead.insert(self.run);
+                std::future::pending::<()>().await;
+            }
+            Some(FaultKind::Cancel) => self.cancel.cancel(),
+            _ => {}
+        }
+        let result = {
+            let mut w = self.world.lock().unwrap();
+            w.calls.push(Call {
+                run: self.run,
+                what: what.to_owned(),
+                change,
+            });
+            let r = apply(&mut w);
+            w.note_production();
+            r
+        };
+        if fault == Some(FaultKind::KillAfter) {
+            self.world.lock().unwrap().dead.insert(self.run);
+            std::future::pending::<()>().await;
+        }
+        result
+    }
+}
+
+fn only_claims(tags: &BTreeMap<String, String>) -> bool {
+    tags.keys().all(|k| k.starts_with(CLAIM_PREFIX))
+}
+
+#[async_trait]
+impl Port for MemPort {
+    async fn read_state(&self, slots: &[String]) -> Result<LiveState, Error> {
+        let slots = slots.to_vec();
+        self.call("read state", false, move |w| {
+            let mut state = LiveState {
+                tags: w.tags.clone(),
+                sticky_settings: w.sticky.clone(),
+                ..LiveState::default()
+            };
+            for name in std::iter::once(PRODUCTION.to_owned()).chain(slots) {
+                if let Some(s) = w.slots.get(&name) {
+                    state.slots.insert(
+                        name.clone(),
+                        SlotState {
+                            settings: s.settings.clone(),
+                            linux_fx_version: s.linux_fx.clone(),
+                            startup_command: s.startup.clone(),
+                            release: s.release(),
+                            host_name: Some(format!("{name}.memory.test")),
+                        },
+                    );
+                }
+            }
+            Ok(state)
+        })
+        .await
+    }
+
+    async fn create_slot(&self, slot: &str, _: &CancellationToken) -> Result<(), Error> {
+        let slot = slot.to_owned();
+        self.call("create slot", true, move |w| {
+            w.slots.entry(slot).or_default();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_settings(
+        &self,
+        slot: &str,
+        settings: &BTreeMap<String, SettingValue>,
+    ) -> Result<(), Error> {
+        let slot = slot.to_owned();
+        let values: BTreeMap<String, String> = settings
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    SettingValue::Plain(p) => p.clone(),
+                    SettingValue::Secret(s) => s.expose().to_owned(),
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        self.call(&format!("set settings on {slot}"), true, move |w| {
+            w.slots.entry(slot).or_default().settings.extend(values);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_settings(&self, slot: &str, names: &BTreeSet<String>) -> Result<(), Error> {
+        let (slot, names) = (slot.to_owned(), names.clone());
+        self.call(&format!("remove settings on {slot}"), true, move |w| {
+            if let Some(s) = w.slots.get_mut(&slot) {
+                s.settings.retain(|k, _| !names.contains(k));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_sticky(
+        &self,
+        stick: &BTreeSet<String>,
+        unstick: &BTreeSet<String>,
+    ) -> Result<(), Error> {
+        let (stick, unstick) = (stick.clone(), unstick.clone());
+        self.call("set sticky names", true, move |w| {
+            w.sticky.extend(stick);
+            w.sticky.retain(|n| !unstick.contains(n));
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_site(&self, slot: &str, change: &SiteChange) -> Result<(), Error> {
+        let (slot, change) = (slot.to_owned(), change.clone());
+        self.call(&format!("set site of {slot}"), true, move |w| {
+            let s = w.slots.entry(slot).or_default();
+            if let Some(c) = change.startup_command {
+                s.startup = Some(c);
+            }
+            if let Some(fx) = change.linux_fx_version {
+                s.linux_fx = Some(fx);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn deploy_zip(
+        &self,
+        slot: &str,
+        _: &Path,
+        _: &str,
+        _: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.call(&format!("deploy to {slot}"), true, |_| Ok(()))
+            .await
+    }
+
+    async fn run_command(
+        &self,
+        slot: &str,
+        _: &str,
+        _: Duration,
+        _: &CancellationToken,
+    ) -> Result<CommandResult, Error> {
+        self.call(&format!("run a command in {slot}"), true, |_| {
+            Ok(CommandResult {
+                exit_code: 0,
+                output: String::new(),
+            })
+        })
+        .await
+    }
+
+    async fn swap(&self, source: &str, target: &str, _: &CancellationToken) -> Result<(), Error> {
+        let (source, target) = (source.to_owned(), target.to_owned());
+        self.call(&format!("swap {source} into {target}"), true, move |w| {
+            let sticky = w.sticky.clone();
+            let mut a = w.slots.remove(&source).unwrap_or_default();
+            let mut b = w.slots.remove(&target).unwrap_or_default();
+            std::mem::swap(&mut a.records, &mut b.records);
+            std::mem::swap(&mut a.linux_fx, &mut b.linux_fx);
+            std::mem::swap(&mut a.startup, &mut b.startup);
+            // Sticky settings stay with the slot; the others travel with the content.
+            let split = |s: &BTreeMap<String, String>| -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+                s.iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .partition(|(k, _)| sticky.contains(k))
+            };
+            let (a_sticky, a_travel) = split(&a.settings);
+            let (b_sticky, b_travel) = split(&b.settings);
+            a.settings = a_sticky.into_iter().chain(b_travel).collect();
+            b.settings = b_sticky.into_iter().chain(a_travel).collect();
+            w.slots.insert(source, a);
+            w.slots.insert(target, b);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn apply_slot_config(
+        &self,
+        source: &str,
+        _: &str,
+        _: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.call(&format!("apply slot config to {source}"), true, |_| Ok(()))
+            .await
+    }
+
+    async fn reset_slot_config(&self, source: &str) -> Result<(), Error> {
+        self.call(&format!("reset slot config of {source}"), true, |_| Ok(()))
+            .await
+    }
+
+    async fn tags(&self) -> Result<BTreeMap<String, String>, Error> {
+        self.call("read tags", false, |w| Ok(w.tags.clone())).await
+    }
+
+    async fn merge_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, Error> {
+        let tags = tags.clone();
+        let change = !only_claims(&tags);
+        self.call("merge tags", change, move |w| {
+            w.tags.extend(tags);
+            Ok(w.tags.clone())
+        })
+        .await
+    }
+
+    async fn delete_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, Error> {
+        let tags = tags.clone();
+        let change = !only_claims(&tags);
+        self.call("delete tags", change, move |w| {
+            w.tags.retain(|k, v| {
+                !tags
+                    .iter()
+                    .any(|(name, value)| k == name && (value.is_empty() || value == v))
+            });
+            Ok(w.tags.clone())
+        })
+        .await
+    }
+
+    async fn put_record(
+        &self,
+        slot: &str,
+        _: &str,
+        record: &DeploymentRecord,
+    ) -> Result<(), Error> {
+        let (slot, record) = (slot.to_owned(), record.clone());
+        self.call(&format!("write a record on {slot}"), true, move |w| {
+            if record.phase == "staged" {
+                w.gated.insert(record.release.clone());
+            }
+            w.slots.entry(slot).or_default().records.push(record);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_secrets(
+        &self,
+        _: &str,
+        names: &[String],
+    ) -> Result<BTreeMap<String, SecretValue>, Error> {
+        let names = names.to_vec();
+        self.call("read secrets", false, move |_| {
+            Ok(names
+                .into_iter()
+                .map(|n| (n.clone(), SecretValue::new(format!("value-of-{n}"))))
+                .collect())
+        })
+        .await
+    }
+
+    fn slot_url(&self, slot: &str) -> Result<url::Url, Error> {
+        Ok(url::Url::parse(&format!("https://{slot}.memory.test/")).expect("a valid URL"))
+    }
+
+    fn prober(&self) -> Arc<dyn Prober> {
+        Arc::new(self.clone())
+    }
+
+    fn now_unix(&self) -> i64 {
+        1_800_000_000 + self.epoch.elapsed().as_secs() as i64
+    }
+}
+
+#[async_trait]
+impl Prober for MemPort {
+    async fn probe(&self, url: &url::Url, _: &HealthCheckSpec) -> ProbeOutcome {
+        let slot = url
+            .host_str()
+            .and_then(|h| h.strip_suffix(".memory.test"))
+            .unwrap_or_default()
+            .to_owned();
+        let healthy = {
+            let w = self.world.lock().unwrap();
+            let release = w.slots.get(&slot).and_then(MemSlot::release);
+            (!w.dead.contains(&self.run)).then(|| release.is_none_or(|r| !w.unhealthy.contains(&r)))
+        };
+        let Some(healthy) = healthy else {
+            return std::future::pending().await;
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if healthy {
+            ProbeOutcome::Healthy { status: 200 }
+        } else {
+            ProbeOutcome::UnexpectedStatus { status: 503 }
+        }
+    }
+}
