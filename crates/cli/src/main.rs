@@ -590,7 +590,7 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
                 .context("cannot read the live state")?
         }
     };
-    let plan = plan::compute(PlanInput {
+    let mut plan = plan::compute(PlanInput {
         spec: &loaded.spec,
         stage,
         environment: args.common.environment.as_deref(),
@@ -600,6 +600,15 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
             package_sha256: None,
         },
     })?;
+    // The package root is checked before `build` and `staging` change anything; the plan shows it when it
+    // fails, so a pull-request run catches it (only a failure is listed: the live-state checks stay first).
+    if let Some(problem) = package_root_problem(stage, &args.common.config, &loaded) {
+        plan.preflight.push(plan::Check {
+            name: "package-root".to_owned(),
+            ok: false,
+            detail: problem,
+        });
+    }
     // Through the log, never `print!`: a value in the plan (a setting, the build number) could hold a
     // `##vso[` the agent would run as a logging command.
     if args.common.json && log.mode() != OutputMode::Pipeline {
@@ -799,6 +808,24 @@ fn prepare_package(
     };
     let prepared = artifact::prepare(&request, log)?;
     Ok(Some(prepared))
+}
+
+/// Why the package root of a code app cannot be built from, for the stages that build it.
+fn package_root_problem(
+    stage: Stage,
+    config: &Path,
+    loaded: &release::LoadedRelease,
+) -> Option<String> {
+    let AppKind::Code { root, .. } = &loaded.spec.app.kind else {
+        return None;
+    };
+    if !matches!(stage, Stage::Build | Stage::Staging) {
+        return None;
+    }
+    let sources = artifact::sources_dir(config, &env_lookup);
+    artifact::check_package_root(root, &sources)
+        .err()
+        .map(|e| e.to_string())
 }
 
 fn command_name(command: Command) -> &'static str {

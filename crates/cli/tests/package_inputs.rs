@@ -203,3 +203,43 @@ fn production_and_container_apps_say_the_package_input_is_ignored() {
     );
     assert!(!text.contains("nothing matches"), "{text}");
 }
+
+#[test]
+fn plan_lists_a_package_root_that_cannot_be_built_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = checkout(dir.path(), |t| t.replace("root: .", "root: missing"));
+    let state = root().join("crates/engine/tests/fixtures/before-first-release.json");
+    for stage in ["build", "staging"] {
+        let (ok, text) = output(
+            slot_release(&sources)
+                .args([
+                    "plan",
+                    "--config",
+                    "release.yml",
+                    "--stage",
+                    stage,
+                    "--state",
+                ])
+                .arg(&state),
+        );
+        assert!(!ok, "{stage}: {text}");
+        assert!(text.contains("FAIL package-root"), "{stage}: {text}");
+        assert!(text.contains("does not exist"), "{stage}: {text}");
+    }
+    // A good root adds nothing to the plan.
+    let good = checkout(&dir.path().join("good"), |t| t);
+    let (ok, text) = output(
+        slot_release(&good)
+            .args([
+                "plan",
+                "--config",
+                "release.yml",
+                "--stage",
+                "build",
+                "--state",
+            ])
+            .arg(&state),
+    );
+    assert!(ok, "{text}");
+    assert!(!text.contains("package-root"), "{text}");
+}
