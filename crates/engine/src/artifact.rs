@@ -17,13 +17,16 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use slot_release_pipelines::Log;
 
-use crate::package::{self, PackageError, PackageSpec, Sha256Hex};
+use crate::package::{self, ArchiveName, PackageError, PackageSpec, Sha256Hex};
 
 /// The build record's file name, in the output folder beside the package.
 pub const BUILD_RECORD_FILE: &str = "slot-release-build.json";
 
 /// The build record format written by this version; a reader refuses a newer one.
 pub const BUILD_RECORD_VERSION: u32 = 1;
+
+/// The name of a folder package zipped to be deployed (not recorded), beside the work folder's `package.zip`.
+pub const FOLDER_ARCHIVE: &str = "folder-package.zip";
 
 /// How many matches an ambiguous wildcard error lists before summarising the rest.
 const LISTED_MATCHES: usize = 10;
@@ -362,6 +365,7 @@ pub fn prepare(request: &PrepareRequest, log: &Log) -> Result<PreparedPackage, A
             let built = build_zip(
                 spec,
                 &request.context.package_info(created_from),
+                ArchiveName::default(),
                 request,
                 log,
             )?;
@@ -429,7 +433,14 @@ fn prepare_given(
         let info = request
             .context
             .package_info(format!("package folder {name}"));
-        build_zip(&spec, &info, request, log)?
+        // A folder zipped only to deploy it gets its own name: it must not replace a package (and leave its
+        // build record describing other bytes) that `build` wrote to the same work folder.
+        let archive = if request.write_record {
+            ArchiveName::default()
+        } else {
+            ArchiveName::new(FOLDER_ARCHIVE)?
+        };
+        build_zip(&spec, &info, archive, request, log)?
     } else {
         let (sha256, size) = sha256_file(&found)?;
         let path = if request.write_record {
@@ -485,10 +496,12 @@ fn prepare_given(
 fn build_zip(
     spec: &PackageSpec,
     info: &package::BuildInfo,
+    archive_name: ArchiveName,
     request: &PrepareRequest,
     log: &Log,
 ) -> Result<PreparedPackage, ArtifactError> {
     let options = package::BuildOptions {
+        archive_name,
         progress: Some(log.clone()),
         ..package::BuildOptions::default()
     };

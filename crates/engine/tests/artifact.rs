@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use slot_release_engine::artifact::{
     self, ArtifactError, BUILD_RECORD_FILE, BUILD_RECORD_VERSION, BuildContext, BuildRecord,
-    PackageSource, PrepareRequest, PreparedPackage,
+    FOLDER_ARCHIVE, PackageSource, PrepareRequest, PreparedPackage,
 };
 use slot_release_engine::package::{PackageSpec, Sha256Hex, read_manifest};
 use slot_release_pipelines::{Log, OutputMode};
@@ -400,12 +400,25 @@ fn a_folder_package_is_zipped_deterministically_as_it_is() {
             "wwwroot/index.html"
         ]
     );
-    assert_eq!(first.path, checkout.dir.path().join("work/package.zip"));
+    assert_eq!(
+        first.path,
+        checkout.dir.path().join("work").join(FOLDER_ARCHIVE)
+    );
     let second = checkout.deploy("publish").unwrap();
     assert_eq!(
         first.sha256, second.sha256,
         "the same folder, the same bytes"
     );
+    // A package `build` wrote to the same work folder, and its record, are left as they were.
+    let built = checkout.build("work");
+    let third = checkout.deploy("publish").unwrap();
+    assert_eq!(third.sha256, first.sha256);
+    let still = checkout.deploy("work/package.zip").unwrap();
+    assert_eq!(
+        still.sha256, built.sha256,
+        "the build's package was replaced"
+    );
+    assert!(still.record.is_some());
     // An empty folder is refused.
     fs::create_dir_all(checkout.dir.path().join("empty")).unwrap();
     let err = checkout.deploy("empty").unwrap_err();
