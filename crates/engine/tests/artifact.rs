@@ -439,6 +439,24 @@ fn a_folder_given_to_build_is_recorded_and_verifies_downstream() {
 }
 
 #[test]
+fn a_zip_given_to_build_is_copied_beside_its_record() {
+    let checkout = Checkout::new();
+    let file = fs::File::create(checkout.dir.path().join("app.zip")).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    zip.start_file("index.js", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(b"console.log(1)").unwrap();
+    zip.finish().unwrap();
+    let request = checkout.request(checkout.given("app.zip", None), "artifact", true);
+    let recorded = artifact::prepare(&request, &Captured::default().log()).unwrap();
+    assert_eq!(recorded.path, checkout.dir.path().join("artifact/app.zip"));
+    assert_eq!(recorded.record.as_ref().unwrap().package, "app.zip");
+    let deployed = checkout.deploy("artifact/*.zip").unwrap();
+    assert_eq!(deployed.sha256, recorded.sha256);
+    assert_eq!(deployed.record, recorded.record);
+}
+
+#[test]
 fn garbage_packages_are_refused_before_anything() {
     let checkout = Checkout::new();
     let dir = checkout.dir.path();
