@@ -114,6 +114,9 @@ struct PlanArgs {
     /// Read the live state from this JSON file instead of Azure.
     #[arg(long)]
     state: Option<PathBuf>,
+    /// With `--stage rollback`: the release the rollback would return to.
+    #[arg(long = "to", value_name = "RELEASE")]
+    rollback_to: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -157,6 +160,9 @@ struct RunArgs {
     /// How long the release lock lives without renewal; renewed every third of it while the stage runs.
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     lock_ttl_seconds: u64,
+    /// rollback: the release to return to, by id or build number (default: the one before the current release).
+    #[arg(long = "to", value_name = "RELEASE")]
+    rollback_to: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -303,6 +309,14 @@ fn parse() -> Result<Cli, clap::Error> {
         && let Some(minutes) = inputs.get("timeoutMinutes").filter(|m| !m.is_empty())
     {
         argv.extend(["--timeout-minutes".to_owned(), minutes.to_owned()]);
+    }
+    if command == "rollback"
+        && let Some(to) = inputs
+            .get("rollbackTo")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    {
+        argv.extend(["--to".to_owned(), to.to_owned()]);
     }
     if stages.contains(&command.as_str())
         && let Some(token) = inputs
@@ -598,6 +612,7 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
         build: &BuildInfo {
             release_id: loaded.release_id.clone(),
             package_sha256: None,
+            rollback_to: args.rollback_to.clone(),
         },
     })?;
     // The package root is checked before `build` and `staging` change anything; the plan shows it when it
@@ -707,6 +722,7 @@ async fn run_cmd(
         } else {
             Unfinished::Refuse
         },
+        rollback_to: args.rollback_to.clone().filter(|t| !t.trim().is_empty()),
         lock: LockOptions {
             ttl: Duration::from_secs(args.lock_ttl_seconds.max(3)),
             take_over: args.take_over_lock.clone().filter(|t| !t.is_empty()),

@@ -31,16 +31,16 @@ fn bad_request(message: &str) -> Response {
 }
 
 /// The tags of a request body (`properties.tags`), values as text.
-fn body_tags(body: &serde_json::Value) -> Result<BTreeMap<String, String>, Response> {
+fn body_tags(body: &serde_json::Value) -> Result<BTreeMap<String, String>, Box<Response>> {
     let Some(tags) = body.pointer("/properties/tags") else {
-        return Err(bad_request(
+        return Err(Box::new(bad_request(
             "The request content was invalid: 'properties.tags' is required.",
-        ));
+        )));
     };
     let Some(tags) = tags.as_object() else {
-        return Err(bad_request(
+        return Err(Box::new(bad_request(
             "The request content was invalid: 'properties.tags' must be an object.",
-        ));
+        )));
     };
     Ok(tags
         .iter()
@@ -114,7 +114,7 @@ pub(crate) fn handle(
     let given = match operation {
         Some(_) => match body_tags(body) {
             Ok(t) => Some(t),
-            Err(r) => return r,
+            Err(r) => return *r,
         },
         None => None,
     };

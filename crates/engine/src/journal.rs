@@ -28,8 +28,9 @@ const TAG_SLOTS: &str = "slotrelease.slots";
 const TAG_PREVIOUS_IMAGE: &str = "slotrelease.previousImage";
 const TAG_LOCK: &str = "slotrelease.lock";
 const TAG_PREVIOUS_SETTINGS: &str = "slotrelease.previousSettings";
+const TAG_HISTORY: &str = "slotrelease.history";
 /// Every tag the journal writes, each possibly followed by continuation tags.
-const JOURNAL_TAGS: [&str; 7] = [
+const JOURNAL_TAGS: [&str; 8] = [
     TAG_RELEASE,
     TAG_PHASE,
     TAG_LKG,
@@ -37,6 +38,7 @@ const JOURNAL_TAGS: [&str; 7] = [
     TAG_PREVIOUS_IMAGE,
     TAG_LOCK,
     TAG_PREVIOUS_SETTINGS,
+    TAG_HISTORY,
 ];
 
 /// Most tags Azure Resource Manager allows on one resource (foreign tags included).
@@ -194,6 +196,8 @@ pub struct JournalTags {
     /// Production's values (`None`: unset) of the settings the current release wrote over there before its
     /// swap, so a rollback in a later run can put them back. Values delivered as secrets are never kept.
     pub previous_settings: BTreeMap<String, Option<String>>,
+    /// The releases that passed their watch, oldest first (see [`crate::history`]).
+    pub history: Vec<crate::history::Entry>,
 }
 
 impl JournalTags {
@@ -215,6 +219,9 @@ impl JournalTags {
             previous_image: get(TAG_PREVIOUS_IMAGE),
             previous_settings: get(TAG_PREVIOUS_SETTINGS)
                 .and_then(|v| serde_json::from_str(&v).ok())
+                .unwrap_or_default(),
+            history: get(TAG_HISTORY)
+                .map(|v| crate::history::decode(&v))
                 .unwrap_or_default(),
         }
     }
@@ -256,6 +263,10 @@ impl JournalTags {
             (TAG_SLOTS, slots),
             (TAG_PREVIOUS_IMAGE, self.previous_image.clone()),
             (TAG_PREVIOUS_SETTINGS, previous_settings),
+            (
+                TAG_HISTORY,
+                (!self.history.is_empty()).then(|| crate::history::encode(&self.history)),
+            ),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
@@ -391,6 +402,9 @@ fn journal_tag_advice(base: &str) -> &'static str {
         }
         TAG_SLOTS | TAG_RELEASE | TAG_LKG => "use shorter release ids or fewer slots",
         TAG_PREVIOUS_IMAGE => "use a shorter image reference",
+        TAG_HISTORY => {
+            "use shorter image references and release ids (the history keeps the last 10 releases)"
+        }
         TAG_LOCK => "remove the tag: it is a lock written by an older version of Slot Release",
         _ => "keep its values shorter",
     }
@@ -834,6 +848,7 @@ mod tests {
                             slots,
                             previous_image,
                             previous_settings: settings,
+                            history: Vec::new(),
                         }
                     },
                 )

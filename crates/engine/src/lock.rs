@@ -233,7 +233,7 @@ pub enum FenceBreach {
     /// The claim expired without being renewed.
     Expired,
     /// Another run's claim is marked held next to ours.
-    Other(Claim),
+    Other(Box<Claim>),
 }
 
 /// Checked before every irreversible step: the claim is still ours, held and unexpired.
@@ -245,7 +245,7 @@ pub fn check_fence(claims: &[Claim], token: &str, now_unix: i64) -> Result<(), F
         return Err(FenceBreach::Expired);
     }
     if let Some(other) = claims.iter().find(|c| c.token != token && c.held) {
-        return Err(FenceBreach::Other(other.clone()));
+        return Err(FenceBreach::Other(Box::new(other.clone())));
     }
     Ok(())
 }
@@ -415,7 +415,10 @@ mod tests {
         ours_held.held = true;
         let other = claim("bb", "r2", false, 2_000);
         let stale_other = claim("cc", "r2", false, 900);
-        assert_eq!(verify(&[ours.clone()], "aa", &[], now), Verdict::Won);
+        assert_eq!(
+            verify(std::slice::from_ref(&ours), "aa", &[], now),
+            Verdict::Won
+        );
         assert_eq!(verify(&[], "aa", &[], now), Verdict::Lost);
         assert_eq!(
             verify(&[ours.clone(), other.clone()], "aa", &[], now),
@@ -447,7 +450,7 @@ mod tests {
         other_held.held = true;
         assert_eq!(
             check_fence(&[ours_held, other_held.clone()], "aa", now),
-            Err(FenceBreach::Other(other_held))
+            Err(FenceBreach::Other(Box::new(other_held)))
         );
     }
 

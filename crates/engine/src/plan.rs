@@ -79,6 +79,10 @@ pub struct BuildInfo {
     /// The package's SHA-256, when it is already built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package_sha256: Option<String>,
+    /// The release a rollback returns to (`rollback --to`), by identity or display name; without it a
+    /// rollback returns to the release before the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<String>,
 }
 
 /// A plan for one stage.
@@ -595,7 +599,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
             plan.environment = Some(env_name.to_owned());
             plan_production(spec, env, production, state, build, &journal, &mut plan);
         }
-        Stage::Rollback => plan_rollback(spec, state, &journal, &mut plan),
+        Stage::Rollback => plan_rollback(spec, state, &journal, build, &mut plan),
     }
     Ok(plan)
 }
@@ -1354,8 +1358,59 @@ fn plan_production_resumed(
         .push(step(Action::ReleaseLock, "the stage is over"));
 }
 
-fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, plan: &mut Plan) {
+/// The release a rollback restores: the one named (`--to`); else, when the journal's latest release is the
+/// one production runs and it is in the history, the release before it (a release that passed its watch and
+/// turned out bad later); else the last known-good release (closing a release that stopped or failed, which
+/// is a no-op when production already runs it, so a second rollback changes nothing).
+fn rollback_target<'a>(
+    journal: &'a JournalTags,
+    build: &BuildInfo,
+) -> Result<(Option<String>, Option<&'a crate::history::Entry>), String> {
+    let history = &journal.history;
+    if let Some(wanted) = build.rollback_to.as_deref() {
+        if let Ok(entry) = crate::history::find(history, wanted) {
+            return Ok((Some(entry.id.clone()), Some(entry)));
+        }
+        if journal.last_known_good.as_deref() == Some(wanted) {
+            return Ok((Some(wanted.to_owned()), None));
+        }
+        return crate::history::find(history, wanted).map(|_| (None, None));
+    }
+    let settled = journal.phase.is_none_or(|p| p.is_settled());
+    let production = journal.slot_release(PRODUCTION);
+    if settled
+        && let Some(latest) = journal.release.as_deref()
+        && production == Some(latest)
+        && history.iter().any(|e| e.id == latest)
+    {
+        return match crate::history::before(history, latest) {
+            Some(previous) => Ok((Some(previous.id.clone()), Some(previous))),
+            None => Err(format!(
+                "production runs {latest}, the oldest release in the app's history, so there is no earlier release to return to; name one with --to"
+            )),
+        };
+    }
     let lkg = journal.last_known_good.clone();
+    let entry = lkg
+        .as_deref()
+        .and_then(|id| history.iter().find(|e| e.id == id));
+    Ok((lkg, entry))
+}
+
+fn plan_rollback(
+    spec: &ReleaseSpec,
+    state: &LiveState,
+    journal: &JournalTags,
+    build: &BuildInfo,
+    plan: &mut Plan,
+) {
+    let (lkg, target_entry) = match rollback_target(journal, build) {
+        Ok(target) => target,
+        Err(why) => {
+            plan.preflight.push(check("rollback-target", false, why));
+            return;
+        }
+    };
     plan.release_id = lkg.clone().unwrap_or_default();
     plan.preflight.push(check(
         "in-flight",
@@ -1431,9 +1486,21 @@ fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, p
         .map(|p| p.source_slot.as_str())
         .filter(|s| *s != PRODUCTION);
     let lkg_slot = source_slot.filter(|slot| journal.slot_release(slot) == Some(lkg.as_str()));
+    // The target's own image when the history records it; else the image production ran before the
+    // current release (the journal's, for the last known-good release).
     let previous_image = match &spec.app.kind {
-        AppKind::Container { .. } => journal.previous_image.as_deref(),
+        AppKind::Container { .. } => target_entry
+            .and_then(|e| e.image.as_deref())
+            .or(journal.previous_image.as_deref()),
         AppKind::Code { .. } => None,
+    };
+    // How people and the history name the target: its build number and the run whose artifact holds it.
+    let target_label = target_entry.map_or_else(|| lkg.clone(), crate::history::Entry::label);
+    let redeploy = match target_entry.and_then(|e| e.run.as_deref()) {
+        Some(run) => format!(
+            "run the staging and production stages of {run} again (its artifact holds release {target_label})"
+        ),
+        None => format!("redeploy {target_label} with the staging and production stages"),
     };
     let restore = spec.rollback.as_ref().map(|r| r.restore);
     plan.preflight.push(check(
@@ -1453,7 +1520,16 @@ fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, p
     let method = match restore {
         Some(Restore::SwapBack) => lkg_slot
             .map(RestoreBy::Swap)
-            .ok_or_else(|| swap_back_refusal(spec, journal, source_slot, previous_image, &lkg)),
+            .ok_or_else(|| {
+                swap_back_refusal(
+                    spec,
+                    journal,
+                    source_slot,
+                    previous_image,
+                    &target_label,
+                    &redeploy,
+                )
+            }),
         Some(Restore::LastKnownGood) => match (&spec.app.kind, previous_image) {
             (AppKind::Container { .. }, Some(image)) => Ok(RestoreBy::Image(image)),
             (AppKind::Container { .. }, None) => Err(format!(
@@ -1469,7 +1545,7 @@ fn plan_rollback(spec: &ReleaseSpec, state: &LiveState, journal: &JournalTags, p
             .or(previous_image.map(RestoreBy::Image))
             .ok_or_else(|| {
                 format!(
-                    "the last known-good release {lkg} is in no slot and no previous image is recorded, so it cannot be restored; redeploy it with the staging and production stages"
+                    "release {target_label} is in no slot and no image of it is recorded, so it cannot be restored by a swap; {redeploy}"
                 )
             }),
     };
@@ -1577,6 +1653,7 @@ fn swap_back_refusal(
     source_slot: Option<&str>,
     previous_image: Option<&str>,
     lkg: &str,
+    redeploy: &str,
 ) -> String {
     let Some(slot) = source_slot else {
         return "restore is swapBack, but production has no source slot (its image was set directly), so there is nothing to swap back; set stages.rollback.restore to lastKnownGood to put the previous image back".to_owned();
@@ -1585,10 +1662,10 @@ fn swap_back_refusal(
         (AppKind::Container { .. }, Some(_)) => {
             "set stages.rollback.restore to lastKnownGood to put its image back".to_owned()
         }
-        _ => format!("redeploy {lkg} with the staging and production stages"),
+        _ => redeploy.to_owned(),
     };
     format!(
-        "restore is swapBack, but slot {slot} holds {} per the journal, not the last known-good release {lkg}, so swapping back would not restore it; {way_out}",
+        "restore is swapBack, but slot {slot} holds {} per the journal, not release {lkg}, so swapping back would not restore it; {way_out}",
         journal.slot_release(slot).unwrap_or("no recorded release"),
     )
 }

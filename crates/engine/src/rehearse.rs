@@ -366,6 +366,7 @@ pub async fn run(
         work_dir: opts.work_dir.join("package"),
         hook_dir: opts.config_dir.clone(),
         unfinished: Unfinished::Refuse,
+        rollback_to: None,
         lock: stages::LockOptions::default(),
     };
     let ctx = stages::Context {

@@ -106,6 +106,8 @@ pub struct StageOptions {
     pub unfinished: Unfinished,
     /// The release lock.
     pub lock: LockOptions,
+    /// The release `rollback` returns to (`--to`); by default the one before the current release.
+    pub rollback_to: Option<String>,
 }
 
 /// How a run takes the release lock.
@@ -724,6 +726,7 @@ impl Exec<'_> {
         let build = BuildInfo {
             release_id: self.opts.release_id.clone(),
             package_sha256: self.package_sha256.clone(),
+            rollback_to: self.opts.rollback_to.clone(),
         };
         let plan = plan::compute(PlanInput {
             spec: self.spec,
@@ -1044,6 +1047,28 @@ impl Exec<'_> {
             }
             Phase::Released => {
                 self.journal.last_known_good = Some(release.clone());
+                // The history says how to get this release back: its image, or the run that built it.
+                let image = match &self.spec.app.kind {
+                    AppKind::Container { repository, tag } => Some(format!("{repository}:{tag}")),
+                    AppKind::Code { .. } => None,
+                };
+                let holder = &self.opts.lock.holder;
+                let run = holder.get("runId").map(|id| {
+                    let pipeline = holder
+                        .get("pipeline")
+                        .map_or(String::new(), |p| format!("pipeline {p}, "));
+                    format!("{pipeline}run {id}")
+                });
+                crate::history::push(
+                    &mut self.journal.history,
+                    crate::history::Entry {
+                        id: release.clone(),
+                        name: self.opts.release_name.clone(),
+                        released_unix: self.ctx.port.now_unix(),
+                        image,
+                        run,
+                    },
+                );
                 // Production's settings are this release's for good now.
                 self.journal.previous_settings.clear();
             }
@@ -1058,8 +1083,19 @@ impl Exec<'_> {
                     {
                         self.journal.swap(&p.source_slot, PRODUCTION);
                     }
-                    if let Some(lkg) = self.journal.last_known_good.clone() {
-                        self.journal.slots.insert(PRODUCTION.to_owned(), lkg);
+                    // Production runs the rollback's target now: the release it returned to is the known-good one.
+                    let target = self
+                        .stage
+                        .plan
+                        .as_ref()
+                        .map(|p| p.release_id.clone())
+                        .filter(|t| !t.is_empty())
+                        .or_else(|| self.journal.last_known_good.clone());
+                    if let Some(target) = target {
+                        self.journal
+                            .slots
+                            .insert(PRODUCTION.to_owned(), target.clone());
+                        self.journal.last_known_good = Some(target);
                     }
                 } else if let Some(p) = &self.spec.production {
                     if p.source_slot != PRODUCTION {

@@ -238,6 +238,7 @@ async fn run_stage(
         work_dir: fx._dir.path().join(format!("work-{run}")),
         hook_dir: fx._dir.path().to_path_buf(),
         unfinished: Unfinished::Refuse,
+        rollback_to: None,
         lock: LockOptions {
             ttl: Duration::from_secs(60),
             take_over: None,
@@ -319,51 +320,52 @@ async fn check_case(fx: &Fixture, case: &Case) -> Vec<String> {
     let second = second.ok().flatten();
 
     let mut violations = Vec::new();
-    let w = world.lock().unwrap();
-    // 1. Production only ever served r1 or a release that passed its staging gate.
-    for served in w.production_history.iter().flatten() {
-        if !w.gated.contains(served) {
-            violations.push(format!(
-                "production served {served}, which never passed its gate"
-            ));
-        }
-    }
-    // 2. No two runs changed the app at interleaved times.
-    let mut spans: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
-    for (i, call) in w.calls.iter().enumerate().filter(|(_, c)| c.change) {
-        let span = spans.entry(call.run).or_insert((i, i));
-        span.1 = i;
-    }
-    for (a, sa) in &spans {
-        for (b, sb) in &spans {
-            if a < b && sa.0 <= sb.1 && sb.0 <= sa.1 {
-                let detail: Vec<String> = w
-                    .calls
-                    .iter()
-                    .filter(|c| c.change)
-                    .map(|c| format!("{}:{}", c.run, c.what))
-                    .collect();
+    {
+        let w = world.lock().unwrap();
+        // 1. Production only ever served r1 or a release that passed its staging gate.
+        for served in w.production_history.iter().flatten() {
+            if !w.gated.contains(served) {
                 violations.push(format!(
-                    "runs {a} and {b} both changed the app at once: {}",
-                    detail.join(" | ")
+                    "production served {served}, which never passed its gate"
+                ));
+            }
+        }
+        // 2. No two runs changed the app at interleaved times.
+        let mut spans: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
+        for (i, call) in w.calls.iter().enumerate().filter(|(_, c)| c.change) {
+            let span = spans.entry(call.run).or_insert((i, i));
+            span.1 = i;
+        }
+        for (a, sa) in &spans {
+            for (b, sb) in &spans {
+                if a < b && sa.0 <= sb.1 && sb.0 <= sa.1 {
+                    let detail: Vec<String> = w
+                        .calls
+                        .iter()
+                        .filter(|c| c.change)
+                        .map(|c| format!("{}:{}", c.run, c.what))
+                        .collect();
+                    violations.push(format!(
+                        "runs {a} and {b} both changed the app at once: {}",
+                        detail.join(" | ")
+                    ));
+                }
+            }
+        }
+        // 3. A run the lock refused changed nothing.
+        if let Some(second) = &second {
+            let refused = second
+                .error
+                .iter()
+                .any(|e| e.contains("holds the release lock") || e.contains("at the same moment"));
+            if refused && spans.contains_key(&3) {
+                violations.push(format!(
+                    "run 3 was refused by the lock but changed the app: {:?}",
+                    second.error
                 ));
             }
         }
     }
-    // 3. A run the lock refused changed nothing.
-    if let Some(second) = &second {
-        let refused = second
-            .error
-            .iter()
-            .any(|e| e.contains("holds the release lock") || e.contains("at the same moment"));
-        if refused && spans.contains_key(&3) {
-            violations.push(format!(
-                "run 3 was refused by the lock but changed the app: {:?}",
-                second.error
-            ));
-        }
-    }
-    drop(w);
     if first.is_none()
         && case
             .fault

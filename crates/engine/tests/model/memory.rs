@@ -2,6 +2,9 @@
 //! semantics), swaps and health, behind the engine's `Port`, with seeded latency, faults, kills and a log of
 //! every call by run, so any interleaving of two runs is a fast, deterministic test.
 
+// The port's error is the engine's `Error`, as large as `stages` allows for it (see its note).
+#![allow(clippy::result_large_err)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};

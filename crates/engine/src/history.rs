@@ -1,0 +1,173 @@
+//! The release history kept with the app: the last releases that passed their watch in production, oldest
+//! first, so `rollback` can return to the release before the current one, or to any release it names.
+//!
+//! It lives in the journal's tags as versioned JSON (`{"v":1,"r":[…]}`), split over continuation tags like
+//! every long journal value. Each entry says how to get the release back: an image reference (containers),
+//! or the pipeline run whose artifact holds its package (code apps).
+
+use serde::{Deserialize, Serialize};
+
+/// How many releases the history keeps.
+pub const MAX_ENTRIES: usize = 10;
+
+/// The version of the history's JSON form; a later version of the task reads every earlier one.
+pub const HISTORY_VERSION: u32 = 1;
+
+/// One release that reached production and passed its watch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The release's identity.
+    #[serde(rename = "i")]
+    pub id: String,
+    /// Its display name (the build number).
+    #[serde(rename = "n", default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// When it passed its watch (Unix seconds).
+    #[serde(rename = "t", default)]
+    pub released_unix: i64,
+    /// The image it ran (containers).
+    #[serde(rename = "img", default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The pipeline run that built it (where its artifact can be downloaded again).
+    #[serde(rename = "run", default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+}
+
+impl Entry {
+    /// How logs name it.
+    pub fn label(&self) -> String {
+        if self.name.is_empty() || self.name == self.id {
+            self.id.clone()
+        } else {
+            format!("{} ({})", self.name, self.id)
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    v: u32,
+    r: Vec<Entry>,
+}
+
+/// Reads a history written by [`encode`]; an unreadable or newer one reads as empty (never a wrong one).
+pub fn decode(json: &str) -> Vec<Entry> {
+    serde_json::from_str::<Stored>(json)
+        .ok()
+        .filter(|s| s.v <= HISTORY_VERSION)
+        .map(|s| s.r)
+        .unwrap_or_default()
+}
+
+/// The history's stored form.
+pub fn encode(entries: &[Entry]) -> String {
+    serde_json::to_string(&Stored {
+        v: HISTORY_VERSION,
+        r: entries.to_vec(),
+    })
+    .unwrap_or_default()
+}
+
+/// Records a release as the newest; one already there moves to the end. The oldest go past
+/// [`MAX_ENTRIES`].
+pub fn push(entries: &mut Vec<Entry>, entry: Entry) {
+    entries.retain(|e| e.id != entry.id);
+    entries.push(entry);
+    let excess = entries.len().saturating_sub(MAX_ENTRIES);
+    entries.drain(..excess);
+}
+
+/// The release before `current` (the one a plain `rollback` returns to).
+pub fn before<'a>(entries: &'a [Entry], current: &str) -> Option<&'a Entry> {
+    let at = entries.iter().position(|e| e.id == current)?;
+    at.checked_sub(1).map(|i| &entries[i])
+}
+
+/// The release `wanted` names, by identity or by display name; an error says why none is chosen.
+pub fn find<'a>(entries: &'a [Entry], wanted: &str) -> Result<&'a Entry, String> {
+    if let Some(e) = entries.iter().find(|e| e.id == wanted) {
+        return Ok(e);
+    }
+    let named: Vec<&Entry> = entries.iter().filter(|e| e.name == wanted).collect();
+    match named.as_slice() {
+        [one] => Ok(one),
+        [] => Err(format!(
+            "release {wanted} is not in the app's release history ({})",
+            if entries.is_empty() {
+                "it is empty".to_owned()
+            } else {
+                entries
+                    .iter()
+                    .map(Entry::label)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )),
+        many => Err(format!(
+            "{} releases in the history are named {wanted}; name one by its id: {}",
+            many.len(),
+            many.iter()
+                .map(|e| e.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, name: &str) -> Entry {
+        Entry {
+            id: id.into(),
+            name: name.into(),
+            released_unix: 1,
+            image: None,
+            run: None,
+        }
+    }
+
+    #[test]
+    fn keeps_the_last_ten_in_order_and_moves_a_repeat_to_the_end() {
+        let mut h = Vec::new();
+        for i in 0..12 {
+            push(&mut h, entry(&format!("b{i}"), &format!("2026.{i}")));
+        }
+        assert_eq!(h.len(), MAX_ENTRIES);
+        assert_eq!(h[0].id, "b2");
+        push(&mut h, entry("b5", "2026.5"));
+        assert_eq!(h.last().unwrap().id, "b5");
+        assert_eq!(h.len(), MAX_ENTRIES);
+        assert_eq!(decode(&encode(&h)), h);
+    }
+
+    #[test]
+    fn finds_the_previous_release_and_any_by_id_or_unique_name() {
+        let h = vec![
+            entry("b1", "20261204.1"),
+            entry("b2", "20261204.2"),
+            entry("b9", "20261204.2"),
+            entry("b3", "20261204.3"),
+        ];
+        assert_eq!(before(&h, "b3").map(|e| e.id.as_str()), Some("b9"));
+        assert_eq!(before(&h, "b1"), None);
+        assert_eq!(before(&h, "nope"), None);
+        assert_eq!(find(&h, "20261204.1").unwrap().id, "b1");
+        assert_eq!(find(&h, "b9").unwrap().id, "b9");
+        let err = find(&h, "20261204.2").unwrap_err();
+        assert!(
+            err.contains("2 releases") && err.contains("b2, b9"),
+            "{err}"
+        );
+        let err = find(&h, "20261201.1").unwrap_err();
+        assert!(err.contains("not in the app's release history"), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_or_newer_history_reads_empty() {
+        assert!(decode("not json").is_empty());
+        assert!(decode(r#"{"v":99,"r":[{"i":"x"}]}"#).is_empty());
+        assert_eq!(decode(r#"{"v":1,"r":[{"i":"x"}]}"#)[0].id, "x");
+    }
+}
