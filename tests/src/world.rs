@@ -123,6 +123,10 @@ impl World {
             )
             .env("BUILD_BUILDNUMBER", "20261122-1")
             .env("BUILD_BUILDID", "4242")
+            .env("SYSTEM_DEFINITIONID", "17")
+            .env("SYSTEM_JOBATTEMPT", "1")
+            // A killed job's lock goes stale in seconds, so the next stage of its run need not wait minutes.
+            .env("SLOT_RELEASE_LOCK_TTL_SECONDS", "6")
             .input("command", command)
             .input("azureSubscription", &connection_id)
             .input(

@@ -2,7 +2,8 @@
 //! cancellation) × timing, each case run through the real entry point, followed by the run the
 //! pipeline would make next, and checked against the release invariants and the leak detector.
 //!
-//! CI runs a seeded sample; `SLOT_RELEASE_MATRIX=full` runs every case;
+//! CI runs a seeded sample whose seed changes every day (printed first, so a failure can be replayed);
+//! `SLOT_RELEASE_MATRIX=full` runs every case;
 //! `SLOT_RELEASE_MATRIX_SEED=<n>` repeats a sample; `SLOT_RELEASE_MATRIX_CASE=<id>[,<id>…]` replays
 //! cases by the id a failure prints.
 #![cfg(target_os = "linux")]
@@ -11,9 +12,14 @@ use std::time::{Duration, Instant};
 
 use slot_release_tests::matrix::{self, Case};
 
-/// The seed of the sample CI runs, so that CI is repeatable; set `SLOT_RELEASE_MATRIX_SEED` to draw
-/// another sample, or `SLOT_RELEASE_MATRIX=full` for every case.
-const DEFAULT_SEED: u64 = 7;
+/// The seed of the sample: the day (UTC days since 1970), so each day's CI explores other cases and a run
+/// is repeatable within the day; set `SLOT_RELEASE_MATRIX_SEED` to draw a given sample, or
+/// `SLOT_RELEASE_MATRIX=full` for every case.
+fn default_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(7, |d| d.as_secs() / 86_400)
+}
 
 /// Cases that still break an invariant, each with the open bug that explains it. A listed case must
 /// still fail (so the list shrinks as bugs are fixed); any other case must pass. docs/reliability.md
@@ -29,7 +35,7 @@ fn selection() -> (u64, Vec<Case>, bool) {
     let seed = std::env::var("SLOT_RELEASE_MATRIX_SEED")
         .ok()
         .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(DEFAULT_SEED);
+        .unwrap_or_else(default_seed);
     if let Ok(ids) = std::env::var("SLOT_RELEASE_MATRIX_CASE") {
         let cases = ids
             .split(',')
@@ -67,10 +73,12 @@ async fn fault_matrix_keeps_production_serving_and_converges() {
     );
     let started = Instant::now();
     let mut failures = Vec::new();
-    let (mut run, mut injected, mut faulted, mut untriggered) = (0, 0, 0, 0);
+    let (mut run, mut injected, mut faulted) = (0usize, 0, 0);
+    let (mut untriggered, mut skipped) = (Vec::new(), Vec::new());
     for case in &cases {
         if !unbounded && started.elapsed() > SAMPLE_BUDGET {
             eprintln!("fault matrix: budget spent, {case} not started");
+            skipped.push(case.to_string());
             continue;
         }
         let case_started = Instant::now();
@@ -85,7 +93,7 @@ async fn fault_matrix_keeps_production_serving_and_converges() {
         injected += report.faults_injected;
         faulted += report.faulted_requests;
         if !report.triggered {
-            untriggered += 1;
+            untriggered.push(case.to_string());
         }
         let violations = matrix::check_case(&report);
         let id = case.to_string();
@@ -158,10 +166,19 @@ async fn fault_matrix_keeps_production_serving_and_converges() {
             failures.push(text);
         }
     }
+    // A case whose fault never fired, or that the budget skipped, proved nothing: reported, never passed.
+    let proven = run
+        .saturating_sub(untriggered.len())
+        .saturating_sub(failures.len());
     eprintln!(
-        "fault matrix: {run} case(s) run, {injected} fault(s) injected, {faulted} request(s) faulted, \
-         {untriggered} case(s) whose step was never reached, {} case(s) with violations, {:.0}s",
+        "fault matrix (seed {seed}): {run} case(s) run, {injected} fault(s) injected, {faulted} request(s) faulted, \
+         {proven} passed with their fault fired, {} with violations, {} not proven (the step was never reached: {}), \
+         {} skipped by the time budget ({}), {:.0}s",
         failures.len(),
+        untriggered.len(),
+        untriggered.join(", "),
+        skipped.len(),
+        skipped.join(", "),
         started.elapsed().as_secs_f64()
     );
     assert!(

@@ -158,7 +158,12 @@ struct RunArgs {
     #[arg(long, value_name = "TOKEN")]
     take_over_lock: Option<String>,
     /// How long the release lock lives without renewal; renewed every third of it while the stage runs.
-    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 180,
+        env = "SLOT_RELEASE_LOCK_TTL_SECONDS"
+    )]
     lock_ttl_seconds: u64,
     /// rollback: the release to return to, by id or build number (default: the one before the current release).
     #[arg(long = "to", value_name = "RELEASE")]

@@ -1065,9 +1065,6 @@ async fn a_killed_staging_run_is_resumed_by_a_retry_of_the_same_release_only() {
         "{}",
         stderr(&out)
     );
-    // The same release without evidence that the killed run ended is refused too: it might be running.
-    let out = world.run(&["staging", "--release-id", "r1"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     // The pipeline's retry (the job's next attempt, no flag: the task has no input for one) continues it.
     let out = world.retry(&["staging", "--release-id", "r1"], 2).await;
     assert!(out.status.success(), "{}", stderr(&out));
@@ -1220,4 +1217,49 @@ async fn a_site_without_room_for_the_journal_is_refused_before_any_change() {
         );
     }
     assert_eq!(world.lock_claims(), Vec::<String>::new());
+}
+
+/// A production job killed during its watch leaves its lock behind; the pipeline's rollback stage is a job
+/// of the same run, so it waits for that lock to go stale (not for a person), takes it over and restores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rollback_stage_after_a_killed_production_job_waits_for_its_lock_to_go_stale() {
+    let world = python_world(|t| t).await;
+    let out = world.run(&["staging", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    interrupt_at(
+        &world,
+        &[
+            "production",
+            "--release-id",
+            "r1",
+            "--lock-ttl-seconds",
+            "3",
+        ],
+        "swapped",
+        "KILL",
+    )
+    .await;
+    assert_eq!(
+        world.lock_claims().len(),
+        1,
+        "the killed job's claim is left"
+    );
+    let out = world.run(&["rollback", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("waiting for it to end or go stale"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(world.lock_claims(), Vec::<String>::new());
+    assert_eq!(
+        world.tag("slotrelease.phase").as_deref(),
+        Some("rolledBack")
+    );
+    let (status, body) = world.get("production", "/").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("previous"),
+        "production serves the previous release: {body}"
+    );
 }

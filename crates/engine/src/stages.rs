@@ -127,7 +127,7 @@ pub struct LockOptions {
 impl Default for LockOptions {
     fn default() -> Self {
         LockOptions {
-            ttl: Duration::from_secs(10 * 60),
+            ttl: Duration::from_secs(3 * 60),
             take_over: None,
             attempt: None,
             holder: BTreeMap::new(),
@@ -607,7 +607,9 @@ impl Exec<'_> {
         if stage != Stage::Build {
             // Before anything else, and before any write: a release in flight in another run is that
             // run's, not an unfinished one to settle.
-            self.refuse_if_locked(&state.tags)?;
+            if self.refuse_if_locked(&state.tags).await? {
+                state = self.read_state().await?;
+            }
         }
         if stage != Stage::Build && self.wait_for_running_swap(&state).await {
             state = self.read_state().await?;

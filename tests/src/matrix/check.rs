@@ -5,7 +5,9 @@ use std::fmt;
 
 use slot_release_emulator::StateSnapshot;
 
-use super::run::{BASELINE, CANDIDATE, CaseReport, RUN_DEADLINE, RunReport, journal_tags};
+use super::run::{
+    BASELINE, CANDIDATE, CaseReport, RUN_DEADLINE, RunReport, journal_tags, release_name,
+};
 use super::{FaultKind, Step, Timing};
 
 /// The settings the matrix config gives the same value in both environments: they travel with the
@@ -173,7 +175,8 @@ fn journal_truthful(run: &RunReport, out: &mut Vec<Violation>) {
             continue;
         };
         let actual = run.content.get(slot).cloned().flatten();
-        if actual.as_deref() != Some(release) {
+        let release = release_name(release);
+        if actual.as_deref() != Some(release.as_str()) {
             out.push(violation(
                 "journal-truthful",
                 format!(
@@ -183,7 +186,9 @@ fn journal_truthful(run: &RunReport, out: &mut Vec<Violation>) {
         }
     }
     if phase == "released" {
-        let lkg = tags.get("slotrelease.lastKnownGood").cloned();
+        let lkg = tags
+            .get("slotrelease.lastKnownGood")
+            .map(|id| release_name(id));
         let production = run.content.get("production").cloned().flatten();
         if lkg != production {
             out.push(violation(

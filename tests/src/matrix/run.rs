@@ -299,6 +299,7 @@ fn run_clean(world: &World, command: &str, release: &str) -> Result<AgentOutcome
     let run = world
         .run(command)?
         .env("BUILD_BUILDNUMBER", release)
+        .env("BUILD_BUILDID", build_id(release))
         .input("releaseRecordPath", &record_path(world, command, release));
     let outcome = blocking(|| run.run(HARNESS_TIMEOUT)).map_err(|e| e.to_string())?;
     let result = outcome.variables.get("Result").map(|v| v.value.clone());
@@ -309,6 +310,20 @@ fn run_clean(world: &World, command: &str, release: &str) -> Result<AgentOutcome
         ));
     }
     Ok(outcome)
+}
+
+/// Each release is its own pipeline run, with a build id of its own.
+fn build_id(release: &str) -> &'static str {
+    if release == BASELINE { "4241" } else { "4242" }
+}
+
+/// The build number of a release the journal names by its identity (`build-<id>.def-17`), so the checks
+/// can compare it with the marker in a slot's package.
+pub fn release_name(identity: &str) -> String {
+    [BASELINE, CANDIDATE]
+        .into_iter()
+        .find(|name| identity == format!("build-{}.def-17", build_id(name)))
+        .map_or_else(|| identity.to_owned(), str::to_owned)
 }
 
 fn record_path(world: &World, command: &str, release: &str) -> String {
@@ -366,9 +381,13 @@ pub async fn run_case(case: Case) -> Result<CaseReport, String> {
         (StageUnderTest::Staging, _) => "staging",
     };
     running.store(true, Ordering::SeqCst);
+    // A retry of the same stage is the job's next attempt; the rollback stage is a job of its own.
+    let attempt = if next == stage.command() { "2" } else { "1" };
     let run = world
         .run(next)?
         .env("BUILD_BUILDNUMBER", CANDIDATE)
+        .env("BUILD_BUILDID", build_id(CANDIDATE))
+        .env("SYSTEM_JOBATTEMPT", attempt)
         .input("releaseRecordPath", &record_path(&world, next, "second"));
     let outcome = blocking(|| run.run(HARNESS_TIMEOUT)).map_err(|e| e.to_string());
     running.store(false, Ordering::SeqCst);
@@ -461,6 +480,7 @@ fn first_run(
     let run = world
         .run(stage.command())?
         .env("BUILD_BUILDNUMBER", CANDIDATE)
+        .env("BUILD_BUILDID", build_id(CANDIDATE))
         .input(
             "releaseRecordPath",
             &record_path(world, stage.command(), "first"),

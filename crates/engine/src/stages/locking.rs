@@ -14,6 +14,15 @@ use crate::port::Port;
 /// How many times a run retries when another run takes the lock at the same moment.
 const CONTENTION_ATTEMPTS: u32 = 6;
 
+fn cancelled() -> Failure {
+    (
+        RunResult::Cancelled,
+        Error::Cancelled {
+            step: Some("take the release lock".into()),
+        },
+    )
+}
+
 /// The lock as this run holds it.
 #[derive(Debug)]
 pub(super) struct HeldLock {
@@ -90,15 +99,52 @@ impl Exec<'_> {
 
     /// Refuses early, before anything is read into a plan or written, when another run holds the lock: a
     /// run that meets a live release must say so, not take it for a release that stopped half-way.
-    pub(super) fn refuse_if_locked(
+    ///
+    /// A live claim of this very release (another job of the same pipeline run, e.g. a production job
+    /// killed before the rollback stage started) is waited for until it ends or goes stale, bounded by
+    /// twice the lock's lifetime. Returns whether it waited (the caller reads the live state again).
+    pub(super) async fn refuse_if_locked(
         &self,
         tags: &std::collections::BTreeMap<String, String>,
-    ) -> Result<(), Failure> {
-        let now = self.ctx.port.now_unix();
+    ) -> Result<bool, Failure> {
+        let port = self.ctx.port.clone();
         let request = self.lock_request();
-        match lock::decide(&lock::claims(tags), &request, now) {
-            Decision::Refuse { holder } => Err(self.locked(&holder, now)),
-            _ => Ok(()),
+        let ttl = self.opts.lock.ttl.as_secs().max(1) as i64;
+        let wait_until = port.now_unix() + 2 * ttl;
+        let mut tags = tags.clone();
+        let mut waited = false;
+        loop {
+            let now = port.now_unix();
+            match lock::decide(&lock::claims(&tags), &request, now) {
+                Decision::Refuse { holder }
+                    if holder.release == request.release
+                        && !holder.is_stale(now)
+                        && now < wait_until =>
+                {
+                    if !waited {
+                        self.log().info(&format!(
+                            "The release lock is held by another job of this release ({}); waiting for it to end or go stale at {}",
+                            holder.describe(),
+                            lock::human_time(holder.expires_unix)
+                        ));
+                    }
+                    waited = true;
+                    let pause = (holder.expires_unix - now).clamp(1, ttl / 3 + 1) as u64;
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(pause)) => {}
+                        () = self.ctx.cancel.cancelled() => return Err(cancelled()),
+                    }
+                    tags = port.tags().await.map_err(port_err("read the lock"))?;
+                }
+                // A stale claim of this release is taken over when the lock is taken.
+                Decision::Refuse { holder }
+                    if holder.release == request.release && holder.is_stale(now) =>
+                {
+                    return Ok(waited);
+                }
+                Decision::Refuse { holder } => return Err(self.locked(&holder, now)),
+                _ => return Ok(waited),
+            }
         }
     }
 
@@ -119,6 +165,12 @@ impl Exec<'_> {
             let tags = port.tags().await.map_err(port_err("read the lock"))?;
             let now = port.now_unix();
             let remove = match lock::decide(&lock::claims(&tags), &request, now) {
+                Decision::Refuse { holder }
+                    if holder.release == request.release && holder.is_stale(now) =>
+                {
+                    // Stale and this pipeline run's own: the next job of the same run takes it over.
+                    vec![holder]
+                }
                 Decision::Refuse { holder } => return Err(self.locked(&holder, now)),
                 Decision::Wait { other } => {
                     last_other = Some(other);
@@ -133,7 +185,7 @@ impl Exec<'_> {
                     stale.describe(),
                     lock::human_time(stale.since_unix),
                     if stale.release == request.release {
-                        "an earlier attempt of this release's job"
+                        "an earlier job of this release's pipeline run, which ended"
                     } else {
                         "stale, and taken over as asked"
                     }
@@ -191,7 +243,7 @@ impl Exec<'_> {
         let pause = Duration::from_millis(250 * u64::from(attempt) + jitter);
         tokio::select! {
             () = tokio::time::sleep(pause) => Ok(()),
-            () = self.ctx.cancel.cancelled() => Err((RunResult::Cancelled, Error::Cancelled { step: Some("take the release lock".into()) })),
+            () = self.ctx.cancel.cancelled() => Err(cancelled()),
         }
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use slot_release_engine::Error;
 use slot_release_engine::health::{HealthCheckSpec, ProbeOutcome, Prober};
-use slot_release_engine::journal::DeploymentRecord;
+use slot_release_engine::journal::{DeploymentRecord, JournalTags, Phase};
 use slot_release_engine::lock::CLAIM_PREFIX;
 use slot_release_engine::port::{CommandResult, Port, SecretValue, SettingValue, SiteChange};
 use slot_release_engine::state::{LiveState, PRODUCTION, SlotState};
@@ -75,7 +75,7 @@ pub struct World {
     pub tags: BTreeMap<String, String>,
     pub sticky: BTreeSet<String>,
     pub calls: Vec<Call>,
-    /// Releases that passed their staging gate (a `staged` record was written for them).
+    /// Releases that passed their staging gate (the journal or a record reached `staged` for them).
     pub gated: BTreeSet<String>,
     /// Every release production served, in order.
     pub production_history: Vec<Option<String>>,
@@ -372,6 +372,13 @@ impl Port for MemPort {
         let change = !only_claims(&tags);
         self.call("merge tags", change, move |w| {
             w.tags.extend(tags);
+            // The journal reaches `staged` only after the slot's gate passed (its record follows).
+            let journal = JournalTags::from_tags(&w.tags);
+            if journal.phase == Some(Phase::Staged)
+                && let Some(release) = journal.release
+            {
+                w.gated.insert(release);
+            }
             Ok(w.tags.clone())
         })
         .await
