@@ -82,12 +82,10 @@ async fn staging_in_another_job_deploys_exactly_the_bytes_the_build_recorded() {
     let sha = record["sha256"].as_str().unwrap_or_default().to_owned();
     assert_eq!(sha.len(), 64, "{record}");
     assert_eq!(record["releaseName"], "20261122-1");
-    assert_eq!(
-        record["runId"],
-        serde_json::Value::Null,
-        "no pipeline id given"
-    );
+    // The run whose artifact holds the package: the agent's Build.BuildId and System.DefinitionId.
     assert_eq!(record["buildId"], "4242");
+    assert_eq!(record["runId"], "4242");
+    assert_eq!(record["pipelineId"], "17");
 
     let job = deploy_job(&world, &artifact, "job2");
     let before = slot(&world.emulator.snapshot(), "staging")
