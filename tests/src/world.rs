@@ -100,6 +100,28 @@ impl World {
     /// [`World::run`] with the seeded service connection of another kind (a service principal with a
     /// key, a managed identity).
     pub fn run_with(&self, command: &str, kind: ConnectionKind) -> Result<AgentRun, String> {
+        self.run_at(command, kind, &self.sources)
+    }
+
+    /// [`World::run`] in another job: `sources` is that job's checkout (holding its own `release.yml`
+    /// and `_temp`), as a later stage of a multi-stage pipeline runs on another agent.
+    pub fn run_in(&self, command: &str, sources: &Path) -> Result<AgentRun, String> {
+        self.run_at(command, ConnectionKind::WorkloadIdentityFederation, sources)
+    }
+
+    /// A fresh copy of the example, as another job checks it out: the same bytes as [`World::sources`]
+    /// had when the world started.
+    pub fn checkout(&self, to: &Path) -> Result<(), String> {
+        copy_dir(&paths::workspace().join("examples/python-webapp"), to)
+            .map_err(|e| format!("copy example: {e}"))
+    }
+
+    fn run_at(
+        &self,
+        command: &str,
+        kind: ConnectionKind,
+        sources: &Path,
+    ) -> Result<AgentRun, String> {
         let connection_id = self
             .emulator
             .seed()
@@ -108,7 +130,7 @@ impl World {
             .find(|c| c.kind == kind)
             .map(|c| c.id.clone())
             .ok_or_else(|| format!("no {kind:?} service connection in the seed"))?;
-        let mut run = AgentRun::new(&self.entry_point, &self.sources)
+        let mut run = AgentRun::new(&self.entry_point, sources)
             .env(
                 "AGENT_CAINFO",
                 &self.emulator.ca_path().display().to_string(),
@@ -121,7 +143,10 @@ impl World {
             .env("SLOT_RELEASE_LOCK_TTL_SECONDS", "6")
             .input("command", command)
             .input("azureSubscription", &connection_id)
-            .input("configFile", &self.config().display().to_string())
+            .input(
+                "configFile",
+                &sources.join("release.yml").display().to_string(),
+            )
             .envs(self.emulator.service_connection_env(&kind));
         let token = self.emulator.seed().system_access_token.expose().to_owned();
         run = run.access_token(&token).secret("emulator-client-secret");

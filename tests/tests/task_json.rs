@@ -92,6 +92,8 @@ fn inputs_match_what_the_binary_reads() {
         "configFile",
         "environment",
         "releaseRecordPath",
+        "package",
+        "outputFolder",
     ] {
         assert!(names.contains(&required), "input {required} missing");
     }
@@ -109,6 +111,10 @@ fn inputs_match_what_the_binary_reads() {
         "connectedService:AzureRM"
     );
     assert_eq!(by_name("configFile")["type"], "filePath");
+    // A path picker, as AzureWebApp@1's `package`; the binary treats the sources root the agent gives
+    // for an empty value as "not given".
+    assert_eq!(by_name("package")["type"], "filePath");
+    assert_eq!(by_name("package")["required"], false);
     let command = by_name("command");
     let commands: BTreeSet<&str> = command["options"]
         .as_object()

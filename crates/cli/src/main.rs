@@ -9,11 +9,13 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, anyhow};
 use clap::{Args, Parser, Subcommand};
+use slot_release_engine::artifact;
+use slot_release_engine::package::PackageSpec;
 use slot_release_engine::plan::{self, BuildInfo, PlanInput, Stage};
 use slot_release_engine::port::{self, Port};
 use slot_release_engine::rehearse::{self, FailAt};
 use slot_release_engine::release::{self, LoadRequest};
-use slot_release_engine::spec::HealthTimeout;
+use slot_release_engine::spec::{AppKind, HealthTimeout};
 use slot_release_engine::stages::{self, Command, LockOptions, StageOptions, Unfinished};
 use slot_release_engine::state::LiveState;
 use slot_release_pipelines::{
@@ -128,9 +130,18 @@ struct RunArgs {
     /// Write the release record (JSON) here.
     #[arg(long)]
     record: Option<PathBuf>,
-    /// A package built by an earlier `build`.
-    #[arg(long)]
-    package: Option<PathBuf>,
+    /// The package to deploy instead of building one: the zip an earlier `build` wrote (its build record
+    /// beside it is verified), or a zip or folder made by another tool. Wildcards select exactly one match
+    /// (`drop/*.zip`, `**/*.zip`).
+    #[arg(long, value_name = "PATH_OR_PATTERN")]
+    package: Option<String>,
+    /// The build record to verify the package against (default: `slot-release-build.json` beside a zip).
+    #[arg(long, value_name = "PATH", requires = "package")]
+    build_record: Option<PathBuf>,
+    /// Where a built package and its build record are written, for the pipeline to publish (default: the
+    /// work dir).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
     /// Where packages, plans and summaries are written.
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -344,12 +355,41 @@ fn parse() -> Result<Cli, clap::Error> {
     {
         argv.extend(["--health-timeout-seconds".to_owned(), seconds.to_owned()]);
     }
+    let packaged = ["build", "staging", "release"];
+    if packaged.contains(&command.as_str()) {
+        if let Some(package) = inputs.get("package").and_then(|p| supplied_path(p, &agent)) {
+            argv.extend(["--package".to_owned(), package]);
+        }
+        if let Some(out) = inputs
+            .get("outputFolder")
+            .and_then(|p| supplied_path(p, &agent))
+        {
+            argv.extend(["--out".to_owned(), out]);
+        }
+    }
     if command == "rehearse"
         && let Some(fail_at) = inputs.get("rehearseFailAt").filter(|f| !f.is_empty())
     {
         argv.extend(["--fail-at".to_owned(), fail_at.to_owned()]);
     }
     Cli::try_parse_from(argv)
+}
+
+/// A path input's value when the user gave one. The agent roots `filePath` inputs against the sources
+/// folder, so an input left empty can arrive as the sources folder itself (what task-lib's
+/// `filePathSupplied` guards against): that means "not given", never "deploy the whole checkout".
+fn supplied_path(value: &str, agent: &AgentEnv) -> Option<String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    let trimmed = |p: &str| p.trim_end_matches(['/', '\\']).to_owned();
+    let roots = ["BUILD_SOURCESDIRECTORY", "SYSTEM_DEFAULTWORKINGDIRECTORY"];
+    let is_root = roots
+        .iter()
+        .filter_map(|name| agent.var(name))
+        .any(|root| trimmed(root) == trimmed(value));
+    (!is_root).then(|| value.to_owned())
 }
 
 fn finish(log: &Log, outcome: Result<ExitCode, Failed>) -> ExitCode {
@@ -582,7 +622,7 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
                 .context("cannot read the live state")?
         }
     };
-    let plan = plan::compute(PlanInput {
+    let mut plan = plan::compute(PlanInput {
         spec: &loaded.spec,
         stage,
         environment: args.common.environment.as_deref(),
@@ -594,6 +634,15 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
             rollback_to: args.rollback_to.clone(),
         },
     })?;
+    // The package root is checked before `build` and `staging` change anything; the plan shows it when it
+    // fails, so a pull-request run catches it (only a failure is listed: the live-state checks stay first).
+    if let Some(problem) = package_root_problem(stage, &args.common.config, &loaded) {
+        plan.preflight.push(plan::Check {
+            name: "package-root".to_owned(),
+            ok: false,
+            detail: problem,
+        });
+    }
     // Through the log, never `print!`: a value in the plan (a setting, the build number) could hold a
     // `##vso[` the agent would run as a logging command.
     if args.common.json && log.mode() != OutputMode::Pipeline {
@@ -668,6 +717,9 @@ async fn run_cmd(
         .unwrap_or_else(|| std::env::temp_dir().join("slot-release"));
     std::fs::create_dir_all(&work_dir)
         .with_context(|| format!("cannot create {}", work_dir.display()))?;
+    // Before anything reaches Azure: a package that is missing, garbage or not what the build made, or a
+    // package root outside the sources, is refused while nothing has changed (no lock, no journal).
+    let package = prepare_package(command, args, &loaded, &work_dir, log)?;
     let port: std::sync::Arc<dyn Port> = if command == Command::Build {
         std::sync::Arc::new(port::Offline)
     } else {
@@ -678,7 +730,8 @@ async fn run_cmd(
         environment: args.common.environment.clone(),
         release_id: loaded.release_id.clone(),
         release_name: loaded.release_name.clone(),
-        package: args.package.clone(),
+        package: package.as_ref().map(|p| p.path.clone()),
+        package_sha256: package.as_ref().map(|p| p.sha256.as_str().to_owned()),
         work_dir: work_dir.clone(),
         hook_dir: config_dir(&args.common.config),
         unfinished: if args.resume {
@@ -729,6 +782,95 @@ async fn run_cmd(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The package a code app's `build`, `staging` or `release` uses: the one given (resolved, validated and
+/// verified against its build record), else one built from the package root. `build` writes the build
+/// record beside the package in the output folder. Other commands deploy no package.
+fn prepare_package(
+    command: Command,
+    args: &RunArgs,
+    loaded: &release::LoadedRelease,
+    work_dir: &Path,
+    log: &Log,
+) -> Result<Option<artifact::PreparedPackage>> {
+    let AppKind::Code { root, exclude } = &loaded.spec.app.kind else {
+        if args.package.is_some() {
+            log.warning("The package input is ignored: a container app deploys an image");
+        }
+        return Ok(None);
+    };
+    if !matches!(
+        command,
+        Command::Build | Command::Staging | Command::Release
+    ) {
+        if args.package.is_some() {
+            log.warning(&format!(
+                "The package input is ignored by {}: it releases what staging deployed",
+                command_name(command)
+            ));
+        }
+        return Ok(None);
+    }
+    let source = match &args.package {
+        Some(pattern) => artifact::PackageSource::Given {
+            pattern: pattern.clone(),
+            build_record: args.build_record.clone(),
+        },
+        None => {
+            let mut spec = PackageSpec::new(root.clone());
+            spec.exclude = exclude.clone();
+            artifact::PackageSource::Build {
+                spec,
+                none_given: command != Command::Build,
+            }
+        }
+    };
+    let built_here = matches!(source, artifact::PackageSource::Build { .. });
+    let request = artifact::PrepareRequest {
+        source,
+        base_dir: std::env::current_dir().context("cannot read the current directory")?,
+        config: args.common.config.clone(),
+        sources: artifact::sources_dir(&args.common.config, &env_lookup),
+        out_dir: args.out.clone().unwrap_or_else(|| work_dir.to_path_buf()),
+        context: artifact::BuildContext::from_agent(
+            &loaded.release_id,
+            &loaded.release_name,
+            &env_lookup,
+        ),
+        // A package built here, or one given to `build`, is recorded so a later stage can verify it.
+        write_record: command == Command::Build || built_here,
+    };
+    let prepared = artifact::prepare(&request, log)?;
+    Ok(Some(prepared))
+}
+
+/// Why the package root of a code app cannot be built from, for the stages that build it.
+fn package_root_problem(
+    stage: Stage,
+    config: &Path,
+    loaded: &release::LoadedRelease,
+) -> Option<String> {
+    let AppKind::Code { root, .. } = &loaded.spec.app.kind else {
+        return None;
+    };
+    if !matches!(stage, Stage::Build | Stage::Staging) {
+        return None;
+    }
+    let sources = artifact::sources_dir(config, &env_lookup);
+    artifact::check_package_root(root, &sources)
+        .err()
+        .map(|e| e.to_string())
+}
+
+fn command_name(command: Command) -> &'static str {
+    match command {
+        Command::Build => "build",
+        Command::Staging => "staging",
+        Command::Production => "production",
+        Command::Rollback => "rollback",
+        Command::Release => "release",
+    }
 }
 
 /// The slot that holds the new release after the run: the staging slot after `staging`, else production.

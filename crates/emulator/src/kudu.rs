@@ -259,6 +259,8 @@ pub(crate) fn put_record(
         site_name: Some(site.to_owned()),
         details: body.get("details").cloned(),
         log: Vec::new(),
+        // A record written over a push deployment still describes the package it received.
+        received_sha256: idx.and_then(|i| slot.deployments[i].received_sha256.clone()),
     };
     match idx {
         Some(i) => slot.deployments[i] = record.clone(),
@@ -414,6 +416,7 @@ async fn deploy(
                 site_name: Some(app.clone()),
                 details: None,
                 log: vec!["Fetching changes.".into()],
+                received_sha256: Some(digest.clone()),
             });
         }
     }

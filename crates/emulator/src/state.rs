@@ -226,6 +226,10 @@ pub struct DeploymentRecord {
     /// Log lines.
     #[serde(skip)]
     pub log: Vec<String>,
+    /// SHA-256 of the package this deployment received (push deployments only), for tests to check
+    /// exactly which bytes were deployed; not part of Kudu's answer.
+    #[serde(skip)]
+    pub received_sha256: Option<String>,
 }
 
 /// Whether a slot's app process is up.

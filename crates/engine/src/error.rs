@@ -357,6 +357,12 @@ pub enum Error {
         /// Why.
         source: PackageError,
     },
+    /// The package given, or its build record, cannot be used (or the package root fails its checks).
+    #[error("the package cannot be used")]
+    Artifact {
+        /// Why.
+        source: crate::artifact::ArtifactError,
+    },
     /// A secret named in the config is missing from the vault's answer.
     #[error("secret {secret} was not returned by vault {vault}")]
     MissingSecret {

@@ -9,6 +9,7 @@ pub mod error;
 pub use error::{Error, Result};
 
 // Owned by the packaging/health/hooks work.
+pub mod artifact;
 pub mod health;
 pub mod history;
 pub mod hooks;

@@ -350,6 +350,11 @@ impl Sha256Hex {
         Self(s)
     }
 
+    /// The digest of everything fed to `hasher` (for data read in chunks).
+    pub fn finish(hasher: Sha256) -> Self {
+        Self::from_digest(&hasher.finalize())
+    }
+
     /// The digest of `data`.
     pub fn of(data: &[u8]) -> Self {
         Self::from_digest(&Sha256::digest(data))

@@ -14,7 +14,9 @@ use slot_release_emulator::{self as emu, Emulator, EmulatorOptions, Fault, Seed}
 use slot_release_pipelines::Log;
 use tokio_util::sync::CancellationToken;
 
+use crate::artifact;
 use crate::error::Error;
+use crate::package::PackageSpec;
 use crate::port::{self, Port};
 use crate::release::LoadedRelease;
 use crate::spec::{AppKind, HookWhere, ReleaseSpec};
@@ -344,12 +346,23 @@ pub async fn run(
         }),
         FailAt::Watch => emulator.inject(Fault::AppUnhealthyAfterSwap { app: app.clone() }),
     }
+    let (package, package_sha256) = match &spec.app.kind {
+        AppKind::Code { root, exclude } => {
+            let prepared = build_then_verify(loaded, root, exclude, &opts.work_dir, log)?;
+            (
+                Some(prepared.path),
+                Some(prepared.sha256.as_str().to_owned()),
+            )
+        }
+        AppKind::Container { .. } => (None, None),
+    };
     let stage_opts = StageOptions {
         command: Command::Release,
         environment: None,
         release_id: loaded.release_id.clone(),
         release_name: loaded.release_name.clone(),
-        package: None,
+        package,
+        package_sha256,
         work_dir: opts.work_dir.join("package"),
         hook_dir: opts.config_dir.clone(),
         unfinished: Unfinished::Refuse,
@@ -382,6 +395,46 @@ pub async fn run(
         as_expected,
         production_healthy,
     })
+}
+
+/// The pipeline's path for the package: `build` writes it and its build record to an artifact folder, and the
+/// deploying stage gets that package and verifies it against the record before anything changes.
+fn build_then_verify(
+    loaded: &LoadedRelease,
+    root: &Path,
+    exclude: &[String],
+    work_dir: &Path,
+    log: &Log,
+) -> Result<artifact::PreparedPackage, Error> {
+    let lookup = |name: &str| std::env::var(name).ok();
+    let mut spec = PackageSpec::new(root);
+    spec.exclude = exclude.to_vec();
+    let build = artifact::PrepareRequest {
+        source: artifact::PackageSource::Build {
+            spec,
+            none_given: false,
+        },
+        base_dir: work_dir.to_path_buf(),
+        config: loaded.path.clone(),
+        sources: artifact::sources_dir(&loaded.path, &lookup),
+        out_dir: work_dir.join("artifact"),
+        context: artifact::BuildContext::from_agent(
+            &loaded.release_id,
+            &loaded.release_name,
+            &lookup,
+        ),
+        write_record: true,
+    };
+    let built = artifact::prepare(&build, log).map_err(|source| Error::Artifact { source })?;
+    let deploy = artifact::PrepareRequest {
+        source: artifact::PackageSource::Given {
+            pattern: built.path.display().to_string(),
+            build_record: None,
+        },
+        write_record: false,
+        ..build
+    };
+    artifact::prepare(&deploy, log).map_err(|source| Error::Artifact { source })
 }
 
 /// Runs the undo of the hooks that have one, so shared state (a database) is as the previous release left it.

@@ -97,6 +97,8 @@ pub struct StageOptions {
     pub release_name: String,
     /// A package built earlier (staging); when absent and needed, it is built into `work_dir`.
     pub package: Option<PathBuf>,
+    /// The SHA-256 of `package`, as the caller verified it (`artifact::prepare`): shown in the plan.
+    pub package_sha256: Option<String>,
     /// Where packages and summaries are written.
     pub work_dir: PathBuf,
     /// Folder agent hooks run in (usually the config's folder).
@@ -298,6 +300,7 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
         duration_ms: 0,
     };
     let mut package = opts.package.clone();
+    let mut package_sha256 = opts.package_sha256.clone();
     let mut journal = JournalTags::default();
     for &stage in opts.command.stages() {
         if stage == Stage::Staging && opts.command == Command::Release && is_direct(spec) {
@@ -321,7 +324,7 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
             },
             journal: JournalTags::default(),
             package: package.clone(),
-            package_sha256: None,
+            package_sha256: package_sha256.clone(),
             secrets: BTreeMap::new(),
             completed_hooks: Vec::new(),
             swapped: false,
@@ -336,6 +339,7 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
         };
         let outcome = exec.run_stage().await;
         package = exec.package.clone();
+        package_sha256 = exec.package_sha256.clone();
         journal = exec.journal.clone();
         let mut stage_record = exec.stage;
         match outcome {
@@ -1407,6 +1411,12 @@ impl Exec<'_> {
             }
             Action::DeployPackage { slot, .. } => {
                 if self.package.is_none() {
+                    if let AppKind::Code { root, .. } = &self.spec.app.kind {
+                        self.log().info(&format!(
+                            "No package given: building one from {}",
+                            root.display()
+                        ));
+                    }
                     self.build_package()?;
                 }
                 let Some(package) = self.package.clone() else {
@@ -1687,6 +1697,14 @@ impl Exec<'_> {
         let AppKind::Code { root, exclude } = &self.spec.app.kind else {
             return Ok(());
         };
+        if let Some(package) = &self.package {
+            // Given, or built and verified before the stage started (`artifact::prepare`): built once.
+            self.log().info(&format!(
+                "Package {} prepared before the stage: not built again",
+                package.display()
+            ));
+            return Ok(());
+        }
         let mut spec = package::PackageSpec::new(root.clone());
         spec.exclude = exclude.clone();
         let info = package::BuildInfo {
