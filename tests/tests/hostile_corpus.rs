@@ -162,11 +162,23 @@ async fn run_as(world: &World, command: &str, build: &str) -> AgentOutcome {
         .run(command)
         .unwrap_or_else(|e| panic!("{e}"))
         .env("BUILD_BUILDNUMBER", build)
+        // Each build number is its own pipeline run, as on a real agent.
+        .env("BUILD_BUILDID", &build_id(build))
         .input("releaseRecordPath", &record.display().to_string())
         .secret_variable("CORPUS_BIG", &big_secret());
     blocking(move || run.run(TIMEOUT))
         .await
         .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A build id per build number (`20261122-2` is run 4000 + 2 of the pipeline).
+fn build_id(build: &str) -> String {
+    let n: u64 = build
+        .rsplit(['-', '.'])
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (4000 + n).to_string()
 }
 
 /// Settings that deliver a secret by value: App Service holds the value there by design.
@@ -297,6 +309,8 @@ async fn corpus_through_a_cancelled_and_resumed_staging_leaks_nothing() {
     let first = world
         .run("staging")
         .unwrap_or_else(|e| panic!("{e}"))
+        // The same pipeline run as the retry below (`run` is build 20261122-1).
+        .env("BUILD_BUILDID", &build_id("20261122-1"))
         .secret_variable("CORPUS_BIG", &big_secret());
     let cancelled = blocking(move || -> std::io::Result<AgentOutcome> {
         let mut running = first.spawn()?;

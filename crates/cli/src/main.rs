@@ -719,11 +719,17 @@ async fn run_cmd(
         .with_context(|| format!("cannot create {}", work_dir.display()))?;
     // Before anything reaches Azure: a package that is missing, garbage or not what the build made, or a
     // package root outside the sources, is refused while nothing has changed (no lock, no journal).
+    // Every secret the config references is read (reading changes nothing) and registered with the
+    // log first, so nothing printed from here on (package preparation included) can show one. A missing
+    // connection is reported after the package checks, which need none.
+    let connection = (command != Command::Build).then(|| connect(&args.connection, &loaded));
+    if let Some(Ok(port)) = &connection {
+        stages::register_referenced_secrets(port, &loaded.spec, log).await;
+    }
     let package = prepare_package(command, args, &loaded, &work_dir, log)?;
-    let port: std::sync::Arc<dyn Port> = if command == Command::Build {
-        std::sync::Arc::new(port::Offline)
-    } else {
-        std::sync::Arc::new(connect(&args.connection, &loaded)?)
+    let port: std::sync::Arc<dyn Port> = match connection {
+        None => std::sync::Arc::new(port::Offline),
+        Some(connected) => std::sync::Arc::new(connected?),
     };
     let opts = StageOptions {
         command,

@@ -369,6 +369,32 @@ fn is_direct(spec: &ReleaseSpec) -> bool {
         .is_some_and(|p| p.source_slot == PRODUCTION)
 }
 
+/// Reads every secret the config references and registers each value with the log's masking, so nothing
+/// the run prints afterwards (package preparation, plans, hooks, apps) can show one. Best effort: a vault
+/// this connection cannot read is noted in the debug log; the stage that needs it fails on its own.
+pub async fn register_referenced_secrets(port: &dyn Port, spec: &ReleaseSpec, log: &Log) {
+    for env in spec.environments.values() {
+        let Some(vault) = env.vault.as_deref() else {
+            continue;
+        };
+        let names: Vec<String> = env.secrets.values().map(|s| s.secret.clone()).collect();
+        if names.is_empty() {
+            continue;
+        }
+        match port.get_secrets(vault, &names).await {
+            Ok(values) => {
+                for value in values.values() {
+                    log.register_secret(value.expose());
+                }
+            }
+            Err(err) => log.debug(&format!(
+                "Could not read the secrets of vault {vault} to mask them: {}",
+                chain(&err).join(": ")
+            )),
+        }
+    }
+}
+
 /// Every message of an error and its causes.
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
     let mut out = vec![err.to_string()];
@@ -743,6 +769,9 @@ impl Exec<'_> {
                 },
             )
         })?;
+        // Every secret is read and registered before anything of the stage is printed (its plan, hook
+        // output), in every stage, rollback and resume included: reading changes nothing.
+        self.register_secrets_first(&plan).await?;
         self.log().info(plan.render().trim_end());
         self.stage.plan = Some(plan.clone());
         let mut problems: Vec<String> = plan
@@ -1257,43 +1286,7 @@ impl Exec<'_> {
                 .create_slot(slot, &cancel)
                 .await
                 .map_err(port_err("create the slot"))?,
-            Action::PullSecrets { vault, secrets } => {
-                let names: Vec<String> = secrets.iter().map(|s| s.secret.clone()).collect();
-                let values = port
-                    .get_secrets(vault, &names)
-                    .await
-                    .map_err(port_err("pull secrets"))?;
-                // Every value is masked before anything else can print it.
-                for value in values.values() {
-                    self.log().register_secret(value.expose());
-                }
-                for pull in secrets {
-                    let value = values.get(&pull.secret).cloned().ok_or_else(|| {
-                        (
-                            RunResult::Failed,
-                            Error::MissingSecret {
-                                vault: vault.clone(),
-                                secret: pull.secret.clone(),
-                            },
-                        )
-                    })?;
-                    if pull.delivery == crate::spec::SecretDelivery::PipelineVariable {
-                        self.log()
-                            .set_variable(
-                                &pull.setting,
-                                value.expose(),
-                                VariableOptions {
-                                    secret: true,
-                                    ..VariableOptions::default()
-                                },
-                            )
-                            .map_err(|source| {
-                                (RunResult::Failed, Error::PipelineVariable { source })
-                            })?;
-                    }
-                    self.secrets.insert(pull.setting.clone(), value);
-                }
-            }
+            Action::PullSecrets { vault, secrets } => self.pull_secrets(vault, secrets).await?,
             Action::SetSettings { slot, changes } => {
                 let mut values = BTreeMap::new();
                 for change in changes {
@@ -1625,6 +1618,79 @@ impl Exec<'_> {
         Ok(())
     }
 
+    /// Reads a planned set of secrets (those not read yet), registers each value with the log's masking
+    /// the moment it is read, and delivers the ones meant for pipeline variables.
+    async fn pull_secrets(
+        &mut self,
+        vault: &str,
+        secrets: &[plan::SecretPull],
+    ) -> Result<(), Failure> {
+        let missing: Vec<String> = secrets
+            .iter()
+            .filter(|p| !self.secrets.contains_key(&p.setting))
+            .map(|p| p.secret.clone())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let values = self
+            .ctx
+            .port
+            .get_secrets(vault, &missing)
+            .await
+            .map_err(port_err("pull secrets"))?;
+        // Every value is masked before anything else can print it.
+        for value in values.values() {
+            self.log().register_secret(value.expose());
+        }
+        let wanted: Vec<&plan::SecretPull> = secrets
+            .iter()
+            .filter(|p| !self.secrets.contains_key(&p.setting))
+            .collect();
+        for pull in wanted {
+            let value = values.get(&pull.secret).cloned().ok_or_else(|| {
+                (
+                    RunResult::Failed,
+                    Error::MissingSecret {
+                        vault: vault.to_owned(),
+                        secret: pull.secret.clone(),
+                    },
+                )
+            })?;
+            if pull.delivery == crate::spec::SecretDelivery::PipelineVariable {
+                self.log()
+                    .set_variable(
+                        &pull.setting,
+                        value.expose(),
+                        VariableOptions {
+                            secret: true,
+                            ..VariableOptions::default()
+                        },
+                    )
+                    .map_err(|source| (RunResult::Failed, Error::PipelineVariable { source }))?;
+            }
+            self.secrets.insert(pull.setting.clone(), value);
+        }
+        Ok(())
+    }
+
+    /// Before the plan is printed: the stage's planned secrets (a missing one fails the run here), then,
+    /// for masking only, every other secret the config references (hooks and apps of any slot may print
+    /// them; the rollback stage writes no secret but runs hooks). Those are best effort: a vault this
+    /// connection cannot read is noted in the debug log and skipped.
+    async fn register_secrets_first(&mut self, plan: &Plan) -> Result<(), Failure> {
+        if self.stage.stage == Stage::Build {
+            return Ok(());
+        }
+        for step in &plan.steps {
+            if let Action::PullSecrets { vault, secrets } = &step.action {
+                self.pull_secrets(vault, secrets).await?;
+            }
+        }
+        register_referenced_secrets(self.ctx.port.as_ref(), self.spec, self.log()).await;
+        Ok(())
+    }
+
     /// Under the lock, immediately before the swap into production: the slot still holds this release
     /// (what the plan saw may have changed since: another run's staging, a manual deployment).
     async fn recheck_staged(&self, source: &str) -> Result<(), Failure> {
@@ -1776,15 +1842,6 @@ impl RemoteCommand for SlotCommand {
             }),
         }
     }
-}
-
-/// Writes the release record as JSON.
-pub fn write_record(record: &ReleaseRecord, path: &Path) -> std::io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    let text = serde_json::to_string_pretty(record).map_err(std::io::Error::other)?;
-    std::fs::write(path, text)
 }
 
 /// The final summary for people: what changed, where each release is, health results.
