@@ -264,6 +264,32 @@ fn served_release(body: &str) -> Option<&str> {
     body.split("<b id=release>").nth(1)?.split("</b>").next()
 }
 
+/// Releases 20261204.1, .2 and .3 of pipeline `definition` (runs `first + 1` …), each as a staging job and a
+/// production job.
+async fn release_three(world: &World, definition: u32, first: u32) -> Vec<PipelineRun> {
+    let runs: Vec<PipelineRun> = ["20261204.1", "20261204.2", "20261204.3"]
+        .into_iter()
+        .zip(first + 1..)
+        .map(|(number, build_id)| PipelineRun {
+            build_id,
+            definition,
+            number,
+        })
+        .collect();
+    for run in &runs {
+        for stage in ["staging", "production"] {
+            let out = job(world, run, stage).await;
+            assert!(
+                out.status.success(),
+                "{} {stage}: {}",
+                run.number,
+                stderr(&out)
+            );
+        }
+    }
+    runs
+}
+
 /// The release production's page names.
 async fn served(world: &World) -> String {
     let (status, body) = world.get("production", "/").await.unwrap();
@@ -274,29 +300,7 @@ async fn served(world: &World) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_reverts_a_code_release_that_passed_its_watch() {
     let world = python_world(|t| t).await;
-    let runs: Vec<PipelineRun> = [
-        (501, "20261204.1"),
-        (502, "20261204.2"),
-        (503, "20261204.3"),
-    ]
-    .into_iter()
-    .map(|(build_id, number)| PipelineRun {
-        build_id,
-        definition: 7,
-        number,
-    })
-    .collect();
-    for run in &runs {
-        for stage in ["staging", "production"] {
-            let out = job(&world, run, stage).await;
-            assert!(
-                out.status.success(),
-                "{} {stage}: {}",
-                run.number,
-                stderr(&out)
-            );
-        }
-    }
+    let runs = release_three(&world, 7, 500).await;
     assert_eq!(served(&world).await, "20261204.3");
 
     // v3 passed its watch and turned out bad later: the rollback stage returns to v2.
@@ -369,29 +373,7 @@ async fn rollback_reverts_a_container_release_to_the_previous_and_to_a_named_ima
             .and_then(|s| s.image.clone())
             .unwrap_or_default()
     };
-    let runs: Vec<PipelineRun> = [
-        (601, "20261204.1"),
-        (602, "20261204.2"),
-        (603, "20261204.3"),
-    ]
-    .into_iter()
-    .map(|(build_id, number)| PipelineRun {
-        build_id,
-        definition: 8,
-        number,
-    })
-    .collect();
-    for run in &runs {
-        for stage in ["staging", "production"] {
-            let out = job(&world, run, stage).await;
-            assert!(
-                out.status.success(),
-                "{} {stage}: {}",
-                run.number,
-                stderr(&out)
-            );
-        }
-    }
+    let runs = release_three(&world, 8, 600).await;
     assert_eq!(image(&world), "contoso.azurecr.io/contoso/app:603");
     let out = job_with(&world, &runs[2], "rollback", &[]).await;
     assert!(out.status.success(), "{}", stderr(&out));

@@ -816,8 +816,11 @@ fn settings_changes(
             continue;
         }
         let before_raw = live.and_then(|s| s.settings.get(name));
+        // A name the config delivers from Key Vault (by value or by reference) may hold a secret value
+        // now: the plan never shows it.
+        let secret_name = env.secrets.contains_key(name);
         let before = before_raw.map(|v| {
-            if is_secret {
+            if is_secret || secret_name {
                 Shown::Secret("current value".into())
             } else {
                 Shown::Plain(v.clone())

@@ -1013,10 +1013,10 @@ impl Exec<'_> {
             if let Action::SetSettings { slot, changes } = &step.action
                 && slot == PRODUCTION
             {
-                for change in changes
-                    .iter()
-                    .filter(|c| matches!(c.after, Shown::Plain(_)))
-                {
+                for change in changes.iter().filter(|c| {
+                    matches!(c.after, Shown::Plain(_))
+                        && !matches!(c.before, Some(Shown::Secret(_)))
+                }) {
                     journal.previous_settings.insert(
                         change.name.clone(),
                         production.and_then(|p| p.settings.get(&change.name).cloned()),
@@ -1306,7 +1306,11 @@ impl Exec<'_> {
                         },
                     };
                     values.insert(change.name.clone(), value);
-                    if slot == PRODUCTION && matches!(change.after, Shown::Plain(_)) {
+                    // Never a value that may be a secret: only plain values replaced by plain values.
+                    if slot == PRODUCTION
+                        && matches!(change.after, Shown::Plain(_))
+                        && !matches!(change.before, Some(Shown::Secret(_)))
+                    {
                         // The journal keeps the first value seen: a retry must not record its own.
                         self.journal
                             .previous_settings

@@ -149,6 +149,40 @@ fn secret_values_never_appear_in_a_plan() {
     }
 }
 
+/// A setting that held a value and is now delivered from Key Vault (here by reference): its old value may
+/// be a secret, so the plan shows that it changes, never the value.
+#[test]
+fn a_value_replaced_by_a_key_vault_reference_is_never_shown() {
+    let loaded = example("python-webapp");
+    let mut live = state("staged.json");
+    assert!(live.slots.len() >= 2, "both slots exist");
+    for slot in live.slots.values_mut() {
+        slot.settings
+            .insert("API_KEY".into(), "old-api-key-in-clear-7731".into());
+    }
+    let mut shown = 0;
+    for stage in [Stage::Staging, Stage::Production] {
+        let plan = plan_for(&loaded, stage, &live);
+        let (json, text) = (plan.to_json(), plan.render());
+        assert!(
+            !json.contains("old-api-key-in-clear-7731")
+                && !text.contains("old-api-key-in-clear-7731"),
+            "{stage}: {text}"
+        );
+        if let Some((_, change)) = setting_changes(&plan)
+            .into_iter()
+            .find(|(_, c)| c.name == "API_KEY")
+        {
+            assert!(
+                matches!(change.before, Some(Shown::Secret(_))),
+                "{change:?}"
+            );
+            shown += 1;
+        }
+    }
+    assert!(shown > 0, "the change to API_KEY is planned");
+}
+
 /// Every setting change of a plan, with the slot it is written to.
 fn setting_changes(plan: &Plan) -> Vec<(String, plan::SettingChange)> {
     plan.steps

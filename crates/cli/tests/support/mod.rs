@@ -131,9 +131,19 @@ impl World {
     }
 
     pub async fn run(&self, args: &[&str]) -> Output {
-        let out = self.command(args).output().await.unwrap();
+        self.run_with(args, &[]).await
+    }
+
+    /// Runs the binary with extra environment variables, echoing the command and its output for the
+    /// test's log.
+    pub async fn run_with(&self, args: &[&str], env: &[(&str, String)]) -> Output {
+        let mut cmd = self.command(args);
+        cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        let out = cmd.output().await.unwrap();
+        let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
         eprintln!(
-            "$ slot-release {}\n{}{}",
+            "$ {}slot-release {}\n{}{}",
+            shown.concat(),
             args.join(" "),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
@@ -178,16 +188,8 @@ impl World {
 
     /// Runs again as the agent retries a failed or killed job: the same run, the next job attempt.
     pub async fn retry(&self, args: &[&str], attempt: u32) -> Output {
-        let mut cmd = self.command(args);
-        cmd.env("SYSTEM_JOBATTEMPT", attempt.to_string());
-        let out = cmd.output().await.unwrap();
-        eprintln!(
-            "$ SYSTEM_JOBATTEMPT={attempt} slot-release {}\n{}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        self.run_with(args, &[("SYSTEM_JOBATTEMPT", attempt.to_string())])
+            .await
     }
 
     pub fn tag(&self, name: &str) -> Option<String> {
