@@ -332,6 +332,8 @@ async fn rollback_reverts_a_code_release_that_passed_its_watch() {
     let err = stderr(&out);
     assert!(err.contains("20261204.1"), "{err}");
     assert!(err.contains("pipeline web-7, run 501"), "{err}");
+    // The history keeps the package's digest, so the artifact can be checked when it comes back.
+    assert!(err.contains("package sha256 "), "{err}");
     assert_eq!(
         world.slot("production").content_digest,
         before.content_digest

@@ -31,6 +31,9 @@ pub struct Entry {
     /// The pipeline run that built it (where its artifact can be downloaded again).
     #[serde(rename = "run", default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
+    /// The SHA-256 of its package (code apps), to verify the artifact when it is deployed again.
+    #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
+    pub package_sha256: Option<String>,
 }
 
 impl Entry {
@@ -125,6 +128,7 @@ mod tests {
             released_unix: 1,
             image: None,
             run: None,
+            package_sha256: None,
         }
     }
 

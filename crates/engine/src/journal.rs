@@ -454,6 +454,9 @@ pub struct DeploymentRecord {
     /// The release's display name (the build number).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub release_name: String,
+    /// The SHA-256 of the package deployed (code apps), so the history can verify it when it comes back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_sha256: Option<String>,
     /// Phase reached.
     pub phase: String,
     /// Which release is in which slot.

@@ -1523,7 +1523,10 @@ fn plan_rollback(
     let target_label = target_entry.map_or_else(|| lkg.clone(), crate::history::Entry::label);
     let redeploy = match target_entry.and_then(|e| e.run.as_deref()) {
         Some(run) => format!(
-            "run the staging and production stages of {run} again (its artifact holds release {target_label})"
+            "run the staging and production stages of {run} again (its artifact holds release {target_label}{})",
+            target_entry
+                .and_then(|e| e.package_sha256.as_deref())
+                .map_or(String::new(), |sha| format!(", package sha256 {sha}"))
         ),
         None => format!("redeploy {target_label} with the staging and production stages"),
     };

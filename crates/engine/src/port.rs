@@ -239,17 +239,22 @@ fn azure_err(operation: impl Into<String>) -> impl FnOnce(az::AzureError) -> Err
 /// The release a slot holds, from its newest active deployment record written by the engine: the identity
 /// in the record's message, else the one its (reversibly encoded) Kudu id carries. Never the encoded id
 /// itself, which would not compare equal to the identity it encodes.
-fn release_of(deployments: &[az::Deployment]) -> Option<String> {
-    let newest = deployments
+fn release_of(deployments: &[az::Deployment]) -> (Option<String>, Option<String>) {
+    let Some(newest) = deployments
         .iter()
         .filter(|d| d.active && d.deployer == DEPLOYER)
-        .max_by(|a, b| a.received_time.cmp(&b.received_time))?;
-    serde_json::from_str::<DeploymentRecord>(&newest.message)
-        .ok()
-        .map(|r| r.release)
+        .max_by(|a, b| a.received_time.cmp(&b.received_time))
+    else {
+        return (None, None);
+    };
+    let record = serde_json::from_str::<DeploymentRecord>(&newest.message).ok();
+    let release = record
+        .as_ref()
+        .map(|r| r.release.clone())
         .filter(|r| !r.is_empty())
         .or_else(|| ReleaseId::from_kudu_id(&newest.id).map(String::from))
-        .or_else(|| Some(newest.id.clone()))
+        .or_else(|| Some(newest.id.clone()));
+    (release, record.and_then(|r| r.package_sha256))
 }
 
 #[async_trait]
@@ -298,7 +303,8 @@ impl Port for AzurePort {
                     settings,
                     linux_fx_version: config.linux_fx_version.filter(|v| !v.is_empty()),
                     startup_command: config.app_command_line.filter(|v| !v.is_empty()),
-                    release: release_of(&deployments),
+                    release: release_of(&deployments).0,
+                    package_sha256: release_of(&deployments).1,
                     host_name: Some(info.default_host),
                 },
             );

@@ -747,6 +747,14 @@ impl Exec<'_> {
                 self.completed_hooks.extend(production);
             }
         }
+        if self.package_sha256.is_none() && stage != Stage::Rollback {
+            // A later stage of the release (production) knows its package by the record staging wrote.
+            self.package_sha256 = state
+                .slots
+                .values()
+                .find(|s| s.release.as_deref() == Some(self.opts.release_id.as_str()))
+                .and_then(|s| s.package_sha256.clone());
+        }
         let build = BuildInfo {
             release_id: self.opts.release_id.clone(),
             release_name: Some(self.opts.release_name.clone()),
@@ -1058,6 +1066,7 @@ impl Exec<'_> {
             previous_image: self.journal.previous_image.clone(),
             last_known_good: self.journal.last_known_good.clone(),
             hooks: self.stage.hooks.clone(),
+            package_sha256: self.package_sha256.clone(),
         }
     }
 
@@ -1109,6 +1118,7 @@ impl Exec<'_> {
                         released_unix: self.ctx.port.now_unix(),
                         image,
                         run,
+                        package_sha256: self.package_sha256.clone(),
                     },
                 );
                 // Production's settings are this release's for good now.

@@ -48,6 +48,9 @@ pub struct SlotState {
     /// The release the slot is known to hold, from the journal's deployment record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
+    /// The SHA-256 of the package that release deployed, per the same record (code apps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_sha256: Option<String>,
     /// The host name the slot answers on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_name: Option<String>,

@@ -210,6 +210,7 @@ impl Port for MemPort {
                             linux_fx_version: s.linux_fx.clone(),
                             startup_command: s.startup.clone(),
                             release: s.release(),
+                            package_sha256: None,
                             host_name: Some(format!("{name}.memory.test")),
                         },
                     );
