@@ -806,10 +806,14 @@ fn prepare_package(
         }
         return Ok(None);
     };
-    if !matches!(
-        command,
-        Command::Build | Command::Staging | Command::Release
-    ) {
+    // A rollback deploys a package only when given one: an earlier run's artifact it brings back.
+    let rollback_package = command == Command::Rollback && args.package.is_some();
+    if !rollback_package
+        && !matches!(
+            command,
+            Command::Build | Command::Staging | Command::Release
+        )
+    {
         if args.package.is_some() {
             log.warning(&format!(
                 "The package input is ignored by {}: it releases what staging deployed",
@@ -846,6 +850,7 @@ fn prepare_package(
         ),
         // A package built here, or one given to `build`, is recorded so a later stage can verify it.
         write_record: command == Command::Build || built_here,
+        verify_config: command != Command::Rollback,
     };
     let prepared = artifact::prepare(&request, log)?;
     Ok(Some(prepared))

@@ -277,17 +277,31 @@ async fn release_three(world: &World, definition: u32, first: u32) -> Vec<Pipeli
         })
         .collect();
     for run in &runs {
-        for stage in ["staging", "production"] {
-            let out = job(world, run, stage).await;
-            assert!(
-                out.status.success(),
-                "{} {stage}: {}",
-                run.number,
-                stderr(&out)
-            );
-        }
+        // Staging builds the run's artifact (package and build record) into its own folder.
+        let artifact = artifact_dir(world, run);
+        std::fs::create_dir_all(&artifact).unwrap();
+        let artifact = artifact.display().to_string();
+        let out = job_with(world, run, "staging", &["--work-dir", &artifact]).await;
+        assert!(
+            out.status.success(),
+            "{} staging: {}",
+            run.number,
+            stderr(&out)
+        );
+        let out = job(world, run, "production").await;
+        assert!(
+            out.status.success(),
+            "{} production: {}",
+            run.number,
+            stderr(&out)
+        );
     }
     runs
+}
+
+/// Where a run's staging job left its artifact: the package and its build record.
+fn artifact_dir(world: &World, run: &PipelineRun) -> std::path::PathBuf {
+    world._dir.path().join(format!("artifact-{}", run.build_id))
 }
 
 /// The release production's page names.
@@ -338,6 +352,64 @@ async fn rollback_reverts_a_code_release_that_passed_its_watch() {
         world.slot("production").content_digest,
         before.content_digest
     );
+    // With that run's artifact downloaded (DownloadPipelineArtifact@2 in a pipeline), the rollback deploys
+    // it to the staging slot, verified against the history's digest, gates it and swaps it in.
+    let wrong = artifact_dir(&world, &runs[1]).join("package.zip");
+    let out = job_with(
+        &world,
+        &runs[2],
+        "rollback",
+        &[
+            "--to",
+            "20261204.1",
+            "--package",
+            &wrong.display().to_string(),
+        ],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "another release's package is refused"
+    );
+    assert!(stderr(&out).contains("is not release"), "{}", stderr(&out));
+    assert_eq!(
+        world.slot("production").content_digest,
+        before.content_digest
+    );
+    let v1 = artifact_dir(&world, &runs[0]).join("*.zip");
+    let out = job_with(
+        &world,
+        &runs[2],
+        "rollback",
+        &["--to", "20261204.1", "--package", &v1.display().to_string()],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Production runs exactly the bytes run 501 built (its page still names the newest build number:
+    // settings derived from it stay as the slot has them, see docs/story-code-release.md).
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(artifact_dir(&world, &runs[0]).join("slot-release-build.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let v1_sha = record["sha256"].as_str().unwrap().to_owned();
+    let production = world.slot("production");
+    let newest = production
+        .deployments
+        .iter()
+        .filter_map(|d| d.received_sha256.clone())
+        .next_back();
+    assert_eq!(newest, Some(v1_sha), "{:#?}", production.deployments);
+    let (status, _) = world.get("production", "/health").await.unwrap();
+    assert_eq!(
+        status, 200,
+        "production is healthy on the redeployed release"
+    );
+    assert_eq!(
+        world.tag("slotrelease.lastKnownGood"),
+        Some(runs[0].identity())
+    );
     // A release the history does not know is refused with the ones it does.
     let out = job_with(&world, &runs[2], "rollback", &["--to", "20250101.9"]).await;
     assert_eq!(out.status.code(), Some(1));
@@ -346,13 +418,13 @@ async fn rollback_reverts_a_code_release_that_passed_its_watch() {
         "{}",
         stderr(&out)
     );
-    // `plan --stage rollback --to` shows what that run would do: v3 is in the staging slot, so a swap.
-    // (Not run here: the first rollback undid v3's migration, so v3 would fail its gate, as it should.)
+    // `plan --stage rollback --to` shows what that run would do: v2, swapped out by the redeploy, is in
+    // the staging slot, so a swap.
     let out = job_with(
         &world,
         &runs[2],
         "plan",
-        &["--stage", "rollback", "--to", "20261204.3"],
+        &["--stage", "rollback", "--to", "20261204.2"],
     )
     .await;
     assert!(out.status.success(), "{}", stderr(&out));

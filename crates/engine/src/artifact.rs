@@ -317,6 +317,9 @@ pub struct PrepareRequest {
     pub context: BuildContext,
     /// Write a build record beside the package (`build`; a folder or zip given to `build` is recorded too).
     pub write_record: bool,
+    /// Check the record's config digest against the config (not for a rollback, which brings back a
+    /// release built from an earlier config).
+    pub verify_config: bool,
 }
 
 /// The package a stage deploys: a zip, its digest, and the build record it was checked against or written.
@@ -473,7 +476,12 @@ fn prepare_given(
         return Ok(prepared);
     };
     let record = read_build_record(&record_path)?;
-    verify(&prepared, &record, &record_path, &request.config)?;
+    verify(
+        &prepared,
+        &record,
+        &record_path,
+        request.verify_config.then_some(request.config.as_path()),
+    )?;
     log.info(&format!(
         "Package verified against its build record {}: release {}, commit {}, sha256 {}",
         record_path.display(),
@@ -548,7 +556,7 @@ pub fn verify(
     package: &PreparedPackage,
     record: &BuildRecord,
     record_path: &Path,
-    config: &Path,
+    config: Option<&Path>,
 ) -> Result<(), ArtifactError> {
     if package.sha256 != record.sha256 {
         return Err(ArtifactError::PackageDigestMismatch(Box::new(
@@ -561,6 +569,9 @@ pub fn verify(
             },
         )));
     }
+    let Some(config) = config else {
+        return Ok(());
+    };
     let current = config_digest(config)?;
     if current != record.config_sha256 {
         return Err(ArtifactError::ConfigDigestMismatch(Box::new(

@@ -1544,8 +1544,41 @@ fn plan_rollback(
             None => "no stages.rollback: swap back when possible, else put the previous image back".to_owned(),
         },
     ));
+    // A code release in no slot comes back from its artifact: the package given to the run, checked
+    // against the digest the history recorded, is deployed to the staging slot, gated, then swapped in.
+    let redeployable = match (&spec.app.kind, source_slot, lkg_slot) {
+        (AppKind::Code { .. }, Some(slot), None) => build.package_sha256.as_deref().map(|given| {
+            let recorded = target_entry.and_then(|e| e.package_sha256.as_deref());
+            (slot, given, recorded)
+        }),
+        _ => None,
+    };
+    if let Some((_, given, recorded)) = redeployable {
+        let matches = recorded == Some(given);
+        plan.preflight.push(check(
+            "package",
+            matches,
+            match recorded {
+                Some(r) if r == given => format!(
+                    "the package given is release {target_label}'s (sha256 {given})"
+                ),
+                Some(r) => format!(
+                    "the package given (sha256 {given}) is not release {target_label}'s package (sha256 {r}); download the artifact of the run that built it"
+                ),
+                None => format!(
+                    "the history records no package digest for release {target_label}, so the package given (sha256 {given}) cannot be verified; redeploy it with the staging and production stages"
+                ),
+            },
+        ));
+        if !matches {
+            return;
+        }
+    }
     // What the rollback does: the configured restore, or (no rollback stage) whichever is possible.
     let method = match restore {
+        _ if redeployable.is_some() => Ok(RestoreBy::Redeploy(
+            redeployable.map(|(slot, _, _)| slot).unwrap_or_default(),
+        )),
         Some(Restore::SwapBack) => lkg_slot
             .map(RestoreBy::Swap)
             .ok_or_else(|| {
@@ -1581,6 +1614,7 @@ fn plan_rollback(
         Action::AcquireLock,
         "a rollback must not race another release",
     )];
+    let redeploying = matches!(method, Ok(RestoreBy::Redeploy(_)));
     match method {
         Ok(RestoreBy::Swap(slot)) => {
             let held = state.slot(slot).and_then(|s| s.release.as_deref());
@@ -1635,6 +1669,40 @@ fn plan_rollback(
                 format!("the previous known-good image of release {lkg} is put back"),
             ));
         }
+        Ok(RestoreBy::Redeploy(slot)) => {
+            steps.push(step(
+                Action::WriteJournal {
+                    phase: Phase::RollingBack,
+                },
+                "a run cut short during the rollback must be recognised",
+            ));
+            steps.push(step(
+                Action::DeployPackage {
+                    slot: slot.to_owned(),
+                    sha256: build.package_sha256.clone(),
+                },
+                format!(
+                    "release {target_label} is in no slot: its package goes to slot {slot}, never to production directly"
+                ),
+            ));
+            // The release's own staging hooks (its migrations) run as they did when it was staged.
+            if let Some(staging) = &spec.staging {
+                push_hooks(&staging.hooks, &mut steps);
+            }
+            let staging_health = spec.staging.as_ref().and_then(|s| s.health.as_ref());
+            steps.extend(health_step(
+                staging_health,
+                slot,
+                "production is only touched once the slot is healthy",
+            ));
+            steps.push(step(
+                Action::Swap {
+                    source: slot.to_owned(),
+                    target: PRODUCTION.to_owned(),
+                },
+                format!("release {target_label} passed its gate in slot {slot}: swap it in"),
+            ));
+        }
         Err(why) => {
             plan.preflight.push(check("last-known-good", false, why));
             return;
@@ -1654,7 +1722,8 @@ fn plan_rollback(
             "production must be healthy after the rollback",
         ));
     }
-    if spec.rollback.as_ref().is_some_and(|r| r.undo_hooks) {
+    // A redeployed release ran its own hooks: nothing of the release taken out is undone after them.
+    if spec.rollback.as_ref().is_some_and(|r| r.undo_hooks) && !redeploying {
         // The rolled-back release's hooks (e.g. its migration) are undone once production no longer runs it.
         let reason = "the config asks the rollback to undo the hooks of the release taken out";
         if let Some(production) = &spec.production {
@@ -1704,6 +1773,8 @@ enum RestoreBy<'a> {
     Swap(&'a str),
     /// Set this image (its recorded tag) on production.
     Image(&'a str),
+    /// Deploy the given package (its artifact) to this slot, gate it, and swap it in.
+    Redeploy(&'a str),
 }
 
 /// The JSON Schema of the plan document.

@@ -424,6 +424,7 @@ fn build_then_verify(
             &lookup,
         ),
         write_record: true,
+        verify_config: true,
     };
     let built = artifact::prepare(&build, log).map_err(|source| Error::Artifact { source })?;
     let deploy = artifact::PrepareRequest {
@@ -432,6 +433,7 @@ fn build_then_verify(
             build_record: None,
         },
         write_record: false,
+        verify_config: true,
         ..build
     };
     artifact::prepare(&deploy, log).map_err(|source| Error::Artifact { source })

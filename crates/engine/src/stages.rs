@@ -1416,6 +1416,41 @@ impl Exec<'_> {
             Action::ResolveImage { image } => {
                 self.log().info(&format!("Image for this release: {image}"));
             }
+            Action::DeployPackage { slot, .. } if self.stage.stage == Stage::Rollback => {
+                // A rollback never builds: it deploys the artifact of the release it brings back.
+                let (Some(package), Some(plan)) = (self.package.clone(), self.stage.plan.clone())
+                else {
+                    return Err((
+                        RunResult::Failed,
+                        Error::StepFailed {
+                            step: action.describe(),
+                            source: Box::new(Error::Offline {
+                                operation: "deploy a rollback without the release's package".into(),
+                            }),
+                        },
+                    ));
+                };
+                let name = plan.release_name.clone().unwrap_or(plan.release_id.clone());
+                port.deploy_zip(
+                    slot,
+                    &package,
+                    &format!("slot-release rollback to {name}"),
+                    &cancel,
+                )
+                .await
+                .map_err(port_err("deploy the package"))?;
+                // The slot's record names the release it now holds, as staging's would.
+                let record = DeploymentRecord {
+                    release: plan.release_id.clone(),
+                    release_name: name,
+                    phase: Phase::Deployed.as_str().to_owned(),
+                    package_sha256: self.package_sha256.clone(),
+                    ..self.record(Phase::Deployed)
+                };
+                port.put_record(slot, &plan.release_id, &record)
+                    .await
+                    .map_err(port_err("write the deployment record"))?;
+            }
             Action::DeployPackage { slot, .. } => {
                 if self.package.is_none() {
                     if let AppKind::Code { root, .. } = &self.spec.app.kind {

@@ -87,6 +87,7 @@ impl Checkout {
             out_dir: self.dir.path().join(out),
             context: context(),
             write_record,
+            verify_config: true,
         }
     }
     fn build(&self, out: &str) -> PreparedPackage {
