@@ -39,11 +39,7 @@ pub struct Entry {
 impl Entry {
     /// How logs name it.
     pub fn label(&self) -> String {
-        if self.name.is_empty() || self.name == self.id {
-            self.id.clone()
-        } else {
-            format!("{} ({})", self.name, self.id)
-        }
+        crate::identity::label(&self.name, &self.id)
     }
 }
 

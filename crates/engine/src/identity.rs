@@ -124,11 +124,17 @@ impl Release {
 
     /// How logs name the release: the display name, with the identity when it says more.
     pub fn label(&self) -> String {
-        if self.name == self.id.as_str() {
-            self.name.clone()
-        } else {
-            format!("{} ({})", self.name, self.id)
-        }
+        label(&self.name, self.id.as_str())
+    }
+}
+
+/// How people read a release: its display name with its identity beside it, or the identity alone when
+/// the name is empty or says nothing more.
+pub fn label(name: &str, id: &str) -> String {
+    if name.is_empty() || name == id {
+        id.to_owned()
+    } else {
+        format!("{name} ({id})")
     }
 }
 

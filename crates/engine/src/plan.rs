@@ -502,10 +502,10 @@ impl Plan {
             self.stage,
             self.app,
             self.resource_group,
-            match &self.release_name {
-                Some(name) => format!("{name} ({})", self.release_id),
-                None => self.release_id.clone(),
-            }
+            crate::identity::label(
+                self.release_name.as_deref().unwrap_or_default(),
+                &self.release_id
+            )
         );
         if !self.preflight.is_empty() {
             let _ = writeln!(out, "Preflight:");

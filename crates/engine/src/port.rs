@@ -297,14 +297,15 @@ impl Port for AzurePort {
             if deployments.iter().any(|d| !d.complete) {
                 state.in_flight.push(format!("a deployment to {name}"));
             }
+            let (release, package_sha256) = release_of(&deployments);
             state.slots.insert(
                 name.to_owned(),
                 SlotState {
                     settings,
                     linux_fx_version: config.linux_fx_version.filter(|v| !v.is_empty()),
                     startup_command: config.app_command_line.filter(|v| !v.is_empty()),
-                    release: release_of(&deployments).0,
-                    package_sha256: release_of(&deployments).1,
+                    release,
+                    package_sha256,
                     host_name: Some(info.default_host),
                 },
             );

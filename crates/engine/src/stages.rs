@@ -203,6 +203,11 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
     let mut package = opts.package.clone();
     let mut package_sha256 = opts.package_sha256.clone();
     let mut journal = JournalTags::default();
+    // Once per run, before any stage prints: every secret the config references, for masking (hooks and
+    // apps of any slot may print them; the rollback stage writes no secret but runs hooks).
+    if opts.command != Command::Build {
+        register_referenced_secrets(ctx.port.as_ref(), spec, &ctx.log).await;
+    }
     for &stage in opts.command.stages() {
         if stage == Stage::Staging && opts.command == Command::Release && is_direct(spec) {
             // No staging slot: production takes the image itself, gated by its watch.
@@ -1624,10 +1629,8 @@ impl Exec<'_> {
         Ok(())
     }
 
-    /// Before the plan is printed: the stage's planned secrets (a missing one fails the run here), then,
-    /// for masking only, every other secret the config references (hooks and apps of any slot may print
-    /// them; the rollback stage writes no secret but runs hooks). Those are best effort: a vault this
-    /// connection cannot read is noted in the debug log and skipped.
+    /// Before the plan is printed: the stage's planned secrets (a missing one fails the run here). Every
+    /// other secret the config references was registered once when the run started (see [`run`]).
     async fn register_secrets_first(&mut self, plan: &Plan) -> Result<(), Failure> {
         if self.stage.stage == Stage::Build {
             return Ok(());
@@ -1637,7 +1640,6 @@ impl Exec<'_> {
                 self.pull_secrets(vault, secrets).await?;
             }
         }
-        register_referenced_secrets(self.ctx.port.as_ref(), self.spec, self.log()).await;
         Ok(())
     }
 

@@ -103,11 +103,7 @@ pub struct ReleaseRecord {
 impl ReleaseRecord {
     /// How people read the release: its build number, and its identity when that says more.
     pub fn label(&self) -> String {
-        if self.release_name.is_empty() || self.release_name == self.release_id {
-            self.release_id.clone()
-        } else {
-            format!("{} ({})", self.release_name, self.release_id)
-        }
+        crate::identity::label(&self.release_name, &self.release_id)
     }
 
     /// Whether the run succeeded.
