@@ -452,7 +452,36 @@ async fn rollback_reverts_a_container_release_to_the_previous_and_to_a_named_ima
     let out = job_with(&world, &runs[2], "rollback", &[]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(image(&world), "contoso.azurecr.io/contoso/app:602");
+    // v1 is in no slot: its image goes to the staging slot, passes the gate there, and is swapped in, so
+    // production is never touched before it answers; v2 ends in the staging slot.
+    let out = job_with(
+        &world,
+        &runs[2],
+        "plan",
+        &["--stage", "rollback", "--to", "20261204.1"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = stdout(&out);
+    let set = plan.find("its image goes to slot staging").expect(&plan);
+    let swap = plan.find("swap staging into production").expect(&plan);
+    assert!(set < swap, "{plan}");
     let out = job_with(&world, &runs[2], "rollback", &["--to", "20261204.1"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(image(&world), "contoso.azurecr.io/contoso/app:601");
+    let staging = world
+        .emulator
+        .snapshot()
+        .slot("contoso-api", "staging")
+        .and_then(|s| s.image.clone());
+    assert_eq!(
+        staging.as_deref(),
+        Some("contoso.azurecr.io/contoso/app:602")
+    );
+    let (status, _) = world.get("production", "/health").await.unwrap();
+    assert_eq!(status, 200, "production is healthy on v1");
+    assert_eq!(
+        world.tag("slotrelease.lastKnownGood"),
+        Some(runs[0].identity())
+    );
 }

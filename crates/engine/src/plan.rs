@@ -1539,7 +1539,7 @@ fn plan_rollback(
                 "stages.rollback.restore is swapBack: only a swap back restores production".to_owned()
             }
             Some(Restore::LastKnownGood) => {
-                "stages.rollback.restore is lastKnownGood: the last known-good release is redeployed on production".to_owned()
+                "stages.rollback.restore is lastKnownGood: the release is redeployed (through the staging slot when production swaps from one)".to_owned()
             }
             None => "no stages.rollback: swap back when possible, else put the previous image back".to_owned(),
         },
@@ -1592,7 +1592,7 @@ fn plan_rollback(
                 )
             }),
         Some(Restore::LastKnownGood) => match (&spec.app.kind, previous_image) {
-            (AppKind::Container { .. }, Some(image)) => Ok(RestoreBy::Image(image)),
+            (AppKind::Container { .. }, Some(image)) => Ok(image_restore(source_slot, image)),
             (AppKind::Container { .. }, None) => Err(format!(
                 "restore is lastKnownGood, but the journal records no previous image for release {lkg}, so there is no tag to put back; redeploy it with the staging and production stages"
             )),
@@ -1603,7 +1603,7 @@ fn plan_rollback(
         },
         None => lkg_slot
             .map(RestoreBy::Swap)
-            .or(previous_image.map(RestoreBy::Image))
+            .or(previous_image.map(|image| image_restore(source_slot, image)))
             .ok_or_else(|| {
                 format!(
                     "release {target_label} is in no slot and no image of it is recorded, so it cannot be restored by a swap; {redeploy}"
@@ -1614,7 +1614,7 @@ fn plan_rollback(
         Action::AcquireLock,
         "a rollback must not race another release",
     )];
-    let redeploying = matches!(method, Ok(RestoreBy::Redeploy(_)));
+    let redeploying = matches!(method, Ok(RestoreBy::Redeploy(_) | RestoreBy::ImageVia(..)));
     match method {
         Ok(RestoreBy::Swap(slot)) => {
             let held = state.slot(slot).and_then(|s| s.release.as_deref());
@@ -1667,6 +1667,45 @@ fn plan_rollback(
                     after: previous.to_owned(),
                 },
                 format!("the previous known-good image of release {lkg} is put back"),
+            ));
+        }
+        Ok(RestoreBy::ImageVia(slot, image)) => {
+            plan.preflight.push(check(
+                "last-known-good",
+                true,
+                format!("release {target_label}'s image is recorded: {image}"),
+            ));
+            steps.push(step(
+                Action::WriteJournal {
+                    phase: Phase::RollingBack,
+                },
+                "a run cut short during the rollback must be recognised",
+            ));
+            steps.push(step(
+                Action::SetImage {
+                    slot: slot.to_owned(),
+                    before: state.slot(slot).and_then(|s| s.image()).map(str::to_owned),
+                    after: image.to_owned(),
+                },
+                format!(
+                    "release {target_label} is in no slot: its image goes to slot {slot}, never to production directly"
+                ),
+            ));
+            if let Some(staging) = &spec.staging {
+                push_hooks(&staging.hooks, &mut steps);
+            }
+            let staging_health = spec.staging.as_ref().and_then(|s| s.health.as_ref());
+            steps.extend(health_step(
+                staging_health,
+                slot,
+                "production is only touched once the slot is healthy",
+            ));
+            steps.push(step(
+                Action::Swap {
+                    source: slot.to_owned(),
+                    target: PRODUCTION.to_owned(),
+                },
+                format!("release {target_label} passed its gate in slot {slot}: swap it in"),
             ));
         }
         Ok(RestoreBy::Redeploy(slot)) => {
@@ -1775,6 +1814,18 @@ enum RestoreBy<'a> {
     Image(&'a str),
     /// Deploy the given package (its artifact) to this slot, gate it, and swap it in.
     Redeploy(&'a str),
+    /// Set this image on this slot, gate it, and swap it in.
+    ImageVia(&'a str, &'a str),
+}
+
+/// How a container's recorded image comes back: through the slot production swaps from when there is one,
+/// so production is only touched once the image answers its gate there; else on production, as its
+/// releases are.
+fn image_restore<'a>(source_slot: Option<&'a str>, image: &'a str) -> RestoreBy<'a> {
+    match source_slot {
+        Some(slot) => RestoreBy::ImageVia(slot, image),
+        None => RestoreBy::Image(image),
+    }
 }
 
 /// The JSON Schema of the plan document.

@@ -1311,7 +1311,20 @@ impl Exec<'_> {
                 // The slot's deployment record names the release it now runs, which is how the next
                 // run reads what production holds.
                 let mut record = self.record(Phase::Deployed);
-                if restoring && let Some(lkg) = self.journal.last_known_good.clone() {
+                if self.stage.stage == Stage::Rollback
+                    && let Some(plan) = self
+                        .stage
+                        .plan
+                        .as_ref()
+                        .filter(|p| !p.release_id.is_empty())
+                {
+                    // The rollback's target, which may be older than the last known-good release.
+                    record.release = plan.release_id.clone();
+                    record.release_name = plan
+                        .release_name
+                        .clone()
+                        .unwrap_or_else(|| plan.release_id.clone());
+                } else if restoring && let Some(lkg) = self.journal.last_known_good.clone() {
                     record.release = lkg;
                 }
                 port.put_record(slot, &record.release.clone(), &record)
