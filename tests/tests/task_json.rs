@@ -184,7 +184,10 @@ fn outputs_are_declared_and_settable() {
             "Slot",
             "PreviousImageTag",
             "PlanJsonPath",
-            "Result"
+            "Result",
+            "RollbackArtifactRunId",
+            "RollbackArtifactPipelineId",
+            "RollbackArtifactName"
         ]
     );
     let allowed: Vec<&str> = task["restrictions"]["settableVariables"]["allowed"]

@@ -3,6 +3,7 @@
 //! Everything that decides or changes something lives in the libraries; this file maps inputs to calls,
 //! errors to the agent's issues and exit codes, and signals to a cancellation token.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -168,6 +169,10 @@ struct RunArgs {
     /// rollback: the release to return to, by id or build number (default: the one before the current release).
     #[arg(long = "to", value_name = "RELEASE")]
     rollback_to: Option<String>,
+    /// The pipeline artifact the package was downloaded from, kept in the release history with the run that
+    /// built it so a later rollback can name what to download again.
+    #[arg(long, value_name = "NAME", default_value = "slot-release-package")]
+    artifact_name: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -323,7 +328,15 @@ fn parse() -> Result<Cli, clap::Error> {
     {
         argv.extend(["--timeout-minutes".to_owned(), minutes.to_owned()]);
     }
-    if command == "rollback"
+    if command == "plan"
+        && let Some(stage) = inputs
+            .get("planStage")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    {
+        argv.extend(["--stage".to_owned(), stage.to_owned()]);
+    }
+    if (command == "rollback" || command == "plan")
         && let Some(to) = inputs
             .get("rollbackTo")
             .map(str::trim)
@@ -354,6 +367,19 @@ fn parse() -> Result<Cli, clap::Error> {
             .filter(|s| !s.is_empty())
     {
         argv.extend(["--health-timeout-seconds".to_owned(), seconds.to_owned()]);
+    }
+    if command == "rollback"
+        && let Some(package) = inputs.get("package").and_then(|p| supplied_path(p, &agent))
+    {
+        argv.extend(["--package".to_owned(), package]);
+    }
+    if ["staging", "release"].contains(&command.as_str())
+        && let Some(name) = inputs
+            .get("artifactName")
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+    {
+        argv.extend(["--artifact-name".to_owned(), name.to_owned()]);
     }
     let packaged = ["build", "staging", "release"];
     if packaged.contains(&command.as_str()) {
@@ -487,13 +513,51 @@ async fn wait_signal() -> std::io::Result<()> {
 }
 
 /// Loads the config; diagnostics go to the log (as located issues in a pipeline).
+/// The config as the release an artifact's build record describes was released with it: its build number,
+/// build id and commit in place of this run's, for a rollback that deploys that artifact again.
+fn load_for_release(
+    common: &Common,
+    connection: &Connection,
+    record: &artifact::BuildRecord,
+    log: &Log,
+) -> Result<slot_release_engine::spec::ReleaseSpec> {
+    let mut variables = BTreeMap::from([
+        ("BUILD_BUILDNUMBER".to_owned(), record.release_name.clone()),
+        ("BUILD_BUILDID".to_owned(), record.build_id.clone()),
+    ]);
+    if let Some(commit) = &record.source_commit {
+        variables.insert("BUILD_SOURCEVERSION".to_owned(), commit.clone());
+    }
+    // Its warnings were reported when this run loaded the config.
+    let quiet = log.redirected(Box::new(std::io::sink()));
+    let loaded =
+        load_with(common, Some(connection), false, variables, &quiet).with_context(|| {
+            format!(
+                "cannot render the config for release {}, whose package the rollback deploys",
+                record.release_name
+            )
+        })?;
+    Ok(loaded.spec)
+}
+
 fn load(
     common: &Common,
     connection: Option<&Connection>,
     syntax_only: bool,
     log: &Log,
 ) -> Result<release::LoadedRelease> {
+    load_with(common, connection, syntax_only, BTreeMap::new(), log)
+}
+
+fn load_with(
+    common: &Common,
+    connection: Option<&Connection>,
+    syntax_only: bool,
+    variables: BTreeMap<String, String>,
+    log: &Log,
+) -> Result<release::LoadedRelease> {
     let request = LoadRequest {
+        variables,
         release_id: connection.and_then(|c| c.release_id.clone()),
         run_identity: AgentEnv::from_env().run_identity(),
         syntax_only,
@@ -501,7 +565,6 @@ fn load(
         sources: std::env::var_os("SYSTEM_DEFAULTWORKINGDIRECTORY")
             .filter(|s| !s.is_empty())
             .map(PathBuf::from),
-        ..LoadRequest::default()
     };
     config_inside_sources(&common.config)?;
     match release::load(&common.config, &request) {
@@ -623,6 +686,7 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
         }
     };
     let mut plan = plan::compute(PlanInput {
+        target: None,
         spec: &loaded.spec,
         stage,
         environment: args.common.environment.as_deref(),
@@ -632,6 +696,8 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
             release_name: Some(loaded.release_name.clone()),
             package_sha256: None,
             rollback_to: args.rollback_to.clone(),
+            // The rollback job that follows a plan is given the artifact the plan names.
+            package_later: true,
         },
     })?;
     // The package root is checked before `build` and `staging` change anything; the plan shows it when it
@@ -666,6 +732,17 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
             ..VariableOptions::default()
         };
         log.set_variable("PlanJsonPath", &json_path.display().to_string(), output)?;
+        if stage == Stage::Rollback {
+            // Empty when the rollback needs no artifact, so a download step can be conditioned on it.
+            let artifact = plan.artifact.clone().unwrap_or_default();
+            log.set_variable("RollbackArtifactRunId", &artifact.run, output)?;
+            log.set_variable(
+                "RollbackArtifactPipelineId",
+                artifact.pipeline.as_deref().unwrap_or_default(),
+                output,
+            )?;
+            log.set_variable("RollbackArtifactName", &artifact.artifact, output)?;
+        }
         // A pull-request run is read-only: its plan becomes the run summary for reviewers.
         let mut summary = Summary::new();
         summary
@@ -738,6 +815,26 @@ async fn run_cmd(
         release_name: loaded.release_name.clone(),
         package: package.as_ref().map(|p| p.path.clone()),
         package_sha256: package.as_ref().map(|p| p.sha256.as_str().to_owned()),
+        // A package given with its build record can be downloaded again from the run that built it.
+        artifact: package
+            .as_ref()
+            .filter(|p| !p.built)
+            .and_then(|p| p.record.as_ref())
+            .and_then(|r| {
+                Some(slot_release_engine::history::ArtifactSource {
+                    pipeline: r.pipeline_id.clone(),
+                    run: r.run_id.clone()?,
+                    artifact: args.artifact_name.clone(),
+                })
+            }),
+        target_spec: match (&package, command) {
+            (Some(p), Command::Rollback) if !p.built => p
+                .record
+                .as_ref()
+                .map(|r| load_for_release(&args.common, &args.connection, r, log))
+                .transpose()?,
+            _ => None,
+        },
         work_dir: work_dir.clone(),
         hook_dir: config_dir(&args.common.config),
         unfinished: if args.resume {

@@ -104,6 +104,11 @@ pub struct StageOptions {
     pub package: Option<PathBuf>,
     /// The SHA-256 of `package`, as the caller verified it (`artifact::prepare`): shown in the plan.
     pub package_sha256: Option<String>,
+    /// Where `package` can be downloaded again (from its build record), kept in the release history.
+    pub artifact: Option<crate::history::ArtifactSource>,
+    /// A rollback given a release's artifact: the config rendered with that release's variables (see
+    /// [`crate::plan::PlanInput::target`]).
+    pub target_spec: Option<ReleaseSpec>,
     /// Where packages and summaries are written.
     pub work_dir: PathBuf,
     /// Folder agent hooks run in (usually the config's folder).
@@ -231,6 +236,7 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
             journal: JournalTags::default(),
             package: package.clone(),
             package_sha256: package_sha256.clone(),
+            artifact: opts.artifact.clone(),
             secrets: BTreeMap::new(),
             completed_hooks: Vec::new(),
             swapped: false,
@@ -322,6 +328,8 @@ struct Exec<'a> {
     journal: JournalTags,
     package: Option<PathBuf>,
     package_sha256: Option<String>,
+    /// Where the package can be downloaded again: given (staging, rollback) or read from the staged slot.
+    artifact: Option<crate::history::ArtifactSource>,
     secrets: BTreeMap<String, crate::port::SecretValue>,
     completed_hooks: Vec<HookSpec>,
     swapped: bool,
@@ -566,6 +574,7 @@ impl Exec<'_> {
                 journal: JournalTags::default(),
                 package: None,
                 package_sha256: None,
+                artifact: None,
                 secrets: BTreeMap::new(),
                 completed_hooks: Vec::new(),
                 swapped: false,
@@ -654,20 +663,26 @@ impl Exec<'_> {
             }
         }
         if self.package_sha256.is_none() && stage != Stage::Rollback {
-            // A later stage of the release (production) knows its package by the record staging wrote.
-            self.package_sha256 = state
+            // A later stage of the release (production) knows its package, and where its artifact can be
+            // fetched again, by the record staging wrote.
+            let staged = state
                 .slots
                 .values()
-                .find(|s| s.release.as_deref() == Some(self.opts.release_id.as_str()))
-                .and_then(|s| s.package_sha256.clone());
+                .find(|s| s.release.as_deref() == Some(self.opts.release_id.as_str()));
+            self.package_sha256 = staged.and_then(|s| s.package_sha256.clone());
+            if self.artifact.is_none() {
+                self.artifact = staged.and_then(|s| s.artifact.clone());
+            }
         }
         let build = BuildInfo {
             release_id: self.opts.release_id.clone(),
             release_name: Some(self.opts.release_name.clone()),
             package_sha256: self.package_sha256.clone(),
             rollback_to: self.opts.rollback_to.clone(),
+            package_later: false,
         };
         let plan = plan::compute(PlanInput {
+            target: self.opts.target_spec.as_ref(),
             spec: self.spec,
             stage,
             environment: self.opts.environment.as_deref(),
@@ -973,6 +988,7 @@ impl Exec<'_> {
             last_known_good: self.journal.last_known_good.clone(),
             hooks: self.stage.hooks.clone(),
             package_sha256: self.package_sha256.clone(),
+            artifact: self.artifact.clone(),
         }
     }
 
@@ -1025,6 +1041,8 @@ impl Exec<'_> {
                         image,
                         run,
                         package_sha256: self.package_sha256.clone(),
+                        artifact: self.artifact.clone(),
+                        outcome: crate::history::Outcome::Released,
                     },
                 );
                 // Production's settings are this release's for good now.
@@ -1034,6 +1052,7 @@ impl Exec<'_> {
                 if self.stage.stage == Stage::Rollback {
                     // Production runs the last known-good release again, so it gets its settings back.
                     self.restore_production_settings().await;
+                    let taken_out = self.journal.slot_release(PRODUCTION).map(str::to_owned);
                     // Only a swap moves releases between slots; an image change or a closed journal does not.
                     if self.swapped
                         && let Some(p) = &self.spec.production
@@ -1050,6 +1069,13 @@ impl Exec<'_> {
                         .filter(|t| !t.is_empty())
                         .or_else(|| self.journal.last_known_good.clone());
                     if let Some(target) = target {
+                        // The release taken out stays in the history, marked, so a plain `rollback` after
+                        // the next release never returns to it.
+                        if let Some(out) = taken_out
+                            && out != target
+                        {
+                            crate::history::mark_rolled_back(&mut self.journal.history, &out);
+                        }
                         self.journal
                             .slots
                             .insert(PRODUCTION.to_owned(), target.clone());

@@ -43,11 +43,13 @@ fn state(name: &str) -> LiveState {
 
 fn plan_for(loaded: &release::LoadedRelease, stage: Stage, state: &LiveState) -> Plan {
     plan::compute(PlanInput {
+        target: None,
         spec: &loaded.spec,
         stage,
         environment: None,
         state,
         build: &BuildInfo {
+            package_later: false,
             release_id: loaded.release_id.clone(),
             release_name: None,
             package_sha256: None,
