@@ -773,37 +773,23 @@ impl Exec<'_> {
             // lock must not change anything now, the journal included.
             return result;
         }
-        let mut undone = false;
         let mut restore_failed = false;
         // The swap back was under way when the run was cancelled: Azure finishes a swap it accepted, so
         // which release production runs is not known here.
         let mut restore_unknown = false;
-        // Decided once: executing the swap back flips `swapped`, but the checks after it still apply.
-        let production_changed = self.swapped || self.image_set.is_some();
-        let swapped = self.swapped;
-        for step in &plan.on_failure {
-            let applies = match &step.action {
-                Action::Swap { .. } => swapped,
-                Action::ResetSlotConfig { .. } => self.applied_preview && !swapped,
-                Action::SetImage { .. } => self.image_set.is_some() && !swapped,
-                Action::HealthGate { slot, .. } if slot == PRODUCTION => production_changed,
-                Action::UndoHook { .. } => {
-                    let first = !undone;
-                    undone = true;
-                    // In production, hooks are undone only after a rollback, never after a refused swap.
-                    let relevant = self.stage.stage != Stage::Production || production_changed;
-                    first && relevant && !self.completed_hooks.is_empty()
-                }
-                Action::WriteJournal {
-                    phase: Phase::RolledBack,
-                } => production_changed,
-                Action::WriteJournal {
-                    phase: Phase::Failed,
-                } => true,
-                Action::ReleaseLock => self.lock_held(),
-                _ => true,
-            };
-            if !applies {
+        let damage = machine::Damage {
+            stage: self.stage.stage,
+            swapped: self.swapped,
+            applied_preview: self.applied_preview,
+            image_set: self.image_set.is_some(),
+            hooks_ran: !self.completed_hooks.is_empty(),
+            lock_held: self.lock_held(),
+        };
+        let production_changed = damage.swapped || damage.image_set;
+        let applies = machine::recovery(plan.on_failure.iter().map(|s| &s.action), &damage);
+        for (step, applies) in plan.on_failure.iter().zip(applies) {
+            // The lock can be lost while recovering (taken over once stale): then it is not ours to give.
+            if !applies || (matches!(step.action, Action::ReleaseLock) && !self.lock_held()) {
                 continue;
             }
             if restore_failed && !matches!(step.action, Action::ReleaseLock) {
@@ -992,137 +978,84 @@ impl Exec<'_> {
         }
     }
 
+    /// Records that the stage reached `phase`: the journal's new state and its effects come from
+    /// [`machine::next`]; this only gathers the facts and interprets the effects.
     async fn write_journal(&mut self, phase: Phase) -> Result<(), Failure> {
-        let release = self.opts.release_id.clone();
         let staging_slot = self.staging_slot();
-        match phase {
-            Phase::Deployed | Phase::Staged => {
-                self.journal
-                    .slots
-                    .insert(staging_slot.clone(), release.clone());
-            }
-            Phase::Swapped => {
-                if self.production_image.is_some() && self.image_set.is_none() {
-                    // The tag production ran before this release: what a rollback puts back.
-                    self.journal.previous_image = self.production_image.clone();
-                }
-                if let Some(p) = &self.spec.production {
-                    if p.source_slot == PRODUCTION {
-                        self.journal
-                            .slots
-                            .insert(PRODUCTION.to_owned(), release.clone());
-                    } else if self.journal.slot_release(PRODUCTION) != Some(release.as_str()) {
-                        // Only a swap that moved this release into production exchanges the slots: a re-run
-                        // (or a resumed run) finds them exchanged already and must not exchange them back.
-                        self.journal.swap(&p.source_slot, PRODUCTION);
-                    }
-                }
-            }
-            Phase::Released => {
-                self.journal.last_known_good = Some(release.clone());
-                // The history says how to get this release back: its image, or the run that built it.
-                let image = match &self.spec.app.kind {
-                    AppKind::Container { repository, tag } => Some(format!("{repository}:{tag}")),
-                    AppKind::Code { .. } => None,
-                };
-                let holder = &self.opts.lock.holder;
-                let run = holder.get("runId").map(|id| {
-                    let pipeline = holder
-                        .get("pipeline")
-                        .map_or(String::new(), |p| format!("pipeline {p}, "));
-                    format!("{pipeline}run {id}")
-                });
-                crate::history::push(
-                    &mut self.journal.history,
-                    crate::history::Entry {
-                        id: release.clone(),
-                        name: self.opts.release_name.clone(),
-                        released_unix: self.ctx.port.now_unix(),
-                        image,
-                        run,
-                        package_sha256: self.package_sha256.clone(),
-                        artifact: self.artifact.clone(),
-                        outcome: crate::history::Outcome::Released,
-                    },
-                );
-                // Production's settings are this release's for good now.
-                self.journal.previous_settings.clear();
-            }
-            Phase::RolledBack => {
-                if self.stage.stage == Stage::Rollback {
-                    // Production runs the last known-good release again, so it gets its settings back.
-                    self.restore_production_settings().await;
-                    let taken_out = self.journal.slot_release(PRODUCTION).map(str::to_owned);
-                    // Only a swap moves releases between slots; an image change or a closed journal does not.
-                    if self.swapped
-                        && let Some(p) = &self.spec.production
-                        && p.source_slot != PRODUCTION
-                    {
-                        self.journal.swap(&p.source_slot, PRODUCTION);
-                    }
-                    // Production runs the rollback's target now: the release it returned to is the known-good one.
-                    let target = self
-                        .stage
-                        .plan
-                        .as_ref()
-                        .map(|p| p.release_id.clone())
-                        .filter(|t| !t.is_empty())
-                        .or_else(|| self.journal.last_known_good.clone());
-                    if let Some(target) = target {
-                        // The release taken out stays in the history, marked, so a plain `rollback` after
-                        // the next release never returns to it.
-                        if let Some(out) = taken_out
-                            && out != target
-                        {
-                            crate::history::mark_rolled_back(&mut self.journal.history, &out);
-                        }
-                        self.journal
-                            .slots
-                            .insert(PRODUCTION.to_owned(), target.clone());
-                        self.journal.last_known_good = Some(target);
-                    }
-                } else if let Some(p) = &self.spec.production {
-                    if p.source_slot != PRODUCTION {
-                        // The swap back undoes the exchange recorded at `swapped`, and only that one.
-                        if self.journal.slot_release(PRODUCTION) == Some(release.as_str()) {
-                            self.journal.swap(&p.source_slot, PRODUCTION);
-                        }
-                    } else if let Some(lkg) = self.journal.last_known_good.clone() {
-                        self.journal.slots.insert(PRODUCTION.to_owned(), lkg);
-                    }
-                }
-            }
-            Phase::Failed if self.stage.stage == Stage::Staging => {
-                self.journal.slots.remove(&staging_slot);
-            }
-            _ => {}
-        }
-        if self.stage.stage != Stage::Rollback {
-            self.journal.release = Some(release.clone());
-        }
-        self.journal.phase = Some(phase);
-        self.write_tags()
-            .await
-            .map_err(port_err("write the journal"))?;
-        // The full record goes with the content it describes: the deployment history of the slot.
-        let record_slot = match phase {
-            Phase::Deployed | Phase::Staged | Phase::Failed
-                if self.stage.stage == Stage::Staging =>
-            {
-                Some(staging_slot)
-            }
-            Phase::Released => Some(PRODUCTION.to_owned()),
-            _ => None,
+        let released = (phase == Phase::Released).then(|| self.history_entry());
+        let rollback_target = self
+            .stage
+            .plan
+            .as_ref()
+            .filter(|_| self.stage.stage == Stage::Rollback)
+            .map(|p| p.release_id.clone());
+        let image_before = self
+            .production_image
+            .clone()
+            .filter(|_| self.image_set.is_none());
+        let event = machine::Event {
+            stage: self.stage.stage,
+            phase,
+            release: &self.opts.release_id,
+            staging_slot: &staging_slot,
+            source_slot: self
+                .spec
+                .production
+                .as_ref()
+                .map(|p| p.source_slot.as_str()),
+            swapped: self.swapped,
+            image_before: image_before.as_deref(),
+            released,
+            rollback_target: rollback_target.as_deref(),
         };
-        if let Some(slot) = record_slot {
-            let record = self.record(phase);
-            self.ctx
-                .port
-                .put_record(&slot, &release, &record)
-                .await
-                .map_err(port_err("write the deployment record"))?;
+        let (journal, effects) = machine::next(&self.journal, &event);
+        self.journal = journal;
+        for effect in effects {
+            match effect {
+                machine::Effect::RestoreProductionSettings => {
+                    self.restore_production_settings().await;
+                }
+                machine::Effect::WriteTags => self
+                    .write_tags()
+                    .await
+                    .map_err(port_err("write the journal"))?,
+                machine::Effect::PutRecord { slot } => {
+                    let record = self.record(phase);
+                    self.ctx
+                        .port
+                        .put_record(&slot, &self.opts.release_id, &record)
+                        .await
+                        .map_err(port_err("write the deployment record"))?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The history entry of this release, once it passed its watch: how to get it back (its image, or the
+    /// artifact its package came from) and the run that released it.
+    fn history_entry(&self) -> crate::history::Entry {
+        let image = match &self.spec.app.kind {
+            AppKind::Container { repository, tag } => Some(format!("{repository}:{tag}")),
+            AppKind::Code { .. } => None,
+        };
+        let holder = &self.opts.lock.holder;
+        let run = holder.get("runId").map(|id| {
+            let pipeline = holder
+                .get("pipeline")
+                .map_or(String::new(), |p| format!("pipeline {p}, "));
+            format!("{pipeline}run {id}")
+        });
+        crate::history::Entry {
+            id: self.opts.release_id.clone(),
+            name: self.opts.release_name.clone(),
+            released_unix: self.ctx.port.now_unix(),
+            image,
+            run,
+            package_sha256: self.package_sha256.clone(),
+            artifact: self.artifact.clone(),
+            outcome: crate::history::Outcome::Released,
+        }
     }
 
     fn hook_runner(&self, slot: &str) -> HookRunner {
