@@ -3,6 +3,8 @@
 //! Everything that decides or changes something lives in the libraries; this file maps inputs to calls,
 //! errors to the agent's issues and exit codes, and signals to a cancellation token.
 
+mod tracing_log;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -118,6 +120,10 @@ struct PlanArgs {
     /// With `--stage rollback`: the release the rollback would return to.
     #[arg(long = "to", value_name = "RELEASE")]
     rollback_to: Option<String>,
+    /// With `--stage production`: plan as if the staging stage had staged this release (always so in a
+    /// pull-request run, whose release is never staged).
+    #[arg(long)]
+    as_if_staged: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -239,7 +245,8 @@ fn main() -> ExitCode {
     log.register_secrets(&AgentEnv::from_env().secrets());
     // A panic message goes through the masker and the neutraliser like every other byte we print.
     log.install_panic_hook();
-    if std::env::var("INPUT_LOGLEVEL").is_ok_and(|l| l.eq_ignore_ascii_case("debug")) {
+    let detail = tracing_log::Detail::from_env(|name| std::env::var(name).ok());
+    if detail.is_some() {
         log.set_debug(true);
     }
     let cli = match parse() {
@@ -274,6 +281,7 @@ fn main() -> ExitCode {
     } else {
         log
     };
+    tracing_log::install(&log, detail);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -423,12 +431,18 @@ fn finish(log: &Log, outcome: Result<ExitCode, Failed>) -> ExitCode {
     match outcome {
         Ok(code) => {
             if pipeline {
-                let result = if code == ExitCode::SUCCESS {
-                    TaskResult::Succeeded
-                } else {
-                    TaskResult::Failed
+                // Succeeded after something the user should know (each said as a warning above): a retry
+                // that succeeded, a skipped secret, a rollback that restored production.
+                let warnings = log.warning_count();
+                let (result, message) = match (code == ExitCode::SUCCESS, warnings) {
+                    (false, _) => (TaskResult::Failed, String::new()),
+                    (true, 0) => (TaskResult::Succeeded, String::new()),
+                    (true, n) => (
+                        TaskResult::SucceededWithIssues,
+                        format!("succeeded with {n} warning(s); see the warnings in the log"),
+                    ),
                 };
-                log.complete(result, "");
+                log.complete(result, &message);
                 ExitCode::SUCCESS
             } else {
                 code
@@ -698,6 +712,8 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
             rollback_to: args.rollback_to.clone(),
             // The rollback job that follows a plan is given the artifact the plan names.
             package_later: true,
+            // A pull request's release is never staged; its plan of production shows the swap it leads to.
+            assume_staged: args.as_if_staged || AgentEnv::from_env().is_pull_request(),
         },
     })?;
     // The package root is checked before `build` and `staging` change anything; the plan shows it when it
@@ -872,6 +888,10 @@ async fn run_cmd(
         cancel,
     };
     let record = stages::run(&ctx, &loaded.spec, &opts).await;
+    let portal =
+        loaded.spec.app.subscription.as_deref().map(|sub| {
+            stages::portal_url(sub, &loaded.spec.app.resource_group, &loaded.spec.app.name)
+        });
     report(
         log,
         &record,
@@ -879,6 +899,10 @@ async fn run_cmd(
         args.record.as_deref(),
         &work_dir,
         args.common.json,
+        &stages::SummaryContext {
+            rehearsal: false,
+            portal_url: portal.as_deref(),
+        },
     )?;
     Ok(if record.succeeded() {
         ExitCode::SUCCESS
@@ -1002,6 +1026,19 @@ fn config_dir(config: &Path) -> PathBuf {
 }
 
 /// The summary, the record, and in a pipeline the output variables and the run summary.
+/// A file name from text that names an app and a stage: letters, digits, `-`, `_` and `.` only.
+fn summary_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 fn report(
     log: &Log,
     record: &stages::ReleaseRecord,
@@ -1009,6 +1046,7 @@ fn report(
     record_path: Option<&Path>,
     work_dir: &Path,
     json: bool,
+    summary: &stages::SummaryContext<'_>,
 ) -> Result<()> {
     if json {
         log.print_json(record);
@@ -1034,10 +1072,19 @@ fn report(
             log.write_json("the plan", &plan_path, plan)?;
         }
         stages::set_outputs(log, record, slot, Some(&plan_path))?;
-        log.write_summary(
-            &work_dir.join("summary.md"),
-            &stages::summary_markdown(record),
-        )?;
+        // One file per stage, each attached under its own name: a job's summary never overwrites
+        // another's, and a rehearsal's never passes for a release's.
+        for stage in &record.stages {
+            let name = if summary.rehearsal {
+                format!("rehearsal-{}.md", stage.stage)
+            } else {
+                format!("{}-{}.md", record.app, stage.stage)
+            };
+            log.write_summary(
+                &work_dir.join(summary_file_name(&name)),
+                &stages::stage_summary(record, stage, summary),
+            )?;
+        }
     }
     Ok(())
 }
@@ -1070,6 +1117,10 @@ async fn rehearse_cmd(
         args.record.as_deref(),
         &work_dir,
         args.common.json,
+        &stages::SummaryContext {
+            rehearsal: true,
+            portal_url: None,
+        },
     )?;
     log.info(&outcome.story);
     Ok(if outcome.as_expected {

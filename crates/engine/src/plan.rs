@@ -91,6 +91,10 @@ pub struct BuildInfo {
     /// planned as if it were given.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub package_later: bool,
+    /// Plan production as if the staging stage had staged this release (a pull-request plan: its release
+    /// is never staged, and the reviewer wants to see the swap it would lead to).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub assume_staged: bool,
 }
 
 /// A plan for one stage.
@@ -1170,8 +1174,14 @@ fn plan_production(
             && journal.phase == Some(Phase::Staged);
         plan.preflight.push(check(
             "staged-release",
-            ok,
-            if ok {
+            ok || build.assume_staged,
+            if !ok && build.assume_staged {
+                format!(
+                    "assumed for this plan: slot {source} holds release {} once the staging stage ran (it holds {} now)",
+                    build.release_id,
+                    held.unwrap_or("an unknown release")
+                )
+            } else if ok {
                 format!("slot {source} holds release {} and passed its gate", build.release_id)
             } else {
                 format!(

@@ -37,8 +37,8 @@ mod report;
 
 use locking::HeldLock;
 pub use report::{
-    HealthRecord, ReleaseRecord, StageRecord, StepRecord, render_summary, set_outputs,
-    summary_markdown,
+    HealthRecord, ReleaseRecord, StageRecord, StepRecord, SummaryContext, portal_url,
+    render_summary, set_outputs, stage_summary,
 };
 
 /// How long a swap waits for another operation on the app to finish.
@@ -203,6 +203,10 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
             .slot_url(PRODUCTION)
             .map(|u| u.to_string())
             .unwrap_or_default(),
+        urls: std::iter::once(PRODUCTION.to_owned())
+            .chain(slots_of(spec))
+            .filter_map(|slot| Some((slot.clone(), ctx.port.slot_url(&slot).ok()?.to_string())))
+            .collect(),
         duration_ms: 0,
     };
     let mut package = opts.package.clone();
@@ -232,6 +236,8 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
                 steps: Vec::new(),
                 hooks: Vec::new(),
                 health: Vec::new(),
+                slots_before: BTreeMap::new(),
+                slots_after: BTreeMap::new(),
             },
             journal: JournalTags::default(),
             package: package.clone(),
@@ -254,6 +260,7 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
         package_sha256 = exec.package_sha256.clone();
         journal = exec.journal.clone();
         let mut stage_record = exec.stage;
+        stage_record.slots_after = journal.slots.clone();
         match outcome {
             Ok(()) => record.stages.push(stage_record),
             Err((result, err)) => {
@@ -570,6 +577,8 @@ impl Exec<'_> {
                     steps: Vec::new(),
                     hooks: Vec::new(),
                     health: Vec::new(),
+                    slots_before: BTreeMap::new(),
+                    slots_after: BTreeMap::new(),
                 },
                 journal: JournalTags::default(),
                 package: None,
@@ -624,6 +633,11 @@ impl Exec<'_> {
 
     async fn run_stage_with(&mut self, stage: Stage, state: LiveState) -> Result<(), Failure> {
         self.journal = JournalTags::from_tags(&state.tags);
+        if self.stage.slots_before.is_empty() {
+            // What each slot held when the stage began (before an unfinished release was rolled back
+            // first): the summary's "before".
+            self.stage.slots_before = self.journal.slots.clone();
+        }
         self.slot_releases = state
             .slots
             .iter()
@@ -680,6 +694,7 @@ impl Exec<'_> {
             package_sha256: self.package_sha256.clone(),
             rollback_to: self.opts.rollback_to.clone(),
             package_later: false,
+            assume_staged: false,
         };
         let plan = plan::compute(PlanInput {
             target: self.opts.target_spec.as_ref(),
@@ -701,7 +716,11 @@ impl Exec<'_> {
         // Every secret is read and registered before anything of the stage is printed (its plan, hook
         // output), in every stage, rollback and resume included: reading changes nothing.
         self.register_secrets_first(&plan).await?;
-        self.log().info(plan.render().trim_end());
+        {
+            // Folded: the plan is long, and the steps' result lines are what a reader scans first.
+            let _group = self.log().group(&format!("Plan: {stage} of {}", plan.app));
+            self.log().info(plan.render().trim_end());
+        }
         self.stage.plan = Some(plan.clone());
         let mut problems: Vec<String> = plan
             .problems()
@@ -720,7 +739,13 @@ impl Exec<'_> {
         if !problems.is_empty() {
             return Err((RunResult::Failed, Error::Preflight { stage, problems }));
         }
-        for step in &plan.steps {
+        let total = plan.steps.len().max(1);
+        for (done, step) in plan.steps.iter().enumerate() {
+            // The step shows where the stage is, step by step (gates and the watch report their own).
+            self.log().progress(
+                (done * 100 / total) as u8,
+                &format!("{stage}: {}", step.action.describe()),
+            );
             if self.ctx.cancel.is_cancelled() {
                 let description = step.action.describe();
                 self.abandon().await;
@@ -740,6 +765,15 @@ impl Exec<'_> {
                 return Err((result, failure.1));
             }
         }
+        if stage == Stage::Rollback && (self.swapped || self.image_set.is_some()) {
+            // A success, and news: the pipeline shows the step as succeeded with issues.
+            let target = crate::identity::label(
+                plan.release_name.as_deref().unwrap_or_default(),
+                &plan.release_id,
+            );
+            self.log()
+                .warning(&format!("Production was rolled back to release {target}"));
+        }
         Ok(())
     }
 
@@ -747,7 +781,13 @@ impl Exec<'_> {
     async fn timed(&mut self, step: &Step) -> Result<(), Failure> {
         let description = step.action.describe();
         let started = Instant::now();
-        let result = self.execute(&step.action).await;
+        let result = {
+            // One fold per step that has something to show (a hook's output, probes, waits), its result
+            // line outside it: the log reads as one line per step. Book-keeping steps print only that line.
+            let log = self.ctx.log.clone();
+            let _group = folds(&step.action).then(|| log.group(&description));
+            self.execute(&step.action).await
+        };
         let duration_ms = started.elapsed().as_millis() as u64;
         let ok = result.is_ok();
         let note = result.as_ref().err().map(|(_, e)| chain(e).join(": "));
@@ -1721,6 +1761,23 @@ impl Exec<'_> {
         self.package = Some(built.path);
         Ok(())
     }
+}
+
+/// Whether a step's own output (a hook's, probes, waits for Azure) is folded under it in the log.
+fn folds(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::BuildPackage { .. }
+            | Action::DeployPackage { .. }
+            | Action::RunHook { .. }
+            | Action::UndoHook { .. }
+            | Action::HealthGate { .. }
+            | Action::Watch { .. }
+            | Action::Swap { .. }
+            | Action::ApplySlotConfig { .. }
+            | Action::SetSettings { .. }
+            | Action::SetImage { .. }
+    )
 }
 
 pub(crate) fn format_ms(ms: u64) -> String {

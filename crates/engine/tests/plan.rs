@@ -50,6 +50,7 @@ fn plan_for(loaded: &release::LoadedRelease, stage: Stage, state: &LiveState) ->
         state,
         build: &BuildInfo {
             package_later: false,
+            assume_staged: false,
             release_id: loaded.release_id.clone(),
             release_name: None,
             package_sha256: None,
