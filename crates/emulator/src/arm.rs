@@ -3,7 +3,6 @@
 //! (swap, swap with preview, restart, start, stop) with Azure's swap semantics.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -12,30 +11,12 @@ use axum::response::{IntoResponse, Response};
 
 use crate::entra::{AuthFailure, check_bearer, fmt_unix, tenant_authority};
 use crate::fault::Fault;
+use crate::lro::{OpError, add_lro_headers, operation_status, run_operation, start_operation};
 use crate::server::{error_json, json, query_param, read_json};
 use crate::state::{
-    App, OpStatus, Operation, PRODUCTION, Preview, SWAPPABLE_CONFIG, Slot, new_content_dir, new_id,
-    now_rfc3339, slot_label,
+    App, PRODUCTION, Preview, SWAPPABLE_CONFIG, Slot, new_content_dir, now_rfc3339, slot_label,
 };
 use crate::{ARM_AUDIENCE, DOMAIN, Shared, lock};
-
-/// A failed long-running operation: the status and error its poll answers with.
-#[derive(Debug, Clone)]
-pub(crate) struct OpError {
-    status: u16,
-    code: String,
-    message: String,
-}
-
-impl OpError {
-    fn new(status: u16, code: &str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code: code.to_owned(),
-            message: message.into(),
-        }
-    }
-}
 
 fn challenge(shared: &Shared, failure: &AuthFailure) -> Response {
     let now = now_rfc3339();
@@ -117,15 +98,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
             "microsoft.web",
             "sites",
             name,
-            kind @ ("operationresults" | "asyncoperations"),
+            "operationresults",
             id,
-        ] => operation_status(
-            &shared,
-            name,
-            id,
-            *kind == "operationresults",
-            req.uri().query(),
-        ),
+        ] if method == Method::GET => operation_status(&shared, name, id),
         [
             "subscriptions",
             _,
@@ -385,7 +360,6 @@ async fn site_op(
 ) -> Response {
     let slot = slot.to_ascii_lowercase();
     let method = req.method().clone();
-    let query = req.uri().query().map(str::to_owned);
     let ops_low: Vec<String> = ops.iter().map(|s| s.to_ascii_lowercase()).collect();
     let ops_ref: Vec<&str> = ops_low.iter().map(String::as_str).collect();
     let slot_exists = lock(&shared.state)
@@ -689,22 +663,21 @@ async fn site_op(
                 "SwapSiteSlots"
             };
             let (s2, n2, src) = (shared.clone(), name.clone(), slot.clone());
-            start_operation(&shared, &api_version, &name, op_name, async move {
-                swap(s2, n2, src, target, apply_only).await
-            })
+            let work = async move { swap(s2, n2, src, target, apply_only).await };
+            if apply_only {
+                // Phase 1 of swap with preview answers 200 when done (`ApplySlotConfig.json`).
+                run_operation(&shared, &name, op_name, work).await
+            } else {
+                start_operation(&shared, &api_version, &name, op_name, work)
+            }
         }
         (Method::POST, ["resetslotconfig"]) => {
             let (s2, n2) = (shared.clone(), name.clone());
-            start_operation(
-                &shared,
-                &api_version,
-                &name,
-                "ResetSlotConfig",
-                async move {
-                    reset_preview(&s2, &n2);
-                    Ok(())
-                },
-            )
+            run_operation(&shared, &name, "ResetSlotConfig", async move {
+                reset_preview(&s2, &n2);
+                Ok(())
+            })
+            .await
         }
         (Method::POST, [op @ ("restart" | "start" | "stop")]) => {
             let stopped = match *op {
@@ -712,9 +685,6 @@ async fn site_op(
                 "stop" => Some(true),
                 _ => None,
             };
-            let synchronous = *op == "restart"
-                && query_param(query.as_deref(), "synchronous")
-                    .is_some_and(|v| v.eq_ignore_ascii_case("true"));
             let (s2, n2, sl2) = (shared.clone(), name.clone(), slot.clone());
             let work = async move {
                 if let Some(stopped) = stopped
@@ -728,16 +698,14 @@ async fn site_op(
                 crate::runtime::restart(&s2, &n2, &sl2);
                 Ok(())
             };
-            if synchronous {
-                let _ = work.await;
-                return StatusCode::OK.into_response();
-            }
             let op_name = match *op {
                 "start" => "StartSite",
                 "stop" => "StopSite",
                 _ => "RestartSite",
             };
-            start_operation(&shared, &api_version, &name, op_name, work)
+            // Azure answers 200 once the slot is (re)started or stopped; `synchronous=true` on a
+            // restart changes nothing here because the emulator's restart is already done by then.
+            run_operation(&shared, &name, op_name, work).await
         }
         (Method::GET, ["deployments"]) => {
             let state = lock(&shared.state);
@@ -1013,178 +981,11 @@ fn create_slot(
     if created {
         crate::runtime::restart(shared, name, slot);
         let mut resp = json(StatusCode::ACCEPTED, &resp_body);
-        let id = new_id();
-        lock(&shared.state).operations.insert(
-            id.clone(),
-            Operation {
-                app: name.to_owned(),
-                name: "CreateSlot".into(),
-                status: OpStatus::Succeeded,
-                started: now_rfc3339(),
-            },
-        );
+        let id = crate::lro::record_done(shared, name, "CreateSlot");
         add_lro_headers(shared, &mut resp, name, &id, api_version);
         resp
     } else {
         json(StatusCode::OK, &resp_body)
-    }
-}
-
-fn op_urls(shared: &Shared, app: &str, id: &str, api_version: &str) -> (String, String) {
-    let sub = lock(&shared.state)
-        .apps
-        .get(app)
-        .map(|a| a.subscription_id.clone())
-        .unwrap_or_default();
-    let base = format!(
-        "{}/subscriptions/{sub}/providers/Microsoft.Web/sites/{app}",
-        shared.url("management")
-    );
-    (
-        format!("{base}/operationresults/{id}?api-version={api_version}"),
-        format!("{base}/asyncoperations/{id}?api-version={api_version}"),
-    )
-}
-
-fn retry_after_secs(shared: &Shared) -> String {
-    let d = shared.lro_retry_after;
-    // Retry-After carries whole seconds; round up so a sub-second setting still means "soon".
-    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    secs.to_string()
-}
-
-fn add_lro_headers(shared: &Shared, resp: &mut Response, app: &str, id: &str, api_version: &str) {
-    let (location, async_op) = op_urls(shared, app, id, api_version);
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        h.insert(header::LOCATION, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&async_op) {
-        h.insert("azure-asyncoperation", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&retry_after_secs(shared)) {
-        h.insert(header::RETRY_AFTER, v);
-    }
-}
-
-/// Starts a long-running operation holding the app: 409 if one already runs, else 202 with
-/// `Location`, `Azure-AsyncOperation` and `Retry-After`.
-fn start_operation<F>(
-    shared: &Arc<Shared>,
-    api_version: &str,
-    app: &str,
-    op_name: &str,
-    work: F,
-) -> Response
-where
-    F: Future<Output = Result<(), OpError>> + Send + 'static,
-{
-    let id = new_id();
-    {
-        let mut state = lock(&shared.state);
-        let Some(a) = state.apps.get_mut(app) else {
-            return not_found("Microsoft.Web/sites", app, "");
-        };
-        if let Some((busy_id, busy_name)) = &a.busy {
-            return error_json(
-                StatusCode::CONFLICT,
-                "Conflict",
-                &format!(
-                    "Cannot modify this site because another operation is in progress. Details: Id: {busy_id}, OperationName: {busy_name}, CreatedTime: {}, WorkerName: emulator",
-                    now_rfc3339()
-                ),
-            );
-        }
-        a.busy = Some((id.clone(), op_name.to_owned()));
-        state.operations.insert(
-            id.clone(),
-            Operation {
-                app: app.to_owned(),
-                name: op_name.to_owned(),
-                status: OpStatus::InProgress,
-                started: now_rfc3339(),
-            },
-        );
-    }
-    let (s2, app2, id2) = (shared.clone(), app.to_owned(), id.clone());
-    tokio::spawn(async move {
-        let result = work.await;
-        let mut state = lock(&s2.state);
-        if let Some(op) = state.operations.get_mut(&id2) {
-            op.status = match result {
-                Ok(()) => OpStatus::Succeeded,
-                Err(e) => OpStatus::Failed {
-                    status: e.status,
-                    code: e.code,
-                    message: e.message,
-                },
-            };
-        }
-        if let Some(a) = state.apps.get_mut(&app2)
-            && a.busy.as_ref().is_some_and(|(b, _)| *b == id2)
-        {
-            a.busy = None;
-        }
-    });
-    let mut resp = StatusCode::ACCEPTED.into_response();
-    add_lro_headers(shared, &mut resp, app, &id, api_version);
-    resp
-}
-
-fn operation_status(
-    shared: &Shared,
-    app: &str,
-    id: &str,
-    location_style: bool,
-    query: Option<&str>,
-) -> Response {
-    let op = lock(&shared.state).operations.get(id).cloned();
-    let Some(op) = op.filter(|o| o.app.eq_ignore_ascii_case(app)) else {
-        return error_json(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            &format!("Operation {id} was not found."),
-        );
-    };
-    let api_version = query_param(query, "api-version").unwrap_or_default();
-    if location_style {
-        match op.status {
-            OpStatus::InProgress => {
-                let mut resp = StatusCode::ACCEPTED.into_response();
-                add_lro_headers(shared, &mut resp, app, id, &api_version);
-                resp
-            }
-            OpStatus::Succeeded => json(StatusCode::OK, &serde_json::json!({})),
-            OpStatus::Failed {
-                status,
-                code,
-                message,
-            } => error_json(
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                &code,
-                &message,
-            ),
-        }
-    } else {
-        let (status, error) = match &op.status {
-            OpStatus::InProgress => ("InProgress", None),
-            OpStatus::Succeeded => ("Succeeded", None),
-            OpStatus::Failed { code, message, .. } => (
-                "Failed",
-                Some(serde_json::json!({"code": code, "message": message})),
-            ),
-        };
-        let mut body = serde_json::json!({"id": id, "name": id, "status": status, "startTime": op.started, "operationName": op.name});
-        if let Some(e) = error {
-            body["error"] = e;
-        }
-        let mut resp = json(StatusCode::OK, &body);
-        if matches!(op.status, OpStatus::InProgress)
-            && let Ok(v) = HeaderValue::from_str(&retry_after_secs(shared))
-        {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        resp
     }
 }
 

@@ -10,6 +10,7 @@ mod error;
 mod fault;
 mod keyvault;
 mod kudu;
+mod lro;
 mod runtime;
 mod seed;
 mod server;
