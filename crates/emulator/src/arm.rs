@@ -69,6 +69,17 @@ fn not_found(kind: &str, name: &str, rg: &str) -> Response {
 }
 
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response {
+    // ARM serves the cloud's metadata to anyone: clients read it before they can sign in.
+    if req.method() == Method::GET
+        && req
+            .uri()
+            .path()
+            .trim_end_matches('/')
+            .eq_ignore_ascii_case("/metadata/endpoints")
+    {
+        let api_version = query_param(req.uri().query(), "api-version");
+        return crate::subscriptions::metadata_endpoints(&shared, api_version.as_deref());
+    }
     if let Err(f) = check_bearer(&shared, req.headers(), ARM_AUDIENCE) {
         return challenge(&shared, &f);
     }
@@ -101,6 +112,13 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
             "operationresults",
             id,
         ] if method == Method::GET => operation_status(&shared, name, id),
+        ["subscriptions"] if method == Method::GET => crate::subscriptions::list(&shared),
+        ["subscriptions", _] if method == Method::GET => {
+            crate::subscriptions::get(&shared, &segs[1])
+        }
+        ["subscriptions", _, "providers", "microsoft.web", "sites"] if method == Method::GET => {
+            crate::subscriptions::sites(&shared, &segs[1])
+        }
         [
             "subscriptions",
             _,
@@ -241,7 +259,7 @@ fn host_names(shared: &Shared, app: &App, slot: &str) -> (String, String) {
 
 /// The `Site` resource, with the fields of the official GetWebApp/GetWebAppSlot examples. Host
 /// names carry the emulator's port so that `https://<hostName>` reaches it.
-fn site_json(shared: &Shared, app: &App, slot: &Slot) -> serde_json::Value {
+pub(crate) fn site_json(shared: &Shared, app: &App, slot: &Slot) -> serde_json::Value {
     let (host, scm) = host_names(shared, app, &slot.name);
     let is_prod = slot.name == PRODUCTION;
     let kind = match app.kind {

@@ -50,9 +50,13 @@ fn challenge(shared: &Shared, failure: &AuthFailure) -> Response {
             None,
         ),
     };
+    // The resource carries the emulator's port: the Python SDK's challenge check compares the
+    // resource's host *and port* with the vault URL's (Azure's vault and resource are both on 443),
+    // and the Rust SDK compares hosts only. Entra issues a Key Vault token for it.
     let value = format!(
-        "Bearer authorization=\"{}\", resource=\"{VAULT_AUDIENCE}\"",
-        tenant_authority(shared)
+        "Bearer authorization=\"{}\", resource=\"{VAULT_AUDIENCE}:{}\"",
+        tenant_authority(shared),
+        shared.port
     );
     if let Ok(v) = HeaderValue::from_str(&value) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);

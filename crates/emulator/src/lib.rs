@@ -5,6 +5,7 @@
 mod admin;
 mod arm;
 mod cert;
+mod discovery;
 mod entra;
 mod error;
 mod fault;
@@ -15,6 +16,7 @@ mod runtime;
 mod seed;
 mod server;
 mod state;
+mod subscriptions;
 mod tags;
 mod tls;
 mod token;

@@ -11,3 +11,4 @@ mod identity;
 mod keyvault;
 mod kudu;
 mod shapes;
+mod signin;
