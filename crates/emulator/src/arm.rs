@@ -58,7 +58,7 @@ fn challenge(shared: &Shared, failure: &AuthFailure) -> Response {
     resp
 }
 
-fn not_found(kind: &str, name: &str, rg: &str) -> Response {
+pub(crate) fn not_found(kind: &str, name: &str, rg: &str) -> Response {
     error_json(
         StatusCode::NOT_FOUND,
         "ResourceNotFound",
@@ -341,7 +341,7 @@ fn list_slots(shared: &Shared, name: &str) -> Response {
     )
 }
 
-fn config_resource(
+pub(crate) fn config_resource(
     app: &App,
     slot: &str,
     name: &str,
@@ -725,6 +725,12 @@ async fn site_op(
             // restart changes nothing here because the emulator's restart is already done by then.
             run_operation(&shared, &name, op_name, work).await
         }
+        (Method::POST, ["config", "metadata", "list"]) | (Method::PUT, ["config", "metadata"]) => {
+            crate::slot_extras::metadata(&shared, &method, &body, &name, &slot)
+        }
+        (Method::POST, ["slotsdiffs"]) => {
+            crate::slot_extras::slots_diffs(&shared, &body, &name, &slot, &rg)
+        }
         (Method::GET, ["deployments"]) => {
             let state = lock(&shared.state);
             deployment_list(&state.apps[&name], &slot, arm_deployment)
@@ -980,6 +986,7 @@ fn create_slot(
                     requests_served: 0,
                     forced_unhealthy: false,
                     last_modified: now_rfc3339(),
+                    metadata: BTreeMap::new(),
                 },
             );
         }

@@ -422,7 +422,39 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
+/// The Azure DevOps location ID of the job OIDC token resource (`createOidcToken`).
+const OIDC_TOKEN_LOCATION: &str = "69a319f4-28c1-4bfd-93e6-ea0ff5c6f1a2";
+
+/// `OPTIONS {collection}/_apis[/distributedtask]`: the resource locations azure-devops-node-api
+/// looks up before it builds a request URL (azure-arm-rest's workload identity path). Only the job
+/// OIDC token resource is emulated, so it is the only location listed.
+fn locations() -> Response {
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "count": 1,
+            "value": [{
+                "id": OIDC_TOKEN_LOCATION,
+                "area": "distributedtask",
+                "resourceName": "oidctoken",
+                "routeTemplate": "{scopeIdentifier}/_apis/distributedtask/hubs/{hubName}/plans/{planId}/jobs/{jobId}/{resource}",
+                "resourceVersion": 1,
+                "minVersion": "7.1",
+                "maxVersion": "7.2",
+                "releasedVersion": "0.0",
+            }],
+        }),
+    )
+}
+
 pub(crate) async fn oidc_endpoint(shared: Arc<Shared>, req: Request<Body>) -> Response {
+    if req.method() == Method::OPTIONS {
+        let path = req.uri().path().to_ascii_lowercase();
+        let path = path.trim_end_matches('/');
+        if path.ends_with("/_apis") || path.ends_with("/_apis/distributedtask") {
+            return locations();
+        }
+    }
     if !req
         .uri()
         .path()

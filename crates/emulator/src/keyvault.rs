@@ -1,5 +1,6 @@
 //! Key Vault secrets data plane (api-version 7.6 shapes): list with paging, get latest or by
-//! version, disabled/expired/missing secrets, the 401 challenge, and per-vault throttling.
+//! version, disabled/expired/missing secrets, the 401 challenge, and per-vault throttling. Writes
+//! are in `crate::kv_write`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,7 +65,7 @@ fn challenge(shared: &Shared, failure: &AuthFailure) -> Response {
     resp
 }
 
-fn attributes(secret: &Secret, created: i64) -> serde_json::Value {
+pub(crate) fn attributes(secret: &Secret, created: i64) -> serde_json::Value {
     let mut a = serde_json::json!({
         "enabled": secret.enabled,
         "created": created,
@@ -132,11 +133,19 @@ pub(crate) async fn handle(shared: Arc<Shared>, vault: String, req: Request<Body
             None,
         );
     }
+    if req.method() == Method::PUT {
+        let path = req.uri().path().to_owned();
+        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        if let ["secrets", name] | ["Secrets", name] = segs.as_slice() {
+            let name = percent_decode(name);
+            return crate::kv_write::set_secret(&shared, &vault, &name, req.into_body()).await;
+        }
+    }
     if req.method() != Method::GET {
         return kv_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "BadParameter",
-            "Only GET is emulated for secrets.",
+            "Only GET of secrets and PUT of a secret are emulated.",
             None,
         );
     }

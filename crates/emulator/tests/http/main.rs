@@ -6,6 +6,7 @@ mod common;
 
 mod apps;
 mod arm;
+mod extras;
 mod faults;
 mod identity;
 mod keyvault;

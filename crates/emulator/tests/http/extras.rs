@@ -1,0 +1,162 @@
+//! Calls official clients make around a release: `config/metadata`, `slotsdiffs`, Key Vault secret
+//! writes, and the Azure DevOps location lookup before a job OIDC token.
+
+use crate::common::*;
+use reqwest::Method;
+use serde_json::json;
+
+#[tokio::test]
+async fn metadata_is_written_and_listed_per_slot() {
+    let f = start().await;
+    for (prefix, stack) in [("", "python"), ("/slots/staging", "node")] {
+        let r = f
+            .arm_call(
+                Method::PUT,
+                &f.site(&format!("{prefix}/config/metadata?api-version=2016-08-01")),
+                Some(json!({"properties": {"CURRENT_STACK": stack}})),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    for (prefix, stack) in [("", "python"), ("/slots/staging", "node")] {
+        let r = f
+            .arm_call(
+                Method::POST,
+                &f.site(&format!(
+                    "{prefix}/config/metadata/list?api-version=2016-08-01"
+                )),
+                None,
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.expect("json");
+        assert_eq!(v["properties"]["CURRENT_STACK"], stack, "{prefix}");
+        assert_eq!(v["name"], "metadata");
+    }
+}
+
+#[tokio::test]
+async fn slots_diffs_lists_what_a_swap_would_move_and_not_sticky_settings() {
+    let f = start().await;
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/staging/slotsdiffs?api-version=2016-08-01"),
+            Some(json!({"targetSlot": "production"})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.expect("json");
+    let diffs = v["value"].as_array().expect("value");
+    let greeting = diffs
+        .iter()
+        .find(|d| d["properties"]["settingName"] == "GREETING")
+        .expect("GREETING differs and is not sticky");
+    assert_eq!(greeting["properties"]["valueInCurrentSlot"], "hello-v2");
+    assert_eq!(greeting["properties"]["valueInTargetSlot"], "hello-v1");
+    assert_eq!(greeting["properties"]["settingType"], "AppSetting");
+    assert!(
+        diffs
+            .iter()
+            .all(|d| d["properties"]["settingName"] != "SLOT_NAME"),
+        "sticky settings stay, so they are no difference: {v}"
+    );
+}
+
+#[tokio::test]
+async fn set_secret_adds_a_version_that_get_and_list_see() {
+    let f = start().await;
+    let token = f.token("https://vault.emulator.test/.default").await;
+    let kv = |path: &str| format!("{}{path}", f.emu.vault_url("contoso-kv"));
+    let put = |name: &str, body: serde_json::Value| {
+        let (url, token) = (
+            kv(&format!("/secrets/{name}?api-version=7.6")),
+            token.clone(),
+        );
+        let f = &f;
+        async move {
+            f.http
+                .put(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("put")
+        }
+    };
+    let r = put(
+        "db-password",
+        json!({"value": "rotated", "contentType": "text/plain"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["value"], "rotated");
+    let id = v["id"].as_str().expect("id").to_owned();
+    let got: serde_json::Value = f
+        .http
+        .get(kv("/secrets/db-password?api-version=7.6"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (got["value"].as_str(), got["id"].as_str()),
+        (Some("rotated"), Some(id.as_str()))
+    );
+    let r = put("brand-new", json!({"value": "v1"})).await;
+    assert_eq!(r.status(), 200);
+    let versions: serde_json::Value = f
+        .http
+        .get(kv("/secrets/brand-new/versions?api-version=7.6"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("versions")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(versions["value"].as_array().map(Vec::len), Some(1));
+    let r = put("bad_name", json!({"value": "x"})).await;
+    assert_eq!(r.status(), 400);
+    let r = put("no-value", json!({"contentType": "x"})).await;
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn devops_location_lookup_names_the_oidc_token_resource() {
+    let f = start().await;
+    let pipelines = f.emu.endpoints().pipelines_oidc;
+    let collection = pipelines
+        .split("/_apis/")
+        .next()
+        .expect("collection")
+        .to_owned();
+    let collection = collection
+        .rsplit_once('/')
+        .map(|(c, _)| c)
+        .unwrap_or(&collection)
+        .to_owned();
+    let r = f
+        .http
+        .request(
+            Method::OPTIONS,
+            format!("{collection}/_apis/distributedtask"),
+        )
+        .send()
+        .await
+        .expect("options");
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.expect("json");
+    let location = &v["value"][0];
+    assert_eq!(location["id"], "69a319f4-28c1-4bfd-93e6-ea0ff5c6f1a2");
+    assert_eq!(location["resourceName"], "oidctoken");
+    assert!(
+        location["routeTemplate"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("/jobs/{jobId}/{resource}"))
+    );
+}
