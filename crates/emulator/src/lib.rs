@@ -13,6 +13,7 @@ mod keyvault;
 mod kudu;
 mod kv_write;
 mod lro;
+mod proxy;
 mod runtime;
 mod seed;
 mod server;
@@ -142,6 +143,9 @@ pub struct Endpoints {
     pub arm_audience: String,
     /// Key Vault token audience.
     pub vault_audience: String,
+    /// `http://127.0.0.1:<port>` of the emulator's `CONNECT` proxy: set it as `HTTPS_PROXY` (or
+    /// `AGENT_PROXYURL`) and a client reaches every `*.emulator.test` host without DNS entries.
+    pub proxy: String,
 }
 
 /// Data shared by every request handler.
@@ -186,6 +190,7 @@ pub struct Emulator {
     shared: Arc<Shared>,
     handle: axum_server::Handle<SocketAddr>,
     server: Option<tokio::task::JoinHandle<()>>,
+    proxy: (u16, tokio::task::JoinHandle<()>),
     ca_pem: String,
     ca_path: PathBuf,
 }
@@ -234,6 +239,7 @@ impl Emulator {
             app_service_dns_suffix: format!("azurewebsites.{DOMAIN}:{}", s.port),
             arm_audience: ARM_AUDIENCE.to_owned(),
             vault_audience: VAULT_AUDIENCE.to_owned(),
+            proxy: format!("http://127.0.0.1:{}", self.proxy.0),
         }
     }
 
@@ -391,6 +397,7 @@ impl Emulator {
 
     fn stop(&mut self) {
         self.handle.shutdown();
+        self.proxy.1.abort();
         runtime::kill_all(&self.shared);
     }
 }
@@ -431,6 +438,11 @@ impl Emulator {
         let _ = writeln!(out, "Pipelines OIDC: {}", e.pipelines_oidc);
         let _ = writeln!(out, "Identity:       {}", e.identity);
         let _ = writeln!(out, "Admin:          {}", e.admin);
+        let _ = writeln!(
+            out,
+            "HTTPS proxy:    {} (reaches every emulator host; no DNS entries needed)",
+            e.proxy
+        );
         let _ = writeln!(out, "Tenant:         {}", self.shared.seed.tenant_id);
         let _ = writeln!(out, "Resolve these names to 127.0.0.1:");
         for h in self.loopback_hosts() {

@@ -86,6 +86,9 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
         requests: Mutex::new(Vec::new()),
         http,
     });
+    let proxy = crate::proxy::start(port)
+        .await
+        .map_err(EmulatorError::Bind)?;
     crate::runtime::start_all(&shared);
     let app = axum::Router::new()
         .fallback(handle)
@@ -104,6 +107,7 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
         shared,
         handle,
         server: Some(task),
+        proxy,
         ca_pem: tls.ca_pem,
         ca_path,
     })

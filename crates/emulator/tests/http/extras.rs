@@ -160,3 +160,41 @@ async fn devops_location_lookup_names_the_oidc_token_resource() {
             .is_some_and(|t| t.ends_with("/jobs/{jobId}/{resource}"))
     );
 }
+
+#[tokio::test]
+async fn the_proxy_reaches_emulator_hosts_without_dns_and_nothing_else() {
+    let f = start().await;
+    let e = f.emu.endpoints();
+    // No loopback resolver: the names resolve only because the proxy tunnels them.
+    let http = reqwest::Client::builder()
+        .tls_certs_merge([reqwest::Certificate::from_pem(f.emu.ca_pem().as_bytes()).expect("ca")])
+        .proxy(reqwest::Proxy::https(&e.proxy).expect("proxy"))
+        .build()
+        .expect("client");
+    let r = http
+        .get(format!(
+            "{}/metadata/endpoints?api-version=2022-09-01",
+            e.arm
+        ))
+        .send()
+        .await
+        .expect("through the proxy");
+    assert_eq!(r.status(), 200);
+    let r = http
+        .get("https://login.microsoftonline.com/common/discovery/instance")
+        .send()
+        .await;
+    assert!(r.is_err(), "a foreign host is refused by the proxy: {r:?}");
+    // The raw refusal names the reason.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(e.proxy.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    s.write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).await.expect("read");
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("only reaches *.emulator.test"), "{answer}");
+}
