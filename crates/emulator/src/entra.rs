@@ -481,7 +481,14 @@ pub(crate) async fn oidc_endpoint(shared: Arc<Shared>, req: Request<Body>) -> Re
             "TF400813: The user is not authorized to access this resource.",
         );
     }
-    if query_param(req.uri().query(), "api-version").is_none() {
+    // Azure DevOps takes the api-version from the query or, as azure-devops-node-api sends it, from
+    // the Accept header (`application/json;api-version=7.2-preview.1`).
+    let version_in_accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("api-version="));
+    if query_param(req.uri().query(), "api-version").is_none() && !version_in_accept {
         return ado_error(
             StatusCode::BAD_REQUEST,
             "No api-version was supplied for the POST request. Supply an api-version, for example 7.1.",

@@ -198,3 +198,36 @@ async fn the_proxy_reaches_emulator_hosts_without_dns_and_nothing_else() {
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert!(answer.contains("only reaches *.emulator.test"), "{answer}");
 }
+
+#[tokio::test]
+async fn the_oidc_token_takes_its_api_version_from_the_accept_header() {
+    // azure-devops-node-api sends `Accept: application/json;api-version=…` and no query parameter.
+    let f = start().await;
+    let url = format!(
+        "{}?serviceConnectionId=5a7c3f10-0000-0000-0000-000000000002",
+        f.emu.endpoints().pipelines_oidc
+    );
+    let send = |accept: &'static str| {
+        let (f, url) = (&f, url.clone());
+        async move {
+            f.http
+                .post(url)
+                .bearer_auth(f.emu.seed().system_access_token.expose())
+                .header("accept", accept)
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("oidc")
+        }
+    };
+    let r = send("application/json;api-version=7.2-preview.1").await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert!(
+        v["oidcToken"]
+            .as_str()
+            .is_some_and(|t| t.split('.').count() == 3)
+    );
+    let r = send("application/json").await;
+    assert_eq!(r.status(), 400, "no api-version anywhere is still refused");
+}
