@@ -381,7 +381,7 @@ def python_checks(emu, sp_pem):
 
         r = requests.get(f"{emu.arm}/metadata/endpoints?api-version=2022-09-01", timeout=30)
         r.raise_for_status()
-        cloud = r.json()[0]
+        cloud = r.json()
         expect(cloud["resourceManager"].rstrip("/") == emu.arm, r.text)
         expect(cloud["authentication"]["loginEndpoint"].rstrip("/") == emu.authority, r.text)
 

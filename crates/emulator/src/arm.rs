@@ -70,13 +70,16 @@ pub(crate) fn not_found(kind: &str, name: &str, rg: &str) -> Response {
 
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response {
     // ARM serves the cloud's metadata to anyone: clients read it before they can sign in.
-    if req.method() == Method::GET
-        && req
-            .uri()
-            .path()
-            .trim_end_matches('/')
-            .eq_ignore_ascii_case("/metadata/endpoints")
-    {
+    // Compared by segment: `az cloud register` asks for `<arm>//metadata/endpoints` when the endpoint
+    // it was given ends with a slash, and ARM answers that too.
+    let path_segments: Vec<String> = req
+        .uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if req.method() == Method::GET && path_segments == ["metadata", "endpoints"] {
         let api_version = query_param(req.uri().query(), "api-version");
         return crate::subscriptions::metadata_endpoints(&shared, api_version.as_deref());
     }
@@ -249,7 +252,7 @@ pub(crate) fn resource_id(app: &App, slot: &str) -> String {
     }
 }
 
-fn host_names(shared: &Shared, app: &App, slot: &str) -> (String, String) {
+pub(crate) fn host_names(shared: &Shared, app: &App, slot: &str) -> (String, String) {
     let label = slot_label(&app.name, slot);
     (
         shared.host_with_port(&format!("{label}.azurewebsites.{DOMAIN}")),
@@ -728,6 +731,7 @@ async fn site_op(
         (Method::POST, ["config", "metadata", "list"]) | (Method::PUT, ["config", "metadata"]) => {
             crate::slot_extras::metadata(&shared, &method, &body, &name, &slot)
         }
+        (Method::POST, ["publishxml"]) => crate::slot_extras::publish_xml(&shared, &name, &slot),
         (Method::POST, ["slotsdiffs"]) => {
             crate::slot_extras::slots_diffs(&shared, &body, &name, &slot, &rg)
         }

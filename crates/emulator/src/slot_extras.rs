@@ -1,11 +1,12 @@
 //! Smaller App Service calls that official clients make around a release: `config/metadata`
-//! (azure-arm-rest reads and writes `CURRENT_STACK` there) and `slotsdiffs` (what a swap would
-//! change, as the portal's swap preview and `Get-AzWebAppSlotConfigName`-style tools show).
+//! (azure-arm-rest reads and writes `CURRENT_STACK` there), `slotsdiffs` (what a swap would
+//! change, as the portal's swap preview shows) and `publishxml` (the publish profile, which
+//! `az webapp show` and azure-arm-rest's `getPublishingProfileWithSecrets` read).
 
-use axum::http::{Method, StatusCode};
-use axum::response::Response;
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
-use crate::arm::{config_resource, not_found, resource_id};
+use crate::arm::{config_resource, host_names, not_found, resource_id};
 use crate::server::{error_json, json};
 use crate::state::{SWAPPABLE_CONFIG, now_rfc3339};
 use crate::{Shared, lock};
@@ -129,4 +130,58 @@ pub(crate) fn slots_diffs(
         StatusCode::OK,
         &serde_json::json!({"value": value, "nextLink": null}),
     )
+}
+
+fn xml_attr(value: &str) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
+}
+
+/// `POST publishxml`: the slot's publish profile (Web Deploy, FTP and Zip Deploy entries, as App
+/// Service lists them), with the publishing credentials.
+pub(crate) fn publish_xml(shared: &Shared, name: &str, slot: &str) -> Response {
+    let state = lock(&shared.state);
+    let Some(app) = state.apps.get(name) else {
+        return not_found("Microsoft.Web/sites", name, "");
+    };
+    let (host, scm) = host_names(shared, app, slot);
+    let user = xml_attr(&app.publishing_user(slot));
+    let password = xml_attr(app.publishing_password.expose());
+    let site = xml_attr(&app.name);
+    let label = if slot == crate::state::PRODUCTION {
+        site.clone()
+    } else {
+        format!("{site}__{}", xml_attr(slot))
+    };
+    let profile = |title: &str, method: &str, url: &str, extra: &str| {
+        format!(
+            "<publishProfile profileName=\"{label} - {title}\" publishMethod=\"{method}\" publishUrl=\"{url}\"{extra} userName=\"{user}\" userPWD=\"{password}\" destinationAppUrl=\"https://{host}\" SQLServerDBConnectionString=\"\" mySQLDBConnectionString=\"\" hostingProviderForumLink=\"\" controlPanelLink=\"\" webSystem=\"WebSites\"><databases /></publishProfile>"
+        )
+    };
+    let body = format!(
+        "<publishData>{}{}{}</publishData>",
+        profile(
+            "Web Deploy",
+            "MSDeploy",
+            &scm,
+            &format!(" msdeploySite=\"{label}\"")
+        ),
+        profile(
+            "FTP",
+            "FTP",
+            &format!("ftps://{scm}/site/wwwroot"),
+            " ftpPassiveMode=\"True\""
+        ),
+        profile("Zip Deploy", "ZipDeploy", &scm, ""),
+    );
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/xml")],
+        body,
+    )
+        .into_response()
 }

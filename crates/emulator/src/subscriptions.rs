@@ -10,20 +10,23 @@ use crate::server::{error_json, json};
 use crate::state::PRODUCTION;
 use crate::{ARM_AUDIENCE, DOMAIN, Shared, VAULT_AUDIENCE, lock};
 
-/// `GET /metadata/endpoints?api-version=…`. From api-version 2019-05-01 on ARM answers a list of
-/// clouds; before it (`1.0`, `2015-01-01`), the one object Azure Stack documents. Every endpoint is
-/// the emulator's.
+/// `GET /metadata/endpoints?api-version=…`, in the shape each api-version has on ARM: `1.0` and
+/// `2015-01-01` the object Azure Stack documents (`galleryEndpoint`, `authentication`, …); the 2019
+/// versions a list of clouds (as `ARM_CLOUD_METADATA_URL` readers expect); 2020 and later the one
+/// cloud object (`name`, `authentication`, `suffixes`, `resourceManager`, …), which
+/// `az cloud register --endpoint-resource-manager` reads with 2022-09-01. Every endpoint is the
+/// emulator's.
 pub(crate) fn metadata_endpoints(shared: &Shared, api_version: Option<&str>) -> Response {
     let arm = format!("{}/", shared.url("management"));
     let login = format!("{}/", shared.url("login"));
     let graph = format!("{}/", shared.url("graph"));
     let portal = shared.url("portal");
     let vault_suffix = shared.host_with_port(&format!("vault.{DOMAIN}"));
-    let newer = api_version
+    let year = api_version
         .and_then(|v| v.get(..4))
         .and_then(|y| y.parse::<u32>().ok())
-        .is_some_and(|year| year >= 2019);
-    if !newer {
+        .unwrap_or(0);
+    if year < 2019 {
         return json(
             StatusCode::OK,
             &serde_json::json!({
@@ -34,9 +37,7 @@ pub(crate) fn metadata_endpoints(shared: &Shared, api_version: Option<&str>) -> 
             }),
         );
     }
-    json(
-        StatusCode::OK,
-        &serde_json::json!([{
+    let cloud = serde_json::json!({
             "portal": portal,
             "authentication": {
                 "loginEndpoint": login,
@@ -64,8 +65,13 @@ pub(crate) fn metadata_endpoints(shared: &Shared, api_version: Option<&str>) -> 
             "sqlManagement": format!("{portal}/sql/"),
             "microsoftGraphResourceId": graph,
             "keyVaultResourceId": VAULT_AUDIENCE,
-        }]),
-    )
+    });
+    let body = if year == 2019 {
+        serde_json::Value::Array(vec![cloud])
+    } else {
+        cloud
+    };
+    json(StatusCode::OK, &body)
 }
 
 fn subscription_json(shared: &Shared, s: &SeedSubscription) -> serde_json::Value {

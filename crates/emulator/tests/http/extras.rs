@@ -231,3 +231,30 @@ async fn the_oidc_token_takes_its_api_version_from_the_accept_header() {
     let r = send("application/json").await;
     assert_eq!(r.status(), 400, "no api-version anywhere is still refused");
 }
+
+#[tokio::test]
+async fn publish_profile_lists_the_slots_publishing_endpoints() {
+    let f = start().await;
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/staging/publishxml?api-version=2016-08-01"),
+            Some(json!({"format": "WebDeploy"})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let xml = r.text().await.expect("text");
+    let scm = f.emu.scm_url(APP, "staging");
+    let scm_host = scm.trim_start_matches("https://");
+    for method in ["MSDeploy", "FTP", "ZipDeploy"] {
+        assert!(
+            xml.contains(&format!("publishMethod=\"{method}\"")),
+            "{xml}"
+        );
+    }
+    assert!(xml.contains(&format!("publishUrl=\"{scm_host}\"")), "{xml}");
+    assert!(
+        xml.contains(&format!("userName=\"${APP}__staging\"")),
+        "{xml}"
+    );
+}

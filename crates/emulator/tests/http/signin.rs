@@ -147,13 +147,16 @@ async fn the_v1_token_endpoint_takes_a_resource_and_answers_v1_fields() {
 async fn arm_metadata_is_served_without_a_token_in_both_shapes() {
     let f = start().await;
     let arm = f.emu.endpoints().arm;
-    let (status, clouds) = get_json(
+    let (status, cloud) = get_json(
         &f,
         &format!("{arm}/metadata/endpoints?api-version=2022-09-01"),
     )
     .await;
-    assert_eq!(status, 200, "{clouds}");
-    let cloud = &clouds[0];
+    assert_eq!(status, 200, "{cloud}");
+    assert_eq!(
+        cloud["name"], "SlotReleaseEmulator",
+        "one cloud object: {cloud}"
+    );
     assert_eq!(cloud["resourceManager"], format!("{arm}/"));
     assert_eq!(
         cloud["authentication"]["loginEndpoint"],
@@ -167,6 +170,24 @@ async fn arm_metadata_is_served_without_a_token_in_both_shapes() {
         cloud["suffixes"]["keyVaultDns"],
         format!("vault.emulator.test:{}", f.emu.port())
     );
+    let (status, clouds) = get_json(
+        &f,
+        &format!("{arm}/metadata/endpoints?api-version=2019-05-01"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        clouds[0]["resourceManager"],
+        format!("{arm}/"),
+        "a list: {clouds}"
+    );
+    // `az cloud register --endpoint-resource-manager <arm>/` asks with a doubled slash.
+    let (status, _) = get_json(
+        &f,
+        &format!("{arm}//metadata/endpoints?api-version=2022-09-01"),
+    )
+    .await;
+    assert_eq!(status, 200);
     let (status, old) = get_json(&f, &format!("{arm}/metadata/endpoints?api-version=1.0")).await;
     assert_eq!(status, 200);
     assert_eq!(
