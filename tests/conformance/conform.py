@@ -480,10 +480,139 @@ def node_checks(emu, env, work, sp_pem, key_pem, cert_pem):
         print(proc.stderr[-4000:])
 
 
+def az_checks(emu, env, work, sp_pem, az):
+    """The Azure CLI, registered against the emulator as a custom cloud (no patching: its own
+    `az cloud register` and `core.instance_discovery` switch, the proxy and CA from the environment)."""
+    import requests
+
+    az_env = dict(env)
+    az_env.update(
+        {
+            "AZURE_CONFIG_DIR": os.path.join(work, "azure-cli"),
+            "AZURE_CORE_COLLECT_TELEMETRY": "false",
+            "AZURE_CORE_NO_COLOR": "true",
+            "AZURE_CORE_ONLY_SHOW_ERRORS": "true",
+        }
+    )
+
+    def run(*args, ok=True):
+        p = subprocess.run([az, *args], env=az_env, capture_output=True, text=True, timeout=300)
+        if ok and p.returncode != 0:
+            raise AssertionError(f"az {' '.join(args[:4])} exited {p.returncode}: {p.stderr.strip()[-500:]}")
+        return p
+
+    def out(*args):
+        text = run(*args, "--output", "json").stdout
+        return json.loads(text) if text.strip() else None
+
+    web = ("-g", RG, "-n", APP)
+
+    @check("az: register the emulator as a custom cloud (az cloud register --endpoint-resource-manager)")
+    def _():
+        run("config", "set", "core.instance_discovery=false")
+        run("cloud", "register", "-n", "SlotReleaseEmulator", "--endpoint-resource-manager", emu.arm + "/",
+            "--suffix-keyvault-dns", f".vault.emulator.test:{emu.port}")
+        run("cloud", "set", "-n", "SlotReleaseEmulator")
+
+    @check("az: sign-in with a certificate (az login --service-principal --certificate)")
+    def _():
+        accounts = out("login", "--service-principal", "-u", CLIENT, "--certificate", sp_pem, "--tenant", TENANT)
+        expect(accounts[0]["id"] == SUB, f"{accounts}")
+
+    @check("az: sign-in with the pipelines' OIDC token (az login --federated-token, as AzureCLI@2 does)")
+    def _():
+        r = requests.post(
+            f"{emu.oidc}?api-version=7.1&serviceConnectionId={WIF_CONNECTION}",
+            headers={"Authorization": f"Bearer {SYSTEM_ACCESS_TOKEN}"},
+            json={},
+            timeout=30,
+        )
+        r.raise_for_status()
+        accounts = out("login", "--service-principal", "-u", CLIENT, "--federated-token", r.json()["oidcToken"], "--tenant", TENANT)
+        expect(accounts[0]["id"] == SUB, f"{accounts}")
+
+    @check("az: sign-in with a client secret (az login --service-principal -p)")
+    def _():
+        accounts = out("login", "--service-principal", "-u", CLIENT, "-p", SECRET, "--tenant", TENANT)
+        expect(accounts[0]["id"] == SUB and accounts[0]["tenantId"] == TENANT, f"{accounts}")
+
+    @check("az: get site and slot (az webapp show [--slot])")
+    def _():
+        expect(out("webapp", "show", *web)["state"] == "Running", "state")
+        expect(out("webapp", "show", *web, "--slot", "staging")["name"] == f"{APP}/staging", "slot name")
+
+    @check("az: app settings read and write (az webapp config appsettings list/set --slot)")
+    def _():
+        run("webapp", "config", "appsettings", "set", *web, "--slot", "staging", "--settings", "AZ_CONFORMANCE=1")
+        settings = {s["name"]: s["value"] for s in out("webapp", "config", "appsettings", "list", *web, "--slot", "staging")}
+        expect(settings.get("AZ_CONFORMANCE") == "1" and settings.get("SLOT_NAME") == "stage", f"{settings}")
+
+    @check("az: configuration read and write (az webapp config show/set --slot)")
+    def _():
+        run("webapp", "config", "set", *web, "--slot", "staging", "--generic-configurations", '{"healthCheckPath": "/index.html"}')
+        expect(out("webapp", "config", "show", *web, "--slot", "staging")["healthCheckPath"] == "/index.html", "not set")
+
+    @check("az: swap (az webapp deployment slot swap)")
+    def _():
+        run("webapp", "deployment", "slot", "swap", *web, "--slot", "staging", "--target-slot", "production")
+        settings = {s["name"]: s["value"] for s in out("webapp", "config", "appsettings", "list", *web)}
+        expect(settings.get("AZ_CONFORMANCE") == "1", "the swap moved nothing")
+
+    @check("az: swap with preview: preview, then swap (--action preview, --action swap)")
+    def _():
+        run("webapp", "deployment", "slot", "swap", *web, "--slot", "staging", "--target-slot", "production", "--action", "preview")
+        run("webapp", "deployment", "slot", "swap", *web, "--slot", "staging", "--target-slot", "production", "--action", "swap")
+
+    @check("az: swap with preview: preview, then reset (--action preview, --action reset)")
+    def _():
+        run("webapp", "deployment", "slot", "swap", *web, "--slot", "staging", "--target-slot", "production", "--action", "preview")
+        run("webapp", "deployment", "slot", "swap", *web, "--slot", "staging", "--target-slot", "production", "--action", "reset")
+
+    @check("az: a failed swap is seen as failed (warm-up fault)")
+    def _():
+        inject(emu, {"kind": "swapWarmupFails", "app": APP})
+        p = run("webapp", "deployment", "slot", "swap", *web, "--slot", "staging", "--target-slot", "production", ok=False)
+        expect(p.returncode != 0, "the failed swap was reported as a success")
+        expect("WEBSITE_SWAP_WARMUP_PING_PATH" in p.stderr, f"unexpected error: {p.stderr[-400:]}")
+
+    @check("az: restart, stop and start (az webapp restart/stop/start --slot)")
+    def _():
+        run("webapp", "restart", *web, "--slot", "staging")
+        run("webapp", "stop", *web, "--slot", "staging")
+        expect(out("webapp", "show", *web, "--slot", "staging")["state"] == "Stopped", "not stopped")
+        run("webapp", "start", *web, "--slot", "staging")
+
+    @check("az: publishing credentials (az webapp deployment list-publishing-credentials --slot)")
+    def _():
+        expect(out("webapp", "deployment", "list-publishing-credentials", *web, "--slot", "staging")["scmUri"], "no scmUri")
+
+    @check("az: OneDeploy (az webapp deploy --type zip --slot)")
+    def _():
+        package = os.path.join(work, "az-package.zip")
+        with zipfile.ZipFile(package, "w") as z:
+            z.writestr("index.html", "v4")
+        run("webapp", "deploy", *web, "--slot", "staging", "--src-path", package, "--type", "zip", "--async", "false")
+
+    @check("az: Key Vault list, get, versions and set (az keyvault secret list/show/list-versions/set)")
+    def _():
+        names = {s["name"] for s in out("keyvault", "secret", "list", "--vault-name", VAULT)}
+        expect({"db-password", "api-key"} <= names, f"{names}")
+        expect(out("keyvault", "secret", "show", "--vault-name", VAULT, "-n", "db-password")["value"] == "s3cr3t", "value")
+        expect(len(out("keyvault", "secret", "list-versions", "--vault-name", VAULT, "-n", "db-password")) == 3, "versions")
+        run("keyvault", "secret", "set", "--vault-name", VAULT, "-n", "az-written", "--value", "v")
+        expect(out("keyvault", "secret", "show", "--vault-name", VAULT, "-n", "az-written")["value"] == "v", "set")
+
+    @check("az: Key Vault missing secret (az keyvault secret show → SecretNotFound)")
+    def _():
+        p = run("keyvault", "secret", "show", "--vault-name", VAULT, "-n", "does-not-exist", ok=False)
+        expect(p.returncode != 0 and "SecretNotFound" in p.stderr, f"exit {p.returncode}: {p.stderr[-400:]}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binary", required=True, help="the slot-release binary")
     parser.add_argument("--skip-node", action="store_true", help="run the Python clients only")
+    parser.add_argument("--az", help="an Azure CLI `az` to run against the emulator too")
     args = parser.parse_args()
     work = tempfile.mkdtemp(prefix="slot-release-conformance-")
     started = time.monotonic()
@@ -512,6 +641,8 @@ def main():
         python_checks(emu, sp_pem)
         if not args.skip_node:
             node_checks(emu, env, work, sp_pem, key_pem, cert_pem)
+        if args.az:
+            az_checks(emu, env, work, sp_pem, os.path.abspath(args.az))
     finally:
         if emu:
             emu.stop()
