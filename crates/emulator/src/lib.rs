@@ -14,6 +14,7 @@ mod kudu;
 mod kv_write;
 mod lro;
 mod proxy;
+mod reqlog;
 mod runtime;
 mod seed;
 mod server;
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::EmulatorError;
 pub use fault::{Fault, RouteMatch, Scope};
+pub use reqlog::REQUEST_LOG_CAPACITY;
 pub use seed::{
     AppKind, ConnectionKind, SecretString, Seed, SeedApp, SeedClient, SeedManagedIdentity,
     SeedResourceGroup, SeedSecret, SeedServiceConnection, SeedSlot, SeedSubscription, SeedVault,
@@ -165,7 +167,7 @@ pub(crate) struct Shared {
     pub(crate) client_certificates: Vec<cert::RegisteredCert>,
     pub(crate) state: Mutex<state::State>,
     pub(crate) faults: Mutex<fault::FaultSet>,
-    pub(crate) requests: Mutex<Vec<RequestRecord>>,
+    pub(crate) requests: Mutex<reqlog::RequestLog>,
     pub(crate) http: reqwest::Client,
 }
 
@@ -323,9 +325,9 @@ impl Emulator {
         state::snapshot(&self.shared)
     }
 
-    /// Every request received so far, oldest first.
+    /// Every request received so far, oldest first: the newest [`REQUEST_LOG_CAPACITY`] of them.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        lock(&self.shared.requests).clone()
+        lock(&self.shared.requests).to_vec()
     }
 
     /// Every credential value this emulator has handed out or holds, for leak detectors: each access

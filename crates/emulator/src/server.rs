@@ -83,7 +83,7 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
         client_certificates,
         state: Mutex::new(state),
         faults: Mutex::new(faults),
-        requests: Mutex::new(Vec::new()),
+        requests: Mutex::new(crate::reqlog::RequestLog::default()),
         http,
     });
     let proxy = crate::proxy::start(port)
