@@ -11,12 +11,15 @@ use axum::response::{IntoResponse, Response};
 
 use crate::entra::{AuthFailure, check_bearer, fmt_unix, tenant_authority};
 use crate::fault::Fault;
-use crate::lro::{OpError, add_lro_headers, operation_status, run_operation, start_operation};
+mod lro;
+mod subscriptions;
+
 use crate::server::{error_json, json, query_param, read_json};
 use crate::state::{
     App, PRODUCTION, Preview, SWAPPABLE_CONFIG, Slot, new_content_dir, now_rfc3339, slot_label,
 };
 use crate::{ARM_AUDIENCE, DOMAIN, Shared, lock};
+use lro::{OpError, add_lro_headers, operation_status, run_operation, start_operation};
 
 fn challenge(shared: &Shared, failure: &AuthFailure) -> Response {
     let now = now_rfc3339();
@@ -81,7 +84,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
         .collect();
     if req.method() == Method::GET && path_segments == ["metadata", "endpoints"] {
         let api_version = query_param(req.uri().query(), "api-version");
-        return crate::subscriptions::metadata_endpoints(&shared, api_version.as_deref());
+        return subscriptions::metadata_endpoints(&shared, api_version.as_deref());
     }
     if let Err(f) = check_bearer(&shared, req.headers(), ARM_AUDIENCE) {
         return challenge(&shared, &f);
@@ -115,12 +118,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
             "operationresults",
             id,
         ] if method == Method::GET => operation_status(&shared, name, id),
-        ["subscriptions"] if method == Method::GET => crate::subscriptions::list(&shared),
-        ["subscriptions", _] if method == Method::GET => {
-            crate::subscriptions::get(&shared, &segs[1])
-        }
+        ["subscriptions"] if method == Method::GET => subscriptions::list(&shared),
+        ["subscriptions", _] if method == Method::GET => subscriptions::get(&shared, &segs[1]),
         ["subscriptions", _, "providers", "microsoft.web", "sites"] if method == Method::GET => {
-            crate::subscriptions::sites(&shared, &segs[1])
+            subscriptions::sites(&shared, &segs[1])
         }
         [
             "subscriptions",
@@ -1010,7 +1011,7 @@ fn create_slot(
     if created {
         crate::runtime::restart(shared, name, slot);
         let mut resp = json(StatusCode::ACCEPTED, &resp_body);
-        let id = crate::lro::record_done(shared, name, "CreateSlot");
+        let id = lro::record_done(shared, name, "CreateSlot");
         add_lro_headers(shared, &mut resp, name, &id, api_version);
         resp
     } else {
