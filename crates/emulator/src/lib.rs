@@ -17,7 +17,6 @@ mod reqlog;
 mod runtime;
 mod seed;
 mod server;
-mod slot_extras;
 mod state;
 mod tags;
 mod tls;

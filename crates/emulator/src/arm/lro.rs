@@ -9,8 +9,11 @@
 //! failure as one: azure-arm-rest keeps polling on 202 and requires a final 200, azure-core's ARM
 //! poller reads `status` and also fails on an error status.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+
+use axum::extract::{Path, State};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -229,7 +232,7 @@ where
 
 /// `GET …/sites/{app}/operationResults/{id}`: 202 + `InProgress` while running, 200 + `Succeeded`,
 /// or the failure's HTTP status + `Failed` and `error`.
-pub(crate) fn operation_status(shared: &Shared, app: &str, id: &str) -> Response {
+fn operation_status(shared: &Shared, app: &str, id: &str) -> Response {
     let op = lock(&shared.state).operations.get(id).cloned();
     let Some(op) = op.filter(|o| o.app.eq_ignore_ascii_case(app)) else {
         return error_json(
@@ -265,4 +268,13 @@ pub(crate) fn operation_status(shared: &Shared, app: &str, id: &str) -> Response
         insert(&mut resp, header::RETRY_AFTER, &retry_after_secs(shared));
     }
     resp
+}
+
+/// Route: `GET /subscriptions/{sub}/providers/Microsoft.Web/sites/{name}/operationResults/{id}`.
+pub(super) async fn status_route(
+    State(shared): State<Arc<Shared>>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
+    let param = |k: &str| params.get(k).map_or("", String::as_str);
+    operation_status(&shared, &param("name").to_ascii_lowercase(), param("id"))
 }

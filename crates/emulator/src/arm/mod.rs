@@ -1,25 +1,30 @@
-//! ARM App Service control plane: sites and slots, app settings, sticky names, site config,
-//! publishing credentials, the SCM basic-auth policy, deployments, and the long-running operations
-//! (swap, swap with preview, restart, start, stop) with Azure's swap semantics.
+//! ARM App Service control plane: authentication, the site and slot resources (their JSON, creation
+//! and the scope checks every route shares), and the route table (`route`) that sends each operation
+//! to its module: `sites` (sites and slots, restart/start/stop, tags), `config` (app settings, sticky
+//! names, site config, metadata), `swap` (swap, swap with preview, slot differences), `publishing`
+//! (credentials, publish profile, deployments), `lro` (long-running operations) and `subscriptions`
+//! (subscriptions, the cloud's metadata).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::entra::{AuthFailure, check_bearer, fmt_unix, tenant_authority};
-use crate::fault::Fault;
+mod config;
 mod lro;
+mod publishing;
+mod route;
+mod sites;
 mod subscriptions;
+mod swap;
 
-use crate::server::{error_json, json, query_param, read_json};
-use crate::state::{
-    App, PRODUCTION, Preview, SWAPPABLE_CONFIG, Slot, new_content_dir, now_rfc3339, slot_label,
-};
+use crate::server::{error_json, json, query_param};
+use crate::state::{App, PRODUCTION, Slot, new_content_dir, now_rfc3339, slot_label};
 use crate::{ARM_AUDIENCE, DOMAIN, Shared, lock};
-use lro::{OpError, add_lro_headers, operation_status, run_operation, start_operation};
+use lro::add_lro_headers;
 
 fn challenge(shared: &Shared, failure: &AuthFailure) -> Response {
     let now = now_rfc3339();
@@ -72,7 +77,6 @@ pub(crate) fn not_found(kind: &str, name: &str, rg: &str) -> Response {
 }
 
 pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response {
-    // ARM serves the cloud's metadata to anyone: clients read it before they can sign in.
     // Compared by segment: `az cloud register` asks for `<arm>//metadata/endpoints` when the endpoint
     // it was given ends with a slash, and ARM answers that too.
     let path_segments: Vec<String> = req
@@ -82,6 +86,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
         .filter(|s| !s.is_empty())
         .map(str::to_ascii_lowercase)
         .collect();
+    // ARM serves the cloud's metadata to anyone: clients read it before they can sign in.
     if req.method() == Method::GET && path_segments == ["metadata", "endpoints"] {
         let api_version = query_param(req.uri().query(), "api-version");
         return subscriptions::metadata_endpoints(&shared, api_version.as_deref());
@@ -89,132 +94,17 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
     if let Err(f) = check_bearer(&shared, req.headers(), ARM_AUDIENCE) {
         return challenge(&shared, &f);
     }
-    let segs: Vec<String> = req
-        .uri()
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
-    let low: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
-    let low: Vec<&str> = low.iter().map(String::as_str).collect();
-    let api_version = query_param(req.uri().query(), "api-version");
-    if api_version.is_none() {
+    if query_param(req.uri().query(), "api-version").is_none() {
         return error_json(
             StatusCode::BAD_REQUEST,
             "MissingApiVersionParameter",
             "The api-version query parameter (?api-version=) is required for all requests.",
         );
     }
-    let method = req.method().clone();
-    match low.as_slice() {
-        [
-            "subscriptions",
-            _,
-            "providers",
-            "microsoft.web",
-            "sites",
-            name,
-            "operationresults",
-            id,
-        ] if method == Method::GET => operation_status(&shared, name, id),
-        ["subscriptions"] if method == Method::GET => subscriptions::list(&shared),
-        ["subscriptions", _] if method == Method::GET => subscriptions::get(&shared, &segs[1]),
-        ["subscriptions", _, "providers", "microsoft.web", "sites"] if method == Method::GET => {
-            subscriptions::sites(&shared, &segs[1])
-        }
-        [
-            "subscriptions",
-            _,
-            "resourcegroups",
-            _,
-            "providers",
-            "microsoft.web",
-            "sites",
-        ] if method == Method::GET => {
-            let (sub, rg) = (&segs[1], &segs[3]);
-            if let Err(r) = check_scope(&shared, sub, rg) {
-                return *r;
-            }
-            let state = lock(&shared.state);
-            let value: Vec<serde_json::Value> = state
-                .apps
-                .values()
-                .filter(|a| {
-                    a.subscription_id.eq_ignore_ascii_case(sub)
-                        && a.resource_group.eq_ignore_ascii_case(rg)
-                })
-                .filter_map(|a| a.slot(PRODUCTION).map(|s| site_json(&shared, a, s)))
-                .collect();
-            json(
-                StatusCode::OK,
-                &serde_json::json!({"value": value, "nextLink": null}),
-            )
-        }
-        [
-            "subscriptions",
-            _,
-            "resourcegroups",
-            _,
-            "providers",
-            "microsoft.web",
-            "sites",
-            _,
-            rest @ ..,
-        ] => {
-            let (sub, rg, name) = (segs[1].clone(), segs[3].clone(), low[7].to_owned());
-            if let Err(r) = check_scope(&shared, &sub, &rg) {
-                return *r;
-            }
-            {
-                let state = lock(&shared.state);
-                let ok = state.apps.get(&name).is_some_and(|a| {
-                    a.subscription_id.eq_ignore_ascii_case(&sub)
-                        && a.resource_group.eq_ignore_ascii_case(&rg)
-                });
-                if !ok {
-                    return not_found("Microsoft.Web/sites", &segs[7], &rg);
-                }
-            }
-            let rest: Vec<String> = rest.iter().map(|s| (*s).to_owned()).collect();
-            let (slot, ops): (String, Vec<String>) = match rest.first().map(String::as_str) {
-                Some("slots") if rest.len() == 1 => {
-                    if method != Method::GET {
-                        return method_not_allowed();
-                    }
-                    return list_slots(&shared, &name);
-                }
-                Some("slots") => (rest[1].clone(), rest[2..].to_vec()),
-                _ => (PRODUCTION.to_owned(), rest.clone()),
-            };
-            site_op(
-                shared,
-                req,
-                api_version.unwrap_or_default(),
-                name,
-                rg,
-                slot,
-                ops,
-            )
-            .await
-        }
-        _ => error_json(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            "No HTTP resource was found that matches the request URI (not emulated).",
-        ),
-    }
+    route::dispatch(shared, req).await
 }
 
-fn method_not_allowed() -> Response {
-    error_json(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        "The requested method is not allowed on this resource.",
-    )
-}
-
-fn check_scope(shared: &Shared, sub: &str, rg: &str) -> Result<(), Box<Response>> {
+pub(crate) fn check_scope(shared: &Shared, sub: &str, rg: &str) -> Result<(), Box<Response>> {
     let Some(s) = shared
         .seed
         .subscriptions
@@ -328,7 +218,7 @@ pub(crate) fn site_json(shared: &Shared, app: &App, slot: &Slot) -> serde_json::
     site
 }
 
-fn list_slots(shared: &Shared, name: &str) -> Response {
+pub(crate) fn slot_list(shared: &Shared, name: &str) -> Response {
     let state = lock(&shared.state);
     let Some(app) = state.apps.get(name) else {
         return not_found("Microsoft.Web/sites", name, "");
@@ -345,595 +235,7 @@ fn list_slots(shared: &Shared, name: &str) -> Response {
     )
 }
 
-pub(crate) fn config_resource(
-    app: &App,
-    slot: &str,
-    name: &str,
-    properties: serde_json::Value,
-) -> serde_json::Value {
-    serde_json::json!({
-        "id": format!("{}/config/{name}", resource_id(app, slot)),
-        "name": name,
-        "type": if slot == PRODUCTION { "Microsoft.Web/sites/config" } else { "Microsoft.Web/sites/slots/config" },
-        "kind": "app",
-        "location": app.location,
-        "properties": properties,
-    })
-}
-
-fn merge(
-    target: &mut serde_json::Map<String, serde_json::Value>,
-    patch: &serde_json::Map<String, serde_json::Value>,
-) {
-    for (k, v) in patch {
-        target.insert(k.clone(), v.clone());
-    }
-}
-
-#[allow(clippy::too_many_lines)]
-async fn site_op(
-    shared: Arc<Shared>,
-    req: Request<Body>,
-    api_version: String,
-    name: String,
-    rg: String,
-    slot: String,
-    ops: Vec<String>,
-) -> Response {
-    let slot = slot.to_ascii_lowercase();
-    let method = req.method().clone();
-    let ops_low: Vec<String> = ops.iter().map(|s| s.to_ascii_lowercase()).collect();
-    let ops_ref: Vec<&str> = ops_low.iter().map(String::as_str).collect();
-    let slot_exists = lock(&shared.state)
-        .apps
-        .get(&name)
-        .is_some_and(|a| a.slot(&slot).is_some());
-    let creating = method == Method::PUT && ops_ref.is_empty() && slot != PRODUCTION;
-    if !slot_exists && !creating {
-        return not_found("Microsoft.Web/sites/slots", &format!("{name}/{slot}"), &rg);
-    }
-    let body = match read_json(req.into_body()).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    match (method.clone(), ops_ref.as_slice()) {
-        (_, ["providers", "microsoft.resources", "tags", "default"]) => {
-            crate::tags::handle(&shared, &method, &body, &name, &slot)
-        }
-        (Method::GET, []) => {
-            let state = lock(&shared.state);
-            match state
-                .apps
-                .get(&name)
-                .and_then(|a| a.slot(&slot).map(|s| site_json(&shared, a, s)))
-            {
-                Some(v) => json(StatusCode::OK, &v),
-                None => not_found("Microsoft.Web/sites", &name, &rg),
-            }
-        }
-        (Method::PUT, []) if slot != PRODUCTION => {
-            create_slot(&shared, &api_version, &name, &slot, &body)
-        }
-        (Method::PATCH | Method::PUT, []) => {
-            // Checked before the lock is taken and anything is written, so a refused request
-            // leaves tags and siteConfig as they were (ARM validates the whole body first).
-            let new_tags = match body_tags(&body, |v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| v.to_string())
-            }) {
-                Ok(t) => t,
-                Err(refusal) => return refusal.response(),
-            };
-            let v = {
-                let mut state = lock(&shared.state);
-                let Some(app) = state.apps.get_mut(&name) else {
-                    return not_found("Microsoft.Web/sites", &name, &rg);
-                };
-                let Some(s) = app.slot_mut(&slot) else {
-                    return not_found("Microsoft.Web/sites/slots", &slot, &rg);
-                };
-                if let Some(tags) = new_tags {
-                    s.tags = tags;
-                }
-                if let Some(cfg) = body
-                    .pointer("/properties/siteConfig")
-                    .and_then(|c| c.as_object())
-                {
-                    merge(&mut s.site_config, cfg);
-                }
-                s.last_modified = now_rfc3339();
-                let app = &state.apps[&name];
-                app.slot(&slot)
-                    .map(|s| site_json(&shared, app, s))
-                    .unwrap_or_default()
-            };
-            json(StatusCode::OK, &v)
-        }
-        (Method::DELETE, []) if slot != PRODUCTION => {
-            let removed = lock(&shared.state)
-                .apps
-                .get_mut(&name)
-                .and_then(|a| a.slots.remove(&slot));
-            if let Some(s) = removed
-                && let Some(i) = &s.instance
-            {
-                i.stop();
-            }
-            StatusCode::OK.into_response()
-        }
-        (Method::POST, ["config", "appsettings", "list"]) => {
-            let state = lock(&shared.state);
-            let app = &state.apps[&name];
-            let settings = app
-                .slot(&slot)
-                .map(|s| s.app_settings.clone())
-                .unwrap_or_default();
-            json(
-                StatusCode::OK,
-                &config_resource(
-                    app,
-                    &slot,
-                    "appsettings",
-                    serde_json::to_value(settings).unwrap_or_default(),
-                ),
-            )
-        }
-        (Method::PUT, ["config", "appsettings"]) => {
-            let Some(props) = body.get("properties").and_then(|p| p.as_object()) else {
-                return error_json(
-                    StatusCode::BAD_REQUEST,
-                    "BadRequest",
-                    "The request body must contain 'properties' with the settings.",
-                );
-            };
-            let settings: BTreeMap<String, String> = props
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str()
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                })
-                .collect();
-            let resp = {
-                let mut state = lock(&shared.state);
-                let Some(app) = state.apps.get_mut(&name) else {
-                    return not_found("Microsoft.Web/sites", &name, &rg);
-                };
-                if let Some(s) = app.slot_mut(&slot) {
-                    s.app_settings = settings.clone();
-                    s.last_modified = now_rfc3339();
-                }
-                config_resource(
-                    app,
-                    &slot,
-                    "appsettings",
-                    serde_json::to_value(&settings).unwrap_or_default(),
-                )
-            };
-            // App Service restarts the app when its settings change.
-            crate::runtime::restart(&shared, &name, &slot);
-            json(StatusCode::OK, &resp)
-        }
-        (Method::GET | Method::PUT, ["config", "slotconfignames"]) => {
-            let mut state = lock(&shared.state);
-            let Some(app) = state.apps.get_mut(&name) else {
-                return not_found("Microsoft.Web/sites", &name, &rg);
-            };
-            if method == Method::PUT {
-                let props = body.get("properties").cloned().unwrap_or_default();
-                match serde_json::from_value(props) {
-                    Ok(names) => app.slot_config_names = names,
-                    Err(e) => {
-                        return error_json(
-                            StatusCode::BAD_REQUEST,
-                            "BadRequest",
-                            &format!("Invalid slotConfigNames: {e}"),
-                        );
-                    }
-                }
-            }
-            let props = serde_json::to_value(&app.slot_config_names).unwrap_or_default();
-            json(
-                StatusCode::OK,
-                &serde_json::json!({
-                    "id": format!("{}/config/slotConfigNames", resource_id(app, PRODUCTION)),
-                    "name": "slotConfigNames",
-                    "type": "Microsoft.Web/sites/config",
-                    "location": app.location,
-                    "properties": props,
-                }),
-            )
-        }
-        (Method::GET | Method::PUT | Method::PATCH, ["config", "web"]) => {
-            let mut restart = false;
-            let resp = {
-                let mut state = lock(&shared.state);
-                let Some(app) = state.apps.get_mut(&name) else {
-                    return not_found("Microsoft.Web/sites", &name, &rg);
-                };
-                let Some(s) = app.slot_mut(&slot) else {
-                    return not_found("Microsoft.Web/sites/slots", &slot, &rg);
-                };
-                if method != Method::GET {
-                    let Some(props) = body.get("properties").and_then(|p| p.as_object()) else {
-                        return error_json(
-                            StatusCode::BAD_REQUEST,
-                            "BadRequest",
-                            "The request body must contain 'properties' with the site config.",
-                        );
-                    };
-                    let before: Vec<Option<serde_json::Value>> =
-                        ["linuxFxVersion", "appCommandLine"]
-                            .iter()
-                            .map(|k| s.site_config.get(*k).cloned())
-                            .collect();
-                    // PUT and PATCH both merge: properties absent from the body keep their value,
-                    // which is what App Service does for config/web.
-                    merge(&mut s.site_config, props);
-                    s.last_modified = now_rfc3339();
-                    let after: Vec<Option<serde_json::Value>> =
-                        ["linuxFxVersion", "appCommandLine"]
-                            .iter()
-                            .map(|k| s.site_config.get(*k).cloned())
-                            .collect();
-                    restart = before != after;
-                }
-                let cfg = serde_json::Value::Object(s.site_config.clone());
-                let app = &state.apps[&name];
-                config_resource(app, &slot, "web", cfg)
-            };
-            if restart {
-                crate::runtime::restart(&shared, &name, &slot);
-            }
-            json(StatusCode::OK, &resp)
-        }
-        (Method::POST, ["config", "publishingcredentials", "list"]) => {
-            let state = lock(&shared.state);
-            let app = &state.apps[&name];
-            let user = app.publishing_user(&slot);
-            let (_, scm) = host_names(&shared, app, &slot);
-            json(
-                StatusCode::OK,
-                &serde_json::json!({
-                    "id": format!("{}/publishingcredentials/$", resource_id(app, &slot)),
-                    "name": app.name,
-                    "type": "Microsoft.Web/sites/publishingcredentials",
-                    "kind": "app",
-                    "properties": {
-                        "name": null,
-                        "publishingUserName": user,
-                        "publishingPassword": app.publishing_password.expose(),
-                        "scmUri": format!("https://{}:{}@{}", user, app.publishing_password.expose(), scm),
-                    }
-                }),
-            )
-        }
-        (
-            Method::GET | Method::PUT,
-            [
-                "basicpublishingcredentialspolicies",
-                which @ ("scm" | "ftp"),
-            ],
-        ) => {
-            let mut state = lock(&shared.state);
-            let Some(app) = state.apps.get_mut(&name) else {
-                return not_found("Microsoft.Web/sites", &name, &rg);
-            };
-            if method == Method::PUT && *which == "scm" {
-                match body
-                    .pointer("/properties/allow")
-                    .and_then(serde_json::Value::as_bool)
-                {
-                    Some(allow) => app.basic_auth = allow,
-                    None => {
-                        return error_json(
-                            StatusCode::BAD_REQUEST,
-                            "BadRequest",
-                            "properties.allow is required.",
-                        );
-                    }
-                }
-            }
-            json(
-                StatusCode::OK,
-                &serde_json::json!({
-                    "id": format!("{}/basicPublishingCredentialsPolicies/{which}", resource_id(app, &slot)),
-                    "name": which,
-                    "type": "Microsoft.Web/sites/basicPublishingCredentialsPolicies",
-                    "properties": {"allow": app.basic_auth},
-                }),
-            )
-        }
-        (Method::POST, [op @ ("slotsswap" | "applyslotconfig")]) => {
-            let Some(target) = body
-                .get("targetSlot")
-                .and_then(|t| t.as_str())
-                .map(str::to_ascii_lowercase)
-            else {
-                return error_json(
-                    StatusCode::BAD_REQUEST,
-                    "BadRequest",
-                    "The parameter targetSlot has an invalid value.",
-                );
-            };
-            if target == slot {
-                return error_json(
-                    StatusCode::BAD_REQUEST,
-                    "BadRequest",
-                    &format!("Cannot swap slot '{slot}' with itself."),
-                );
-            }
-            let target_exists = lock(&shared.state)
-                .apps
-                .get(&name)
-                .is_some_and(|a| a.slot(&target).is_some());
-            if !target_exists {
-                return not_found(
-                    "Microsoft.Web/sites/slots",
-                    &format!("{name}/{target}"),
-                    &rg,
-                );
-            }
-            let apply_only = *op == "applyslotconfig";
-            let op_name = if apply_only {
-                "ApplySlotConfig"
-            } else {
-                "SwapSiteSlots"
-            };
-            let (s2, n2, src) = (shared.clone(), name.clone(), slot.clone());
-            let work = async move { swap(s2, n2, src, target, apply_only).await };
-            if apply_only {
-                // Phase 1 of swap with preview answers 200 when done (`ApplySlotConfig.json`).
-                run_operation(&shared, &name, op_name, work).await
-            } else {
-                start_operation(&shared, &api_version, &name, op_name, work)
-            }
-        }
-        (Method::POST, ["resetslotconfig"]) => {
-            let (s2, n2) = (shared.clone(), name.clone());
-            run_operation(&shared, &name, "ResetSlotConfig", async move {
-                reset_preview(&s2, &n2);
-                Ok(())
-            })
-            .await
-        }
-        (Method::POST, [op @ ("restart" | "start" | "stop")]) => {
-            let stopped = match *op {
-                "start" => Some(false),
-                "stop" => Some(true),
-                _ => None,
-            };
-            let (s2, n2, sl2) = (shared.clone(), name.clone(), slot.clone());
-            let work = async move {
-                if let Some(stopped) = stopped
-                    && let Some(s) = lock(&s2.state)
-                        .apps
-                        .get_mut(&n2)
-                        .and_then(|a| a.slot_mut(&sl2))
-                {
-                    s.stopped = stopped;
-                }
-                crate::runtime::restart(&s2, &n2, &sl2);
-                Ok(())
-            };
-            let op_name = match *op {
-                "start" => "StartSite",
-                "stop" => "StopSite",
-                _ => "RestartSite",
-            };
-            // Azure answers 200 once the slot is (re)started or stopped; `synchronous=true` on a
-            // restart changes nothing here because the emulator's restart is already done by then.
-            run_operation(&shared, &name, op_name, work).await
-        }
-        (Method::POST, ["config", "metadata", "list"]) | (Method::PUT, ["config", "metadata"]) => {
-            crate::slot_extras::metadata(&shared, &method, &body, &name, &slot)
-        }
-        (Method::POST, ["publishxml"]) => crate::slot_extras::publish_xml(&shared, &name, &slot),
-        (Method::POST, ["slotsdiffs"]) => {
-            crate::slot_extras::slots_diffs(&shared, &body, &name, &slot, &rg)
-        }
-        (Method::GET, ["deployments"]) => {
-            let state = lock(&shared.state);
-            deployment_list(&state.apps[&name], &slot, arm_deployment)
-        }
-        (Method::GET | Method::PUT, ["deployments", _]) => {
-            let id = ops[1].clone();
-            let mut state = lock(&shared.state);
-            let Some(app) = state.apps.get_mut(&name) else {
-                return not_found("Microsoft.Web/sites", &name, &rg);
-            };
-            if method == Method::PUT {
-                let props = body.get("properties").cloned().unwrap_or_default();
-                let site = app.name.clone();
-                if let Some(s) = app.slot_mut(&slot) {
-                    crate::kudu::put_record(s, &site, &id, &props, None);
-                }
-            }
-            let app = &state.apps[&name];
-            match app
-                .slot(&slot)
-                .and_then(|s| s.deployments.iter().find(|d| d.id == id))
-            {
-                Some(d) => json(StatusCode::OK, &arm_deployment(app, &slot, d)),
-                None => not_found("Microsoft.Web/sites/deployments", &id, &rg),
-            }
-        }
-        (Method::GET, ["deploymentstatus"]) => {
-            let state = lock(&shared.state);
-            deployment_list(&state.apps[&name], &slot, deployment_status)
-        }
-        (Method::GET, ["deploymentstatus", _]) => {
-            let state = lock(&shared.state);
-            let app = &state.apps[&name];
-            match app.slot(&slot).and_then(|s| {
-                s.deployments
-                    .iter()
-                    .find(|d| d.id.eq_ignore_ascii_case(&ops[1]))
-            }) {
-                Some(d) => json(
-                    if d.complete {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::ACCEPTED
-                    },
-                    &deployment_status(app, &slot, d),
-                ),
-                None => not_found("Microsoft.Web/sites/deploymentStatus", &ops[1], &rg),
-            }
-        }
-        (Method::GET, ["deployments", _, "log"]) => {
-            let state = lock(&shared.state);
-            let app = &state.apps[&name];
-            match app
-                .slot(&slot)
-                .and_then(|s| s.deployments.iter().find(|d| d.id == ops[1]))
-            {
-                Some(d) => {
-                    let value: Vec<serde_json::Value> = d.log.iter().enumerate().map(|(i, m)| serde_json::json!({
-                        "id": format!("{}/deployments/{}/log/{i}", resource_id(app, &slot), d.id),
-                        "name": i.to_string(),
-                        "properties": {"message": m, "log_time": d.end_time, "type": 0}
-                    })).collect();
-                    json(
-                        StatusCode::OK,
-                        &serde_json::json!({"value": value, "nextLink": null}),
-                    )
-                }
-                None => not_found("Microsoft.Web/sites/deployments", &ops[1], &rg),
-            }
-        }
-        _ => error_json(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            &format!("The operation {method} {} is not emulated.", ops.join("/")),
-        ),
-    }
-}
-
-fn arm_deployment(app: &App, slot: &str, d: &crate::state::DeploymentRecord) -> serde_json::Value {
-    serde_json::json!({
-        "id": format!("{}/deployments/{}", resource_id(app, slot), d.id),
-        "name": format!("{}/{}", app.name, d.id),
-        "type": "Microsoft.Web/sites/deployments",
-        "properties": {
-            "status": d.status,
-            "message": d.message,
-            "author": d.author,
-            "deployer": d.deployer,
-            "author_email": d.author_email,
-            "start_time": d.start_time,
-            "end_time": d.end_time,
-            "active": d.active,
-            "details": d.details,
-        }
-    })
-}
-
-/// OneDeploy's `CsmDeploymentStatus` view of a Kudu deployment record.
-fn deployment_status(
-    app: &App,
-    slot: &str,
-    d: &crate::state::DeploymentRecord,
-) -> serde_json::Value {
-    let (status, in_progress, ok, failed) = match d.status {
-        4 => ("RuntimeSuccessful", 0, 1, 0),
-        3 => ("BuildFailed", 0, 0, 1),
-        2 => ("RuntimeStarting", 1, 0, 0),
-        1 => ("BuildInProgress", 1, 0, 0),
-        _ => ("BuildRequestReceived", 1, 0, 0),
-    };
-    serde_json::json!({
-        "id": format!("{}/deploymentStatus/{}", resource_id(app, slot), d.id),
-        "name": d.id,
-        "type": "Microsoft.Web/sites/deploymentStatus",
-        "properties": {
-            "deploymentId": d.id,
-            "status": status,
-            "numberOfInstancesInProgress": in_progress,
-            "numberOfInstancesSuccessful": ok,
-            "numberOfInstancesFailed": failed,
-            "failedInstancesLogs": [],
-            "errors": if d.status == 3 { serde_json::json!([{"extendedCode": "BuildFailed", "message": d.status_text}]) } else { serde_json::Value::Null },
-        }
-    })
-}
-
-// Azure Resource Manager's limits on a resource's tags. Lengths are counted as ARM (.NET) counts
-// them, in UTF-16 code units, so a character outside the BMP costs two.
-/// Most tags one resource may carry.
-const MAX_TAGS: usize = 50;
-/// Longest tag name.
-const MAX_TAG_NAME_LEN: usize = 512;
-/// Longest tag value.
-const MAX_TAG_VALUE_LEN: usize = 256;
-
-/// The tag set a site/slot PUT or PATCH body asks for (`None` when it has no `tags`), refused with
-/// ARM's 400 errors when it breaks a tag limit. The body's `tags` replace the resource's tags, so the
-/// set checked is exactly the set the resource would be left with.
-fn body_tags(
-    body: &serde_json::Value,
-    value_text: impl Fn(&serde_json::Value) -> String,
-) -> Result<Option<BTreeMap<String, String>>, TagRefusal> {
-    let Some(tags) = body.get("tags").and_then(|t| t.as_object()) else {
-        return Ok(None);
-    };
-    let tags: BTreeMap<String, String> = tags
-        .iter()
-        .map(|(k, v)| (k.clone(), value_text(v)))
-        .collect();
-    check_tag_limits(&tags)?;
-    Ok(Some(tags))
-}
-
-/// A tag write ARM refuses: its error code and message (always a 400).
-#[derive(Debug)]
-pub(crate) struct TagRefusal {
-    pub(crate) code: &'static str,
-    pub(crate) message: String,
-}
-
-impl TagRefusal {
-    fn response(&self) -> Response {
-        error_json(StatusCode::BAD_REQUEST, self.code, &self.message)
-    }
-}
-
-/// ARM's own codes and wording for each broken limit, so clients see what real Azure would say.
-pub(crate) fn check_tag_limits(tags: &BTreeMap<String, String>) -> Result<(), TagRefusal> {
-    if tags.len() > MAX_TAGS {
-        return Err(TagRefusal {
-            code: "InvalidTags",
-            message: format!(
-                "Too many tags specified. Requested tag count - '{}'. Maximum number of tags allowed - '{MAX_TAGS}'.",
-                tags.len()
-            ),
-        });
-    }
-    let utf16_len = |s: &str| s.encode_utf16().count();
-    if let Some(name) = tags.keys().find(|k| utf16_len(k) > MAX_TAG_NAME_LEN) {
-        return Err(TagRefusal {
-            code: "InvalidTagNameLength",
-            message: format!(
-                "Tag name too large.  Following tag name '{name}' exceeded the maximum length. Maximum allowed length for tag name - '{MAX_TAG_NAME_LEN}' characters."
-            ),
-        });
-    }
-    if let Some(value) = tags.values().find(|v| utf16_len(v) > MAX_TAG_VALUE_LEN) {
-        return Err(TagRefusal {
-            code: "InvalidTagValueLength",
-            message: format!(
-                "Tag value too large.  Following tag value '{value}' exceeded the maximum length. Maximum allowed length for tag value - '{MAX_TAG_VALUE_LEN}' characters."
-            ),
-        });
-    }
-    Ok(())
-}
-
-fn create_slot(
+pub(crate) fn create_slot_resource(
     shared: &Arc<Shared>,
     api_version: &str,
     name: &str,
@@ -948,10 +250,11 @@ fn create_slot(
         );
     }
     // Refused before the slot exists, so a bad tag set creates nothing.
-    let new_tags = match body_tags(body, |v| v.as_str().unwrap_or_default().to_owned()) {
-        Ok(t) => t,
-        Err(refusal) => return refusal.response(),
-    };
+    let new_tags =
+        match crate::tags::site_body_tags(body, |v| v.as_str().unwrap_or_default().to_owned()) {
+            Ok(t) => t,
+            Err(refusal) => return refusal.response(),
+        };
     let (resp_body, created) = {
         let mut state = lock(&shared.state);
         let Some(app) = state.apps.get_mut(name) else {
@@ -974,7 +277,7 @@ fn create_slot(
                 .pointer("/properties/siteConfig")
                 .and_then(|c| c.as_object())
             {
-                merge(&mut config, cfg);
+                config::merge(&mut config, cfg);
             }
             app.slots.insert(
                 slot.to_owned(),
@@ -1017,224 +320,4 @@ fn create_slot(
     } else {
         json(StatusCode::OK, &resp_body)
     }
-}
-
-/// Non-sticky settings of `from` plus sticky settings of `sticky_from`.
-fn combine(
-    app: &App,
-    from: &BTreeMap<String, String>,
-    sticky_from: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = from
-        .iter()
-        .filter(|(k, _)| !app.is_sticky(k, from))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    for (k, v) in sticky_from {
-        if app.is_sticky(k, sticky_from) {
-            out.insert(k.clone(), v.clone());
-        }
-    }
-    out
-}
-
-fn swap_failed(app: &str, slot: &str, detail: &str) -> OpError {
-    OpError::new(
-        400,
-        "BadRequest",
-        format!(
-            "Cannot swap slots for site '{app}' because the application initialization in '{slot}' slot either took too long or failed. Please check application initialization configuration and consider using 'WEBSITE_SWAP_WARMUP_PING_PATH' and 'WEBSITE_SWAP_WARMUP_PING_STATUSES' application settings. Details: {detail}"
-        ),
-    )
-}
-
-/// Restores the source slot's settings after a failed phase 1 and restarts it.
-fn revert_source(
-    shared: &Arc<Shared>,
-    app: &str,
-    source: &str,
-    original: BTreeMap<String, String>,
-) {
-    if let Some(s) = lock(&shared.state)
-        .apps
-        .get_mut(app)
-        .and_then(|a| a.slot_mut(source))
-    {
-        s.app_settings = original;
-    }
-    crate::runtime::restart(shared, app, source);
-}
-
-/// The swap: phase 1 (target's sticky settings applied to the source, source restarted and warmed
-/// up; aborted with both slots unchanged on failure), then, unless only applying, phase 2 (content,
-/// non-sticky settings and stack exchanged; sticky settings stay; the warmed process now serves
-/// the target; the source restarts with the old target's content).
-async fn swap(
-    shared: Arc<Shared>,
-    app_name: String,
-    source: String,
-    target: String,
-    apply_only: bool,
-) -> Result<(), OpError> {
-    let (original, applied) = {
-        let mut state = lock(&shared.state);
-        let app = state
-            .apps
-            .get_mut(&app_name)
-            .ok_or_else(|| OpError::new(404, "ResourceNotFound", "The app no longer exists."))?;
-        let preview = app
-            .preview
-            .clone()
-            .filter(|p| p.source == source && p.target == target);
-        match preview {
-            Some(p) => (p.original_settings, true),
-            None => {
-                let src = app
-                    .slot(&source)
-                    .map(|s| s.app_settings.clone())
-                    .unwrap_or_default();
-                let tgt = app
-                    .slot(&target)
-                    .map(|s| s.app_settings.clone())
-                    .unwrap_or_default();
-                let combined = combine(app, &src, &tgt);
-                if let Some(s) = app.slot_mut(&source) {
-                    s.app_settings = combined;
-                }
-                (src, false)
-            }
-        }
-    };
-    if !applied {
-        crate::runtime::restart(&shared, &app_name, &source);
-        let timeout = lock(&shared.faults).take(
-            |f| matches!(f, Fault::SwapTimesOut { app, .. } if app.eq_ignore_ascii_case(&app_name)),
-        );
-        if let Some(Fault::SwapTimesOut { millis, .. }) = timeout {
-            tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
-            revert_source(&shared, &app_name, &source, original);
-            return Err(OpError::new(
-                500,
-                "SwapTimedOut",
-                format!(
-                    "The swap of '{source}' into '{target}' timed out while warming up '{source}'; it was aborted and both slots are unchanged."
-                ),
-            ));
-        }
-        let injected = lock(&shared.faults).take(
-            |f| matches!(f, Fault::SwapWarmupFails { app } if app.eq_ignore_ascii_case(&app_name)),
-        );
-        let (instance, settings, stopped) = {
-            let state = lock(&shared.state);
-            let s = state.apps.get(&app_name).and_then(|a| a.slot(&source));
-            (
-                s.and_then(|s| s.instance.clone()),
-                s.map(|s| s.app_settings.clone()).unwrap_or_default(),
-                s.is_some_and(|s| s.stopped),
-            )
-        };
-        let warm = if injected.is_some() {
-            Err("the warm-up request failed (injected fault)".to_owned())
-        } else {
-            match (&instance, stopped) {
-                (_, true) => Err(format!("slot '{source}' is stopped")),
-                (Some(i), false) => crate::runtime::warm_up(&shared, i, &settings).await,
-                (None, false) => Err("the app is not running".to_owned()),
-            }
-        };
-        if let Err(detail) = warm {
-            revert_source(&shared, &app_name, &source, original);
-            return Err(swap_failed(&app_name, &source, &detail));
-        }
-    }
-    if apply_only {
-        if let Some(app) = lock(&shared.state).apps.get_mut(&app_name) {
-            app.preview = Some(Preview {
-                source,
-                target,
-                original_settings: original,
-            });
-        }
-        return Ok(());
-    }
-    {
-        let unhealthy = lock(&shared.faults).take(|f| matches!(f, Fault::AppUnhealthyAfterSwap { app } if app.eq_ignore_ascii_case(&app_name)));
-        let mut state = lock(&shared.state);
-        let app = state
-            .apps
-            .get_mut(&app_name)
-            .ok_or_else(|| OpError::new(404, "ResourceNotFound", "The app no longer exists."))?;
-        let (Some(mut src), Some(mut tgt)) = (app.slots.remove(&source), app.slots.remove(&target))
-        else {
-            return Err(OpError::new(
-                404,
-                "ResourceNotFound",
-                "A slot of the swap no longer exists.",
-            ));
-        };
-        let new_source_settings = combine(app, &tgt.app_settings, &original);
-        // The source now runs with non-sticky(source) + sticky(target): exactly the target's future.
-        let new_target_settings = std::mem::take(&mut src.app_settings);
-        std::mem::swap(&mut src.content_dir, &mut tgt.content_dir);
-        std::mem::swap(&mut src.deployments, &mut tgt.deployments);
-        std::mem::swap(&mut src.instance, &mut tgt.instance);
-        std::mem::swap(&mut src.forced_unhealthy, &mut tgt.forced_unhealthy);
-        for key in SWAPPABLE_CONFIG {
-            let a = src.site_config.remove(*key);
-            let b = tgt.site_config.remove(*key);
-            if let Some(b) = b {
-                src.site_config.insert((*key).to_owned(), b);
-            }
-            if let Some(a) = a {
-                tgt.site_config.insert((*key).to_owned(), a);
-            }
-        }
-        tgt.app_settings = new_target_settings;
-        src.app_settings = new_source_settings;
-        src.requests_served = 0;
-        tgt.requests_served = 0;
-        if unhealthy.is_some() {
-            tgt.forced_unhealthy = true;
-        }
-        let now = now_rfc3339();
-        src.last_modified.clone_from(&now);
-        tgt.last_modified = now;
-        app.slots.insert(source.clone(), src);
-        app.slots.insert(target.clone(), tgt);
-        app.preview = None;
-    }
-    crate::runtime::restart(&shared, &app_name, &source);
-    Ok(())
-}
-
-fn reset_preview(shared: &Arc<Shared>, app_name: &str) {
-    let preview = lock(&shared.state)
-        .apps
-        .get_mut(app_name)
-        .and_then(|a| a.preview.take());
-    if let Some(p) = preview {
-        revert_source(shared, app_name, &p.source, p.original_settings);
-    }
-}
-
-/// A slot's deployments, newest first, as an ARM list (`{value, nextLink}`) in the shape `render` gives.
-fn deployment_list(
-    app: &App,
-    slot: &str,
-    render: fn(&App, &str, &crate::state::DeploymentRecord) -> serde_json::Value,
-) -> Response {
-    let value: Vec<serde_json::Value> = app
-        .slot(slot)
-        .map(|s| {
-            s.deployments
-                .iter()
-                .rev()
-                .map(|d| render(app, slot, d))
-                .collect()
-        })
-        .unwrap_or_default();
-    json(
-        StatusCode::OK,
-        &serde_json::json!({"value": value, "nextLink": null}),
-    )
 }

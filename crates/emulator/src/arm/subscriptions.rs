@@ -2,6 +2,10 @@
 //! serves it, so `az cloud register --endpoint-resource-manager` can read it), the subscriptions the
 //! caller can see, and the subscription-wide site list.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -92,7 +96,7 @@ fn subscription_json(shared: &Shared, s: &SeedSubscription) -> serde_json::Value
 }
 
 /// `GET /subscriptions`: every seeded subscription (every caller sees them all: no RBAC).
-pub(crate) fn list(shared: &Shared) -> Response {
+fn list(shared: &Shared) -> Response {
     let value: Vec<serde_json::Value> = shared
         .seed
         .subscriptions
@@ -122,7 +126,7 @@ fn find<'a>(shared: &'a Shared, id: &str) -> Result<&'a SeedSubscription, Box<Re
 }
 
 /// `GET /subscriptions/{id}`.
-pub(crate) fn get(shared: &Shared, id: &str) -> Response {
+fn get(shared: &Shared, id: &str) -> Response {
     match find(shared, id) {
         Ok(s) => json(StatusCode::OK, &subscription_json(shared, s)),
         Err(r) => *r,
@@ -131,7 +135,7 @@ pub(crate) fn get(shared: &Shared, id: &str) -> Response {
 
 /// `GET /subscriptions/{id}/providers/Microsoft.Web/sites`: every app of the subscription, in any
 /// resource group (production sites only, as ARM lists them).
-pub(crate) fn sites(shared: &Shared, id: &str) -> Response {
+fn sites(shared: &Shared, id: &str) -> Response {
     if let Err(r) = find(shared, id) {
         return *r;
     }
@@ -149,4 +153,25 @@ pub(crate) fn sites(shared: &Shared, id: &str) -> Response {
         StatusCode::OK,
         &serde_json::json!({"value": value, "nextLink": null}),
     )
+}
+
+/// Route: `GET /subscriptions`.
+pub(super) async fn list_route(State(shared): State<Arc<Shared>>) -> Response {
+    list(&shared)
+}
+
+/// Route: `GET /subscriptions/{sub}`.
+pub(super) async fn get_route(
+    State(shared): State<Arc<Shared>>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
+    get(&shared, params.get("sub").map_or("", String::as_str))
+}
+
+/// Route: `GET /subscriptions/{sub}/providers/Microsoft.Web/sites`.
+pub(super) async fn sites_route(
+    State(shared): State<Arc<Shared>>,
+    Path(params): Path<HashMap<String, String>>,
+) -> Response {
+    sites(&shared, params.get("sub").map_or("", String::as_str))
 }

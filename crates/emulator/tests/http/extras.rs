@@ -258,3 +258,56 @@ async fn publish_profile_lists_the_slots_publishing_endpoints() {
         "{xml}"
     );
 }
+
+#[tokio::test]
+async fn routes_are_case_insensitive_and_wrong_methods_get_arms_405() {
+    let f = start().await;
+    // ARM's words and names in any case, with a doubled slash, reach the route.
+    let shouting = f.arm(&format!(
+        "/SUBSCRIPTIONS/{SUB}/ResourceGroups/{}/Providers/MICROSOFT.WEB//Sites/{}/Slots/Staging/Config/AppSettings/List?api-version=2016-08-01",
+        RG.to_uppercase(),
+        APP.to_uppercase()
+    ));
+    let r = f.arm_call(Method::POST, &shouting, None).await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["properties"]["SLOT_NAME"], "stage");
+    // A known route with a method it does not take: 405 with ARM's error body.
+    let r = f
+        .arm_call(
+            Method::GET,
+            &f.site("/slots/staging/slotsswap?api-version=2016-08-01"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 405);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "MethodNotAllowed");
+    // An operation the emulator does not know: 404 naming it.
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/staging/backup?api-version=2016-08-01"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/backup") && m.contains("not emulated")),
+        "{v}"
+    );
+    // A slot that does not exist is ARM's ResourceNotFound, on every route under it.
+    let r = f
+        .arm_call(
+            Method::POST,
+            &f.site("/slots/nope/restart?api-version=2016-08-01"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    let v: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(v["error"]["code"], "ResourceNotFound");
+}
