@@ -683,7 +683,7 @@ async fn a_failed_swap_is_read_from_its_status_resource_once() {
         .em
         .requests()
         .iter()
-        .filter(|r| r.path.contains("/operationResults/") && r.status == 500)
+        .filter(|r| r.path.contains("/operationresults/") && r.status == 500)
         .count();
     assert_eq!(failed_polls, 1, "a failed operation's answer is final");
 }

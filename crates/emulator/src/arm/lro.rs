@@ -1,9 +1,10 @@
 //! ARM long-running operations as App Service runs them: which calls answer at once (200) and which
 //! answer 202 with a status resource, and the one status resource both polling headers point at.
 //!
-//! Azure's swap answers 202 with `Location` and `Azure-AsyncOperation` naming the same
-//! `…/providers/Microsoft.Web/sites/{site}/operationResults/{id}` resource (the spec's
-//! `CreateOrUpdateWebAppSlot.json` example). That resource answers 202 `{"status":"InProgress"}` while
+//! Azure's swap answers 202 with `Location` and `Azure-AsyncOperation` naming the same status resource
+//! under the swapped slot, `<slot resource>/operationresults/{id}` (as azure-arm-rest's logs of real
+//! swaps show; the subscription-level `…/sites/{site}/operationResults/{id}` of the spec's
+//! `CreateOrUpdateWebAppSlot.json` example answers too). That resource answers 202 `{"status":"InProgress"}` while
 //! the operation runs, 200 `{"status":"Succeeded"}` when it is done, and, when it failed, the failure's
 //! own HTTP status with `{"status":"Failed","error":{…}}`. Both of Microsoft's pollers then see a
 //! failure as one: azure-arm-rest keeps polling on 202 and requires a final 200, azure-core's ARM
@@ -48,15 +49,18 @@ impl OpError {
     }
 }
 
-/// The status resource of operation `id` on `app`: both `Location` and `Azure-AsyncOperation`.
-fn status_url(shared: &Shared, app: &str, id: &str, api_version: &str) -> String {
-    let sub = lock(&shared.state)
+/// The status resource of operation `id` on a slot of `app`: both `Location` and
+/// `Azure-AsyncOperation` name `<the slot's resource>/operationresults/{id}`, the shape Azure's swap
+/// answers with (azure-arm-rest's debug log of a real swap polls
+/// `…/resourceGroups/{rg}/providers/Microsoft.Web/sites/{site}/slots/staging/operationresults/{id}`).
+fn status_url(shared: &Shared, app: &str, slot: &str, id: &str, api_version: &str) -> String {
+    let resource = lock(&shared.state)
         .apps
         .get(app)
-        .map(|a| a.subscription_id.clone())
+        .map(|a| super::resource_id(a, slot))
         .unwrap_or_default();
     format!(
-        "{}/subscriptions/{sub}/providers/Microsoft.Web/sites/{app}/operationResults/{id}?api-version={api_version}",
+        "{}{resource}/operationresults/{id}?api-version={api_version}",
         shared.url("management")
     )
 }
@@ -78,11 +82,11 @@ fn insert(resp: &mut Response, name: header::HeaderName, value: &str) {
 pub(crate) fn add_lro_headers(
     shared: &Shared,
     resp: &mut Response,
-    app: &str,
+    (app, slot): (&str, &str),
     id: &str,
     api_version: &str,
 ) {
-    let url = status_url(shared, app, id, api_version);
+    let url = status_url(shared, app, slot, id, api_version);
     insert(resp, header::LOCATION, &url);
     insert(
         resp,
@@ -185,7 +189,7 @@ where
 pub(crate) fn start_operation<F>(
     shared: &Arc<Shared>,
     api_version: &str,
-    app: &str,
+    (app, slot): (&str, &str),
     op_name: &str,
     work: F,
 ) -> Response
@@ -195,7 +199,7 @@ where
     match spawn_operation(shared, app, op_name, work) {
         Ok((id, _task)) => {
             let mut resp = StatusCode::ACCEPTED.into_response();
-            add_lro_headers(shared, &mut resp, app, &id, api_version);
+            add_lro_headers(shared, &mut resp, (app, slot), &id, api_version);
             resp
         }
         Err(refused) => *refused,
@@ -270,7 +274,13 @@ fn operation_status(shared: &Shared, app: &str, id: &str) -> Response {
     resp
 }
 
-/// Route: `GET /subscriptions/{sub}/providers/Microsoft.Web/sites/{name}/operationResults/{id}`.
+/// Route: `GET <site or slot>/operationresults/{id}`.
+pub(super) async fn status_of_resource(ctx: super::route::Ctx) -> Response {
+    operation_status(&ctx.shared, &ctx.name, &ctx.param("id"))
+}
+
+/// Route: `GET /subscriptions/{sub}/providers/Microsoft.Web/sites/{name}/operationResults/{id}`, the
+/// shape of the spec's `CreateOrUpdateWebAppSlot.json` example.
 pub(super) async fn status_route(
     State(shared): State<Arc<Shared>>,
     Path(params): Path<HashMap<String, String>>,

@@ -315,7 +315,7 @@ pub(crate) fn create_slot_resource(
         crate::runtime::restart(shared, name, slot);
         let mut resp = json(StatusCode::ACCEPTED, &resp_body);
         let id = lro::record_done(shared, name, "CreateSlot");
-        add_lro_headers(shared, &mut resp, name, &id, api_version);
+        add_lro_headers(shared, &mut resp, (name, slot), &id, api_version);
         resp
     } else {
         json(StatusCode::OK, &resp_body)

@@ -186,6 +186,7 @@ fn routes() -> Router<Arc<Shared>> {
                 &at("/deploymentstatus/{id}"),
                 get(publishing::deployment_status_one),
             )
+            .route(&at("/operationresults/{id}"), get(lro::status_of_resource))
             .route(&at("/slotsswap"), post(swap::slotsswap))
             .route(&at("/applyslotconfig"), post(swap::apply_slot_config))
             .route(&at("/resetslotconfig"), post(swap::reset_slot_config))

@@ -68,7 +68,7 @@ async fn swap_or_apply(ctx: Ctx, op: &str) -> Response {
         // Phase 1 of swap with preview answers 200 when done (`ApplySlotConfig.json`).
         run_operation(&shared, &name, op_name, work).await
     } else {
-        start_operation(&shared, &api_version, &name, op_name, work)
+        start_operation(&shared, &api_version, (&name, &slot), op_name, work)
     }
 }
 

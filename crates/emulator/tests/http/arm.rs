@@ -340,7 +340,13 @@ async fn failed_warm_up_aborts_the_swap_and_leaves_both_slots_unchanged() {
     let header = |name: &str| r.headers()[name].to_str().expect("ascii").to_owned();
     let (location, async_op) = (header("location"), header("azure-asyncoperation"));
     assert_eq!(location, async_op);
-    assert!(location.contains("/operationResults/"), "{location}");
+    // Under the swapped slot's own resource, as Azure's swap answers (azure-arm-rest's logs).
+    assert!(
+        location.contains(&format!(
+            "/resourceGroups/{RG}/providers/Microsoft.Web/sites/{APP}/slots/staging/operationresults/"
+        )),
+        "{location}"
+    );
     let done = f.wait_lro(r).await;
     assert_eq!(done.status(), 400);
     let e: serde_json::Value = done.json().await.expect("json");
