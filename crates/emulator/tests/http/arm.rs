@@ -211,9 +211,30 @@ async fn create_slot_is_a_long_running_operation() {
         )
         .await;
     assert_eq!(r.status(), 202);
-    assert!(r.headers().contains_key("azure-asyncoperation"));
+    let status_url = r.headers()["azure-asyncoperation"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let done = f.wait_lro(r).await;
     assert_eq!(done.status(), 200);
+    let v: serde_json::Value = done.json().await.expect("json");
+    assert_eq!(v["status"], "Succeeded");
+    // The same operation at the subscription-level address of the spec's example answers too.
+    let id = status_url
+        .split("/operationresults/")
+        .nth(1)
+        .and_then(|rest| rest.split('?').next())
+        .expect("operation id");
+    let r = f
+        .arm_call(
+            Method::GET,
+            &f.arm(&format!(
+                "/subscriptions/{SUB}/providers/Microsoft.Web/sites/{APP}/operationResults/{id}?api-version=2024-04-01"
+            )),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
     let r = f
         .arm_call(
             Method::GET,
