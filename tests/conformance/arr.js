@@ -12,6 +12,12 @@ const { AzureAppServiceUtility } = require("azure-pipelines-tasks-azure-arm-rest
 const { ApplicationTokenCredentials } = require("azure-pipelines-tasks-azure-arm-rest/azure-arm-common");
 const webClient = require("azure-pipelines-tasks-azure-arm-rest/webClient");
 const { WebApi, getHandlerFromToken } = require("azure-devops-node-api");
+const msal = require("@azure/msal-node");
+const crypto = require("crypto");
+const fs = require("fs");
+const http = require("http");
+const https = require("https");
+const tls = require("tls");
 
 const env = (name) => {
   const v = process.env[name];
@@ -45,6 +51,97 @@ async function inject(fault) {
   expect(response.statusCode === 204, `admin API refused the fault: ${response.statusCode}`);
 }
 
+// msal-node's network module through the agent's proxy: a CONNECT tunnel with TLS inside it, which is
+// what azure-arm-rest's own MSAL network client does (msal-node's built-in `proxyUrl` sends plain HTTP
+// inside the tunnel, which no TLS endpoint answers).
+function proxyNetworkClient(proxyUrl) {
+  const proxy = new URL(proxyUrl);
+  const tunnel = (target) =>
+    new Promise((resolve, reject) => {
+      const port = target.port || "443";
+      const connect = http.request({
+        host: proxy.hostname,
+        port: proxy.port,
+        method: "CONNECT",
+        path: `${target.hostname}:${port}`,
+      });
+      connect.on("connect", (response, socket) => {
+        if (response.statusCode !== 200) {
+          socket.destroy();
+          reject(new Error(`the proxy refused ${target.host}: ${response.statusCode}`));
+          return;
+        }
+        resolve(tls.connect({ socket, servername: target.hostname }));
+      });
+      connect.on("error", reject);
+      connect.end();
+    });
+  const send = (method) => async (url, options = {}) => {
+    const target = new URL(url);
+    const socket = await tunnel(target);
+    return new Promise((resolve, reject) => {
+      const request = https.request(
+        url,
+        { method, headers: options.headers || {}, createConnection: () => socket },
+        (response) => {
+          const chunks = [];
+          response.on("data", (c) => chunks.push(c));
+          response.on("end", () => {
+            const text = Buffer.concat(chunks).toString();
+            let body;
+            try {
+              body = JSON.parse(text);
+            } catch (e) {
+              body = { error: "non_json_response", error_description: text };
+            }
+            resolve({ status: response.statusCode, headers: response.headers, body });
+          });
+        }
+      );
+      request.on("error", reject);
+      if (options.body) request.write(options.body);
+      request.end();
+    });
+  };
+  return { sendGetRequestAsync: send("GET"), sendPostRequestAsync: send("POST") };
+}
+
+// msal-node, at the version azure-arm-rest's MSAL path loads, configured as an app on a private
+// authority is: `knownAuthorities` names the emulator's login host, so no instance discovery goes to
+// login.microsoftonline.com (azure-arm-rest itself sets none; see docs/emulator.md).
+async function msalChecks(oidcToken) {
+  const authority = `${env("CONFORM_AUTHORITY")}/${env("CONFORM_TENANT")}`;
+  const app = (credential) =>
+    new msal.ConfidentialClientApplication({
+      auth: {
+        clientId: env("CONFORM_CLIENT"),
+        authority,
+        knownAuthorities: [new URL(authority).host],
+        ...credential,
+      },
+      system: { networkClient: proxyNetworkClient(env("AGENT_PROXYURL")) },
+    });
+  const scopes = ["https://management.emulator.test/.default"];
+  const signIn = async (credential) => {
+    const result = await app(credential).acquireTokenByClientCredential({ scopes });
+    expect(result && result.accessToken, "no token");
+  };
+  await check("msal-node: sign-in with a client secret (OpenID configuration, v2 endpoint)", () =>
+    signIn({ clientSecret: env("CONFORM_SECRET") })
+  );
+  await check("msal-node: sign-in with a certificate (x5t#S256, PS256)", () => {
+    const certificate = fs.readFileSync(env("CONFORM_CERT_PEM"), "utf8");
+    const thumbprintSha256 = new crypto.X509Certificate(certificate).fingerprint256.replace(/:/g, "");
+    return signIn({
+      clientCertificate: { thumbprintSha256, privateKey: fs.readFileSync(env("CONFORM_KEY_PEM"), "utf8") },
+    });
+  });
+  await check("msal-node: sign-in with the job's OIDC token as client assertion (azure-arm-rest's WIF path)", () => {
+    expect(oidcToken, "no OIDC token to exchange");
+    return signIn({ clientAssertion: oidcToken });
+  });
+}
+
 async function main() {
   let endpoint;
   await check("sign-in with a client secret (ADAL v1 token endpoint, resource=)", async () => {
@@ -57,6 +154,7 @@ async function main() {
     const token = await cert.applicationTokenCredentials.getToken();
     expect(token && token.split(".").length === 3, "no token");
   });
+  let oidcToken;
   await check("job OIDC token (azure-devops-node-api location lookup + createOidcToken)", async () => {
     const connection = new WebApi(env("SYSTEM_COLLECTIONURI"), getHandlerFromToken(env("SYSTEM_ACCESSTOKEN")));
     const token = await ApplicationTokenCredentials.initOIDCToken(
@@ -70,7 +168,9 @@ async function main() {
       100
     );
     expect(token && token.split(".").length === 3, "no OIDC token");
+    oidcToken = token;
   });
+  await msalChecks(oidcToken);
   if (!endpoint) return;
 
   const production = new AzureAppService(endpoint, RG, APP, "production");

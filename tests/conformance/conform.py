@@ -434,8 +434,19 @@ def node_checks(emu, env, work, sp_pem, key_pem, cert_pem):
     cert_env[f"ENDPOINT_AUTH_PARAMETER_{CERT_CONNECTION}_AUTHENTICATIONTYPE"] = "spnCertificate"
     cert_env[f"ENDPOINT_AUTH_PARAMETER_{CERT_CONNECTION}_SERVICEPRINCIPALCERTIFICATE"] = key_pem + cert_pem
     node_env.update(cert_env)
+    cert_file, key_file = os.path.join(work, "sp-cert.pem"), os.path.join(work, "sp-key.pem")
+    with open(cert_file, "w") as f:
+        f.write(cert_pem)
+    with open(key_file, "w") as f:
+        f.write(key_pem)
     node_env.update(
         {
+            "CONFORM_AUTHORITY": emu.authority,
+            "CONFORM_TENANT": TENANT,
+            "CONFORM_CLIENT": CLIENT,
+            "CONFORM_SECRET": SECRET,
+            "CONFORM_CERT_PEM": cert_file,
+            "CONFORM_KEY_PEM": key_file,
             "CONFORM_SPN": SPN_CONNECTION,
             "CONFORM_CERT": CERT_CONNECTION,
             "CONFORM_WIF": WIF_CONNECTION,
