@@ -38,6 +38,8 @@ SPN_CONNECTION = "5a7c3f10-0000-0000-0000-00000000c001"
 CERT_CONNECTION = "5a7c3f10-0000-0000-0000-00000000c002"
 WIF_CONNECTION = "5a7c3f10-0000-0000-0000-00000000c003"
 SYSTEM_ACCESS_TOKEN = "conformance-system-access-token"
+MSI_CONNECTION = "5a7c3f10-0000-0000-0000-00000000c004"
+MANAGED_IDENTITY = "22222222-0000-0000-0000-00000000c0f1"
 ARM_SCOPE = "https://management.emulator.test/.default"
 
 RESULTS = []
@@ -113,9 +115,11 @@ def write_seed(work, cert_pem):
         "tenantId": TENANT,
         "systemAccessToken": SYSTEM_ACCESS_TOKEN,
         "clients": [{"clientId": CLIENT, "secret": SECRET, "certificates": [cert_pem]}],
+        "managedIdentities": [{"clientId": MANAGED_IDENTITY}],
         "serviceConnections": [
             {"id": SPN_CONNECTION, "name": "conform-spn", "kind": "servicePrincipal", "clientId": CLIENT, "subscriptionId": SUB},
             {"id": WIF_CONNECTION, "name": "conform-wif", "kind": "workloadIdentityFederation", "clientId": CLIENT, "subscriptionId": SUB},
+            {"id": MSI_CONNECTION, "name": "conform-msi", "kind": "managedIdentity", "clientId": MANAGED_IDENTITY, "subscriptionId": SUB},
         ],
         "subscriptions": [
             {
@@ -185,7 +189,7 @@ class Emulator:
             text = "".join(self.lines)
             if self.proc.poll() is not None:
                 raise RuntimeError("the emulator exited before printing its endpoints:\n" + text)
-            if "Environment for a WorkloadIdentityFederation" in text and time.monotonic() - self.changed > 0.5:
+            if "Environment for a ManagedIdentity" in text and time.monotonic() - self.changed > 0.5:
                 break
             time.sleep(0.1)
         else:
@@ -264,6 +268,18 @@ def python_checks(emu, sp_pem):
             **common,
         )
         expect(cred.get_token(ARM_SCOPE).token, "no token")
+
+    @check("python: sign-in with a managed identity (azure-identity ManagedIdentityCredential, App Service endpoint)")
+    def _():
+        msi = emu.connection_env(MSI_CONNECTION)
+        os.environ["IDENTITY_ENDPOINT"], os.environ["IDENTITY_HEADER"] = msi["IDENTITY_ENDPOINT"], msi["IDENTITY_HEADER"]
+        try:
+            from azure.identity import ManagedIdentityCredential
+
+            token = ManagedIdentityCredential(client_id=MANAGED_IDENTITY).get_token(ARM_SCOPE)
+            expect(token.token, "no token")
+        finally:
+            del os.environ["IDENTITY_ENDPOINT"], os.environ["IDENTITY_HEADER"]
 
     web = WebSiteManagementClient(secret_cred, SUB, base_url=emu.arm, credential_scopes=[ARM_SCOPE])
     apps = web.web_apps
@@ -541,6 +557,16 @@ def az_checks(emu, env, work, sp_pem, az):
         r.raise_for_status()
         accounts = out("login", "--service-principal", "-u", CLIENT, "--federated-token", r.json()["oidcToken"], "--tenant", TENANT)
         expect(accounts[0]["id"] == SUB, f"{accounts}")
+
+    @check("az: sign-in with a managed identity (az login --identity, App Service endpoint)")
+    def _():
+        msi = emu.connection_env(MSI_CONNECTION)
+        az_env["IDENTITY_ENDPOINT"], az_env["IDENTITY_HEADER"] = msi["IDENTITY_ENDPOINT"], msi["IDENTITY_HEADER"]
+        try:
+            accounts = out("login", "--identity", "--client-id", MANAGED_IDENTITY)
+            expect(accounts[0]["id"] == SUB, f"{accounts}")
+        finally:
+            del az_env["IDENTITY_ENDPOINT"], az_env["IDENTITY_HEADER"]
 
     @check("az: sign-in with a client secret (az login --service-principal -p)")
     def _():
