@@ -5,11 +5,15 @@
 mod admin;
 mod arm;
 mod cert;
+mod discovery;
 mod entra;
 mod error;
 mod fault;
 mod keyvault;
 mod kudu;
+mod kv_write;
+mod proxy;
+mod reqlog;
 mod runtime;
 mod seed;
 mod server;
@@ -27,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::EmulatorError;
 pub use fault::{Fault, RouteMatch, Scope};
+pub use reqlog::REQUEST_LOG_CAPACITY;
 pub use seed::{
     AppKind, ConnectionKind, SecretString, Seed, SeedApp, SeedClient, SeedManagedIdentity,
     SeedResourceGroup, SeedSecret, SeedServiceConnection, SeedSlot, SeedSubscription, SeedVault,
@@ -137,6 +142,9 @@ pub struct Endpoints {
     pub arm_audience: String,
     /// Key Vault token audience.
     pub vault_audience: String,
+    /// `http://127.0.0.1:<port>` of the emulator's `CONNECT` proxy: set it as `HTTPS_PROXY` (or
+    /// `AGENT_PROXYURL`) and a client reaches every `*.emulator.test` host without DNS entries.
+    pub proxy: String,
 }
 
 /// Data shared by every request handler.
@@ -156,7 +164,7 @@ pub(crate) struct Shared {
     pub(crate) client_certificates: Vec<cert::RegisteredCert>,
     pub(crate) state: Mutex<state::State>,
     pub(crate) faults: Mutex<fault::FaultSet>,
-    pub(crate) requests: Mutex<Vec<RequestRecord>>,
+    pub(crate) requests: Mutex<reqlog::RequestLog>,
     pub(crate) http: reqwest::Client,
 }
 
@@ -181,6 +189,7 @@ pub struct Emulator {
     shared: Arc<Shared>,
     handle: axum_server::Handle<SocketAddr>,
     server: Option<tokio::task::JoinHandle<()>>,
+    proxy: (u16, tokio::task::JoinHandle<()>),
     ca_pem: String,
     ca_path: PathBuf,
 }
@@ -229,6 +238,7 @@ impl Emulator {
             app_service_dns_suffix: format!("azurewebsites.{DOMAIN}:{}", s.port),
             arm_audience: ARM_AUDIENCE.to_owned(),
             vault_audience: VAULT_AUDIENCE.to_owned(),
+            proxy: format!("http://127.0.0.1:{}", self.proxy.0),
         }
     }
 
@@ -312,9 +322,9 @@ impl Emulator {
         state::snapshot(&self.shared)
     }
 
-    /// Every request received so far, oldest first.
+    /// Every request received so far, oldest first: the newest [`REQUEST_LOG_CAPACITY`] of them.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        lock(&self.shared.requests).clone()
+        lock(&self.shared.requests).to_vec()
     }
 
     /// Every credential value this emulator has handed out or holds, for leak detectors: each access
@@ -386,6 +396,7 @@ impl Emulator {
 
     fn stop(&mut self) {
         self.handle.shutdown();
+        self.proxy.1.abort();
         runtime::kill_all(&self.shared);
     }
 }
@@ -426,6 +437,11 @@ impl Emulator {
         let _ = writeln!(out, "Pipelines OIDC: {}", e.pipelines_oidc);
         let _ = writeln!(out, "Identity:       {}", e.identity);
         let _ = writeln!(out, "Admin:          {}", e.admin);
+        let _ = writeln!(
+            out,
+            "HTTPS proxy:    {} (reaches every emulator host; no DNS entries needed)",
+            e.proxy
+        );
         let _ = writeln!(out, "Tenant:         {}", self.shared.seed.tenant_id);
         let _ = writeln!(out, "Resolve these names to 127.0.0.1:");
         for h in self.loopback_hosts() {

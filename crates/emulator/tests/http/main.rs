@@ -6,8 +6,10 @@ mod common;
 
 mod apps;
 mod arm;
+mod extras;
 mod faults;
 mod identity;
 mod keyvault;
 mod kudu;
 mod shapes;
+mod signin;
