@@ -709,11 +709,19 @@ fn connect(connection: &Connection, loaded: &release::LoadedRelease) -> Result<p
     let id = connection
         .service_connection
         .as_deref()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            anyhow!("no service connection: pass --service-connection ID or set the task input azureSubscription")
-        })?;
-    port::connect(id, &env_lookup, &loaded.spec.app).context("cannot connect to Azure")
+        .filter(|s| !s.is_empty());
+    match id {
+        Some(id) => port::connect(id, &env_lookup, &loaded.spec.app).context("cannot connect to Azure"),
+        // On a workstation, the developer's own login; in a pipeline, never: a job must say which
+        // service connection it releases with.
+        None if !AgentEnv::from_env().is_pipeline() => {
+            port::connect_developer(&env_lookup, &loaded.spec.app)
+                .context("cannot connect to Azure with your Azure CLI login (az login); or pass --service-connection ID")
+        }
+        None => Err(anyhow!(
+            "no service connection: set the task input azureSubscription (or pass --service-connection ID)"
+        )),
+    }
 }
 
 async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
