@@ -22,13 +22,19 @@ async fn arm_token(world: &World) -> String {
     let authority = world.emulator.endpoints().authority;
     let response: serde_json::Value = world
         .http()
-        .post(format!("{authority}/{}/oauth2/v2.0/token", get("_TENANTID")))
+        .post(format!(
+            "{authority}/{}/oauth2/v2.0/token",
+            get("_TENANTID")
+        ))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(form(&[
             ("grant_type", "client_credentials".to_owned()),
             ("client_id", get("_SERVICEPRINCIPALID")),
             ("client_secret", get("_SERVICEPRINCIPALKEY")),
-            ("scope", "https://management.emulator.test/.default".to_owned()),
+            (
+                "scope",
+                "https://management.emulator.test/.default".to_owned(),
+            ),
         ]))
         .send()
         .await
@@ -83,7 +89,11 @@ async fn without_a_service_connection_plan_uses_the_azure_cli_login() {
         .find(|(k, _)| k.starts_with("ENDPOINT_DATA_") && k.ends_with("_SUBSCRIPTIONID"))
         .map(|(_, v)| v.clone())
         .unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let run = |pipeline: bool| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_slot-release"));
         cmd.env_clear()
