@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use slot_release_emulator::{Emulator, EmulatorOptions};
 use slot_release_engine::port::{self, Port};
-use slot_release_engine::rehearse;
 use slot_release_engine::release::{self, LoadRequest};
 use slot_release_pipelines::{Log, OutputMode};
+use slot_release_rehearse as rehearse;
 use tokio_util::sync::CancellationToken;
 
 pub const CONNECTION: &str = "5a7c3f10-0000-0000-0000-00000000e0e0";
