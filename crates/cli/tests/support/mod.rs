@@ -223,12 +223,7 @@ impl World {
             .join("/health")
             .unwrap();
         let client = self.http();
-        let (s, b, t, u) = (
-            stop.clone(),
-            bad.clone(),
-            total.clone(),
-            unanswered.clone(),
-        );
+        let (s, b, t, u) = (stop.clone(), bad.clone(), total.clone(), unanswered.clone());
         let task = tokio::spawn(async move {
             while !s.load(Ordering::SeqCst) {
                 let probe = client
