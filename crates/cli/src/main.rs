@@ -207,6 +207,9 @@ struct BuildArgs {
     /// Stop after this many minutes (the run then ends as cancelled).
     #[arg(long)]
     timeout_minutes: Option<u64>,
+    /// Accepted so a script that passes it to every stage keeps working; a build never uses it.
+    #[arg(long, hide = true)]
+    service_connection: Option<String>,
 }
 
 impl BuildArgs {
@@ -215,7 +218,7 @@ impl BuildArgs {
         RunArgs {
             common: self.common,
             connection: Connection {
-                service_connection: None,
+                service_connection: self.service_connection,
                 release_id: self.release_id,
             },
             overrides: Overrides {
