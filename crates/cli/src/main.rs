@@ -205,6 +205,11 @@ struct EmulatorArgs {
     /// Folder for the emulator's files.
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// How apps' default hosts are named: `unique` (`<app>-<hash>.<region>.azurewebsites…`, as apps
+    /// created since 2024 may be) or `classic` (`<app>[-<slot>].azurewebsites…`); default: the
+    /// seed's `hostNameStyle` (unique).
+    #[arg(long, value_name = "unique|classic")]
+    host_names: Option<slot_release_emulator::HostNameStyle>,
 }
 
 impl Cmd {
@@ -983,10 +988,13 @@ async fn rehearse_cmd(
 }
 
 async fn emulator_cmd(args: &EmulatorArgs, log: &Log) -> Result<ExitCode> {
-    let seed = match &args.seed {
+    let mut seed = match &args.seed {
         Some(path) => slot_release_emulator::Seed::from_file(path)?,
         None => slot_release_emulator::Seed::sample(),
     };
+    if let Some(style) = args.host_names {
+        seed.host_name_style = style;
+    }
     let work_dir = match &args.work_dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("slot-release-emulator-{}", std::process::id())),

@@ -15,9 +15,9 @@ use crate::fault::Fault;
 use crate::server::{error_json, json, query_param, read_json};
 use crate::state::{
     App, OpStatus, Operation, PRODUCTION, Preview, SWAPPABLE_CONFIG, Slot, new_content_dir, new_id,
-    now_rfc3339, slot_label,
+    now_rfc3339,
 };
-use crate::{ARM_AUDIENCE, DOMAIN, Shared, lock};
+use crate::{ARM_AUDIENCE, Shared, lock};
 
 /// A failed long-running operation: the status and error its poll answers with.
 #[derive(Debug, Clone)]
@@ -257,10 +257,10 @@ pub(crate) fn resource_id(app: &App, slot: &str) -> String {
 }
 
 fn host_names(shared: &Shared, app: &App, slot: &str) -> (String, String) {
-    let label = slot_label(&app.name, slot);
+    let hosts = app.hosts(slot);
     (
-        shared.host_with_port(&format!("{label}.azurewebsites.{DOMAIN}")),
-        shared.host_with_port(&format!("{label}.scm.azurewebsites.{DOMAIN}")),
+        shared.host_with_port(&hosts.app),
+        shared.host_with_port(&hosts.scm),
     )
 }
 

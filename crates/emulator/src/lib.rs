@@ -8,6 +8,7 @@ mod cert;
 mod entra;
 mod error;
 mod fault;
+mod hostnames;
 mod keyvault;
 mod kudu;
 mod runtime;
@@ -28,9 +29,9 @@ use serde::{Deserialize, Serialize};
 pub use error::EmulatorError;
 pub use fault::{Fault, RouteMatch, Scope};
 pub use seed::{
-    AppKind, ConnectionKind, SecretString, Seed, SeedApp, SeedClient, SeedManagedIdentity,
-    SeedResourceGroup, SeedSecret, SeedServiceConnection, SeedSlot, SeedSubscription, SeedVault,
-    SlotConfigNames, Throttle,
+    AppKind, ConnectionKind, HostNameStyle, SecretString, Seed, SeedApp, SeedClient,
+    SeedManagedIdentity, SeedResourceGroup, SeedSecret, SeedServiceConnection, SeedSlot,
+    SeedSubscription, SeedVault, SlotConfigNames, Throttle,
 };
 pub use server::LoopbackResolver;
 pub use state::{
@@ -237,18 +238,39 @@ impl Emulator {
         self.shared.url(&format!("{vault}.vault"))
     }
 
-    /// `https://<app>[-<slot>].azurewebsites.emulator.test:<port>` (no slot segment for production).
+    /// `https://<default host of the slot>:<port>`, the host ARM names in `defaultHostName` (e.g.
+    /// `contoso-web-<hash>.eastus-01.azurewebsites.emulator.test` with unique host names); empty
+    /// host for an app the emulator does not have.
     pub fn app_url(&self, app: &str, slot: &str) -> String {
-        self.shared
-            .url(&format!("{}.azurewebsites", state::slot_label(app, slot)))
+        format!(
+            "https://{}",
+            self.shared.host_with_port(&self.app_host(app, slot))
+        )
     }
 
-    /// `https://<app>[-<slot>].scm.azurewebsites.emulator.test:<port>`.
+    /// `https://<SCM host of the slot>:<port>`, the `Repository` host ARM names.
     pub fn scm_url(&self, app: &str, slot: &str) -> String {
-        self.shared.url(&format!(
-            "{}.scm.azurewebsites",
-            state::slot_label(app, slot)
-        ))
+        format!(
+            "https://{}",
+            self.shared.host_with_port(&self.scm_host(app, slot))
+        )
+    }
+
+    /// The default host of a slot, without the port (empty for an unknown app).
+    pub fn app_host(&self, app: &str, slot: &str) -> String {
+        self.hosts(app, slot).map(|h| h.app).unwrap_or_default()
+    }
+
+    /// The SCM (Kudu) host of a slot, without the port (empty for an unknown app).
+    pub fn scm_host(&self, app: &str, slot: &str) -> String {
+        self.hosts(app, slot).map(|h| h.scm).unwrap_or_default()
+    }
+
+    fn hosts(&self, app: &str, slot: &str) -> Option<hostnames::SlotHosts> {
+        lock(&self.shared.state)
+            .apps
+            .get(&app.to_ascii_lowercase())
+            .map(|a| a.hosts(slot))
     }
 
     /// The value managed identity clients must send as `X-IDENTITY-HEADER`.

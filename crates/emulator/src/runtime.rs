@@ -185,14 +185,11 @@ pub(crate) fn app_env(
         slot.name.clone()
     };
     env.push(("WEBSITE_SLOT_NAME".into(), slot_name));
-    env.push((
-        "WEBSITE_HOSTNAME".into(),
-        shared.host_with_port(&format!(
-            "{}.azurewebsites.{}",
-            crate::state::slot_label(&app.name, &slot.name),
-            crate::DOMAIN
-        )),
-    ));
+    // Both name the slot's default host as ARM gives it (App Service sets WEBSITE_DEFAULT_HOSTNAME
+    // for apps that may have unique host names).
+    let host = shared.host_with_port(&app.hosts(&slot.name).app);
+    env.push(("WEBSITE_HOSTNAME".into(), host.clone()));
+    env.push(("WEBSITE_DEFAULT_HOSTNAME".into(), host));
     env
 }
 
@@ -457,11 +454,10 @@ fn route(
             .and_then(|n| n.as_str())
             .map(str::to_owned)
             .or_else(|| {
-                let host = rule.get("actionHostName")?.as_str()?;
-                let label = host.split('.').next()?;
-                label
-                    .strip_prefix(&format!("{}-", app.name))
-                    .map(str::to_owned)
+                // The rule names the slot's host as ARM gives it (with or without the port).
+                let host = rule.get("actionHostName")?.as_str()?.to_ascii_lowercase();
+                let host = host.split(':').next()?;
+                app.slots.keys().find(|s| app.hosts(s).app == host).cloned()
             });
         if draw < pct
             && let Some(slot) = name.as_deref().and_then(to_slot)

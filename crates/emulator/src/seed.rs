@@ -59,6 +59,34 @@ pub struct Seed {
     /// Subscriptions with their resource groups, apps and vaults.
     #[serde(default)]
     pub subscriptions: Vec<SeedSubscription>,
+    /// How the apps' default host names look (`unique`, the default, or `classic`).
+    #[serde(default)]
+    pub host_name_style: HostNameStyle,
+}
+
+/// How App Service names an app's default hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum HostNameStyle {
+    /// `<site>-<hash>.<region>.azurewebsites…` (SCM `<site>-<hash>.scm.<region>.…`), as apps created
+    /// since 2024 may get: the host cannot be guessed from the site's name, only read from ARM.
+    #[default]
+    Unique,
+    /// `<site>[-<slot>].azurewebsites…` (SCM `….scm.azurewebsites…`), as older apps have.
+    Classic,
+}
+
+impl std::str::FromStr for HostNameStyle {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "unique" => Ok(Self::Unique),
+            "classic" => Ok(Self::Classic),
+            other => Err(format!(
+                "unknown host name style '{other}' (expected unique or classic)"
+            )),
+        }
+    }
 }
 
 fn default_organization() -> String {
@@ -438,6 +466,7 @@ impl Seed {
                     }],
                 }],
             }],
+            host_name_style: HostNameStyle::default(),
         }
     }
 }

@@ -141,8 +141,8 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         vault: &str,
         names: &[String],
     ) -> Result<BTreeMap<String, SecretValue>, Error>;
-    /// The HTTPS base URL of a slot's app (for health probes).
-    fn slot_url(&self, slot: &str) -> Result<url::Url, Error>;
+    /// The HTTPS base URL of a slot's app (for health probes): its default host as ARM names it.
+    async fn slot_url(&self, slot: &str) -> Result<url::Url, Error>;
     /// What health probes go through (an HTTP client that trusts the same CAs as the Azure client).
     fn prober(&self) -> Arc<dyn crate::health::Prober>;
     /// The time now, in Unix seconds (lock expiry); a fake clock in model tests.
@@ -570,14 +570,17 @@ impl Port for AzurePort {
             .map_err(azure_err(format!("read secrets from {vault}")))
     }
 
-    fn slot_url(&self, slot: &str) -> Result<url::Url, Error> {
-        let host = self
-            .azure
-            .cloud()
-            .app_host(&self.name, (slot != PRODUCTION).then_some(slot));
+    async fn slot_url(&self, slot: &str) -> Result<url::Url, Error> {
+        // Read from ARM, never built from the names: an app may have a unique default host name
+        // (`<site>-<hash>.<region>.azurewebsites.net`), and a long slot host is shortened.
+        let info = self
+            .app
+            .get_slot(&Self::slot(slot)?)
+            .await
+            .map_err(azure_err(format!("read the host name of slot {slot}")))?;
         self.azure
             .cloud()
-            .host_url(&host)
+            .host_url(&info.default_host)
             .map_err(azure_err(format!("address slot {slot}")))
     }
 
@@ -675,7 +678,7 @@ impl Port for Offline {
     ) -> Result<BTreeMap<String, SecretValue>, Error> {
         self.refuse("read secrets")
     }
-    fn slot_url(&self, _: &str) -> Result<url::Url, Error> {
+    async fn slot_url(&self, _: &str) -> Result<url::Url, Error> {
         self.refuse("address a slot")
     }
     fn prober(&self) -> Arc<dyn crate::health::Prober> {

@@ -196,6 +196,7 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
         app_url: ctx
             .port
             .slot_url(PRODUCTION)
+            .await
             .map(|u| u.to_string())
             .unwrap_or_default(),
         duration_ms: 0,
@@ -1160,11 +1161,12 @@ impl Exec<'_> {
         }
     }
 
-    fn target(&self, slot: &str) -> Result<ProbeTarget, Failure> {
+    async fn target(&self, slot: &str) -> Result<ProbeTarget, Failure> {
         let base_url = self
             .ctx
             .port
             .slot_url(slot)
+            .await
             .map_err(port_err("address the slot"))?;
         Ok(ProbeTarget {
             base_url,
@@ -1439,7 +1441,7 @@ impl Exec<'_> {
                 }
             }
             Action::HealthGate { slot, probe } => {
-                let target = self.target(slot)?;
+                let target = self.target(slot).await?;
                 let client = port.prober();
                 let outcome = health::gate(
                     client.as_ref(),
@@ -1516,7 +1518,7 @@ impl Exec<'_> {
                 .await
                 .map_err(port_err("cancel the swap preview"))?,
             Action::Watch { slot, probe } => {
-                let target = self.target(slot)?;
+                let target = self.target(slot).await?;
                 let client = port.prober();
                 let check = Self::check(probe);
                 let window = WatchSpec {
