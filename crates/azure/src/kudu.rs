@@ -291,7 +291,7 @@ impl Kudu {
             .await
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         call: Call<'_>,
         cancel: Option<&CancellationToken>,
@@ -304,14 +304,14 @@ impl Kudu {
         self.app.inner().send_with(&r.pipeline, call, cancel).await
     }
 
-    async fn url(&self, path_and_query: &str) -> Result<Url> {
+    pub(crate) async fn url(&self, path_and_query: &str) -> Result<Url> {
         let r = self.resolved().await?;
         r.base
             .join(path_and_query)
             .map_err(|e| AzureError::invalid("Kudu URL", path_and_query, e.to_string()))
     }
 
-    fn op(&self, what: &str) -> String {
+    pub(crate) fn op(&self, what: &str) -> String {
         format!("{what} on {}/{}", self.app.app().name, self.slot)
     }
 

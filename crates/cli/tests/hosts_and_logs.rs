@@ -58,3 +58,101 @@ async fn a_slot_host_shortened_by_app_service_is_the_one_probed() {
         "the package went to the SCM host ARM names: {deploys:?}"
     );
 }
+
+/// A startup command that prints a secret the app reads from Key Vault, then fails as a missing
+/// dependency does (`-S`: no site-packages, so `gunicorn` is missing on every machine).
+const CRASHING: &str = r#"startupCommand: "echo connecting with $DATABASE__PASSWORD; python3 -S -c 'import gunicorn'""#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_app_fails_the_gate_at_once_quoting_its_log() {
+    let world = python_world(|t| t.replace("startupCommand: python3 app.py", CRASHING)).await;
+    let started = std::time::Instant::now();
+    let out = world.run(&["staging", "--release-id", "r1"]).await;
+    let took = started.elapsed();
+    let text = stderr(&out);
+    assert!(!out.status.success(), "{text}");
+    // The gate allows 15 s; a crashed app fails it within seconds of the first probe.
+    assert!(
+        took < std::time::Duration::from_secs(12),
+        "took {took:?}: {text}"
+    );
+    let probes = text.matches("] probe ").count();
+    assert!(
+        probes <= 2,
+        "{probes} probes of an app that cannot answer: {text}"
+    );
+
+    // The error quotes the exit status, the time, and the app's last line.
+    let error = text
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {text}"));
+    let host = world.emulator.app_host("contoso-web", "staging");
+    let stable = volatile_filtered(&error.replace(&host, "<staging host>"));
+    insta::assert_snapshot!("crashed_app_gate_error", stable);
+    assert!(
+        text.contains("last lines of the app's log (staging):"),
+        "{text}"
+    );
+
+    // The secret the app printed is masked; its value appears nowhere.
+    let secret = world.emulator.seed().subscriptions[0].resource_groups[0].vaults[0]
+        .secrets
+        .iter()
+        .find(|s| s.name == "db-password")
+        .map(|s| s.value.expose().to_owned())
+        .expect("the seeded db-password");
+    assert!(text.contains("connecting with ***"), "{text}");
+    assert!(!text.contains(&secret), "the secret leaked: {text}");
+}
+
+/// The error line with its volatile values filtered: the emulator's port and the seconds the app
+/// ran (`:<port>`, `after <time> s`).
+fn volatile_filtered(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(|c: char| c.is_ascii_digit()) {
+        let (before, from) = rest.split_at(at);
+        let len = from
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(from.len());
+        out.push_str(before);
+        out.push_str(if before.ends_with("<staging host>:") {
+            "<port>"
+        } else if before.ends_with(" after ") {
+            "<time>"
+        } else {
+            &from[..len]
+        });
+        rest = &from[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_whose_warm_up_meets_a_crashed_app_says_why() {
+    let world = python_world(|t| t).await;
+    let change = slot_release_engine::port::SiteChange {
+        startup_command: Some("echo starting; python3 -S -c 'import gunicorn'".to_owned()),
+        linux_fx_version: None,
+    };
+    let cancel = Default::default();
+    // The example creates its staging slot; here it is created as the staging stage would.
+    world.port.create_slot("staging", &cancel).await.unwrap();
+    world.port.set_site("staging", &change).await.unwrap();
+    let err = world
+        .port
+        .swap("staging", "production", &cancel)
+        .await
+        .expect_err("the warm-up cannot pass");
+    let text = format!("{err}");
+    assert!(
+        text.contains("the app of staging is down: the startup command exited with status 1"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("ModuleNotFoundError: No module named 'gunicorn') failed"),
+        "{text}"
+    );
+}

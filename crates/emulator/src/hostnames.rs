@@ -134,6 +134,15 @@ pub(crate) fn slot_hosts(naming: &HostNaming, site: &str, slot: &str) -> SlotHos
     }
 }
 
+/// The name of the instance (machine) a slot runs on, as App Service's log file names carry it,
+/// e.g. `lw1sdlwk0A1B2C`.
+pub(crate) fn instance_name(naming: &HostNaming, site: &str, slot: &str) -> String {
+    format!(
+        "lw1sdlwk{}",
+        derived(&naming.key, &[site, slot, "instance"], 6).to_ascii_uppercase()
+    )
+}
+
 /// The wildcard names the server certificate needs for hosts of this naming (beyond the classic
 /// `*.azurewebsites…` ones every certificate has): a wildcard covers one label only.
 pub(crate) fn certificate_names(naming: &HostNaming) -> Vec<String> {

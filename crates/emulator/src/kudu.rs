@@ -184,6 +184,15 @@ pub(crate) async fn handle(
             };
             command(&shared, &app, &slot, &body).await
         }
+        (Method::GET, ["api", "logs", "docker"]) => {
+            crate::kudu_logs::docker_logs(&shared, &app, &slot)
+        }
+        (Method::GET, ["api", "logstream", ..]) => {
+            crate::kudu_logs::logstream(shared.clone(), &app, &slot)
+        }
+        (Method::GET, ["api", "vfs", ..]) => {
+            crate::kudu_logs::vfs(&shared, &app, &slot, req.uri().path())
+        }
         (Method::GET, ["api", "settings"]) => {
             let state = lock(&shared.state);
             let settings = state

@@ -3,6 +3,7 @@
 //! processes, with fault injection and state inspection. See `docs/emulator.md`.
 
 mod admin;
+mod applog;
 mod arm;
 mod cert;
 mod entra;
@@ -11,6 +12,7 @@ mod fault;
 mod hostnames;
 mod keyvault;
 mod kudu;
+mod kudu_logs;
 mod runtime;
 mod seed;
 mod server;

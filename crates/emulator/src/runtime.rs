@@ -14,6 +14,7 @@ use futures::TryStreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::applog::LogTarget;
 use crate::fault::glob_match;
 use crate::seed::AppKind;
 use crate::state::{App, PRODUCTION, RunState, Slot, State};
@@ -106,6 +107,9 @@ pub(crate) struct LaunchSpec {
     cwd: PathBuf,
     env: Vec<(String, String)>,
     failure: Option<String>,
+    /// The image App Service would run (the container's, or the stack's built-in one).
+    image: String,
+    log: LogTarget,
 }
 
 fn free_port() -> u16 {
@@ -193,8 +197,33 @@ pub(crate) fn app_env(
     env
 }
 
+/// Where a slot's next instance logs: its `/home/LogFiles`, an instance name stable for the slot,
+/// and a container name new for each start, as App Service names them.
+fn log_target(app: &App, slot: &Slot) -> LogTarget {
+    let site = if slot.name == PRODUCTION {
+        app.name.clone()
+    } else {
+        format!("{}__{}", app.name, slot.name)
+    };
+    LogTarget {
+        dir: crate::applog::log_dir(&app.root_dir, &slot.name),
+        machine: crate::hostnames::instance_name(&app.naming, &app.name, &slot.name),
+        container: format!("{site}_0_{}", &crate::state::new_id()[..8]),
+        site,
+        guard: Arc::new(Mutex::new(())),
+    }
+}
+
 pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot) -> LaunchSpec {
     let env = app_env(shared, state, app, slot);
+    let log = log_target(app, slot);
+    let stack_image = slot
+        .site_config
+        .get("linuxFxVersion")
+        .and_then(|v| v.as_str())
+        .and_then(|v| v.split_once('|'))
+        .map(|(stack, version)| format!("appsvc/{}:{version}", stack.to_ascii_lowercase()))
+        .unwrap_or_else(|| "appsvc/python:3.12".to_owned());
     match app.kind {
         AppKind::Code => {
             let cmd = slot
@@ -209,6 +238,8 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
                 cwd: slot.content_dir.clone(),
                 env,
                 failure: None,
+                image: stack_image,
+                log,
             }
         }
         AppKind::Container => {
@@ -223,6 +254,8 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
                     cwd: m.dir.clone(),
                     env,
                     failure: None,
+                    image,
+                    log,
                 },
                 None => LaunchSpec {
                     command: None,
@@ -231,6 +264,8 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
                     failure: Some(format!(
                         "ImagePullFailure: pull access denied for '{image}', repository does not exist or may require authorization"
                     )),
+                    image,
+                    log,
                 },
             }
         }
@@ -239,13 +274,34 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
 
 /// Starts an instance for a launch spec (returns at once; readiness is watched in the background).
 pub(crate) fn spawn(shared: &Arc<Shared>, spec: LaunchSpec) -> Arc<Instance> {
+    let log = spec.log;
     if let Some(reason) = spec.failure {
+        log.platform("INFO ", &format!("Pulling image: {}", spec.image));
+        log.platform("ERROR", &format!("Image pull failed: {reason}"));
+        log.platform(
+            "INFO ",
+            &format!(
+                "Stopping site {} because it failed during startup.",
+                log.site
+            ),
+        );
         return Instance::with_status(0, InstanceStatus::Failed(reason));
     }
     let Some(command) = spec.command else {
         return Instance::with_status(0, InstanceStatus::DefaultPage);
     };
     let port = free_port();
+    log.platform(
+        "INFO ",
+        &format!("Starting container for site {}", log.site),
+    );
+    log.platform(
+        "INFO ",
+        &format!(
+            "docker run -d --expose={port} --name {} -e WEBSITE_SITE_NAME={} -e PORT={port} {}",
+            log.container, log.site, spec.image
+        ),
+    );
     let instance = Instance::with_status(port, InstanceStatus::Starting);
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c")
@@ -258,25 +314,102 @@ pub(crate) fn spawn(shared: &Arc<Shared>, spec: LaunchSpec) -> Arc<Instance> {
         .envs(spec.env)
         .env("PORT", port.to_string())
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        // The app's output goes to its log, as App Service keeps it (`…_default_docker.log`).
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let child = match cmd.spawn() {
+    let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            instance.status.send_replace(InstanceStatus::Failed(format!(
-                "cannot start '{command}': {e}"
-            )));
+            let reason = format!("cannot start '{command}': {e}");
+            log.platform("ERROR", &reason);
+            instance.status.send_replace(InstanceStatus::Failed(reason));
             return instance;
         }
     };
     *lock(&instance.pid) = child.id();
-    tokio::spawn(monitor(instance.clone(), child, shared.app_start_timeout));
+    let mut pumps = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        pumps.push(tokio::spawn(log.clone().pump(out)));
+    }
+    if let Some(err) = child.stderr.take() {
+        pumps.push(tokio::spawn(log.clone().pump(err)));
+    }
+    tokio::spawn(monitor(
+        instance.clone(),
+        child,
+        shared.app_start_timeout,
+        log,
+        pumps,
+    ));
     instance
 }
 
-async fn monitor(instance: Arc<Instance>, mut child: tokio::process::Child, timeout: Duration) {
+/// The exit status as Docker reports it: the code, or 128 + the signal that ended the process.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return 128 + signal;
+        }
+    }
+    status.code().unwrap_or(-1)
+}
+
+/// Writes the platform's lines for a container that exited, once its output is in the log.
+async fn log_exit(
+    log: &LogTarget,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+    code: i32,
+    during_start: bool,
+    port: u16,
+) {
+    // The group is dead, so the pipes close; wait briefly for the last lines to be written first.
+    for pump in pumps {
+        let _ = tokio::time::timeout(Duration::from_millis(500), pump).await;
+    }
+    if during_start {
+        log.platform(
+            "ERROR",
+            &format!(
+                "Container {} for site {} has exited with status {code}, failing site start",
+                log.container, log.site
+            ),
+        );
+        log.platform(
+            "ERROR",
+            &format!(
+                "Container {} didn't respond to HTTP pings on port: {port}, failing site start. See container logs for debugging.",
+                log.container
+            ),
+        );
+        log.platform(
+            "INFO ",
+            &format!(
+                "Stopping site {} because it failed during startup.",
+                log.site
+            ),
+        );
+    } else {
+        log.platform(
+            "ERROR",
+            &format!(
+                "Container {} for site {} has exited with status {code}",
+                log.container, log.site
+            ),
+        );
+    }
+}
+
+async fn monitor(
+    instance: Arc<Instance>,
+    mut child: tokio::process::Child,
+    timeout: Duration,
+    log: LogTarget,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+) {
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {
@@ -291,21 +424,35 @@ async fn monitor(instance: Arc<Instance>, mut child: tokio::process::Child, time
                 return;
             }
             status = child.wait() => {
-                let reason = match status {
-                    Ok(s) => format!("the startup command exited ({s})"),
-                    Err(e) => format!("the startup command could not be waited for: {e}"),
-                };
                 if let Some(pid) = lock(&instance.pid).take() {
                     kill_group(pid);
                 }
+                let (reason, code) = match status {
+                    Ok(s) => (format!("the startup command exited ({s})"), exit_code(s)),
+                    Err(e) => (format!("the startup command could not be waited for: {e}"), -1),
+                };
+                // The log is complete before the status says the app failed: whoever reads the log
+                // after seeing the failure finds the exit in it.
+                log_exit(&log, pumps, code, starting, instance.port).await;
                 instance.status.send_replace(InstanceStatus::Failed(reason));
                 return;
             }
             _ = tick.tick(), if starting => {
                 if instance.status() == InstanceStatus::Starting {
                     if tokio::net::TcpStream::connect(("127.0.0.1", instance.port)).await.is_ok() {
+                        log.platform("INFO ", &format!(
+                            "Container {} for site {} initialized successfully and is ready to serve requests.",
+                            log.container, log.site
+                        ));
                         instance.status.send_replace(InstanceStatus::Ready);
                     } else if started.elapsed() > timeout {
+                        log.platform("ERROR", &format!(
+                            "Container {} didn't respond to HTTP pings on port: {}, failing site start. See container logs for debugging.",
+                            log.container, instance.port
+                        ));
+                        log.platform("INFO ", &format!(
+                            "Stopping site {} because it failed during startup.", log.site
+                        ));
                         instance.status.send_replace(InstanceStatus::Failed(format!(
                             "the app did not listen on PORT {} within {:?}", instance.port, timeout
                         )));

@@ -1443,10 +1443,16 @@ impl Exec<'_> {
             Action::HealthGate { slot, probe } => {
                 let target = self.target(slot).await?;
                 let client = port.prober();
-                let outcome = health::gate(
+                // A crashed app fails the gate at once, quoting its log, instead of at the timeout.
+                let crash = crate::port::SlotCrashCheck {
+                    port: port.clone(),
+                    slot: slot.clone(),
+                };
+                let outcome = health::gate_with(
                     client.as_ref(),
                     &target,
                     &Self::check(probe),
+                    Some(&crash),
                     &cancel,
                     self.log(),
                 )

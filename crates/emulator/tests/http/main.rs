@@ -10,4 +10,5 @@ mod faults;
 mod identity;
 mod keyvault;
 mod kudu;
+mod logs;
 mod shapes;
