@@ -13,6 +13,7 @@ mod hostnames;
 mod keyvault;
 mod kudu;
 mod kudu_logs;
+mod proxy;
 mod runtime;
 mod seed;
 mod server;
