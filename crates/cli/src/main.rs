@@ -210,6 +210,14 @@ struct EmulatorArgs {
     /// seed's `hostNameStyle` (unique).
     #[arg(long, value_name = "unique|classic")]
     host_names: Option<slot_release_emulator::HostNameStyle>,
+    /// A container image the emulator runs as a local command: `PATTERN=COMMAND`, e.g.
+    /// `'contoso.azurecr.io/contoso/app:*=python3 app.py'` (`*` matches any run of characters);
+    /// repeatable, and ahead of the seed's `images`.
+    #[arg(long = "image", value_name = "PATTERN=COMMAND")]
+    images: Vec<String>,
+    /// The folder the `--image` commands run in (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    image_dir: Option<PathBuf>,
 }
 
 impl Cmd {
@@ -1001,6 +1009,25 @@ async fn emulator_cmd(args: &EmulatorArgs, log: &Log) -> Result<ExitCode> {
     };
     let mut opts = slot_release_emulator::EmulatorOptions::new(seed, work_dir);
     opts.port = args.port;
+    let image_dir = match &args.image_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().context("read the current directory")?,
+    };
+    for mapping in &args.images {
+        let Some((pattern, command)) = mapping
+            .split_once('=')
+            .filter(|(p, c)| !p.trim().is_empty() && !c.trim().is_empty())
+        else {
+            anyhow::bail!(
+                "--image {mapping:?} is not PATTERN=COMMAND (e.g. 'contoso.azurecr.io/contoso/app:*=python3 app.py')"
+            );
+        };
+        opts.images.push(slot_release_emulator::ImageMapping {
+            pattern: pattern.trim().to_owned(),
+            command: command.trim().to_owned(),
+            dir: image_dir.clone(),
+        });
+    }
     // Listening before the endpoints are printed: whoever reads them may signal at once.
     let stop = StopSignals::register()?;
     let emulator = slot_release_emulator::Emulator::start(opts).await?;

@@ -58,7 +58,9 @@ pub struct ImageMapping {
     pub pattern: String,
     /// Command run with `sh -c`.
     pub command: String,
-    /// Working directory of the command.
+    /// Working directory of the command (in a seed file: relative to the file's folder, which is
+    /// the default).
+    #[serde(default)]
     pub dir: PathBuf,
 }
 
@@ -452,6 +454,18 @@ impl Emulator {
         let _ = writeln!(out, "Identity:       {}", e.identity);
         let _ = writeln!(out, "Admin:          {}", e.admin);
         let _ = writeln!(out, "Tenant:         {}", self.shared.seed.tenant_id);
+        if !self.shared.images.is_empty() {
+            let _ = writeln!(out, "Container images (first match wins):");
+            for m in &self.shared.images {
+                let _ = writeln!(
+                    out,
+                    "  {} -> {} (in {})",
+                    m.pattern,
+                    m.command,
+                    m.dir.display()
+                );
+            }
+        }
         let _ = writeln!(out, "Resolve these names to 127.0.0.1:");
         for h in self.loopback_hosts() {
             let _ = writeln!(out, "  {h}");

@@ -306,7 +306,6 @@ pub(crate) fn spawn(shared: &Arc<Shared>, spec: LaunchSpec) -> Arc<Instance> {
         .arg("sh")
         .arg(&command)
         .arg(std::process::id().to_string())
-        .current_dir(&spec.cwd)
         .env_clear()
         .envs(spec.env)
         .env("PORT", port.to_string())
@@ -316,6 +315,10 @@ pub(crate) fn spawn(shared: &Arc<Shared>, spec: LaunchSpec) -> Arc<Instance> {
         .stderr(std::process::Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    // An image mapping without a folder runs where the emulator runs.
+    if !spec.cwd.as_os_str().is_empty() {
+        cmd.current_dir(&spec.cwd);
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {

@@ -62,6 +62,11 @@ pub struct Seed {
     /// How the apps' default host names look (`unique`, the default, or `classic`).
     #[serde(default)]
     pub host_name_style: HostNameStyle,
+    /// Container images and the local commands that stand in for them (after
+    /// `EmulatorOptions::images`, which win). In a seed file, a relative `dir` is relative to the
+    /// file's folder, and no `dir` means that folder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<crate::ImageMapping>,
 }
 
 /// How App Service names an app's default hosts.
@@ -321,10 +326,16 @@ impl Seed {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_yaml_str(&text).map_err(|message| EmulatorError::SeedParse {
+        let mut seed = Self::from_yaml_str(&text).map_err(|message| EmulatorError::SeedParse {
             path: path.to_owned(),
             message,
-        })
+        })?;
+        // The command of a mapping runs where the seed says, read from where the seed file is.
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        for image in &mut seed.images {
+            image.dir = base.join(&image.dir);
+        }
+        Ok(seed)
     }
 
     /// Parses a seed from YAML or JSON text.
@@ -467,6 +478,7 @@ impl Seed {
                 }],
             }],
             host_name_style: HostNameStyle::default(),
+            images: Vec::new(),
         }
     }
 }
@@ -527,6 +539,30 @@ subscriptions:
         assert_eq!(
             again.subscriptions[0].resource_groups[0].apps[0].name,
             "web"
+        );
+    }
+
+    #[test]
+    fn image_mappings_run_relative_to_the_seed_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seed.yml");
+        let text = format!(
+            "{YAML}images:\n  - {{ pattern: 'contoso/app:*', command: python3 app.py, dir: image }}\n  - {{ pattern: 'other:*', command: ./run }}\n"
+        );
+        std::fs::write(&path, text).expect("write seed");
+        let seed = Seed::from_file(&path).expect("valid seed");
+        assert_eq!(seed.images.len(), 2);
+        assert_eq!(seed.images[0].pattern, "contoso/app:*");
+        assert_eq!(seed.images[0].command, "python3 app.py");
+        assert_eq!(seed.images[0].dir, dir.path().join("image"));
+        assert_eq!(seed.images[1].dir, dir.path().join(""));
+        assert_eq!(seed.host_name_style, HostNameStyle::Unique);
+        let classic = format!("{YAML}hostNameStyle: classic\n");
+        assert_eq!(
+            Seed::from_yaml_str(&classic)
+                .expect("valid")
+                .host_name_style,
+            HostNameStyle::Classic
         );
     }
 

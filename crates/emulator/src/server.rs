@@ -77,11 +77,17 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(EmulatorError::HttpClient)?;
+    // The options' mappings first: a test or the command line overrides the seed's.
+    let images = opts
+        .images
+        .into_iter()
+        .chain(opts.seed.images.iter().cloned())
+        .collect();
     let shared = Arc::new(Shared {
         port,
         seed: opts.seed,
         work_dir,
-        images: opts.images,
+        images,
         app_start_timeout: opts.app_start_timeout,
         lro_retry_after: opts.lro_retry_after,
         deployment_step_delay: opts.deployment_step_delay,

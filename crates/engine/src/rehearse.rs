@@ -224,6 +224,7 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
             }],
         }],
         host_name_style: emu::HostNameStyle::default(),
+        images: Vec::new(),
     }
 }
 
