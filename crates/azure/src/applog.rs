@@ -79,6 +79,11 @@ pub enum StartFailure {
         /// The port pinged.
         port: Option<u16>,
     },
+    /// The image could not be pulled (a wrong tag, a missing registry credential).
+    ImagePull {
+        /// The registry's answer as the platform quotes it (untrusted text).
+        message: String,
+    },
 }
 
 /// A failed start and the app's last lines since that start.
@@ -131,6 +136,26 @@ pub fn start_failure(platform: &str) -> Option<(StartFailure, Option<OffsetDateT
                     .zip(at)
                     .and_then(|(s, e)| Duration::try_from(e - s).ok()),
                 during_start: lower.contains("failing site start"),
+            });
+        } else if lower.contains("dockerapiexception") {
+            // The registry's answer: the most telling line of a failed pull.
+            failure = Some(StartFailure::ImagePull {
+                message: text
+                    .split_once(" - ")
+                    .map_or(text, |(_, m)| m)
+                    .trim()
+                    .to_owned(),
+            });
+        } else if (lower.contains("image pull failed")
+            || (lower.contains("pulling") && lower.contains("failed")))
+            && failure.is_none()
+        {
+            failure = Some(StartFailure::ImagePull {
+                message: text
+                    .split_once(" - ")
+                    .map_or(text, |(_, m)| m)
+                    .trim()
+                    .to_owned(),
             });
         } else if lower.contains("didn't respond to http pings") && failure.is_none() {
             failure = Some(StartFailure::NoAnswer {

@@ -156,3 +156,28 @@ async fn a_swap_whose_warm_up_meets_a_crashed_app_says_why() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_that_cannot_be_pulled_fails_the_gate_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = container_example(dir.path());
+    // No image mapping: every image fails like a bad pull.
+    let world = World::start_with(config, dir, |o| o.images.clear()).await;
+    let started = std::time::Instant::now();
+    let out = world.run(&["staging", "--release-id", "r1"]).await;
+    let text = stderr(&out);
+    assert!(!out.status.success(), "{text}");
+    // The example's gate allows 2 minutes.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{text}"
+    );
+    assert!(
+        text.contains("did not pass the health gate: App Service could not pull the image: DockerApiException:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pull access denied for 'contoso.azurecr.io/contoso/app:r1'"),
+        "{text}"
+    );
+}

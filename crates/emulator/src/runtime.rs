@@ -274,7 +274,20 @@ pub(crate) fn spawn(shared: &Arc<Shared>, spec: LaunchSpec) -> Arc<Instance> {
     let log = spec.log;
     if let Some(reason) = spec.failure {
         log.platform("INFO ", &format!("Pulling image: {}", spec.image));
-        log.platform("ERROR", &format!("Image pull failed: {reason}"));
+        log.platform(
+            "ERROR",
+            &format!("Pulling docker image {} failed:", spec.image),
+        );
+        log.platform(
+            "ERROR",
+            &format!(
+                "DockerApiException: Docker API responded with status code=NotFound, response={{\"message\":\"{reason}\"}}"
+            ),
+        );
+        log.platform(
+            "ERROR",
+            "Image pull failed: Verify docker image configuration and credentials (if using private repository)",
+        );
         log.platform(
             "INFO ",
             &format!(

@@ -648,6 +648,9 @@ pub(crate) fn failure_summary(failure: &az::StartFailure, container: bool) -> St
                 after.map_or_else(String::new, |d| format!(" after {:.1} s", d.as_secs_f64()));
             format!("{what} exited{status}{after}")
         }
+        az::StartFailure::ImagePull { message } => {
+            format!("App Service could not pull the image: {message}")
+        }
         az::StartFailure::NoAnswer { port } => {
             let port = port.map_or_else(String::new, |p| format!(" on port {p}"));
             format!("{what} did not answer HTTP pings{port}, so App Service failed the site start")
