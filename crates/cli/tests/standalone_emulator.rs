@@ -69,6 +69,8 @@ struct Standalone {
     env: BTreeMap<String, String>,
     /// The image mappings it printed, in the order it tries them.
     images: Vec<String>,
+    /// `<slot>  https://<host>:<port>  https://<scm host>:<port>` for each slot it printed.
+    apps: Vec<String>,
 }
 
 impl Drop for Standalone {
@@ -112,6 +114,7 @@ fn start(dir: &Path, extra: &[&str]) -> Standalone {
     let mut in_env = false;
     let mut printed = String::new();
     let mut images = Vec::new();
+    let mut apps = Vec::new();
     // The environment block ends with the job's access token for a service principal connection.
     while !env.contains_key("ENDPOINT_AUTH_PARAMETER_SYSTEMVSSCONNECTION_ACCESSTOKEN") {
         let line = rx
@@ -123,6 +126,8 @@ fn start(dir: &Path, extra: &[&str]) -> Standalone {
             port = p.trim().parse().unwrap();
         } else if let Some(path) = line.strip_prefix("CA certificate: ") {
             ca = path.trim().to_owned();
+        } else if let Some(rest) = line.strip_prefix("  contoso-api/") {
+            apps.push(rest.to_owned());
         } else if line.contains(" -> ") && line.starts_with("  ") {
             images.push(line.trim().to_owned());
         } else if line.starts_with("Environment for a ServicePrincipal service connection:") {
@@ -137,6 +142,7 @@ fn start(dir: &Path, extra: &[&str]) -> Standalone {
         ca,
         env,
         images,
+        apps,
     }
 }
 
@@ -219,6 +225,20 @@ async fn the_container_story_runs_stage_by_stage_against_a_standalone_emulator()
     let (ok, text) = run(&emu, dir.path(), &["staging", "--release-id", "r1"]);
     assert!(ok, "{text}");
     let staging = slot(&emu, "staging").await;
+    // It printed the hosts ARM names (unique by default), the ones the product probed.
+    let host = staging["hostName"].as_str().unwrap_or_default();
+    assert!(host.starts_with("contoso-api-staging-"), "{staging}");
+    assert!(
+        emu.apps
+            .iter()
+            .any(|a| a.starts_with(&format!("staging  https://{host}:{}", emu.port))),
+        "{:?}",
+        emu.apps
+    );
+    assert!(
+        text.contains(&format!("https://{host}:{}/health", emu.port)),
+        "{text}"
+    );
     assert_eq!(staging["image"], format!("{IMAGE}:r1"), "{staging}");
     assert_eq!(staging["running"]["state"], "running", "{staging}");
     assert_eq!(

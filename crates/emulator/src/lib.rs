@@ -466,6 +466,24 @@ impl Emulator {
                 );
             }
         }
+        let _ = writeln!(
+            out,
+            "Apps (app/slot, then its host and its SCM host, as ARM names them):"
+        );
+        for app in self.snapshot().apps {
+            for slot in app.slots {
+                let _ = writeln!(
+                    out,
+                    "  {}/{}  https://{}:{}  https://{}:{}",
+                    app.name,
+                    slot.name,
+                    slot.host_name,
+                    self.port(),
+                    slot.scm_host_name,
+                    self.port()
+                );
+            }
+        }
         let _ = writeln!(out, "Resolve these names to 127.0.0.1:");
         for h in self.loopback_hosts() {
             let _ = writeln!(out, "  {h}");

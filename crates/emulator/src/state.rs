@@ -322,6 +322,10 @@ pub struct SlotSnapshot {
     pub deployments: Vec<DeploymentRecord>,
     /// The site folder.
     pub content_dir: PathBuf,
+    /// The slot's default host as ARM names it, without the port.
+    pub host_name: String,
+    /// The slot's SCM (Kudu) host, without the port.
+    pub scm_host_name: String,
 }
 
 /// One vault.
@@ -660,6 +664,8 @@ pub(crate) fn snapshot(shared: &Shared) -> StateSnapshot {
                         tags: s.tags.clone(),
                         deployments: s.deployments.clone(),
                         content_dir: s.content_dir.clone(),
+                        host_name: app.hosts(&s.name).app,
+                        scm_host_name: app.hosts(&s.name).scm,
                     })
                     .collect(),
             }
