@@ -1,7 +1,7 @@
 //! Running the apps: one real child process per slot (`sh -c <startup command>` in the site folder,
 //! with the slot's settings, `PORT`, a shared `HOME`), its output and the platform's lines in the
 //! slot's logs, readiness, restarts, warm-up for swaps, and killing every process group on shutdown.
-//! The front end that routes and proxies requests to these processes is `crate::proxy`.
+//! The front end that routes and proxies requests to these processes is `crate::frontend`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -279,7 +279,7 @@ async fn dispatch(shared: Arc<Shared>, host: &str, req: Request<Body>) -> Respon
                     crate::kudu::handle(shared, app, slot, req).await
                 }
                 Some((app, slot, HostKind::App)) => {
-                    crate::proxy::proxy(shared, app, slot, req).await
+                    crate::frontend::proxy(shared, app, slot, req).await
                 }
                 None => not_found_host(host),
             }
