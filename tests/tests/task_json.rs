@@ -182,9 +182,15 @@ fn outputs_are_declared_and_settable() {
             "ReleaseId",
             "AppUrl",
             "Slot",
+            "ProductionUrl",
+            "PreviousRelease",
+            "LastKnownGood",
             "PreviousImageTag",
             "PlanJsonPath",
-            "Result"
+            "Result",
+            "RollbackArtifactRunId",
+            "RollbackArtifactPipelineId",
+            "RollbackArtifactName"
         ]
     );
     let allowed: Vec<&str> = task["restrictions"]["settableVariables"]["allowed"]

@@ -501,10 +501,30 @@ impl Inner {
                     }),
                 )
                 .await;
+            // At trace level, every request: method, host and path, status. Never a header, a body or a
+            // query string, which can hold a token or a secret.
+            match &result {
+                Ok(rsp) => tracing::trace!(
+                    "{} {} -> {}",
+                    call.method,
+                    path_of(&call.url),
+                    u16::from(rsp.status())
+                ),
+                Err(e) => tracing::trace!("{} {} -> {}", call.method, path_of(&call.url), e.kind()),
+            }
             let (err, wait) = match result {
                 Ok(rsp) => {
                     let status = u16::from(rsp.status());
                     if (200..300).contains(&status) || call.accept.contains(&status) {
+                        if attempt > 0 {
+                            // Worth knowing (Azure throttled or failed and the call got through): the
+                            // run reports it, and ends SucceededWithIssues if nothing else goes wrong.
+                            tracing::warn!(
+                                "{} succeeded after {attempt} retr{}",
+                                call.operation,
+                                if attempt == 1 { "y" } else { "ies" }
+                            );
+                        }
                         return Ok(rsp);
                     }
                     // The bearer policy dropped its cached token on the 401; one more try gets a fresh one
@@ -539,7 +559,14 @@ impl Inner {
             if attempt >= settings.max_retries || started.elapsed() + delay > settings.max_elapsed {
                 return Err(err);
             }
-            tracing::debug!(operation = %call.operation, attempt, ?delay, error = %err, "retrying");
+            tracing::debug!(
+                operation = %call.operation,
+                attempt,
+                ?delay,
+                retry_after = ?wait,
+                error = %err,
+                "retrying"
+            );
             sleep_or_cancel(delay, cancel, &call.operation).await?;
             attempt += 1;
         }

@@ -3,6 +3,9 @@
 //! Everything that decides or changes something lives in the libraries; this file maps inputs to calls,
 //! errors to the agent's issues and exit codes, and signals to a cancellation token.
 
+mod tracing_log;
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -117,6 +120,10 @@ struct PlanArgs {
     /// With `--stage rollback`: the release the rollback would return to.
     #[arg(long = "to", value_name = "RELEASE")]
     rollback_to: Option<String>,
+    /// With `--stage production`: plan as if the staging stage had staged this release (always so in a
+    /// pull-request run, whose release is never staged).
+    #[arg(long)]
+    as_if_staged: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -168,6 +175,10 @@ struct RunArgs {
     /// rollback: the release to return to, by id or build number (default: the one before the current release).
     #[arg(long = "to", value_name = "RELEASE")]
     rollback_to: Option<String>,
+    /// The pipeline artifact the package was downloaded from, kept in the release history with the run that
+    /// built it so a later rollback can name what to download again.
+    #[arg(long, value_name = "NAME", default_value = "slot-release-package")]
+    artifact_name: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -247,7 +258,8 @@ fn main() -> ExitCode {
     log.register_secrets(&AgentEnv::from_env().secrets());
     // A panic message goes through the masker and the neutraliser like every other byte we print.
     log.install_panic_hook();
-    if std::env::var("INPUT_LOGLEVEL").is_ok_and(|l| l.eq_ignore_ascii_case("debug")) {
+    let detail = tracing_log::Detail::from_env(|name| std::env::var(name).ok());
+    if detail.is_some() {
         log.set_debug(true);
     }
     let cli = match parse() {
@@ -282,6 +294,7 @@ fn main() -> ExitCode {
     } else {
         log
     };
+    tracing_log::install(&log, detail);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -336,7 +349,15 @@ fn parse() -> Result<Cli, clap::Error> {
     {
         argv.extend(["--timeout-minutes".to_owned(), minutes.to_owned()]);
     }
-    if command == "rollback"
+    if command == "plan"
+        && let Some(stage) = inputs
+            .get("planStage")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    {
+        argv.extend(["--stage".to_owned(), stage.to_owned()]);
+    }
+    if (command == "rollback" || command == "plan")
         && let Some(to) = inputs
             .get("rollbackTo")
             .map(str::trim)
@@ -367,6 +388,19 @@ fn parse() -> Result<Cli, clap::Error> {
             .filter(|s| !s.is_empty())
     {
         argv.extend(["--health-timeout-seconds".to_owned(), seconds.to_owned()]);
+    }
+    if command == "rollback"
+        && let Some(package) = inputs.get("package").and_then(|p| supplied_path(p, &agent))
+    {
+        argv.extend(["--package".to_owned(), package]);
+    }
+    if ["staging", "release"].contains(&command.as_str())
+        && let Some(name) = inputs
+            .get("artifactName")
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+    {
+        argv.extend(["--artifact-name".to_owned(), name.to_owned()]);
     }
     let packaged = ["build", "staging", "release"];
     if packaged.contains(&command.as_str()) {
@@ -410,12 +444,18 @@ fn finish(log: &Log, outcome: Result<ExitCode, Failed>) -> ExitCode {
     match outcome {
         Ok(code) => {
             if pipeline {
-                let result = if code == ExitCode::SUCCESS {
-                    TaskResult::Succeeded
-                } else {
-                    TaskResult::Failed
+                // Succeeded after something the user should know (each said as a warning above): a retry
+                // that succeeded, a skipped secret, a rollback that restored production.
+                let warnings = log.warning_count();
+                let (result, message) = match (code == ExitCode::SUCCESS, warnings) {
+                    (false, _) => (TaskResult::Failed, String::new()),
+                    (true, 0) => (TaskResult::Succeeded, String::new()),
+                    (true, n) => (
+                        TaskResult::SucceededWithIssues,
+                        format!("succeeded with {n} warning(s); see the warnings in the log"),
+                    ),
                 };
-                log.complete(result, "");
+                log.complete(result, &message);
                 ExitCode::SUCCESS
             } else {
                 code
@@ -500,13 +540,51 @@ async fn wait_signal() -> std::io::Result<()> {
 }
 
 /// Loads the config; diagnostics go to the log (as located issues in a pipeline).
+/// The config as the release an artifact's build record describes was released with it: its build number,
+/// build id and commit in place of this run's, for a rollback that deploys that artifact again.
+fn load_for_release(
+    common: &Common,
+    connection: &Connection,
+    record: &artifact::BuildRecord,
+    log: &Log,
+) -> Result<slot_release_engine::spec::ReleaseSpec> {
+    let mut variables = BTreeMap::from([
+        ("BUILD_BUILDNUMBER".to_owned(), record.release_name.clone()),
+        ("BUILD_BUILDID".to_owned(), record.build_id.clone()),
+    ]);
+    if let Some(commit) = &record.source_commit {
+        variables.insert("BUILD_SOURCEVERSION".to_owned(), commit.clone());
+    }
+    // Its warnings were reported when this run loaded the config.
+    let quiet = log.redirected(Box::new(std::io::sink()));
+    let loaded =
+        load_with(common, Some(connection), false, variables, &quiet).with_context(|| {
+            format!(
+                "cannot render the config for release {}, whose package the rollback deploys",
+                record.release_name
+            )
+        })?;
+    Ok(loaded.spec)
+}
+
 fn load(
     common: &Common,
     connection: Option<&Connection>,
     syntax_only: bool,
     log: &Log,
 ) -> Result<release::LoadedRelease> {
+    load_with(common, connection, syntax_only, BTreeMap::new(), log)
+}
+
+fn load_with(
+    common: &Common,
+    connection: Option<&Connection>,
+    syntax_only: bool,
+    variables: BTreeMap<String, String>,
+    log: &Log,
+) -> Result<release::LoadedRelease> {
     let request = LoadRequest {
+        variables,
         release_id: connection.and_then(|c| c.release_id.clone()),
         run_identity: AgentEnv::from_env().run_identity(),
         syntax_only,
@@ -514,7 +592,6 @@ fn load(
         sources: std::env::var_os("SYSTEM_DEFAULTWORKINGDIRECTORY")
             .filter(|s| !s.is_empty())
             .map(PathBuf::from),
-        ..LoadRequest::default()
     };
     config_inside_sources(&common.config)?;
     match release::load(&common.config, &request) {
@@ -636,6 +713,7 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
         }
     };
     let mut plan = plan::compute(PlanInput {
+        target: None,
         spec: &loaded.spec,
         stage,
         environment: args.common.environment.as_deref(),
@@ -645,6 +723,10 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
             release_name: Some(loaded.release_name.clone()),
             package_sha256: None,
             rollback_to: args.rollback_to.clone(),
+            // The rollback job that follows a plan is given the artifact the plan names.
+            package_later: true,
+            // A pull request's release is never staged; its plan of production shows the swap it leads to.
+            assume_staged: args.as_if_staged || AgentEnv::from_env().is_pull_request(),
         },
     })?;
     // The package root is checked before `build` and `staging` change anything; the plan shows it when it
@@ -679,6 +761,17 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
             ..VariableOptions::default()
         };
         log.set_variable("PlanJsonPath", &json_path.display().to_string(), output)?;
+        if stage == Stage::Rollback {
+            // Empty when the rollback needs no artifact, so a download step can be conditioned on it.
+            let artifact = plan.artifact.clone().unwrap_or_default();
+            log.set_variable("RollbackArtifactRunId", &artifact.run, output)?;
+            log.set_variable(
+                "RollbackArtifactPipelineId",
+                artifact.pipeline.as_deref().unwrap_or_default(),
+                output,
+            )?;
+            log.set_variable("RollbackArtifactName", &artifact.artifact, output)?;
+        }
         // A pull-request run is read-only: its plan becomes the run summary for reviewers.
         let mut summary = Summary::new();
         summary
@@ -751,6 +844,26 @@ async fn run_cmd(
         release_name: loaded.release_name.clone(),
         package: package.as_ref().map(|p| p.path.clone()),
         package_sha256: package.as_ref().map(|p| p.sha256.as_str().to_owned()),
+        // A package given with its build record can be downloaded again from the run that built it.
+        artifact: package
+            .as_ref()
+            .filter(|p| !p.built)
+            .and_then(|p| p.record.as_ref())
+            .and_then(|r| {
+                Some(slot_release_engine::history::ArtifactSource {
+                    pipeline: r.pipeline_id.clone(),
+                    run: r.run_id.clone()?,
+                    artifact: args.artifact_name.clone(),
+                })
+            }),
+        target_spec: match (&package, command) {
+            (Some(p), Command::Rollback) if !p.built => p
+                .record
+                .as_ref()
+                .map(|r| load_for_release(&args.common, &args.connection, r, log))
+                .transpose()?,
+            _ => None,
+        },
         work_dir: work_dir.clone(),
         hook_dir: config_dir(&args.common.config),
         unfinished: if args.resume {
@@ -788,6 +901,10 @@ async fn run_cmd(
         cancel,
     };
     let record = stages::run(&ctx, &loaded.spec, &opts).await;
+    let portal =
+        loaded.spec.app.subscription.as_deref().map(|sub| {
+            stages::portal_url(sub, &loaded.spec.app.resource_group, &loaded.spec.app.name)
+        });
     report(
         log,
         &record,
@@ -795,6 +912,10 @@ async fn run_cmd(
         args.record.as_deref(),
         &work_dir,
         args.common.json,
+        &stages::SummaryContext {
+            rehearsal: false,
+            portal_url: portal.as_deref(),
+        },
     )?;
     Ok(if record.succeeded() {
         ExitCode::SUCCESS
@@ -918,6 +1039,19 @@ fn config_dir(config: &Path) -> PathBuf {
 }
 
 /// The summary, the record, and in a pipeline the output variables and the run summary.
+/// A file name from text that names an app and a stage: letters, digits, `-`, `_` and `.` only.
+fn summary_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 fn report(
     log: &Log,
     record: &stages::ReleaseRecord,
@@ -925,6 +1059,7 @@ fn report(
     record_path: Option<&Path>,
     work_dir: &Path,
     json: bool,
+    summary: &stages::SummaryContext<'_>,
 ) -> Result<()> {
     if json {
         log.print_json(record);
@@ -950,10 +1085,19 @@ fn report(
             log.write_json("the plan", &plan_path, plan)?;
         }
         stages::set_outputs(log, record, slot, Some(&plan_path))?;
-        log.write_summary(
-            &work_dir.join("summary.md"),
-            &stages::summary_markdown(record),
-        )?;
+        // One file per stage, each attached under its own name: a job's summary never overwrites
+        // another's, and a rehearsal's never passes for a release's.
+        for stage in &record.stages {
+            let name = if summary.rehearsal {
+                format!("rehearsal-{}.md", stage.stage)
+            } else {
+                format!("{}-{}.md", record.app, stage.stage)
+            };
+            log.write_summary(
+                &work_dir.join(summary_file_name(&name)),
+                &stages::stage_summary(record, stage, summary),
+            )?;
+        }
     }
     Ok(())
 }
@@ -986,6 +1130,10 @@ async fn rehearse_cmd(
         args.record.as_deref(),
         &work_dir,
         args.common.json,
+        &stages::SummaryContext {
+            rehearsal: true,
+            portal_url: None,
+        },
     )?;
     log.info(&outcome.story);
     Ok(if outcome.as_expected {

@@ -243,3 +243,25 @@ fn plan_lists_a_package_root_that_cannot_be_built_from() {
     assert!(ok, "{text}");
     assert!(!text.contains("package-root"), "{text}");
 }
+
+#[test]
+fn the_rollback_takes_the_package_input_and_plan_takes_its_stage_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = checkout(dir.path(), |t| t);
+    let temp = dir.path().join("_temp");
+    std::fs::write(dir.path().join("garbage.zip"), "not a zip").unwrap();
+    // The artifact a rollback job downloaded reaches the rollback, and is checked before Azure is touched.
+    let (_, text) = output(
+        task(&sources, &temp, "rollback")
+            .env("INPUT_PACKAGE", dir.path().join("garbage.zip"))
+            .env("INPUT_ROLLBACKTO", "20261204.1"),
+    );
+    assert!(text.contains("is not a readable zip"), "{text}");
+    // `planStage` chooses the stage a task-mode plan shows.
+    let (_, text) = output(task(&sources, &temp, "plan").env("INPUT_PLANSTAGE", "rolback"));
+    assert!(
+        text.contains("##vso[task.complete result=Failed;]"),
+        "{text}"
+    );
+    assert!(text.contains("rolback"), "{text}");
+}

@@ -277,11 +277,25 @@ async fn release_three(world: &World, definition: u32, first: u32) -> Vec<Pipeli
         })
         .collect();
     for run in &runs {
-        // Staging builds the run's artifact (package and build record) into its own folder.
+        // Build once, deploy many, as the template does: the build job writes the run's artifact (package
+        // and build record) into its own folder, and the staging job deploys that artifact.
         let artifact = artifact_dir(world, run);
         std::fs::create_dir_all(&artifact).unwrap();
-        let artifact = artifact.display().to_string();
-        let out = job_with(world, run, "staging", &["--work-dir", &artifact]).await;
+        let out = job_with(
+            world,
+            run,
+            "build",
+            &["--out", &artifact.display().to_string()],
+        )
+        .await;
+        assert!(
+            out.status.success(),
+            "{} build: {}",
+            run.number,
+            stderr(&out)
+        );
+        let package = artifact.join("*.zip").display().to_string();
+        let out = job_with(world, run, "staging", &["--package", &package]).await;
         assert!(
             out.status.success(),
             "{} staging: {}",
@@ -325,6 +339,28 @@ async fn rollback_reverts_a_code_release_that_passed_its_watch() {
         world.tag("slotrelease.lastKnownGood"),
         Some(runs[1].identity())
     );
+    // The history keeps v3, marked, so a plain rollback after the next release never returns to it; each
+    // entry names the artifact its package can be downloaded from again.
+    let history =
+        slot_release_engine::journal::JournalTags::from_tags(&world.slot("production").tags)
+            .history;
+    let outcomes: Vec<_> = history
+        .iter()
+        .map(|e| (e.name.as_str(), e.outcome))
+        .collect();
+    use slot_release_engine::history::Outcome;
+    assert_eq!(
+        outcomes,
+        [
+            ("20261204.1", Outcome::Released),
+            ("20261204.2", Outcome::Released),
+            ("20261204.3", Outcome::RolledBack)
+        ]
+    );
+    assert_eq!(
+        history[0].artifact.as_ref().map(|a| a.run.as_str()),
+        Some("501")
+    );
     // A second rollback changes nothing: production already runs the release before the current one.
     let swaps = world.emulator.requests().len();
     let out = job_with(&world, &runs[2], "rollback", &[]).await;
@@ -339,15 +375,41 @@ async fn rollback_reverts_a_code_release_that_passed_its_watch() {
     assert_eq!(served(&world).await, "20261204.2");
 
     // v1 is in no slot any more: a code app's package stays with the run that built it, so the refusal
-    // names the release and the run whose stages bring it back, before any change.
+    // names the release and the artifact to download, before any change.
     let before = world.slot("production");
     let out = job_with(&world, &runs[2], "rollback", &["--to", "20261204.1"]).await;
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("20261204.1"), "{err}");
-    assert!(err.contains("pipeline web-7, run 501"), "{err}");
+    assert!(
+        err.contains("artifact slot-release-package of run 501 (pipeline 7)"),
+        "{err}"
+    );
     // The history keeps the package's digest, so the artifact can be checked when it comes back.
-    assert!(err.contains("package sha256 "), "{err}");
+    assert!(err.contains("sha256 "), "{err}");
+    // The plan a pipeline's rollback job runs first names that artifact in output variables, for the
+    // DownloadPipelineArtifact@2 step before the rollback (pipelines/templates/rollback.yml).
+    let mut plan = world.command(&["plan", "--stage", "rollback", "--to", "20261204.1"]);
+    let out = plan
+        .envs(runs[2].vars("rollback"))
+        .env("TF_BUILD", "True")
+        .output()
+        .await
+        .unwrap();
+    let text = stdout(&out);
+    for (name, value) in [
+        ("RollbackArtifactRunId", "501"),
+        ("RollbackArtifactPipelineId", "7"),
+        ("RollbackArtifactName", "slot-release-package"),
+    ] {
+        assert!(
+            text.contains(&format!(
+                "##vso[task.setvariable variable={name};isoutput=true;]{value}\n"
+            )),
+            "{name}: {text}"
+        );
+    }
+    assert!(text.contains("result=Succeeded"), "{text}");
     assert_eq!(
         world.slot("production").content_digest,
         before.content_digest
@@ -386,8 +448,14 @@ async fn rollback_reverts_a_code_release_that_passed_its_watch() {
     )
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
-    // Production runs exactly the bytes run 501 built (its page still names the newest build number:
-    // settings derived from it stay as the slot has them, see docs/story-code-release.md).
+    // v1 runs with the settings it was released with: `RELEASE_VERSION: $(Build.BuildNumber)` is rendered
+    // from its build record, not from the rollback run (whose build number is v3's).
+    assert_eq!(served(&world).await, "20261204.1");
+    assert_eq!(
+        production_release_version(&world).as_deref(),
+        Some("20261204.1")
+    );
+    // Production runs exactly the bytes run 501 built.
     let record: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(artifact_dir(&world, &runs[0]).join("slot-release-build.json"))
             .unwrap(),
@@ -452,7 +520,36 @@ async fn rollback_reverts_a_container_release_to_the_previous_and_to_a_named_ima
     let out = job_with(&world, &runs[2], "rollback", &[]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(image(&world), "contoso.azurecr.io/contoso/app:602");
+    // v1 is in no slot: its image goes to the staging slot, passes the gate there, and is swapped in, so
+    // production is never touched before it answers; v2 ends in the staging slot.
+    let out = job_with(
+        &world,
+        &runs[2],
+        "plan",
+        &["--stage", "rollback", "--to", "20261204.1"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = stdout(&out);
+    let set = plan.find("its image goes to slot staging").expect(&plan);
+    let swap = plan.find("swap staging into production").expect(&plan);
+    assert!(set < swap, "{plan}");
     let out = job_with(&world, &runs[2], "rollback", &["--to", "20261204.1"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(image(&world), "contoso.azurecr.io/contoso/app:601");
+    let staging = world
+        .emulator
+        .snapshot()
+        .slot("contoso-api", "staging")
+        .and_then(|s| s.image.clone());
+    assert_eq!(
+        staging.as_deref(),
+        Some("contoso.azurecr.io/contoso/app:602")
+    );
+    let (status, _) = world.get("production", "/health").await.unwrap();
+    assert_eq!(status, 200, "production is healthy on v1");
+    assert_eq!(
+        world.tag("slotrelease.lastKnownGood"),
+        Some(runs[0].identity())
+    );
 }

@@ -408,9 +408,11 @@ pub enum Restore {
     /// refuses when the journal shows that slot holds something else.
     #[default]
     SwapBack,
-    /// Put the last known-good release back on production from the journal: its image tag
-    /// (`container` apps). A `code` app's package is not kept in Azure, so for a code app the
-    /// rollback refuses and says to release that version again.
+    /// Redeploy the target release from the history even when a swap back were possible: its image
+    /// (`container` apps) goes to the source slot, passes the staging health check there, and is
+    /// swapped in. A `code` app's package is not kept in Azure: its rollback deploys the package
+    /// given with `--package` (the artifact of the run that built it, verified by SHA-256) the same
+    /// way, and refuses without one.
     LastKnownGood,
 }
 

@@ -1,10 +1,11 @@
-//! The release history kept with the app: the last releases that passed their watch in production, oldest
-//! first, so `rollback` can return to the release before the current one, or to any release it names.
+//! The release history kept with the app: the last releases that reached production, oldest first, each
+//! with its outcome, so `rollback` can return to the release before the current one, or to any release it
+//! names.
 //!
 //! It lives in the journal's tags as versioned JSON (`{"v":1,"r":[…]}`), split over continuation tags like
 //! every long journal value. Each entry says how to get the release back: an image reference (containers),
-//! or the pipeline run whose artifact holds its package (code apps).
-
+//! or the pipeline artifact that holds its package (code apps), with the package's SHA-256 to verify it.
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// How many releases the history keeps.
@@ -12,6 +13,45 @@ pub const MAX_ENTRIES: usize = 10;
 
 /// The version of the history's JSON form; a later version of the task reads every earlier one.
 pub const HISTORY_VERSION: u32 = 1;
+
+/// Where a release's package can be downloaded again: the pipeline artifact that the run which built it
+/// published (what `DownloadPipelineArtifact@2` needs with `source: specific`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ArtifactSource {
+    /// The pipeline (definition) id, `System.DefinitionId` of the run that built it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    /// The run (build) id, `Build.BuildId` of the run that built it.
+    pub run: String,
+    /// The artifact's name (`slot-release-package` in the templates).
+    pub artifact: String,
+}
+
+impl ArtifactSource {
+    /// How messages name it: "artifact slot-release-package of run 601 (pipeline 8)".
+    pub fn describe(&self) -> String {
+        format!(
+            "artifact {} of run {}{}",
+            self.artifact,
+            self.run,
+            self.pipeline
+                .as_deref()
+                .map_or(String::new(), |p| format!(" (pipeline {p})"))
+        )
+    }
+}
+
+/// What became of a release that reached production.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Outcome {
+    /// It passed its watch and served production.
+    #[default]
+    Released,
+    /// A rollback later took it out of production: a plain `rollback` never returns to it.
+    RolledBack,
+}
 
 /// One release that reached production and passed its watch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,12 +68,22 @@ pub struct Entry {
     /// The image it ran (containers).
     #[serde(rename = "img", default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
-    /// The pipeline run that built it (where its artifact can be downloaded again).
+    /// The pipeline run that released it, as people name it ("pipeline 8, run 601").
     #[serde(rename = "run", default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
     /// The SHA-256 of its package (code apps), to verify the artifact when it is deployed again.
     #[serde(rename = "p", default, skip_serializing_if = "Option::is_none")]
     pub package_sha256: Option<String>,
+    /// Where its package can be downloaded again (code apps deployed from a build's artifact).
+    #[serde(rename = "src", default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<ArtifactSource>,
+    /// What became of it.
+    #[serde(rename = "o", default, skip_serializing_if = "is_released")]
+    pub outcome: Outcome,
+}
+
+fn is_released(outcome: &Outcome) -> bool {
+    *outcome == Outcome::Released
 }
 
 impl Entry {
@@ -76,10 +126,21 @@ pub fn push(entries: &mut Vec<Entry>, entry: Entry) {
     entries.drain(..excess);
 }
 
-/// The release before `current` (the one a plain `rollback` returns to).
+/// The release before `current` that was not rolled back since (the one a plain `rollback` returns to):
+/// after v1 → v2 → v3, a rollback to v2 and a release v4, `rollback` returns to v2, never to the bad v3.
 pub fn before<'a>(entries: &'a [Entry], current: &str) -> Option<&'a Entry> {
     let at = entries.iter().position(|e| e.id == current)?;
-    at.checked_sub(1).map(|i| &entries[i])
+    entries[..at]
+        .iter()
+        .rev()
+        .find(|e| e.outcome == Outcome::Released)
+}
+
+/// Marks `id` as taken out of production by a rollback (nothing when the history does not know it).
+pub fn mark_rolled_back(entries: &mut [Entry], id: &str) {
+    if let Some(e) = entries.iter_mut().find(|e| e.id == id) {
+        e.outcome = Outcome::RolledBack;
+    }
 }
 
 /// The release `wanted` names, by identity or by display name; an error says why none is chosen.
@@ -125,7 +186,35 @@ mod tests {
             image: None,
             run: None,
             package_sha256: None,
+            artifact: None,
+            outcome: Outcome::Released,
         }
+    }
+
+    #[test]
+    fn a_rolled_back_release_is_skipped_by_a_plain_rollback_and_kept_in_the_history() {
+        let mut h = vec![entry("b1", "1"), entry("b2", "2"), entry("b3", "3")];
+        mark_rolled_back(&mut h, "b3");
+        push(&mut h, entry("b4", "4"));
+        assert_eq!(before(&h, "b4").map(|e| e.id.as_str()), Some("b2"));
+        assert_eq!(h[2].outcome, Outcome::RolledBack);
+        // The outcome and the artifact survive the stored form; a released entry stores no outcome.
+        h[0].artifact = Some(ArtifactSource {
+            pipeline: Some("8".into()),
+            run: "601".into(),
+            artifact: "slot-release-package".into(),
+        });
+        let stored = encode(&h);
+        assert_eq!(decode(&stored), h);
+        assert_eq!(stored.matches("\"o\"").count(), 1, "{stored}");
+        assert!(
+            stored.contains(
+                r#""src":{"pipeline":"8","run":"601","artifact":"slot-release-package"}"#
+            ),
+            "{stored}"
+        );
+        mark_rolled_back(&mut h, "unknown");
+        assert_eq!(decode(&stored), h);
     }
 
     #[test]

@@ -457,6 +457,9 @@ pub struct DeploymentRecord {
     /// The SHA-256 of the package deployed (code apps), so the history can verify it when it comes back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package_sha256: Option<String>,
+    /// Where that package can be downloaded again, from the build record of the artifact deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<crate::history::ArtifactSource>,
     /// Phase reached.
     pub phase: String,
     /// Which release is in which slot.

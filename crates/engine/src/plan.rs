@@ -86,6 +86,15 @@ pub struct BuildInfo {
     /// rollback returns to the release before the current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_to: Option<String>,
+    /// The package is given to the run that executes this plan, not to this one (`plan --stage rollback`
+    /// in a pipeline job that then downloads the artifact the plan names): a rollback that needs one is
+    /// planned as if it were given.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub package_later: bool,
+    /// Plan production as if the staging stage had staged this release (a pull-request plan: its release
+    /// is never staged, and the reviewer wants to see the swap it would lead to).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub assume_staged: bool,
 }
 
 /// A plan for one stage.
@@ -114,6 +123,10 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// What happens if a step fails, in order.
     pub on_failure: Vec<Step>,
+    /// A rollback that redeploys a code release: the pipeline artifact holding its package, for the job
+    /// that downloads it (`DownloadPipelineArtifact@2` with `source: specific`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<crate::history::ArtifactSource>,
 }
 
 /// One preflight check against the config and the live state.
@@ -566,6 +579,9 @@ pub struct PlanInput<'a> {
     pub state: &'a LiveState,
     /// The build.
     pub build: &'a BuildInfo,
+    /// A rollback that redeploys a release from its artifact: the config rendered with that release's
+    /// variables (its build number, build id, commit), so the slot gets the settings it was released with.
+    pub target: Option<&'a ReleaseSpec>,
 }
 
 /// Computes the plan for a stage. Pure: no I/O, same input gives the same plan.
@@ -592,6 +608,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
         preflight: Vec::new(),
         steps: Vec::new(),
         on_failure: Vec::new(),
+        artifact: None,
     };
     match stage {
         Stage::Build => plan_build(spec, &mut plan),
@@ -615,7 +632,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
             plan.environment = Some(env_name.to_owned());
             plan_production(spec, env, production, state, build, &journal, &mut plan);
         }
-        Stage::Rollback => plan_rollback(spec, state, &journal, build, &mut plan),
+        Stage::Rollback => plan_rollback(spec, input.target, state, &journal, build, &mut plan),
     }
     Ok(plan)
 }
@@ -1157,8 +1174,14 @@ fn plan_production(
             && journal.phase == Some(Phase::Staged);
         plan.preflight.push(check(
             "staged-release",
-            ok,
-            if ok {
+            ok || build.assume_staged,
+            if !ok && build.assume_staged {
+                format!(
+                    "assumed for this plan: slot {source} holds release {} once the staging stage ran (it holds {} now)",
+                    build.release_id,
+                    held.unwrap_or("an unknown release")
+                )
+            } else if ok {
                 format!("slot {source} holds release {} and passed its gate", build.release_id)
             } else {
                 format!(
@@ -1421,6 +1444,7 @@ fn rollback_target<'a>(
 
 fn plan_rollback(
     spec: &ReleaseSpec,
+    target: Option<&ReleaseSpec>,
     state: &LiveState,
     journal: &JournalTags,
     build: &BuildInfo,
@@ -1521,14 +1545,22 @@ fn plan_rollback(
     };
     // How people and the history name the target: its build number and the run whose artifact holds it.
     let target_label = target_entry.map_or_else(|| lkg.clone(), crate::history::Entry::label);
-    let redeploy = match target_entry.and_then(|e| e.run.as_deref()) {
-        Some(run) => format!(
+    let artifact = target_entry.and_then(|e| e.artifact.as_ref());
+    let redeploy = match (artifact, target_entry.and_then(|e| e.run.as_deref())) {
+        (Some(source), _) => format!(
+            "download {}{} and give its zip to the rollback (--package, task input package)",
+            source.describe(),
+            target_entry
+                .and_then(|e| e.package_sha256.as_deref())
+                .map_or(String::new(), |sha| format!(", package sha256 {sha},"))
+        ),
+        (None, Some(run)) => format!(
             "run the staging and production stages of {run} again (its artifact holds release {target_label}{})",
             target_entry
                 .and_then(|e| e.package_sha256.as_deref())
                 .map_or(String::new(), |sha| format!(", package sha256 {sha}"))
         ),
-        None => format!("redeploy {target_label} with the staging and production stages"),
+        (None, None) => format!("redeploy {target_label} with the staging and production stages"),
     };
     let restore = spec.rollback.as_ref().map(|r| r.restore);
     plan.preflight.push(check(
@@ -1539,45 +1571,61 @@ fn plan_rollback(
                 "stages.rollback.restore is swapBack: only a swap back restores production".to_owned()
             }
             Some(Restore::LastKnownGood) => {
-                "stages.rollback.restore is lastKnownGood: the last known-good release is redeployed on production".to_owned()
+                "stages.rollback.restore is lastKnownGood: the release is redeployed (through the staging slot when production swaps from one)".to_owned()
             }
             None => "no stages.rollback: swap back when possible, else put the previous image back".to_owned(),
         },
     ));
     // A code release in no slot comes back from its artifact: the package given to the run, checked
     // against the digest the history recorded, is deployed to the staging slot, gated, then swapped in.
-    let redeployable = match (&spec.app.kind, source_slot, lkg_slot) {
-        (AppKind::Code { .. }, Some(slot), None) => build.package_sha256.as_deref().map(|given| {
-            let recorded = target_entry.and_then(|e| e.package_sha256.as_deref());
-            (slot, given, recorded)
-        }),
+    let recorded = target_entry.and_then(|e| e.package_sha256.as_deref());
+    let in_no_slot = matches!(spec.app.kind, AppKind::Code { .. }) && lkg_slot.is_none();
+    let given = build.package_sha256.as_deref();
+    // A plan for a later job (`plan --stage rollback` before the artifact is downloaded) is made as if the
+    // recorded package were given; the run itself checks the bytes it is given.
+    let expected = given.or(recorded.filter(|_| build.package_later && artifact.is_some()));
+    let redeployable = match (source_slot, in_no_slot) {
+        (Some(slot), true) => expected.map(|sha| (slot, sha)),
         _ => None,
     };
-    if let Some((_, given, recorded)) = redeployable {
-        let matches = recorded == Some(given);
-        plan.preflight.push(check(
-            "package",
-            matches,
-            match recorded {
-                Some(r) if r == given => format!(
-                    "the package given is release {target_label}'s (sha256 {given})"
-                ),
-                Some(r) => format!(
-                    "the package given (sha256 {given}) is not release {target_label}'s package (sha256 {r}); download the artifact of the run that built it"
-                ),
-                None => format!(
-                    "the history records no package digest for release {target_label}, so the package given (sha256 {given}) cannot be verified; redeploy it with the staging and production stages"
-                ),
-            },
-        ));
-        if !matches {
-            return;
+    if in_no_slot && source_slot.is_some() {
+        plan.artifact = artifact.cloned();
+    }
+    match (redeployable, given) {
+        (Some((_, given)), Some(_)) => {
+            let matches = recorded == Some(given);
+            plan.preflight.push(check(
+                "package",
+                matches,
+                match recorded {
+                    Some(r) if r == given => format!(
+                        "the package given is release {target_label}'s (sha256 {given})"
+                    ),
+                    Some(r) => format!(
+                        "the package given (sha256 {given}) is not release {target_label}'s package (sha256 {r}); {redeploy}"
+                    ),
+                    None => format!(
+                        "the history records no package digest for release {target_label}, so the package given (sha256 {given}) cannot be verified; redeploy it with the staging and production stages"
+                    ),
+                },
+            ));
+            if !matches {
+                return;
+            }
         }
+        (Some((_, recorded)), None) => plan.preflight.push(check(
+            "package",
+            true,
+            format!(
+                "release {target_label} is in no slot: the rollback job needs its package (sha256 {recorded}): {redeploy}"
+            ),
+        )),
+        (None, _) => {}
     }
     // What the rollback does: the configured restore, or (no rollback stage) whichever is possible.
     let method = match restore {
         _ if redeployable.is_some() => Ok(RestoreBy::Redeploy(
-            redeployable.map(|(slot, _, _)| slot).unwrap_or_default(),
+            redeployable.map(|(slot, _)| slot).unwrap_or_default(),
         )),
         Some(Restore::SwapBack) => lkg_slot
             .map(RestoreBy::Swap)
@@ -1592,7 +1640,7 @@ fn plan_rollback(
                 )
             }),
         Some(Restore::LastKnownGood) => match (&spec.app.kind, previous_image) {
-            (AppKind::Container { .. }, Some(image)) => Ok(RestoreBy::Image(image)),
+            (AppKind::Container { .. }, Some(image)) => Ok(image_restore(source_slot, image)),
             (AppKind::Container { .. }, None) => Err(format!(
                 "restore is lastKnownGood, but the journal records no previous image for release {lkg}, so there is no tag to put back; redeploy it with the staging and production stages"
             )),
@@ -1603,7 +1651,7 @@ fn plan_rollback(
         },
         None => lkg_slot
             .map(RestoreBy::Swap)
-            .or(previous_image.map(RestoreBy::Image))
+            .or(previous_image.map(|image| image_restore(source_slot, image)))
             .ok_or_else(|| {
                 format!(
                     "release {target_label} is in no slot and no image of it is recorded, so it cannot be restored by a swap; {redeploy}"
@@ -1614,7 +1662,7 @@ fn plan_rollback(
         Action::AcquireLock,
         "a rollback must not race another release",
     )];
-    let redeploying = matches!(method, Ok(RestoreBy::Redeploy(_)));
+    let redeploying = matches!(method, Ok(RestoreBy::Redeploy(_) | RestoreBy::ImageVia(..)));
     match method {
         Ok(RestoreBy::Swap(slot)) => {
             let held = state.slot(slot).and_then(|s| s.release.as_deref());
@@ -1669,6 +1717,45 @@ fn plan_rollback(
                 format!("the previous known-good image of release {lkg} is put back"),
             ));
         }
+        Ok(RestoreBy::ImageVia(slot, image)) => {
+            plan.preflight.push(check(
+                "last-known-good",
+                true,
+                format!("release {target_label}'s image is recorded: {image}"),
+            ));
+            steps.push(step(
+                Action::WriteJournal {
+                    phase: Phase::RollingBack,
+                },
+                "a run cut short during the rollback must be recognised",
+            ));
+            steps.push(step(
+                Action::SetImage {
+                    slot: slot.to_owned(),
+                    before: state.slot(slot).and_then(|s| s.image()).map(str::to_owned),
+                    after: image.to_owned(),
+                },
+                format!(
+                    "release {target_label} is in no slot: its image goes to slot {slot}, never to production directly"
+                ),
+            ));
+            if let Some(staging) = &spec.staging {
+                push_hooks(&staging.hooks, &mut steps);
+            }
+            let staging_health = spec.staging.as_ref().and_then(|s| s.health.as_ref());
+            steps.extend(health_step(
+                staging_health,
+                slot,
+                "production is only touched once the slot is healthy",
+            ));
+            steps.push(step(
+                Action::Swap {
+                    source: slot.to_owned(),
+                    target: PRODUCTION.to_owned(),
+                },
+                format!("release {target_label} passed its gate in slot {slot}: swap it in"),
+            ));
+        }
         Ok(RestoreBy::Redeploy(slot)) => {
             steps.push(step(
                 Action::WriteJournal {
@@ -1679,12 +1766,32 @@ fn plan_rollback(
             steps.push(step(
                 Action::DeployPackage {
                     slot: slot.to_owned(),
-                    sha256: build.package_sha256.clone(),
+                    sha256: redeployable.map(|(_, sha)| sha.to_owned()),
                 },
                 format!(
                     "release {target_label} is in no slot: its package goes to slot {slot}, never to production directly"
                 ),
             ));
+            // The settings that travel with the swap, as that release was released with them (a setting
+            // from `$(Build.BuildNumber)` names it again); sticky ones stay with production's slot.
+            let environment = spec
+                .rollback
+                .as_ref()
+                .map(|r| r.environment.as_str())
+                .or(spec.production.as_ref().map(|p| p.environment.as_str()));
+            if let Some(env) = target
+                .zip(environment)
+                .and_then(|(t, name)| t.environments.get(name))
+            {
+                let travelling = spec.travelling_settings();
+                let (pull, travel) =
+                    settings_changes(env, state, slot, Written::TravellingOnly(&travelling));
+                // Read before the lock, as every stage reads its secrets.
+                for (at, p) in pull.into_iter().enumerate() {
+                    steps.insert(at, p);
+                }
+                steps.extend(travel);
+            }
             // The release's own staging hooks (its migrations) run as they did when it was staged.
             if let Some(staging) = &spec.staging {
                 push_hooks(&staging.hooks, &mut steps);
@@ -1775,6 +1882,18 @@ enum RestoreBy<'a> {
     Image(&'a str),
     /// Deploy the given package (its artifact) to this slot, gate it, and swap it in.
     Redeploy(&'a str),
+    /// Set this image on this slot, gate it, and swap it in.
+    ImageVia(&'a str, &'a str),
+}
+
+/// How a container's recorded image comes back: through the slot production swaps from when there is one,
+/// so production is only touched once the image answers its gate there; else on production, as its
+/// releases are.
+fn image_restore<'a>(source_slot: Option<&'a str>, image: &'a str) -> RestoreBy<'a> {
+    match source_slot {
+        Some(slot) => RestoreBy::ImageVia(slot, image),
+        None => RestoreBy::Image(image),
+    }
 }
 
 /// The JSON Schema of the plan document.

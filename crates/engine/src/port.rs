@@ -245,13 +245,19 @@ fn azure_err(operation: impl Into<String>) -> impl FnOnce(az::AzureError) -> Err
 /// The release a slot holds, from its newest active deployment record written by the engine: the identity
 /// in the record's message, else the one its (reversibly encoded) Kudu id carries. Never the encoded id
 /// itself, which would not compare equal to the identity it encodes.
-fn release_of(deployments: &[az::Deployment]) -> (Option<String>, Option<String>) {
+type SlotRecord = (
+    Option<String>,
+    Option<String>,
+    Option<crate::history::ArtifactSource>,
+);
+
+fn release_of(deployments: &[az::Deployment]) -> SlotRecord {
     let Some(newest) = deployments
         .iter()
         .filter(|d| d.active && d.deployer == DEPLOYER)
         .max_by(|a, b| a.received_time.cmp(&b.received_time))
     else {
-        return (None, None);
+        return (None, None, None);
     };
     let record = serde_json::from_str::<DeploymentRecord>(&newest.message).ok();
     let release = record
@@ -260,7 +266,8 @@ fn release_of(deployments: &[az::Deployment]) -> (Option<String>, Option<String>
         .filter(|r| !r.is_empty())
         .or_else(|| ReleaseId::from_kudu_id(&newest.id).map(String::from))
         .or_else(|| Some(newest.id.clone()));
-    (release, record.and_then(|r| r.package_sha256))
+    let record = record.unwrap_or_default();
+    (release, record.package_sha256, record.artifact)
 }
 
 #[async_trait]
@@ -303,7 +310,7 @@ impl Port for AzurePort {
             if deployments.iter().any(|d| !d.complete) {
                 state.in_flight.push(format!("a deployment to {name}"));
             }
-            let (release, package_sha256) = release_of(&deployments);
+            let (release, package_sha256, artifact) = release_of(&deployments);
             state.slots.insert(
                 name.to_owned(),
                 SlotState {
@@ -312,6 +319,7 @@ impl Port for AzurePort {
                     startup_command: config.app_command_line.filter(|v| !v.is_empty()),
                     release,
                     package_sha256,
+                    artifact,
                     host_name: Some(info.default_host),
                 },
             );

@@ -365,6 +365,8 @@ pub async fn run(
         release_name: loaded.release_name.clone(),
         package,
         package_sha256,
+        artifact: None,
+        target_spec: None,
         work_dir: opts.work_dir.join("package"),
         hook_dir: opts.config_dir.clone(),
         unfinished: Unfinished::Refuse,

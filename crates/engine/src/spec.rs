@@ -269,7 +269,7 @@ pub struct ProductionSpec {
 pub enum Restore {
     /// Swap back when the previous release still sits in the source slot.
     SwapBack,
-    /// Put the last known-good image tag back (containers).
+    /// Redeploy the target release through the source slot (containers: its recorded image).
     LastKnownGood,
 }
 

@@ -37,8 +37,8 @@ mod report;
 
 use locking::HeldLock;
 pub use report::{
-    HealthRecord, ReleaseRecord, StageRecord, StepRecord, render_summary, set_outputs,
-    summary_markdown,
+    HealthRecord, ReleaseRecord, StageRecord, StepRecord, SummaryContext, portal_url,
+    render_summary, set_outputs, stage_summary,
 };
 
 /// How long a swap waits for another operation on the app to finish.
@@ -104,6 +104,11 @@ pub struct StageOptions {
     pub package: Option<PathBuf>,
     /// The SHA-256 of `package`, as the caller verified it (`artifact::prepare`): shown in the plan.
     pub package_sha256: Option<String>,
+    /// Where `package` can be downloaded again (from its build record), kept in the release history.
+    pub artifact: Option<crate::history::ArtifactSource>,
+    /// A rollback given a release's artifact: the config rendered with that release's variables (see
+    /// [`crate::plan::PlanInput::target`]).
+    pub target_spec: Option<ReleaseSpec>,
     /// Where packages and summaries are written.
     pub work_dir: PathBuf,
     /// Folder agent hooks run in (usually the config's folder).
@@ -193,12 +198,9 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
         slots: BTreeMap::new(),
         last_known_good: None,
         previous_image: None,
-        app_url: ctx
-            .port
-            .slot_url(PRODUCTION)
-            .await
-            .map(|u| u.to_string())
-            .unwrap_or_default(),
+        // Read from ARM once the stages ran (`slot_urls`): a slot the run creates has no host before.
+        app_url: String::new(),
+        urls: BTreeMap::new(),
         duration_ms: 0,
     };
     let mut package = opts.package.clone();
@@ -228,10 +230,13 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
                 steps: Vec::new(),
                 hooks: Vec::new(),
                 health: Vec::new(),
+                slots_before: BTreeMap::new(),
+                slots_after: BTreeMap::new(),
             },
             journal: JournalTags::default(),
             package: package.clone(),
             package_sha256: package_sha256.clone(),
+            artifact: opts.artifact.clone(),
             secrets: BTreeMap::new(),
             completed_hooks: Vec::new(),
             swapped: false,
@@ -249,6 +254,7 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
         package_sha256 = exec.package_sha256.clone();
         journal = exec.journal.clone();
         let mut stage_record = exec.stage;
+        stage_record.slots_after = journal.slots.clone();
         match outcome {
             Ok(()) => record.stages.push(stage_record),
             Err((result, err)) => {
@@ -265,8 +271,30 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
     record.slots = journal.slots.clone();
     record.last_known_good = journal.last_known_good.clone();
     record.previous_image = journal.previous_image.clone();
+    record.urls = slot_urls(ctx, spec).await;
+    record.app_url = record.urls.get(PRODUCTION).cloned().unwrap_or_default();
     record.duration_ms = started.elapsed().as_millis() as u64;
     record
+}
+
+/// Each slot's URL as ARM names its host (unique default host names cannot be built from the app's
+/// name). A slot that cannot be read (it does not exist, no Azure for `build`) has none; a cancelled
+/// run does not wait for them.
+async fn slot_urls(ctx: &Context, spec: &ReleaseSpec) -> BTreeMap<String, String> {
+    let slots: BTreeSet<String> = std::iter::once(PRODUCTION.to_owned())
+        .chain(slots_of(spec))
+        .collect();
+    let mut urls = BTreeMap::new();
+    for slot in slots {
+        let read = tokio::select! {
+            r = ctx.port.slot_url(&slot) => r,
+            () = ctx.cancel.cancelled() => break,
+        };
+        if let Ok(url) = read {
+            urls.insert(slot, url.to_string());
+        }
+    }
+    urls
 }
 
 /// Whether production takes the release directly (a container app with no source slot) instead of a swap.
@@ -323,6 +351,8 @@ struct Exec<'a> {
     journal: JournalTags,
     package: Option<PathBuf>,
     package_sha256: Option<String>,
+    /// Where the package can be downloaded again: given (staging, rollback) or read from the staged slot.
+    artifact: Option<crate::history::ArtifactSource>,
     secrets: BTreeMap<String, crate::port::SecretValue>,
     completed_hooks: Vec<HookSpec>,
     swapped: bool,
@@ -563,10 +593,13 @@ impl Exec<'_> {
                     steps: Vec::new(),
                     hooks: Vec::new(),
                     health: Vec::new(),
+                    slots_before: BTreeMap::new(),
+                    slots_after: BTreeMap::new(),
                 },
                 journal: JournalTags::default(),
                 package: None,
                 package_sha256: None,
+                artifact: None,
                 secrets: BTreeMap::new(),
                 completed_hooks: Vec::new(),
                 swapped: false,
@@ -616,6 +649,11 @@ impl Exec<'_> {
 
     async fn run_stage_with(&mut self, stage: Stage, state: LiveState) -> Result<(), Failure> {
         self.journal = JournalTags::from_tags(&state.tags);
+        if self.stage.slots_before.is_empty() {
+            // What each slot held when the stage began (before an unfinished release was rolled back
+            // first): the summary's "before".
+            self.stage.slots_before = self.journal.slots.clone();
+        }
         self.slot_releases = state
             .slots
             .iter()
@@ -655,20 +693,27 @@ impl Exec<'_> {
             }
         }
         if self.package_sha256.is_none() && stage != Stage::Rollback {
-            // A later stage of the release (production) knows its package by the record staging wrote.
-            self.package_sha256 = state
+            // A later stage of the release (production) knows its package, and where its artifact can be
+            // fetched again, by the record staging wrote.
+            let staged = state
                 .slots
                 .values()
-                .find(|s| s.release.as_deref() == Some(self.opts.release_id.as_str()))
-                .and_then(|s| s.package_sha256.clone());
+                .find(|s| s.release.as_deref() == Some(self.opts.release_id.as_str()));
+            self.package_sha256 = staged.and_then(|s| s.package_sha256.clone());
+            if self.artifact.is_none() {
+                self.artifact = staged.and_then(|s| s.artifact.clone());
+            }
         }
         let build = BuildInfo {
             release_id: self.opts.release_id.clone(),
             release_name: Some(self.opts.release_name.clone()),
             package_sha256: self.package_sha256.clone(),
             rollback_to: self.opts.rollback_to.clone(),
+            package_later: false,
+            assume_staged: false,
         };
         let plan = plan::compute(PlanInput {
+            target: self.opts.target_spec.as_ref(),
             spec: self.spec,
             stage,
             environment: self.opts.environment.as_deref(),
@@ -687,7 +732,11 @@ impl Exec<'_> {
         // Every secret is read and registered before anything of the stage is printed (its plan, hook
         // output), in every stage, rollback and resume included: reading changes nothing.
         self.register_secrets_first(&plan).await?;
-        self.log().info(plan.render().trim_end());
+        {
+            // Folded: the plan is long, and the steps' result lines are what a reader scans first.
+            let _group = self.log().group(&format!("Plan: {stage} of {}", plan.app));
+            self.log().info(plan.render().trim_end());
+        }
         self.stage.plan = Some(plan.clone());
         let mut problems: Vec<String> = plan
             .problems()
@@ -706,7 +755,13 @@ impl Exec<'_> {
         if !problems.is_empty() {
             return Err((RunResult::Failed, Error::Preflight { stage, problems }));
         }
-        for step in &plan.steps {
+        let total = plan.steps.len().max(1);
+        for (done, step) in plan.steps.iter().enumerate() {
+            // The step shows where the stage is, step by step (gates and the watch report their own).
+            self.log().progress(
+                (done * 100 / total) as u8,
+                &format!("{stage}: {}", step.action.describe()),
+            );
             if self.ctx.cancel.is_cancelled() {
                 let description = step.action.describe();
                 self.abandon().await;
@@ -726,6 +781,15 @@ impl Exec<'_> {
                 return Err((result, failure.1));
             }
         }
+        if stage == Stage::Rollback && (self.swapped || self.image_set.is_some()) {
+            // A success, and news: the pipeline shows the step as succeeded with issues.
+            let target = crate::identity::label(
+                plan.release_name.as_deref().unwrap_or_default(),
+                &plan.release_id,
+            );
+            self.log()
+                .warning(&format!("Production was rolled back to release {target}"));
+        }
         Ok(())
     }
 
@@ -733,7 +797,13 @@ impl Exec<'_> {
     async fn timed(&mut self, step: &Step) -> Result<(), Failure> {
         let description = step.action.describe();
         let started = Instant::now();
-        let result = self.execute(&step.action).await;
+        let result = {
+            // One fold per step that has something to show (a hook's output, probes, waits), its result
+            // line outside it: the log reads as one line per step. Book-keeping steps print only that line.
+            let log = self.ctx.log.clone();
+            let _group = folds(&step.action).then(|| log.group(&description));
+            self.execute(&step.action).await
+        };
         let duration_ms = started.elapsed().as_millis() as u64;
         let ok = result.is_ok();
         let note = result.as_ref().err().map(|(_, e)| chain(e).join(": "));
@@ -759,37 +829,23 @@ impl Exec<'_> {
             // lock must not change anything now, the journal included.
             return result;
         }
-        let mut undone = false;
         let mut restore_failed = false;
         // The swap back was under way when the run was cancelled: Azure finishes a swap it accepted, so
         // which release production runs is not known here.
         let mut restore_unknown = false;
-        // Decided once: executing the swap back flips `swapped`, but the checks after it still apply.
-        let production_changed = self.swapped || self.image_set.is_some();
-        let swapped = self.swapped;
-        for step in &plan.on_failure {
-            let applies = match &step.action {
-                Action::Swap { .. } => swapped,
-                Action::ResetSlotConfig { .. } => self.applied_preview && !swapped,
-                Action::SetImage { .. } => self.image_set.is_some() && !swapped,
-                Action::HealthGate { slot, .. } if slot == PRODUCTION => production_changed,
-                Action::UndoHook { .. } => {
-                    let first = !undone;
-                    undone = true;
-                    // In production, hooks are undone only after a rollback, never after a refused swap.
-                    let relevant = self.stage.stage != Stage::Production || production_changed;
-                    first && relevant && !self.completed_hooks.is_empty()
-                }
-                Action::WriteJournal {
-                    phase: Phase::RolledBack,
-                } => production_changed,
-                Action::WriteJournal {
-                    phase: Phase::Failed,
-                } => true,
-                Action::ReleaseLock => self.lock_held(),
-                _ => true,
-            };
-            if !applies {
+        let damage = machine::Damage {
+            stage: self.stage.stage,
+            swapped: self.swapped,
+            applied_preview: self.applied_preview,
+            image_set: self.image_set.is_some(),
+            hooks_ran: !self.completed_hooks.is_empty(),
+            lock_held: self.lock_held(),
+        };
+        let production_changed = damage.swapped || damage.image_set;
+        let applies = machine::recovery(plan.on_failure.iter().map(|s| &s.action), &damage);
+        for (step, applies) in plan.on_failure.iter().zip(applies) {
+            // The lock can be lost while recovering (taken over once stale): then it is not ours to give.
+            if !applies || (matches!(step.action, Action::ReleaseLock) && !self.lock_held()) {
                 continue;
             }
             if restore_failed && !matches!(step.action, Action::ReleaseLock) {
@@ -974,130 +1030,88 @@ impl Exec<'_> {
             last_known_good: self.journal.last_known_good.clone(),
             hooks: self.stage.hooks.clone(),
             package_sha256: self.package_sha256.clone(),
+            artifact: self.artifact.clone(),
         }
     }
 
+    /// Records that the stage reached `phase`: the journal's new state and its effects come from
+    /// [`machine::next`]; this only gathers the facts and interprets the effects.
     async fn write_journal(&mut self, phase: Phase) -> Result<(), Failure> {
-        let release = self.opts.release_id.clone();
         let staging_slot = self.staging_slot();
-        match phase {
-            Phase::Deployed | Phase::Staged => {
-                self.journal
-                    .slots
-                    .insert(staging_slot.clone(), release.clone());
-            }
-            Phase::Swapped => {
-                if self.production_image.is_some() && self.image_set.is_none() {
-                    // The tag production ran before this release: what a rollback puts back.
-                    self.journal.previous_image = self.production_image.clone();
-                }
-                if let Some(p) = &self.spec.production {
-                    if p.source_slot == PRODUCTION {
-                        self.journal
-                            .slots
-                            .insert(PRODUCTION.to_owned(), release.clone());
-                    } else if self.journal.slot_release(PRODUCTION) != Some(release.as_str()) {
-                        // Only a swap that moved this release into production exchanges the slots: a re-run
-                        // (or a resumed run) finds them exchanged already and must not exchange them back.
-                        self.journal.swap(&p.source_slot, PRODUCTION);
-                    }
-                }
-            }
-            Phase::Released => {
-                self.journal.last_known_good = Some(release.clone());
-                // The history says how to get this release back: its image, or the run that built it.
-                let image = match &self.spec.app.kind {
-                    AppKind::Container { repository, tag } => Some(format!("{repository}:{tag}")),
-                    AppKind::Code { .. } => None,
-                };
-                let holder = &self.opts.lock.holder;
-                let run = holder.get("runId").map(|id| {
-                    let pipeline = holder
-                        .get("pipeline")
-                        .map_or(String::new(), |p| format!("pipeline {p}, "));
-                    format!("{pipeline}run {id}")
-                });
-                crate::history::push(
-                    &mut self.journal.history,
-                    crate::history::Entry {
-                        id: release.clone(),
-                        name: self.opts.release_name.clone(),
-                        released_unix: self.ctx.port.now_unix(),
-                        image,
-                        run,
-                        package_sha256: self.package_sha256.clone(),
-                    },
-                );
-                // Production's settings are this release's for good now.
-                self.journal.previous_settings.clear();
-            }
-            Phase::RolledBack => {
-                if self.stage.stage == Stage::Rollback {
-                    // Production runs the last known-good release again, so it gets its settings back.
-                    self.restore_production_settings().await;
-                    // Only a swap moves releases between slots; an image change or a closed journal does not.
-                    if self.swapped
-                        && let Some(p) = &self.spec.production
-                        && p.source_slot != PRODUCTION
-                    {
-                        self.journal.swap(&p.source_slot, PRODUCTION);
-                    }
-                    // Production runs the rollback's target now: the release it returned to is the known-good one.
-                    let target = self
-                        .stage
-                        .plan
-                        .as_ref()
-                        .map(|p| p.release_id.clone())
-                        .filter(|t| !t.is_empty())
-                        .or_else(|| self.journal.last_known_good.clone());
-                    if let Some(target) = target {
-                        self.journal
-                            .slots
-                            .insert(PRODUCTION.to_owned(), target.clone());
-                        self.journal.last_known_good = Some(target);
-                    }
-                } else if let Some(p) = &self.spec.production {
-                    if p.source_slot != PRODUCTION {
-                        // The swap back undoes the exchange recorded at `swapped`, and only that one.
-                        if self.journal.slot_release(PRODUCTION) == Some(release.as_str()) {
-                            self.journal.swap(&p.source_slot, PRODUCTION);
-                        }
-                    } else if let Some(lkg) = self.journal.last_known_good.clone() {
-                        self.journal.slots.insert(PRODUCTION.to_owned(), lkg);
-                    }
-                }
-            }
-            Phase::Failed if self.stage.stage == Stage::Staging => {
-                self.journal.slots.remove(&staging_slot);
-            }
-            _ => {}
-        }
-        if self.stage.stage != Stage::Rollback {
-            self.journal.release = Some(release.clone());
-        }
-        self.journal.phase = Some(phase);
-        self.write_tags()
-            .await
-            .map_err(port_err("write the journal"))?;
-        // The full record goes with the content it describes: the deployment history of the slot.
-        let record_slot = match phase {
-            Phase::Deployed | Phase::Staged | Phase::Failed
-                if self.stage.stage == Stage::Staging =>
-            {
-                Some(staging_slot)
-            }
-            Phase::Released => Some(PRODUCTION.to_owned()),
-            _ => None,
+        let released = (phase == Phase::Released).then(|| self.history_entry());
+        let rollback_target = self
+            .stage
+            .plan
+            .as_ref()
+            .filter(|_| self.stage.stage == Stage::Rollback)
+            .map(|p| p.release_id.clone());
+        let image_before = self
+            .production_image
+            .clone()
+            .filter(|_| self.image_set.is_none());
+        let event = machine::Event {
+            stage: self.stage.stage,
+            phase,
+            release: &self.opts.release_id,
+            staging_slot: &staging_slot,
+            source_slot: self
+                .spec
+                .production
+                .as_ref()
+                .map(|p| p.source_slot.as_str()),
+            swapped: self.swapped,
+            image_before: image_before.as_deref(),
+            released,
+            rollback_target: rollback_target.as_deref(),
         };
-        if let Some(slot) = record_slot {
-            let record = self.record(phase);
-            self.ctx
-                .port
-                .put_record(&slot, &release, &record)
-                .await
-                .map_err(port_err("write the deployment record"))?;
+        let (journal, effects) = machine::next(&self.journal, &event);
+        self.journal = journal;
+        for effect in effects {
+            match effect {
+                machine::Effect::RestoreProductionSettings => {
+                    self.restore_production_settings().await;
+                }
+                machine::Effect::WriteTags => self
+                    .write_tags()
+                    .await
+                    .map_err(port_err("write the journal"))?,
+                machine::Effect::PutRecord { slot } => {
+                    let record = self.record(phase);
+                    self.ctx
+                        .port
+                        .put_record(&slot, &self.opts.release_id, &record)
+                        .await
+                        .map_err(port_err("write the deployment record"))?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The history entry of this release, once it passed its watch: how to get it back (its image, or the
+    /// artifact its package came from) and the run that released it.
+    fn history_entry(&self) -> crate::history::Entry {
+        let image = match &self.spec.app.kind {
+            AppKind::Container { repository, tag } => Some(format!("{repository}:{tag}")),
+            AppKind::Code { .. } => None,
+        };
+        let holder = &self.opts.lock.holder;
+        let run = holder.get("runId").map(|id| {
+            let pipeline = holder
+                .get("pipeline")
+                .map_or(String::new(), |p| format!("pipeline {p}, "));
+            format!("{pipeline}run {id}")
+        });
+        crate::history::Entry {
+            id: self.opts.release_id.clone(),
+            name: self.opts.release_name.clone(),
+            released_unix: self.ctx.port.now_unix(),
+            image,
+            run,
+            package_sha256: self.package_sha256.clone(),
+            artifact: self.artifact.clone(),
+            outcome: crate::history::Outcome::Released,
+        }
     }
 
     fn hook_runner(&self, slot: &str) -> HookRunner {
@@ -1313,7 +1327,20 @@ impl Exec<'_> {
                 // The slot's deployment record names the release it now runs, which is how the next
                 // run reads what production holds.
                 let mut record = self.record(Phase::Deployed);
-                if restoring && let Some(lkg) = self.journal.last_known_good.clone() {
+                if self.stage.stage == Stage::Rollback
+                    && let Some(plan) = self
+                        .stage
+                        .plan
+                        .as_ref()
+                        .filter(|p| !p.release_id.is_empty())
+                {
+                    // The rollback's target, which may be older than the last known-good release.
+                    record.release = plan.release_id.clone();
+                    record.release_name = plan
+                        .release_name
+                        .clone()
+                        .unwrap_or_else(|| plan.release_id.clone());
+                } else if restoring && let Some(lkg) = self.journal.last_known_good.clone() {
                     record.release = lkg;
                 }
                 port.put_record(slot, &record.release.clone(), &record)
@@ -1757,6 +1784,23 @@ impl Exec<'_> {
         self.package = Some(built.path);
         Ok(())
     }
+}
+
+/// Whether a step's own output (a hook's, probes, waits for Azure) is folded under it in the log.
+fn folds(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::BuildPackage { .. }
+            | Action::DeployPackage { .. }
+            | Action::RunHook { .. }
+            | Action::UndoHook { .. }
+            | Action::HealthGate { .. }
+            | Action::Watch { .. }
+            | Action::Swap { .. }
+            | Action::ApplySlotConfig { .. }
+            | Action::SetSettings { .. }
+            | Action::SetImage { .. }
+    )
 }
 
 pub(crate) fn format_ms(ms: u64) -> String {

@@ -51,6 +51,9 @@ pub struct SlotState {
     /// The SHA-256 of the package that release deployed, per the same record (code apps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package_sha256: Option<String>,
+    /// Where that package can be downloaded again, per the same record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<crate::history::ArtifactSource>,
     /// The host name the slot answers on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_name: Option<String>,

@@ -235,6 +235,8 @@ async fn run_stage(
         release_name: who.name.clone(),
         package: Some(fx.package.clone()),
         package_sha256: None,
+        artifact: None,
+        target_spec: None,
         work_dir: fx._dir.path().join(format!("work-{run}")),
         hook_dir: fx._dir.path().to_path_buf(),
         unfinished: Unfinished::Refuse,

@@ -43,11 +43,14 @@ fn state(name: &str) -> LiveState {
 
 fn plan_for(loaded: &release::LoadedRelease, stage: Stage, state: &LiveState) -> Plan {
     plan::compute(PlanInput {
+        target: None,
         spec: &loaded.spec,
         stage,
         environment: None,
         state,
         build: &BuildInfo {
+            package_later: false,
+            assume_staged: false,
             release_id: loaded.release_id.clone(),
             release_name: None,
             package_sha256: None,
@@ -390,10 +393,25 @@ fn rollback_restores_the_way_the_config_says() {
     let mut loaded = example("container-app");
     let state = container_after_failed_release();
 
-    // The example says `restore: lastKnownGood`: the recorded tag goes back although a swap was possible.
+    // The example says `restore: lastKnownGood`: the recorded tag goes back although a swap was possible,
+    // through the staging slot and its gate, never onto production directly.
     let plan = plan_for(&loaded, Stage::Rollback, &state);
     assert_eq!(plan.problems().count(), 0, "{}", plan.render());
-    assert_eq!(restore_actions(&plan), ["set-image"], "{}", plan.render());
+    assert_eq!(
+        restore_actions(&plan),
+        ["set-image", "swap"],
+        "{}",
+        plan.render()
+    );
+    assert!(
+        plan.steps.iter().any(|s| matches!(
+            &s.action,
+            Action::SetImage { slot, after, .. }
+                if slot == "staging" && after == "contoso.azurecr.io/contoso/app:4700"
+        )),
+        "{}",
+        plan.render()
+    );
     settings("container-last-known-good").bind(|| {
         insta::assert_snapshot!("container_rollback_plan", plan.render());
     });

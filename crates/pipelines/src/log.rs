@@ -131,6 +131,8 @@ pub struct Log {
 struct Inner {
     mode: OutputMode,
     debug: AtomicBool,
+    /// Warnings issued: a run that succeeds after any reports `SucceededWithIssues`.
+    warnings: std::sync::atomic::AtomicUsize,
     state: Mutex<State>,
 }
 
@@ -142,6 +144,9 @@ struct State {
     err: Box<dyn Write + Send>,
     masker: Masker,
     bar: Option<indicatif::ProgressBar>,
+    /// Groups open: the agent does not nest `##[group]`, so only the outermost one is a group and an
+    /// inner one is a heading inside it.
+    groups: usize,
 }
 
 impl std::fmt::Debug for Log {
@@ -200,12 +205,14 @@ impl Log {
             inner: Arc::new(Inner {
                 mode,
                 debug: AtomicBool::new(false),
+                warnings: std::sync::atomic::AtomicUsize::new(0),
                 state: Mutex::new(State {
                     sink,
                     out,
                     err,
                     masker,
                     bar: None,
+                    groups: 0,
                 }),
             }),
         }
@@ -233,6 +240,11 @@ impl Log {
         let debug = std::env::var("SYSTEM_DEBUG").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
         log.set_debug(debug);
         log
+    }
+
+    /// How many warnings were issued: a run that succeeded after one is `SucceededWithIssues`.
+    pub fn warning_count(&self) -> usize {
+        self.inner.warnings.load(Ordering::Relaxed)
     }
 
     /// The output mode.
@@ -434,6 +446,9 @@ impl Log {
 
     /// An issue, with its file position when known.
     pub fn issue(&self, issue: &Issue) {
+        if issue.kind == IssueKind::Warning {
+            self.inner.warnings.fetch_add(1, Ordering::Relaxed);
+        }
         let mut state = self.state();
         let message = clean(&state.masker, &issue.message);
         match self.inner.mode {
@@ -476,13 +491,17 @@ impl Log {
         }
     }
 
-    /// Opens a collapsible group; it closes when the guard is dropped.
+    /// Opens a collapsible group; it closes when the guard is dropped. Inside another group it is a
+    /// heading within that one: the agent does not nest groups, and a second `##[group]` would end the
+    /// first one's fold early.
     pub fn group(&self, title: &str) -> GroupGuard {
         let mut state = self.state();
         let title = one_line(&clean(&state.masker, title));
-        let line = match self.inner.mode {
-            OutputMode::Pipeline => format!("##[group]{title}"),
-            OutputMode::Terminal { color: true } => format!("\x1b[1m▸ {title}\x1b[0m"),
+        let nested = state.groups > 0;
+        state.groups += 1;
+        let line = match (self.inner.mode, nested) {
+            (OutputMode::Pipeline, false) => format!("##[group]{title}"),
+            (OutputMode::Terminal { color: true }, _) => format!("\x1b[1m▸ {title}\x1b[0m"),
             _ => format!("▸ {title}"),
         };
         write_line(&mut state, &line);
@@ -490,8 +509,9 @@ impl Log {
     }
 
     fn end_group(&self) {
-        if self.inner.mode == OutputMode::Pipeline {
-            let mut state = self.state();
+        let mut state = self.state();
+        state.groups = state.groups.saturating_sub(1);
+        if self.inner.mode == OutputMode::Pipeline && state.groups == 0 {
             write_line(&mut state, "##[endgroup]");
         }
     }

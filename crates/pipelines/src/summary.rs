@@ -65,6 +65,27 @@ impl Summary {
         self
     }
 
+    /// A bulleted list of links. A link whose target is not a plain `https://` URL (or `http://` on
+    /// loopback) is shown as text: a value from outside must not become a link to anywhere.
+    pub fn links<T: AsRef<str>, U: AsRef<str>>(&mut self, items: &[(T, U)]) -> &mut Summary {
+        if items.is_empty() {
+            return self;
+        }
+        let lines: Vec<String> = items
+            .iter()
+            .map(|(text, url)| {
+                let (text, url) = (inline(text.as_ref()), url.as_ref());
+                if safe_url(url) {
+                    format!("- [{text}]({url})")
+                } else {
+                    format!("- {text}: {}", inline(url))
+                }
+            })
+            .collect();
+        self.blocks.push(lines.join("\n"));
+        self
+    }
+
     /// A fenced code block; the fence is longer than any run of backticks in `text`.
     pub fn code_block(&mut self, language: &str, text: &str) -> &mut Summary {
         let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
@@ -113,9 +134,36 @@ fn cell(text: &str) -> String {
     inline(text)
 }
 
+/// A URL that can stand in a markdown link as it is: https (or http on loopback), and none of the
+/// characters that would end the link or start markup.
+fn safe_url(url: &str) -> bool {
+    let scheme_ok = url.starts_with("https://")
+        || url.starts_with("http://127.0.0.1")
+        || url.starts_with("http://localhost");
+    scheme_ok
+        && !url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "()<>[]\"'`\\".contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_only_to_plain_https_urls() {
+        let mut s = Summary::new();
+        s.links(&[
+            ("production", "https://contoso-web.azurewebsites.net/"),
+            ("evil](javascript:alert(1))", "https://x.test/a)b"),
+            ("plain", "javascript:alert(1)"),
+        ]);
+        insta::assert_snapshot!(s.to_markdown(), @r"
+        - [production](https://contoso-web.azurewebsites.net/)
+        - evil\]\(javascript:alert\(1\)\): https://x.test/a\)b
+        - plain: javascript:alert\(1\)
+        ");
+    }
 
     #[test]
     fn builds_escaped_markdown() {

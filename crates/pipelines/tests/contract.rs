@@ -412,3 +412,25 @@ fn a_redirected_log_keeps_the_registered_secrets() {
     moved.info("kept-secret-value");
     assert_eq!(sink.text(), "***\n");
 }
+
+/// The agent does not nest groups: a group opened inside another is a heading in it, and only the
+/// outermost one ends the fold, so a hook's group inside a step's group keeps the step folded whole.
+#[test]
+fn groups_do_not_nest() {
+    let (log, out) = pipeline_log();
+    {
+        let _step = log.group("run hook migrate");
+        log.info("step line");
+        {
+            let _hook = log.group("hook migrate");
+            log.info("hook output");
+        }
+        log.info("after the hook");
+    }
+    log.info("[done] run hook migrate (1.2 s)");
+    let text = out.text();
+    assert_eq!(
+        text,
+        "##[group]run hook migrate\nstep line\n▸ hook migrate\nhook output\nafter the hook\n##[endgroup]\n[done] run hook migrate (1.2 s)\n"
+    );
+}

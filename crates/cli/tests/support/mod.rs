@@ -32,6 +32,8 @@ pub struct World {
     pub config: PathBuf,
     pub _dir: tempfile::TempDir,
     pub port: Arc<dyn Port>,
+    /// The app the config releases.
+    pub app: String,
 }
 
 /// Copies the python example with faster timings, so each test runs in seconds.
@@ -120,6 +122,7 @@ impl World {
             config,
             _dir: dir,
             port,
+            app: loaded.spec.app.name.clone(),
         }
     }
 
@@ -163,7 +166,11 @@ impl World {
     }
 
     pub fn slot(&self, slot: &str) -> slot_release_emulator::SlotSnapshot {
-        self.emulator.snapshot().slot(APP, slot).cloned().unwrap()
+        self.emulator
+            .snapshot()
+            .slot(&self.app, slot)
+            .cloned()
+            .unwrap()
     }
 
     /// An HTTP client that trusts the emulator and reaches its host names.

@@ -10,7 +10,7 @@ use slot_release_pipelines::{Log, Summary, VariableOptions};
 
 use super::{Command, RunResult, format_ms};
 use crate::journal::HookRecord;
-use crate::plan::{Plan, Stage};
+use crate::plan::{Action, Plan, Stage};
 
 /// One executed step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -63,6 +63,12 @@ pub struct StageRecord {
     pub hooks: Vec<HookRecord>,
     /// Health results.
     pub health: Vec<HealthRecord>,
+    /// Which release each slot held when the stage began, per the journal.
+    #[serde(default)]
+    pub slots_before: BTreeMap<String, String>,
+    /// Which release each slot holds when it ended.
+    #[serde(default)]
+    pub slots_after: BTreeMap<String, String>,
 }
 
 /// The machine-readable record of a run (`--record PATH`).
@@ -96,6 +102,9 @@ pub struct ReleaseRecord {
     pub previous_image: Option<String>,
     /// The production URL.
     pub app_url: String,
+    /// Each slot's URL, read from Azure.
+    #[serde(default)]
+    pub urls: BTreeMap<String, String>,
     /// Total duration.
     pub duration_ms: u64,
 }
@@ -175,53 +184,155 @@ pub fn render_summary(record: &ReleaseRecord) -> String {
     out
 }
 
-/// The pipeline run summary (markdown).
-pub fn summary_markdown(record: &ReleaseRecord) -> Summary {
+/// What the run summary says beyond the record.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SummaryContext<'a> {
+    /// A rehearsal against the local emulator, not a release: labelled so nobody takes it for one.
+    pub rehearsal: bool,
+    /// The app in the Azure portal, when the subscription is known.
+    pub portal_url: Option<&'a str>,
+}
+
+/// The pipeline run summary of one stage (markdown), attached as a file of its own: app, stage and
+/// release, each slot before and after, settings and images changed, the steps with their timings, the
+/// health checks, and links to the app, its slots and the portal.
+pub fn stage_summary(
+    record: &ReleaseRecord,
+    stage: &StageRecord,
+    context: &SummaryContext<'_>,
+) -> Summary {
     let mut summary = Summary::new();
+    let rehearsal = if context.rehearsal {
+        "Rehearsal (local emulator): "
+    } else {
+        ""
+    };
     summary.heading(
         2,
         &format!(
-            "Slot Release {}: {}",
-            record.label(),
-            record.result.as_str()
+            "{rehearsal}{} stage of {}: {}",
+            stage.stage,
+            record.app,
+            stage.result.as_str()
         ),
     );
-    let rows: Vec<Vec<String>> = record
-        .stages
-        .iter()
-        .map(|s| {
+    let took: u64 = stage.steps.iter().map(|s| s.duration_ms).sum();
+    summary.paragraph(&format!(
+        "Release {} of app {}; the stage's steps took {}.{}",
+        record.label(),
+        record.app,
+        format_ms(took),
+        if context.rehearsal {
+            " Nothing in Azure was changed: this ran against the emulator."
+        } else {
+            ""
+        }
+    ));
+    // Releases by the name people know them by: this run's build number, else the identity.
+    let name = |id: &String| {
+        if *id == record.release_id {
+            record.label()
+        } else {
+            id.clone()
+        }
+    };
+    let slots: std::collections::BTreeSet<&String> = stage
+        .slots_before
+        .keys()
+        .chain(stage.slots_after.keys())
+        .collect();
+    let rows: Vec<Vec<String>> = slots
+        .into_iter()
+        .map(|slot| {
+            let show = |m: &BTreeMap<String, String>| m.get(slot).map_or("none".to_owned(), name);
             vec![
-                s.stage.to_string(),
-                s.result.as_str().to_owned(),
-                s.steps.len().to_string(),
-                s.health
-                    .iter()
-                    .map(|h| {
-                        format!(
-                            "{} {} {}",
-                            h.kind,
-                            h.slot,
-                            if h.passed { "passed" } else { "failed" }
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                slot.clone(),
+                show(&stage.slots_before),
+                show(&stage.slots_after),
             ]
         })
         .collect();
-    summary.table(&["Stage", "Result", "Steps", "Health"], &rows);
-    let slots: Vec<String> = record
-        .slots
-        .iter()
-        .map(|(slot, release)| format!("{slot}: {release}"))
-        .collect();
-    if !slots.is_empty() {
-        summary.bullets(&slots);
+    if !rows.is_empty() {
+        summary.table(&["Slot", "Before", "After"], &rows);
     }
-    if !record.error.is_empty() {
+    let mut changes = Vec::new();
+    for step in stage.plan.iter().flat_map(|p| &p.steps) {
+        match &step.action {
+            Action::SetSettings { slot, changes: c } if !c.is_empty() => changes.push(format!(
+                "{slot}: settings {}",
+                c.iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Action::SetImage {
+                slot,
+                before,
+                after,
+            } => changes.push(format!(
+                "{slot}: image {} → {after}",
+                before.as_deref().unwrap_or("none")
+            )),
+            _ => {}
+        }
+    }
+    if !changes.is_empty() {
+        summary.bullets(&changes);
+    }
+    let steps: Vec<Vec<String>> = stage
+        .steps
+        .iter()
+        .map(|s| {
+            vec![
+                s.description.clone(),
+                if s.ok { "done" } else { "FAILED" }.to_owned(),
+                format_ms(s.duration_ms),
+            ]
+        })
+        .collect();
+    if !steps.is_empty() {
+        summary.table(&["Step", "Result", "Time"], &steps);
+    }
+    let health: Vec<Vec<String>> = stage
+        .health
+        .iter()
+        .map(|h| {
+            vec![
+                h.kind.clone(),
+                h.slot.clone(),
+                if h.passed { "passed" } else { "failed" }.to_owned(),
+                format!("{}/{} healthy", h.successes, h.probes),
+            ]
+        })
+        .collect();
+    if !health.is_empty() {
+        summary.table(&["Check", "Slot", "Result", "Probes"], &health);
+    }
+    if stage.result != RunResult::Succeeded && !record.error.is_empty() {
         summary.paragraph(&record.error.join(": "));
     }
+    // A rehearsal's emulator is gone once the step ends: no links to it.
+    let mut links: Vec<(String, String)> = record
+        .urls
+        .iter()
+        .filter(|_| !context.rehearsal)
+        .map(|(slot, url)| (format!("{slot} slot"), url.clone()))
+        .collect();
+    if let Some(portal) = context.portal_url {
+        links.push((
+            format!("{} in the Azure portal", record.app),
+            portal.to_owned(),
+        ));
+    }
+    summary.links(&links);
     summary
+}
+
+/// The app in the Azure portal.
+pub fn portal_url(subscription: &str, resource_group: &str, app: &str) -> String {
+    format!(
+        "https://portal.azure.com/#resource/subscriptions/{subscription}/resourceGroups/{resource_group}/providers/Microsoft.Web/sites/{app}/appServices"
+    )
 }
 
 /// Sets the task's output variables from a record.
@@ -236,8 +347,28 @@ pub fn set_outputs(
         ..VariableOptions::default()
     };
     log.set_variable("ReleaseId", &record.release_id, output)?;
-    log.set_variable("AppUrl", &record.app_url, output)?;
+    // The slot the stage worked on (the staging slot after `staging`), so `$(AppUrl)/health` checks it.
+    log.set_variable(
+        "AppUrl",
+        record.urls.get(slot).unwrap_or(&record.app_url),
+        output,
+    )?;
+    log.set_variable("ProductionUrl", &record.app_url, output)?;
     log.set_variable("Slot", slot, output)?;
+    log.set_variable(
+        "PreviousRelease",
+        record
+            .stages
+            .first()
+            .and_then(|s| s.slots_before.get(crate::state::PRODUCTION))
+            .map_or("", String::as_str),
+        output,
+    )?;
+    log.set_variable(
+        "LastKnownGood",
+        record.last_known_good.as_deref().unwrap_or_default(),
+        output,
+    )?;
     log.set_variable(
         "PreviousImageTag",
         record
@@ -250,6 +381,11 @@ pub fn set_outputs(
     if let Some(path) = plan_json {
         log.set_variable("PlanJsonPath", &path.display().to_string(), output)?;
     }
-    log.set_variable("Result", record.result.as_str(), output)?;
+    // What the task reports: a success after warnings is `SucceededWithIssues`, as the step shows it.
+    let result = match record.result {
+        RunResult::Succeeded if log.warning_count() > 0 => "SucceededWithIssues",
+        other => other.as_str(),
+    };
+    log.set_variable("Result", result, output)?;
     Ok(())
 }

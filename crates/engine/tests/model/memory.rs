@@ -211,6 +211,7 @@ impl Port for MemPort {
                             startup_command: s.startup.clone(),
                             release: s.release(),
                             package_sha256: None,
+                            artifact: None,
                             host_name: Some(format!("{name}.memory.test")),
                         },
                     );
