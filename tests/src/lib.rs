@@ -11,6 +11,7 @@ pub mod agent;
 pub mod leak;
 pub mod matrix;
 pub mod paths;
+pub mod pipeline;
 pub mod world;
 
 pub use agent::{AgentOutcome, AgentResult, AgentRun, RunningTask};

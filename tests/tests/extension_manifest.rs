@@ -106,3 +106,23 @@ fn contribution_files_icon_and_overview_exist() {
         "the overview page is not packaged"
     );
 }
+
+/// Every link of the manifest into this repository (`…/blob/main/<path>`: the license, the getting-started
+/// page) names a file that exists, so the Marketplace page never links to a 404.
+#[test]
+fn links_into_the_repository_name_files_that_exist() {
+    let text = serde_json::to_string(&manifest()).unwrap();
+    let mut checked = 0;
+    for part in text.split("/blob/main/").skip(1) {
+        let path: String = part
+            .chars()
+            .take_while(|c| *c != '"' && *c != '#')
+            .collect();
+        assert!(
+            paths::workspace().join(&path).is_file(),
+            "vss-extension.json links to {path}, which is not in the repository"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2, "the license and the setup page are linked");
+}

@@ -608,7 +608,10 @@ impl Inner {
                 Method::Get,
                 poll_url.clone(),
             )
-            .accept(&[202]);
+            // A failed operation's status resource answers with the failure's own HTTP status
+            // and `{"status":"Failed","error"}` (App Service's operationResults): read it as the
+            // operation's outcome rather than retrying the poll or losing the operation's error.
+            .accept(&[202, 400, 409, 417, 500]);
             let rsp = self.send_with(&self.arm, poll, Some(&opts.cancel)).await?;
             wait = retry_after(&rsp);
             let code = u16::from(rsp.status());
@@ -617,6 +620,9 @@ impl Inner {
                 .get("status")
                 .and_then(|s| s.as_str())
                 .map(str::to_owned);
+            if code >= 300 && op_status.is_none() {
+                return Err(http_error(&operation, Method::Get, &poll_url, &rsp));
+            }
             match (code, op_status.as_deref()) {
                 (202, _) => continue,
                 (_, Some(s))
@@ -652,6 +658,7 @@ impl Inner {
                         kind,
                     });
                 }
+                (300.., _) => return Err(http_error(&operation, Method::Get, &poll_url, &rsp)),
                 _ => return Ok(body),
             }
         }

@@ -661,6 +661,42 @@ async fn swap_warmup_failure_is_a_transient_operation_error() {
 }
 
 #[tokio::test]
+async fn a_failed_swap_is_read_from_its_status_resource_once() {
+    // The status resource answers a failed operation with the failure's own HTTP status (500 here)
+    // and `{"status":"Failed","error"}`: the client reports Azure's code and does not retry the poll.
+    let env = start().await;
+    env.em.inject(Fault::SwapTimesOut {
+        app: APP.into(),
+        millis: 300,
+    });
+    let web = azure(&env).web_app(&app_ref());
+    let err = web
+        .swap(
+            &slot("staging"),
+            &SlotName::production(),
+            &SwapOptions {
+                wait: wait(),
+                ..SwapOptions::default()
+            },
+        )
+        .await
+        .expect_err("the swap timed out");
+    match &err {
+        AzureError::OperationFailed { status, code, .. } => {
+            assert_eq!((status.as_str(), code.as_str()), ("Failed", "SwapTimedOut"));
+        }
+        other => panic!("expected OperationFailed, got {other:?}"),
+    }
+    let failed_polls = env
+        .em
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/operationresults/") && r.status == 500)
+        .count();
+    assert_eq!(failed_polls, 1, "a failed operation's answer is final");
+}
+
+#[tokio::test]
 async fn swap_wait_honours_deadline_and_cancellation() {
     let env = start().await;
     env.em.inject(Fault::SwapTimesOut {

@@ -601,6 +601,10 @@ fn load_with(
         }
         Err(diagnostics) => {
             report_diagnostics(log, &diagnostics);
+            if common.json {
+                // With --json, stdout carries a document whatever happens: the problems, as data.
+                log.print_json(&diagnostics_json(&common.config, &diagnostics));
+            }
             Err(anyhow!(
                 "{} is not a valid release config ({} problem(s))",
                 common.config.display(),
@@ -642,6 +646,32 @@ fn config_inside_sources(config: &Path) -> Result<()> {
             "the configFile input must name a file inside the sources (System.DefaultWorkingDirectory); the path given points outside them and was not read"
         ))
     }
+}
+
+/// `{"valid": false, "config": …, "diagnostics": [{severity, code, file, line, column, path, message, help}]}`.
+fn diagnostics_json(
+    config: &Path,
+    diagnostics: &slot_release_config::Diagnostics,
+) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = diagnostics
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "severity": match d.severity {
+                    slot_release_config::Severity::Error => "error",
+                    slot_release_config::Severity::Warning => "warning",
+                },
+                "code": d.code,
+                "file": d.file,
+                "line": d.line,
+                "column": d.column,
+                "path": d.path,
+                "message": d.message,
+                "help": d.help,
+            })
+        })
+        .collect();
+    serde_json::json!({ "valid": false, "config": config, "diagnostics": items })
 }
 
 fn report_diagnostics(log: &Log, diagnostics: &slot_release_config::Diagnostics) {

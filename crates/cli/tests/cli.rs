@@ -55,6 +55,36 @@ fn validate_reports_a_broken_config_with_its_location_and_fails() {
         stderr.contains("release.yml:"),
         "the location is named: {stderr}"
     );
+    // With --json, stdout carries the problems as a document, with their places.
+    let out = slot_release()
+        .args(["validate", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(doc["valid"], false);
+    let first = &doc["diagnostics"][0];
+    assert_eq!(first["severity"], "error");
+    assert!(first["line"].as_u64().unwrap() > 0, "{doc}");
+    assert!(doc.to_string().contains("resourceGroupp"), "{doc}");
+}
+
+#[test]
+fn a_mistyped_stage_is_named_with_a_suggestion() {
+    let out = slot_release()
+        .args(["plan", "--stage", "prod", "--config"])
+        .arg(root().join("examples/python-webapp/release.yml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("did you mean `production`?"), "{text}");
 }
 
 #[test]

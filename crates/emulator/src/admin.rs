@@ -23,7 +23,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Body>) -> Response 
             )
         }
         (Method::GET, "/requests") => {
-            let reqs = lock(&shared.requests).clone();
+            let reqs = lock(&shared.requests).to_vec();
             json(
                 StatusCode::OK,
                 &serde_json::to_value(reqs).unwrap_or_default(),

@@ -1,10 +1,16 @@
 //! Certificate credentials of app registrations: the public certificates a client may sign its
-//! client-assertion JWTs with, and the checks Entra applies to such an assertion (RS256 signature by
-//! the registered key, `x5t`/`x5t#S256` thumbprint, `aud`, `iss`/`sub`, `nbf`/`exp`).
+//! client-assertion JWTs with, and the checks Entra applies to such an assertion (RS256 or PS256
+//! signature by the registered key, `x5t`/`x5t#S256` thumbprint, `aud`, `iss`/`sub`, `nbf`/`exp`).
+//!
+//! Assertions are read as Microsoft's clients write them: MSAL Python signs PS256 with `x5t#S256`
+//! (and RS256 with `x5t`), writes the thumbprints as padded base64url and `exp`/`iat` as decimal
+//! seconds; azure-arm-rest's certificate path writes `x5t` in standard base64 and addresses the v1
+//! token endpoint.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::Deserialize;
+use serde::de::Deserializer;
 
 use crate::EmulatorError;
 
@@ -142,10 +148,63 @@ struct AssertionClaims {
     iss: String,
     #[serde(default)]
     sub: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "seconds")]
     nbf: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "seconds")]
     exp: Option<i64>,
+}
+
+/// A NumericDate (RFC 7519 §2): JSON number of seconds, integral or not (MSAL Python writes
+/// `time.time() + 600`). The fraction is dropped, as Entra does.
+fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let n: Option<serde_json::Number> = Option::deserialize(d)?;
+    Ok(n.and_then(|n| {
+        n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.is_finite() && f.abs() < 1e15)
+                // Bounded above, so the cast cannot saturate.
+                .map(|f| f.floor() as i64)
+        })
+    }))
+}
+
+/// A thumbprint header: base64url with or without padding, or standard base64 (which
+/// azure-arm-rest writes), all decoded alike.
+fn thumbprint(value: &str) -> Option<Vec<u8>> {
+    let normal: String = value
+        .trim_end_matches('=')
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    URL_SAFE_NO_PAD.decode(normal.as_bytes()).ok()
+}
+
+/// The signature algorithms Entra accepts on a certificate assertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Alg {
+    Rs256,
+    Ps256,
+}
+
+impl Alg {
+    fn parse(alg: &str) -> Option<Self> {
+        match alg {
+            "RS256" => Some(Self::Rs256),
+            "PS256" => Some(Self::Ps256),
+            _ => None,
+        }
+    }
+
+    fn verification(self) -> &'static aws_lc_rs::signature::RsaParameters {
+        match self {
+            Self::Rs256 => &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            Self::Ps256 => &aws_lc_rs::signature::RSA_PSS_2048_8192_SHA256,
+        }
+    }
 }
 
 /// Why Entra refused a certificate-signed client assertion; each maps to one AADSTS error.
@@ -165,10 +224,10 @@ pub(crate) enum AssertionRejection {
     OutsideValidity { nbf: i64, exp: i64 },
 }
 
-/// Whether `assertion` is an RS256 JWT, i.e. one this module checks rather than a Pipelines OIDC
-/// token (which the emulator signs with HS256).
-pub(crate) fn is_rs256(assertion: &str) -> bool {
-    header(assertion).is_some_and(|h| h.alg == "RS256")
+/// Whether `assertion` is an RS256 or PS256 JWT, i.e. one this module checks rather than a
+/// Pipelines OIDC token (which the emulator signs with HS256).
+pub(crate) fn is_certificate_signed(assertion: &str) -> bool {
+    header(assertion).is_some_and(|h| Alg::parse(&h.alg).is_some())
 }
 
 fn header(assertion: &str) -> Option<AssertionHeader> {
@@ -179,8 +238,8 @@ fn header(assertion: &str) -> Option<AssertionHeader> {
 /// What the token endpoint needs to check an assertion.
 pub(crate) struct Expectation<'a> {
     pub(crate) client_id: &'a str,
-    /// The token endpoint URL the assertion must be addressed to.
-    pub(crate) token_endpoint: &'a str,
+    /// The token endpoint URLs (v2 and v1) the assertion may be addressed to.
+    pub(crate) token_endpoints: &'a [String],
     pub(crate) now: i64,
 }
 
@@ -198,6 +257,7 @@ pub(crate) fn verify(
         return Err(AssertionRejection::Malformed);
     };
     let head = header(assertion).ok_or(AssertionRejection::Malformed)?;
+    let alg = Alg::parse(&head.alg).ok_or(AssertionRejection::Malformed)?;
     let claims: AssertionClaims = URL_SAFE_NO_PAD
         .decode(c)
         .ok()
@@ -206,14 +266,8 @@ pub(crate) fn verify(
     let sig = URL_SAFE_NO_PAD
         .decode(s)
         .map_err(|_| AssertionRejection::Malformed)?;
-    let s256 = head
-        .x5t_s256
-        .as_deref()
-        .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok());
-    let sha1 = head
-        .x5t
-        .as_deref()
-        .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok());
+    let s256 = head.x5t_s256.as_deref().and_then(thumbprint);
+    let sha1 = head.x5t.as_deref().and_then(thumbprint);
     let cert = certs
         .iter()
         .filter(|r| r.client_id.eq_ignore_ascii_case(want.client_id))
@@ -228,17 +282,16 @@ pub(crate) fn verify(
                 .map(hex_upper)
                 .unwrap_or_default(),
         })?;
-    let key = aws_lc_rs::signature::UnparsedPublicKey::new(
-        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
-        &cert.rsa_public_key,
-    );
+    let key =
+        aws_lc_rs::signature::UnparsedPublicKey::new(alg.verification(), &cert.rsa_public_key);
     key.verify(format!("{h}.{c}").as_bytes(), &sig)
         .map_err(|_| AssertionRejection::BadSignature)?;
-    if !claims
-        .aud
-        .trim_end_matches('/')
-        .eq_ignore_ascii_case(want.token_endpoint.trim_end_matches('/'))
-    {
+    if !want.token_endpoints.iter().any(|e| {
+        claims
+            .aud
+            .trim_end_matches('/')
+            .eq_ignore_ascii_case(e.trim_end_matches('/'))
+    }) {
         return Err(AssertionRejection::WrongAudience { aud: claims.aud });
     }
     if !claims.iss.eq_ignore_ascii_case(want.client_id)
@@ -295,13 +348,13 @@ mod tests {
         let reg = RegisteredCert::from_pem("c", &pem).expect("parses");
         let want = Expectation {
             client_id: "c",
-            token_endpoint: "https://login.test/t/oauth2/v2.0/token",
+            token_endpoints: &["https://login.test/t/oauth2/v2.0/token".to_owned()],
             now: 0,
         };
         assert_eq!(
             verify(&[reg], "a.b", &want),
             Err(AssertionRejection::Malformed)
         );
-        assert!(!is_rs256("not-a-jwt"));
+        assert!(!is_certificate_signed("not-a-jwt"));
     }
 }

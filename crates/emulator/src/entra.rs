@@ -1,6 +1,7 @@
-//! Identity: the Entra ID token endpoint (client secret and client assertion), the Azure Pipelines
-//! OIDC endpoint, the App Service–style managed identity endpoint, and the bearer-token check the
-//! other services use.
+//! Identity: the Entra ID token endpoints (v2 with `scope`, v1 with `resource`; client secret and
+//! client assertion) with the discovery documents MSAL reads first (`crate::discovery`), the Azure
+//! Pipelines OIDC endpoint, the App Service–style managed identity endpoint, and the bearer-token
+//! check the other services use.
 
 use std::sync::Arc;
 
@@ -22,15 +23,29 @@ fn oidc_issuer(shared: &Shared) -> String {
     format!("{}/{}", shared.url("pipelines"), shared.seed.organization)
 }
 
-fn authority(shared: &Shared) -> String {
+pub(crate) fn authority(shared: &Shared) -> String {
     shared.url("login")
 }
 
-/// Maps a requested resource to the audience the emulator issues tokens for.
-fn known_audience(resource: &str) -> Option<&'static str> {
-    [ARM_AUDIENCE, VAULT_AUDIENCE]
-        .into_iter()
-        .find(|a| same_audience(a, resource))
+/// Maps a requested resource to the audience the emulator issues tokens for. Key Vault's challenge
+/// names `https://vault.emulator.test:<port>` (so the SDKs' challenge check, which compares host and
+/// port, passes); a token for it is a Key Vault token like one for the port-less audience.
+fn known_audience(shared: &Shared, resource: &str) -> Option<&'static str> {
+    [ARM_AUDIENCE, VAULT_AUDIENCE].into_iter().find(|a| {
+        same_audience(a, resource)
+            || same_audience(
+                &format!("{}:{}", a.trim_end_matches('/'), shared.port),
+                resource,
+            )
+    })
+}
+
+/// Which token endpoint a request came to: v2 takes `scope`, v1 takes `resource` and answers with
+/// v1's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenVersion {
+    V1,
+    V2,
 }
 
 fn issue(shared: &Shared, aud: &str, appid: &str) -> (String, i64) {
@@ -88,6 +103,7 @@ fn aad_error(
     )
 }
 
+/// Everything served on the login host: the token endpoints and the discovery documents.
 pub(crate) async fn token_endpoint(shared: Arc<Shared>, req: Request<Body>) -> Response {
     let segs: Vec<String> = req
         .uri()
@@ -96,17 +112,25 @@ pub(crate) async fn token_endpoint(shared: Arc<Shared>, req: Request<Body>) -> R
         .filter(|s| !s.is_empty())
         .map(str::to_ascii_lowercase)
         .collect();
-    let is_token_path =
-        segs.len() == 4 && segs[1] == "oauth2" && segs[2] == "v2.0" && segs[3] == "token";
-    if !is_token_path {
-        return aad_error(
-            &shared,
-            StatusCode::NOT_FOUND,
-            "invalid_request",
-            900_023,
-            "The requested endpoint does not exist in the emulator.",
-        );
-    }
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let version = match segs.as_slice() {
+        [_, "oauth2", "v2.0", "token"] => TokenVersion::V2,
+        [_, "oauth2", "token"] => TokenVersion::V1,
+        _ => {
+            if req.method() == Method::GET
+                && let Some(resp) = crate::discovery::handle(&shared, &segs, req.uri().query())
+            {
+                return resp;
+            }
+            return aad_error(
+                &shared,
+                StatusCode::NOT_FOUND,
+                "invalid_request",
+                900_023,
+                "The requested endpoint does not exist in the emulator.",
+            );
+        }
+    };
     if req.method() != Method::POST {
         return aad_error(
             &shared,
@@ -116,7 +140,16 @@ pub(crate) async fn token_endpoint(shared: Arc<Shared>, req: Request<Body>) -> R
             "The endpoint only accepts POST requests.",
         );
     }
-    let tenant = segs[0].clone();
+    let tenant = segs[0].to_owned();
+    token(shared, req, tenant, version).await
+}
+
+async fn token(
+    shared: Arc<Shared>,
+    req: Request<Body>,
+    tenant: String,
+    version: TokenVersion,
+) -> Response {
     let Ok(bytes) = axum::body::to_bytes(req.into_body(), 1024 * 1024).await else {
         return aad_error(
             &shared,
@@ -157,20 +190,27 @@ pub(crate) async fn token_endpoint(shared: Arc<Shared>, req: Request<Body>) -> R
             "The request body must contain the following parameter: 'client_id'.",
         );
     };
-    let Some(scope) = form.get("scope").filter(|s| !s.is_empty()) else {
+    let wanted = match version {
+        TokenVersion::V2 => "scope",
+        TokenVersion::V1 => "resource",
+    };
+    let Some(requested) = form.get(wanted).filter(|s| !s.is_empty()) else {
         return aad_error(
             &shared,
             StatusCode::BAD_REQUEST,
             "invalid_request",
             900_144,
-            "The request body must contain the following parameter: 'scope'.",
+            &format!("The request body must contain the following parameter: '{wanted}'."),
         );
     };
-    let resource = scope
-        .split_whitespace()
-        .find_map(|s| s.strip_suffix("/.default"))
-        .unwrap_or(scope.as_str());
-    let Some(aud) = known_audience(resource) else {
+    let resource = match version {
+        TokenVersion::V2 => requested
+            .split_whitespace()
+            .find_map(|s| s.strip_suffix("/.default"))
+            .unwrap_or(requested.as_str()),
+        TokenVersion::V1 => requested.as_str(),
+    };
+    let Some(aud) = known_audience(&shared, resource) else {
         return aad_error(
             &shared,
             StatusCode::BAD_REQUEST,
@@ -213,7 +253,7 @@ pub(crate) async fn token_endpoint(shared: Arc<Shared>, req: Request<Body>) -> R
             );
         }
     } else if let Some(assertion) = form.get("client_assertion")
-        && crate::cert::is_rs256(assertion)
+        && crate::cert::is_certificate_signed(assertion)
     {
         if let Some(refusal) = check_certificate_assertion(&shared, client_id, assertion) {
             return refusal;
@@ -276,15 +316,28 @@ pub(crate) async fn token_endpoint(shared: Arc<Shared>, req: Request<Body>) -> R
         );
     }
     let (token, lifetime) = issue(&shared, aud, &client.client_id);
-    json(
-        StatusCode::OK,
-        &serde_json::json!({
+    let body = match version {
+        TokenVersion::V2 => serde_json::json!({
             "token_type": "Bearer",
             "expires_in": lifetime,
             "ext_expires_in": lifetime,
             "access_token": token,
         }),
-    )
+        // v1 answers with strings, the absolute expiry and the resource as asked.
+        TokenVersion::V1 => {
+            let now = now_unix();
+            serde_json::json!({
+                "token_type": "Bearer",
+                "expires_in": lifetime.to_string(),
+                "ext_expires_in": lifetime.to_string(),
+                "expires_on": (now + lifetime).to_string(),
+                "not_before": now.to_string(),
+                "resource": resource,
+                "access_token": token,
+            })
+        }
+    };
+    json(StatusCode::OK, &body)
 }
 
 /// Checks an assertion signed with a client's certificate; `Some` is Entra's answer to a bad one.
@@ -293,14 +346,12 @@ fn check_certificate_assertion(
     client_id: &str,
     assertion: &str,
 ) -> Option<Response> {
-    let token_endpoint = format!(
-        "{}/{}/oauth2/v2.0/token",
-        authority(shared),
-        shared.seed.tenant_id
-    );
+    // Entra accepts an assertion addressed to either token endpoint of the tenant.
+    let endpoints = [TokenVersion::V2, TokenVersion::V1].map(|v| token_url(shared, v));
+    let token_endpoint = &endpoints[0];
     let want = crate::cert::Expectation {
         client_id,
-        token_endpoint: &token_endpoint,
+        token_endpoints: &endpoints,
         now: now_unix(),
     };
     let rejection = crate::cert::verify(&shared.client_certificates, assertion, &want).err()?;
@@ -371,7 +422,39 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
+/// The Azure DevOps location ID of the job OIDC token resource (`createOidcToken`).
+const OIDC_TOKEN_LOCATION: &str = "69a319f4-28c1-4bfd-93e6-ea0ff5c6f1a2";
+
+/// `OPTIONS {collection}/_apis[/distributedtask]`: the resource locations azure-devops-node-api
+/// looks up before it builds a request URL (azure-arm-rest's workload identity path). Only the job
+/// OIDC token resource is emulated, so it is the only location listed.
+fn locations() -> Response {
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "count": 1,
+            "value": [{
+                "id": OIDC_TOKEN_LOCATION,
+                "area": "distributedtask",
+                "resourceName": "oidctoken",
+                "routeTemplate": "{scopeIdentifier}/_apis/distributedtask/hubs/{hubName}/plans/{planId}/jobs/{jobId}/{resource}",
+                "resourceVersion": 1,
+                "minVersion": "7.1",
+                "maxVersion": "7.2",
+                "releasedVersion": "0.0",
+            }],
+        }),
+    )
+}
+
 pub(crate) async fn oidc_endpoint(shared: Arc<Shared>, req: Request<Body>) -> Response {
+    if req.method() == Method::OPTIONS {
+        let path = req.uri().path().to_ascii_lowercase();
+        let path = path.trim_end_matches('/');
+        if path.ends_with("/_apis") || path.ends_with("/_apis/distributedtask") {
+            return locations();
+        }
+    }
     if !req
         .uri()
         .path()
@@ -398,7 +481,14 @@ pub(crate) async fn oidc_endpoint(shared: Arc<Shared>, req: Request<Body>) -> Re
             "TF400813: The user is not authorized to access this resource.",
         );
     }
-    if query_param(req.uri().query(), "api-version").is_none() {
+    // Azure DevOps takes the api-version from the query or, as azure-devops-node-api sends it, from
+    // the Accept header (`application/json;api-version=7.2-preview.1`).
+    let version_in_accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("api-version="));
+    if query_param(req.uri().query(), "api-version").is_none() && !version_in_accept {
         return ado_error(
             StatusCode::BAD_REQUEST,
             "No api-version was supplied for the POST request. Supply an api-version, for example 7.1.",
@@ -479,7 +569,7 @@ pub(crate) async fn identity_endpoint(shared: Arc<Shared>, req: Request<Body>) -
     let Some(resource) = query_param(q, "resource") else {
         return err(StatusCode::BAD_REQUEST, "resource is required.");
     };
-    let Some(aud) = known_audience(&resource) else {
+    let Some(aud) = known_audience(&shared, &resource) else {
         return err(
             StatusCode::BAD_REQUEST,
             &format!(
@@ -545,6 +635,15 @@ pub(crate) fn check_bearer(
         return Err(AuthFailure::WrongAudience { aud: claims.aud });
     }
     Ok(claims)
+}
+
+/// The tenant's token endpoint of one version.
+pub(crate) fn token_url(shared: &Shared, version: TokenVersion) -> String {
+    let path = match version {
+        TokenVersion::V2 => "oauth2/v2.0/token",
+        TokenVersion::V1 => "oauth2/token",
+    };
+    format!("{}/{}/{path}", authority(shared), shared.seed.tenant_id)
 }
 
 /// The `authorization_uri`/`authorization` value of challenges: the tenant's authority.

@@ -1,5 +1,6 @@
 //! Key Vault secrets data plane (api-version 7.6 shapes): list with paging, get latest or by
-//! version, disabled/expired/missing secrets, the 401 challenge, and per-vault throttling.
+//! version, disabled/expired/missing secrets, the 401 challenge, and per-vault throttling. Writes
+//! are in `crate::kv_write`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,9 +51,13 @@ fn challenge(shared: &Shared, failure: &AuthFailure) -> Response {
             None,
         ),
     };
+    // The resource carries the emulator's port: the Python SDK's challenge check compares the
+    // resource's host *and port* with the vault URL's (Azure's vault and resource are both on 443),
+    // and the Rust SDK compares hosts only. Entra issues a Key Vault token for it.
     let value = format!(
-        "Bearer authorization=\"{}\", resource=\"{VAULT_AUDIENCE}\"",
-        tenant_authority(shared)
+        "Bearer authorization=\"{}\", resource=\"{VAULT_AUDIENCE}:{}\"",
+        tenant_authority(shared),
+        shared.port
     );
     if let Ok(v) = HeaderValue::from_str(&value) {
         resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
@@ -60,7 +65,7 @@ fn challenge(shared: &Shared, failure: &AuthFailure) -> Response {
     resp
 }
 
-fn attributes(secret: &Secret, created: i64) -> serde_json::Value {
+pub(crate) fn attributes(secret: &Secret, created: i64) -> serde_json::Value {
     let mut a = serde_json::json!({
         "enabled": secret.enabled,
         "created": created,
@@ -128,11 +133,19 @@ pub(crate) async fn handle(shared: Arc<Shared>, vault: String, req: Request<Body
             None,
         );
     }
+    if req.method() == Method::PUT {
+        let path = req.uri().path().to_owned();
+        let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        if let ["secrets", name] | ["Secrets", name] = segs.as_slice() {
+            let name = percent_decode(name);
+            return crate::kv_write::set_secret(&shared, &vault, &name, req.into_body()).await;
+        }
+    }
     if req.method() != Method::GET {
         return kv_error(
             StatusCode::METHOD_NOT_ALLOWED,
             "BadParameter",
-            "Only GET is emulated for secrets.",
+            "Only GET of secrets and PUT of a secret are emulated.",
             None,
         );
     }

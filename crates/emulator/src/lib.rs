@@ -6,6 +6,7 @@ mod admin;
 mod applog;
 mod arm;
 mod cert;
+mod discovery;
 mod entra;
 mod error;
 mod fault;
@@ -14,6 +15,9 @@ mod hostnames;
 mod keyvault;
 mod kudu;
 mod kudu_logs;
+mod kv_write;
+mod proxy;
+mod reqlog;
 mod runtime;
 mod seed;
 mod server;
@@ -31,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::EmulatorError;
 pub use fault::{Fault, RouteMatch, Scope};
+pub use reqlog::REQUEST_LOG_CAPACITY;
 pub use seed::{
     AppKind, ConnectionKind, HostNameStyle, SecretString, Seed, SeedApp, SeedClient,
     SeedManagedIdentity, SeedResourceGroup, SeedSecret, SeedServiceConnection, SeedSlot,
@@ -143,6 +148,9 @@ pub struct Endpoints {
     pub arm_audience: String,
     /// Key Vault token audience.
     pub vault_audience: String,
+    /// `http://127.0.0.1:<port>` of the emulator's `CONNECT` proxy: set it as `HTTPS_PROXY` (or
+    /// `AGENT_PROXYURL`) and a client reaches every `*.emulator.test` host without DNS entries.
+    pub proxy: String,
 }
 
 /// Data shared by every request handler.
@@ -162,7 +170,7 @@ pub(crate) struct Shared {
     pub(crate) client_certificates: Vec<cert::RegisteredCert>,
     pub(crate) state: Mutex<state::State>,
     pub(crate) faults: Mutex<fault::FaultSet>,
-    pub(crate) requests: Mutex<Vec<RequestRecord>>,
+    pub(crate) requests: Mutex<reqlog::RequestLog>,
     pub(crate) http: reqwest::Client,
 }
 
@@ -187,6 +195,7 @@ pub struct Emulator {
     shared: Arc<Shared>,
     handle: axum_server::Handle<SocketAddr>,
     server: Option<tokio::task::JoinHandle<()>>,
+    proxy: (u16, tokio::task::JoinHandle<()>),
     ca_pem: String,
     ca_path: PathBuf,
 }
@@ -235,6 +244,7 @@ impl Emulator {
             app_service_dns_suffix: format!("azurewebsites.{DOMAIN}:{}", s.port),
             arm_audience: ARM_AUDIENCE.to_owned(),
             vault_audience: VAULT_AUDIENCE.to_owned(),
+            proxy: format!("http://127.0.0.1:{}", self.proxy.0),
         }
     }
 
@@ -339,9 +349,9 @@ impl Emulator {
         state::snapshot(&self.shared)
     }
 
-    /// Every request received so far, oldest first.
+    /// Every request received so far, oldest first: the newest [`REQUEST_LOG_CAPACITY`] of them.
     pub fn requests(&self) -> Vec<RequestRecord> {
-        lock(&self.shared.requests).clone()
+        lock(&self.shared.requests).to_vec()
     }
 
     /// Every credential value this emulator has handed out or holds, for leak detectors: each access
@@ -413,6 +423,7 @@ impl Emulator {
 
     fn stop(&mut self) {
         self.handle.shutdown();
+        self.proxy.1.abort();
         runtime::kill_all(&self.shared);
     }
 }
@@ -453,6 +464,11 @@ impl Emulator {
         let _ = writeln!(out, "Pipelines OIDC: {}", e.pipelines_oidc);
         let _ = writeln!(out, "Identity:       {}", e.identity);
         let _ = writeln!(out, "Admin:          {}", e.admin);
+        let _ = writeln!(
+            out,
+            "HTTPS proxy:    {} (reaches every emulator host; no DNS entries needed)",
+            e.proxy
+        );
         let _ = writeln!(out, "Tenant:         {}", self.shared.seed.tenant_id);
         if !self.shared.images.is_empty() {
             let _ = writeln!(out, "Container images (first match wins):");

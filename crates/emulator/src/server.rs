@@ -98,9 +98,12 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
         client_certificates,
         state: Mutex::new(state),
         faults: Mutex::new(faults),
-        requests: Mutex::new(Vec::new()),
+        requests: Mutex::new(crate::reqlog::RequestLog::default()),
         http,
     });
+    let proxy = crate::proxy::start(port)
+        .await
+        .map_err(EmulatorError::Bind)?;
     crate::runtime::start_all(&shared);
     let app = axum::Router::new()
         .fallback(handle)
@@ -119,6 +122,7 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
         shared,
         handle,
         server: Some(task),
+        proxy,
         ca_pem: tls.ca_pem,
         ca_path,
     })

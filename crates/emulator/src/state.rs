@@ -64,6 +64,8 @@ pub(crate) struct Slot {
     pub(crate) requests_served: u64,
     pub(crate) forced_unhealthy: bool,
     pub(crate) last_modified: String,
+    /// `config/metadata` (e.g. `CURRENT_STACK`), stays with its slot on a swap.
+    pub(crate) metadata: BTreeMap<String, String>,
 }
 
 impl App {
@@ -493,6 +495,7 @@ pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorE
                             requests_served: 0,
                             forced_unhealthy: false,
                             last_modified: now_rfc3339(),
+                            metadata: BTreeMap::new(),
                         },
                     );
                 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 
-use crate::arm::{TagRefusal, check_tag_limits, resource_id};
+use crate::arm::resource_id;
 use crate::server::{error_json, json};
 use crate::state::now_rfc3339;
 use crate::{Shared, lock};
@@ -192,4 +192,75 @@ mod tests {
             tags(&[("z", "9")])
         );
     }
+}
+
+// Azure Resource Manager's limits on a resource's tags. Lengths are counted as ARM (.NET) counts
+// them, in UTF-16 code units, so a character outside the BMP costs two.
+/// Most tags one resource may carry.
+const MAX_TAGS: usize = 50;
+/// Longest tag name.
+const MAX_TAG_NAME_LEN: usize = 512;
+/// Longest tag value.
+const MAX_TAG_VALUE_LEN: usize = 256;
+
+/// The tag set a site/slot PUT or PATCH body asks for (`None` when it has no `tags`), refused with
+/// ARM's 400 errors when it breaks a tag limit. The body's `tags` replace the resource's tags, so the
+/// set checked is exactly the set the resource would be left with.
+pub(crate) fn site_body_tags(
+    body: &serde_json::Value,
+    value_text: impl Fn(&serde_json::Value) -> String,
+) -> Result<Option<BTreeMap<String, String>>, TagRefusal> {
+    let Some(tags) = body.get("tags").and_then(|t| t.as_object()) else {
+        return Ok(None);
+    };
+    let tags: BTreeMap<String, String> = tags
+        .iter()
+        .map(|(k, v)| (k.clone(), value_text(v)))
+        .collect();
+    check_tag_limits(&tags)?;
+    Ok(Some(tags))
+}
+
+/// A tag write ARM refuses: its error code and message (always a 400).
+#[derive(Debug)]
+pub(crate) struct TagRefusal {
+    pub(crate) code: &'static str,
+    pub(crate) message: String,
+}
+
+impl TagRefusal {
+    pub(crate) fn response(&self) -> Response {
+        error_json(StatusCode::BAD_REQUEST, self.code, &self.message)
+    }
+}
+
+/// ARM's own codes and wording for each broken limit, so clients see what real Azure would say.
+pub(crate) fn check_tag_limits(tags: &BTreeMap<String, String>) -> Result<(), TagRefusal> {
+    if tags.len() > MAX_TAGS {
+        return Err(TagRefusal {
+            code: "InvalidTags",
+            message: format!(
+                "Too many tags specified. Requested tag count - '{}'. Maximum number of tags allowed - '{MAX_TAGS}'.",
+                tags.len()
+            ),
+        });
+    }
+    let utf16_len = |s: &str| s.encode_utf16().count();
+    if let Some(name) = tags.keys().find(|k| utf16_len(k) > MAX_TAG_NAME_LEN) {
+        return Err(TagRefusal {
+            code: "InvalidTagNameLength",
+            message: format!(
+                "Tag name too large.  Following tag name '{name}' exceeded the maximum length. Maximum allowed length for tag name - '{MAX_TAG_NAME_LEN}' characters."
+            ),
+        });
+    }
+    if let Some(value) = tags.values().find(|v| utf16_len(v) > MAX_TAG_VALUE_LEN) {
+        return Err(TagRefusal {
+            code: "InvalidTagValueLength",
+            message: format!(
+                "Tag value too large.  Following tag value '{value}' exceeded the maximum length. Maximum allowed length for tag value - '{MAX_TAG_VALUE_LEN}' characters."
+            ),
+        });
+    }
+    Ok(())
 }

@@ -27,7 +27,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     // --- Planning and the release spec.
     /// The stage name is not one of build, staging, production, rollback.
-    #[error("unknown stage `{name}` (expected build, staging, production or rollback)")]
+    #[error(
+        "unknown stage `{name}`{} (expected build, staging, production or rollback)",
+        crate::plan::Stage::closest(name).map_or(String::new(), |s| format!("; did you mean `{s}`?"))
+    )]
     UnknownStage {
         /// The name given.
         name: String,

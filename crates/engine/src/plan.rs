@@ -60,6 +60,48 @@ impl fmt::Display for Stage {
     }
 }
 
+impl Stage {
+    /// The stage a mistyped name most likely meant: one it starts or ends with (`prod`), or one a
+    /// letter or two away (`stagging`).
+    pub fn closest(name: &str) -> Option<&'static str> {
+        let name = name.trim().to_ascii_lowercase();
+        if name.is_empty() {
+            return None;
+        }
+        Stage::ALL
+            .into_iter()
+            .map(Stage::as_str)
+            .find(|s| s.starts_with(&name) || name.starts_with(s))
+            .or_else(|| {
+                Stage::ALL
+                    .into_iter()
+                    .map(Stage::as_str)
+                    .map(|s| (edit_distance(s, &name), s))
+                    .filter(|(d, _)| *d <= 2)
+                    .min()
+                    .map(|(_, s)| s)
+            })
+    }
+}
+
+/// Levenshtein distance, for suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 impl std::str::FromStr for Stage {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -1902,4 +1944,19 @@ pub fn json_schema() -> serde_json::Value {
         .into_generator()
         .into_root_schema_for::<Plan>();
     serde_json::to_value(schema).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod stage_names {
+    use super::*;
+
+    #[test]
+    fn a_mistyped_stage_gets_a_suggestion() {
+        assert_eq!(Stage::closest("prod"), Some("production"));
+        assert_eq!(Stage::closest("Stagging"), Some("staging"));
+        assert_eq!(Stage::closest("rollbak"), Some("rollback"));
+        assert_eq!(Stage::closest("deploy"), None);
+        let err = "prod".parse::<Stage>().unwrap_err().to_string();
+        assert!(err.contains("did you mean `production`?"), "{err}");
+    }
 }

@@ -48,6 +48,10 @@ pub struct Args {
     /// Stage the task and extension folders only; do not run tfx.
     #[arg(long)]
     no_vsix: bool,
+    /// Package the host's binary alone, for trying the task locally. Without it (or `--platforms`),
+    /// packaging refuses a package that would lack any platform, which would fail on those agents.
+    #[arg(long, conflicts_with = "platforms")]
+    host_only: bool,
 }
 
 /// The workspace root: xtask lives in `crates/xtask`.
@@ -65,9 +69,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
 
     let task_dir = out.join("task");
+    let requested: Vec<String> = if args.host_only {
+        vec![
+            host_platform()
+                .context("this host's platform is not one the task supports; --host-only has nothing to package")?
+                .to_owned(),
+        ]
+    } else {
+        args.platforms.clone()
+    };
     let binaries = select_platforms(
         collect_binaries(args.binaries.as_deref(), &host_binary)?,
-        &args.platforms,
+        &requested,
     )?;
     stage_task(&root, &task_dir, version, &binaries)?;
     println!(
@@ -210,12 +223,23 @@ pub fn collect_binaries(
     Ok(found)
 }
 
-/// Keeps the requested platforms (all when none are requested); each requested one must have a binary.
+/// Keeps the requested platforms, each of which must have a binary. With none requested, every platform
+/// must have one: a package silently without Windows or macOS would fail on those agents.
 pub fn select_platforms(
     found: Vec<(String, PathBuf)>,
     requested: &[String],
 ) -> anyhow::Result<Vec<(String, PathBuf)>> {
     if requested.is_empty() {
+        let missing: Vec<&str> = PLATFORMS
+            .iter()
+            .copied()
+            .filter(|p| !found.iter().any(|(f, _)| f == p))
+            .collect();
+        ensure!(
+            missing.is_empty(),
+            "no binary for {}: the package would fail on those agents. Give the other platforms' binaries with --binaries DIR (the release pipeline builds them), choose platforms with --platforms, or pass --host-only for a local package with this host's binary only",
+            missing.join(", ")
+        );
         return Ok(found);
     }
     for platform in requested {
@@ -484,6 +508,14 @@ mod tests {
             assert_eq!(std::fs::read_to_string(exe)?, "host");
         }
 
+        // Nothing requested: every platform must have a binary, or packaging says which are missing.
+        let err = select_platforms(found.clone(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("osx-arm64") && err.contains("--host-only"),
+            "{err}"
+        );
         let linux_only = select_platforms(found.clone(), &["linux-arm64".to_owned()])?;
         assert_eq!(
             linux_only

@@ -233,9 +233,30 @@ async fn create_slot_is_a_long_running_operation() {
         )
         .await;
     assert_eq!(r.status(), 202);
-    assert!(r.headers().contains_key("azure-asyncoperation"));
+    let status_url = r.headers()["azure-asyncoperation"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let done = f.wait_lro(r).await;
     assert_eq!(done.status(), 200);
+    let v: serde_json::Value = done.json().await.expect("json");
+    assert_eq!(v["status"], "Succeeded");
+    // The same operation at the subscription-level address of the spec's example answers too.
+    let id = status_url
+        .split("/operationresults/")
+        .nth(1)
+        .and_then(|rest| rest.split('?').next())
+        .expect("operation id");
+    let r = f
+        .arm_call(
+            Method::GET,
+            &f.arm(&format!(
+                "/subscriptions/{SUB}/providers/Microsoft.Web/sites/{APP}/operationResults/{id}?api-version=2024-04-01"
+            )),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
     let r = f
         .arm_call(
             Method::GET,
@@ -357,9 +378,22 @@ async fn failed_warm_up_aborts_the_swap_and_leaves_both_slots_unchanged() {
             Some(json!({"targetSlot": "production"})),
         )
         .await;
+    // Both polling headers name the one status resource, so a poller that prefers
+    // Azure-AsyncOperation (azure-arm-rest, azure-core) sees the failure's status code too.
+    let header = |name: &str| r.headers()[name].to_str().expect("ascii").to_owned();
+    let (location, async_op) = (header("location"), header("azure-asyncoperation"));
+    assert_eq!(location, async_op);
+    // Under the swapped slot's own resource, as Azure's swap answers (azure-arm-rest's logs).
+    assert!(
+        location.contains(&format!(
+            "/resourceGroups/{RG}/providers/Microsoft.Web/sites/{APP}/slots/staging/operationresults/"
+        )),
+        "{location}"
+    );
     let done = f.wait_lro(r).await;
     assert_eq!(done.status(), 400);
     let e: serde_json::Value = done.json().await.expect("json");
+    assert_eq!(e["status"], "Failed");
     assert!(
         e["error"]["message"]
             .as_str()
@@ -431,7 +465,7 @@ async fn a_second_operation_while_one_runs_gets_409() {
             None,
         )
         .await;
-    assert_eq!(f.wait_lro(r).await.status(), 200);
+    assert_eq!(r.status(), 200, "answered when done, as Azure does");
 }
 
 #[tokio::test]
@@ -444,7 +478,7 @@ async fn swap_with_preview_applies_then_resets_the_target_config() {
             Some(json!({"targetSlot": "production"})),
         )
         .await;
-    assert_eq!(f.wait_lro(r).await.status(), 200);
+    assert_eq!(r.status(), 200, "answered when done, as Azure does");
     let snap = f.emu.snapshot();
     assert_eq!(
         snap.slot(APP, "staging").expect("s").app_settings["SLOT_NAME"],
@@ -472,7 +506,7 @@ async fn swap_with_preview_applies_then_resets_the_target_config() {
             None,
         )
         .await;
-    assert_eq!(f.wait_lro(r).await.status(), 200);
+    assert_eq!(r.status(), 200, "answered when done, as Azure does");
     assert_eq!(
         f.emu
             .snapshot()
@@ -490,7 +524,7 @@ async fn swap_with_preview_applies_then_resets_the_target_config() {
             Some(json!({"targetSlot": "production"})),
         )
         .await;
-    assert_eq!(f.wait_lro(r).await.status(), 200);
+    assert_eq!(r.status(), 200, "answered when done, as Azure does");
     let r = f
         .arm_call(
             Method::POST,
@@ -520,7 +554,7 @@ async fn stop_start_and_restart() {
             None,
         )
         .await;
-    assert_eq!(f.wait_lro(r).await.status(), 200);
+    assert_eq!(r.status(), 200, "answered when done, as Azure does");
     let (status, _) = f.get_text(&f.emu.app_url(APP, "staging")).await;
     assert_eq!(status, 403);
     let r = f
@@ -539,7 +573,7 @@ async fn stop_start_and_restart() {
             None,
         )
         .await;
-    assert_eq!(f.wait_lro(r).await.status(), 200);
+    assert_eq!(r.status(), 200, "answered when done, as Azure does");
     eventually_body(&f, &f.emu.app_url(APP, "staging"), "v2").await;
     let r = f
         .arm_call(
@@ -548,7 +582,7 @@ async fn stop_start_and_restart() {
             None,
         )
         .await;
-    assert_eq!(f.wait_lro(r).await.status(), 200);
+    assert_eq!(r.status(), 200, "answered when done, as Azure does");
     eventually_body(&f, &f.emu.app_url(APP, "staging"), "v2").await;
     let r = f
         .arm_call(

@@ -389,6 +389,102 @@ fn assertion(
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
 }
 
+/// A client assertion with a header of our choosing (algorithm, thumbprint encodings), signed by
+/// `signer` with RS256 or PS256 as the header says.
+fn assertion_with(
+    signer: &CertCredential,
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let padding: &'static dyn aws_lc_rs::signature::RsaEncoding = if header["alg"] == "PS256" {
+        &aws_lc_rs::signature::RSA_PSS_SHA256
+    } else {
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256
+    };
+    let mut sig = vec![0u8; signer.key.public_modulus_len()];
+    signer
+        .key
+        .sign(
+            padding,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            input.as_bytes(),
+            &mut sig,
+        )
+        .expect("sign");
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+#[tokio::test]
+async fn certificate_assertions_as_microsofts_clients_write_them() {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    let registered = cert_credential();
+    let pem = registered.pem.clone();
+    let f = start_with(move |o| {
+        o.client_certificates
+            .push(slot_release_emulator::ClientCertificate {
+                client_id: CLIENT.into(),
+                certificate_pem: pem,
+            });
+    })
+    .await;
+    let (authority, tenant) = (f.emu.endpoints().authority, f.emu.seed().tenant_id.clone());
+    let v2 = format!("{authority}/{tenant}/oauth2/v2.0/token");
+    let v1 = format!("{authority}/{tenant}/oauth2/token");
+    let s256 = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &registered.der);
+    let sha1 = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        &registered.der,
+    );
+    // Decimal seconds, as MSAL Python writes `time.time() + 600`, and no `nbf`.
+    let now = now_unix() as f64 + 0.25;
+    let msal_claims = serde_json::json!({"aud": v2, "iss": CLIENT, "sub": CLIENT, "jti": "j", "iat": now, "exp": now + 600.0});
+    // MSAL Python: PS256 with a padded base64url x5t#S256.
+    let msal_ps256 = assertion_with(
+        &registered,
+        &serde_json::json!({"alg": "PS256", "typ": "JWT", "x5t#S256": URL_SAFE.encode(s256.as_ref())}),
+        &msal_claims,
+    );
+    let (status, body) = assertion_grant(&f, &msal_ps256).await;
+    assert_eq!(status, 200, "PS256 + x5t#S256 (padded): {body}");
+    // MSAL Python without a SHA-256 thumbprint: RS256 with a padded base64url x5t.
+    let msal_rs256 = assertion_with(
+        &registered,
+        &serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t": URL_SAFE.encode(sha1.as_ref())}),
+        &msal_claims,
+    );
+    let (status, body) = assertion_grant(&f, &msal_rs256).await;
+    assert_eq!(status, 200, "RS256 + x5t (padded): {body}");
+    // azure-arm-rest: RS256, x5t in standard base64, addressed to the v1 endpoint.
+    let now = now_unix();
+    let arr = assertion_with(
+        &registered,
+        &serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t": STANDARD.encode(sha1.as_ref())}),
+        &serde_json::json!({"aud": v1, "iss": CLIENT, "sub": CLIENT, "jti": "0.5", "nbf": now - 1000, "exp": now + 8_640_000}),
+    );
+    let (status, body) = assertion_grant(&f, &arr).await;
+    assert_eq!(status, 200, "standard-base64 x5t, v1 audience: {body}");
+    // A PS256 header over a PKCS#1 v1.5 signature does not verify.
+    let mut mixed = msal_rs256.split('.').map(str::to_owned).collect::<Vec<_>>();
+    mixed[0] = {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        URL_SAFE_NO_PAD.encode(
+            serde_json::json!({"alg": "PS256", "typ": "JWT", "x5t": URL_SAFE.encode(sha1.as_ref())})
+                .to_string(),
+        )
+    };
+    let (status, body) = assertion_grant(&f, &mixed.join(".")).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error_codes"][0], 700_027, "{body}");
+}
+
 #[tokio::test]
 async fn certificate_assertions_are_verified_like_entra() {
     let registered = cert_credential();

@@ -24,10 +24,26 @@ async fn unauthenticated_requests_get_the_challenge() {
     assert_eq!(
         www,
         format!(
-            "Bearer authorization=\"https://login.emulator.test:{}/{tenant}\", resource=\"https://vault.emulator.test\"",
-            f.emu.port()
+            "Bearer authorization=\"https://login.emulator.test:{port}/{tenant}\", resource=\"https://vault.emulator.test:{port}\"",
+            port = f.emu.port()
         )
     );
+    // The resource named by the challenge is what the SDKs ask Entra for: it must give a token the
+    // vault accepts.
+    let token = f
+        .token(&format!(
+            "https://vault.emulator.test:{}/.default",
+            f.emu.port()
+        ))
+        .await;
+    let r = f
+        .http
+        .get(kv(&f, "contoso-kv", "/secrets?api-version=7.6"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
     let arm = f.arm_token().await;
     let r = f
         .http

@@ -6,9 +6,11 @@ mod common;
 
 mod apps;
 mod arm;
+mod extras;
 mod faults;
 mod identity;
 mod keyvault;
 mod kudu;
 mod logs;
 mod shapes;
+mod signin;

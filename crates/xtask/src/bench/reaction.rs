@@ -74,9 +74,7 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
     .await?;
     let swap_wall = started.elapsed().as_secs_f64();
     let swap_gaps = poll_gaps(&em, |p| {
-        p.contains("/operationresults/")
-            || p.contains("/asyncoperations/")
-            || p.ends_with("/slotsswap")
+        p.to_ascii_lowercase().contains("/operationresults/") || p.ends_with("/slotsswap")
     })?;
     em.shutdown().await;
     let min_swap_gap = swap_gaps.iter().copied().fold(f64::INFINITY, f64::min);
