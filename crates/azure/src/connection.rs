@@ -288,6 +288,19 @@ impl ServiceConnection {
         })
     }
 
+    /// No service connection: the developer's own login (`az login`, then `azd auth login`) on `cloud`,
+    /// for a run on a workstation.
+    pub fn developer(cloud: Cloud, subscription: Option<String>, tenant: Option<String>) -> Self {
+        ServiceConnection {
+            id: "az login".to_owned(),
+            url: cloud.arm_endpoint.clone(),
+            credential: CredentialSource::DeveloperCli { tenant_id: tenant },
+            subscription_id: subscription,
+            subscription_name: None,
+            cloud,
+        }
+    }
+
     /// The connection id as given.
     pub fn id(&self) -> &str {
         &self.id

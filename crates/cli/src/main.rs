@@ -41,7 +41,7 @@ enum Cmd {
     /// Print the plan of a stage without changing anything.
     Plan(PlanArgs),
     /// Build the package (code apps) or resolve the image tag (container apps).
-    Build(RunArgs),
+    Build(BuildArgs),
     /// Deploy to the staging slot, run hooks, health-gate it.
     Staging(RunArgs),
     /// Swap the staged release into production and watch it.
@@ -76,7 +76,8 @@ struct Connection {
     /// The AzureRM service connection id (default: the task input azureSubscription).
     #[arg(long, env = "INPUT_AZURESUBSCRIPTION", hide_env_values = true)]
     service_connection: Option<String>,
-    /// The release id (default: Build.BuildNumber, else a local timestamp).
+    /// The release id (default: the pipeline run's identity, shown as Build.BuildNumber; else a local
+    /// timestamp).
     #[arg(long)]
     release_id: Option<String>,
 }
@@ -181,6 +182,61 @@ struct RunArgs {
     artifact_name: String,
 }
 
+/// What `build` takes: it never reaches Azure, so no connection, lock or rollback options.
+#[derive(Debug, Clone, Args)]
+struct BuildArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The release id (default: the pipeline run's identity, else a local timestamp).
+    #[arg(long)]
+    release_id: Option<String>,
+    /// Write the release record (JSON) here.
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Record this zip or folder (made by another tool) instead of building from `package.root`; a folder
+    /// is zipped. Wildcards select exactly one match.
+    #[arg(long, value_name = "PATH_OR_PATTERN")]
+    package: Option<String>,
+    /// Where the package and its build record are written, for the pipeline to publish (default: the
+    /// work dir).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Where packages and summaries are written.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Stop after this many minutes (the run then ends as cancelled).
+    #[arg(long)]
+    timeout_minutes: Option<u64>,
+}
+
+impl BuildArgs {
+    /// The stage options a build runs with; the ones it does not take keep their defaults.
+    fn into_run(self) -> RunArgs {
+        RunArgs {
+            common: self.common,
+            connection: Connection {
+                service_connection: None,
+                release_id: self.release_id,
+            },
+            overrides: Overrides {
+                health_timeout_seconds: None,
+            },
+            record: self.record,
+            package: self.package,
+            build_record: None,
+            out: self.out,
+            work_dir: self.work_dir,
+            resume: false,
+            rollback_unfinished: false,
+            timeout_minutes: self.timeout_minutes,
+            take_over_lock: None,
+            lock_ttl_seconds: 180,
+            rollback_to: None,
+            artifact_name: "slot-release-package".to_owned(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 struct RehearseArgs {
     #[command(flatten)]
@@ -237,11 +293,10 @@ impl Cmd {
         match self {
             Cmd::Validate(c) => c.json,
             Cmd::Plan(a) => a.common.json,
-            Cmd::Build(a)
-            | Cmd::Staging(a)
-            | Cmd::Production(a)
-            | Cmd::Rollback(a)
-            | Cmd::Release(a) => a.common.json,
+            Cmd::Build(a) => a.common.json,
+            Cmd::Staging(a) | Cmd::Production(a) | Cmd::Rollback(a) | Cmd::Release(a) => {
+                a.common.json
+            }
             Cmd::Rehearse(a) => a.common.json,
             Cmd::Schema(_) | Cmd::Emulator(_) => false,
         }
@@ -344,6 +399,7 @@ fn parse() -> Result<Cli, clap::Error> {
         argv.extend(["--record".to_owned(), record.to_owned()]);
     }
     let stages = ["build", "staging", "production", "rollback", "release"];
+    let changes = ["staging", "production", "rollback", "release"];
     if stages.contains(&command.as_str())
         && let Some(minutes) = inputs.get("timeoutMinutes").filter(|m| !m.is_empty())
     {
@@ -365,7 +421,7 @@ fn parse() -> Result<Cli, clap::Error> {
     {
         argv.extend(["--to".to_owned(), to.to_owned()]);
     }
-    if stages.contains(&command.as_str())
+    if changes.contains(&command.as_str())
         && let Some(token) = inputs
             .get("takeOverLock")
             .map(str::trim)
@@ -486,7 +542,7 @@ async fn dispatch(cli: Cli, log: &Log) -> Result<ExitCode, Failed> {
     match cli.command {
         Cmd::Validate(common) => validate(&common, log),
         Cmd::Plan(args) => plan_cmd(&args, log).await,
-        Cmd::Build(args) => run_cmd(Command::Build, &args, log, cancel).await,
+        Cmd::Build(args) => run_cmd(Command::Build, &args.into_run(), log, cancel).await,
         Cmd::Staging(args) => run_cmd(Command::Staging, &args, log, cancel).await,
         Cmd::Production(args) => run_cmd(Command::Production, &args, log, cancel).await,
         Cmd::Rollback(args) => run_cmd(Command::Rollback, &args, log, cancel).await,
@@ -722,11 +778,19 @@ fn connect(connection: &Connection, loaded: &release::LoadedRelease) -> Result<p
     let id = connection
         .service_connection
         .as_deref()
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            anyhow!("no service connection: pass --service-connection ID or set the task input azureSubscription")
-        })?;
-    port::connect(id, &env_lookup, &loaded.spec.app).context("cannot connect to Azure")
+        .filter(|s| !s.is_empty());
+    match id {
+        Some(id) => port::connect(id, &env_lookup, &loaded.spec.app).context("cannot connect to Azure"),
+        // On a workstation, the developer's own login; in a pipeline, never: a job must say which
+        // service connection it releases with.
+        None if !AgentEnv::from_env().is_pipeline() => {
+            port::connect_developer(&env_lookup, &loaded.spec.app)
+                .context("cannot connect to Azure with your Azure CLI login (az login); or pass --service-connection ID")
+        }
+        None => Err(anyhow!(
+            "no service connection: set the task input azureSubscription (or pass --service-connection ID)"
+        )),
+    }
 }
 
 async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {

@@ -455,3 +455,25 @@ fn a_package_root_outside_the_sources_is_refused_with_its_location() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn build_help_lists_only_what_a_build_takes() {
+    let out = slot_release().args(["build", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for takes in ["--out", "--package", "--release-id", "--record"] {
+        assert!(help.contains(takes), "{takes}: {help}");
+    }
+    // A build never reaches Azure: no connection, lock, resume or rollback options.
+    for not in [
+        "--service-connection",
+        "--take-over-lock",
+        "--lock-ttl-seconds",
+        "--resume",
+        "--rollback-unfinished",
+        "--to ",
+        "--health-timeout-seconds",
+    ] {
+        assert!(!help.contains(not), "{not}: {help}");
+    }
+}

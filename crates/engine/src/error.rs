@@ -101,6 +101,14 @@ pub enum Error {
         "no subscription: set app.subscription in release.yml or use a service connection scoped to one"
     )]
     NoSubscription,
+    /// `SLOT_RELEASE_CLOUD` names no cloud this task knows.
+    #[error(
+        "SLOT_RELEASE_CLOUD is `{name}`, not a cloud: use AzureCloud, AzureChinaCloud, AzureUSGovernment or emulator:<port>"
+    )]
+    UnknownCloud {
+        /// The name given.
+        name: String,
+    },
     /// The run has no Azure connection (the build stage).
     #[error("cannot {operation}: this run has no Azure connection")]
     Offline {

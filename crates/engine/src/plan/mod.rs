@@ -1,0 +1,679 @@
+//! The plan: the ordered steps a stage would take, computed from the release spec and the live state with no I/O.
+//!
+//! Every stage executes a plan and `plan` only prints it, so what a pull request shows is what a release does.
+//! The JSON form is a versioned contract (`planVersion`) with a checked-in schema (`docs/plan.schema.json`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::{self, Write as _};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::journal::{JournalTags, Phase};
+use crate::spec::{
+    AppKind, EnvironmentSpec, HealthSpec, HookWhere, ProductionSpec, ReleaseSpec, Restore,
+    RollbackMode, SecretDelivery, Strategy,
+};
+use crate::state::{LiveState, PRODUCTION};
+
+mod production;
+mod render;
+mod rollback;
+mod staging;
+mod steps;
+
+use production::*;
+use rollback::*;
+use staging::*;
+pub use steps::key_vault_reference;
+use steps::*;
+
+/// The version of the plan's JSON form.
+pub const PLAN_VERSION: u32 = 1;
+
+/// A stage of a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Stage {
+    /// Build the package or resolve the image tag.
+    Build,
+    /// Deploy to the staging slot, run hooks, health-gate it.
+    Staging,
+    /// Swap into production and watch it.
+    Production,
+    /// Restore the last known-good release.
+    Rollback,
+}
+
+impl Stage {
+    /// Every stage, in release order.
+    pub const ALL: [Stage; 4] = [
+        Stage::Build,
+        Stage::Staging,
+        Stage::Production,
+        Stage::Rollback,
+    ];
+
+    /// The stage's name as users write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Build => "build",
+            Stage::Staging => "staging",
+            Stage::Production => "production",
+            Stage::Rollback => "rollback",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Stage {
+    /// The stage a mistyped name most likely meant: one it starts or ends with (`prod`), or one a
+    /// letter or two away (`stagging`).
+    pub fn closest(name: &str) -> Option<&'static str> {
+        let name = name.trim().to_ascii_lowercase();
+        if name.is_empty() {
+            return None;
+        }
+        Stage::ALL
+            .into_iter()
+            .map(Stage::as_str)
+            .find(|s| s.starts_with(&name) || name.starts_with(s))
+            .or_else(|| {
+                Stage::ALL
+                    .into_iter()
+                    .map(Stage::as_str)
+                    .map(|s| (edit_distance(s, &name), s))
+                    .filter(|(d, _)| *d <= 2)
+                    .min()
+                    .map(|(_, s)| s)
+            })
+    }
+}
+
+/// Levenshtein distance, for suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+impl std::str::FromStr for Stage {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Stage::ALL
+            .into_iter()
+            .find(|stage| stage.as_str() == s)
+            .ok_or_else(|| Error::UnknownStage { name: s.to_owned() })
+    }
+}
+
+/// What the build produced or will produce, known before the stages run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildInfo {
+    /// The release's identity.
+    pub release_id: String,
+    /// The release's display name (the build number), when it differs from the identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_name: Option<String>,
+    /// The package's SHA-256, when it is already built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_sha256: Option<String>,
+    /// The release a rollback returns to (`rollback --to`), by identity or display name; without it a
+    /// rollback returns to the release before the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<String>,
+    /// The package is given to the run that executes this plan, not to this one (`plan --stage rollback`
+    /// in a pipeline job that then downloads the artifact the plan names): a rollback that needs one is
+    /// planned as if it were given.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub package_later: bool,
+    /// Plan production as if the staging stage had staged this release (a pull-request plan: its release
+    /// is never staged, and the reviewer wants to see the swap it would lead to).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub assume_staged: bool,
+}
+
+/// A plan for one stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Always [`PLAN_VERSION`].
+    pub plan_version: u32,
+    /// The stage.
+    pub stage: Stage,
+    /// The app's site name.
+    pub app: String,
+    /// The resource group.
+    pub resource_group: String,
+    /// The environment the stage applies, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The release being shipped (or, for rollback, restored): its identity.
+    pub release_id: String,
+    /// Its display name (the build number), when it differs from the identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_name: Option<String>,
+    /// Preflight results; the stage refuses to start when any failed.
+    pub preflight: Vec<Check>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+    /// What happens if a step fails, in order.
+    pub on_failure: Vec<Step>,
+    /// A rollback that redeploys a code release: the pipeline artifact holding its package, for the job
+    /// that downloads it (`DownloadPipelineArtifact@2` with `source: specific`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<crate::history::ArtifactSource>,
+}
+
+/// One preflight check against the config and the live state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// A short stable name, e.g. `startup-command`.
+    pub name: String,
+    /// Whether it held.
+    pub ok: bool,
+    /// What was found, and what to do when it failed.
+    pub detail: String,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Step {
+    /// What the step does.
+    pub action: Action,
+    /// Why it is needed.
+    pub reason: String,
+}
+
+/// A setting's value as a plan may show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", tag = "kind", content = "value")]
+pub enum Shown {
+    /// A plain value.
+    Plain(String),
+    /// A secret: only its origin is shown, never its value.
+    Secret(String),
+}
+
+impl fmt::Display for Shown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shown::Plain(value) => write!(f, "{value:?}"),
+            Shown::Secret(origin) => write!(f, "<secret {origin}>"),
+        }
+    }
+}
+
+/// A setting change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingChange {
+    /// Setting name.
+    pub name: String,
+    /// Value now, if set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Shown>,
+    /// Value after the step.
+    pub after: Shown,
+    /// Whether the step also marks it sticky (it was not before).
+    pub becomes_sticky: bool,
+    /// Whether the step makes it travel with the content in swaps (it was sticky before).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub becomes_travelling: bool,
+}
+
+/// A secret pulled from Key Vault (names only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretPull {
+    /// The setting it feeds.
+    pub setting: String,
+    /// The secret's name in the vault.
+    pub secret: String,
+    /// How it is delivered.
+    pub delivery: SecretDelivery,
+}
+
+/// A health probe's parameters as planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Probe {
+    /// Path probed.
+    pub path: String,
+    /// Healthy statuses.
+    pub statuses: Vec<u16>,
+    /// Seconds between probes.
+    pub interval_secs: u64,
+    /// Consecutive successes needed (gate) or failures tolerated (watch).
+    pub count: u32,
+    /// Seconds allowed (gate) or watched (watch).
+    pub window_secs: u64,
+    /// Text the body must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+}
+
+impl Probe {
+    fn gate(spec: &HealthSpec) -> Self {
+        Probe {
+            path: spec.path.clone(),
+            statuses: spec.statuses.clone(),
+            interval_secs: spec.interval.as_secs(),
+            count: spec.successes,
+            window_secs: spec.timeout.as_secs(),
+            body_contains: spec.body_contains.clone(),
+        }
+    }
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum Action {
+    /// Take the release lock on the app.
+    AcquireLock,
+    /// Give the release lock back.
+    ReleaseLock,
+    /// Write the journal (site tags and a Kudu deployment record).
+    WriteJournal {
+        /// The phase recorded.
+        phase: Phase,
+    },
+    /// Create a missing slot.
+    CreateSlot {
+        /// The slot.
+        slot: String,
+    },
+    /// Read secrets from Key Vault and register their values for masking.
+    PullSecrets {
+        /// The vault.
+        vault: String,
+        /// The secrets, by name.
+        secrets: Vec<SecretPull>,
+    },
+    /// Set app settings on a slot (only those that differ) and mark them sticky.
+    SetSettings {
+        /// The slot.
+        slot: String,
+        /// The changes.
+        changes: Vec<SettingChange>,
+    },
+    /// Set the startup command.
+    SetStartupCommand {
+        /// The slot.
+        slot: String,
+        /// Now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+        /// After.
+        after: String,
+    },
+    /// Set the built-in stack (`linuxFxVersion`) of a slot.
+    SetStack {
+        /// The slot.
+        slot: String,
+        /// Now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+        /// After.
+        after: String,
+    },
+    /// Point a slot at a container image.
+    SetImage {
+        /// The slot.
+        slot: String,
+        /// Image now.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<String>,
+        /// Image after.
+        after: String,
+    },
+    /// Build the zip package.
+    BuildPackage {
+        /// The package root.
+        root: String,
+    },
+    /// Resolve and record the image tag.
+    ResolveImage {
+        /// `repository:tag`.
+        image: String,
+    },
+    /// Deploy the zip package to a slot.
+    DeployPackage {
+        /// The slot.
+        slot: String,
+        /// SHA-256 of the package, when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+    },
+    /// Run a hook.
+    RunHook {
+        /// Hook name.
+        name: String,
+        /// Where it runs.
+        run_where: HookWhere,
+        /// The command.
+        command: String,
+        /// Its time limit in seconds.
+        timeout_secs: u64,
+        /// The undo command.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        undo: Option<String>,
+        /// No undo: once it ran, the release cannot be fully taken back.
+        point_of_no_return: bool,
+    },
+    /// Run a hook's undo command.
+    UndoHook {
+        /// Hook name.
+        name: String,
+        /// Where it runs.
+        run_where: HookWhere,
+        /// The undo command.
+        command: String,
+    },
+    /// Probe a slot until it is healthy.
+    HealthGate {
+        /// The slot.
+        slot: String,
+        /// The probe.
+        probe: Probe,
+    },
+    /// Swap two slots.
+    Swap {
+        /// The slot swapped in.
+        source: String,
+        /// The slot it replaces (production).
+        target: String,
+    },
+    /// Swap with preview, phase one: apply the target's settings to the source.
+    ApplySlotConfig {
+        /// Source.
+        source: String,
+        /// Target.
+        target: String,
+    },
+    /// Swap with preview, cancel: restore the source's own settings.
+    ResetSlotConfig {
+        /// Source.
+        source: String,
+    },
+    /// Watch production through a window.
+    Watch {
+        /// The slot watched.
+        slot: String,
+        /// The probe.
+        probe: Probe,
+    },
+    /// Nothing to do; the plan says why.
+    Nothing,
+}
+
+impl Action {
+    /// Whether the step changes the app in a way that the journal must record before and after.
+    pub fn is_irreversible(&self) -> bool {
+        matches!(
+            self,
+            Action::DeployPackage { .. }
+                | Action::SetImage { .. }
+                | Action::RunHook { .. }
+                | Action::Swap { .. }
+                | Action::ApplySlotConfig { .. }
+        )
+    }
+
+    /// Whether the step changes the app in Azure (or runs a hook that may change its data): such a step
+    /// runs only under the release lock, after the fencing check.
+    pub fn changes_the_app(&self) -> bool {
+        !matches!(
+            self,
+            Action::AcquireLock
+                | Action::ReleaseLock
+                | Action::PullSecrets { .. }
+                | Action::BuildPackage { .. }
+                | Action::ResolveImage { .. }
+                | Action::HealthGate { .. }
+                | Action::Watch { .. }
+                | Action::Nothing
+        )
+    }
+
+    /// A one-line human description.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::AcquireLock => "take the release lock".into(),
+            Action::ReleaseLock => "release the lock".into(),
+            Action::WriteJournal { phase } => format!("write journal: {phase}"),
+            Action::CreateSlot { slot } => format!("create slot {slot}"),
+            Action::PullSecrets { vault, secrets } => {
+                let names: Vec<&str> = secrets.iter().map(|s| s.secret.as_str()).collect();
+                format!(
+                    "pull {} secret(s) from {vault}: {}",
+                    names.len(),
+                    names.join(", ")
+                )
+            }
+            Action::SetSettings { slot, changes } => {
+                format!("set {} setting(s) on {slot}", changes.len())
+            }
+            Action::SetStartupCommand {
+                slot,
+                before,
+                after,
+            } => format!(
+                "set startup command on {slot}: {} -> {after:?}",
+                before
+                    .as_deref()
+                    .map_or("(none)".into(), |b| format!("{b:?}"))
+            ),
+            Action::SetStack {
+                slot,
+                before,
+                after,
+            } => format!(
+                "set stack on {slot}: {} -> {after}",
+                before.as_deref().unwrap_or("(none)")
+            ),
+            Action::SetImage {
+                slot,
+                before,
+                after,
+            } => format!(
+                "set image on {slot}: {} -> {after}",
+                before.as_deref().unwrap_or("(none)")
+            ),
+            Action::BuildPackage { root } => format!("build package from {root}"),
+            Action::ResolveImage { image } => format!("resolve image {image}"),
+            Action::DeployPackage { slot, sha256 } => match sha256 {
+                Some(sha) => format!("deploy package {} to {slot}", &sha[..sha.len().min(12)]),
+                None => format!("deploy package to {slot}"),
+            },
+            Action::RunHook {
+                name,
+                run_where,
+                point_of_no_return,
+                ..
+            } => format!(
+                "run hook {name} ({}){}",
+                match run_where {
+                    HookWhere::Slot => "in the slot",
+                    HookWhere::Agent => "on the agent",
+                },
+                if *point_of_no_return {
+                    " [point of no return: no undo]"
+                } else {
+                    ""
+                }
+            ),
+            Action::UndoHook { name, .. } => format!("undo hook {name}"),
+            Action::HealthGate { slot, probe } => format!(
+                "health gate {slot}{}: {} consecutive success(es) within {}s",
+                probe.path, probe.count, probe.window_secs
+            ),
+            Action::Swap { source, target } => format!("swap {source} into {target}"),
+            Action::ApplySlotConfig { source, target } => {
+                format!("swap with preview: apply {target} settings to {source}")
+            }
+            Action::ResetSlotConfig { source } => format!("cancel swap preview on {source}"),
+            Action::Watch { slot, probe } => format!(
+                "watch {slot}{} for {}s (stop after {} failure(s))",
+                probe.path, probe.window_secs, probe.count
+            ),
+            Action::Nothing => "nothing to do".into(),
+        }
+    }
+}
+
+/// Everything a plan is computed from.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanInput<'a> {
+    /// The release.
+    pub spec: &'a ReleaseSpec,
+    /// The stage.
+    pub stage: Stage,
+    /// Overrides the stage's environment.
+    pub environment: Option<&'a str>,
+    /// The app as it is now.
+    pub state: &'a LiveState,
+    /// The build.
+    pub build: &'a BuildInfo,
+    /// A rollback that redeploys a release from its artifact: the config rendered with that release's
+    /// variables (its build number, build id, commit), so the slot gets the settings it was released with.
+    pub target: Option<&'a ReleaseSpec>,
+}
+
+/// Computes the plan for a stage. Pure: no I/O, same input gives the same plan.
+pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
+    let PlanInput {
+        spec,
+        stage,
+        state,
+        build,
+        ..
+    } = input;
+    let journal = JournalTags::from_tags(&state.tags);
+    let mut plan = Plan {
+        plan_version: PLAN_VERSION,
+        stage,
+        app: spec.app.name.clone(),
+        resource_group: spec.app.resource_group.clone(),
+        environment: None,
+        release_id: build.release_id.clone(),
+        release_name: build
+            .release_name
+            .clone()
+            .filter(|name| *name != build.release_id),
+        preflight: Vec::new(),
+        steps: Vec::new(),
+        on_failure: Vec::new(),
+        artifact: None,
+    };
+    match stage {
+        Stage::Build => plan_build(spec, &mut plan),
+        Stage::Staging => {
+            let staging = spec
+                .staging
+                .as_ref()
+                .ok_or(Error::StageNotConfigured { stage })?;
+            let env_name = input.environment.unwrap_or(&staging.environment);
+            let env = environment(spec, env_name)?;
+            plan.environment = Some(env_name.to_owned());
+            plan_staging(spec, env, staging, state, build, &journal, &mut plan);
+        }
+        Stage::Production => {
+            let production = spec
+                .production
+                .as_ref()
+                .ok_or(Error::StageNotConfigured { stage })?;
+            let env_name = input.environment.unwrap_or(&production.environment);
+            let env = environment(spec, env_name)?;
+            plan.environment = Some(env_name.to_owned());
+            plan_production(spec, env, production, state, build, &journal, &mut plan);
+        }
+        Stage::Rollback => plan_rollback(spec, input.target, state, &journal, build, &mut plan),
+    }
+    Ok(plan)
+}
+
+fn environment<'a>(spec: &'a ReleaseSpec, name: &str) -> Result<&'a EnvironmentSpec, Error> {
+    spec.environments
+        .get(name)
+        .ok_or_else(|| Error::UnknownEnvironment {
+            name: name.to_owned(),
+        })
+}
+
+/// The post-swap watch of production with the production stage's health check, window and failure budget.
+fn watch_step(production: &ProductionSpec, health: &HealthSpec, why: &str) -> Step {
+    step(
+        Action::Watch {
+            slot: PRODUCTION.to_owned(),
+            probe: Probe {
+                path: health.path.clone(),
+                statuses: health.statuses.clone(),
+                interval_secs: health.interval.as_secs(),
+                count: production.watch_max_failures,
+                window_secs: production.watch_window.as_secs(),
+                body_contains: health.body_contains.clone(),
+            },
+        },
+        why,
+    )
+}
+
+fn step(action: Action, reason: impl Into<String>) -> Step {
+    Step {
+        action,
+        reason: reason.into(),
+    }
+}
+
+fn check(name: &str, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.to_owned(),
+        ok,
+        detail: detail.into(),
+    }
+}
+
+/// The JSON Schema of the plan document.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::generate::SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<Plan>();
+    serde_json::to_value(schema).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod stage_names {
+    use super::*;
+
+    #[test]
+    fn a_mistyped_stage_gets_a_suggestion() {
+        assert_eq!(Stage::closest("prod"), Some("production"));
+        assert_eq!(Stage::closest("Stagging"), Some("staging"));
+        assert_eq!(Stage::closest("rollbak"), Some("rollback"));
+        assert_eq!(Stage::closest("deploy"), None);
+        let err = "prod".parse::<Stage>().unwrap_err().to_string();
+        assert!(err.contains("did you mean `production`?"), "{err}");
+    }
+}

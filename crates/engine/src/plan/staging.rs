@@ -1,0 +1,162 @@
+//! The build and staging stages' plans: package (or image) first, then everything that makes the staging
+//! slot hold the release and prove it healthy, production untouched.
+
+use super::*;
+
+pub(super) fn plan_build(spec: &ReleaseSpec, plan: &mut Plan) {
+    match &spec.app.kind {
+        AppKind::Code { root, .. } => plan.steps.push(step(
+            Action::BuildPackage {
+                root: root.display().to_string(),
+            },
+            "a deterministic zip with a manifest is what staging deploys",
+        )),
+        AppKind::Container { repository, tag } => plan.steps.push(step(
+            Action::ResolveImage {
+                image: format!("{repository}:{tag}"),
+            },
+            "the image is built and pushed by your own step; its tag is recorded for staging",
+        )),
+    }
+}
+
+pub(super) fn plan_staging(
+    spec: &ReleaseSpec,
+    env: &EnvironmentSpec,
+    staging: &crate::spec::StagingSpec,
+    state: &LiveState,
+    build: &BuildInfo,
+    journal: &JournalTags,
+    plan: &mut Plan,
+) {
+    let slot = env.slot.as_str();
+    let exists = state.slot(slot).is_some();
+    plan.preflight.push(check(
+        "slot",
+        exists || env.create_slot,
+        if exists {
+            format!("slot {slot} exists")
+        } else if env.create_slot {
+            format!("slot {slot} is missing and will be created")
+        } else {
+            format!(
+                "slot {slot} does not exist; create it or set createSlot: true on the environment"
+            )
+        },
+    ));
+    plan.preflight.push(check(
+        "target",
+        slot != PRODUCTION,
+        if slot == PRODUCTION {
+            "the staging environment is bound to the production slot; staging must never touch production".to_owned()
+        } else {
+            format!("staging deploys to slot {slot}, not production")
+        },
+    ));
+    startup_preflight(spec, state, slot, plan);
+    let live = state.slot(slot);
+    if let AppKind::Code { .. } = spec.app.kind {
+        let run_from = live.and_then(|s| s.settings.get("WEBSITE_RUN_FROM_PACKAGE"));
+        let url = run_from.is_some_and(|v| v.starts_with("http://") || v.starts_with("https://"));
+        plan.preflight.push(check(
+            "run-from-package",
+            !url,
+            if url {
+                format!("WEBSITE_RUN_FROM_PACKAGE on {slot} points at a URL, which makes zip deploys fail with 409; remove the setting or set it to 1")
+            } else {
+                "WEBSITE_RUN_FROM_PACKAGE does not point at a URL".to_owned()
+            },
+        ));
+        let scm_build = live
+            .and_then(|s| s.settings.get("SCM_DO_BUILD_DURING_DEPLOYMENT"))
+            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        plan.preflight.push(check(
+            "scm-build",
+            !scm_build,
+            if scm_build {
+                format!("SCM_DO_BUILD_DURING_DEPLOYMENT is on for {slot}, but the package is already built; set it to false so the deployed bytes are the ones planned")
+            } else {
+                "the deployed package is used as built".to_owned()
+            },
+        ));
+    }
+    common_preflight(state, journal, plan);
+
+    // Only the slot production swaps from has names that travel: they reach production with the swap.
+    let travelling = if spec
+        .production
+        .as_ref()
+        .is_some_and(|p| p.source_slot == slot)
+    {
+        spec.travelling_settings()
+    } else {
+        BTreeSet::new()
+    };
+    let (pull, set) = settings_changes(env, state, slot, Written::All(&travelling));
+    // Secrets are read before the lock: reading changes nothing, and a missing or disabled secret then
+    // fails the run before it has taken the lock or written anything.
+    plan.steps.extend(pull);
+    plan.steps.push(step(
+        Action::AcquireLock,
+        "two releases of the same app at once would interleave their changes",
+    ));
+    if !exists {
+        plan.steps.push(step(
+            Action::CreateSlot {
+                slot: slot.to_owned(),
+            },
+            "the config asks for the slot to be created when missing",
+        ));
+    }
+    plan.steps.push(step(
+        Action::WriteJournal {
+            phase: Phase::Staging,
+        },
+        "a later run must know a release was started here",
+    ));
+    plan.steps.extend(set);
+    push_site_changes(spec, state, slot, plan, "the slot must run the new release");
+    if let AppKind::Code { .. } = spec.app.kind {
+        plan.steps.push(step(
+            Action::DeployPackage {
+                slot: slot.to_owned(),
+                sha256: build.package_sha256.clone(),
+            },
+            "the release's package goes to the slot, never to production directly",
+        ));
+    }
+    plan.steps.push(step(
+        Action::WriteJournal {
+            phase: Phase::Deployed,
+        },
+        "the slot now holds the release",
+    ));
+    push_hooks(&staging.hooks, &mut plan.steps);
+    plan.steps.extend(health_step(
+        staging.health.as_ref(),
+        slot,
+        "production is only touched once the slot is healthy",
+    ));
+    plan.steps.push(step(
+        Action::WriteJournal {
+            phase: Phase::Staged,
+        },
+        "production will verify the slot holds this release before swapping",
+    ));
+    plan.steps
+        .push(step(Action::ReleaseLock, "the stage is done"));
+
+    push_undos(
+        &staging.hooks,
+        &mut plan.on_failure,
+        "hooks already run are undone in reverse order (only those that ran)",
+    );
+    plan.on_failure.push(step(
+        Action::WriteJournal {
+            phase: Phase::Failed,
+        },
+        "the slot is marked failed; production is not touched",
+    ));
+    plan.on_failure
+        .push(step(Action::ReleaseLock, "the stage is over"));
+}

@@ -1,0 +1,310 @@
+//! The building blocks the stages' planners share: preflight checks, settings changes, health and hook
+//! steps, and the site changes (stack, startup command, image) a slot needs.
+
+use super::*;
+
+/// Preflight checks shared by every stage that changes the app.
+pub(super) fn common_preflight(state: &LiveState, journal: &JournalTags, plan: &mut Plan) {
+    plan.preflight.push(check(
+        "in-flight",
+        state.in_flight.is_empty(),
+        if state.in_flight.is_empty() {
+            "no swap or deployment in flight".to_owned()
+        } else {
+            format!(
+                "still running: {}; wait for it to finish and run again",
+                state.in_flight.join(", ")
+            )
+        },
+    ));
+    let unfinished = journal.phase.filter(|p| !p.is_settled());
+    plan.preflight.push(check(
+        "journal",
+        unfinished.is_none(),
+        match (unfinished, journal.release.as_deref()) {
+            (Some(phase), Some(release)) => format!(
+                "release {release} stopped at phase `{phase}`; run `slot-release rollback` or the same stage again with --resume"
+            ),
+            (Some(phase), None) => format!("an unfinished release stopped at phase `{phase}`"),
+            (None, _) => "no unfinished release".to_owned(),
+        },
+    ));
+}
+
+pub(super) fn startup_preflight(
+    spec: &ReleaseSpec,
+    state: &LiveState,
+    slot: &str,
+    plan: &mut Plan,
+) {
+    let live = state.slot(slot);
+    match &spec.app.kind {
+        AppKind::Code { .. } => {
+            let wanted = spec.app.startup_command.as_deref().map(str::trim);
+            let has = wanted.filter(|c| !c.is_empty()).is_some()
+                || live.and_then(|s| s.startup_command()).is_some();
+            let ok = has || !spec.app.needs_startup_command;
+            plan.preflight.push(check(
+                "startup-command",
+                ok,
+                if ok {
+                    "the stack's startup command rule holds".to_owned()
+                } else {
+                    format!(
+                        "slot {slot} has no startup command and the config sets none; a blank one on this stack is an outage: set app.startupCommand"
+                    )
+                },
+            ));
+        }
+        AppKind::Container { .. } => {
+            let live_cmd = live.and_then(|s| s.startup_command());
+            plan.preflight.push(check(
+                "startup-command",
+                spec.app.startup_command.is_none(),
+                if spec.app.startup_command.is_none() {
+                    match live_cmd {
+                        Some(cmd) => format!(
+                            "a container app carries no startup command; the slot's {cmd:?} will be cleared"
+                        ),
+                        None => "a container app carries no startup command".to_owned(),
+                    }
+                } else {
+                    "a container app must not have a startup command: remove app.startupCommand"
+                        .to_owned()
+                },
+            ));
+        }
+    }
+}
+
+/// Which of an environment's settings a step writes, and how each is marked.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Written<'a> {
+    /// Every setting: the names in the set travel with the swap, the others are sticky.
+    All(&'a BTreeSet<String>),
+    /// Only the sticky ones (production, released by a swap: the travelling ones arrive with it).
+    StickyOnly(&'a BTreeSet<String>),
+    /// Only the travelling plain ones that differ on the slot production swaps from (values of secrets
+    /// were written there by the staging stage of this very release).
+    TravellingOnly(&'a BTreeSet<String>),
+}
+
+impl Written<'_> {
+    fn travelling(&self) -> &BTreeSet<String> {
+        match self {
+            Written::All(t) | Written::StickyOnly(t) | Written::TravellingOnly(t) => t,
+        }
+    }
+
+    fn includes(&self, name: &str, secret_value: bool) -> bool {
+        let travels = self.travelling().contains(name);
+        match self {
+            Written::All(_) => true,
+            Written::StickyOnly(_) => !travels,
+            Written::TravellingOnly(_) => travels && !secret_value,
+        }
+    }
+}
+
+pub(super) fn settings_changes(
+    env: &EnvironmentSpec,
+    state: &LiveState,
+    slot: &str,
+    written: Written<'_>,
+) -> (Option<Step>, Option<Step>) {
+    let live = state.slot(slot);
+    let mut changes = Vec::new();
+    let mut secrets = Vec::new();
+    let mut wanted: BTreeMap<&str, Shown> = env
+        .settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), Shown::Plain(v.clone())))
+        .collect();
+    for (setting, secret) in &env.secrets {
+        secrets.push(SecretPull {
+            setting: setting.clone(),
+            secret: secret.secret.clone(),
+            delivery: secret.delivery,
+        });
+        let vault = env.vault.as_deref().unwrap_or("vault");
+        match secret.delivery {
+            SecretDelivery::KeyVaultReference => {
+                wanted.insert(
+                    setting,
+                    Shown::Plain(key_vault_reference(vault, &secret.secret)),
+                );
+            }
+            SecretDelivery::Value => {
+                wanted.insert(setting, Shown::Secret(format!("{vault}/{}", secret.secret)));
+            }
+            SecretDelivery::PipelineVariable => {}
+        }
+    }
+    for (name, after) in wanted {
+        let is_secret = matches!(after, Shown::Secret(_));
+        if !written.includes(name, is_secret) {
+            continue;
+        }
+        let before_raw = live.and_then(|s| s.settings.get(name));
+        // A name the config delivers from Key Vault (by value or by reference) may hold a secret value
+        // now: the plan never shows it.
+        let secret_name = env.secrets.contains_key(name);
+        let before = before_raw.map(|v| {
+            if is_secret || secret_name {
+                Shown::Secret("current value".into())
+            } else {
+                Shown::Plain(v.clone())
+            }
+        });
+        // A secret delivered as a value cannot be compared without reading it, so it is always written.
+        let same = match &after {
+            Shown::Plain(v) => before_raw == Some(v),
+            Shown::Secret(_) => false,
+        };
+        let sticky_now = state.sticky_settings.contains(name);
+        let travels = written.travelling().contains(name);
+        let becomes_sticky = !travels && !sticky_now;
+        let becomes_travelling = travels && sticky_now;
+        if same && !becomes_sticky && !becomes_travelling {
+            continue;
+        }
+        changes.push(SettingChange {
+            name: name.to_owned(),
+            before,
+            after,
+            becomes_sticky,
+            becomes_travelling,
+        });
+    }
+    let pull = (!secrets.is_empty()).then(|| {
+        step(
+            Action::PullSecrets {
+                vault: env.vault.clone().unwrap_or_default(),
+                secrets,
+            },
+            "secrets come from Key Vault; each value is masked in the log the moment it is read",
+        )
+    });
+    let set = (!changes.is_empty()).then(|| {
+        step(
+            Action::SetSettings {
+                slot: slot.to_owned(),
+                changes,
+            },
+            match written {
+                Written::All(t) if !t.is_empty() => "only what differs; names with the same value in production travel with the swap, the others are sticky so a swap never carries one slot's value into another",
+                Written::TravellingOnly(_) => "these names have the same value in production and reach it with the swap itself",
+                _ if slot == PRODUCTION => "only what differs, written as sticky so a swap never carries them away; App Service restarts production when its settings change",
+                _ => "settings written as sticky so a swap never carries one slot's values into another; only what differs",
+            },
+        )
+    });
+    (pull, set)
+}
+
+/// The App Service Key Vault reference syntax for a secret.
+pub fn key_vault_reference(vault: &str, secret: &str) -> String {
+    format!("@Microsoft.KeyVault(VaultName={vault};SecretName={secret})")
+}
+
+pub(super) fn health_step(health: Option<&HealthSpec>, slot: &str, reason: &str) -> Option<Step> {
+    health.map(|h| {
+        step(
+            Action::HealthGate {
+                slot: slot.to_owned(),
+                probe: Probe::gate(h),
+            },
+            reason,
+        )
+    })
+}
+
+pub(super) fn push_hooks(hooks: &[crate::spec::HookSpec], steps: &mut Vec<Step>) {
+    for hook in hooks {
+        steps.push(step(
+            Action::RunHook {
+                name: hook.name.clone(),
+                run_where: hook.run_where,
+                command: hook.command.clone(),
+                timeout_secs: hook.timeout.as_secs(),
+                undo: hook.undo.clone(),
+                point_of_no_return: hook.undo.is_none(),
+            },
+            if hook.undo.is_some() {
+                "configured hook; its undo runs if a later step fails"
+            } else {
+                "configured hook with no undo: once it ran, failure cannot take its effect back"
+            },
+        ));
+    }
+}
+
+pub(super) fn push_undos(hooks: &[crate::spec::HookSpec], steps: &mut Vec<Step>, reason: &str) {
+    for hook in hooks.iter().rev() {
+        if let Some(undo) = &hook.undo {
+            steps.push(step(
+                Action::UndoHook {
+                    name: hook.name.clone(),
+                    run_where: hook.run_where,
+                    command: undo.clone(),
+                },
+                reason,
+            ));
+        }
+    }
+}
+
+/// Startup command and image changes for a slot, only where they differ.
+pub(super) fn push_site_changes(
+    spec: &ReleaseSpec,
+    state: &LiveState,
+    slot: &str,
+    plan: &mut Plan,
+    why: &str,
+) {
+    let live = state.slot(slot);
+    match &spec.app.kind {
+        AppKind::Code { .. } => {
+            if let Some(stack) = spec.app.stack.as_deref() {
+                let before = live.and_then(|s| s.linux_fx_version.clone());
+                if before.as_deref() != Some(stack) {
+                    plan.steps.push(step(
+                        Action::SetStack {
+                            slot: slot.to_owned(),
+                            before,
+                            after: stack.to_owned(),
+                        },
+                        "the slot must run the configured stack",
+                    ));
+                }
+            }
+            if let Some(wanted) = spec.app.startup_command.as_deref() {
+                let before = live.and_then(|s| s.startup_command()).map(str::to_owned);
+                if before.as_deref() != Some(wanted) {
+                    plan.steps.push(step(
+                        Action::SetStartupCommand {
+                            slot: slot.to_owned(),
+                            before,
+                            after: wanted.to_owned(),
+                        },
+                        "the stack needs the configured startup command",
+                    ));
+                }
+            }
+        }
+        AppKind::Container { repository, tag } => {
+            let after = format!("{repository}:{tag}");
+            let before = live.and_then(|s| s.image()).map(str::to_owned);
+            if before.as_deref() != Some(after.as_str()) {
+                plan.steps.push(step(
+                    Action::SetImage {
+                        slot: slot.to_owned(),
+                        before,
+                        after,
+                    },
+                    why,
+                ));
+            }
+        }
+    }
+}
