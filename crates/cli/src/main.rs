@@ -16,7 +16,6 @@ use slot_release_engine::artifact;
 use slot_release_engine::package::PackageSpec;
 use slot_release_engine::plan::{self, BuildInfo, PlanInput, Stage};
 use slot_release_engine::port::{self, Port};
-use slot_release_engine::rehearse::{self, FailAt};
 use slot_release_engine::release::{self, LoadRequest};
 use slot_release_engine::spec::{AppKind, HealthTimeout};
 use slot_release_engine::stages::{self, Command, LockOptions, StageOptions, Unfinished};
@@ -24,6 +23,7 @@ use slot_release_engine::state::LiveState;
 use slot_release_pipelines::{
     AgentEnv, Issue, Log, OutputMode, Summary, TaskResult, VariableOptions,
 };
+use slot_release_rehearse::{self as rehearse, FailAt};
 use tokio_util::sync::CancellationToken;
 
 /// Release web apps to Azure App Service through deployment slots.

@@ -1,5 +1,5 @@
 //! The engine's one error type: every way a plan, a stage, a health gate, a hook, the port to Azure, the
-//! journal or a rehearsal can fail, each variant with the context a person needs to act on it.
+//! journal can fail, each variant with the context a person needs to act on it.
 //!
 //! Where one failure is the cause of another (a port call failing inside a stage step, a health gate failing
 //! a stage), the cause is kept as the `source`, so the binary's report walks the whole chain.
@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use slot_release_azure as az;
-use slot_release_emulator as emu;
 
 use crate::health::{GateReport, WatchReport};
 use crate::journal::{
@@ -406,35 +405,6 @@ pub enum Error {
     Cancelled {
         /// The step not started.
         step: Option<String>,
-    },
-
-    // --- Rehearsal.
-    /// Unknown `--fail-at` value.
-    #[error("unknown failure `{value}` (expected none, health, migration or watch)")]
-    UnknownFailAt {
-        /// The value given.
-        value: String,
-    },
-    /// The embedded emulator did not start.
-    #[error("the emulator did not start")]
-    Emulator {
-        /// Why.
-        #[from]
-        source: emu::EmulatorError,
-    },
-    /// The previous release could not be prepared for a rehearsal.
-    #[error("cannot prepare the previous release in {}", path.display())]
-    PreparePrevious {
-        /// Where.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// Connecting to the embedded emulator failed.
-    #[error("cannot connect to the emulator")]
-    EmulatorConnection {
-        /// Why (a port error).
-        source: Box<Error>,
     },
 }
 

@@ -1,9 +1,10 @@
-//! The release engine: plans, stages, journal, health gates, hooks, packaging and rehearsal.
+//! The release engine: plans, stages, journal, health gates, hooks and packaging.
 //!
 //! A stage reads the live app through the [`port::Port`] trait, computes a [`plan::Plan`] with no I/O
 //! ([`plan::compute`]), prints it, and executes it step by step ([`stages::run`]), writing the
-//! [`journal`] around every irreversible step. [`rehearse`] runs the same code path against the embedded
-//! emulator. The engine never speaks HTTP to Azure itself and never writes `##vso[` commands.
+//! [`journal`] around every irreversible step. The rehearsal (crate `slot-release-rehearse`) runs the
+//! same code path against the embedded emulator, which this crate does not link. The engine never speaks
+//! HTTP to Azure itself and never writes `##vso[` commands.
 
 pub mod error;
 pub use error::{Error, Result};
@@ -22,7 +23,6 @@ pub mod lock;
 pub mod machine;
 pub mod plan;
 pub mod port;
-pub mod rehearse;
 pub mod release;
 pub mod spec;
 pub mod stages;

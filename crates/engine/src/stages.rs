@@ -1541,10 +1541,13 @@ impl Exec<'_> {
                 self.swapped = !self.swapped;
             }
             Action::ApplySlotConfig { source, target } => {
+                // Set before the call: Azure applies production's settings to the slot and then warms it
+                // up, so a phase one that fails (a failed warm-up, a cancel) can leave them applied, and
+                // only a reset takes them off again.
+                self.applied_preview = true;
                 port.apply_slot_config(source, target, &cancel)
                     .await
                     .map_err(port_err("apply production settings to the slot"))?;
-                self.applied_preview = true;
             }
             Action::ResetSlotConfig { source } => port
                 .reset_slot_config(source)

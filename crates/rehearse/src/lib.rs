@@ -14,14 +14,18 @@ use slot_release_emulator::{self as emu, Emulator, EmulatorOptions, Fault, Seed}
 use slot_release_pipelines::Log;
 use tokio_util::sync::CancellationToken;
 
-use crate::artifact;
-use crate::error::Error;
-use crate::package::PackageSpec;
-use crate::port::{self, Port};
-use crate::release::LoadedRelease;
-use crate::spec::{AppKind, HookWhere, ReleaseSpec};
-use crate::stages::{self, Command, ReleaseRecord, RunResult, StageOptions, Unfinished};
-use crate::state::PRODUCTION;
+use slot_release_engine::artifact;
+use slot_release_engine::package::PackageSpec;
+use slot_release_engine::port::{self, Port};
+use slot_release_engine::release::LoadedRelease;
+use slot_release_engine::spec::{AppKind, HookWhere, ReleaseSpec};
+use slot_release_engine::stages::{
+    self, Command, ReleaseRecord, RunResult, StageOptions, Unfinished,
+};
+use slot_release_engine::state::PRODUCTION;
+
+mod error;
+pub use error::Error;
 
 const TENANT: &str = "72f988bf-0000-0000-0000-00000000e0e0";
 const SUBSCRIPTION: &str = "00000000-0000-0000-0000-00000000e0e0";
@@ -113,11 +117,11 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
         .app_settings
         .insert("RELEASE_VERSION".to_owned(), PREVIOUS.to_owned());
     // The journal as a previous release would have left it: released, and the last known-good one.
-    let mut journal = crate::journal::JournalTags {
+    let mut journal = slot_release_engine::journal::JournalTags {
         release: Some(PREVIOUS.to_owned()),
-        phase: Some(crate::journal::Phase::Released),
+        phase: Some(slot_release_engine::journal::Phase::Released),
         last_known_good: Some(PREVIOUS.to_owned()),
-        ..crate::journal::JournalTags::default()
+        ..slot_release_engine::journal::JournalTags::default()
     };
     journal
         .slots
@@ -430,7 +434,8 @@ fn build_then_verify(
         write_record: true,
         verify_config: true,
     };
-    let built = artifact::prepare(&build, log).map_err(|source| Error::Artifact { source })?;
+    let built = artifact::prepare(&build, log)
+        .map_err(|source| Error::from(slot_release_engine::error::Error::Artifact { source }))?;
     let deploy = artifact::PrepareRequest {
         source: artifact::PackageSource::Given {
             pattern: built.path.display().to_string(),
@@ -440,7 +445,8 @@ fn build_then_verify(
         verify_config: true,
         ..build
     };
-    artifact::prepare(&deploy, log).map_err(|source| Error::Artifact { source })
+    artifact::prepare(&deploy, log)
+        .map_err(|source| Error::from(slot_release_engine::error::Error::Artifact { source }))
 }
 
 /// Runs the undo of the hooks that have one, so shared state (a database) is as the previous release left it.
@@ -452,10 +458,12 @@ pub async fn prepare_shared_state(
     cancel: &CancellationToken,
 ) {
     // The previous release's deployment record, as the engine would have written it.
-    let record = crate::journal::DeploymentRecord {
+    let record = slot_release_engine::journal::DeploymentRecord {
         release: PREVIOUS.to_owned(),
-        phase: crate::journal::Phase::Released.as_str().to_owned(),
-        ..crate::journal::DeploymentRecord::default()
+        phase: slot_release_engine::journal::Phase::Released
+            .as_str()
+            .to_owned(),
+        ..slot_release_engine::journal::DeploymentRecord::default()
     };
     if port
         .put_record(PRODUCTION, PREVIOUS, &record)
@@ -504,7 +512,7 @@ async fn production_healthy(spec: &ReleaseSpec, port: &dyn Port) -> bool {
         return false;
     };
     let prober = port.prober();
-    let check = crate::health::HealthCheckSpec::new(path);
+    let check = slot_release_engine::health::HealthCheckSpec::new(path);
     for _ in 0..5 {
         if prober.probe(&url, &check).await.is_healthy() {
             return true;

@@ -1,0 +1,240 @@
+//! The house rules docs/architecture.md promises, checked on the source tree: which crate may depend on
+//! which (the engine never links the emulator, the leaf crates know no other crate of ours), every declared
+//! dependency is used, and every Rust file opens with a `//!` line that says what it is.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use slot_release_tests::paths;
+
+/// Each crate's allowed dependencies on this workspace's crates (normal dependencies; tests may use more).
+const ALLOWED: &[(&str, &[&str])] = &[
+    ("slot-release-config", &[]),
+    ("slot-release-pipelines", &[]),
+    ("slot-release-azure", &[]),
+    ("slot-release-emulator", &[]),
+    (
+        "slot-release-engine",
+        &[
+            "slot-release-config",
+            "slot-release-azure",
+            "slot-release-pipelines",
+        ],
+    ),
+    (
+        "slot-release-rehearse",
+        &[
+            "slot-release-engine",
+            "slot-release-emulator",
+            "slot-release-pipelines",
+        ],
+    ),
+    (
+        "slot-release",
+        &[
+            "slot-release-config",
+            "slot-release-azure",
+            "slot-release-pipelines",
+            "slot-release-engine",
+            "slot-release-rehearse",
+            "slot-release-emulator",
+        ],
+    ),
+    (
+        "xtask",
+        &[
+            "slot-release-config",
+            "slot-release-azure",
+            "slot-release-engine",
+            "slot-release-emulator",
+        ],
+    ),
+    (
+        "slot-release-tests",
+        &["slot-release-emulator", "slot-release-pipelines"],
+    ),
+];
+
+/// One crate of the workspace: its manifest and folder.
+struct Manifest {
+    name: String,
+    dir: PathBuf,
+    /// Section (`dependencies`, `dev-dependencies`, `target.….dependencies`) → dependency names.
+    sections: BTreeMap<String, Vec<String>>,
+}
+
+fn manifests() -> Vec<Manifest> {
+    let root = paths::workspace();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("crates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .collect();
+    dirs.push(root.join("tests"));
+    dirs.sort();
+    dirs.into_iter().map(|dir| read_manifest(&dir)).collect()
+}
+
+/// The few parts of a Cargo.toml this check needs, read line by line (no TOML dependency for a test).
+fn read_manifest(dir: &Path) -> Manifest {
+    let text = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let mut name = String::new();
+    let mut section = String::new();
+    let mut sections: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = s.trim_matches(|c| c == '\'' || c == '"').to_owned();
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        if section == "package" && key == "name" {
+            name = value.trim().trim_matches('"').to_owned();
+        } else if section.ends_with("dependencies") && !key.is_empty() && !key.starts_with('#') {
+            let dep = key.split('.').next().unwrap_or(key).to_owned();
+            sections.entry(section.clone()).or_default().push(dep);
+        }
+    }
+    Manifest {
+        name,
+        dir: dir.to_path_buf(),
+        sections,
+    }
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            let name = entry.file_name();
+            if name != "target" && name != "node_modules" {
+                out.extend(rust_files(&path));
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn text_of(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn crates_depend_only_on_what_the_architecture_allows() {
+    let allowed: BTreeMap<&str, BTreeSet<&str>> = ALLOWED
+        .iter()
+        .map(|(name, deps)| (*name, deps.iter().copied().collect()))
+        .collect();
+    let mut problems = Vec::new();
+    for m in manifests() {
+        let Some(may) = allowed.get(m.name.as_str()) else {
+            problems.push(format!(
+                "{} is not in the tidy test's table: add it, with the edges docs/architecture.md allows",
+                m.name
+            ));
+            continue;
+        };
+        for (section, deps) in &m.sections {
+            if section.contains("dev-dependencies") {
+                continue;
+            }
+            for dep in deps
+                .iter()
+                .filter(|d| d.starts_with("slot-release") || *d == "xtask")
+            {
+                if !may.contains(dep.as_str()) {
+                    problems.push(format!(
+                        "{} depends on {dep} ([{section}]), which docs/architecture.md forbids",
+                        m.name
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_declared_dependency_is_used() {
+    let mut unused = Vec::new();
+    for m in manifests() {
+        let code = text_of(
+            &["src", "build.rs"]
+                .iter()
+                .flat_map(|p| {
+                    let p = m.dir.join(p);
+                    if p.is_file() { vec![p] } else { rust_files(&p) }
+                })
+                .collect::<Vec<_>>(),
+        );
+        let all = format!(
+            "{code}\n{}",
+            text_of(
+                &["tests", "benches", "examples"]
+                    .iter()
+                    .flat_map(|p| rust_files(&m.dir.join(p)))
+                    .collect::<Vec<_>>()
+            )
+        );
+        for (section, deps) in &m.sections {
+            let haystack = if section.contains("dev-dependencies") {
+                &all
+            } else {
+                &code
+            };
+            for dep in deps {
+                let ident = dep.replace('-', "_");
+                let used = haystack.match_indices(ident.as_str()).any(|(at, _)| {
+                    let before = haystack[..at].chars().next_back();
+                    let after = haystack[at + ident.len()..].chars().next();
+                    let edge = |c: Option<char>| {
+                        c.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'))
+                    };
+                    edge(before) && edge(after)
+                });
+                if !used {
+                    unused.push(format!("{}: [{section}] {dep}", m.name));
+                }
+            }
+        }
+    }
+    assert!(
+        unused.is_empty(),
+        "declared but never used (remove them from Cargo.toml):\n{}",
+        unused.join("\n")
+    );
+}
+
+#[test]
+fn every_rust_file_opens_with_a_doc_line() {
+    let root = paths::workspace();
+    let mut files = rust_files(&root.join("crates"));
+    files.extend(rust_files(&root.join("tests")));
+    let missing: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            std::fs::read_to_string(f)
+                .map(|t| !t.starts_with("//!"))
+                .unwrap_or(true)
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(files.len() > 50, "the walk found the sources");
+    assert!(
+        missing.is_empty(),
+        "files without a `//!` first line saying what they are:\n{}",
+        missing.join("\n")
+    );
+}
