@@ -290,7 +290,7 @@ async fn cancel_during_a_release_stops_within_the_agents_grace_period() {
     // A slow deployment keeps the release in the middle of staging when the cancel arrives.
     world.emulator.inject(Fault::Latency {
         route: RouteMatch {
-            host: Some("*.scm.azurewebsites.emulator.test".into()),
+            host: Some("*.scm.*azurewebsites.emulator.test".into()),
             method: Some("POST".into()),
             path: None,
         },

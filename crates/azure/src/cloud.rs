@@ -22,7 +22,8 @@ pub struct Cloud {
     pub keyvault_dns_suffix: String,
     /// Token audience for Key Vault (used when the vault's challenge does not name one).
     pub keyvault_audience: String,
-    /// DNS suffix of App Service hosts, e.g. `azurewebsites.net`; SCM hosts add `.scm`.
+    /// DNS suffix of classic App Service hosts, e.g. `azurewebsites.net`. Informational only: every
+    /// app and SCM host is read from ARM, never built from this suffix.
     pub appservice_dns_suffix: String,
     /// Port of every data-plane URL (only the emulator uses a non-default port).
     pub port: Option<u16>,
@@ -162,22 +163,6 @@ impl Cloud {
         self.host_url(&format!("{vault}.{}", self.keyvault_dns_suffix))
     }
 
-    /// The default host of an app slot, e.g. `app-staging.azurewebsites.net` (production: `app.…`).
-    pub fn app_host(&self, app: &str, slot: Option<&str>) -> String {
-        match slot {
-            Some(s) => format!("{app}-{s}.{}", self.appservice_dns_suffix),
-            None => format!("{app}.{}", self.appservice_dns_suffix),
-        }
-    }
-
-    /// The default Kudu (SCM) host of an app slot, e.g. `app-staging.scm.azurewebsites.net`.
-    pub fn scm_host(&self, app: &str, slot: Option<&str>) -> String {
-        match slot {
-            Some(s) => format!("{app}-{s}.scm.{}", self.appservice_dns_suffix),
-            None => format!("{app}.scm.{}", self.appservice_dns_suffix),
-        }
-    }
-
     /// `https://host[:port]/` for a data-plane host of this cloud.
     pub fn host_url(&self, host: &str) -> Result<Url> {
         // Host names read from ARM may already carry the port (the emulator's do).
@@ -249,10 +234,6 @@ mod tests {
                 .as_str(),
             "https://kv1.vault.usgovcloudapi.net/"
         );
-        assert_eq!(
-            Cloud::azure_china().scm_host("a", Some("s")),
-            "a-s.scm.chinacloudsites.cn"
-        );
     }
 
     #[test]
@@ -268,7 +249,6 @@ mod tests {
             c.vault_url("kv").expect("url").as_str(),
             "https://kv.vault.emulator.test:8443/"
         );
-        assert_eq!(c.app_host("web", None), "web.azurewebsites.emulator.test");
         assert_eq!(c.keyvault_scope(), "https://vault.emulator.test/.default");
         assert_eq!(
             c.host_url("a.scm.x:8443").expect("url").as_str(),

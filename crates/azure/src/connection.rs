@@ -361,7 +361,7 @@ fn cloud_from_data(id: &str, url: &Url, data: &dyn Fn(&str) -> Option<String>) -
         AzureError::config(id, format!("environment '{env_name}' needs ENDPOINT_DATA_{id}_AZUREKEYVAULTDNSSUFFIX, which is not set"))
     })?;
     // App Service hosts are read from ARM (defaultHostName, the Repository host); this suffix is only
-    // a fallback, derived from the ARM host when the connection does not carry one.
+    // informational, derived from the ARM host when the connection does not carry one.
     let appservice = data("appServiceDnsSuffix").unwrap_or_else(|| {
         let host = url.host_str().unwrap_or_default();
         format!(

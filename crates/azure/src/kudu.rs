@@ -259,9 +259,16 @@ impl Kudu {
         self.resolved
             .get_or_try_init(|| async {
                 let inner = self.app.inner();
-                // The SCM host comes from ARM (the Repository host), so custom domains and
-                // App Service Environments work; the cloud suffix is only the fallback.
+                // The SCM host comes from ARM (the Repository host), never from a pattern: unique
+                // default host names, shortened slot hosts, custom domains and App Service
+                // Environments all name it their own way.
                 let info = self.app.get_slot(&self.slot).await?;
+                if info.scm_host.is_empty() {
+                    return Err(AzureError::protocol(
+                        format!("find the Kudu host of {}/{}", self.app.app().name, self.slot),
+                        "ARM names no Kudu (SCM) host for the slot: properties.hostNameSslStates has no entry with hostType Repository and properties.enabledHostNames no .scm. host",
+                    ));
+                }
                 let base = inner.cloud.host_url(&info.scm_host)?;
                 // ARM named this host for the slot: the credentials may go there, and nowhere else.
                 inner.trusted.trust(&base);
@@ -284,7 +291,7 @@ impl Kudu {
             .await
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         call: Call<'_>,
         cancel: Option<&CancellationToken>,
@@ -297,14 +304,14 @@ impl Kudu {
         self.app.inner().send_with(&r.pipeline, call, cancel).await
     }
 
-    async fn url(&self, path_and_query: &str) -> Result<Url> {
+    pub(crate) async fn url(&self, path_and_query: &str) -> Result<Url> {
         let r = self.resolved().await?;
         r.base
             .join(path_and_query)
             .map_err(|e| AzureError::invalid("Kudu URL", path_and_query, e.to_string()))
     }
 
-    fn op(&self, what: &str) -> String {
+    pub(crate) fn op(&self, what: &str) -> String {
         format!("{what} on {}/{}", self.app.app().name, self.slot)
     }
 

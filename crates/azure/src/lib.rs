@@ -4,6 +4,7 @@
 //! Start from [`ServiceConnection::from_agent_env`] (or a [`CredentialSource`] and a [`Cloud`]), build
 //! an [`Azure`], then use [`Azure::web_app`], [`WebApp::kudu`] and [`Azure::key_vault`].
 
+mod applog;
 mod azure;
 mod client;
 mod cloud;
@@ -17,6 +18,7 @@ mod kudu;
 mod upload;
 mod webapp;
 
+pub use applog::{AppStartReport, DockerLog, StartFailure, app_lines, start_failure};
 pub use azure::Azure;
 pub use client::{ClientSettings, LroOptions, PollSettings, RetrySettings};
 pub use cloud::{Cloud, CustomCloud, EMULATOR_DOMAIN};

@@ -282,11 +282,10 @@ impl SlotInfo {
 
     /// Read a `Site`; a body without the fields every site has (`properties.state`,
     /// `properties.defaultHostName`) is not a site (a proxy's page, a broken answer) and is refused.
-    fn from_site(
-        slot: SlotName,
-        v: &serde_json::Value,
-        fallback_scm: String,
-    ) -> Result<Self, String> {
+    /// Hosts are taken as ARM names them and never built from the site's name: apps with unique
+    /// default host names (`<site>-<hash>.<region>.azurewebsites.net`) and shortened slot hosts
+    /// cannot be guessed.
+    fn from_site(slot: SlotName, v: &serde_json::Value) -> Result<Self, String> {
         let p = &v["properties"];
         for field in ["state", "defaultHostName"] {
             if p[field].as_str().is_none_or(str::is_empty) {
@@ -305,7 +304,21 @@ impl SlotInfo {
             })
             .map(|h| s(&h["name"]))
             .filter(|h| !h.is_empty())
-            .unwrap_or(fallback_scm);
+            // Without a Repository entry, the enabled host whose second label is `scm`.
+            .or_else(|| {
+                p["enabledHostNames"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(serde_json::Value::as_str)
+                    .find(|h| {
+                        h.split('.')
+                            .nth(1)
+                            .is_some_and(|l| l.eq_ignore_ascii_case("scm"))
+                    })
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
         Ok(Self {
             slot,
             kind: s(&v["kind"])
@@ -424,12 +437,7 @@ impl WebApp {
             .send(Call::new(&op, Method::Get, self.url(Some(slot), "")?))
             .await?;
         let v: serde_json::Value = parse_json(&op, &rsp)?;
-        SlotInfo::from_site(
-            slot.clone(),
-            &v,
-            self.inner.cloud.scm_host(&self.app.name, slot.slot()),
-        )
-        .map_err(|m| AzureError::protocol(&op, m))
+        SlotInfo::from_site(slot.clone(), &v).map_err(|m| AzureError::protocol(&op, m))
     }
 
     /// Whether a slot exists (404 → false).
@@ -453,10 +461,8 @@ impl WebApp {
                 let full = site["name"].as_str().unwrap_or_default();
                 let short = full.rsplit('/').next().unwrap_or(full);
                 let slot = SlotName::new(short)?;
-                let fallback = self.inner.cloud.scm_host(&self.app.name, slot.slot());
                 out.push(
-                    SlotInfo::from_site(slot, site, fallback)
-                        .map_err(|m| AzureError::protocol(&op, m))?,
+                    SlotInfo::from_site(slot, site).map_err(|m| AzureError::protocol(&op, m))?,
                 );
             }
             url = v["nextLink"]
@@ -849,17 +855,34 @@ mod tests {
     }
 
     #[test]
+    fn the_scm_host_is_read_from_arm_never_built_from_the_name() {
+        let site = |p: serde_json::Value| serde_json::json!({"kind":"app","properties":p});
+        // A unique default host name: nothing in it can be derived from the site's name.
+        let unique = site(serde_json::json!({"state":"Running",
+            "defaultHostName":"shop-ds27dh7271aah175.westus-01.azurewebsites.net",
+            "enabledHostNames":["shop-ds27dh7271aah175.westus-01.azurewebsites.net",
+                "shop-ds27dh7271aah175.scm.westus-01.azurewebsites.net"]}));
+        let s = SlotInfo::from_site(SlotName::production(), &unique).expect("a site");
+        assert_eq!(
+            s.scm_host,
+            "shop-ds27dh7271aah175.scm.westus-01.azurewebsites.net"
+        );
+        // No SCM host named at all: none is made up (Kudu then refuses with a message).
+        let bare = site(serde_json::json!({"state":"Running","defaultHostName":"a.h"}));
+        let s = SlotInfo::from_site(SlotName::production(), &bare).expect("a site");
+        assert_eq!(s.scm_host, "");
+    }
+
+    #[test]
     fn site_parsing_prefers_repository_host() {
         let v = serde_json::json!({"kind":"app,Linux","location":"x","properties":{"state":"Running","defaultHostName":"a.h",
             "hostNameSslStates":[{"name":"a.h","hostType":"Standard"},{"name":"a.scm.h","hostType":"Repository"}],
             "siteConfig":{"linuxFxVersion":"PYTHON|3.12","experiments":{"rampUpRules":[{"actionHostName":"a-s.h","reroutePercentage":10.0,"name":"s"}]}}},
             "tags":{"k":"v"}});
-        let s = SlotInfo::from_site(SlotName::production(), &v, "fallback".into()).expect("a site");
-        assert!(
-            SlotInfo::from_site(SlotName::production(), &serde_json::json!({}), "f".into())
-                .is_err()
-        );
+        let s = SlotInfo::from_site(SlotName::production(), &v).expect("a site");
+        assert!(SlotInfo::from_site(SlotName::production(), &serde_json::json!({})).is_err());
         assert_eq!(s.scm_host, "a.scm.h");
+        assert_eq!(s.default_host, "a.h");
         assert!(s.is_linux());
         let cfg = s.site_config.expect("config");
         assert_eq!(cfg.linux_fx_version.as_deref(), Some("PYTHON|3.12"));

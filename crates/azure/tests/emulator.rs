@@ -153,17 +153,25 @@ async fn service_principal_secret_reads_sites() {
         .await
         .expect("production");
     assert_eq!(prod.state, "Running");
+    // The hosts as ARM names them (unique default host names in the emulator's default style).
+    let port = env.em.port();
+    assert_eq!(
+        prod.default_host,
+        format!("{}:{port}", env.em.app_host("contoso-web", "production"))
+    );
     assert!(
-        prod.default_host.starts_with("contoso-web."),
+        prod.default_host.starts_with("contoso-web-"),
         "{}",
         prod.default_host
     );
-    assert!(prod.scm_host.contains(".scm."), "{}", prod.scm_host);
+    assert_eq!(
+        prod.scm_host,
+        format!("{}:{port}", env.em.scm_host("contoso-web", "production"))
+    );
     let staging = web.get_slot(&slot("staging")).await.expect("staging");
-    assert!(
-        staging.default_host.starts_with("contoso-web-staging."),
-        "{}",
-        staging.default_host
+    assert_eq!(
+        staging.default_host,
+        format!("{}:{port}", env.em.app_host("contoso-web", "staging"))
     );
     assert_eq!(
         count(&env, "login.", "/oauth2/v2.0/token"),

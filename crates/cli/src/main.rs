@@ -275,6 +275,19 @@ struct EmulatorArgs {
     /// Folder for the emulator's files.
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// How apps' default hosts are named: `unique` (`<app>-<hash>.<region>.azurewebsites…`, as apps
+    /// created since 2024 may be) or `classic` (`<app>[-<slot>].azurewebsites…`); default: the
+    /// seed's `hostNameStyle` (unique).
+    #[arg(long, value_name = "unique|classic")]
+    host_names: Option<slot_release_emulator::HostNameStyle>,
+    /// A container image the emulator runs as a local command: `PATTERN=COMMAND`, e.g.
+    /// `'contoso.azurecr.io/contoso/app:*=python3 app.py'` (`*` matches any run of characters);
+    /// repeatable, and ahead of the seed's `images`.
+    #[arg(long = "image", value_name = "PATTERN=COMMAND")]
+    images: Vec<String>,
+    /// The folder the `--image` commands run in (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    image_dir: Option<PathBuf>,
 }
 
 impl Cmd {
@@ -1228,16 +1241,38 @@ async fn rehearse_cmd(
 }
 
 async fn emulator_cmd(args: &EmulatorArgs, log: &Log) -> Result<ExitCode> {
-    let seed = match &args.seed {
+    let mut seed = match &args.seed {
         Some(path) => slot_release_emulator::Seed::from_file(path)?,
         None => slot_release_emulator::Seed::sample(),
     };
+    if let Some(style) = args.host_names {
+        seed.host_name_style = style;
+    }
     let work_dir = match &args.work_dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("slot-release-emulator-{}", std::process::id())),
     };
     let mut opts = slot_release_emulator::EmulatorOptions::new(seed, work_dir);
     opts.port = args.port;
+    let image_dir = match &args.image_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().context("read the current directory")?,
+    };
+    for mapping in &args.images {
+        let Some((pattern, command)) = mapping
+            .split_once('=')
+            .filter(|(p, c)| !p.trim().is_empty() && !c.trim().is_empty())
+        else {
+            anyhow::bail!(
+                "--image {mapping:?} is not PATTERN=COMMAND (e.g. 'contoso.azurecr.io/contoso/app:*=python3 app.py')"
+            );
+        };
+        opts.images.push(slot_release_emulator::ImageMapping {
+            pattern: pattern.trim().to_owned(),
+            command: command.trim().to_owned(),
+            dir: image_dir.clone(),
+        });
+    }
     // Listening before the endpoints are printed: whoever reads them may signal at once.
     let stop = StopSignals::register()?;
     let emulator = slot_release_emulator::Emulator::start(opts).await?;

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::entra::check_bearer;
 use crate::fault::Fault;
 use crate::server::{json, query_param, read_json};
-use crate::state::{DeploymentRecord, Slot, hex, new_content_dir, new_id, now_rfc3339, slot_label};
+use crate::state::{DeploymentRecord, Slot, hex, new_content_dir, new_id, now_rfc3339};
 use crate::{ARM_AUDIENCE, Shared, lock};
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -184,6 +184,15 @@ pub(crate) async fn handle(
             };
             command(&shared, &app, &slot, &body).await
         }
+        (Method::GET, ["api", "logs", "docker"]) => {
+            crate::kudu_logs::docker_logs(&shared, &app, &slot)
+        }
+        (Method::GET, ["api", "logstream", ..]) => {
+            crate::kudu_logs::logstream(shared.clone(), &app, &slot)
+        }
+        (Method::GET, ["api", "vfs", ..]) => {
+            crate::kudu_logs::vfs(&shared, &app, &slot, req.uri().path())
+        }
         (Method::GET, ["api", "settings"]) => {
             let state = lock(&shared.state);
             let settings = state
@@ -204,8 +213,15 @@ pub(crate) async fn handle(
     }
 }
 
+/// `https://<scm host>:<port>` of a slot, as ARM names it.
 fn scm_base(shared: &Shared, app: &str, slot: &str) -> String {
-    shared.url(&format!("{}.scm.azurewebsites", slot_label(app, slot)))
+    let state = lock(&shared.state);
+    let host = state
+        .apps
+        .get(app)
+        .map(|a| a.hosts(slot).scm)
+        .unwrap_or_default();
+    format!("https://{}", shared.host_with_port(&host))
 }
 
 fn string_field(v: &serde_json::Value, key: &str) -> Option<String> {

@@ -3,14 +3,18 @@
 //! processes, with fault injection and state inspection. See `docs/emulator.md`.
 
 mod admin;
+mod applog;
 mod arm;
 mod cert;
 mod discovery;
 mod entra;
 mod error;
 mod fault;
+mod frontend;
+mod hostnames;
 mod keyvault;
 mod kudu;
+mod kudu_logs;
 mod kv_write;
 mod proxy;
 mod reqlog;
@@ -33,9 +37,9 @@ pub use error::EmulatorError;
 pub use fault::{Fault, RouteMatch, Scope};
 pub use reqlog::REQUEST_LOG_CAPACITY;
 pub use seed::{
-    AppKind, ConnectionKind, SecretString, Seed, SeedApp, SeedClient, SeedManagedIdentity,
-    SeedResourceGroup, SeedSecret, SeedServiceConnection, SeedSlot, SeedSubscription, SeedVault,
-    SlotConfigNames, Throttle,
+    AppKind, ConnectionKind, HostNameStyle, SecretString, Seed, SeedApp, SeedClient,
+    SeedManagedIdentity, SeedResourceGroup, SeedSecret, SeedServiceConnection, SeedSlot,
+    SeedSubscription, SeedVault, SlotConfigNames, Throttle,
 };
 pub use server::LoopbackResolver;
 pub use state::{
@@ -59,7 +63,9 @@ pub struct ImageMapping {
     pub pattern: String,
     /// Command run with `sh -c`.
     pub command: String,
-    /// Working directory of the command.
+    /// Working directory of the command (in a seed file: relative to the file's folder, which is
+    /// the default).
+    #[serde(default)]
     pub dir: PathBuf,
 }
 
@@ -247,18 +253,39 @@ impl Emulator {
         self.shared.url(&format!("{vault}.vault"))
     }
 
-    /// `https://<app>[-<slot>].azurewebsites.emulator.test:<port>` (no slot segment for production).
+    /// `https://<default host of the slot>:<port>`, the host ARM names in `defaultHostName` (e.g.
+    /// `contoso-web-<hash>.eastus-01.azurewebsites.emulator.test` with unique host names); empty
+    /// host for an app the emulator does not have.
     pub fn app_url(&self, app: &str, slot: &str) -> String {
-        self.shared
-            .url(&format!("{}.azurewebsites", state::slot_label(app, slot)))
+        format!(
+            "https://{}",
+            self.shared.host_with_port(&self.app_host(app, slot))
+        )
     }
 
-    /// `https://<app>[-<slot>].scm.azurewebsites.emulator.test:<port>`.
+    /// `https://<SCM host of the slot>:<port>`, the `Repository` host ARM names.
     pub fn scm_url(&self, app: &str, slot: &str) -> String {
-        self.shared.url(&format!(
-            "{}.scm.azurewebsites",
-            state::slot_label(app, slot)
-        ))
+        format!(
+            "https://{}",
+            self.shared.host_with_port(&self.scm_host(app, slot))
+        )
+    }
+
+    /// The default host of a slot, without the port (empty for an unknown app).
+    pub fn app_host(&self, app: &str, slot: &str) -> String {
+        self.hosts(app, slot).map(|h| h.app).unwrap_or_default()
+    }
+
+    /// The SCM (Kudu) host of a slot, without the port (empty for an unknown app).
+    pub fn scm_host(&self, app: &str, slot: &str) -> String {
+        self.hosts(app, slot).map(|h| h.scm).unwrap_or_default()
+    }
+
+    fn hosts(&self, app: &str, slot: &str) -> Option<hostnames::SlotHosts> {
+        lock(&self.shared.state)
+            .apps
+            .get(&app.to_ascii_lowercase())
+            .map(|a| a.hosts(slot))
     }
 
     /// The value managed identity clients must send as `X-IDENTITY-HEADER`.
@@ -443,6 +470,36 @@ impl Emulator {
             e.proxy
         );
         let _ = writeln!(out, "Tenant:         {}", self.shared.seed.tenant_id);
+        if !self.shared.images.is_empty() {
+            let _ = writeln!(out, "Container images (first match wins):");
+            for m in &self.shared.images {
+                let _ = writeln!(
+                    out,
+                    "  {} -> {} (in {})",
+                    m.pattern,
+                    m.command,
+                    m.dir.display()
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "Apps (app/slot, then its host and its SCM host, as ARM names them):"
+        );
+        for app in self.snapshot().apps {
+            for slot in app.slots {
+                let _ = writeln!(
+                    out,
+                    "  {}/{}  https://{}:{}  https://{}:{}",
+                    app.name,
+                    slot.name,
+                    slot.host_name,
+                    self.port(),
+                    slot.scm_host_name,
+                    self.port()
+                );
+            }
+        }
         let _ = writeln!(out, "Resolve these names to 127.0.0.1:");
         for h in self.loopback_hosts() {
             let _ = writeln!(out, "  {h}");

@@ -1,19 +1,17 @@
 //! Running the apps: one real child process per slot (`sh -c <startup command>` in the site folder,
-//! with the slot's settings, `PORT`, a shared `HOME`), readiness, restarts, the reverse proxy with
-//! traffic routing, warm-up for swaps, and killing every process group on shutdown.
+//! with the slot's settings, `PORT`, a shared `HOME`), its output and the platform's lines in the
+//! slot's logs, readiness, restarts, warm-up for swaps, and killing every process group on shutdown.
+//! The front end that routes and proxies requests to these processes is `crate::frontend`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::applog::LogTarget;
 use crate::fault::glob_match;
 use crate::seed::AppKind;
 use crate::state::{App, PRODUCTION, RunState, Slot, State};
@@ -106,6 +104,9 @@ pub(crate) struct LaunchSpec {
     cwd: PathBuf,
     env: Vec<(String, String)>,
     failure: Option<String>,
+    /// The image App Service would run (the container's, or the stack's built-in one).
+    image: String,
+    log: LogTarget,
 }
 
 fn free_port() -> u16 {
@@ -185,19 +186,41 @@ pub(crate) fn app_env(
         slot.name.clone()
     };
     env.push(("WEBSITE_SLOT_NAME".into(), slot_name));
-    env.push((
-        "WEBSITE_HOSTNAME".into(),
-        shared.host_with_port(&format!(
-            "{}.azurewebsites.{}",
-            crate::state::slot_label(&app.name, &slot.name),
-            crate::DOMAIN
-        )),
-    ));
+    // Both name the slot's default host as ARM gives it (App Service sets WEBSITE_DEFAULT_HOSTNAME
+    // for apps that may have unique host names).
+    let host = shared.host_with_port(&app.hosts(&slot.name).app);
+    env.push(("WEBSITE_HOSTNAME".into(), host.clone()));
+    env.push(("WEBSITE_DEFAULT_HOSTNAME".into(), host));
     env
+}
+
+/// Where a slot's next instance logs: its `/home/LogFiles`, an instance name stable for the slot,
+/// and a container name new for each start, as App Service names them.
+fn log_target(app: &App, slot: &Slot) -> LogTarget {
+    let site = if slot.name == PRODUCTION {
+        app.name.clone()
+    } else {
+        format!("{}__{}", app.name, slot.name)
+    };
+    LogTarget {
+        dir: crate::applog::log_dir(&app.root_dir, &slot.name),
+        machine: crate::hostnames::instance_name(&app.naming, &app.name, &slot.name),
+        container: format!("{site}_0_{}", &crate::state::new_id()[..8]),
+        site,
+        guard: Arc::new(Mutex::new(())),
+    }
 }
 
 pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot) -> LaunchSpec {
     let env = app_env(shared, state, app, slot);
+    let log = log_target(app, slot);
+    let stack_image = slot
+        .site_config
+        .get("linuxFxVersion")
+        .and_then(|v| v.as_str())
+        .and_then(|v| v.split_once('|'))
+        .map(|(stack, version)| format!("appsvc/{}:{version}", stack.to_ascii_lowercase()))
+        .unwrap_or_else(|| "appsvc/python:3.12".to_owned());
     match app.kind {
         AppKind::Code => {
             let cmd = slot
@@ -212,6 +235,8 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
                 cwd: slot.content_dir.clone(),
                 env,
                 failure: None,
+                image: stack_image,
+                log,
             }
         }
         AppKind::Container => {
@@ -226,6 +251,8 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
                     cwd: m.dir.clone(),
                     env,
                     failure: None,
+                    image,
+                    log,
                 },
                 None => LaunchSpec {
                     command: None,
@@ -234,6 +261,8 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
                     failure: Some(format!(
                         "ImagePullFailure: pull access denied for '{image}', repository does not exist or may require authorization"
                     )),
+                    image,
+                    log,
                 },
             }
         }
@@ -242,13 +271,47 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
 
 /// Starts an instance for a launch spec (returns at once; readiness is watched in the background).
 pub(crate) fn spawn(shared: &Arc<Shared>, spec: LaunchSpec) -> Arc<Instance> {
+    let log = spec.log;
     if let Some(reason) = spec.failure {
+        log.platform("INFO ", &format!("Pulling image: {}", spec.image));
+        log.platform(
+            "ERROR",
+            &format!("Pulling docker image {} failed:", spec.image),
+        );
+        log.platform(
+            "ERROR",
+            &format!(
+                "DockerApiException: Docker API responded with status code=NotFound, response={{\"message\":\"{reason}\"}}"
+            ),
+        );
+        log.platform(
+            "ERROR",
+            "Image pull failed: Verify docker image configuration and credentials (if using private repository)",
+        );
+        log.platform(
+            "INFO ",
+            &format!(
+                "Stopping site {} because it failed during startup.",
+                log.site
+            ),
+        );
         return Instance::with_status(0, InstanceStatus::Failed(reason));
     }
     let Some(command) = spec.command else {
         return Instance::with_status(0, InstanceStatus::DefaultPage);
     };
     let port = free_port();
+    log.platform(
+        "INFO ",
+        &format!("Starting container for site {}", log.site),
+    );
+    log.platform(
+        "INFO ",
+        &format!(
+            "docker run -d --expose={port} --name {} -e WEBSITE_SITE_NAME={} -e PORT={port} {}",
+            log.container, log.site, spec.image
+        ),
+    );
     let instance = Instance::with_status(port, InstanceStatus::Starting);
     let mut cmd = tokio::process::Command::new("sh");
     cmd.arg("-c")
@@ -256,30 +319,110 @@ pub(crate) fn spawn(shared: &Arc<Shared>, spec: LaunchSpec) -> Arc<Instance> {
         .arg("sh")
         .arg(&command)
         .arg(std::process::id().to_string())
-        .current_dir(&spec.cwd)
         .env_clear()
         .envs(spec.env)
         .env("PORT", port.to_string())
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        // The app's output goes to its log, as App Service keeps it (`…_default_docker.log`).
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let child = match cmd.spawn() {
+    // An image mapping without a folder runs where the emulator runs.
+    if !spec.cwd.as_os_str().is_empty() {
+        cmd.current_dir(&spec.cwd);
+    }
+    let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            instance.status.send_replace(InstanceStatus::Failed(format!(
-                "cannot start '{command}': {e}"
-            )));
+            let reason = format!("cannot start '{command}': {e}");
+            log.platform("ERROR", &reason);
+            instance.status.send_replace(InstanceStatus::Failed(reason));
             return instance;
         }
     };
     *lock(&instance.pid) = child.id();
-    tokio::spawn(monitor(instance.clone(), child, shared.app_start_timeout));
+    let mut pumps = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        pumps.push(tokio::spawn(log.clone().pump(out)));
+    }
+    if let Some(err) = child.stderr.take() {
+        pumps.push(tokio::spawn(log.clone().pump(err)));
+    }
+    tokio::spawn(monitor(
+        instance.clone(),
+        child,
+        shared.app_start_timeout,
+        log,
+        pumps,
+    ));
     instance
 }
 
-async fn monitor(instance: Arc<Instance>, mut child: tokio::process::Child, timeout: Duration) {
+/// The exit status as Docker reports it: the code, or 128 + the signal that ended the process.
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return 128 + signal;
+        }
+    }
+    status.code().unwrap_or(-1)
+}
+
+/// Writes the platform's lines for a container that exited, once its output is in the log.
+async fn log_exit(
+    log: &LogTarget,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+    code: i32,
+    during_start: bool,
+    port: u16,
+) {
+    // The group is dead, so the pipes close; wait briefly for the last lines to be written first.
+    for pump in pumps {
+        let _ = tokio::time::timeout(Duration::from_millis(500), pump).await;
+    }
+    if during_start {
+        log.platform(
+            "ERROR",
+            &format!(
+                "Container {} for site {} has exited with status {code}, failing site start",
+                log.container, log.site
+            ),
+        );
+        log.platform(
+            "ERROR",
+            &format!(
+                "Container {} didn't respond to HTTP pings on port: {port}, failing site start. See container logs for debugging.",
+                log.container
+            ),
+        );
+        log.platform(
+            "INFO ",
+            &format!(
+                "Stopping site {} because it failed during startup.",
+                log.site
+            ),
+        );
+    } else {
+        log.platform(
+            "ERROR",
+            &format!(
+                "Container {} for site {} has exited with status {code}",
+                log.container, log.site
+            ),
+        );
+    }
+}
+
+async fn monitor(
+    instance: Arc<Instance>,
+    mut child: tokio::process::Child,
+    timeout: Duration,
+    log: LogTarget,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+) {
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(50));
     loop {
@@ -294,21 +437,35 @@ async fn monitor(instance: Arc<Instance>, mut child: tokio::process::Child, time
                 return;
             }
             status = child.wait() => {
-                let reason = match status {
-                    Ok(s) => format!("the startup command exited ({s})"),
-                    Err(e) => format!("the startup command could not be waited for: {e}"),
-                };
                 if let Some(pid) = lock(&instance.pid).take() {
                     kill_group(pid);
                 }
+                let (reason, code) = match status {
+                    Ok(s) => (format!("the startup command exited ({s})"), exit_code(s)),
+                    Err(e) => (format!("the startup command could not be waited for: {e}"), -1),
+                };
+                // The log is complete before the status says the app failed: whoever reads the log
+                // after seeing the failure finds the exit in it.
+                log_exit(&log, pumps, code, starting, instance.port).await;
                 instance.status.send_replace(InstanceStatus::Failed(reason));
                 return;
             }
             _ = tick.tick(), if starting => {
                 if instance.status() == InstanceStatus::Starting {
                     if tokio::net::TcpStream::connect(("127.0.0.1", instance.port)).await.is_ok() {
+                        log.platform("INFO ", &format!(
+                            "Container {} for site {} initialized successfully and is ready to serve requests.",
+                            log.container, log.site
+                        ));
                         instance.status.send_replace(InstanceStatus::Ready);
                     } else if started.elapsed() > timeout {
+                        log.platform("ERROR", &format!(
+                            "Container {} didn't respond to HTTP pings on port: {}, failing site start. See container logs for debugging.",
+                            log.container, instance.port
+                        ));
+                        log.platform("INFO ", &format!(
+                            "Stopping site {} because it failed during startup.", log.site
+                        ));
                         instance.status.send_replace(InstanceStatus::Failed(format!(
                             "the app did not listen on PORT {} within {:?}", instance.port, timeout
                         )));
@@ -382,251 +539,6 @@ pub(crate) fn run_state(slot: &Slot) -> RunState {
         Some((InstanceStatus::Ready, port)) => RunState::Running { port },
         Some((InstanceStatus::DefaultPage, _)) => RunState::DefaultPage,
         Some((InstanceStatus::Failed(reason), _)) => RunState::Failed { reason },
-    }
-}
-
-fn html(status: StatusCode, title: &str, text: &str) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        format!("<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{title}</h1><p>{text}</p></body></html>"),
-    )
-        .into_response()
-}
-
-const ROUTING_COOKIE: &str = "x-ms-routing-name";
-
-/// Picks the slot a request to the production host goes to: the query parameter forces a side,
-/// then the routing cookie, then `rampUpRules` by chance. Returns the slot and whether to set the
-/// cookie.
-fn route(
-    state: &State,
-    app: &App,
-    query: Option<&str>,
-    headers: &HeaderMap,
-) -> (String, Option<String>) {
-    let forced = query.and_then(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k.eq_ignore_ascii_case(ROUTING_COOKIE))
-            .map(|(_, v)| v.to_ascii_lowercase())
-    });
-    let to_slot = |name: &str| -> Option<String> {
-        if name == "self" || name == PRODUCTION {
-            Some(PRODUCTION.to_owned())
-        } else {
-            app.slot(name).map(|s| s.name.clone())
-        }
-    };
-    if let Some(name) = forced
-        && let Some(slot) = to_slot(&name)
-    {
-        return (slot, Some(name));
-    }
-    let cookie = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| k.eq_ignore_ascii_case(ROUTING_COOKIE))
-        .map(|(_, v)| v.to_ascii_lowercase());
-    if let Some(name) = cookie
-        && let Some(slot) = to_slot(&name)
-    {
-        return (slot, None);
-    }
-    let _ = state;
-    let rules = app
-        .slot(PRODUCTION)
-        .and_then(|p| p.site_config.get("experiments"))
-        .and_then(|e| e.get("rampUpRules"))
-        .and_then(|r| r.as_array())
-        .cloned()
-        .unwrap_or_default();
-    if rules.is_empty() {
-        return (PRODUCTION.to_owned(), None);
-    }
-    let mut draw = rand::random::<f64>() * 100.0;
-    for rule in &rules {
-        let pct = rule
-            .get("reroutePercentage")
-            .and_then(|p| p.as_f64())
-            .unwrap_or(0.0);
-        let name = rule
-            .get("name")
-            .and_then(|n| n.as_str())
-            .map(str::to_owned)
-            .or_else(|| {
-                let host = rule.get("actionHostName")?.as_str()?;
-                let label = host.split('.').next()?;
-                label
-                    .strip_prefix(&format!("{}-", app.name))
-                    .map(str::to_owned)
-            });
-        if draw < pct
-            && let Some(slot) = name.as_deref().and_then(to_slot)
-        {
-            return (slot.clone(), Some(slot));
-        }
-        draw -= pct;
-    }
-    (PRODUCTION.to_owned(), Some("self".to_owned()))
-}
-
-/// Serves a request to an app host by proxying it to the slot's process.
-pub(crate) async fn proxy(
-    shared: Arc<Shared>,
-    app_name: String,
-    host_slot: String,
-    req: Request<Body>,
-) -> Response {
-    let (slot_name, set_cookie, instance, unhealthy) = {
-        let mut state = lock(&shared.state);
-        let (slot_name, set_cookie) = match state.apps.get(&app_name) {
-            Some(app) if host_slot == PRODUCTION => {
-                route(&state, app, req.uri().query(), req.headers())
-            }
-            _ => (host_slot.clone(), None),
-        };
-        let Some(slot) = state
-            .apps
-            .get_mut(&app_name)
-            .and_then(|a| a.slot_mut(&slot_name))
-        else {
-            return html(
-                StatusCode::NOT_FOUND,
-                "404 Web Site not found",
-                "The web app you have attempted to reach is not available.",
-            );
-        };
-        if slot.stopped {
-            return html(
-                StatusCode::FORBIDDEN,
-                "Error 403 - This web app is stopped.",
-                "The web app you have attempted to reach is currently stopped and does not accept any requests.",
-            );
-        }
-        slot.requests_served += 1;
-        let unhealthy = slot.forced_unhealthy
-            | lock(&shared.faults).app_request_unhealthy(&app_name, &slot_name);
-        (slot_name, set_cookie, slot.instance.clone(), unhealthy)
-    };
-    let mut resp = if unhealthy {
-        html(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "500 Internal Server Error",
-            "The app is unhealthy (injected fault).",
-        )
-    } else {
-        match instance {
-            None => html(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ":( Application Error",
-                "The app is not running.",
-            ),
-            Some(instance) => match instance.wait_started(shared.app_start_timeout).await {
-                InstanceStatus::Ready => forward(&shared, instance.port, req).await,
-                InstanceStatus::DefaultPage => html(
-                    StatusCode::OK,
-                    "Your web app is running and waiting for your content",
-                    &format!("Slot '{slot_name}' of '{app_name}' has no startup command yet."),
-                ),
-                InstanceStatus::Starting | InstanceStatus::Failed(_) => html(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ":( Application Error",
-                    "If you are the application administrator, you can access the diagnostic resources.",
-                ),
-            },
-        }
-    };
-    if let Some(value) = set_cookie
-        && let Ok(v) = HeaderValue::from_str(&format!(
-            "{ROUTING_COOKIE}={value}; Path=/; Max-Age=3600; HttpOnly"
-        ))
-    {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
-    resp
-}
-
-const HOP_HEADERS: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "te",
-    "trailer",
-    "host",
-    "content-length",
-];
-
-async fn forward(shared: &Shared, port: u16, req: Request<Body>) -> Response {
-    let (parts, body) = req.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "/".to_owned());
-    let url = format!("http://127.0.0.1:{port}{path}");
-    let mut builder = shared.http.request(parts.method.clone(), &url);
-    for (k, v) in &parts.headers {
-        if !HOP_HEADERS.contains(&k.as_str()) {
-            builder = builder.header(k, v);
-        }
-    }
-    if let Some(h) = parts.headers.get(header::HOST) {
-        builder = builder.header("x-forwarded-host", h);
-    }
-    builder = builder.header("x-forwarded-proto", "https");
-    let length = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    builder = match length {
-        Some(0) => builder,
-        // Small bodies are sent with a length, because simple app servers (Python's http.server)
-        // do not read chunked request bodies.
-        Some(n) if n <= 16 * 1024 * 1024 => {
-            match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
-                Ok(bytes) => builder.body(bytes),
-                Err(_) => {
-                    return html(
-                        StatusCode::BAD_REQUEST,
-                        "400 Bad Request",
-                        "The request body could not be read.",
-                    );
-                }
-            }
-        }
-        _ if parts.headers.contains_key(header::TRANSFER_ENCODING) || length.is_some() => {
-            builder.body(reqwest::Body::wrap_stream(body.into_data_stream()))
-        }
-        _ => builder,
-    };
-    match builder.send().await {
-        Ok(resp) => {
-            let mut out = Response::builder().status(resp.status().as_u16());
-            for (k, v) in resp.headers() {
-                if !HOP_HEADERS.contains(&k.as_str()) || k == header::CONTENT_LENGTH {
-                    out = out.header(k, v);
-                }
-            }
-            let stream = resp.bytes_stream().map_err(std::io::Error::other);
-            out.body(Body::from_stream(stream)).unwrap_or_else(|_| {
-                html(
-                    StatusCode::BAD_GATEWAY,
-                    "502 Bad Gateway",
-                    "Invalid response from the app.",
-                )
-            })
-        }
-        Err(_) => html(
-            StatusCode::BAD_GATEWAY,
-            "502 - Web server received an invalid response while acting as a gateway or proxy server.",
-            "The app did not answer.",
-        ),
     }
 }
 

@@ -59,6 +59,39 @@ pub struct Seed {
     /// Subscriptions with their resource groups, apps and vaults.
     #[serde(default)]
     pub subscriptions: Vec<SeedSubscription>,
+    /// How the apps' default host names look (`unique`, the default, or `classic`).
+    #[serde(default)]
+    pub host_name_style: HostNameStyle,
+    /// Container images and the local commands that stand in for them (after
+    /// `EmulatorOptions::images`, which win). In a seed file, a relative `dir` is relative to the
+    /// file's folder, and no `dir` means that folder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<crate::ImageMapping>,
+}
+
+/// How App Service names an app's default hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum HostNameStyle {
+    /// `<site>-<hash>.<region>.azurewebsites…` (SCM `<site>-<hash>.scm.<region>.…`), as apps created
+    /// since 2024 may get: the host cannot be guessed from the site's name, only read from ARM.
+    #[default]
+    Unique,
+    /// `<site>[-<slot>].azurewebsites…` (SCM `….scm.azurewebsites…`), as older apps have.
+    Classic,
+}
+
+impl std::str::FromStr for HostNameStyle {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "unique" => Ok(Self::Unique),
+            "classic" => Ok(Self::Classic),
+            other => Err(format!(
+                "unknown host name style '{other}' (expected unique or classic)"
+            )),
+        }
+    }
 }
 
 fn default_organization() -> String {
@@ -293,10 +326,16 @@ impl Seed {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_yaml_str(&text).map_err(|message| EmulatorError::SeedParse {
+        let mut seed = Self::from_yaml_str(&text).map_err(|message| EmulatorError::SeedParse {
             path: path.to_owned(),
             message,
-        })
+        })?;
+        // The command of a mapping runs where the seed says, read from where the seed file is.
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        for image in &mut seed.images {
+            image.dir = base.join(&image.dir);
+        }
+        Ok(seed)
     }
 
     /// Parses a seed from YAML or JSON text.
@@ -438,6 +477,8 @@ impl Seed {
                     }],
                 }],
             }],
+            host_name_style: HostNameStyle::default(),
+            images: Vec::new(),
         }
     }
 }
@@ -498,6 +539,30 @@ subscriptions:
         assert_eq!(
             again.subscriptions[0].resource_groups[0].apps[0].name,
             "web"
+        );
+    }
+
+    #[test]
+    fn image_mappings_run_relative_to_the_seed_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seed.yml");
+        let text = format!(
+            "{YAML}images:\n  - {{ pattern: 'contoso/app:*', command: python3 app.py, dir: image }}\n  - {{ pattern: 'other:*', command: ./run }}\n"
+        );
+        std::fs::write(&path, text).expect("write seed");
+        let seed = Seed::from_file(&path).expect("valid seed");
+        assert_eq!(seed.images.len(), 2);
+        assert_eq!(seed.images[0].pattern, "contoso/app:*");
+        assert_eq!(seed.images[0].command, "python3 app.py");
+        assert_eq!(seed.images[0].dir, dir.path().join("image"));
+        assert_eq!(seed.images[1].dir, dir.path().join(""));
+        assert_eq!(seed.host_name_style, HostNameStyle::Unique);
+        let classic = format!("{YAML}hostNameStyle: classic\n");
+        assert_eq!(
+            Seed::from_yaml_str(&classic)
+                .expect("valid")
+                .host_name_style,
+            HostNameStyle::Classic
         );
     }
 

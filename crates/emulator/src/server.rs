@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::fault::{FaultSet, TransportAction};
 use crate::seed::{ConnectionKind, SecretString, SeedServiceConnection};
-use crate::state::{RequestRecord, now_rfc3339};
+use crate::state::{HostKind, RequestRecord, now_rfc3339};
 use crate::{DOMAIN, Emulator, EmulatorError, EmulatorOptions, Endpoints, Shared, lock};
 
 pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorError> {
@@ -22,7 +22,17 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
         path: work_dir.clone(),
         source,
     })?;
-    let tls = crate::tls::generate()?;
+    let state = crate::state::from_seed(&opts.seed, &work_dir)?;
+    // Unique host names sit one label deeper (`<label>.<region>.azurewebsites…`), beyond the
+    // classic wildcards: the certificate names each region the seed's sites live in.
+    let mut host_wildcards: Vec<String> = state
+        .apps
+        .values()
+        .flat_map(|a| crate::hostnames::certificate_names(&a.naming))
+        .collect();
+    host_wildcards.sort();
+    host_wildcards.dedup();
+    let tls = crate::tls::generate(&host_wildcards)?;
     let ca_path = work_dir.join("ca.pem");
     std::fs::write(&ca_path, &tls.ca_pem).map_err(|source| EmulatorError::WorkDir {
         path: ca_path.clone(),
@@ -34,7 +44,6 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
         .set_nonblocking(true)
         .map_err(EmulatorError::Bind)?;
     let port = listener.local_addr().map_err(EmulatorError::Bind)?.port();
-    let state = crate::state::from_seed(&opts.seed, &work_dir)?;
     let client_certificates = opts
         .client_certificates
         .iter()
@@ -68,11 +77,17 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(EmulatorError::HttpClient)?;
+    // The options' mappings first: a test or the command line overrides the seed's.
+    let images = opts
+        .images
+        .into_iter()
+        .chain(opts.seed.images.iter().cloned())
+        .collect();
     let shared = Arc::new(Shared {
         port,
         seed: opts.seed,
         work_dir,
-        images: opts.images,
+        images,
         app_start_timeout: opts.app_start_timeout,
         lro_retry_after: opts.lro_retry_after,
         deployment_step_delay: opts.deployment_step_delay,
@@ -262,21 +277,16 @@ async fn dispatch(shared: Arc<Shared>, host: &str, req: Request<Body>) -> Respon
             if let Some(vault) = prefix.strip_suffix(".vault") {
                 return crate::keyvault::handle(shared, vault.to_owned(), req).await;
             }
-            if let Some(label) = prefix.strip_suffix(".scm.azurewebsites") {
-                let target = crate::state::resolve_label(&lock(&shared.state), label);
-                return match target {
-                    Some((app, slot)) => crate::kudu::handle(shared, app, slot, req).await,
-                    None => not_found_host(host),
-                };
+            let target = crate::state::resolve_host(&lock(&shared.state), host);
+            match target {
+                Some((app, slot, HostKind::Scm)) => {
+                    crate::kudu::handle(shared, app, slot, req).await
+                }
+                Some((app, slot, HostKind::App)) => {
+                    crate::frontend::proxy(shared, app, slot, req).await
+                }
+                None => not_found_host(host),
             }
-            if let Some(label) = prefix.strip_suffix(".azurewebsites") {
-                let target = crate::state::resolve_label(&lock(&shared.state), label);
-                return match target {
-                    Some((app, slot)) => crate::runtime::proxy(shared, app, slot, req).await,
-                    None => not_found_host(host),
-                };
-            }
-            not_found_host(host)
         }
     }
 }

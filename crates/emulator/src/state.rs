@@ -7,21 +7,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::hostnames::{HostNaming, SlotHosts};
 use crate::runtime::Instance;
 use crate::seed::{AppKind, SecretString, Seed, SlotConfigNames, Throttle};
 use crate::{DOMAIN, EmulatorError, Shared, lock};
 
 /// The production slot's name.
 pub(crate) const PRODUCTION: &str = "production";
-
-/// The host label of a slot: `<app>` for production, `<app>-<slot>` otherwise.
-pub(crate) fn slot_label(app: &str, slot: &str) -> String {
-    if slot.eq_ignore_ascii_case(PRODUCTION) {
-        app.to_ascii_lowercase()
-    } else {
-        format!("{app}-{slot}").to_ascii_lowercase()
-    }
-}
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
@@ -47,6 +39,8 @@ pub(crate) struct App {
     pub(crate) busy: Option<(String, String)>,
     /// Swap with preview in progress: source, target and the source's settings before phase 1.
     pub(crate) preview: Option<Preview>,
+    /// How the site's default hosts are named (style, hash key, region).
+    pub(crate) naming: HostNaming,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +91,10 @@ impl App {
     }
     pub(crate) fn slot_mut(&mut self, name: &str) -> Option<&mut Slot> {
         self.slots.get_mut(&name.to_ascii_lowercase())
+    }
+    /// The default app and SCM hosts of a slot (without the port); they stay with the slot in a swap.
+    pub(crate) fn hosts(&self, slot: &str) -> SlotHosts {
+        crate::hostnames::slot_hosts(&self.naming, &self.name, slot)
     }
     pub(crate) fn publishing_user(&self, slot: &str) -> String {
         if slot.eq_ignore_ascii_case(PRODUCTION) {
@@ -326,6 +324,10 @@ pub struct SlotSnapshot {
     pub deployments: Vec<DeploymentRecord>,
     /// The site folder.
     pub content_dir: PathBuf,
+    /// The slot's default host as ARM names it, without the port.
+    pub host_name: String,
+    /// The slot's SCM (Kudu) host, without the port.
+    pub scm_host_name: String,
 }
 
 /// One vault.
@@ -513,6 +515,11 @@ pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorE
                         root_dir: root,
                         busy: None,
                         preview: None,
+                        naming: HostNaming {
+                            style: seed.host_name_style,
+                            key: new_id(),
+                            region: crate::hostnames::region_label(&app.location),
+                        },
                     },
                 );
             }
@@ -660,6 +667,8 @@ pub(crate) fn snapshot(shared: &Shared) -> StateSnapshot {
                         tags: s.tags.clone(),
                         deployments: s.deployments.clone(),
                         content_dir: s.content_dir.clone(),
+                        host_name: app.hosts(&s.name).app,
+                        scm_host_name: app.hosts(&s.name).scm,
                     })
                     .collect(),
             }
@@ -687,27 +696,35 @@ pub(crate) fn loopback_hosts(shared: &Shared) -> Vec<String> {
     }
     for app in state.apps.values() {
         for s in app.slots.keys() {
-            let label = slot_label(&app.name, s);
-            hosts.push(format!("{label}.azurewebsites.{DOMAIN}"));
-            hosts.push(format!("{label}.scm.azurewebsites.{DOMAIN}"));
+            let h = app.hosts(s);
+            hosts.push(h.app);
+            hosts.push(h.scm);
         }
     }
     hosts
 }
 
-/// Finds the app and slot a host label (`<app>` or `<app>-<slot>`) names.
-pub(crate) fn resolve_label(state: &State, label: &str) -> Option<(String, String)> {
-    let label = label.to_ascii_lowercase();
-    if state.apps.contains_key(&label) {
-        return Some((label, PRODUCTION.to_owned()));
-    }
-    for (i, _) in label.match_indices('-') {
-        let (app, slot) = (&label[..i], &label[i + 1..]);
-        if let Some(a) = state.apps.get(app)
-            && a.slots.contains_key(slot)
-            && slot != PRODUCTION
-        {
-            return Some((app.to_owned(), slot.to_owned()));
+/// Which side of a slot a host names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostKind {
+    /// The app itself.
+    App,
+    /// Kudu (SCM).
+    Scm,
+}
+
+/// Finds the app and slot whose default app or SCM host is `host` (lowercase, no port). Only the
+/// hosts ARM names answer: a host built from another pattern is not found, as on Azure.
+pub(crate) fn resolve_host(state: &State, host: &str) -> Option<(String, String, HostKind)> {
+    for app in state.apps.values() {
+        for slot in app.slots.keys() {
+            let h = app.hosts(slot);
+            if h.app == host {
+                return Some((app.name.clone(), slot.clone(), HostKind::App));
+            }
+            if h.scm == host {
+                return Some((app.name.clone(), slot.clone(), HostKind::Scm));
+            }
         }
     }
     None

@@ -33,7 +33,9 @@ pub(crate) struct TlsMaterial {
     pub(crate) server_config: Arc<rustls::ServerConfig>,
 }
 
-pub(crate) fn generate() -> Result<TlsMaterial, EmulatorError> {
+/// Generates the CA and a server certificate for [`SERVER_NAMES`] plus `extra_names` (the wildcards
+/// of the sites' unique host names).
+pub(crate) fn generate(extra_names: &[String]) -> Result<TlsMaterial, EmulatorError> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![
@@ -52,6 +54,7 @@ pub(crate) fn generate() -> Result<TlsMaterial, EmulatorError> {
         SERVER_NAMES
             .iter()
             .map(|s| (*s).to_owned())
+            .chain(extra_names.iter().cloned())
             .collect::<Vec<_>>(),
     )?;
     leaf.subject_alt_names

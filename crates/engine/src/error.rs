@@ -196,6 +196,15 @@ pub enum Error {
         /// The probes made.
         report: Box<WatchReport>,
     },
+    /// The app of the probed slot crashed (its process exited or never answered), so the gate
+    /// stopped at once.
+    #[error("{} did not pass the health gate: {}", report.url, failure.headline())]
+    AppCrashed {
+        /// The probes made.
+        report: Box<GateReport>,
+        /// What the platform's logs say.
+        failure: Box<crate::health::AppFailure>,
+    },
     /// A health gate was cancelled before it passed.
     #[error("health gate of {} cancelled after {} probe(s)", report.url, report.probes_total)]
     GateCancelled {
@@ -427,7 +436,9 @@ impl Error {
     /// The report of a health gate that failed or was cancelled.
     pub fn gate_report(&self) -> Option<&GateReport> {
         match self {
-            Error::GateFailed { report, .. } | Error::GateCancelled { report } => Some(report),
+            Error::GateFailed { report, .. }
+            | Error::GateCancelled { report }
+            | Error::AppCrashed { report, .. } => Some(report),
             Error::Health { source } => source.gate_report(),
             _ => None,
         }

@@ -252,6 +252,42 @@ fn validate(target: &ProbeTarget, check: &HealthCheckSpec) -> Result<reqwest::Ur
     target.url_for(&check.path)
 }
 
+/// Why a slot's app is down, as the platform's logs say: what happened to its process and the last
+/// lines it printed (untrusted text: it is logged through the neutraliser and masked like all output).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppFailure {
+    /// E.g. `the startup command exited with status 1 after 0.4 s`.
+    pub summary: String,
+    /// The app's last lines, oldest first.
+    pub log_tail: Vec<String>,
+}
+
+impl AppFailure {
+    /// The summary with the app's last line, e.g. `the startup command exited with status 1 after
+    /// 0.4 s: ModuleNotFoundError: No module named 'gunicorn'`.
+    pub fn headline(&self) -> String {
+        match self.log_tail.last() {
+            Some(line) => format!("{}: {}", self.summary, line.trim()),
+            None => self.summary.clone(),
+        }
+    }
+}
+
+impl fmt::Display for AppFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.headline())
+    }
+}
+
+/// Asks whether the probed app has crashed (its process exited, or never answered), so a gate stops
+/// at once instead of probing an app that cannot answer until the timeout.
+#[async_trait::async_trait]
+pub trait CrashCheck: Send + Sync {
+    /// `Some` when the app's latest start failed; `None` when it runs, starts, or nobody knows.
+    async fn crashed(&self) -> Option<AppFailure>;
+}
+
 /// Probes `target` until `check.successes` consecutive healthy answers, or fails at `check.timeout`.
 ///
 /// It also gives up early when the remaining time cannot fit the probes still needed, so a hopeless gate
@@ -260,6 +296,29 @@ pub async fn gate(
     client: &dyn Prober,
     target: &ProbeTarget,
     check: &HealthCheckSpec,
+    cancel: &CancellationToken,
+    log: &Log,
+) -> Result<GateReport, Error> {
+    gate_with(client, target, check, None, cancel, log).await
+}
+
+/// Whether a probe's outcome may mean the app is down (App Service answers 502/503 for an app whose
+/// process is gone, and a connection can fail too), so its logs are worth a look.
+fn may_be_down(outcome: &ProbeOutcome) -> bool {
+    match outcome {
+        ProbeOutcome::UnexpectedStatus { status } => *status >= 500,
+        ProbeOutcome::ConnectionError { .. } | ProbeOutcome::TimedOut => true,
+        ProbeOutcome::Healthy { .. } | ProbeOutcome::BodyMismatch { .. } => false,
+    }
+}
+
+/// [`gate`], and after each probe that may mean the app is down, asks `crash` whether it crashed: a
+/// crashed app fails the gate at once, with what happened and the app's last lines.
+pub async fn gate_with(
+    client: &dyn Prober,
+    target: &ProbeTarget,
+    check: &HealthCheckSpec,
+    crash: Option<&dyn CrashCheck>,
     cancel: &CancellationToken,
     log: &Log,
 ) -> Result<GateReport, Error> {
@@ -305,7 +364,24 @@ pub async fn gate(
             0
         };
         log_probe(log, &target.label, &record, Some((streak, required)));
+        let down = may_be_down(&record.outcome);
         tally.add(record);
+        if down && let Some(crash) = crash {
+            let crashed = tokio::select! {
+                c = crash.crashed() => c,
+                () = cancel.cancelled() => {
+                    log.info(&format!("Health gate for {} cancelled", target.label));
+                    return Err(Error::GateCancelled { report: Box::new(report(tally, false)) });
+                }
+            };
+            if let Some(failure) = crashed {
+                log_failure(log, &target.label, &failure);
+                return Err(Error::AppCrashed {
+                    report: Box::new(report(tally, false)),
+                    failure: Box::new(failure),
+                });
+            }
+        }
         if streak >= required {
             log.info(&format!(
                 "Health gate for {} passed after {} probe(s) in {}",
@@ -418,6 +494,21 @@ pub async fn watch(
 
 fn round_ms(d: Duration) -> Duration {
     Duration::from_millis(millis(d))
+}
+
+/// The app's failure and its last lines, each through the neutraliser (the lines are the app's own
+/// text; masking hides any secret in them like everywhere else).
+fn log_failure(log: &Log, label: &str, failure: &AppFailure) {
+    log.external(
+        "health",
+        &format!("the app of {label} is down: {}", failure.summary),
+    );
+    if !failure.log_tail.is_empty() {
+        log.external("health", &format!("last lines of the app's log ({label}):"));
+        for line in &failure.log_tail {
+            log.external("app", &format!("  {line}"));
+        }
+    }
 }
 
 fn log_probe(log: &Log, label: &str, record: &ProbeRecord, streak: Option<(u32, u32)>) {

@@ -13,6 +13,7 @@ use slot_release_azure as az;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
+use crate::health::AppFailure;
 use crate::identity::ReleaseId;
 use crate::journal::DeploymentRecord;
 use crate::state::{LiveState, PRODUCTION, SlotState};
@@ -141,10 +142,15 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         vault: &str,
         names: &[String],
     ) -> Result<BTreeMap<String, SecretValue>, Error>;
-    /// The HTTPS base URL of a slot's app (for health probes).
-    fn slot_url(&self, slot: &str) -> Result<url::Url, Error>;
+    /// The HTTPS base URL of a slot's app (for health probes): its default host as ARM names it.
+    async fn slot_url(&self, slot: &str) -> Result<url::Url, Error>;
     /// What health probes go through (an HTTP client that trusts the same CAs as the Azure client).
     fn prober(&self) -> Arc<dyn crate::health::Prober>;
+    /// Whether the app of a slot crashed in its latest start, from the platform's logs; `None` when it
+    /// runs or starts, or when this port cannot tell.
+    async fn app_failure(&self, _slot: &str) -> Result<Option<AppFailure>, Error> {
+        Ok(None)
+    }
     /// The time now, in Unix seconds (lock expiry); a fake clock in model tests.
     fn now_unix(&self) -> i64 {
         std::time::SystemTime::now()
@@ -506,10 +512,27 @@ impl Port for AzurePort {
             preserve_vnet: None,
             wait: Self::wait(cancel, Duration::from_secs(1800)),
         };
-        self.app
+        let result = self
+            .app
             .swap(&Self::slot(source)?, &Self::slot(target)?, &opts)
-            .await
-            .map_err(azure_err(format!("swap {source} into {target}")))
+            .await;
+        let Err(err) = result else {
+            return Ok(());
+        };
+        // A swap whose warm-up failed because the source's app crashed says so, with its exit
+        // status and last line; the error's kind stays Azure's, so retries decide as before.
+        let mut operation = format!("swap {source} into {target}");
+        if matches!(
+            err.kind(),
+            az::ErrorKind::OperationFailed | az::ErrorKind::Transient | az::ErrorKind::Rejected
+        ) && let Ok(Some(failure)) = self.app_failure(source).await
+        {
+            operation = format!(
+                "swap {source} into {target} (the app of {source} is down: {})",
+                failure.headline()
+            );
+        }
+        Err(azure_err(operation)(err))
     }
 
     async fn apply_slot_config(
@@ -615,19 +638,85 @@ impl Port for AzurePort {
             .map_err(azure_err(format!("read secrets from {vault}")))
     }
 
-    fn slot_url(&self, slot: &str) -> Result<url::Url, Error> {
-        let host = self
-            .azure
-            .cloud()
-            .app_host(&self.name, (slot != PRODUCTION).then_some(slot));
+    async fn slot_url(&self, slot: &str) -> Result<url::Url, Error> {
+        // Read from ARM, never built from the names: an app may have a unique default host name
+        // (`<site>-<hash>.<region>.azurewebsites.net`), and a long slot host is shortened.
+        let info = self
+            .app
+            .get_slot(&Self::slot(slot)?)
+            .await
+            .map_err(azure_err(format!("read the host name of slot {slot}")))?;
         self.azure
             .cloud()
-            .host_url(&host)
+            .host_url(&info.default_host)
             .map_err(azure_err(format!("address slot {slot}")))
     }
 
     fn prober(&self) -> Arc<dyn crate::health::Prober> {
         Arc::new(self.azure.http_client().clone())
+    }
+
+    async fn app_failure(&self, slot: &str) -> Result<Option<AppFailure>, Error> {
+        let name = Self::slot(slot)?;
+        let report = self
+            .app
+            .kudu(&name)
+            .start_report()
+            .await
+            .map_err(azure_err(format!("read the container logs of {slot}")))?;
+        let Some(report) = report else {
+            return Ok(None);
+        };
+        let container = self
+            .app
+            .get_slot(&name)
+            .await
+            .is_ok_and(|info| info.is_container());
+        Ok(Some(AppFailure {
+            summary: failure_summary(&report.failure, container),
+            log_tail: report.app_lines,
+        }))
+    }
+}
+
+/// One sentence for a failed start: what ended, with its status and when, as far as the log says.
+pub(crate) fn failure_summary(failure: &az::StartFailure, container: bool) -> String {
+    let what = if container {
+        "the container"
+    } else {
+        "the startup command"
+    };
+    match failure {
+        az::StartFailure::Exited { status, after, .. } => {
+            let status = status.map_or_else(String::new, |s| format!(" with status {s}"));
+            let after =
+                after.map_or_else(String::new, |d| format!(" after {:.1} s", d.as_secs_f64()));
+            format!("{what} exited{status}{after}")
+        }
+        az::StartFailure::ImagePull { message } => {
+            format!("App Service could not pull the image: {message}")
+        }
+        az::StartFailure::NoAnswer { port } => {
+            let port = port.map_or_else(String::new, |p| format!(" on port {p}"));
+            format!("{what} did not answer HTTP pings{port}, so App Service failed the site start")
+        }
+    }
+}
+
+/// A [`crate::health::CrashCheck`] that asks the port about one slot. A failure to read the logs is
+/// not a crash: the gate then goes on probing.
+#[derive(Debug)]
+pub struct SlotCrashCheck {
+    /// The port.
+    pub port: Arc<dyn Port>,
+    /// The slot probed.
+    pub slot: String,
+}
+
+#[async_trait]
+impl crate::health::CrashCheck for SlotCrashCheck {
+    async fn crashed(&self) -> Option<AppFailure> {
+        self.port.app_failure(&self.slot).await.ok().flatten()
     }
 }
 
@@ -720,7 +809,7 @@ impl Port for Offline {
     ) -> Result<BTreeMap<String, SecretValue>, Error> {
         self.refuse("read secrets")
     }
-    fn slot_url(&self, _: &str) -> Result<url::Url, Error> {
+    async fn slot_url(&self, _: &str) -> Result<url::Url, Error> {
         self.refuse("address a slot")
     }
     fn prober(&self) -> Arc<dyn crate::health::Prober> {

@@ -198,15 +198,9 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
         slots: BTreeMap::new(),
         last_known_good: None,
         previous_image: None,
-        app_url: ctx
-            .port
-            .slot_url(PRODUCTION)
-            .map(|u| u.to_string())
-            .unwrap_or_default(),
-        urls: std::iter::once(PRODUCTION.to_owned())
-            .chain(slots_of(spec))
-            .filter_map(|slot| Some((slot.clone(), ctx.port.slot_url(&slot).ok()?.to_string())))
-            .collect(),
+        // Read from ARM once the stages ran (`slot_urls`): a slot the run creates has no host before.
+        app_url: String::new(),
+        urls: BTreeMap::new(),
         duration_ms: 0,
     };
     let mut package = opts.package.clone();
@@ -277,8 +271,30 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
     record.slots = journal.slots.clone();
     record.last_known_good = journal.last_known_good.clone();
     record.previous_image = journal.previous_image.clone();
+    record.urls = slot_urls(ctx, spec).await;
+    record.app_url = record.urls.get(PRODUCTION).cloned().unwrap_or_default();
     record.duration_ms = started.elapsed().as_millis() as u64;
     record
+}
+
+/// Each slot's URL as ARM names its host (unique default host names cannot be built from the app's
+/// name). A slot that cannot be read (it does not exist, no Azure for `build`) has none; a cancelled
+/// run does not wait for them.
+async fn slot_urls(ctx: &Context, spec: &ReleaseSpec) -> BTreeMap<String, String> {
+    let slots: BTreeSet<String> = std::iter::once(PRODUCTION.to_owned())
+        .chain(slots_of(spec))
+        .collect();
+    let mut urls = BTreeMap::new();
+    for slot in slots {
+        let read = tokio::select! {
+            r = ctx.port.slot_url(&slot) => r,
+            () = ctx.cancel.cancelled() => break,
+        };
+        if let Ok(url) = read {
+            urls.insert(slot, url.to_string());
+        }
+    }
+    urls
 }
 
 /// Whether production takes the release directly (a container app with no source slot) instead of a swap.
@@ -1159,11 +1175,12 @@ impl Exec<'_> {
         }
     }
 
-    fn target(&self, slot: &str) -> Result<ProbeTarget, Failure> {
+    async fn target(&self, slot: &str) -> Result<ProbeTarget, Failure> {
         let base_url = self
             .ctx
             .port
             .slot_url(slot)
+            .await
             .map_err(port_err("address the slot"))?;
         Ok(ProbeTarget {
             base_url,
@@ -1451,12 +1468,18 @@ impl Exec<'_> {
                 }
             }
             Action::HealthGate { slot, probe } => {
-                let target = self.target(slot)?;
+                let target = self.target(slot).await?;
                 let client = port.prober();
-                let outcome = health::gate(
+                // A crashed app fails the gate at once, quoting its log, instead of at the timeout.
+                let crash = crate::port::SlotCrashCheck {
+                    port: port.clone(),
+                    slot: slot.clone(),
+                };
+                let outcome = health::gate_with(
                     client.as_ref(),
                     &target,
                     &Self::check(probe),
+                    Some(&crash),
                     &cancel,
                     self.log(),
                 )
@@ -1531,7 +1554,7 @@ impl Exec<'_> {
                 .await
                 .map_err(port_err("cancel the swap preview"))?,
             Action::Watch { slot, probe } => {
-                let target = self.target(slot)?;
+                let target = self.target(slot).await?;
                 let client = port.prober();
                 let check = Self::check(probe);
                 let window = WatchSpec {

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use slot_release_engine::Error;
 use slot_release_engine::health::{
-    GateReport, HealthCheckSpec, ProbeOutcome, ProbeTarget, WatchSpec, gate, watch,
+    AppFailure, CrashCheck, GateReport, HealthCheckSpec, ProbeOutcome, ProbeTarget, WatchSpec,
+    gate, gate_with, watch,
 };
 use slot_release_pipelines::{Log, OutputMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -173,6 +174,99 @@ async fn gate_passes_once_the_app_turns_healthy() {
         sink.text()
     );
     assert!(sink.text().contains("(3/3)"));
+}
+
+/// A crash check that answers `failure` from its `after`-th call on, counting the calls.
+struct Crash {
+    after: u32,
+    calls: AtomicU32,
+    failure: AppFailure,
+}
+
+#[async_trait::async_trait]
+impl CrashCheck for Crash {
+    async fn crashed(&self) -> Option<AppFailure> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        (n >= self.after).then(|| self.failure.clone())
+    }
+}
+
+fn crash(after: u32) -> Crash {
+    Crash {
+        after,
+        calls: AtomicU32::new(0),
+        failure: AppFailure {
+            summary: "the startup command exited with status 1 after 0.4 s".to_owned(),
+            log_tail: vec![
+                "Traceback (most recent call last):".to_owned(),
+                "ModuleNotFoundError: No module named 'gunicorn'".to_owned(),
+            ],
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_crashed_app_fails_the_gate_at_the_probe_that_finds_it_down() {
+    let srv = server(|_| Reply::Answer(503, ":( Application Error")).await;
+    let (log, sink) = log();
+    let check_crash = crash(2);
+    let started = Instant::now();
+    let err = gate_with(
+        &client(),
+        &target(srv.addr),
+        &check(3, 100, 10_000),
+        Some(&check_crash),
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap_err();
+    // The first 503 finds the app still starting; the second finds it crashed, and the gate ends.
+    assert!(started.elapsed() < Duration::from_secs(2), "{err}");
+    assert_eq!(check_crash.calls.load(Ordering::SeqCst), 2);
+    let Error::AppCrashed { report, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(report.probes_total, 2);
+    assert_eq!(err.gate_report().map(|r| r.probes_total), Some(2));
+    assert!(
+        err.to_string().ends_with(
+            "did not pass the health gate: the startup command exited with status 1 after 0.4 s: ModuleNotFoundError: No module named 'gunicorn'"
+        ),
+        "{err}"
+    );
+    let text = sink.text();
+    assert!(
+        text.contains("Traceback (most recent call last):"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_crash_check_is_not_asked_while_the_app_answers() {
+    // 404 and healthy answers come from a running app: nothing to diagnose.
+    let srv = server(|n| {
+        if n == 1 {
+            Reply::Answer(404, "no route")
+        } else {
+            Reply::Answer(200, "ok")
+        }
+    })
+    .await;
+    let (log, _) = log();
+    let check_crash = crash(1);
+    let report = gate_with(
+        &client(),
+        &target(srv.addr),
+        &check(2, 50, 5_000),
+        Some(&check_crash),
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap();
+    assert!(report.passed);
+    assert_eq!(check_crash.calls.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]

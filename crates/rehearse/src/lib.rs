@@ -227,6 +227,8 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
                     .collect(),
             }],
         }],
+        host_name_style: emu::HostNameStyle::default(),
+        images: Vec::new(),
     }
 }
 
@@ -503,7 +505,7 @@ async fn production_healthy(spec: &ReleaseSpec, port: &dyn Port) -> bool {
         .as_ref()
         .and_then(|p| p.health.as_ref())
         .map_or("/", |h| h.path.as_str());
-    let Ok(base) = port.slot_url(PRODUCTION) else {
+    let Ok(base) = port.slot_url(PRODUCTION).await else {
         return false;
     };
     let Ok(url) = base.join(path) else {

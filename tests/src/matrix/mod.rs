@@ -89,7 +89,9 @@ impl Step {
         }
     }
 
-    /// The requests of this step: (host glob, method, path glob).
+    /// The requests of this step: (host glob, method, path glob). The app's hosts are named by
+    /// placeholders (`{production}`, `{staging}`, `{staging.scm}`), because only the emulator knows
+    /// them: its default host names are unique, as ARM gives them.
     pub fn route(self) -> (&'static str, &'static str, &'static str) {
         match self {
             Step::Preflight => ("management.emulator.test", "GET", "*/sites/contoso-web*"),
@@ -99,15 +101,15 @@ impl Step {
                 "PUT",
                 "*/slots/staging/config/appsettings",
             ),
-            Step::Upload => ("contoso-web-staging.scm.*", "POST", "/api/publish"),
-            Step::Deployment => ("contoso-web-staging.scm.*", "GET", "/api/deployments*"),
-            Step::Hook => ("contoso-web-staging.scm.*", "POST", "/api/command"),
-            Step::HealthGate => ("contoso-web-staging.azurewebsites.*", "GET", "/health"),
+            Step::Upload => ("{staging.scm}", "POST", "/api/publish"),
+            Step::Deployment => ("{staging.scm}", "GET", "/api/deployments*"),
+            Step::Hook => ("{staging.scm}", "POST", "/api/command"),
+            Step::HealthGate => ("{staging}", "GET", "/health"),
             Step::StagingJournal | Step::ProductionJournal => {
                 ("management.emulator.test", "PATCH", "*/sites/contoso-web")
             }
             Step::Swap | Step::RollbackSwap => ("management.emulator.test", "POST", "*/slotsswap"),
-            Step::Watch => ("contoso-web.azurewebsites.*", "GET", "/health"),
+            Step::Watch => ("{production}", "GET", "/health"),
         }
     }
 

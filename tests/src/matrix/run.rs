@@ -219,18 +219,25 @@ pub struct CaseReport {
     pub leaks: Vec<String>,
 }
 
-fn route(step: Step) -> RouteMatch {
+/// The route of a step, its host placeholders replaced by the hosts the emulator gave the app.
+fn route(world: &World, step: Step) -> RouteMatch {
     let (host, method, path) = step.route();
+    let host = match host {
+        "{production}" => world.emulator.app_host("contoso-web", "production"),
+        "{staging}" => world.emulator.app_host("contoso-web", "staging"),
+        "{staging.scm}" => world.emulator.scm_host("contoso-web", "staging"),
+        other => other.to_owned(),
+    };
     RouteMatch {
-        host: Some(host.to_owned()),
+        host: Some(host),
         method: Some(method.to_owned()),
         path: Some(path.to_owned()),
     }
 }
 
 /// The emulator faults for a case (none for signals and token expiry, which act otherwise).
-fn faults_for(case: Case) -> Vec<Fault> {
-    let r = route(case.step);
+fn faults_for(world: &World, case: Case) -> Vec<Fault> {
+    let r = route(world, case.step);
     let count = |n| {
         Some(slot_release_emulator::Scope {
             count: Some(n),
@@ -457,7 +464,7 @@ fn first_run(
     running: &AtomicBool,
     faults_injected: &mut usize,
 ) -> Result<(RunReport, bool), String> {
-    let faults = faults_for(case);
+    let faults = faults_for(world, case);
     if case.fault == FaultKind::TokenExpiry {
         world.emulator.set_token_lifetime(Duration::from_secs(2));
         *faults_injected += 1;
@@ -529,12 +536,7 @@ fn wait_for_trigger(world: &World, task: &mut RunningTask, case: Case) -> bool {
         return wait_for_rollback_swap(world, task, case.timing);
     }
     let deadline = Instant::now() + HARNESS_TIMEOUT;
-    let (host, method, path) = case.step.route();
-    let matcher = RouteMatch {
-        host: Some(host.to_owned()),
-        method: Some(method.to_owned()),
-        path: Some(path.to_owned()),
-    };
+    let matcher = route(world, case.step);
     let by_output =
         case.timing == Timing::After || (case.timing == Timing::Before && case.fault.is_signal());
     while Instant::now() < deadline {
@@ -571,12 +573,7 @@ fn wait_for_trigger(world: &World, task: &mut RunningTask, case: Case) -> bool {
 /// request, the second swap request of the run), after it (the rollback is recorded).
 fn wait_for_rollback_swap(world: &World, task: &mut RunningTask, timing: Timing) -> bool {
     let deadline = Instant::now() + HARNESS_TIMEOUT;
-    let (host, method, path) = Step::RollbackSwap.route();
-    let matcher = RouteMatch {
-        host: Some(host.to_owned()),
-        method: Some(method.to_owned()),
-        path: Some(path.to_owned()),
-    };
+    let matcher = route(world, Step::RollbackSwap);
     while Instant::now() < deadline {
         if !is_running(task.pid()) {
             return false;

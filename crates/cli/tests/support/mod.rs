@@ -58,6 +58,16 @@ pub fn python_example(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
 
 impl World {
     pub async fn start(config: PathBuf, dir: tempfile::TempDir) -> World {
+        Self::start_with(config, dir, |_| {}).await
+    }
+
+    /// [`World::start`] with the emulator's options changed before it starts (host name style,
+    /// timeouts).
+    pub async fn start_with(
+        config: PathBuf,
+        dir: tempfile::TempDir,
+        tweak: impl FnOnce(&mut EmulatorOptions),
+    ) -> World {
         let request = LoadRequest {
             release_id: Some("r0".into()),
             ..LoadRequest::default()
@@ -84,6 +94,7 @@ impl World {
             command: "python3 -c \"import http.server,os\nclass H(http.server.BaseHTTPRequestHandler):\n def do_GET(s):\n  s.send_response(200);s.end_headers();s.wfile.write(b'ok')\nhttp.server.HTTPServer(('127.0.0.1',int(os.environ['PORT'])),H).serve_forever()\"".into(),
             dir: dir.path().to_path_buf(),
         });
+        tweak(&mut opts);
         let emulator = Emulator::start(opts).await.unwrap();
         let mut env: BTreeMap<String, String> = emulator
             .service_connection_env_for(CONNECTION)
@@ -204,7 +215,7 @@ impl World {
     }
 
     pub async fn get(&self, slot: &str, path: &str) -> Option<(u16, String)> {
-        let url = self.port.slot_url(slot).ok()?.join(path).ok()?;
+        let url = self.port.slot_url(slot).await.ok()?.join(path).ok()?;
         let rsp = self.http().get(url).send().await.ok()?;
         let status = rsp.status().as_u16();
         Some((status, rsp.text().await.unwrap_or_default()))
@@ -216,12 +227,9 @@ impl World {
         let bad = Arc::new(AtomicU32::new(0));
         let total = Arc::new(AtomicU32::new(0));
         let unanswered = Arc::new(AtomicU32::new(0));
-        let url = self
-            .port
-            .slot_url("production")
-            .unwrap()
-            .join("/health")
-            .unwrap();
+        // The production host as ARM names it (the emulator's one app).
+        let app = self.emulator.snapshot().apps[0].name.clone();
+        let url = format!("{}/health", self.emulator.app_url(&app, "production"));
         let client = self.http();
         let (s, b, t, u) = (stop.clone(), bad.clone(), total.clone(), unanswered.clone());
         let task = tokio::spawn(async move {

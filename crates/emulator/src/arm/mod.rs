@@ -22,8 +22,8 @@ mod subscriptions;
 mod swap;
 
 use crate::server::{error_json, json, query_param};
-use crate::state::{App, PRODUCTION, Slot, new_content_dir, now_rfc3339, slot_label};
-use crate::{ARM_AUDIENCE, DOMAIN, Shared, lock};
+use crate::state::{App, PRODUCTION, Slot, new_content_dir, now_rfc3339};
+use crate::{ARM_AUDIENCE, Shared, lock};
 use lro::add_lro_headers;
 
 fn challenge(shared: &Shared, failure: &AuthFailure) -> Response {
@@ -144,10 +144,10 @@ pub(crate) fn resource_id(app: &App, slot: &str) -> String {
 }
 
 pub(crate) fn host_names(shared: &Shared, app: &App, slot: &str) -> (String, String) {
-    let label = slot_label(&app.name, slot);
+    let hosts = app.hosts(slot);
     (
-        shared.host_with_port(&format!("{label}.azurewebsites.{DOMAIN}")),
-        shared.host_with_port(&format!("{label}.scm.azurewebsites.{DOMAIN}")),
+        shared.host_with_port(&hosts.app),
+        shared.host_with_port(&hosts.scm),
     )
 }
 

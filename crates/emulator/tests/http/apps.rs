@@ -40,6 +40,43 @@ async fn slots_serve_their_own_process_with_settings_and_resolved_references() {
 }
 
 #[tokio::test]
+async fn only_the_hosts_arm_names_answer_in_either_style() {
+    let f = start().await;
+    let port = f.emu.port();
+    let prod = f.emu.app_url(APP, "production");
+    eventually_body(&f, &prod, "v1").await;
+    eventually_body(&f, &format!("{prod}/env/WEBSITE_HOSTNAME"), &prod[8..]).await;
+    eventually_body(
+        &f,
+        &format!("{prod}/env/WEBSITE_DEFAULT_HOSTNAME"),
+        &prod[8..],
+    )
+    .await;
+    // With unique host names, the host built from the classic pattern does not exist.
+    for guessed in [
+        format!("https://{APP}.azurewebsites.emulator.test:{port}"),
+        format!("https://{APP}-staging.azurewebsites.emulator.test:{port}"),
+    ] {
+        assert_eq!(f.get_text(&guessed).await.0, 404, "{guessed}");
+    }
+
+    let classic = start_with(|o| {
+        o.seed.host_name_style = slot_release_emulator::HostNameStyle::Classic;
+    })
+    .await;
+    let port = classic.emu.port();
+    assert_eq!(
+        classic.emu.app_url(APP, "staging"),
+        format!("https://{APP}-staging.azurewebsites.emulator.test:{port}")
+    );
+    assert_eq!(
+        classic.emu.scm_url(APP, "production"),
+        format!("https://{APP}.scm.azurewebsites.emulator.test:{port}")
+    );
+    eventually_body(&classic, &classic.emu.app_url(APP, "staging"), "v2").await;
+}
+
+#[tokio::test]
 async fn a_command_that_exits_or_never_listens_answers_503() {
     let f = start_with(|o| o.app_start_timeout = std::time::Duration::from_secs(2)).await;
     let r = f

@@ -16,9 +16,23 @@ async fn get_site_with_trailing_slash_and_slot_and_list() {
     assert_eq!(site["kind"], "app,linux");
     assert_eq!(site["properties"]["state"], "Running");
     let port = f.emu.port();
+    // Unique default host names by default: `<site>-<16 characters>.<region>.azurewebsites…`.
+    let host = site["properties"]["defaultHostName"]
+        .as_str()
+        .expect("defaultHostName")
+        .to_owned();
+    let (label, rest) = host.split_once('.').expect("a dotted host");
+    let hash = label
+        .strip_prefix(&format!("{APP}-"))
+        .expect("the site first");
+    assert_eq!(hash.len(), 16, "{host}");
     assert_eq!(
-        site["properties"]["defaultHostName"],
-        format!("{APP}.azurewebsites.emulator.test:{port}")
+        rest,
+        format!("eastus-01.azurewebsites.emulator.test:{port}")
+    );
+    assert_eq!(
+        host,
+        format!("{}:{port}", f.emu.app_host(APP, "production"))
     );
     let repo = site["properties"]["hostNameSslStates"]
         .as_array()
@@ -29,7 +43,11 @@ async fn get_site_with_trailing_slash_and_slot_and_list() {
         .clone();
     assert_eq!(
         repo["name"],
-        format!("{APP}.scm.azurewebsites.emulator.test:{port}")
+        format!("{label}.scm.eastus-01.azurewebsites.emulator.test:{port}")
+    );
+    assert_eq!(
+        site["properties"]["enabledHostNames"],
+        json!([host, repo["name"]])
     );
 
     let r = f
@@ -42,9 +60,13 @@ async fn get_site_with_trailing_slash_and_slot_and_list() {
     let slot: serde_json::Value = r.json().await.expect("json");
     assert_eq!(slot["name"], format!("{APP}/staging"));
     assert_eq!(slot["type"], "Microsoft.Web/sites/slots");
+    let staging = slot["properties"]["defaultHostName"]
+        .as_str()
+        .expect("defaultHostName");
+    assert!(staging.starts_with(&format!("{APP}-staging-")), "{staging}");
     assert_eq!(
-        slot["properties"]["defaultHostName"],
-        format!("{APP}-staging.azurewebsites.emulator.test:{port}")
+        staging,
+        format!("{}:{port}", f.emu.app_host(APP, "staging"))
     );
 
     let r = f
@@ -177,7 +199,7 @@ async fn app_settings_sticky_names_site_config_tags_and_credentials() {
     assert!(
         v["properties"]["scmUri"]
             .as_str()
-            .is_some_and(|u| u.contains(".scm.azurewebsites.emulator.test:"))
+            .is_some_and(|u| u.contains(".scm.eastus-01.azurewebsites.emulator.test:"))
     );
 
     let r = f

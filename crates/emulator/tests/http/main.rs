@@ -11,5 +11,6 @@ mod faults;
 mod identity;
 mod keyvault;
 mod kudu;
+mod logs;
 mod shapes;
 mod signin;

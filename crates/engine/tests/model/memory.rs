@@ -435,7 +435,7 @@ impl Port for MemPort {
         .await
     }
 
-    fn slot_url(&self, slot: &str) -> Result<url::Url, Error> {
+    async fn slot_url(&self, slot: &str) -> Result<url::Url, Error> {
         Ok(url::Url::parse(&format!("https://{slot}.memory.test/")).expect("a valid URL"))
     }
 
