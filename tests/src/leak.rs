@@ -230,17 +230,8 @@ impl LeakDetector {
             "artifact.upload",
             "task.issue",
         ];
-        const OUR_VARIABLES: [&str; 9] = [
-            "PreviousImageTag",
-            "ReleaseId",
-            "AppUrl",
-            "Slot",
-            "Result",
-            "PlanJsonPath",
-            "RecordPath",
-            "StagingUrl",
-            "PackageSha256",
-        ];
+        // The variables the task declares (task.json `outputVariables`): any other is foreign.
+        let our_variables = declared_output_variables();
         let mut found = Vec::new();
         for line in agent_lines(&outcome.stderr) {
             if parse_command(line).is_some() || is_formatting_line(line) {
@@ -253,7 +244,7 @@ impl LeakDetector {
                 Some(cmd) => {
                     let variable = cmd.property("variable").unwrap_or_default();
                     let foreign_variable = cmd.name == "task.setvariable"
-                        && !OUR_VARIABLES
+                        && !our_variables
                             .iter()
                             .any(|v| v.eq_ignore_ascii_case(variable));
                     if cmd.name == "task.complete" {
@@ -589,6 +580,21 @@ fn url_encode(value: &str, lower: bool) -> String {
         }
     }
     out
+}
+
+/// The output variables task.json declares.
+fn declared_output_variables() -> Vec<String> {
+    let path = crate::paths::workspace().join("task.json");
+    let task: serde_json::Value = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| panic!("cannot read {}", path.display()));
+    task["outputVariables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["name"].as_str().map(str::to_owned))
+        .collect()
 }
 
 #[cfg(test)]

@@ -389,13 +389,23 @@ async fn rehearsal_of_a_failed_watch_shows_the_rollback() {
         outcome.transcript()
     );
     // The agent uploads attachments after reading the command, so the files must outlive the process.
-    let summary = outcome
+    // One summary per stage: the production stage's tells the rollback.
+    assert!(
+        !outcome.summaries.is_empty(),
+        "no summary uploaded\n{}",
+        outcome.transcript()
+    );
+    let markdown: Vec<String> = outcome
         .summaries
-        .first()
-        .unwrap_or_else(|| panic!("no summary uploaded\n{}", outcome.transcript()));
-    let markdown = std::fs::read_to_string(summary)
-        .unwrap_or_else(|e| panic!("summary {}: {e}", summary.display()));
-    assert!(markdown.to_lowercase().contains("rolled"), "{markdown}");
+        .iter()
+        .map(|s| {
+            std::fs::read_to_string(s).unwrap_or_else(|e| panic!("summary {}: {e}", s.display()))
+        })
+        .collect();
+    assert!(
+        markdown.iter().any(|m| m.to_lowercase().contains("rolled")),
+        "{markdown:#?}"
+    );
     if let Some(plan) = outcome.variables.get("PlanJsonPath") {
         assert!(
             std::path::Path::new(&plan.value).is_file(),

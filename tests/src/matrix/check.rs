@@ -266,7 +266,10 @@ fn converged(report: &CaseReport, out: &mut Vec<Violation>) {
         .variables
         .get("Result")
         .map(|v| v.value.clone());
-    if !matches!(result.as_deref(), Some("Succeeded" | "RolledBack")) {
+    if !matches!(
+        result.as_deref(),
+        Some("Succeeded" | "SucceededWithIssues" | "RolledBack")
+    ) {
         let message = last.outcome.complete_message.clone().unwrap_or_default();
         out.push(violation(
             "converges",

@@ -310,7 +310,7 @@ fn run_clean(world: &World, command: &str, release: &str) -> Result<AgentOutcome
         .input("releaseRecordPath", &record_path(world, command, release));
     let outcome = blocking(|| run.run(HARNESS_TIMEOUT)).map_err(|e| e.to_string())?;
     let result = outcome.variables.get("Result").map(|v| v.value.clone());
-    if result.as_deref() != Some("Succeeded") {
+    if !matches!(result.as_deref(), Some("Succeeded" | "SucceededWithIssues")) {
         return Err(format!(
             "setup run `{command}` of {release} did not succeed ({result:?})\n{}",
             outcome.transcript()
@@ -383,7 +383,7 @@ pub async fn run_case(case: Case) -> Result<CaseReport, String> {
     // The pipeline's next run: a failed production stage triggers the rollback stage; anything
     // else is retried (the agent's "rerun failed jobs", same build number).
     let next = match (stage, first_result.as_deref()) {
-        (StageUnderTest::Production, Some("Succeeded")) => "production",
+        (StageUnderTest::Production, Some("Succeeded" | "SucceededWithIssues")) => "production",
         (StageUnderTest::Production, _) => "rollback",
         (StageUnderTest::Staging, _) => "staging",
     };
