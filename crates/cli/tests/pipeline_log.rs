@@ -80,6 +80,14 @@ async fn each_step_folds_its_output_and_the_stage_reports_progress() {
         .collect();
     assert!(progress.len() >= 5, "{progress:?}");
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+    // Through the gate (seconds long), progress keeps moving inside its fold.
+    let gate = &stage[stage.find("##[group]health gate staging").unwrap()..];
+    let gate = &gate[..gate.find("##[endgroup]").unwrap()];
+    assert!(
+        gate.lines()
+            .any(|l| l.starts_with("##vso[task.setprogress") && l.contains("health gate")),
+        "{gate}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

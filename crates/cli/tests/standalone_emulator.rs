@@ -257,6 +257,27 @@ async fn the_container_story_runs_stage_by_stage_against_a_standalone_emulator()
     );
     assert_eq!(production["running"]["state"], "running", "{production}");
     assert!(!text.contains("standalone-db-secret"), "{text}");
+
+    // The printed environment names the CA too, and its saved copy runs the binary through `env` (a shell
+    // cannot export the agent's names, which hold the connection's GUID).
+    assert_eq!(emu.env.get("AGENT_CAINFO"), Some(&emu.ca));
+    let file = Path::new(&emu.ca).with_file_name("ServicePrincipal.env");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "env -i PATH=\"$PATH\" $(cat '{}') '{}' plan --stage production --service-connection {CONNECTION} --config '{}'",
+            file.display(),
+            env!("CARGO_BIN_EXE_slot-release"),
+            dir.path().join("container/release.yml").display()
+        ))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Plan for production of contoso-api"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

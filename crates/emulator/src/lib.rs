@@ -509,13 +509,33 @@ impl Emulator {
             ConnectionKind::WorkloadIdentityFederation,
             ConnectionKind::ManagedIdentity,
         ] {
-            let env = self.service_connection_env(&kind);
+            let mut env = self.service_connection_env(&kind);
             if env.is_empty() {
                 continue;
             }
+            // The CA too: without it nothing trusts the emulator.
+            env.insert(
+                0,
+                (
+                    "AGENT_CAINFO".to_owned(),
+                    self.ca_path.display().to_string(),
+                ),
+            );
             let _ = writeln!(out, "Environment for a {kind:?} service connection:");
-            for (k, v) in env {
+            for (k, v) in &env {
                 let _ = writeln!(out, "  {k}={v}");
+            }
+            // The agent's names hold the connection's GUID, whose `-` a shell cannot `export`; `env` takes
+            // them, so the block is also saved as a file for `env $(cat FILE) slot-release …`.
+            let file = self.ca_path.with_file_name(format!("{kind:?}.env"));
+            let text: String = env.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+            if std::fs::write(&file, text).is_ok() {
+                let _ = writeln!(
+                    out,
+                    "  (saved as {}: env $(cat {}) slot-release plan --service-connection <id> --config release.yml)",
+                    file.display(),
+                    file.display()
+                );
             }
         }
         out

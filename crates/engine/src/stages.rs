@@ -248,6 +248,7 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
             production_settings_before: BTreeMap::new(),
             production_touched: false,
             slot_releases: BTreeMap::new(),
+            progress: (0, 0),
         };
         let outcome = exec.run_stage().await;
         package = exec.package.clone();
@@ -371,6 +372,8 @@ struct Exec<'a> {
     /// The release each slot holds, per its deployment records when the stage read the live state,
     /// kept up to date by this run's swaps.
     slot_releases: BTreeMap<String, String>,
+    /// The stage's progress when the current step began, and the share of it the step spans (percent).
+    progress: (u8, u8),
 }
 
 fn port_err(step: &str) -> impl FnOnce(Error) -> Failure + '_ {
@@ -611,6 +614,7 @@ impl Exec<'_> {
                 production_settings_before: BTreeMap::new(),
                 production_touched: false,
                 slot_releases: BTreeMap::new(),
+                progress: (0, 0),
             };
             let result = rollback.run_stage_with(Stage::Rollback, state).await;
             if result.is_err() {
@@ -758,8 +762,9 @@ impl Exec<'_> {
         let total = plan.steps.len().max(1);
         for (done, step) in plan.steps.iter().enumerate() {
             // The step shows where the stage is, step by step (gates and the watch report their own).
+            self.progress = ((done * 100 / total) as u8, (100 / total) as u8);
             self.log().progress(
-                (done * 100 / total) as u8,
+                self.progress.0,
                 &format!("{stage}: {}", step.action.describe()),
             );
             if self.ctx.cancel.is_cancelled() {
@@ -802,6 +807,11 @@ impl Exec<'_> {
             // line outside it: the log reads as one line per step. Book-keeping steps print only that line.
             let log = self.ctx.log.clone();
             let _group = folds(&step.action).then(|| log.group(&description));
+            // A long step keeps the progress moving (through a gate's or watch's window, or its elapsed
+            // time), so the step never sits on one number for minutes.
+            let _ticker = long_step(&step.action).map(|window| {
+                self.tick_progress(format!("{}: {description}", self.stage.stage), window)
+            });
             self.execute(&step.action).await
         };
         let duration_ms = started.elapsed().as_millis() as u64;
@@ -819,6 +829,33 @@ impl Exec<'_> {
             note,
         });
         result
+    }
+
+    /// Reports progress every second until the guard is dropped: through `window` when the step's length is
+    /// known, else the elapsed time only.
+    fn tick_progress(&self, what: String, window: Option<Duration>) -> tokio_util::sync::DropGuard {
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let log = self.ctx.log.clone();
+        let (base, span) = self.progress;
+        tokio::spawn(async move {
+            let started = Instant::now();
+            loop {
+                tokio::select! {
+                    () = stopped.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                let elapsed = started.elapsed();
+                let share = window.map_or(0.0, |w| {
+                    (elapsed.as_secs_f64() / w.as_secs_f64().max(1.0)).min(1.0)
+                });
+                log.progress(
+                    base.saturating_add((f64::from(span) * share) as u8),
+                    &format!("{what} ({}s)", elapsed.as_secs()),
+                );
+            }
+        });
+        stop.drop_guard()
     }
 
     /// After a failure: the plan's failure steps that apply to what happened. Returns the stage's result.
@@ -1786,6 +1823,23 @@ impl Exec<'_> {
         self.package_sha256 = Some(built.sha256.as_str().to_owned());
         self.package = Some(built.path);
         Ok(())
+    }
+}
+
+/// A step that can take long: `Some(window)` when its length is known (a gate's timeout, a watch's
+/// window), `Some(None)` when only its elapsed time can be shown.
+fn long_step(action: &Action) -> Option<Option<Duration>> {
+    match action {
+        Action::HealthGate { probe, .. } | Action::Watch { probe, .. } => {
+            Some(Some(Duration::from_secs(probe.window_secs.max(1))))
+        }
+        Action::DeployPackage { .. }
+        | Action::Swap { .. }
+        | Action::ApplySlotConfig { .. }
+        | Action::RunHook { .. }
+        | Action::UndoHook { .. }
+        | Action::CreateSlot { .. } => Some(None),
+        _ => None,
     }
 }
 
