@@ -1118,12 +1118,9 @@ fn command_name(command: Command) -> &'static str {
 /// The slot that holds the new release after the run: the staging slot after `staging`, else production.
 fn release_slot(loaded: &release::LoadedRelease, record: &stages::ReleaseRecord) -> String {
     match record.stages.last().map(|s| s.stage) {
-        Some(Stage::Staging) | Some(Stage::Build) => loaded
-            .spec
-            .staging
-            .as_ref()
-            .and_then(|s| loaded.spec.environments.get(&s.environment))
-            .map_or_else(String::new, |e| e.slot.clone()),
+        Some(Stage::Staging) | Some(Stage::Build) => {
+            loaded.spec.staging_slot().unwrap_or_default().to_owned()
+        }
         _ => "production".to_owned(),
     }
 }

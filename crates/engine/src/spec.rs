@@ -78,6 +78,14 @@ impl AppKind {
 }
 
 impl ReleaseSpec {
+    /// The slot the staging stage deploys to (its environment's slot), when the config has a staging stage.
+    pub fn staging_slot(&self) -> Option<&str> {
+        self.staging
+            .as_ref()
+            .and_then(|s| self.environments.get(&s.environment))
+            .map(|e| e.slot.as_str())
+    }
+
     /// Setting names that travel with the content in production's swap instead of staying with a slot.
     ///
     /// A name travels when the environment of the slot production swaps from and production's own

@@ -1050,11 +1050,7 @@ impl Exec<'_> {
     }
 
     fn staging_slot(&self) -> String {
-        self.spec
-            .staging
-            .as_ref()
-            .and_then(|s| self.spec.environments.get(&s.environment))
-            .map_or_else(|| "staging".to_owned(), |e| e.slot.clone())
+        self.spec.staging_slot().unwrap_or("staging").to_owned()
     }
 
     fn record(&self, phase: Phase) -> DeploymentRecord {

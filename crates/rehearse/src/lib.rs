@@ -333,11 +333,7 @@ pub async fn run(
     prepare_shared_state(spec, port.as_ref(), &opts.config_dir, log, &cancel).await;
 
     let app = spec.app.name.clone();
-    let staging_slot = spec
-        .staging
-        .as_ref()
-        .and_then(|s| spec.environments.get(&s.environment))
-        .map_or_else(|| "staging".to_owned(), |e| e.slot.clone());
+    let staging_slot = spec.staging_slot().unwrap_or("staging").to_owned();
     match opts.fail_at {
         FailAt::None => {}
         FailAt::Health => emulator.inject(Fault::AppUnhealthyAfterRequests {
