@@ -348,6 +348,17 @@ pub enum Error {
         /// Why (a planning error).
         source: Box<Error>,
     },
+    /// The plan holds a step the run has nothing for (a hook not in the config, a deploy with no package):
+    /// a contradiction between planner and executor, refused rather than skipped as if it had run.
+    #[error(
+        "the plan's step `{step}` has nothing to run ({why}); nothing was done for it. This is a bug in Slot Release: please report it with the plan"
+    )]
+    NothingToRun {
+        /// The step.
+        step: String,
+        /// What was missing.
+        why: String,
+    },
     /// A step of a stage failed on an Azure call.
     #[error("step `{step}` failed")]
     StepFailed {

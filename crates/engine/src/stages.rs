@@ -1430,7 +1430,13 @@ impl Exec<'_> {
                     self.build_package()?;
                 }
                 let Some(package) = self.package.clone() else {
-                    return Ok(());
+                    return Err((
+                        RunResult::Failed,
+                        Error::NothingToRun {
+                            step: action.describe(),
+                            why: "no package was built or given".into(),
+                        },
+                    ));
                 };
                 port.deploy_zip(
                     slot,
@@ -1443,7 +1449,13 @@ impl Exec<'_> {
             }
             Action::RunHook { name, .. } => {
                 let Some(hook) = self.find_hook(name) else {
-                    return Ok(());
+                    return Err((
+                        RunResult::Failed,
+                        Error::NothingToRun {
+                            step: action.describe(),
+                            why: format!("the config has no hook {name}"),
+                        },
+                    ));
                 };
                 let runner = self.hook_runner(&self.hook_slot());
                 let record = runner
