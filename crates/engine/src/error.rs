@@ -419,6 +419,17 @@ pub enum Error {
     },
 }
 
+/// Every message of an error and its causes, outermost first: the one walker of a source chain.
+pub fn chain(err: &dyn std::error::Error) -> Vec<String> {
+    let mut out = vec![err.to_string()];
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push(e.to_string());
+        source = e.source();
+    }
+    out
+}
+
 impl Error {
     /// Whether Azure answered 409: another operation (a swap, a deployment) is still running on the app.
     pub fn is_conflict(&self) -> bool {
@@ -468,7 +479,7 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stages::chain;
+    use super::chain;
 
     fn gate_report() -> GateReport {
         GateReport {

@@ -608,12 +608,7 @@ fn connection_error(e: &reqwest::Error) -> ProbeOutcome {
         return ProbeOutcome::TimedOut;
     }
     // reqwest's top-level message is generic ("error sending request"); the root cause says what happened.
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message = s.to_string();
-        source = s.source();
-    }
+    let message = crate::error::chain(e).pop().unwrap_or_default();
     ProbeOutcome::ConnectionError { message }
 }
 

@@ -755,14 +755,7 @@ impl Capture {
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+    crate::error::chain(e).join(": ")
 }
 
 #[cfg(test)]

@@ -331,16 +331,7 @@ pub async fn register_referenced_secrets(port: &dyn Port, spec: &ReleaseSpec, lo
     }
 }
 
-/// Every message of an error and its causes.
-pub fn chain(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
-    let mut out = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(e) = source {
-        out.push(e.to_string());
-        source = e.source();
-    }
-    out
-}
+pub use crate::error::chain;
 
 type Failure = (RunResult, Error);
 
