@@ -433,7 +433,9 @@ pub fn chain(err: &dyn std::error::Error) -> Vec<String> {
 impl Error {
     /// Whether Azure answered 409: another operation (a swap, a deployment) is still running on the app.
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Error::Azure { source, .. } if source.status() == Some(409))
+        // The azure crate's classification, not the status alone: Azure also reports a running operation
+        // as a 400 "another operation is in progress".
+        matches!(self, Error::Azure { source, .. } if source.kind() == az::ErrorKind::Conflict)
     }
 
     /// Whether retrying later may succeed (e.g. another operation in progress).
