@@ -961,6 +961,7 @@ async fn run_cmd(
                 .transpose()?,
             _ => None,
         },
+        build_run: agent.build_run(),
         work_dir: work_dir.clone(),
         hook_dir: config_dir(&args.common.config),
         unfinished: if args.resume {
@@ -1074,10 +1075,10 @@ fn prepare_package(
         config: args.common.config.clone(),
         sources: artifact::sources_dir(&args.common.config, &env_lookup),
         out_dir: args.out.clone().unwrap_or_else(|| work_dir.to_path_buf()),
-        context: artifact::BuildContext::from_agent(
+        context: artifact::BuildContext::from_run(
             &loaded.release_id,
             &loaded.release_name,
-            &env_lookup,
+            &AgentEnv::from_env().build_run(),
         ),
         // A package built here, or one given to `build`, is recorded so a later stage can verify it.
         write_record: command == Command::Build || built_here,

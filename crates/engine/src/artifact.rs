@@ -220,22 +220,21 @@ pub struct BuildContext {
 }
 
 impl BuildContext {
-    /// The release as given, and the run from the agent's variables (`lookup` reads the environment).
-    pub fn from_agent(
+    /// The release as given, and the run the agent describes (`slot_release_pipelines::AgentEnv::build_run`).
+    pub fn from_run(
         release_id: &str,
         release_name: &str,
-        lookup: &dyn Fn(&str) -> Option<String>,
+        run: &slot_release_pipelines::BuildRun,
     ) -> Self {
-        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         Self {
             release_id: release_id.to_owned(),
             release_name: release_name.to_owned(),
-            source_commit: var("BUILD_SOURCEVERSION"),
-            build_id: var("BUILD_BUILDID"),
-            pipeline_id: var("SYSTEM_DEFINITIONID"),
-            project_id: var("SYSTEM_TEAMPROJECTID"),
-            collection_id: var("SYSTEM_COLLECTIONID"),
-            repository: var("BUILD_REPOSITORY_NAME"),
+            source_commit: run.source_version.clone(),
+            build_id: run.build_id.clone(),
+            pipeline_id: run.definition_id.clone(),
+            project_id: run.team_project_id.clone(),
+            collection_id: run.collection_id.clone(),
+            repository: run.repository_name.clone(),
         }
     }
 

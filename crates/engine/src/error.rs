@@ -480,8 +480,8 @@ impl Error {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::chain;
+    use super::*;
 
     fn gate_report() -> GateReport {
         GateReport {

@@ -109,6 +109,8 @@ pub struct StageOptions {
     /// A rollback given a release's artifact: the config rendered with that release's variables (see
     /// [`crate::plan::PlanInput::target`]).
     pub target_spec: Option<ReleaseSpec>,
+    /// The pipeline run, as the agent describes it (what a package built by a stage records).
+    pub build_run: slot_release_pipelines::BuildRun,
     /// Where packages and summaries are written.
     pub work_dir: PathBuf,
     /// Folder agent hooks run in (usually the config's folder).
@@ -1799,13 +1801,18 @@ impl Exec<'_> {
         }
         let mut spec = package::PackageSpec::new(root.clone());
         spec.exclude = exclude.clone();
+        let run = &self.opts.build_run;
         let info = package::BuildInfo {
             version: self.opts.release_id.clone(),
-            commit: std::env::var("BUILD_SOURCEVERSION").ok(),
-            build_id: std::env::var("BUILD_BUILDID")
-                .unwrap_or_else(|_| self.opts.release_id.clone()),
-            created_from: std::env::var("BUILD_REPOSITORY_NAME")
-                .unwrap_or_else(|_| "local build".to_owned()),
+            commit: run.source_version.clone(),
+            build_id: run
+                .build_id
+                .clone()
+                .unwrap_or_else(|| self.opts.release_id.clone()),
+            created_from: run
+                .repository_name
+                .clone()
+                .unwrap_or_else(|| "local build".to_owned()),
         };
         let options = package::BuildOptions {
             progress: Some(self.log().clone()),

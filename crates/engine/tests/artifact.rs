@@ -243,7 +243,7 @@ fn the_build_record_round_trips_with_the_fields_stages_need() {
 
 #[test]
 fn a_record_outside_a_pipeline_has_no_run_ids() {
-    let context = BuildContext::from_agent("local-1", "local 1", &|_| None);
+    let context = BuildContext::from_run("local-1", "local 1", &Default::default());
     assert_eq!(context.build_id, None);
     let record = BuildRecord {
         record_version: BUILD_RECORD_VERSION,

@@ -237,6 +237,7 @@ async fn run_stage(
         package_sha256: None,
         artifact: None,
         target_spec: None,
+        build_run: Default::default(),
         work_dir: fx._dir.path().join(format!("work-{run}")),
         hook_dir: fx._dir.path().to_path_buf(),
         unfinished: Unfinished::Refuse,

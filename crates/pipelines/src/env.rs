@@ -138,6 +138,23 @@ pub(crate) fn env_name(name: &str) -> String {
     name.replace(['.', ' '], "_").to_uppercase()
 }
 
+/// The pipeline run a build happens in, from the agent's variables; each `None` outside a pipeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildRun {
+    /// `Build.SourceVersion`: the commit built.
+    pub source_version: Option<String>,
+    /// `Build.BuildId`: the run.
+    pub build_id: Option<String>,
+    /// `System.DefinitionId`: the pipeline.
+    pub definition_id: Option<String>,
+    /// `System.TeamProjectId`: the project.
+    pub team_project_id: Option<String>,
+    /// `System.CollectionId`: the organisation.
+    pub collection_id: Option<String>,
+    /// `Build.Repository.Name`.
+    pub repository_name: Option<String>,
+}
+
 impl AgentEnv {
     /// The current process environment (variables that are not valid UTF-8 are skipped).
     pub fn from_env() -> AgentEnv {
@@ -212,6 +229,24 @@ impl AgentEnv {
             is_fork: get("ISFORK").is_some_and(|v| v.eq_ignore_ascii_case("true")),
         };
         (self.is_pull_request() || pr.id.is_some()).then_some(pr)
+    }
+
+    /// The run that builds: what a build record keeps so its artifact can be found and trusted again.
+    pub fn build_run(&self) -> BuildRun {
+        let get = |name: &str| {
+            self.var(name)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        BuildRun {
+            source_version: get("BUILD_SOURCEVERSION"),
+            build_id: get("BUILD_BUILDID"),
+            definition_id: get("SYSTEM_DEFINITIONID"),
+            team_project_id: get("SYSTEM_TEAMPROJECTID"),
+            collection_id: get("SYSTEM_COLLECTIONID"),
+            repository_name: get("BUILD_REPOSITORY_NAME"),
+        }
     }
 
     /// `Build.BuildNumber`: the run's display name (`20261204.1` by default), any text Azure Pipelines allows.
@@ -471,6 +506,22 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> AgentEnv {
         AgentEnv::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn the_build_run_comes_from_the_agents_variables() {
+        let e = env(&[
+            ("BUILD_BUILDID", "601"),
+            ("SYSTEM_DEFINITIONID", "8"),
+            ("SYSTEM_TEAMPROJECTID", "p-1"),
+            ("BUILD_SOURCEVERSION", "  "),
+        ]);
+        let run = e.build_run();
+        assert_eq!(run.build_id.as_deref(), Some("601"));
+        assert_eq!(run.definition_id.as_deref(), Some("8"));
+        assert_eq!(run.team_project_id.as_deref(), Some("p-1"));
+        assert_eq!(run.source_version, None, "blank is not given");
+        assert_eq!(env(&[]).build_run(), BuildRun::default());
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod log;
 mod mask;
 mod summary;
 
-pub use env::{AgentEnv, BuildReason, Endpoint, PullRequest, Secret, TaskInputs};
+pub use env::{AgentEnv, BuildReason, BuildRun, Endpoint, PullRequest, Secret, TaskInputs};
 pub use error::Error;
 pub use escape::{escape_data, escape_property, neutralise, unescape};
 pub use log::{GroupGuard, Issue, IssueKind, Log, OutputMode, TaskResult, VariableOptions};

@@ -367,6 +367,7 @@ pub async fn run(
         package_sha256,
         artifact: None,
         target_spec: None,
+        build_run: slot_release_pipelines::AgentEnv::from_env().build_run(),
         work_dir: opts.work_dir.join("package"),
         hook_dir: opts.config_dir.clone(),
         unfinished: Unfinished::Refuse,
@@ -422,10 +423,10 @@ fn build_then_verify(
         config: loaded.path.clone(),
         sources: artifact::sources_dir(&loaded.path, &lookup),
         out_dir: work_dir.join("artifact"),
-        context: artifact::BuildContext::from_agent(
+        context: artifact::BuildContext::from_run(
             &loaded.release_id,
             &loaded.release_name,
-            &lookup,
+            &slot_release_pipelines::AgentEnv::from_env().build_run(),
         ),
         write_record: true,
         verify_config: true,
