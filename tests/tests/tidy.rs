@@ -238,3 +238,25 @@ fn every_rust_file_opens_with_a_doc_line() {
         missing.join("\n")
     );
 }
+
+/// The agent contract stays in `crates/pipelines`: no other crate's code sets a variable or writes a
+/// logging command itself (docs/architecture.md, "Code map").
+#[test]
+fn only_the_pipelines_crate_speaks_to_the_agent() {
+    let root = paths::workspace();
+    let mut offenders = Vec::new();
+    for krate in std::fs::read_dir(root.join("crates")).unwrap().flatten() {
+        if krate.file_name() == "pipelines" {
+            continue;
+        }
+        for file in rust_files(&krate.path().join("src")) {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            for needle in ["set_variable(\"", "\"##vso[", "\"##[group]"] {
+                if text.contains(needle) {
+                    offenders.push(format!("{}: {needle}", file.display()));
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+}

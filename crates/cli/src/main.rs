@@ -20,9 +20,7 @@ use slot_release_engine::release::{self, LoadRequest};
 use slot_release_engine::spec::{AppKind, HealthTimeout};
 use slot_release_engine::stages::{self, Command, LockOptions, StageOptions, Unfinished};
 use slot_release_engine::state::LiveState;
-use slot_release_pipelines::{
-    AgentEnv, Issue, Log, OutputMode, Summary, TaskResult, VariableOptions,
-};
+use slot_release_pipelines::{AgentEnv, Issue, Log, OutputMode, Summary, TaskResult};
 use slot_release_rehearse::{self as rehearse, FailAt};
 use tokio_util::sync::CancellationToken;
 
@@ -853,22 +851,18 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
         std::fs::create_dir_all(&dir)?;
         let json_path = dir.join(format!("plan-{stage}.json"));
         log.write_json("the plan", &json_path, &plan)?;
-        let output = VariableOptions {
-            output: true,
-            ..VariableOptions::default()
-        };
-        log.set_variable("PlanJsonPath", &json_path.display().to_string(), output)?;
-        if stage == Stage::Rollback {
-            // Empty when the rollback needs no artifact, so a download step can be conditioned on it.
-            let artifact = plan.artifact.clone().unwrap_or_default();
-            log.set_variable("RollbackArtifactRunId", &artifact.run, output)?;
-            log.set_variable(
-                "RollbackArtifactPipelineId",
+        // For the rollback stage, the artifact's outputs are set empty when it needs none, so a download
+        // step can be conditioned on them.
+        let artifact = plan.artifact.clone().unwrap_or_default();
+        slot_release_pipelines::PlanOutputs {
+            plan_json_path: &json_path.display().to_string(),
+            rollback_artifact: (stage == Stage::Rollback).then_some((
+                artifact.run.as_str(),
                 artifact.pipeline.as_deref().unwrap_or_default(),
-                output,
-            )?;
-            log.set_variable("RollbackArtifactName", &artifact.artifact, output)?;
+                artifact.artifact.as_str(),
+            )),
         }
+        .set(log)?;
         // A pull-request run is read-only: its plan becomes the run summary for reviewers.
         let mut summary = Summary::new();
         summary

@@ -11,6 +11,7 @@ mod error;
 mod escape;
 mod log;
 mod mask;
+mod outputs;
 mod summary;
 
 pub use env::{AgentEnv, BuildReason, BuildRun, Endpoint, PullRequest, Secret, TaskInputs};
@@ -18,4 +19,5 @@ pub use error::Error;
 pub use escape::{escape_data, escape_property, neutralise, unescape};
 pub use log::{GroupGuard, Issue, IssueKind, Log, OutputMode, TaskResult, VariableOptions};
 pub use mask::MIN_ENCODED_LEN;
+pub use outputs::{PlanOutputs, StageOutputs};
 pub use summary::Summary;

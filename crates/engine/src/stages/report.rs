@@ -6,7 +6,7 @@ use std::path::Path;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use slot_release_pipelines::{Log, Summary, VariableOptions};
+use slot_release_pipelines::{Log, Summary};
 
 use super::{Command, RunResult, format_ms};
 use crate::journal::HookRecord;
@@ -342,50 +342,30 @@ pub fn set_outputs(
     slot: &str,
     plan_json: Option<&Path>,
 ) -> Result<(), slot_release_pipelines::Error> {
-    let output = VariableOptions {
-        output: true,
-        ..VariableOptions::default()
-    };
-    log.set_variable("ReleaseId", &record.release_id, output)?;
-    // The slot the stage worked on (the staging slot after `staging`), so `$(AppUrl)/health` checks it.
-    log.set_variable(
-        "AppUrl",
-        record.urls.get(slot).unwrap_or(&record.app_url),
-        output,
-    )?;
-    log.set_variable("ProductionUrl", &record.app_url, output)?;
-    log.set_variable("Slot", slot, output)?;
-    log.set_variable(
-        "PreviousRelease",
-        record
+    let plan_json = plan_json.map(|p| p.display().to_string());
+    slot_release_pipelines::StageOutputs {
+        release_id: &record.release_id,
+        // The slot the stage worked on (the staging slot after `staging`), so `$(AppUrl)/health` checks it.
+        app_url: record.urls.get(slot).unwrap_or(&record.app_url),
+        production_url: &record.app_url,
+        slot,
+        previous_release: record
             .stages
             .first()
             .and_then(|s| s.slots_before.get(crate::state::PRODUCTION))
             .map_or("", String::as_str),
-        output,
-    )?;
-    log.set_variable(
-        "LastKnownGood",
-        record.last_known_good.as_deref().unwrap_or_default(),
-        output,
-    )?;
-    log.set_variable(
-        "PreviousImageTag",
-        record
+        last_known_good: record.last_known_good.as_deref().unwrap_or_default(),
+        previous_image_tag: record
             .previous_image
             .as_deref()
             .and_then(|i| i.rsplit_once(':').map(|(_, t)| t))
             .unwrap_or(""),
-        output,
-    )?;
-    if let Some(path) = plan_json {
-        log.set_variable("PlanJsonPath", &path.display().to_string(), output)?;
+        plan_json_path: plan_json.as_deref(),
+        // What the task reports: a success after warnings is `SucceededWithIssues`, as the step shows it.
+        result: match record.result {
+            RunResult::Succeeded if log.warning_count() > 0 => "SucceededWithIssues",
+            other => other.as_str(),
+        },
     }
-    // What the task reports: a success after warnings is `SucceededWithIssues`, as the step shows it.
-    let result = match record.result {
-        RunResult::Succeeded if log.warning_count() > 0 => "SucceededWithIssues",
-        other => other.as_str(),
-    };
-    log.set_variable("Result", result, output)?;
-    Ok(())
+    .set(log)
 }
