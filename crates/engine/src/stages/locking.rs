@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Exec, Failure, RunResult, chain, port_err};
+use super::{Exec, Failure, chain, port_err};
 use crate::error::Error;
 use crate::lock::{self, Claim, Decision, FenceBreach, Verdict};
 use crate::port::Port;
@@ -15,12 +15,9 @@ use crate::port::Port;
 const CONTENTION_ATTEMPTS: u32 = 6;
 
 fn cancelled() -> Failure {
-    (
-        RunResult::Cancelled,
-        Error::Cancelled {
-            step: Some("take the release lock".into()),
-        },
-    )
+    Failure::cancelled(Error::Cancelled {
+        step: Some("take the release lock".into()),
+    })
 }
 
 /// The lock as this run holds it.
@@ -85,16 +82,13 @@ impl Exec<'_> {
                 holder.token
             )
         };
-        (
-            RunResult::Failed,
-            Error::Locked {
-                app: self.spec.app.name.clone(),
-                holder: holder.describe(),
-                since: lock::human_time(holder.since_unix),
-                expiry,
-                advice,
-            },
-        )
+        Failure::failed(Error::Locked {
+            app: self.spec.app.name.clone(),
+            holder: holder.describe(),
+            since: lock::human_time(holder.since_unix),
+            expiry,
+            advice,
+        })
     }
 
     /// Refuses early, before anything is read into a plan or written, when another run holds the lock: a
@@ -227,14 +221,11 @@ impl Exec<'_> {
                 }
             }
         }
-        Err((
-            RunResult::Failed,
-            Error::LockContended {
-                app: self.spec.app.name.clone(),
-                other: last_other.map_or_else(|| "unknown".to_owned(), |c| c.describe()),
-                attempts: CONTENTION_ATTEMPTS,
-            },
-        ))
+        Err(Failure::failed(Error::LockContended {
+            app: self.spec.app.name.clone(),
+            other: last_other.map_or_else(|| "unknown".to_owned(), |c| c.describe()),
+            attempts: CONTENTION_ATTEMPTS,
+        }))
     }
 
     /// A pause of random length, so two runs that collided do not collide again.
@@ -288,24 +279,18 @@ impl Exec<'_> {
     /// The fencing check before an irreversible step: the claim is still this run's, held and unexpired.
     pub(super) async fn fence(&self, step: &str) -> Result<(), Failure> {
         let Some(held) = &self.held else {
-            return Err((
-                RunResult::Failed,
-                Error::LockLost {
-                    app: self.spec.app.name.clone(),
-                    reason: "the stage does not hold it".into(),
-                    step: step.to_owned(),
-                },
-            ));
+            return Err(Failure::failed(Error::LockLost {
+                app: self.spec.app.name.clone(),
+                reason: "the stage does not hold it".into(),
+                step: step.to_owned(),
+            }));
         };
         let lost = |reason: String| {
-            (
-                RunResult::Failed,
-                Error::LockLost {
-                    app: self.spec.app.name.clone(),
-                    reason,
-                    step: step.to_owned(),
-                },
-            )
+            Failure::failed(Error::LockLost {
+                app: self.spec.app.name.clone(),
+                reason,
+                step: step.to_owned(),
+            })
         };
         if let Some(reason) = held.lost.lock().ok().and_then(|l| l.clone()) {
             return Err(lost(reason));

@@ -75,7 +75,7 @@ pub struct StageRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseRecord {
-    /// Always [`RECORD_VERSION`].
+    /// Always [`RECORD_VERSION`](super::RECORD_VERSION).
     pub record_version: u32,
     /// The release's identity.
     pub release_id: String,

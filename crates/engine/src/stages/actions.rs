@@ -1,0 +1,304 @@
+//! What the steps are made of: hooks (agent and slot), probe targets, secrets, the staged-release check, the swap and the package build.
+
+use super::*;
+
+impl Exec<'_> {
+    pub(super) fn hook_runner(&self, slot: &str) -> HookRunner {
+        let env = hooks::HookEnvironment {
+            // Agent hooks see the settings of the environment this stage applies.
+            vars: self
+                .stage
+                .plan
+                .as_ref()
+                .and_then(|p| p.environment.as_deref())
+                .and_then(|name| self.spec.environments.get(name))
+                .map(|e| e.settings.clone())
+                .unwrap_or_default(),
+            secrets: self
+                .secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), slot_release_pipelines::Secret::new(v.expose())))
+                .collect(),
+            remove: Vec::new(),
+        };
+        HookRunner::new(
+            self.log().clone(),
+            HookRunnerConfig::new(&self.opts.hook_dir),
+            env,
+        )
+        .with_remote(Arc::new(SlotCommand {
+            port: self.ctx.port.clone(),
+            slot: slot.to_owned(),
+        }))
+    }
+
+    pub(super) fn hook_spec(hook: &HookSpec) -> hooks::HookSpec {
+        hooks::HookSpec {
+            name: hook.name.clone(),
+            run: hook.command.clone(),
+            undo: hook.undo.clone(),
+            location: match hook.run_where {
+                HookWhere::Slot => hooks::HookLocation::Slot,
+                HookWhere::Agent => hooks::HookLocation::Agent,
+            },
+            timeout: hook.timeout,
+            env: hook.env.clone(),
+        }
+    }
+
+    pub(super) fn find_hook(&self, name: &str) -> Option<HookSpec> {
+        let staging = self.spec.staging.iter().flat_map(|s| s.hooks.iter());
+        let production = self.spec.production.iter().flat_map(|p| p.hooks.iter());
+        let mut all = staging.chain(production);
+        all.find(|h| h.name == name).cloned()
+    }
+
+    pub(super) fn hook_slot(&self) -> String {
+        match self.stage.stage {
+            Stage::Production => self
+                .spec
+                .production
+                .as_ref()
+                .map_or_else(|| self.staging_slot(), |p| p.source_slot.clone()),
+            _ => self.staging_slot(),
+        }
+    }
+
+    pub(super) async fn target(&self, slot: &str) -> Result<ProbeTarget, Failure> {
+        let base_url = self
+            .ctx
+            .port
+            .slot_url(slot)
+            .await
+            .map_err(port_err("address the slot"))?;
+        Ok(ProbeTarget {
+            base_url,
+            label: slot.to_owned(),
+        })
+    }
+
+    pub(super) fn check(probe: &Probe) -> HealthCheckSpec {
+        HealthCheckSpec {
+            path: probe.path.clone(),
+            statuses: probe.statuses.clone(),
+            body_contains: probe.body_contains.clone(),
+            successes: probe.count.max(1),
+            interval: Duration::from_secs(probe.interval_secs.max(1)),
+            timeout: Duration::from_secs(probe.window_secs.max(1)),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Reads a planned set of secrets (those not read yet), registers each value with the log's masking
+    /// the moment it is read, and delivers the ones meant for pipeline variables.
+    pub(super) async fn pull_secrets(
+        &mut self,
+        vault: &str,
+        secrets: &[plan::SecretPull],
+    ) -> Result<(), Failure> {
+        let missing: Vec<String> = secrets
+            .iter()
+            .filter(|p| !self.secrets.contains_key(&p.setting))
+            .map(|p| p.secret.clone())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let values = self
+            .ctx
+            .port
+            .get_secrets(vault, &missing)
+            .await
+            .map_err(port_err("pull secrets"))?;
+        // Every value is masked before anything else can print it.
+        for value in values.values() {
+            self.log().register_secret(value.expose());
+        }
+        let wanted: Vec<&plan::SecretPull> = secrets
+            .iter()
+            .filter(|p| !self.secrets.contains_key(&p.setting))
+            .collect();
+        for pull in wanted {
+            let value = values.get(&pull.secret).cloned().ok_or_else(|| {
+                Failure::failed(Error::MissingSecret {
+                    vault: vault.to_owned(),
+                    secret: pull.secret.clone(),
+                })
+            })?;
+            if pull.delivery == crate::spec::SecretDelivery::PipelineVariable {
+                self.log()
+                    .set_variable(
+                        &pull.setting,
+                        value.expose(),
+                        VariableOptions {
+                            secret: true,
+                            ..VariableOptions::default()
+                        },
+                    )
+                    .map_err(|source| Failure::failed(Error::PipelineVariable { source }))?;
+            }
+            self.secrets.insert(pull.setting.clone(), value);
+        }
+        Ok(())
+    }
+
+    /// Before the plan is printed: the stage's planned secrets (a missing one fails the run here). Every
+    /// other secret the config references was registered once when the run started (see [`run`]).
+    pub(super) async fn register_secrets_first(&mut self, plan: &Plan) -> Result<(), Failure> {
+        if self.stage.stage == Stage::Build {
+            return Ok(());
+        }
+        for step in &plan.steps {
+            if let Action::PullSecrets { vault, secrets } = &step.action {
+                self.pull_secrets(vault, secrets).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Under the lock, immediately before the swap into production: the slot still holds this release
+    /// (what the plan saw may have changed since: another run's staging, a manual deployment).
+    pub(super) async fn recheck_staged(&self, source: &str) -> Result<(), Failure> {
+        let state = self.read_state().await?;
+        let holds = state.slot(source).and_then(|s| s.release.clone());
+        if holds.as_deref() == Some(self.opts.release_id.as_str()) {
+            return Ok(());
+        }
+        if state.slot(PRODUCTION).and_then(|s| s.release.as_deref())
+            == Some(self.opts.release_id.as_str())
+        {
+            // An earlier run of this release swapped already (the swap ended after it died).
+            return Ok(());
+        }
+        Err(Failure::failed(Error::NotStaged {
+            slot: source.to_owned(),
+            holds: holds.unwrap_or_else(|| "no release of Slot Release".to_owned()),
+            release: self.opts.release_name.clone(),
+        }))
+    }
+
+    /// Swaps, waiting out an operation still running on the app (e.g. the swap of an interrupted run).
+    /// When that operation turns out to have been the same swap, the swap is done and not repeated.
+    pub(super) async fn swap(&self, source: &str, target: &str) -> Result<(), Failure> {
+        let port = &self.ctx.port;
+        let deadline = Instant::now() + SWAP_CONFLICT_WAIT;
+        // What the target holds once this swap is done: if the running operation leaves it so (the
+        // same swap, or the swap back of a run that died), swapping again would undo it.
+        let expected = self.slot_releases.get(source).cloned();
+        loop {
+            let err = match port.swap(source, target, &self.ctx.cancel).await {
+                Ok(()) => return Ok(()),
+                Err(err) => err,
+            };
+            if !err.is_conflict() || Instant::now() >= deadline || self.ctx.cancel.is_cancelled() {
+                return Err(port_err("swap")(err));
+            }
+            self.log()
+                .info("Another operation is running on the app; waiting for it to finish");
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                () = self.ctx.cancel.cancelled() => return Err(port_err("swap")(err)),
+            }
+            let state = self.read_state().await?;
+            let serving = state.slot(target).and_then(|s| s.release.as_deref());
+            if let Some(expected) = expected.as_deref()
+                && serving == Some(expected)
+            {
+                self.log().info(&format!(
+                    "The running operation was this swap: slot {target} already holds {expected}"
+                ));
+                return Ok(());
+            }
+            if target == PRODUCTION
+                && serving == Some(self.opts.release_id.as_str())
+                && !self.swapped
+            {
+                self.log().info(
+                    "The running operation was this release's swap: production already serves it",
+                );
+                return Ok(());
+            }
+        }
+    }
+
+    pub(super) fn build_package(&mut self) -> Result<(), Failure> {
+        let AppKind::Code { root, exclude } = &self.spec.app.kind else {
+            return Ok(());
+        };
+        if let Some(package) = &self.package {
+            // Given, or built and verified before the stage started (`artifact::prepare`): built once.
+            self.log().info(&format!(
+                "Package {} prepared before the stage: not built again",
+                package.display()
+            ));
+            return Ok(());
+        }
+        let mut spec = package::PackageSpec::new(root.clone());
+        spec.exclude = exclude.clone();
+        let run = &self.opts.build_run;
+        let info = package::BuildInfo {
+            version: self.opts.release_id.clone(),
+            commit: run.source_version.clone(),
+            build_id: run
+                .build_id
+                .clone()
+                .unwrap_or_else(|| self.opts.release_id.clone()),
+            created_from: run
+                .repository_name
+                .clone()
+                .unwrap_or_else(|| "local build".to_owned()),
+        };
+        let options = package::BuildOptions {
+            progress: Some(self.log().clone()),
+            ..package::BuildOptions::default()
+        };
+        let built = package::build_package(&spec, &info, &self.opts.work_dir, &options)
+            .map_err(|source| Failure::failed(Error::Package { source }))?;
+        self.log().info(&format!(
+            "Package {} ({} bytes, sha256 {})",
+            built.path.display(),
+            built.size,
+            built.sha256.as_str()
+        ));
+        self.package_sha256 = Some(built.sha256.as_str().to_owned());
+        self.package = Some(built.path);
+        Ok(())
+    }
+}
+
+/// Slot hooks run through Kudu's command API, via the port.
+struct SlotCommand {
+    port: Arc<dyn Port>,
+    slot: String,
+}
+
+#[async_trait::async_trait]
+impl RemoteCommand for SlotCommand {
+    async fn run(
+        &self,
+        command: &str,
+        _dir: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<hooks::RemoteOutput, Error> {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled { step: None });
+        }
+        match self
+            .port
+            .run_command(&self.slot, command, timeout, cancel)
+            .await
+        {
+            Ok(out) => Ok(hooks::RemoteOutput {
+                exit_code: i32::try_from(out.exit_code).unwrap_or(-1),
+                stdout: out.output,
+                stderr: String::new(),
+            }),
+            // The port's error follows in the chain; repeating it here would print it twice.
+            Err(err) => Err(Error::RemoteCommandFailed {
+                message: "the slot's command API failed".to_owned(),
+                source: Some(Box::new(err)),
+            }),
+        }
+    }
+}

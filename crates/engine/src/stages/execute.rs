@@ -1,0 +1,411 @@
+//! The one `match` on a plan step's action: what `plan` shows is what runs.
+
+use super::*;
+
+impl Exec<'_> {
+    pub(super) async fn execute(&mut self, action: &Action) -> Result<(), Failure> {
+        let port = self.ctx.port.clone();
+        let cancel = self.ctx.cancel.clone();
+        if action.changes_the_app() {
+            // The fencing check: a run whose lock was taken over stops here, before the change.
+            self.fence(&action.describe()).await?;
+        }
+        match action {
+            Action::AcquireLock => self.acquire_lock().await?,
+            Action::ReleaseLock => self
+                .release_lock()
+                .await
+                .map_err(port_err("release the lock"))?,
+            Action::WriteJournal { phase } => self.write_journal(*phase).await?,
+            Action::CreateSlot { slot } => port
+                .create_slot(slot, &cancel)
+                .await
+                .map_err(port_err("create the slot"))?,
+            Action::PullSecrets { vault, secrets } => self.pull_secrets(vault, secrets).await?,
+            Action::SetSettings { slot, changes } => {
+                let mut values = BTreeMap::new();
+                for change in changes {
+                    let value = match &change.after {
+                        Shown::Plain(v) => SettingValue::Plain(v.clone()),
+                        Shown::Secret(_) => match self.secrets.get(&change.name) {
+                            Some(secret) => SettingValue::Secret(secret.clone()),
+                            None => {
+                                return Err(Failure::failed(Error::MissingSecret {
+                                    vault: String::new(),
+                                    secret: change.name.clone(),
+                                }));
+                            }
+                        },
+                    };
+                    values.insert(change.name.clone(), value);
+                    // Never a value that may be a secret: only plain values replaced by plain values.
+                    if slot == PRODUCTION
+                        && matches!(change.after, Shown::Plain(_))
+                        && !matches!(change.before, Some(Shown::Secret(_)))
+                    {
+                        // The journal keeps the first value seen: a retry must not record its own.
+                        self.journal
+                            .previous_settings
+                            .entry(change.name.clone())
+                            .or_insert_with(|| self.production_settings.get(&change.name).cloned());
+                    }
+                    if slot == PRODUCTION {
+                        // Kept before writing, so a swap that does not happen (or is undone) can put
+                        // production's own values back: sticky settings stay with the slot.
+                        self.production_settings_before
+                            .entry(change.name.clone())
+                            .or_insert_with(|| self.production_settings.get(&change.name).cloned());
+                    }
+                }
+                let names = |pick: fn(&SettingChange) -> bool| -> BTreeSet<String> {
+                    changes
+                        .iter()
+                        .filter(|c| pick(c))
+                        .map(|c| c.name.clone())
+                        .collect()
+                };
+                let stick = names(|c| c.becomes_sticky);
+                let unstick = names(|c| c.becomes_travelling);
+                if slot == PRODUCTION && !self.journal.previous_settings.is_empty() {
+                    // Recorded before the write, so a run killed after it still lets a rollback undo it.
+                    self.write_tags()
+                        .await
+                        .map_err(port_err("record production's settings"))?;
+                }
+                // Stickiness first, so no swap can ever carry a new value the wrong way; the lock keeps
+                // other releases from swapping between the two writes.
+                if !stick.is_empty() || !unstick.is_empty() {
+                    port.set_sticky(&stick, &unstick)
+                        .await
+                        .map_err(port_err("change sticky setting names"))?;
+                }
+                port.set_settings(slot, &values)
+                    .await
+                    .map_err(port_err("set settings"))?;
+            }
+            Action::SetStack { slot, after, .. } => port
+                .set_site(
+                    slot,
+                    &SiteChange {
+                        startup_command: None,
+                        linux_fx_version: Some(after.clone()),
+                    },
+                )
+                .await
+                .map_err(port_err("set the stack"))?,
+            Action::SetStartupCommand { slot, after, .. } => port
+                .set_site(
+                    slot,
+                    &SiteChange {
+                        startup_command: Some(after.clone()),
+                        linux_fx_version: None,
+                    },
+                )
+                .await
+                .map_err(port_err("set the startup command"))?,
+            Action::SetImage {
+                slot,
+                before,
+                after,
+            } => {
+                // A second image change in a stage (or any in a rollback) puts the last known-good tag back.
+                let restoring = self.stage.stage == Stage::Rollback || self.image_set.is_some();
+                self.production_touched |= slot == PRODUCTION;
+                if slot == PRODUCTION && !restoring {
+                    self.journal.previous_image = before.clone();
+                }
+                self.image_set = Some(after.clone());
+                port.set_site(
+                    slot,
+                    &SiteChange {
+                        startup_command: None,
+                        linux_fx_version: Some(format!("DOCKER|{after}")),
+                    },
+                )
+                .await
+                .map_err(port_err("set the image"))?;
+                // The slot's deployment record names the release it now runs, which is how the next
+                // run reads what production holds.
+                let mut record = self.record(Phase::Deployed);
+                if self.stage.stage == Stage::Rollback
+                    && let Some(plan) = self
+                        .stage
+                        .plan
+                        .as_ref()
+                        .filter(|p| !p.release_id.is_empty())
+                {
+                    // The rollback's target, which may be older than the last known-good release.
+                    record.release = plan.release_id.clone();
+                    record.release_name = plan
+                        .release_name
+                        .clone()
+                        .unwrap_or_else(|| plan.release_id.clone());
+                } else if restoring && let Some(lkg) = self.journal.last_known_good.clone() {
+                    record.release = lkg;
+                }
+                port.put_record(slot, &record.release.clone(), &record)
+                    .await
+                    .map_err(port_err("write the deployment record"))?;
+            }
+            Action::BuildPackage { .. } => self.build_package()?,
+            Action::ResolveImage { image } => {
+                self.log().info(&format!("Image for this release: {image}"));
+            }
+            Action::DeployPackage { slot, .. } if self.stage.stage == Stage::Rollback => {
+                // A rollback never builds: it deploys the artifact of the release it brings back.
+                let (Some(package), Some(plan)) = (self.package.clone(), self.stage.plan.clone())
+                else {
+                    return Err(Failure::failed(Error::StepFailed {
+                        step: action.describe(),
+                        source: Box::new(Error::Offline {
+                            operation: "deploy a rollback without the release's package".into(),
+                        }),
+                    }));
+                };
+                let name = plan.release_name.clone().unwrap_or(plan.release_id.clone());
+                port.deploy_zip(
+                    slot,
+                    &package,
+                    &format!("slot-release rollback to {name}"),
+                    &cancel,
+                )
+                .await
+                .map_err(port_err("deploy the package"))?;
+                // The slot's record names the release it now holds, as staging's would.
+                let record = DeploymentRecord {
+                    release: plan.release_id.clone(),
+                    release_name: name,
+                    phase: Phase::Deployed.as_str().to_owned(),
+                    package_sha256: self.package_sha256.clone(),
+                    ..self.record(Phase::Deployed)
+                };
+                port.put_record(slot, &plan.release_id, &record)
+                    .await
+                    .map_err(port_err("write the deployment record"))?;
+            }
+            Action::DeployPackage { slot, .. } => {
+                if self.package.is_none() {
+                    if let AppKind::Code { root, .. } = &self.spec.app.kind {
+                        self.log().info(&format!(
+                            "No package given: building one from {}",
+                            root.display()
+                        ));
+                    }
+                    self.build_package()?;
+                }
+                let Some(package) = self.package.clone() else {
+                    return Err(Failure::failed(Error::NothingToRun {
+                        step: action.describe(),
+                        why: "no package was built or given".into(),
+                    }));
+                };
+                port.deploy_zip(
+                    slot,
+                    &package,
+                    &format!("slot-release {}", self.opts.release_name),
+                    &cancel,
+                )
+                .await
+                .map_err(port_err("deploy the package"))?;
+            }
+            Action::RunHook { name, .. } => {
+                let Some(hook) = self.find_hook(name) else {
+                    return Err(Failure::failed(Error::NothingToRun {
+                        step: action.describe(),
+                        why: format!("the config has no hook {name}"),
+                    }));
+                };
+                let runner = self.hook_runner(&self.hook_slot());
+                let record = runner
+                    .run_command(&Self::hook_spec(&hook), CommandKind::Run, &cancel)
+                    .await;
+                let ok = record.outcome.is_success();
+                self.stage.hooks.push(HookRecord {
+                    name: name.clone(),
+                    ok,
+                    exit_code: match &record.outcome {
+                        hooks::HookOutcome::Succeeded => Some(0),
+                        hooks::HookOutcome::Failed { exit_code } => *exit_code,
+                        _ => None,
+                    },
+                    output: record.output.clone(),
+                    undone: false,
+                });
+                if !ok {
+                    let cancelled = matches!(record.outcome, hooks::HookOutcome::Cancelled);
+                    let error = Error::HookFailed {
+                        hook: name.clone(),
+                        outcome: record.outcome.to_string(),
+                    };
+                    return Err(if cancelled {
+                        Failure::cancelled(error)
+                    } else {
+                        Failure::failed(error)
+                    });
+                }
+                self.completed_hooks.push(hook);
+            }
+            Action::UndoHook { .. } => {
+                let runner = self.hook_runner(&self.hook_slot());
+                let specs: Vec<hooks::HookSpec> =
+                    self.completed_hooks.iter().map(Self::hook_spec).collect();
+                let refs: Vec<&hooks::HookSpec> = specs.iter().collect();
+                // Undo must finish even when the run is being cancelled: a half-undone migration is worse.
+                let report = runner.undo(&refs, &CancellationToken::new()).await;
+                for undone in &report.undone {
+                    if let Some(h) = self.stage.hooks.iter_mut().find(|h| h.name == undone.hook) {
+                        h.undone = undone.outcome.is_success();
+                    }
+                }
+                self.completed_hooks.clear();
+                if !report.not_undone.is_empty() {
+                    return Err(Failure::failed(Error::HookFailed {
+                        hook: report.not_undone.join(", "),
+                        outcome: "could not be undone".to_owned(),
+                    }));
+                }
+            }
+            Action::HealthGate { slot, probe } => {
+                let target = self.target(slot).await?;
+                let client = port.prober();
+                // A crashed app fails the gate at once, quoting its log, instead of at the timeout.
+                let crash = crate::port::SlotCrashCheck {
+                    port: port.clone(),
+                    slot: slot.clone(),
+                };
+                let outcome = health::gate_with(
+                    client.as_ref(),
+                    &target,
+                    &Self::check(probe),
+                    Some(&crash),
+                    &cancel,
+                    self.log(),
+                )
+                .await;
+                match outcome {
+                    Ok(report) => self.stage.health.push(HealthRecord {
+                        kind: "gate".into(),
+                        slot: slot.clone(),
+                        url: report.url.clone(),
+                        passed: report.passed,
+                        probes: report.probes_total,
+                        successes: report.successes,
+                        failures: report.failures,
+                    }),
+                    Err(err) => {
+                        if let Some(report) = err.gate_report() {
+                            self.stage.health.push(HealthRecord {
+                                kind: "gate".into(),
+                                slot: slot.clone(),
+                                url: report.url.clone(),
+                                passed: false,
+                                probes: report.probes_total,
+                                successes: report.successes,
+                                failures: report.failures,
+                            });
+                        }
+                        let result = if err.is_cancelled() {
+                            RunResult::Cancelled
+                        } else {
+                            RunResult::Failed
+                        };
+                        return Err(Failure::new(
+                            result,
+                            Error::Health {
+                                source: Box::new(err),
+                            },
+                        ));
+                    }
+                }
+            }
+            Action::Swap { source, target } => {
+                if self.stage.stage == Stage::Production && target == PRODUCTION && !self.swapped {
+                    self.recheck_staged(source).await?;
+                }
+                self.production_touched |= target == PRODUCTION;
+                self.swap(source, target).await?;
+                let (a, b) = (
+                    self.slot_releases.remove(source),
+                    self.slot_releases.remove(target),
+                );
+                self.slot_releases.extend(
+                    [(target.clone(), a), (source.clone(), b)]
+                        .into_iter()
+                        .filter_map(|(slot, r)| Some((slot, r?))),
+                );
+                if self.stage.stage == Stage::Rollback && target == PRODUCTION {
+                    self.restore_production_settings().await;
+                }
+                self.swapped = !self.swapped;
+            }
+            Action::ApplySlotConfig { source, target } => {
+                // Set before the call: Azure applies production's settings to the slot and then warms it
+                // up, so a phase one that fails (a failed warm-up, a cancel) can leave them applied, and
+                // only a reset takes them off again.
+                self.applied_preview = true;
+                port.apply_slot_config(source, target, &cancel)
+                    .await
+                    .map_err(port_err("apply production settings to the slot"))?;
+            }
+            Action::ResetSlotConfig { source } => port
+                .reset_slot_config(source)
+                .await
+                .map_err(port_err("cancel the swap preview"))?,
+            Action::Watch { slot, probe } => {
+                let target = self.target(slot).await?;
+                let client = port.prober();
+                let check = Self::check(probe);
+                let window = WatchSpec {
+                    window: Duration::from_secs(probe.window_secs.max(1)),
+                    max_failures: probe.count.max(1),
+                };
+                match health::watch(
+                    client.as_ref(),
+                    &target,
+                    &check,
+                    &window,
+                    &cancel,
+                    self.log(),
+                )
+                .await
+                {
+                    Ok(report) => self.stage.health.push(HealthRecord {
+                        kind: "watch".into(),
+                        slot: slot.clone(),
+                        url: report.url.clone(),
+                        passed: report.healthy,
+                        probes: report.probes_total,
+                        successes: report.successes,
+                        failures: report.failures,
+                    }),
+                    Err(err) => {
+                        if let Some(report) = err.watch_report() {
+                            self.stage.health.push(HealthRecord {
+                                kind: "watch".into(),
+                                slot: slot.clone(),
+                                url: report.url.clone(),
+                                passed: false,
+                                probes: report.probes_total,
+                                successes: report.successes,
+                                failures: report.failures,
+                            });
+                        }
+                        let result = if err.is_cancelled() {
+                            RunResult::Cancelled
+                        } else {
+                            RunResult::Failed
+                        };
+                        return Err(Failure::new(
+                            result,
+                            Error::Health {
+                                source: Box::new(err),
+                            },
+                        ));
+                    }
+                }
+            }
+            Action::Nothing => {}
+        }
+        Ok(())
+    }
+}
