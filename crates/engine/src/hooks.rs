@@ -19,7 +19,8 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use slot_release_pipelines::{Log, Secret};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::time::Instant;
@@ -56,25 +57,29 @@ pub trait RemoteCommand: Send + Sync {
 }
 
 /// Where a hook runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub enum HookLocation {
-    /// On the pipeline agent, as a shell command.
-    Agent,
-    /// In the slot, through [`RemoteCommand`].
+pub enum HookWhere {
+    /// In the slot, through Kudu's command API.
     Slot,
+    /// On the agent.
+    Agent,
 }
 
-/// One hook, as the engine maps it from the config.
+/// One hook: a command run in a stage, with its undo.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookSpec {
+    /// Name.
     pub name: String,
-    pub run: String,
-    pub undo: Option<String>,
-    pub location: HookLocation,
+    /// Command.
+    pub command: String,
+    /// Where it runs.
+    pub run_where: HookWhere,
+    /// Time limit.
     pub timeout: Duration,
-    /// Extra, non-secret environment variables for this hook (agent hooks only; slot hooks see the slot's
-    /// own settings).
+    /// The undo command; without one the hook is a point of no return.
+    pub undo: Option<String>,
+    /// Extra environment variables (agent hooks).
     pub env: BTreeMap<String, String>,
 }
 
@@ -178,7 +183,7 @@ impl std::fmt::Display for HookOutcome {
 pub struct CommandRecord {
     pub hook: String,
     pub kind: CommandKind,
-    pub location: HookLocation,
+    pub location: HookWhere,
     pub outcome: HookOutcome,
     pub duration_ms: u64,
     /// The tail of stdout and stderr, interleaved as they arrived, secrets masked.
@@ -387,7 +392,7 @@ impl HookRunner {
         cancel: &CancellationToken,
     ) -> CommandRecord {
         let command = match kind {
-            CommandKind::Run => hook.run.as_str(),
+            CommandKind::Run => hook.command.as_str(),
             CommandKind::Undo => hook.undo.as_deref().unwrap_or(""),
         };
         let what = match kind {
@@ -397,9 +402,9 @@ impl HookRunner {
         let _group = self.log.group(&format!("{what} {}", hook.name));
         let started = Instant::now();
         let capture = Capture::new(self.config.capture_limit);
-        let outcome = match hook.location {
-            HookLocation::Agent => self.run_agent(hook, command, &capture, cancel).await,
-            HookLocation::Slot => self.run_slot(hook, command, &capture, cancel).await,
+        let outcome = match hook.run_where {
+            HookWhere::Agent => self.run_agent(hook, command, &capture, cancel).await,
+            HookWhere::Slot => self.run_slot(hook, command, &capture, cancel).await,
         };
         let outcome = outcome.unwrap_or_else(|e| HookOutcome::Error {
             message: error_chain(&e),
@@ -421,7 +426,7 @@ impl HookRunner {
         CommandRecord {
             hook: hook.name.clone(),
             kind,
-            location: hook.location,
+            location: hook.run_where,
             outcome,
             duration_ms: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
             output,

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::health::AppFailure;
+use crate::hooks::{self, RemoteCommand};
 use crate::identity::ReleaseId;
 use crate::journal::DeploymentRecord;
 use crate::state::{LiveState, PRODUCTION, SlotState};
@@ -814,5 +815,53 @@ impl Port for Offline {
     }
     fn prober(&self) -> Arc<dyn crate::health::Prober> {
         Arc::new(reqwest::Client::new())
+    }
+}
+
+/// Slot hooks run through Kudu's command API, via the port.
+#[derive(Debug)]
+pub struct SlotCommand {
+    port: Arc<dyn Port>,
+    slot: String,
+}
+
+impl SlotCommand {
+    /// Commands run in `slot`.
+    pub fn new(port: Arc<dyn Port>, slot: &str) -> Self {
+        SlotCommand {
+            port,
+            slot: slot.to_owned(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RemoteCommand for SlotCommand {
+    async fn run(
+        &self,
+        command: &str,
+        _dir: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<hooks::RemoteOutput, Error> {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled { step: None });
+        }
+        match self
+            .port
+            .run_command(&self.slot, command, timeout, cancel)
+            .await
+        {
+            Ok(out) => Ok(hooks::RemoteOutput {
+                exit_code: i32::try_from(out.exit_code).unwrap_or(-1),
+                stdout: out.output,
+                stderr: String::new(),
+            }),
+            // The port's error follows in the chain; repeating it here would print it twice.
+            Err(err) => Err(Error::RemoteCommandFailed {
+                message: "the slot's command API failed".to_owned(),
+                source: Some(Box::new(err)),
+            }),
+        }
     }
 }

@@ -173,32 +173,7 @@ pub enum SecretDelivery {
     PipelineVariable,
 }
 
-/// Where a hook runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub enum HookWhere {
-    /// In the slot, through Kudu's command API.
-    Slot,
-    /// On the agent.
-    Agent,
-}
-
-/// A hook run before the health gate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HookSpec {
-    /// Name.
-    pub name: String,
-    /// Command.
-    pub command: String,
-    /// Where it runs.
-    pub run_where: HookWhere,
-    /// Time limit.
-    pub timeout: Duration,
-    /// The undo command; without one the hook is a point of no return.
-    pub undo: Option<String>,
-    /// Extra environment variables (agent hooks).
-    pub env: BTreeMap<String, String>,
-}
+pub use crate::hooks::{HookSpec, HookWhere};
 
 /// A health check.
 #[derive(Debug, Clone, PartialEq, Eq)]

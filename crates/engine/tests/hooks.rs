@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use slot_release_engine::Error;
 use slot_release_engine::hooks::{
-    CommandKind, HookEnvironment, HookLocation, HookOutcome, HookRunner, HookRunnerConfig,
-    HookSpec, HooksStatus, RemoteCommand, RemoteOutput,
+    CommandKind, HookEnvironment, HookOutcome, HookRunner, HookRunnerConfig, HookSpec, HookWhere,
+    HooksStatus, RemoteCommand, RemoteOutput,
 };
 use slot_release_pipelines::{Log, OutputMode, Secret};
 use tokio_util::sync::CancellationToken;
@@ -38,9 +38,9 @@ impl Sink {
 fn hook(name: &str, run: &str, undo: Option<&str>) -> HookSpec {
     HookSpec {
         name: name.to_owned(),
-        run: run.to_owned(),
+        command: run.to_owned(),
         undo: undo.map(str::to_owned),
-        location: HookLocation::Agent,
+        run_where: HookWhere::Agent,
         timeout: Duration::from_secs(20),
         env: BTreeMap::new(),
     }
@@ -488,7 +488,7 @@ async fn slot_hooks_run_through_the_remote_command() {
     let (runner, sink) = runner(dir.path());
     let runner = runner.with_remote(kudu.clone());
     let slot = |name: &str, run: &str, undo: Option<&str>| HookSpec {
-        location: HookLocation::Slot,
+        run_where: HookWhere::Slot,
         ..hook(name, run, undo)
     };
     let hooks = [
@@ -532,7 +532,7 @@ async fn slot_hook_without_a_remote_runner_is_an_error_outcome() {
     let dir = tempfile::tempdir().unwrap();
     let (runner, _) = runner(dir.path());
     let spec = HookSpec {
-        location: HookLocation::Slot,
+        run_where: HookWhere::Slot,
         ..hook("m", "true", None)
     };
     let report = runner.run_all(&[spec], &CancellationToken::new()).await;

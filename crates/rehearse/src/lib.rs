@@ -15,10 +15,11 @@ use slot_release_pipelines::Log;
 use tokio_util::sync::CancellationToken;
 
 use slot_release_engine::artifact;
+use slot_release_engine::hooks::{CommandKind, HookEnvironment, HookRunner, HookRunnerConfig};
 use slot_release_engine::package::PackageSpec;
-use slot_release_engine::port::{self, Port};
+use slot_release_engine::port::{self, Port, SlotCommand};
 use slot_release_engine::release::LoadedRelease;
-use slot_release_engine::spec::{AppKind, HookWhere, ReleaseSpec};
+use slot_release_engine::spec::{AppKind, ReleaseSpec};
 use slot_release_engine::stages::{
     self, Command, ReleaseRecord, RunResult, StageOptions, Unfinished,
 };
@@ -330,7 +331,7 @@ pub async fn run(
     let port: Arc<dyn Port> = Arc::new(port);
 
     // The shared state (the database) starts where the previous release left it: before the hooks.
-    prepare_shared_state(spec, port.as_ref(), &opts.config_dir, log, &cancel).await;
+    prepare_shared_state(spec, &port, &opts.config_dir, log, &cancel).await;
 
     let app = spec.app.name.clone();
     let staging_slot = spec.staging_slot().unwrap_or("staging").to_owned();
@@ -449,7 +450,7 @@ fn build_then_verify(
 /// Runs the undo of the hooks that have one, so shared state (a database) is as the previous release left it.
 pub async fn prepare_shared_state(
     spec: &ReleaseSpec,
-    port: &dyn Port,
+    port: &Arc<dyn Port>,
     config_dir: &Path,
     log: &Log,
     cancel: &CancellationToken,
@@ -471,26 +472,22 @@ pub async fn prepare_shared_state(
             "Rehearsal: cannot record the previous release in production's deployment history",
         );
     }
-    let hooks = spec.staging.iter().flat_map(|s| s.hooks.iter());
-    for hook in hooks {
-        let Some(undo) = &hook.undo else { continue };
-        let result = match hook.run_where {
-            HookWhere::Slot => port
-                .run_command(PRODUCTION, undo, hook.timeout, cancel)
-                .await
-                .map(|r| r.exit_code == 0)
-                .unwrap_or(false),
-            HookWhere::Agent => tokio::process::Command::new("sh")
-                .arg("-c")
-                .arg(undo)
-                .current_dir(config_dir)
-                .status()
-                .await
-                .is_ok_and(|s| s.success()),
-        };
-        if !result {
+    log.info("Rehearsal: the shared state (a database) is brought back to where the previous release left it, by the hooks' undo");
+    // Through the hook runner, as a release runs them: its time limits, cancellation, scrubbed environment
+    // and masked, neutralised output.
+    let runner = HookRunner::new(
+        log.clone(),
+        HookRunnerConfig::new(config_dir),
+        HookEnvironment::default(),
+    )
+    .with_remote(Arc::new(SlotCommand::new(port.clone(), PRODUCTION)));
+    let hooks: Vec<_> = spec.staging.iter().flat_map(|s| s.hooks.iter()).collect();
+    for hook in hooks.into_iter().rev().filter(|h| h.undo.is_some()) {
+        let record = runner.run_command(hook, CommandKind::Undo, cancel).await;
+        if !record.outcome.is_success() {
             log.warning(&format!(
-                "Rehearsal: preparing the previous release's state with `{undo}` did not succeed"
+                "Rehearsal: preparing the previous release's state with the undo of hook {} did not succeed ({})",
+                hook.name, record.outcome
             ));
         }
     }

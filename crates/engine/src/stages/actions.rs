@@ -26,24 +26,7 @@ impl Exec<'_> {
             HookRunnerConfig::new(&self.opts.hook_dir),
             env,
         )
-        .with_remote(Arc::new(SlotCommand {
-            port: self.ctx.port.clone(),
-            slot: slot.to_owned(),
-        }))
-    }
-
-    pub(super) fn hook_spec(hook: &HookSpec) -> hooks::HookSpec {
-        hooks::HookSpec {
-            name: hook.name.clone(),
-            run: hook.command.clone(),
-            undo: hook.undo.clone(),
-            location: match hook.run_where {
-                HookWhere::Slot => hooks::HookLocation::Slot,
-                HookWhere::Agent => hooks::HookLocation::Agent,
-            },
-            timeout: hook.timeout,
-            env: hook.env.clone(),
-        }
+        .with_remote(Arc::new(SlotCommand::new(self.ctx.port.clone(), slot)))
     }
 
     pub(super) fn find_hook(&self, name: &str) -> Option<HookSpec> {
@@ -263,42 +246,5 @@ impl Exec<'_> {
         self.package_sha256 = Some(built.sha256.as_str().to_owned());
         self.package = Some(built.path);
         Ok(())
-    }
-}
-
-/// Slot hooks run through Kudu's command API, via the port.
-struct SlotCommand {
-    port: Arc<dyn Port>,
-    slot: String,
-}
-
-#[async_trait::async_trait]
-impl RemoteCommand for SlotCommand {
-    async fn run(
-        &self,
-        command: &str,
-        _dir: &str,
-        timeout: Duration,
-        cancel: &CancellationToken,
-    ) -> Result<hooks::RemoteOutput, Error> {
-        if cancel.is_cancelled() {
-            return Err(Error::Cancelled { step: None });
-        }
-        match self
-            .port
-            .run_command(&self.slot, command, timeout, cancel)
-            .await
-        {
-            Ok(out) => Ok(hooks::RemoteOutput {
-                exit_code: i32::try_from(out.exit_code).unwrap_or(-1),
-                stdout: out.output,
-                stderr: String::new(),
-            }),
-            // The port's error follows in the chain; repeating it here would print it twice.
-            Err(err) => Err(Error::RemoteCommandFailed {
-                message: "the slot's command API failed".to_owned(),
-                source: Some(Box::new(err)),
-            }),
-        }
     }
 }

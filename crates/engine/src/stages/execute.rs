@@ -216,9 +216,7 @@ impl Exec<'_> {
                     }));
                 };
                 let runner = self.hook_runner(&self.hook_slot());
-                let record = runner
-                    .run_command(&Self::hook_spec(&hook), CommandKind::Run, &cancel)
-                    .await;
+                let record = runner.run_command(&hook, CommandKind::Run, &cancel).await;
                 let ok = record.outcome.is_success();
                 self.stage.hooks.push(HookRecord {
                     name: name.clone(),
@@ -247,9 +245,7 @@ impl Exec<'_> {
             }
             Action::UndoHook { .. } => {
                 let runner = self.hook_runner(&self.hook_slot());
-                let specs: Vec<hooks::HookSpec> =
-                    self.completed_hooks.iter().map(Self::hook_spec).collect();
-                let refs: Vec<&hooks::HookSpec> = specs.iter().collect();
+                let refs: Vec<&HookSpec> = self.completed_hooks.iter().collect();
                 // Undo must finish even when the run is being cancelled: a half-undone migration is worse.
                 let report = runner.undo(&refs, &CancellationToken::new()).await;
                 for undone in &report.undone {

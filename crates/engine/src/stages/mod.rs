@@ -25,15 +25,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::health::{self, HealthCheckSpec, ProbeTarget, WatchSpec};
-use crate::hooks::{self, CommandKind, HookRunner, HookRunnerConfig, RemoteCommand};
+use crate::hooks::{self, CommandKind, HookRunner, HookRunnerConfig};
 use crate::journal::{DeploymentRecord, HookRecord, JournalTags, Phase};
 use crate::machine;
 use crate::package;
 use crate::plan::{
     self, Action, BuildInfo, Plan, PlanInput, Probe, SettingChange, Shown, Stage, Step,
 };
-use crate::port::{Port, SettingValue, SiteChange};
-use crate::spec::{AppKind, HookSpec, HookWhere, ReleaseSpec};
+use crate::port::{Port, SettingValue, SiteChange, SlotCommand};
+use crate::spec::{AppKind, HookSpec, ReleaseSpec};
 use crate::state::{LiveState, PRODUCTION};
 
 mod actions;
