@@ -8,7 +8,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use slot_release_pipelines::Log;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -57,47 +58,97 @@ impl ProbeTarget {
     }
 }
 
-/// One health check: what a healthy answer is and how often to ask.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthCheckSpec {
+/// What is probed and which answer is healthy: one type from the config through the plan to the probe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
     /// The path probed, e.g. `/health`.
     pub path: String,
     /// Statuses that count as healthy.
     pub statuses: Vec<u16>,
     /// Text the body must contain to count as healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_contains: Option<String>,
-    /// Consecutive healthy probes that pass the gate.
-    pub successes: u32,
-    /// Pause between the starts of two probes.
+    /// Pause between the starts of two probes (milliseconds in the plan: a sub-second interval is
+    /// shown and run as it is).
+    #[serde(rename = "intervalMs", with = "millis_serde")]
+    #[schemars(with = "u64")]
     pub interval: Duration,
-    /// Deadline for passing the gate.
-    pub timeout: Duration,
     /// Deadline for one probe (connect, headers and body).
-    pub request_timeout: Duration,
+    #[serde(rename = "probeTimeoutMs", with = "millis_serde")]
+    #[schemars(with = "u64")]
+    pub probe_timeout: Duration,
 }
 
-impl HealthCheckSpec {
-    /// A check of `path` with the product defaults: status 200, 3 successes, every 5 s, within 5 min.
+impl HealthCheck {
+    /// A check of `path` with the product defaults: status 200, every 5 s, 10 s per probe.
     pub fn new(path: impl Into<String>) -> Self {
-        Self {
+        HealthCheck {
             path: path.into(),
             statuses: vec![200],
             body_contains: None,
-            successes: 3,
             interval: Duration::from_secs(5),
-            timeout: Duration::from_secs(300),
-            request_timeout: Duration::from_secs(10),
+            probe_timeout: Duration::from_secs(10),
         }
     }
 }
 
-/// The production watch window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WatchSpec {
+/// A health gate: probe a slot until `successes_needed` consecutive healthy answers, within `timeout`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Gate {
+    /// What is probed.
+    #[serde(flatten)]
+    pub check: HealthCheck,
+    /// Consecutive healthy probes that pass the gate.
+    pub successes_needed: u32,
+    /// Deadline for passing the gate.
+    #[serde(rename = "timeoutMs", with = "millis_serde")]
+    #[schemars(with = "u64")]
+    pub timeout: Duration,
+}
+
+impl Gate {
+    /// A gate on `path` with the product defaults: 3 successes within 5 min (see [`HealthCheck::new`]).
+    pub fn new(path: impl Into<String>) -> Self {
+        Gate {
+            check: HealthCheck::new(path),
+            successes_needed: 3,
+            timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The watch of production after a swap: probe for the whole `window`; production is unhealthy at the
+/// `unhealthy_after`-th failed probe (not necessarily consecutive).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Watch {
+    /// What is probed.
+    #[serde(flatten)]
+    pub check: HealthCheck,
     /// How long production is watched.
+    #[serde(rename = "windowMs", with = "millis_serde")]
+    #[schemars(with = "u64")]
     pub window: Duration,
-    /// Failed probes (not necessarily consecutive) that make production unhealthy.
-    pub max_failures: u32,
+    /// Failed probes in the window that make production unhealthy (the config's `maxFailures`).
+    #[serde(rename = "unhealthyAfterFailures")]
+    pub unhealthy_after: u32,
+}
+
+/// Durations as whole milliseconds in the plan's JSON.
+mod millis_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(super::millis(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
 }
 
 /// The outcome of one probe.
@@ -238,7 +289,7 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn validate(target: &ProbeTarget, check: &HealthCheckSpec) -> Result<reqwest::Url, Error> {
+fn validate(target: &ProbeTarget, check: &HealthCheck) -> Result<reqwest::Url, Error> {
     let invalid = |reason: &str| Error::InvalidHealthCheck {
         target: target.base_url.to_string(),
         reason: reason.to_owned(),
@@ -246,7 +297,7 @@ fn validate(target: &ProbeTarget, check: &HealthCheckSpec) -> Result<reqwest::Ur
     if check.statuses.is_empty() {
         return Err(invalid("no expected status"));
     }
-    if check.interval.is_zero() || check.request_timeout.is_zero() {
+    if check.interval.is_zero() || check.probe_timeout.is_zero() {
         return Err(invalid("interval and request timeout must be positive"));
     }
     target.url_for(&check.path)
@@ -288,18 +339,18 @@ pub trait CrashCheck: Send + Sync {
     async fn crashed(&self) -> Option<AppFailure>;
 }
 
-/// Probes `target` until `check.successes` consecutive healthy answers, or fails at `check.timeout`.
+/// Probes `target` until `gate.successes_needed` consecutive healthy answers, or fails at `gate.timeout`.
 ///
 /// It also gives up early when the remaining time cannot fit the probes still needed, so a hopeless gate
 /// does not wait out its whole timeout.
 pub async fn gate(
     client: &dyn Prober,
     target: &ProbeTarget,
-    check: &HealthCheckSpec,
+    gate: &Gate,
     cancel: &CancellationToken,
     log: &Log,
 ) -> Result<GateReport, Error> {
-    gate_with(client, target, check, None, cancel, log).await
+    gate_with(client, target, gate, None, cancel, log).await
 }
 
 /// Whether a probe's outcome may mean the app is down (App Service answers 502/503 for an app whose
@@ -317,21 +368,22 @@ fn may_be_down(outcome: &ProbeOutcome) -> bool {
 pub async fn gate_with(
     client: &dyn Prober,
     target: &ProbeTarget,
-    check: &HealthCheckSpec,
+    gate: &Gate,
     crash: Option<&dyn CrashCheck>,
     cancel: &CancellationToken,
     log: &Log,
 ) -> Result<GateReport, Error> {
+    let check = &gate.check;
     let url = validate(target, check)?;
-    let required = check.successes.max(1);
+    let required = gate.successes_needed.max(1);
     let started = Instant::now();
-    let deadline = started + check.timeout;
+    let deadline = started + gate.timeout;
     let mut tally = Tally::default();
     let mut streak = 0u32;
     log.info(&format!(
         "Health gate for {}: {url}, {required} consecutive healthy probe(s) within {}",
         target.label,
-        humantime::format_duration(check.timeout)
+        humantime::format_duration(gate.timeout)
     ));
     let report = |tally: Tally, passed: bool| GateReport {
         url: url.to_string(),
@@ -349,7 +401,7 @@ pub async fn gate_with(
         let probe_start = Instant::now();
         let remaining = deadline.saturating_duration_since(probe_start);
         let per_probe = check
-            .request_timeout
+            .probe_timeout
             .min(remaining.max(Duration::from_millis(1)));
         let record = tokio::select! {
             r = probe(client, &url, check, per_probe, tally.probes_total + 1, started) => r,
@@ -398,7 +450,7 @@ pub async fn gate_with(
         if next + check.interval * needed_after_next > deadline {
             return Err(Error::GateFailed {
                 report: Box::new(report(tally, false)),
-                timeout: check.timeout,
+                timeout: gate.timeout,
             });
         }
         tokio::select! {
@@ -411,18 +463,18 @@ pub async fn gate_with(
     }
 }
 
-/// Watches `target` for the whole `watch.window`, probing every `check.interval`; fails as soon as
-/// `watch.max_failures` probes have failed. `check.successes` and `check.timeout` do not apply.
+/// Watches `target` for the whole `watch.window`, probing every `watch.check.interval`; fails as soon as
+/// `watch.unhealthy_after` probes have failed.
 pub async fn watch(
     client: &dyn Prober,
     target: &ProbeTarget,
-    check: &HealthCheckSpec,
-    watch: &WatchSpec,
+    watch: &Watch,
     cancel: &CancellationToken,
     log: &Log,
 ) -> Result<WatchReport, Error> {
+    let check = &watch.check;
     let url = validate(target, check)?;
-    if watch.max_failures == 0 {
+    if watch.unhealthy_after == 0 {
         return Err(Error::InvalidHealthCheck {
             target: target.base_url.to_string(),
             reason: "max failures must be at least 1".to_owned(),
@@ -435,13 +487,13 @@ pub async fn watch(
         "Watching {} for {}: {url}, unhealthy after {} failed probe(s)",
         target.label,
         humantime::format_duration(watch.window),
-        watch.max_failures
+        watch.unhealthy_after
     ));
     let report = |tally: Tally, healthy: bool| WatchReport {
         url: url.to_string(),
         healthy,
         window_ms: millis(watch.window),
-        max_failures: watch.max_failures,
+        max_failures: watch.unhealthy_after,
         probes_total: tally.probes_total,
         successes: tally.successes,
         failures: tally.failures,
@@ -454,7 +506,7 @@ pub async fn watch(
         let probe_start = Instant::now();
         // A probe may not run past the window by more than its own deadline.
         let record = tokio::select! {
-            r = probe(client, &url, check, check.request_timeout, tally.probes_total + 1, started) => r,
+            r = probe(client, &url, check, check.probe_timeout, tally.probes_total + 1, started) => r,
             () = cancel.cancelled() => {
                 log.info(&format!("Watch of {} cancelled", target.label));
                 return Err(Error::WatchCancelled { report: Box::new(report(tally, false)) });
@@ -462,7 +514,7 @@ pub async fn watch(
         };
         log_probe(log, &target.label, &record, None);
         tally.add(record);
-        if tally.failures >= watch.max_failures {
+        if tally.failures >= watch.unhealthy_after {
             log.info(&format!(
                 "{} unhealthy: {} failed probe(s) of {}",
                 target.label, tally.failures, tally.probes_total
@@ -525,7 +577,7 @@ fn log_probe(log: &Log, label: &str, record: &ProbeRecord, streak: Option<(u32, 
 async fn probe(
     client: &dyn Prober,
     url: &reqwest::Url,
-    check: &HealthCheckSpec,
+    check: &HealthCheck,
     limit: Duration,
     number: u32,
     origin: Instant,
@@ -547,12 +599,12 @@ async fn probe(
 #[async_trait::async_trait]
 pub trait Prober: Send + Sync {
     /// One probe of `url`, judged against `check` (status, and body text when asked).
-    async fn probe(&self, url: &reqwest::Url, check: &HealthCheckSpec) -> ProbeOutcome;
+    async fn probe(&self, url: &reqwest::Url, check: &HealthCheck) -> ProbeOutcome;
 }
 
 #[async_trait::async_trait]
 impl Prober for reqwest::Client {
-    async fn probe(&self, url: &reqwest::Url, check: &HealthCheckSpec) -> ProbeOutcome {
+    async fn probe(&self, url: &reqwest::Url, check: &HealthCheck) -> ProbeOutcome {
         probe_once(self, url, check).await
     }
 }
@@ -560,7 +612,7 @@ impl Prober for reqwest::Client {
 async fn probe_once(
     client: &reqwest::Client,
     url: &reqwest::Url,
-    check: &HealthCheckSpec,
+    check: &HealthCheck,
 ) -> ProbeOutcome {
     let response = match client
         .get(url.clone())

@@ -721,7 +721,6 @@ mod tests {
 
     #[test]
     fn recovery_table() {
-        use crate::plan::Probe;
         let swap = Action::Swap {
             source: "staging".into(),
             target: PRODUCTION.into(),
@@ -736,14 +735,7 @@ mod tests {
         };
         let gate = |slot: &str| Action::HealthGate {
             slot: slot.into(),
-            probe: Probe {
-                path: "/health".into(),
-                statuses: vec![200],
-                interval_secs: 1,
-                count: 1,
-                window_secs: 1,
-                body_contains: None,
-            },
+            gate: crate::health::Gate::new("/health"),
         };
         let undo = |name: &str| Action::UndoHook {
             name: name.into(),

@@ -173,24 +173,8 @@ pub enum SecretDelivery {
     PipelineVariable,
 }
 
+pub use crate::health::{Gate, HealthCheck};
 pub use crate::hooks::{HookSpec, HookWhere};
-
-/// A health check.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HealthSpec {
-    /// Path probed, e.g. `/health`.
-    pub path: String,
-    /// Statuses that count as healthy.
-    pub statuses: Vec<u16>,
-    /// Time between probes.
-    pub interval: Duration,
-    /// Consecutive successes needed.
-    pub successes: u32,
-    /// Deadline for the gate.
-    pub timeout: Duration,
-    /// Text the body must contain.
-    pub body_contains: Option<String>,
-}
 
 /// The staging stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,7 +184,7 @@ pub struct StagingSpec {
     /// Hooks, in order.
     pub hooks: Vec<HookSpec>,
     /// The gate.
-    pub health: Option<HealthSpec>,
+    pub health: Option<Gate>,
 }
 
 /// How production takes the release.
@@ -239,7 +223,7 @@ pub struct ProductionSpec {
     /// Failures that end the watch early.
     pub watch_max_failures: u32,
     /// The watch's probe.
-    pub health: Option<HealthSpec>,
+    pub health: Option<Gate>,
     /// Automatic or manual rollback.
     pub rollback: RollbackMode,
     /// Run hook undo commands after a swap back.
@@ -266,7 +250,7 @@ pub struct RollbackSpec {
     /// Run recorded hooks' undo commands.
     pub undo_hooks: bool,
     /// The gate the restored production must pass.
-    pub health: Option<HealthSpec>,
+    pub health: Option<Gate>,
 }
 
 /// A health gate deadline given from outside the config (the task input `healthTimeoutSeconds`).
@@ -310,11 +294,11 @@ impl ReleaseSpec {
         for (gate, health) in gates {
             let Some(health) = health else { continue };
             // The config refuses the same mistake in release.yml (`timeout-not-above-interval`).
-            if timeout.duration() <= health.interval {
+            if timeout.duration() <= health.check.interval {
                 return Err(Error::HealthTimeoutTooShort {
                     gate,
                     timeout_secs: timeout.duration().as_secs(),
-                    interval_secs: health.interval.as_secs(),
+                    interval_secs: health.check.interval.as_secs(),
                 });
             }
             found.push(health);
@@ -326,14 +310,17 @@ impl ReleaseSpec {
     }
 }
 
-fn health(check: &cfg::HealthCheck) -> HealthSpec {
-    HealthSpec {
-        path: check.path.clone(),
-        statuses: check.statuses.clone(),
-        interval: check.interval.into(),
-        successes: check.successes,
+fn health(check: &cfg::HealthCheck) -> Gate {
+    Gate {
+        check: HealthCheck {
+            path: check.path.clone(),
+            statuses: check.statuses.clone(),
+            body_contains: check.body_contains.clone(),
+            interval: check.interval.into(),
+            probe_timeout: HealthCheck::new("/").probe_timeout,
+        },
+        successes_needed: check.successes,
         timeout: check.timeout.into(),
-        body_contains: check.body_contains.clone(),
     }
 }
 

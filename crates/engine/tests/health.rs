@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use slot_release_engine::Error;
 use slot_release_engine::health::{
-    AppFailure, CrashCheck, GateReport, HealthCheckSpec, ProbeOutcome, ProbeTarget, WatchSpec,
-    gate, gate_with, watch,
+    AppFailure, CrashCheck, Gate, GateReport, HealthCheck, ProbeOutcome, ProbeTarget, Watch, gate,
+    gate_with, watch,
 };
 use slot_release_pipelines::{Log, OutputMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -111,13 +111,24 @@ fn target(addr: SocketAddr) -> ProbeTarget {
     }
 }
 
-fn check(successes: u32, interval_ms: u64, timeout_ms: u64) -> HealthCheckSpec {
-    HealthCheckSpec {
-        successes,
-        interval: Duration::from_millis(interval_ms),
+fn check(successes: u32, interval_ms: u64, timeout_ms: u64) -> Gate {
+    Gate {
+        check: HealthCheck {
+            interval: Duration::from_millis(interval_ms),
+            probe_timeout: Duration::from_millis(500),
+            ..HealthCheck::new("/health")
+        },
+        successes_needed: successes,
         timeout: Duration::from_millis(timeout_ms),
-        request_timeout: Duration::from_millis(500),
-        ..HealthCheckSpec::new("/health")
+    }
+}
+
+/// A watch of `window_ms` with the probes of `check(_, interval_ms, _)`.
+fn watching(interval_ms: u64, window_ms: u64, unhealthy_after: u32) -> Watch {
+    Watch {
+        check: check(1, interval_ms, 1).check,
+        window: Duration::from_millis(window_ms),
+        unhealthy_after,
     }
 }
 
@@ -405,10 +416,8 @@ async fn wrong_body_is_unhealthy_and_right_body_passes() {
     })
     .await;
     let (log, _) = log();
-    let spec = HealthCheckSpec {
-        body_contains: Some("ok v2".to_owned()),
-        ..check(1, 20, 2_000)
-    };
+    let mut spec = check(1, 20, 2_000);
+    spec.check.body_contains = Some("ok v2".to_owned());
     let report = gate(
         &client(),
         &target(srv.addr),
@@ -429,10 +438,8 @@ async fn wrong_body_is_unhealthy_and_right_body_passes() {
 async fn a_hanging_probe_times_out_and_the_gate_keeps_its_deadline() {
     let srv = server(|_| Reply::Hang).await;
     let (log, _) = log();
-    let spec = HealthCheckSpec {
-        request_timeout: Duration::from_millis(150),
-        ..check(1, 200, 700)
-    };
+    let mut spec = check(1, 200, 700);
+    spec.check.probe_timeout = Duration::from_millis(150);
     let started = Instant::now();
     let err = gate(
         &client(),
@@ -504,14 +511,10 @@ async fn watch_samples_the_whole_window_when_healthy() {
     .await;
     let (log, sink) = log();
     let started = Instant::now();
-    let spec = WatchSpec {
-        window: Duration::from_millis(500),
-        max_failures: 2,
-    };
+    let spec = watching(100, 500, 2);
     let report = watch(
         &client(),
         &target(srv.addr),
-        &check(3, 100, 1),
         &spec,
         &CancellationToken::new(),
         &log,
@@ -540,15 +543,11 @@ async fn watch_fails_fast_after_max_failures() {
     })
     .await;
     let (log, _) = log();
-    let spec = WatchSpec {
-        window: Duration::from_secs(30),
-        max_failures: 3,
-    };
+    let spec = watching(50, 30000, 3);
     let started = Instant::now();
     let err = watch(
         &client(),
         &target(srv.addr),
-        &check(3, 50, 1),
         &spec,
         &CancellationToken::new(),
         &log,
@@ -580,21 +579,11 @@ async fn watch_is_cancellable() {
         tokio::time::sleep(Duration::from_millis(150)).await;
         trigger.cancel();
     });
-    let spec = WatchSpec {
-        window: Duration::from_secs(30),
-        max_failures: 1,
-    };
+    let spec = watching(50, 30000, 1);
     let started = Instant::now();
-    let err = watch(
-        &client(),
-        &target(srv.addr),
-        &check(1, 50, 1),
-        &spec,
-        &cancel,
-        &log,
-    )
-    .await
-    .unwrap_err();
+    let err = watch(&client(), &target(srv.addr), &spec, &cancel, &log)
+        .await
+        .unwrap_err();
     assert!(started.elapsed() < Duration::from_millis(1_500));
     let Error::WatchCancelled { report } = err else {
         panic!("{err}")
@@ -606,10 +595,8 @@ async fn watch_is_cancellable() {
 async fn invalid_specs_are_refused_before_any_probe() {
     let srv = server(|_| Reply::Answer(200, "ok")).await;
     let (log, _) = log();
-    let no_status = HealthCheckSpec {
-        statuses: Vec::new(),
-        ..check(1, 10, 100)
-    };
+    let mut no_status = check(1, 10, 100);
+    no_status.check.statuses = Vec::new();
     let err = gate(
         &client(),
         &target(srv.addr),
@@ -620,7 +607,7 @@ async fn invalid_specs_are_refused_before_any_probe() {
     .await
     .unwrap_err();
     assert!(matches!(err, Error::InvalidHealthCheck { .. }), "{err}");
-    let other_host = HealthCheckSpec::new("//elsewhere.test/health");
+    let other_host = Gate::new("//elsewhere.test/health");
     let err = gate(
         &client(),
         &target(srv.addr),

@@ -564,7 +564,7 @@ fn a_health_timeout_override_bounds_every_gate_and_shows_in_the_plan() {
             .iter()
             .chain(&plan.on_failure)
             .filter_map(|s| match &s.action {
-                Action::HealthGate { probe, .. } => Some(probe.window_secs),
+                Action::HealthGate { gate, .. } => Some(gate.timeout.as_secs()),
                 _ => None,
             })
             .collect()
@@ -581,7 +581,7 @@ fn a_health_timeout_override_bounds_every_gate_and_shows_in_the_plan() {
     );
     // The watch is a window, not a gate: its length stays the config's.
     let watch = production.steps.iter().find_map(|s| match &s.action {
-        Action::Watch { probe, .. } => Some(probe.window_secs),
+        Action::Watch { watch, .. } => Some(watch.window.as_secs()),
         _ => None,
     });
     assert_eq!(
@@ -609,6 +609,7 @@ fn a_health_timeout_override_bounds_every_gate_and_shows_in_the_plan() {
         .health
         .as_ref()
         .unwrap()
+        .check
         .interval;
     let err = loaded
         .spec

@@ -498,7 +498,7 @@ async fn production_healthy(spec: &ReleaseSpec, port: &dyn Port) -> bool {
         .production
         .as_ref()
         .and_then(|p| p.health.as_ref())
-        .map_or("/", |h| h.path.as_str());
+        .map_or("/", |h| h.check.path.as_str());
     let Ok(base) = port.slot_url(PRODUCTION).await else {
         return false;
     };
@@ -506,7 +506,7 @@ async fn production_healthy(spec: &ReleaseSpec, port: &dyn Port) -> bool {
         return false;
     };
     let prober = port.prober();
-    let check = slot_release_engine::health::HealthCheckSpec::new(path);
+    let check = slot_release_engine::health::HealthCheck::new(path);
     for _ in 0..5 {
         if prober.probe(&url, &check).await.is_healthy() {
             return true;

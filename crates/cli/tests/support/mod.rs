@@ -110,7 +110,7 @@ impl World {
         let log = Log::new(OutputMode::Plain, Box::new(std::io::sink()));
         rehearse::prepare_shared_state(
             &loaded.spec,
-            port.as_ref(),
+            &port,
             config.parent().unwrap(),
             &log,
             &CancellationToken::new(),

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::journal::{JournalTags, Phase};
 use crate::spec::{
-    AppKind, EnvironmentSpec, HealthSpec, HookWhere, ProductionSpec, ReleaseSpec, Restore,
-    RollbackMode, SecretDelivery, Strategy,
+    AppKind, EnvironmentSpec, Gate, HookWhere, ProductionSpec, ReleaseSpec, Restore, RollbackMode,
+    SecretDelivery, Strategy,
 };
 use crate::state::{LiveState, PRODUCTION};
 
@@ -30,7 +30,7 @@ pub use steps::key_vault_reference;
 use steps::*;
 
 /// The version of the plan's JSON form.
-pub const PLAN_VERSION: u32 = 1;
+pub const PLAN_VERSION: u32 = 2;
 
 /// A stage of a release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -254,38 +254,6 @@ pub struct SecretPull {
     pub delivery: SecretDelivery,
 }
 
-/// A health probe's parameters as planned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Probe {
-    /// Path probed.
-    pub path: String,
-    /// Healthy statuses.
-    pub statuses: Vec<u16>,
-    /// Seconds between probes.
-    pub interval_secs: u64,
-    /// Consecutive successes needed (gate) or failures tolerated (watch).
-    pub count: u32,
-    /// Seconds allowed (gate) or watched (watch).
-    pub window_secs: u64,
-    /// Text the body must contain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_contains: Option<String>,
-}
-
-impl Probe {
-    fn gate(spec: &HealthSpec) -> Self {
-        Probe {
-            path: spec.path.clone(),
-            statuses: spec.statuses.clone(),
-            interval_secs: spec.interval.as_secs(),
-            count: spec.successes,
-            window_secs: spec.timeout.as_secs(),
-            body_contains: spec.body_contains.clone(),
-        }
-    }
-}
-
 /// What a step does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", tag = "type")]
@@ -395,8 +363,8 @@ pub enum Action {
     HealthGate {
         /// The slot.
         slot: String,
-        /// The probe.
-        probe: Probe,
+        /// What is probed and what passes.
+        gate: Gate,
     },
     /// Swap two slots.
     Swap {
@@ -421,8 +389,8 @@ pub enum Action {
     Watch {
         /// The slot watched.
         slot: String,
-        /// The probe.
-        probe: Probe,
+        /// What is probed, for how long, and how many failures make production unhealthy.
+        watch: crate::health::Watch,
     },
     /// Nothing to do; the plan says why.
     Nothing,
@@ -525,18 +493,22 @@ impl Action {
                 }
             ),
             Action::UndoHook { name, .. } => format!("undo hook {name}"),
-            Action::HealthGate { slot, probe } => format!(
-                "health gate {slot}{}: {} consecutive success(es) within {}s",
-                probe.path, probe.count, probe.window_secs
+            Action::HealthGate { slot, gate } => format!(
+                "health gate {slot}{}: {} consecutive success(es) within {}",
+                gate.check.path,
+                gate.successes_needed,
+                humantime::format_duration(gate.timeout)
             ),
             Action::Swap { source, target } => format!("swap {source} into {target}"),
             Action::ApplySlotConfig { source, target } => {
                 format!("swap with preview: apply {target} settings to {source}")
             }
             Action::ResetSlotConfig { source } => format!("cancel swap preview on {source}"),
-            Action::Watch { slot, probe } => format!(
-                "watch {slot}{} for {}s (stop after {} failure(s))",
-                probe.path, probe.window_secs, probe.count
+            Action::Watch { slot, watch } => format!(
+                "watch {slot}{} for {} (unhealthy after {} failed probe(s))",
+                watch.check.path,
+                humantime::format_duration(watch.window),
+                watch.unhealthy_after
             ),
             Action::Nothing => "nothing to do".into(),
         }
@@ -623,17 +595,14 @@ fn environment<'a>(spec: &'a ReleaseSpec, name: &str) -> Result<&'a EnvironmentS
 }
 
 /// The post-swap watch of production with the production stage's health check, window and failure budget.
-fn watch_step(production: &ProductionSpec, health: &HealthSpec, why: &str) -> Step {
+fn watch_step(production: &ProductionSpec, health: &Gate, why: &str) -> Step {
     step(
         Action::Watch {
             slot: PRODUCTION.to_owned(),
-            probe: Probe {
-                path: health.path.clone(),
-                statuses: health.statuses.clone(),
-                interval_secs: health.interval.as_secs(),
-                count: production.watch_max_failures,
-                window_secs: production.watch_window.as_secs(),
-                body_contains: health.body_contains.clone(),
+            watch: crate::health::Watch {
+                check: health.check.clone(),
+                window: production.watch_window,
+                unhealthy_after: production.watch_max_failures,
             },
         },
         why,

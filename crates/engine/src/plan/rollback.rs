@@ -424,7 +424,7 @@ pub(super) fn plan_rollback(
         steps.push(step(
             Action::HealthGate {
                 slot: PRODUCTION.to_owned(),
-                probe: Probe::gate(health),
+                gate: health.clone(),
             },
             "production must be healthy after the rollback",
         ));

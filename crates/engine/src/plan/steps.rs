@@ -207,12 +207,12 @@ pub fn key_vault_reference(vault: &str, secret: &str) -> String {
     format!("@Microsoft.KeyVault(VaultName={vault};SecretName={secret})")
 }
 
-pub(super) fn health_step(health: Option<&HealthSpec>, slot: &str, reason: &str) -> Option<Step> {
+pub(super) fn health_step(health: Option<&Gate>, slot: &str, reason: &str) -> Option<Step> {
     health.map(|h| {
         step(
             Action::HealthGate {
                 slot: slot.to_owned(),
-                probe: Probe::gate(h),
+                gate: h.clone(),
             },
             reason,
         )

@@ -60,18 +60,6 @@ impl Exec<'_> {
         })
     }
 
-    pub(super) fn check(probe: &Probe) -> HealthCheckSpec {
-        HealthCheckSpec {
-            path: probe.path.clone(),
-            statuses: probe.statuses.clone(),
-            body_contains: probe.body_contains.clone(),
-            successes: probe.count.max(1),
-            interval: Duration::from_secs(probe.interval_secs.max(1)),
-            timeout: Duration::from_secs(probe.window_secs.max(1)),
-            request_timeout: Duration::from_secs(10),
-        }
-    }
-
     /// Reads a planned set of secrets (those not read yet), registers each value with the log's masking
     /// the moment it is read, and delivers the ones meant for pipeline variables.
     pub(super) async fn pull_secrets(

@@ -280,9 +280,8 @@ impl Exec<'_> {
 /// window), `Some(None)` when only its elapsed time can be shown.
 pub(super) fn long_step(action: &Action) -> Option<Option<Duration>> {
     match action {
-        Action::HealthGate { probe, .. } | Action::Watch { probe, .. } => {
-            Some(Some(Duration::from_secs(probe.window_secs.max(1))))
-        }
+        Action::HealthGate { gate, .. } => Some(Some(gate.timeout)),
+        Action::Watch { watch, .. } => Some(Some(watch.window)),
         Action::DeployPackage { .. }
         | Action::Swap { .. }
         | Action::ApplySlotConfig { .. }

@@ -261,7 +261,7 @@ impl Exec<'_> {
                     }));
                 }
             }
-            Action::HealthGate { slot, probe } => {
+            Action::HealthGate { slot, gate } => {
                 let target = self.target(slot).await?;
                 let client = port.prober();
                 // A crashed app fails the gate at once, quoting its log, instead of at the timeout.
@@ -272,7 +272,7 @@ impl Exec<'_> {
                 let outcome = health::gate_with(
                     client.as_ref(),
                     &target,
-                    &Self::check(probe),
+                    gate,
                     Some(&crash),
                     &cancel,
                     self.log(),
@@ -347,24 +347,10 @@ impl Exec<'_> {
                 .reset_slot_config(source)
                 .await
                 .map_err(port_err("cancel the swap preview"))?,
-            Action::Watch { slot, probe } => {
+            Action::Watch { slot, watch } => {
                 let target = self.target(slot).await?;
                 let client = port.prober();
-                let check = Self::check(probe);
-                let window = WatchSpec {
-                    window: Duration::from_secs(probe.window_secs.max(1)),
-                    max_failures: probe.count.max(1),
-                };
-                match health::watch(
-                    client.as_ref(),
-                    &target,
-                    &check,
-                    &window,
-                    &cancel,
-                    self.log(),
-                )
-                .await
-                {
+                match health::watch(client.as_ref(), &target, watch, &cancel, self.log()).await {
                     Ok(report) => self.stage.health.push(HealthRecord {
                         kind: "watch".into(),
                         slot: slot.clone(),

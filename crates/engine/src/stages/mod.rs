@@ -24,14 +24,12 @@ use slot_release_pipelines::{Log, VariableOptions};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::health::{self, HealthCheckSpec, ProbeTarget, WatchSpec};
+use crate::health::{self, ProbeTarget};
 use crate::hooks::{self, CommandKind, HookRunner, HookRunnerConfig};
 use crate::journal::{DeploymentRecord, HookRecord, JournalTags, Phase};
 use crate::machine;
 use crate::package;
-use crate::plan::{
-    self, Action, BuildInfo, Plan, PlanInput, Probe, SettingChange, Shown, Stage, Step,
-};
+use crate::plan::{self, Action, BuildInfo, Plan, PlanInput, SettingChange, Shown, Stage, Step};
 use crate::port::{Port, SettingValue, SiteChange, SlotCommand};
 use crate::spec::{AppKind, HookSpec, ReleaseSpec};
 use crate::state::{LiveState, PRODUCTION};

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use slot_release_engine::Error;
-use slot_release_engine::health::{HealthCheckSpec, ProbeOutcome, Prober};
+use slot_release_engine::health::{HealthCheck, ProbeOutcome, Prober};
 use slot_release_engine::journal::{DeploymentRecord, JournalTags, Phase};
 use slot_release_engine::lock::CLAIM_PREFIX;
 use slot_release_engine::port::{CommandResult, Port, SecretValue, SettingValue, SiteChange};
@@ -450,7 +450,7 @@ impl Port for MemPort {
 
 #[async_trait]
 impl Prober for MemPort {
-    async fn probe(&self, url: &url::Url, _: &HealthCheckSpec) -> ProbeOutcome {
+    async fn probe(&self, url: &url::Url, _: &HealthCheck) -> ProbeOutcome {
         let slot = url
             .host_str()
             .and_then(|h| h.strip_suffix(".memory.test"))
