@@ -166,6 +166,40 @@ fn crates_depend_only_on_what_the_architecture_allows() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// HTTP clients and servers, which only the azure crate (client) and the emulator (server) may use;
+/// xtask's benchmarks talk to the emulator like a user's client would.
+const HTTP_STACKS: &[&str] = &[
+    "reqwest",
+    "hyper",
+    "hyper-util",
+    "axum",
+    "axum-server",
+    "h2",
+];
+const MAY_SPEAK_HTTP: &[&str] = &["slot-release-azure", "slot-release-emulator", "xtask"];
+
+#[test]
+fn only_the_azure_crate_and_the_emulator_speak_http() {
+    let mut problems = Vec::new();
+    for m in manifests() {
+        if MAY_SPEAK_HTTP.contains(&m.name.as_str()) {
+            continue;
+        }
+        for (section, deps) in &m.sections {
+            if section.contains("dev-dependencies") {
+                continue;
+            }
+            for dep in deps.iter().filter(|d| HTTP_STACKS.contains(&d.as_str())) {
+                problems.push(format!(
+                    "{} depends on {dep} ([{section}]): HTTP goes through slot-release-azure (health probes: its PageClient)",
+                    m.name
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn every_declared_dependency_is_used() {
     let mut unused = Vec::new();

@@ -15,6 +15,7 @@ mod hosts;
 mod http;
 mod keyvault;
 mod kudu;
+mod probe;
 mod upload;
 mod webapp;
 
@@ -33,6 +34,7 @@ pub use kudu::{
     CommandOutput, DeployOptions, DeployStatus, Deployment, DeploymentRecord, Kudu, KuduAuth,
     LogEntry, SYNC_COMMAND_LIMIT,
 };
+pub use probe::{PAGE_BODY_LIMIT, PageAnswer, PageClient};
 pub use tokio_util::sync::CancellationToken;
 pub use webapp::{
     AppRef, RampUpRule, ResourceId, SettingsChange, SiteConfig, SiteConfigPatch, SlotConfigNames,

@@ -16,10 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 
-/// How much of a response body is searched for `body_contains`; health pages are small, and an endless
-/// body must not hold a probe.
-const BODY_LIMIT: usize = 1024 * 1024;
-
 /// How many probes a report keeps one by one; counters cover the rest.
 const REPORT_PROBES_KEPT: usize = 200;
 
@@ -27,14 +23,14 @@ const REPORT_PROBES_KEPT: usize = 200;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeTarget {
     /// E.g. `https://shop-staging.azurewebsites.net/`.
-    pub base_url: reqwest::Url,
+    pub base_url: url::Url,
     /// How the log names it, e.g. `staging`.
     pub label: String,
 }
 
 impl ProbeTarget {
     /// The URL probed for `path` (always relative to the base, so a path cannot point at another host).
-    pub fn url_for(&self, path: &str) -> Result<reqwest::Url, Error> {
+    pub fn url_for(&self, path: &str) -> Result<url::Url, Error> {
         let invalid = |reason: String| Error::InvalidHealthCheck {
             target: self.base_url.to_string(),
             reason,
@@ -289,7 +285,7 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn validate(target: &ProbeTarget, check: &HealthCheck) -> Result<reqwest::Url, Error> {
+fn validate(target: &ProbeTarget, check: &HealthCheck) -> Result<url::Url, Error> {
     let invalid = |reason: &str| Error::InvalidHealthCheck {
         target: target.base_url.to_string(),
         reason: reason.to_owned(),
@@ -573,10 +569,10 @@ fn log_probe(log: &Log, label: &str, record: &ProbeRecord, streak: Option<(u32, 
     log.external("health", &line);
 }
 
-/// One probe: GET, check the status, then (only when asked) read up to `BODY_LIMIT` bytes for the text.
+/// One probe through `client`, bounded by `limit`.
 async fn probe(
     client: &dyn Prober,
-    url: &reqwest::Url,
+    url: &url::Url,
     check: &HealthCheck,
     limit: Duration,
     number: u32,
@@ -599,69 +595,29 @@ async fn probe(
 #[async_trait::async_trait]
 pub trait Prober: Send + Sync {
     /// One probe of `url`, judged against `check` (status, and body text when asked).
-    async fn probe(&self, url: &reqwest::Url, check: &HealthCheck) -> ProbeOutcome;
+    async fn probe(&self, url: &url::Url, check: &HealthCheck) -> ProbeOutcome;
 }
 
+/// Probes go through the azure crate, which alone speaks HTTP; the engine judges the answer.
 #[async_trait::async_trait]
-impl Prober for reqwest::Client {
-    async fn probe(&self, url: &reqwest::Url, check: &HealthCheck) -> ProbeOutcome {
-        probe_once(self, url, check).await
-    }
-}
-
-async fn probe_once(
-    client: &reqwest::Client,
-    url: &reqwest::Url,
-    check: &HealthCheck,
-) -> ProbeOutcome {
-    let response = match client
-        .get(url.clone())
-        .header(reqwest::header::CACHE_CONTROL, "no-cache")
-        .send()
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return connection_error(&e),
-    };
-    let status = response.status().as_u16();
-    if !check.statuses.contains(&status) {
-        return ProbeOutcome::UnexpectedStatus { status };
-    }
-    let Some(needle) = check.body_contains.as_deref() else {
-        return ProbeOutcome::Healthy { status };
-    };
-    let mut response = response;
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                let room = BODY_LIMIT.saturating_sub(body.len());
-                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if contains(&body, needle.as_bytes()) {
-                    return ProbeOutcome::Healthy { status };
-                }
-                if body.len() >= BODY_LIMIT {
-                    break;
-                }
-            }
-            Ok(None) => break,
-            Err(e) => return connection_error(&e),
+impl Prober for slot_release_azure::PageClient {
+    async fn probe(&self, url: &url::Url, check: &HealthCheck) -> ProbeOutcome {
+        use slot_release_azure::PageAnswer;
+        let text = check.body_contains.as_deref();
+        match slot_release_azure::PageClient::probe(self, url, &check.statuses, text).await {
+            PageAnswer::Refused { status } => ProbeOutcome::UnexpectedStatus { status },
+            PageAnswer::Accepted {
+                status,
+                text_found: true,
+            } => ProbeOutcome::Healthy { status },
+            PageAnswer::Accepted {
+                status,
+                text_found: false,
+            } => ProbeOutcome::BodyMismatch { status },
+            PageAnswer::TimedOut => ProbeOutcome::TimedOut,
+            PageAnswer::Unreachable { message } => ProbeOutcome::ConnectionError { message },
         }
     }
-    ProbeOutcome::BodyMismatch { status }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn connection_error(e: &reqwest::Error) -> ProbeOutcome {
-    if e.is_timeout() {
-        return ProbeOutcome::TimedOut;
-    }
-    // reqwest's top-level message is generic ("error sending request"); the root cause says what happened.
-    let message = crate::error::chain(e).pop().unwrap_or_default();
-    ProbeOutcome::ConnectionError { message }
 }
 
 #[cfg(test)]
@@ -671,7 +627,7 @@ mod tests {
     #[test]
     fn probe_url_stays_on_the_base_host() {
         let target = ProbeTarget {
-            base_url: reqwest::Url::parse("https://app-staging.example.test:8443/ignored").unwrap(),
+            base_url: url::Url::parse("https://app-staging.example.test:8443/ignored").unwrap(),
             label: "staging".to_owned(),
         };
         assert_eq!(
@@ -680,11 +636,5 @@ mod tests {
         );
         assert!(target.url_for("//evil.test/x").is_err());
         assert!(target.url_for("health").is_err());
-    }
-
-    #[test]
-    fn body_search_finds_the_text_or_not() {
-        assert!(contains(b"status: ok", b"ok"));
-        assert!(!contains(b"status: down", b"ok"));
     }
 }

@@ -13,7 +13,7 @@ use slot_release_azure as az;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::health::AppFailure;
+use crate::health::{AppFailure, HealthCheck, ProbeOutcome};
 use crate::hooks::{self, RemoteCommand};
 use crate::identity::ReleaseId;
 use crate::journal::DeploymentRecord;
@@ -654,7 +654,7 @@ impl Port for AzurePort {
     }
 
     fn prober(&self) -> Arc<dyn crate::health::Prober> {
-        Arc::new(self.azure.http_client().clone())
+        Arc::new(self.azure.page_client())
     }
 
     async fn app_failure(&self, slot: &str) -> Result<Option<AppFailure>, Error> {
@@ -814,7 +814,7 @@ impl Port for Offline {
         self.refuse("address a slot")
     }
     fn prober(&self) -> Arc<dyn crate::health::Prober> {
-        Arc::new(reqwest::Client::new())
+        Arc::new(Offline)
     }
 }
 
@@ -862,6 +862,15 @@ impl RemoteCommand for SlotCommand {
                 message: "the slot's command API failed".to_owned(),
                 source: Some(Box::new(err)),
             }),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::health::Prober for Offline {
+    async fn probe(&self, _: &url::Url, _: &HealthCheck) -> ProbeOutcome {
+        ProbeOutcome::ConnectionError {
+            message: "this run has no Azure connection".to_owned(),
         }
     }
 }

@@ -100,13 +100,17 @@ fn log() -> (Log, Sink) {
     (Log::new(OutputMode::Plain, Box::new(sink.clone())), sink)
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
+fn client() -> slot_release_azure::PageClient {
+    let opts = slot_release_azure::HttpOptions {
+        proxy: slot_release_azure::ProxyOptions::default(),
+        ..slot_release_azure::HttpOptions::default()
+    };
+    slot_release_azure::PageClient::new(&opts).unwrap()
 }
 
 fn target(addr: SocketAddr) -> ProbeTarget {
     ProbeTarget {
-        base_url: reqwest::Url::parse(&format!("http://{addr}/")).unwrap(),
+        base_url: url::Url::parse(&format!("http://{addr}/")).unwrap(),
         label: "staging".to_owned(),
     }
 }

@@ -1,0 +1,141 @@
+//! A health probe of an app's own page: one GET with no credential (an app is not an Azure API, so no
+//! token may go to it), through the same HTTP client as every Azure call (proxy, CA, emulator hosts).
+//!
+//! What counts as healthy is the engine's decision; this module only reports what the page answered.
+
+use url::Url;
+
+use crate::azure::Azure;
+use crate::error::Result;
+use crate::http::{HttpOptions, http_client};
+
+/// How much of a response body is searched for the expected text: health pages are small, and an
+/// endless body must not hold a probe.
+pub const PAGE_BODY_LIMIT: usize = 1024 * 1024;
+
+/// What a page answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageAnswer {
+    /// A status the caller does not accept; the body was not read.
+    Refused {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// An accepted status; with expected text, whether the first [`PAGE_BODY_LIMIT`] bytes hold it.
+    Accepted {
+        /// The HTTP status.
+        status: u16,
+        /// `true` when no text was expected.
+        text_found: bool,
+    },
+    /// The request or the body timed out (the client's own timeout; callers usually set a shorter one).
+    TimedOut,
+    /// No answer: connection refused or reset, DNS, TLS, or the body broke off.
+    Unreachable {
+        /// The root cause (reqwest's outer message is generic).
+        message: String,
+    },
+}
+
+/// Asks apps' pages; it holds no credential, so none can reach an app.
+#[derive(Debug, Clone)]
+pub struct PageClient {
+    http: reqwest::Client,
+}
+
+impl PageClient {
+    /// A client with its own connection options (no proxy, say, for a test's loopback server).
+    pub fn new(opts: &HttpOptions) -> Result<Self> {
+        Ok(PageClient {
+            http: http_client(opts)?,
+        })
+    }
+
+    /// GETs `url` (asking caches for a fresh answer). When the status is one of `accepted` and `text` is
+    /// given, reads the body up to [`PAGE_BODY_LIMIT`] looking for it.
+    pub async fn probe(&self, url: &Url, accepted: &[u16], text: Option<&str>) -> PageAnswer {
+        let response = match self
+            .http
+            .get(url.clone())
+            .header(reqwest::header::CACHE_CONTROL, "no-cache")
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return unreachable(&e),
+        };
+        let status = response.status().as_u16();
+        if !accepted.contains(&status) {
+            return PageAnswer::Refused { status };
+        }
+        let Some(needle) = text else {
+            return PageAnswer::Accepted {
+                status,
+                text_found: true,
+            };
+        };
+        let mut response = response;
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = PAGE_BODY_LIMIT.saturating_sub(body.len());
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if contains(&body, needle.as_bytes()) {
+                        return PageAnswer::Accepted {
+                            status,
+                            text_found: true,
+                        };
+                    }
+                    if body.len() >= PAGE_BODY_LIMIT {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => return unreachable(&e),
+            }
+        }
+        PageAnswer::Accepted {
+            status,
+            text_found: false,
+        }
+    }
+}
+
+impl Azure {
+    /// A page client with this connection's proxy, CA and emulator hosts, and none of its credentials.
+    pub fn page_client(&self) -> PageClient {
+        PageClient {
+            http: self.http_client().clone(),
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn unreachable(e: &reqwest::Error) -> PageAnswer {
+    if e.is_timeout() {
+        return PageAnswer::TimedOut;
+    }
+    let mut message = e.to_string();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = cur {
+        message = err.to_string();
+        cur = err.source();
+    }
+    PageAnswer::Unreachable { message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_search_finds_the_text_or_not() {
+        assert!(contains(b"status: ok", b"ok"));
+        assert!(!contains(b"status: down", b"ok"));
+        assert!(contains(b"", b""));
+    }
+}
