@@ -82,7 +82,7 @@ fn identity_version_and_handlers() {
 }
 
 #[test]
-fn inputs_match_what_the_binary_reads() {
+fn inputs_are_typed_grouped_and_unique() {
     let task = task();
     let inputs = task["inputs"].as_array().cloned().unwrap_or_default();
     let names: Vec<&str> = inputs.iter().filter_map(|i| i["name"].as_str()).collect();
@@ -166,6 +166,82 @@ fn inputs_match_what_the_binary_reads() {
                 input["name"]
             );
         }
+    }
+}
+
+/// The commands an input is shown for: every command without a `visibleRule`, else the commands its
+/// rule on `command` names (`command = a || command = b`, or `command != a && command != b`).
+fn shown_for(input: &Value, commands: &BTreeSet<String>) -> BTreeSet<String> {
+    let Some(rule) = input["visibleRule"].as_str() else {
+        return commands.clone();
+    };
+    let clause = |c: &str, op: &str| -> Option<String> {
+        let (subject, value) = c.split_once(op)?;
+        (subject.trim() == "command").then(|| value.trim().to_owned())
+    };
+    if rule.contains("!=") {
+        let hidden: BTreeSet<String> = rule
+            .split("&&")
+            .map(|c| clause(c, "!=").unwrap_or_else(|| panic!("rule {rule:?} mixes operators")))
+            .collect();
+        commands.difference(&hidden).cloned().collect()
+    } else {
+        rule.split("||")
+            .map(|c| clause(c, "=").unwrap_or_else(|| panic!("rule {rule:?} is not on command")))
+            .collect()
+    }
+}
+
+/// task.json shows each input for exactly the commands the binary reads it in, as the binary itself
+/// reports (`slot-release task-inputs`, the table that maps inputs to options): an input the binary
+/// ignores, or one shown for a command that ignores it, or one read but hidden, fails here.
+#[test]
+fn inputs_match_what_the_binary_reads() {
+    let binary = paths::slot_release_binary().unwrap();
+    let out = std::process::Command::new(&binary)
+        .arg("task-inputs")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let read = read["inputs"].as_array().cloned().unwrap_or_default();
+    let task = task();
+    let declared = task["inputs"].as_array().cloned().unwrap_or_default();
+    let names = |list: &[Value]| -> BTreeSet<String> {
+        list.iter()
+            .filter_map(|i| i["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(
+        names(&declared),
+        names(&read),
+        "task.json declares exactly the inputs the binary reads"
+    );
+    let commands: BTreeSet<String> = declared
+        .iter()
+        .find(|i| i["name"] == "command")
+        .and_then(|i| i["options"].as_object())
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    for input in &read {
+        let name = input["name"].as_str().unwrap();
+        let reads: BTreeSet<String> = input["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c.as_str().map(str::to_owned))
+            .collect();
+        let declared = declared.iter().find(|i| i["name"] == name).unwrap();
+        assert_eq!(
+            shown_for(declared, &commands),
+            reads,
+            "input {name}: task.json shows it for the first set of commands, the binary reads it in the second"
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 //! Everything that decides or changes something lives in the libraries; this file maps inputs to calls,
 //! errors to the agent's issues and exit codes, and signals to a cancellation token.
 
+mod task_inputs;
 mod tracing_log;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,10 @@ enum Cmd {
     Schema(SchemaArgs),
     /// Serve the Azure emulator until Ctrl-C.
     Emulator(EmulatorArgs),
+    /// Print, as JSON, the task inputs the binary reads and the commands that read each (for tests of
+    /// task.json).
+    #[command(hide = true)]
+    TaskInputs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -299,7 +304,7 @@ impl Cmd {
                 a.common.json
             }
             Cmd::Rehearse(a) => a.common.json,
-            Cmd::Schema(_) | Cmd::Emulator(_) => false,
+            Cmd::Schema(_) | Cmd::Emulator(_) | Cmd::TaskInputs => false,
         }
     }
 }
@@ -370,130 +375,13 @@ fn main() -> ExitCode {
 /// Arguments, or the task's inputs when the agent started us with none.
 fn parse() -> Result<Cli, clap::Error> {
     let args: Vec<String> = std::env::args().collect();
-    let agent = AgentEnv::from_env();
-    let inputs = agent.inputs();
-    if args.len() > 1 || inputs.get("command").is_none() {
+    if args.len() > 1 {
         return Cli::try_parse_from(args);
     }
-    let mut argv = vec![
-        "slot-release".to_owned(),
-        inputs.get("command").unwrap_or("validate").to_owned(),
-    ];
-    let command = argv[1].clone();
-    if let Some(config) = inputs.get("configFile") {
-        argv.extend(["--config".to_owned(), config.to_owned()]);
+    match task_inputs::argv(&AgentEnv::from_env()) {
+        Some(argv) => Cli::try_parse_from(argv),
+        None => Cli::try_parse_from(args),
     }
-    if let Some(env) = inputs.get("environment").filter(|e| !e.is_empty()) {
-        argv.extend(["--environment".to_owned(), env.to_owned()]);
-    }
-    let runs = [
-        "build",
-        "staging",
-        "production",
-        "rollback",
-        "release",
-        "rehearse",
-    ];
-    if runs.contains(&command.as_str())
-        && let Some(record) = inputs.get("releaseRecordPath").filter(|r| !r.is_empty())
-    {
-        argv.extend(["--record".to_owned(), record.to_owned()]);
-    }
-    let stages = ["build", "staging", "production", "rollback", "release"];
-    let changes = ["staging", "production", "rollback", "release"];
-    if stages.contains(&command.as_str())
-        && let Some(minutes) = inputs.get("timeoutMinutes").filter(|m| !m.is_empty())
-    {
-        argv.extend(["--timeout-minutes".to_owned(), minutes.to_owned()]);
-    }
-    if command == "plan"
-        && let Some(stage) = inputs
-            .get("planStage")
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    {
-        argv.extend(["--stage".to_owned(), stage.to_owned()]);
-    }
-    if (command == "rollback" || command == "plan")
-        && let Some(to) = inputs
-            .get("rollbackTo")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-    {
-        argv.extend(["--to".to_owned(), to.to_owned()]);
-    }
-    if changes.contains(&command.as_str())
-        && let Some(token) = inputs
-            .get("takeOverLock")
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-    {
-        argv.extend(["--take-over-lock".to_owned(), token.to_owned()]);
-    }
-    let gated = [
-        "plan",
-        "staging",
-        "production",
-        "rollback",
-        "release",
-        "rehearse",
-    ];
-    if gated.contains(&command.as_str())
-        && let Some(seconds) = inputs
-            .get("healthTimeoutSeconds")
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    {
-        argv.extend(["--health-timeout-seconds".to_owned(), seconds.to_owned()]);
-    }
-    if command == "rollback"
-        && let Some(package) = inputs.get("package").and_then(|p| supplied_path(p, &agent))
-    {
-        argv.extend(["--package".to_owned(), package]);
-    }
-    if ["staging", "release"].contains(&command.as_str())
-        && let Some(name) = inputs
-            .get("artifactName")
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-    {
-        argv.extend(["--artifact-name".to_owned(), name.to_owned()]);
-    }
-    let packaged = ["build", "staging", "release"];
-    if packaged.contains(&command.as_str()) {
-        if let Some(package) = inputs.get("package").and_then(|p| supplied_path(p, &agent)) {
-            argv.extend(["--package".to_owned(), package]);
-        }
-        if let Some(out) = inputs
-            .get("outputFolder")
-            .and_then(|p| supplied_path(p, &agent))
-        {
-            argv.extend(["--out".to_owned(), out]);
-        }
-    }
-    if command == "rehearse"
-        && let Some(fail_at) = inputs.get("rehearseFailAt").filter(|f| !f.is_empty())
-    {
-        argv.extend(["--fail-at".to_owned(), fail_at.to_owned()]);
-    }
-    Cli::try_parse_from(argv)
-}
-
-/// A path input's value when the user gave one. The agent roots `filePath` inputs against the sources
-/// folder, so an input left empty can arrive as the sources folder itself (what task-lib's
-/// `filePathSupplied` guards against): that means "not given", never "deploy the whole checkout".
-fn supplied_path(value: &str, agent: &AgentEnv) -> Option<String> {
-    let value = value.trim();
-    if value.is_empty() {
-        return None;
-    }
-    let trimmed = |p: &str| p.trim_end_matches(['/', '\\']).to_owned();
-    let roots = ["BUILD_SOURCESDIRECTORY", "SYSTEM_DEFAULTWORKINGDIRECTORY"];
-    let is_root = roots
-        .iter()
-        .filter_map(|name| agent.var(name))
-        .any(|root| trimmed(root) == trimmed(value));
-    (!is_root).then(|| value.to_owned())
 }
 
 fn finish(log: &Log, outcome: Result<ExitCode, Failed>) -> ExitCode {
@@ -559,6 +447,11 @@ async fn dispatch(cli: Cli, log: &Log) -> Result<ExitCode, Failed> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Emulator(args) => emulator_cmd(&args, log).await,
+        Cmd::TaskInputs => {
+            let table = serde_json::to_string_pretty(&task_inputs::to_json()).unwrap_or_default();
+            log.print_document(&table);
+            Ok(ExitCode::SUCCESS)
+        }
     }
     .map_err(Failed)
 }
