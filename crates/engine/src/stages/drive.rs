@@ -208,6 +208,8 @@ impl Exec<'_> {
             self.log()
                 .warning(&format!("Production was rolled back to release {target}"));
         }
+        // The step's progress bar ends full: the last step began at less than 100%.
+        self.log().progress(100, &format!("{stage}: done"));
         Ok(())
     }
 
