@@ -294,3 +294,40 @@ fn only_the_pipelines_crate_speaks_to_the_agent() {
     }
     assert!(offenders.is_empty(), "{}", offenders.join("\n"));
 }
+
+/// The libraries below the binary read no process environment: the agent's variables reach them through
+/// `slot_release_pipelines::AgentEnv` from the binary. Two reads are by design: the hook runner lists the
+/// environment to scrub what a child must not inherit, and the package build honours the reproducible-build
+/// convention `SOURCE_DATE_EPOCH`.
+#[test]
+fn the_engine_reads_no_process_environment() {
+    let root = paths::workspace();
+    let allowed = [
+        ("hooks.rs", "std::env::vars_os()"),
+        ("package.rs", "std::env::var(\"SOURCE_DATE_EPOCH\")"),
+    ];
+    let mut offenders = Vec::new();
+    for krate in ["engine", "rehearse"] {
+        for file in rust_files(&root.join("crates").join(krate).join("src")) {
+            let text = std::fs::read_to_string(&file).unwrap_or_default();
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            for (n, line) in text.lines().enumerate() {
+                let reads = line.contains("env::var(")
+                    || line.contains("env::var_os(")
+                    || line.contains("env::vars(")
+                    || line.contains("env::vars_os(");
+                let by_design = allowed
+                    .iter()
+                    .any(|(f, needle)| *f == name && line.contains(needle));
+                if reads && !by_design {
+                    offenders.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "read the agent's variables through AgentEnv in the binary and pass them in:\n{}",
+        offenders.join("\n")
+    );
+}

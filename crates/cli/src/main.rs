@@ -6,7 +6,6 @@
 mod task_inputs;
 mod tracing_log;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -498,22 +497,19 @@ fn load_for_release(
     record: &artifact::BuildRecord,
     log: &Log,
 ) -> Result<slot_release_engine::spec::ReleaseSpec> {
-    let mut variables = BTreeMap::from([
-        ("BUILD_BUILDNUMBER".to_owned(), record.release_name.clone()),
-        ("BUILD_BUILDID".to_owned(), record.build_id.clone()),
-    ]);
-    if let Some(commit) = &record.source_commit {
-        variables.insert("BUILD_SOURCEVERSION".to_owned(), commit.clone());
-    }
+    let agent = AgentEnv::from_env().with_build(
+        &record.release_name,
+        &record.build_id,
+        record.source_commit.as_deref(),
+    );
     // Its warnings were reported when this run loaded the config.
     let quiet = log.redirected(Box::new(std::io::sink()));
-    let loaded =
-        load_with(common, Some(connection), false, variables, &quiet).with_context(|| {
-            format!(
-                "cannot render the config for release {}, whose package the rollback deploys",
-                record.release_name
-            )
-        })?;
+    let loaded = load_with(common, Some(connection), false, &agent, &quiet).with_context(|| {
+        format!(
+            "cannot render the config for release {}, whose package the rollback deploys",
+            record.release_name
+        )
+    })?;
     Ok(loaded.spec)
 }
 
@@ -523,25 +519,24 @@ fn load(
     syntax_only: bool,
     log: &Log,
 ) -> Result<release::LoadedRelease> {
-    load_with(common, connection, syntax_only, BTreeMap::new(), log)
+    load_with(common, connection, syntax_only, &AgentEnv::from_env(), log)
 }
 
 fn load_with(
     common: &Common,
     connection: Option<&Connection>,
     syntax_only: bool,
-    variables: BTreeMap<String, String>,
+    agent: &AgentEnv,
     log: &Log,
 ) -> Result<release::LoadedRelease> {
     let request = LoadRequest {
-        variables,
+        variables: agent.vars().clone(),
+        build_number: agent.build_number().map(str::to_owned),
         release_id: connection.and_then(|c| c.release_id.clone()),
-        run_identity: AgentEnv::from_env().run_identity(),
+        run_identity: agent.run_identity(),
         syntax_only,
         // In a pipeline the package root is confined to the sources, like the config file.
-        sources: std::env::var_os("SYSTEM_DEFAULTWORKINGDIRECTORY")
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from),
+        sources: agent.default_working_directory(),
     };
     config_inside_sources(&common.config)?;
     match release::load(&common.config, &request) {
@@ -960,7 +955,10 @@ fn prepare_package(
         source,
         base_dir: std::env::current_dir().context("cannot read the current directory")?,
         config: args.common.config.clone(),
-        sources: artifact::sources_dir(&args.common.config, &env_lookup),
+        sources: artifact::sources_dir(
+            &args.common.config,
+            AgentEnv::from_env().sources_directory(),
+        ),
         out_dir: args.out.clone().unwrap_or_else(|| work_dir.to_path_buf()),
         context: artifact::BuildContext::from_run(
             &loaded.release_id,
@@ -987,7 +985,7 @@ fn package_root_problem(
     if !matches!(stage, Stage::Build | Stage::Staging) {
         return None;
     }
-    let sources = artifact::sources_dir(config, &env_lookup);
+    let sources = artifact::sources_dir(config, AgentEnv::from_env().sources_directory());
     artifact::check_package_root(root, &sources)
         .err()
         .map(|e| e.to_string())

@@ -865,11 +865,12 @@ fn search(
     Ok(())
 }
 
-/// The checked-out sources a package root must lie in: `Build.SourcesDirectory` in a pipeline, else the git
-/// work tree holding the config, else the config's folder.
-pub fn sources_dir(config: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> PathBuf {
-    if let Some(dir) = lookup("BUILD_SOURCESDIRECTORY").filter(|d| !d.trim().is_empty()) {
-        return PathBuf::from(dir);
+/// The checked-out sources a package root must lie in: the pipeline's (`Build.SourcesDirectory`, as
+/// `AgentEnv::sources_directory` gives it) in a pipeline, else the git work tree holding the config, else
+/// the config's folder.
+pub fn sources_dir(config: &Path, pipeline_sources: Option<PathBuf>) -> PathBuf {
+    if let Some(dir) = pipeline_sources.filter(|d| !d.as_os_str().is_empty()) {
+        return dir;
     }
     let config_dir = config
         .parent()

@@ -19,8 +19,12 @@ pub struct LoadRequest {
     pub release_id: Option<String>,
     /// The pipeline run's identity (see `AgentEnv::run_identity`), when running in a pipeline.
     pub run_identity: Option<String>,
-    /// Extra variables (agent names, e.g. `BUILD_BUILDNUMBER`), taking precedence over the process's.
+    /// The variables `$(...)` in release.yml may name, by their environment names (`BUILD_BUILDNUMBER`):
+    /// the job's, as `slot_release_pipelines::AgentEnv::vars` gives them. The engine reads no process
+    /// environment of its own.
     pub variables: BTreeMap<String, String>,
+    /// `Build.BuildNumber`, the release's display name in a pipeline.
+    pub build_number: Option<String>,
     /// Resolve only the syntax of `$(...)` references (for `validate`).
     pub syntax_only: bool,
     /// The pipeline's sources (`System.DefaultWorkingDirectory`): when set, the package root must lie
@@ -43,7 +47,7 @@ pub struct LoadedRelease {
     pub release_name: String,
 }
 
-/// Process variables plus local fallbacks for the build variables.
+/// The job's variables plus local fallbacks for the build variables.
 #[derive(Debug, Clone)]
 struct RunVariables {
     overrides: BTreeMap<String, String>,
@@ -56,11 +60,10 @@ impl VariableSource for RunVariables {
         if let Some(v) = self.overrides.get(name) {
             return Some(v.clone());
         }
-        if let Ok(v) = std::env::var(name) {
-            return Some(v);
-        }
         // Outside a pipeline the build variables do not exist; the release id stands in for them.
-        matches!(name, "BUILD_BUILDNUMBER" | "BUILD_BUILDID").then(|| self.release_id.clone())
+        slot_release_pipelines::BuildRun::NAME_VARIABLES
+            .contains(&name)
+            .then(|| self.release_id.clone())
     }
 
     fn timestamp(&self) -> String {
@@ -71,12 +74,7 @@ impl VariableSource for RunVariables {
 /// The release: an explicit `--release-id`; else the pipeline run's identity, named by `Build.BuildNumber`;
 /// else the build number alone; else a local timestamp (see [`IdentitySources::resolve`]).
 pub fn release(request: &LoadRequest) -> Result<Release, crate::Error> {
-    let build_number = request
-        .variables
-        .get("BUILD_BUILDNUMBER")
-        .cloned()
-        .or_else(|| std::env::var("BUILD_BUILDNUMBER").ok())
-        .filter(|v| !v.is_empty());
+    let build_number = request.build_number.clone().filter(|v| !v.is_empty());
     IdentitySources {
         explicit: request.release_id.clone(),
         run: request.run_identity.clone(),

@@ -578,13 +578,11 @@ fn the_package_root_must_exist_lie_inside_the_sources_and_hold_something() {
 fn sources_are_the_agents_else_the_git_work_tree_else_the_config_folder() {
     let checkout = Checkout::new();
     let config = checkout.config();
-    let agent = artifact::sources_dir(&config, &|n| {
-        (n == "BUILD_SOURCESDIRECTORY").then(|| "/agent/s".to_owned())
-    });
+    let agent = artifact::sources_dir(&config, Some(PathBuf::from("/agent/s")));
     assert_eq!(agent, PathBuf::from("/agent/s"));
-    let plain = artifact::sources_dir(&config, &|_| None);
+    let plain = artifact::sources_dir(&config, None);
     assert_eq!(plain, fs::canonicalize(checkout.sources()).unwrap());
     fs::create_dir_all(checkout.dir.path().join(".git")).unwrap();
-    let git = artifact::sources_dir(&config, &|_| None);
+    let git = artifact::sources_dir(&config, None);
     assert_eq!(git, fs::canonicalize(checkout.dir.path()).unwrap());
 }

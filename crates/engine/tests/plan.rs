@@ -28,6 +28,7 @@ fn example(name: &str) -> release::LoadedRelease {
         .collect(),
         syntax_only: false,
         sources: None,
+        ..LoadRequest::default()
     };
     let path = root().join("examples").join(name).join("release.yml");
     release::load(&path, &request)
@@ -496,6 +497,7 @@ fn direct_container_example() -> release::LoadedRelease {
         .collect(),
         syntax_only: false,
         sources: None,
+        ..LoadRequest::default()
     };
     release::load(&path, &request).unwrap_or_else(|d| panic!("does not load:\n{d}"))
 }

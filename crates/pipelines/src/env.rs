@@ -155,6 +155,12 @@ pub struct BuildRun {
     pub repository_name: Option<String>,
 }
 
+impl BuildRun {
+    /// The variables that name a build (`Build.BuildNumber`, `Build.BuildId`): outside a pipeline they do
+    /// not exist, and a config that uses them gets the local release id instead.
+    pub const NAME_VARIABLES: [&'static str; 2] = ["BUILD_BUILDNUMBER", "BUILD_BUILDID"];
+}
+
 impl AgentEnv {
     /// The current process environment (variables that are not valid UTF-8 are skipped).
     pub fn from_env() -> AgentEnv {
@@ -174,6 +180,24 @@ impl AgentEnv {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
         }
+    }
+
+    /// Every variable, as the job's steps see them (what `$(...)` in release.yml may name).
+    pub fn vars(&self) -> &BTreeMap<String, String> {
+        &self.vars
+    }
+
+    /// This environment with a past build's variables in place of this run's (`Build.BuildNumber`,
+    /// `Build.BuildId`, `Build.SourceVersion`): a rollback renders the config as that build was released.
+    pub fn with_build(&self, number: &str, build_id: &str, commit: Option<&str>) -> AgentEnv {
+        let mut vars = self.vars.clone();
+        vars.insert("BUILD_BUILDNUMBER".to_owned(), number.to_owned());
+        vars.insert("BUILD_BUILDID".to_owned(), build_id.to_owned());
+        match commit {
+            Some(commit) => vars.insert("BUILD_SOURCEVERSION".to_owned(), commit.to_owned()),
+            None => vars.remove("BUILD_SOURCEVERSION"),
+        };
+        AgentEnv { vars }
     }
 
     /// A raw environment variable, `None` when unset or empty.
@@ -294,6 +318,11 @@ impl AgentEnv {
     /// `Agent.TempDirectory`: cleaned at the start and end of every job.
     pub fn temp_dir(&self) -> Option<PathBuf> {
         self.var("AGENT_TEMPDIRECTORY").map(PathBuf::from)
+    }
+
+    /// `Build.SourcesDirectory`: the checked-out repository.
+    pub fn sources_directory(&self) -> Option<PathBuf> {
+        self.var("BUILD_SOURCESDIRECTORY").map(PathBuf::from)
     }
 
     /// `System.DefaultWorkingDirectory`: where the sources are checked out.

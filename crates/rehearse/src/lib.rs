@@ -412,7 +412,6 @@ fn build_then_verify(
     work_dir: &Path,
     log: &Log,
 ) -> Result<artifact::PreparedPackage, Error> {
-    let lookup = |name: &str| std::env::var(name).ok();
     let mut spec = PackageSpec::new(root);
     spec.exclude = exclude.to_vec();
     let build = artifact::PrepareRequest {
@@ -422,7 +421,10 @@ fn build_then_verify(
         },
         base_dir: work_dir.to_path_buf(),
         config: loaded.path.clone(),
-        sources: artifact::sources_dir(&loaded.path, &lookup),
+        sources: artifact::sources_dir(
+            &loaded.path,
+            slot_release_pipelines::AgentEnv::from_env().sources_directory(),
+        ),
         out_dir: work_dir.join("artifact"),
         context: artifact::BuildContext::from_run(
             &loaded.release_id,
