@@ -519,8 +519,9 @@ pub async fn watch(
                 report: Box::new(report(tally, false)),
             });
         }
-        let next = probe_start + check.interval;
-        if next >= end {
+        // The window's end is probed too, so its last interval is watched like the others, and a window
+        // shorter than the interval is probed at its start and its end.
+        if probe_start >= end {
             log.info(&format!(
                 "{} stayed healthy for {}: {} probe(s), {} failed",
                 target.label,
@@ -530,6 +531,7 @@ pub async fn watch(
             ));
             return Ok(report(tally, true));
         }
+        let next = (probe_start + check.interval).min(end);
         tokio::select! {
             () = tokio::time::sleep_until(next) => {}
             () = cancel.cancelled() => {
