@@ -3,9 +3,9 @@
 //! agent's rules, the agent's exit-code and cancellation rules) and searches everything the task left
 //! behind for leaked secrets.
 //!
-//! Run with `cargo build -p slot-release && cargo test -p slot-release-tests`. The binary is
-//! `target/debug/slot-release` (built on first use when missing) or `SLOT_RELEASE_BIN`; `node` is
-//! taken from `PATH` or `NODE`.
+//! Run with `cargo test -p slot-release-tests`. The binary is `target/debug/slot-release`, brought up to
+//! date with `cargo build -p slot-release` once per test process, or `SLOT_RELEASE_BIN`; `node` is taken
+//! from `PATH` or `NODE`.
 
 pub mod agent;
 pub mod leak;
