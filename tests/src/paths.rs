@@ -24,14 +24,6 @@ pub fn task_json() -> PathBuf {
     workspace().join("task.json")
 }
 
-/// The bundled example app's release configuration.
-pub fn example_config() -> PathBuf {
-    workspace()
-        .join("examples")
-        .join("python-webapp")
-        .join("release.yml")
-}
-
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

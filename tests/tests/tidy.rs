@@ -51,7 +51,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "slot-release-tests",
-        &["slot-release-emulator", "slot-release-pipelines"],
+        &[
+            "slot-release-emulator",
+            "slot-release-pipelines",
+            "slot-release-engine",
+            "slot-release-rehearse",
+        ],
     ),
 ];
 
