@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use slot_release_emulator::{
     ConnectionKind, Emulator, EmulatorOptions, ImageMapping, SecretString, Seed, SeedSecret,
@@ -461,6 +461,26 @@ impl World {
             .filter(|k| k.starts_with(slot_release_engine::lock::CLAIM_PREFIX))
             .cloned()
             .collect()
+    }
+
+    /// Waits until every claim on the release lock is stale by the engine's own rule, so a take-over
+    /// may follow; fails after `deadline`.
+    pub async fn lock_gone_stale(&self, deadline: Duration) {
+        let started = Instant::now();
+        loop {
+            let claims = slot_release_engine::lock::claims(&self.slot("production").tags);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            if claims.iter().all(|c| c.is_stale(now)) {
+                return;
+            }
+            assert!(
+                started.elapsed() < deadline,
+                "the lock was still live after {deadline:?}: {claims:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Replaces the site's tags (as a site PATCH would), for tests that start from a given tag set.

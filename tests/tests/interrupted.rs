@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncBufReadExt, BufReader};
+
 use slot_release_emulator::Fault;
 use slot_release_tests::{World, printed, stdout};
 
@@ -70,33 +72,47 @@ async fn sigint_during_the_watch_stops_within_five_seconds_and_records_the_phase
     let out = world.cli(&["staging", "--release-id", "r1"]).await;
     assert!(out.status.success(), "{}", printed(&out));
     let prober = world.watch_production();
-    let child = world
+    let mut child = world
         .cli_command(&["production", "--release-id", "r1"])
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let pid = child.id().unwrap();
-    let started = Instant::now();
-    while world.tag("slotrelease.phase").as_deref() != Some("swapped") {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "production never swapped"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Signalled once the watch has probed production: the watch is under way, not about to start.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let watching = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut announced = false;
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("{line}");
+            announced |= line.starts_with("Watching production for");
+            if announced && line.starts_with("[health] probe") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(watching, Ok(true), "production was never watched");
+    // The rest of the log, so the binary never blocks on a full pipe.
+    let rest = tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("{line}");
+        }
+    });
     let signalled = Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-INT", &pid.to_string()])
         .status()
         .unwrap();
     assert!(status.success());
-    let out = child.wait_with_output().await.unwrap();
+    let exit = child.wait().await.unwrap();
     assert!(
         signalled.elapsed() < Duration::from_secs(5),
         "took {:?}",
         signalled.elapsed()
     );
-    assert_ne!(out.status.code(), Some(0));
+    assert_ne!(exit.code(), Some(0));
+    rest.await.unwrap();
     prober.assert_always_healthy().await;
     assert_eq!(
         world.tag("slotrelease.phase").as_deref(),
@@ -272,7 +288,7 @@ async fn an_unfinished_staging_can_be_closed_by_the_next_release_with_rollback_u
         .await;
     assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
     // Once stale (the killed run had a 3 s lock), it is taken over as asked.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    world.lock_gone_stale(Duration::from_secs(30)).await;
     let out = world
         .cli(&[
             "staging",

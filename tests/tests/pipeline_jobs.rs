@@ -207,6 +207,8 @@ async fn a_staging_job_and_a_production_job_at_once_one_is_refused_and_changes_n
         });
     }
     let (production, staging) = tokio::join!(job(&world, &first, "production"), async {
+        // The offset between the two jobs is the scenario, not a wait for anything: the staging job
+        // starts while the production job's first writes are still in flight, so their claims race.
         tokio::time::sleep(Duration::from_millis(200)).await;
         job(&world, &second, "staging").await
     });
