@@ -1,5 +1,5 @@
 //! Where things are: the workspace, the task entry point, the example, and the `slot-release` binary
-//! (built once per test run when it is missing).
+//! (built once per test process, so it is never older than the sources).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,24 +24,16 @@ pub fn task_json() -> PathBuf {
     workspace().join("task.json")
 }
 
-/// The bundled example app's release configuration.
-pub fn example_config() -> PathBuf {
-    workspace()
-        .join("examples")
-        .join("python-webapp")
-        .join("release.yml")
-}
-
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("target"))
 }
 
-/// The `slot-release` binary: `SLOT_RELEASE_BIN` when set, else `target/debug/slot-release`, built with
-/// `cargo build -p slot-release` (once per test run) when it is missing. An existing binary is used as it
-/// is: `cargo test -p slot-release-tests` does not rebuild it, so run `cargo build -p slot-release` first
-/// after changing the product.
+/// The `slot-release` binary: `SLOT_RELEASE_BIN` when set, else `target/debug/slot-release` after
+/// `cargo build -p slot-release` (once per test process). The build runs even when the binary exists:
+/// this crate cannot name another package's binary as a dependency, so without it a test would run the
+/// binary of an older build after a change to the product (a no-op build takes about a second).
 pub fn slot_release_binary() -> Result<PathBuf, String> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     if let Some(path) = std::env::var_os("SLOT_RELEASE_BIN") {
@@ -55,9 +47,6 @@ pub fn slot_release_binary() -> Result<PathBuf, String> {
                 "slot-release"
             };
             let path = target_dir().join("debug").join(exe);
-            if path.is_file() {
-                return Ok(path);
-            }
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let status = Command::new(cargo)
                 .args(["build", "--quiet", "-p", "slot-release"])

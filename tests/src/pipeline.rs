@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::agent::{AgentOutcome, AgentResult, AgentRun};
+use crate::example::copy_dir;
 use crate::world::World;
 
 /// The collection and project every run belongs to.
@@ -705,22 +706,6 @@ fn text(value: &Value) -> Result<String, String> {
         Value::Null => Ok(String::new()),
         other => Err(format!("expected a scalar, found {other}")),
     }
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let dest = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            if entry.file_name() != "_temp" {
-                copy_dir(&entry.path(), &dest)?;
-            }
-        } else {
-            std::fs::copy(entry.path(), dest)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

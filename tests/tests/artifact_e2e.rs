@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use slot_release_emulator::{SlotSnapshot, StateSnapshot};
+use slot_release_tests::example::copy_dir;
 use slot_release_tests::{AgentOutcome, AgentResult, AgentRun, World};
 
 const TIMEOUT: Duration = Duration::from_secs(240);
@@ -25,14 +26,6 @@ async fn finish(run: AgentRun) -> AgentOutcome {
     blocking(move || run.run(TIMEOUT))
         .await
         .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{e}"));
-    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{e}")) {
-        let entry = entry.unwrap_or_else(|e| panic!("{e}"));
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap_or_else(|e| panic!("{e}"));
-    }
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -71,7 +64,7 @@ fn deploy_job(world: &World, artifact: &Path, name: &str) -> PathBuf {
     let job = world.dir.path().join(name);
     let sources = job.join("s");
     world.checkout(&sources).unwrap_or_else(|e| panic!("{e}"));
-    copy_dir(artifact, &job.join("drop"));
+    copy_dir(artifact, &job.join("drop")).unwrap_or_else(|e| panic!("{e}"));
     job
 }
 

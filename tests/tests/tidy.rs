@@ -51,7 +51,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "slot-release-tests",
-        &["slot-release-emulator", "slot-release-pipelines"],
+        &[
+            "slot-release-emulator",
+            "slot-release-pipelines",
+            "slot-release-engine",
+            "slot-release-rehearse",
+        ],
     ),
 ];
 
@@ -167,7 +172,8 @@ fn crates_depend_only_on_what_the_architecture_allows() {
 }
 
 /// HTTP clients and servers, which only the azure crate (client) and the emulator (server) may use;
-/// xtask's benchmarks talk to the emulator like a user's client would.
+/// xtask's benchmarks and the end-to-end harness (its production prober) talk to the emulator as a user's
+/// client would.
 const HTTP_STACKS: &[&str] = &[
     "reqwest",
     "hyper",
@@ -176,7 +182,12 @@ const HTTP_STACKS: &[&str] = &[
     "axum-server",
     "h2",
 ];
-const MAY_SPEAK_HTTP: &[&str] = &["slot-release-azure", "slot-release-emulator", "xtask"];
+const MAY_SPEAK_HTTP: &[&str] = &[
+    "slot-release-azure",
+    "slot-release-emulator",
+    "xtask",
+    "slot-release-tests",
+];
 
 #[test]
 fn only_the_azure_crate_and_the_emulator_speak_http() {

@@ -2,8 +2,6 @@
 //! entry point, then the run the pipeline would make next, with production polled all along.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use slot_release_emulator::{Fault, RouteMatch, StateSnapshot};
@@ -11,6 +9,7 @@ use slot_release_emulator::{Fault, RouteMatch, StateSnapshot};
 use super::{Case, FaultKind, StageUnderTest, Step, Timing};
 use crate::agent::{AgentOutcome, RunningTask};
 use crate::leak::LeakDetector;
+use crate::prober::{Prober, Sample};
 use crate::world::World;
 
 /// The release production serves before the case (released by a clean run).
@@ -111,21 +110,6 @@ stages:
       successes: 2
       timeout: 20s
 "#;
-
-/// One sample of production.
-#[derive(Debug, Clone)]
-pub struct Sample {
-    /// Since the case started.
-    pub at: Duration,
-    /// Status of `/health` (0: no answer).
-    pub health_status: u16,
-    /// Whether the `/health` body said `ok`.
-    pub health_ok: bool,
-    /// The release `/` names, if it answered.
-    pub release: Option<String>,
-    /// Whether a run was in progress when the sample was taken.
-    pub during_run: bool,
-}
 
 /// One run of the task in the case.
 #[derive(Debug, Clone)]
@@ -354,15 +338,11 @@ pub async fn run_case(case: Case) -> Result<CaseReport, String> {
     world.emulator.clear_requests();
     mark_sources(&world, CANDIDATE)?;
 
-    let started = Instant::now();
-    let samples = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let running = Arc::new(AtomicBool::new(false));
-    let poller = spawn_poller(&world, started, &samples, &stop, &running)?;
+    let prober = Prober::start(&world, SAMPLE_EVERY)?;
 
     let mut faults_injected = 0;
     let mut runs = Vec::new();
-    let first = first_run(&world, case, stage, &running, &mut faults_injected);
+    let first = first_run(&world, case, stage, &prober, &mut faults_injected);
     // Whatever happened, the emulator goes back to normal before the pipeline's next run.
     world.emulator.clear_faults();
     world.emulator.set_token_lifetime(Duration::from_secs(3600));
@@ -387,7 +367,7 @@ pub async fn run_case(case: Case) -> Result<CaseReport, String> {
         (StageUnderTest::Production, _) => "rollback",
         (StageUnderTest::Staging, _) => "staging",
     };
-    running.store(true, Ordering::SeqCst);
+    prober.set_during_run(true);
     // A retry of the same stage is the job's next attempt; the rollback stage is a job of its own.
     let attempt = if next == stage.command() { "2" } else { "1" };
     let run = world
@@ -397,13 +377,12 @@ pub async fn run_case(case: Case) -> Result<CaseReport, String> {
         .env("SYSTEM_JOBATTEMPT", attempt)
         .input("releaseRecordPath", &record_path(&world, next, "second"));
     let outcome = blocking(|| run.run(HARNESS_TIMEOUT)).map_err(|e| e.to_string());
-    running.store(false, Ordering::SeqCst);
+    prober.set_during_run(false);
     // A few samples after the end: production must stay healthy once nobody touches it.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    stop.store(true, Ordering::SeqCst);
-    let _ = poller.await;
+    let after_the_end = prober.await_samples(3, Duration::from_secs(30)).await;
+    let samples = prober.stop().await;
+    after_the_end?;
     runs.push(report(next, outcome?, false, &world));
-    let samples = samples.lock().map(|s| s.clone()).unwrap_or_default();
     let secrets = runs
         .first()
         .map(|r| r.outcome.secrets.clone())
@@ -461,7 +440,7 @@ fn first_run(
     world: &World,
     case: Case,
     stage: StageUnderTest,
-    running: &AtomicBool,
+    prober: &Prober,
     faults_injected: &mut usize,
 ) -> Result<(RunReport, bool), String> {
     let faults = faults_for(world, case);
@@ -492,7 +471,7 @@ fn first_run(
             "releaseRecordPath",
             &record_path(world, stage.command(), "first"),
         );
-    running.store(true, Ordering::SeqCst);
+    prober.set_during_run(true);
     let result = blocking(|| -> Result<(AgentOutcome, bool, bool), String> {
         let mut task = run.spawn().map_err(|e| e.to_string())?;
         let triggered = wait_for_trigger(world, &mut task, case);
@@ -521,7 +500,7 @@ fn first_run(
         let outcome = task.wait(HARNESS_TIMEOUT).map_err(|e| e.to_string())?;
         Ok((outcome, triggered, interrupted))
     });
-    running.store(false, Ordering::SeqCst);
+    prober.set_during_run(false);
     let (outcome, triggered, interrupted) = result?;
     Ok((
         report(stage.command(), outcome, interrupted, world),
@@ -660,55 +639,6 @@ fn child_pids(pid: u32) -> Vec<u32> {
     out
 }
 
-fn spawn_poller(
-    world: &World,
-    started: Instant,
-    samples: &Arc<Mutex<Vec<Sample>>>,
-    stop: &Arc<AtomicBool>,
-    running: &Arc<AtomicBool>,
-) -> Result<tokio::task::JoinHandle<()>, String> {
-    let client = world
-        .emulator
-        .client_builder()
-        .map_err(|e| e.to_string())?
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let base = world.emulator.app_url("contoso-web", "production");
-    let (samples, stop, running) = (samples.clone(), stop.clone(), running.clone());
-    Ok(tokio::spawn(async move {
-        while !stop.load(Ordering::SeqCst) {
-            let during_run = running.load(Ordering::SeqCst);
-            let at = started.elapsed();
-            let (health_status, health_ok) = match client.get(format!("{base}/health")).send().await
-            {
-                Ok(rsp) => {
-                    let status = rsp.status().as_u16();
-                    let body = rsp.text().await.unwrap_or_default();
-                    (status, status == 200 && body.contains("ok"))
-                }
-                Err(_) => (0, false),
-            };
-            let release = match client.get(format!("{base}/")).send().await {
-                Ok(rsp) if rsp.status().is_success() => {
-                    release_in_page(&rsp.text().await.unwrap_or_default())
-                }
-                _ => None,
-            };
-            if let Ok(mut s) = samples.lock() {
-                s.push(Sample {
-                    at,
-                    health_status,
-                    health_ok,
-                    release,
-                    during_run,
-                });
-            }
-            tokio::time::sleep(SAMPLE_EVERY).await;
-        }
-    }))
-}
-
 /// Where a JSON Web Token (`eyJ…`, three base64url parts) starts in `text`, if anywhere.
 pub fn find_jwt(text: &str) -> Option<usize> {
     let is_b64 = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
@@ -758,13 +688,6 @@ fn files_below(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
-/// The release the example app's page names (`<b id=release>…</b>`).
-pub fn release_in_page(page: &str) -> Option<String> {
-    let start = page.find("<b id=release>")? + "<b id=release>".len();
-    let end = page[start..].find('<')? + start;
-    Some(page[start..end].to_owned())
-}
-
 /// The journal tags of the app (held on the production site).
 pub fn journal_tags(snapshot: &StateSnapshot) -> BTreeMap<String, String> {
     snapshot
@@ -783,13 +706,5 @@ mod tests {
         assert_eq!(find_jwt(&format!("token: {jwt} end")), Some(7));
         assert_eq!(find_jwt("eyJhbGciOiJIUzI1NiJ9 and no more parts"), None);
         assert_eq!(find_jwt("eyJ.eyJ.x"), None);
-    }
-
-    #[test]
-    fn the_release_is_read_from_the_page() {
-        let page =
-            "<p>Release <b id=release>20261122-2</b> in <b id=environment>production</b>.</p>";
-        assert_eq!(release_in_page(page).as_deref(), Some("20261122-2"));
-        assert_eq!(release_in_page("<p>default page</p>"), None);
     }
 }

@@ -2,15 +2,14 @@
 //! with the agent's variables for its run: default-format build numbers (`20261204.1`), build ids, pipeline
 //! definitions, a build number two pipelines share, and two jobs running at once.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use slot_release_emulator::{Fault, RouteMatch};
-use support::*;
+use slot_release_tests::prober::release_in_page;
+use slot_release_tests::{World, printed, stdout};
 
 const COLLECTION: &str = "6a1f0c3e-0000-4000-8000-00000000c011";
 
@@ -54,12 +53,12 @@ static JOBS: AtomicU32 = AtomicU32::new(0);
 /// Runs one stage as its own pipeline job: a new process, a fresh work directory, the run's variables.
 async fn job(world: &World, run: &PipelineRun, stage: &str) -> Output {
     let work = world
-        ._dir
+        .dir
         .path()
         .join(format!("job-{}", JOBS.fetch_add(1, Ordering::SeqCst)));
     std::fs::create_dir_all(&work).unwrap();
     let out = world
-        .command(&[stage])
+        .cli_command(&[stage])
         .envs(run.vars(stage))
         .arg("--work-dir")
         .arg(&work)
@@ -71,7 +70,7 @@ async fn job(world: &World, run: &PipelineRun, stage: &str) -> Output {
         run.number,
         run.identity(),
         stdout(&out),
-        stderr(&out)
+        printed(&out)
     );
     out
 }
@@ -96,7 +95,7 @@ fn changes_done(out: &Output) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_build_numbers_release_stage_by_stage_in_separate_jobs() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     let prober = world.watch_production();
     for run in [
         PipelineRun {
@@ -111,9 +110,9 @@ async fn default_build_numbers_release_stage_by_stage_in_separate_jobs() {
         },
     ] {
         let out = job(&world, &run, "staging").await;
-        assert!(out.status.success(), "{}: {}", run.number, stderr(&out));
+        assert!(out.status.success(), "{}: {}", run.number, printed(&out));
         let out = job(&world, &run, "production").await;
-        assert!(out.status.success(), "{}: {}", run.number, stderr(&out));
+        assert!(out.status.success(), "{}: {}", run.number, printed(&out));
         assert_eq!(
             world.tag("slotrelease.release"),
             Some(run.identity()),
@@ -138,7 +137,7 @@ async fn default_build_numbers_release_stage_by_stage_in_separate_jobs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_pipelines_sharing_a_build_number_are_two_releases() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     let a = PipelineRun {
         build_id: 201,
         definition: 7,
@@ -150,10 +149,10 @@ async fn two_pipelines_sharing_a_build_number_are_two_releases() {
         number: "20261125.1",
     };
     let out = job(&world, &a, "staging").await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", printed(&out));
     // Pipeline B stages its own release over A's, under the same build number.
     let out = job(&world, &b, "staging").await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", printed(&out));
     let before = world.slot("production");
 
     // A's production job must not swap B's release in under A's name (it used to "resume" it).
@@ -171,7 +170,7 @@ async fn two_pipelines_sharing_a_build_number_are_two_releases() {
     assert!(changes_done(&out).is_empty(), "{:?}", changes_done(&out));
 
     let out = job(&world, &b, "production").await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", printed(&out));
     assert_eq!(world.tag("slotrelease.release"), Some(b.identity()));
     assert_eq!(world.tag("slotrelease.lastKnownGood"), Some(b.identity()));
     assert_eq!(
@@ -182,7 +181,7 @@ async fn two_pipelines_sharing_a_build_number_are_two_releases() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_staging_job_and_a_production_job_at_once_one_is_refused_and_changes_nothing() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     let first = PipelineRun {
         build_id: 401,
         definition: 7,
@@ -194,7 +193,7 @@ async fn a_staging_job_and_a_production_job_at_once_one_is_refused_and_changes_n
         number: "20261204.4",
     };
     let out = job(&world, &first, "staging").await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", printed(&out));
     // Real ARM round trips take 100–500 ms; 1.5 s on every write widens every window a lock could lose.
     for method in ["PATCH", "PUT", "POST"] {
         world.emulator.inject(Fault::Latency {
@@ -208,11 +207,13 @@ async fn a_staging_job_and_a_production_job_at_once_one_is_refused_and_changes_n
         });
     }
     let (production, staging) = tokio::join!(job(&world, &first, "production"), async {
+        // The offset between the two jobs is the scenario, not a wait for anything: the staging job
+        // starts while the production job's first writes are still in flight, so their claims race.
         tokio::time::sleep(Duration::from_millis(200)).await;
         job(&world, &second, "staging").await
     });
     let refused = |out: &Output| {
-        let err = stderr(out);
+        let err = printed(out);
         err.contains("holds the release lock") || err.contains("at the same moment")
     };
     let outcomes = [
@@ -222,8 +223,8 @@ async fn a_staging_job_and_a_production_job_at_once_one_is_refused_and_changes_n
     assert!(
         outcomes == [(true, false), (false, true)] || outcomes == [(false, true), (true, false)],
         "exactly one job ran and the other was refused by the lock: {outcomes:?}\nproduction: {}\nstaging: {}",
-        stderr(&production),
-        stderr(&staging)
+        printed(&production),
+        printed(&staging)
     );
     let (winner, loser) = if outcomes[0].0 {
         (&first, &staging)
@@ -244,7 +245,7 @@ async fn job_with(world: &World, run: &PipelineRun, stage: &str, extra: &[&str])
     let mut args = vec![stage];
     args.extend_from_slice(extra);
     let out = world
-        .command(&args)
+        .cli_command(&args)
         .envs(run.vars(stage))
         .output()
         .await
@@ -255,13 +256,9 @@ async fn job_with(world: &World, run: &PipelineRun, stage: &str, extra: &[&str])
         run.identity(),
         args.join(" "),
         stdout(&out),
-        stderr(&out)
+        printed(&out)
     );
     out
-}
-
-fn served_release(body: &str) -> Option<&str> {
-    body.split("<b id=release>").nth(1)?.split("</b>").next()
 }
 
 /// Releases 20261204.1, .2 and .3 of pipeline `definition` (runs `first + 1` …), each as a staging job and a
@@ -292,7 +289,7 @@ async fn release_three(world: &World, definition: u32, first: u32) -> Vec<Pipeli
             out.status.success(),
             "{} build: {}",
             run.number,
-            stderr(&out)
+            printed(&out)
         );
         let package = artifact.join("*.zip").display().to_string();
         let out = job_with(world, run, "staging", &["--package", &package]).await;
@@ -300,14 +297,14 @@ async fn release_three(world: &World, definition: u32, first: u32) -> Vec<Pipeli
             out.status.success(),
             "{} staging: {}",
             run.number,
-            stderr(&out)
+            printed(&out)
         );
         let out = job(world, run, "production").await;
         assert!(
             out.status.success(),
             "{} production: {}",
             run.number,
-            stderr(&out)
+            printed(&out)
         );
     }
     runs
@@ -315,25 +312,25 @@ async fn release_three(world: &World, definition: u32, first: u32) -> Vec<Pipeli
 
 /// Where a run's staging job left its artifact: the package and its build record.
 fn artifact_dir(world: &World, run: &PipelineRun) -> std::path::PathBuf {
-    world._dir.path().join(format!("artifact-{}", run.build_id))
+    world.dir.path().join(format!("artifact-{}", run.build_id))
 }
 
 /// The release production's page names.
 async fn served(world: &World) -> String {
     let (status, body) = world.get("production", "/").await.unwrap();
     assert_eq!(status, 200);
-    served_release(&body).unwrap_or_default().to_owned()
+    release_in_page(&body).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_reverts_a_code_release_that_passed_its_watch() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     let runs = release_three(&world, 7, 500).await;
     assert_eq!(served(&world).await, "20261204.3");
 
     // v3 passed its watch and turned out bad later: the rollback stage returns to v2.
     let out = job_with(&world, &runs[2], "rollback", &[]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", printed(&out));
     assert_eq!(served(&world).await, "20261204.2");
     assert_eq!(
         world.tag("slotrelease.lastKnownGood"),
@@ -364,7 +361,7 @@ async fn rollback_reverts_a_code_release_that_passed_its_watch() {
     // A second rollback changes nothing: production already runs the release before the current one.
     let swaps = world.emulator.requests().len();
     let out = job_with(&world, &runs[2], "rollback", &[]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", printed(&out));
     assert_eq!(
         world.emulator.requests()[swaps..]
             .iter()
@@ -379,7 +376,7 @@ async fn rollback_reverts_a_code_release_that_passed_its_watch() {
     let before = world.slot("production");
     let out = job_with(&world, &runs[2], "rollback", &["--to", "20261204.1"]).await;
     assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    let err = printed(&out);
     assert!(err.contains("20261204.1"), "{err}");
     assert!(
         err.contains("artifact slot-release-package of run 501 (pipeline 7)"),
@@ -389,7 +386,7 @@ async fn rollback_reverts_a_code_release_that_passed_its_watch() {
     assert!(err.contains("sha256 "), "{err}");
     // The plan a pipeline's rollback job runs first names that artifact in output variables, for the
     // DownloadPipelineArtifact@2 step before the rollback (pipelines/templates/rollback.yml).
-    let mut plan = world.command(&["plan", "--stage", "rollback", "--to", "20261204.1"]);
+    let mut plan = world.cli_command(&["plan", "--stage", "rollback", "--to", "20261204.1"]);
     let out = plan
         .envs(runs[2].vars("rollback"))
         .env("TF_BUILD", "True")
@@ -434,7 +431,11 @@ async fn rollback_reverts_a_code_release_that_passed_its_watch() {
         Some(1),
         "another release's package is refused"
     );
-    assert!(stderr(&out).contains("is not release"), "{}", stderr(&out));
+    assert!(
+        printed(&out).contains("is not release"),
+        "{}",
+        printed(&out)
+    );
     assert_eq!(
         world.slot("production").content_digest,
         before.content_digest
@@ -447,7 +448,7 @@ async fn rollback_reverts_a_code_release_that_passed_its_watch() {
         &["--to", "20261204.1", "--package", &v1.display().to_string()],
     )
     .await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", printed(&out));
     // v1 runs with the settings it was released with: `RELEASE_VERSION: $(Build.BuildNumber)` is rendered
     // from its build record, not from the rollback run (whose build number is v3's).
     assert_eq!(served(&world).await, "20261204.1");
@@ -482,9 +483,9 @@ async fn rollback_reverts_a_code_release_that_passed_its_watch() {
     let out = job_with(&world, &runs[2], "rollback", &["--to", "20250101.9"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("not in the app's release history"),
+        printed(&out).contains("not in the app's release history"),
         "{}",
-        stderr(&out)
+        printed(&out)
     );
     // `plan --stage rollback --to` shows what that run would do: v2, swapped out by the redeploy, is in
     // the staging slot, so a swap.
@@ -495,7 +496,7 @@ async fn rollback_reverts_a_code_release_that_passed_its_watch() {
         &["--stage", "rollback", "--to", "20261204.2"],
     )
     .await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", printed(&out));
     assert!(
         stdout(&out).contains("swap staging into production"),
         "{}",
@@ -505,9 +506,7 @@ async fn rollback_reverts_a_code_release_that_passed_its_watch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_reverts_a_container_release_to_the_previous_and_to_a_named_image() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = container_example(dir.path());
-    let world = World::start(config, dir).await;
+    let world = World::released_container(|t| t).await;
     let image = |w: &World| {
         w.emulator
             .snapshot()
@@ -518,7 +517,7 @@ async fn rollback_reverts_a_container_release_to_the_previous_and_to_a_named_ima
     let runs = release_three(&world, 8, 600).await;
     assert_eq!(image(&world), "contoso.azurecr.io/contoso/app:603");
     let out = job_with(&world, &runs[2], "rollback", &[]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", printed(&out));
     assert_eq!(image(&world), "contoso.azurecr.io/contoso/app:602");
     // v1 is in no slot: its image goes to the staging slot, passes the gate there, and is swapped in, so
     // production is never touched before it answers; v2 ends in the staging slot.
@@ -529,13 +528,13 @@ async fn rollback_reverts_a_container_release_to_the_previous_and_to_a_named_ima
         &["--stage", "rollback", "--to", "20261204.1"],
     )
     .await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", printed(&out));
     let plan = stdout(&out);
     let set = plan.find("its image goes to slot staging").expect(&plan);
     let swap = plan.find("swap staging into production").expect(&plan);
     assert!(set < swap, "{plan}");
     let out = job_with(&world, &runs[2], "rollback", &["--to", "20261204.1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", printed(&out));
     assert_eq!(image(&world), "contoso.azurecr.io/contoso/app:601");
     let staging = world
         .emulator

@@ -2,10 +2,8 @@
 //! slot exceed a DNS label (the product must probe the host ARM names, never one built from a
 //! pattern), and apps whose startup command fails (the gate ends at once and quotes the app's log).
 
-mod support;
-
 use slot_release_emulator::HostNameStyle;
-use support::*;
+use slot_release_tests::{Example, World, printed};
 
 /// 40 characters, the most of a site name Microsoft keeps in a shortened slot host.
 const LONG_SITE: &str = "contoso-storefront-web-application-north";
@@ -15,19 +13,21 @@ const LONG_SLOT: &str = "integration-staging-env";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_host_shortened_by_app_service_is_the_one_probed() {
     assert!(LONG_SITE.len() + 1 + LONG_SLOT.len() > 63);
-    let dir = tempfile::tempdir().unwrap();
-    let config = python_example(dir.path(), |t| {
-        t.replace("name: contoso-web", &format!("name: {LONG_SITE}"))
-            .replace("    slot: staging\n", &format!("    slot: {LONG_SLOT}\n"))
-    });
     // Classic host names: the unshortened `<site>-<slot>.azurewebsites…` is what a product building
     // hosts from a pattern would probe, and it does not exist.
-    let world = World::start_with(config, dir, |o| {
-        o.seed.host_name_style = HostNameStyle::Classic;
-    })
-    .await;
-    let out = world.run(&["staging", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let world = World::builder()
+        .previous_release()
+        .quick()
+        .edit(|t| {
+            t.replace("name: contoso-web", &format!("name: {LONG_SITE}"))
+                .replace("    slot: staging\n", &format!("    slot: {LONG_SLOT}\n"))
+        })
+        .emulator(|o| o.seed.host_name_style = HostNameStyle::Classic)
+        .start()
+        .await
+        .unwrap();
+    let out = world.cli(&["staging", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
 
     // The slot was created by the run, so its host came from ARM's answer about the new slot.
     let host = world.emulator.app_host(LONG_SITE, LONG_SLOT);
@@ -65,11 +65,11 @@ const CRASHING: &str = r#"startupCommand: "echo connecting with $DATABASE__PASSW
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashed_app_fails_the_gate_at_once_quoting_its_log() {
-    let world = python_world(|t| t.replace("startupCommand: python3 app.py", CRASHING)).await;
+    let world = World::released(|t| t.replace("startupCommand: python3 app.py", CRASHING)).await;
     let started = std::time::Instant::now();
-    let out = world.run(&["staging", "--release-id", "r1"]).await;
+    let out = world.cli(&["staging", "--release-id", "r1"]).await;
     let took = started.elapsed();
-    let text = stderr(&out);
+    let text = printed(&out);
     assert!(!out.status.success(), "{text}");
     // The gate allows 15 s; a crashed app fails it within seconds of the first probe.
     assert!(
@@ -132,7 +132,7 @@ fn volatile_filtered(text: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swap_whose_warm_up_meets_a_crashed_app_says_why() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     let change = slot_release_engine::port::SiteChange {
         startup_command: Some("echo starting; python3 -S -c 'import gunicorn'".to_owned()),
         linux_fx_version: None,
@@ -159,13 +159,18 @@ async fn a_swap_whose_warm_up_meets_a_crashed_app_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_image_that_cannot_be_pulled_fails_the_gate_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = container_example(dir.path());
     // No image mapping: every image fails like a bad pull.
-    let world = World::start_with(config, dir, |o| o.images.clear()).await;
+    let world = World::builder()
+        .example(Example::Container)
+        .previous_release()
+        .quick()
+        .emulator(|o| o.images.clear())
+        .start()
+        .await
+        .unwrap();
     let started = std::time::Instant::now();
-    let out = world.run(&["staging", "--release-id", "r1"]).await;
-    let text = stderr(&out);
+    let out = world.cli(&["staging", "--release-id", "r1"]).await;
+    let text = printed(&out);
     assert!(!out.status.success(), "{text}");
     // The example's gate allows 2 minutes.
     assert!(

@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use slot_release_tests::{Example, paths};
+
 const CONNECTION: &str = "5a7c3f10-0000-0000-0000-0000000000c1";
 const IMAGE: &str = "contoso.azurecr.io/contoso/app";
 
@@ -85,7 +87,7 @@ impl Drop for Standalone {
 /// Starts `slot-release emulator --seed` (with `extra` options) and reads what it prints: the
 /// port, the CA file and the environment of the seeded service connection.
 fn start(dir: &Path, extra: &[&str]) -> Standalone {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_slot-release"))
+    let mut child = Command::new(paths::slot_release_binary().unwrap())
         .args(["emulator", "--seed"])
         .arg(dir.join("seed.yml"))
         .args(extra)
@@ -147,7 +149,7 @@ fn start(dir: &Path, extra: &[&str]) -> Standalone {
 }
 
 fn run(emu: &Standalone, dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_slot-release"))
+    let out = Command::new(paths::slot_release_binary().unwrap())
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("NO_COLOR", "1")
@@ -200,19 +202,11 @@ async fn the_container_story_runs_stage_by_stage_against_a_standalone_emulator()
     std::fs::write(dir.path().join("seed.yml"), SEED).unwrap();
     std::fs::create_dir_all(dir.path().join("image")).unwrap();
     std::fs::write(dir.path().join("image/server.py"), SERVER).unwrap();
-    std::fs::create_dir_all(dir.path().join("container")).unwrap();
-    let config = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/container-app/release.yml"),
-    )
-    .unwrap()
-    // The smoke test would need curl and the agent's network; the watch is shortened for a test.
-    .replace(
-        "run: curl --fail --silent \"$(Staging.Url)/health\"",
-        "run: echo smoke ok",
-    )
-    .replace("duration: 2m", "duration: 3s")
-    .replace("interval: 5s", "interval: 1s");
-    std::fs::write(dir.path().join("container/release.yml"), config).unwrap();
+    let config = Example::Container
+        .checkout(&dir.path().join("container"))
+        .unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, Example::Container.quick(&text).unwrap()).unwrap();
     let emu = start(dir.path(), &[]);
     assert_eq!(
         emu.images,
@@ -267,7 +261,7 @@ async fn the_container_story_runs_stage_by_stage_against_a_standalone_emulator()
         .arg(format!(
             "env -i PATH=\"$PATH\" $(cat '{}') '{}' plan --stage production --service-connection {CONNECTION} --config '{}'",
             file.display(),
-            env!("CARGO_BIN_EXE_slot-release"),
+            paths::slot_release_binary().unwrap().display(),
             dir.path().join("container/release.yml").display()
         ))
         .output()
@@ -292,7 +286,7 @@ fn image_options_come_before_the_seeds_and_a_bad_one_is_refused() {
     assert!(emu.images[1].starts_with(&format!("{IMAGE}:* -> python3 server.py")));
     drop(emu);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_slot-release"))
+    let out = Command::new(paths::slot_release_binary().unwrap())
         .args(["emulator", "--image", "contoso/app:1"])
         .arg("--work-dir")
         .arg(dir.path().join("refused"))

@@ -3,16 +3,13 @@
 //! package or a package root outside the sources is refused before the service connection is even used.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use assert_cmd::Command;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use slot_release_tests::{Example, paths};
 
 /// The binary with a clean environment: nothing of an agent that may run these tests leaks in.
 fn slot_release(cwd: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("slot-release").unwrap();
+    let mut cmd = Command::new(paths::slot_release_binary().unwrap());
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("NO_COLOR", "1")
@@ -21,14 +18,9 @@ fn slot_release(cwd: &Path) -> Command {
 }
 
 /// A checkout of the python example in `dir/s`, with `edit` applied to its config.
-fn checkout(dir: &Path, edit: impl Fn(String) -> String) -> PathBuf {
+fn checkout(dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
     let sources = dir.join("s");
-    std::fs::create_dir_all(&sources).unwrap();
-    for entry in std::fs::read_dir(root().join("examples/python-webapp")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), sources.join(entry.file_name())).unwrap();
-    }
-    let config = sources.join("release.yml");
+    let config = Example::Python.checkout(&sources).unwrap();
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, edit(text)).unwrap();
     sources
@@ -157,10 +149,7 @@ fn an_empty_package_input_rooted_at_the_sources_means_build_one() {
 #[test]
 fn rehearse_walks_the_pipelines_path_build_record_then_verified_package() {
     let dir = tempfile::tempdir().unwrap();
-    let sources = checkout(dir.path(), |t| {
-        t.replace("duration: 10s", "duration: 2s")
-            .replace("timeout: 30s", "timeout: 15s")
-    });
+    let sources = checkout(dir.path(), |t| Example::Python.quick(&t).unwrap());
     let work = dir.path().join("work");
     let (ok, text) = output(
         slot_release(&sources)
@@ -208,7 +197,7 @@ fn production_and_container_apps_say_the_package_input_is_ignored() {
 fn plan_lists_a_package_root_that_cannot_be_built_from() {
     let dir = tempfile::tempdir().unwrap();
     let sources = checkout(dir.path(), |t| t.replace("root: .", "root: missing"));
-    let state = root().join("crates/engine/tests/fixtures/before-first-release.json");
+    let state = paths::workspace().join("crates/engine/tests/fixtures/before-first-release.json");
     for stage in ["build", "staging"] {
         let (ok, text) = output(
             slot_release(&sources)

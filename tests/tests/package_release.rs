@@ -1,23 +1,21 @@
 //! `release` with a package made by another tool: the folder is zipped once, the build stage does not build
 //! again, and production ends up serving exactly that folder's content.
 
-mod support;
-
-use support::*;
+use slot_release_tests::{World, printed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_deploys_a_folder_built_by_another_tool_without_building() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     // What `npm run build` or `dotnet publish -o dist` would leave: the app plus a file only it made.
-    let dist = world._dir.path().join("dist");
+    let dist = world.dir.path().join("dist");
     std::fs::create_dir_all(&dist).unwrap();
     for name in ["app.py", "migrate.py", "settings.py"] {
-        std::fs::copy(world.config.parent().unwrap().join(name), dist.join(name)).unwrap();
+        std::fs::copy(world.sources.join(name), dist.join(name)).unwrap();
     }
     std::fs::write(dist.join("BUILT_BY_OTHER_TOOL.txt"), "dist\n").unwrap();
 
     let out = world
-        .run(&[
+        .cli(&[
             "release",
             "--release-id",
             "r1",
@@ -25,7 +23,7 @@ async fn release_deploys_a_folder_built_by_another_tool_without_building() {
             dist.to_str().unwrap(),
         ])
         .await;
-    let text = stderr(&out);
+    let text = printed(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("Package folder"), "{text}");
     assert!(

@@ -2,10 +2,8 @@
 //! source slot before the swap (phase one), the swap completes it, and a swap that fails after phase one
 //! resets the source slot's configuration, leaving production on its release.
 
-mod support;
-
 use slot_release_emulator::Fault;
-use support::*;
+use slot_release_tests::{World, printed};
 
 /// The app's ARM calls (method and the path after the site), in order, from request `from` on.
 fn site_calls(world: &World, from: usize) -> Vec<String> {
@@ -21,18 +19,16 @@ fn site_calls(world: &World, from: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_settings_reach_the_source_slot_before_the_swap_and_are_reset_when_it_fails() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = container_example(dir.path());
+    let world = World::released_container(|t| t).await;
     assert!(
-        std::fs::read_to_string(&config)
+        std::fs::read_to_string(world.config())
             .unwrap()
             .contains("strategy: swapWithPreview")
     );
-    let world = World::start(config, dir).await;
 
     let from = world.emulator.requests().len();
-    let out = world.run(&["release", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.cli(&["release", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
     let calls = site_calls(&world, from);
     let apply = calls
         .iter()
@@ -54,8 +50,8 @@ async fn production_settings_reach_the_source_slot_before_the_swap_and_are_reset
         app: "contoso-api".into(),
     });
     let from = world.emulator.requests().len();
-    let out = world.run(&["release", "--release-id", "r2"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let out = world.cli(&["release", "--release-id", "r2"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
     let calls = site_calls(&world, from);
     let apply = calls
         .iter()

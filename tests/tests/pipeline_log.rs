@@ -1,14 +1,12 @@
 //! The pipeline user's view of a run, from the real binary under the agent's variables: one fold per step
 //! with its result line outside it, progress through the stage, debug lines from the libraries under
 //! System.Debug (`task.debug`, never a secret), `SucceededWithIssues` after a retry, output variables that fit the
-//! stage, and a summary per stage that renders as the summary tab shows it.
-
-mod support;
+//! stage, a summary per stage that renders as the summary tab shows it, and secrets masked.
 
 use std::path::Path;
 
 use slot_release_emulator::{Fault, RouteMatch, Scope};
-use support::*;
+use slot_release_tests::{World, printed, stdout};
 
 /// Runs a stage as the agent does (`TF_BUILD`, its temp folder), with extra variables.
 async fn agent_run(
@@ -17,7 +15,7 @@ async fn agent_run(
     extra: &[(&str, &str)],
 ) -> (String, std::path::PathBuf) {
     let temp = world
-        ._dir
+        .dir
         .path()
         .join(format!("agent-temp-{}", args.join("-")));
     std::fs::create_dir_all(&temp).unwrap();
@@ -27,7 +25,7 @@ async fn agent_run(
         ("BUILD_BUILDNUMBER", "20261204.7".into()),
     ];
     env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let out = world.run_with(args, &env).await;
+    let out = world.cli_with(args, &env).await;
     (stdout(&out), temp.join("slot-release"))
 }
 
@@ -38,7 +36,7 @@ fn output_variable<'a>(log: &'a str, name: &str) -> Option<&'a str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_step_folds_its_output_and_the_stage_reports_progress() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     let (log, _) = agent_run(&world, &["staging", "--release-id", "r1"], &[]).await;
     assert!(log.contains("task.complete result=Succeeded;"), "{log}");
     // Groups never nest (the agent would end the outer fold early) and every one is closed.
@@ -92,7 +90,7 @@ async fn each_step_folds_its_output_and_the_stage_reports_progress() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_fit_the_stage_and_the_summary_renders() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     let production_url = world.port.slot_url("production").await.unwrap().to_string();
     let before = world.tag("slotrelease.slots").unwrap_or_default();
     let (log, out_dir) = agent_run(&world, &["staging", "--release-id", "r1"], &[]).await;
@@ -168,7 +166,7 @@ fn render(path: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn system_debug_shows_the_libraries_retries_and_a_retry_ends_succeeded_with_issues() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     // Azure throttles the first read of the site once, asking to wait a second.
     world.emulator.inject(Fault::Status {
         route: RouteMatch {
@@ -218,7 +216,7 @@ async fn system_debug_shows_the_libraries_retries_and_a_retry_ends_succeeded_wit
         .filter(|l| !l.starts_with("##vso[task.setsecret]"))
         .collect::<Vec<_>>()
         .join("\n");
-    for (name, value) in &world.env {
+    for (name, value) in &world.cli_env() {
         if name.starts_with("ENDPOINT_AUTH_PARAMETER_") && value.len() > 8 {
             assert!(!shown.contains(value.as_str()), "{name} leaked");
         }
@@ -259,7 +257,7 @@ async fn system_debug_shows_the_libraries_retries_and_a_retry_ends_succeeded_wit
 /// shows the swap, where the same plan outside a pull request refuses until the release is staged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pull_request_plans_production_as_if_staged() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     let (log, _) = agent_run(
         &world,
         &["plan", "--stage", "production"],
@@ -275,4 +273,59 @@ async fn a_pull_request_plans_production_as_if_staged() {
         log.contains("run the staging stage for this release first"),
         "{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_pipeline_secrets_are_masked_and_outputs_and_summary_are_set() {
+    let world = World::released(|t| t).await;
+    let temp = world.dir.path().join("agent-temp");
+    std::fs::create_dir_all(&temp).unwrap();
+    let out = world
+        .cli_command(&["staging", "--release-id", "r1"])
+        .env("TF_BUILD", "True")
+        .env("AGENT_TEMPDIRECTORY", &temp)
+        .output()
+        .await
+        .unwrap();
+    let text = printed(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("##vso[task.complete result=Succeeded;"),
+        "{text}"
+    );
+    // The value-delivered secret reached the slot, and only the masking command ever carried it.
+    let secret = world.slot("staging").app_settings["DATABASE__PASSWORD"].clone();
+    assert!(secret.starts_with("rehearsal-db-password-"), "{secret}");
+    for line in text.lines().filter(|l| l.contains(&secret)) {
+        assert!(
+            line.starts_with("##vso[task.setsecret]"),
+            "secret printed: {line}"
+        );
+    }
+    assert!(text.contains(&format!("##vso[task.setsecret]{secret}")));
+    for name in [
+        "ReleaseId",
+        "AppUrl",
+        "Slot",
+        "PreviousImageTag",
+        "PlanJsonPath",
+        "Result",
+    ] {
+        assert!(
+            text.contains(&format!(
+                "##vso[task.setvariable variable={name};isoutput=true;]"
+            )),
+            "output {name} missing: {text}"
+        );
+    }
+    assert!(
+        text.contains("##vso[task.setvariable variable=Slot;isoutput=true;]staging\n"),
+        "{text}"
+    );
+    assert!(text.contains("##vso[task.uploadsummary]"), "{text}");
+    let plan: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(temp.join("slot-release/plan.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(plan["stage"], "staging");
 }

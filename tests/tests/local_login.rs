@@ -3,20 +3,18 @@
 //! scope and uses that token. The `az` here is a stand-in on `PATH` that hands out a token the emulator
 //! issued, and records how it was asked; in a pipeline the binary never falls back to it.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 
-use support::*;
+use slot_release_tests::World;
 
 /// A token for the emulator's ARM, by the client-credentials flow of the world's service principal.
 async fn arm_token(world: &World) -> String {
     let get = |suffix: &str| {
         world
-            .env
-            .iter()
+            .cli_env()
+            .into_iter()
             .find(|(k, _)| k.starts_with("ENDPOINT_AUTH_PARAMETER_") && k.ends_with(suffix))
-            .map(|(_, v)| v.clone())
+            .map(|(_, v)| v)
             .unwrap_or_else(|| panic!("no {suffix} in the service connection"))
     };
     let authority = world.emulator.endpoints().authority;
@@ -66,11 +64,11 @@ fn form(pairs: &[(&str, String)]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_service_connection_plan_uses_the_azure_cli_login() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     let token = arm_token(&world).await;
-    let bin = world._dir.path().join("fake-az");
+    let bin = world.dir.path().join("fake-az");
     std::fs::create_dir_all(&bin).unwrap();
-    let asked = world._dir.path().join("az-args.txt");
+    let asked = world.dir.path().join("az-args.txt");
     let az = bin.join("az");
     std::fs::write(
         &az,
@@ -84,10 +82,10 @@ async fn without_a_service_connection_plan_uses_the_azure_cli_login() {
     let ca = world.emulator.ca_path().display().to_string();
     let port = world.emulator.port().to_string();
     let subscription = world
-        .env
-        .iter()
+        .cli_env()
+        .into_iter()
         .find(|(k, _)| k.starts_with("ENDPOINT_DATA_") && k.ends_with("_SUBSCRIPTIONID"))
-        .map(|(_, v)| v.clone())
+        .map(|(_, v)| v)
         .unwrap();
     let path = format!(
         "{}:{}",
@@ -95,7 +93,7 @@ async fn without_a_service_connection_plan_uses_the_azure_cli_login() {
         std::env::var("PATH").unwrap_or_default()
     );
     let run = |pipeline: bool| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_slot-release"));
+        let mut cmd = std::process::Command::new(&world.binary);
         cmd.env_clear()
             .env("PATH", &path)
             .env("NO_COLOR", "1")
@@ -103,7 +101,7 @@ async fn without_a_service_connection_plan_uses_the_azure_cli_login() {
             .env("AZURE_SUBSCRIPTION_ID", &subscription)
             .env("AGENT_CAINFO", &ca)
             .args(["plan", "--stage", "staging", "--config"])
-            .arg(&world.config);
+            .arg(world.config());
         if pipeline {
             cmd.env("TF_BUILD", "True");
         }

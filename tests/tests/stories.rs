@@ -4,22 +4,23 @@
 //! runs the binary as a pipeline step would, and asserts the emulator's final state: which content and
 //! settings are in which slot, the journal, and that production answered healthy throughout.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use slot_release_emulator::Fault;
-use support::*;
+use slot_release_tests::{World, paths, printed, stdout};
+
+/// The app of the python example.
+const APP: &str = "contoso-web";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_release_through_staging_then_production_as_separate_stages() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     let before = world.slot("production").content_digest;
     let prober = world.watch_production();
-    let record = world.config.parent().unwrap().join("record.json");
+    let record = world.sources.join("record.json");
     let out = world
-        .run(&[
+        .cli(&[
             "staging",
             "--release-id",
             "r1",
@@ -27,7 +28,7 @@ async fn code_release_through_staging_then_production_as_separate_stages() {
             record.to_str().unwrap(),
         ])
         .await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", printed(&out));
     let staged = world.slot("staging");
     assert_eq!(
         staged
@@ -38,8 +39,8 @@ async fn code_release_through_staging_then_production_as_separate_stages() {
     );
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
     assert_ne!(staged.content_digest, before);
-    let out = world.run(&["production", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.cli(&["production", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
     prober.assert_always_healthy().await;
     let production = world.slot("production");
     assert_eq!(
@@ -85,11 +86,11 @@ async fn code_release_through_staging_then_production_as_separate_stages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_shows_exactly_the_changes_staging_and_production_make() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     let out = world
-        .run(&["plan", "--stage", "staging", "--json", "--release-id", "r1"])
+        .cli(&["plan", "--stage", "staging", "--json", "--release-id", "r1"])
         .await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", printed(&out));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let planned_settings: Vec<String> = plan["steps"]
         .as_array()
@@ -101,8 +102,8 @@ async fn plan_shows_exactly_the_changes_staging_and_production_make() {
         .collect();
     let before = world.slot("production");
     world.emulator.clear_requests();
-    let out = world.run(&["staging", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.cli(&["staging", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
     let after_staging = world.slot("staging");
     // Exactly the planned settings were written to the slot, nothing else.
     let written: Vec<String> = after_staging.app_settings.keys().cloned().collect();
@@ -138,7 +139,7 @@ async fn plan_shows_exactly_the_changes_staging_and_production_make() {
 
     // The same for production: the planned settings, the swap, the journal; nothing else.
     let out = world
-        .run(&[
+        .cli(&[
             "plan",
             "--stage",
             "production",
@@ -147,7 +148,7 @@ async fn plan_shows_exactly_the_changes_staging_and_production_make() {
             "r1",
         ])
         .await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", printed(&out));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let planned: BTreeMap<String, Option<String>> = plan["steps"]
         .as_array()
@@ -182,8 +183,8 @@ async fn plan_shows_exactly_the_changes_staging_and_production_make() {
         .app_setting_names
         .clone();
     world.emulator.clear_requests();
-    let out = world.run(&["production", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.cli(&["production", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
     let after = world.slot("production").app_settings;
     for (name, value) in &after {
         if before.get(name) != Some(value) {
@@ -229,7 +230,7 @@ async fn plan_shows_exactly_the_changes_staging_and_production_make() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_hook_runs_the_undo_of_the_hooks_before_it_and_does_not_swap() {
     // A second hook that fails after the migration ran.
-    let world = python_world(|t| {
+    let world = World::released(|t| {
         t.replace(
             "        undo: python3 migrate.py down\n",
             "        undo: python3 migrate.py down\n      - name: smoke\n        run: echo smoke failed; exit 3\n        where: agent\n        timeout: 30s\n        undo: echo nothing to undo\n",
@@ -238,9 +239,9 @@ async fn a_failing_hook_runs_the_undo_of_the_hooks_before_it_and_does_not_swap()
     .await;
     let before = world.slot("production").content_digest;
     let prober = world.watch_production();
-    let record = world.config.parent().unwrap().join("record.json");
+    let record = world.sources.join("record.json");
     let out = world
-        .run(&[
+        .cli(&[
             "release",
             "--release-id",
             "r1",
@@ -278,7 +279,7 @@ async fn a_failing_hook_runs_the_undo_of_the_hooks_before_it_and_does_not_swap()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_health_gate_never_swaps() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     world.emulator.inject(Fault::AppUnhealthyAfterRequests {
         app: APP.into(),
         slot: "staging".into(),
@@ -286,13 +287,13 @@ async fn a_failing_health_gate_never_swaps() {
     });
     let before = world.slot("production").content_digest;
     let prober = world.watch_production();
-    let out = world.run(&["release", "--release-id", "r1"]).await;
+    let out = world.cli(&["release", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
     prober.assert_always_healthy().await;
     assert!(
-        stderr(&out).contains("did not pass the health gate"),
+        printed(&out).contains("did not pass the health gate"),
         "{}",
-        stderr(&out)
+        printed(&out)
     );
     assert_eq!(world.slot("production").content_digest, before);
     assert_eq!(
@@ -303,14 +304,14 @@ async fn a_failing_health_gate_never_swaps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unhealthy_watch_swaps_back_automatically() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     let before = world.slot("production").content_digest;
     world
         .emulator
         .inject(Fault::AppUnhealthyAfterSwap { app: APP.into() });
-    let record = world.config.parent().unwrap().join("record.json");
+    let record = world.sources.join("record.json");
     let out = world
-        .run(&[
+        .cli(&[
             "release",
             "--release-id",
             "r1",
@@ -341,16 +342,16 @@ async fn an_unhealthy_watch_swaps_back_automatically() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swap_failing_at_warm_up_leaves_production_and_the_staged_slot_as_they_were() {
-    let world = python_world(|t| t).await;
-    let out = world.run(&["staging", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let world = World::released(|t| t).await;
+    let out = world.cli(&["staging", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
     let before = world.slot("production").content_digest;
     let staged = world.slot("staging").content_digest;
     world
         .emulator
         .inject(Fault::SwapWarmupFails { app: APP.into() });
     let prober = world.watch_production();
-    let out = world.run(&["production", "--release-id", "r1"]).await;
+    let out = world.cli(&["production", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
     prober.assert_always_healthy().await;
     assert_eq!(world.slot("production").content_digest, before);
@@ -360,19 +361,23 @@ async fn a_swap_failing_at_warm_up_leaves_production_and_the_staged_slot_as_they
         Some("staged"),
         "production can be retried"
     );
-    let out = world.run(&["production", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "the retry succeeds: {}", stderr(&out));
+    let out = world.cli(&["production", "--release-id", "r1"]).await;
+    assert!(
+        out.status.success(),
+        "the retry succeeds: {}",
+        printed(&out)
+    );
     assert_eq!(world.slot("production").content_digest, staged);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_refuses_clearly_when_nothing_can_be_restored() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     // An app this tool never released: no journal at all.
     world.replace_tags(&BTreeMap::new()).await;
-    let out = world.run(&["rollback", "--release-id", "r1"]).await;
+    let out = world.cli(&["rollback", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    let err = printed(&out);
     assert!(
         err.contains("cannot be restored") || err.contains("nothing to restore"),
         "{err}"
@@ -381,20 +386,20 @@ async fn rollback_refuses_clearly_when_nothing_can_be_restored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_swaps_back_to_the_last_known_good_release_and_is_idempotent() {
-    let world = python_world(|t| t.replace("rollback: automatic", "rollback: manual")).await;
+    let world = World::released(|t| t.replace("rollback: automatic", "rollback: manual")).await;
     let before = world.slot("production").content_digest;
     world
         .emulator
         .inject(Fault::AppUnhealthyAfterSwap { app: APP.into() });
-    let out = world.run(&["release", "--release-id", "r1"]).await;
+    let out = world.cli(&["release", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert_ne!(
         world.slot("production").content_digest,
         before,
         "manual rollback: nothing swapped back yet"
     );
-    let out = world.run(&["rollback", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.cli(&["rollback", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
     assert_eq!(world.slot("production").content_digest, before);
     assert!(
         stdout(&out).contains("schema version 2 -> 1"),
@@ -402,8 +407,8 @@ async fn rollback_swaps_back_to_the_last_known_good_release_and_is_idempotent() 
         stdout(&out)
     );
     let requests = world.emulator.requests().len();
-    let out = world.run(&["rollback", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.cli(&["rollback", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
     assert!(stdout(&out).contains("nothing to do"), "{}", stdout(&out));
     assert_eq!(world.slot("production").content_digest, before);
     let swaps = world.emulator.requests()[requests..]
@@ -414,116 +419,8 @@ async fn rollback_swaps_back_to_the_last_known_good_release_and_is_idempotent() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_staging_run_is_refused_then_resumed() {
-    let world =
-        python_world(|t| t.replace("python3 migrate.py up", "sleep 2; python3 migrate.py up"))
-            .await;
-    // Kill it while the hook runs: the journal says `deployed`.
-    interrupt_at(
-        &world,
-        &["staging", "--release-id", "r1"],
-        "deployed",
-        "KILL",
-    )
-    .await;
-    // The killed run's lock is still live: another release is refused, having written nothing, and told
-    // who holds the lock and how to take it over once it is stale.
-    let before = world.emulator.snapshot();
-    let out = world.run(&["staging", "--release-id", "r2"]).await;
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(
-        err.contains("holds the release lock of contoso-web: release r1, stage staging"),
-        "{err}"
-    );
-    assert!(err.contains("--take-over-lock"), "{err}");
-    assert!(
-        err.contains(" UTC"),
-        "the time is a date, not a Unix time: {err}"
-    );
-    assert_eq!(
-        world
-            .emulator
-            .snapshot()
-            .slot(APP, "production")
-            .unwrap()
-            .tags,
-        before.slot(APP, "production").unwrap().tags,
-        "the refused run wrote nothing, the journal included"
-    );
-    // The agent's retry of the killed job (its next attempt) takes the earlier attempt's lock over.
-    let out = world
-        .retry(&["staging", "--release-id", "r1", "--resume"], 2)
-        .await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
-    assert_eq!(
-        world
-            .slot("staging")
-            .app_settings
-            .get("RELEASE_VERSION")
-            .map(String::as_str),
-        Some("r1")
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigint_during_the_watch_stops_within_five_seconds_and_records_the_phase() {
-    let world = python_world(|t| t.replace("duration: 3s", "duration: 20s")).await;
-    let out = world.run(&["staging", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    let prober = world.watch_production();
-    let child = world
-        .command(&["production", "--release-id", "r1"])
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-    let started = Instant::now();
-    while world.tag("slotrelease.phase").as_deref() != Some("swapped") {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "production never swapped"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let signalled = Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().await.unwrap();
-    assert!(
-        signalled.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        signalled.elapsed()
-    );
-    assert_ne!(out.status.code(), Some(0));
-    prober.assert_always_healthy().await;
-    assert_eq!(
-        world.tag("slotrelease.phase").as_deref(),
-        Some("swapped"),
-        "the journal says where it stopped"
-    );
-    assert_eq!(
-        world.lock_claims(),
-        Vec::<String>::new(),
-        "the lock was given back"
-    );
-    // The next run recognises the unfinished release and resumes the watch.
-    let out = world
-        .run(&["production", "--release-id", "r1", "--resume"])
-        .await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn container_rollout_records_the_previous_tag_and_rolls_back_to_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = container_example(dir.path());
-    let world = World::start(config, dir).await;
+    let world = World::released_container(|t| t).await;
     let app = "contoso-api";
     let image = |w: &World, slot: &str| {
         w.emulator
@@ -537,8 +434,8 @@ async fn container_rollout_records_the_previous_tag_and_rolls_back_to_it() {
             .slot(app, "production")
             .and_then(|s| s.tags.get(name).cloned())
     };
-    let out = world.run(&["release", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.cli(&["release", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
     assert_eq!(
         image(&world, "production").as_deref(),
         Some("contoso.azurecr.io/contoso/app:r1")
@@ -551,7 +448,7 @@ async fn container_rollout_records_the_previous_tag_and_rolls_back_to_it() {
     world
         .emulator
         .inject(Fault::AppUnhealthyAfterSwap { app: app.into() });
-    let out = world.run(&["release", "--release-id", "r2"]).await;
+    let out = world.cli(&["release", "--release-id", "r2"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         image(&world, "production").as_deref(),
@@ -564,135 +461,17 @@ async fn container_rollout_records_the_previous_tag_and_rolls_back_to_it() {
     );
 }
 
-/// Starts `args`, waits until the journal reaches `phase`, then sends `signal` (`KILL` or `INT`).
-/// Returns how long the process took to exit after the signal.
-async fn interrupt_at(world: &World, args: &[&str], phase: &str, signal: &str) -> Duration {
-    let mut child = world
-        .command(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap().to_string();
-    let started = Instant::now();
-    while world.tag("slotrelease.phase").as_deref() != Some(phase) {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "never reached phase {phase}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let signalled = Instant::now();
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{signal}"), &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.wait().await.unwrap();
-    assert!(
-        !exit.success(),
-        "an interrupted run does not report success"
-    );
-    signalled.elapsed()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_interrupted_at_each_step_is_recognised_and_resumed() {
-    // Slow steps so each phase lasts long enough to be hit: the hook and the watch.
-    let slow = |t: String| t.replace("python3 migrate.py up", "sleep 1; python3 migrate.py up");
-    let cases = [
-        ("staging", "staging", "KILL"),
-        ("staging", "deployed", "KILL"),
-        ("staging", "deployed", "INT"),
-        ("production", "swapping", "KILL"),
-        ("production", "swapping", "INT"),
-        ("production", "swapped", "KILL"),
-    ];
-    for (stage, phase, signal) in cases {
-        eprintln!("--- {stage} interrupted with SIG{signal} at phase {phase}");
-        let world = python_world(slow).await;
-        if stage == "production" {
-            let out = world.run(&["staging", "--release-id", "r1"]).await;
-            assert!(out.status.success(), "{}", stderr(&out));
-        }
-        let prober = world.watch_production();
-        let took = interrupt_at(&world, &[stage, "--release-id", "r1"], phase, signal).await;
-        if signal == "INT" {
-            assert!(
-                took < Duration::from_secs(5),
-                "SIGINT at {phase}: exit took {took:?}"
-            );
-            assert_eq!(
-                world.lock_claims(),
-                Vec::<String>::new(),
-                "SIGINT at {phase}: the lock was given back"
-            );
-        }
-        let recorded = world.tag("slotrelease.phase");
-        assert!(
-            recorded
-                .as_deref()
-                .is_some_and(|p| p != "staged" && p != "released"),
-            "{stage} at {phase}: the journal shows an unfinished release, got {recorded:?}"
-        );
-        // The pipeline's retry of the same release (no flag: the task has none) recognises and resumes it.
-        let out = world.retry(&[stage, "--release-id", "r1"], 2).await;
-        assert!(
-            out.status.success(),
-            "{stage} at {phase}: resume failed: {}",
-            stderr(&out)
-        );
-        assert!(
-            stdout(&out).contains("Resuming release r1"),
-            "{stage} at {phase}: {}",
-            stdout(&out)
-        );
-        prober.assert_always_healthy().await;
-        let expected = if stage == "staging" {
-            "staged"
-        } else {
-            "released"
-        };
-        assert_eq!(
-            world.tag("slotrelease.phase").as_deref(),
-            Some(expected),
-            "{stage} at {phase}"
-        );
-        if stage == "production" {
-            let (status, body) = world.get("production", "/").await.unwrap();
-            assert_eq!(status, 200);
-            assert!(
-                body.contains("r1"),
-                "{stage} at {phase}: production serves r1: {body}"
-            );
-            assert_eq!(
-                world.tag("slotrelease.lastKnownGood").as_deref(),
-                Some("r1")
-            );
-        } else {
-            let staging = world.slot("staging");
-            assert_eq!(
-                staging
-                    .app_settings
-                    .get("RELEASE_VERSION")
-                    .map(String::as_str),
-                Some("r1")
-            );
-        }
-    }
-}
-
 #[test]
 fn rehearse_shows_the_release_and_each_failure_path_with_production_healthy() {
     for fail_at in ["none", "migration", "watch"] {
         let dir = tempfile::tempdir().unwrap();
         let record = dir.path().join("record.json");
         let started = Instant::now();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_slot-release"))
+        let out = std::process::Command::new(paths::slot_release_binary().unwrap())
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("TMPDIR", dir.path())
-            .current_dir(root())
+            .current_dir(paths::workspace())
             .args([
                 "rehearse",
                 "--config",
@@ -704,7 +483,7 @@ fn rehearse_shows_the_release_and_each_failure_path_with_production_healthy() {
             .arg(&record)
             .output()
             .unwrap();
-        let text = stderr(&out);
+        let text = printed(&out);
         assert!(out.status.success(), "--fail-at {fail_at}: {text}");
         assert!(
             started.elapsed() < Duration::from_secs(60),
@@ -727,139 +506,17 @@ fn rehearse_shows_the_release_and_each_failure_path_with_production_healthy() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_a_pipeline_secrets_are_masked_and_outputs_and_summary_are_set() {
-    let world = python_world(|t| t).await;
-    let temp = world._dir.path().join("agent-temp");
-    std::fs::create_dir_all(&temp).unwrap();
-    let out = world
-        .command(&["staging", "--release-id", "r1"])
-        .env("TF_BUILD", "True")
-        .env("AGENT_TEMPDIRECTORY", &temp)
-        .output()
-        .await
-        .unwrap();
-    let text = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(
-        text.contains("##vso[task.complete result=Succeeded;"),
-        "{text}"
-    );
-    // The value-delivered secret reached the slot, and only the masking command ever carried it.
-    let secret = world.slot("staging").app_settings["DATABASE__PASSWORD"].clone();
-    assert!(secret.starts_with("rehearsal-db-password-"), "{secret}");
-    for line in text.lines().filter(|l| l.contains(&secret)) {
-        assert!(
-            line.starts_with("##vso[task.setsecret]"),
-            "secret printed: {line}"
-        );
-    }
-    assert!(text.contains(&format!("##vso[task.setsecret]{secret}")));
-    for name in [
-        "ReleaseId",
-        "AppUrl",
-        "Slot",
-        "PreviousImageTag",
-        "PlanJsonPath",
-        "Result",
-    ] {
-        assert!(
-            text.contains(&format!(
-                "##vso[task.setvariable variable={name};isoutput=true;]"
-            )),
-            "output {name} missing: {text}"
-        );
-    }
-    assert!(
-        text.contains("##vso[task.setvariable variable=Slot;isoutput=true;]staging\n"),
-        "{text}"
-    );
-    assert!(text.contains("##vso[task.uploadsummary]"), "{text}");
-    let plan: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(temp.join("slot-release/plan.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(plan["stage"], "staging");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unfinished_staging_can_be_closed_by_the_next_release_with_rollback_unfinished() {
-    let world =
-        python_world(|t| t.replace("python3 migrate.py up", "sleep 1; python3 migrate.py up"))
-            .await;
-    let before = world.slot("production").content_digest;
-    interrupt_at(
-        &world,
-        &["staging", "--release-id", "r1", "--lock-ttl-seconds", "3"],
-        "deployed",
-        "KILL",
-    )
-    .await;
-    // The killed run's lock is live: refused, with the token that takes it over once it is stale.
-    let out = world
-        .run(&["staging", "--release-id", "r2", "--rollback-unfinished"])
-        .await;
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    let token = err
-        .split("--take-over-lock ")
-        .nth(1)
-        .and_then(|t| t.split('`').next())
-        .unwrap_or_else(|| panic!("no token in {err}"))
-        .to_owned();
-    // A live lock is never taken over, even when asked.
-    let out = world
-        .run(&[
-            "staging",
-            "--release-id",
-            "r2",
-            "--rollback-unfinished",
-            "--take-over-lock",
-            &token,
-        ])
-        .await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    // Once stale (the killed run had a 3 s lock), it is taken over as asked.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let out = world
-        .run(&[
-            "staging",
-            "--release-id",
-            "r2",
-            "--rollback-unfinished",
-            "--take-over-lock",
-            &token,
-        ])
-        .await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(world.lock_claims(), Vec::<String>::new());
-    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
-    assert_eq!(world.tag("slotrelease.release").as_deref(), Some("r2"));
-    assert_eq!(
-        world.tag("slotrelease.lastKnownGood").as_deref(),
-        Some("previous")
-    );
-    assert_eq!(
-        world.slot("production").content_digest,
-        before,
-        "production was never touched"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_app_without_a_staging_slot_takes_the_image_on_production_and_restores_the_last_known_good_tag()
  {
-    let dir = tempfile::tempdir().unwrap();
-    let config = container_example(dir.path());
     // No `sourceSlot`: production takes the image itself; the rollback is left to `rollback`, which
     // restores `lastKnownGood` (the example's choice) from the tag the journal recorded.
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("    sourceSlot: staging\n", "")
-        .replace("    strategy: swapWithPreview\n", "")
-        .replace("    rollback: automatic\n", "    rollback: manual\n");
-    assert!(text.contains("restore: lastKnownGood"));
-    std::fs::write(&config, text).unwrap();
-    let world = World::start(config, dir).await;
+    let world = World::released_container(|text| {
+        assert!(text.contains("restore: lastKnownGood"));
+        text.replace("    sourceSlot: staging\n", "")
+            .replace("    strategy: swapWithPreview\n", "")
+            .replace("    rollback: automatic\n", "    rollback: manual\n")
+    })
+    .await;
     let app = "contoso-api";
     let image = |w: &World, slot: &str| {
         w.emulator
@@ -882,8 +539,8 @@ async fn a_container_app_without_a_staging_slot_takes_the_image_on_production_an
             .count()
     };
 
-    let out = world.run(&["release", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.cli(&["release", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
     assert!(
         stdout(&out).contains("the staging stage is skipped"),
         "{}",
@@ -914,16 +571,16 @@ async fn a_container_app_without_a_staging_slot_takes_the_image_on_production_an
         slot: "production".into(),
         after_requests: 0,
     });
-    let out = world.run(&["release", "--release-id", "r2"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let out = world.cli(&["release", "--release-id", "r2"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
     assert_eq!(
         image(&world, "production").as_deref(),
         Some("contoso.azurecr.io/contoso/app:r2")
     );
     world.emulator.clear_faults();
 
-    let out = world.run(&["rollback", "--release-id", "r2"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.cli(&["rollback", "--release-id", "r2"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
     assert!(
         stdout(&out).contains("restore is lastKnownGood")
             || stdout(&out).contains("stages.rollback.restore is lastKnownGood"),
@@ -943,8 +600,8 @@ async fn a_container_app_without_a_staging_slot_takes_the_image_on_production_an
     let (status, _) = world.get("production", "/health").await.unwrap();
     assert_eq!(status, 200);
 
-    let out = world.run(&["rollback", "--release-id", "r2"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.cli(&["rollback", "--release-id", "r2"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
     assert!(
         stdout(&out).contains("nothing to do"),
         "idempotent: {}",
@@ -954,22 +611,22 @@ async fn a_container_app_without_a_staging_slot_takes_the_image_on_production_an
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_with_restore_swap_back_refuses_when_the_slot_holds_another_release() {
-    let world = python_world(|t| t.replace("rollback: automatic", "rollback: manual")).await;
+    let world = World::released(|t| t.replace("rollback: automatic", "rollback: manual")).await;
     world
         .emulator
         .inject(Fault::AppUnhealthyAfterSwap { app: APP.into() });
-    let out = world.run(&["release", "--release-id", "r1"]).await;
+    let out = world.cli(&["release", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
     world.emulator.clear_faults();
     // Someone staged r2 over the previous release that sat in the staging slot.
-    let out = world.run(&["staging", "--release-id", "r2"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.cli(&["staging", "--release-id", "r2"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
     let production = world.slot("production").content_digest;
     let staging = world.slot("staging").content_digest;
     let phase = world.tag("slotrelease.phase");
-    let out = world.run(&["rollback", "--release-id", "r2"]).await;
+    let out = world.cli(&["rollback", "--release-id", "r2"]).await;
     assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
+    let err = printed(&out);
     assert!(
         err.contains("restore is swapBack") && err.contains("not release previous"),
         "{err}"
@@ -990,7 +647,7 @@ async fn rollback_with_restore_swap_back_refuses_when_the_slot_holds_another_rel
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_health_timeout_input_bounds_the_staging_gate() {
     // The example's staging gate allows 15s here; the override cuts a failing gate short.
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     world.emulator.inject(Fault::AppUnhealthyAfterRequests {
         app: APP.into(),
         slot: "staging".into(),
@@ -998,7 +655,7 @@ async fn the_health_timeout_input_bounds_the_staging_gate() {
     });
     let started = Instant::now();
     let out = world
-        .run(&[
+        .cli(&[
             "staging",
             "--release-id",
             "r1",
@@ -1010,9 +667,9 @@ async fn the_health_timeout_input_bounds_the_staging_gate() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("within 2s"), "{}", stdout(&out));
     assert!(
-        stderr(&out).contains("did not pass the health gate"),
+        printed(&out).contains("did not pass the health gate"),
         "{}",
-        stderr(&out)
+        printed(&out)
     );
     assert!(
         took < Duration::from_secs(12),
@@ -1022,18 +679,18 @@ async fn the_health_timeout_input_bounds_the_staging_gate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rerun_of_a_succeeded_production_stage_keeps_the_journal_slots_true() {
-    let world = python_world(|t| t).await;
-    let out = world.run(&["staging", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    let out = world.run(&["production", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let world = World::released(|t| t).await;
+    let out = world.cli(&["staging", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
+    let out = world.cli(&["production", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
     let after_first = world.tag("slotrelease.slots");
     assert_eq!(
         after_first.as_deref(),
         Some("production=r1,staging=previous")
     );
-    let out = world.run(&["production", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = world.cli(&["production", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
     assert_eq!(
         world.tag("slotrelease.slots"),
         after_first,
@@ -1044,46 +701,10 @@ async fn a_rerun_of_a_succeeded_production_stage_keeps_the_journal_slots_true() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_staging_run_is_resumed_by_a_retry_of_the_same_release_only() {
-    let world =
-        python_world(|t| t.replace("python3 migrate.py up", "sleep 2; python3 migrate.py up"))
-            .await;
-    // Kill it while the hook runs: the journal says `deployed`.
-    interrupt_at(
-        &world,
-        &["staging", "--release-id", "r1"],
-        "deployed",
-        "KILL",
-    )
-    .await;
-    // Another release is refused: the killed run's lock is live.
-    let out = world.run(&["staging", "--release-id", "r2"]).await;
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("holds the release lock"),
-        "{}",
-        stderr(&out)
-    );
-    // The pipeline's retry (the job's next attempt, no flag: the task has no input for one) continues it.
-    let out = world.retry(&["staging", "--release-id", "r1"], 2).await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
-    assert_eq!(world.lock_claims(), Vec::<String>::new());
-    assert_eq!(
-        world
-            .slot("staging")
-            .app_settings
-            .get("RELEASE_VERSION")
-            .map(String::as_str),
-        Some("r1")
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_swap_puts_back_the_production_settings_written_before_it() {
-    let world = python_world(|t| t).await;
-    let out = world.run(&["staging", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    let world = World::released(|t| t).await;
+    let out = world.cli(&["staging", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
     let before = world.slot("production").app_settings.clone();
     assert_ne!(
         before.get("RELEASE_VERSION").map(String::as_str),
@@ -1092,7 +713,7 @@ async fn a_failed_swap_puts_back_the_production_settings_written_before_it() {
     world
         .emulator
         .inject(Fault::SwapWarmupFails { app: APP.into() });
-    let out = world.run(&["production", "--release-id", "r1"]).await;
+    let out = world.cli(&["production", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         world.slot("production").app_settings,
@@ -1104,12 +725,12 @@ async fn a_failed_swap_puts_back_the_production_settings_written_before_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_automatic_rollback_puts_back_the_production_settings() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     let before = world.slot("production").app_settings.clone();
     world
         .emulator
         .inject(Fault::AppUnhealthyAfterSwap { app: APP.into() });
-    let out = world.run(&["release", "--release-id", "r1"]).await;
+    let out = world.cli(&["release", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         world.tag("slotrelease.phase").as_deref(),
@@ -1118,72 +739,11 @@ async fn an_automatic_rollback_puts_back_the_production_settings() {
     assert_eq!(world.slot("production").app_settings, before);
 }
 
-/// The live state is read slot by slot, so a swap left running by a killed run can end between the read
-/// of production and the read of the staged slot: both then show the previous release. The resume must
-/// see the swap whole (it waits for the operation, then reads again) and finish the release.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_swap_ending_while_the_resume_reads_the_slots_is_seen_whole() {
-    // A slow start keeps the swap's warm-up (and so the operation) running for seconds.
-    let world = python_world(|t| {
-        t.replace(
-            "startupCommand: python3 app.py",
-            "startupCommand: sleep 3; python3 app.py",
-        )
-    })
-    .await;
-    let out = world.run(&["staging", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    world.emulator.clear_requests();
-
-    let mut child = world
-        .command(&["production", "--release-id", "r1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let swap_accepted = || {
-        world
-            .emulator
-            .requests()
-            .iter()
-            .any(|r| r.method == "POST" && r.path.ends_with("/slotsswap") && r.status == 202)
-    };
-    while !swap_accepted() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the swap never started"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    child.start_kill().unwrap();
-    child.wait().await.unwrap();
-    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("swapping"));
-
-    // The resume reads production at once (the swap still running), and the staged slot only after the
-    // swap has ended.
-    world.emulator.inject(Fault::Latency {
-        route: slot_release_emulator::RouteMatch {
-            host: Some("contoso-web-staging.scm.*".into()),
-            method: Some("GET".into()),
-            path: Some("/api/deployments".into()),
-        },
-        millis: 8_000,
-        count: Some(1),
-    });
-    let out = world.retry(&["production", "--release-id", "r1"], 2).await;
-    assert!(out.status.success(), "resume failed: {}", stderr(&out));
-    assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
-    let (status, body) = world.get("production", "/").await.unwrap();
-    assert_eq!(status, 200);
-    assert!(body.contains("r1"), "production serves r1: {body}");
-}
-
 /// Azure allows 50 tags on a site and the journal needs several: a site full of other tags is refused
 /// in preflight, before the first change, with what to do, instead of failing a journal write mid-release.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_without_room_for_the_journal_is_refused_before_any_change() {
-    let world = python_world(|t| t).await;
+    let world = World::released(|t| t).await;
     let mut tags = world.port.tags().await.unwrap();
     // Exactly full: the previous release's journal plus other tags; this run's lock needs one more.
     for i in 0..50 - tags.len() {
@@ -1193,9 +753,9 @@ async fn a_site_without_room_for_the_journal_is_refused_before_any_change() {
     let before = world.emulator.snapshot();
     world.emulator.clear_requests();
 
-    let out = world.run(&["staging", "--release-id", "r1"]).await;
+    let out = world.cli(&["staging", "--release-id", "r1"]).await;
     assert!(!out.status.success());
-    let text = stderr(&out);
+    let text = printed(&out);
     assert!(text.contains("journal-tags"), "{text}");
     assert!(text.contains("at most 50"), "{text}");
     assert!(text.contains("remove at least"), "{text}");
@@ -1218,68 +778,23 @@ async fn a_site_without_room_for_the_journal_is_refused_before_any_change() {
     assert_eq!(world.lock_claims(), Vec::<String>::new());
 }
 
-/// A production job killed during its watch leaves its lock behind; the pipeline's rollback stage is a job
-/// of the same run, so it waits for that lock to go stale (not for a person), takes it over and restores.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_rollback_stage_after_a_killed_production_job_waits_for_its_lock_to_go_stale() {
-    let world = python_world(|t| t).await;
-    let out = world.run(&["staging", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    interrupt_at(
-        &world,
-        &[
-            "production",
-            "--release-id",
-            "r1",
-            "--lock-ttl-seconds",
-            "3",
-        ],
-        "swapped",
-        "KILL",
-    )
-    .await;
-    assert_eq!(
-        world.lock_claims().len(),
-        1,
-        "the killed job's claim is left"
-    );
-    let out = world.run(&["rollback", "--release-id", "r1"]).await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("waiting for it to end or go stale"),
-        "{}",
-        stdout(&out)
-    );
-    assert_eq!(world.lock_claims(), Vec::<String>::new());
-    assert_eq!(
-        world.tag("slotrelease.phase").as_deref(),
-        Some("rolledBack")
-    );
-    let (status, body) = world.get("production", "/").await.unwrap();
-    assert_eq!(status, 200);
-    assert!(
-        body.contains("previous"),
-        "production serves the previous release: {body}"
-    );
-}
-
 /// A secret the vault does not have fails the run before it takes the lock or writes anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_secret_fails_before_the_lock_and_changes_nothing() {
-    let world = python_world(|t| t).await;
-    let text = std::fs::read_to_string(&world.config).unwrap();
+    let world = World::released(|t| t).await;
+    let text = std::fs::read_to_string(world.config()).unwrap();
     std::fs::write(
-        &world.config,
+        world.config(),
         text.replace("secret: db-password", "secret: db-password-gone"),
     )
     .unwrap();
     let before = world.emulator.snapshot();
-    let out = world.run(&["staging", "--release-id", "r1"]).await;
+    let out = world.cli(&["staging", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("db-password-gone"),
+        printed(&out).contains("db-password-gone"),
         "{}",
-        stderr(&out)
+        printed(&out)
     );
     assert!(
         !stdout(&out).contains("take the release lock ("),
