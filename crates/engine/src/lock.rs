@@ -295,6 +295,45 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_describes_its_holder_once_per_fact() {
+        let mut c = claim("00aa", "build-1.def-2.c", true, 500);
+        c.holder.insert("pipeline".into(), "web-ci".into());
+        c.holder.insert("stage".into(), "Staging".into());
+        c.holder.insert("job".into(), "deploy".into());
+        // The holder's stage repeats the claim's (in any case): said once.
+        assert_eq!(
+            c.describe(),
+            "release build-1.def-2.c-name, stage staging, pipeline web-ci, job deploy, agent Hosted Agent 3, attempt 1"
+        );
+        c.holder.insert("stage".into(), "canary".into());
+        c.release_name.clear();
+        c.stage.clear();
+        c.attempt = None;
+        assert_eq!(
+            c.describe(),
+            "release build-1.def-2.c, pipeline web-ci, stage canary, job deploy, agent Hosted Agent 3"
+        );
+    }
+
+    #[test]
+    fn only_well_formed_claim_tags_are_claims_and_a_delete_takes_only_its_own() {
+        let a = claim("00aa", "r1", true, 500);
+        let mut tags = a.to_tags();
+        tags.extend(claim("bb11", "r2", true, 500).to_tags());
+        // Not claims, though they hold a claim's value: an empty token, a token that is not hex; nor is a
+        // suffix that is not a part number part of a claim.
+        let value = tags[&a.tag_name()].clone();
+        tags.insert(CLAIM_PREFIX.to_owned(), value.clone());
+        tags.insert(format!("{CLAIM_PREFIX}zz"), value);
+        tags.insert(format!("{CLAIM_PREFIX}00aa.x"), "kept".into());
+        tags.insert(format!("{CLAIM_PREFIX}00aa."), "kept".into());
+        let found: Vec<String> = claims(&tags).into_iter().map(|c| c.token).collect();
+        assert_eq!(found, ["00aa", "bb11"]);
+        let own = claim_tags(&tags, "00aa");
+        assert_eq!(own, a.to_tags());
+    }
+
+    #[test]
     fn a_claim_round_trips_through_its_tags_even_when_long() {
         let mut c = claim("00aa11bb22cc33dd", "r1", true, 500);
         c.holder

@@ -538,6 +538,16 @@ mod tests {
                 lkg: "r1",
                 effects: vec![Effect::WriteTags, put("staging")],
             },
+            // A production stage that fails (before its swap) leaves the staged slot and its record as
+            // they are: the release is still staged there for a retry.
+            Case {
+                from: &before,
+                event: event(Stage::Production, Failed),
+                slots: &[(PRODUCTION, "r1"), ("staging", "r0")],
+                release: "r2",
+                lkg: "r1",
+                effects: vec![Effect::WriteTags],
+            },
             // Production: `swapped` exchanges the slots once; a re-run finds them exchanged.
             Case {
                 from: &before,
