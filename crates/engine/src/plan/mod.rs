@@ -645,4 +645,70 @@ mod stage_names {
         let err = "prod".parse::<Stage>().unwrap_err().to_string();
         assert!(err.contains("did you mean `production`?"), "{err}");
     }
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_and_substitutions() {
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("staging", "staging"), 0);
+        assert_eq!(edit_distance("prod", "production"), 6);
+    }
+
+    /// Which steps the journal brackets and which run only under the lock: the executor's fencing and
+    /// journaling follow these two answers, so each action's is stated here.
+    #[test]
+    fn each_action_says_whether_it_is_irreversible_and_whether_it_changes_the_app() {
+        let slot = || "staging".to_owned();
+        let cases = [
+            (Action::AcquireLock, false, false),
+            (Action::ReleaseLock, false, false),
+            (Action::CreateSlot { slot: slot() }, false, true),
+            (
+                Action::DeployPackage {
+                    slot: slot(),
+                    sha256: None,
+                },
+                true,
+                true,
+            ),
+            (
+                Action::Swap {
+                    source: slot(),
+                    target: "production".into(),
+                },
+                true,
+                true,
+            ),
+            (
+                Action::ApplySlotConfig {
+                    source: slot(),
+                    target: "production".into(),
+                },
+                true,
+                true,
+            ),
+            (Action::ResetSlotConfig { source: slot() }, false, true),
+            (
+                Action::HealthGate {
+                    slot: slot(),
+                    gate: crate::health::Gate::new("/health"),
+                },
+                false,
+                false,
+            ),
+            (
+                Action::WriteJournal {
+                    phase: crate::journal::Phase::Staged,
+                },
+                false,
+                true,
+            ),
+            (Action::Nothing, false, false),
+        ];
+        for (action, irreversible, changes) in cases {
+            assert_eq!(action.is_irreversible(), irreversible, "{action:?}");
+            assert_eq!(action.changes_the_app(), changes, "{action:?}");
+        }
+    }
 }
