@@ -320,25 +320,25 @@ impl Port for AzurePort {
         );
         for name in names {
             let slot = Self::slot(name)?;
-            let info = match self.app.get_slot(&slot).await {
+            let info = match self.app.get_slot(&slot, &CancellationToken::new()).await {
                 Ok(info) => info,
                 Err(e) if e.status() == Some(404) && name != PRODUCTION => continue,
                 Err(e) => return Err(azure_err(format!("read {} slot {name}", self.name))(e)),
             };
             let settings = self
                 .app
-                .app_settings(&slot)
+                .app_settings(&slot, &CancellationToken::new())
                 .await
                 .map_err(azure_err(format!("read settings of {name}")))?;
             let config = self
                 .app
-                .site_config(&slot)
+                .site_config(&slot, &CancellationToken::new())
                 .await
                 .map_err(azure_err(format!("read site config of {name}")))?;
             let deployments = self
                 .app
                 .kudu(&slot)
-                .deployments()
+                .deployments(&CancellationToken::new())
                 .await
                 .map_err(azure_err(format!("read deployments of {name}")))?;
             if name == PRODUCTION {
@@ -363,7 +363,7 @@ impl Port for AzurePort {
         }
         let sticky = self
             .app
-            .slot_config_names()
+            .slot_config_names(&CancellationToken::new())
             .await
             .map_err(azure_err("read sticky setting names"))?;
         state.sticky_settings = sticky.app_setting_names.into_iter().collect();
@@ -394,7 +394,7 @@ impl Port for AzurePort {
             remove: BTreeSet::new(),
         };
         self.app
-            .update_app_settings(&Self::slot(slot)?, &change)
+            .update_app_settings(&Self::slot(slot)?, &change, &CancellationToken::new())
             .await
             .map(drop)
             .map_err(azure_err(format!("set settings on {slot}")))
@@ -406,7 +406,7 @@ impl Port for AzurePort {
             remove: names.clone(),
         };
         self.app
-            .update_app_settings(&Self::slot(slot)?, &change)
+            .update_app_settings(&Self::slot(slot)?, &change, &CancellationToken::new())
             .await
             .map(drop)
             .map_err(azure_err(format!("remove settings from {slot}")))
@@ -419,7 +419,7 @@ impl Port for AzurePort {
     ) -> Result<(), Error> {
         let mut current = self
             .app
-            .slot_config_names()
+            .slot_config_names(&CancellationToken::new())
             .await
             .map_err(azure_err("read sticky setting names"))?;
         let have: BTreeSet<String> = current.app_setting_names.iter().cloned().collect();
@@ -438,7 +438,7 @@ impl Port for AzurePort {
                 .cloned(),
         );
         self.app
-            .set_slot_config_names(&current)
+            .set_slot_config_names(&current, &CancellationToken::new())
             .await
             .map_err(azure_err("change sticky setting names"))
     }
@@ -450,7 +450,7 @@ impl Port for AzurePort {
             ..az::SiteConfigPatch::default()
         };
         self.app
-            .patch_site_config(&Self::slot(slot)?, &patch)
+            .patch_site_config(&Self::slot(slot)?, &patch, &CancellationToken::new())
             .await
             .map(drop)
             .map_err(azure_err(format!("update site config of {slot}")))
@@ -553,14 +553,14 @@ impl Port for AzurePort {
 
     async fn reset_slot_config(&self, source: &str) -> Result<(), Error> {
         self.app
-            .reset_slot_config(&Self::slot(source)?)
+            .reset_slot_config(&Self::slot(source)?, &CancellationToken::new())
             .await
             .map_err(azure_err(format!("reset slot config of {source}")))
     }
 
     async fn tags(&self) -> Result<BTreeMap<String, String>, Error> {
         self.app
-            .tags(&az::SlotName::production())
+            .tags(&az::SlotName::production(), &CancellationToken::new())
             .await
             .map_err(azure_err("read the journal tags"))
     }
@@ -570,7 +570,7 @@ impl Port for AzurePort {
         tags: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, Error> {
         self.app
-            .merge_tags(&az::SlotName::production(), tags)
+            .merge_tags(&az::SlotName::production(), tags, &CancellationToken::new())
             .await
             .map_err(azure_err("merge the journal tags"))
     }
@@ -580,7 +580,7 @@ impl Port for AzurePort {
         tags: &BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, Error> {
         self.app
-            .delete_tags(&az::SlotName::production(), tags)
+            .delete_tags(&az::SlotName::production(), tags, &CancellationToken::new())
             .await
             .map_err(azure_err("delete journal tags"))
     }
@@ -613,7 +613,7 @@ impl Port for AzurePort {
         };
         self.app
             .kudu(&Self::slot(slot)?)
-            .put_deployment_record(&id, &rec)
+            .put_deployment_record(&id, &rec, &CancellationToken::new())
             .await
             .map(drop)
             .map_err(azure_err(format!("write the deployment record on {slot}")))
@@ -633,7 +633,7 @@ impl Port for AzurePort {
             .map(|n| az::SecretRef::parse(n))
             .collect::<Result<Vec<_>, _>>()
             .map_err(azure_err(format!("name secrets of {vault}")))?;
-        kv.get_secrets(&refs)
+        kv.get_secrets(&refs, &CancellationToken::new())
             .await
             .map_err(azure_err(format!("read secrets from {vault}")))
     }
@@ -643,7 +643,7 @@ impl Port for AzurePort {
         // (`<site>-<hash>.<region>.azurewebsites.net`), and a long slot host is shortened.
         let info = self
             .app
-            .get_slot(&Self::slot(slot)?)
+            .get_slot(&Self::slot(slot)?, &CancellationToken::new())
             .await
             .map_err(azure_err(format!("read the host name of slot {slot}")))?;
         self.azure
@@ -661,7 +661,7 @@ impl Port for AzurePort {
         let report = self
             .app
             .kudu(&name)
-            .start_report()
+            .start_report(&CancellationToken::new())
             .await
             .map_err(azure_err(format!("read the container logs of {slot}")))?;
         let Some(report) = report else {
@@ -669,7 +669,7 @@ impl Port for AzurePort {
         };
         let container = self
             .app
-            .get_slot(&name)
+            .get_slot(&name, &CancellationToken::new())
             .await
             .is_ok_and(|info| info.is_container());
         Ok(Some(AppFailure {
