@@ -542,7 +542,7 @@ async fn dispatch(cli: Cli, log: &Log) -> Result<ExitCode, Failed> {
     }
     match cli.command {
         Cmd::Validate(common) => validate(&common, log),
-        Cmd::Plan(args) => plan_cmd(&args, log).await,
+        Cmd::Plan(args) => plan_cmd(&args, log, &cancel).await,
         Cmd::Build(args) => run_cmd(Command::Build, &args.into_run(), log, cancel).await,
         Cmd::Staging(args) => run_cmd(Command::Staging, &args, log, cancel).await,
         Cmd::Production(args) => run_cmd(Command::Production, &args, log, cancel).await,
@@ -794,7 +794,7 @@ fn connect(connection: &Connection, loaded: &release::LoadedRelease) -> Result<p
     }
 }
 
-async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
+async fn plan_cmd(args: &PlanArgs, log: &Log, cancel: &CancellationToken) -> Result<ExitCode> {
     let stage: Stage = args.stage.parse()?;
     let mut loaded = load(&args.common, Some(&args.connection), false, log)?;
     args.overrides.apply(&mut loaded, log)?;
@@ -802,7 +802,7 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
         Some(path) => LiveState::from_file(path)?,
         None => {
             let port = connect(&args.connection, &loaded)?;
-            port.read_state(&slots(&loaded))
+            port.read_state(&slots(&loaded), cancel)
                 .await
                 .context("cannot read the live state")?
         }
@@ -921,7 +921,7 @@ async fn run_cmd(
     // connection is reported after the package checks, which need none.
     let connection = (command != Command::Build).then(|| connect(&args.connection, &loaded));
     if let Some(Ok(port)) = &connection {
-        stages::register_referenced_secrets(port, &loaded.spec, log).await;
+        stages::register_referenced_secrets(port, &loaded.spec, log, &cancel).await;
     }
     let package = prepare_package(command, args, &loaded, &work_dir, log)?;
     let port: std::sync::Arc<dyn Port> = match connection {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use slot_release_emulator::Fault;
 use support::*;
+use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_release_through_staging_then_production_as_separate_stages() {
@@ -1184,7 +1185,7 @@ async fn a_swap_ending_while_the_resume_reads_the_slots_is_seen_whole() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_without_room_for_the_journal_is_refused_before_any_change() {
     let world = python_world(|t| t).await;
-    let mut tags = world.port.tags().await.unwrap();
+    let mut tags = world.port.tags(&CancellationToken::new()).await.unwrap();
     // Exactly full: the previous release's journal plus other tags; this run's lock needs one more.
     for i in 0..50 - tags.len() {
         tags.insert(format!("team-tag-{i:02}"), "kept".into());

@@ -377,10 +377,10 @@ pub async fn run(
     let ctx = stages::Context {
         port: port.clone(),
         log: log.clone(),
-        cancel,
+        cancel: cancel.clone(),
     };
     let record = stages::run(&ctx, spec, &stage_opts).await;
-    let production_healthy = production_healthy(spec, port.as_ref()).await;
+    let production_healthy = production_healthy(spec, port.as_ref(), &cancel).await;
     let served = record
         .slots
         .get(PRODUCTION)
@@ -463,7 +463,7 @@ pub async fn prepare_shared_state(
         ..slot_release_engine::journal::DeploymentRecord::default()
     };
     if port
-        .put_record(PRODUCTION, PREVIOUS, &record)
+        .put_record(PRODUCTION, PREVIOUS, &record, cancel)
         .await
         .is_err()
     {
@@ -496,13 +496,17 @@ pub async fn prepare_shared_state(
     }
 }
 
-async fn production_healthy(spec: &ReleaseSpec, port: &dyn Port) -> bool {
+async fn production_healthy(
+    spec: &ReleaseSpec,
+    port: &dyn Port,
+    cancel: &CancellationToken,
+) -> bool {
     let path = spec
         .production
         .as_ref()
         .and_then(|p| p.health.as_ref())
         .map_or("/", |h| h.path.as_str());
-    let Ok(base) = port.slot_url(PRODUCTION).await else {
+    let Ok(base) = port.slot_url(PRODUCTION, cancel).await else {
         return false;
     };
     let Ok(url) = base.join(path) else {

@@ -180,17 +180,23 @@ impl World {
 
     /// Replaces the site's tags (as a site PATCH would), for tests that start from a given tag set.
     pub async fn replace_tags(&self, tags: &BTreeMap<String, String>) {
-        let live = self.port.tags().await.unwrap();
+        let live = self.port.tags(&CancellationToken::new()).await.unwrap();
         let gone: BTreeMap<String, String> = live
             .keys()
             .filter(|k| !tags.contains_key(*k))
             .map(|k| (k.clone(), String::new()))
             .collect();
         if !gone.is_empty() {
-            self.port.delete_tags(&gone).await.unwrap();
+            self.port
+                .delete_tags(&gone, &CancellationToken::new())
+                .await
+                .unwrap();
         }
         if !tags.is_empty() {
-            self.port.merge_tags(tags).await.unwrap();
+            self.port
+                .merge_tags(tags, &CancellationToken::new())
+                .await
+                .unwrap();
         }
     }
 
@@ -215,7 +221,13 @@ impl World {
     }
 
     pub async fn get(&self, slot: &str, path: &str) -> Option<(u16, String)> {
-        let url = self.port.slot_url(slot).await.ok()?.join(path).ok()?;
+        let url = self
+            .port
+            .slot_url(slot, &CancellationToken::new())
+            .await
+            .ok()?
+            .join(path)
+            .ok()?;
         let rsp = self.http().get(url).send().await.ok()?;
         let status = rsp.status().as_u16();
         Some((status, rsp.text().await.unwrap_or_default()))

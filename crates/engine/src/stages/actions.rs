@@ -68,7 +68,7 @@ impl Exec<'_> {
         let base_url = self
             .ctx
             .port
-            .slot_url(slot)
+            .slot_url(slot, &self.ctx.cancel)
             .await
             .map_err(port_err("address the slot"))?;
         Ok(ProbeTarget {
@@ -107,7 +107,7 @@ impl Exec<'_> {
         let values = self
             .ctx
             .port
-            .get_secrets(vault, &missing)
+            .get_secrets(vault, &missing, &self.ctx.cancel)
             .await
             .map_err(port_err("pull secrets"))?;
         // Every value is masked before anything else can print it.
@@ -282,7 +282,10 @@ impl RemoteCommand for SlotCommand {
         cancel: &CancellationToken,
     ) -> Result<hooks::RemoteOutput, Error> {
         if cancel.is_cancelled() {
-            return Err(Error::Cancelled { step: None });
+            return Err(Error::Cancelled {
+                step: None,
+                during: None,
+            });
         }
         match self
             .port
@@ -294,6 +297,8 @@ impl RemoteCommand for SlotCommand {
                 stdout: out.output,
                 stderr: String::new(),
             }),
+            // The hook runner reports a cancelled command as cancelled, not as a failure to run.
+            Err(err) if err.is_cancelled() => Err(err),
             // The port's error follows in the chain; repeating it here would print it twice.
             Err(err) => Err(Error::RemoteCommandFailed {
                 message: "the slot's command API failed".to_owned(),
