@@ -923,7 +923,7 @@ async fn run_cmd(
     if let Some(Ok(port)) = &connection {
         stages::register_referenced_secrets(port, &loaded.spec, log, &cancel).await;
     }
-    let package = prepare_package(command, args, &loaded, &work_dir, log)?;
+    let package = prepare_package(command, args, &loaded, &work_dir, log, &cancel).await?;
     let port: std::sync::Arc<dyn Port> = match connection {
         None => std::sync::Arc::new(port::Offline),
         Some(connected) => std::sync::Arc::new(connected?),
@@ -1019,12 +1019,13 @@ async fn run_cmd(
 /// The package a code app's `build`, `staging` or `release` uses: the one given (resolved, validated and
 /// verified against its build record), else one built from the package root. `build` writes the build
 /// record beside the package in the output folder. Other commands deploy no package.
-fn prepare_package(
+async fn prepare_package(
     command: Command,
     args: &RunArgs,
     loaded: &release::LoadedRelease,
     work_dir: &Path,
     log: &Log,
+    cancel: &CancellationToken,
 ) -> Result<Option<artifact::PreparedPackage>> {
     let AppKind::Code { root, exclude } = &loaded.spec.app.kind else {
         if args.package.is_some() {
@@ -1078,7 +1079,8 @@ fn prepare_package(
         write_record: command == Command::Build || built_here,
         verify_config: command != Command::Rollback,
     };
-    let prepared = artifact::prepare(&request, log)?;
+    // Off the runtime's workers: signals are heard, and a cancel stops a big build within a moment.
+    let prepared = artifact::prepare_in_background(&request, log, cancel).await?;
     Ok(Some(prepared))
 }
 

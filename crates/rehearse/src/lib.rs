@@ -350,7 +350,8 @@ pub async fn run(
     }
     let (package, package_sha256) = match &spec.app.kind {
         AppKind::Code { root, exclude } => {
-            let prepared = build_then_verify(loaded, root, exclude, &opts.work_dir, log)?;
+            let prepared =
+                build_then_verify(loaded, root, exclude, &opts.work_dir, log, &cancel).await?;
             (
                 Some(prepared.path),
                 Some(prepared.sha256.as_str().to_owned()),
@@ -404,12 +405,13 @@ pub async fn run(
 
 /// The pipeline's path for the package: `build` writes it and its build record to an artifact folder, and the
 /// deploying stage gets that package and verifies it against the record before anything changes.
-fn build_then_verify(
+async fn build_then_verify(
     loaded: &LoadedRelease,
     root: &Path,
     exclude: &[String],
     work_dir: &Path,
     log: &Log,
+    cancel: &CancellationToken,
 ) -> Result<artifact::PreparedPackage, Error> {
     let lookup = |name: &str| std::env::var(name).ok();
     let mut spec = PackageSpec::new(root);
@@ -431,7 +433,8 @@ fn build_then_verify(
         write_record: true,
         verify_config: true,
     };
-    let built = artifact::prepare(&build, log)
+    let built = artifact::prepare_in_background(&build, log, cancel)
+        .await
         .map_err(|source| Error::from(slot_release_engine::error::Error::Artifact { source }))?;
     let deploy = artifact::PrepareRequest {
         source: artifact::PackageSource::Given {
@@ -442,7 +445,8 @@ fn build_then_verify(
         verify_config: true,
         ..build
     };
-    artifact::prepare(&deploy, log)
+    artifact::prepare_in_background(&deploy, log, cancel)
+        .await
         .map_err(|source| Error::from(slot_release_engine::error::Error::Artifact { source }))
 }
 

@@ -221,7 +221,7 @@ impl Exec<'_> {
         }
     }
 
-    pub(super) fn build_package(&mut self) -> Result<(), Failure> {
+    pub(super) async fn build_package(&mut self) -> Result<(), Failure> {
         let AppKind::Code { root, exclude } = &self.spec.app.kind else {
             return Ok(());
         };
@@ -250,10 +250,20 @@ impl Exec<'_> {
         };
         let options = package::BuildOptions {
             progress: Some(self.log().clone()),
+            cancel: self.ctx.cancel.clone(),
             ..package::BuildOptions::default()
         };
-        let built = package::build_package(&spec, &info, &self.opts.work_dir, &options)
-            .map_err(|source| Failure::failed(Error::Package { source }))?;
+        let built =
+            match package::build_in_background(&spec, &info, &self.opts.work_dir, &options).await {
+                Ok(built) => built,
+                Err(package::PackageError::Cancelled) => {
+                    return Err(Failure::cancelled(Error::Cancelled {
+                        step: None,
+                        during: Some("build the package".to_owned()),
+                    }));
+                }
+                Err(source) => return Err(Failure::failed(Error::Package { source })),
+            };
         self.log().info(&format!(
             "Package {} ({} bytes, sha256 {})",
             built.path.display(),

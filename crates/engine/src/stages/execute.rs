@@ -151,7 +151,7 @@ impl Exec<'_> {
                     .await
                     .map_err(port_err("write the deployment record"))?;
             }
-            Action::BuildPackage { .. } => self.build_package()?,
+            Action::BuildPackage { .. } => self.build_package().await?,
             Action::ResolveImage { image } => {
                 self.log().info(&format!("Image for this release: {image}"));
             }
@@ -195,7 +195,7 @@ impl Exec<'_> {
                             root.display()
                         ));
                     }
-                    self.build_package()?;
+                    self.build_package().await?;
                 }
                 let Some(package) = self.package.clone() else {
                     return Err(Failure::failed(Error::NothingToRun {
