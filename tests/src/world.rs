@@ -479,7 +479,12 @@ impl World {
 
     /// Replaces the site's tags (as a site PATCH would), for tests that start from a given tag set.
     pub async fn replace_tags(&self, tags: &std::collections::BTreeMap<String, String>) {
-        let live = self.port.tags().await.unwrap_or_else(|e| panic!("{e}"));
+        let none = CancellationToken::new();
+        let live = self
+            .port
+            .tags(&none)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let gone: std::collections::BTreeMap<String, String> = live
             .keys()
             .filter(|k| !tags.contains_key(*k))
@@ -487,13 +492,13 @@ impl World {
             .collect();
         if !gone.is_empty() {
             self.port
-                .delete_tags(&gone)
+                .delete_tags(&gone, &none)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
         }
         if !tags.is_empty() {
             self.port
-                .merge_tags(tags)
+                .merge_tags(tags, &none)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
         }
@@ -511,7 +516,13 @@ impl World {
     /// `GET` of `path` on a slot's host as ARM names it: the status and the body, or `None` when the
     /// slot has no host or did not answer.
     pub async fn get(&self, slot: &str, path: &str) -> Option<(u16, String)> {
-        let url = self.port.slot_url(slot).await.ok()?.join(path).ok()?;
+        let url = self
+            .port
+            .slot_url(slot, &CancellationToken::new())
+            .await
+            .ok()?
+            .join(path)
+            .ok()?;
         let rsp = self.http().get(url).send().await.ok()?;
         let status = rsp.status().as_u16();
         Some((status, rsp.text().await.unwrap_or_default()))

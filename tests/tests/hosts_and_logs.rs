@@ -4,6 +4,7 @@
 
 use slot_release_emulator::HostNameStyle;
 use slot_release_tests::{Example, World, printed};
+use tokio_util::sync::CancellationToken;
 
 /// 40 characters, the most of a site name Microsoft keeps in a shortened slot host.
 const LONG_SITE: &str = "contoso-storefront-web-application-north";
@@ -140,7 +141,11 @@ async fn a_swap_whose_warm_up_meets_a_crashed_app_says_why() {
     let cancel = Default::default();
     // The example creates its staging slot; here it is created as the staging stage would.
     world.port.create_slot("staging", &cancel).await.unwrap();
-    world.port.set_site("staging", &change).await.unwrap();
+    world
+        .port
+        .set_site("staging", &change, &CancellationToken::new())
+        .await
+        .unwrap();
     let err = world
         .port
         .swap("staging", "production", &cancel)

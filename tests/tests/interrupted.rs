@@ -67,7 +67,8 @@ async fn a_killed_staging_run_is_refused_then_resumed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigint_during_the_watch_stops_within_five_seconds_and_records_the_phase() {
+async fn sigint_during_the_watch_stops_within_three_seconds_and_records_the_phase() {
+    // Well inside the agent's 7.5 s before its SIGTERM; nothing in the binary exits on a timer.
     let world = World::released(|t| t.replace("duration: 3s", "duration: 20s")).await;
     let out = world.cli(&["staging", "--release-id", "r1"]).await;
     assert!(out.status.success(), "{}", printed(&out));
@@ -107,7 +108,7 @@ async fn sigint_during_the_watch_stops_within_five_seconds_and_records_the_phase
     assert!(status.success());
     let exit = child.wait().await.unwrap();
     assert!(
-        signalled.elapsed() < Duration::from_secs(5),
+        signalled.elapsed() < Duration::from_secs(3),
         "took {:?}",
         signalled.elapsed()
     );
@@ -187,7 +188,7 @@ async fn a_run_interrupted_at_each_step_is_recognised_and_resumed() {
         let took = interrupt_at(&world, &[stage, "--release-id", "r1"], phase, signal).await;
         if signal == "INT" {
             assert!(
-                took < Duration::from_secs(5),
+                took < Duration::from_secs(3),
                 "SIGINT at {phase}: exit took {took:?}"
             );
             assert_eq!(

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use slot_release_emulator::{Fault, RouteMatch, Scope};
 use slot_release_tests::{World, printed, stdout};
+use tokio_util::sync::CancellationToken;
 
 /// Runs a stage as the agent does (`TF_BUILD`, its temp folder), with extra variables.
 async fn agent_run(
@@ -91,11 +92,21 @@ async fn each_step_folds_its_output_and_the_stage_reports_progress() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outputs_fit_the_stage_and_the_summary_renders() {
     let world = World::released(|t| t).await;
-    let production_url = world.port.slot_url("production").await.unwrap().to_string();
+    let production_url = world
+        .port
+        .slot_url("production", &CancellationToken::new())
+        .await
+        .unwrap()
+        .to_string();
     let before = world.tag("slotrelease.slots").unwrap_or_default();
     let (log, out_dir) = agent_run(&world, &["staging", "--release-id", "r1"], &[]).await;
     // The run creates the staging slot: its host exists (and ARM names it) only now.
-    let staging_url = world.port.slot_url("staging").await.unwrap().to_string();
+    let staging_url = world
+        .port
+        .slot_url("staging", &CancellationToken::new())
+        .await
+        .unwrap()
+        .to_string();
     assert_eq!(
         output_variable(&log, "AppUrl"),
         Some(staging_url.as_str()),

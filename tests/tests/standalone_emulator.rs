@@ -304,3 +304,32 @@ fn image_options_come_before_the_seeds_and_a_bad_one_is_refused() {
         "{text}"
     );
 }
+
+#[test]
+fn a_signal_right_after_the_endpoints_are_printed_stops_the_emulator_cleanly() {
+    for signal in ["INT", "TERM"] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("seed.yml"), SEED).unwrap();
+        let mut emu = start(dir.path(), &[]);
+        // Whoever read the endpoints may signal at once: the signal is heard (not the default
+        // disposition, which kills) and the emulator shuts down and exits 0.
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &emu.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = emu.child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                // Killed, so the drop's SIGTERM and wait cannot hang on an emulator deaf to signals.
+                let _ = emu.child.kill();
+                panic!("SIG{signal}: the emulator did not stop");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "SIG{signal}: exit {status:?}");
+    }
+}

@@ -744,7 +744,11 @@ async fn an_automatic_rollback_puts_back_the_production_settings() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_without_room_for_the_journal_is_refused_before_any_change() {
     let world = World::released(|t| t).await;
-    let mut tags = world.port.tags().await.unwrap();
+    let mut tags = world
+        .port
+        .tags(&tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap();
     // Exactly full: the previous release's journal plus other tags; this run's lock needs one more.
     for i in 0..50 - tags.len() {
         tags.insert(format!("team-tag-{i:02}"), "kept".into());

@@ -326,9 +326,11 @@ async fn cancel_during_a_release_stops_within_the_agents_grace_period() {
         "the task had to be killed\n{}",
         outcome.transcript()
     );
+    // Well inside the agent's 7.5 s: the upload in flight stops at once, and nothing in the binary
+    // exits on a timer that could pass this bound for it.
     assert!(
-        stop_time < slot_release_tests::agent::SIGINT_TIMEOUT,
-        "SIGINT should be enough to stop within 7.5 s, took {stop_time:?}\n{}",
+        stop_time < Duration::from_secs(3),
+        "SIGINT should stop the task within 3 s, took {stop_time:?}\n{}",
         outcome.transcript()
     );
     assert_no_leaks(&world, &outcome);

@@ -1,6 +1,7 @@
 //! The house rules docs/architecture.md promises, checked on the source tree: which crate may depend on
 //! which (the engine never links the emulator, the leaf crates know no other crate of ours), every declared
-//! dependency is used, and every Rust file opens with a `//!` line that says what it is.
+//! dependency is used, every Rust file opens with a `//!` line that says what it is, and every `Port`
+//! method takes a cancellation token.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -340,5 +341,100 @@ fn the_engine_reads_no_process_environment() {
         offenders.is_empty(),
         "read the agent's variables through AgentEnv in the binary and pass them in:\n{}",
         offenders.join("\n")
+    );
+}
+
+/// The methods of the `Port` trait: name, whether it is `async`, and its parameter list, read from the
+/// trait's body with comments left out.
+fn port_methods() -> Vec<(String, bool, String)> {
+    let text = std::fs::read_to_string(paths::workspace().join("crates/engine/src/port.rs"))
+        .unwrap_or_default();
+    let code: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let Some(start) = code.find("pub trait Port") else {
+        return Vec::new();
+    };
+    let body_start = start + code[start..].find('{').unwrap_or(0);
+    let mut depth = 0usize;
+    let mut body_end = code.len();
+    for (i, c) in code[body_start..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    body_end = body_start + i;
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let body = &code[body_start..body_end];
+    let mut methods = Vec::new();
+    let mut rest = body;
+    while let Some(at) = rest.find("fn ") {
+        let line_start = rest[..at].rfind('\n').map_or(0, |n| n + 1);
+        let is_async = rest[line_start..at].contains("async");
+        let after = &rest[at + 3..];
+        let name: String = after
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let open = after.find('(').unwrap_or(0);
+        let mut depth = 0usize;
+        let mut close = after.len();
+        for (i, c) in after[open..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = open + i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        methods.push((name, is_async, after[open + 1..close].to_owned()));
+        rest = &after[close..];
+    }
+    methods
+}
+
+/// Every call through the port can be cancelled (docs/architecture.md, "Invariants"): each method of
+/// the `Port` trait takes a `&CancellationToken`, except the two that do no I/O.
+#[test]
+fn every_port_method_takes_a_cancellation_token() {
+    const NO_IO: &[&str] = &["prober", "now_unix"];
+    let methods = port_methods();
+    assert!(
+        methods.len() > 15,
+        "the Port trait was not found in crates/engine/src/port.rs: {methods:?}"
+    );
+    let mut missing = Vec::new();
+    for (name, is_async, params) in &methods {
+        if NO_IO.contains(&name.as_str()) {
+            assert!(
+                !is_async,
+                "Port::{name} was listed as doing no I/O but is async"
+            );
+            continue;
+        }
+        if !params.contains("&CancellationToken") {
+            missing.push(format!(
+                "Port::{name}({})",
+                params.split_whitespace().collect::<Vec<_>>().join(" ")
+            ));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "Port methods without a `&CancellationToken` parameter (a call that cannot be cancelled runs on after the agent's SIGINT):\n{}",
+        missing.join("\n")
     );
 }

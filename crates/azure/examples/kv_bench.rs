@@ -2,7 +2,7 @@
 //! request, and report the wall time in round trips. Run with
 //! `cargo run --release -p slot-release-azure --example kv_bench`.
 
-use slot_release_azure::{Azure, HttpOptions, SecretRef, ServiceConnection};
+use slot_release_azure::{Azure, CancellationToken, HttpOptions, SecretRef, ServiceConnection};
 use slot_release_emulator::{
     ConnectionKind, Emulator, EmulatorOptions, Fault, RouteMatch, SecretString, Seed, SeedSecret,
 };
@@ -61,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "warm (reads only)",
     ] {
         let started = Instant::now();
-        let got = kv.get_secrets(&refs).await?;
+        let got = kv.get_secrets(&refs, &CancellationToken::new()).await?;
         let took = started.elapsed();
         assert_eq!(got.len(), SECRETS);
         println!(

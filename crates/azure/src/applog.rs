@@ -9,6 +9,7 @@ use std::time::Duration;
 use azure_core::http::Method;
 use serde::Deserialize;
 use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::client::{Call, parse_json};
@@ -181,23 +182,23 @@ pub fn app_lines(app_log: &str, since: Option<OffsetDateTime>) -> Vec<String> {
 
 impl Kudu {
     /// `GET /api/logs/docker`: the slot's container logs.
-    pub async fn docker_logs(&self) -> Result<Vec<DockerLog>> {
+    pub async fn docker_logs(&self, cancel: &CancellationToken) -> Result<Vec<DockerLog>> {
         let op = self.op("list container logs");
         let rsp = self
             .call(
-                Call::new(&op, Method::Get, self.url("api/logs/docker").await?),
-                None,
+                Call::new(&op, Method::Get, self.url("api/logs/docker", cancel).await?),
+                cancel,
             )
             .await?;
         parse_json(&op, &rsp)
     }
 
     /// The last bytes of a log file named by `GET /api/logs/docker` (its `href`, on the SCM host).
-    pub async fn read_log(&self, log: &DockerLog) -> Result<String> {
+    pub async fn read_log(&self, log: &DockerLog, cancel: &CancellationToken) -> Result<String> {
         let op = self.op("read a container log");
         let url = Url::parse(&log.href)
             .map_err(|e| AzureError::invalid("log URL", &log.href, e.to_string()))?;
-        let rsp = self.call(Call::new(&op, Method::Get, url), None).await?;
+        let rsp = self.call(Call::new(&op, Method::Get, url), cancel).await?;
         let body = rsp.body();
         let tail = &body[body.len().saturating_sub(TAIL_BYTES)..];
         Ok(String::from_utf8_lossy(tail).into_owned())
@@ -205,8 +206,8 @@ impl Kudu {
 
     /// Whether the app's latest start failed, with its last lines: reads the newest platform log
     /// and the newest app log. `None` when the app started (or is starting) or keeps no logs.
-    pub async fn start_report(&self) -> Result<Option<AppStartReport>> {
-        let mut logs = self.docker_logs().await?;
+    pub async fn start_report(&self, cancel: &CancellationToken) -> Result<Option<AppStartReport>> {
+        let mut logs = self.docker_logs(cancel).await?;
         // Newest last: the file names start with the day, and lastUpdated orders a day's files.
         logs.sort_by(|a, b| {
             (a.file_name().get(..10), &a.last_updated)
@@ -215,11 +216,11 @@ impl Kudu {
         let Some(platform) = logs.iter().rev().find(|l| l.is_platform()) else {
             return Ok(None);
         };
-        let Some((failure, since)) = start_failure(&self.read_log(platform).await?) else {
+        let Some((failure, since)) = start_failure(&self.read_log(platform, cancel).await?) else {
             return Ok(None);
         };
         let app_lines = match logs.iter().rev().find(|l| l.is_app()) {
-            Some(log) => app_lines(&self.read_log(log).await?, since),
+            Some(log) => app_lines(&self.read_log(log, cancel).await?, since),
             None => Vec::new(),
         };
         Ok(Some(AppStartReport { failure, app_lines }))

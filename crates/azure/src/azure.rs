@@ -13,6 +13,7 @@ use crate::webapp::{AppRef, WebApp};
 use azure_core::http::Pipeline;
 use azure_core::http::policies::Policy;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// Authenticated access to one cloud with one identity.
 #[derive(Debug, Clone)]
@@ -98,12 +99,12 @@ impl Azure {
     }
 
     /// Get an ARM token now (to fail fast on bad credentials before any change).
-    pub async fn check_credentials(&self) -> Result<()> {
+    pub async fn check_credentials(&self, cancel: &CancellationToken) -> Result<()> {
         let scope = self.inner.cloud.arm_scope();
-        self.inner
-            .credential
-            .get_token(&[scope.as_str()], None)
-            .await
+        let scopes = [scope.as_str()];
+        let token = self.inner.credential.get_token(&scopes, None);
+        crate::client::until_cancelled(cancel, "get an ARM access token", token)
+            .await?
             .map(drop)
             .map_err(|e| AzureError::Authentication {
                 credential: "token credential",

@@ -441,32 +441,45 @@ fn rand_u8() -> u8 {
 /// Sleep, or stop early when cancelled.
 pub(crate) async fn sleep_or_cancel(
     d: Duration,
-    cancel: Option<&CancellationToken>,
+    cancel: &CancellationToken,
     operation: &str,
 ) -> Result<()> {
-    match cancel {
-        Some(c) => tokio::select! {
-            () = tokio::time::sleep(d) => Ok(()),
-            () = c.cancelled() => Err(AzureError::Cancelled { operation: operation.to_owned() }),
-        },
-        None => {
-            tokio::time::sleep(d).await;
-            Ok(())
-        }
+    until_cancelled(cancel, operation, tokio::time::sleep(d)).await
+}
+
+/// Runs `work` unless `cancel` fires first; then `work` is dropped where it stands (a request in flight
+/// is abandoned, a wait cut short) and the error is [`AzureError::Cancelled`]. A token cancelled before
+/// the call starts nothing.
+pub(crate) async fn until_cancelled<T>(
+    cancel: &CancellationToken,
+    operation: &str,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T> {
+    tokio::select! {
+        biased;
+        () = cancel.cancelled() => Err(AzureError::Cancelled { operation: operation.to_owned() }),
+        out = work => Ok(out),
     }
 }
 
 impl Inner {
     /// Send a JSON call through the ARM pipeline with retries; non-accepted statuses become errors.
-    pub(crate) async fn send(&self, call: Call<'_>) -> Result<RawResponse> {
-        self.send_with(&self.arm, call, None).await
+    pub(crate) async fn send(
+        &self,
+        call: Call<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<RawResponse> {
+        self.send_with(&self.arm, call, cancel).await
     }
 
+    /// Sends with retries. `cancel` stops it at once wherever it is: the request in flight (a request
+    /// Azure already received may still take effect: the caller must treat a cancelled write as
+    /// "may have happened"), a backoff, or a `Retry-After` wait.
     pub(crate) async fn send_with(
         &self,
         pipeline: &Pipeline,
         call: Call<'_>,
-        cancel: Option<&CancellationToken>,
+        cancel: &CancellationToken,
     ) -> Result<RawResponse> {
         let started = Instant::now();
         let settings = &self.settings.retry;
@@ -491,16 +504,16 @@ impl Inner {
             } else if matches!(call.method, Method::Post | Method::Put | Method::Patch) {
                 req.insert_header("content-length", "0");
             }
-            let result = pipeline
-                .send(
-                    &Context::new(),
-                    &mut req,
-                    Some(PipelineSendOptions {
-                        skip_checks: true,
-                        ..Default::default()
-                    }),
-                )
-                .await;
+            let ctx = Context::new();
+            let send = pipeline.send(
+                &ctx,
+                &mut req,
+                Some(PipelineSendOptions {
+                    skip_checks: true,
+                    ..Default::default()
+                }),
+            );
+            let result = until_cancelled(cancel, &call.operation, send).await?;
             // At trace level, every request: method, host and path, status. Never a header, a body or a
             // query string, which can hold a token or a secret.
             match &result {
@@ -581,7 +594,7 @@ impl Inner {
     ) -> Result<serde_json::Value> {
         let operation = call.operation.clone();
         let deadline = Instant::now() + opts.timeout;
-        let first = self.send_with(&self.arm, call, Some(&opts.cancel)).await?;
+        let first = self.send_with(&self.arm, call, &opts.cancel).await?;
         let status = u16::from(first.status());
         let async_op = header(&first, "azure-asyncoperation").map(str::to_owned);
         let location = header(&first, "location").map(str::to_owned);
@@ -601,7 +614,7 @@ impl Inner {
                     waited: opts.timeout,
                 });
             }
-            sleep_or_cancel(delay, Some(&opts.cancel), &operation).await?;
+            sleep_or_cancel(delay, &opts.cancel, &operation).await?;
             interval = (interval + interval / 2).min(self.settings.poll.max_interval);
             let poll = Call::new(
                 format!("{operation} (status)"),
@@ -612,7 +625,7 @@ impl Inner {
             // and `{"status":"Failed","error"}` (App Service's operationResults): read it as the
             // operation's outcome rather than retrying the poll or losing the operation's error.
             .accept(&[202, 400, 409, 417, 500]);
-            let rsp = self.send_with(&self.arm, poll, Some(&opts.cancel)).await?;
+            let rsp = self.send_with(&self.arm, poll, &opts.cancel).await?;
             wait = retry_after(&rsp);
             let code = u16::from(rsp.status());
             let body = body_json(&rsp);

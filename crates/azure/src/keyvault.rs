@@ -4,7 +4,7 @@
 //! through [`VaultTransport`], which keeps the token on the vault's own host and refuses oversized or
 //! non-JSON answers before the SDK reads them.
 
-use crate::client::{Inner, chain_message, client_options};
+use crate::client::{Inner, chain_message, client_options, until_cancelled};
 use crate::error::{AzureError, ErrorKind, Result, SecretFailure};
 use async_trait::async_trait;
 use azure_core::http::{
@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// Key Vault tunables.
 #[derive(Debug, Clone)]
@@ -266,8 +267,17 @@ impl KeyVault {
 
     /// Read named secrets concurrently. The map is keyed by the reference as given (`name` or
     /// `name/version`). Any missing, disabled or unreadable secret fails the call, listing every failure
-    /// with the vault's message.
-    pub async fn get_secrets(&self, refs: &[SecretRef]) -> Result<BTreeMap<String, SecretValue>> {
+    /// with the vault's message. `cancel` stops every request, retry and throttling pause at once.
+    pub async fn get_secrets(
+        &self,
+        refs: &[SecretRef],
+        cancel: &CancellationToken,
+    ) -> Result<BTreeMap<String, SecretValue>> {
+        let op = format!("read secrets from vault {}", self.name);
+        until_cancelled(cancel, &op, self.read_secrets(refs)).await?
+    }
+
+    async fn read_secrets(&self, refs: &[SecretRef]) -> Result<BTreeMap<String, SecretValue>> {
         let mut unique: Vec<&SecretRef> = refs.iter().collect();
         unique.sort();
         unique.dedup();
@@ -398,18 +408,26 @@ impl KeyVault {
     }
 
     /// The versions of a secret, oldest first.
-    pub async fn versions(&self, name: &str) -> Result<Vec<SecretVersion>> {
+    pub async fn versions(
+        &self,
+        name: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<SecretVersion>> {
         let r = SecretRef::parse(name)?;
         let op = format!("list versions of secret {} in vault {}", r.name, self.name);
+        until_cancelled(cancel, &op, self.list_versions(&r, &op)).await?
+    }
+
+    async fn list_versions(&self, r: &SecretRef, op: &str) -> Result<Vec<SecretVersion>> {
         let pager = self
             .list_client
             .list_secret_properties_versions(&r.name, None)
-            .map_err(|e| AzureError::protocol(&op, chain_message(&e)))?;
+            .map_err(|e| AzureError::protocol(op, chain_message(&e)))?;
         let path = format!("/secrets/{}/versions", r.name);
         let props: Vec<_> = pager
             .try_collect()
             .await
-            .map_err(|e| list_error(&op, &path, e))?;
+            .map_err(|e| list_error(op, &path, e))?;
         let mut out: Vec<SecretVersion> = props
             .into_iter()
             .filter_map(|p| {
@@ -427,16 +445,24 @@ impl KeyVault {
     }
 
     /// List mode: every enabled, unexpired secret (optionally by name prefix), then read them all.
-    pub async fn list_secrets(&self, filter: &SecretFilter) -> Result<ListedSecrets> {
+    pub async fn list_secrets(
+        &self,
+        filter: &SecretFilter,
+        cancel: &CancellationToken,
+    ) -> Result<ListedSecrets> {
         let op = format!("list secrets of vault {}", self.name);
+        until_cancelled(cancel, &op, self.list_and_read(filter, &op)).await?
+    }
+
+    async fn list_and_read(&self, filter: &SecretFilter, op: &str) -> Result<ListedSecrets> {
         let pager = self
             .list_client
             .list_secret_properties(None)
-            .map_err(|e| AzureError::protocol(&op, chain_message(&e)))?;
+            .map_err(|e| AzureError::protocol(op, chain_message(&e)))?;
         let props: Vec<_> = pager
             .try_collect()
             .await
-            .map_err(|e| list_error(&op, "/secrets", e))?;
+            .map_err(|e| list_error(op, "/secrets", e))?;
         let now = time::OffsetDateTime::now_utc();
         let mut wanted = vec![];
         let mut skipped = vec![];
@@ -470,7 +496,7 @@ impl KeyVault {
         for s in &skipped {
             tracing::warn!(vault = %self.name, secret = %s.name, reason = %s.reason, "secret skipped");
         }
-        let secrets = self.get_secrets(&wanted).await?;
+        let secrets = self.read_secrets(&wanted).await?;
         Ok(ListedSecrets { secrets, skipped })
     }
 }

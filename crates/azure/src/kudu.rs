@@ -255,14 +255,16 @@ impl Kudu {
         &self.slot
     }
 
-    async fn resolved(&self) -> Result<&Resolved> {
+    /// The Kudu host and how to authenticate there, read from ARM once. A cancelled read leaves nothing
+    /// behind: the next call reads again.
+    async fn resolved(&self, cancel: &CancellationToken) -> Result<&Resolved> {
         self.resolved
             .get_or_try_init(|| async {
                 let inner = self.app.inner();
                 // The SCM host comes from ARM (the Repository host), never from a pattern: unique
                 // default host names, shortened slot hosts, custom domains and App Service
                 // Environments all name it their own way.
-                let info = self.app.get_slot(&self.slot).await?;
+                let info = self.app.get_slot(&self.slot, cancel).await?;
                 if info.scm_host.is_empty() {
                     return Err(AzureError::protocol(
                         format!("find the Kudu host of {}/{}", self.app.app().name, self.slot),
@@ -275,7 +277,8 @@ impl Kudu {
                 let mut basic = None;
                 let mut pipeline = inner.arm.clone();
                 if self.auth == KuduAuth::PublishingCredentialsIfAllowed
-                    && let Some((user, pass)) = self.app.publishing_credentials(&self.slot).await?
+                    && let Some((user, pass)) =
+                        self.app.publishing_credentials(&self.slot, cancel).await?
                 {
                     let token = base64::engine::general_purpose::STANDARD
                         .encode(format!("{user}:{}", pass.secret()));
@@ -294,9 +297,9 @@ impl Kudu {
     pub(crate) async fn call(
         &self,
         call: Call<'_>,
-        cancel: Option<&CancellationToken>,
+        cancel: &CancellationToken,
     ) -> Result<azure_core::http::RawResponse> {
-        let r = self.resolved().await?;
+        let r = self.resolved(cancel).await?;
         let call = match &r.basic {
             Some(b) => call.header("authorization", b.clone()),
             None => call,
@@ -304,8 +307,12 @@ impl Kudu {
         self.app.inner().send_with(&r.pipeline, call, cancel).await
     }
 
-    pub(crate) async fn url(&self, path_and_query: &str) -> Result<Url> {
-        let r = self.resolved().await?;
+    pub(crate) async fn url(
+        &self,
+        path_and_query: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Url> {
+        let r = self.resolved(cancel).await?;
         r.base
             .join(path_and_query)
             .map_err(|e| AzureError::invalid("Kudu URL", path_and_query, e.to_string()))
@@ -329,7 +336,7 @@ impl Kudu {
                 source,
             })?
             .len();
-        let mut url = self.url("api/publish").await?;
+        let mut url = self.url("api/publish", &opts.cancel).await?;
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("type", &opts.artifact_type)
@@ -341,7 +348,7 @@ impl Kudu {
                 q.append_pair("message", m);
             }
         }
-        let r = self.resolved().await?;
+        let r = self.resolved(&opts.cancel).await?;
         let mut conflict_since: Option<Instant> = None;
         let mut reauthenticated = false;
         let rsp = loop {
@@ -391,7 +398,7 @@ impl Kudu {
                     return Err(err);
                 }
                 tracing::info!(operation = %op, "another deployment is in progress; waiting");
-                sleep_or_cancel(wait, Some(&opts.cancel), &op).await?;
+                sleep_or_cancel(wait, &opts.cancel, &op).await?;
                 continue;
             }
             if !(200..300).contains(&status) {
@@ -403,10 +410,13 @@ impl Kudu {
         let poll_url = match header(&rsp, "scm-deployment-id").filter(|id| {
             !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         }) {
-            Some(id) => self.url(&format!("api/deployments/{id}")).await?,
+            Some(id) => {
+                self.url(&format!("api/deployments/{id}"), &opts.cancel)
+                    .await?
+            }
             None => match header(&rsp, "location") {
-                Some(l) => self.url(l).await?,
-                None => self.url("api/deployments/latest").await?,
+                Some(l) => self.url(l, &opts.cancel).await?,
+                None => self.url("api/deployments/latest", &opts.cancel).await?,
             },
         };
         let mut wait = retry_after(&rsp);
@@ -422,13 +432,13 @@ impl Kudu {
                     waited: opts.timeout,
                 });
             }
-            sleep_or_cancel(d, Some(&opts.cancel), &op).await?;
+            sleep_or_cancel(d, &opts.cancel, &op).await?;
             interval = (interval + interval / 2).min(max);
             let rsp = self
                 .call(
                     Call::new(format!("{op} (status)"), Method::Get, poll_url.clone())
                         .accept(&[202]),
-                    Some(&opts.cancel),
+                    &opts.cancel,
                 )
                 .await?;
             wait = retry_after(&rsp);
@@ -439,7 +449,7 @@ impl Kudu {
         };
         if deployment.status == DeployStatus::Failed {
             let log = self
-                .deployment_log(&deployment.id)
+                .deployment_log(&deployment.id, &opts.cancel)
                 .await
                 .unwrap_or_default();
             let message = if deployment.status_text.is_empty() {
@@ -482,11 +492,11 @@ impl Kudu {
         cancel: &CancellationToken,
     ) -> Result<CommandOutput> {
         let op = self.op("run command");
-        let call = Call::new(&op, Method::Post, self.url("api/command").await?)
+        let call = Call::new(&op, Method::Post, self.url("api/command", cancel).await?)
             .json(serde_json::json!({ "command": cmd, "dir": dir }))
             .header("if-match", "*".into());
         let rsp = tokio::select! {
-            r = tokio::time::timeout(timeout, self.call(call, Some(cancel))) => match r {
+            r = tokio::time::timeout(timeout, self.call(call, cancel)) => match r {
                 Ok(r) => r?,
                 Err(_) => return Err(AzureError::Timeout { operation: op, waited: timeout }),
             },
@@ -533,7 +543,7 @@ impl Kudu {
                     waited: timeout,
                 });
             }
-            sleep_or_cancel(interval, Some(cancel), &op).await?;
+            sleep_or_cancel(interval, cancel, &op).await?;
             interval = (interval + interval / 2).min(max);
             let r = self
                 .command_sync(
@@ -567,12 +577,12 @@ impl Kudu {
     }
 
     /// Deployment history, newest first as Kudu returns it.
-    pub async fn deployments(&self) -> Result<Vec<Deployment>> {
+    pub async fn deployments(&self, cancel: &CancellationToken) -> Result<Vec<Deployment>> {
         let op = self.op("list deployments");
         let rsp = self
             .call(
-                Call::new(&op, Method::Get, self.url("api/deployments").await?),
-                None,
+                Call::new(&op, Method::Get, self.url("api/deployments", cancel).await?),
+                cancel,
             )
             .await?;
         parse_json(&op, &rsp)
@@ -583,6 +593,7 @@ impl Kudu {
         &self,
         id: &str,
         record: &DeploymentRecord,
+        cancel: &CancellationToken,
     ) -> Result<Deployment> {
         if id.is_empty()
             || !id
@@ -601,10 +612,10 @@ impl Kudu {
         let call = Call::new(
             &op,
             Method::Put,
-            self.url(&format!("api/deployments/{id}")).await?,
+            self.url(&format!("api/deployments/{id}"), cancel).await?,
         )
         .json(body);
-        let rsp = self.call(call, None).await?;
+        let rsp = self.call(call, cancel).await?;
         let v = body_json(&rsp);
         Ok(serde_json::from_value(v).unwrap_or_else(|_| Deployment {
             id: id.to_owned(),
@@ -614,16 +625,21 @@ impl Kudu {
     }
 
     /// The log of a deployment, with one level of nested details expanded in place.
-    pub async fn deployment_log(&self, id: &str) -> Result<Vec<LogEntry>> {
+    pub async fn deployment_log(
+        &self,
+        id: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<LogEntry>> {
         let op = self.op("get deployment log");
         let rsp = self
             .call(
                 Call::new(
                     &op,
                     Method::Get,
-                    self.url(&format!("api/deployments/{id}/log")).await?,
+                    self.url(&format!("api/deployments/{id}/log"), cancel)
+                        .await?,
                 ),
-                None,
+                cancel,
             )
             .await?;
         let top: Vec<LogEntry> = parse_json(&op, &rsp)?;
@@ -633,7 +649,7 @@ impl Kudu {
             out.push(e);
             if let Some(u) = details.and_then(|u| Url::parse(&u).ok()) {
                 // Details are best effort: the main log already says what failed.
-                if let Ok(rsp) = self.call(Call::new(&op, Method::Get, u), None).await
+                if let Ok(rsp) = self.call(Call::new(&op, Method::Get, u), cancel).await
                     && let Ok(more) = serde_json::from_slice::<Vec<LogEntry>>(rsp.body())
                 {
                     out.extend(more);

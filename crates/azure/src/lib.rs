@@ -52,18 +52,19 @@ mod send_bounds {
     #[allow(dead_code, clippy::diverging_sub_expression)]
     async fn futures_are_send(az: Azure, web: WebApp, kudu: Kudu, kv: KeyVault) {
         let slot = SlotName::production();
-        is_send(&az.check_credentials());
-        is_send(&web.get_slot(&slot));
-        is_send(&web.list_slots());
+        let c = CancellationToken::new();
+        is_send(&az.check_credentials(&c));
+        is_send(&web.get_slot(&slot, &c));
+        is_send(&web.list_slots(&c));
         is_send(&web.create_slot(&slot, &LroOptions::default()));
-        is_send(&web.update_app_settings(&slot, &SettingsChange::default()));
+        is_send(&web.update_app_settings(&slot, &SettingsChange::default(), &c));
         is_send(&web.swap(&slot, &slot, &SwapOptions::default()));
-        is_send(&web.patch_site_config(&slot, &SiteConfigPatch::default()));
+        is_send(&web.patch_site_config(&slot, &SiteConfigPatch::default(), &c));
         is_send(&kudu.deploy_zip(Path::new("x"), &DeployOptions::default()));
-        is_send(&kudu.command("", "", std::time::Duration::ZERO, &CancellationToken::new()));
-        is_send(&kudu.deployments());
-        is_send(&kv.get_secrets(&[]));
-        is_send(&kv.list_secrets(&SecretFilter::All));
-        is_send(&kv.versions("x"));
+        is_send(&kudu.command("", "", std::time::Duration::ZERO, &c));
+        is_send(&kudu.deployments(&c));
+        is_send(&kv.get_secrets(&[], &c));
+        is_send(&kv.list_secrets(&SecretFilter::All, &c));
+        is_send(&kv.versions("x", &c));
     }
 }

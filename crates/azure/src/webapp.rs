@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 use url::Url;
 
 const API_VERSION: &str = "2024-11-01";
@@ -430,19 +431,22 @@ impl WebApp {
     }
 
     /// Get a site or slot.
-    pub async fn get_slot(&self, slot: &SlotName) -> Result<SlotInfo> {
+    pub async fn get_slot(&self, slot: &SlotName, cancel: &CancellationToken) -> Result<SlotInfo> {
         let op = self.op("get", slot);
         let rsp = self
             .inner
-            .send(Call::new(&op, Method::Get, self.url(Some(slot), "")?))
+            .send(
+                Call::new(&op, Method::Get, self.url(Some(slot), "")?),
+                cancel,
+            )
             .await?;
         let v: serde_json::Value = parse_json(&op, &rsp)?;
         SlotInfo::from_site(slot.clone(), &v).map_err(|m| AzureError::protocol(&op, m))
     }
 
     /// Whether a slot exists (404 → false).
-    pub async fn slot_exists(&self, slot: &SlotName) -> Result<bool> {
-        match self.get_slot(slot).await {
+    pub async fn slot_exists(&self, slot: &SlotName, cancel: &CancellationToken) -> Result<bool> {
+        match self.get_slot(slot, cancel).await {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
@@ -450,12 +454,15 @@ impl WebApp {
     }
 
     /// List the non-production slots (following `nextLink`).
-    pub async fn list_slots(&self) -> Result<Vec<SlotInfo>> {
+    pub async fn list_slots(&self, cancel: &CancellationToken) -> Result<Vec<SlotInfo>> {
         let op = format!("list slots of {}", self.app.name);
         let mut url = Some(self.url(None, "/slots")?);
         let mut out = vec![];
         while let Some(u) = url.take() {
-            let rsp = self.inner.send(Call::new(&op, Method::Get, u)).await?;
+            let rsp = self
+                .inner
+                .send(Call::new(&op, Method::Get, u), cancel)
+                .await?;
             let v: serde_json::Value = parse_json(&op, &rsp)?;
             for site in v["value"].as_array().into_iter().flatten() {
                 let full = site["name"].as_str().unwrap_or_default();
@@ -482,7 +489,7 @@ impl WebApp {
                 "the production slot always exists",
             ));
         }
-        let prod = self.get_slot(&SlotName::production()).await?;
+        let prod = self.get_slot(&SlotName::production(), &wait.cancel).await?;
         let body = serde_json::json!({
             "kind": prod.kind.join(","),
             "location": prod.location,
@@ -495,11 +502,15 @@ impl WebApp {
                 wait,
             )
             .await?;
-        self.get_slot(slot).await
+        self.get_slot(slot, &wait.cancel).await
     }
 
     /// All app settings of a slot.
-    pub async fn app_settings(&self, slot: &SlotName) -> Result<BTreeMap<String, String>> {
+    pub async fn app_settings(
+        &self,
+        slot: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<BTreeMap<String, String>> {
         let op = self.op("list app settings", slot);
         let call = Call::new(
             &op,
@@ -507,7 +518,7 @@ impl WebApp {
             self.url(Some(slot), "/config/appsettings/list")?,
         )
         .idempotent();
-        let rsp = self.inner.send(call).await?;
+        let rsp = self.inner.send(call, cancel).await?;
         let v: serde_json::Value = parse_json(&op, &rsp)?;
         Ok(string_map(&v["properties"]))
     }
@@ -518,8 +529,9 @@ impl WebApp {
         &self,
         slot: &SlotName,
         changes: &SettingsChange,
+        cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, String>> {
-        let mut settings = self.app_settings(slot).await?;
+        let mut settings = self.app_settings(slot, cancel).await?;
         if !changes.apply(&mut settings) {
             return Ok(settings);
         }
@@ -530,7 +542,7 @@ impl WebApp {
             self.url(Some(slot), "/config/appsettings")?,
         )
         .json(serde_json::json!({ "properties": settings }));
-        let rsp = self.inner.send(call).await?;
+        let rsp = self.inner.send(call, cancel).await?;
         let v = body_json(&rsp);
         Ok(if v["properties"].is_object() {
             string_map(&v["properties"])
@@ -540,38 +552,44 @@ impl WebApp {
     }
 
     /// Sticky setting names (site level: they apply to every slot).
-    pub async fn slot_config_names(&self) -> Result<SlotConfigNames> {
+    pub async fn slot_config_names(&self, cancel: &CancellationToken) -> Result<SlotConfigNames> {
         let op = format!("get sticky setting names of {}", self.app.name);
         let rsp = self
             .inner
-            .send(Call::new(
-                &op,
-                Method::Get,
-                self.url(None, "/config/slotConfigNames")?,
-            ))
+            .send(
+                Call::new(&op, Method::Get, self.url(None, "/config/slotConfigNames")?),
+                cancel,
+            )
             .await?;
         let v: serde_json::Value = parse_json(&op, &rsp)?;
         Ok(serde_json::from_value(v["properties"].clone()).unwrap_or_default())
     }
 
     /// Replace the sticky setting names.
-    pub async fn set_slot_config_names(&self, names: &SlotConfigNames) -> Result<()> {
+    pub async fn set_slot_config_names(
+        &self,
+        names: &SlotConfigNames,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
         let op = format!("set sticky setting names of {}", self.app.name);
         let call = Call::new(&op, Method::Put, self.url(None, "/config/slotConfigNames")?)
             .json(serde_json::json!({ "properties": names }));
-        self.inner.send(call).await.map(drop)
+        self.inner.send(call, cancel).await.map(drop)
     }
 
     /// The full site config of a slot.
-    pub async fn site_config(&self, slot: &SlotName) -> Result<SiteConfig> {
+    pub async fn site_config(
+        &self,
+        slot: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<SiteConfig> {
         let op = self.op("get site config", slot);
         let rsp = self
             .inner
-            .send(Call::new(
-                &op,
-                Method::Get,
-                self.url(Some(slot), "/config/web")?,
-            ))
+            .send(
+                Call::new(&op, Method::Get, self.url(Some(slot), "/config/web")?),
+                cancel,
+            )
             .await?;
         let v: serde_json::Value = parse_json(&op, &rsp)?;
         Ok(SiteConfig::from_properties(&v["properties"]))
@@ -582,6 +600,7 @@ impl WebApp {
         &self,
         slot: &SlotName,
         patch: &SiteConfigPatch,
+        cancel: &CancellationToken,
     ) -> Result<SiteConfig> {
         let op = self.op("update site config", slot);
         // PATCH of config/web sets exactly the fields given, so repeating it is harmless.
@@ -589,12 +608,12 @@ impl WebApp {
             .json(patch.to_json())
             .idempotent()
             .accept(&[202]);
-        let rsp = self.inner.send(call).await?;
+        let rsp = self.inner.send(call, cancel).await?;
         let v = body_json(&rsp);
         if v["properties"].is_object() {
             Ok(SiteConfig::from_properties(&v["properties"]))
         } else {
-            self.site_config(slot).await
+            self.site_config(slot, cancel).await
         }
     }
 
@@ -647,33 +666,46 @@ impl WebApp {
     }
 
     /// Cancel a swap with preview: restore the slot's own config.
-    pub async fn reset_slot_config(&self, slot: &SlotName) -> Result<()> {
+    pub async fn reset_slot_config(
+        &self,
+        slot: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
         let op = self.op("reset slot config", slot);
         let call =
             Call::new(&op, Method::Post, self.swap_url(slot, "resetSlotConfig")?).idempotent();
-        self.inner.send(call).await.map(drop)
+        self.inner.send(call, cancel).await.map(drop)
     }
 
     /// Restart a slot.
-    pub async fn restart(&self, slot: &SlotName) -> Result<()> {
+    pub async fn restart(&self, slot: &SlotName, cancel: &CancellationToken) -> Result<()> {
         let op = self.op("restart", slot);
         let call = Call::new(&op, Method::Post, self.swap_url(slot, "restart")?);
-        self.inner.send(call).await.map(drop)
+        self.inner.send(call, cancel).await.map(drop)
     }
 
     /// Resource tags of a slot.
-    pub async fn tags(&self, slot: &SlotName) -> Result<BTreeMap<String, String>> {
-        Ok(self.get_slot(slot).await?.tags)
+    pub async fn tags(
+        &self,
+        slot: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<BTreeMap<String, String>> {
+        Ok(self.get_slot(slot, cancel).await?.tags)
     }
 
     /// Replace the resource tags of a slot (used for the release journal).
-    pub async fn set_tags(&self, slot: &SlotName, tags: &BTreeMap<String, String>) -> Result<()> {
+    pub async fn set_tags(
+        &self,
+        slot: &SlotName,
+        tags: &BTreeMap<String, String>,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
         let op = self.op("set tags", slot);
         let call = Call::new(&op, Method::Patch, self.url(Some(slot), "")?)
             .json(serde_json::json!({ "tags": tags }))
             .idempotent()
             .accept(&[202]);
-        self.inner.send(call).await.map(drop)
+        self.inner.send(call, cancel).await.map(drop)
     }
 
     /// The Tags API of a slot (`…/providers/Microsoft.Resources/tags/default`), on its own api-version.
@@ -693,13 +725,14 @@ impl WebApp {
         slot: &SlotName,
         operation: &str,
         tags: &BTreeMap<String, String>,
+        cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, String>> {
         let op = self.op(&format!("{} tags", operation.to_ascii_lowercase()), slot);
         // Merging the same tags again, or deleting them again, leaves the same set: safe to retry.
         let call = Call::new(&op, Method::Patch, self.tags_url(slot)?)
             .json(serde_json::json!({ "operation": operation, "properties": { "tags": tags } }))
             .idempotent();
-        let rsp = self.inner.send(call).await?;
+        let rsp = self.inner.send(call, cancel).await?;
         let v: serde_json::Value = parse_json(&op, &rsp)?;
         Ok(v["properties"]["tags"]
             .as_object()
@@ -716,8 +749,9 @@ impl WebApp {
         &self,
         slot: &SlotName,
         tags: &BTreeMap<String, String>,
+        cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, String>> {
-        self.patch_tags(slot, "Merge", tags).await
+        self.patch_tags(slot, "Merge", tags, cancel).await
     }
 
     /// Removes the given tags of a slot; a tag given with a value is removed only while it has that value.
@@ -725,8 +759,9 @@ impl WebApp {
         &self,
         slot: &SlotName,
         tags: &BTreeMap<String, String>,
+        cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, String>> {
-        self.patch_tags(slot, "Delete", tags).await
+        self.patch_tags(slot, "Delete", tags, cancel).await
     }
 
     /// A Kudu client for a slot, authenticated with the bearer token.
@@ -738,20 +773,25 @@ impl WebApp {
     pub(crate) async fn publishing_credentials(
         &self,
         slot: &SlotName,
+        cancel: &CancellationToken,
     ) -> Result<Option<(String, crate::connection::Secret)>> {
         let op = self.op("get basic-auth policy", slot);
         let policy = self
             .inner
-            .send(Call::new(
-                &op,
-                Method::Get,
-                self.url(Some(slot), "/basicPublishingCredentialsPolicies/scm")?,
-            ))
+            .send(
+                Call::new(
+                    &op,
+                    Method::Get,
+                    self.url(Some(slot), "/basicPublishingCredentialsPolicies/scm")?,
+                ),
+                cancel,
+            )
             .await;
         let allowed = match policy {
             Ok(rsp) => body_json(&rsp)["properties"]["allow"]
                 .as_bool()
                 .unwrap_or(false),
+            Err(e) if e.kind() == crate::ErrorKind::Cancelled => return Err(e),
             Err(_) => false,
         };
         if !allowed {
@@ -764,7 +804,11 @@ impl WebApp {
             self.url(Some(slot), "/config/publishingcredentials/list")?,
         )
         .idempotent();
-        let v = self.inner.send_lro(call, &LroOptions::default()).await?;
+        let wait = LroOptions {
+            cancel: cancel.clone(),
+            ..LroOptions::default()
+        };
+        let v = self.inner.send_lro(call, &wait).await?;
         let user = v["properties"]["publishingUserName"]
             .as_str()
             .unwrap_or_default()

@@ -149,7 +149,7 @@ async fn service_principal_secret_reads_sites() {
     assert!(az.cloud().is_emulator());
     let web = az.web_app(&app_ref());
     let prod = web
-        .get_slot(&SlotName::production())
+        .get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect("production");
     assert_eq!(prod.state, "Running");
@@ -168,7 +168,10 @@ async fn service_principal_secret_reads_sites() {
         prod.scm_host,
         format!("{}:{port}", env.em.scm_host("contoso-web", "production"))
     );
-    let staging = web.get_slot(&slot("staging")).await.expect("staging");
+    let staging = web
+        .get_slot(&slot("staging"), &CancellationToken::new())
+        .await
+        .expect("staging");
     assert_eq!(
         staging.default_host,
         format!("{}:{port}", env.em.app_host("contoso-web", "staging"))
@@ -191,7 +194,7 @@ async fn workload_identity_federation_exchanges_the_pipelines_oidc_token() {
     assert_eq!(conn.subscription_id(), Some(SUB));
     let az = azure_with(&env, ConnectionKind::WorkloadIdentityFederation, fast());
     let web = az.web_app(&app_ref());
-    web.get_slot(&SlotName::production())
+    web.get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect("ARM call with a federated token");
     assert_eq!(count(&env, "pipelines.", "oidctoken"), 1);
@@ -207,11 +210,11 @@ async fn workload_identity_rerequests_the_oidc_token_when_the_access_token_expir
     env.em.set_oidc_token_lifetime(Duration::from_secs(2));
     let az = azure_with(&env, ConnectionKind::WorkloadIdentityFederation, fast());
     let web = az.web_app(&app_ref());
-    web.get_slot(&SlotName::production())
+    web.get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect("first call");
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    web.get_slot(&SlotName::production())
+    web.get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect("call after both tokens expired");
     assert!(
@@ -230,7 +233,7 @@ async fn managed_identity_uses_the_identity_endpoint() {
     }
     let az = azure_with(&env, ConnectionKind::ManagedIdentity, fast());
     az.web_app(&app_ref())
-        .get_slot(&SlotName::production())
+        .get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect("ARM call with an MSI token");
     assert_eq!(count(&env, "identity.", "/msi/token"), 1);
@@ -255,7 +258,10 @@ async fn wrong_secret_fails_with_the_identity_providers_message() {
     };
     let az = Azure::with_settings(cred, cloud, HttpOptions::emulator(env.em.ca_pem()), fast())
         .expect("client");
-    let err = az.check_credentials().await.expect_err("bad secret");
+    let err = az
+        .check_credentials(&CancellationToken::new())
+        .await
+        .expect_err("bad secret");
     assert_eq!(err.kind(), ErrorKind::Authentication, "{err}");
     assert!(err.to_string().contains("Invalid client secret"), "{err}");
     assert!(
@@ -347,13 +353,16 @@ async fn service_principal_certificate_signs_in_and_calls_arm() {
         .expect("client builds");
     let prod = az
         .web_app(&app_ref())
-        .get_slot(&SlotName::production())
+        .get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect("ARM call with a token from a certificate assertion");
     assert_eq!(prod.state, "Running");
     let kv = az.key_vault(VAULT).expect("vault");
     let got = kv
-        .get_secrets(&[SecretRef::parse("db-password").expect("ref")])
+        .get_secrets(
+            &[SecretRef::parse("db-password").expect("ref")],
+            &CancellationToken::new(),
+        )
         .await
         .expect("Key Vault call with a certificate-based token");
     assert_eq!(got["db-password"].expose(), "s3cr3t-value");
@@ -374,7 +383,7 @@ async fn an_unregistered_certificate_fails_with_entras_message() {
         .expect("client builds");
     let err = az
         .web_app(&app_ref())
-        .get_slot(&SlotName::production())
+        .get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect_err("the certificate is not the app's");
     assert_eq!(err.kind(), ErrorKind::Authentication, "{err}");
@@ -402,7 +411,7 @@ async fn untrusted_ca_fails_fast_and_is_not_retried() {
     let started = Instant::now();
     let err = az
         .web_app(&app_ref())
-        .get_slot(&SlotName::production())
+        .get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect_err("TLS must fail");
     assert!(
@@ -438,7 +447,7 @@ async fn node_extra_ca_certs_is_trusted_like_agent_cainfo() {
         let az = Azure::with_settings(cred, cloud, http, fast()).expect("client");
         async move {
             az.web_app(&app_ref())
-                .get_slot(&SlotName::production())
+                .get_slot(&SlotName::production(), &CancellationToken::new())
                 .await
         }
     };
@@ -484,7 +493,7 @@ async fn app_settings_read_modify_write_keeps_other_settings() {
         set: BTreeMap::from([("A".into(), "1".into()), ("B".into(), "2".into())]),
         remove: BTreeSet::new(),
     };
-    web.update_app_settings(&s, &first)
+    web.update_app_settings(&s, &first, &CancellationToken::new())
         .await
         .expect("first write");
     let second = SettingsChange {
@@ -492,13 +501,16 @@ async fn app_settings_read_modify_write_keeps_other_settings() {
         remove: BTreeSet::from(["A".into()]),
     };
     let written = web
-        .update_app_settings(&s, &second)
+        .update_app_settings(&s, &second, &CancellationToken::new())
         .await
         .expect("second write");
     assert_eq!(written.get("B").map(String::as_str), Some("2"));
     assert_eq!(written.get("C").map(String::as_str), Some("3"));
     assert!(!written.contains_key("A"));
-    let read = web.app_settings(&s).await.expect("read back");
+    let read = web
+        .app_settings(&s, &CancellationToken::new())
+        .await
+        .expect("read back");
     assert_eq!(read, written);
     let snap = env.em.snapshot();
     let live = &snap.slot(APP, "staging").expect("slot").app_settings;
@@ -521,9 +533,11 @@ async fn sticky_names_site_config_and_tags_round_trip() {
         app_setting_names: vec!["SLOT_NAME".into()],
         ..SlotConfigNames::default()
     };
-    web.set_slot_config_names(&names).await.expect("set sticky");
+    web.set_slot_config_names(&names, &CancellationToken::new())
+        .await
+        .expect("set sticky");
     assert_eq!(
-        web.slot_config_names()
+        web.slot_config_names(&CancellationToken::new())
             .await
             .expect("get sticky")
             .app_setting_names,
@@ -537,9 +551,15 @@ async fn sticky_names_site_config_and_tags_round_trip() {
         linux_fx_version: Some("PYTHON|3.12".into()),
         ramp_up_rules: None,
     };
-    let cfg = web.patch_site_config(&s, &patch).await.expect("patch");
+    let cfg = web
+        .patch_site_config(&s, &patch, &CancellationToken::new())
+        .await
+        .expect("patch");
     assert_eq!(cfg.app_command_line.as_deref(), Some("python app.py"));
-    let cfg = web.site_config(&s).await.expect("get config");
+    let cfg = web
+        .site_config(&s, &CancellationToken::new())
+        .await
+        .expect("get config");
     assert_eq!(cfg.health_check_path.as_deref(), Some("/healthz"));
     assert_eq!(cfg.linux_fx_version.as_deref(), Some("PYTHON|3.12"));
 
@@ -552,11 +572,11 @@ async fn sticky_names_site_config_and_tags_round_trip() {
         ramp_up_rules: Some(vec![rule.clone()]),
         ..SiteConfigPatch::default()
     };
-    web.patch_site_config(&SlotName::production(), &routing)
+    web.patch_site_config(&SlotName::production(), &routing, &CancellationToken::new())
         .await
         .expect("routing");
     assert_eq!(
-        web.site_config(&SlotName::production())
+        web.site_config(&SlotName::production(), &CancellationToken::new())
             .await
             .expect("config")
             .ramp_up_rules,
@@ -564,8 +584,13 @@ async fn sticky_names_site_config_and_tags_round_trip() {
     );
 
     let tags = BTreeMap::from([("slot-release.journal".to_owned(), "r1".to_owned())]);
-    web.set_tags(&s, &tags).await.expect("set tags");
-    assert_eq!(web.tags(&s).await.expect("tags"), tags);
+    web.set_tags(&s, &tags, &CancellationToken::new())
+        .await
+        .expect("set tags");
+    assert_eq!(
+        web.tags(&s, &CancellationToken::new()).await.expect("tags"),
+        tags
+    );
 }
 
 #[tokio::test]
@@ -573,7 +598,7 @@ async fn slots_are_listed_and_created_through_the_lro() {
     let env = start().await;
     let web = azure(&env).web_app(&app_ref());
     let before: Vec<String> = web
-        .list_slots()
+        .list_slots(&CancellationToken::new())
         .await
         .expect("list")
         .iter()
@@ -586,14 +611,18 @@ async fn slots_are_listed_and_created_through_the_lro() {
         .expect("create");
     assert_eq!(created.slot.slot(), Some("canary"));
     let after: BTreeSet<String> = web
-        .list_slots()
+        .list_slots(&CancellationToken::new())
         .await
         .expect("list")
         .iter()
         .map(|s| s.slot.to_string())
         .collect();
     assert!(after.contains("canary"), "{after:?}");
-    assert!(!web.slot_exists(&slot("nope")).await.expect("exists check"));
+    assert!(
+        !web.slot_exists(&slot("nope"), &CancellationToken::new())
+            .await
+            .expect("exists check")
+    );
 }
 
 #[tokio::test]
@@ -605,7 +634,7 @@ async fn swap_polls_with_retry_after_and_moves_content() {
         set: BTreeMap::from([("VERSION".into(), "2".into())]),
         remove: BTreeSet::new(),
     };
-    web.update_app_settings(&s, &change)
+    web.update_app_settings(&s, &change, &CancellationToken::new())
         .await
         .expect("settings");
     env.em.clear_requests();
@@ -635,7 +664,7 @@ async fn swap_polls_with_retry_after_and_moves_content() {
         started.elapsed()
     );
     let prod = web
-        .app_settings(&SlotName::production())
+        .app_settings(&SlotName::production(), &CancellationToken::new())
         .await
         .expect("prod settings");
     assert_eq!(prod.get("VERSION").map(String::as_str), Some("2"));
@@ -757,8 +786,12 @@ async fn swap_with_preview_apply_reset_and_restart() {
     web.apply_slot_config(&s, &SlotName::production(), &opts)
         .await
         .expect("apply slot config");
-    web.reset_slot_config(&s).await.expect("reset slot config");
-    web.restart(&s).await.expect("restart");
+    web.reset_slot_config(&s, &CancellationToken::new())
+        .await
+        .expect("reset slot config");
+    web.restart(&s, &CancellationToken::new())
+        .await
+        .expect("restart");
     assert!(
         env.em
             .requests()
@@ -782,7 +815,7 @@ async fn swap_with_preview_apply_reset_and_restart() {
 async fn five_hundreds_and_resets_are_retried_for_reads() {
     let env = start().await;
     let web = azure(&env).web_app(&app_ref());
-    web.get_slot(&SlotName::production())
+    web.get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect("warm up the token");
     let arm = |m: &str| RouteMatch {
@@ -799,7 +832,7 @@ async fn five_hundreds_and_resets_are_retried_for_reads() {
             share: None,
         }),
     });
-    web.get_slot(&SlotName::production())
+    web.get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect("503 burst absorbed");
     env.em.inject(Fault::ConnectionReset {
@@ -809,7 +842,7 @@ async fn five_hundreds_and_resets_are_retried_for_reads() {
             share: None,
         }),
     });
-    web.get_slot(&SlotName::production())
+    web.get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect("resets absorbed");
     env.em.inject(Fault::Status {
@@ -822,7 +855,7 @@ async fn five_hundreds_and_resets_are_retried_for_reads() {
         }),
     });
     let started = Instant::now();
-    web.get_slot(&SlotName::production())
+    web.get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect("429 absorbed");
     assert!(
@@ -836,7 +869,9 @@ async fn five_hundreds_and_resets_are_retried_for_reads() {
 async fn non_idempotent_calls_are_not_retried_after_a_5xx() {
     let env = start().await;
     let web = azure(&env).web_app(&app_ref());
-    web.get_slot(&SlotName::production()).await.expect("token");
+    web.get_slot(&SlotName::production(), &CancellationToken::new())
+        .await
+        .expect("token");
     env.em.inject(Fault::Status {
         route: RouteMatch {
             host: None,
@@ -851,7 +886,7 @@ async fn non_idempotent_calls_are_not_retried_after_a_5xx() {
         }),
     });
     let err = web
-        .restart(&slot("staging"))
+        .restart(&slot("staging"), &CancellationToken::new())
         .await
         .expect_err("not retried");
     assert_eq!(err.status(), Some(500), "{err}");
@@ -863,7 +898,7 @@ async fn not_found_is_classified_with_context() {
     let env = start().await;
     let web = azure(&env).web_app(&AppRef::new(SUB, RG, "missing-app").expect("ref"));
     let err = web
-        .get_slot(&SlotName::production())
+        .get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect_err("404");
     assert_eq!(err.kind(), ErrorKind::NotFound);
@@ -880,7 +915,9 @@ async fn expired_token_mid_operation_is_renewed() {
     let env = start().await;
     env.em.set_token_lifetime(Duration::from_secs(1));
     let web = azure(&env).web_app(&app_ref());
-    web.get_slot(&SlotName::production()).await.expect("first");
+    web.get_slot(&SlotName::production(), &CancellationToken::new())
+        .await
+        .expect("first");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // A swap spans several requests (POST + polls) issued after the first token expired.
     web.swap(
@@ -939,7 +976,7 @@ async fn one_deploy_uploads_and_waits_for_success() {
         .clone();
     assert_ne!(before, after, "content changed");
     assert!(
-        kudu.deployments()
+        kudu.deployments(&CancellationToken::new())
             .await
             .expect("history")
             .iter()
@@ -1103,17 +1140,28 @@ async fn deployment_records_are_written_and_read() {
         active: true,
         details: String::new(),
     };
-    kudu.put_deployment_record("swap-1", &record)
+    kudu.put_deployment_record("swap-1", &record, &CancellationToken::new())
         .await
         .expect("record");
-    let all = kudu.deployments().await.expect("list");
+    let all = kudu
+        .deployments(&CancellationToken::new())
+        .await
+        .expect("list");
     assert!(
         all.iter()
             .any(|d| d.id == "swap-1" && d.deployer == "SlotRelease"),
         "{all:?}"
     );
-    assert!(kudu.deployment_log("swap-1").await.is_ok());
-    assert!(kudu.put_deployment_record("bad/id", &record).await.is_err());
+    assert!(
+        kudu.deployment_log("swap-1", &CancellationToken::new())
+            .await
+            .is_ok()
+    );
+    assert!(
+        kudu.put_deployment_record("bad/id", &record, &CancellationToken::new())
+            .await
+            .is_err()
+    );
 }
 
 // ---------------------------------------------------------------- Key Vault
@@ -1134,7 +1182,10 @@ async fn named_and_versioned_secrets_are_read() {
         SecretRef::parse("db-password").expect("ref"),
         SecretRef::parse("api-key").expect("ref"),
     ];
-    let got = kv.get_secrets(&refs).await.expect("secrets");
+    let got = kv
+        .get_secrets(&refs, &CancellationToken::new())
+        .await
+        .expect("secrets");
     assert_eq!(got["db-password"].expose(), "new");
     assert_eq!(got["api-key"].expose(), "k");
     assert!(
@@ -1143,7 +1194,10 @@ async fn named_and_versioned_secrets_are_read() {
     );
     // A pinned version goes to /secrets/{name}/{version}: an unknown one is the vault's 404.
     let pinned = SecretRef::parse("db-password/0123456789abcdef").expect("ref");
-    match kv.get_secrets(std::slice::from_ref(&pinned)).await {
+    match kv
+        .get_secrets(std::slice::from_ref(&pinned), &CancellationToken::new())
+        .await
+    {
         Err(AzureError::Secrets { failures, .. }) => {
             assert_eq!(failures[0].name, "db-password/0123456789abcdef");
             assert_eq!(failures[0].status, Some(404), "{failures:?}");
@@ -1165,7 +1219,10 @@ async fn versions_are_listed_across_pages_oldest_first() {
         .collect();
     let env = start_with(seed_with_vault(vec![s, secret("api-key", "k")]), |_| {}).await;
     let kv = azure(&env).key_vault(VAULT).expect("vault");
-    let versions = kv.versions("db-password").await.expect("versions");
+    let versions = kv
+        .versions("db-password", &CancellationToken::new())
+        .await
+        .expect("versions");
     assert_eq!(versions.len(), 31);
     assert!(versions.iter().all(|v| v.enabled && v.created.is_some()));
     let pages = env
@@ -1179,12 +1236,18 @@ async fn versions_are_listed_across_pages_oldest_first() {
         .iter()
         .map(|v| SecretRef::parse(&format!("db-password/{}", v.version)).expect("ref"))
         .collect();
-    let got = kv.get_secrets(&refs).await.expect("every version reads");
+    let got = kv
+        .get_secrets(&refs, &CancellationToken::new())
+        .await
+        .expect("every version reads");
     let values: Vec<&str> = refs.iter().map(|r| got[&r.to_string()].expose()).collect();
     let expected: Vec<String> = (0..=30).map(|i| format!("v{i}")).collect();
     assert_eq!(values, expected, "oldest first, latest last");
 
-    let err = kv.versions("no-such-secret").await.expect_err("missing");
+    let err = kv
+        .versions("no-such-secret", &CancellationToken::new())
+        .await
+        .expect_err("missing");
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     let text = err.to_string();
     assert!(text.contains("SecretNotFound"), "{text}");
@@ -1198,7 +1261,7 @@ async fn missing_and_disabled_named_secrets_fail_with_the_vault_message() {
     let env = start_with(seed_with_vault(vec![secret("ok", "v"), off]), |_| {}).await;
     let kv = azure(&env).key_vault(VAULT).expect("vault");
     let refs = ["ok", "off", "missing"].map(|n| SecretRef::parse(n).expect("ref"));
-    match kv.get_secrets(&refs).await {
+    match kv.get_secrets(&refs, &CancellationToken::new()).await {
         Err(AzureError::Secrets { failures, .. }) => {
             let by: HashMap<_, _> = failures.iter().map(|f| (f.name.as_str(), f)).collect();
             assert_eq!(by.len(), 2, "{failures:?}");
@@ -1230,7 +1293,10 @@ async fn list_mode_reads_500_secrets_and_skips_disabled_and_expired() {
     let env = start_with(seed_with_vault(secrets), |_| {}).await;
     let kv = azure(&env).key_vault(VAULT).expect("vault");
     let listed = kv
-        .list_secrets(&SecretFilter::Prefix("app-".into()))
+        .list_secrets(
+            &SecretFilter::Prefix("app-".into()),
+            &CancellationToken::new(),
+        )
         .await
         .expect("list");
     assert_eq!(listed.secrets.len(), 498);
@@ -1244,7 +1310,10 @@ async fn list_mode_reads_500_secrets_and_skips_disabled_and_expired() {
         skipped,
         BTreeMap::from([("app-s010", "disabled"), ("app-s020", "expired")])
     );
-    let all = kv.list_secrets(&SecretFilter::All).await.expect("all");
+    let all = kv
+        .list_secrets(&SecretFilter::All, &CancellationToken::new())
+        .await
+        .expect("all");
     assert_eq!(all.secrets.len(), 499);
 }
 
@@ -1272,7 +1341,7 @@ async fn throttled_vault_is_read_completely() {
         .map(|i| SecretRef::parse(&format!("s{i}")).expect("ref"))
         .collect();
     let got = kv
-        .get_secrets(&refs)
+        .get_secrets(&refs, &CancellationToken::new())
         .await
         .expect("all read despite the 429 storm");
     assert_eq!(got.len(), 60);
@@ -1312,7 +1381,7 @@ async fn kudu_with_publishing_credentials_uses_basic_auth_when_allowed() {
 async fn a_401_is_sent_again_once_then_reported() {
     let env = start().await;
     let web = azure(&env).web_app(&app_ref());
-    web.get_slot(&SlotName::production())
+    web.get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect("token cached");
     let get = RouteMatch {
@@ -1330,7 +1399,7 @@ async fn a_401_is_sent_again_once_then_reported() {
             share: None,
         }),
     });
-    web.get_slot(&SlotName::production())
+    web.get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect("sent again after the 401");
     let arm = |env: &Env| -> Vec<u16> {
@@ -1350,7 +1419,7 @@ async fn a_401_is_sent_again_once_then_reported() {
         scope: None,
     });
     let err = web
-        .get_slot(&SlotName::production())
+        .get_slot(&SlotName::production(), &CancellationToken::new())
         .await
         .expect_err("a second 401 is final");
     assert_eq!(err.kind(), ErrorKind::Authentication, "{err}");

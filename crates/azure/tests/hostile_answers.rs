@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
 use hostile::Hostile;
-use slot_release_azure::{AppRef, Azure, SlotName};
+use slot_release_azure::{AppRef, Azure, CancellationToken, SlotName};
 
 const TOKEN: &str = "hostile-test-bearer-token-4c1e9a";
 const SUB: &str = "00000000-0000-0000-0000-0000000000a1";
@@ -128,7 +128,7 @@ async fn read_site(server: &Hostile) -> (Option<String>, Duration) {
         Duration::from_secs(60),
         client(server)
             .web_app(&app)
-            .get_slot(&SlotName::production()),
+            .get_slot(&SlotName::production(), &CancellationToken::new()),
     )
     .await;
     let elapsed = started.elapsed();
@@ -237,7 +237,9 @@ async fn a_next_link_to_another_host_gets_no_token_and_names_the_host() {
     let app = AppRef::new(SUB, "contoso-rg", "contoso-web").expect("app");
     let result = tokio::time::timeout(
         Duration::from_secs(30),
-        client(&server).web_app(&app).list_slots(),
+        client(&server)
+            .web_app(&app)
+            .list_slots(&CancellationToken::new()),
     )
     .await
     .expect("the call ends");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
 use hostile::Hostile;
-use slot_release_azure::{Azure, AzureError, SecretFilter, SecretRef};
+use slot_release_azure::{Azure, AzureError, CancellationToken, SecretFilter, SecretRef};
 
 const TOKEN: &str = "hostile-kv-bearer-token-7d2b5e";
 /// A value the hostile vault puts in its answers: it must never reach an error message.
@@ -162,7 +162,11 @@ async fn get_secret(server: &Hostile) -> (Option<String>, Duration) {
     let vault = client(server).key_vault(VAULT).expect("vault");
     let name = SecretRef::parse(NAME).expect("name");
     let started = Instant::now();
-    let result = tokio::time::timeout(Duration::from_secs(60), vault.get_secrets(&[name])).await;
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        vault.get_secrets(&[name], &CancellationToken::new()),
+    )
+    .await;
     let elapsed = started.elapsed();
     match result {
         Err(_) => panic!("the read did not end within a minute"),
@@ -184,7 +188,7 @@ async fn list_secrets(server: &Hostile) -> (Option<String>, Duration) {
     let started = Instant::now();
     let result = tokio::time::timeout(
         Duration::from_secs(60),
-        vault.list_secrets(&SecretFilter::All),
+        vault.list_secrets(&SecretFilter::All, &CancellationToken::new()),
     )
     .await;
     let elapsed = started.elapsed();

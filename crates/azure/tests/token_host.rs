@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use slot_release_azure::{
-    AppRef, Azure, AzureError, ClientSettings, Cloud, HttpOptions, LroOptions, PollSettings,
-    RetrySettings, ServiceConnection, SlotName, SwapOptions,
+    AppRef, Azure, AzureError, CancellationToken, ClientSettings, Cloud, HttpOptions, LroOptions,
+    PollSettings, RetrySettings, ServiceConnection, SlotName, SwapOptions,
 };
 use slot_release_emulator::{ConnectionKind, Emulator, EmulatorOptions, Seed};
 
@@ -233,9 +233,12 @@ async fn a_rewritten_status_url_gets_no_token_and_fails_the_swap_naming_the_host
     .expect("client builds");
     let web = azure.web_app(&AppRef::new(SUB, "contoso-rg", "contoso-web").expect("app"));
     // Through the proxy, ordinary calls work: the test is not refused for another reason.
-    web.get_slot(&SlotName::new("staging").expect("slot"))
-        .await
-        .expect("the proxy passes ordinary calls");
+    web.get_slot(
+        &SlotName::new("staging").expect("slot"),
+        &CancellationToken::new(),
+    )
+    .await
+    .expect("the proxy passes ordinary calls");
 
     let result = web
         .swap(

@@ -422,14 +422,63 @@ fn finish(log: &Log, outcome: Result<ExitCode, Failed>) -> ExitCode {
 }
 
 async fn dispatch(cli: Cli, log: &Log) -> Result<ExitCode, Failed> {
+    // Before any work: a signal that arrives while the config loads, or right after the emulator prints
+    // its endpoints, is heard (without a handler, SIGINT and SIGTERM would kill the process outright).
+    let signals = Signals::register();
     let cancel = CancellationToken::new();
-    // The emulator stops on its own signal handling; the release grace period must not cut its shutdown short.
-    if !matches!(cli.command, Cmd::Emulator(_)) {
-        watch_signals(cancel.clone(), log.clone());
+    let work = command(cli, log, cancel.clone());
+    match signals {
+        Ok(mut signals) => stop_on_signals(work, &mut signals, &cancel, log).await,
+        Err(err) => {
+            log.warning(&format!(
+                "Cannot listen for SIGINT and SIGTERM ({err}): a cancellation will stop this run without writing the journal"
+            ));
+            work.await
+        }
     }
+    .map_err(Failed)
+}
+
+/// Runs `work` to its end, which is how every run ends, cancelled or not. The first SIGINT or SIGTERM
+/// cancels `cancel`: no further step starts, the call in flight stops, and the stop's own writes (the
+/// journal, production's settings, the lock given back) finish within the engine's settle grace
+/// (`stages::SETTLE_GRACE`, 7 s); then `work` returns and the result is reported through `main` as usual.
+///
+/// A second signal changes nothing but the log. The agent sends SIGINT, then SIGTERM 7.5 s later and a
+/// kill 2.5 s after that: by its SIGTERM the stop has ended or is finishing a bounded journal write,
+/// which matters more than exiting a moment earlier. No deadline of our own is needed: every wait of a
+/// stopping run is bounded by the run's token or the settle grace, and background work cannot hold the
+/// exit (`main` gives the runtime 0.5 s to shut down).
+async fn stop_on_signals<T>(
+    work: impl std::future::Future<Output = T>,
+    signals: &mut Signals,
+    cancel: &CancellationToken,
+    log: &Log,
+) -> T {
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            name = signals.next() => {
+                if cancel.is_cancelled() {
+                    log.warning(&format!(
+                        "{name} again: still stopping safely (the journal, the lock); this ends within seconds"
+                    ));
+                } else {
+                    log.warning(&format!(
+                        "Cancellation requested ({name}): finishing the current step safely"
+                    ));
+                    cancel.cancel();
+                }
+            }
+        }
+    }
+}
+
+async fn command(cli: Cli, log: &Log, cancel: CancellationToken) -> Result<ExitCode> {
     match cli.command {
         Cmd::Validate(common) => validate(&common, log),
-        Cmd::Plan(args) => plan_cmd(&args, log).await,
+        Cmd::Plan(args) => plan_cmd(&args, log, &cancel).await,
         Cmd::Build(args) => run_cmd(Command::Build, &args.into_run(), log, cancel).await,
         Cmd::Staging(args) => run_cmd(Command::Staging, &args, log, cancel).await,
         Cmd::Production(args) => run_cmd(Command::Production, &args, log, cancel).await,
@@ -445,46 +494,58 @@ async fn dispatch(cli: Cli, log: &Log) -> Result<ExitCode, Failed> {
             log.print_document(&schema);
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Emulator(args) => emulator_cmd(&args, log).await,
+        Cmd::Emulator(args) => emulator_cmd(&args, log, &cancel).await,
         Cmd::TaskInputs => {
             let table = serde_json::to_string_pretty(&task_inputs::to_json()).unwrap_or_default();
             log.print_document(&table);
             Ok(ExitCode::SUCCESS)
         }
     }
-    .map_err(Failed)
 }
 
-/// SIGINT/SIGTERM cancel the run; a second signal, or 4.5 s without finishing, ends the process.
-fn watch_signals(cancel: CancellationToken, log: Log) {
-    tokio::spawn(async move {
-        if wait_signal().await.is_err() {
-            return;
-        }
-        log.warning("Cancellation requested: finishing the current step safely");
-        cancel.cancel();
-        tokio::select! {
-            _ = wait_signal() => {}
-            () = tokio::time::sleep(Duration::from_millis(4500)) => {}
-        }
-        log.error("Stopped: the run did not finish within the cancellation grace period");
-        std::process::exit(130);
-    });
-}
-
-async fn wait_signal() -> std::io::Result<()> {
+/// SIGINT and SIGTERM (Ctrl-C elsewhere), listened for from start-up to exit: the one place the
+/// binary hears signals.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
+
+    /// The next signal, by name.
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => "SIGINT",
+                _ = self.terminate.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            if tokio::signal::ctrl_c().await.is_err() {
+                // Nothing to listen to: no signal ever comes.
+                std::future::pending::<()>().await;
+            }
+            "Ctrl-C"
+        }
     }
 }
 
@@ -682,7 +743,7 @@ fn connect(connection: &Connection, loaded: &release::LoadedRelease) -> Result<p
     }
 }
 
-async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
+async fn plan_cmd(args: &PlanArgs, log: &Log, cancel: &CancellationToken) -> Result<ExitCode> {
     let stage: Stage = args.stage.parse()?;
     let mut loaded = load(&args.common, Some(&args.connection), false, log)?;
     args.overrides.apply(&mut loaded, log)?;
@@ -690,7 +751,7 @@ async fn plan_cmd(args: &PlanArgs, log: &Log) -> Result<ExitCode> {
         Some(path) => LiveState::from_file(path)?,
         None => {
             let port = connect(&args.connection, &loaded)?;
-            port.read_state(&slots(&loaded))
+            port.read_state(&slots(&loaded), cancel)
                 .await
                 .context("cannot read the live state")?
         }
@@ -809,9 +870,9 @@ async fn run_cmd(
     // connection is reported after the package checks, which need none.
     let connection = (command != Command::Build).then(|| connect(&args.connection, &loaded));
     if let Some(Ok(port)) = &connection {
-        stages::register_referenced_secrets(port, &loaded.spec, log).await;
+        stages::register_referenced_secrets(port, &loaded.spec, log, &cancel).await;
     }
-    let package = prepare_package(command, args, &loaded, &work_dir, log)?;
+    let package = prepare_package(command, args, &loaded, &work_dir, log, &cancel).await?;
     let port: std::sync::Arc<dyn Port> = match connection {
         None => std::sync::Arc::new(port::Offline),
         Some(connected) => std::sync::Arc::new(connected?),
@@ -907,12 +968,13 @@ async fn run_cmd(
 /// The package a code app's `build`, `staging` or `release` uses: the one given (resolved, validated and
 /// verified against its build record), else one built from the package root. `build` writes the build
 /// record beside the package in the output folder. Other commands deploy no package.
-fn prepare_package(
+async fn prepare_package(
     command: Command,
     args: &RunArgs,
     loaded: &release::LoadedRelease,
     work_dir: &Path,
     log: &Log,
+    cancel: &CancellationToken,
 ) -> Result<Option<artifact::PreparedPackage>> {
     let AppKind::Code { root, exclude } = &loaded.spec.app.kind else {
         if args.package.is_some() {
@@ -969,7 +1031,8 @@ fn prepare_package(
         write_record: command == Command::Build || built_here,
         verify_config: command != Command::Rollback,
     };
-    let prepared = artifact::prepare(&request, log)?;
+    // Off the runtime's workers: signals are heard, and a cancel stops a big build within a moment.
+    let prepared = artifact::prepare_in_background(&request, log, cancel).await?;
     Ok(Some(prepared))
 }
 
@@ -1123,7 +1186,11 @@ async fn rehearse_cmd(
     })
 }
 
-async fn emulator_cmd(args: &EmulatorArgs, log: &Log) -> Result<ExitCode> {
+async fn emulator_cmd(
+    args: &EmulatorArgs,
+    log: &Log,
+    stop: &CancellationToken,
+) -> Result<ExitCode> {
     let mut seed = match &args.seed {
         Some(path) => slot_release_emulator::Seed::from_file(path)?,
         None => slot_release_emulator::Seed::sample(),
@@ -1156,51 +1223,10 @@ async fn emulator_cmd(args: &EmulatorArgs, log: &Log) -> Result<ExitCode> {
             dir: image_dir.clone(),
         });
     }
-    // Listening before the endpoints are printed: whoever reads them may signal at once.
-    let stop = StopSignals::register()?;
     let emulator = slot_release_emulator::Emulator::start(opts).await?;
+    // Signals were registered before the start: whoever reads the endpoints may signal at once.
     log.print_document(&emulator.connection_summary());
-    stop.wait().await;
+    stop.cancelled().await;
     emulator.shutdown().await;
     Ok(ExitCode::SUCCESS)
-}
-
-/// SIGINT and SIGTERM, registered up front so a signal sent right after start-up is not lost.
-struct StopSignals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    fn register() -> std::io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(StopSignals {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        {
-            Ok(StopSignals {})
-        }
-    }
-
-    async fn wait(mut self) {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.interrupt.recv() => {}
-                _ = self.terminate.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = &mut self;
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }

@@ -6,6 +6,8 @@
 //! another tool, and [`prepare`] resolves, validates and verifies it against its build record before the stage
 //! changes anything: a package that is not what the build made, or a config that changed since, is refused
 //! while nothing has been written to Azure. Only when no package is given is one built, and the log says so.
+//! Building, zipping, hashing and copying are blocking work: [`prepare_in_background`] runs them on tokio's
+//! blocking pool, and a cancel stops them between files or chunks, removing what they had written.
 //! See `docs/packaging.md` and `docs/story-multi-stage.md`.
 
 use std::fs::{self, File};
@@ -14,8 +16,8 @@ use std::path::{Component, Path, PathBuf};
 
 use globset::{GlobBuilder, GlobMatcher};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use slot_release_pipelines::Log;
+use tokio_util::sync::CancellationToken;
 
 use crate::package::{self, ArchiveName, PackageError, PackageSpec, Sha256Hex};
 
@@ -142,6 +144,8 @@ pub enum ArtifactError {
         "package root {root} is empty; check `package.root`, or that the step producing it ran before this one"
     )]
     RootEmpty { root: PathBuf },
+    #[error("preparing the package was cancelled; what it had written was removed")]
+    Cancelled,
 }
 
 /// A digest that differs from the build record's (boxed: errors stay small on the happy path).
@@ -338,14 +342,36 @@ pub struct PreparedPackage {
     pub built: bool,
 }
 
+/// [`prepare`] on tokio's blocking pool, so the runtime (signals, timers, the log) runs on while a big
+/// tree is zipped or a big package hashed or copied. A cancel stops the work between files or chunks,
+/// within a fraction of a second, and what it had written is removed.
+pub async fn prepare_in_background(
+    request: &PrepareRequest,
+    log: &Log,
+    cancel: &CancellationToken,
+) -> Result<PreparedPackage, ArtifactError> {
+    let (request, log, cancel) = (request.clone(), log.clone(), cancel.clone());
+    match tokio::task::spawn_blocking(move || prepare(&request, &log, &cancel)).await {
+        Ok(prepared) => prepared,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        // Only a runtime shutting down drops a blocking task: the run is over.
+        Err(_) => Err(ArtifactError::Cancelled),
+    }
+}
+
 /// Resolves, validates, builds or zips, and verifies the package a stage uses, before the stage changes
-/// anything. Every refusal here happens while nothing has been written to Azure.
-pub fn prepare(request: &PrepareRequest, log: &Log) -> Result<PreparedPackage, ArtifactError> {
+/// anything. Every refusal here happens while nothing has been written to Azure. Blocking: see
+/// [`prepare_in_background`].
+pub fn prepare(
+    request: &PrepareRequest,
+    log: &Log,
+    cancel: &CancellationToken,
+) -> Result<PreparedPackage, ArtifactError> {
     let prepared = match &request.source {
         PackageSource::Given {
             pattern,
             build_record,
-        } => prepare_given(request, pattern, build_record.as_deref(), log)?,
+        } => prepare_given(request, pattern, build_record.as_deref(), log, cancel)?,
         PackageSource::Build { spec, none_given } => {
             check_package_root(&spec.root, &request.sources)?;
             if *none_given {
@@ -370,6 +396,7 @@ pub fn prepare(request: &PrepareRequest, log: &Log) -> Result<PreparedPackage, A
                 ArchiveName::default(),
                 request,
                 log,
+                cancel,
             )?;
             PreparedPackage {
                 built: true,
@@ -411,6 +438,7 @@ fn prepare_given(
     pattern: &str,
     build_record: Option<&Path>,
     log: &Log,
+    cancel: &CancellationToken,
 ) -> Result<PreparedPackage, ArtifactError> {
     let found = resolve_pattern(pattern, &request.base_dir)?;
     let is_folder = match inspect(&found)? {
@@ -442,11 +470,11 @@ fn prepare_given(
         } else {
             ArchiveName::new(FOLDER_ARCHIVE)?
         };
-        build_zip(&spec, &info, archive, request, log)?
+        build_zip(&spec, &info, archive, request, log, cancel)?
     } else {
-        let (sha256, size) = sha256_file(&found)?;
+        let (sha256, size) = sha256_file(&found, cancel)?;
         let path = if request.write_record {
-            copy_into(&found, &request.out_dir)?
+            copy_into(&found, &request.out_dir, cancel)?
         } else {
             found.clone()
         };
@@ -506,13 +534,18 @@ fn build_zip(
     archive_name: ArchiveName,
     request: &PrepareRequest,
     log: &Log,
+    cancel: &CancellationToken,
 ) -> Result<PreparedPackage, ArtifactError> {
     let options = package::BuildOptions {
         archive_name,
         progress: Some(log.clone()),
+        cancel: cancel.clone(),
         ..package::BuildOptions::default()
     };
-    let built = package::build_package(spec, info, &request.out_dir, &options)?;
+    let built = match package::build_package(spec, info, &request.out_dir, &options) {
+        Err(PackageError::Cancelled) => return Err(ArtifactError::Cancelled),
+        built => built?,
+    };
     log.info(&format!(
         "Package {} ({} bytes, sha256 {})",
         built.path.display(),
@@ -530,23 +563,63 @@ fn build_zip(
 }
 
 /// Copies a given zip into the output folder (unless it is already there), so the record sits beside it.
-fn copy_into(zip: &Path, out_dir: &Path) -> Result<PathBuf, ArtifactError> {
+/// Copied in chunks into a temporary file renamed at the end: a cancel (checked between chunks) or a
+/// failure leaves no partial package under the final name.
+fn copy_into(
+    zip: &Path,
+    out_dir: &Path,
+    cancel: &CancellationToken,
+) -> Result<PathBuf, ArtifactError> {
     let name = zip.file_name().unwrap_or_default();
     let target = out_dir.join(name);
-    fs::create_dir_all(out_dir).map_err(|source| ArtifactError::Write {
-        path: out_dir.to_owned(),
-        source,
-    })?;
+    let write_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ArtifactError::Write { path, source }
+    };
+    fs::create_dir_all(out_dir).map_err(write_err(out_dir))?;
     let same = match (fs::canonicalize(zip), fs::canonicalize(&target)) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     };
-    if !same {
-        fs::copy(zip, &target).map_err(|source| ArtifactError::Write {
-            path: target.clone(),
-            source,
-        })?;
+    if same {
+        return Ok(target);
     }
+    let mut from = File::open(zip).map_err(|source| ArtifactError::Unreadable {
+        path: zip.to_owned(),
+        source,
+    })?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".slot-release-copy-")
+        .tempfile_in(out_dir)
+        .map_err(write_err(out_dir))?;
+    let mut buf = vec![0u8; 1024 * 1024];
+    loop {
+        if cancel.is_cancelled() {
+            return Err(ArtifactError::Cancelled);
+        }
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(ArtifactError::Unreadable {
+                    path: zip.to_owned(),
+                    source,
+                });
+            }
+        };
+        io::Write::write_all(&mut tmp, &buf[..n]).map_err(write_err(&target))?;
+    }
+    #[cfg(unix)]
+    {
+        // Temporary files are private; the package is published as an artifact and read by other users.
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .map_err(write_err(&target))?;
+    }
+    tmp.persist(&target)
+        .map_err(|e| write_err(&target)(e.error))?;
     Ok(target)
 }
 
@@ -598,27 +671,22 @@ pub fn config_digest(config: &Path) -> Result<Sha256Hex, ArtifactError> {
     Ok(Sha256Hex::of(&bytes))
 }
 
-/// SHA-256 and size of a file, read in chunks (packages can be large).
-pub fn sha256_file(path: &Path) -> Result<(Sha256Hex, u64), ArtifactError> {
+/// SHA-256 and size of a file, read in chunks (packages can be large); a cancel stops it between chunks.
+pub fn sha256_file(
+    path: &Path,
+    cancel: &CancellationToken,
+) -> Result<(Sha256Hex, u64), ArtifactError> {
     let unreadable = |source| ArtifactError::Unreadable {
         path: path.to_owned(),
         source,
     };
     let mut file = File::open(path).map_err(unreadable)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(unreadable(e)),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
+    match package::hash_reader(&mut file, cancel) {
+        Ok(digest) => Ok(digest),
+        // `hash_reader` retries interrupted reads itself: an `Interrupted` coming out is the cancel.
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(ArtifactError::Cancelled),
+        Err(e) => Err(unreadable(e)),
     }
-    Ok((Sha256Hex::finish(hasher), total))
 }
 
 /// Writes a build record (pretty JSON, replaced atomically).
@@ -937,6 +1005,36 @@ mod tests {
         for good in ["a/b", "..a/b", "a..b/c", "bin\\app.dll", ".well-known/x"] {
             assert!(!escapes(good), "{good} refused");
         }
+    }
+
+    #[test]
+    fn a_copy_stops_between_chunks_and_leaves_no_partial_file() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let from = dir.path().join("package.zip");
+        // Sparse: 2 GiB that take no disk, and seconds to copy; a copy not cancelled finishes (and fails
+        // the test on its `Ok`) rather than fill the disk.
+        File::create(&from)
+            .and_then(|f| f.set_len(2 << 30))
+            .expect("sparse file");
+        let out = dir.path().join("out");
+        let cancel = CancellationToken::new();
+        let trigger = cancel.clone();
+        let timer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            trigger.cancel();
+            std::time::Instant::now()
+        });
+        let result = copy_into(&from, &out, &cancel);
+        let returned = std::time::Instant::now();
+        let cancelled_at = timer.join().expect("timer");
+        assert!(
+            matches!(result, Err(ArtifactError::Cancelled)),
+            "expected a cancelled copy, got {result:?}"
+        );
+        let took = returned.saturating_duration_since(cancelled_at);
+        assert!(took < std::time::Duration::from_millis(500), "{took:?}");
+        let left: Vec<_> = fs::read_dir(&out).expect("out").flatten().collect();
+        assert!(left.is_empty(), "partial copy left: {left:?}");
     }
 
     #[test]

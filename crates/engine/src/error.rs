@@ -407,15 +407,19 @@ pub enum Error {
         /// Why.
         source: slot_release_pipelines::Error,
     },
-    /// The run was cancelled (SIGINT/SIGTERM, or the agent cancelled the job): between two steps of a stage,
-    /// or while a remote command ran (then there is no step).
+    /// The run was cancelled (SIGINT/SIGTERM, or the agent cancelled the job): between two steps of a stage
+    /// (`step`), or during a call to Azure (`during`; a write cancelled in flight may still have taken
+    /// effect), or while a remote command ran.
     #[error(
-        "cancelled{}",
-        step.as_ref().map_or_else(String::new, |step| format!(" before step `{step}`; the journal records where the release stopped"))
+        "cancelled{}{}",
+        step.as_ref().map_or_else(String::new, |step| format!(" before step `{step}`; the journal records where the release stopped")),
+        during.as_ref().map_or_else(String::new, |call| format!(" during `{call}`"))
     )]
     Cancelled {
         /// The step not started.
         step: Option<String>,
+        /// The call to Azure that was in flight or waiting.
+        during: Option<String>,
     },
 }
 
@@ -452,7 +456,7 @@ impl Error {
             Error::Cancelled { .. }
             | Error::GateCancelled { .. }
             | Error::WatchCancelled { .. } => true,
-            Error::Health { source } => source.is_cancelled(),
+            Error::Health { source } | Error::StepFailed { source, .. } => source.is_cancelled(),
             _ => false,
         }
     }
@@ -539,13 +543,34 @@ mod tests {
     fn a_cancellation_names_the_step_only_when_there_is_one() {
         let between_steps = Error::Cancelled {
             step: Some("swap staging into production".to_owned()),
+            during: None,
         };
         assert_eq!(
             between_steps.to_string(),
             "cancelled before step `swap staging into production`; the journal records where the release stopped"
         );
-        assert_eq!(Error::Cancelled { step: None }.to_string(), "cancelled");
-        assert!(between_steps.is_cancelled());
+        let in_flight = Error::Cancelled {
+            step: None,
+            during: Some("swap staging into production".to_owned()),
+        };
+        assert_eq!(
+            in_flight.to_string(),
+            "cancelled during `swap staging into production`"
+        );
+        assert_eq!(
+            Error::Cancelled {
+                step: None,
+                during: None
+            }
+            .to_string(),
+            "cancelled"
+        );
+        assert!(between_steps.is_cancelled() && in_flight.is_cancelled());
+        let wrapped = Error::StepFailed {
+            step: "swap".to_owned(),
+            source: Box::new(in_flight),
+        };
+        assert!(wrapped.is_cancelled(), "seen through a failed step");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! bounded whatever the tree holds. Entries that deflate cannot shrink (judged from small samples, then from
 //! the result) are stored, as Info-ZIP does. Anything that could make the archive unsafe or not what the
 //! user meant (escaping symlinks, loops, special files, non-UTF-8 names, files changing while read) is refused
-//! with an error naming the path. See `docs/packaging.md`.
+//! with an error naming the path. A cancel ([`BuildOptions::cancel`]) is checked between files and between
+//! the chunks of a streamed one, and leaves nothing behind. See `docs/packaging.md`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,6 +24,7 @@ use ignore::overrides::OverrideBuilder;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use slot_release_pipelines::Log;
+use tokio_util::sync::CancellationToken;
 use zip::write::{PreparedZipFile, SimpleFileOptions, ZipFileBuilder};
 use zip::{CompressionMethod, DateTime, System, ZipWriter};
 
@@ -120,6 +122,8 @@ pub enum PackageError {
         #[source]
         source: zip::result::ZipError,
     },
+    #[error("packaging was cancelled; the partial archive was removed")]
+    Cancelled,
 }
 
 /// What to package: a root folder, with ignore files and exclude globs applied.
@@ -285,6 +289,9 @@ pub struct BuildOptions {
     pub window_files: usize,
     /// Where progress goes (`task.setprogress` in a pipeline, a bar on a terminal), in 5 % steps.
     pub progress: Option<Log>,
+    /// Stops the build between files (and between the chunks of a streamed file) with
+    /// [`PackageError::Cancelled`]; the partial archive is removed.
+    pub cancel: CancellationToken,
 }
 
 impl Default for BuildOptions {
@@ -298,6 +305,7 @@ impl Default for BuildOptions {
             window_bytes: 16 * 1024 * 1024,
             window_files: 512,
             progress: None,
+            cancel: CancellationToken::new(),
         }
     }
 }
@@ -456,7 +464,26 @@ struct Entry {
     size: u64,
 }
 
+/// [`build_package`] on tokio's blocking pool, so the runtime (signals, timers, the log) runs on while a
+/// big tree is packaged; [`BuildOptions::cancel`] stops it within a fraction of a second.
+pub async fn build_in_background(
+    spec: &PackageSpec,
+    info: &BuildInfo,
+    out_dir: &Path,
+    opts: &BuildOptions,
+) -> Result<BuiltPackage, PackageError> {
+    let (spec, info, out_dir, opts) =
+        (spec.clone(), info.clone(), out_dir.to_owned(), opts.clone());
+    match tokio::task::spawn_blocking(move || build_package(&spec, &info, &out_dir, &opts)).await {
+        Ok(built) => built,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        // Only a runtime shutting down drops a blocking task: the run is over.
+        Err(_) => Err(PackageError::Cancelled),
+    }
+}
+
 /// Builds the package for `spec` into `out_dir` (created when missing). See the module docs for guarantees.
+/// Blocking: see [`build_in_background`].
 pub fn build_package(
     spec: &PackageSpec,
     info: &BuildInfo,
@@ -493,7 +520,7 @@ pub fn build_package(
         });
     }
 
-    let entries = collect_entries(spec, &root, &out_canon)?;
+    let entries = collect_entries(spec, &root, &out_canon, &opts.cancel)?;
     if entries.is_empty() {
         return Err(PackageError::Empty {
             root: spec.root.clone(),
@@ -556,7 +583,11 @@ pub fn build_package(
     file.sync_all().map_err(write_err)?;
 
     file.rewind().map_err(write_err)?;
-    let (sha256, size) = hash_reader(&mut file).map_err(write_err)?;
+    let (sha256, size) = match hash_reader(&mut file, &opts.cancel) {
+        Ok(digest) => digest,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(PackageError::Cancelled),
+        Err(e) => return Err(write_err(e)),
+    };
     drop(file);
     make_world_readable(tmp.as_file()).map_err(write_err)?;
     tmp.persist(&archive_path).map_err(|e| write_err(e.error))?;
@@ -583,6 +614,7 @@ fn collect_entries(
     spec: &PackageSpec,
     root: &Path,
     out_dir: &Path,
+    cancel: &CancellationToken,
 ) -> Result<Vec<Entry>, PackageError> {
     let mut overrides = OverrideBuilder::new(root);
     for glob in &spec.exclude {
@@ -619,6 +651,9 @@ fn collect_entries(
 
     let mut entries = Vec::new();
     for item in builder.build() {
+        if cancel.is_cancelled() {
+            return Err(PackageError::Cancelled);
+        }
         let dirent = item.map_err(|e| walk_error(root, &e))?;
         if dirent.depth() == 0 {
             continue;
@@ -850,6 +885,7 @@ fn copy_checked(
     entry: &Entry,
     file: &mut File,
     sink: &mut dyn Write,
+    cancel: &CancellationToken,
 ) -> Result<Sha256Hex, PackageError> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 128 * 1024];
@@ -857,6 +893,10 @@ fn copy_checked(
     // One byte past the expected size is enough to notice growth without reading an unbounded file.
     let mut limited = Read::by_ref(file).take(entry.size + 1);
     loop {
+        // A multi-gigabyte file is several seconds of work: checked per chunk, not per file.
+        if cancel.is_cancelled() {
+            return Err(PackageError::Cancelled);
+        }
         let n = match limited.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
@@ -1006,6 +1046,7 @@ struct Gate {
     max_bytes: u64,
     max_files: usize,
     stream_threshold: u64,
+    cancel: CancellationToken,
 }
 
 #[derive(Default)]
@@ -1025,7 +1066,7 @@ impl Gate {
     fn take(&self, entries: &[Entry]) -> Option<usize> {
         let mut s = self.lock();
         loop {
-            if s.stop || s.next >= entries.len() {
+            if s.stop || s.next >= entries.len() || self.cancel.is_cancelled() {
                 return None;
             }
             let i = s.next;
@@ -1087,6 +1128,7 @@ fn compress_and_write(
         max_bytes: opts.window_bytes,
         max_files: opts.window_files,
         stream_threshold: opts.stream_threshold,
+        cancel: opts.cancel.clone(),
     };
     let base = writer.base;
     std::thread::scope(|scope| {
@@ -1129,8 +1171,11 @@ fn write_in_order(
 ) -> Result<(), PackageError> {
     let mut ready: BTreeMap<usize, Prepared> = BTreeMap::new();
     for (i, entry) in entries.iter().enumerate() {
+        if gate.cancel.is_cancelled() {
+            return Err(PackageError::Cancelled);
+        }
         if entry.size > gate.stream_threshold {
-            writer.stream_entry(entry)?;
+            writer.stream_entry(entry, &gate.cancel)?;
             continue;
         }
         let prepared = loop {
@@ -1138,6 +1183,10 @@ fn write_in_order(
                 break p;
             }
             let Ok((j, p)) = done.recv() else {
+                // The threads stop taking entries on a cancel; that is not a failure of this entry.
+                if gate.cancel.is_cancelled() {
+                    return Err(PackageError::Cancelled);
+                }
                 return Err(PackageError::Unreadable {
                     path: entry.name.0.clone(),
                     source: io::Error::other("the compression threads stopped early"),
@@ -1184,7 +1233,11 @@ impl PackageWriter {
         Ok(())
     }
 
-    fn stream_entry(&mut self, entry: &Entry) -> Result<(), PackageError> {
+    fn stream_entry(
+        &mut self,
+        entry: &Entry,
+        cancel: &CancellationToken,
+    ) -> Result<(), PackageError> {
         let (mut file, meta) = open_entry(entry)?;
         let mode = mode_of(&meta);
         // A sampling failure only costs the shortcut; a file that changed is caught by the copy below.
@@ -1208,7 +1261,7 @@ impl PackageWriter {
         self.zip
             .start_file(entry.name.0.as_str(), options)
             .map_err(|e| self.zip_error(&entry.name.0, e))?;
-        let sha256 = copy_checked(entry, &mut file, &mut self.zip)?;
+        let sha256 = copy_checked(entry, &mut file, &mut self.zip, cancel)?;
         self.record(ManifestFile {
             path: entry.name.0.clone(),
             size: entry.size,
@@ -1279,11 +1332,19 @@ impl PackageWriter {
     }
 }
 
-fn hash_reader(reader: &mut impl Read) -> io::Result<(Sha256Hex, u64)> {
+/// SHA-256 and length of everything `reader` holds, read in chunks; a cancel between chunks is an
+/// `Interrupted` error (never retried here: a read interrupted by a signal is).
+pub(crate) fn hash_reader(
+    reader: &mut impl Read,
+    cancel: &CancellationToken,
+) -> io::Result<(Sha256Hex, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
+        if cancel.is_cancelled() {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+        }
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,

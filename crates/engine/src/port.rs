@@ -62,10 +62,21 @@ pub struct CommandResult {
 }
 
 /// Everything the stages need from Azure.
+///
+/// Every call takes a cancellation token and stops at once when it fires, with an error for which
+/// [`Error::is_cancelled`] holds. A cancelled write may still have reached Azure and taken effect: the
+/// caller treats it as "may have happened" (the journal and recovery are built for that). Which token a
+/// call gets is the caller's choice: the run's for the work of a step, a bounded one for the writes a
+/// stop must still make (see `stages`). Checked by `every_port_method_takes_a_cancellation_token`
+/// (`tests/tests/tidy.rs`); `prober` and `now_unix` do no I/O.
 #[async_trait]
 pub trait Port: Send + Sync + std::fmt::Debug {
     /// Reads the live state of the app: the named slots (missing ones are absent), sticky names, tags.
-    async fn read_state(&self, slots: &[String]) -> Result<LiveState, Error>;
+    async fn read_state(
+        &self,
+        slots: &[String],
+        cancel: &CancellationToken,
+    ) -> Result<LiveState, Error>;
     /// Creates a slot.
     async fn create_slot(&self, slot: &str, cancel: &CancellationToken) -> Result<(), Error>;
     /// Sets app settings on a slot, keeping all others.
@@ -73,18 +84,30 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         &self,
         slot: &str,
         settings: &BTreeMap<String, SettingValue>,
+        cancel: &CancellationToken,
     ) -> Result<(), Error>;
     /// Removes app settings from a slot, keeping all others.
-    async fn remove_settings(&self, slot: &str, names: &BTreeSet<String>) -> Result<(), Error>;
+    async fn remove_settings(
+        &self,
+        slot: &str,
+        names: &BTreeSet<String>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error>;
     /// Marks app setting names sticky (`stick`) or no longer sticky (`unstick`), keeping the other names as
     /// they are. Sticky names stay with their slot in a swap; the others travel with the content.
     async fn set_sticky(
         &self,
         stick: &BTreeSet<String>,
         unstick: &BTreeSet<String>,
+        cancel: &CancellationToken,
     ) -> Result<(), Error>;
     /// Changes site config of a slot.
-    async fn set_site(&self, slot: &str, change: &SiteChange) -> Result<(), Error>;
+    async fn set_site(
+        &self,
+        slot: &str,
+        change: &SiteChange,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error>;
     /// Deploys a zip package to a slot and waits for it.
     async fn deploy_zip(
         &self,
@@ -116,19 +139,25 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         cancel: &CancellationToken,
     ) -> Result<(), Error>;
     /// Cancels a swap with preview.
-    async fn reset_slot_config(&self, source: &str) -> Result<(), Error>;
+    async fn reset_slot_config(
+        &self,
+        source: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error>;
     /// The site's tags (where the journal lives).
-    async fn tags(&self) -> Result<BTreeMap<String, String>, Error>;
+    async fn tags(&self, cancel: &CancellationToken) -> Result<BTreeMap<String, String>, Error>;
     /// Adds or updates the given tags of the site in one request, leaving all others (ARM's Tags API
     /// `Merge`); returns the site's tags after it.
     async fn merge_tags(
         &self,
         tags: &BTreeMap<String, String>,
+        cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, String>, Error>;
     /// Removes the given tags of the site (a tag given with a value only while it has that value).
     async fn delete_tags(
         &self,
         tags: &BTreeMap<String, String>,
+        cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, String>, Error>;
     /// Writes a deployment record (id = release id) on a slot's Kudu, marking it active.
     async fn put_record(
@@ -136,20 +165,26 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         slot: &str,
         id: &str,
         record: &DeploymentRecord,
+        cancel: &CancellationToken,
     ) -> Result<(), Error>;
     /// Reads secrets from a vault by name.
     async fn get_secrets(
         &self,
         vault: &str,
         names: &[String],
+        cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, SecretValue>, Error>;
     /// The HTTPS base URL of a slot's app (for health probes): its default host as ARM names it.
-    async fn slot_url(&self, slot: &str) -> Result<url::Url, Error>;
+    async fn slot_url(&self, slot: &str, cancel: &CancellationToken) -> Result<url::Url, Error>;
     /// What health probes go through (an HTTP client that trusts the same CAs as the Azure client).
     fn prober(&self) -> Arc<dyn crate::health::Prober>;
     /// Whether the app of a slot crashed in its latest start, from the platform's logs; `None` when it
     /// runs or starts, or when this port cannot tell.
-    async fn app_failure(&self, _slot: &str) -> Result<Option<AppFailure>, Error> {
+    async fn app_failure(
+        &self,
+        _slot: &str,
+        _cancel: &CancellationToken,
+    ) -> Result<Option<AppFailure>, Error> {
         Ok(None)
     }
     /// The time now, in Unix seconds (lock expiry); a fake clock in model tests.
@@ -272,11 +307,20 @@ impl AzurePort {
     }
 }
 
+/// The engine's error for a failed call; a cancelled one is [`Error::Cancelled`], naming the call.
 fn azure_err(operation: impl Into<String>) -> impl FnOnce(az::AzureError) -> Error {
     let operation = operation.into();
-    move |source| Error::Azure {
-        operation,
-        source: Box::new(source),
+    move |source| {
+        if source.kind() == az::ErrorKind::Cancelled {
+            return Error::Cancelled {
+                step: None,
+                during: Some(operation),
+            };
+        }
+        Error::Azure {
+            operation,
+            source: Box::new(source),
+        }
     }
 }
 
@@ -310,7 +354,11 @@ fn release_of(deployments: &[az::Deployment]) -> SlotRecord {
 
 #[async_trait]
 impl Port for AzurePort {
-    async fn read_state(&self, slots: &[String]) -> Result<LiveState, Error> {
+    async fn read_state(
+        &self,
+        slots: &[String],
+        cancel: &CancellationToken,
+    ) -> Result<LiveState, Error> {
         let mut state = LiveState::default();
         let mut names: Vec<&str> = vec![PRODUCTION];
         names.extend(
@@ -321,25 +369,25 @@ impl Port for AzurePort {
         );
         for name in names {
             let slot = Self::slot(name)?;
-            let info = match self.app.get_slot(&slot).await {
+            let info = match self.app.get_slot(&slot, cancel).await {
                 Ok(info) => info,
                 Err(e) if e.status() == Some(404) && name != PRODUCTION => continue,
                 Err(e) => return Err(azure_err(format!("read {} slot {name}", self.name))(e)),
             };
             let settings = self
                 .app
-                .app_settings(&slot)
+                .app_settings(&slot, cancel)
                 .await
                 .map_err(azure_err(format!("read settings of {name}")))?;
             let config = self
                 .app
-                .site_config(&slot)
+                .site_config(&slot, cancel)
                 .await
                 .map_err(azure_err(format!("read site config of {name}")))?;
             let deployments = self
                 .app
                 .kudu(&slot)
-                .deployments()
+                .deployments(cancel)
                 .await
                 .map_err(azure_err(format!("read deployments of {name}")))?;
             if name == PRODUCTION {
@@ -364,7 +412,7 @@ impl Port for AzurePort {
         }
         let sticky = self
             .app
-            .slot_config_names()
+            .slot_config_names(cancel)
             .await
             .map_err(azure_err("read sticky setting names"))?;
         state.sticky_settings = sticky.app_setting_names.into_iter().collect();
@@ -386,6 +434,7 @@ impl Port for AzurePort {
         &self,
         slot: &str,
         settings: &BTreeMap<String, SettingValue>,
+        cancel: &CancellationToken,
     ) -> Result<(), Error> {
         let change = az::SettingsChange {
             set: settings
@@ -395,19 +444,24 @@ impl Port for AzurePort {
             remove: BTreeSet::new(),
         };
         self.app
-            .update_app_settings(&Self::slot(slot)?, &change)
+            .update_app_settings(&Self::slot(slot)?, &change, cancel)
             .await
             .map(drop)
             .map_err(azure_err(format!("set settings on {slot}")))
     }
 
-    async fn remove_settings(&self, slot: &str, names: &BTreeSet<String>) -> Result<(), Error> {
+    async fn remove_settings(
+        &self,
+        slot: &str,
+        names: &BTreeSet<String>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
         let change = az::SettingsChange {
             set: BTreeMap::new(),
             remove: names.clone(),
         };
         self.app
-            .update_app_settings(&Self::slot(slot)?, &change)
+            .update_app_settings(&Self::slot(slot)?, &change, cancel)
             .await
             .map(drop)
             .map_err(azure_err(format!("remove settings from {slot}")))
@@ -417,10 +471,11 @@ impl Port for AzurePort {
         &self,
         stick: &BTreeSet<String>,
         unstick: &BTreeSet<String>,
+        cancel: &CancellationToken,
     ) -> Result<(), Error> {
         let mut current = self
             .app
-            .slot_config_names()
+            .slot_config_names(cancel)
             .await
             .map_err(azure_err("read sticky setting names"))?;
         let have: BTreeSet<String> = current.app_setting_names.iter().cloned().collect();
@@ -439,19 +494,24 @@ impl Port for AzurePort {
                 .cloned(),
         );
         self.app
-            .set_slot_config_names(&current)
+            .set_slot_config_names(&current, cancel)
             .await
             .map_err(azure_err("change sticky setting names"))
     }
 
-    async fn set_site(&self, slot: &str, change: &SiteChange) -> Result<(), Error> {
+    async fn set_site(
+        &self,
+        slot: &str,
+        change: &SiteChange,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
         let patch = az::SiteConfigPatch {
             linux_fx_version: change.linux_fx_version.clone(),
             app_command_line: change.startup_command.clone(),
             ..az::SiteConfigPatch::default()
         };
         self.app
-            .patch_site_config(&Self::slot(slot)?, &patch)
+            .patch_site_config(&Self::slot(slot)?, &patch, cancel)
             .await
             .map(drop)
             .map_err(azure_err(format!("update site config of {slot}")))
@@ -526,7 +586,7 @@ impl Port for AzurePort {
         if matches!(
             err.kind(),
             az::ErrorKind::OperationFailed | az::ErrorKind::Transient | az::ErrorKind::Rejected
-        ) && let Ok(Some(failure)) = self.app_failure(source).await
+        ) && let Ok(Some(failure)) = self.app_failure(source, cancel).await
         {
             operation = format!(
                 "swap {source} into {target} (the app of {source} is down: {})",
@@ -552,16 +612,20 @@ impl Port for AzurePort {
             .map_err(azure_err(format!("apply {target} settings to {source}")))
     }
 
-    async fn reset_slot_config(&self, source: &str) -> Result<(), Error> {
+    async fn reset_slot_config(
+        &self,
+        source: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
         self.app
-            .reset_slot_config(&Self::slot(source)?)
+            .reset_slot_config(&Self::slot(source)?, cancel)
             .await
             .map_err(azure_err(format!("reset slot config of {source}")))
     }
 
-    async fn tags(&self) -> Result<BTreeMap<String, String>, Error> {
+    async fn tags(&self, cancel: &CancellationToken) -> Result<BTreeMap<String, String>, Error> {
         self.app
-            .tags(&az::SlotName::production())
+            .tags(&az::SlotName::production(), cancel)
             .await
             .map_err(azure_err("read the journal tags"))
     }
@@ -569,9 +633,10 @@ impl Port for AzurePort {
     async fn merge_tags(
         &self,
         tags: &BTreeMap<String, String>,
+        cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, String>, Error> {
         self.app
-            .merge_tags(&az::SlotName::production(), tags)
+            .merge_tags(&az::SlotName::production(), tags, cancel)
             .await
             .map_err(azure_err("merge the journal tags"))
     }
@@ -579,9 +644,10 @@ impl Port for AzurePort {
     async fn delete_tags(
         &self,
         tags: &BTreeMap<String, String>,
+        cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, String>, Error> {
         self.app
-            .delete_tags(&az::SlotName::production(), tags)
+            .delete_tags(&az::SlotName::production(), tags, cancel)
             .await
             .map_err(azure_err("delete journal tags"))
     }
@@ -591,6 +657,7 @@ impl Port for AzurePort {
         slot: &str,
         id: &str,
         record: &DeploymentRecord,
+        cancel: &CancellationToken,
     ) -> Result<(), Error> {
         let message = serde_json::to_string(record).unwrap_or_default();
         let failed = record.phase == crate::journal::Phase::Failed.as_str();
@@ -614,7 +681,7 @@ impl Port for AzurePort {
         };
         self.app
             .kudu(&Self::slot(slot)?)
-            .put_deployment_record(&id, &rec)
+            .put_deployment_record(&id, &rec, cancel)
             .await
             .map(drop)
             .map_err(azure_err(format!("write the deployment record on {slot}")))
@@ -624,6 +691,7 @@ impl Port for AzurePort {
         &self,
         vault: &str,
         names: &[String],
+        cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, SecretValue>, Error> {
         let kv = self
             .azure
@@ -634,17 +702,17 @@ impl Port for AzurePort {
             .map(|n| az::SecretRef::parse(n))
             .collect::<Result<Vec<_>, _>>()
             .map_err(azure_err(format!("name secrets of {vault}")))?;
-        kv.get_secrets(&refs)
+        kv.get_secrets(&refs, cancel)
             .await
             .map_err(azure_err(format!("read secrets from {vault}")))
     }
 
-    async fn slot_url(&self, slot: &str) -> Result<url::Url, Error> {
+    async fn slot_url(&self, slot: &str, cancel: &CancellationToken) -> Result<url::Url, Error> {
         // Read from ARM, never built from the names: an app may have a unique default host name
         // (`<site>-<hash>.<region>.azurewebsites.net`), and a long slot host is shortened.
         let info = self
             .app
-            .get_slot(&Self::slot(slot)?)
+            .get_slot(&Self::slot(slot)?, cancel)
             .await
             .map_err(azure_err(format!("read the host name of slot {slot}")))?;
         self.azure
@@ -657,12 +725,16 @@ impl Port for AzurePort {
         Arc::new(self.azure.page_client())
     }
 
-    async fn app_failure(&self, slot: &str) -> Result<Option<AppFailure>, Error> {
+    async fn app_failure(
+        &self,
+        slot: &str,
+        cancel: &CancellationToken,
+    ) -> Result<Option<AppFailure>, Error> {
         let name = Self::slot(slot)?;
         let report = self
             .app
             .kudu(&name)
-            .start_report()
+            .start_report(cancel)
             .await
             .map_err(azure_err(format!("read the container logs of {slot}")))?;
         let Some(report) = report else {
@@ -670,7 +742,7 @@ impl Port for AzurePort {
         };
         let container = self
             .app
-            .get_slot(&name)
+            .get_slot(&name, cancel)
             .await
             .is_ok_and(|info| info.is_container());
         Ok(Some(AppFailure {
@@ -712,12 +784,18 @@ pub struct SlotCrashCheck {
     pub port: Arc<dyn Port>,
     /// The slot probed.
     pub slot: String,
+    /// The gate's cancellation: a log read in flight stops with the gate.
+    pub cancel: CancellationToken,
 }
 
 #[async_trait]
 impl crate::health::CrashCheck for SlotCrashCheck {
     async fn crashed(&self) -> Option<AppFailure> {
-        self.port.app_failure(&self.slot).await.ok().flatten()
+        self.port
+            .app_failure(&self.slot, &self.cancel)
+            .await
+            .ok()
+            .flatten()
     }
 }
 
@@ -735,22 +813,37 @@ impl Offline {
 
 #[async_trait]
 impl Port for Offline {
-    async fn read_state(&self, _: &[String]) -> Result<LiveState, Error> {
+    async fn read_state(&self, _: &[String], _: &CancellationToken) -> Result<LiveState, Error> {
         self.refuse("read the live state")
     }
     async fn create_slot(&self, _: &str, _: &CancellationToken) -> Result<(), Error> {
         self.refuse("create a slot")
     }
-    async fn set_settings(&self, _: &str, _: &BTreeMap<String, SettingValue>) -> Result<(), Error> {
+    async fn set_settings(
+        &self,
+        _: &str,
+        _: &BTreeMap<String, SettingValue>,
+        _: &CancellationToken,
+    ) -> Result<(), Error> {
         self.refuse("set settings")
     }
-    async fn remove_settings(&self, _: &str, _: &BTreeSet<String>) -> Result<(), Error> {
+    async fn remove_settings(
+        &self,
+        _: &str,
+        _: &BTreeSet<String>,
+        _: &CancellationToken,
+    ) -> Result<(), Error> {
         self.refuse("remove settings")
     }
-    async fn set_sticky(&self, _: &BTreeSet<String>, _: &BTreeSet<String>) -> Result<(), Error> {
+    async fn set_sticky(
+        &self,
+        _: &BTreeSet<String>,
+        _: &BTreeSet<String>,
+        _: &CancellationToken,
+    ) -> Result<(), Error> {
         self.refuse("change sticky setting names")
     }
-    async fn set_site(&self, _: &str, _: &SiteChange) -> Result<(), Error> {
+    async fn set_site(&self, _: &str, _: &SiteChange, _: &CancellationToken) -> Result<(), Error> {
         self.refuse("change site config")
     }
     async fn deploy_zip(
@@ -782,35 +875,44 @@ impl Port for Offline {
     ) -> Result<(), Error> {
         self.refuse("apply slot config")
     }
-    async fn reset_slot_config(&self, _: &str) -> Result<(), Error> {
+    async fn reset_slot_config(&self, _: &str, _: &CancellationToken) -> Result<(), Error> {
         self.refuse("reset slot config")
     }
-    async fn tags(&self) -> Result<BTreeMap<String, String>, Error> {
+    async fn tags(&self, _: &CancellationToken) -> Result<BTreeMap<String, String>, Error> {
         self.refuse("read the journal")
     }
     async fn merge_tags(
         &self,
         _: &BTreeMap<String, String>,
+        _: &CancellationToken,
     ) -> Result<BTreeMap<String, String>, Error> {
         self.refuse("write the journal")
     }
     async fn delete_tags(
         &self,
         _: &BTreeMap<String, String>,
+        _: &CancellationToken,
     ) -> Result<BTreeMap<String, String>, Error> {
         self.refuse("write the journal")
     }
-    async fn put_record(&self, _: &str, _: &str, _: &DeploymentRecord) -> Result<(), Error> {
+    async fn put_record(
+        &self,
+        _: &str,
+        _: &str,
+        _: &DeploymentRecord,
+        _: &CancellationToken,
+    ) -> Result<(), Error> {
         self.refuse("write a deployment record")
     }
     async fn get_secrets(
         &self,
         _: &str,
         _: &[String],
+        _: &CancellationToken,
     ) -> Result<BTreeMap<String, SecretValue>, Error> {
         self.refuse("read secrets")
     }
-    async fn slot_url(&self, _: &str) -> Result<url::Url, Error> {
+    async fn slot_url(&self, _: &str, _: &CancellationToken) -> Result<url::Url, Error> {
         self.refuse("address a slot")
     }
     fn prober(&self) -> Arc<dyn crate::health::Prober> {
@@ -845,7 +947,10 @@ impl RemoteCommand for SlotCommand {
         cancel: &CancellationToken,
     ) -> Result<hooks::RemoteOutput, Error> {
         if cancel.is_cancelled() {
-            return Err(Error::Cancelled { step: None });
+            return Err(Error::Cancelled {
+                step: None,
+                during: None,
+            });
         }
         match self
             .port
@@ -857,6 +962,8 @@ impl RemoteCommand for SlotCommand {
                 stdout: out.output,
                 stderr: String::new(),
             }),
+            // The hook runner reports a cancelled command as cancelled, not as a failure to run.
+            Err(err) if err.is_cancelled() => Err(err),
             // The port's error follows in the chain; repeating it here would print it twice.
             Err(err) => Err(Error::RemoteCommandFailed {
                 message: "the slot's command API failed".to_owned(),

@@ -12,6 +12,7 @@ use slot_release_engine::artifact::{
 };
 use slot_release_engine::package::{PackageSpec, Sha256Hex, read_manifest};
 use slot_release_pipelines::{Log, OutputMode};
+use tokio_util::sync::CancellationToken;
 
 /// A log whose text the test can read.
 #[derive(Clone, Default)]
@@ -95,7 +96,12 @@ impl Checkout {
             spec: PackageSpec::new(self.sources().join("app")),
             none_given: false,
         };
-        artifact::prepare(&self.request(source, out, true), &Captured::default().log()).unwrap()
+        artifact::prepare(
+            &self.request(source, out, true),
+            &Captured::default().log(),
+            &CancellationToken::new(),
+        )
+        .unwrap()
     }
     fn given(&self, pattern: &str, record: Option<PathBuf>) -> PackageSource {
         PackageSource::Given {
@@ -105,7 +111,11 @@ impl Checkout {
     }
     fn deploy(&self, pattern: &str) -> Result<PreparedPackage, ArtifactError> {
         let request = self.request(self.given(pattern, None), "work", false);
-        artifact::prepare(&request, &Captured::default().log())
+        artifact::prepare(
+            &request,
+            &Captured::default().log(),
+            &CancellationToken::new(),
+        )
     }
 }
 
@@ -209,7 +219,7 @@ fn the_build_record_round_trips_with_the_fields_stages_need() {
     assert_eq!(read.package, "package.zip");
     assert_eq!(read.sha256, built.sha256);
     assert_eq!(read.size, fs::metadata(&built.path).unwrap().len());
-    let (sha, _) = artifact::sha256_file(&built.path).unwrap();
+    let (sha, _) = artifact::sha256_file(&built.path, &CancellationToken::new()).unwrap();
     assert_eq!(read.sha256, sha, "the record holds the zip's own digest");
     assert_eq!(
         read.config_sha256,
@@ -301,7 +311,7 @@ fn a_copied_artifact_is_verified_and_deployed_as_is() {
     );
     let captured = Captured::default();
     let request = checkout.request(checkout.given("drop/*.zip", None), "work", false);
-    let prepared = artifact::prepare(&request, &captured.log()).unwrap();
+    let prepared = artifact::prepare(&request, &captured.log(), &CancellationToken::new()).unwrap();
     assert_eq!(prepared.sha256, built.sha256);
     assert_eq!(prepared.path, checkout.dir.path().join("drop/package.zip"));
     assert!(!prepared.built, "nothing is rebuilt");
@@ -351,7 +361,12 @@ fn an_explicit_record_is_used_and_a_mismatch_names_it() {
         "work",
         false,
     );
-    let err = artifact::prepare(&request, &Captured::default().log()).unwrap_err();
+    let err = artifact::prepare(
+        &request,
+        &Captured::default().log(),
+        &CancellationToken::new(),
+    )
+    .unwrap_err();
     assert!(
         matches!(err, ArtifactError::PackageDigestMismatch(_)),
         "{err}"
@@ -432,7 +447,12 @@ fn a_folder_given_to_build_is_recorded_and_verifies_downstream() {
     let publish = checkout.dir.path().join("publish");
     write(&publish, "index.js", b"console.log(1)\n");
     let request = checkout.request(checkout.given("publish", None), "artifact", true);
-    let recorded = artifact::prepare(&request, &Captured::default().log()).unwrap();
+    let recorded = artifact::prepare(
+        &request,
+        &Captured::default().log(),
+        &CancellationToken::new(),
+    )
+    .unwrap();
     assert!(recorded.record.is_some());
     let deployed = checkout.deploy("artifact/*.zip").unwrap();
     assert_eq!(deployed.sha256, recorded.sha256);
@@ -449,7 +469,12 @@ fn a_zip_given_to_build_is_copied_beside_its_record() {
     zip.write_all(b"console.log(1)").unwrap();
     zip.finish().unwrap();
     let request = checkout.request(checkout.given("app.zip", None), "artifact", true);
-    let recorded = artifact::prepare(&request, &Captured::default().log()).unwrap();
+    let recorded = artifact::prepare(
+        &request,
+        &Captured::default().log(),
+        &CancellationToken::new(),
+    )
+    .unwrap();
     assert_eq!(recorded.path, checkout.dir.path().join("artifact/app.zip"));
     assert_eq!(recorded.record.as_ref().unwrap().package, "app.zip");
     let deployed = checkout.deploy("artifact/*.zip").unwrap();
@@ -515,8 +540,12 @@ fn building_because_none_was_given_says_so() {
         spec: PackageSpec::new(checkout.sources().join("app")),
         none_given: true,
     };
-    let prepared =
-        artifact::prepare(&checkout.request(source, "work", false), &captured.log()).unwrap();
+    let prepared = artifact::prepare(
+        &checkout.request(source, "work", false),
+        &captured.log(),
+        &CancellationToken::new(),
+    )
+    .unwrap();
     assert!(prepared.built);
     let log = captured.text();
     assert!(
@@ -565,6 +594,7 @@ fn the_package_root_must_exist_lie_inside_the_sources_and_hold_something() {
     let err = artifact::prepare(
         &checkout.request(source, "work", true),
         &Captured::default().log(),
+        &CancellationToken::new(),
     )
     .unwrap_err();
     assert!(

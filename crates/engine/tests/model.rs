@@ -41,11 +41,13 @@ environments:
     slot: staging
     settings:
       APP_ENV: staging
+      CACHE_SIZE: "8"
       RELEASE_VERSION: $(Build.BuildNumber)
   production:
     slot: production
     settings:
       APP_ENV: production
+      CACHE_SIZE: "64"
       RELEASE_VERSION: $(Build.BuildNumber)
 stages:
   staging:
@@ -160,6 +162,11 @@ fn fixture() -> Fixture {
     }
 }
 
+/// Production's settings before the case.
+fn production_settings() -> BTreeMap<String, String> {
+    BTreeMap::from([("APP_ENV".into(), "production".into())])
+}
+
 /// The app before the case: production runs r1, which passed its watch.
 fn world(seed: u64) -> World {
     let record = |phase: &str| DeploymentRecord {
@@ -175,7 +182,7 @@ fn world(seed: u64) -> World {
     w.slots.insert(
         PRODUCTION.into(),
         MemSlot {
-            settings: BTreeMap::from([("APP_ENV".into(), "production".into())]),
+            settings: production_settings(),
             linux_fx: Some("PYTHON|3.12".into()),
             startup: Some("python3 app.py".into()),
             records: vec![record("released")],
@@ -375,6 +382,34 @@ async fn check_case(fx: &Fixture, case: &Case) -> Vec<String> {
             .is_none_or(|f| !matches!(f.kind, FaultKind::KillBefore | FaultKind::KillAfter))
     {
         violations.push("the release never ended without being killed".into());
+    }
+    {
+        let w = world.lock().unwrap();
+        // 5. A run that ended on its own, cancelled ones included, gave the lock back: the writes a stop
+        //    must still make are not cut by the run's own cancellation.
+        let claims: Vec<&String> = w
+            .tags
+            .keys()
+            .filter(|k| k.starts_with("slotrelease.claim."))
+            .collect();
+        if w.dead.is_empty() && !claims.is_empty() {
+            violations.push(format!(
+                "no run was killed, but a claim was left: {claims:?}"
+            ));
+        }
+        // 6. Production that never served another release runs with its own settings again, whether
+        //    the production stage failed, was refused or was cancelled before its swap.
+        let cancelled_or_clean = case.fault.is_none_or(|f| f.kind == FaultKind::Cancel);
+        let settings = w.slots.get(PRODUCTION).map(|s| s.settings.clone());
+        if w.dead.is_empty()
+            && cancelled_or_clean
+            && w.production_history == [Some("r1".to_owned())]
+            && settings.as_ref() != Some(&production_settings())
+        {
+            violations.push(format!(
+                "production never served another release, but its settings are {settings:?}"
+            ));
+        }
     }
 
     // 4. The retry of the release (the next attempt of its jobs) settles the app.

@@ -351,7 +351,8 @@ pub async fn run(
     }
     let (package, package_sha256) = match &spec.app.kind {
         AppKind::Code { root, exclude } => {
-            let prepared = build_then_verify(loaded, root, exclude, &opts.work_dir, log)?;
+            let prepared =
+                build_then_verify(loaded, root, exclude, &opts.work_dir, log, &cancel).await?;
             (
                 Some(prepared.path),
                 Some(prepared.sha256.as_str().to_owned()),
@@ -378,10 +379,10 @@ pub async fn run(
     let ctx = stages::Context {
         port: port.clone(),
         log: log.clone(),
-        cancel,
+        cancel: cancel.clone(),
     };
     let record = stages::run(&ctx, spec, &stage_opts).await;
-    let production_healthy = production_healthy(spec, port.as_ref()).await;
+    let production_healthy = production_healthy(spec, port.as_ref(), &cancel).await;
     let served = record
         .slots
         .get(PRODUCTION)
@@ -405,12 +406,13 @@ pub async fn run(
 
 /// The pipeline's path for the package: `build` writes it and its build record to an artifact folder, and the
 /// deploying stage gets that package and verifies it against the record before anything changes.
-fn build_then_verify(
+async fn build_then_verify(
     loaded: &LoadedRelease,
     root: &Path,
     exclude: &[String],
     work_dir: &Path,
     log: &Log,
+    cancel: &CancellationToken,
 ) -> Result<artifact::PreparedPackage, Error> {
     let mut spec = PackageSpec::new(root);
     spec.exclude = exclude.to_vec();
@@ -434,7 +436,8 @@ fn build_then_verify(
         write_record: true,
         verify_config: true,
     };
-    let built = artifact::prepare(&build, log)
+    let built = artifact::prepare_in_background(&build, log, cancel)
+        .await
         .map_err(|source| Error::from(slot_release_engine::error::Error::Artifact { source }))?;
     let deploy = artifact::PrepareRequest {
         source: artifact::PackageSource::Given {
@@ -445,7 +448,8 @@ fn build_then_verify(
         verify_config: true,
         ..build
     };
-    artifact::prepare(&deploy, log)
+    artifact::prepare_in_background(&deploy, log, cancel)
+        .await
         .map_err(|source| Error::from(slot_release_engine::error::Error::Artifact { source }))
 }
 
@@ -466,7 +470,7 @@ pub async fn prepare_shared_state(
         ..slot_release_engine::journal::DeploymentRecord::default()
     };
     if port
-        .put_record(PRODUCTION, PREVIOUS, &record)
+        .put_record(PRODUCTION, PREVIOUS, &record, cancel)
         .await
         .is_err()
     {
@@ -495,13 +499,17 @@ pub async fn prepare_shared_state(
     }
 }
 
-async fn production_healthy(spec: &ReleaseSpec, port: &dyn Port) -> bool {
+async fn production_healthy(
+    spec: &ReleaseSpec,
+    port: &dyn Port,
+    cancel: &CancellationToken,
+) -> bool {
     let path = spec
         .production
         .as_ref()
         .and_then(|p| p.health.as_ref())
         .map_or("/", |h| h.check.path.as_str());
-    let Ok(base) = port.slot_url(PRODUCTION).await else {
+    let Ok(base) = port.slot_url(PRODUCTION, cancel).await else {
         return false;
     };
     let Ok(url) = base.join(path) else {

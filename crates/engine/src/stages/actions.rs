@@ -51,7 +51,7 @@ impl Exec<'_> {
         let base_url = self
             .ctx
             .port
-            .slot_url(slot)
+            .slot_url(slot, &self.ctx.cancel)
             .await
             .map_err(port_err("address the slot"))?;
         Ok(ProbeTarget {
@@ -78,7 +78,7 @@ impl Exec<'_> {
         let values = self
             .ctx
             .port
-            .get_secrets(vault, &missing)
+            .get_secrets(vault, &missing, &self.ctx.cancel)
             .await
             .map_err(port_err("pull secrets"))?;
         // Every value is masked before anything else can print it.
@@ -192,7 +192,7 @@ impl Exec<'_> {
         }
     }
 
-    pub(super) fn build_package(&mut self) -> Result<(), Failure> {
+    pub(super) async fn build_package(&mut self) -> Result<(), Failure> {
         let AppKind::Code { root, exclude } = &self.spec.app.kind else {
             return Ok(());
         };
@@ -221,10 +221,20 @@ impl Exec<'_> {
         };
         let options = package::BuildOptions {
             progress: Some(self.log().clone()),
+            cancel: self.ctx.cancel.clone(),
             ..package::BuildOptions::default()
         };
-        let built = package::build_package(&spec, &info, &self.opts.work_dir, &options)
-            .map_err(|source| Failure::failed(Error::Package { source }))?;
+        let built =
+            match package::build_in_background(&spec, &info, &self.opts.work_dir, &options).await {
+                Ok(built) => built,
+                Err(package::PackageError::Cancelled) => {
+                    return Err(Failure::cancelled(Error::Cancelled {
+                        step: None,
+                        during: Some("build the package".to_owned()),
+                    }));
+                }
+                Err(source) => return Err(Failure::failed(Error::Package { source })),
+            };
         self.log().info(&format!(
             "Package {} ({} bytes, sha256 {})",
             built.path.display(),

@@ -30,7 +30,13 @@ impl Exec<'_> {
         if self.settle(&mut state)? {
             self.log()
                 .warning("An unfinished release is rolled back first, as asked");
-            let mut rollback = Exec::new(self.ctx, self.spec, self.opts, Stage::Rollback);
+            let mut rollback = Exec::new(
+                self.ctx,
+                self.spec,
+                self.opts,
+                Stage::Rollback,
+                self.settle.clone(),
+            );
             let result = rollback.run_stage_with(Stage::Rollback, state).await;
             if result.is_err() {
                 rollback.give_back_lock().await;
@@ -47,7 +53,8 @@ impl Exec<'_> {
     }
 
     /// Every failed exit gives the lock back if the failure handling could not: a lock left behind blocks
-    /// the next release for its whole time to live. Best effort, a few tries, logged when it still fails.
+    /// the next release for its whole time to live. Best effort, a few tries within the settle grace
+    /// after a cancel, logged when it still fails.
     pub(super) async fn give_back_lock(&mut self) {
         if !self.lock_held() {
             return;
@@ -61,7 +68,10 @@ impl Exec<'_> {
                         chain(&err).join(": ")
                     ));
                 }
-                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                Err(_) => tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = self.settle.cancelled() => {}
+                },
             }
         }
     }
@@ -188,6 +198,7 @@ impl Exec<'_> {
                 self.abandon().await;
                 return Err(Failure::cancelled(Error::Cancelled {
                     step: Some(description),
+                    during: None,
                 }));
             }
             if let Err(failure) = self.timed(step).await {

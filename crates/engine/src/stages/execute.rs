@@ -75,11 +75,11 @@ impl Exec<'_> {
                 // Stickiness first, so no swap can ever carry a new value the wrong way; the lock keeps
                 // other releases from swapping between the two writes.
                 if !stick.is_empty() || !unstick.is_empty() {
-                    port.set_sticky(&stick, &unstick)
+                    port.set_sticky(&stick, &unstick, &cancel)
                         .await
                         .map_err(port_err("change sticky setting names"))?;
                 }
-                port.set_settings(slot, &values)
+                port.set_settings(slot, &values, &cancel)
                     .await
                     .map_err(port_err("set settings"))?;
             }
@@ -90,6 +90,7 @@ impl Exec<'_> {
                         startup_command: None,
                         linux_fx_version: Some(after.clone()),
                     },
+                    &cancel,
                 )
                 .await
                 .map_err(port_err("set the stack"))?,
@@ -100,6 +101,7 @@ impl Exec<'_> {
                         startup_command: Some(after.clone()),
                         linux_fx_version: None,
                     },
+                    &cancel,
                 )
                 .await
                 .map_err(port_err("set the startup command"))?,
@@ -121,6 +123,7 @@ impl Exec<'_> {
                         startup_command: None,
                         linux_fx_version: Some(format!("DOCKER|{after}")),
                     },
+                    &cancel,
                 )
                 .await
                 .map_err(port_err("set the image"))?;
@@ -143,11 +146,12 @@ impl Exec<'_> {
                 } else if restoring && let Some(lkg) = self.journal.last_known_good.clone() {
                     record.release = lkg;
                 }
-                port.put_record(slot, &record.release.clone(), &record)
+                // Under the settle token: once the image changed, the record naming it must follow.
+                port.put_record(slot, &record.release.clone(), &record, &self.settle)
                     .await
                     .map_err(port_err("write the deployment record"))?;
             }
-            Action::BuildPackage { .. } => self.build_package()?,
+            Action::BuildPackage { .. } => self.build_package().await?,
             Action::ResolveImage { image } => {
                 self.log().info(&format!("Image for this release: {image}"));
             }
@@ -179,7 +183,7 @@ impl Exec<'_> {
                     package_sha256: self.package_sha256.clone(),
                     ..self.record(Phase::Deployed)
                 };
-                port.put_record(slot, &plan.release_id, &record)
+                port.put_record(slot, &plan.release_id, &record, &self.settle)
                     .await
                     .map_err(port_err("write the deployment record"))?;
             }
@@ -191,7 +195,7 @@ impl Exec<'_> {
                             root.display()
                         ));
                     }
-                    self.build_package()?;
+                    self.build_package().await?;
                 }
                 let Some(package) = self.package.clone() else {
                     return Err(Failure::failed(Error::NothingToRun {
@@ -268,6 +272,7 @@ impl Exec<'_> {
                 let crash = crate::port::SlotCrashCheck {
                     port: port.clone(),
                     slot: slot.clone(),
+                    cancel: cancel.clone(),
                 };
                 let outcome = health::gate_with(
                     client.as_ref(),
@@ -344,7 +349,7 @@ impl Exec<'_> {
                     .map_err(port_err("apply production settings to the slot"))?;
             }
             Action::ResetSlotConfig { source } => port
-                .reset_slot_config(source)
+                .reset_slot_config(source, &cancel)
                 .await
                 .map_err(port_err("cancel the swap preview"))?,
             Action::Watch { slot, watch } => {

@@ -37,15 +37,17 @@ impl Exec<'_> {
     }
 
     /// Writes the journal with one `Merge` of its own tags (claims and foreign tags untouched), then
-    /// deletes the tags it emptied.
+    /// deletes the tags it emptied. Under the settle token: a journal write that has begun finishes
+    /// after a cancel (within the grace), so the journal says where the release stopped.
     pub(super) async fn write_tags(&self) -> Result<(), Error> {
-        let live = self.ctx.port.tags().await?;
+        let port = &self.ctx.port;
+        let live = port.tags(&self.settle).await?;
         let merge = self.journal.merge_from(&live);
-        self.ctx.port.merge_tags(&merge).await?;
+        port.merge_tags(&merge, &self.settle).await?;
         let leftovers = JournalTags::leftovers(&merge);
         if !leftovers.is_empty() {
             // Only while still empty: a value is never lost to this clean-up.
-            self.ctx.port.delete_tags(&leftovers).await?;
+            port.delete_tags(&leftovers, &self.settle).await?;
         }
         Ok(())
     }
@@ -110,10 +112,11 @@ impl Exec<'_> {
                     .await
                     .map_err(port_err("write the journal"))?,
                 machine::Effect::PutRecord { slot } => {
+                    // Part of the journal: the slot's record is how the next run reads what it holds.
                     let record = self.record(phase);
                     self.ctx
                         .port
-                        .put_record(&slot, &self.opts.release_id, &record)
+                        .put_record(&slot, &self.opts.release_id, &record, &self.settle)
                         .await
                         .map_err(port_err("write the deployment record"))?;
                 }

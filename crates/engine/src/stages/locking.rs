@@ -17,6 +17,7 @@ const CONTENTION_ATTEMPTS: u32 = 6;
 fn cancelled() -> Failure {
     Failure::cancelled(Error::Cancelled {
         step: Some("take the release lock".into()),
+        during: None,
     })
 }
 
@@ -29,6 +30,9 @@ pub(super) struct HeldLock {
     stop: CancellationToken,
     /// Set by the renewal task when the claim was found gone: the run stops at its next step.
     lost: Arc<Mutex<Option<String>>>,
+    /// The renewal task: the lock is given back only once it has ended, so no renewal written after
+    /// the claim was deleted can bring it back.
+    renewal: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for HeldLock {
@@ -128,7 +132,10 @@ impl Exec<'_> {
                         () = tokio::time::sleep(Duration::from_secs(pause)) => {}
                         () = self.ctx.cancel.cancelled() => return Err(cancelled()),
                     }
-                    tags = port.tags().await.map_err(port_err("read the lock"))?;
+                    tags = port
+                        .tags(&self.ctx.cancel)
+                        .await
+                        .map_err(port_err("read the lock"))?;
                 }
                 // A stale claim of this release is taken over when the lock is taken.
                 Decision::Refuse { holder }
@@ -152,11 +159,42 @@ impl Exec<'_> {
 
     /// Takes the lock: read, claim, read again; refuses having written nothing when another run holds it.
     pub(super) async fn acquire_lock(&mut self) -> Result<(), Failure> {
+        let mut written = None;
+        let result = self.claim_lock(&mut written).await;
+        if result.is_err()
+            && !self.lock_held()
+            && let Some(token) = written
+        {
+            // A claim this run wrote (or may have: a write cancelled in flight can still land) and did
+            // not win is withdrawn, so it does not hold other runs back until it goes stale.
+            self.withdraw_claim(&token).await;
+        }
+        result
+    }
+
+    /// Deletes this run's claim `token` if it is there, under the settle token (a cancelled run still
+    /// withdraws it).
+    async fn withdraw_claim(&self, token: &str) {
+        let port = &self.ctx.port;
+        if let Ok(tags) = port.tags(&self.settle).await {
+            let mine = lock::claim_tags(&tags, token);
+            if !mine.is_empty() {
+                let _ = port.delete_tags(&mine, &self.settle).await;
+            }
+        }
+    }
+
+    /// The claim protocol; `written` is the token of the claim this run last wrote.
+    async fn claim_lock(&mut self, written: &mut Option<String>) -> Result<(), Failure> {
         let port = self.ctx.port.clone();
+        let cancel = self.ctx.cancel.clone();
         let request = self.lock_request();
         let mut last_other = None;
         for attempt in 1..=CONTENTION_ATTEMPTS {
-            let tags = port.tags().await.map_err(port_err("read the lock"))?;
+            let tags = port
+                .tags(&cancel)
+                .await
+                .map_err(port_err("read the lock"))?;
             let now = port.now_unix();
             let remove = match lock::decide(&lock::claims(&tags), &request, now) {
                 Decision::Refuse { holder }
@@ -184,21 +222,25 @@ impl Exec<'_> {
                         "stale, and taken over as asked"
                     }
                 ));
-                port.delete_tags(&lock::claim_tags(&tags, &stale.token))
+                port.delete_tags(&lock::claim_tags(&tags, &stale.token), &cancel)
                     .await
                     .map_err(port_err("remove a stale lock"))?;
             }
             let mine = self.my_claim(now, false);
-            port.merge_tags(&mine.to_tags())
+            *written = Some(mine.token.clone());
+            port.merge_tags(&mine.to_tags(), &cancel)
                 .await
                 .map_err(port_err("take the release lock"))?;
-            let after = port.tags().await.map_err(port_err("read the lock"))?;
+            let after = port
+                .tags(&cancel)
+                .await
+                .map_err(port_err("read the lock"))?;
             let ignore: Vec<String> = remove.iter().map(|c| c.token.clone()).collect();
             match lock::verify(&lock::claims(&after), &mine.token, &ignore, port.now_unix()) {
                 Verdict::Won => {
                     let mut held = mine;
                     held.held = true;
-                    port.merge_tags(&held.to_tags())
+                    port.merge_tags(&held.to_tags(), &cancel)
                         .await
                         .map_err(port_err("take the release lock"))?;
                     self.start_holding(held);
@@ -207,7 +249,7 @@ impl Exec<'_> {
                 Verdict::Contended { other } => {
                     // Withdrawn before anything else: a run that does not get the lock leaves no trace.
                     let _ = port
-                        .delete_tags(&lock::claim_tags(&after, &mine.token))
+                        .delete_tags(&lock::claim_tags(&after, &mine.token), &self.settle)
                         .await;
                     if other.held {
                         return Err(self.locked(&other, port.now_unix()));
@@ -216,7 +258,7 @@ impl Exec<'_> {
                     self.contention_pause(attempt).await?;
                 }
                 Verdict::Lost => {
-                    let _ = port.delete_tags(&mine.to_tags()).await;
+                    let _ = port.delete_tags(&mine.to_tags(), &self.settle).await;
                     self.contention_pause(attempt).await?;
                 }
             }
@@ -245,14 +287,17 @@ impl Exec<'_> {
         let port: Arc<dyn Port> = self.ctx.port.clone();
         let ttl = self.opts.lock.ttl.max(Duration::from_secs(1));
         let (renew_stop, renew_lost, mut renewed) = (stop.clone(), lost.clone(), claim.clone());
+        // A renewal under way finishes (bounded by the settle grace) rather than being cut: giving the
+        // lock back waits for it, and a renewal cut in flight could still land after the claim's removal.
+        let settle = self.settle.clone();
         let log = self.log().clone();
-        tokio::spawn(async move {
+        let renewal = tokio::spawn(async move {
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(ttl / 3) => {}
                     () = renew_stop.cancelled() => return,
                 }
-                let Ok(tags) = port.tags().await else {
+                let Ok(tags) = port.tags(&settle).await else {
                     continue;
                 };
                 if renew_stop.is_cancelled() {
@@ -265,7 +310,7 @@ impl Exec<'_> {
                     return;
                 }
                 renewed.expires_unix = port.now_unix() + ttl.as_secs() as i64;
-                if let Err(err) = port.merge_tags(&renewed.to_tags()).await {
+                if let Err(err) = port.merge_tags(&renewed.to_tags(), &settle).await {
                     log.warning(&format!(
                         "Could not renew the release lock (it is tried again): {}",
                         chain(&err).join(": ")
@@ -273,7 +318,12 @@ impl Exec<'_> {
                 }
             }
         });
-        self.held = Some(HeldLock { claim, stop, lost });
+        self.held = Some(HeldLock {
+            claim,
+            stop,
+            lost,
+            renewal,
+        });
     }
 
     /// The fencing check before an irreversible step: the claim is still this run's, held and unexpired.
@@ -298,7 +348,7 @@ impl Exec<'_> {
         let tags = self
             .ctx
             .port
-            .tags()
+            .tags(&self.ctx.cancel)
             .await
             .map_err(port_err("check the release lock"))?;
         match lock::check_fence(
@@ -320,16 +370,26 @@ impl Exec<'_> {
         }
     }
 
-    /// Gives the lock back (deletes this run's claim, only while it is still this run's).
+    /// Gives the lock back (deletes this run's claim, only while it is still this run's), under the
+    /// settle token: a cancelled run still gives it back.
     pub(super) async fn release_lock(&mut self) -> Result<(), Error> {
-        let Some(held) = &self.held else {
+        let settle = self.settle.clone();
+        let Some(held) = self.held.as_mut() else {
             return Ok(());
         };
         held.stop.cancel();
-        let tags = self.ctx.port.tags().await?;
-        let mine = lock::claim_tags(&tags, &held.claim.token);
+        // Polled only until it ends: a retry of this call must not poll a finished task again.
+        if !held.renewal.is_finished() {
+            tokio::select! {
+                _ = &mut held.renewal => {}
+                () = settle.cancelled() => {}
+            }
+        }
+        let token = held.claim.token.clone();
+        let tags = self.ctx.port.tags(&settle).await?;
+        let mine = lock::claim_tags(&tags, &token);
         if !mine.is_empty() {
-            self.ctx.port.delete_tags(&mine).await?;
+            self.ctx.port.delete_tags(&mine, &settle).await?;
         }
         self.held = None;
         Ok(())

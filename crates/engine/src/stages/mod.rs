@@ -52,6 +52,14 @@ pub use report::{
 /// How long a swap waits for another operation on the app to finish.
 const SWAP_CONFLICT_WAIT: Duration = Duration::from_secs(120);
 
+/// How long the writes a stop must still make may take once the run is cancelled: production's own
+/// settings put back, the journal and the deployment records, the lock given back. The run's token does
+/// not cut them (a journal left stale or a lock left behind costs the next run far more), but they must
+/// end before the agent kills the process: it sends SIGINT, SIGTERM 7.5 s later and kills 2.5 s after
+/// that. 7 s from the cancel leaves the binary time to report and exit before the SIGTERM, whatever
+/// step the cancel met; on a responsive Azure these writes take well under a second.
+pub const SETTLE_GRACE: Duration = Duration::from_secs(7);
+
 /// The version of the release record's JSON form.
 pub const RECORD_VERSION: u32 = 1;
 
@@ -189,8 +197,31 @@ pub struct Context {
     pub port: Arc<dyn Port>,
     /// The log.
     pub log: Log,
-    /// Cancelled on SIGINT/SIGTERM.
+    /// Cancelled on SIGINT/SIGTERM: no further step starts, and the port call in flight stops.
     pub cancel: CancellationToken,
+}
+
+/// The token for the writes a stop must still make ([`SETTLE_GRACE`]): cancelled `grace` after `run`
+/// is, so those writes are bounded by the agent's timing rather than cut by the cancel itself. The guard
+/// ends the timer with the run.
+fn settle_token(
+    run: &CancellationToken,
+    grace: Duration,
+) -> (CancellationToken, tokio_util::sync::DropGuard) {
+    let settle = CancellationToken::new();
+    let (run, timer) = (run.clone(), settle.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            () = run.cancelled() => {}
+            () = timer.cancelled() => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(grace) => timer.cancel(),
+            () = timer.cancelled() => {}
+        }
+    });
+    let guard = settle.clone().drop_guard();
+    (settle, guard)
 }
 
 /// Runs a command; never fails as a whole: the record says how it ended.
@@ -216,10 +247,11 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
     let mut package = opts.package.clone();
     let mut package_sha256 = opts.package_sha256.clone();
     let mut journal = JournalTags::default();
+    let (settle, _settle_timer) = settle_token(&ctx.cancel, SETTLE_GRACE);
     // Once per run, before any stage prints: every secret the config references, for masking (hooks and
     // apps of any slot may print them; the rollback stage writes no secret but runs hooks).
     if opts.command != Command::Build {
-        register_referenced_secrets(ctx.port.as_ref(), spec, &ctx.log).await;
+        register_referenced_secrets(ctx.port.as_ref(), spec, &ctx.log, &ctx.cancel).await;
     }
     for &stage in opts.command.stages() {
         if stage == Stage::Staging && opts.command == Command::Release && is_direct(spec) {
@@ -229,7 +261,7 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
             );
             continue;
         }
-        let mut exec = Exec::new(ctx, spec, opts, stage);
+        let mut exec = Exec::new(ctx, spec, opts, stage, settle.clone());
         exec.package = package.clone();
         exec.package_sha256 = package_sha256.clone();
         exec.artifact = opts.artifact.clone();
@@ -270,12 +302,12 @@ async fn slot_urls(ctx: &Context, spec: &ReleaseSpec) -> BTreeMap<String, String
         .collect();
     let mut urls = BTreeMap::new();
     for slot in slots {
-        let read = tokio::select! {
-            r = ctx.port.slot_url(&slot) => r,
-            () = ctx.cancel.cancelled() => break,
-        };
-        if let Ok(url) = read {
-            urls.insert(slot, url.to_string());
+        match ctx.port.slot_url(&slot, &ctx.cancel).await {
+            Ok(url) => {
+                urls.insert(slot, url.to_string());
+            }
+            Err(err) if err.is_cancelled() => break,
+            Err(_) => {}
         }
     }
     urls
@@ -291,7 +323,12 @@ fn is_direct(spec: &ReleaseSpec) -> bool {
 /// Reads every secret the config references and registers each value with the log's masking, so nothing
 /// the run prints afterwards (package preparation, plans, hooks, apps) can show one. Best effort: a vault
 /// this connection cannot read is noted in the debug log; the stage that needs it fails on its own.
-pub async fn register_referenced_secrets(port: &dyn Port, spec: &ReleaseSpec, log: &Log) {
+pub async fn register_referenced_secrets(
+    port: &dyn Port,
+    spec: &ReleaseSpec,
+    log: &Log,
+    cancel: &CancellationToken,
+) {
     for env in spec.environments.values() {
         let Some(vault) = env.vault.as_deref() else {
             continue;
@@ -300,7 +337,7 @@ pub async fn register_referenced_secrets(port: &dyn Port, spec: &ReleaseSpec, lo
         if names.is_empty() {
             continue;
         }
-        match port.get_secrets(vault, &names).await {
+        match port.get_secrets(vault, &names, cancel).await {
             Ok(values) => {
                 for value in values.values() {
                     log.register_secret(value.expose());
@@ -339,6 +376,9 @@ impl Failure {
 
 struct Exec<'a> {
     ctx: &'a Context,
+    /// The token of the writes a stop must still make (see [`SETTLE_GRACE`]); every other call takes
+    /// the run's token, `ctx.cancel`.
+    settle: CancellationToken,
     spec: &'a ReleaseSpec,
     opts: &'a StageOptions,
     stage: StageRecord,
@@ -376,9 +416,11 @@ impl<'a> Exec<'a> {
         spec: &'a ReleaseSpec,
         opts: &'a StageOptions,
         stage: Stage,
+        settle: CancellationToken,
     ) -> Exec<'a> {
         Exec {
             ctx,
+            settle,
             spec,
             opts,
             stage: StageRecord {
@@ -411,8 +453,12 @@ impl<'a> Exec<'a> {
     }
 }
 
+/// A port call's error as a step's failure; a cancelled call is a cancellation, not a failure.
 fn port_err(step: &str) -> impl FnOnce(Error) -> Failure + '_ {
     move |source| {
+        if source.is_cancelled() {
+            return Failure::cancelled(source);
+        }
         Failure::failed(Error::StepFailed {
             step: step.to_owned(),
             source: Box::new(source),
@@ -437,7 +483,7 @@ impl Exec<'_> {
     async fn read_state(&self) -> Result<LiveState, Failure> {
         self.ctx
             .port
-            .read_state(&slots_of(self.spec))
+            .read_state(&slots_of(self.spec), &self.ctx.cancel)
             .await
             .map_err(port_err("read the live state"))
     }

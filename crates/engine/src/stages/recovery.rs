@@ -105,11 +105,20 @@ impl Exec<'_> {
             .collect();
         let started = Instant::now();
         let mut outcome = Ok(());
+        // Under the settle token: a cancelled run still puts production's own settings back.
         if !set.is_empty() {
-            outcome = self.ctx.port.set_settings(PRODUCTION, &set).await;
+            outcome = self
+                .ctx
+                .port
+                .set_settings(PRODUCTION, &set, &self.settle)
+                .await;
         }
         if outcome.is_ok() && !remove.is_empty() {
-            outcome = self.ctx.port.remove_settings(PRODUCTION, &remove).await;
+            outcome = self
+                .ctx
+                .port
+                .remove_settings(PRODUCTION, &remove, &self.settle)
+                .await;
         }
         let description = format!(
             "restore {} production setting(s) this release wrote",
@@ -134,6 +143,7 @@ impl Exec<'_> {
     }
 
     /// Cancellation: record where the release stopped and give the lock back, within the grace period.
+    /// Both write under the settle token, not the run's (already cancelled), so they are made.
     pub(super) async fn abandon(&mut self) {
         self.log().warning(
             "Cancelled: no further steps start; the journal records where the release stopped",

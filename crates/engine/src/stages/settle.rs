@@ -56,8 +56,15 @@ impl Exec<'_> {
         let deadline = Instant::now() + SWAP_CONFLICT_WAIT;
         let mut announced = false;
         loop {
-            match self.ctx.port.reset_slot_config(&source).await {
+            match self
+                .ctx
+                .port
+                .reset_slot_config(&source, &self.ctx.cancel)
+                .await
+            {
                 Ok(()) => return true,
+                // The run stops at its first step; the state read next says the rest.
+                Err(err) if err.is_cancelled() => return true,
                 Err(err) if err.is_conflict() && Instant::now() < deadline => {
                     if !announced {
                         self.log().info(

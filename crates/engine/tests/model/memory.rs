@@ -57,7 +57,8 @@ pub enum FaultKind {
     KillBefore,
     /// The process dies after Azure applied the call.
     KillAfter,
-    /// The run is cancelled (SIGTERM) when the call starts.
+    /// The run is cancelled (SIGTERM) while the call is in flight, after Azure received it: the call
+    /// takes effect, and a call made with the run's token reports itself cancelled.
     Cancel,
 }
 
@@ -122,14 +123,28 @@ fn fail(what: &str) -> Error {
     }
 }
 
+fn cancelled(what: &str) -> Error {
+    Error::Cancelled {
+        step: None,
+        during: Some(what.to_owned()),
+    }
+}
+
 impl MemPort {
-    /// Every call: latency, then the fault plan, then `apply` under the world's lock.
+    /// Every call: latency, then the fault plan, then `apply` under the world's lock. As the Azure
+    /// client does, `cancel` stops the call: a token cancelled before it sends nothing, a cancel during
+    /// the latency abandons it before Azure got it, and a cancel after Azure applied it (the `Cancel`
+    /// fault) still reports it cancelled.
     async fn call<T>(
         &self,
         what: &str,
         change: bool,
+        cancel: &CancellationToken,
         apply: impl FnOnce(&mut World) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        if cancel.is_cancelled() {
+            return Err(cancelled(what));
+        }
         let latency = {
             let mut w = self.world.lock().unwrap();
             (!w.dead.contains(&self.run)).then(|| w.next_latency())
@@ -137,7 +152,10 @@ impl MemPort {
         let Some(latency) = latency else {
             return std::future::pending().await;
         };
-        tokio::time::sleep(latency).await;
+        tokio::select! {
+            () = tokio::time::sleep(latency) => {}
+            () = cancel.cancelled() => return Err(cancelled(what)),
+        }
         let fault = {
             let mut w = self.world.lock().unwrap();
             if w.dead.contains(&self.run) {
@@ -183,6 +201,10 @@ impl MemPort {
             self.world.lock().unwrap().dead.insert(self.run);
             std::future::pending::<()>().await;
         }
+        if cancel.is_cancelled() {
+            // Applied, but the answer never came back: the caller cannot know it happened.
+            return Err(cancelled(what));
+        }
         result
     }
 }
@@ -193,9 +215,13 @@ fn only_claims(tags: &BTreeMap<String, String>) -> bool {
 
 #[async_trait]
 impl Port for MemPort {
-    async fn read_state(&self, slots: &[String]) -> Result<LiveState, Error> {
+    async fn read_state(
+        &self,
+        slots: &[String],
+        cancel: &CancellationToken,
+    ) -> Result<LiveState, Error> {
         let slots = slots.to_vec();
-        self.call("read state", false, move |w| {
+        self.call("read state", false, cancel, move |w| {
             let mut state = LiveState {
                 tags: w.tags.clone(),
                 sticky_settings: w.sticky.clone(),
@@ -222,9 +248,9 @@ impl Port for MemPort {
         .await
     }
 
-    async fn create_slot(&self, slot: &str, _: &CancellationToken) -> Result<(), Error> {
+    async fn create_slot(&self, slot: &str, cancel: &CancellationToken) -> Result<(), Error> {
         let slot = slot.to_owned();
-        self.call("create slot", true, move |w| {
+        self.call("create slot", true, cancel, move |w| {
             w.slots.entry(slot).or_default();
             Ok(())
         })
@@ -235,6 +261,7 @@ impl Port for MemPort {
         &self,
         slot: &str,
         settings: &BTreeMap<String, SettingValue>,
+        cancel: &CancellationToken,
     ) -> Result<(), Error> {
         let slot = slot.to_owned();
         let values: BTreeMap<String, String> = settings
@@ -247,21 +274,31 @@ impl Port for MemPort {
                 (k.clone(), v)
             })
             .collect();
-        self.call(&format!("set settings on {slot}"), true, move |w| {
+        self.call(&format!("set settings on {slot}"), true, cancel, move |w| {
             w.slots.entry(slot).or_default().settings.extend(values);
             Ok(())
         })
         .await
     }
 
-    async fn remove_settings(&self, slot: &str, names: &BTreeSet<String>) -> Result<(), Error> {
+    async fn remove_settings(
+        &self,
+        slot: &str,
+        names: &BTreeSet<String>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
         let (slot, names) = (slot.to_owned(), names.clone());
-        self.call(&format!("remove settings on {slot}"), true, move |w| {
-            if let Some(s) = w.slots.get_mut(&slot) {
-                s.settings.retain(|k, _| !names.contains(k));
-            }
-            Ok(())
-        })
+        self.call(
+            &format!("remove settings on {slot}"),
+            true,
+            cancel,
+            move |w| {
+                if let Some(s) = w.slots.get_mut(&slot) {
+                    s.settings.retain(|k, _| !names.contains(k));
+                }
+                Ok(())
+            },
+        )
         .await
     }
 
@@ -269,9 +306,10 @@ impl Port for MemPort {
         &self,
         stick: &BTreeSet<String>,
         unstick: &BTreeSet<String>,
+        cancel: &CancellationToken,
     ) -> Result<(), Error> {
         let (stick, unstick) = (stick.clone(), unstick.clone());
-        self.call("set sticky names", true, move |w| {
+        self.call("set sticky names", true, cancel, move |w| {
             w.sticky.extend(stick);
             w.sticky.retain(|n| !unstick.contains(n));
             Ok(())
@@ -279,9 +317,14 @@ impl Port for MemPort {
         .await
     }
 
-    async fn set_site(&self, slot: &str, change: &SiteChange) -> Result<(), Error> {
+    async fn set_site(
+        &self,
+        slot: &str,
+        change: &SiteChange,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
         let (slot, change) = (slot.to_owned(), change.clone());
-        self.call(&format!("set site of {slot}"), true, move |w| {
+        self.call(&format!("set site of {slot}"), true, cancel, move |w| {
             let s = w.slots.entry(slot).or_default();
             if let Some(c) = change.startup_command {
                 s.startup = Some(c);
@@ -299,9 +342,9 @@ impl Port for MemPort {
         slot: &str,
         _: &Path,
         _: &str,
-        _: &CancellationToken,
+        cancel: &CancellationToken,
     ) -> Result<(), Error> {
-        self.call(&format!("deploy to {slot}"), true, |_| Ok(()))
+        self.call(&format!("deploy to {slot}"), true, cancel, |_| Ok(()))
             .await
     }
 
@@ -310,9 +353,9 @@ impl Port for MemPort {
         slot: &str,
         _: &str,
         _: Duration,
-        _: &CancellationToken,
+        cancel: &CancellationToken,
     ) -> Result<CommandResult, Error> {
-        self.call(&format!("run a command in {slot}"), true, |_| {
+        self.call(&format!("run a command in {slot}"), true, cancel, |_| {
             Ok(CommandResult {
                 exit_code: 0,
                 output: String::new(),
@@ -321,9 +364,14 @@ impl Port for MemPort {
         .await
     }
 
-    async fn swap(&self, source: &str, target: &str, _: &CancellationToken) -> Result<(), Error> {
+    async fn swap(
+        &self,
+        source: &str,
+        target: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
         let (source, target) = (source.to_owned(), target.to_owned());
-        self.call(&format!("swap {source} into {target}"), true, move |w| {
+        self.call(&format!("swap {source} into {target}"), true, cancel, move |w| {
             let sticky = w.sticky.clone();
             let mut a = w.slots.remove(&source).unwrap_or_default();
             let mut b = w.slots.remove(&target).unwrap_or_default();
@@ -351,28 +399,44 @@ impl Port for MemPort {
         &self,
         source: &str,
         _: &str,
-        _: &CancellationToken,
+        cancel: &CancellationToken,
     ) -> Result<(), Error> {
-        self.call(&format!("apply slot config to {source}"), true, |_| Ok(()))
-            .await
+        self.call(
+            &format!("apply slot config to {source}"),
+            true,
+            cancel,
+            |_| Ok(()),
+        )
+        .await
     }
 
-    async fn reset_slot_config(&self, source: &str) -> Result<(), Error> {
-        self.call(&format!("reset slot config of {source}"), true, |_| Ok(()))
-            .await
+    async fn reset_slot_config(
+        &self,
+        source: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.call(
+            &format!("reset slot config of {source}"),
+            true,
+            cancel,
+            |_| Ok(()),
+        )
+        .await
     }
 
-    async fn tags(&self) -> Result<BTreeMap<String, String>, Error> {
-        self.call("read tags", false, |w| Ok(w.tags.clone())).await
+    async fn tags(&self, cancel: &CancellationToken) -> Result<BTreeMap<String, String>, Error> {
+        self.call("read tags", false, cancel, |w| Ok(w.tags.clone()))
+            .await
     }
 
     async fn merge_tags(
         &self,
         tags: &BTreeMap<String, String>,
+        cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, String>, Error> {
         let tags = tags.clone();
         let change = !only_claims(&tags);
-        self.call("merge tags", change, move |w| {
+        self.call("merge tags", change, cancel, move |w| {
             w.tags.extend(tags);
             // The journal reaches `staged` only after the slot's gate passed (its record follows).
             let journal = JournalTags::from_tags(&w.tags);
@@ -389,10 +453,11 @@ impl Port for MemPort {
     async fn delete_tags(
         &self,
         tags: &BTreeMap<String, String>,
+        cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, String>, Error> {
         let tags = tags.clone();
         let change = !only_claims(&tags);
-        self.call("delete tags", change, move |w| {
+        self.call("delete tags", change, cancel, move |w| {
             w.tags.retain(|k, v| {
                 !tags
                     .iter()
@@ -408,15 +473,21 @@ impl Port for MemPort {
         slot: &str,
         _: &str,
         record: &DeploymentRecord,
+        cancel: &CancellationToken,
     ) -> Result<(), Error> {
         let (slot, record) = (slot.to_owned(), record.clone());
-        self.call(&format!("write a record on {slot}"), true, move |w| {
-            if record.phase == "staged" {
-                w.gated.insert(record.release.clone());
-            }
-            w.slots.entry(slot).or_default().records.push(record);
-            Ok(())
-        })
+        self.call(
+            &format!("write a record on {slot}"),
+            true,
+            cancel,
+            move |w| {
+                if record.phase == "staged" {
+                    w.gated.insert(record.release.clone());
+                }
+                w.slots.entry(slot).or_default().records.push(record);
+                Ok(())
+            },
+        )
         .await
     }
 
@@ -424,9 +495,10 @@ impl Port for MemPort {
         &self,
         _: &str,
         names: &[String],
+        cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, SecretValue>, Error> {
         let names = names.to_vec();
-        self.call("read secrets", false, move |_| {
+        self.call("read secrets", false, cancel, move |_| {
             Ok(names
                 .into_iter()
                 .map(|n| (n.clone(), SecretValue::new(format!("value-of-{n}"))))
@@ -435,7 +507,7 @@ impl Port for MemPort {
         .await
     }
 
-    async fn slot_url(&self, slot: &str) -> Result<url::Url, Error> {
+    async fn slot_url(&self, slot: &str, _: &CancellationToken) -> Result<url::Url, Error> {
         Ok(url::Url::parse(&format!("https://{slot}.memory.test/")).expect("a valid URL"))
     }
 

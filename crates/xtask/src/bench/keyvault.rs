@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use slot_release_azure::{ClientSettings, KeyVaultSettings, SecretFilter, SecretRef};
+use slot_release_azure::{
+    CancellationToken, ClientSettings, KeyVaultSettings, SecretFilter, SecretRef,
+};
 use slot_release_emulator::{
     Emulator, EmulatorOptions, Fault, RouteMatch, SecretString, Seed, SeedSecret, SeedVault,
 };
@@ -102,15 +104,18 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
         let names: Vec<String> = (0..n).map(secret_name).collect();
         let kv = az.key_vault(&vault)?;
         // Warm-up: the vault's challenge and token, which both sides pay once per run, not per read.
-        kv.get_secrets(&refs[..1]).await?;
+        kv.get_secrets(&refs[..1], &CancellationToken::new())
+            .await?;
 
         let ours_named = time_runs(|| async {
-            let got = kv.get_secrets(&refs).await?;
+            let got = kv.get_secrets(&refs, &CancellationToken::new()).await?;
             ensure_count(got.len(), n)
         })
         .await?;
         let ours_list = time_runs(|| async {
-            let got = kv.list_secrets(&SecretFilter::All).await?;
+            let got = kv
+                .list_secrets(&SecretFilter::All, &CancellationToken::new())
+                .await?;
             ensure_count(got.secrets.len(), n)
         })
         .await?;
@@ -135,9 +140,10 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
             ..ClientSettings::default()
         };
         let wide = azure_client(&em, wide_settings)?.key_vault(&vault)?;
-        wide.get_secrets(&refs[..1]).await?;
+        wide.get_secrets(&refs[..1], &CancellationToken::new())
+            .await?;
         let wide_named = time_runs(|| async {
-            let got = wide.get_secrets(&refs).await?;
+            let got = wide.get_secrets(&refs, &CancellationToken::new()).await?;
             ensure_count(got.len(), n)
         })
         .await?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use slot_release_azure::{
-    AppRef, ClientSettings, DeployOptions, LroOptions, SlotName, SwapOptions,
+    AppRef, CancellationToken, ClientSettings, DeployOptions, LroOptions, SlotName, SwapOptions,
 };
 use slot_release_emulator::{Emulator, EmulatorOptions, Seed};
 
@@ -60,7 +60,8 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
     let az = azure_client(&em, ClientSettings::default())?;
     let web = az.web_app(&AppRef::new(SUBSCRIPTION, GROUP, APP)?);
     // Warm the token and the app lookup so the swap timing is the swap's.
-    web.get_slot(&SlotName::production()).await?;
+    web.get_slot(&SlotName::production(), &CancellationToken::new())
+        .await?;
     em.clear_requests();
     let started = Instant::now();
     web.swap(
