@@ -495,3 +495,82 @@ fn image_restore<'a>(source_slot: Option<&'a str>, image: &'a str) -> RestoreBy<
         None => RestoreBy::Image(image),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Entry, Outcome};
+    use crate::journal::Phase;
+
+    fn entry(id: &str) -> Entry {
+        Entry {
+            id: id.into(),
+            name: format!("n-{id}"),
+            released_unix: 7,
+            image: None,
+            run: None,
+            package_sha256: None,
+            artifact: None,
+            outcome: Outcome::Released,
+        }
+    }
+
+    /// Production runs r2, released after r1 (both in the history); r1 is the last known-good.
+    fn released() -> JournalTags {
+        JournalTags {
+            release: Some("r2".into()),
+            phase: Some(Phase::Released),
+            slots: [(PRODUCTION.to_owned(), "r2".to_owned())].into(),
+            last_known_good: Some("r1".into()),
+            history: vec![entry("r0"), entry("r1"), entry("r2")],
+            ..JournalTags::default()
+        }
+    }
+
+    fn to(wanted: Option<&str>) -> BuildInfo {
+        BuildInfo {
+            rollback_to: wanted.map(str::to_owned),
+            ..BuildInfo::default()
+        }
+    }
+
+    fn target(journal: &JournalTags, wanted: Option<&str>) -> Result<Option<String>, String> {
+        rollback_target(journal, &to(wanted)).map(|(id, _)| id)
+    }
+
+    /// Which release each situation returns to; every row fails if its comparison is turned around.
+    #[test]
+    fn the_rollback_target_table() {
+        let released = released();
+        // A release that passed its watch and turned out bad: the one before it, not the known-good mark.
+        assert_eq!(target(&released, None), Ok(Some("r1".into())));
+        let mut marked = released.clone();
+        marked.last_known_good = Some("r2".into());
+        assert_eq!(target(&marked, None), Ok(Some("r1".into())));
+        // Named: found in the history by id or by name.
+        assert_eq!(target(&released, Some("r0")), Ok(Some("r0".into())));
+        assert_eq!(target(&released, Some("n-r0")), Ok(Some("r0".into())));
+        // Named, not in the history but the known-good release: allowed; anything else is refused.
+        let mut lkg_only = released.clone();
+        lkg_only.last_known_good = Some("r9".into());
+        assert_eq!(target(&lkg_only, Some("r9")), Ok(Some("r9".into())));
+        assert!(target(&released, Some("r9")).is_err());
+        // Production does not run the journal's latest release (it failed before its swap): the known-good.
+        let mut failed = released.clone();
+        failed.release = Some("r3".into());
+        failed.phase = Some(Phase::Failed);
+        failed.slots.insert(PRODUCTION.into(), "r2".into());
+        failed.last_known_good = Some("r2".into());
+        assert_eq!(target(&failed, None), Ok(Some("r2".into())));
+        // The latest release runs in production but is not in the history: the known-good, with its entry.
+        let mut unknown = released.clone();
+        unknown.history.retain(|e| e.id != "r2");
+        let (id, entry) = rollback_target(&unknown, &to(None)).unwrap();
+        assert_eq!(id.as_deref(), Some("r1"));
+        assert_eq!(entry.map(|e| e.id.as_str()), Some("r1"));
+        // The oldest release in production: nothing earlier to return to.
+        let mut oldest = released.clone();
+        oldest.history.retain(|e| e.id == "r2");
+        assert!(target(&oldest, None).unwrap_err().contains("oldest"));
+    }
+}
