@@ -283,41 +283,20 @@ impl Exec<'_> {
                     self.log(),
                 )
                 .await;
-                match outcome {
-                    Ok(report) => self.stage.health.push(HealthRecord {
-                        kind: "gate".into(),
-                        slot: slot.clone(),
-                        url: report.url.clone(),
-                        passed: report.passed,
-                        probes: report.probes_total,
-                        successes: report.successes,
-                        failures: report.failures,
-                    }),
-                    Err(err) => {
-                        if let Some(report) = err.gate_report() {
-                            self.stage.health.push(HealthRecord {
-                                kind: "gate".into(),
-                                slot: slot.clone(),
-                                url: report.url.clone(),
-                                passed: false,
-                                probes: report.probes_total,
-                                successes: report.successes,
-                                failures: report.failures,
-                            });
-                        }
-                        let result = if err.is_cancelled() {
-                            RunResult::Cancelled
-                        } else {
-                            RunResult::Failed
-                        };
-                        return Err(Failure::new(
-                            result,
-                            Error::Health {
-                                source: Box::new(err),
-                            },
-                        ));
-                    }
+                let report = match &outcome {
+                    Ok(report) => Some(report),
+                    Err(err) => err.gate_report(),
+                };
+                if let Some(r) = report {
+                    self.record_health(
+                        "gate",
+                        slot,
+                        &r.url,
+                        r.passed,
+                        (r.probes_total, r.successes, r.failures),
+                    );
                 }
+                outcome.map_err(health_failure)?;
             }
             Action::Swap { source, target } => {
                 if self.stage.stage == Stage::Production && target == PRODUCTION && !self.swapped {
@@ -355,44 +334,62 @@ impl Exec<'_> {
             Action::Watch { slot, watch } => {
                 let target = self.target(slot).await?;
                 let client = port.prober();
-                match health::watch(client.as_ref(), &target, watch, &cancel, self.log()).await {
-                    Ok(report) => self.stage.health.push(HealthRecord {
-                        kind: "watch".into(),
-                        slot: slot.clone(),
-                        url: report.url.clone(),
-                        passed: report.healthy,
-                        probes: report.probes_total,
-                        successes: report.successes,
-                        failures: report.failures,
-                    }),
-                    Err(err) => {
-                        if let Some(report) = err.watch_report() {
-                            self.stage.health.push(HealthRecord {
-                                kind: "watch".into(),
-                                slot: slot.clone(),
-                                url: report.url.clone(),
-                                passed: false,
-                                probes: report.probes_total,
-                                successes: report.successes,
-                                failures: report.failures,
-                            });
-                        }
-                        let result = if err.is_cancelled() {
-                            RunResult::Cancelled
-                        } else {
-                            RunResult::Failed
-                        };
-                        return Err(Failure::new(
-                            result,
-                            Error::Health {
-                                source: Box::new(err),
-                            },
-                        ));
-                    }
+                let outcome =
+                    health::watch(client.as_ref(), &target, watch, &cancel, self.log()).await;
+                let report = match &outcome {
+                    Ok(report) => Some(report),
+                    Err(err) => err.watch_report(),
+                };
+                if let Some(r) = report {
+                    self.record_health(
+                        "watch",
+                        slot,
+                        &r.url,
+                        r.healthy,
+                        (r.probes_total, r.successes, r.failures),
+                    );
                 }
+                outcome.map_err(health_failure)?;
             }
             Action::Nothing => {}
         }
         Ok(())
     }
+}
+
+impl Exec<'_> {
+    /// A gate's or the watch's result for the release record (also when it failed: its report says how).
+    fn record_health(
+        &mut self,
+        kind: &str,
+        slot: &str,
+        url: &str,
+        passed: bool,
+        (probes, successes, failures): (u32, u32, u32),
+    ) {
+        self.stage.health.push(HealthRecord {
+            kind: kind.to_owned(),
+            slot: slot.to_owned(),
+            url: url.to_owned(),
+            passed,
+            probes,
+            successes,
+            failures,
+        });
+    }
+}
+
+/// A failed or cancelled gate or watch as the stage's failure.
+fn health_failure(err: Error) -> Failure {
+    let result = if err.is_cancelled() {
+        RunResult::Cancelled
+    } else {
+        RunResult::Failed
+    };
+    Failure::new(
+        result,
+        Error::Health {
+            source: Box::new(err),
+        },
+    )
 }
