@@ -69,6 +69,16 @@ struct Manifest {
     sections: BTreeMap<String, Vec<String>>,
 }
 
+impl Manifest {
+    /// Each dependency outside the dev sections (what the crate links in its own build), with its section.
+    fn normal_dependencies(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.sections
+            .iter()
+            .filter(|(section, _)| !section.contains("dev-dependencies"))
+            .flat_map(|(section, deps)| deps.iter().map(move |d| (section.as_str(), d.as_str())))
+    }
+}
+
 fn manifests() -> Vec<Manifest> {
     let root = paths::workspace();
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("crates"))
@@ -152,20 +162,12 @@ fn crates_depend_only_on_what_the_architecture_allows() {
             ));
             continue;
         };
-        for (section, deps) in &m.sections {
-            if section.contains("dev-dependencies") {
-                continue;
-            }
-            for dep in deps
-                .iter()
-                .filter(|d| d.starts_with("slot-release") || *d == "xtask")
-            {
-                if !may.contains(dep.as_str()) {
-                    problems.push(format!(
-                        "{} depends on {dep} ([{section}]), which docs/architecture.md forbids",
-                        m.name
-                    ));
-                }
+        for (section, dep) in m.normal_dependencies() {
+            if (dep.starts_with("slot-release") || dep == "xtask") && !may.contains(dep) {
+                problems.push(format!(
+                    "{} depends on {dep} ([{section}]), which docs/architecture.md forbids",
+                    m.name
+                ));
             }
         }
     }
@@ -197,11 +199,8 @@ fn only_the_azure_crate_and_the_emulator_speak_http() {
         if MAY_SPEAK_HTTP.contains(&m.name.as_str()) {
             continue;
         }
-        for (section, deps) in &m.sections {
-            if section.contains("dev-dependencies") {
-                continue;
-            }
-            for dep in deps.iter().filter(|d| HTTP_STACKS.contains(&d.as_str())) {
+        for (section, dep) in m.normal_dependencies() {
+            if HTTP_STACKS.contains(&dep) {
                 problems.push(format!(
                     "{} depends on {dep} ([{section}]): HTTP goes through slot-release-azure (health probes: its PageClient)",
                     m.name
