@@ -25,7 +25,7 @@ impl fmt::Display for Severity {
 pub struct Diagnostic {
     /// How serious it is.
     pub severity: Severity,
-    /// A stable identifier of the check, e.g. `startup-command-required`.
+    /// A stable identifier of the check, e.g. `unknown-stack`.
     pub code: &'static str,
     /// The file name as given to the loader.
     pub file: String,

@@ -16,6 +16,7 @@ mod load;
 mod model;
 mod reference;
 mod source;
+pub mod stack;
 mod types;
 mod validate;
 pub mod vars;

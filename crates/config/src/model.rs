@@ -83,12 +83,15 @@ pub struct App {
     pub subscription: Option<String>,
     /// `code` (a zip package runs on a built-in stack) or `container` (an image runs).
     pub kind: AppKind,
-    /// The built-in Linux stack as App Service writes it in `linuxFxVersion`, e.g. `PYTHON|3.12` or
-    /// `NODE|20-lts`. Native Python and Node stacks need a `startupCommand`.
+    /// The built-in Linux stack as App Service writes it in `linuxFxVersion`, e.g. `PYTHON|3.12`,
+    /// `NODE|20-lts`, `DOTNETCORE|8.0` or `JAVA|17-java17`. When absent, the app's live stack is kept
+    /// and read for the startup-command rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<String>,
-    /// The startup command (App Service `appCommandLine`), e.g. `python3 app.py`. Required for
-    /// `code` apps on a Python or Node stack; not allowed for `container` apps.
+    /// The startup command (App Service `appCommandLine`), e.g. `python -m gunicorn app:app`. A Python
+    /// or Node app needs one unless its package has a layout the stack's default startup detects (a
+    /// Django `wsgi.py`, a Flask `app.py`, a `package.json` start script, …); .NET, Java and PHP need
+    /// none; a `container` app's command is passed to its image's entry point.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub startup_command: Option<String>,
 }

@@ -40,8 +40,7 @@ broken! {
     invalid_slot_name: "invalid-slot-name" => [("invalid-slot-name", 13, 11)];
     invalid_secret_name: "invalid-secret-name" => [("invalid-secret-name", 17, 23)];
     invalid_vault_name: "invalid-vault-name" => [("invalid-vault-name", 15, 14)];
-    startup_command_required: "startup-command-required" => [("startup-command-required", 7, 10)];
-    startup_command_forbidden: "startup-command-forbidden" => [("startup-command-forbidden", 7, 3)];
+    unknown_stack: "unknown-stack" => [("unknown-stack", 7, 10)];
     swap_same_slot: "swap-same-slot" => [("swap-same-slot", 23, 17)];
     unknown_environment: "unknown-environment" => [("unknown-environment", 22, 18)];
     slot_hook_needs_code_app: "slot-hook-needs-code-app" => [("slot-hook-needs-code-app", 21, 16)];
@@ -79,7 +78,7 @@ broken! {
         ("missing-field", 3, 1),
     ];
     many_problems: "many-problems" => [
-        ("startup-command-required", 7, 10),
+        ("unknown-stack", 7, 10),
         ("swap-same-slot", 22, 17),
         ("duration-not-positive", 24, 17),
     ];

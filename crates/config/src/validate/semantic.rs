@@ -19,37 +19,31 @@ pub(crate) fn check(config: &ReleaseConfig, source: &SourceMap, out: &mut Diagno
     check_stages(config, &mut c);
 }
 
-fn is_native_stack(stack: &str) -> bool {
-    let runtime = stack.split('|').next().unwrap_or_default();
-    runtime.eq_ignore_ascii_case("python") || runtime.eq_ignore_ascii_case("node")
-}
-
 fn check_app(config: &ReleaseConfig, c: &mut Checker<'_>) {
     let app = &config.app;
-    let blank_command = app
-        .startup_command
-        .as_deref()
-        .is_none_or(|command| command.trim().is_empty());
+    // Whether a blank startup command runs the app depends on the package's layout and the live stack,
+    // so the plan decides it (the `startup-command` check); here only the stack's spelling is checked.
+    if let Some(stack) = &app.stack
+        && let Err(e) = crate::stack::Stack::parse_linux(stack)
+    {
+        c.error(
+            "app.stack",
+            "unknown-stack",
+            e.to_string(),
+            match e.suggestion {
+                Some(s) => format!(
+                    "write `{s}|{}` if that is the runtime meant",
+                    stack.split_once('|').map_or("<version>", |(_, v)| v)
+                ),
+                None => "write the stack as App Service does in `linuxFxVersion`, e.g. \
+                         `PYTHON|3.12`, `NODE|20-lts`, `DOTNETCORE|8.0`, `JAVA|17-java17`; \
+                         `az webapp list-runtimes --os linux` lists them"
+                    .into(),
+            },
+        );
+    }
     match app.kind {
         AppKind::Code => {
-            if let Some(stack) = &app.stack
-                && is_native_stack(stack)
-                && blank_command
-            {
-                let path = if app.startup_command.is_some() {
-                    "app.startupCommand"
-                } else {
-                    "app.stack"
-                };
-                c.error(
-                    path,
-                    "startup-command-required",
-                    format!("a code app on the `{stack}` stack needs a startup command"),
-                    "add `startupCommand:` under `app`, e.g. `startupCommand: python3 app.py`; \
-                     without one App Service cannot start a native Python or Node app"
-                        .into(),
-                );
-            }
             if config.package.is_none() {
                 c.error(
                     "app.kind",
@@ -70,16 +64,6 @@ fn check_app(config: &ReleaseConfig, c: &mut Checker<'_>) {
             }
         }
         AppKind::Container => {
-            if app.startup_command.is_some() {
-                c.error_key(
-                    "app.startupCommand",
-                    "startup-command-forbidden",
-                    "a container app must not have a startup command".into(),
-                    "remove `startupCommand`: the image's entry point starts the container, and \
-                     a startup command would override it"
-                        .into(),
-                );
-            }
             if config.image.is_none() {
                 c.error(
                     "app.kind",
