@@ -14,3 +14,4 @@ mod kudu;
 mod logs;
 mod shapes;
 mod signin;
+mod stacks;
