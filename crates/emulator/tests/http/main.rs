@@ -6,6 +6,7 @@ mod common;
 
 mod apps;
 mod arm;
+mod builds;
 mod extras;
 mod faults;
 mod identity;
