@@ -34,6 +34,8 @@ struct SlotNow {
     root: PathBuf,
     current: PathBuf,
     build: bool,
+    /// `WEBSITE_RUN_FROM_PACKAGE=1`: the package is kept and the site runs from it, read-only.
+    packages: Option<PathBuf>,
     stack: crate::stack::Stack,
 }
 
@@ -45,6 +47,10 @@ fn slot_now(shared: &Shared, app: &str, slot: &str) -> SlotNow {
         root: a.map(|a| a.root_dir.clone()).unwrap_or_default(),
         current: s.map(|s| s.content_dir.clone()).unwrap_or_default(),
         build: s.is_some_and(|s| crate::oryx::wanted(&s.app_settings)),
+        packages: a
+            .zip(s)
+            .filter(|(_, s)| run_from_package(&s.app_settings))
+            .map(|(a, s)| site_packages(&a.root_dir, &s.name)),
         stack: s
             .map(|s| crate::stack::stack_of(&s.site_config))
             .unwrap_or(crate::stack::Stack::Other),
@@ -72,6 +78,19 @@ pub(crate) async fn run_deployment(
             if a.eq_ignore_ascii_case(&app) && s.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(&slot)))
     });
     let now = slot_now(&shared, &app, &slot);
+    let upload = match &now.packages {
+        Some(dir) if injected.is_none() => match keep_package(dir, &upload).await {
+            Ok(kept) => kept,
+            Err(e) => {
+                let _ = std::fs::remove_file(&upload);
+                finish(&shared, &app, &slot, &id, Err(e), false).await;
+                return false;
+            }
+        },
+        _ => upload,
+    };
+    // A site run from a package is always a fresh mount of it.
+    let clean = clean || now.packages.is_some();
     let result: Result<PathBuf, String> = if injected.is_some() {
         Err("Deployment failed: the package could not be deployed (injected fault).".into())
     } else {
@@ -96,10 +115,22 @@ pub(crate) async fn run_deployment(
         .await
         .unwrap_or_else(|e| Err(format!("extraction task failed: {e}")))
     };
-    let _ = std::fs::remove_file(&upload);
+    if let (Some(dir), Ok(_)) = (&now.packages, &result) {
+        // Only a package that mounted becomes the current one; earlier packages stay.
+        if let Some(name) = upload.file_name().and_then(|n| n.to_str()) {
+            let tmp = dir.join("packagename.txt.tmp");
+            let written = std::fs::write(&tmp, name)
+                .and_then(|()| std::fs::rename(&tmp, dir.join("packagename.txt")));
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "cannot write packagename.txt");
+            }
+        }
+    } else if now.packages.is_none() {
+        let _ = std::fs::remove_file(&upload);
+    }
     // Kudu builds in the Building step, into the folder the site will run from.
     let result = match result {
-        Ok(dir) if now.build => {
+        Ok(dir) if now.build && now.packages.is_none() => {
             let build =
                 crate::oryx::build(now.stack, &dir, &shared.runtime, &shared.work_dir).await;
             set_status(&shared, &app, &slot, &id, |d| d.log.extend(build.lines));
@@ -124,6 +155,19 @@ pub(crate) async fn run_deployment(
         });
         tokio::time::sleep(step).await;
     }
+    finish(&shared, &app, &slot, &id, result, restart).await
+}
+
+/// Records the outcome, switches the slot to its new folder and restarts it on success.
+async fn finish(
+    shared: &Arc<Shared>,
+    app: &str,
+    slot: &str,
+    id: &str,
+    result: Result<PathBuf, String>,
+    restart: bool,
+) -> bool {
+    let (app, slot) = (app.to_owned(), slot.to_owned());
     let ok = result.is_ok();
     let old_dir = {
         let mut state = lock(&shared.state);
@@ -166,7 +210,7 @@ pub(crate) async fn run_deployment(
         old
     };
     if ok && restart {
-        crate::runtime::restart(&shared, &app, &slot);
+        crate::runtime::restart(shared, &app, &slot);
     }
     if let Some(old) = old_dir {
         // The old process was stopped by the restart; give it a moment before removing its folder.
@@ -174,6 +218,51 @@ pub(crate) async fn run_deployment(
         let _ = tokio::fs::remove_dir_all(old).await;
     }
     ok
+}
+
+/// Whether the slot runs from a local package (`WEBSITE_RUN_FROM_PACKAGE=1`; a URL is a remote
+/// package, which the emulator does not fetch).
+pub(crate) fn run_from_package(settings: &std::collections::BTreeMap<String, String>) -> bool {
+    settings
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("WEBSITE_RUN_FROM_PACKAGE"))
+        .is_some_and(|(_, v)| v.trim() == "1")
+}
+
+/// The slot's `/home/data/SitePackages`.
+pub(crate) fn site_packages(app_root: &Path, slot: &str) -> PathBuf {
+    app_root
+        .join("slot-home")
+        .join(slot)
+        .join("data")
+        .join("SitePackages")
+}
+
+/// Moves the upload into `SitePackages` under a UTC timestamp name, as Kudu names them.
+async fn keep_package(dir: &Path, upload: &Path) -> Result<PathBuf, String> {
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let t = time::OffsetDateTime::now_utc();
+    let stamp = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    let mut path = dir.join(format!("{stamp}.zip"));
+    let mut n = 1;
+    while path.exists() {
+        path = dir.join(format!("{stamp}-{n}.zip"));
+        n += 1;
+    }
+    tokio::fs::rename(upload, &path)
+        .await
+        .map_err(|e| format!("cannot store the package: {e}"))?;
+    Ok(path)
 }
 
 /// Extracts a zip into `target`, refusing entries that would escape it (zip-slip).

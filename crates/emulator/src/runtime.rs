@@ -220,6 +220,37 @@ fn log_target(app: &App, slot: &Slot) -> LogTarget {
     }
 }
 
+/// Quotes a word for `sh`.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Runs `command` with its site folder mounted read-only, as a site run from a package sees its
+/// `wwwroot`: a private mount namespace (`unshare`, no privileges needed where user namespaces
+/// are allowed) binds the folder over itself read-only, so only this app sees it so and nothing
+/// is left behind. Where `unshare` cannot run, the app runs on a writable folder.
+fn read_only(dir: &std::path::Path, command: &str) -> String {
+    static UNSHARE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let available = *UNSHARE.get_or_init(|| {
+        std::process::Command::new("unshare")
+            .args(["-rm", "true"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !available {
+        return command.to_owned();
+    }
+    let inner = r#"mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && cd "$0" && exec sh -c "$1""#;
+    format!(
+        "exec unshare -rm sh -c {} {} {}",
+        sh_quote(inner),
+        sh_quote(&dir.display().to_string()),
+        sh_quote(command)
+    )
+}
+
 /// Adds what a stack's image sets: folders in front of `PATH`, then its variables (which win over
 /// app settings of the same name, as the image's run script sets them last).
 fn with_image_env(
@@ -260,8 +291,13 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
                 .filter(|c| !c.is_empty());
             let stack = crate::stack::stack_of(&slot.site_config);
             let startup = crate::stack::startup(stack, &slot.content_dir, user);
+            let command = if crate::kudu_job::run_from_package(&slot.app_settings) {
+                startup.command.map(|c| read_only(&slot.content_dir, &c))
+            } else {
+                startup.command
+            };
             LaunchSpec {
-                command: startup.command,
+                command,
                 cwd: slot.content_dir.clone(),
                 env: with_image_env(env, startup.path, startup.env),
                 failure: None,

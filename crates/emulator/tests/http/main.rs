@@ -13,6 +13,7 @@ mod identity;
 mod keyvault;
 mod kudu;
 mod logs;
+mod packages;
 mod shapes;
 mod signin;
 mod stacks;
