@@ -109,10 +109,7 @@ fn python(s: &mut Startup, dir: &Path, user: Option<&str>) {
         return;
     }
     let module = django_module(dir, VENV)
-        .map(|m| {
-            s.lines.push("Detected an app based on Django".into());
-            m
-        })
+        .inspect(|_| s.lines.push("Detected an app based on Django".into()))
         .or_else(|| {
             flask_file(dir).map(|file| {
                 s.lines.push("Detected an app based on Flask".into());
