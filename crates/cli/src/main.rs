@@ -290,6 +290,17 @@ struct EmulatorArgs {
     /// The folder the `--image` commands run in (default: the current directory).
     #[arg(long, value_name = "DIR")]
     image_dir: Option<PathBuf>,
+    /// A folder put in front of `PATH` for code apps and their builds, standing in for the tools
+    /// App Service's images carry (e.g. `gunicorn`); repeatable.
+    #[arg(long = "runtime-path", value_name = "DIR")]
+    runtime_path: Vec<PathBuf>,
+    /// The local package folder (wheels, sdists) Python builds install from, offline
+    /// (`pip install --no-index --find-links DIR`).
+    #[arg(long, value_name = "DIR")]
+    python_packages: Option<PathBuf>,
+    /// The npm cache Node builds install from, offline (`npm ci --offline --cache DIR`).
+    #[arg(long, value_name = "DIR")]
+    npm_cache: Option<PathBuf>,
 }
 
 impl Cmd {
@@ -1204,6 +1215,9 @@ async fn emulator_cmd(
     };
     let mut opts = slot_release_emulator::EmulatorOptions::new(seed, work_dir);
     opts.port = args.port;
+    opts.runtime_path = args.runtime_path.clone();
+    opts.python_packages = args.python_packages.clone();
+    opts.npm_cache = args.npm_cache.clone();
     let image_dir = match &args.image_dir {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().context("read the current directory")?,

@@ -107,7 +107,7 @@ pub(crate) async fn proxy(
     host_slot: String,
     req: Request<Body>,
 ) -> Response {
-    let (slot_name, set_cookie, instance, unhealthy) = {
+    let (set_cookie, instance, unhealthy, stack) = {
         let mut state = lock(&shared.state);
         let (slot_name, set_cookie) = match state.apps.get(&app_name) {
             Some(app) if host_slot == PRODUCTION => {
@@ -136,7 +136,8 @@ pub(crate) async fn proxy(
         slot.requests_served += 1;
         let unhealthy = slot.forced_unhealthy
             | lock(&shared.faults).app_request_unhealthy(&app_name, &slot_name);
-        (slot_name, set_cookie, slot.instance.clone(), unhealthy)
+        let stack = crate::stack::stack_of(&slot.site_config);
+        (set_cookie, slot.instance.clone(), unhealthy, stack)
     };
     let mut resp = if unhealthy {
         html(
@@ -153,11 +154,12 @@ pub(crate) async fn proxy(
             ),
             Some(instance) => match instance.wait_started(shared.app_start_timeout).await {
                 InstanceStatus::Ready => forward(&shared, instance.port, req).await,
-                InstanceStatus::DefaultPage => html(
+                InstanceStatus::DefaultPage => (
                     StatusCode::OK,
-                    "Your web app is running and waiting for your content",
-                    &format!("Slot '{slot_name}' of '{app_name}' has no startup command yet."),
-                ),
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    crate::stack::default_page(stack),
+                )
+                    .into_response(),
                 InstanceStatus::Starting | InstanceStatus::Failed(_) => html(
                     StatusCode::SERVICE_UNAVAILABLE,
                     ":( Application Error",

@@ -2,7 +2,6 @@
 //! extraction into the slot's site folder (zip-slip refused), deployment history and logs,
 //! `/api/command`, `/api/settings`, and bearer or basic (publishing credentials) authentication.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::entra::check_bearer;
 use crate::fault::Fault;
 use crate::server::{json, query_param, read_json};
-use crate::state::{DeploymentRecord, Slot, hex, new_content_dir, new_id, now_rfc3339};
+use crate::state::{DeploymentRecord, Slot, hex, new_id, now_rfc3339};
 use crate::{ARM_AUDIENCE, Shared, lock};
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -438,7 +437,7 @@ async fn deploy(
     }
     // From here the deployment job owns the lock and gives it back when it ends.
     guard.shared = None;
-    let job = tokio::spawn(run_deployment(
+    let job = tokio::spawn(crate::kudu_job::run_deployment(
         shared.clone(),
         app.clone(),
         slot.clone(),
@@ -487,176 +486,6 @@ async fn stream_to_file(body: Body, dir: &Path, path: &Path) -> std::io::Result<
     }
     file.flush().await?;
     Ok(hex(&hasher.finalize()[..]))
-}
-
-fn set_status(
-    shared: &Shared,
-    app: &str,
-    slot: &str,
-    id: &str,
-    f: impl FnOnce(&mut DeploymentRecord),
-) {
-    if let Some(d) = lock(&shared.state)
-        .apps
-        .get_mut(app)
-        .and_then(|a| a.slot_mut(slot))
-        .and_then(|s| s.deployments.iter_mut().find(|d| d.id == id))
-    {
-        f(d);
-    }
-}
-
-async fn run_deployment(
-    shared: Arc<Shared>,
-    app: String,
-    slot: String,
-    id: String,
-    upload: PathBuf,
-    clean: bool,
-    restart: bool,
-) -> bool {
-    let step = shared.deployment_step_delay;
-    tokio::time::sleep(step).await;
-    set_status(&shared, &app, &slot, &id, |d| {
-        d.status = 1;
-        d.status_text = "Building and Deploying".into();
-        d.log.push("Building.".into());
-    });
-    tokio::time::sleep(step).await;
-    set_status(&shared, &app, &slot, &id, |d| {
-        d.status = 2;
-        d.status_text = "Deploying".into();
-        d.log.push("Deploying the package.".into());
-    });
-    let injected = lock(&shared.faults).take(|f| {
-        matches!(f, Fault::DeploymentFails { app: a, slot: s }
-            if a.eq_ignore_ascii_case(&app) && s.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(&slot)))
-    });
-    let (root, current) = {
-        let state = lock(&shared.state);
-        let a = state.apps.get(&app);
-        (
-            a.map(|a| a.root_dir.clone()).unwrap_or_default(),
-            a.and_then(|a| a.slot(&slot))
-                .map(|s| s.content_dir.clone())
-                .unwrap_or_default(),
-        )
-    };
-    let result: Result<PathBuf, String> = if injected.is_some() {
-        Err("Deployment failed: the package could not be deployed (injected fault).".into())
-    } else {
-        let upload2 = upload.clone();
-        tokio::task::spawn_blocking(move || {
-            let target = if clean {
-                new_content_dir(&root).map_err(|e| e.to_string())?
-            } else {
-                current
-            };
-            match extract(&upload2, &target) {
-                Ok(()) => Ok(target),
-                Err(e) => {
-                    if clean {
-                        let _ = std::fs::remove_dir_all(&target);
-                    }
-                    Err(e)
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("extraction task failed: {e}")))
-    };
-    let _ = std::fs::remove_file(&upload);
-    tokio::time::sleep(step).await;
-    let ok = result.is_ok();
-    let old_dir = {
-        let mut state = lock(&shared.state);
-        let Some(s) = state.apps.get_mut(&app).and_then(|a| a.slot_mut(&slot)) else {
-            return false;
-        };
-        s.deploying = false;
-        let now = now_rfc3339();
-        let mut old = None;
-        match result {
-            Ok(dir) => {
-                if dir != s.content_dir {
-                    old = Some(std::mem::replace(&mut s.content_dir, dir));
-                }
-                s.forced_unhealthy = false;
-                for d in &mut s.deployments {
-                    d.active = false;
-                }
-                if let Some(d) = s.deployments.iter_mut().find(|d| d.id == id) {
-                    d.status = 4;
-                    d.status_text = String::new();
-                    d.complete = true;
-                    d.active = true;
-                    d.end_time = Some(now.clone());
-                    d.last_success_end_time = Some(now);
-                    d.log.push("Deployment successful.".into());
-                }
-            }
-            Err(message) => {
-                if let Some(d) = s.deployments.iter_mut().find(|d| d.id == id) {
-                    d.status = 3;
-                    d.status_text = message.clone();
-                    d.complete = true;
-                    d.end_time = Some(now);
-                    d.log.push(message);
-                }
-            }
-        }
-        old
-    };
-    if ok && restart {
-        crate::runtime::restart(&shared, &app, &slot);
-    }
-    if let Some(old) = old_dir {
-        // The old process was stopped by the restart; give it a moment before removing its folder.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let _ = tokio::fs::remove_dir_all(old).await;
-    }
-    ok
-}
-
-/// Extracts a zip into `target`, refusing entries that would escape it (zip-slip).
-fn extract(zip_path: &Path, target: &Path) -> Result<(), String> {
-    let file =
-        std::fs::File::open(zip_path).map_err(|e| format!("cannot open the package: {e}"))?;
-    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
-        .map_err(|e| format!("the package is not a valid zip: {e}"))?;
-    for i in 0..archive.len() {
-        let mut entry = archive
-            .by_index(i)
-            .map_err(|e| format!("cannot read zip entry {i}: {e}"))?;
-        let Some(rel) = entry.enclosed_name() else {
-            return Err(format!(
-                "the zip entry '{}' would be extracted outside the site folder",
-                String::from_utf8_lossy(entry.name_raw())
-            ));
-        };
-        let out = target.join(rel);
-        if entry.is_dir() {
-            std::fs::create_dir_all(&out)
-                .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
-            continue;
-        }
-        if let Some(parent) = out.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        }
-        let mut f = std::fs::File::create(&out)
-            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-        std::io::copy(&mut entry, &mut f)
-            .map_err(|e| format!("cannot extract {}: {e}", out.display()))?;
-        f.flush()
-            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-        #[cfg(unix)]
-        if let Some(mode) = entry.unix_mode() {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&out, std::fs::Permissions::from_mode(mode & 0o777));
-        }
-    }
-    Ok(())
 }
 
 async fn command(

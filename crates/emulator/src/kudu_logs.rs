@@ -84,6 +84,11 @@ fn vfs_path(logs: &Path, site: &Path, rel: &str) -> Option<PathBuf> {
         {
             Some(rest.iter().fold(site.to_path_buf(), |p, s| p.join(s)))
         }
+        // The slot's `/home/data` (e.g. `SitePackages`) sits next to its `LogFiles`.
+        [first, rest @ ..] if first.eq_ignore_ascii_case("data") => Some(
+            rest.iter()
+                .fold(logs.parent()?.join("data"), |p, s| p.join(s)),
+        ),
         _ => None,
     }
 }
@@ -100,7 +105,9 @@ pub(crate) fn vfs(shared: &Shared, app: &str, slot: &str, raw_path: &str) -> Res
     let Some(path) = vfs_path(&logs, &site, rel) else {
         return text(
             StatusCode::NOT_FOUND,
-            format!("'{rel}' not found: the emulated /home has LogFiles/ and site/wwwroot/ only."),
+            format!(
+                "'{rel}' not found: the emulated /home has LogFiles/, data/ and site/wwwroot/ only."
+            ),
         );
     };
     if path.is_dir() {

@@ -14,13 +14,16 @@ mod frontend;
 mod hostnames;
 mod keyvault;
 mod kudu;
+mod kudu_job;
 mod kudu_logs;
 mod kv_write;
+mod oryx;
 mod proxy;
 mod reqlog;
 mod runtime;
 mod seed;
 mod server;
+mod stack;
 mod state;
 mod tags;
 mod tls;
@@ -95,6 +98,23 @@ pub struct EmulatorOptions {
     /// Public certificates the seed's clients sign client assertions with, as Entra's
     /// "Certificates & secrets" holds them. Each must name a client of the seed.
     pub client_certificates: Vec<ClientCertificate>,
+    /// Folders put in front of `PATH` for code apps and their builds: they stand in for the tools
+    /// App Service's images carry (e.g. a `gunicorn` for Python's default startup).
+    pub runtime_path: Vec<PathBuf>,
+    /// The local package index (a folder of wheels and sdists) Oryx-style Python builds install
+    /// from: `pip install --no-index --find-links <dir>`, so a build never reaches the network.
+    pub python_packages: Option<PathBuf>,
+    /// The npm cache Oryx-style Node builds install from with `--offline` (fill it with
+    /// `npm cache add <tarball> --cache <dir>`), so a build never reaches the network.
+    pub npm_cache: Option<PathBuf>,
+}
+
+/// The tools a code app's image and build find (see the fields of `EmulatorOptions`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RuntimeTools {
+    pub(crate) path: Vec<PathBuf>,
+    pub(crate) python_packages: Option<PathBuf>,
+    pub(crate) npm_cache: Option<PathBuf>,
 }
 
 /// A certificate credential of an app registration: the public certificate only, never its key.
@@ -122,6 +142,9 @@ impl EmulatorOptions {
             deployment_step_delay: Duration::from_millis(200),
             port: 0,
             client_certificates: Vec::new(),
+            runtime_path: Vec::new(),
+            python_packages: None,
+            npm_cache: None,
         }
     }
 }
@@ -160,6 +183,7 @@ pub(crate) struct Shared {
     pub(crate) seed: Seed,
     pub(crate) work_dir: PathBuf,
     pub(crate) images: Vec<ImageMapping>,
+    pub(crate) runtime: RuntimeTools,
     pub(crate) app_start_timeout: Duration,
     pub(crate) lro_retry_after: Duration,
     pub(crate) deployment_step_delay: Duration,

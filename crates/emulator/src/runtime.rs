@@ -104,6 +104,8 @@ pub(crate) struct LaunchSpec {
     cwd: PathBuf,
     env: Vec<(String, String)>,
     failure: Option<String>,
+    /// What the image prints before the app's own output (Oryx's detection).
+    lines: Vec<String>,
     /// The image App Service would run (the container's, or the stack's built-in one).
     image: String,
     log: LogTarget,
@@ -171,9 +173,16 @@ pub(crate) fn app_env(
     slot: &Slot,
 ) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = Vec::new();
-    if let Ok(path) = std::env::var("PATH") {
-        env.push(("PATH".into(), path));
-    }
+    // The image's own tools (`EmulatorOptions::runtime_path`) come first, as they would in it.
+    let path = shared
+        .runtime
+        .path
+        .iter()
+        .map(|p| p.display().to_string())
+        .chain(std::env::var("PATH").ok())
+        .collect::<Vec<_>>()
+        .join(":");
+    env.push(("PATH".into(), path));
     for (k, v) in &slot.app_settings {
         let value = resolve_reference(state, v).unwrap_or_else(|| v.clone());
         env.push((k.clone(), value));
@@ -211,6 +220,57 @@ fn log_target(app: &App, slot: &Slot) -> LogTarget {
     }
 }
 
+/// Quotes a word for `sh`.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Runs `command` with its site folder mounted read-only, as a site run from a package sees its
+/// `wwwroot`: a private mount namespace (`unshare`, no privileges needed where user namespaces
+/// are allowed) binds the folder over itself read-only, so only this app sees it so and nothing
+/// is left behind. Where `unshare` cannot run, the app runs on a writable folder.
+fn read_only(dir: &std::path::Path, command: &str) -> String {
+    static UNSHARE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let available = *UNSHARE.get_or_init(|| {
+        std::process::Command::new("unshare")
+            .args(["-rm", "true"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !available {
+        return command.to_owned();
+    }
+    let inner = r#"mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && cd "$0" && exec sh -c "$1""#;
+    format!(
+        "exec unshare -rm sh -c {} {} {}",
+        sh_quote(inner),
+        sh_quote(&dir.display().to_string()),
+        sh_quote(command)
+    )
+}
+
+/// Adds what a stack's image sets: folders in front of `PATH`, then its variables (which win over
+/// app settings of the same name, as the image's run script sets them last).
+fn with_image_env(
+    mut env: Vec<(String, String)>,
+    path: Vec<PathBuf>,
+    extra: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    if !path.is_empty()
+        && let Some((_, value)) = env.iter_mut().find(|(k, _)| k == "PATH")
+    {
+        let front: Vec<String> = path.iter().map(|p| p.display().to_string()).collect();
+        *value = format!("{}:{value}", front.join(":"));
+    }
+    for (k, v) in extra {
+        env.retain(|(name, _)| *name != k);
+        env.push((k, v));
+    }
+    env
+}
+
 pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot) -> LaunchSpec {
     let env = app_env(shared, state, app, slot);
     let log = log_target(app, slot);
@@ -223,18 +283,25 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
         .unwrap_or_else(|| "appsvc/python:3.12".to_owned());
     match app.kind {
         AppKind::Code => {
-            let cmd = slot
+            let user = slot
                 .site_config
                 .get("appCommandLine")
                 .and_then(|v| v.as_str())
                 .map(str::trim)
-                .filter(|c| !c.is_empty())
-                .map(str::to_owned);
+                .filter(|c| !c.is_empty());
+            let stack = crate::stack::stack_of(&slot.site_config);
+            let startup = crate::stack::startup(stack, &slot.content_dir, user);
+            let command = if crate::kudu_job::run_from_package(&slot.app_settings) {
+                startup.command.map(|c| read_only(&slot.content_dir, &c))
+            } else {
+                startup.command
+            };
             LaunchSpec {
-                command: cmd,
+                command,
                 cwd: slot.content_dir.clone(),
-                env,
+                env: with_image_env(env, startup.path, startup.env),
                 failure: None,
+                lines: startup.lines,
                 image: stack_image,
                 log,
             }
@@ -251,6 +318,7 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
                     cwd: m.dir.clone(),
                     env,
                     failure: None,
+                    lines: Vec::new(),
                     image,
                     log,
                 },
@@ -261,6 +329,7 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
                     failure: Some(format!(
                         "ImagePullFailure: pull access denied for '{image}', repository does not exist or may require authorization"
                     )),
+                    lines: Vec::new(),
                     image,
                     log,
                 },
@@ -296,6 +365,9 @@ pub(crate) fn spawn(shared: &Arc<Shared>, spec: LaunchSpec) -> Arc<Instance> {
             ),
         );
         return Instance::with_status(0, InstanceStatus::Failed(reason));
+    }
+    for line in &spec.lines {
+        log.app(line);
     }
     let Some(command) = spec.command else {
         return Instance::with_status(0, InstanceStatus::DefaultPage);

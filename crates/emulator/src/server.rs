@@ -88,6 +88,11 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
         seed: opts.seed,
         work_dir,
         images,
+        runtime: crate::RuntimeTools {
+            path: opts.runtime_path,
+            python_packages: opts.python_packages,
+            npm_cache: opts.npm_cache,
+        },
         app_start_timeout: opts.app_start_timeout,
         lro_retry_after: opts.lro_retry_after,
         deployment_step_delay: opts.deployment_step_delay,

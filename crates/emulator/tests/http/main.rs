@@ -6,11 +6,14 @@ mod common;
 
 mod apps;
 mod arm;
+mod builds;
 mod extras;
 mod faults;
 mod identity;
 mod keyvault;
 mod kudu;
 mod logs;
+mod packages;
 mod shapes;
 mod signin;
+mod stacks;

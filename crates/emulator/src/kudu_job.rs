@@ -1,0 +1,307 @@
+//! One Kudu push deployment after its package arrived: status 0 → 1 (extraction into a fresh site
+//! folder, zip-slip refused, and the Oryx build when `SCM_DO_BUILD_DURING_DEPLOYMENT` is true) → 2
+//! → 4, or 3 with the reason in `status_text` and the log. A failed deployment leaves the slot's
+//! previous content in place and running; a successful one switches the slot and restarts it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::fault::Fault;
+use crate::state::{DeploymentRecord, new_content_dir, now_rfc3339};
+use crate::{Shared, lock};
+
+fn set_status(
+    shared: &Shared,
+    app: &str,
+    slot: &str,
+    id: &str,
+    f: impl FnOnce(&mut DeploymentRecord),
+) {
+    if let Some(d) = lock(&shared.state)
+        .apps
+        .get_mut(app)
+        .and_then(|a| a.slot_mut(slot))
+        .and_then(|s| s.deployments.iter_mut().find(|d| d.id == id))
+    {
+        f(d);
+    }
+}
+
+/// What the slot looks like when its deployment starts.
+struct SlotNow {
+    root: PathBuf,
+    current: PathBuf,
+    build: bool,
+    /// `WEBSITE_RUN_FROM_PACKAGE=1`: the package is kept and the site runs from it, read-only.
+    packages: Option<PathBuf>,
+    stack: crate::stack::Stack,
+}
+
+fn slot_now(shared: &Shared, app: &str, slot: &str) -> SlotNow {
+    let state = lock(&shared.state);
+    let a = state.apps.get(app);
+    let s = a.and_then(|a| a.slot(slot));
+    SlotNow {
+        root: a.map(|a| a.root_dir.clone()).unwrap_or_default(),
+        current: s.map(|s| s.content_dir.clone()).unwrap_or_default(),
+        build: s.is_some_and(|s| crate::oryx::wanted(&s.app_settings)),
+        packages: a
+            .zip(s)
+            .filter(|(_, s)| run_from_package(&s.app_settings))
+            .map(|(a, s)| site_packages(&a.root_dir, &s.name)),
+        stack: s
+            .map(|s| crate::stack::stack_of(&s.site_config))
+            .unwrap_or(crate::stack::Stack::Other),
+    }
+}
+
+pub(crate) async fn run_deployment(
+    shared: Arc<Shared>,
+    app: String,
+    slot: String,
+    id: String,
+    upload: PathBuf,
+    clean: bool,
+    restart: bool,
+) -> bool {
+    let step = shared.deployment_step_delay;
+    tokio::time::sleep(step).await;
+    set_status(&shared, &app, &slot, &id, |d| {
+        d.status = 1;
+        d.status_text = "Building and Deploying".into();
+        d.log.push("Building.".into());
+    });
+    let injected = lock(&shared.faults).take(|f| {
+        matches!(f, Fault::DeploymentFails { app: a, slot: s }
+            if a.eq_ignore_ascii_case(&app) && s.as_deref().is_none_or(|s| s.eq_ignore_ascii_case(&slot)))
+    });
+    let now = slot_now(&shared, &app, &slot);
+    let upload = match &now.packages {
+        Some(dir) if injected.is_none() => match keep_package(dir, &upload).await {
+            Ok(kept) => kept,
+            Err(e) => {
+                let _ = std::fs::remove_file(&upload);
+                finish(&shared, &app, &slot, &id, Err(e), false).await;
+                return false;
+            }
+        },
+        _ => upload,
+    };
+    // A site run from a package is always a fresh mount of it.
+    let clean = clean || now.packages.is_some();
+    let result: Result<PathBuf, String> = if injected.is_some() {
+        Err("Deployment failed: the package could not be deployed (injected fault).".into())
+    } else {
+        let upload2 = upload.clone();
+        let (root, current) = (now.root.clone(), now.current.clone());
+        tokio::task::spawn_blocking(move || {
+            let target = if clean {
+                new_content_dir(&root).map_err(|e| e.to_string())?
+            } else {
+                current
+            };
+            match extract(&upload2, &target) {
+                Ok(()) => Ok(target),
+                Err(e) => {
+                    if clean {
+                        let _ = std::fs::remove_dir_all(&target);
+                    }
+                    Err(e)
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("extraction task failed: {e}")))
+    };
+    if let (Some(dir), Ok(_)) = (&now.packages, &result) {
+        // Only a package that mounted becomes the current one; earlier packages stay.
+        if let Some(name) = upload.file_name().and_then(|n| n.to_str()) {
+            let tmp = dir.join("packagename.txt.tmp");
+            let written = std::fs::write(&tmp, name)
+                .and_then(|()| std::fs::rename(&tmp, dir.join("packagename.txt")));
+            if let Err(e) = written {
+                tracing::warn!(error = %e, "cannot write packagename.txt");
+            }
+        }
+    } else if now.packages.is_none() {
+        let _ = std::fs::remove_file(&upload);
+    }
+    // Kudu builds in the Building step, into the folder the site will run from.
+    let result = match result {
+        Ok(dir) if now.build && now.packages.is_none() => {
+            let build =
+                crate::oryx::build(now.stack, &dir, &shared.runtime, &shared.work_dir).await;
+            set_status(&shared, &app, &slot, &id, |d| d.log.extend(build.lines));
+            match build.failure {
+                None => Ok(dir),
+                Some(reason) => {
+                    if dir != now.current {
+                        let _ = tokio::fs::remove_dir_all(&dir).await;
+                    }
+                    Err(reason)
+                }
+            }
+        }
+        other => other,
+    };
+    tokio::time::sleep(step).await;
+    if result.is_ok() {
+        set_status(&shared, &app, &slot, &id, |d| {
+            d.status = 2;
+            d.status_text = "Deploying".into();
+            d.log.push("Deploying the package.".into());
+        });
+        tokio::time::sleep(step).await;
+    }
+    finish(&shared, &app, &slot, &id, result, restart).await
+}
+
+/// Records the outcome, switches the slot to its new folder and restarts it on success.
+async fn finish(
+    shared: &Arc<Shared>,
+    app: &str,
+    slot: &str,
+    id: &str,
+    result: Result<PathBuf, String>,
+    restart: bool,
+) -> bool {
+    let (app, slot) = (app.to_owned(), slot.to_owned());
+    let ok = result.is_ok();
+    let old_dir = {
+        let mut state = lock(&shared.state);
+        let Some(s) = state.apps.get_mut(&app).and_then(|a| a.slot_mut(&slot)) else {
+            return false;
+        };
+        s.deploying = false;
+        let now = now_rfc3339();
+        let mut old = None;
+        match result {
+            Ok(dir) => {
+                if dir != s.content_dir {
+                    old = Some(std::mem::replace(&mut s.content_dir, dir));
+                }
+                s.forced_unhealthy = false;
+                for d in &mut s.deployments {
+                    d.active = false;
+                }
+                if let Some(d) = s.deployments.iter_mut().find(|d| d.id == id) {
+                    d.status = 4;
+                    d.status_text = String::new();
+                    d.complete = true;
+                    d.active = true;
+                    d.end_time = Some(now.clone());
+                    d.last_success_end_time = Some(now);
+                    d.log.push("Deployment successful.".into());
+                }
+            }
+            Err(message) => {
+                if let Some(d) = s.deployments.iter_mut().find(|d| d.id == id) {
+                    d.status = 3;
+                    d.status_text = message.clone();
+                    d.complete = true;
+                    d.end_time = Some(now);
+                    d.log.push(message);
+                    d.log.push("Deployment Failed.".into());
+                }
+            }
+        }
+        old
+    };
+    if ok && restart {
+        crate::runtime::restart(shared, &app, &slot);
+    }
+    if let Some(old) = old_dir {
+        // The old process was stopped by the restart; give it a moment before removing its folder.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let _ = tokio::fs::remove_dir_all(old).await;
+    }
+    ok
+}
+
+/// Whether the slot runs from a local package (`WEBSITE_RUN_FROM_PACKAGE=1`; a URL is a remote
+/// package, which the emulator does not fetch).
+pub(crate) fn run_from_package(settings: &std::collections::BTreeMap<String, String>) -> bool {
+    settings
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("WEBSITE_RUN_FROM_PACKAGE"))
+        .is_some_and(|(_, v)| v.trim() == "1")
+}
+
+/// The slot's `/home/data/SitePackages`.
+pub(crate) fn site_packages(app_root: &Path, slot: &str) -> PathBuf {
+    app_root
+        .join("slot-home")
+        .join(slot)
+        .join("data")
+        .join("SitePackages")
+}
+
+/// Moves the upload into `SitePackages` under a UTC timestamp name, as Kudu names them.
+async fn keep_package(dir: &Path, upload: &Path) -> Result<PathBuf, String> {
+    tokio::fs::create_dir_all(dir)
+        .await
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let t = time::OffsetDateTime::now_utc();
+    let stamp = format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    );
+    let mut path = dir.join(format!("{stamp}.zip"));
+    let mut n = 1;
+    while path.exists() {
+        path = dir.join(format!("{stamp}-{n}.zip"));
+        n += 1;
+    }
+    tokio::fs::rename(upload, &path)
+        .await
+        .map_err(|e| format!("cannot store the package: {e}"))?;
+    Ok(path)
+}
+
+/// Extracts a zip into `target`, refusing entries that would escape it (zip-slip).
+pub(crate) fn extract(zip_path: &Path, target: &Path) -> Result<(), String> {
+    let file =
+        std::fs::File::open(zip_path).map_err(|e| format!("cannot open the package: {e}"))?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file))
+        .map_err(|e| format!("the package is not a valid zip: {e}"))?;
+    for i in 0..archive.len() {
+        let mut entry = archive
+            .by_index(i)
+            .map_err(|e| format!("cannot read zip entry {i}: {e}"))?;
+        let Some(rel) = entry.enclosed_name() else {
+            return Err(format!(
+                "the zip entry '{}' would be extracted outside the site folder",
+                String::from_utf8_lossy(entry.name_raw())
+            ));
+        };
+        let out = target.join(rel);
+        if entry.is_dir() {
+            std::fs::create_dir_all(&out)
+                .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+            continue;
+        }
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        let mut f = std::fs::File::create(&out)
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        std::io::copy(&mut entry, &mut f)
+            .map_err(|e| format!("cannot extract {}: {e}", out.display()))?;
+        f.flush()
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        #[cfg(unix)]
+        if let Some(mode) = entry.unix_mode() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&out, std::fs::Permissions::from_mode(mode & 0o777));
+        }
+    }
+    Ok(())
+}
