@@ -287,7 +287,7 @@ pub struct Detection {
 }
 
 /// Python's image (Oryx): a Django project's `wsgi.py` one folder down, else the first of the Flask
-/// entry files at the root.
+/// entry files at the root (`application.py`, `app.py`, `run.py`, `index.py`, `server.py`).
 pub const PYTHON_DETECTION: &[Detection] = &[
     Detection {
         pattern: "*/wsgi.py",
@@ -302,6 +302,10 @@ pub const PYTHON_DETECTION: &[Detection] = &[
         runs: "gunicorn app:app",
     },
     Detection {
+        pattern: "run.py",
+        runs: "gunicorn run:app",
+    },
+    Detection {
         pattern: "index.py",
         runs: "gunicorn index:app",
     },
@@ -311,11 +315,16 @@ pub const PYTHON_DETECTION: &[Detection] = &[
     },
 ];
 
-/// Node's image: `npm start` when package.json has a start script, else the first well-known entry file.
+/// Node's image: `npm start` when package.json has a start script, else package.json's `main`, else the
+/// first well-known entry file.
 pub const NODE_DETECTION: &[Detection] = &[
     Detection {
         pattern: "package.json#scripts.start",
         runs: "npm start",
+    },
+    Detection {
+        pattern: "package.json#main",
+        runs: "node <main>",
     },
     Detection {
         pattern: "bin/www",
@@ -336,7 +345,7 @@ pub const NODE_DETECTION: &[Detection] = &[
 ];
 
 /// What a package offers a stack's default startup: its file paths (`/`-separated, relative to the
-/// package root) and whether its `package.json` has a `start` script.
+/// package root) and what its `package.json` says.
 pub trait PackageLayout {
     /// Whether the package holds this file.
     fn has_file(&self, path: &str) -> bool;
@@ -344,6 +353,8 @@ pub trait PackageLayout {
     fn one_folder_down(&self, name: &str) -> Vec<String>;
     /// Whether `package.json` at the root has `scripts.start`.
     fn has_start_script(&self) -> bool;
+    /// `package.json`'s `main`, when it names a file the package holds.
+    fn main_entry(&self) -> Option<String>;
 }
 
 impl Detection {
@@ -351,6 +362,11 @@ impl Detection {
     pub fn matches(&self, package: &dyn PackageLayout) -> Option<String> {
         if self.pattern == "package.json#scripts.start" {
             return package.has_start_script().then(|| self.runs.to_owned());
+        }
+        if self.pattern == "package.json#main" {
+            return package
+                .main_entry()
+                .map(|main| self.runs.replace("<main>", &main));
         }
         if let Some(name) = self.pattern.strip_prefix("*/") {
             let mut found = package.one_folder_down(name);
@@ -395,6 +411,15 @@ mod tests {
 
     struct Files(&'static [&'static str], bool);
 
+    impl Files {
+        fn main(&self) -> Option<String> {
+            self.0
+                .iter()
+                .find_map(|p| p.strip_prefix("main="))
+                .map(str::to_owned)
+        }
+    }
+
     impl PackageLayout for Files {
         fn has_file(&self, path: &str) -> bool {
             self.0.contains(&path)
@@ -411,6 +436,9 @@ mod tests {
         }
         fn has_start_script(&self) -> bool {
             self.1
+        }
+        fn main_entry(&self) -> Option<String> {
+            self.main()
         }
     }
 
@@ -475,6 +503,11 @@ mod tests {
             rule.blank_command_runs(Some(&flask)),
             Ok(Some("gunicorn server:app".into()))
         );
+        let order = Files(&["index.py", "run.py"], false);
+        assert_eq!(
+            rule.blank_command_runs(Some(&order)),
+            Ok(Some("gunicorn run:app".into()))
+        );
         let nested = Files(&["application/single_app/app.py"], false);
         let looked = rule.blank_command_runs(Some(&nested)).unwrap_err();
         assert!(looked.contains(&"app.py") && looked.contains(&"*/wsgi.py"));
@@ -491,6 +524,13 @@ mod tests {
         assert_eq!(
             rule.blank_command_runs(Some(&Files(&["package.json", "index.js"], false))),
             Ok(Some("node index.js".into()))
+        );
+        assert_eq!(
+            rule.blank_command_runs(Some(&Files(
+                &["package.json", "main=lib/start.js", "index.js"],
+                false
+            ))),
+            Ok(Some("node lib/start.js".into()))
         );
         assert!(
             rule.blank_command_runs(Some(&Files(&["package.json", "main.js"], false)))
