@@ -1,7 +1,7 @@
 //! The port: exactly what the stages need from Azure, as a trait, so the stage code never sees HTTP.
 //!
 //! `AzurePort` adapts `slot_release_azure`; tests and the rehearsal use the same adapter against the
-//! emulator, so there is one code path. Slot names are plain strings; `production` is the production slot.
+//! emulator, so there is one code path. Slots are [`SlotName`]s; `production` is the production slot.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -17,7 +17,7 @@ use crate::health::{AppFailure, HealthCheck, ProbeOutcome};
 use crate::hooks::{self, RemoteCommand};
 use crate::identity::ReleaseId;
 use crate::journal::DeploymentRecord;
-use crate::state::{LiveState, PRODUCTION, SlotState};
+use crate::state::{LiveState, SlotName, SlotState};
 
 /// Who writes the Kudu deployment records, so the engine can tell its records from other deployments.
 pub const DEPLOYER: &str = "SlotRelease";
@@ -74,22 +74,22 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     /// Reads the live state of the app: the named slots (missing ones are absent), sticky names, tags.
     async fn read_state(
         &self,
-        slots: &[String],
+        slots: &[SlotName],
         cancel: &CancellationToken,
     ) -> Result<LiveState, Error>;
     /// Creates a slot.
-    async fn create_slot(&self, slot: &str, cancel: &CancellationToken) -> Result<(), Error>;
+    async fn create_slot(&self, slot: &SlotName, cancel: &CancellationToken) -> Result<(), Error>;
     /// Sets app settings on a slot, keeping all others.
     async fn set_settings(
         &self,
-        slot: &str,
+        slot: &SlotName,
         settings: &BTreeMap<String, SettingValue>,
         cancel: &CancellationToken,
     ) -> Result<(), Error>;
     /// Removes app settings from a slot, keeping all others.
     async fn remove_settings(
         &self,
-        slot: &str,
+        slot: &SlotName,
         names: &BTreeSet<String>,
         cancel: &CancellationToken,
     ) -> Result<(), Error>;
@@ -104,14 +104,14 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     /// Changes site config of a slot.
     async fn set_site(
         &self,
-        slot: &str,
+        slot: &SlotName,
         change: &SiteChange,
         cancel: &CancellationToken,
     ) -> Result<(), Error>;
     /// Deploys a zip package to a slot and waits for it.
     async fn deploy_zip(
         &self,
-        slot: &str,
+        slot: &SlotName,
         package: &Path,
         message: &str,
         cancel: &CancellationToken,
@@ -119,7 +119,7 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     /// Runs a command in a slot through Kudu.
     async fn run_command(
         &self,
-        slot: &str,
+        slot: &SlotName,
         command: &str,
         timeout: Duration,
         cancel: &CancellationToken,
@@ -127,21 +127,21 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     /// Swaps `source` into `target` and waits.
     async fn swap(
         &self,
-        source: &str,
-        target: &str,
+        source: &SlotName,
+        target: &SlotName,
         cancel: &CancellationToken,
     ) -> Result<(), Error>;
     /// Swap with preview, phase one.
     async fn apply_slot_config(
         &self,
-        source: &str,
-        target: &str,
+        source: &SlotName,
+        target: &SlotName,
         cancel: &CancellationToken,
     ) -> Result<(), Error>;
     /// Cancels a swap with preview.
     async fn reset_slot_config(
         &self,
-        source: &str,
+        source: &SlotName,
         cancel: &CancellationToken,
     ) -> Result<(), Error>;
     /// The site's tags (where the journal lives).
@@ -162,7 +162,7 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     /// Writes a deployment record (id = release id) on a slot's Kudu, marking it active.
     async fn put_record(
         &self,
-        slot: &str,
+        slot: &SlotName,
         id: &str,
         record: &DeploymentRecord,
         cancel: &CancellationToken,
@@ -175,14 +175,18 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, SecretValue>, Error>;
     /// The HTTPS base URL of a slot's app (for health probes): its default host as ARM names it.
-    async fn slot_url(&self, slot: &str, cancel: &CancellationToken) -> Result<url::Url, Error>;
+    async fn slot_url(
+        &self,
+        slot: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<url::Url, Error>;
     /// What health probes go through (an HTTP client that trusts the same CAs as the Azure client).
     fn prober(&self) -> Arc<dyn crate::health::Prober>;
     /// Whether the app of a slot crashed in its latest start, from the platform's logs; `None` when it
     /// runs or starts, or when this port cannot tell.
     async fn app_failure(
         &self,
-        _slot: &str,
+        _slot: &SlotName,
         _cancel: &CancellationToken,
     ) -> Result<Option<AppFailure>, Error> {
         Ok(None)
@@ -289,13 +293,15 @@ impl AzurePort {
         })
     }
 
-    fn slot(name: &str) -> Result<az::SlotName, Error> {
-        if name == PRODUCTION {
+    /// The one place an engine slot becomes the Azure client's: production is the site itself, any
+    /// other name a `/slots/` segment. It cannot fail in practice: a [`SlotName`] keeps the config's
+    /// rules, a subset of the client's. The client checks names of its own (it is a library with other
+    /// callers), so a disagreement would show as an error addressing that slot, never as a panic.
+    fn slot(name: &SlotName) -> Result<az::SlotName, Error> {
+        if name.is_production() {
             Ok(az::SlotName::production())
         } else {
-            az::SlotName::new(name).map_err(|_| Error::InvalidSlotName {
-                name: name.to_owned(),
-            })
+            az::SlotName::new(name.as_str()).map_err(azure_err(format!("address slot {name}")))
         }
     }
 
@@ -356,22 +362,17 @@ fn release_of(deployments: &[az::Deployment]) -> SlotRecord {
 impl Port for AzurePort {
     async fn read_state(
         &self,
-        slots: &[String],
+        slots: &[SlotName],
         cancel: &CancellationToken,
     ) -> Result<LiveState, Error> {
         let mut state = LiveState::default();
-        let mut names: Vec<&str> = vec![PRODUCTION];
-        names.extend(
-            slots
-                .iter()
-                .map(String::as_str)
-                .filter(|s| *s != PRODUCTION),
-        );
+        let production = SlotName::production();
+        let names = std::iter::once(&production).chain(slots.iter().filter(|s| !s.is_production()));
         for name in names {
             let slot = Self::slot(name)?;
             let info = match self.app.get_slot(&slot, cancel).await {
                 Ok(info) => info,
-                Err(e) if e.status() == Some(404) && name != PRODUCTION => continue,
+                Err(e) if e.status() == Some(404) && !name.is_production() => continue,
                 Err(e) => return Err(azure_err(format!("read {} slot {name}", self.name))(e)),
             };
             let settings = self
@@ -390,7 +391,7 @@ impl Port for AzurePort {
                 .deployments(cancel)
                 .await
                 .map_err(azure_err(format!("read deployments of {name}")))?;
-            if name == PRODUCTION {
+            if name.is_production() {
                 state.tags = info.tags.clone();
             }
             if deployments.iter().any(|d| !d.complete) {
@@ -398,7 +399,7 @@ impl Port for AzurePort {
             }
             let (release, package_sha256, artifact) = release_of(&deployments);
             state.slots.insert(
-                name.to_owned(),
+                name.clone(),
                 SlotState {
                     settings,
                     linux_fx_version: config.linux_fx_version.filter(|v| !v.is_empty()),
@@ -419,7 +420,7 @@ impl Port for AzurePort {
         Ok(state)
     }
 
-    async fn create_slot(&self, slot: &str, cancel: &CancellationToken) -> Result<(), Error> {
+    async fn create_slot(&self, slot: &SlotName, cancel: &CancellationToken) -> Result<(), Error> {
         self.app
             .create_slot(
                 &Self::slot(slot)?,
@@ -432,7 +433,7 @@ impl Port for AzurePort {
 
     async fn set_settings(
         &self,
-        slot: &str,
+        slot: &SlotName,
         settings: &BTreeMap<String, SettingValue>,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
@@ -452,7 +453,7 @@ impl Port for AzurePort {
 
     async fn remove_settings(
         &self,
-        slot: &str,
+        slot: &SlotName,
         names: &BTreeSet<String>,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
@@ -501,7 +502,7 @@ impl Port for AzurePort {
 
     async fn set_site(
         &self,
-        slot: &str,
+        slot: &SlotName,
         change: &SiteChange,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
@@ -519,7 +520,7 @@ impl Port for AzurePort {
 
     async fn deploy_zip(
         &self,
-        slot: &str,
+        slot: &SlotName,
         package: &Path,
         message: &str,
         cancel: &CancellationToken,
@@ -539,7 +540,7 @@ impl Port for AzurePort {
 
     async fn run_command(
         &self,
-        slot: &str,
+        slot: &SlotName,
         command: &str,
         timeout: Duration,
         cancel: &CancellationToken,
@@ -565,8 +566,8 @@ impl Port for AzurePort {
 
     async fn swap(
         &self,
-        source: &str,
-        target: &str,
+        source: &SlotName,
+        target: &SlotName,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
         let opts = az::SwapOptions {
@@ -598,8 +599,8 @@ impl Port for AzurePort {
 
     async fn apply_slot_config(
         &self,
-        source: &str,
-        target: &str,
+        source: &SlotName,
+        target: &SlotName,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
         let opts = az::SwapOptions {
@@ -614,7 +615,7 @@ impl Port for AzurePort {
 
     async fn reset_slot_config(
         &self,
-        source: &str,
+        source: &SlotName,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
         self.app
@@ -654,7 +655,7 @@ impl Port for AzurePort {
 
     async fn put_record(
         &self,
-        slot: &str,
+        slot: &SlotName,
         id: &str,
         record: &DeploymentRecord,
         cancel: &CancellationToken,
@@ -707,7 +708,11 @@ impl Port for AzurePort {
             .map_err(azure_err(format!("read secrets from {vault}")))
     }
 
-    async fn slot_url(&self, slot: &str, cancel: &CancellationToken) -> Result<url::Url, Error> {
+    async fn slot_url(
+        &self,
+        slot: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<url::Url, Error> {
         // Read from ARM, never built from the names: an app may have a unique default host name
         // (`<site>-<hash>.<region>.azurewebsites.net`), and a long slot host is shortened.
         let info = self
@@ -727,7 +732,7 @@ impl Port for AzurePort {
 
     async fn app_failure(
         &self,
-        slot: &str,
+        slot: &SlotName,
         cancel: &CancellationToken,
     ) -> Result<Option<AppFailure>, Error> {
         let name = Self::slot(slot)?;
@@ -783,7 +788,7 @@ pub struct SlotCrashCheck {
     /// The port.
     pub port: Arc<dyn Port>,
     /// The slot probed.
-    pub slot: String,
+    pub slot: SlotName,
     /// The gate's cancellation: a log read in flight stops with the gate.
     pub cancel: CancellationToken,
 }
@@ -813,15 +818,15 @@ impl Offline {
 
 #[async_trait]
 impl Port for Offline {
-    async fn read_state(&self, _: &[String], _: &CancellationToken) -> Result<LiveState, Error> {
+    async fn read_state(&self, _: &[SlotName], _: &CancellationToken) -> Result<LiveState, Error> {
         self.refuse("read the live state")
     }
-    async fn create_slot(&self, _: &str, _: &CancellationToken) -> Result<(), Error> {
+    async fn create_slot(&self, _: &SlotName, _: &CancellationToken) -> Result<(), Error> {
         self.refuse("create a slot")
     }
     async fn set_settings(
         &self,
-        _: &str,
+        _: &SlotName,
         _: &BTreeMap<String, SettingValue>,
         _: &CancellationToken,
     ) -> Result<(), Error> {
@@ -829,7 +834,7 @@ impl Port for Offline {
     }
     async fn remove_settings(
         &self,
-        _: &str,
+        _: &SlotName,
         _: &BTreeSet<String>,
         _: &CancellationToken,
     ) -> Result<(), Error> {
@@ -843,12 +848,17 @@ impl Port for Offline {
     ) -> Result<(), Error> {
         self.refuse("change sticky setting names")
     }
-    async fn set_site(&self, _: &str, _: &SiteChange, _: &CancellationToken) -> Result<(), Error> {
+    async fn set_site(
+        &self,
+        _: &SlotName,
+        _: &SiteChange,
+        _: &CancellationToken,
+    ) -> Result<(), Error> {
         self.refuse("change site config")
     }
     async fn deploy_zip(
         &self,
-        _: &str,
+        _: &SlotName,
         _: &Path,
         _: &str,
         _: &CancellationToken,
@@ -857,25 +867,25 @@ impl Port for Offline {
     }
     async fn run_command(
         &self,
-        _: &str,
+        _: &SlotName,
         _: &str,
         _: Duration,
         _: &CancellationToken,
     ) -> Result<CommandResult, Error> {
         self.refuse("run a command")
     }
-    async fn swap(&self, _: &str, _: &str, _: &CancellationToken) -> Result<(), Error> {
+    async fn swap(&self, _: &SlotName, _: &SlotName, _: &CancellationToken) -> Result<(), Error> {
         self.refuse("swap")
     }
     async fn apply_slot_config(
         &self,
-        _: &str,
-        _: &str,
+        _: &SlotName,
+        _: &SlotName,
         _: &CancellationToken,
     ) -> Result<(), Error> {
         self.refuse("apply slot config")
     }
-    async fn reset_slot_config(&self, _: &str, _: &CancellationToken) -> Result<(), Error> {
+    async fn reset_slot_config(&self, _: &SlotName, _: &CancellationToken) -> Result<(), Error> {
         self.refuse("reset slot config")
     }
     async fn tags(&self, _: &CancellationToken) -> Result<BTreeMap<String, String>, Error> {
@@ -897,7 +907,7 @@ impl Port for Offline {
     }
     async fn put_record(
         &self,
-        _: &str,
+        _: &SlotName,
         _: &str,
         _: &DeploymentRecord,
         _: &CancellationToken,
@@ -912,7 +922,7 @@ impl Port for Offline {
     ) -> Result<BTreeMap<String, SecretValue>, Error> {
         self.refuse("read secrets")
     }
-    async fn slot_url(&self, _: &str, _: &CancellationToken) -> Result<url::Url, Error> {
+    async fn slot_url(&self, _: &SlotName, _: &CancellationToken) -> Result<url::Url, Error> {
         self.refuse("address a slot")
     }
     fn prober(&self) -> Arc<dyn crate::health::Prober> {
@@ -924,15 +934,15 @@ impl Port for Offline {
 #[derive(Debug)]
 pub struct SlotCommand {
     port: Arc<dyn Port>,
-    slot: String,
+    slot: SlotName,
 }
 
 impl SlotCommand {
     /// Commands run in `slot`.
-    pub fn new(port: Arc<dyn Port>, slot: &str) -> Self {
+    pub fn new(port: Arc<dyn Port>, slot: &SlotName) -> Self {
         SlotCommand {
             port,
-            slot: slot.to_owned(),
+            slot: slot.clone(),
         }
     }
 }
