@@ -15,6 +15,7 @@ use slot_release_emulator::{
 use slot_release_engine::port::{self, Port};
 use slot_release_engine::release::{self, LoadRequest};
 use slot_release_engine::spec::AppKind;
+use slot_release_engine::state::SlotName;
 use slot_release_pipelines::{Log, OutputMode};
 use slot_release_rehearse as rehearse;
 use tokio_util::sync::CancellationToken;
@@ -516,9 +517,10 @@ impl World {
     /// `GET` of `path` on a slot's host as ARM names it: the status and the body, or `None` when the
     /// slot has no host or did not answer.
     pub async fn get(&self, slot: &str, path: &str) -> Option<(u16, String)> {
+        let slot = SlotName::new(slot).unwrap_or_else(|e| panic!("{e}"));
         let url = self
             .port
-            .slot_url(slot, &CancellationToken::new())
+            .slot_url(&slot, &CancellationToken::new())
             .await
             .ok()?
             .join(path)

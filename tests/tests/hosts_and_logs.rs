@@ -3,6 +3,7 @@
 //! pattern), and apps whose startup command fails (the gate ends at once and quotes the app's log).
 
 use slot_release_emulator::HostNameStyle;
+use slot_release_engine::state::SlotName;
 use slot_release_tests::{Example, World, printed};
 use tokio_util::sync::CancellationToken;
 
@@ -139,16 +140,17 @@ async fn a_swap_whose_warm_up_meets_a_crashed_app_says_why() {
         linux_fx_version: None,
     };
     let cancel = Default::default();
+    let staging = SlotName::new("staging").unwrap();
     // The example creates its staging slot; here it is created as the staging stage would.
-    world.port.create_slot("staging", &cancel).await.unwrap();
+    world.port.create_slot(&staging, &cancel).await.unwrap();
     world
         .port
-        .set_site("staging", &change, &CancellationToken::new())
+        .set_site(&staging, &change, &CancellationToken::new())
         .await
         .unwrap();
     let err = world
         .port
-        .swap("staging", "production", &cancel)
+        .swap(&staging, &SlotName::production(), &cancel)
         .await
         .expect_err("the warm-up cannot pass");
     let text = format!("{err}");

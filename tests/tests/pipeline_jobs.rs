@@ -340,6 +340,7 @@ async fn rollback_reverts_a_code_release_that_passed_its_watch() {
     // entry names the artifact its package can be downloaded from again.
     let history =
         slot_release_engine::journal::JournalTags::from_tags(&world.slot("production").tags)
+            .unwrap_or_else(|e| panic!("the journal reads back: {e}"))
             .history;
     let outcomes: Vec<_> = history
         .iter()

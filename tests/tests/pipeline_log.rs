@@ -94,7 +94,10 @@ async fn outputs_fit_the_stage_and_the_summary_renders() {
     let world = World::released(|t| t).await;
     let production_url = world
         .port
-        .slot_url("production", &CancellationToken::new())
+        .slot_url(
+            &slot_release_engine::state::SlotName::production(),
+            &CancellationToken::new(),
+        )
         .await
         .unwrap()
         .to_string();
@@ -103,7 +106,7 @@ async fn outputs_fit_the_stage_and_the_summary_renders() {
     // The run creates the staging slot: its host exists (and ARM names it) only now.
     let staging_url = world
         .port
-        .slot_url("staging", &CancellationToken::new())
+        .slot_url(&"staging".parse().unwrap(), &CancellationToken::new())
         .await
         .unwrap()
         .to_string();

@@ -346,7 +346,7 @@ fn the_engine_reads_no_process_environment() {
 /// The methods of the `Port` trait: name, whether it is `async`, and its parameter list, read from the
 /// trait's body with comments left out.
 fn port_methods() -> Vec<(String, bool, String)> {
-    let text = std::fs::read_to_string(paths::workspace().join("crates/engine/src/port.rs"))
+    let text = std::fs::read_to_string(paths::workspace().join("crates/engine/src/port/mod.rs"))
         .unwrap_or_default();
     let code: String = text
         .lines()
@@ -413,7 +413,7 @@ fn every_port_method_takes_a_cancellation_token() {
     let methods = port_methods();
     assert!(
         methods.len() > 15,
-        "the Port trait was not found in crates/engine/src/port.rs: {methods:?}"
+        "the Port trait was not found in crates/engine/src/port/mod.rs: {methods:?}"
     );
     let mut missing = Vec::new();
     for (name, is_async, params) in &methods {

@@ -19,7 +19,7 @@ use slot_release_engine::port::{self, Port};
 use slot_release_engine::release::{self, LoadRequest};
 use slot_release_engine::spec::{AppKind, HealthTimeout};
 use slot_release_engine::stages::{self, Command, LockOptions, StageOptions, Unfinished};
-use slot_release_engine::state::LiveState;
+use slot_release_engine::state::{LiveState, SlotName};
 use slot_release_pipelines::{AgentEnv, Issue, Log, OutputMode, Summary, TaskResult};
 use slot_release_rehearse::{self as rehearse, FailAt};
 use tokio_util::sync::CancellationToken;
@@ -838,19 +838,8 @@ async fn plan_cmd(args: &PlanArgs, log: &Log, cancel: &CancellationToken) -> Res
     })
 }
 
-fn slots(loaded: &release::LoadedRelease) -> Vec<String> {
-    let mut slots: Vec<String> = loaded
-        .spec
-        .environments
-        .values()
-        .map(|e| e.slot.clone())
-        .collect();
-    if let Some(p) = &loaded.spec.production {
-        slots.push(p.source_slot.clone());
-    }
-    slots.sort();
-    slots.dedup();
-    slots
+fn slots(loaded: &release::LoadedRelease) -> Vec<SlotName> {
+    loaded.spec.slots()
 }
 
 async fn run_cmd(
@@ -960,7 +949,7 @@ async fn run_cmd(
     report(
         log,
         &record,
-        &release_slot(&loaded, &record),
+        release_slot(&loaded, &record, args.common.environment.as_deref()).as_ref(),
         args.record.as_deref(),
         &work_dir,
         args.common.json,
@@ -1075,13 +1064,17 @@ fn command_name(command: Command) -> &'static str {
     }
 }
 
-/// The slot that holds the new release after the run: the staging slot after `staging`, else production.
-fn release_slot(loaded: &release::LoadedRelease, record: &stages::ReleaseRecord) -> String {
+/// The slot that holds the new release after the run: the staging slot after `staging` (the one of
+/// `environment` when the run named one), else production; none after a build without a staging stage.
+fn release_slot(
+    loaded: &release::LoadedRelease,
+    record: &stages::ReleaseRecord,
+    environment: Option<&str>,
+) -> Option<SlotName> {
     match record.stages.last().map(|s| s.stage) {
-        Some(Stage::Staging) | Some(Stage::Build) => {
-            loaded.spec.staging_slot().unwrap_or_default().to_owned()
-        }
-        _ => "production".to_owned(),
+        Some(Stage::Staging) => loaded.spec.staging_slot(environment).cloned(),
+        Some(Stage::Build) => loaded.spec.staging_slot(None).cloned(),
+        _ => Some(SlotName::production()),
     }
 }
 
@@ -1109,7 +1102,7 @@ fn summary_file_name(name: &str) -> String {
 fn report(
     log: &Log,
     record: &stages::ReleaseRecord,
-    slot: &str,
+    slot: Option<&SlotName>,
     record_path: Option<&Path>,
     work_dir: &Path,
     json: bool,
@@ -1180,7 +1173,7 @@ async fn rehearse_cmd(
     report(
         log,
         &outcome.record,
-        &release_slot(&loaded, &outcome.record),
+        release_slot(&loaded, &outcome.record, None).as_ref(),
         args.record.as_deref(),
         &work_dir,
         args.common.json,

@@ -213,9 +213,40 @@ name_newtype!(
 );
 
 impl SlotName {
+    /// The production slot, spelled the one way plans, state files and the journal write it.
+    pub fn production() -> Self {
+        Self("production".to_owned())
+    }
+
     /// Whether this names the production slot (App Service treats `production` case-insensitively).
     pub fn is_production(&self) -> bool {
         self.0.eq_ignore_ascii_case("production")
+    }
+}
+
+// Comparisons with text are exact (like the derived `Eq`, so `Borrow<str>` lookups agree with them);
+// `is_production` is the case-insensitive question.
+impl PartialEq<str> for SlotName {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for SlotName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<SlotName> for str {
+    fn eq(&self, other: &SlotName) -> bool {
+        self == other.0
+    }
+}
+
+impl PartialEq<SlotName> for &str {
+    fn eq(&self, other: &SlotName) -> bool {
+        *self == other.0
     }
 }
 
@@ -440,6 +471,10 @@ mod tests {
         assert!(SlotName::new("-staging").is_err());
         assert!(SlotName::new("").is_err());
         assert!(SlotName::new("Production").is_ok_and(|s| s.is_production()));
+        assert!(SlotName::production().is_production());
+        assert_eq!(SlotName::production(), "production");
+        assert!("staging" == SlotName::new("staging").unwrap());
+        assert!(SlotName::new("Staging").unwrap() != "staging");
         assert!(VaultName::new("contoso-kv").is_ok());
         assert!(VaultName::new("kv").is_err());
         assert!(VaultName::new("1kv-contoso").is_err());

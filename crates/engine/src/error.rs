@@ -114,12 +114,6 @@ pub enum Error {
         /// What was asked for, e.g. `read the live state`.
         operation: String,
     },
-    /// A slot name is not valid for App Service.
-    #[error("`{name}` is not a valid slot name")]
-    InvalidSlotName {
-        /// The name given.
-        name: String,
-    },
 
     // --- The journal.
     /// The journal would put more tags on the site than Azure allows on one resource.
@@ -157,6 +151,18 @@ pub enum Error {
         name: String,
         /// The value's length (UTF-16 code units).
         len: usize,
+    },
+    /// The journal in the site's tags names a slot that cannot exist (the tags were edited by hand or by
+    /// another tool): which release is in which slot is unknown, so nothing is decided from it.
+    #[error(
+        "the journal tag {tag} on the site names a slot that cannot exist; correct or remove that tag (it records which release is in which slot)"
+    )]
+    JournalSlotInvalid {
+        /// The journal tag.
+        tag: &'static str,
+        /// What is wrong with the name.
+        #[source]
+        source: slot_release_config::ConfigError,
     },
 
     // --- Health gates and the production watch. All but `InvalidHealthCheck` carry the report so far.
@@ -316,7 +322,7 @@ pub enum Error {
     )]
     NotStaged {
         /// The slot production swaps from.
-        slot: String,
+        slot: crate::state::SlotName,
         /// What it holds now.
         holds: String,
         /// This run's release.

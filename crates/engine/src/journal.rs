@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::identity::{escape_for_tag, unescape_from_tag};
 use crate::lock::CLAIM_PREFIX;
+use crate::state::SlotName;
 
 /// Every journal tag name starts with this.
 pub const TAG_PREFIX: &str = "slotrelease.";
@@ -190,7 +191,7 @@ pub struct JournalTags {
     /// The last known-good release.
     pub last_known_good: Option<String>,
     /// Which release is in which slot.
-    pub slots: BTreeMap<String, String>,
+    pub slots: BTreeMap<SlotName, String>,
     /// The image production ran before the current release (containers).
     pub previous_image: Option<String>,
     /// Production's values (`None`: unset) of the settings the current release wrote over there before its
@@ -202,20 +203,33 @@ pub struct JournalTags {
 
 impl JournalTags {
     /// Reads the journal from the site's tags (joining continuation tags); other tags are ignored.
-    pub fn from_tags(tags: &BTreeMap<String, String>) -> JournalTags {
+    ///
+    /// The tags are live state anyone with access to the site can edit. A slot name the journal could
+    /// never have written is refused with an error naming the tag: every decision about which release a
+    /// slot holds goes by it, so guessing would be worse than stopping.
+    pub fn from_tags(tags: &BTreeMap<String, String>) -> Result<JournalTags, Error> {
         let get = |k: &str| get_split(tags, k).filter(|v| !v.is_empty());
-        JournalTags {
+        let slots = get(TAG_SLOTS)
+            .map(|s| {
+                s.split(',')
+                    .filter_map(|pair| pair.split_once('='))
+                    .map(|(slot, rel)| {
+                        let slot =
+                            SlotName::new(slot).map_err(|source| Error::JournalSlotInvalid {
+                                tag: TAG_SLOTS,
+                                source,
+                            })?;
+                        Ok((slot, unescape_from_tag(rel)))
+                    })
+                    .collect::<Result<BTreeMap<_, _>, Error>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        Ok(JournalTags {
             release: get(TAG_RELEASE),
             phase: get(TAG_PHASE).and_then(|p| Phase::parse(&p)),
             last_known_good: get(TAG_LKG),
-            slots: get(TAG_SLOTS)
-                .map(|s| {
-                    s.split(',')
-                        .filter_map(|pair| pair.split_once('='))
-                        .map(|(slot, rel)| (slot.to_owned(), unescape_from_tag(rel)))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            slots,
             previous_image: get(TAG_PREVIOUS_IMAGE),
             previous_settings: get(TAG_PREVIOUS_SETTINGS)
                 .and_then(|v| serde_json::from_str(&v).ok())
@@ -223,7 +237,7 @@ impl JournalTags {
             history: get(TAG_HISTORY)
                 .map(|v| crate::history::decode(&v))
                 .unwrap_or_default(),
-        }
+        })
     }
 
     /// Writes the journal into a tag map, keeping every tag that is not the journal's. Every value written
@@ -274,19 +288,24 @@ impl JournalTags {
     }
 
     /// The release the journal says is in a slot.
-    pub fn slot_release(&self, slot: &str) -> Option<&str> {
+    pub fn slot_release(&self, slot: &SlotName) -> Option<&str> {
         self.slots.get(slot).map(String::as_str)
     }
 
+    /// The release the journal says is in production.
+    pub fn production_release(&self) -> Option<&str> {
+        self.slot_release(&SlotName::production())
+    }
+
     /// Records that two slots exchanged their releases.
-    pub fn swap(&mut self, a: &str, b: &str) {
+    pub fn swap(&mut self, a: &SlotName, b: &SlotName) {
         let ra = self.slots.remove(a);
         let rb = self.slots.remove(b);
         if let Some(r) = rb {
-            self.slots.insert(a.to_owned(), r);
+            self.slots.insert(a.clone(), r);
         }
         if let Some(r) = ra {
-            self.slots.insert(b.to_owned(), r);
+            self.slots.insert(b.clone(), r);
         }
     }
 
@@ -463,7 +482,8 @@ pub struct DeploymentRecord {
     /// Phase reached.
     pub phase: String,
     /// Which release is in which slot.
-    pub slots: BTreeMap<String, String>,
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub slots: BTreeMap<SlotName, String>,
     /// The image production ran before (containers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_image: Option<String>,
@@ -479,6 +499,10 @@ pub struct DeploymentRecord {
 mod tests {
     use super::*;
 
+    fn sn(name: &str) -> SlotName {
+        SlotName::new(name).unwrap()
+    }
+
     #[test]
     fn tags_round_trip_and_keep_foreign_tags() {
         let mut journal = JournalTags {
@@ -488,10 +512,8 @@ mod tests {
             previous_image: Some("contoso.azurecr.io/web:1".into()),
             ..JournalTags::default()
         };
-        journal
-            .slots
-            .insert("production".into(), "20261121.1".into());
-        journal.slots.insert("staging".into(), "20261122.4".into());
+        journal.slots.insert(sn("production"), "20261121.1".into());
+        journal.slots.insert(sn("staging"), "20261122.4".into());
         journal
             .previous_settings
             .insert("RELEASE_VERSION".into(), Some("20261121.1".into()));
@@ -503,17 +525,17 @@ mod tests {
             tags["slotrelease.slots"],
             "production=20261121.1,staging=20261122.4"
         );
-        assert_eq!(JournalTags::from_tags(&tags), journal);
+        assert_eq!(JournalTags::from_tags(&tags).unwrap(), journal);
     }
 
     #[test]
     fn swap_exchanges_slot_releases() {
         let mut journal = JournalTags::default();
-        journal.slots.insert("production".into(), "a".into());
-        journal.slots.insert("staging".into(), "b".into());
-        journal.swap("staging", "production");
-        assert_eq!(journal.slot_release("production"), Some("b"));
-        assert_eq!(journal.slot_release("staging"), Some("a"));
+        journal.slots.insert(sn("production"), "a".into());
+        journal.slots.insert(sn("staging"), "b".into());
+        journal.swap(&sn("staging"), &sn("production"));
+        assert_eq!(journal.slot_release(&sn("production")), Some("b"));
+        assert_eq!(journal.slot_release(&sn("staging")), Some("a"));
     }
 
     #[test]
@@ -571,10 +593,10 @@ mod tests {
         assert!(tags.contains_key("slotrelease.previousSettings.1"));
         assert!(tags.contains_key("slotrelease.previousSettings.3"));
         assert_eq!(tags["owner"], "web-team");
-        assert_eq!(JournalTags::from_tags(&tags), journal);
+        assert_eq!(JournalTags::from_tags(&tags).unwrap(), journal);
         // Writing back what was read changes nothing.
         let mut again = tags.clone();
-        JournalTags::from_tags(&tags).apply_to(&mut again);
+        JournalTags::from_tags(&tags).unwrap().apply_to(&mut again);
         assert_eq!(again, tags);
     }
 
@@ -627,7 +649,7 @@ mod tests {
             journal_tag_names(&tags),
             ["slotrelease.previousSettings", "slotrelease.release"]
         );
-        assert_eq!(JournalTags::from_tags(&tags), journal);
+        assert_eq!(JournalTags::from_tags(&tags).unwrap(), journal);
 
         journal.previous_settings.clear();
         journal.apply_to(&mut tags);
@@ -652,7 +674,7 @@ mod tests {
         for slot in ["production", "staging", "canary", "qa"] {
             journal
                 .slots
-                .insert(slot.into(), format!("{slot}-{}", "2026.11.22-".repeat(15)));
+                .insert(sn(slot), format!("{slot}-{}", "2026.11.22-".repeat(15)));
         }
         let mut tags = BTreeMap::new();
         journal.apply_to(&mut tags);
@@ -663,8 +685,23 @@ mod tests {
                 "{base} needs a continuation"
             );
         }
-        assert_eq!(JournalTags::from_tags(&tags), journal);
+        assert_eq!(JournalTags::from_tags(&tags).unwrap(), journal);
         check_tag_limits(&tags).unwrap();
+    }
+
+    #[test]
+    fn a_slot_name_the_journal_never_writes_is_refused_naming_the_tag() {
+        // Tags are live state anyone can edit: `stag ing` cannot be a slot, so which release is where is
+        // unknown and the journal is not read at all.
+        let tags = BTreeMap::from([(TAG_SLOTS.to_owned(), "production=r1,stag ing=r2".to_owned())]);
+        let err = JournalTags::from_tags(&tags).unwrap_err();
+        assert!(
+            matches!(err, Error::JournalSlotInvalid { tag: TAG_SLOTS, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("slotrelease.slots"), "{err}");
+        let cause = std::error::Error::source(&err).map(ToString::to_string);
+        assert!(cause.is_some_and(|c| c.contains("`stag ing`")), "{err:?}");
     }
 
     #[test]
@@ -677,7 +714,7 @@ mod tests {
                 r#"{"A":"1","B":null}"#.to_owned(),
             ),
         ]);
-        let journal = JournalTags::from_tags(&tags);
+        let journal = JournalTags::from_tags(&tags).unwrap();
         assert_eq!(journal.release.as_deref(), Some("r7"));
         assert_eq!(journal.phase, Some(Phase::Released));
         assert_eq!(
@@ -834,7 +871,7 @@ mod tests {
                 (text(), text(), text()),
                 proptest::option::of(proptest::sample::select(Phase::ALL.to_vec())),
                 proptest::collection::btree_map(
-                    "[a-z][a-z0-9-]{0,20}",
+                    "[a-z]([a-z0-9-]{0,19}[a-z0-9])?".prop_map(|name| sn(&name)),
                     // Identities may hold the slots tag's own separators: they are escaped.
                     "[A-Za-z0-9._+,=;% -]{1,120}",
                     0..6,
@@ -870,7 +907,7 @@ mod tests {
                     prop_assert!(name.encode_utf16().count() <= MAX_TAG_NAME_LEN);
                 }
                 prop_assert_eq!(&tags["owner"], "web-team");
-                prop_assert_eq!(JournalTags::from_tags(&tags), journal.clone());
+                prop_assert_eq!(JournalTags::from_tags(&tags).unwrap(), journal.clone());
 
                 // A merge of an emptier journal over it reads back as that journal at once, and after
                 // its leftovers are deleted leaves exactly that journal's tags.
@@ -878,7 +915,7 @@ mod tests {
                 let merge = smaller.merge_from(&tags);
                 let mut merged = tags.clone();
                 merged.extend(merge.clone());
-                prop_assert_eq!(JournalTags::from_tags(&merged), smaller.clone());
+                prop_assert_eq!(JournalTags::from_tags(&merged).unwrap(), smaller.clone());
                 merged.retain(|k, _| !JournalTags::leftovers(&merge).contains_key(k));
                 let mut fresh = BTreeMap::from([("owner".to_owned(), "web-team".to_owned())]);
                 smaller.apply_to(&mut fresh);

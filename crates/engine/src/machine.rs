@@ -23,13 +23,13 @@ use crate::history;
 use crate::journal::{JournalTags, Phase};
 use crate::plan::{Action, Stage};
 use crate::stages::Unfinished;
-use crate::state::PRODUCTION;
+use crate::state::SlotName;
 
 /// A journal entry corrected from a slot's deployment records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Correction {
     /// The slot.
-    pub slot: String,
+    pub slot: SlotName,
     /// What the journal said it held.
     pub journal: Option<String>,
     /// What its deployment records say.
@@ -41,8 +41,8 @@ pub struct Correction {
 /// records name; `source` the slot production swaps from.
 pub fn reconcile(
     journal: &JournalTags,
-    live: &BTreeMap<String, Option<String>>,
-    source: Option<&str>,
+    live: &BTreeMap<SlotName, Option<String>>,
+    source: Option<&SlotName>,
 ) -> (JournalTags, Vec<Correction>) {
     let mut fixed = journal.clone();
     let mut corrections = Vec::new();
@@ -50,20 +50,20 @@ pub fn reconcile(
         journal.phase,
         Some(Phase::Swapping | Phase::Swapped | Phase::RollingBack)
     );
-    let Some(source) = source.filter(|s| *s != PRODUCTION && swapping) else {
+    let Some(source) = source.filter(|s| !s.is_production() && swapping) else {
         return (fixed, corrections);
     };
-    for slot in [PRODUCTION, source] {
+    for slot in [&SlotName::production(), source] {
         let Some(Some(holds)) = live.get(slot) else {
             continue;
         };
         if journal.slot_release(slot) != Some(holds.as_str()) {
             corrections.push(Correction {
-                slot: slot.to_owned(),
+                slot: slot.clone(),
                 journal: journal.slot_release(slot).map(str::to_owned),
                 live: holds.clone(),
             });
-            fixed.slots.insert(slot.to_owned(), holds.clone());
+            fixed.slots.insert(slot.clone(), holds.clone());
         }
     }
     (fixed, corrections)
@@ -148,11 +148,11 @@ pub struct Event<'a> {
     pub phase: Phase,
     /// The stage's release (for the rollback stage, its own run's identity, not the target's).
     pub release: &'a str,
-    /// The slot staging deploys to.
-    pub staging_slot: &'a str,
+    /// The slot staging deploys to; none when the config has no staging stage.
+    pub staging_slot: Option<&'a SlotName>,
     /// The slot production swaps from (`production` itself when it takes its image directly); none when the
     /// config has no production stage.
-    pub source_slot: Option<&'a str>,
+    pub source_slot: Option<&'a SlotName>,
     /// Whether this run swapped a slot into production.
     pub swapped: bool,
     /// The image production ran before this release, when the stage swapped it out (containers): what a
@@ -174,7 +174,7 @@ pub enum Effect {
     /// Write the full record into this slot's deployment history, with the content it describes.
     PutRecord {
         /// The slot.
-        slot: String,
+        slot: SlotName,
     },
 }
 
@@ -185,11 +185,13 @@ pub fn next(journal: &JournalTags, event: &Event<'_>) -> (JournalTags, Vec<Effec
     let release = event.release.to_owned();
     let mut effects = Vec::new();
     // A swap into production happened (`production` as the source: the image was set on it directly).
-    let swap_source = event.source_slot.filter(|s| *s != PRODUCTION);
+    let production = SlotName::production();
+    let swap_source = event.source_slot.filter(|s| !s.is_production());
     match event.phase {
         Phase::Deployed | Phase::Staged => {
-            j.slots
-                .insert(event.staging_slot.to_owned(), release.clone());
+            if let Some(slot) = event.staging_slot {
+                j.slots.insert(slot.clone(), release.clone());
+            }
         }
         Phase::Swapped => {
             if let Some(image) = event.image_before {
@@ -197,12 +199,12 @@ pub fn next(journal: &JournalTags, event: &Event<'_>) -> (JournalTags, Vec<Effec
             }
             match (event.source_slot, swap_source) {
                 (Some(_), None) => {
-                    j.slots.insert(PRODUCTION.to_owned(), release.clone());
+                    j.slots.insert(production, release.clone());
                 }
                 // Only a swap that moved this release into production exchanges the slots: a re-run (or a
                 // resumed run) finds them exchanged already and must not exchange them back.
-                (_, Some(source)) if j.slot_release(PRODUCTION) != Some(release.as_str()) => {
-                    j.swap(source, PRODUCTION);
+                (_, Some(source)) if j.production_release() != Some(release.as_str()) => {
+                    j.swap(source, &production);
                 }
                 _ => {}
             }
@@ -218,12 +220,12 @@ pub fn next(journal: &JournalTags, event: &Event<'_>) -> (JournalTags, Vec<Effec
         Phase::RolledBack if event.stage == Stage::Rollback => {
             // Production runs an earlier release again, so it gets that release's settings back.
             effects.push(Effect::RestoreProductionSettings);
-            let taken_out = j.slot_release(PRODUCTION).map(str::to_owned);
+            let taken_out = j.production_release().map(str::to_owned);
             // Only a swap moves releases between slots; an image change or a closed journal does not.
             if event.swapped
                 && let Some(source) = swap_source
             {
-                j.swap(source, PRODUCTION);
+                j.swap(source, &production);
             }
             let target = event
                 .rollback_target
@@ -236,26 +238,28 @@ pub fn next(journal: &JournalTags, event: &Event<'_>) -> (JournalTags, Vec<Effec
                 if let Some(out) = taken_out.filter(|out| *out != target) {
                     history::mark_rolled_back(&mut j.history, &out);
                 }
-                j.slots.insert(PRODUCTION.to_owned(), target.clone());
+                j.slots.insert(production, target.clone());
                 j.last_known_good = Some(target);
             }
         }
         Phase::RolledBack => match (event.source_slot, swap_source) {
             // The swap back undoes the exchange recorded at `swapped`, and only that one.
             (_, Some(source)) => {
-                if j.slot_release(PRODUCTION) == Some(release.as_str()) {
-                    j.swap(source, PRODUCTION);
+                if j.production_release() == Some(release.as_str()) {
+                    j.swap(source, &production);
                 }
             }
             (Some(_), None) => {
                 if let Some(lkg) = j.last_known_good.clone() {
-                    j.slots.insert(PRODUCTION.to_owned(), lkg);
+                    j.slots.insert(production, lkg);
                 }
             }
             (None, None) => {}
         },
         Phase::Failed if event.stage == Stage::Staging => {
-            j.slots.remove(event.staging_slot);
+            if let Some(slot) = event.staging_slot {
+                j.slots.remove(slot);
+            }
         }
         _ => {}
     }
@@ -267,9 +271,9 @@ pub fn next(journal: &JournalTags, event: &Event<'_>) -> (JournalTags, Vec<Effec
     // The full record goes with the content it describes: the deployment history of the slot.
     let record_slot = match event.phase {
         Phase::Deployed | Phase::Staged | Phase::Failed if event.stage == Stage::Staging => {
-            Some(event.staging_slot.to_owned())
+            event.staging_slot.cloned()
         }
-        Phase::Released => Some(PRODUCTION.to_owned()),
+        Phase::Released => Some(SlotName::production()),
         _ => None,
     };
     effects.extend(record_slot.map(|slot| Effect::PutRecord { slot }));
@@ -306,7 +310,7 @@ pub fn recovery<'a>(steps: impl IntoIterator<Item = &'a Action>, damage: &Damage
             Action::Swap { .. } => damage.swapped,
             Action::ResetSlotConfig { .. } => damage.applied_preview && !damage.swapped,
             Action::SetImage { .. } => damage.image_set && !damage.swapped,
-            Action::HealthGate { slot, .. } if slot == PRODUCTION => production_changed,
+            Action::HealthGate { slot, .. } if slot.is_production() => production_changed,
             Action::UndoHook { .. } => {
                 // One undo step undoes every hook that ran; only the first applies.
                 let first = !undone;
@@ -327,6 +331,12 @@ pub fn recovery<'a>(steps: impl IntoIterator<Item = &'a Action>, damage: &Damage
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PRODUCTION: &str = "production";
+
+    fn sn(name: &str) -> SlotName {
+        SlotName::new(name).unwrap()
+    }
 
     fn journal(release: &str, phase: Phase) -> JournalTags {
         JournalTags {
@@ -434,32 +444,32 @@ mod tests {
     #[test]
     fn reconcile_goes_by_the_slots_only_after_a_swap_may_have_run() {
         let mut j = journal("r2", Phase::Swapping);
-        j.slots.insert(PRODUCTION.into(), "r1".into());
-        j.slots.insert("staging".into(), "r2".into());
+        j.slots.insert(sn(PRODUCTION), "r1".into());
+        j.slots.insert(sn("staging"), "r2".into());
         // Azure finished the swap after the run died.
         let live = BTreeMap::from([
-            (PRODUCTION.to_owned(), Some("r2".to_owned())),
-            ("staging".to_owned(), Some("r1".to_owned())),
+            (sn(PRODUCTION), Some("r2".to_owned())),
+            (sn("staging"), Some("r1".to_owned())),
         ]);
-        let (fixed, corrections) = reconcile(&j, &live, Some("staging"));
-        assert_eq!(fixed.slot_release(PRODUCTION), Some("r2"));
-        assert_eq!(fixed.slot_release("staging"), Some("r1"));
+        let (fixed, corrections) = reconcile(&j, &live, Some(&sn("staging")));
+        assert_eq!(fixed.slot_release(&sn(PRODUCTION)), Some("r2"));
+        assert_eq!(fixed.slot_release(&sn("staging")), Some("r1"));
         assert_eq!(corrections.len(), 2);
         assert_eq!(corrections[0].journal.as_deref(), Some("r1"));
 
         // Not in a swapping phase, or no source slot, or a slot without records: the journal stands.
         let settled = journal("r2", Phase::Staged);
-        assert_eq!(reconcile(&settled, &live, Some("staging")).1, vec![]);
+        assert_eq!(reconcile(&settled, &live, Some(&sn("staging"))).1, vec![]);
         assert_eq!(reconcile(&j, &live, None).1, vec![]);
-        assert_eq!(reconcile(&j, &live, Some(PRODUCTION)).1, vec![]);
-        let unknown = BTreeMap::from([(PRODUCTION.to_owned(), None)]);
-        assert_eq!(reconcile(&j, &unknown, Some("staging")).1, vec![]);
+        assert_eq!(reconcile(&j, &live, Some(&sn(PRODUCTION))).1, vec![]);
+        let unknown = BTreeMap::from([(sn(PRODUCTION), None)]);
+        assert_eq!(reconcile(&j, &unknown, Some(&sn("staging"))).1, vec![]);
     }
 
-    fn slots(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn slots(pairs: &[(&str, &str)]) -> BTreeMap<SlotName, String> {
         pairs
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .map(|(k, v)| (sn(k), (*v).to_owned()))
             .collect()
     }
 
@@ -481,14 +491,16 @@ mod tests {
     /// effects, in one table.
     #[test]
     fn next_table() {
+        let staging = sn("staging");
+        let production = sn(PRODUCTION);
         use Phase::*;
-        let put = |slot: &str| Effect::PutRecord { slot: slot.into() };
+        let put = |slot: &str| Effect::PutRecord { slot: sn(slot) };
         let event = |stage: Stage, phase: Phase| Event {
             stage,
             phase,
             release: "r2",
-            staging_slot: "staging",
-            source_slot: Some("staging"),
+            staging_slot: Some(&staging),
+            source_slot: Some(&staging),
             swapped: false,
             image_before: None,
             released: None,
@@ -568,7 +580,7 @@ mod tests {
             Case {
                 from: &before,
                 event: Event {
-                    source_slot: Some(PRODUCTION),
+                    source_slot: Some(&production),
                     ..event(Stage::Production, Swapped)
                 },
                 slots: &[(PRODUCTION, "r2"), ("staging", "r0")],
@@ -608,7 +620,7 @@ mod tests {
             Case {
                 from: &swapped,
                 event: Event {
-                    source_slot: Some(PRODUCTION),
+                    source_slot: Some(&production),
                     ..event(Stage::Production, RolledBack)
                 },
                 slots: &[(PRODUCTION, "r1"), ("staging", "r1")],
@@ -663,6 +675,7 @@ mod tests {
 
     #[test]
     fn next_keeps_the_history_and_the_settings_to_restore() {
+        let staging = sn("staging");
         let mut j = journal("r2", Phase::Swapped);
         j.slots = slots(&[(PRODUCTION, "r2"), ("staging", "r1")]);
         j.history = vec![entry("r1")];
@@ -671,8 +684,8 @@ mod tests {
             stage: Stage::Production,
             phase: Phase::Released,
             release: "r2",
-            staging_slot: "staging",
-            source_slot: Some("staging"),
+            staging_slot: Some(&staging),
+            source_slot: Some(&staging),
             swapped: true,
             image_before: Some("repo:1"),
             released: Some(entry("r2")),
@@ -732,19 +745,19 @@ mod tests {
     #[test]
     fn recovery_table() {
         let swap = Action::Swap {
-            source: "staging".into(),
-            target: PRODUCTION.into(),
+            source: sn("staging"),
+            target: sn(PRODUCTION),
         };
         let reset = Action::ResetSlotConfig {
-            source: "staging".into(),
+            source: sn("staging"),
         };
         let image = Action::SetImage {
-            slot: PRODUCTION.into(),
+            slot: sn(PRODUCTION),
             before: None,
             after: "repo:1".into(),
         };
         let gate = |slot: &str| Action::HealthGate {
-            slot: slot.into(),
+            slot: sn(slot),
             gate: crate::health::Gate::new("/health"),
         };
         let undo = |name: &str| Action::UndoHook {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use slot_release_config as cfg;
 
 use crate::error::Error;
-use crate::state::PRODUCTION;
+use crate::state::SlotName;
 
 /// A release as the engine sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,12 +78,23 @@ impl AppKind {
 }
 
 impl ReleaseSpec {
-    /// The slot the staging stage deploys to (its environment's slot), when the config has a staging stage.
-    pub fn staging_slot(&self) -> Option<&str> {
-        self.staging
-            .as_ref()
-            .and_then(|s| self.environments.get(&s.environment))
-            .map(|e| e.slot.as_str())
+    /// The slot the staging stage deploys to: the slot of `environment` when the run names one (the
+    /// `environment` option), else of the staging stage's environment; none without either. The one place
+    /// this is decided: the plan, the journal, the hooks, the rehearsal and the task's outputs all ask here.
+    pub fn staging_slot(&self, environment: Option<&str>) -> Option<&SlotName> {
+        let name = environment.or(self.staging.as_ref().map(|s| s.environment.as_str()))?;
+        self.environments.get(name).map(|e| &e.slot)
+    }
+
+    /// Every slot the config names (its environments' and the one production swaps from), each once:
+    /// the slots a stage reads.
+    pub fn slots(&self) -> Vec<SlotName> {
+        let mut slots: BTreeSet<SlotName> =
+            self.environments.values().map(|e| e.slot.clone()).collect();
+        if let Some(p) = &self.production {
+            slots.insert(p.source_slot.clone());
+        }
+        slots.into_iter().collect()
     }
 
     /// Setting names that travel with the content in production's swap instead of staying with a slot.
@@ -99,7 +110,7 @@ impl ReleaseSpec {
         let Some(production) = &self.production else {
             return BTreeSet::new();
         };
-        if production.source_slot == PRODUCTION {
+        if production.source_slot.is_production() {
             return BTreeSet::new();
         }
         let Some(target) = self.environments.get(&production.environment) else {
@@ -141,7 +152,7 @@ impl ReleaseSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvironmentSpec {
     /// The slot (`production` means the production slot).
-    pub slot: String,
+    pub slot: SlotName,
     /// Create the slot when it does not exist.
     pub create_slot: bool,
     /// Plain settings.
@@ -212,8 +223,9 @@ pub enum RollbackMode {
 pub struct ProductionSpec {
     /// Environment applied to production.
     pub environment: String,
-    /// The slot swapped in; [`PRODUCTION`] when there is none and production takes the new image directly.
-    pub source_slot: String,
+    /// The slot swapped in; production itself when there is none and production takes the new image
+    /// directly.
+    pub source_slot: SlotName,
     /// Swap or swap with preview.
     pub strategy: Strategy,
     /// Hooks run against the source slot before the swap.
@@ -310,6 +322,16 @@ impl ReleaseSpec {
     }
 }
 
+/// A slot of the config as the engine holds it: App Service reads `production` in any case as the
+/// production slot, so every spelling of it becomes the one the plan, the state and the journal use.
+fn slot(name: &SlotName) -> SlotName {
+    if name.is_production() {
+        SlotName::production()
+    } else {
+        name.clone()
+    }
+}
+
 fn health(check: &cfg::HealthCheck) -> Gate {
     Gate {
         check: HealthCheck {
@@ -401,7 +423,7 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
             (
                 name.as_str().to_owned(),
                 EnvironmentSpec {
-                    slot: env.slot.as_str().to_owned(),
+                    slot: slot(&env.slot),
                     create_slot: env.create_slot,
                     settings: env
                         .settings
@@ -438,8 +460,7 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
             source_slot: production
                 .source_slot
                 .as_ref()
-                .map_or(PRODUCTION, |slot| slot.as_str())
-                .to_owned(),
+                .map_or_else(SlotName::production, slot),
             strategy: match production.strategy {
                 cfg::SwapStrategy::Swap => Strategy::Swap,
                 cfg::SwapStrategy::SwapWithPreview => Strategy::SwapWithPreview,

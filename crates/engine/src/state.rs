@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
-/// The name the plan and the state use for the production slot.
-pub const PRODUCTION: &str = "production";
+/// A slot's name, validated once where it enters (config, state file, journal) and held as such.
+pub use slot_release_config::SlotName;
 
 /// Everything the planner needs to know about the app as it is now.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -20,7 +20,8 @@ pub const PRODUCTION: &str = "production";
 pub struct LiveState {
     /// Slots by name; `production` is the production slot. A slot that is absent does not exist.
     #[serde(default)]
-    pub slots: BTreeMap<String, SlotState>,
+    #[schemars(with = "BTreeMap<String, SlotState>")]
+    pub slots: BTreeMap<SlotName, SlotState>,
     /// App setting names marked slot-specific (sticky) on the site.
     #[serde(default)]
     pub sticky_settings: BTreeSet<String>,
@@ -78,8 +79,13 @@ impl SlotState {
 
 impl LiveState {
     /// The slot called `name`, if it exists.
-    pub fn slot(&self, name: &str) -> Option<&SlotState> {
+    pub fn slot(&self, name: &SlotName) -> Option<&SlotState> {
         self.slots.get(name)
+    }
+
+    /// The production slot, if the state has it.
+    pub fn production(&self) -> Option<&SlotState> {
+        self.slots.get(&SlotName::production())
     }
 
     /// Loads a state file (`--state FILE`).

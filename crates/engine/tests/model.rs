@@ -22,7 +22,7 @@ use slot_release_engine::release::{self, LoadRequest, LoadedRelease};
 use slot_release_engine::stages::{
     self, Command, Context, LockOptions, ReleaseRecord, RunResult, StageOptions, Unfinished,
 };
-use slot_release_engine::state::PRODUCTION;
+use slot_release_engine::state::SlotName;
 use slot_release_pipelines::{Log, OutputMode};
 use tokio_util::sync::CancellationToken;
 
@@ -167,6 +167,10 @@ fn production_settings() -> BTreeMap<String, String> {
     BTreeMap::from([("APP_ENV".into(), "production".into())])
 }
 
+fn staging() -> SlotName {
+    SlotName::new("staging").expect("a valid slot name")
+}
+
 /// The app before the case: production runs r1, which passed its watch.
 fn world(seed: u64) -> World {
     let record = |phase: &str| DeploymentRecord {
@@ -180,7 +184,7 @@ fn world(seed: u64) -> World {
         ..World::default()
     };
     w.slots.insert(
-        PRODUCTION.into(),
+        SlotName::production(),
         MemSlot {
             settings: production_settings(),
             linux_fx: Some("PYTHON|3.12".into()),
@@ -188,7 +192,7 @@ fn world(seed: u64) -> World {
             records: vec![record("released")],
         },
     );
-    w.slots.insert("staging".into(), MemSlot::default());
+    w.slots.insert(staging(), MemSlot::default());
     w.sticky.insert("APP_ENV".into());
     let mut journal = JournalTags {
         release: Some("r1".into()),
@@ -196,7 +200,7 @@ fn world(seed: u64) -> World {
         last_known_good: Some("r1".into()),
         ..JournalTags::default()
     };
-    journal.slots.insert(PRODUCTION.into(), "r1".into());
+    journal.slots.insert(SlotName::production(), "r1".into());
     journal.apply_to(&mut w.tags);
     w.gated.insert("r1".into());
     w.production_history.push(Some("r1".into()));
@@ -400,7 +404,10 @@ async fn check_case(fx: &Fixture, case: &Case) -> Vec<String> {
         // 6. Production that never served another release runs with its own settings again, whether
         //    the production stage failed, was refused or was cancelled before its swap.
         let cancelled_or_clean = case.fault.is_none_or(|f| f.kind == FaultKind::Cancel);
-        let settings = w.slots.get(PRODUCTION).map(|s| s.settings.clone());
+        let settings = w
+            .slots
+            .get(&SlotName::production())
+            .map(|s| s.settings.clone());
         if w.dead.is_empty()
             && cancelled_or_clean
             && w.production_history == [Some("r1".to_owned())]
@@ -452,10 +459,13 @@ async fn check_case(fx: &Fixture, case: &Case) -> Vec<String> {
             staged.result, staged.error, released.result, released.error
         );
     }
-    let journal = JournalTags::from_tags(&w.tags);
-    for slot in [PRODUCTION, "staging"] {
-        let holds = w.slots.get(slot).and_then(MemSlot::release);
-        if let Some(named) = journal.slot_release(slot)
+    let journal = JournalTags::from_tags(&w.tags).unwrap_or_else(|err| {
+        violations.push(format!("after settling, the journal cannot be read: {err}"));
+        JournalTags::default()
+    });
+    for slot in [SlotName::production(), staging()] {
+        let holds = w.slots.get(&slot).and_then(MemSlot::release);
+        if let Some(named) = journal.slot_release(&slot)
             && Some(named) != holds.as_deref()
         {
             violations.push(format!(
@@ -463,7 +473,10 @@ async fn check_case(fx: &Fixture, case: &Case) -> Vec<String> {
             ));
         }
     }
-    let production = w.slots.get(PRODUCTION).and_then(MemSlot::release);
+    let production = w
+        .slots
+        .get(&SlotName::production())
+        .and_then(MemSlot::release);
     if released.succeeded() && production.as_deref() != Some("build-2") {
         violations.push(format!(
             "the retry's production stage succeeded but production holds {production:?}"

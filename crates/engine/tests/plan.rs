@@ -195,7 +195,7 @@ fn setting_changes(plan: &Plan) -> Vec<(String, plan::SettingChange)> {
             Action::SetSettings { slot, changes } => Some(
                 changes
                     .iter()
-                    .map(|c| (slot.clone(), c.clone()))
+                    .map(|c| (slot.to_string(), c.clone()))
                     .collect::<Vec<_>>(),
             ),
             _ => None,

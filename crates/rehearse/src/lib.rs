@@ -23,7 +23,7 @@ use slot_release_engine::spec::{AppKind, ReleaseSpec};
 use slot_release_engine::stages::{
     self, Command, ReleaseRecord, RunResult, StageOptions, Unfinished,
 };
-use slot_release_engine::state::PRODUCTION;
+use slot_release_engine::state::SlotName;
 
 mod error;
 pub use error::Error;
@@ -105,7 +105,7 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
         .as_ref()
         .and_then(|p| spec.environments.get(&p.environment));
     let mut production = emu::SeedSlot {
-        name: PRODUCTION.to_owned(),
+        name: SlotName::production().to_string(),
         app_settings: production_env
             .map(|e| e.settings.clone())
             .unwrap_or_default(),
@@ -126,7 +126,7 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
     };
     journal
         .slots
-        .insert(PRODUCTION.to_owned(), PREVIOUS.to_owned());
+        .insert(SlotName::production(), PREVIOUS.to_owned());
     journal.apply_to(&mut production.tags);
     match &spec.app.kind {
         AppKind::Code { .. } => {
@@ -150,9 +150,12 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
     }
     let mut slots = vec![production];
     for env in spec.environments.values() {
-        if env.slot != PRODUCTION && !env.create_slot && !slots.iter().any(|s| s.name == env.slot) {
+        if !env.slot.is_production()
+            && !env.create_slot
+            && !slots.iter().any(|s| env.slot == *s.name)
+        {
             slots.push(emu::SeedSlot {
-                name: env.slot.clone(),
+                name: env.slot.to_string(),
                 app_settings: BTreeMap::new(),
                 site_config: serde_json::Map::new(),
                 stopped: false,
@@ -334,14 +337,18 @@ pub async fn run(
     prepare_shared_state(spec, &port, &opts.config_dir, log, &cancel).await;
 
     let app = spec.app.name.clone();
-    let staging_slot = spec.staging_slot().unwrap_or("staging").to_owned();
     match opts.fail_at {
         FailAt::None => {}
-        FailAt::Health => emulator.inject(Fault::AppUnhealthyAfterRequests {
-            app: app.clone(),
-            slot: staging_slot,
-            after_requests: 0,
-        }),
+        // The gate that fails is staging's; a config without a staging slot has no such gate.
+        FailAt::Health => {
+            if let Some(slot) = spec.staging_slot(None) {
+                emulator.inject(Fault::AppUnhealthyAfterRequests {
+                    app: app.clone(),
+                    slot: slot.to_string(),
+                    after_requests: 0,
+                });
+            }
+        }
         FailAt::Migration => emulator.inject(Fault::KuduCommandFails {
             app: app.clone(),
             exit_code: 1,
@@ -385,7 +392,7 @@ pub async fn run(
     let production_healthy = production_healthy(spec, port.as_ref(), &cancel).await;
     let served = record
         .slots
-        .get(PRODUCTION)
+        .get(&SlotName::production())
         .cloned()
         .unwrap_or_else(|| "unknown".to_owned());
     let as_expected = match opts.fail_at {
@@ -470,7 +477,7 @@ pub async fn prepare_shared_state(
         ..slot_release_engine::journal::DeploymentRecord::default()
     };
     if port
-        .put_record(PRODUCTION, PREVIOUS, &record, cancel)
+        .put_record(&SlotName::production(), PREVIOUS, &record, cancel)
         .await
         .is_err()
     {
@@ -486,7 +493,10 @@ pub async fn prepare_shared_state(
         HookRunnerConfig::new(config_dir),
         HookEnvironment::default(),
     )
-    .with_remote(Arc::new(SlotCommand::new(port.clone(), PRODUCTION)));
+    .with_remote(Arc::new(SlotCommand::new(
+        port.clone(),
+        &SlotName::production(),
+    )));
     let hooks: Vec<_> = spec.staging.iter().flat_map(|s| s.hooks.iter()).collect();
     for hook in hooks.into_iter().rev().filter(|h| h.undo.is_some()) {
         let record = runner.run_command(hook, CommandKind::Undo, cancel).await;
@@ -509,7 +519,7 @@ async fn production_healthy(
         .as_ref()
         .and_then(|p| p.health.as_ref())
         .map_or("/", |h| h.check.path.as_str());
-    let Ok(base) = port.slot_url(PRODUCTION, cancel).await else {
+    let Ok(base) = port.slot_url(&SlotName::production(), cancel).await else {
         return false;
     };
     let Ok(url) = base.join(path) else {

@@ -15,7 +15,7 @@ use crate::spec::{
     AppKind, EnvironmentSpec, Gate, HookWhere, ProductionSpec, ReleaseSpec, Restore, RollbackMode,
     SecretDelivery, Strategy,
 };
-use crate::state::{LiveState, PRODUCTION};
+use crate::state::{LiveState, SlotName};
 
 mod production;
 mod render;
@@ -270,7 +270,8 @@ pub enum Action {
     /// Create a missing slot.
     CreateSlot {
         /// The slot.
-        slot: String,
+        #[schemars(with = "String")]
+        slot: SlotName,
     },
     /// Read secrets from Key Vault and register their values for masking.
     PullSecrets {
@@ -282,14 +283,16 @@ pub enum Action {
     /// Set app settings on a slot (only those that differ) and mark them sticky.
     SetSettings {
         /// The slot.
-        slot: String,
+        #[schemars(with = "String")]
+        slot: SlotName,
         /// The changes.
         changes: Vec<SettingChange>,
     },
     /// Set the startup command.
     SetStartupCommand {
         /// The slot.
-        slot: String,
+        #[schemars(with = "String")]
+        slot: SlotName,
         /// Now.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before: Option<String>,
@@ -299,7 +302,8 @@ pub enum Action {
     /// Set the built-in stack (`linuxFxVersion`) of a slot.
     SetStack {
         /// The slot.
-        slot: String,
+        #[schemars(with = "String")]
+        slot: SlotName,
         /// Now.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before: Option<String>,
@@ -309,7 +313,8 @@ pub enum Action {
     /// Point a slot at a container image.
     SetImage {
         /// The slot.
-        slot: String,
+        #[schemars(with = "String")]
+        slot: SlotName,
         /// Image now.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         before: Option<String>,
@@ -329,7 +334,8 @@ pub enum Action {
     /// Deploy the zip package to a slot.
     DeployPackage {
         /// The slot.
-        slot: String,
+        #[schemars(with = "String")]
+        slot: SlotName,
         /// SHA-256 of the package, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sha256: Option<String>,
@@ -362,33 +368,40 @@ pub enum Action {
     /// Probe a slot until it is healthy.
     HealthGate {
         /// The slot.
-        slot: String,
+        #[schemars(with = "String")]
+        slot: SlotName,
         /// What is probed and what passes.
         gate: Gate,
     },
     /// Swap two slots.
     Swap {
         /// The slot swapped in.
-        source: String,
+        #[schemars(with = "String")]
+        source: SlotName,
         /// The slot it replaces (production).
-        target: String,
+        #[schemars(with = "String")]
+        target: SlotName,
     },
     /// Swap with preview, phase one: apply the target's settings to the source.
     ApplySlotConfig {
         /// Source.
-        source: String,
+        #[schemars(with = "String")]
+        source: SlotName,
         /// Target.
-        target: String,
+        #[schemars(with = "String")]
+        target: SlotName,
     },
     /// Swap with preview, cancel: restore the source's own settings.
     ResetSlotConfig {
         /// Source.
-        source: String,
+        #[schemars(with = "String")]
+        source: SlotName,
     },
     /// Watch production through a window.
     Watch {
         /// The slot watched.
-        slot: String,
+        #[schemars(with = "String")]
+        slot: SlotName,
         /// What is probed, for how long, and how many failures make production unhealthy.
         watch: crate::health::Watch,
     },
@@ -542,7 +555,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
         build,
         ..
     } = input;
-    let journal = JournalTags::from_tags(&state.tags);
+    let journal = JournalTags::from_tags(&state.tags)?;
     let mut plan = Plan {
         plan_version: PLAN_VERSION,
         stage,
@@ -598,7 +611,7 @@ fn environment<'a>(spec: &'a ReleaseSpec, name: &str) -> Result<&'a EnvironmentS
 fn watch_step(production: &ProductionSpec, health: &Gate, why: &str) -> Step {
     step(
         Action::Watch {
-            slot: PRODUCTION.to_owned(),
+            slot: SlotName::production(),
             watch: crate::health::Watch {
                 check: health.check.clone(),
                 window: production.watch_window,
@@ -659,7 +672,7 @@ mod stage_names {
     /// journaling follow these two answers, so each action's is stated here.
     #[test]
     fn each_action_says_whether_it_is_irreversible_and_whether_it_changes_the_app() {
-        let slot = || "staging".to_owned();
+        let slot = || SlotName::new("staging").unwrap();
         let cases = [
             (Action::AcquireLock, false, false),
             (Action::ReleaseLock, false, false),
@@ -675,7 +688,7 @@ mod stage_names {
             (
                 Action::Swap {
                     source: slot(),
-                    target: "production".into(),
+                    target: SlotName::production(),
                 },
                 true,
                 true,
@@ -683,7 +696,7 @@ mod stage_names {
             (
                 Action::ApplySlotConfig {
                     source: slot(),
-                    target: "production".into(),
+                    target: SlotName::production(),
                 },
                 true,
                 true,

@@ -12,10 +12,11 @@ pub(super) fn plan_production(
     journal: &JournalTags,
     plan: &mut Plan,
 ) {
-    let source = production.source_slot.as_str();
-    let direct = source == PRODUCTION;
+    let source = &production.source_slot;
+    let prod = SlotName::production();
+    let direct = source.is_production();
     common_preflight(state, journal, plan);
-    let serving = state.slot(PRODUCTION).and_then(|s| s.release.as_deref());
+    let serving = state.production().and_then(|s| s.release.as_deref());
     if !direct && serving == Some(build.release_id.as_str()) {
         plan_production_resumed(production, build, plan);
         return;
@@ -61,7 +62,7 @@ pub(super) fn plan_production(
     }
 
     let travelling = spec.travelling_settings();
-    let (pull, set) = settings_changes(env, state, PRODUCTION, Written::StickyOnly(&travelling));
+    let (pull, set) = settings_changes(env, state, &prod, Written::StickyOnly(&travelling));
     // Read before the lock: a missing secret fails the run before it takes the lock.
     plan.steps.extend(pull);
     plan.steps.push(step(
@@ -85,7 +86,7 @@ pub(super) fn plan_production(
         push_site_changes(
             spec,
             state,
-            PRODUCTION,
+            &prod,
             plan,
             "there is no staging slot: production takes the new image, the previous tag is recorded for rollback",
         );
@@ -94,7 +95,7 @@ pub(super) fn plan_production(
             plan.steps.push(step(
                 Action::ApplySlotConfig {
                     source: source.to_owned(),
-                    target: PRODUCTION.to_owned(),
+                    target: SlotName::production(),
                 },
                 "the release is first verified with production's settings before it serves traffic",
             ));
@@ -107,7 +108,7 @@ pub(super) fn plan_production(
         plan.steps.push(step(
             Action::Swap {
                 source: source.to_owned(),
-                target: PRODUCTION.to_owned(),
+                target: SlotName::production(),
             },
             "the warmed-up slot takes production traffic with no downtime",
         ));
@@ -141,7 +142,7 @@ pub(super) fn plan_production(
     match production.rollback {
         RollbackMode::Automatic => {
             if direct {
-                if let Some(previous) = state.slot(PRODUCTION).and_then(|s| s.image()) {
+                if let Some(previous) = state.production().and_then(|s| s.image()) {
                     let new_image = match &spec.app.kind {
                         AppKind::Container { repository, tag } => {
                             Some(format!("{repository}:{tag}"))
@@ -150,7 +151,7 @@ pub(super) fn plan_production(
                     };
                     plan.on_failure.push(step(
                         Action::SetImage {
-                            slot: PRODUCTION.to_owned(),
+                            slot: SlotName::production(),
                             before: new_image,
                             after: previous.to_owned(),
                         },
@@ -169,14 +170,14 @@ pub(super) fn plan_production(
                 plan.on_failure.push(step(
                     Action::Swap {
                         source: source.to_owned(),
-                        target: PRODUCTION.to_owned(),
+                        target: SlotName::production(),
                     },
                     "automatic rollback, only if the swap happened: swapping back restores the previous release",
                 ));
             }
             plan.on_failure.extend(health_step(
                 production.health.as_ref(),
-                PRODUCTION,
+                &prod,
                 "production must be healthy again after the rollback",
             ));
             if production.undo_hooks_on_rollback {
@@ -247,7 +248,7 @@ fn plan_production_resumed(
         plan.on_failure.push(step(
             Action::Swap {
                 source: production.source_slot.clone(),
-                target: PRODUCTION.to_owned(),
+                target: SlotName::production(),
             },
             "automatic rollback: swapping back restores the previous release",
         ));

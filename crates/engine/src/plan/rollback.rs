@@ -22,7 +22,7 @@ fn rollback_target<'a>(
         return crate::history::find(history, wanted).map(|_| (None, None));
     }
     let settled = journal.phase.is_none_or(|p| p.is_settled());
-    let production = journal.slot_release(PRODUCTION);
+    let production = journal.production_release();
     if settled
         && let Some(latest) = journal.release.as_deref()
         && production == Some(latest)
@@ -70,7 +70,7 @@ pub(super) fn plan_rollback(
             format!("still running: {}", state.in_flight.join(", "))
         },
     ));
-    let production_release = journal.slot_release(PRODUCTION);
+    let production_release = journal.production_release();
     let Some(lkg) = lkg else {
         plan.preflight.push(check(
             "last-known-good",
@@ -132,8 +132,8 @@ pub(super) fn plan_rollback(
     let source_slot = spec
         .production
         .as_ref()
-        .map(|p| p.source_slot.as_str())
-        .filter(|s| *s != PRODUCTION);
+        .map(|p| &p.source_slot)
+        .filter(|s| !s.is_production());
     let lkg_slot = source_slot.filter(|slot| journal.slot_release(slot) == Some(lkg.as_str()));
     // The target's own image when the history records it; else the image production ran before the
     // current release (the journal's, for the last known-good release).
@@ -223,11 +223,9 @@ pub(super) fn plan_rollback(
         (None, _) => {}
     }
     // What the rollback does: the configured restore, or (no rollback stage) whichever is possible.
-    let method = match restore {
-        _ if redeployable.is_some() => Ok(RestoreBy::Redeploy(
-            redeployable.map(|(slot, _)| slot).unwrap_or_default(),
-        )),
-        Some(Restore::SwapBack) => lkg_slot
+    let method = match (redeployable, restore) {
+        (Some((slot, _)), _) => Ok(RestoreBy::Redeploy(slot)),
+        (None, Some(Restore::SwapBack)) => lkg_slot
             .map(RestoreBy::Swap)
             .ok_or_else(|| {
                 swap_back_refusal(
@@ -239,7 +237,7 @@ pub(super) fn plan_rollback(
                     &redeploy,
                 )
             }),
-        Some(Restore::LastKnownGood) => match (&spec.app.kind, previous_image) {
+        (None, Some(Restore::LastKnownGood)) => match (&spec.app.kind, previous_image) {
             (AppKind::Container { .. }, Some(image)) => Ok(image_restore(source_slot, image)),
             (AppKind::Container { .. }, None) => Err(format!(
                 "restore is lastKnownGood, but the journal records no previous image for release {lkg}, so there is no tag to put back; redeploy it with the staging and production stages"
@@ -249,7 +247,7 @@ pub(super) fn plan_rollback(
                 lkg_slot.map_or(String::new(), |slot| format!(" (slot {slot} holds it)"))
             )),
         },
-        None => lkg_slot
+        (None, None) => lkg_slot
             .map(RestoreBy::Swap)
             .or(previous_image.map(|image| image_restore(source_slot, image)))
             .ok_or_else(|| {
@@ -288,7 +286,7 @@ pub(super) fn plan_rollback(
             steps.push(step(
                 Action::Swap {
                     source: slot.to_owned(),
-                    target: PRODUCTION.to_owned(),
+                    target: SlotName::production(),
                 },
                 format!("the last known-good release {lkg} is in slot {slot}: swap it back"),
             ));
@@ -307,9 +305,9 @@ pub(super) fn plan_rollback(
             ));
             steps.push(step(
                 Action::SetImage {
-                    slot: PRODUCTION.to_owned(),
+                    slot: SlotName::production(),
                     before: state
-                        .slot(PRODUCTION)
+                        .production()
                         .and_then(|s| s.image())
                         .map(str::to_owned),
                     after: previous.to_owned(),
@@ -351,7 +349,7 @@ pub(super) fn plan_rollback(
             steps.push(step(
                 Action::Swap {
                     source: slot.to_owned(),
-                    target: PRODUCTION.to_owned(),
+                    target: SlotName::production(),
                 },
                 format!("release {target_label} passed its gate in slot {slot}: swap it in"),
             ));
@@ -405,7 +403,7 @@ pub(super) fn plan_rollback(
             steps.push(step(
                 Action::Swap {
                     source: slot.to_owned(),
-                    target: PRODUCTION.to_owned(),
+                    target: SlotName::production(),
                 },
                 format!("release {target_label} passed its gate in slot {slot}: swap it in"),
             ));
@@ -423,7 +421,7 @@ pub(super) fn plan_rollback(
     {
         steps.push(step(
             Action::HealthGate {
-                slot: PRODUCTION.to_owned(),
+                slot: SlotName::production(),
                 gate: health.clone(),
             },
             "production must be healthy after the rollback",
@@ -454,7 +452,7 @@ pub(super) fn plan_rollback(
 fn swap_back_refusal(
     spec: &ReleaseSpec,
     journal: &JournalTags,
-    source_slot: Option<&str>,
+    source_slot: Option<&SlotName>,
     previous_image: Option<&str>,
     lkg: &str,
     redeploy: &str,
@@ -477,19 +475,19 @@ fn swap_back_refusal(
 /// How a rollback puts the last known-good release back.
 enum RestoreBy<'a> {
     /// Swap this slot, which holds it, into production.
-    Swap(&'a str),
+    Swap(&'a SlotName),
     /// Set this image (its recorded tag) on production.
     Image(&'a str),
     /// Deploy the given package (its artifact) to this slot, gate it, and swap it in.
-    Redeploy(&'a str),
+    Redeploy(&'a SlotName),
     /// Set this image on this slot, gate it, and swap it in.
-    ImageVia(&'a str, &'a str),
+    ImageVia(&'a SlotName, &'a str),
 }
 
 /// How a container's recorded image comes back: through the slot production swaps from when there is one,
 /// so production is only touched once the image answers its gate there; else on production, as its
 /// releases are.
-fn image_restore<'a>(source_slot: Option<&'a str>, image: &'a str) -> RestoreBy<'a> {
+fn image_restore<'a>(source_slot: Option<&'a SlotName>, image: &'a str) -> RestoreBy<'a> {
     match source_slot {
         Some(slot) => RestoreBy::ImageVia(slot, image),
         None => RestoreBy::Image(image),
@@ -520,7 +518,7 @@ mod tests {
         JournalTags {
             release: Some("r2".into()),
             phase: Some(Phase::Released),
-            slots: [(PRODUCTION.to_owned(), "r2".to_owned())].into(),
+            slots: [(SlotName::production(), "r2".to_owned())].into(),
             last_known_good: Some("r1".into()),
             history: vec![entry("r0"), entry("r1"), entry("r2")],
             ..JournalTags::default()
@@ -559,7 +557,7 @@ mod tests {
         let mut failed = released.clone();
         failed.release = Some("r3".into());
         failed.phase = Some(Phase::Failed);
-        failed.slots.insert(PRODUCTION.into(), "r2".into());
+        failed.slots.insert(SlotName::production(), "r2".into());
         failed.last_known_good = Some("r2".into());
         assert_eq!(target(&failed, None), Ok(Some("r2".into())));
         // The latest release runs in production but is not in the history: the known-good, with its entry.

@@ -29,7 +29,7 @@ pub(super) fn plan_staging(
     journal: &JournalTags,
     plan: &mut Plan,
 ) {
-    let slot = env.slot.as_str();
+    let slot = &env.slot;
     let exists = state.slot(slot).is_some();
     plan.preflight.push(check(
         "slot",
@@ -46,8 +46,8 @@ pub(super) fn plan_staging(
     ));
     plan.preflight.push(check(
         "target",
-        slot != PRODUCTION,
-        if slot == PRODUCTION {
+        !slot.is_production(),
+        if slot.is_production() {
             "the staging environment is bound to the production slot; staging must never touch production".to_owned()
         } else {
             format!("staging deploys to slot {slot}, not production")
@@ -86,7 +86,7 @@ pub(super) fn plan_staging(
     let travelling = if spec
         .production
         .as_ref()
-        .is_some_and(|p| p.source_slot == slot)
+        .is_some_and(|p| p.source_slot == *slot)
     {
         spec.travelling_settings()
     } else {

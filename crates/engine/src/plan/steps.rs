@@ -34,7 +34,7 @@ pub(super) fn common_preflight(state: &LiveState, journal: &JournalTags, plan: &
 pub(super) fn startup_preflight(
     spec: &ReleaseSpec,
     state: &LiveState,
-    slot: &str,
+    slot: &SlotName,
     plan: &mut Plan,
 ) {
     let live = state.slot(slot);
@@ -109,7 +109,7 @@ impl Written<'_> {
 pub(super) fn settings_changes(
     env: &EnvironmentSpec,
     state: &LiveState,
-    slot: &str,
+    slot: &SlotName,
     written: Written<'_>,
 ) -> (Option<Step>, Option<Step>) {
     let live = state.slot(slot);
@@ -194,7 +194,7 @@ pub(super) fn settings_changes(
             match written {
                 Written::All(t) if !t.is_empty() => "only what differs; names with the same value in production travel with the swap, the others are sticky so a swap never carries one slot's value into another",
                 Written::TravellingOnly(_) => "these names have the same value in production and reach it with the swap itself",
-                _ if slot == PRODUCTION => "only what differs, written as sticky so a swap never carries them away; App Service restarts production when its settings change",
+                _ if slot.is_production() => "only what differs, written as sticky so a swap never carries them away; App Service restarts production when its settings change",
                 _ => "settings written as sticky so a swap never carries one slot's values into another; only what differs",
             },
         )
@@ -207,7 +207,7 @@ pub fn key_vault_reference(vault: &str, secret: &str) -> String {
     format!("@Microsoft.KeyVault(VaultName={vault};SecretName={secret})")
 }
 
-pub(super) fn health_step(health: Option<&Gate>, slot: &str, reason: &str) -> Option<Step> {
+pub(super) fn health_step(health: Option<&Gate>, slot: &SlotName, reason: &str) -> Option<Step> {
     health.map(|h| {
         step(
             Action::HealthGate {
@@ -258,7 +258,7 @@ pub(super) fn push_undos(hooks: &[crate::spec::HookSpec], steps: &mut Vec<Step>,
 pub(super) fn push_site_changes(
     spec: &ReleaseSpec,
     state: &LiveState,
-    slot: &str,
+    slot: &SlotName,
     plan: &mut Plan,
     why: &str,
 ) {

@@ -3,7 +3,7 @@
 use super::*;
 
 impl Exec<'_> {
-    pub(super) fn hook_runner(&self, slot: &str) -> HookRunner {
+    pub(super) fn hook_runner(&self, slot: &SlotName) -> HookRunner {
         let env = hooks::HookEnvironment {
             // Agent hooks see the settings of the environment this stage applies.
             vars: self
@@ -36,18 +36,18 @@ impl Exec<'_> {
         all.find(|h| h.name == name).cloned()
     }
 
-    pub(super) fn hook_slot(&self) -> String {
-        match self.stage.stage {
-            Stage::Production => self
-                .spec
-                .production
-                .as_ref()
-                .map_or_else(|| self.staging_slot(), |p| p.source_slot.clone()),
-            _ => self.staging_slot(),
-        }
+    /// Where slot hooks run: the slot production swaps from in the production stage, else the staging
+    /// slot; without a staging stage, the slot production's own hooks ran in.
+    pub(super) fn hook_slot(&self) -> SlotName {
+        let source = self.spec.production.as_ref().map(|p| &p.source_slot);
+        let slot = match self.stage.stage {
+            Stage::Production => source,
+            _ => self.staging_slot().or(source),
+        };
+        slot.cloned().unwrap_or_else(SlotName::production)
     }
 
-    pub(super) async fn target(&self, slot: &str) -> Result<ProbeTarget, Failure> {
+    pub(super) async fn target(&self, slot: &SlotName) -> Result<ProbeTarget, Failure> {
         let base_url = self
             .ctx
             .port
@@ -56,7 +56,7 @@ impl Exec<'_> {
             .map_err(port_err("address the slot"))?;
         Ok(ProbeTarget {
             base_url,
-            label: slot.to_owned(),
+            label: slot.to_string(),
         })
     }
 
@@ -129,13 +129,13 @@ impl Exec<'_> {
 
     /// Under the lock, immediately before the swap into production: the slot still holds this release
     /// (what the plan saw may have changed since: another run's staging, a manual deployment).
-    pub(super) async fn recheck_staged(&self, source: &str) -> Result<(), Failure> {
+    pub(super) async fn recheck_staged(&self, source: &SlotName) -> Result<(), Failure> {
         let state = self.read_state().await?;
         let holds = state.slot(source).and_then(|s| s.release.clone());
         if holds.as_deref() == Some(self.opts.release_id.as_str()) {
             return Ok(());
         }
-        if state.slot(PRODUCTION).and_then(|s| s.release.as_deref())
+        if state.production().and_then(|s| s.release.as_deref())
             == Some(self.opts.release_id.as_str())
         {
             // An earlier run of this release swapped already (the swap ended after it died).
@@ -150,7 +150,7 @@ impl Exec<'_> {
 
     /// Swaps, waiting out an operation still running on the app (e.g. the swap of an interrupted run).
     /// When that operation turns out to have been the same swap, the swap is done and not repeated.
-    pub(super) async fn swap(&self, source: &str, target: &str) -> Result<(), Failure> {
+    pub(super) async fn swap(&self, source: &SlotName, target: &SlotName) -> Result<(), Failure> {
         let port = &self.ctx.port;
         let deadline = Instant::now() + SWAP_CONFLICT_WAIT;
         // What the target holds once this swap is done: if the running operation leaves it so (the
@@ -180,7 +180,7 @@ impl Exec<'_> {
                 ));
                 return Ok(());
             }
-            if target == PRODUCTION
+            if target.is_production()
                 && serving == Some(self.opts.release_id.as_str())
                 && !self.swapped
             {

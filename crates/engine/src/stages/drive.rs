@@ -18,14 +18,14 @@ impl Exec<'_> {
                 state = self.read_state().await?;
             }
         }
-        if stage != Stage::Build && self.wait_for_running_swap(&state).await {
+        if stage != Stage::Build && self.wait_for_running_swap(&state).await? {
             state = self.read_state().await?;
         }
         if stage != Stage::Build {
             state = self.wait_for_running_deployment(state).await?;
         }
         if stage != Stage::Build {
-            self.reconcile(&mut state);
+            self.reconcile(&mut state)?;
         }
         if self.settle(&mut state)? {
             self.log()
@@ -81,7 +81,7 @@ impl Exec<'_> {
         stage: Stage,
         state: LiveState,
     ) -> Result<(), Failure> {
-        self.journal = JournalTags::from_tags(&state.tags);
+        self.journal = JournalTags::from_tags(&state.tags).map_err(Failure::failed)?;
         if self.stage.slots_before.is_empty() {
             // What each slot held when the stage began (before an unfinished release was rolled back
             // first): the summary's "before".
@@ -93,15 +93,15 @@ impl Exec<'_> {
             .filter_map(|(name, s)| Some((name.clone(), s.release.clone()?)))
             .collect();
         self.production_settings = state
-            .slot(PRODUCTION)
+            .production()
             .map(|s| s.settings.clone())
             .unwrap_or_default();
         self.production_image = state
-            .slot(PRODUCTION)
+            .production()
             .and_then(|s| s.image())
             .map(str::to_owned);
         if stage == Stage::Production
-            && state.slot(PRODUCTION).and_then(|s| s.release.as_deref())
+            && state.production().and_then(|s| s.release.as_deref())
                 == Some(self.opts.release_id.as_str())
         {
             // An earlier run swapped already: a failing watch must swap back.
@@ -178,7 +178,7 @@ impl Exec<'_> {
         if problems.is_empty()
             && let Err(err) = self
                 .projected_journal(&plan, &state)
-                .check_fits(&with_claim)
+                .and_then(|journal| journal.check_fits(&with_claim))
         {
             problems.push(format!("journal-tags: {err}"));
         }

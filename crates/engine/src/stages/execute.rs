@@ -39,7 +39,7 @@ impl Exec<'_> {
                     };
                     values.insert(change.name.clone(), value);
                     // Never a value that may be a secret: only plain values replaced by plain values.
-                    if slot == PRODUCTION
+                    if slot.is_production()
                         && matches!(change.after, Shown::Plain(_))
                         && !matches!(change.before, Some(Shown::Secret(_)))
                     {
@@ -49,7 +49,7 @@ impl Exec<'_> {
                             .entry(change.name.clone())
                             .or_insert_with(|| self.production_settings.get(&change.name).cloned());
                     }
-                    if slot == PRODUCTION {
+                    if slot.is_production() {
                         // Kept before writing, so a swap that does not happen (or is undone) can put
                         // production's own values back: sticky settings stay with the slot.
                         self.production_settings_before
@@ -66,7 +66,7 @@ impl Exec<'_> {
                 };
                 let stick = names(|c| c.becomes_sticky);
                 let unstick = names(|c| c.becomes_travelling);
-                if slot == PRODUCTION && !self.journal.previous_settings.is_empty() {
+                if slot.is_production() && !self.journal.previous_settings.is_empty() {
                     // Recorded before the write, so a run killed after it still lets a rollback undo it.
                     self.write_tags()
                         .await
@@ -112,8 +112,8 @@ impl Exec<'_> {
             } => {
                 // A second image change in a stage (or any in a rollback) puts the last known-good tag back.
                 let restoring = self.stage.stage == Stage::Rollback || self.image_set.is_some();
-                self.production_touched |= slot == PRODUCTION;
-                if slot == PRODUCTION && !restoring {
+                self.production_touched |= slot.is_production();
+                if slot.is_production() && !restoring {
                     self.journal.previous_image = before.clone();
                 }
                 self.image_set = Some(after.clone());
@@ -299,10 +299,11 @@ impl Exec<'_> {
                 outcome.map_err(health_failure)?;
             }
             Action::Swap { source, target } => {
-                if self.stage.stage == Stage::Production && target == PRODUCTION && !self.swapped {
+                if self.stage.stage == Stage::Production && target.is_production() && !self.swapped
+                {
                     self.recheck_staged(source).await?;
                 }
-                self.production_touched |= target == PRODUCTION;
+                self.production_touched |= target.is_production();
                 self.swap(source, target).await?;
                 let (a, b) = (
                     self.slot_releases.remove(source),
@@ -313,7 +314,7 @@ impl Exec<'_> {
                         .into_iter()
                         .filter_map(|(slot, r)| Some((slot, r?))),
                 );
-                if self.stage.stage == Stage::Rollback && target == PRODUCTION {
+                if self.stage.stage == Stage::Rollback && target.is_production() {
                     self.restore_production_settings().await;
                 }
                 self.swapped = !self.swapped;
@@ -362,7 +363,7 @@ impl Exec<'_> {
     fn record_health(
         &mut self,
         kind: &str,
-        slot: &str,
+        slot: &SlotName,
         url: &str,
         passed: bool,
         (probes, successes, failures): (u32, u32, u32),

@@ -5,14 +5,22 @@ use super::*;
 impl Exec<'_> {
     /// The largest journal this run can write, so Azure's tag limits are checked before the first change
     /// instead of failing a journal write halfway through a release.
-    pub(super) fn projected_journal(&self, plan: &Plan, state: &LiveState) -> JournalTags {
-        let mut journal = JournalTags::from_tags(&state.tags);
+    pub(super) fn projected_journal(
+        &self,
+        plan: &Plan,
+        state: &LiveState,
+    ) -> Result<JournalTags, Error> {
+        let mut journal = JournalTags::from_tags(&state.tags)?;
         let release = self.opts.release_id.clone();
         journal.release = Some(release.clone());
         journal.phase = Some(Phase::RollingBack);
-        journal.slots.insert(PRODUCTION.to_owned(), release.clone());
-        journal.slots.insert(self.staging_slot(), release);
-        let production = state.slot(PRODUCTION);
+        journal
+            .slots
+            .insert(SlotName::production(), release.clone());
+        if let Some(slot) = self.staging_slot() {
+            journal.slots.insert(slot.clone(), release);
+        }
+        let production = state.production();
         if matches!(self.spec.app.kind, crate::spec::AppKind::Container { .. }) {
             journal.previous_image = production
                 .and_then(|p| p.linux_fx_version.clone())
@@ -20,7 +28,7 @@ impl Exec<'_> {
         }
         for step in &plan.steps {
             if let Action::SetSettings { slot, changes } = &step.action
-                && slot == PRODUCTION
+                && slot.is_production()
             {
                 for change in changes.iter().filter(|c| {
                     matches!(c.after, Shown::Plain(_))
@@ -33,7 +41,7 @@ impl Exec<'_> {
                 }
             }
         }
-        journal
+        Ok(journal)
     }
 
     /// Writes the journal with one `Merge` of its own tags (claims and foreign tags untouched), then
@@ -52,8 +60,15 @@ impl Exec<'_> {
         Ok(())
     }
 
-    pub(super) fn staging_slot(&self) -> String {
-        self.spec.staging_slot().unwrap_or("staging").to_owned()
+    /// The slot the staging stage deploys to; a run's `environment` names it only in the staging stage,
+    /// where it is the environment the plan applied.
+    pub(super) fn staging_slot(&self) -> Option<&SlotName> {
+        let environment = self
+            .opts
+            .environment
+            .as_deref()
+            .filter(|_| self.stage.stage == Stage::Staging);
+        self.spec.staging_slot(environment)
     }
 
     pub(super) fn record(&self, phase: Phase) -> DeploymentRecord {
@@ -89,12 +104,8 @@ impl Exec<'_> {
             stage: self.stage.stage,
             phase,
             release: &self.opts.release_id,
-            staging_slot: &staging_slot,
-            source_slot: self
-                .spec
-                .production
-                .as_ref()
-                .map(|p| p.source_slot.as_str()),
+            staging_slot,
+            source_slot: self.spec.production.as_ref().map(|p| &p.source_slot),
             swapped: self.swapped,
             image_before: image_before.as_deref(),
             released,

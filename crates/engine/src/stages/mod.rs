@@ -32,7 +32,7 @@ use crate::package;
 use crate::plan::{self, Action, BuildInfo, Plan, PlanInput, SettingChange, Shown, Stage, Step};
 use crate::port::{Port, SettingValue, SiteChange, SlotCommand};
 use crate::spec::{AppKind, HookSpec, ReleaseSpec};
-use crate::state::{LiveState, PRODUCTION};
+use crate::state::{LiveState, SlotName};
 
 mod actions;
 mod drive;
@@ -288,7 +288,11 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
     record.last_known_good = journal.last_known_good.clone();
     record.previous_image = journal.previous_image.clone();
     record.urls = slot_urls(ctx, spec).await;
-    record.app_url = record.urls.get(PRODUCTION).cloned().unwrap_or_default();
+    record.app_url = record
+        .urls
+        .get(&SlotName::production())
+        .cloned()
+        .unwrap_or_default();
     record.duration_ms = started.elapsed().as_millis() as u64;
     record
 }
@@ -296,9 +300,9 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
 /// Each slot's URL as ARM names its host (unique default host names cannot be built from the app's
 /// name). A slot that cannot be read (it does not exist, no Azure for `build`) has none; a cancelled
 /// run does not wait for them.
-async fn slot_urls(ctx: &Context, spec: &ReleaseSpec) -> BTreeMap<String, String> {
-    let slots: BTreeSet<String> = std::iter::once(PRODUCTION.to_owned())
-        .chain(slots_of(spec))
+async fn slot_urls(ctx: &Context, spec: &ReleaseSpec) -> BTreeMap<SlotName, String> {
+    let slots: BTreeSet<SlotName> = std::iter::once(SlotName::production())
+        .chain(spec.slots())
         .collect();
     let mut urls = BTreeMap::new();
     for slot in slots {
@@ -317,7 +321,7 @@ async fn slot_urls(ctx: &Context, spec: &ReleaseSpec) -> BTreeMap<String, String
 fn is_direct(spec: &ReleaseSpec) -> bool {
     spec.production
         .as_ref()
-        .is_some_and(|p| p.source_slot == PRODUCTION)
+        .is_some_and(|p| p.source_slot.is_production())
 }
 
 /// Reads every secret the config references and registers each value with the log's masking, so nothing
@@ -404,7 +408,7 @@ struct Exec<'a> {
     production_touched: bool,
     /// The release each slot holds, per its deployment records when the stage read the live state,
     /// kept up to date by this run's swaps.
-    slot_releases: BTreeMap<String, String>,
+    slot_releases: BTreeMap<SlotName, String>,
     /// The stage's progress when the current step began, and the share of it the step spans (percent).
     progress: (u8, u8),
 }
@@ -466,15 +470,6 @@ fn port_err(step: &str) -> impl FnOnce(Error) -> Failure + '_ {
     }
 }
 
-/// The slots a stage looks at.
-fn slots_of(spec: &ReleaseSpec) -> Vec<String> {
-    let mut slots: BTreeSet<String> = spec.environments.values().map(|e| e.slot.clone()).collect();
-    if let Some(p) = &spec.production {
-        slots.insert(p.source_slot.clone());
-    }
-    slots.into_iter().collect()
-}
-
 impl Exec<'_> {
     fn log(&self) -> &Log {
         &self.ctx.log
@@ -483,7 +478,7 @@ impl Exec<'_> {
     async fn read_state(&self) -> Result<LiveState, Failure> {
         self.ctx
             .port
-            .read_state(&slots_of(self.spec), &self.ctx.cancel)
+            .read_state(&self.spec.slots(), &self.ctx.cancel)
             .await
             .map_err(port_err("read the live state"))
     }

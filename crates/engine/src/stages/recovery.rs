@@ -110,14 +110,14 @@ impl Exec<'_> {
             outcome = self
                 .ctx
                 .port
-                .set_settings(PRODUCTION, &set, &self.settle)
+                .set_settings(&SlotName::production(), &set, &self.settle)
                 .await;
         }
         if outcome.is_ok() && !remove.is_empty() {
             outcome = self
                 .ctx
                 .port
-                .remove_settings(PRODUCTION, &remove, &self.settle)
+                .remove_settings(&SlotName::production(), &remove, &self.settle)
                 .await;
         }
         let description = format!(

@@ -11,6 +11,7 @@ use slot_release_pipelines::{Log, Summary};
 use super::{Command, RunResult, format_ms};
 use crate::journal::HookRecord;
 use crate::plan::{Action, Plan, Stage};
+use crate::state::SlotName;
 
 /// One executed step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -34,7 +35,7 @@ pub struct HealthRecord {
     /// `gate` or `watch`.
     pub kind: String,
     /// The slot.
-    pub slot: String,
+    pub slot: SlotName,
     /// The URL probed.
     pub url: String,
     /// Whether it passed.
@@ -65,10 +66,10 @@ pub struct StageRecord {
     pub health: Vec<HealthRecord>,
     /// Which release each slot held when the stage began, per the journal.
     #[serde(default)]
-    pub slots_before: BTreeMap<String, String>,
+    pub slots_before: BTreeMap<SlotName, String>,
     /// Which release each slot holds when it ended.
     #[serde(default)]
-    pub slots_after: BTreeMap<String, String>,
+    pub slots_after: BTreeMap<SlotName, String>,
 }
 
 /// The machine-readable record of a run (`--record PATH`).
@@ -93,7 +94,7 @@ pub struct ReleaseRecord {
     /// The stages.
     pub stages: Vec<StageRecord>,
     /// Which release is in which slot, per the journal at the end.
-    pub slots: BTreeMap<String, String>,
+    pub slots: BTreeMap<SlotName, String>,
     /// The last known-good release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_known_good: Option<String>,
@@ -104,7 +105,7 @@ pub struct ReleaseRecord {
     pub app_url: String,
     /// Each slot's URL, read from Azure.
     #[serde(default)]
-    pub urls: BTreeMap<String, String>,
+    pub urls: BTreeMap<SlotName, String>,
     /// Total duration.
     pub duration_ms: u64,
 }
@@ -236,7 +237,7 @@ pub fn stage_summary(
             id.clone()
         }
     };
-    let slots: std::collections::BTreeSet<&String> = stage
+    let slots: std::collections::BTreeSet<&SlotName> = stage
         .slots_before
         .keys()
         .chain(stage.slots_after.keys())
@@ -244,9 +245,9 @@ pub fn stage_summary(
     let rows: Vec<Vec<String>> = slots
         .into_iter()
         .map(|slot| {
-            let show = |m: &BTreeMap<String, String>| m.get(slot).map_or("none".to_owned(), name);
+            let show = |m: &BTreeMap<SlotName, String>| m.get(slot).map_or("none".to_owned(), name);
             vec![
-                slot.clone(),
+                slot.to_string(),
                 show(&stage.slots_before),
                 show(&stage.slots_after),
             ]
@@ -299,7 +300,7 @@ pub fn stage_summary(
         .map(|h| {
             vec![
                 h.kind.clone(),
-                h.slot.clone(),
+                h.slot.to_string(),
                 if h.passed { "passed" } else { "failed" }.to_owned(),
                 format!("{}/{} healthy", h.successes, h.probes),
             ]
@@ -335,24 +336,26 @@ pub fn portal_url(subscription: &str, resource_group: &str, app: &str) -> String
     )
 }
 
-/// Sets the task's output variables from a record.
+/// Sets the task's output variables from a record; `slot` is the one the run worked on, if any.
 pub fn set_outputs(
     log: &Log,
     record: &ReleaseRecord,
-    slot: &str,
+    slot: Option<&SlotName>,
     plan_json: Option<&Path>,
 ) -> Result<(), slot_release_pipelines::Error> {
     let plan_json = plan_json.map(|p| p.display().to_string());
     slot_release_pipelines::StageOutputs {
         release_id: &record.release_id,
         // The slot the stage worked on (the staging slot after `staging`), so `$(AppUrl)/health` checks it.
-        app_url: record.urls.get(slot).unwrap_or(&record.app_url),
+        app_url: slot
+            .and_then(|slot| record.urls.get(slot))
+            .unwrap_or(&record.app_url),
         production_url: &record.app_url,
-        slot,
+        slot: slot.map_or("", SlotName::as_str),
         previous_release: record
             .stages
             .first()
-            .and_then(|s| s.slots_before.get(crate::state::PRODUCTION))
+            .and_then(|s| s.slots_before.get(&SlotName::production()))
             .map_or("", String::as_str),
         last_known_good: record.last_known_good.as_deref().unwrap_or_default(),
         previous_image_tag: record

@@ -9,7 +9,7 @@ impl Exec<'_> {
         &self,
         mut state: LiveState,
     ) -> Result<LiveState, Failure> {
-        let journal = JournalTags::from_tags(&state.tags);
+        let journal = JournalTags::from_tags(&state.tags).map_err(Failure::failed)?;
         let stopped_here = journal.phase.is_some_and(|p| !p.is_settled())
             && journal.release.as_deref() == Some(self.opts.release_id.as_str());
         if !stopped_here || state.in_flight.is_empty() {
@@ -36,22 +36,24 @@ impl Exec<'_> {
     /// Returns whether the state must be read again: whenever it checked, because the state read before
     /// the check is not a snapshot (the swap may have ended between reading production and the slot,
     /// which then both show the same release).
-    pub(super) async fn wait_for_running_swap(&self, state: &LiveState) -> bool {
-        let phase = JournalTags::from_tags(&state.tags).phase;
+    pub(super) async fn wait_for_running_swap(&self, state: &LiveState) -> Result<bool, Failure> {
+        let phase = JournalTags::from_tags(&state.tags)
+            .map_err(Failure::failed)?
+            .phase;
         if !matches!(
             phase,
             Some(Phase::Swapping | Phase::Swapped | Phase::RollingBack)
         ) {
-            return false;
+            return Ok(false);
         }
         let Some(source) = self
             .spec
             .production
             .as_ref()
             .map(|p| p.source_slot.clone())
-            .filter(|s| s != PRODUCTION && state.slot(s).is_some())
+            .filter(|s| !s.is_production() && state.slot(s).is_some())
         else {
-            return false;
+            return Ok(false);
         };
         let deadline = Instant::now() + SWAP_CONFLICT_WAIT;
         let mut announced = false;
@@ -62,9 +64,9 @@ impl Exec<'_> {
                 .reset_slot_config(&source, &self.ctx.cancel)
                 .await
             {
-                Ok(()) => return true,
+                Ok(()) => return Ok(true),
                 // The run stops at its first step; the state read next says the rest.
-                Err(err) if err.is_cancelled() => return true,
+                Err(err) if err.is_cancelled() => return Ok(true),
                 Err(err) if err.is_conflict() && Instant::now() < deadline => {
                     if !announced {
                         self.log().info(
@@ -74,7 +76,7 @@ impl Exec<'_> {
                     announced = true;
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_secs(2)) => {}
-                        () = self.ctx.cancel.cancelled() => return true,
+                        () = self.ctx.cancel.cancelled() => return Ok(true),
                     }
                 }
                 Err(err) => {
@@ -82,7 +84,7 @@ impl Exec<'_> {
                         "Could not tell whether an operation is still running on the app: {}",
                         chain(&err).join(": ")
                     ));
-                    return true;
+                    return Ok(true);
                 }
             }
         }
@@ -90,18 +92,14 @@ impl Exec<'_> {
 
     /// A run stopped during a swap leaves the journal's slots stale: corrected from the slots' deployment
     /// records ([`machine::reconcile`]), with a warning for each.
-    pub(super) fn reconcile(&self, state: &mut LiveState) {
-        let journal = JournalTags::from_tags(&state.tags);
-        let live: BTreeMap<String, Option<String>> = state
+    pub(super) fn reconcile(&self, state: &mut LiveState) -> Result<(), Failure> {
+        let journal = JournalTags::from_tags(&state.tags).map_err(Failure::failed)?;
+        let live: BTreeMap<SlotName, Option<String>> = state
             .slots
             .iter()
             .map(|(name, s)| (name.clone(), s.release.clone()))
             .collect();
-        let source = self
-            .spec
-            .production
-            .as_ref()
-            .map(|p| p.source_slot.as_str());
+        let source = self.spec.production.as_ref().map(|p| &p.source_slot);
         let (fixed, corrections) = machine::reconcile(&journal, &live, source);
         for c in &corrections {
             self.log().warning(&format!(
@@ -114,12 +112,13 @@ impl Exec<'_> {
         if !corrections.is_empty() {
             fixed.apply_to(&mut state.tags);
         }
+        Ok(())
     }
 
     /// Adjusts the journal of an unfinished release as [`machine::settle`] decides; returns whether a
     /// rollback must run first.
     pub(super) fn settle(&mut self, state: &mut LiveState) -> Result<bool, Failure> {
-        let journal = JournalTags::from_tags(&state.tags);
+        let journal = JournalTags::from_tags(&state.tags).map_err(Failure::failed)?;
         match machine::settle(
             &journal,
             self.stage.stage,
@@ -142,8 +141,8 @@ impl Exec<'_> {
                         "Release {release} is this run's release and stopped at phase `{stopped_at}`: resuming it"
                     ));
                 }
-                let production_holds = state.slot(PRODUCTION).and_then(|s| s.release.as_deref())
-                    == Some(release.as_str());
+                let production_holds =
+                    state.production().and_then(|s| s.release.as_deref()) == Some(release.as_str());
                 self.log().info(&format!(
                     "Resuming release {release}, which stopped at phase `{stopped_at}`{}",
                     if production_holds {

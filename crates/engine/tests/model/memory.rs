@@ -16,7 +16,7 @@ use slot_release_engine::health::{HealthCheck, ProbeOutcome, Prober};
 use slot_release_engine::journal::{DeploymentRecord, JournalTags, Phase};
 use slot_release_engine::lock::CLAIM_PREFIX;
 use slot_release_engine::port::{CommandResult, Port, SecretValue, SettingValue, SiteChange};
-use slot_release_engine::state::{LiveState, PRODUCTION, SlotState};
+use slot_release_engine::state::{LiveState, SlotName, SlotState};
 use tokio_util::sync::CancellationToken;
 
 /// One slot.
@@ -72,7 +72,7 @@ pub struct Fault {
 
 #[derive(Debug, Default)]
 pub struct World {
-    pub slots: BTreeMap<String, MemSlot>,
+    pub slots: BTreeMap<SlotName, MemSlot>,
     pub tags: BTreeMap<String, String>,
     pub sticky: BTreeSet<String>,
     pub calls: Vec<Call>,
@@ -101,7 +101,10 @@ impl World {
     }
 
     fn note_production(&mut self) {
-        let now = self.slots.get(PRODUCTION).and_then(MemSlot::release);
+        let now = self
+            .slots
+            .get(&SlotName::production())
+            .and_then(MemSlot::release);
         if self.production_history.last() != Some(&now) {
             self.production_history.push(now);
         }
@@ -217,7 +220,7 @@ fn only_claims(tags: &BTreeMap<String, String>) -> bool {
 impl Port for MemPort {
     async fn read_state(
         &self,
-        slots: &[String],
+        slots: &[SlotName],
         cancel: &CancellationToken,
     ) -> Result<LiveState, Error> {
         let slots = slots.to_vec();
@@ -227,7 +230,7 @@ impl Port for MemPort {
                 sticky_settings: w.sticky.clone(),
                 ..LiveState::default()
             };
-            for name in std::iter::once(PRODUCTION.to_owned()).chain(slots) {
+            for name in std::iter::once(SlotName::production()).chain(slots) {
                 if let Some(s) = w.slots.get(&name) {
                     state.slots.insert(
                         name.clone(),
@@ -248,7 +251,7 @@ impl Port for MemPort {
         .await
     }
 
-    async fn create_slot(&self, slot: &str, cancel: &CancellationToken) -> Result<(), Error> {
+    async fn create_slot(&self, slot: &SlotName, cancel: &CancellationToken) -> Result<(), Error> {
         let slot = slot.to_owned();
         self.call("create slot", true, cancel, move |w| {
             w.slots.entry(slot).or_default();
@@ -259,7 +262,7 @@ impl Port for MemPort {
 
     async fn set_settings(
         &self,
-        slot: &str,
+        slot: &SlotName,
         settings: &BTreeMap<String, SettingValue>,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
@@ -283,7 +286,7 @@ impl Port for MemPort {
 
     async fn remove_settings(
         &self,
-        slot: &str,
+        slot: &SlotName,
         names: &BTreeSet<String>,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
@@ -319,7 +322,7 @@ impl Port for MemPort {
 
     async fn set_site(
         &self,
-        slot: &str,
+        slot: &SlotName,
         change: &SiteChange,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
@@ -339,7 +342,7 @@ impl Port for MemPort {
 
     async fn deploy_zip(
         &self,
-        slot: &str,
+        slot: &SlotName,
         _: &Path,
         _: &str,
         cancel: &CancellationToken,
@@ -350,7 +353,7 @@ impl Port for MemPort {
 
     async fn run_command(
         &self,
-        slot: &str,
+        slot: &SlotName,
         _: &str,
         _: Duration,
         cancel: &CancellationToken,
@@ -366,8 +369,8 @@ impl Port for MemPort {
 
     async fn swap(
         &self,
-        source: &str,
-        target: &str,
+        source: &SlotName,
+        target: &SlotName,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
         let (source, target) = (source.to_owned(), target.to_owned());
@@ -397,8 +400,8 @@ impl Port for MemPort {
 
     async fn apply_slot_config(
         &self,
-        source: &str,
-        _: &str,
+        source: &SlotName,
+        _: &SlotName,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
         self.call(
@@ -412,7 +415,7 @@ impl Port for MemPort {
 
     async fn reset_slot_config(
         &self,
-        source: &str,
+        source: &SlotName,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
         self.call(
@@ -439,7 +442,8 @@ impl Port for MemPort {
         self.call("merge tags", change, cancel, move |w| {
             w.tags.extend(tags);
             // The journal reaches `staged` only after the slot's gate passed (its record follows).
-            let journal = JournalTags::from_tags(&w.tags);
+            let journal =
+                JournalTags::from_tags(&w.tags).expect("the engine writes a readable journal");
             if journal.phase == Some(Phase::Staged)
                 && let Some(release) = journal.release
             {
@@ -470,7 +474,7 @@ impl Port for MemPort {
 
     async fn put_record(
         &self,
-        slot: &str,
+        slot: &SlotName,
         _: &str,
         record: &DeploymentRecord,
         cancel: &CancellationToken,
@@ -507,7 +511,7 @@ impl Port for MemPort {
         .await
     }
 
-    async fn slot_url(&self, slot: &str, _: &CancellationToken) -> Result<url::Url, Error> {
+    async fn slot_url(&self, slot: &SlotName, _: &CancellationToken) -> Result<url::Url, Error> {
         Ok(url::Url::parse(&format!("https://{slot}.memory.test/")).expect("a valid URL"))
     }
 
@@ -530,7 +534,7 @@ impl Prober for MemPort {
             .to_owned();
         let healthy = {
             let w = self.world.lock().unwrap();
-            let release = w.slots.get(&slot).and_then(MemSlot::release);
+            let release = w.slots.get(slot.as_str()).and_then(MemSlot::release);
             (!w.dead.contains(&self.run)).then(|| release.is_none_or(|r| !w.unhealthy.contains(&r)))
         };
         let Some(healthy) = healthy else {

@@ -1,0 +1,512 @@
+//! The port over the Azure client: every call of [`Port`] as App Service, Kudu and Key Vault requests,
+//! and the one place an engine [`SlotName`] becomes the client's slot.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use slot_release_azure as az;
+use tokio_util::sync::CancellationToken;
+
+use super::failure::failure_summary;
+use super::{CommandResult, DEPLOYER, Port, SecretValue, SettingValue, SiteChange};
+use crate::error::Error;
+use crate::health::AppFailure;
+use crate::identity::ReleaseId;
+use crate::journal::DeploymentRecord;
+use crate::state::{LiveState, SlotName, SlotState};
+
+/// The port over the real Azure client (or the emulator through a custom cloud).
+#[derive(Debug, Clone)]
+pub struct AzurePort {
+    azure: az::Azure,
+    app: az::WebApp,
+    name: String,
+}
+
+impl AzurePort {
+    /// A port for one app.
+    pub fn new(
+        azure: az::Azure,
+        subscription: &str,
+        resource_group: &str,
+        name: &str,
+    ) -> Result<Self, Error> {
+        let app_ref =
+            az::AppRef::new(subscription, resource_group, name).map_err(|source| Error::Azure {
+                operation: format!("address app {name}"),
+                source: Box::new(source),
+            })?;
+        let app = azure.web_app(&app_ref);
+        Ok(AzurePort {
+            azure,
+            app,
+            name: name.to_owned(),
+        })
+    }
+
+    /// The one place an engine slot becomes the Azure client's: production is the site itself, any
+    /// other name a `/slots/` segment. It cannot fail in practice: a [`SlotName`] keeps the config's
+    /// rules, a subset of the client's. The client checks names of its own (it is a library with other
+    /// callers), so a disagreement would show as an error addressing that slot, never as a panic.
+    fn slot(name: &SlotName) -> Result<az::SlotName, Error> {
+        if name.is_production() {
+            Ok(az::SlotName::production())
+        } else {
+            az::SlotName::new(name.as_str()).map_err(azure_err(format!("address slot {name}")))
+        }
+    }
+
+    fn wait(cancel: &CancellationToken, timeout: Duration) -> az::LroOptions {
+        az::LroOptions {
+            timeout,
+            cancel: cancel.clone(),
+        }
+    }
+}
+
+/// The engine's error for a failed call; a cancelled one is [`Error::Cancelled`], naming the call.
+fn azure_err(operation: impl Into<String>) -> impl FnOnce(az::AzureError) -> Error {
+    let operation = operation.into();
+    move |source| {
+        if source.kind() == az::ErrorKind::Cancelled {
+            return Error::Cancelled {
+                step: None,
+                during: Some(operation),
+            };
+        }
+        Error::Azure {
+            operation,
+            source: Box::new(source),
+        }
+    }
+}
+
+/// The release a slot holds, from its newest active deployment record written by the engine: the identity
+/// in the record's message, else the one its (reversibly encoded) Kudu id carries. Never the encoded id
+/// itself, which would not compare equal to the identity it encodes.
+type SlotRecord = (
+    Option<String>,
+    Option<String>,
+    Option<crate::history::ArtifactSource>,
+);
+
+fn release_of(deployments: &[az::Deployment]) -> SlotRecord {
+    let Some(newest) = deployments
+        .iter()
+        .filter(|d| d.active && d.deployer == DEPLOYER)
+        .max_by(|a, b| a.received_time.cmp(&b.received_time))
+    else {
+        return (None, None, None);
+    };
+    let record = serde_json::from_str::<DeploymentRecord>(&newest.message).ok();
+    let release = record
+        .as_ref()
+        .map(|r| r.release.clone())
+        .filter(|r| !r.is_empty())
+        .or_else(|| ReleaseId::from_kudu_id(&newest.id).map(String::from))
+        .or_else(|| Some(newest.id.clone()));
+    let record = record.unwrap_or_default();
+    (release, record.package_sha256, record.artifact)
+}
+
+#[async_trait]
+impl Port for AzurePort {
+    async fn read_state(
+        &self,
+        slots: &[SlotName],
+        cancel: &CancellationToken,
+    ) -> Result<LiveState, Error> {
+        let mut state = LiveState::default();
+        let production = SlotName::production();
+        let names = std::iter::once(&production).chain(slots.iter().filter(|s| !s.is_production()));
+        for name in names {
+            let slot = Self::slot(name)?;
+            let info = match self.app.get_slot(&slot, cancel).await {
+                Ok(info) => info,
+                Err(e) if e.status() == Some(404) && !name.is_production() => continue,
+                Err(e) => return Err(azure_err(format!("read {} slot {name}", self.name))(e)),
+            };
+            let settings = self
+                .app
+                .app_settings(&slot, cancel)
+                .await
+                .map_err(azure_err(format!("read settings of {name}")))?;
+            let config = self
+                .app
+                .site_config(&slot, cancel)
+                .await
+                .map_err(azure_err(format!("read site config of {name}")))?;
+            let deployments = self
+                .app
+                .kudu(&slot)
+                .deployments(cancel)
+                .await
+                .map_err(azure_err(format!("read deployments of {name}")))?;
+            if name.is_production() {
+                state.tags = info.tags.clone();
+            }
+            if deployments.iter().any(|d| !d.complete) {
+                state.in_flight.push(format!("a deployment to {name}"));
+            }
+            let (release, package_sha256, artifact) = release_of(&deployments);
+            state.slots.insert(
+                name.clone(),
+                SlotState {
+                    settings,
+                    linux_fx_version: config.linux_fx_version.filter(|v| !v.is_empty()),
+                    startup_command: config.app_command_line.filter(|v| !v.is_empty()),
+                    release,
+                    package_sha256,
+                    artifact,
+                    host_name: Some(info.default_host),
+                },
+            );
+        }
+        let sticky = self
+            .app
+            .slot_config_names(cancel)
+            .await
+            .map_err(azure_err("read sticky setting names"))?;
+        state.sticky_settings = sticky.app_setting_names.into_iter().collect();
+        Ok(state)
+    }
+
+    async fn create_slot(&self, slot: &SlotName, cancel: &CancellationToken) -> Result<(), Error> {
+        self.app
+            .create_slot(
+                &Self::slot(slot)?,
+                &Self::wait(cancel, Duration::from_secs(600)),
+            )
+            .await
+            .map(drop)
+            .map_err(azure_err(format!("create slot {slot}")))
+    }
+
+    async fn set_settings(
+        &self,
+        slot: &SlotName,
+        settings: &BTreeMap<String, SettingValue>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let change = az::SettingsChange {
+            set: settings
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+                .collect(),
+            remove: BTreeSet::new(),
+        };
+        self.app
+            .update_app_settings(&Self::slot(slot)?, &change, cancel)
+            .await
+            .map(drop)
+            .map_err(azure_err(format!("set settings on {slot}")))
+    }
+
+    async fn remove_settings(
+        &self,
+        slot: &SlotName,
+        names: &BTreeSet<String>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let change = az::SettingsChange {
+            set: BTreeMap::new(),
+            remove: names.clone(),
+        };
+        self.app
+            .update_app_settings(&Self::slot(slot)?, &change, cancel)
+            .await
+            .map(drop)
+            .map_err(azure_err(format!("remove settings from {slot}")))
+    }
+
+    async fn set_sticky(
+        &self,
+        stick: &BTreeSet<String>,
+        unstick: &BTreeSet<String>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let mut current = self
+            .app
+            .slot_config_names(cancel)
+            .await
+            .map_err(azure_err("read sticky setting names"))?;
+        let have: BTreeSet<String> = current.app_setting_names.iter().cloned().collect();
+        let mut wanted = have.clone();
+        wanted.extend(stick.iter().cloned());
+        wanted.retain(|n| !unstick.contains(n));
+        if wanted == have {
+            return Ok(());
+        }
+        // Order kept for the names already listed, new ones appended: a minimal, readable change.
+        current.app_setting_names.retain(|n| wanted.contains(n));
+        current.app_setting_names.extend(
+            stick
+                .iter()
+                .filter(|n| wanted.contains(*n) && !have.contains(*n))
+                .cloned(),
+        );
+        self.app
+            .set_slot_config_names(&current, cancel)
+            .await
+            .map_err(azure_err("change sticky setting names"))
+    }
+
+    async fn set_site(
+        &self,
+        slot: &SlotName,
+        change: &SiteChange,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let patch = az::SiteConfigPatch {
+            linux_fx_version: change.linux_fx_version.clone(),
+            app_command_line: change.startup_command.clone(),
+            ..az::SiteConfigPatch::default()
+        };
+        self.app
+            .patch_site_config(&Self::slot(slot)?, &patch, cancel)
+            .await
+            .map(drop)
+            .map_err(azure_err(format!("update site config of {slot}")))
+    }
+
+    async fn deploy_zip(
+        &self,
+        slot: &SlotName,
+        package: &Path,
+        message: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let opts = az::DeployOptions {
+            cancel: cancel.clone(),
+            message: Some(message.to_owned()),
+            ..az::DeployOptions::default()
+        };
+        self.app
+            .kudu(&Self::slot(slot)?)
+            .deploy_zip(package, &opts)
+            .await
+            .map(drop)
+            .map_err(azure_err(format!("deploy {} to {slot}", package.display())))
+    }
+
+    async fn run_command(
+        &self,
+        slot: &SlotName,
+        command: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<CommandResult, Error> {
+        let out = self
+            .app
+            .kudu(&Self::slot(slot)?)
+            .command(command, "site/wwwroot", timeout, cancel)
+            .await
+            .map_err(azure_err(format!("run a command in {slot}")))?;
+        let mut output = out.output;
+        if !out.error.is_empty() {
+            if !output.is_empty() && !output.ends_with('\n') {
+                output.push('\n');
+            }
+            output.push_str(&out.error);
+        }
+        Ok(CommandResult {
+            exit_code: out.exit_code,
+            output,
+        })
+    }
+
+    async fn swap(
+        &self,
+        source: &SlotName,
+        target: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let opts = az::SwapOptions {
+            preserve_vnet: None,
+            wait: Self::wait(cancel, Duration::from_secs(1800)),
+        };
+        let result = self
+            .app
+            .swap(&Self::slot(source)?, &Self::slot(target)?, &opts)
+            .await;
+        let Err(err) = result else {
+            return Ok(());
+        };
+        // A swap whose warm-up failed because the source's app crashed says so, with its exit
+        // status and last line; the error's kind stays Azure's, so retries decide as before.
+        let mut operation = format!("swap {source} into {target}");
+        if matches!(
+            err.kind(),
+            az::ErrorKind::OperationFailed | az::ErrorKind::Transient | az::ErrorKind::Rejected
+        ) && let Ok(Some(failure)) = self.app_failure(source, cancel).await
+        {
+            operation = format!(
+                "swap {source} into {target} (the app of {source} is down: {})",
+                failure.headline()
+            );
+        }
+        Err(azure_err(operation)(err))
+    }
+
+    async fn apply_slot_config(
+        &self,
+        source: &SlotName,
+        target: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let opts = az::SwapOptions {
+            preserve_vnet: None,
+            wait: Self::wait(cancel, Duration::from_secs(1800)),
+        };
+        self.app
+            .apply_slot_config(&Self::slot(source)?, &Self::slot(target)?, &opts)
+            .await
+            .map_err(azure_err(format!("apply {target} settings to {source}")))
+    }
+
+    async fn reset_slot_config(
+        &self,
+        source: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.app
+            .reset_slot_config(&Self::slot(source)?, cancel)
+            .await
+            .map_err(azure_err(format!("reset slot config of {source}")))
+    }
+
+    async fn tags(&self, cancel: &CancellationToken) -> Result<BTreeMap<String, String>, Error> {
+        self.app
+            .tags(&az::SlotName::production(), cancel)
+            .await
+            .map_err(azure_err("read the journal tags"))
+    }
+
+    async fn merge_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+        cancel: &CancellationToken,
+    ) -> Result<BTreeMap<String, String>, Error> {
+        self.app
+            .merge_tags(&az::SlotName::production(), tags, cancel)
+            .await
+            .map_err(azure_err("merge the journal tags"))
+    }
+
+    async fn delete_tags(
+        &self,
+        tags: &BTreeMap<String, String>,
+        cancel: &CancellationToken,
+    ) -> Result<BTreeMap<String, String>, Error> {
+        self.app
+            .delete_tags(&az::SlotName::production(), tags, cancel)
+            .await
+            .map_err(azure_err("delete journal tags"))
+    }
+
+    async fn put_record(
+        &self,
+        slot: &SlotName,
+        id: &str,
+        record: &DeploymentRecord,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let message = serde_json::to_string(record).unwrap_or_default();
+        let failed = record.phase == crate::journal::Phase::Failed.as_str();
+        let rec = az::DeploymentRecord {
+            status: if failed {
+                az::DeployStatus::Failed
+            } else {
+                az::DeployStatus::Success
+            },
+            message,
+            author: "slot-release".into(),
+            deployer: DEPLOYER.into(),
+            active: !failed,
+            details: format!("release {} phase {}", record.release, record.phase),
+        };
+        // Kudu ids allow letters, digits, `-` and `_`: the identity is encoded reversibly, so two
+        // releases never share a record (`20261204.1` and `20261204-1` stay apart).
+        let id = match ReleaseId::new(id) {
+            Ok(release) => release.kudu_id(),
+            Err(err) => return Err(err),
+        };
+        self.app
+            .kudu(&Self::slot(slot)?)
+            .put_deployment_record(&id, &rec, cancel)
+            .await
+            .map(drop)
+            .map_err(azure_err(format!("write the deployment record on {slot}")))
+    }
+
+    async fn get_secrets(
+        &self,
+        vault: &str,
+        names: &[String],
+        cancel: &CancellationToken,
+    ) -> Result<BTreeMap<String, SecretValue>, Error> {
+        let kv = self
+            .azure
+            .key_vault(vault)
+            .map_err(azure_err(format!("address vault {vault}")))?;
+        let refs = names
+            .iter()
+            .map(|n| az::SecretRef::parse(n))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(azure_err(format!("name secrets of {vault}")))?;
+        kv.get_secrets(&refs, cancel)
+            .await
+            .map_err(azure_err(format!("read secrets from {vault}")))
+    }
+
+    async fn slot_url(
+        &self,
+        slot: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<url::Url, Error> {
+        // Read from ARM, never built from the names: an app may have a unique default host name
+        // (`<site>-<hash>.<region>.azurewebsites.net`), and a long slot host is shortened.
+        let info = self
+            .app
+            .get_slot(&Self::slot(slot)?, cancel)
+            .await
+            .map_err(azure_err(format!("read the host name of slot {slot}")))?;
+        self.azure
+            .cloud()
+            .host_url(&info.default_host)
+            .map_err(azure_err(format!("address slot {slot}")))
+    }
+
+    fn prober(&self) -> Arc<dyn crate::health::Prober> {
+        Arc::new(self.azure.page_client())
+    }
+
+    async fn app_failure(
+        &self,
+        slot: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<Option<AppFailure>, Error> {
+        let name = Self::slot(slot)?;
+        let report = self
+            .app
+            .kudu(&name)
+            .start_report(cancel)
+            .await
+            .map_err(azure_err(format!("read the container logs of {slot}")))?;
+        let Some(report) = report else {
+            return Ok(None);
+        };
+        let container = self
+            .app
+            .get_slot(&name, cancel)
+            .await
+            .is_ok_and(|info| info.is_container());
+        Ok(Some(AppFailure {
+            summary: failure_summary(&report.failure, container),
+            log_tail: report.app_lines,
+        }))
+    }
+}
