@@ -174,6 +174,13 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         names: &[String],
         cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, SecretValue>, Error>;
+    /// Lists a vault's secret names, no values: the enabled, unexpired ones and the others with why
+    /// (`secrets.select`, see [`crate::selection`]). Read-only.
+    async fn list_secret_names(
+        &self,
+        vault: &str,
+        cancel: &CancellationToken,
+    ) -> Result<crate::selection::VaultListing, Error>;
     /// The HTTPS base URL of a slot's app (for health probes): its default host as ARM names it.
     async fn slot_url(&self, slot: &str, cancel: &CancellationToken) -> Result<url::Url, Error>;
     /// What health probes go through (an HTTP client that trusts the same CAs as the Azure client).
@@ -707,6 +714,31 @@ impl Port for AzurePort {
             .map_err(azure_err(format!("read secrets from {vault}")))
     }
 
+    async fn list_secret_names(
+        &self,
+        vault: &str,
+        cancel: &CancellationToken,
+    ) -> Result<crate::selection::VaultListing, Error> {
+        let kv = self
+            .azure
+            .key_vault(vault)
+            .map_err(azure_err(format!("address vault {vault}")))?;
+        let (names, skipped) = kv
+            .list_secret_names(&az::SecretFilter::All, cancel)
+            .await
+            .map_err(azure_err(format!("list the secrets of {vault}")))?;
+        Ok(crate::selection::VaultListing {
+            names,
+            skipped: skipped
+                .into_iter()
+                .map(|s| crate::selection::SkippedSecret {
+                    name: s.name,
+                    reason: s.reason,
+                })
+                .collect(),
+        })
+    }
+
     async fn slot_url(&self, slot: &str, cancel: &CancellationToken) -> Result<url::Url, Error> {
         // Read from ARM, never built from the names: an app may have a unique default host name
         // (`<site>-<hash>.<region>.azurewebsites.net`), and a long slot host is shortened.
@@ -911,6 +943,13 @@ impl Port for Offline {
         _: &CancellationToken,
     ) -> Result<BTreeMap<String, SecretValue>, Error> {
         self.refuse("read secrets")
+    }
+    async fn list_secret_names(
+        &self,
+        _: &str,
+        _: &CancellationToken,
+    ) -> Result<crate::selection::VaultListing, Error> {
+        self.refuse("list secrets")
     }
     async fn slot_url(&self, _: &str, _: &CancellationToken) -> Result<url::Url, Error> {
         self.refuse("address a slot")
