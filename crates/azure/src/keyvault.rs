@@ -454,7 +454,33 @@ impl KeyVault {
         until_cancelled(cancel, &op, self.list_and_read(filter, &op)).await?
     }
 
+    /// List mode without the values: the enabled, unexpired secrets' names (optionally by prefix) and
+    /// the ones left out, read from the listing's attributes alone. A plan needs nothing more.
+    pub async fn list_secret_names(
+        &self,
+        filter: &SecretFilter,
+        cancel: &CancellationToken,
+    ) -> Result<(Vec<String>, Vec<SkippedSecret>)> {
+        let op = format!("list secrets of vault {}", self.name);
+        let (wanted, skipped) =
+            until_cancelled(cancel, &op, self.list_names(filter, &op)).await??;
+        Ok((wanted.into_iter().map(|r| r.name).collect(), skipped))
+    }
+
     async fn list_and_read(&self, filter: &SecretFilter, op: &str) -> Result<ListedSecrets> {
+        let (wanted, skipped) = self.list_names(filter, op).await?;
+        for s in &skipped {
+            tracing::warn!(vault = %self.name, secret = %s.name, reason = %s.reason, "secret skipped");
+        }
+        let secrets = self.read_secrets(&wanted).await?;
+        Ok(ListedSecrets { secrets, skipped })
+    }
+
+    async fn list_names(
+        &self,
+        filter: &SecretFilter,
+        op: &str,
+    ) -> Result<(Vec<SecretRef>, Vec<SkippedSecret>)> {
         let pager = self
             .list_client
             .list_secret_properties(None)
@@ -493,11 +519,7 @@ impl KeyVault {
                 });
             }
         }
-        for s in &skipped {
-            tracing::warn!(vault = %self.name, secret = %s.name, reason = %s.reason, "secret skipped");
-        }
-        let secrets = self.read_secrets(&wanted).await?;
-        Ok(ListedSecrets { secrets, skipped })
+        Ok((wanted, skipped))
     }
 }
 

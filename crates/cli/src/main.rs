@@ -759,9 +759,24 @@ async fn plan_cmd(args: &PlanArgs, log: &Log, cancel: &CancellationToken) -> Res
     let mut loaded = load(&args.common, Some(&args.connection), false, log)?;
     args.overrides.apply(&mut loaded, log)?;
     let state = match &args.state {
+        // Offline: `secrets.select` stays unlisted, and the plan's preflight says so.
         Some(path) => LiveState::from_file(path)?,
         None => {
             let port = connect(&args.connection, &loaded)?;
+            if loaded
+                .spec
+                .environments
+                .values()
+                .any(|e| e.select.is_some())
+            {
+                loaded.spec = slot_release_engine::selection::select_secrets(
+                    &port,
+                    &loaded.spec,
+                    log,
+                    cancel,
+                )
+                .await;
+            }
             port.read_state(&slots(&loaded), cancel)
                 .await
                 .context("cannot read the live state")?

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::types::{
-    Duration, EnvironmentName, HookName, SecretRef, SettingName, SlotName, VaultName,
+    Duration, EnvironmentName, HookName, SecretName, SecretRef, SettingName, SlotName, VaultName,
 };
 
 /// A `release.yml` file: how one web app is released to Azure App Service through slots.
@@ -196,8 +196,141 @@ pub struct Secrets {
     #[serde(default)]
     pub delivery: Delivery,
     /// App setting name → secret. A secret is `secret-name`, `secret-name/version`, or
-    /// `{secret: ..., delivery: ...}`.
+    /// `{secret: ..., delivery: ...}`. An entry here wins over `select` for the same setting, and a
+    /// secret named here is not selected again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub map: BTreeMap<SettingName, SecretSpec>,
+    /// Secrets taken in bulk, like AzureKeyVault@2's `SecretsFilter`: `'*'` for every secret of the
+    /// vault, or `{prefix: app-}` for those whose name starts with the prefix. The names are listed
+    /// when the stage plans, before it changes anything; disabled and expired secrets are skipped with
+    /// a warning. Each is delivered as `delivery` says, under the setting name `names` makes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<SecretSelect>,
+    /// How a selected secret's name becomes a setting name: `upperSnake` (the default:
+    /// `db-password` → `DB_PASSWORD`; many runtimes drop environment variables with `-`) or `keep`.
+    /// Only with `select`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<NameRule>,
+}
+
+/// Which secrets `select` takes.
+// Deserialize is written by hand, as for `SecretSpec`: an untagged enum would lose the inner error.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SecretSelect {
+    /// `'*'`: every secret of the vault.
+    All(AllSecrets),
+    /// Secrets whose name starts with a prefix.
+    Prefix(SecretPrefix),
+}
+
+/// `'*'`: every secret of the vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllSecrets;
+
+impl Serialize for AllSecrets {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("*")
+    }
+}
+
+impl JsonSchema for AllSecrets {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("AllSecrets")
+    }
+
+    fn json_schema(_generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "const": "*",
+            "description": "`'*'`: every secret of the vault.",
+        })
+    }
+}
+
+/// Secrets whose name starts with a prefix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretPrefix {
+    /// The start of the secret names taken, e.g. `app-` (Key Vault compares names without case).
+    pub prefix: SecretName,
+    /// Whether the prefix is cut off before `names` applies: `app-db-password` becomes
+    /// `DB_PASSWORD` instead of `APP_DB_PASSWORD`. Off by default, so a setting never gets a
+    /// shorter name (like `USER` or `PATH`) than its secret.
+    #[serde(default)]
+    pub strip_prefix: bool,
+}
+
+impl<'de> Deserialize<'de> for SecretSelect {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SelectVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for SelectVisitor {
+            type Value = SecretSelect;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`'*'` or `{prefix: ...}`")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SecretSelect, E> {
+                if text == "*" {
+                    Ok(SecretSelect::All(AllSecrets))
+                } else {
+                    Err(E::custom(format!(
+                        "invalid secret selection `{text}`: write `'*'` for every secret, or \
+                         `{{prefix: {}}}` for those starting with a prefix",
+                        text.trim_end_matches('*')
+                    )))
+                }
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<SecretSelect, A::Error> {
+                SecretPrefix::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(SecretSelect::Prefix)
+            }
+        }
+
+        deserializer.deserialize_any(SelectVisitor)
+    }
+}
+
+impl SecretSelect {
+    /// The name prefix, or `None` for every secret.
+    pub fn prefix(&self) -> Option<&SecretName> {
+        match self {
+            SecretSelect::All(_) => None,
+            SecretSelect::Prefix(p) => Some(&p.prefix),
+        }
+    }
+
+    /// Whether the prefix is cut off the setting name.
+    pub fn strip_prefix(&self) -> bool {
+        matches!(self, SecretSelect::Prefix(p) if p.strip_prefix)
+    }
+}
+
+/// How a selected secret's name becomes an app setting name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum NameRule {
+    /// Upper case, `-` becomes `_`: `db-password` → `DB_PASSWORD`.
+    #[default]
+    UpperSnake,
+    /// The secret's name as it is: `db-password` → `db-password`.
+    Keep,
+}
+
+impl NameRule {
+    /// The setting name for a secret name (after any prefix was cut off).
+    pub fn apply(self, secret: &str) -> String {
+        match self {
+            NameRule::UpperSnake => secret.to_ascii_uppercase().replace('-', "_"),
+            NameRule::Keep => secret.to_owned(),
+        }
+    }
 }
 
 /// How a Key Vault secret reaches the app.

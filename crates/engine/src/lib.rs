@@ -24,6 +24,7 @@ pub mod machine;
 pub mod plan;
 pub mod port;
 pub mod release;
+pub mod selection;
 pub mod spec;
 pub mod stages;
 pub mod state;

@@ -159,8 +159,12 @@ pub struct EnvironmentSpec {
     pub settings: BTreeMap<String, String>,
     /// The Key Vault, when the environment has secrets.
     pub vault: Option<String>,
-    /// Secrets: setting name to secret and delivery.
+    /// Secrets: setting name to secret and delivery (after [`crate::selection`], the selected ones too).
     pub secrets: BTreeMap<String, SecretSpec>,
+    /// Secrets taken in bulk from the vault, listed when the run starts.
+    pub select: Option<crate::selection::SecretSelection>,
+    /// What the selection took, once the vault was listed.
+    pub selected: Option<crate::selection::Selected>,
 }
 
 /// One Key Vault secret bound to a setting.
@@ -366,6 +370,14 @@ pub fn stack_needs_startup_command(stack: &str) -> bool {
     upper.starts_with("PYTHON|") || upper.starts_with("NODE|")
 }
 
+fn delivery(delivery: cfg::Delivery) -> SecretDelivery {
+    match delivery {
+        cfg::Delivery::KeyVaultReference => SecretDelivery::KeyVaultReference,
+        cfg::Delivery::Value => SecretDelivery::Value,
+        cfg::Delivery::PipelineVariable => SecretDelivery::PipelineVariable,
+    }
+}
+
 /// Converts a loaded config into the engine's view. `base` is the folder holding the config file,
 /// against which the package root is resolved.
 pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
@@ -402,13 +414,7 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
                     s.map
                         .iter()
                         .map(|(setting, spec)| {
-                            let delivery = match spec.delivery(s.delivery) {
-                                cfg::Delivery::KeyVaultReference => {
-                                    SecretDelivery::KeyVaultReference
-                                }
-                                cfg::Delivery::Value => SecretDelivery::Value,
-                                cfg::Delivery::PipelineVariable => SecretDelivery::PipelineVariable,
-                            };
+                            let delivery = delivery(spec.delivery(s.delivery));
                             (
                                 setting.as_str().to_owned(),
                                 SecretSpec {
@@ -432,6 +438,16 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
                         .collect(),
                     vault: env.secrets.as_ref().map(|s| s.vault.as_str().to_owned()),
                     secrets,
+                    select: env.secrets.as_ref().and_then(|s| {
+                        let select = s.select.as_ref()?;
+                        Some(crate::selection::SecretSelection {
+                            prefix: select.prefix().map(|p| p.as_str().to_owned()),
+                            strip_prefix: select.strip_prefix(),
+                            upper_snake: s.names.unwrap_or_default() == cfg::NameRule::UpperSnake,
+                            delivery: delivery(s.delivery),
+                        })
+                    }),
+                    selected: None,
                 },
             )
         })

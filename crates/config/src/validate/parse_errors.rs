@@ -9,11 +9,12 @@ use crate::source::{Position, SourceMap, parent};
 
 /// The kind of name inside a newtype's message (`invalid slot name `x`: ...`), as a code.
 pub(super) fn code_for_message(message: &str) -> &'static str {
-    const KINDS: [(&str, &str); 9] = [
+    const KINDS: [(&str, &str); 10] = [
         ("invalid slot name", "invalid-slot-name"),
         ("invalid Key Vault name", "invalid-vault-name"),
         ("invalid Key Vault secret name", "invalid-secret-name"),
         ("invalid Key Vault secret version", "invalid-secret-version"),
+        ("invalid secret selection", "invalid-secret-selection"),
         ("invalid setting name", "invalid-setting-name"),
         ("invalid hook name", "invalid-hook-name"),
         ("invalid environment name", "invalid-environment-name"),
@@ -37,6 +38,9 @@ pub(super) fn help_for_code(code: &str) -> String {
         }
         "invalid-secret-version" => "omit the version to use the latest, or copy the 32-digit \
                                      version from Key Vault"
+            .into(),
+        "invalid-secret-selection" => "`select: '*'` takes every secret of the vault; \
+                                       `select: {prefix: app-}` those whose name starts with `app-`"
             .into(),
         "invalid-setting-name" => {
             "app setting names are like `APP_ENV` or `Logging__LogLevel__Default`".into()

@@ -33,6 +33,9 @@ fn raw_check(segments: &[&str], is_key: bool) -> Option<RawCheck> {
             ["environments", _, "secrets", "map", _]
             | ["environments", _, "secrets", "map", _, "secret"],
         ) => |t| crate::SecretRef::parse(t).map(|_| ()),
+        (false, ["environments", _, "secrets", "select", "prefix"]) => {
+            |t| crate::SecretName::new(t).map(|_| ())
+        }
         (false, ["stages", _, "environment"]) => |t| crate::EnvironmentName::new(t).map(|_| ()),
         (false, ["stages", _, "hooks", _, "name"]) => |t| crate::HookName::new(t).map(|_| ()),
         (

@@ -108,6 +108,7 @@ fn check_environments(config: &ReleaseConfig, c: &mut Checker<'_>) {
             );
         }
         if let Some(secrets) = &environment.secrets {
+            check_selection(&base, secrets, c);
             for setting in secrets.map.keys() {
                 if environment.settings.contains_key(setting) {
                     c.error_key(
@@ -119,6 +120,30 @@ fn check_environments(config: &ReleaseConfig, c: &mut Checker<'_>) {
                 }
             }
         }
+    }
+}
+
+/// A `secrets` block must take some secret, and the name rule only means something for a selection.
+fn check_selection(base: &str, secrets: &crate::model::Secrets, c: &mut Checker<'_>) {
+    if secrets.map.is_empty() && secrets.select.is_none() {
+        c.error_key(
+            &format!("{base}.secrets"),
+            "secrets-take-nothing",
+            "this `secrets` block takes no secret: it has no `map` entries and no `select`".into(),
+            "add `map:` with `SETTING: secret-name` entries, or `select: '*'` (every secret of the \
+             vault) or `select: {prefix: app-}`; or remove the `secrets` block"
+                .into(),
+        );
+    }
+    if secrets.names.is_some() && secrets.select.is_none() {
+        c.error_key(
+            &format!("{base}.secrets.names"),
+            "names-without-select",
+            "`names` says how selected secrets are named, but this block has no `select`".into(),
+            "add `select: '*'` or `select: {prefix: ...}`, or remove `names` (a `map` entry names \
+             its setting itself)"
+                .into(),
+        );
     }
 }
 

@@ -252,6 +252,9 @@ pub struct SecretPull {
     pub secret: String,
     /// How it is delivered.
     pub delivery: SecretDelivery,
+    /// Taken by `secrets.select` (from the vault's listing) rather than named in `secrets.map`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub selected: bool,
 }
 
 /// What a step does.
@@ -279,6 +282,9 @@ pub enum Action {
         vault: String,
         /// The secrets, by name.
         secrets: Vec<SecretPull>,
+        /// Secrets `secrets.select` matched but the vault's listing left out (disabled, expired).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skipped: Vec<crate::selection::SkippedSecret>,
     },
     /// Set app settings on a slot (only those that differ) and mark them sticky.
     SetSettings {
@@ -445,12 +451,30 @@ impl Action {
             Action::ReleaseLock => "release the lock".into(),
             Action::WriteJournal { phase } => format!("write journal: {phase}"),
             Action::CreateSlot { slot } => format!("create slot {slot}"),
-            Action::PullSecrets { vault, secrets } => {
-                let names: Vec<&str> = secrets.iter().map(|s| s.secret.as_str()).collect();
+            Action::PullSecrets {
+                vault,
+                secrets,
+                skipped,
+            } => {
+                let names: Vec<String> = secrets
+                    .iter()
+                    .map(|s| {
+                        if s.selected {
+                            format!("{} (selected, as {})", s.secret, s.setting)
+                        } else {
+                            s.secret.clone()
+                        }
+                    })
+                    .collect();
+                let skipped: Vec<String> = skipped
+                    .iter()
+                    .map(|s| format!("; skipped {} ({})", s.name, s.reason))
+                    .collect();
                 format!(
-                    "pull {} secret(s) from {vault}: {}",
+                    "pull {} secret(s) from {vault}: {}{}",
                     names.len(),
-                    names.join(", ")
+                    names.join(", "),
+                    skipped.concat()
                 )
             }
             Action::SetSettings { slot, changes } => {
@@ -583,6 +607,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
             let env = environment(spec, env_name)?;
             plan.environment = Some(env_name.to_owned());
             plan_staging(spec, env, staging, state, build, &journal, &mut plan);
+            selection_preflight(env, &mut plan);
         }
         Stage::Production => {
             let production = spec
@@ -593,10 +618,29 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
             let env = environment(spec, env_name)?;
             plan.environment = Some(env_name.to_owned());
             plan_production(spec, env, production, state, build, &journal, &mut plan);
+            selection_preflight(env, &mut plan);
         }
         Stage::Rollback => plan_rollback(spec, input.target, state, &journal, build, &mut plan),
     }
     Ok(plan)
+}
+
+/// An environment that takes secrets in bulk: its selection must have been listed and be free of clashes.
+fn selection_preflight(env: &EnvironmentSpec, plan: &mut Plan) {
+    if env.select.is_none() {
+        return;
+    }
+    let detail = match &env.selected {
+        None => "secrets.select was not listed from the vault (an offline plan without Azure); the selected secrets are unknown".to_owned(),
+        Some(selected) if !selected.problems.is_empty() => selected.problems.join("; "),
+        Some(selected) => format!(
+            "secrets.select took {} secret(s), skipped {}",
+            selected.secrets.len(),
+            selected.skipped.len()
+        ),
+    };
+    let ok = env.selected.as_ref().is_some_and(|s| s.problems.is_empty());
+    plan.preflight.push(check("secret-selection", ok, detail));
 }
 
 fn environment<'a>(spec: &'a ReleaseSpec, name: &str) -> Result<&'a EnvironmentSpec, Error> {

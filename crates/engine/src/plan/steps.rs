@@ -125,6 +125,10 @@ pub(super) fn settings_changes(
             setting: setting.clone(),
             secret: secret.secret.clone(),
             delivery: secret.delivery,
+            selected: env
+                .selected
+                .as_ref()
+                .is_some_and(|s| s.secrets.contains_key(setting)),
         });
         let vault = env.vault.as_deref().unwrap_or("vault");
         match secret.delivery {
@@ -181,6 +185,11 @@ pub(super) fn settings_changes(
             Action::PullSecrets {
                 vault: env.vault.clone().unwrap_or_default(),
                 secrets,
+                skipped: env
+                    .selected
+                    .as_ref()
+                    .map(|s| s.skipped.clone())
+                    .unwrap_or_default(),
             },
             "secrets come from Key Vault; each value is masked in the log the moment it is read",
         )

@@ -462,6 +462,31 @@ impl Port for AzurePort {
             .map_err(azure_err(format!("read secrets from {vault}")))
     }
 
+    async fn list_secret_names(
+        &self,
+        vault: &str,
+        cancel: &CancellationToken,
+    ) -> Result<crate::selection::VaultListing, Error> {
+        let kv = self
+            .azure
+            .key_vault(vault)
+            .map_err(azure_err(format!("address vault {vault}")))?;
+        let (names, skipped) = kv
+            .list_secret_names(&az::SecretFilter::All, cancel)
+            .await
+            .map_err(azure_err(format!("list the secrets of {vault}")))?;
+        Ok(crate::selection::VaultListing {
+            names,
+            skipped: skipped
+                .into_iter()
+                .map(|s| crate::selection::SkippedSecret {
+                    name: s.name,
+                    reason: s.reason,
+                })
+                .collect(),
+        })
+    }
+
     async fn slot_url(
         &self,
         slot: &SlotName,

@@ -184,6 +184,13 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         names: &[String],
         cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, SecretValue>, Error>;
+    /// Lists a vault's secret names, no values: the enabled, unexpired ones and the others with why
+    /// (`secrets.select`, see [`crate::selection`]). Read-only.
+    async fn list_secret_names(
+        &self,
+        vault: &str,
+        cancel: &CancellationToken,
+    ) -> Result<crate::selection::VaultListing, Error>;
     /// The HTTPS base URL of a slot's app (for health probes): its default host as ARM names it.
     async fn slot_url(
         &self,

@@ -132,6 +132,13 @@ impl Port for Offline {
     ) -> Result<BTreeMap<String, SecretValue>, Error> {
         self.refuse("read secrets")
     }
+    async fn list_secret_names(
+        &self,
+        _: &str,
+        _: &CancellationToken,
+    ) -> Result<crate::selection::VaultListing, Error> {
+        self.refuse("list secrets")
+    }
     async fn slot_url(&self, _: &SlotName, _: &CancellationToken) -> Result<url::Url, Error> {
         self.refuse("address a slot")
     }

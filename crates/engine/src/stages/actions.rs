@@ -120,7 +120,7 @@ impl Exec<'_> {
             return Ok(());
         }
         for step in &plan.steps {
-            if let Action::PullSecrets { vault, secrets } = &step.action {
+            if let Action::PullSecrets { vault, secrets, .. } = &step.action {
                 self.pull_secrets(vault, secrets).await?;
             }
         }

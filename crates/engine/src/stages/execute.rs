@@ -21,7 +21,7 @@ impl Exec<'_> {
                 .create_slot(slot, &cancel)
                 .await
                 .map_err(port_err("create the slot"))?,
-            Action::PullSecrets { vault, secrets } => self.pull_secrets(vault, secrets).await?,
+            Action::PullSecrets { vault, secrets, .. } => self.pull_secrets(vault, secrets).await?,
             Action::SetSettings { slot, changes } => {
                 let mut values = BTreeMap::new();
                 for change in changes {

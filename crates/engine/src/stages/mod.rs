@@ -248,6 +248,18 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
     let mut package_sha256 = opts.package_sha256.clone();
     let mut journal = JournalTags::default();
     let (settle, _settle_timer) = settle_token(&ctx.cancel, SETTLE_GRACE);
+    // Once per run and before any stage plans: the names `secrets.select` takes, listed read-only, so
+    // every stage of the run delivers (and masks) the same set.
+    let selected;
+    let spec = if opts.command != Command::Build
+        && spec.environments.values().any(|e| e.select.is_some())
+    {
+        selected =
+            crate::selection::select_secrets(ctx.port.as_ref(), spec, &ctx.log, &ctx.cancel).await;
+        &selected
+    } else {
+        spec
+    };
     // Once per run, before any stage prints: every secret the config references, for masking (hooks and
     // apps of any slot may print them; the rollback stage writes no secret but runs hooks).
     if opts.command != Command::Build {

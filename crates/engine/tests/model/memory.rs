@@ -89,6 +89,8 @@ pub struct World {
     pub changes: BTreeMap<u32, usize>,
     /// Seeded latency source.
     pub rng: u64,
+    /// What listing any vault returns (`secrets.select`).
+    pub vault: slot_release_engine::selection::VaultListing,
 }
 
 impl World {
@@ -509,6 +511,15 @@ impl Port for MemPort {
                 .collect())
         })
         .await
+    }
+
+    async fn list_secret_names(
+        &self,
+        _: &str,
+        cancel: &CancellationToken,
+    ) -> Result<slot_release_engine::selection::VaultListing, Error> {
+        self.call("list secrets", false, cancel, |w| Ok(w.vault.clone()))
+            .await
     }
 
     async fn slot_url(&self, slot: &SlotName, _: &CancellationToken) -> Result<url::Url, Error> {
