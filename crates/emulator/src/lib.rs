@@ -16,6 +16,7 @@ mod keyvault;
 mod kudu;
 mod kudu_logs;
 mod kv_write;
+mod platform;
 mod proxy;
 mod reqlog;
 mod runtime;
@@ -35,6 +36,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::EmulatorError;
 pub use fault::{Fault, RouteMatch, Scope};
+pub use platform::{ConnectionString, ConnectionStringType};
 pub use reqlog::REQUEST_LOG_CAPACITY;
 pub use seed::{
     AppKind, ConnectionKind, HostNameStyle, SecretString, Seed, SeedApp, SeedClient,

@@ -265,6 +265,32 @@ pub struct SeedSlot {
     /// A directory copied into the slot's site folder at start.
     #[serde(default)]
     pub content_dir: Option<PathBuf>,
+    /// Connection strings by name (`{value, type}`), served by `config/connectionstrings` and given
+    /// to the app process with their type's prefix (`SQLAZURECONNSTR_NAME`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connection_strings: BTreeMap<String, crate::platform::ConnectionString>,
+}
+
+impl SeedSlot {
+    /// An empty slot with every field at its seed default.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            app_settings: BTreeMap::new(),
+            site_config: serde_json::Map::new(),
+            stopped: false,
+            tags: BTreeMap::new(),
+            content_dir: None,
+            connection_strings: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for SeedSlot {
+    /// The production slot, empty.
+    fn default() -> Self {
+        Self::named("production")
+    }
 }
 
 /// A key vault.
@@ -406,14 +432,7 @@ impl Seed {
         let sub = "00000000-0000-0000-0000-0000000000a1".to_owned();
         let client = "11111111-1111-1111-1111-111111111111".to_owned();
         let mi = "22222222-2222-2222-2222-222222222222".to_owned();
-        let slot = |name: &str| SeedSlot {
-            name: name.to_owned(),
-            app_settings: BTreeMap::new(),
-            site_config: serde_json::Map::new(),
-            stopped: false,
-            tags: BTreeMap::new(),
-            content_dir: None,
-        };
+        let slot = SeedSlot::named;
         Seed {
             tenant_id: "72f988bf-0000-0000-0000-000000000001".to_owned(),
             organization: default_organization(),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::hostnames::{HostNaming, SlotHosts};
+use crate::platform::ConnectionString;
 use crate::runtime::Instance;
 use crate::seed::{AppKind, SecretString, Seed, SlotConfigNames, Throttle};
 use crate::{DOMAIN, EmulatorError, Shared, lock};
@@ -48,6 +49,7 @@ pub(crate) struct Preview {
     pub(crate) source: String,
     pub(crate) target: String,
     pub(crate) original_settings: BTreeMap<String, String>,
+    pub(crate) original_connection_strings: BTreeMap<String, ConnectionString>,
 }
 
 #[derive(Debug)]
@@ -55,6 +57,8 @@ pub(crate) struct Slot {
     pub(crate) name: String,
     pub(crate) stopped: bool,
     pub(crate) app_settings: BTreeMap<String, String>,
+    /// `config/connectionstrings`: swapped like app settings unless named sticky.
+    pub(crate) connection_strings: BTreeMap<String, ConnectionString>,
     pub(crate) site_config: serde_json::Map<String, serde_json::Value>,
     pub(crate) tags: BTreeMap<String, String>,
     pub(crate) content_dir: PathBuf,
@@ -83,6 +87,14 @@ impl App {
             && settings
                 .get("WEBSITE_OVERRIDE_PRESERVE_DEFAULT_STICKY_SLOT_SETTINGS")
                 .is_none_or(|v| v != "0")
+    }
+
+    /// Whether a connection string stays with its slot on a swap (`slotConfigNames`).
+    pub(crate) fn is_sticky_connection_string(&self, name: &str) -> bool {
+        self.slot_config_names
+            .connection_string_names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
     }
 
     /// Resolves a slot name (case-insensitive; `production` is the site).
@@ -312,6 +324,8 @@ pub struct SlotSnapshot {
     pub app_settings: BTreeMap<String, String>,
     /// Which of this slot's settings are sticky.
     pub sticky_setting_names: Vec<String>,
+    /// Connection strings.
+    pub connection_strings: BTreeMap<String, ConnectionString>,
     /// Site config.
     pub site_config: serde_json::Map<String, serde_json::Value>,
     /// Container image, for container apps.
@@ -459,17 +473,7 @@ pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorE
                     .iter()
                     .any(|s| s.name.eq_ignore_ascii_case(PRODUCTION))
                 {
-                    seeded.insert(
-                        0,
-                        crate::seed::SeedSlot {
-                            name: PRODUCTION.to_owned(),
-                            app_settings: BTreeMap::new(),
-                            site_config: serde_json::Map::new(),
-                            stopped: false,
-                            tags: BTreeMap::new(),
-                            content_dir: None,
-                        },
-                    );
+                    seeded.insert(0, crate::seed::SeedSlot::named(PRODUCTION));
                 }
                 for s in seeded {
                     let content = new_content_dir(&root)?;
@@ -486,6 +490,7 @@ pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorE
                             name: s.name.to_ascii_lowercase(),
                             stopped: s.stopped,
                             app_settings: s.app_settings,
+                            connection_strings: s.connection_strings,
                             site_config: config,
                             tags: s.tags,
                             content_dir: content,
@@ -661,6 +666,7 @@ pub(crate) fn snapshot(shared: &Shared) -> StateSnapshot {
                             .filter(|k| app.is_sticky(k, &s.app_settings))
                             .cloned()
                             .collect(),
+                        connection_strings: s.connection_strings.clone(),
                         site_config: s.site_config.clone(),
                         image: app.image(s),
                         running: crate::runtime::run_state(s),

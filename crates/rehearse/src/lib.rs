@@ -113,6 +113,7 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
         stopped: false,
         tags: BTreeMap::new(),
         content_dir: previous.map(Path::to_path_buf),
+        ..emu::SeedSlot::default()
     };
     production
         .app_settings
@@ -158,6 +159,7 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
                 stopped: false,
                 tags: BTreeMap::new(),
                 content_dir: None,
+                ..emu::SeedSlot::default()
             });
         }
     }

@@ -285,6 +285,7 @@ pub(crate) fn create_slot_resource(
                     name: slot.to_owned(),
                     stopped: false,
                     app_settings: BTreeMap::new(),
+                    connection_strings: BTreeMap::new(),
                     site_config: config,
                     tags: BTreeMap::new(),
                     content_dir: content,

@@ -36,6 +36,7 @@ const WORDS: &[&str] = &[
     "default",
     "config",
     "appsettings",
+    "connectionstrings",
     "list",
     "slotconfignames",
     "web",
@@ -144,6 +145,14 @@ fn routes() -> Router<Arc<Shared>> {
             .route(
                 &at("/config/appsettings"),
                 axum::routing::put(config::put_app_settings),
+            )
+            .route(
+                &at("/config/connectionstrings/list"),
+                post(config::list_connection_strings),
+            )
+            .route(
+                &at("/config/connectionstrings"),
+                axum::routing::put(config::put_connection_strings),
             )
             .route(
                 &at("/config/slotconfignames"),

@@ -88,6 +88,7 @@ fn slot(name: &str, content: Option<PathBuf>, settings: &[(&str, &str)]) -> Seed
         stopped: false,
         tags: BTreeMap::new(),
         content_dir: content,
+        ..SeedSlot::default()
     }
 }
 
@@ -185,6 +186,7 @@ fn container_slot(name: &str, image: &str) -> SeedSlot {
         stopped: false,
         tags: BTreeMap::new(),
         content_dir: None,
+        ..SeedSlot::default()
     }
 }
 

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod appconfig;
 mod apps;
 mod arm;
 mod extras;
