@@ -84,9 +84,7 @@ impl App {
         }
         // `*_EXTENSION_VERSION` settings are sticky by default unless the slot opts out.
         setting.to_ascii_uppercase().ends_with("_EXTENSION_VERSION")
-            && settings
-                .get("WEBSITE_OVERRIDE_PRESERVE_DEFAULT_STICKY_SLOT_SETTINGS")
-                .is_none_or(|v| v != "0")
+            && !crate::arm::overrides_default_sticky(settings)
     }
 
     /// Whether a connection string stays with its slot on a swap (`slotConfigNames`).
@@ -425,6 +423,11 @@ pub(crate) fn default_site_config(kind: AppKind) -> serde_json::Map<String, serd
         "vnetRouteAllEnabled": false,
         "vnetPrivatePortsCount": 0,
         "http20Enabled": false,
+        "windowsFxVersion": null,
+        "javaVersion": null,
+        "javaContainer": null,
+        "javaContainerVersion": null,
+        "acrUserManagedIdentityID": null,
         "minTlsVersion": "1.2",
         "scmMinTlsVersion": "1.2",
         "ftpsState": "AllAllowed",
@@ -439,24 +442,6 @@ pub(crate) fn default_site_config(kind: AppKind) -> serde_json::Map<String, serd
         _ => serde_json::Map::new(),
     }
 }
-
-/// Site config keys that move with a swap (the stack); everything else stays with the slot.
-pub(crate) const SWAPPABLE_CONFIG: &[&str] = &[
-    "linuxFxVersion",
-    "windowsFxVersion",
-    "appCommandLine",
-    "netFrameworkVersion",
-    "phpVersion",
-    "pythonVersion",
-    "nodeVersion",
-    "powerShellVersion",
-    "javaVersion",
-    "javaContainer",
-    "javaContainerVersion",
-    "use32BitWorkerProcess",
-    "handlerMappings",
-    "virtualApplications",
-];
 
 /// Builds the state from the seed, creating site folders and copying seeded content.
 pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorError> {

@@ -152,7 +152,22 @@ pub(super) async fn slot_config_names(ctx: Ctx) -> Response {
     )
 }
 
-/// `GET`/`PUT`/`PATCH config/web` (PUT and PATCH both merge; a stack change restarts the app).
+/// The site config keys whose change restarts the app (its stack and startup command).
+const STARTUP_KEYS: &[&str] = &[
+    "linuxFxVersion",
+    "windowsFxVersion",
+    "appCommandLine",
+    "netFrameworkVersion",
+    "pythonVersion",
+    "nodeVersion",
+    "phpVersion",
+    "javaVersion",
+    "javaContainer",
+    "javaContainerVersion",
+];
+
+/// `GET`/`PUT`/`PATCH config/web` (PUT and PATCH both merge; a stack change restarts the app;
+/// values are validated as ARM validates them, and a refused body changes nothing).
 pub(super) async fn config_web(ctx: Ctx) -> Response {
     let Ctx {
         shared,
@@ -181,7 +196,11 @@ pub(super) async fn config_web(ctx: Ctx) -> Response {
                     "The request body must contain 'properties' with the site config.",
                 );
             };
-            let before: Vec<Option<serde_json::Value>> = ["linuxFxVersion", "appCommandLine"]
+            if let Err(refusal) = super::site_config::validate(props) {
+                return *refusal;
+            }
+            let props = &super::site_config::normalise(props);
+            let before: Vec<Option<serde_json::Value>> = STARTUP_KEYS
                 .iter()
                 .map(|k| s.site_config.get(*k).cloned())
                 .collect();
@@ -189,7 +208,7 @@ pub(super) async fn config_web(ctx: Ctx) -> Response {
             // which is what App Service does for config/web.
             merge(&mut s.site_config, props);
             s.last_modified = now_rfc3339();
-            let after: Vec<Option<serde_json::Value>> = ["linuxFxVersion", "appCommandLine"]
+            let after: Vec<Option<serde_json::Value>> = STARTUP_KEYS
                 .iter()
                 .map(|k| s.site_config.get(*k).cloned())
                 .collect();

@@ -17,6 +17,7 @@ mod config;
 mod lro;
 mod publishing;
 mod route;
+mod site_config;
 mod sites;
 mod subscriptions;
 mod swap;
@@ -25,6 +26,7 @@ use crate::server::{error_json, json, query_param};
 use crate::state::{App, PRODUCTION, Slot, new_content_dir, now_rfc3339};
 use crate::{ARM_AUDIENCE, Shared, lock};
 use lro::add_lro_headers;
+pub(crate) use site_config::overrides_default_sticky;
 
 fn challenge(shared: &Shared, failure: &AuthFailure) -> Response {
     let now = now_rfc3339();
@@ -249,7 +251,11 @@ pub(crate) fn create_slot_resource(
             &format!("The slot name '{slot}' is invalid."),
         );
     }
-    // Refused before the slot exists, so a bad tag set creates nothing.
+    // Refused before the slot exists, so a bad tag set or site config creates nothing.
+    let new_config = match site_config::checked(body.pointer("/properties/siteConfig")) {
+        Ok(c) => c,
+        Err(refusal) => return *refusal,
+    };
     let new_tags =
         match crate::tags::site_body_tags(body, |v| v.as_str().unwrap_or_default().to_owned()) {
             Ok(t) => t,
@@ -273,10 +279,7 @@ pub(crate) fn create_slot_resource(
                 }
             };
             let mut config = crate::state::default_site_config(app.kind);
-            if let Some(cfg) = body
-                .pointer("/properties/siteConfig")
-                .and_then(|c| c.as_object())
-            {
+            if let Some(cfg) = &new_config {
                 config::merge(&mut config, cfg);
             }
             app.slots.insert(

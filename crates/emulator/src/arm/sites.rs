@@ -71,6 +71,10 @@ pub(super) async fn patch_site(ctx: Ctx) -> Response {
         Ok(t) => t,
         Err(refusal) => return refusal.response(),
     };
+    let new_config = match super::site_config::checked(body.pointer("/properties/siteConfig")) {
+        Ok(c) => c,
+        Err(refusal) => return *refusal,
+    };
     let v = {
         let mut state = lock(&shared.state);
         let Some(app) = state.apps.get_mut(&name) else {
@@ -82,10 +86,7 @@ pub(super) async fn patch_site(ctx: Ctx) -> Response {
         if let Some(tags) = new_tags {
             s.tags = tags;
         }
-        if let Some(cfg) = body
-            .pointer("/properties/siteConfig")
-            .and_then(|c| c.as_object())
-        {
+        if let Some(cfg) = &new_config {
             super::config::merge(&mut s.site_config, cfg);
         }
         s.last_modified = now_rfc3339();

@@ -9,11 +9,12 @@ use axum::response::Response;
 
 use super::lro::{OpError, run_operation, start_operation};
 use super::route::Ctx;
+use super::site_config::swapped_keys;
 use super::{not_found, resource_id};
 use crate::fault::Fault;
 use crate::platform::ConnectionString;
 use crate::server::{error_json, json};
-use crate::state::{App, Preview, SWAPPABLE_CONFIG, now_rfc3339};
+use crate::state::{App, Preview, now_rfc3339};
 use crate::{Shared, lock};
 
 /// `slotsswap` (202, long-running) or `applySlotConfig` (200 when done).
@@ -269,6 +270,7 @@ async fn swap(
                 "A slot of the swap no longer exists.",
             ));
         };
+        let keys = swapped_keys(&src.app_settings, &tgt.app_settings);
         let new_source_settings = combine(app, &tgt.app_settings, &original.0);
         let new_source_cs = combine_cs(app, &tgt.connection_strings, &original.1);
         // The source now runs with non-sticky(source) + sticky(target): exactly the target's future.
@@ -278,14 +280,14 @@ async fn swap(
         std::mem::swap(&mut src.deployments, &mut tgt.deployments);
         std::mem::swap(&mut src.instance, &mut tgt.instance);
         std::mem::swap(&mut src.forced_unhealthy, &mut tgt.forced_unhealthy);
-        for key in SWAPPABLE_CONFIG {
-            let a = src.site_config.remove(*key);
-            let b = tgt.site_config.remove(*key);
+        for key in keys {
+            let a = src.site_config.remove(key);
+            let b = tgt.site_config.remove(key);
             if let Some(b) = b {
-                src.site_config.insert((*key).to_owned(), b);
+                src.site_config.insert(key.to_owned(), b);
             }
             if let Some(a) = a {
-                tgt.site_config.insert((*key).to_owned(), a);
+                tgt.site_config.insert(key.to_owned(), a);
             }
         }
         tgt.app_settings = new_target_settings;
@@ -381,13 +383,13 @@ pub(super) async fn slots_diffs(ctx: Ctx) -> Response {
             diffs.push(("ConnectionString", key.clone(), shown(a), shown(b)));
         }
     }
-    for key in SWAPPABLE_CONFIG {
+    for key in swapped_keys(&src.app_settings, &tgt.app_settings) {
         let (a, b) = (
-            text(src.site_config.get(*key)),
-            text(tgt.site_config.get(*key)),
+            text(src.site_config.get(key)),
+            text(tgt.site_config.get(key)),
         );
         if a != b {
-            diffs.push(("General", (*key).to_owned(), a, b));
+            diffs.push(("General", key.to_owned(), a, b));
         }
     }
     let base = resource_id(app, slot);

@@ -208,3 +208,178 @@ async fn swaps_move_connection_strings_unless_sticky() {
     )
     .await;
 }
+
+async fn config_web(
+    f: &Fixture,
+    method: Method,
+    slot_path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let r = f
+        .arm_call(
+            method,
+            &f.site(&format!("{slot_path}/config/web?api-version=2024-04-01")),
+            body,
+        )
+        .await;
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn site_config_round_trips_whole_and_is_validated_as_arm_validates_it() {
+    let f = start().await;
+    let whole = json!({
+        "alwaysOn": true, "http20Enabled": true, "minTlsVersion": "1.3", "ftpsState": "FtpsOnly",
+        "healthCheckPath": "/health", "appCommandLine": start_command(),
+        "linuxFxVersion": "PYTHON|3.12", "windowsFxVersion": "", "netFrameworkVersion": "v4.0",
+        "pythonVersion": "3.12", "nodeVersion": "", "phpVersion": "",
+        "javaVersion": "17", "javaContainer": "TOMCAT", "javaContainerVersion": "10.1",
+        "acrUseManagedIdentityCreds": true, "acrUserManagedIdentityID": "33333333-0000-0000-0000-000000000001"
+    });
+    let (status, put) = config_web(
+        &f,
+        Method::PUT,
+        "/slots/staging",
+        Some(json!({"properties": whole})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, got) = config_web(&f, Method::GET, "/slots/staging", None).await;
+    for (k, v) in whole.as_object().expect("object") {
+        assert_eq!(&put["properties"][k], v, "{k} in the PUT answer");
+        assert_eq!(&got["properties"][k], v, "{k} read back");
+    }
+    // PATCH changes what it names and keeps the rest; enums are stored as ARM spells them.
+    let (status, _) = config_web(
+        &f,
+        Method::PATCH,
+        "/slots/staging",
+        Some(json!({"properties": {"ftpsState": "disabled", "alwaysOn": false}})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, got) = config_web(&f, Method::GET, "/slots/staging", None).await;
+    assert_eq!(got["properties"]["ftpsState"], "Disabled");
+    assert_eq!(got["properties"]["alwaysOn"], false);
+    assert_eq!(got["properties"]["minTlsVersion"], "1.3");
+
+    // Values outside the spec's enums or types: 400 in ARM's error shape, nothing written.
+    for (bad, parameter) in [
+        (
+            json!({"minTlsVersion": "1.4", "alwaysOn": true}),
+            "MinTlsVersion",
+        ),
+        (json!({"ftpsState": "Sometimes"}), "FtpsState"),
+        (json!({"alwaysOn": "yes"}), "AlwaysOn"),
+        (json!({"http20Enabled": 1}), "Http20Enabled"),
+    ] {
+        for method in [Method::PUT, Method::PATCH] {
+            let (status, e) = config_web(
+                &f,
+                method,
+                "/slots/staging",
+                Some(json!({"properties": bad})),
+            )
+            .await;
+            assert_eq!(status, 400, "{bad}");
+            assert_eq!(e["error"]["code"], "BadRequest");
+            assert_eq!(
+                e["error"]["message"],
+                format!("The parameter {parameter} has an invalid value.")
+            );
+        }
+        // The site's own PATCH validates its siteConfig the same way.
+        let r = f
+            .arm_call(
+                Method::PATCH,
+                &f.site("/slots/staging?api-version=2024-04-01"),
+                Some(json!({"properties": {"siteConfig": bad}})),
+            )
+            .await;
+        assert_eq!(r.status(), 400);
+    }
+    let (_, after) = config_web(&f, Method::GET, "/slots/staging", None).await;
+    assert_eq!(
+        after["properties"], got["properties"],
+        "refused bodies change nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_swap_moves_the_stack_and_keeps_slot_specific_config() {
+    let f = start().await;
+    let stage = json!({"pythonVersion": "3.13", "webSocketsEnabled": true, "alwaysOn": true,
+        "minTlsVersion": "1.3", "healthCheckPath": "/health", "http20Enabled": true});
+    assert_eq!(
+        config_web(
+            &f,
+            Method::PATCH,
+            "/slots/staging",
+            Some(json!({"properties": stage}))
+        )
+        .await
+        .0,
+        200
+    );
+    let swap = |from: &'static str| {
+        let f = &f;
+        async move {
+            let r = f
+                .arm_call(Method::POST, &f.site(&format!("{from}/slotsswap?api-version=2016-08-01")), Some(json!({"targetSlot": if from.is_empty() { "staging" } else { "production" }})))
+                .await;
+            assert_eq!(f.wait_lro(r).await.status(), 200);
+        }
+    };
+    swap("/slots/staging").await;
+    let (_, prod) = config_web(&f, Method::GET, "", None).await;
+    let (_, stg) = config_web(&f, Method::GET, "/slots/staging", None).await;
+    // The stack, 32/64-bit and web sockets move with the content…
+    assert_eq!(prod["properties"]["pythonVersion"], "3.13");
+    assert_eq!(prod["properties"]["webSocketsEnabled"], true);
+    assert_eq!(stg["properties"]["webSocketsEnabled"], false);
+    // …Always On, TLS, HTTP/2 and the health check stay with their slot.
+    for key in [
+        "alwaysOn",
+        "minTlsVersion",
+        "healthCheckPath",
+        "http20Enabled",
+    ] {
+        assert_eq!(
+            stg["properties"][key], stage[key],
+            "{key} stayed in staging"
+        );
+        assert_ne!(prod["properties"][key], stage[key], "{key} did not move");
+    }
+
+    // With WEBSITE_OVERRIDE_PRESERVE_DEFAULT_STICKY_SLOT_SETTINGS=false in every slot, Always On and
+    // TLS swap too, and so do `*_EXTENSION_VERSION` settings.
+    for (slot, ext) in [("", "~2"), ("/slots/staging", "~3")] {
+        let r = f
+            .arm_call(
+                Method::PUT,
+                &f.site(&format!("{slot}/config/appsettings?api-version=2016-08-01")),
+                Some(json!({"properties": {
+                    "WEBSITE_OVERRIDE_PRESERVE_DEFAULT_STICKY_SLOT_SETTINGS": "false",
+                    "ApplicationInsightsAgent_EXTENSION_VERSION": ext,
+                    "SLOT_NAME": if slot.is_empty() { "prod" } else { "stage" }
+                }})),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+    }
+    swap("/slots/staging").await;
+    let (_, prod) = config_web(&f, Method::GET, "", None).await;
+    assert_eq!(prod["properties"]["alwaysOn"], true);
+    assert_eq!(prod["properties"]["minTlsVersion"], "1.3");
+    assert_eq!(
+        prod["properties"]["healthCheckPath"],
+        json!(null),
+        "still slot-specific"
+    );
+    let snap = f.emu.snapshot();
+    assert_eq!(
+        snap.slot(APP, "production").expect("p").app_settings["ApplicationInsightsAgent_EXTENSION_VERSION"],
+        "~3"
+    );
+}
