@@ -39,8 +39,8 @@ pub use fault::{Fault, RouteMatch, Scope};
 pub use platform::{ConnectionString, ConnectionStringType};
 pub use reqlog::REQUEST_LOG_CAPACITY;
 pub use seed::{
-    AppKind, ConnectionKind, HostNameStyle, SecretString, Seed, SeedApp, SeedClient,
-    SeedManagedIdentity, SeedResourceGroup, SeedSecret, SeedServiceConnection, SeedSlot,
+    AppKind, AppOs, ConnectionKind, HostNameStyle, SecretString, Seed, SeedApp, SeedClient,
+    SeedManagedIdentity, SeedPlan, SeedResourceGroup, SeedSecret, SeedServiceConnection, SeedSlot,
     SeedSubscription, SeedVault, SlotConfigNames, Throttle,
 };
 pub use server::LoopbackResolver;

@@ -9,8 +9,10 @@ use sha2::{Digest, Sha256};
 
 use crate::hostnames::{HostNaming, SlotHosts};
 use crate::platform::ConnectionString;
+use crate::platform::Sku;
+pub(crate) use crate::platform::{HostKeys, SiteContainer};
 use crate::runtime::Instance;
-use crate::seed::{AppKind, SecretString, Seed, SlotConfigNames, Throttle};
+use crate::seed::{AppKind, AppOs, SecretString, Seed, SlotConfigNames, Throttle};
 use crate::{DOMAIN, EmulatorError, Shared, lock};
 
 /// The production slot's name.
@@ -42,6 +44,14 @@ pub(crate) struct App {
     pub(crate) preview: Option<Preview>,
     /// How the site's default hosts are named (style, hash key, region).
     pub(crate) naming: HostNaming,
+    /// Linux or Windows.
+    pub(crate) os: AppOs,
+    /// An Azure Functions app.
+    pub(crate) function_app: bool,
+    /// The plan's name and SKU.
+    pub(crate) plan: (String, Sku),
+    /// `properties.functionAppConfig` (Flex Consumption).
+    pub(crate) function_app_config: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +80,10 @@ pub(crate) struct Slot {
     pub(crate) last_modified: String,
     /// `config/metadata` (e.g. `CURRENT_STACK`), stays with its slot on a swap.
     pub(crate) metadata: BTreeMap<String, String>,
+    /// `sitecontainers`, by lowercase name; they move with the content on a swap.
+    pub(crate) site_containers: BTreeMap<String, SiteContainer>,
+    /// The Functions host keys of a function app's slot.
+    pub(crate) host_keys: Option<HostKeys>,
 }
 
 impl App {
@@ -102,6 +116,16 @@ impl App {
     pub(crate) fn slot_mut(&mut self, name: &str) -> Option<&mut Slot> {
         self.slots.get_mut(&name.to_ascii_lowercase())
     }
+    /// The site config a new slot of this app starts with: Windows apps carry no `linuxFxVersion`.
+    pub(crate) fn default_config(&self) -> serde_json::Map<String, serde_json::Value> {
+        default_site_config_for(self.kind, self.os)
+    }
+
+    /// A new slot's host keys: function apps only.
+    pub(crate) fn new_host_keys(&self) -> Option<HostKeys> {
+        self.function_app.then(HostKeys::generate)
+    }
+
     /// The default app and SCM hosts of a slot (without the port); they stay with the slot in a swap.
     pub(crate) fn hosts(&self, slot: &str) -> SlotHosts {
         crate::hostnames::slot_hosts(&self.naming, &self.name, slot)
@@ -443,6 +467,18 @@ pub(crate) fn default_site_config(kind: AppKind) -> serde_json::Map<String, serd
     }
 }
 
+/// [`default_site_config`] for an app on `os`.
+pub(crate) fn default_site_config_for(
+    kind: AppKind,
+    os: AppOs,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut config = default_site_config(kind);
+    if os == AppOs::Windows {
+        config.insert("linuxFxVersion".into(), "".into());
+    }
+    config
+}
+
 /// Builds the state from the seed, creating site folders and copying seeded content.
 pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorError> {
     let mut state = State::default();
@@ -465,7 +501,7 @@ pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorE
                     if let Some(src) = &s.content_dir {
                         copy_dir(src, &content)?;
                     }
-                    let mut config = default_site_config(app.kind);
+                    let mut config = default_site_config_for(app.kind, app.os);
                     for (k, v) in s.site_config {
                         config.insert(k, v);
                     }
@@ -485,7 +521,18 @@ pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorE
                             requests_served: 0,
                             forced_unhealthy: false,
                             last_modified: now_rfc3339(),
-                            metadata: BTreeMap::new(),
+                            metadata: s.metadata,
+                            site_containers: s
+                                .site_containers
+                                .into_iter()
+                                .map(|(name, properties)| {
+                                    (
+                                        name.to_ascii_lowercase(),
+                                        SiteContainer { name, properties },
+                                    )
+                                })
+                                .collect(),
+                            host_keys: app.function_app.then(HostKeys::generate),
                         },
                     );
                 }
@@ -510,6 +557,17 @@ pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorE
                             key: new_id(),
                             region: crate::hostnames::region_label(&app.location),
                         },
+                        os: app.os,
+                        function_app: app.function_app,
+                        // The seed was validated: its SKU parses.
+                        plan: (
+                            app.plan_name(),
+                            Sku::parse(&app.plan.sku).unwrap_or_else(Sku::standard),
+                        ),
+                        function_app_config: app.function_app_config.clone().or_else(|| {
+                            (app.plan.sku.eq_ignore_ascii_case("FC1"))
+                                .then(|| crate::platform::default_function_app_config(&app.name))
+                        }),
                     },
                 );
             }

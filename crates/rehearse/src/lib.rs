@@ -207,6 +207,7 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
                     basic_auth: false,
                     slot_config_names: emu::SlotConfigNames::default(),
                     slots,
+                    ..emu::SeedApp::default()
                 }],
                 vaults: vaults
                     .into_iter()

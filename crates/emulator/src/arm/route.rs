@@ -17,7 +17,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use tower::ServiceExt;
 
-use super::{config, lro, publishing, sites, subscriptions, swap};
+use super::{config, functions, lro, plans, publishing, sites, subscriptions, swap};
 use crate::server::{error_json, read_json};
 use crate::state::PRODUCTION;
 use crate::{Shared, lock};
@@ -37,6 +37,10 @@ const WORDS: &[&str] = &[
     "config",
     "appsettings",
     "connectionstrings",
+    "sitecontainers",
+    "host",
+    "listkeys",
+    "serverfarms",
     "list",
     "slotconfignames",
     "web",
@@ -113,6 +117,10 @@ fn routes() -> Router<Arc<Shared>> {
         )
         .route(&format!("{SITE}/slots"), get(sites::list_slots))
         .route(
+            "/subscriptions/{sub}/resourcegroups/{rg}/providers/microsoft.web/serverfarms/{plan}",
+            get(plans::get_plan),
+        )
+        .route(
             SITE,
             get(sites::get_site)
                 .put(sites::patch_site)
@@ -153,6 +161,17 @@ fn routes() -> Router<Arc<Shared>> {
             .route(
                 &at("/config/connectionstrings"),
                 axum::routing::put(config::put_connection_strings),
+            )
+            .route(&at("/sitecontainers"), get(functions::list_containers))
+            .route(
+                &at("/sitecontainers/{container}"),
+                get(functions::container)
+                    .put(functions::container)
+                    .delete(functions::container),
+            )
+            .route(
+                &at("/host/default/listkeys"),
+                post(functions::list_host_keys),
             )
             .route(
                 &at("/config/slotconfignames"),

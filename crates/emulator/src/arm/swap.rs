@@ -280,6 +280,8 @@ async fn swap(
         std::mem::swap(&mut src.deployments, &mut tgt.deployments);
         std::mem::swap(&mut src.instance, &mut tgt.instance);
         std::mem::swap(&mut src.forced_unhealthy, &mut tgt.forced_unhealthy);
+        // A sitecontainers app's containers are its stack: they follow the content.
+        std::mem::swap(&mut src.site_containers, &mut tgt.site_containers);
         for key in keys {
             let a = src.site_config.remove(key);
             let b = tgt.site_config.remove(key);

@@ -130,6 +130,7 @@ pub fn seed(dir: &Path) -> Seed {
                     &[("SLOT_NAME", "stage"), ("GREETING", "hello-v2")],
                 ),
             ],
+            ..SeedApp::default()
         },
         SeedApp {
             name: "contoso-api".into(),
@@ -141,6 +142,7 @@ pub fn seed(dir: &Path) -> Seed {
                 container_slot("production", "contoso/app:1.0"),
                 container_slot("staging", "other/unknown:2.0"),
             ],
+            ..SeedApp::default()
         },
     ];
     let secret = |name: &str, value: &str, enabled: bool, exp: Option<i64>| SeedSecret {

@@ -11,6 +11,7 @@ mod extras;
 mod faults;
 mod identity;
 mod keyvault;
+mod kinds;
 mod kudu;
 mod logs;
 mod shapes;
