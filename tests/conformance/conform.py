@@ -33,6 +33,8 @@ SECRET = "conformance-client-secret"
 SUB = "00000000-0000-0000-0000-00000000c0f1"
 RG = "conform-rg"
 APP = "conform-web"
+FUNC_APP = "conform-func"
+SC_APP = "conform-sc"
 VAULT = "conform-kv"
 SPN_CONNECTION = "5a7c3f10-0000-0000-0000-00000000c001"
 CERT_CONNECTION = "5a7c3f10-0000-0000-0000-00000000c002"
@@ -145,9 +147,28 @@ def write_seed(work, cert_pem):
                                         "appSettings": {"SLOT_NAME": "stage", "GREETING": "hello-v2"},
                                         "siteConfig": {"appCommandLine": command},
                                         "contentDir": site["staging"],
+                                        "connectionStrings": {"DB": {"value": "Server=stage", "type": "SQLAzure"}},
                                     },
                                 ],
-                            }
+                            },
+                            {
+                                "name": FUNC_APP,
+                                "functionApp": True,
+                                "plan": {"sku": "EP1"},
+                                "slots": [{"name": "production"}, {"name": "staging"}],
+                            },
+                            {
+                                "name": SC_APP,
+                                "plan": {"sku": "P1v3"},
+                                "slots": [
+                                    {
+                                        "name": "production",
+                                        "siteConfig": {"linuxFxVersion": "SITECONTAINERS"},
+                                        "siteContainers": {"main": {"image": "contoso/web:1", "isMain": True, "targetPort": "8080"}},
+                                    },
+                                    {"name": "staging", "siteConfig": {"linuxFxVersion": "SITECONTAINERS"}},
+                                ],
+                            },
                         ],
                         "vaults": [
                             {
@@ -242,7 +263,14 @@ def python_checks(emu, sp_pem):
     from azure.identity import AzurePipelinesCredential, CertificateCredential, ClientSecretCredential
     from azure.keyvault.secrets import SecretClient
     from azure.mgmt.web import WebSiteManagementClient
-    from azure.mgmt.web.models import CsmSlotEntity, SiteConfigResource, StringDictionary
+    from azure.mgmt.web.models import (
+        ConnectionStringDictionary,
+        ConnStringValueTypePair,
+        CsmSlotEntity,
+        SiteConfigResource,
+        SiteContainer,
+        StringDictionary,
+    )
 
     # The authority is the emulator's; instance discovery would ask login.microsoftonline.com
     # about it, which is the client's own switch to turn off for a private authority.
@@ -322,6 +350,83 @@ def python_checks(emu, sp_pem):
             RG, APP, "staging", SiteConfigResource(health_check_path="/index.html")
         )
         expect(patched.health_check_path == "/index.html", f"{patched.health_check_path}")
+
+    @check("python: connection strings read and write (list/update_connection_strings_slot)")
+    def _():
+        listed = apps.list_connection_strings_slot(RG, APP, "staging").properties
+        expect(listed["DB"].value == "Server=stage" and listed["DB"].type == "SQLAzure", f"{listed}")
+        apps.update_connection_strings_slot(
+            RG,
+            APP,
+            "staging",
+            ConnectionStringDictionary(
+                properties={
+                    "DB": ConnStringValueTypePair(value="Server=stage-2", type="SQLAzure"),
+                    "PG": ConnStringValueTypePair(value="Host=pg", type="PostgreSQL"),
+                }
+            ),
+        )
+        again = apps.list_connection_strings_slot(RG, APP, "staging").properties
+        expect(sorted(again) == ["DB", "PG"] and again["PG"].type == "PostgreSQL", f"{again}")
+        names = apps.list_slot_configuration_names(RG, APP)
+        names.connection_string_names = ["DB"]
+        back = apps.update_slot_configuration_names(RG, APP, names)
+        expect(back.connection_string_names == ["DB"], f"{back.connection_string_names}")
+
+    @check("python: whole site config update and ARM's validation (create_or_update_configuration_slot)")
+    def _():
+        config = apps.get_configuration_slot(RG, APP, "staging")
+        config.always_on = True
+        config.http20_enabled = True
+        config.min_tls_version = "1.3"
+        config.ftps_state = "FtpsOnly"
+        config.python_version = "3.12"
+        config.acr_use_managed_identity_creds = False
+        written = apps.create_or_update_configuration_slot(RG, APP, "staging", config)
+        expect(written.always_on and written.min_tls_version == "1.3" and written.ftps_state == "FtpsOnly", f"{written}")
+        read = apps.get_configuration_slot(RG, APP, "staging")
+        expect(read.http20_enabled and read.python_version == "3.12", f"{read}")
+        try:
+            apps.update_configuration_slot(RG, APP, "staging", SiteConfigResource(min_tls_version="1.9"))
+        except HttpResponseError as e:
+            expect(e.status_code == 400 and e.error.code == "BadRequest", f"{e.status_code} {e.error}")
+        else:
+            raise AssertionError("an invalid minTlsVersion was accepted")
+
+    @check("python: sitecontainers (create_or_update/get/list/delete_site_container[_slot])")
+    def _():
+        main = apps.list_site_containers(RG, SC_APP)
+        main = list(main)
+        expect([c.name for c in main] == ["main"] and main[0].properties.is_main, f"{main}")
+        apps.create_or_update_site_container_slot(
+            RG, SC_APP, "staging", "main", SiteContainer(image="contoso/web:2", is_main=True, target_port="8080")
+        )
+        apps.create_or_update_site_container_slot(
+            RG, SC_APP, "staging", "otel", SiteContainer(image="otel/collector:1", is_main=False)
+        )
+        got = apps.get_site_container_slot(RG, SC_APP, "staging", "main")
+        expect(got.properties.image == "contoso/web:2" and got.properties.target_port == "8080", f"{got}")
+        names = sorted(c.name for c in apps.list_site_containers_slot(RG, SC_APP, "staging"))
+        expect(names == ["main", "otel"], f"{names}")
+        apps.delete_site_container_slot(RG, SC_APP, "staging", "otel")
+        try:
+            apps.get_site_container_slot(RG, SC_APP, "staging", "otel")
+        except ResourceNotFoundError:
+            pass
+        else:
+            raise AssertionError("a deleted site container is still there")
+
+    @check("python: Functions host keys and the plan's SKU (list_host_keys[_slot], app_service_plans.get)")
+    def _():
+        prod = apps.list_host_keys(RG, FUNC_APP)
+        stage = apps.list_host_keys_slot(RG, FUNC_APP, "staging")
+        expect(prod.master_key and stage.master_key and prod.master_key != stage.master_key, "master keys")
+        expect(prod.function_keys.get("default"), f"{prod.function_keys}")
+        site = apps.get(RG, FUNC_APP)
+        expect(site.kind == "functionapp,linux", f"{site.kind}")
+        plan_name = site.server_farm_id.rsplit("/", 1)[-1]
+        plan = web.app_service_plans.get(RG, plan_name)
+        expect(plan.sku.tier == "ElasticPremium" and plan.sku.name == "EP1", f"{plan.sku}")
 
     @check("python: metadata read and write (list/update_metadata_slot)")
     def _():

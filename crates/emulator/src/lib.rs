@@ -18,6 +18,7 @@ mod kudu_job;
 mod kudu_logs;
 mod kv_write;
 mod oryx;
+mod platform;
 mod proxy;
 mod reqlog;
 mod runtime;
@@ -38,10 +39,11 @@ use serde::{Deserialize, Serialize};
 
 pub use error::EmulatorError;
 pub use fault::{Fault, RouteMatch, Scope};
+pub use platform::{ConnectionString, ConnectionStringType};
 pub use reqlog::REQUEST_LOG_CAPACITY;
 pub use seed::{
-    AppKind, ConnectionKind, HostNameStyle, SecretString, Seed, SeedApp, SeedClient,
-    SeedManagedIdentity, SeedResourceGroup, SeedSecret, SeedServiceConnection, SeedSlot,
+    AppKind, AppOs, ConnectionKind, HostNameStyle, SecretString, Seed, SeedApp, SeedClient,
+    SeedManagedIdentity, SeedPlan, SeedResourceGroup, SeedSecret, SeedServiceConnection, SeedSlot,
     SeedSubscription, SeedVault, SlotConfigNames, Throttle,
 };
 pub use server::LoopbackResolver;

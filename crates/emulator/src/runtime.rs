@@ -164,8 +164,9 @@ pub(crate) fn resolve_reference(state: &State, value: &str) -> Option<String> {
     Some(v.value.expose().to_owned())
 }
 
-/// The environment App Service gives a slot's processes: `PATH`, the app settings (Key Vault
-/// references resolved), `HOME` shared by all slots of the app, and the `WEBSITE_*` names.
+/// The environment App Service gives a slot's processes: `PATH`, the app settings and the
+/// prefixed connection strings (Key Vault references resolved), `HOME` shared by all slots of the
+/// app, and the `WEBSITE_*` names.
 pub(crate) fn app_env(
     shared: &Shared,
     state: &State,
@@ -186,6 +187,10 @@ pub(crate) fn app_env(
     for (k, v) in &slot.app_settings {
         let value = resolve_reference(state, v).unwrap_or_else(|| v.clone());
         env.push((k.clone(), value));
+    }
+    for (k, c) in &slot.connection_strings {
+        let value = resolve_reference(state, &c.value).unwrap_or_else(|| c.value.clone());
+        env.push((format!("{}{k}", c.kind.env_prefix()), value));
     }
     env.push(("HOME".into(), app.home_dir.display().to_string()));
     env.push(("WEBSITE_SITE_NAME".into(), app.name.clone()));

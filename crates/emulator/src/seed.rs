@@ -215,6 +215,75 @@ pub struct SeedApp {
     /// Slots; `production` is created when absent.
     #[serde(default)]
     pub slots: Vec<SeedSlot>,
+    /// The operating system: `linux` (the default; `reserved: true`) or `windows`.
+    #[serde(default)]
+    pub os: AppOs,
+    /// An Azure Functions app (`kind: functionapp[,linux]`, with host keys) rather than a web app.
+    #[serde(default)]
+    pub function_app: bool,
+    /// The App Service plan the app runs on (`properties.serverFarmId`); by default `<app>-plan`
+    /// on `S1` (Standard, which has slots).
+    #[serde(default)]
+    pub plan: SeedPlan,
+    /// `properties.functionAppConfig` of a Flex Consumption app, as ARM serves it; a default one
+    /// when the plan is `FC1` and none is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_app_config: Option<serde_json::Value>,
+}
+
+impl Default for SeedApp {
+    /// A Linux code web app named `app` with the seed defaults and no slots.
+    fn default() -> Self {
+        Self {
+            name: "app".to_owned(),
+            kind: AppKind::default(),
+            location: default_location(),
+            basic_auth: true,
+            slot_config_names: SlotConfigNames::default(),
+            slots: Vec::new(),
+            os: AppOs::default(),
+            function_app: false,
+            plan: SeedPlan::default(),
+            function_app_config: None,
+        }
+    }
+}
+
+/// The operating system an app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum AppOs {
+    /// Linux (`reserved: true`, the stack in `linuxFxVersion`).
+    #[default]
+    Linux,
+    /// Windows (`reserved: false`, the stack in `windowsFxVersion`, `netFrameworkVersion`, … and
+    /// `metadata.CURRENT_STACK`).
+    Windows,
+}
+
+/// An App Service plan (`Microsoft.Web/serverfarms`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeedPlan {
+    /// The plan's name; `<app>-plan` when absent. Apps naming the same plan share it.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The SKU: `F1`, `B1`, `S1`, `P1v3`, `EP1`, `Y1`, `FC1`, …
+    #[serde(default = "default_sku")]
+    pub sku: String,
+}
+
+fn default_sku() -> String {
+    "S1".to_owned()
+}
+
+impl Default for SeedPlan {
+    fn default() -> Self {
+        Self {
+            name: None,
+            sku: default_sku(),
+        }
+    }
 }
 
 fn default_location() -> String {
@@ -265,6 +334,51 @@ pub struct SeedSlot {
     /// A directory copied into the slot's site folder at start.
     #[serde(default)]
     pub content_dir: Option<PathBuf>,
+    /// Connection strings by name (`{value, type}`), served by `config/connectionstrings` and given
+    /// to the app process with their type's prefix (`SQLAZURECONNSTR_NAME`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connection_strings: BTreeMap<String, crate::platform::ConnectionString>,
+    /// `config/metadata` (e.g. `CURRENT_STACK: dotnet` on a Windows app).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// The `sitecontainers` of a sitecontainers app, by name: their ARM `properties` (`image`,
+    /// `isMain`, `targetPort`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub site_containers: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+}
+
+impl SeedSlot {
+    /// An empty slot with every field at its seed default.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            app_settings: BTreeMap::new(),
+            site_config: serde_json::Map::new(),
+            stopped: false,
+            tags: BTreeMap::new(),
+            content_dir: None,
+            connection_strings: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+            site_containers: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for SeedSlot {
+    /// The production slot, empty.
+    fn default() -> Self {
+        Self::named("production")
+    }
+}
+
+impl SeedApp {
+    /// The name of the app's plan.
+    pub fn plan_name(&self) -> String {
+        self.plan
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-plan", self.name))
+    }
 }
 
 /// A key vault.
@@ -348,6 +462,7 @@ impl Seed {
     /// Checks cross references and uniqueness.
     pub fn validate(&self) -> Result<(), String> {
         let mut apps = std::collections::BTreeSet::new();
+        let mut plans = BTreeMap::new();
         let mut vaults = std::collections::BTreeSet::new();
         for sub in &self.subscriptions {
             for rg in &sub.resource_groups {
@@ -357,6 +472,29 @@ impl Seed {
                     }
                     if !apps.insert(app.name.to_ascii_lowercase()) {
                         return Err(format!("app '{}' is defined twice", app.name));
+                    }
+                    let sku = crate::platform::Sku::parse(&app.plan.sku).ok_or_else(|| {
+                        format!("app '{}': unknown plan SKU '{}'", app.name, app.plan.sku)
+                    })?;
+                    let plan = app.plan_name();
+                    if let Some(other) = plans.insert(plan.to_ascii_lowercase(), sku.clone())
+                        && other != sku
+                    {
+                        return Err(format!("plan '{plan}' is given two SKUs"));
+                    }
+                    let count = app.slots.len()
+                        + usize::from(
+                            !app.slots
+                                .iter()
+                                .any(|s| s.name.eq_ignore_ascii_case("production")),
+                        );
+                    if count > sku.slot_limit(app.os == AppOs::Linux) {
+                        return Err(format!(
+                            "app '{}' has {count} slots; its plan's SKU '{}' allows {}",
+                            app.name,
+                            sku.name,
+                            sku.slot_limit(app.os == AppOs::Linux)
+                        ));
                     }
                     let mut slots = std::collections::BTreeSet::new();
                     for slot in &app.slots {
@@ -406,14 +544,7 @@ impl Seed {
         let sub = "00000000-0000-0000-0000-0000000000a1".to_owned();
         let client = "11111111-1111-1111-1111-111111111111".to_owned();
         let mi = "22222222-2222-2222-2222-222222222222".to_owned();
-        let slot = |name: &str| SeedSlot {
-            name: name.to_owned(),
-            app_settings: BTreeMap::new(),
-            site_config: serde_json::Map::new(),
-            stopped: false,
-            tags: BTreeMap::new(),
-            content_dir: None,
-        };
+        let slot = SeedSlot::named;
         Seed {
             tenant_id: "72f988bf-0000-0000-0000-000000000001".to_owned(),
             organization: default_organization(),
@@ -455,11 +586,8 @@ impl Seed {
                     name: "contoso-rg".to_owned(),
                     apps: vec![SeedApp {
                         name: "contoso-web".to_owned(),
-                        kind: AppKind::Code,
-                        location: default_location(),
-                        basic_auth: true,
-                        slot_config_names: SlotConfigNames::default(),
                         slots: vec![slot("production"), slot("staging")],
+                        ..SeedApp::default()
                     }],
                     vaults: vec![SeedVault {
                         name: "contoso-kv".to_owned(),
@@ -585,6 +713,24 @@ subscriptions:
             Seed::from_yaml_str(&unknown)
                 .unwrap_err()
                 .contains("unknown client")
+        );
+        let basic = YAML.replace(
+            "            kind: container\n",
+            "            kind: container\n            plan: { sku: B1 }\n",
+        );
+        assert!(
+            Seed::from_yaml_str(&basic)
+                .unwrap_err()
+                .contains("allows 1")
+        );
+        let unknown_sku = YAML.replace(
+            "            kind: container\n",
+            "            kind: container\n            plan: { sku: Z9 }\n",
+        );
+        assert!(
+            Seed::from_yaml_str(&unknown_sku)
+                .unwrap_err()
+                .contains("unknown plan SKU")
         );
         let typo = YAML.replace("tenantId: t-1", "tenantId: t-1\ntenant: oops");
         assert!(Seed::from_yaml_str(&typo).is_err());

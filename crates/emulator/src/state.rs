@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::hostnames::{HostNaming, SlotHosts};
+use crate::platform::ConnectionString;
+use crate::platform::Sku;
+pub(crate) use crate::platform::{HostKeys, SiteContainer};
 use crate::runtime::Instance;
-use crate::seed::{AppKind, SecretString, Seed, SlotConfigNames, Throttle};
+use crate::seed::{AppKind, AppOs, SecretString, Seed, SlotConfigNames, Throttle};
 use crate::{DOMAIN, EmulatorError, Shared, lock};
 
 /// The production slot's name.
@@ -41,6 +44,14 @@ pub(crate) struct App {
     pub(crate) preview: Option<Preview>,
     /// How the site's default hosts are named (style, hash key, region).
     pub(crate) naming: HostNaming,
+    /// Linux or Windows.
+    pub(crate) os: AppOs,
+    /// An Azure Functions app.
+    pub(crate) function_app: bool,
+    /// The plan's name and SKU.
+    pub(crate) plan: (String, Sku),
+    /// `properties.functionAppConfig` (Flex Consumption).
+    pub(crate) function_app_config: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +59,7 @@ pub(crate) struct Preview {
     pub(crate) source: String,
     pub(crate) target: String,
     pub(crate) original_settings: BTreeMap<String, String>,
+    pub(crate) original_connection_strings: BTreeMap<String, ConnectionString>,
 }
 
 #[derive(Debug)]
@@ -55,6 +67,8 @@ pub(crate) struct Slot {
     pub(crate) name: String,
     pub(crate) stopped: bool,
     pub(crate) app_settings: BTreeMap<String, String>,
+    /// `config/connectionstrings`: swapped like app settings unless named sticky.
+    pub(crate) connection_strings: BTreeMap<String, ConnectionString>,
     pub(crate) site_config: serde_json::Map<String, serde_json::Value>,
     pub(crate) tags: BTreeMap<String, String>,
     pub(crate) content_dir: PathBuf,
@@ -66,6 +80,10 @@ pub(crate) struct Slot {
     pub(crate) last_modified: String,
     /// `config/metadata` (e.g. `CURRENT_STACK`), stays with its slot on a swap.
     pub(crate) metadata: BTreeMap<String, String>,
+    /// `sitecontainers`, by lowercase name; they move with the content on a swap.
+    pub(crate) site_containers: BTreeMap<String, SiteContainer>,
+    /// The Functions host keys of a function app's slot.
+    pub(crate) host_keys: Option<HostKeys>,
 }
 
 impl App {
@@ -80,9 +98,15 @@ impl App {
         }
         // `*_EXTENSION_VERSION` settings are sticky by default unless the slot opts out.
         setting.to_ascii_uppercase().ends_with("_EXTENSION_VERSION")
-            && settings
-                .get("WEBSITE_OVERRIDE_PRESERVE_DEFAULT_STICKY_SLOT_SETTINGS")
-                .is_none_or(|v| v != "0")
+            && !crate::arm::overrides_default_sticky(settings)
+    }
+
+    /// Whether a connection string stays with its slot on a swap (`slotConfigNames`).
+    pub(crate) fn is_sticky_connection_string(&self, name: &str) -> bool {
+        self.slot_config_names
+            .connection_string_names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(name))
     }
 
     /// Resolves a slot name (case-insensitive; `production` is the site).
@@ -92,6 +116,16 @@ impl App {
     pub(crate) fn slot_mut(&mut self, name: &str) -> Option<&mut Slot> {
         self.slots.get_mut(&name.to_ascii_lowercase())
     }
+    /// The site config a new slot of this app starts with: Windows apps carry no `linuxFxVersion`.
+    pub(crate) fn default_config(&self) -> serde_json::Map<String, serde_json::Value> {
+        default_site_config_for(self.kind, self.os)
+    }
+
+    /// A new slot's host keys: function apps only.
+    pub(crate) fn new_host_keys(&self) -> Option<HostKeys> {
+        self.function_app.then(HostKeys::generate)
+    }
+
     /// The default app and SCM hosts of a slot (without the port); they stay with the slot in a swap.
     pub(crate) fn hosts(&self, slot: &str) -> SlotHosts {
         crate::hostnames::slot_hosts(&self.naming, &self.name, slot)
@@ -312,6 +346,8 @@ pub struct SlotSnapshot {
     pub app_settings: BTreeMap<String, String>,
     /// Which of this slot's settings are sticky.
     pub sticky_setting_names: Vec<String>,
+    /// Connection strings.
+    pub connection_strings: BTreeMap<String, ConnectionString>,
     /// Site config.
     pub site_config: serde_json::Map<String, serde_json::Value>,
     /// Container image, for container apps.
@@ -411,6 +447,11 @@ pub(crate) fn default_site_config(kind: AppKind) -> serde_json::Map<String, serd
         "vnetRouteAllEnabled": false,
         "vnetPrivatePortsCount": 0,
         "http20Enabled": false,
+        "windowsFxVersion": null,
+        "javaVersion": null,
+        "javaContainer": null,
+        "javaContainerVersion": null,
+        "acrUserManagedIdentityID": null,
         "minTlsVersion": "1.2",
         "scmMinTlsVersion": "1.2",
         "ftpsState": "AllAllowed",
@@ -426,23 +467,17 @@ pub(crate) fn default_site_config(kind: AppKind) -> serde_json::Map<String, serd
     }
 }
 
-/// Site config keys that move with a swap (the stack); everything else stays with the slot.
-pub(crate) const SWAPPABLE_CONFIG: &[&str] = &[
-    "linuxFxVersion",
-    "windowsFxVersion",
-    "appCommandLine",
-    "netFrameworkVersion",
-    "phpVersion",
-    "pythonVersion",
-    "nodeVersion",
-    "powerShellVersion",
-    "javaVersion",
-    "javaContainer",
-    "javaContainerVersion",
-    "use32BitWorkerProcess",
-    "handlerMappings",
-    "virtualApplications",
-];
+/// [`default_site_config`] for an app on `os`.
+pub(crate) fn default_site_config_for(
+    kind: AppKind,
+    os: AppOs,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut config = default_site_config(kind);
+    if os == AppOs::Windows {
+        config.insert("linuxFxVersion".into(), "".into());
+    }
+    config
+}
 
 /// Builds the state from the seed, creating site folders and copying seeded content.
 pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorError> {
@@ -459,24 +494,14 @@ pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorE
                     .iter()
                     .any(|s| s.name.eq_ignore_ascii_case(PRODUCTION))
                 {
-                    seeded.insert(
-                        0,
-                        crate::seed::SeedSlot {
-                            name: PRODUCTION.to_owned(),
-                            app_settings: BTreeMap::new(),
-                            site_config: serde_json::Map::new(),
-                            stopped: false,
-                            tags: BTreeMap::new(),
-                            content_dir: None,
-                        },
-                    );
+                    seeded.insert(0, crate::seed::SeedSlot::named(PRODUCTION));
                 }
                 for s in seeded {
                     let content = new_content_dir(&root)?;
                     if let Some(src) = &s.content_dir {
                         copy_dir(src, &content)?;
                     }
-                    let mut config = default_site_config(app.kind);
+                    let mut config = default_site_config_for(app.kind, app.os);
                     for (k, v) in s.site_config {
                         config.insert(k, v);
                     }
@@ -486,6 +511,7 @@ pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorE
                             name: s.name.to_ascii_lowercase(),
                             stopped: s.stopped,
                             app_settings: s.app_settings,
+                            connection_strings: s.connection_strings,
                             site_config: config,
                             tags: s.tags,
                             content_dir: content,
@@ -495,7 +521,18 @@ pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorE
                             requests_served: 0,
                             forced_unhealthy: false,
                             last_modified: now_rfc3339(),
-                            metadata: BTreeMap::new(),
+                            metadata: s.metadata,
+                            site_containers: s
+                                .site_containers
+                                .into_iter()
+                                .map(|(name, properties)| {
+                                    (
+                                        name.to_ascii_lowercase(),
+                                        SiteContainer { name, properties },
+                                    )
+                                })
+                                .collect(),
+                            host_keys: app.function_app.then(HostKeys::generate),
                         },
                     );
                 }
@@ -520,6 +557,17 @@ pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorE
                             key: new_id(),
                             region: crate::hostnames::region_label(&app.location),
                         },
+                        os: app.os,
+                        function_app: app.function_app,
+                        // The seed was validated: its SKU parses.
+                        plan: (
+                            app.plan_name(),
+                            Sku::parse(&app.plan.sku).unwrap_or_else(Sku::standard),
+                        ),
+                        function_app_config: app.function_app_config.clone().or_else(|| {
+                            (app.plan.sku.eq_ignore_ascii_case("FC1"))
+                                .then(|| crate::platform::default_function_app_config(&app.name))
+                        }),
                     },
                 );
             }
@@ -661,6 +709,7 @@ pub(crate) fn snapshot(shared: &Shared) -> StateSnapshot {
                             .filter(|k| app.is_sticky(k, &s.app_settings))
                             .cloned()
                             .collect(),
+                        connection_strings: s.connection_strings.clone(),
                         site_config: s.site_config.clone(),
                         image: app.image(s),
                         running: crate::runtime::run_state(s),

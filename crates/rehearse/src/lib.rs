@@ -113,6 +113,7 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
         stopped: false,
         tags: BTreeMap::new(),
         content_dir: previous.map(Path::to_path_buf),
+        ..emu::SeedSlot::default()
     };
     production
         .app_settings
@@ -161,6 +162,7 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
                 stopped: false,
                 tags: BTreeMap::new(),
                 content_dir: None,
+                ..emu::SeedSlot::default()
             });
         }
     }
@@ -208,6 +210,7 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
                     basic_auth: false,
                     slot_config_names: emu::SlotConfigNames::default(),
                     slots,
+                    ..emu::SeedApp::default()
                 }],
                 vaults: vaults
                     .into_iter()

@@ -1,5 +1,5 @@
-//! Configuration routes of a site or slot: app settings, sticky setting names, site config and
-//! metadata.
+//! Configuration routes of a site or slot: app settings, connection strings, sticky setting names,
+//! site config and metadata.
 
 use std::collections::BTreeMap;
 
@@ -9,6 +9,7 @@ use axum::response::Response;
 use super::route::Ctx;
 use super::{not_found, resource_id};
 use crate::lock;
+use crate::platform::{ConnectionString, ConnectionStringType};
 use crate::server::{error_json, json};
 use crate::state::{App, PRODUCTION, now_rfc3339};
 
@@ -151,7 +152,22 @@ pub(super) async fn slot_config_names(ctx: Ctx) -> Response {
     )
 }
 
-/// `GET`/`PUT`/`PATCH config/web` (PUT and PATCH both merge; a stack change restarts the app).
+/// The site config keys whose change restarts the app (its stack and startup command).
+const STARTUP_KEYS: &[&str] = &[
+    "linuxFxVersion",
+    "windowsFxVersion",
+    "appCommandLine",
+    "netFrameworkVersion",
+    "pythonVersion",
+    "nodeVersion",
+    "phpVersion",
+    "javaVersion",
+    "javaContainer",
+    "javaContainerVersion",
+];
+
+/// `GET`/`PUT`/`PATCH config/web` (PUT and PATCH both merge; a stack change restarts the app;
+/// values are validated as ARM validates them, and a refused body changes nothing).
 pub(super) async fn config_web(ctx: Ctx) -> Response {
     let Ctx {
         shared,
@@ -180,7 +196,11 @@ pub(super) async fn config_web(ctx: Ctx) -> Response {
                     "The request body must contain 'properties' with the site config.",
                 );
             };
-            let before: Vec<Option<serde_json::Value>> = ["linuxFxVersion", "appCommandLine"]
+            if let Err(refusal) = super::site_config::validate(props) {
+                return *refusal;
+            }
+            let props = &super::site_config::normalise(props);
+            let before: Vec<Option<serde_json::Value>> = STARTUP_KEYS
                 .iter()
                 .map(|k| s.site_config.get(*k).cloned())
                 .collect();
@@ -188,7 +208,7 @@ pub(super) async fn config_web(ctx: Ctx) -> Response {
             // which is what App Service does for config/web.
             merge(&mut s.site_config, props);
             s.last_modified = now_rfc3339();
-            let after: Vec<Option<serde_json::Value>> = ["linuxFxVersion", "appCommandLine"]
+            let after: Vec<Option<serde_json::Value>> = STARTUP_KEYS
                 .iter()
                 .map(|k| s.site_config.get(*k).cloned())
                 .collect();
@@ -245,4 +265,83 @@ pub(super) async fn metadata(ctx: Ctx) -> Response {
         StatusCode::OK,
         &config_resource(app, &slot, "metadata", props),
     )
+}
+
+fn connection_strings_json(cs: &BTreeMap<String, ConnectionString>) -> serde_json::Value {
+    serde_json::to_value(cs).unwrap_or_default()
+}
+
+/// Reads a `ConnectionStringDictionary` body: every entry needs a `value` and a `type` of the spec's
+/// enum (as App Service reads enums: any case, or the ordinal).
+fn read_connection_strings(
+    body: &serde_json::Value,
+) -> Result<BTreeMap<String, ConnectionString>, String> {
+    let Some(props) = body.get("properties").and_then(|p| p.as_object()) else {
+        return Err(
+            "The request body must contain 'properties' with the connection strings.".into(),
+        );
+    };
+    let mut out = BTreeMap::new();
+    for (name, entry) in props {
+        let value = match entry.get("value") {
+            Some(serde_json::Value::String(v)) => v.clone(),
+            Some(serde_json::Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        };
+        let kind = entry
+            .get("type")
+            .and_then(ConnectionStringType::parse)
+            .ok_or_else(|| format!("The parameter properties.{name}.type has an invalid value."))?;
+        out.insert(name.clone(), ConnectionString { value, kind });
+    }
+    Ok(out)
+}
+
+/// `POST config/connectionstrings/list`.
+pub(super) async fn list_connection_strings(ctx: Ctx) -> Response {
+    let state = lock(&ctx.shared.state);
+    let app = &state.apps[&ctx.name];
+    let cs = app
+        .slot(&ctx.slot)
+        .map(|s| connection_strings_json(&s.connection_strings))
+        .unwrap_or_default();
+    json(
+        StatusCode::OK,
+        &config_resource(app, &ctx.slot, "connectionstrings", cs),
+    )
+}
+
+/// `PUT config/connectionstrings`: replaces every connection string and restarts the app, as
+/// `PUT config/appsettings` does.
+pub(super) async fn put_connection_strings(ctx: Ctx) -> Response {
+    let Ctx {
+        shared,
+        name,
+        rg,
+        slot,
+        body,
+        ..
+    } = ctx;
+    let cs = match read_connection_strings(&body) {
+        Ok(cs) => cs,
+        Err(message) => return error_json(StatusCode::BAD_REQUEST, "BadRequest", &message),
+    };
+    let resp = {
+        let mut state = lock(&shared.state);
+        let Some(app) = state.apps.get_mut(&name) else {
+            return not_found("Microsoft.Web/sites", &name, &rg);
+        };
+        if let Some(s) = app.slot_mut(&slot) {
+            s.connection_strings = cs.clone();
+            s.last_modified = now_rfc3339();
+        }
+        config_resource(
+            app,
+            &slot,
+            "connectionstrings",
+            connection_strings_json(&cs),
+        )
+    };
+    crate::runtime::restart(&shared, &name, &slot);
+    json(StatusCode::OK, &resp)
 }

@@ -1,7 +1,8 @@
 //! ARM App Service control plane: authentication, the site and slot resources (their JSON, creation
 //! and the scope checks every route shares), and the route table (`route`) that sends each operation
-//! to its module: `sites` (sites and slots, restart/start/stop, tags), `config` (app settings, sticky
-//! names, site config, metadata), `swap` (swap, swap with preview, slot differences), `publishing`
+//! to its module: `sites` (sites and slots, restart/start/stop, tags), `config` (app settings,
+//! connection strings, sticky names, site config, metadata), `site_config` (its validation and swap
+//! rules), `functions` (sitecontainers, Functions host keys), `plans` (App Service plans), `swap` (swap, swap with preview, slot differences), `publishing`
 //! (credentials, publish profile, deployments), `lro` (long-running operations) and `subscriptions`
 //! (subscriptions, the cloud's metadata).
 
@@ -14,17 +15,22 @@ use axum::response::Response;
 
 use crate::entra::{AuthFailure, check_bearer, fmt_unix, tenant_authority};
 mod config;
+mod functions;
 mod lro;
+mod plans;
 mod publishing;
 mod route;
+mod site_config;
 mod sites;
 mod subscriptions;
 mod swap;
 
+use crate::seed::{AppKind, AppOs};
 use crate::server::{error_json, json, query_param};
 use crate::state::{App, PRODUCTION, Slot, new_content_dir, now_rfc3339};
 use crate::{ARM_AUDIENCE, Shared, lock};
 use lro::add_lro_headers;
+pub(crate) use site_config::overrides_default_sticky;
 
 fn challenge(shared: &Shared, failure: &AuthFailure) -> Response {
     let now = now_rfc3339();
@@ -151,15 +157,41 @@ pub(crate) fn host_names(shared: &Shared, app: &App, slot: &str) -> (String, Str
     )
 }
 
+/// `kind` of a site as ARM spells it: `app`, `app,linux`, `app,linux,container`,
+/// `functionapp,linux`, … (a comma-separated token list).
+fn site_kind(app: &App) -> String {
+    let mut tokens = vec![if app.function_app {
+        "functionapp"
+    } else {
+        "app"
+    }];
+    let container = app.kind == AppKind::Container;
+    if app.os == AppOs::Linux {
+        tokens.push("linux");
+    }
+    if container {
+        tokens.push("container");
+        if app.os == AppOs::Windows {
+            tokens.push("windows");
+        }
+    }
+    tokens.join(",")
+}
+
+/// `properties.serverFarmId` of an app.
+pub(crate) fn plan_id(app: &App) -> String {
+    format!(
+        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Web/serverfarms/{}",
+        app.subscription_id, app.resource_group, app.plan.0
+    )
+}
+
 /// The `Site` resource, with the fields of the official GetWebApp/GetWebAppSlot examples. Host
 /// names carry the emulator's port so that `https://<hostName>` reaches it.
 pub(crate) fn site_json(shared: &Shared, app: &App, slot: &Slot) -> serde_json::Value {
     let (host, scm) = host_names(shared, app, &slot.name);
     let is_prod = slot.name == PRODUCTION;
-    let kind = match app.kind {
-        crate::seed::AppKind::Code => "app,linux",
-        crate::seed::AppKind::Container => "app,linux,container",
-    };
+    let kind = site_kind(app);
     let swap_status = app.preview.as_ref().map(|p| serde_json::json!({
         "timestampUtc": now_rfc3339(), "sourceSlotName": p.source, "destinationSlotName": p.target
     }));
@@ -182,8 +214,8 @@ pub(crate) fn site_json(shared: &Shared, app: &App, slot: &Slot) -> serde_json::
                 {"name": host, "sslState": "Disabled", "hostType": "Standard"},
                 {"name": scm, "sslState": "Disabled", "hostType": "Repository"}
             ],
-            "serverFarmId": format!("/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Web/serverfarms/{}-plan", app.subscription_id, app.resource_group, app.name),
-            "reserved": true,
+            "serverFarmId": plan_id(app),
+            "reserved": app.os == AppOs::Linux,
             "isXenon": false,
             "hyperV": false,
             "lastModifiedTimeUtc": slot.last_modified,
@@ -209,12 +241,15 @@ pub(crate) fn site_json(shared: &Shared, app: &App, slot: &Slot) -> serde_json::
             "redundancyMode": "None",
             "storageAccountRequired": false,
             "keyVaultReferenceIdentity": "SystemAssigned",
-            "sku": "Standard"
+            "sku": app.plan.1.tier
         }
     });
     // Added separately: one more field in the literal above exceeds `json!`'s recursion limit.
     site["properties"]["resourceConfig"] = serde_json::json!({"cpu": 1.0, "memory": "2.0Gi"});
     site["properties"]["workloadProfileName"] = serde_json::Value::Null;
+    if let Some(cfg) = &app.function_app_config {
+        site["properties"]["functionAppConfig"] = cfg.clone();
+    }
     site
 }
 
@@ -249,7 +284,11 @@ pub(crate) fn create_slot_resource(
             &format!("The slot name '{slot}' is invalid."),
         );
     }
-    // Refused before the slot exists, so a bad tag set creates nothing.
+    // Refused before the slot exists, so a bad tag set or site config creates nothing.
+    let new_config = match site_config::checked(body.pointer("/properties/siteConfig")) {
+        Ok(c) => c,
+        Err(refusal) => return *refusal,
+    };
     let new_tags =
         match crate::tags::site_body_tags(body, |v| v.as_str().unwrap_or_default().to_owned()) {
             Ok(t) => t,
@@ -261,6 +300,17 @@ pub(crate) fn create_slot_resource(
             return not_found("Microsoft.Web/sites", name, "");
         };
         let created = app.slot(slot).is_none();
+        // The plan's SKU bounds the slots (none but production on Free, Basic, Flex Consumption…).
+        if created && app.slots.len() >= app.plan.1.slot_limit(app.os == AppOs::Linux) {
+            return error_json(
+                StatusCode::CONFLICT,
+                "Conflict",
+                &format!(
+                    "Cannot complete the operation because the site will exceed the number of slots allowed for the '{}' SKU.",
+                    app.plan.1.tier
+                ),
+            );
+        }
         if created {
             let content = match new_content_dir(&app.root_dir) {
                 Ok(c) => c,
@@ -272,11 +322,8 @@ pub(crate) fn create_slot_resource(
                     );
                 }
             };
-            let mut config = crate::state::default_site_config(app.kind);
-            if let Some(cfg) = body
-                .pointer("/properties/siteConfig")
-                .and_then(|c| c.as_object())
-            {
+            let mut config = app.default_config();
+            if let Some(cfg) = &new_config {
                 config::merge(&mut config, cfg);
             }
             app.slots.insert(
@@ -285,6 +332,7 @@ pub(crate) fn create_slot_resource(
                     name: slot.to_owned(),
                     stopped: false,
                     app_settings: BTreeMap::new(),
+                    connection_strings: BTreeMap::new(),
                     site_config: config,
                     tags: BTreeMap::new(),
                     content_dir: content,
@@ -295,6 +343,8 @@ pub(crate) fn create_slot_resource(
                     forced_unhealthy: false,
                     last_modified: now_rfc3339(),
                     metadata: BTreeMap::new(),
+                    site_containers: BTreeMap::new(),
+                    host_keys: app.new_host_keys(),
                 },
             );
         }

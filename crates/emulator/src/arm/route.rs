@@ -17,7 +17,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use tower::ServiceExt;
 
-use super::{config, lro, publishing, sites, subscriptions, swap};
+use super::{config, functions, lro, plans, publishing, sites, subscriptions, swap};
 use crate::server::{error_json, read_json};
 use crate::state::PRODUCTION;
 use crate::{Shared, lock};
@@ -36,6 +36,11 @@ const WORDS: &[&str] = &[
     "default",
     "config",
     "appsettings",
+    "connectionstrings",
+    "sitecontainers",
+    "host",
+    "listkeys",
+    "serverfarms",
     "list",
     "slotconfignames",
     "web",
@@ -112,6 +117,10 @@ fn routes() -> Router<Arc<Shared>> {
         )
         .route(&format!("{SITE}/slots"), get(sites::list_slots))
         .route(
+            "/subscriptions/{sub}/resourcegroups/{rg}/providers/microsoft.web/serverfarms/{plan}",
+            get(plans::get_plan),
+        )
+        .route(
             SITE,
             get(sites::get_site)
                 .put(sites::patch_site)
@@ -144,6 +153,25 @@ fn routes() -> Router<Arc<Shared>> {
             .route(
                 &at("/config/appsettings"),
                 axum::routing::put(config::put_app_settings),
+            )
+            .route(
+                &at("/config/connectionstrings/list"),
+                post(config::list_connection_strings),
+            )
+            .route(
+                &at("/config/connectionstrings"),
+                axum::routing::put(config::put_connection_strings),
+            )
+            .route(&at("/sitecontainers"), get(functions::list_containers))
+            .route(
+                &at("/sitecontainers/{container}"),
+                get(functions::container)
+                    .put(functions::container)
+                    .delete(functions::container),
+            )
+            .route(
+                &at("/host/default/listkeys"),
+                post(functions::list_host_keys),
             )
             .route(
                 &at("/config/slotconfignames"),

@@ -71,6 +71,10 @@ pub(super) async fn patch_site(ctx: Ctx) -> Response {
         Ok(t) => t,
         Err(refusal) => return refusal.response(),
     };
+    let new_config = match super::site_config::checked(body.pointer("/properties/siteConfig")) {
+        Ok(c) => c,
+        Err(refusal) => return *refusal,
+    };
     let v = {
         let mut state = lock(&shared.state);
         let Some(app) = state.apps.get_mut(&name) else {
@@ -82,10 +86,7 @@ pub(super) async fn patch_site(ctx: Ctx) -> Response {
         if let Some(tags) = new_tags {
             s.tags = tags;
         }
-        if let Some(cfg) = body
-            .pointer("/properties/siteConfig")
-            .and_then(|c| c.as_object())
-        {
+        if let Some(cfg) = &new_config {
             super::config::merge(&mut s.site_config, cfg);
         }
         s.last_modified = now_rfc3339();
@@ -97,16 +98,29 @@ pub(super) async fn patch_site(ctx: Ctx) -> Response {
     json(StatusCode::OK, &v)
 }
 
-/// `DELETE` a slot.
+/// `DELETE` a slot (200 with no body; its process stops). Production is the site itself and is
+/// never deleted through the slot API; a swap with preview involving the slot is abandoned.
 pub(super) async fn delete_slot(ctx: Ctx) -> Response {
     let Ctx {
         shared, name, slot, ..
     } = ctx;
 
-    let removed = lock(&shared.state)
-        .apps
-        .get_mut(&name)
-        .and_then(|a| a.slots.remove(&slot));
+    if slot == PRODUCTION {
+        return crate::server::error_json(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "The production slot cannot be deleted. Delete the site instead.",
+        );
+    }
+    let removed = lock(&shared.state).apps.get_mut(&name).and_then(|a| {
+        if a.preview
+            .as_ref()
+            .is_some_and(|p| p.source == slot || p.target == slot)
+        {
+            a.preview = None;
+        }
+        a.slots.remove(&slot)
+    });
     if let Some(s) = removed
         && let Some(i) = &s.instance
     {

@@ -9,10 +9,12 @@ use axum::response::Response;
 
 use super::lro::{OpError, run_operation, start_operation};
 use super::route::Ctx;
+use super::site_config::swapped_keys;
 use super::{not_found, resource_id};
 use crate::fault::Fault;
+use crate::platform::ConnectionString;
 use crate::server::{error_json, json};
-use crate::state::{App, Preview, SWAPPABLE_CONFIG, now_rfc3339};
+use crate::state::{App, Preview, now_rfc3339};
 use crate::{Shared, lock};
 
 /// `slotsswap` (202, long-running) or `applySlotConfig` (200 when done).
@@ -94,24 +96,46 @@ pub(super) async fn reset_slot_config(ctx: Ctx) -> Response {
     .await
 }
 
-/// Non-sticky settings of `from` plus sticky settings of `sticky_from`.
-fn combine(
-    app: &App,
-    from: &BTreeMap<String, String>,
-    sticky_from: &BTreeMap<String, String>,
-) -> BTreeMap<String, String> {
-    let mut out: BTreeMap<String, String> = from
+/// Non-sticky entries of `from` plus sticky entries of `sticky_from` (`sticky` sees each entry's
+/// own map, as the default-sticky rule of app settings reads the slot's override setting).
+fn combine_by<V: Clone>(
+    from: &BTreeMap<String, V>,
+    sticky_from: &BTreeMap<String, V>,
+    sticky: impl Fn(&str, &BTreeMap<String, V>) -> bool,
+) -> BTreeMap<String, V> {
+    let mut out: BTreeMap<String, V> = from
         .iter()
-        .filter(|(k, _)| !app.is_sticky(k, from))
+        .filter(|(k, _)| !sticky(k, from))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     for (k, v) in sticky_from {
-        if app.is_sticky(k, sticky_from) {
+        if sticky(k, sticky_from) {
             out.insert(k.clone(), v.clone());
         }
     }
     out
 }
+
+/// App settings: non-sticky ones of `from`, sticky ones of `sticky_from`.
+fn combine(
+    app: &App,
+    from: &BTreeMap<String, String>,
+    sticky_from: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    combine_by(from, sticky_from, |k, m| app.is_sticky(k, m))
+}
+
+/// Connection strings: non-sticky ones of `from`, sticky ones of `sticky_from`.
+fn combine_cs(
+    app: &App,
+    from: &BTreeMap<String, ConnectionString>,
+    sticky_from: &BTreeMap<String, ConnectionString>,
+) -> BTreeMap<String, ConnectionString> {
+    combine_by(from, sticky_from, |k, _| app.is_sticky_connection_string(k))
+}
+
+/// A slot's settings and connection strings, as phase 1 found them.
+type Original = (BTreeMap<String, String>, BTreeMap<String, ConnectionString>);
 
 fn swap_failed(app: &str, slot: &str, detail: &str) -> OpError {
     OpError::new(
@@ -123,19 +147,15 @@ fn swap_failed(app: &str, slot: &str, detail: &str) -> OpError {
     )
 }
 
-/// Restores the source slot's settings after a failed phase 1 and restarts it.
-fn revert_source(
-    shared: &Arc<Shared>,
-    app: &str,
-    source: &str,
-    original: BTreeMap<String, String>,
-) {
+/// Restores the source slot's settings and connection strings after a failed phase 1 and
+/// restarts it.
+fn revert_source(shared: &Arc<Shared>, app: &str, source: &str, original: Original) {
     if let Some(s) = lock(&shared.state)
         .apps
         .get_mut(app)
         .and_then(|a| a.slot_mut(source))
     {
-        s.app_settings = original;
+        (s.app_settings, s.connection_strings) = original;
     }
     crate::runtime::restart(shared, app, source);
 }
@@ -162,21 +182,23 @@ async fn swap(
             .clone()
             .filter(|p| p.source == source && p.target == target);
         match preview {
-            Some(p) => (p.original_settings, true),
+            Some(p) => ((p.original_settings, p.original_connection_strings), true),
             None => {
-                let src = app
+                let (src, src_cs) = app
                     .slot(&source)
-                    .map(|s| s.app_settings.clone())
+                    .map(|s| (s.app_settings.clone(), s.connection_strings.clone()))
                     .unwrap_or_default();
-                let tgt = app
+                let (tgt, tgt_cs) = app
                     .slot(&target)
-                    .map(|s| s.app_settings.clone())
+                    .map(|s| (s.app_settings.clone(), s.connection_strings.clone()))
                     .unwrap_or_default();
                 let combined = combine(app, &src, &tgt);
+                let combined_cs = combine_cs(app, &src_cs, &tgt_cs);
                 if let Some(s) = app.slot_mut(&source) {
                     s.app_settings = combined;
+                    s.connection_strings = combined_cs;
                 }
-                (src, false)
+                ((src, src_cs), false)
             }
         }
     };
@@ -227,7 +249,8 @@ async fn swap(
             app.preview = Some(Preview {
                 source,
                 target,
-                original_settings: original,
+                original_settings: original.0,
+                original_connection_strings: original.1,
             });
         }
         return Ok(());
@@ -247,25 +270,32 @@ async fn swap(
                 "A slot of the swap no longer exists.",
             ));
         };
-        let new_source_settings = combine(app, &tgt.app_settings, &original);
+        let keys = swapped_keys(&src.app_settings, &tgt.app_settings);
+        let new_source_settings = combine(app, &tgt.app_settings, &original.0);
+        let new_source_cs = combine_cs(app, &tgt.connection_strings, &original.1);
         // The source now runs with non-sticky(source) + sticky(target): exactly the target's future.
         let new_target_settings = std::mem::take(&mut src.app_settings);
+        let new_target_cs = std::mem::take(&mut src.connection_strings);
         std::mem::swap(&mut src.content_dir, &mut tgt.content_dir);
         std::mem::swap(&mut src.deployments, &mut tgt.deployments);
         std::mem::swap(&mut src.instance, &mut tgt.instance);
         std::mem::swap(&mut src.forced_unhealthy, &mut tgt.forced_unhealthy);
-        for key in SWAPPABLE_CONFIG {
-            let a = src.site_config.remove(*key);
-            let b = tgt.site_config.remove(*key);
+        // A sitecontainers app's containers are its stack: they follow the content.
+        std::mem::swap(&mut src.site_containers, &mut tgt.site_containers);
+        for key in keys {
+            let a = src.site_config.remove(key);
+            let b = tgt.site_config.remove(key);
             if let Some(b) = b {
-                src.site_config.insert((*key).to_owned(), b);
+                src.site_config.insert(key.to_owned(), b);
             }
             if let Some(a) = a {
-                tgt.site_config.insert((*key).to_owned(), a);
+                tgt.site_config.insert(key.to_owned(), a);
             }
         }
         tgt.app_settings = new_target_settings;
         src.app_settings = new_source_settings;
+        tgt.connection_strings = new_target_cs;
+        src.connection_strings = new_source_cs;
         src.requests_served = 0;
         tgt.requests_served = 0;
         if unhealthy.is_some() {
@@ -288,7 +318,8 @@ fn reset_preview(shared: &Arc<Shared>, app_name: &str) {
         .get_mut(app_name)
         .and_then(|a| a.preview.take());
     if let Some(p) = preview {
-        revert_source(shared, app_name, &p.source, p.original_settings);
+        let original = (p.original_settings, p.original_connection_strings);
+        revert_source(shared, app_name, &p.source, original);
     }
 }
 
@@ -297,7 +328,7 @@ fn text(v: Option<&serde_json::Value>) -> Option<String> {
 }
 
 /// `POST [slots/{slot}/]slotsdiffs` with `{"targetSlot"}`: one `SlotDifference` per non-sticky
-/// setting and swappable stack setting whose value differs, i.e. what the swap would move.
+/// setting or connection string and swappable stack setting whose value differs, i.e. what the swap would move.
 pub(super) async fn slots_diffs(ctx: Ctx) -> Response {
     let Ctx {
         shared,
@@ -339,13 +370,28 @@ pub(super) async fn slots_diffs(ctx: Ctx) -> Response {
             diffs.push(("AppSetting", key.clone(), a.cloned(), b.cloned()));
         }
     }
-    for key in SWAPPABLE_CONFIG {
+    let names: std::collections::BTreeSet<&String> = src
+        .connection_strings
+        .keys()
+        .chain(tgt.connection_strings.keys())
+        .collect();
+    for key in names {
         let (a, b) = (
-            text(src.site_config.get(*key)),
-            text(tgt.site_config.get(*key)),
+            src.connection_strings.get(key),
+            tgt.connection_strings.get(key),
+        );
+        if !app.is_sticky_connection_string(key) && a != b {
+            let shown = |c: Option<&ConnectionString>| c.map(|c| c.value.clone());
+            diffs.push(("ConnectionString", key.clone(), shown(a), shown(b)));
+        }
+    }
+    for key in swapped_keys(&src.app_settings, &tgt.app_settings) {
+        let (a, b) = (
+            text(src.site_config.get(key)),
+            text(tgt.site_config.get(key)),
         );
         if a != b {
-            diffs.push(("General", (*key).to_owned(), a, b));
+            diffs.push(("General", key.to_owned(), a, b));
         }
     }
     let base = resource_id(app, slot);

@@ -88,6 +88,7 @@ fn slot(name: &str, content: Option<PathBuf>, settings: &[(&str, &str)]) -> Seed
         stopped: false,
         tags: BTreeMap::new(),
         content_dir: content,
+        ..SeedSlot::default()
     }
 }
 
@@ -129,6 +130,7 @@ pub fn seed(dir: &Path) -> Seed {
                     &[("SLOT_NAME", "stage"), ("GREETING", "hello-v2")],
                 ),
             ],
+            ..SeedApp::default()
         },
         SeedApp {
             name: "contoso-api".into(),
@@ -140,6 +142,7 @@ pub fn seed(dir: &Path) -> Seed {
                 container_slot("production", "contoso/app:1.0"),
                 container_slot("staging", "other/unknown:2.0"),
             ],
+            ..SeedApp::default()
         },
     ];
     let secret = |name: &str, value: &str, enabled: bool, exp: Option<i64>| SeedSecret {
@@ -185,6 +188,7 @@ fn container_slot(name: &str, image: &str) -> SeedSlot {
         stopped: false,
         tags: BTreeMap::new(),
         content_dir: None,
+        ..SeedSlot::default()
     }
 }
 

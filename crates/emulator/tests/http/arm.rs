@@ -281,6 +281,33 @@ async fn create_slot_is_a_long_running_operation() {
         )
         .await;
     assert_eq!(r.status(), 404);
+    // Deleting it again: 404, as the contract says; production is never deleted as a slot.
+    let r = f
+        .arm_call(
+            Method::DELETE,
+            &f.site("/slots/canary?api-version=2024-04-01"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    let r = f
+        .arm_call(
+            Method::DELETE,
+            &f.site("/slots/Production?api-version=2024-04-01"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    let e: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(e["error"]["code"], "BadRequest");
+    assert_eq!(
+        f.emu
+            .snapshot()
+            .slot(APP, "production")
+            .map(|s| s.state.as_str()),
+        Some("Running")
+    );
+    eventually_body(&f, &f.emu.app_url(APP, "production"), "v1").await;
 }
 
 #[tokio::test]

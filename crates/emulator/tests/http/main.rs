@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod appconfig;
 mod apps;
 mod arm;
 mod builds;
@@ -11,6 +12,7 @@ mod extras;
 mod faults;
 mod identity;
 mod keyvault;
+mod kinds;
 mod kudu;
 mod logs;
 mod packages;
