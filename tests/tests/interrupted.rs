@@ -47,11 +47,7 @@ async fn a_killed_staging_run_is_refused_then_resumed() {
     assert!(out.status.success(), "{}", printed(&out));
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
     assert_eq!(
-        world
-            .slot("staging")
-            .app_settings
-            .get("RELEASE_VERSION")
-            .map(String::as_str),
+        world.setting("staging", "RELEASE_VERSION").as_deref(),
         Some("r1")
     );
 }
@@ -243,12 +239,8 @@ async fn a_run_interrupted_at_each_step_is_recognised_and_resumed() {
                 Some("r1")
             );
         } else {
-            let staging = world.slot("staging");
             assert_eq!(
-                staging
-                    .app_settings
-                    .get("RELEASE_VERSION")
-                    .map(String::as_str),
+                world.setting("staging", "RELEASE_VERSION").as_deref(),
                 Some("r1")
             );
         }
@@ -270,30 +262,20 @@ async fn an_unfinished_staging_can_be_closed_by_the_next_release_with_rollback_u
         .and_then(|t| t.split('`').next())
         .unwrap_or_else(|| panic!("no token in {err}"))
         .to_owned();
+    let take_over = [
+        "staging",
+        "--release-id",
+        "r2",
+        "--rollback-unfinished",
+        "--take-over-lock",
+        &token,
+    ];
     // A live lock is never taken over, even when asked.
-    let out = world
-        .cli(&[
-            "staging",
-            "--release-id",
-            "r2",
-            "--rollback-unfinished",
-            "--take-over-lock",
-            &token,
-        ])
-        .await;
+    let out = world.cli(&take_over).await;
     assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
     // Once stale (the killed run had a 3 s lock), it is taken over as asked.
     world.lock_gone_stale(Duration::from_secs(30)).await;
-    let out = world
-        .cli(&[
-            "staging",
-            "--release-id",
-            "r2",
-            "--rollback-unfinished",
-            "--take-over-lock",
-            &token,
-        ])
-        .await;
+    let out = world.cli(&take_over).await;
     assert!(out.status.success(), "{}", printed(&out));
     assert_eq!(world.lock_claims(), Vec::<String>::new());
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
@@ -326,11 +308,7 @@ async fn a_killed_staging_run_is_resumed_by_a_retry_of_the_same_release_only() {
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
     assert_eq!(world.lock_claims(), Vec::<String>::new());
     assert_eq!(
-        world
-            .slot("staging")
-            .app_settings
-            .get("RELEASE_VERSION")
-            .map(String::as_str),
+        world.setting("staging", "RELEASE_VERSION").as_deref(),
         Some("r1")
     );
 }

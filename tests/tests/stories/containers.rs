@@ -7,42 +7,29 @@ use slot_release_tests::{World, printed, stdout};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn container_rollout_records_the_previous_tag_and_rolls_back_to_it() {
     let world = World::released_container(|t| t).await;
-    let app = "contoso-api";
-    let image = |w: &World, slot: &str| {
-        w.emulator
-            .snapshot()
-            .slot(app, slot)
-            .and_then(|s| s.image.clone())
-    };
-    let tag = |w: &World, name: &str| {
-        w.emulator
-            .snapshot()
-            .slot(app, "production")
-            .and_then(|s| s.tags.get(name).cloned())
-    };
     let out = world.cli(&["release", "--release-id", "r1"]).await;
     assert!(out.status.success(), "{}", printed(&out));
     assert_eq!(
-        image(&world, "production").as_deref(),
+        world.image("production").as_deref(),
         Some("contoso.azurecr.io/contoso/app:r1")
     );
     assert_eq!(
-        tag(&world, "slotrelease.previousImage").as_deref(),
+        world.tag("slotrelease.previousImage").as_deref(),
         Some("contoso.azurecr.io/contoso/app:previous"),
         "the tag production ran before is recorded"
     );
-    world
-        .emulator
-        .inject(Fault::AppUnhealthyAfterSwap { app: app.into() });
+    world.emulator.inject(Fault::AppUnhealthyAfterSwap {
+        app: world.app.clone(),
+    });
     let out = world.cli(&["release", "--release-id", "r2"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
-        image(&world, "production").as_deref(),
+        world.image("production").as_deref(),
         Some("contoso.azurecr.io/contoso/app:r1"),
         "production runs the previous known-good tag again"
     );
     assert_eq!(
-        tag(&world, "slotrelease.lastKnownGood").as_deref(),
+        world.tag("slotrelease.lastKnownGood").as_deref(),
         Some("r1")
     );
 }
@@ -59,20 +46,7 @@ async fn a_container_app_without_a_staging_slot_takes_the_image_on_production_an
             .replace("    rollback: automatic\n", "    rollback: manual\n")
     })
     .await;
-    let app = "contoso-api";
-    let image = |w: &World, slot: &str| {
-        w.emulator
-            .snapshot()
-            .slot(app, slot)
-            .and_then(|s| s.image.clone())
-    };
-    let tag = |w: &World, name: &str| {
-        w.emulator
-            .snapshot()
-            .slot(app, "production")
-            .and_then(|s| s.tags.get(name).cloned())
-    };
-    let staging_before = image(&world, "staging");
+    let staging_before = world.image("staging");
     let swaps = |w: &World| {
         w.emulator
             .requests()
@@ -89,34 +63,30 @@ async fn a_container_app_without_a_staging_slot_takes_the_image_on_production_an
         stdout(&out)
     );
     assert_eq!(
-        image(&world, "production").as_deref(),
+        world.image("production").as_deref(),
         Some("contoso.azurecr.io/contoso/app:r1")
     );
-    assert_eq!(
-        image(&world, "staging"),
-        staging_before,
-        "no slot is touched"
-    );
+    assert_eq!(world.image("staging"), staging_before, "no slot is touched");
     assert_eq!(swaps(&world), 0, "nothing is swapped");
     assert_eq!(
-        tag(&world, "slotrelease.previousImage").as_deref(),
+        world.tag("slotrelease.previousImage").as_deref(),
         Some("contoso.azurecr.io/contoso/app:previous")
     );
     assert_eq!(
-        tag(&world, "slotrelease.lastKnownGood").as_deref(),
+        world.tag("slotrelease.lastKnownGood").as_deref(),
         Some("r1")
     );
 
     // r2 turns production unhealthy; rollback is manual, so production keeps r2 until `rollback`.
     world.emulator.inject(Fault::AppUnhealthyAfterRequests {
-        app: app.into(),
+        app: world.app.clone(),
         slot: "production".into(),
         after_requests: 0,
     });
     let out = world.cli(&["release", "--release-id", "r2"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
     assert_eq!(
-        image(&world, "production").as_deref(),
+        world.image("production").as_deref(),
         Some("contoso.azurecr.io/contoso/app:r2")
     );
     world.emulator.clear_faults();
@@ -130,12 +100,12 @@ async fn a_container_app_without_a_staging_slot_takes_the_image_on_production_an
         stdout(&out)
     );
     assert_eq!(
-        image(&world, "production").as_deref(),
+        world.image("production").as_deref(),
         Some("contoso.azurecr.io/contoso/app:r1"),
         "the last known-good tag is back"
     );
     assert_eq!(
-        tag(&world, "slotrelease.phase").as_deref(),
+        world.tag("slotrelease.phase").as_deref(),
         Some("rolledBack")
     );
     assert_eq!(swaps(&world), 0);

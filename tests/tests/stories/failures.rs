@@ -20,16 +20,7 @@ async fn a_failing_hook_runs_the_undo_of_the_hooks_before_it_and_does_not_swap()
     .await;
     let before = world.slot("production").content_digest;
     let prober = world.watch_production();
-    let record = world.sources.join("record.json");
-    let out = world
-        .cli(&[
-            "release",
-            "--release-id",
-            "r1",
-            "--record",
-            record.to_str().unwrap(),
-        ])
-        .await;
+    let out = world.cli_recorded(&["release", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
     prober.assert_always_healthy().await;
     assert!(
@@ -43,8 +34,7 @@ async fn a_failing_hook_runs_the_undo_of_the_hooks_before_it_and_does_not_swap()
         "production was not swapped"
     );
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("failed"));
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
+    let record = world.record();
     let hooks = &record["stages"][1]["hooks"];
     assert_eq!(hooks[0]["name"], "migrate");
     assert_eq!(hooks[0]["undone"], true);
@@ -90,16 +80,7 @@ async fn an_unhealthy_watch_swaps_back_automatically() {
     world
         .emulator
         .inject(Fault::AppUnhealthyAfterSwap { app: APP.into() });
-    let record = world.sources.join("record.json");
-    let out = world
-        .cli(&[
-            "release",
-            "--release-id",
-            "r1",
-            "--record",
-            record.to_str().unwrap(),
-        ])
-        .await;
+    let out = world.cli_recorded(&["release", "--release-id", "r1"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         world.slot("production").content_digest,
@@ -116,8 +97,7 @@ async fn an_unhealthy_watch_swaps_back_automatically() {
         world.tag("slotrelease.lastKnownGood").as_deref(),
         Some("previous")
     );
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
+    let record = world.record();
     assert_eq!(record["result"], "rolledBack");
 }
 

@@ -13,23 +13,11 @@ async fn code_release_through_staging_then_production_as_separate_stages() {
     let world = World::released(|t| t).await;
     let before = world.slot("production").content_digest;
     let prober = world.watch_production();
-    let record = world.sources.join("record.json");
-    let out = world
-        .cli(&[
-            "staging",
-            "--release-id",
-            "r1",
-            "--record",
-            record.to_str().unwrap(),
-        ])
-        .await;
+    let out = world.cli_recorded(&["staging", "--release-id", "r1"]).await;
     assert!(out.status.success(), "{}", printed(&out));
     let staged = world.slot("staging");
     assert_eq!(
-        staged
-            .app_settings
-            .get("RELEASE_VERSION")
-            .map(String::as_str),
+        world.setting("staging", "RELEASE_VERSION").as_deref(),
         Some("r1")
     );
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
@@ -53,11 +41,7 @@ async fn code_release_through_staging_then_production_as_separate_stages() {
         Some("production")
     );
     assert_eq!(
-        world
-            .slot("staging")
-            .app_settings
-            .get("APP_ENV")
-            .map(String::as_str),
+        world.setting("staging", "APP_ENV").as_deref(),
         Some("staging")
     );
     assert_eq!(
@@ -73,8 +57,7 @@ async fn code_release_through_staging_then_production_as_separate_stages() {
     let (status, body) = world.get("production", "/").await.unwrap();
     assert_eq!(status, 200);
     assert!(body.contains("r1"), "{body}");
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(record).unwrap()).unwrap();
+    let record = world.record();
     assert_eq!(record["result"], "succeeded");
     assert_eq!(record["stages"][0]["hooks"][0]["name"], "migrate");
 }
