@@ -3,6 +3,7 @@
 //! the output echoed for the test's log.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::Output;
 
 use crate::world::{World, cli_env};
@@ -55,6 +56,27 @@ impl World {
             printed(&out)
         );
         out
+    }
+
+    /// Where [`World::cli_recorded`] has the binary write its release record: in the sources copy.
+    pub fn record_path(&self) -> PathBuf {
+        self.sources.join("record.json")
+    }
+
+    /// [`World::cli`] with `--record` [`World::record_path`], so [`World::record`] reads what it recorded.
+    pub async fn cli_recorded(&self, args: &[&str]) -> Output {
+        let record = self.record_path();
+        let mut args = args.to_vec();
+        args.extend(["--record", record.to_str().expect("a UTF-8 path")]);
+        self.cli(&args).await
+    }
+
+    /// The release record the last [`World::cli_recorded`] run wrote.
+    pub fn record(&self) -> serde_json::Value {
+        let path = self.record_path();
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("no release record at {}: {e}", path.display()));
+        serde_json::from_str(&text).expect("the release record is JSON")
     }
 
     /// Runs again as the agent retries a failed or killed job: the same run, the next job attempt.

@@ -443,6 +443,16 @@ impl World {
             .unwrap_or_else(|| panic!("{} has no slot {slot}", self.app))
     }
 
+    /// An app setting of a slot of the world's app, as the emulator holds it now.
+    pub fn setting(&self, slot: &str, name: &str) -> Option<String> {
+        self.slot(slot).app_settings.get(name).cloned()
+    }
+
+    /// The container image a slot of the world's app runs.
+    pub fn image(&self, slot: &str) -> Option<String> {
+        self.slot(slot).image
+    }
+
     /// A tag of the site (where the journal lives).
     pub fn tag(&self, name: &str) -> Option<String> {
         self.slot("production").tags.get(name).cloned()

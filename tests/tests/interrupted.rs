@@ -14,17 +14,7 @@ const APP: &str = "contoso-web";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_staging_run_is_refused_then_resumed() {
-    let world =
-        World::released(|t| t.replace("python3 migrate.py up", "sleep 2; python3 migrate.py up"))
-            .await;
-    // Kill it while the hook runs: the journal says `deployed`.
-    interrupt_at(
-        &world,
-        &["staging", "--release-id", "r1"],
-        "deployed",
-        "KILL",
-    )
-    .await;
+    let (world, _) = staging_killed_at_its_hook(&[]).await;
     // The killed run's lock is still live: another release is refused, having written nothing, and told
     // who holds the lock and how to take it over once it is stale.
     let before = world.emulator.snapshot();
@@ -57,11 +47,7 @@ async fn a_killed_staging_run_is_refused_then_resumed() {
     assert!(out.status.success(), "{}", printed(&out));
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
     assert_eq!(
-        world
-            .slot("staging")
-            .app_settings
-            .get("RELEASE_VERSION")
-            .map(String::as_str),
+        world.setting("staging", "RELEASE_VERSION").as_deref(),
         Some("r1")
     );
 }
@@ -131,6 +117,20 @@ async fn sigint_during_the_watch_stops_within_three_seconds_and_records_the_phas
         .await;
     assert!(out.status.success(), "{}", printed(&out));
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
+}
+
+/// A released world in which a staging run of r1 (with `extra` arguments) was killed while its hook ran
+/// (slowed so the run is caught there): the journal says `deployed` and the killed run's lock is left.
+/// Also returns production's content digest from before that run.
+async fn staging_killed_at_its_hook(extra: &[&str]) -> (World, String) {
+    let world =
+        World::released(|t| t.replace("python3 migrate.py up", "sleep 2; python3 migrate.py up"))
+            .await;
+    let before = world.slot("production").content_digest;
+    let mut args = vec!["staging", "--release-id", "r1"];
+    args.extend_from_slice(extra);
+    interrupt_at(&world, &args, "deployed", "KILL").await;
+    (world, before)
 }
 
 /// Starts `args`, waits until the journal reaches `phase`, then sends `signal` (`KILL` or `INT`).
@@ -239,12 +239,8 @@ async fn a_run_interrupted_at_each_step_is_recognised_and_resumed() {
                 Some("r1")
             );
         } else {
-            let staging = world.slot("staging");
             assert_eq!(
-                staging
-                    .app_settings
-                    .get("RELEASE_VERSION")
-                    .map(String::as_str),
+                world.setting("staging", "RELEASE_VERSION").as_deref(),
                 Some("r1")
             );
         }
@@ -253,17 +249,7 @@ async fn a_run_interrupted_at_each_step_is_recognised_and_resumed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unfinished_staging_can_be_closed_by_the_next_release_with_rollback_unfinished() {
-    let world =
-        World::released(|t| t.replace("python3 migrate.py up", "sleep 1; python3 migrate.py up"))
-            .await;
-    let before = world.slot("production").content_digest;
-    interrupt_at(
-        &world,
-        &["staging", "--release-id", "r1", "--lock-ttl-seconds", "3"],
-        "deployed",
-        "KILL",
-    )
-    .await;
+    let (world, before) = staging_killed_at_its_hook(&["--lock-ttl-seconds", "3"]).await;
     // The killed run's lock is live: refused, with the token that takes it over once it is stale.
     let out = world
         .cli(&["staging", "--release-id", "r2", "--rollback-unfinished"])
@@ -276,30 +262,20 @@ async fn an_unfinished_staging_can_be_closed_by_the_next_release_with_rollback_u
         .and_then(|t| t.split('`').next())
         .unwrap_or_else(|| panic!("no token in {err}"))
         .to_owned();
+    let take_over = [
+        "staging",
+        "--release-id",
+        "r2",
+        "--rollback-unfinished",
+        "--take-over-lock",
+        &token,
+    ];
     // A live lock is never taken over, even when asked.
-    let out = world
-        .cli(&[
-            "staging",
-            "--release-id",
-            "r2",
-            "--rollback-unfinished",
-            "--take-over-lock",
-            &token,
-        ])
-        .await;
+    let out = world.cli(&take_over).await;
     assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
     // Once stale (the killed run had a 3 s lock), it is taken over as asked.
     world.lock_gone_stale(Duration::from_secs(30)).await;
-    let out = world
-        .cli(&[
-            "staging",
-            "--release-id",
-            "r2",
-            "--rollback-unfinished",
-            "--take-over-lock",
-            &token,
-        ])
-        .await;
+    let out = world.cli(&take_over).await;
     assert!(out.status.success(), "{}", printed(&out));
     assert_eq!(world.lock_claims(), Vec::<String>::new());
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
@@ -317,17 +293,7 @@ async fn an_unfinished_staging_can_be_closed_by_the_next_release_with_rollback_u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_staging_run_is_resumed_by_a_retry_of_the_same_release_only() {
-    let world =
-        World::released(|t| t.replace("python3 migrate.py up", "sleep 2; python3 migrate.py up"))
-            .await;
-    // Kill it while the hook runs: the journal says `deployed`.
-    interrupt_at(
-        &world,
-        &["staging", "--release-id", "r1"],
-        "deployed",
-        "KILL",
-    )
-    .await;
+    let (world, _) = staging_killed_at_its_hook(&[]).await;
     // Another release is refused: the killed run's lock is live.
     let out = world.cli(&["staging", "--release-id", "r2"]).await;
     assert_eq!(out.status.code(), Some(1));
@@ -342,11 +308,7 @@ async fn a_killed_staging_run_is_resumed_by_a_retry_of_the_same_release_only() {
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("staged"));
     assert_eq!(world.lock_claims(), Vec::<String>::new());
     assert_eq!(
-        world
-            .slot("staging")
-            .app_settings
-            .get("RELEASE_VERSION")
-            .map(String::as_str),
+        world.setting("staging", "RELEASE_VERSION").as_deref(),
         Some("r1")
     );
 }

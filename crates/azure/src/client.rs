@@ -3,7 +3,7 @@
 //! honoured, TLS failures never retried), error mapping with context, and ARM long-running operations.
 
 use crate::cloud::Cloud;
-use crate::error::{AzureError, ErrorKind, Result, classify, classify_operation};
+use crate::error::{AzureError, ErrorKind, Result, causes, classify, classify_operation};
 use azure_core::credentials::TokenCredential;
 use azure_core::http::policies::Policy;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
@@ -315,31 +315,23 @@ pub(crate) fn azure_error_body(body: &[u8]) -> (String, String) {
 
 /// True when an error chain shows a TLS failure (retrying cannot help; the CA or host is wrong).
 pub(crate) fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
+    causes(e).any(|err| {
         let s = err.to_string().to_ascii_lowercase();
-        if s.contains("certificate")
+        s.contains("certificate")
             || s.contains("unknownissuer")
             || s.contains("tls handshake")
             || s.contains("invalid peer")
-        {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
+    })
 }
 
 /// Describe an error chain in one line (the outer `azure_core` message hides the cause).
 pub(crate) fn chain_message(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![];
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
+    for err in causes(e) {
         let s = redact(&err.to_string());
         if parts.last() != Some(&s) {
             parts.push(s);
         }
-        cur = err.source();
     }
     parts.join(": ")
 }

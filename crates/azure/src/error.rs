@@ -350,9 +350,54 @@ pub(crate) fn classify_operation(code: &str, message: &str) -> ErrorKind {
 /// Result alias for this crate.
 pub type Result<T, E = AzureError> = std::result::Result<T, E>;
 
+/// An error and its causes, outermost first: the one walker of a source chain in the repository. Callers
+/// search it (a TLS failure, a refusal of ours), print it, or take its last link with [`root_cause`].
+pub fn causes<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(err), |e| e.source())
+}
+
+/// The innermost cause of an error: what went wrong under the wrappers' messages (a refused connection
+/// under "error sending request").
+pub fn root_cause<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> &'a (dyn std::error::Error + 'static) {
+    causes(err).last().unwrap_or(err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn causes_walk_outermost_first_and_the_root_cause_is_the_innermost() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{0}")]
+        struct Wrapped(
+            &'static str,
+            #[source] Box<dyn std::error::Error + Send + Sync>,
+        );
+        let err = Wrapped(
+            "error sending request",
+            Box::new(Wrapped(
+                "client error (Connect)",
+                Box::new(std::io::Error::other("connection refused")),
+            )),
+        );
+        let messages: Vec<String> = causes(&err).map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "error sending request",
+                "client error (Connect)",
+                "connection refused"
+            ]
+        );
+        assert_eq!(root_cause(&err).to_string(), "connection refused");
+        let alone = std::io::Error::other("alone");
+        assert_eq!(root_cause(&alone).to_string(), "alone");
+    }
 
     #[test]
     fn classifies_documented_transient_swap_errors() {

@@ -5,7 +5,7 @@
 //! non-JSON answers before the SDK reads them.
 
 use crate::client::{Inner, chain_message, client_options, until_cancelled};
-use crate::error::{AzureError, ErrorKind, Result, SecretFailure};
+use crate::error::{AzureError, ErrorKind, Result, SecretFailure, causes};
 use async_trait::async_trait;
 use azure_core::http::{
     AsyncRawResponse, ExponentialRetryOptions, HttpClient, Request, RetryOptions, Transport, Url,
@@ -622,14 +622,7 @@ fn refused(message: String) -> azure_core::Error {
 
 /// Whether an error chain holds a [`Refused`].
 fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.is::<Refused>() {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
+    causes(e).any(|err| err.is::<Refused>())
 }
 
 /// The transport of one vault's SDK clients: the shared HTTP client, plus the checks the SDK does not

@@ -24,7 +24,7 @@ pub use azure::Azure;
 pub use client::{ClientSettings, LroOptions, PollSettings, RetrySettings};
 pub use cloud::{Cloud, CustomCloud, EMULATOR_DOMAIN};
 pub use connection::{CredentialSource, ManagedIdentityEndpoint, Secret, ServiceConnection};
-pub use error::{AzureError, ErrorKind, HttpFailure, Result, SecretFailure};
+pub use error::{AzureError, ErrorKind, HttpFailure, Result, SecretFailure, causes, root_cause};
 pub use http::{HttpOptions, ProxyOptions, http_client};
 pub use keyvault::{
     KeyVault, KeyVaultSettings, ListedSecrets, SecretFilter, SecretRef, SecretValue, SecretVersion,

@@ -6,7 +6,7 @@
 use url::Url;
 
 use crate::azure::Azure;
-use crate::error::Result;
+use crate::error::{Result, root_cause};
 use crate::http::{HttpOptions, http_client};
 
 /// How much of a response body is searched for the expected text: health pages are small, and an
@@ -119,13 +119,9 @@ fn unreachable(e: &reqwest::Error) -> PageAnswer {
     if e.is_timeout() {
         return PageAnswer::TimedOut;
     }
-    let mut message = e.to_string();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(err) = cur {
-        message = err.to_string();
-        cur = err.source();
+    PageAnswer::Unreachable {
+        message: root_cause(e).to_string(),
     }
-    PageAnswer::Unreachable { message }
 }
 
 #[cfg(test)]

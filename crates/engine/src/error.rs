@@ -429,15 +429,10 @@ pub enum Error {
     },
 }
 
-/// Every message of an error and its causes, outermost first: the one walker of a source chain.
-pub fn chain(err: &dyn std::error::Error) -> Vec<String> {
-    let mut out = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(e) = source {
-        out.push(e.to_string());
-        source = e.source();
-    }
-    out
+/// Every message of an error and its causes, outermost first, walked by the azure crate's
+/// [`az::causes`] (the one walker of a source chain).
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    az::causes(err).map(ToString::to_string).collect()
 }
 
 impl Error {

@@ -759,7 +759,7 @@ impl Capture {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     crate::error::chain(e).join(": ")
 }
 

@@ -89,62 +89,63 @@ fn leftovers(dir: &Path) -> Vec<String> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_build_of_a_big_tree_stops_within_a_moment_of_the_cancel_and_leaves_nothing() {
-    let root = tempfile::tempdir().unwrap();
-    let out = tempfile::tempdir().unwrap();
-    // 300 MiB of slow-to-deflate text: seconds of work on any machine.
-    big_tree(root.path(), 150);
-    let cancel = CancellationToken::new();
-    let opts = BuildOptions {
-        cancel: cancel.clone(),
-        ..BuildOptions::default()
-    };
-    let cancelled_at = cancel_later(&cancel);
-    let result =
-        build_in_background(&PackageSpec::new(root.path()), &info(), out.path(), &opts).await;
+/// Runs `work` (not started until awaited), cancels `cancel` [`CANCEL_AFTER`] later, and checks that the work
+/// ended with the cancel error `is_cancel` recognises within [`STOPPED_WITHIN`] of the cancel.
+async fn assert_stops_on_cancel<T: std::fmt::Debug, E: std::fmt::Debug>(
+    what: &str,
+    cancel: &CancellationToken,
+    work: impl Future<Output = Result<T, E>>,
+    is_cancel: impl Fn(&E) -> bool,
+) {
+    let cancelled_at = cancel_later(cancel);
+    let result = work.await;
     let returned = Instant::now();
     let cancelled_at = cancelled_at.await.unwrap();
     assert!(
-        matches!(result, Err(PackageError::Cancelled)),
-        "expected a cancelled build, got {result:?}"
+        matches!(&result, Err(e) if is_cancel(e)),
+        "expected a cancelled {what}, got {result:?}"
     );
     let took = returned.saturating_duration_since(cancelled_at);
-    assert!(took < STOPPED_WITHIN, "stopped {took:?} after the cancel");
-    assert_eq!(
-        leftovers(out.path()),
-        Vec::<String>::new(),
-        "partial output"
+    assert!(
+        took < STOPPED_WITHIN,
+        "{what}: stopped {took:?} after the cancel"
     );
 }
 
+/// Lays out one case's package root.
+type MakeTree = fn(&Path);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_streamed_file_stops_between_chunks() {
-    let root = tempfile::tempdir().unwrap();
-    let out = tempfile::tempdir().unwrap();
-    // One file far above the streaming threshold: written by the writer itself, chunk by chunk.
-    sparse(&root.path().join("big.bin"), 8 << 30);
-    let cancel = CancellationToken::new();
-    let opts = BuildOptions {
-        cancel: cancel.clone(),
-        ..BuildOptions::default()
-    };
-    let cancelled_at = cancel_later(&cancel);
-    let result =
-        build_in_background(&PackageSpec::new(root.path()), &info(), out.path(), &opts).await;
-    let returned = Instant::now();
-    let cancelled_at = cancelled_at.await.unwrap();
-    assert!(
-        matches!(result, Err(PackageError::Cancelled)),
-        "expected a cancelled build, got {result:?}"
-    );
-    let took = returned.saturating_duration_since(cancelled_at);
-    assert!(took < STOPPED_WITHIN, "stopped {took:?} after the cancel");
-    assert_eq!(
-        leftovers(out.path()),
-        Vec::<String>::new(),
-        "partial output"
-    );
+async fn a_build_stops_within_a_moment_of_the_cancel_and_leaves_nothing() {
+    let cases: [(&str, MakeTree); 2] = [
+        // 300 MiB of slow-to-deflate text, compressed on the worker threads: seconds of work on any machine.
+        ("build of a big tree", |root| big_tree(root, 150)),
+        // One file far above the streaming threshold: written by the writer itself, chunk by chunk.
+        ("build of a streamed file", |root| {
+            sparse(&root.join("big.bin"), 8 << 30);
+        }),
+    ];
+    for (what, make_tree) in cases {
+        let root = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        make_tree(root.path());
+        let cancel = CancellationToken::new();
+        let opts = BuildOptions {
+            cancel: cancel.clone(),
+            ..BuildOptions::default()
+        };
+        let (spec, info) = (PackageSpec::new(root.path()), info());
+        let build = build_in_background(&spec, &info, out.path(), &opts);
+        assert_stops_on_cancel(what, &cancel, build, |e| {
+            matches!(e, PackageError::Cancelled)
+        })
+        .await;
+        assert_eq!(
+            leftovers(out.path()),
+            Vec::<String>::new(),
+            "{what}: partial output"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,20 +154,16 @@ async fn hashing_a_big_package_stops_between_chunks() {
     let path = dir.path().join("package.zip");
     sparse(&path, 16 << 30);
     let cancel = CancellationToken::new();
-    let cancelled_at = cancel_later(&cancel);
     let (task_cancel, task_path) = (cancel.clone(), path.clone());
-    let result =
+    let hash = async move {
         tokio::task::spawn_blocking(move || artifact::sha256_file(&task_path, &task_cancel))
             .await
-            .unwrap();
-    let returned = Instant::now();
-    let cancelled_at = cancelled_at.await.unwrap();
-    assert!(
-        matches!(result, Err(ArtifactError::Cancelled)),
-        "expected a cancelled hash, got {result:?}"
-    );
-    let took = returned.saturating_duration_since(cancelled_at);
-    assert!(took < STOPPED_WITHIN, "stopped {took:?} after the cancel");
+            .unwrap()
+    };
+    assert_stops_on_cancel("hash", &cancel, hash, |e| {
+        matches!(e, ArtifactError::Cancelled)
+    })
+    .await;
 }
 
 /// A valid zip of one stored entry of `len` zero bytes, written sparsely: its central directory parses
@@ -235,15 +232,10 @@ async fn preparing_a_given_package_stops_and_leaves_no_partial_copy() {
         Box::new(std::io::sink()),
     );
     let cancel = CancellationToken::new();
-    let cancelled_at = cancel_later(&cancel);
-    let result = artifact::prepare_in_background(&request, &log, &cancel).await;
-    let returned = Instant::now();
-    let cancelled_at = cancelled_at.await.unwrap();
-    assert!(
-        matches!(result, Err(ArtifactError::Cancelled)),
-        "expected a cancelled preparation, got {result:?}"
-    );
-    let took = returned.saturating_duration_since(cancelled_at);
-    assert!(took < STOPPED_WITHIN, "stopped {took:?} after the cancel");
+    let prepare = artifact::prepare_in_background(&request, &log, &cancel);
+    assert_stops_on_cancel("preparation", &cancel, prepare, |e| {
+        matches!(e, ArtifactError::Cancelled)
+    })
+    .await;
     assert_eq!(leftovers(&out), Vec::<String>::new(), "partial output");
 }

@@ -142,12 +142,9 @@ pub fn client(server: &Hostile, token: &'static str) -> Azure {
 }
 
 /// An error and every link of its source chain, as the binary reports it.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    slot_release_azure::causes(e)
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
 }

@@ -1,0 +1,296 @@
+//! What ARM returns and takes for a web app: a slot's state and site config (parsed from the site JSON),
+//! config patches, app settings changes, sticky setting names and swap options.
+
+use crate::client::LroOptions;
+use crate::error::Result;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::names::SlotName;
+
+/// A traffic-routing rule (`siteConfig.experiments.rampUpRules[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RampUpRule {
+    /// Host of the slot receiving traffic.
+    pub action_host_name: String,
+    /// Share of traffic, in percent.
+    pub reroute_percentage: f64,
+    /// Slot name.
+    pub name: String,
+}
+
+/// The site-config fields the engine reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SiteConfig {
+    /// `linuxFxVersion`, e.g. `PYTHON|3.12`.
+    pub linux_fx_version: Option<String>,
+    /// Startup command.
+    pub app_command_line: Option<String>,
+    /// Health check path.
+    pub health_check_path: Option<String>,
+    /// Always On.
+    pub always_on: Option<bool>,
+    /// Auto-swap target slot.
+    pub auto_swap_slot_name: Option<String>,
+    /// Traffic routing rules.
+    #[serde(skip)]
+    pub ramp_up_rules: Vec<RampUpRule>,
+}
+
+impl SiteConfig {
+    pub(super) fn from_properties(p: &serde_json::Value) -> Self {
+        let mut c: SiteConfig = serde_json::from_value(p.clone()).unwrap_or_default();
+        c.ramp_up_rules = p
+            .pointer("/experiments/rampUpRules")
+            .and_then(|r| serde_json::from_value(r.clone()).ok())
+            .unwrap_or_default();
+        c
+    }
+}
+
+/// A change to site config; `None` fields are left as they are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SiteConfigPatch {
+    /// New `linuxFxVersion`.
+    pub linux_fx_version: Option<String>,
+    /// New startup command (empty string clears it).
+    pub app_command_line: Option<String>,
+    /// New health check path (empty string clears it).
+    pub health_check_path: Option<String>,
+    /// Replace the routing rules (empty list clears routing).
+    pub ramp_up_rules: Option<Vec<RampUpRule>>,
+}
+
+impl SiteConfigPatch {
+    pub(super) fn to_json(&self) -> serde_json::Value {
+        let mut p = serde_json::Map::new();
+        if let Some(v) = &self.linux_fx_version {
+            p.insert("linuxFxVersion".into(), v.clone().into());
+        }
+        if let Some(v) = &self.app_command_line {
+            p.insert("appCommandLine".into(), v.clone().into());
+        }
+        if let Some(v) = &self.health_check_path {
+            p.insert("healthCheckPath".into(), v.clone().into());
+        }
+        if let Some(r) = &self.ramp_up_rules {
+            p.insert(
+                "experiments".into(),
+                serde_json::json!({ "rampUpRules": r }),
+            );
+        }
+        serde_json::json!({ "properties": p })
+    }
+}
+
+/// What the engine needs to know about a site or slot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotInfo {
+    /// Which slot.
+    pub slot: SlotName,
+    /// `kind` as comma-separated tokens (`app`, `linux`, `container`, …).
+    pub kind: Vec<String>,
+    /// `Running` or `Stopped`.
+    pub state: String,
+    /// Default host name.
+    pub default_host: String,
+    /// Kudu (SCM) host name (the `Repository` host).
+    pub scm_host: String,
+    /// Region.
+    pub location: String,
+    /// App Service plan id.
+    pub server_farm_id: Option<String>,
+    /// Site config when the site carries it (`siteConfig` on GET is partial; use `site_config` for all).
+    pub site_config: Option<SiteConfig>,
+    /// Resource tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl SlotInfo {
+    /// True when `kind` contains `linux`.
+    pub fn is_linux(&self) -> bool {
+        self.kind.iter().any(|k| k == "linux")
+    }
+
+    /// True when `kind` contains `container`.
+    pub fn is_container(&self) -> bool {
+        self.kind.iter().any(|k| k == "container")
+    }
+
+    /// Read a `Site`; a body without the fields every site has (`properties.state`,
+    /// `properties.defaultHostName`) is not a site (a proxy's page, a broken answer) and is refused.
+    /// Hosts are taken as ARM names them and never built from the site's name: apps with unique
+    /// default host names (`<site>-<hash>.<region>.azurewebsites.net`) and shortened slot hosts
+    /// cannot be guessed.
+    pub(super) fn from_site(slot: SlotName, v: &serde_json::Value) -> Result<Self, String> {
+        let p = &v["properties"];
+        for field in ["state", "defaultHostName"] {
+            if p[field].as_str().is_none_or(str::is_empty) {
+                return Err(format!("the site has no properties.{field}"));
+            }
+        }
+        let s = |x: &serde_json::Value| x.as_str().unwrap_or_default().to_owned();
+        let scm_host = p["hostNameSslStates"]
+            .as_array()
+            .and_then(|a| {
+                a.iter().find(|h| {
+                    h["hostType"]
+                        .as_str()
+                        .is_some_and(|t| t.eq_ignore_ascii_case("Repository"))
+                })
+            })
+            .map(|h| s(&h["name"]))
+            .filter(|h| !h.is_empty())
+            // Without a Repository entry, the enabled host whose second label is `scm`.
+            .or_else(|| {
+                p["enabledHostNames"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(serde_json::Value::as_str)
+                    .find(|h| {
+                        h.split('.')
+                            .nth(1)
+                            .is_some_and(|l| l.eq_ignore_ascii_case("scm"))
+                    })
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default();
+        Ok(Self {
+            slot,
+            kind: s(&v["kind"])
+                .split(',')
+                .map(|k| k.trim().to_ascii_lowercase())
+                .filter(|k| !k.is_empty())
+                .collect(),
+            state: s(&p["state"]),
+            default_host: s(&p["defaultHostName"]),
+            scm_host,
+            location: s(&v["location"]),
+            server_farm_id: p["serverFarmId"].as_str().map(str::to_owned),
+            site_config: p
+                .get("siteConfig")
+                .filter(|c| c.is_object())
+                .map(SiteConfig::from_properties),
+            tags: v["tags"]
+                .as_object()
+                .map(|t| {
+                    t.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Sticky (slot-specific) setting names of an app.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SlotConfigNames {
+    /// Sticky app setting names.
+    pub app_setting_names: Vec<String>,
+    /// Sticky connection string names.
+    pub connection_string_names: Vec<String>,
+    /// Sticky storage mount names.
+    pub azure_storage_config_names: Vec<String>,
+}
+
+/// A change to app settings: set these, remove those; everything else is kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsChange {
+    /// Settings to add or overwrite.
+    pub set: BTreeMap<String, String>,
+    /// Settings to remove.
+    pub remove: BTreeSet<String>,
+}
+
+impl SettingsChange {
+    /// Apply to a current dictionary; returns whether anything changed.
+    pub fn apply(&self, settings: &mut BTreeMap<String, String>) -> bool {
+        let mut changed = false;
+        for k in &self.remove {
+            changed |= settings.remove(k).is_some();
+        }
+        for (k, v) in &self.set {
+            if settings.get(k) != Some(v) {
+                settings.insert(k.clone(), v.clone());
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+/// Options of a swap.
+#[derive(Debug, Clone, Default)]
+pub struct SwapOptions {
+    /// `preserveVnet`; omitted from the body when `None` (as the official task does).
+    pub preserve_vnet: Option<bool>,
+    /// Deadline and cancellation of the wait.
+    pub wait: LroOptions,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_change_keeps_others() {
+        let mut m = BTreeMap::from([
+            ("A".to_owned(), "1".to_owned()),
+            ("B".to_owned(), "2".to_owned()),
+        ]);
+        let c = SettingsChange {
+            set: BTreeMap::from([("C".into(), "3".into())]),
+            remove: BTreeSet::from(["A".into()]),
+        };
+        assert!(c.apply(&mut m));
+        assert_eq!(
+            m,
+            BTreeMap::from([
+                ("B".to_owned(), "2".to_owned()),
+                ("C".to_owned(), "3".to_owned())
+            ])
+        );
+        assert!(!c.apply(&mut m));
+    }
+
+    #[test]
+    fn the_scm_host_is_read_from_arm_never_built_from_the_name() {
+        let site = |p: serde_json::Value| serde_json::json!({"kind":"app","properties":p});
+        // A unique default host name: nothing in it can be derived from the site's name.
+        let unique = site(serde_json::json!({"state":"Running",
+            "defaultHostName":"shop-ds27dh7271aah175.westus-01.azurewebsites.net",
+            "enabledHostNames":["shop-ds27dh7271aah175.westus-01.azurewebsites.net",
+                "shop-ds27dh7271aah175.scm.westus-01.azurewebsites.net"]}));
+        let s = SlotInfo::from_site(SlotName::production(), &unique).expect("a site");
+        assert_eq!(
+            s.scm_host,
+            "shop-ds27dh7271aah175.scm.westus-01.azurewebsites.net"
+        );
+        // No SCM host named at all: none is made up (Kudu then refuses with a message).
+        let bare = site(serde_json::json!({"state":"Running","defaultHostName":"a.h"}));
+        let s = SlotInfo::from_site(SlotName::production(), &bare).expect("a site");
+        assert_eq!(s.scm_host, "");
+    }
+
+    #[test]
+    fn site_parsing_prefers_repository_host() {
+        let v = serde_json::json!({"kind":"app,Linux","location":"x","properties":{"state":"Running","defaultHostName":"a.h",
+            "hostNameSslStates":[{"name":"a.h","hostType":"Standard"},{"name":"a.scm.h","hostType":"Repository"}],
+            "siteConfig":{"linuxFxVersion":"PYTHON|3.12","experiments":{"rampUpRules":[{"actionHostName":"a-s.h","reroutePercentage":10.0,"name":"s"}]}}},
+            "tags":{"k":"v"}});
+        let s = SlotInfo::from_site(SlotName::production(), &v).expect("a site");
+        assert!(SlotInfo::from_site(SlotName::production(), &serde_json::json!({})).is_err());
+        assert_eq!(s.scm_host, "a.scm.h");
+        assert_eq!(s.default_host, "a.h");
+        assert!(s.is_linux());
+        let cfg = s.site_config.expect("config");
+        assert_eq!(cfg.linux_fx_version.as_deref(), Some("PYTHON|3.12"));
+        assert_eq!(cfg.ramp_up_rules.len(), 1);
+        assert_eq!(s.tags["k"], "v");
+    }
+}

@@ -1,0 +1,13 @@
+//! End to end: the real `slot-release` binary against the emulator, for every story and failure path.
+//!
+//! Each test seeds an emulator from a copy of an example config (production runs the previous release),
+//! runs the binary as a pipeline step would, and asserts the emulator's final state: which content and
+//! settings are in which slot, the journal, and that production answered healthy throughout.
+
+mod containers;
+mod failures;
+mod release;
+mod rollback;
+
+/// The app of the python example.
+const APP: &str = "contoso-web";
