@@ -1,0 +1,298 @@
+//! The planner's edges that the example plans do not walk: a production stage resumed after its swap, a plan
+//! made for a later job (`assume_staged`), `WEBSITE_RUN_FROM_PACKAGE` pointing at a URL, and what each step's
+//! reason tells the user. Written against the survivors `cargo mutants` reported on `plan/*.rs`.
+
+use std::path::{Path, PathBuf};
+
+use slot_release_config::SlotName;
+use slot_release_engine::plan::{self, Action, BuildInfo, Plan, PlanInput, Stage};
+use slot_release_engine::release::{self, LoadRequest};
+use slot_release_engine::state::LiveState;
+
+fn example(name: &str) -> release::LoadedRelease {
+    let request = LoadRequest {
+        release_id: Some("20261122.7".to_owned()),
+        variables: [
+            ("BUILD_BUILDNUMBER", "20261122.7"),
+            ("BUILD_BUILDID", "4711"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
+        ..LoadRequest::default()
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name)
+        .join("release.yml");
+    release::load(&path, &request)
+        .unwrap_or_else(|d| panic!("{} does not load:\n{d}", path.display()))
+}
+
+fn fixture(name: &str) -> LiveState {
+    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    LiveState::from_file(&path).unwrap()
+}
+
+fn plan_with(
+    loaded: &release::LoadedRelease,
+    stage: Stage,
+    state: &LiveState,
+    assume_staged: bool,
+) -> Plan {
+    plan::compute(PlanInput {
+        target: None,
+        spec: &loaded.spec,
+        stage,
+        environment: None,
+        state,
+        build: &BuildInfo {
+            package_later: false,
+            assume_staged,
+            release_id: loaded.release_id.clone(),
+            release_name: None,
+            package_sha256: None,
+            rollback_to: None,
+        },
+    })
+    .unwrap()
+}
+
+fn kinds(steps: &[plan::Step]) -> Vec<String> {
+    steps
+        .iter()
+        .map(|s| match &s.action {
+            Action::WriteJournal { phase } => format!("journal {phase}"),
+            Action::Swap { source, target } => format!("swap {source}->{target}"),
+            other => format!("{other:?}")
+                .split([' ', '{', '('])
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        })
+        .collect()
+}
+
+fn check<'p>(plan: &'p Plan, name: &str) -> &'p plan::Check {
+    plan.preflight
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no `{name}` check\n{}", plan.render()))
+}
+
+/// The state after a production run stopped right after its swap: production serves this release.
+fn swapped() -> LiveState {
+    let mut live = fixture("staged.json");
+    let production = live.slots.get_mut(&SlotName::production()).unwrap();
+    production.release = Some("20261122.7".into());
+    live.tags
+        .insert("slotrelease.phase".into(), "swapped".into());
+    live
+}
+
+#[test]
+fn a_production_stage_resumed_after_its_swap_only_watches_and_records() {
+    let loaded = example("python-webapp");
+    let plan = plan_with(&loaded, Stage::Production, &swapped(), false);
+    assert!(
+        check(&plan, "staged-release")
+            .detail
+            .contains("only the watch remains"),
+        "{}",
+        plan.render()
+    );
+    assert_eq!(
+        kinds(&plan.steps),
+        [
+            "AcquireLock",
+            "journal swapped",
+            "Watch",
+            "journal released",
+            "ReleaseLock"
+        ],
+        "{}",
+        plan.render()
+    );
+    // The example's production rolls back automatically: a failed watch swaps the previous release back.
+    assert_eq!(
+        kinds(&plan.on_failure),
+        [
+            "swap staging->production",
+            "journal rolledBack",
+            "ReleaseLock"
+        ],
+        "{}",
+        plan.render()
+    );
+}
+
+#[test]
+fn a_resumed_production_with_manual_rollback_records_the_failure_and_swaps_nothing() {
+    let mut loaded = example("python-webapp");
+    loaded.spec.production.as_mut().unwrap().rollback =
+        slot_release_engine::spec::RollbackMode::Manual;
+    let plan = plan_with(&loaded, Stage::Production, &swapped(), false);
+    assert_eq!(
+        kinds(&plan.on_failure),
+        ["journal failed", "ReleaseLock"],
+        "{}",
+        plan.render()
+    );
+}
+
+#[test]
+fn a_production_stage_that_has_not_swapped_yet_plans_the_swap() {
+    // Production serves the previous release: the full stage, swap included, not the resumed one.
+    let loaded = example("python-webapp");
+    let plan = plan_with(&loaded, Stage::Production, &fixture("staged.json"), false);
+    assert!(check(&plan, "staged-release").ok, "{}", plan.render());
+    assert!(
+        kinds(&plan.steps).contains(&"swap staging->production".to_owned()),
+        "{}",
+        plan.render()
+    );
+}
+
+#[test]
+fn the_staged_release_check_needs_slot_release_journal_and_phase_to_agree() {
+    let loaded = example("python-webapp");
+    let cases: [(&str, fn(&mut LiveState), bool); 5] = [
+        ("as staged", |_| {}, true),
+        (
+            "the slot holds another release",
+            |l| {
+                let staging = SlotName::new("staging").unwrap();
+                l.slots.get_mut(&staging).unwrap().release = Some("20261121.3".into());
+            },
+            false,
+        ),
+        (
+            "the journal's slot map disagrees",
+            |l| {
+                l.tags.insert(
+                    "slotrelease.slots".into(),
+                    "production=20261120.1,staging=20261121.3".into(),
+                );
+            },
+            false,
+        ),
+        (
+            "the phase is not staged",
+            |l| {
+                l.tags.insert("slotrelease.phase".into(), "released".into());
+            },
+            false,
+        ),
+        (
+            "the slot does not exist",
+            |l| {
+                l.slots.remove(&SlotName::new("staging").unwrap());
+            },
+            false,
+        ),
+    ];
+    for (case, change, ok) in cases {
+        let mut live = fixture("staged.json");
+        change(&mut live);
+        let plan = plan_with(&loaded, Stage::Production, &live, false);
+        let staged = check(&plan, "staged-release");
+        assert_eq!(staged.ok, ok, "{case}: {}", staged.detail);
+        if !ok {
+            assert!(
+                staged.detail.contains("run the staging stage"),
+                "{case}: {}",
+                staged.detail
+            );
+        }
+    }
+}
+
+#[test]
+fn a_plan_for_a_later_job_assumes_the_staging_stage_ran_and_says_so() {
+    let loaded = example("python-webapp");
+    // Nothing staged yet: a pipeline's plan job runs before its staging job.
+    let live = fixture("before-first-release.json");
+    let strict = plan_with(&loaded, Stage::Production, &live, false);
+    assert!(!check(&strict, "staged-release").ok);
+    let assumed = plan_with(&loaded, Stage::Production, &live, true);
+    let staged = check(&assumed, "staged-release");
+    assert!(staged.ok, "{}", staged.detail);
+    assert!(
+        staged.detail.starts_with("assumed for this plan"),
+        "{}",
+        staged.detail
+    );
+    // Assuming changes nothing when the slot really is staged: the check says what it saw.
+    let real = plan_with(&loaded, Stage::Production, &fixture("staged.json"), true);
+    assert!(
+        check(&real, "staged-release")
+            .detail
+            .contains("passed its gate"),
+        "{}",
+        check(&real, "staged-release").detail
+    );
+}
+
+#[test]
+fn run_from_package_is_refused_only_when_it_points_at_a_url() {
+    let loaded = example("python-webapp");
+    for (value, ok) in [
+        ("https://example.blob.core.windows.net/p.zip", false),
+        ("http://example.test/p.zip", false),
+        ("1", true),
+        ("0", true),
+    ] {
+        let mut live = fixture("staged.json");
+        live.slots
+            .get_mut(&SlotName::new("staging").unwrap())
+            .unwrap()
+            .settings
+            .insert("WEBSITE_RUN_FROM_PACKAGE".into(), value.into());
+        let plan = plan_with(&loaded, Stage::Staging, &live, false);
+        assert_eq!(
+            check(&plan, "run-from-package").ok,
+            ok,
+            "{value}: {}",
+            plan.render()
+        );
+    }
+}
+
+#[test]
+fn each_settings_step_says_why_it_writes_what_it_writes() {
+    let loaded = example("python-webapp");
+    let reason = |plan: &Plan, slot: &str| {
+        plan.steps
+            .iter()
+            .find(|s| matches!(&s.action, Action::SetSettings { slot: s, .. } if *s == slot))
+            .map(|s| s.reason.clone())
+            .unwrap_or_else(|| panic!("no settings step on {slot}\n{}", plan.render()))
+    };
+    // Staging, with names that travel: what travels and what is sticky.
+    let staging = plan_with(
+        &loaded,
+        Stage::Staging,
+        &fixture("before-first-release.json"),
+        false,
+    );
+    assert!(
+        reason(&staging, "staging").contains("travel with the swap"),
+        "{}",
+        reason(&staging, "staging")
+    );
+    // Production's own (sticky) settings: production restarts when they change.
+    let mut live = fixture("staged.json");
+    live.slots
+        .get_mut(&SlotName::production())
+        .unwrap()
+        .settings
+        .insert("APP_ENV".into(), "changed".into());
+    let production = plan_with(&loaded, Stage::Production, &live, false);
+    assert!(
+        reason(&production, "production").contains("restarts production"),
+        "{}",
+        reason(&production, "production")
+    );
+}
