@@ -361,6 +361,8 @@ pub struct AgentOutcome {
     pub commands: Vec<AgentCommand>,
     /// The step result after the agent's rules.
     pub result: AgentResult,
+    /// What the task itself reported with `task.complete` (the worst of them), before the agent's rules.
+    pub reported: Option<AgentResult>,
     /// The message of the last `task.complete`.
     pub complete_message: Option<String>,
     /// Variables set with `task.setvariable`, by name.
@@ -455,6 +457,7 @@ impl AgentOutcome {
             elapsed,
             commands,
             result,
+            reported: complete,
             complete_message,
             variables,
             registered_secrets,

@@ -321,6 +321,13 @@ async fn cancel_during_a_release_stops_within_the_agents_grace_period() {
         outcome.transcript()
     );
     assert_eq!(outcome.result, AgentResult::Canceled);
+    // The task's own report agrees with the agent's: a cancelled run is not called a failure.
+    assert_eq!(
+        outcome.reported,
+        Some(AgentResult::Canceled),
+        "{}",
+        outcome.transcript()
+    );
     assert!(
         !outcome.killed,
         "the task had to be killed\n{}",

@@ -322,6 +322,12 @@ impl Cmd {
 /// A failure with the exit code it maps to; config problems are reported before reaching here.
 struct Failed(anyhow::Error);
 
+/// How a run ended: its result, and whether the job cancelled it (a SIGINT or SIGTERM reached us).
+struct Ended {
+    outcome: Result<ExitCode, Failed>,
+    cancelled: bool,
+}
+
 fn main() -> ExitCode {
     let log = Log::from_env();
     // Before anything can print: the service connection's keys, the job's access token and secret
@@ -339,7 +345,10 @@ fn main() -> ExitCode {
             // The agent needs an issue and a result, not only an exit code (e.g. an unknown command input).
             return finish(
                 &log,
-                Err(Failed(anyhow!("{}", err.render().to_string().trim_end()))),
+                Ended {
+                    outcome: Err(Failed(anyhow!("{}", err.render().to_string().trim_end()))),
+                    cancelled: false,
+                },
             );
         }
         Err(err) => {
@@ -376,10 +385,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(dispatch(cli, &log));
+    let ended = runtime.block_on(dispatch(cli, &log));
     // Background work (a hung HTTP call) must not hold the exit past the agent's grace period.
     runtime.shutdown_timeout(Duration::from_millis(500));
-    finish(&log, outcome)
+    finish(&log, ended)
 }
 
 /// Arguments, or the task's inputs when the agent started us with none.
@@ -394,16 +403,23 @@ fn parse() -> Result<Cli, clap::Error> {
     }
 }
 
-fn finish(log: &Log, outcome: Result<ExitCode, Failed>) -> ExitCode {
+fn finish(log: &Log, ended: Ended) -> ExitCode {
     let pipeline = log.mode() == OutputMode::Pipeline;
-    match outcome {
+    // The agent records a cancelled step as Canceled whatever the task says; the task's report agrees
+    // with it instead of calling the stop a failure.
+    let failed = if ended.cancelled {
+        TaskResult::Canceled
+    } else {
+        TaskResult::Failed
+    };
+    match ended.outcome {
         Ok(code) => {
             if pipeline {
                 // Succeeded after something the user should know (each said as a warning above): a retry
                 // that succeeded, a skipped secret, a rollback that restored production.
                 let warnings = log.warning_count();
                 let (result, message) = match (code == ExitCode::SUCCESS, warnings) {
-                    (false, _) => (TaskResult::Failed, String::new()),
+                    (false, _) => (failed, String::new()),
                     (true, 0) => (TaskResult::Succeeded, String::new()),
                     (true, n) => (
                         TaskResult::SucceededWithIssues,
@@ -423,7 +439,7 @@ fn finish(log: &Log, outcome: Result<ExitCode, Failed>) -> ExitCode {
             }
             log.error(&text);
             if pipeline {
-                log.complete(TaskResult::Failed, &err.to_string());
+                log.complete(failed, &err.to_string());
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -432,13 +448,13 @@ fn finish(log: &Log, outcome: Result<ExitCode, Failed>) -> ExitCode {
     }
 }
 
-async fn dispatch(cli: Cli, log: &Log) -> Result<ExitCode, Failed> {
+async fn dispatch(cli: Cli, log: &Log) -> Ended {
     // Before any work: a signal that arrives while the config loads, or right after the emulator prints
     // its endpoints, is heard (without a handler, SIGINT and SIGTERM would kill the process outright).
     let signals = Signals::register();
     let cancel = CancellationToken::new();
     let work = command(cli, log, cancel.clone());
-    match signals {
+    let outcome = match signals {
         Ok(mut signals) => stop_on_signals(work, &mut signals, &cancel, log).await,
         Err(err) => {
             log.warning(&format!(
@@ -447,7 +463,11 @@ async fn dispatch(cli: Cli, log: &Log) -> Result<ExitCode, Failed> {
             work.await
         }
     }
-    .map_err(Failed)
+    .map_err(Failed);
+    Ended {
+        outcome,
+        cancelled: cancel.is_cancelled(),
+    }
 }
 
 /// Runs `work` to its end, which is how every run ends, cancelled or not. The first SIGINT or SIGTERM
@@ -941,6 +961,9 @@ async fn run_cmd(
                 .collect(),
         },
     };
+    // The run's own deadline stops it like a cancellation but is a failure to finish, not a cancelled
+    // job: it cancels a child token, so the signal path's token (what decides `Canceled`) stays clear.
+    let cancel = cancel.child_token();
     if let Some(minutes) = args.timeout_minutes {
         let (cancel, log) = (cancel.clone(), log.clone());
         tokio::spawn(async move {

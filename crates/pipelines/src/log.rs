@@ -44,6 +44,9 @@ pub enum TaskResult {
     Succeeded,
     SucceededWithIssues,
     Failed,
+    /// The run stopped because the job was cancelled (the agent's `TaskResult.Canceled`): what the
+    /// agent records for a cancelled step, so the task says the same instead of `Failed`.
+    Canceled,
 }
 
 impl TaskResult {
@@ -53,6 +56,7 @@ impl TaskResult {
             TaskResult::Succeeded => "Succeeded",
             TaskResult::SucceededWithIssues => "SucceededWithIssues",
             TaskResult::Failed => "Failed",
+            TaskResult::Canceled => "Canceled",
         }
     }
 }
