@@ -53,7 +53,7 @@ pub struct WorldBuilder {
     baseline: Baseline,
     quick: bool,
     edit: Option<Edit>,
-    vault: Vec<(String, String)>,
+    vault: Vec<SeedSecret>,
     tweak: Option<Tweak>,
 }
 
@@ -99,11 +99,14 @@ impl WorldBuilder {
     /// More secrets in every vault (`(name, value)`), for hostile values; they are declared to the
     /// leak detector like the others.
     pub fn vault(mut self, extra: &[(&str, &str)]) -> WorldBuilder {
-        self.vault.extend(
-            extra
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
-        );
+        self.vault.extend(extra.iter().map(|(n, v)| secret(n, v)));
+        self
+    }
+
+    /// A secret in every vault with its attributes (disabled, expired); its value is declared to the
+    /// leak detector like the others, so a secret left out must not show either.
+    pub fn vault_secret(mut self, secret: SeedSecret) -> WorldBuilder {
+        self.vault.push(secret);
         self
     }
 
@@ -215,7 +218,7 @@ fn seed(
     baseline: Baseline,
     spec: &slot_release_engine::spec::ReleaseSpec,
     dir: &Path,
-    extra: &[(String, String)],
+    extra: &[SeedSecret],
 ) -> Result<Seed, String> {
     let mut seed = Seed::sample();
     if baseline == Baseline::PreviousRelease {
@@ -247,9 +250,9 @@ fn seed(
                     vault.secrets.push(secret("api-key", API_KEY));
                     vault.secrets.push(secret("db-password", DB_PASSWORD));
                 }
-                for (name, value) in extra {
-                    vault.secrets.retain(|s| s.name != *name);
-                    vault.secrets.push(secret(name, value));
+                for extra in extra {
+                    vault.secrets.retain(|s| s.name != extra.name);
+                    vault.secrets.push(extra.clone());
                 }
             }
         }
@@ -541,7 +544,8 @@ impl World {
     }
 }
 
-fn secret(name: &str, value: &str) -> SeedSecret {
+/// An enabled secret without expiry.
+pub fn secret(name: &str, value: &str) -> SeedSecret {
     SeedSecret {
         name: name.to_owned(),
         value: SecretString::new(value),

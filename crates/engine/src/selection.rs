@@ -166,9 +166,21 @@ pub async fn select_secrets(
     log: &Log,
     cancel: &CancellationToken,
 ) -> ReleaseSpec {
-    let mut spec = spec.clone();
+    let mut specs = select_secrets_in(port, &[spec], log, cancel).await;
+    specs.remove(0)
+}
+
+/// [`select_secrets`] for several renderings of the config (a rollback's own and its target
+/// release's): they share the listings, so a vault is listed once per run however many select from
+/// it, and a skipped secret is warned about once per environment.
+pub async fn select_secrets_in(
+    port: &dyn Port,
+    specs: &[&ReleaseSpec],
+    log: &Log,
+    cancel: &CancellationToken,
+) -> Vec<ReleaseSpec> {
     let mut listings: BTreeMap<String, Result<VaultListing, String>> = BTreeMap::new();
-    for env in spec.environments.values() {
+    for env in specs.iter().flat_map(|s| s.environments.values()) {
         let (Some(_), Some(vault)) = (&env.select, &env.vault) else {
             continue;
         };
@@ -180,20 +192,28 @@ pub async fn select_secrets(
             listings.insert(vault.clone(), listing);
         }
     }
-    for (name, env) in &mut spec.environments {
-        let Some(vault) = env.vault.clone() else {
-            continue;
-        };
-        let Some(listing) = listings.get(&vault) else {
-            continue;
-        };
-        apply(env, listing.as_ref().map_err(String::clone));
-        for skipped in env.selected.iter().flat_map(|s| &s.skipped) {
-            log.warning(&format!(
-                "Environment {name}: secret {} of vault {vault} is {} and is not delivered",
-                skipped.name, skipped.reason
-            ));
+    let mut warned = std::collections::BTreeSet::new();
+    let mut selected = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let mut spec = (*spec).clone();
+        for (name, env) in &mut spec.environments {
+            let Some(vault) = env.vault.clone() else {
+                continue;
+            };
+            let Some(listing) = listings.get(&vault) else {
+                continue;
+            };
+            apply(env, listing.as_ref().map_err(String::clone));
+            for skipped in env.selected.iter().flat_map(|s| &s.skipped) {
+                if warned.insert((name.clone(), skipped.name.clone())) {
+                    log.warning(&format!(
+                        "Environment {name}: secret {} of vault {vault} is {} and is not delivered",
+                        skipped.name, skipped.reason
+                    ));
+                }
+            }
         }
+        selected.push(spec);
     }
-    spec
+    selected
 }

@@ -8,6 +8,7 @@ mod containers;
 mod failures;
 mod release;
 mod rollback;
+mod secrets;
 
 /// The app of the python example.
 const APP: &str = "contoso-web";

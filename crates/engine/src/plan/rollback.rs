@@ -381,6 +381,8 @@ pub(super) fn plan_rollback(
                 .zip(environment)
                 .and_then(|(t, name)| t.environments.get(name))
             {
+                // Its selected secrets come back too, so a selection that failed must stop the swap.
+                selection_preflight(env, plan);
                 let travelling = spec.travelling_settings();
                 let (pull, travel) =
                     settings_changes(env, state, slot, Written::TravellingOnly(&travelling));

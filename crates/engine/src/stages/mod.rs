@@ -249,16 +249,29 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
     let mut journal = JournalTags::default();
     let (settle, _settle_timer) = settle_token(&ctx.cancel, SETTLE_GRACE);
     // Once per run and before any stage plans: the names `secrets.select` takes, listed read-only, so
-    // every stage of the run delivers (and masks) the same set.
-    let selected;
-    let spec = if opts.command != Command::Build
-        && spec.environments.values().any(|e| e.select.is_some())
+    // every stage of the run delivers (and masks) the same set. A rollback's target release takes them
+    // too: its redeploy re-applies the settings that release was released with, selected ones included.
+    let selects = |s: &ReleaseSpec| s.environments.values().any(|e| e.select.is_some());
+    let (selected, selected_opts);
+    let (spec, opts) = if opts.command != Command::Build
+        && (selects(spec) || opts.target_spec.as_ref().is_some_and(selects))
     {
-        selected =
-            crate::selection::select_secrets(ctx.port.as_ref(), spec, &ctx.log, &ctx.cancel).await;
-        &selected
+        let specs: Vec<&ReleaseSpec> = std::iter::once(spec)
+            .chain(opts.target_spec.as_ref())
+            .collect();
+        // One rendering comes back per rendering given, in order.
+        let mut listed =
+            crate::selection::select_secrets_in(ctx.port.as_ref(), &specs, &ctx.log, &ctx.cancel)
+                .await
+                .into_iter();
+        selected = listed.next().unwrap_or_else(|| spec.clone());
+        selected_opts = StageOptions {
+            target_spec: listed.next(),
+            ..opts.clone()
+        };
+        (&selected, &selected_opts)
     } else {
-        spec
+        (spec, opts)
     };
     // Once per run, before any stage prints: every secret the config references, for masking (hooks and
     // apps of any slot may print them; the rollback stage writes no secret but runs hooks).
