@@ -58,10 +58,17 @@ environments:
 stages:
   staging:
     environment: staging
+    healthCheck:
+      path: /health
   production:
     environment: production
     sourceSlot: staging
     strategy: swap
+    watch:
+      duration: 2s
+      healthCheck:
+        path: /health
+        interval: 1s
   rollback:
     environment: production
     restore: lastKnownGood
