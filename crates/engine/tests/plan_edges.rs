@@ -155,10 +155,13 @@ fn a_production_stage_that_has_not_swapped_yet_plans_the_swap() {
     );
 }
 
+/// A named change to a staged state, and whether the `staged-release` check still holds after it.
+type Case = (&'static str, fn(&mut LiveState), bool);
+
 #[test]
 fn the_staged_release_check_needs_slot_release_journal_and_phase_to_agree() {
     let loaded = example("python-webapp");
-    let cases: [(&str, fn(&mut LiveState), bool); 5] = [
+    let cases: [Case; 5] = [
         ("as staged", |_| {}, true),
         (
             "the slot holds another release",
