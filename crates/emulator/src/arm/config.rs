@@ -90,23 +90,34 @@ pub(super) async fn put_app_settings(ctx: Ctx) -> Response {
             )
         })
         .collect();
+    let properties = serde_json::to_value(&settings).unwrap_or_default();
+    replace_slot_config((shared, name, rg, slot), "appsettings", properties, |s| {
+        s.app_settings = settings
+    })
+}
+
+/// The parts of a request a whole-map config PUT needs: the emulator, the app, its resource group, the slot.
+type Parts = (std::sync::Arc<crate::Shared>, String, String, String);
+
+/// A PUT that replaces one of a slot's config maps (app settings, connection strings): stores it, answers
+/// with the config resource, and restarts the app, as App Service does when that map changes.
+fn replace_slot_config(
+    (shared, name, rg, slot): Parts,
+    kind: &str,
+    properties: serde_json::Value,
+    store: impl FnOnce(&mut crate::state::Slot),
+) -> Response {
     let resp = {
         let mut state = lock(&shared.state);
         let Some(app) = state.apps.get_mut(&name) else {
             return not_found("Microsoft.Web/sites", &name, &rg);
         };
         if let Some(s) = app.slot_mut(&slot) {
-            s.app_settings = settings.clone();
+            store(s);
             s.last_modified = now_rfc3339();
         }
-        config_resource(
-            app,
-            &slot,
-            "appsettings",
-            serde_json::to_value(&settings).unwrap_or_default(),
-        )
+        config_resource(app, &slot, kind, properties)
     };
-    // App Service restarts the app when its settings change.
     crate::runtime::restart(&shared, &name, &slot);
     json(StatusCode::OK, &resp)
 }
@@ -326,22 +337,11 @@ pub(super) async fn put_connection_strings(ctx: Ctx) -> Response {
         Ok(cs) => cs,
         Err(message) => return error_json(StatusCode::BAD_REQUEST, "BadRequest", &message),
     };
-    let resp = {
-        let mut state = lock(&shared.state);
-        let Some(app) = state.apps.get_mut(&name) else {
-            return not_found("Microsoft.Web/sites", &name, &rg);
-        };
-        if let Some(s) = app.slot_mut(&slot) {
-            s.connection_strings = cs.clone();
-            s.last_modified = now_rfc3339();
-        }
-        config_resource(
-            app,
-            &slot,
-            "connectionstrings",
-            connection_strings_json(&cs),
-        )
-    };
-    crate::runtime::restart(&shared, &name, &slot);
-    json(StatusCode::OK, &resp)
+    let properties = connection_strings_json(&cs);
+    replace_slot_config(
+        (shared, name, rg, slot),
+        "connectionstrings",
+        properties,
+        |s| s.connection_strings = cs,
+    )
 }
