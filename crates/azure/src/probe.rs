@@ -13,6 +13,11 @@ use crate::http::{HttpOptions, http_client};
 /// endless body must not hold a probe.
 pub const PAGE_BODY_LIMIT: usize = 1024 * 1024;
 
+/// The title of App Service's default page (`hostingstart.html`, and the page Linux images serve when
+/// no app starts), as Microsoft publishes it. It answers 200, so a status alone cannot tell it from the
+/// app.
+pub const DEFAULT_PAGE_TITLE: &str = "<title>Microsoft Azure App Service - Welcome</title>";
+
 /// What a page answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PageAnswer {
@@ -27,6 +32,12 @@ pub enum PageAnswer {
         status: u16,
         /// `true` when no text was expected.
         text_found: bool,
+    },
+    /// An accepted status, but the body is App Service's default page ([`DEFAULT_PAGE_TITLE`]): the
+    /// platform answered, not the app.
+    DefaultPage {
+        /// The HTTP status.
+        status: u16,
     },
     /// The request or the body timed out (the client's own timeout; callers usually set a shorter one).
     TimedOut,
@@ -68,12 +79,9 @@ impl PageClient {
         if !accepted.contains(&status) {
             return PageAnswer::Refused { status };
         }
-        let Some(needle) = text else {
-            return PageAnswer::Accepted {
-                status,
-                text_found: true,
-            };
-        };
+        // The body is always read (up to the limit): an app that did not start is answered by the
+        // platform's default page with 200, which only its content tells apart.
+        let needle = text.unwrap_or_default().as_bytes();
         let mut response = response;
         let mut body = Vec::new();
         loop {
@@ -81,11 +89,13 @@ impl PageClient {
                 Ok(Some(chunk)) => {
                     let room = PAGE_BODY_LIMIT.saturating_sub(body.len());
                     body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    if contains(&body, needle.as_bytes()) {
-                        return PageAnswer::Accepted {
-                            status,
-                            text_found: true,
-                        };
+                    // The title sits in the head: once it is past, the page is known not to be the
+                    // default one, and the search for the text can end as soon as it is found.
+                    if contains(&body, DEFAULT_PAGE_TITLE.as_bytes()) {
+                        return PageAnswer::DefaultPage { status };
+                    }
+                    if contains(&body, b"</title>") && contains(&body, needle) {
+                        break;
                     }
                     if body.len() >= PAGE_BODY_LIMIT {
                         break;
@@ -97,7 +107,7 @@ impl PageClient {
         }
         PageAnswer::Accepted {
             status,
-            text_found: false,
+            text_found: contains(&body, needle),
         }
     }
 }

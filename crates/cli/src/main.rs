@@ -817,6 +817,8 @@ async fn plan_cmd(args: &PlanArgs, log: &Log, cancel: &CancellationToken) -> Res
             package_later: true,
             // A pull request's release is never staged; its plan of production shows the swap it leads to.
             assume_staged: args.as_if_staged || AgentEnv::from_env().is_pull_request(),
+            // The package is built by the stage that deploys it; that stage judges its layout.
+            layout: None,
         },
     })?;
     // The package root is checked before `build` and `staging` change anything; the plan shows it when it

@@ -157,6 +157,8 @@ pub enum ProbeOutcome {
     UnexpectedStatus { status: u16 },
     /// Expected status, but the body lacks the expected text.
     BodyMismatch { status: u16 },
+    /// Expected status, but the body is App Service's default page: no app is running.
+    DefaultPage { status: u16 },
     /// Connection refused or reset, DNS, TLS, or the body broke off: tolerated and retried.
     ConnectionError { message: String },
     /// No complete answer within the probe's deadline.
@@ -176,6 +178,10 @@ impl fmt::Display for ProbeOutcome {
             Self::Healthy { status } => write!(f, "{status} healthy"),
             Self::UnexpectedStatus { status } => write!(f, "{status} unexpected status"),
             Self::BodyMismatch { status } => write!(f, "{status} body lacks the expected text"),
+            Self::DefaultPage { status } => write!(
+                f,
+                "{status} App Service's default page answered: the app did not start; check the startup command"
+            ),
             Self::ConnectionError { message } => write!(f, "connection error: {message}"),
             Self::TimedOut => f.write_str("timed out"),
         }
@@ -354,7 +360,9 @@ pub async fn gate(
 fn may_be_down(outcome: &ProbeOutcome) -> bool {
     match outcome {
         ProbeOutcome::UnexpectedStatus { status } => *status >= 500,
-        ProbeOutcome::ConnectionError { .. } | ProbeOutcome::TimedOut => true,
+        ProbeOutcome::ConnectionError { .. }
+        | ProbeOutcome::TimedOut
+        | ProbeOutcome::DefaultPage { .. } => true,
         ProbeOutcome::Healthy { .. } | ProbeOutcome::BodyMismatch { .. } => false,
     }
 }
@@ -616,6 +624,7 @@ impl Prober for slot_release_azure::PageClient {
                 status,
                 text_found: false,
             } => ProbeOutcome::BodyMismatch { status },
+            PageAnswer::DefaultPage { status } => ProbeOutcome::DefaultPage { status },
             PageAnswer::TimedOut => ProbeOutcome::TimedOut,
             PageAnswer::Unreachable { message } => ProbeOutcome::ConnectionError { message },
         }

@@ -44,8 +44,6 @@ pub struct AppSpec {
     pub startup_command: Option<String>,
     /// The built-in stack (`linuxFxVersion`), e.g. `PYTHON|3.12`.
     pub stack: Option<String>,
-    /// Whether the stack needs a startup command (Linux Python/Node code apps).
-    pub needs_startup_command: bool,
 }
 
 /// What is released.
@@ -364,12 +362,6 @@ fn hook(hook: &cfg::Hook) -> HookSpec {
     }
 }
 
-/// Whether a built-in stack runs nothing without a startup command (native Python and Node on Linux).
-pub fn stack_needs_startup_command(stack: &str) -> bool {
-    let upper = stack.to_ascii_uppercase();
-    upper.starts_with("PYTHON|") || upper.starts_with("NODE|")
-}
-
 fn delivery(delivery: cfg::Delivery) -> SecretDelivery {
     match delivery {
         cfg::Delivery::KeyVaultReference => SecretDelivery::KeyVaultReference,
@@ -398,11 +390,6 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
                 .unwrap_or_default(),
         },
     };
-    let needs_startup_command = matches!(kind, AppKind::Code { .. })
-        && app
-            .stack
-            .as_deref()
-            .is_some_and(stack_needs_startup_command);
     let environments = config
         .environments
         .iter()
@@ -462,7 +449,6 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
             kind,
             startup_command: app.startup_command.clone(),
             stack: app.stack.clone(),
-            needs_startup_command,
         },
         environments,
         staging: Some(StagingSpec {

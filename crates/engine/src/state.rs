@@ -13,6 +13,7 @@ use crate::error::Error;
 
 /// A slot's name, validated once where it enters (config, state file, journal) and held as such.
 pub use slot_release_config::SlotName;
+use slot_release_config::stack::{Stack, WindowsStackFields};
 
 /// Everything the planner needs to know about the app as it is now.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -43,6 +44,9 @@ pub struct SlotState {
     /// The stack or container image (`linuxFxVersion`, e.g. `PYTHON|3.12` or `DOCKER|repo:tag`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linux_fx_version: Option<String>,
+    /// A Windows app's stack fields; absent for a Linux app, whose stack is `linux_fx_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<WindowsStack>,
     /// The startup command (`appCommandLine`); `None` or empty means none is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub startup_command: Option<String>,
@@ -60,7 +64,55 @@ pub struct SlotState {
     pub host_name: Option<String>,
 }
 
+/// The site config and metadata fields that name a Windows app's stack (see
+/// [`slot_release_config::stack::WindowsStackFields`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WindowsStack {
+    /// `windowsFxVersion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows_fx_version: Option<String>,
+    /// `metadata.CURRENT_STACK`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_stack: Option<String>,
+    /// `netFrameworkVersion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net_framework_version: Option<String>,
+    /// `javaVersion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub java_version: Option<String>,
+    /// `phpVersion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub php_version: Option<String>,
+    /// `nodeVersion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_version: Option<String>,
+    /// `pythonVersion`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python_version: Option<String>,
+}
+
 impl SlotState {
+    /// The stack the slot runs, as App Service names it; `None` when its site config names none (or a
+    /// `linuxFxVersion` no runtime has).
+    pub fn stack(&self) -> Option<Stack> {
+        match &self.windows {
+            Some(w) => Stack::from_windows(&WindowsStackFields {
+                windows_fx_version: w.windows_fx_version.as_deref(),
+                current_stack: w.current_stack.as_deref(),
+                net_framework_version: w.net_framework_version.as_deref(),
+                java_version: w.java_version.as_deref(),
+                php_version: w.php_version.as_deref(),
+                node_version: w.node_version.as_deref(),
+                python_version: w.python_version.as_deref(),
+            }),
+            None => self
+                .linux_fx_version
+                .as_deref()
+                .and_then(|fx| Stack::parse_linux(fx).ok()),
+        }
+    }
+
     /// The image tag when the slot runs a container (`DOCKER|repo:tag`).
     pub fn image(&self) -> Option<&str> {
         self.linux_fx_version

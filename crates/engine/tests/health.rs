@@ -624,3 +624,33 @@ async fn invalid_specs_are_refused_before_any_probe() {
     assert!(matches!(err, Error::InvalidHealthCheck { .. }), "{err}");
     assert_eq!(srv.requests.load(Ordering::SeqCst), 0);
 }
+
+/// App Service answers 200 with its default page when no app started: the gate must not take that for
+/// the app, even with no expected text, and says why.
+#[tokio::test]
+async fn the_platform_default_page_fails_the_gate_with_what_it_means() {
+    let srv = server(|_| {
+        Reply::Answer(
+            200,
+            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"/><title>Microsoft Azure App Service - Welcome</title></head><body><h1>Hey, Python developers!</h1></body></html>",
+        )
+    })
+    .await;
+    let (log, _) = log();
+    let spec = check(1, 20, 600);
+    let err = gate(
+        &client(),
+        &target(srv.addr),
+        &spec,
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "App Service's default page answered: the app did not start; check the startup command"
+        ),
+        "{err}"
+    );
+}

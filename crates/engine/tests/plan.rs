@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use slot_release_engine::package::PackageFiles;
 use slot_release_engine::plan::{self, Action, BuildInfo, Plan, PlanInput, Shown, Stage};
 use slot_release_engine::release::{self, LoadRequest};
 use slot_release_engine::state::LiveState;
@@ -43,6 +44,15 @@ fn state(name: &str) -> LiveState {
 }
 
 fn plan_for(loaded: &release::LoadedRelease, stage: Stage, state: &LiveState) -> Plan {
+    plan_with(loaded, stage, state, None)
+}
+
+fn plan_with(
+    loaded: &release::LoadedRelease,
+    stage: Stage,
+    state: &LiveState,
+    layout: Option<PackageFiles>,
+) -> Plan {
     plan::compute(PlanInput {
         target: None,
         spec: &loaded.spec,
@@ -56,6 +66,7 @@ fn plan_for(loaded: &release::LoadedRelease, stage: Stage, state: &LiveState) ->
             release_name: None,
             package_sha256: None,
             rollback_to: None,
+            layout,
         },
     })
     .unwrap()
@@ -301,13 +312,87 @@ fn settings_with_the_same_value_in_both_environments_travel_with_the_swap() {
     assert_eq!(travelling, ["DATABASE_PATH"]);
 }
 
+fn startup_check(plan: &Plan) -> &plan::Check {
+    plan.preflight
+        .iter()
+        .find(|c| c.name == "startup-command")
+        .expect("a startup-command check")
+}
+
+/// The blank-command rule uses the live stack when the config names none, and the package's layout.
 #[test]
-fn a_missing_startup_command_fails_preflight_before_any_change() {
+fn a_blank_startup_command_is_judged_on_the_effective_stack_and_the_package() {
     let mut loaded = example("python-webapp");
     loaded.spec.app.startup_command = None;
-    let plan = plan_for(&loaded, Stage::Staging, &LiveState::default());
-    let problems: Vec<&str> = plan.problems().map(|c| c.name.as_str()).collect();
-    assert!(problems.contains(&"startup-command"), "{}", plan.render());
+    loaded.spec.app.stack = None;
+    let nested =
+        || PackageFiles::from_names(["application/single_app/app.py", "requirements.txt"], None);
+    let mut live = state("staged.json");
+    for slot in live.slots.values_mut() {
+        slot.startup_command = None;
+        slot.linux_fx_version = Some("PYTHON|3.12".into());
+    }
+    // The live stack detects Flask's app.py at the root only: a nested app serves the default page.
+    let plan = plan_with(&loaded, Stage::Staging, &live, Some(nested()));
+    let c = startup_check(&plan);
+    assert!(!c.ok, "{}", plan.render());
+    assert!(
+        c.detail.contains("PYTHON|3.12") && c.detail.contains("app.py"),
+        "{}",
+        c.detail
+    );
+    assert!(c.detail.contains("app.startupCommand"), "{}", c.detail);
+    // A root app.py is what the image finds.
+    let flat = PackageFiles::from_names(["app.py"], None);
+    let plan = plan_with(&loaded, Stage::Staging, &live, Some(flat));
+    assert!(startup_check(&plan).ok, "{}", plan.render());
+    assert!(startup_check(&plan).detail.contains("gunicorn app:app"));
+    // A configured command runs whatever the layout.
+    loaded.spec.app.startup_command = Some("python -m gunicorn -c gunicorn.conf.py app:app".into());
+    let plan = plan_with(&loaded, Stage::Staging, &live, Some(nested()));
+    assert!(startup_check(&plan).ok, "{}", plan.render());
+    loaded.spec.app.startup_command = None;
+    // With no stack anywhere, nothing tells what will run.
+    for slot in live.slots.values_mut() {
+        slot.linux_fx_version = None;
+    }
+    let plan = plan_with(&loaded, Stage::Staging, &live, Some(nested()));
+    let c = startup_check(&plan);
+    assert!(
+        !c.ok && c.detail.contains("cannot tell what will run"),
+        "{}",
+        c.detail
+    );
+    // A .NET stack needs no command.
+    loaded.spec.app.stack = Some("DOTNETCORE|8.0".into());
+    let plan = plan_with(&loaded, Stage::Staging, &live, Some(nested()));
+    assert!(startup_check(&plan).ok, "{}", plan.render());
+}
+
+/// A Windows slot's stack comes from CURRENT_STACK and its version field: IIS runs the app.
+#[test]
+fn a_windows_slot_needs_no_startup_command() {
+    let mut loaded = example("python-webapp");
+    loaded.spec.app.startup_command = None;
+    loaded.spec.app.stack = None;
+    let mut live = state("staged.json");
+    for slot in live.slots.values_mut() {
+        slot.startup_command = None;
+        slot.linux_fx_version = None;
+        slot.windows = Some(slot_release_engine::state::WindowsStack {
+            current_stack: Some("python".into()),
+            python_version: Some("3.4".into()),
+            ..Default::default()
+        });
+    }
+    let plan = plan_with(
+        &loaded,
+        Stage::Staging,
+        &live,
+        Some(PackageFiles::default()),
+    );
+    let c = startup_check(&plan);
+    assert!(c.ok && c.detail.contains("Windows"), "{}", c.detail);
 }
 
 #[test]

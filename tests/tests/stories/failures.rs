@@ -278,3 +278,63 @@ async fn a_missing_secret_fails_before_the_lock_and_changes_nothing() {
         );
     }
 }
+
+/// Issue 16: with `stack:` omitted the live stack (PYTHON|3.12) decides, and with no startup command App
+/// Service would serve its default page for a package whose entry file it does not find: refused before
+/// any change, naming what was looked for and how to fix it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blank_startup_command_with_no_detectable_app_is_refused_before_any_change() {
+    let world = World::released(|t| {
+        t.replace("  stack: PYTHON|3.12\n", "")
+            .replace("  startupCommand: python3 app.py\n", "")
+    })
+    .await;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    // The staging slot does not exist yet (the stage creates it): production's config is what it starts from.
+    for slot in ["production"] {
+        let change = slot_release_engine::port::SiteChange {
+            startup_command: Some(String::new()),
+            linux_fx_version: None,
+        };
+        world
+            .port
+            .set_site(&slot.parse().unwrap(), &change, &cancel)
+            .await
+            .unwrap();
+    }
+    // The app's entry file where Python's image does not look.
+    let dir = world.config().parent().unwrap().to_path_buf();
+    std::fs::rename(dir.join("app.py"), dir.join("main.py")).unwrap();
+    let before = world.emulator.snapshot();
+    world.emulator.clear_requests();
+
+    let out = world.cli(&["staging", "--release-id", "r1"]).await;
+    assert!(!out.status.success());
+    let text = printed(&out);
+    assert!(text.contains("startup-command"), "{text}");
+    assert!(text.contains("PYTHON|3.12"), "{text}");
+    assert!(
+        text.contains("app.py") && text.contains("app.startupCommand"),
+        "{text}"
+    );
+    let writes: Vec<String> = world
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET" && !r.path.ends_with("/list") && !r.path.contains("/token"))
+        .map(|r| format!("{} {}{}", r.method, r.host, r.path))
+        .collect();
+    assert!(writes.is_empty(), "nothing is changed: {writes:?}");
+    let after = world.emulator.snapshot();
+    for slot in ["production", "staging"] {
+        assert_eq!(
+            after
+                .slot(APP, slot)
+                .map(|s| (&s.app_settings, &s.content_digest)),
+            before
+                .slot(APP, slot)
+                .map(|s| (&s.app_settings, &s.content_digest)),
+            "{slot} unchanged"
+        );
+    }
+}

@@ -178,6 +178,26 @@ impl WebApp {
         })
     }
 
+    /// The slot's metadata (`POST config/metadata/list`): on Windows, `CURRENT_STACK` names the stack the
+    /// portal shows, which the version fields alone do not tell (every Windows site has a
+    /// `netFrameworkVersion`).
+    pub async fn metadata(
+        &self,
+        slot: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<BTreeMap<String, String>> {
+        let op = self.op("list metadata", slot);
+        let call = Call::new(
+            &op,
+            Method::Post,
+            self.url(Some(slot), "/config/metadata/list")?,
+        )
+        .idempotent();
+        let rsp = self.inner.send(call, cancel).await?;
+        let v: serde_json::Value = parse_json(&op, &rsp)?;
+        Ok(string_map(&v["properties"]))
+    }
+
     /// Sticky setting names (site level: they apply to every slot).
     pub async fn slot_config_names(&self, cancel: &CancellationToken) -> Result<SlotConfigNames> {
         let op = format!("get sticky setting names of {}", self.app.name);

@@ -28,6 +28,18 @@ pub struct SiteConfig {
     pub linux_fx_version: Option<String>,
     /// Startup command.
     pub app_command_line: Option<String>,
+    /// `windowsFxVersion` (a Windows container: `DOCKER|image`).
+    pub windows_fx_version: Option<String>,
+    /// `netFrameworkVersion` (Windows .NET), e.g. `v8.0`.
+    pub net_framework_version: Option<String>,
+    /// `javaVersion` (Windows Java).
+    pub java_version: Option<String>,
+    /// `phpVersion` (Windows PHP).
+    pub php_version: Option<String>,
+    /// `nodeVersion` (Windows Node).
+    pub node_version: Option<String>,
+    /// `pythonVersion` (Windows Python).
+    pub python_version: Option<String>,
     /// Health check path.
     pub health_check_path: Option<String>,
     /// Always On.
@@ -94,6 +106,8 @@ pub struct SlotInfo {
     pub kind: Vec<String>,
     /// `Running` or `Stopped`.
     pub state: String,
+    /// `properties.reserved`: true for a Linux app.
+    pub reserved: bool,
     /// Default host name.
     pub default_host: String,
     /// Kudu (SCM) host name (the `Repository` host).
@@ -109,9 +123,10 @@ pub struct SlotInfo {
 }
 
 impl SlotInfo {
-    /// True when `kind` contains `linux`.
+    /// True when `kind` contains `linux` or the site is `reserved` (ARM's flag for a Linux app: some
+    /// answers leave `linux` out of `kind`).
     pub fn is_linux(&self) -> bool {
-        self.kind.iter().any(|k| k == "linux")
+        self.reserved || self.kind.iter().any(|k| k == "linux")
     }
 
     /// True when `kind` contains `container`.
@@ -166,6 +181,7 @@ impl SlotInfo {
                 .filter(|k| !k.is_empty())
                 .collect(),
             state: s(&p["state"]),
+            reserved: p["reserved"].as_bool().unwrap_or(false),
             default_host: s(&p["defaultHostName"]),
             scm_host,
             location: s(&v["location"]),

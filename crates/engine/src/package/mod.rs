@@ -12,12 +12,14 @@
 //! the chunks of a streamed one, and leaves nothing behind. See `docs/packaging.md`.
 
 mod compress;
+mod layout;
 mod manifest;
 mod options;
 mod read;
 mod walk;
 mod writer;
 
+pub use layout::{PYTHON_VENDORED_DIR, PackageFiles};
 pub use manifest::{
     BuiltPackage, MANIFEST_FORMAT, MANIFEST_PATH, Manifest, ManifestFile, ManifestTotal, Sha256Hex,
     read_manifest,

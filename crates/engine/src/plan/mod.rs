@@ -149,6 +149,10 @@ pub struct BuildInfo {
     /// is never staged, and the reviewer wants to see the swap it would lead to).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub assume_staged: bool,
+    /// The package's layout (file names, `package.json`'s start script), when the package is at hand:
+    /// the startup and dependency checks judge it against the stack.
+    #[serde(skip)]
+    pub layout: Option<crate::package::PackageFiles>,
 }
 
 /// A plan for one stage.

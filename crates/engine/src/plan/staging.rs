@@ -53,7 +53,7 @@ pub(super) fn plan_staging(
             format!("staging deploys to slot {slot}, not production")
         },
     ));
-    startup_preflight(spec, state, slot, plan);
+    startup_preflight(spec, state, slot, build.layout.as_ref(), plan);
     let live = state.slot(slot);
     if let AppKind::Code { .. } = spec.app.kind {
         let run_from = live.and_then(|s| s.settings.get("WEBSITE_RUN_FROM_PACKAGE"));

@@ -2,6 +2,9 @@
 //! steps, and the site changes (stack, startup command, image) a slot needs.
 
 use super::*;
+use crate::package::PackageFiles;
+use crate::state::SlotState;
+use slot_release_config::stack::{Runtime, Stack, StartupRule};
 
 /// Preflight checks shared by every stage that changes the app.
 pub(super) fn common_preflight(state: &LiveState, journal: &JournalTags, plan: &mut Plan) {
@@ -31,50 +34,101 @@ pub(super) fn common_preflight(state: &LiveState, journal: &JournalTags, plan: &
     ));
 }
 
+/// The stack a slot will run: the config's, else the slot's own, else production's (a slot being
+/// created starts from production's config).
+pub(super) fn effective_stack(
+    spec: &ReleaseSpec,
+    state: &LiveState,
+    slot: &SlotName,
+) -> Option<Stack> {
+    if let Some(stack) = spec.app.stack.as_deref() {
+        return Stack::parse_linux(stack).ok();
+    }
+    state
+        .slot(slot)
+        .and_then(SlotState::stack)
+        .or_else(|| state.production().and_then(SlotState::stack))
+}
+
+/// Whether something will answer on the slot once the release runs: a blank startup command on a stack
+/// that detects the app serves the platform's default page (200) when the package has nothing it finds.
 pub(super) fn startup_preflight(
     spec: &ReleaseSpec,
     state: &LiveState,
     slot: &SlotName,
+    layout: Option<&PackageFiles>,
     plan: &mut Plan,
 ) {
-    let live = state.slot(slot);
-    match &spec.app.kind {
-        AppKind::Code { .. } => {
-            let wanted = spec.app.startup_command.as_deref().map(str::trim);
-            let has = wanted.filter(|c| !c.is_empty()).is_some()
-                || live.and_then(|s| s.startup_command()).is_some();
-            let ok = has || !spec.app.needs_startup_command;
-            plan.preflight.push(check(
-                "startup-command",
-                ok,
-                if ok {
-                    "the stack's startup command rule holds".to_owned()
-                } else {
-                    format!(
-                        "slot {slot} has no startup command and the config sets none; a blank one on this stack is an outage: set app.startupCommand"
-                    )
-                },
-            ));
-        }
-        AppKind::Container { .. } => {
-            let live_cmd = live.and_then(|s| s.startup_command());
-            plan.preflight.push(check(
-                "startup-command",
-                spec.app.startup_command.is_none(),
-                if spec.app.startup_command.is_none() {
-                    match live_cmd {
-                        Some(cmd) => format!(
-                            "a container app carries no startup command; the slot's {cmd:?} will be cleared"
+    let configured = spec
+        .app
+        .startup_command
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    let live_cmd = state.slot(slot).and_then(|s| s.startup_command());
+    let (ok, detail) = match (&spec.app.kind, effective_stack(spec, state, slot)) {
+        (AppKind::Container { .. }, _) => (true, container_detail(configured)),
+        (AppKind::Code { .. }, None) => (
+            false,
+            format!(
+                "cannot tell what will run: the config sets no app.stack and slot {slot} names no stack; set app.stack (e.g. PYTHON|3.12)"
+            ),
+        ),
+        (AppKind::Code { .. }, Some(stack)) => match stack.startup() {
+            StartupRule::NotNeeded => (
+                true,
+                format!("{stack} runs the deployed app itself; no startup command is needed"),
+            ),
+            StartupRule::Container => (true, container_detail(configured)),
+            rule @ StartupRule::Detect(_) => match (configured, live_cmd) {
+                (Some(cmd), _) => (
+                    true,
+                    format!("{stack} runs the configured startup command {cmd:?}"),
+                ),
+                (None, Some(cmd)) => (
+                    true,
+                    format!("{stack} runs slot {slot}'s startup command {cmd:?}"),
+                ),
+                (None, None) => match layout {
+                    None => (
+                        true,
+                        format!(
+                            "no startup command: {stack} looks for the app in the package, which is not built yet; the staging stage checks it before any change"
                         ),
-                        None => "a container app carries no startup command".to_owned(),
-                    }
-                } else {
-                    "a container app must not have a startup command: remove app.startupCommand"
-                        .to_owned()
+                    ),
+                    Some(files) => match rule.blank_command_runs(Some(files)) {
+                        Ok(found) => (
+                            true,
+                            format!(
+                                "no startup command: {stack} finds the app in the package and runs `{}`",
+                                found.unwrap_or_default()
+                            ),
+                        ),
+                        Err(looked_for) => (false, nothing_runs(&stack, slot, &looked_for)),
+                    },
                 },
-            ));
-        }
+            },
+        },
+    };
+    plan.preflight.push(check("startup-command", ok, detail));
+}
+
+fn container_detail(configured: Option<&str>) -> String {
+    match configured {
+        Some(cmd) => format!("the image's entry point runs, given the startup command {cmd:?}"),
+        None => "the image's entry point runs".to_owned(),
     }
+}
+
+fn nothing_runs(stack: &Stack, slot: &SlotName, looked_for: &[&str]) -> String {
+    let example = match stack.runtime {
+        Runtime::Node => "`npm start`, or add scripts.start to package.json",
+        _ => "`python -m gunicorn -c gunicorn.conf.py app:app`",
+    };
+    format!(
+        "slot {slot} would run {stack} with no startup command (the config sets none and the slot has none), and App Service finds no app in the package: it looks for {} at the package root, and without one it serves its default page, not the app; set app.startupCommand (e.g. {example}) or move the entry file to the root",
+        looked_for.join(", ")
+    )
 }
 
 /// Which of an environment's settings a step writes, and how each is marked.
@@ -296,12 +350,25 @@ pub(super) fn push_site_changes(
                             before,
                             after: wanted.to_owned(),
                         },
-                        "the stack needs the configured startup command",
+                        "the configured startup command is what the slot runs",
                     ));
                 }
             }
         }
         AppKind::Container { repository, tag } => {
+            if let Some(wanted) = spec.app.startup_command.as_deref() {
+                let before = live.and_then(|s| s.startup_command()).map(str::to_owned);
+                if before.as_deref() != Some(wanted) {
+                    plan.steps.push(step(
+                        Action::SetStartupCommand {
+                            slot: slot.to_owned(),
+                            before,
+                            after: wanted.to_owned(),
+                        },
+                        "the configured startup command is passed to the image's entry point",
+                    ));
+                }
+            }
             let after = format!("{repository}:{tag}");
             let before = live.and_then(|s| s.image()).map(str::to_owned);
             if before.as_deref() != Some(after.as_str()) {

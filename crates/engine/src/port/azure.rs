@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::health::AppFailure;
 use crate::identity::ReleaseId;
 use crate::journal::DeploymentRecord;
-use crate::state::{LiveState, SlotName, SlotState};
+use crate::state::{LiveState, SlotName, SlotState, WindowsStack};
 
 /// The port over the real Azure client (or the emulator through a custom cloud).
 #[derive(Debug, Clone)]
@@ -139,6 +139,26 @@ impl Port for AzurePort {
                 .site_config(&slot, cancel)
                 .await
                 .map_err(azure_err(format!("read site config of {name}")))?;
+            // Linux names its stack in `linuxFxVersion`; Windows in the version fields with the portal's
+            // `CURRENT_STACK` metadata saying which one counts.
+            let windows = if info.is_linux() {
+                None
+            } else {
+                let metadata = self
+                    .app
+                    .metadata(&slot, cancel)
+                    .await
+                    .map_err(azure_err(format!("read metadata of {name}")))?;
+                Some(WindowsStack {
+                    windows_fx_version: config.windows_fx_version.clone(),
+                    current_stack: metadata.get("CURRENT_STACK").cloned(),
+                    net_framework_version: config.net_framework_version.clone(),
+                    java_version: config.java_version.clone(),
+                    php_version: config.php_version.clone(),
+                    node_version: config.node_version.clone(),
+                    python_version: config.python_version.clone(),
+                })
+            };
             let deployments = self
                 .app
                 .kudu(&slot)
@@ -157,6 +177,7 @@ impl Port for AzurePort {
                 SlotState {
                     settings,
                     linux_fx_version: config.linux_fx_version.filter(|v| !v.is_empty()),
+                    windows,
                     startup_command: config.app_command_line.filter(|v| !v.is_empty()),
                     release,
                     package_sha256,

@@ -137,6 +137,19 @@ impl Exec<'_> {
                 self.artifact = staged.and_then(|s| s.artifact.clone());
             }
         }
+        // Staging judges the package against the stack (what App Service would start, how dependencies
+        // get installed), so the package is built, when it was not given, before the plan: building
+        // changes nothing in Azure.
+        let mut layout = None;
+        if stage == Stage::Staging && matches!(self.spec.app.kind, AppKind::Code { .. }) {
+            self.build_package().await?;
+            if let Some(package) = &self.package {
+                layout = Some(
+                    crate::package::PackageFiles::from_zip(package)
+                        .map_err(|source| Failure::failed(Error::Package { source }))?,
+                );
+            }
+        }
         let build = BuildInfo {
             release_id: self.opts.release_id.clone(),
             release_name: Some(self.opts.release_name.clone()),
@@ -144,6 +157,7 @@ impl Exec<'_> {
             rollback_to: self.opts.rollback_to.clone(),
             package_later: false,
             assume_staged: false,
+            layout,
         };
         let plan = plan::compute(PlanInput {
             target: self.opts.target_spec.as_ref(),
