@@ -70,6 +70,7 @@ pub(super) fn declared_settings(env: &EnvironmentSpec) -> Option<BTreeSet<String
 /// Which of the names owned on `slot` (and, not sticky, on the swap `partner`) go from `slot`, and the
 /// ownership the stage records. `sticky_only`: only sticky names are removed (production before its swap:
 /// a travelling one leaves with the swap and is removed from the other slot by the next release).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn setting_removals(
     env_name: &str,
     env: &EnvironmentSpec,
