@@ -30,8 +30,9 @@ const TAG_PREVIOUS_IMAGE: &str = "slotrelease.previousImage";
 const TAG_LOCK: &str = "slotrelease.lock";
 const TAG_PREVIOUS_SETTINGS: &str = "slotrelease.previousSettings";
 const TAG_HISTORY: &str = "slotrelease.history";
+const TAG_OWNED: &str = "slotrelease.owned";
 /// Every tag the journal writes, each possibly followed by continuation tags.
-const JOURNAL_TAGS: [&str; 8] = [
+const JOURNAL_TAGS: [&str; 9] = [
     TAG_RELEASE,
     TAG_PHASE,
     TAG_LKG,
@@ -40,6 +41,7 @@ const JOURNAL_TAGS: [&str; 8] = [
     TAG_LOCK,
     TAG_PREVIOUS_SETTINGS,
     TAG_HISTORY,
+    TAG_OWNED,
 ];
 
 /// Most tags Azure Resource Manager allows on one resource (foreign tags included).
@@ -199,6 +201,33 @@ pub struct JournalTags {
     pub previous_settings: BTreeMap<String, Option<String>>,
     /// The releases that passed their watch, oldest first (see [`crate::history`]).
     pub history: Vec<crate::history::Entry>,
+    /// Per slot, the setting and connection-string names the config of the last release there owns, so
+    /// a name taken out of `release.yml` is removed instead of coming back with a swap. `None`: a journal
+    /// written before ownership was recorded (nothing is removed until a release records it).
+    pub owned: Option<BTreeMap<SlotName, Owned>>,
+}
+
+/// The names a release's config owns on one slot: what it declared, and names it took out that may still
+/// be around (on the slot, or in the other one of a swap) until a later release finds them gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Owned {
+    /// The release that recorded them.
+    #[serde(rename = "r")]
+    pub release: String,
+    /// App setting names (plain and Key Vault ones).
+    #[serde(
+        rename = "s",
+        default,
+        skip_serializing_if = "std::collections::BTreeSet::is_empty"
+    )]
+    pub settings: std::collections::BTreeSet<String>,
+    /// Connection string names.
+    #[serde(
+        rename = "c",
+        default,
+        skip_serializing_if = "std::collections::BTreeSet::is_empty"
+    )]
+    pub connection_strings: std::collections::BTreeSet<String>,
 }
 
 impl JournalTags {
@@ -237,6 +266,8 @@ impl JournalTags {
             history: get(TAG_HISTORY)
                 .map(|v| crate::history::decode(&v))
                 .unwrap_or_default(),
+            // An owned list that does not parse (edited by hand) counts as none: nothing is removed.
+            owned: get(TAG_OWNED).and_then(|v| serde_json::from_str(&v).ok()),
         })
     }
 
@@ -280,6 +311,12 @@ impl JournalTags {
             (
                 TAG_HISTORY,
                 (!self.history.is_empty()).then(|| crate::history::encode(&self.history)),
+            ),
+            (
+                TAG_OWNED,
+                self.owned
+                    .as_ref()
+                    .and_then(|o| serde_json::to_string(o).ok()),
             ),
         ]
         .into_iter()
@@ -493,6 +530,11 @@ pub struct DeploymentRecord {
     /// Hook results.
     #[serde(default)]
     pub hooks: Vec<HookRecord>,
+    /// The setting and connection-string names the release's config owns, per slot (see
+    /// [`JournalTags::owned`]); here whole even when the tags had no room for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<BTreeMap<String, Owned>>")]
+    pub owned: Option<BTreeMap<SlotName, Owned>>,
 }
 
 #[cfg(test)]
@@ -892,6 +934,7 @@ mod tests {
                             previous_image,
                             previous_settings: settings,
                             history: Vec::new(),
+                            owned: None,
                         }
                     },
                 )

@@ -17,12 +17,15 @@ use crate::spec::{
 };
 use crate::state::{LiveState, SlotName};
 
+mod owned;
 mod production;
 mod render;
 mod rollback;
 mod staging;
 mod steps;
 
+use owned::*;
+pub use owned::{Ownership, SettingRemoval};
 use production::*;
 use rollback::*;
 use staging::*;
@@ -185,6 +188,10 @@ pub struct Plan {
     /// that downloads it (`DownloadPipelineArtifact@2` with `source: specific`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<crate::history::ArtifactSource>,
+    /// The setting names the stage records as owned on its slot, so a later release can remove those its
+    /// config no longer declares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owns: Option<Ownership>,
 }
 
 /// One preflight check against the config and the live state.
@@ -297,6 +304,14 @@ pub enum Action {
         slot: SlotName,
         /// The changes.
         changes: Vec<SettingChange>,
+    },
+    /// Remove app settings the config owned and no longer declares from a slot.
+    RemoveSettings {
+        /// The slot.
+        #[schemars(with = "String")]
+        slot: SlotName,
+        /// The names, each with why.
+        removals: Vec<SettingRemoval>,
     },
     /// Set the startup command.
     SetStartupCommand {
@@ -484,6 +499,9 @@ impl Action {
             Action::SetSettings { slot, changes } => {
                 format!("set {} setting(s) on {slot}", changes.len())
             }
+            Action::RemoveSettings { slot, removals } => {
+                format!("remove {} setting(s) from {slot}", removals.len())
+            }
             Action::SetStartupCommand {
                 slot,
                 before,
@@ -599,6 +617,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
         steps: Vec::new(),
         on_failure: Vec::new(),
         artifact: None,
+        owns: None,
     };
     match stage {
         Stage::Build => plan_build(spec, &mut plan),
@@ -610,7 +629,9 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
             let env_name = input.environment.unwrap_or(&staging.environment);
             let env = environment(spec, env_name)?;
             plan.environment = Some(env_name.to_owned());
-            plan_staging(spec, env, staging, state, build, &journal, &mut plan);
+            plan_staging(
+                spec, env_name, env, staging, state, build, &journal, &mut plan,
+            );
             selection_preflight(env, &mut plan);
         }
         Stage::Production => {
@@ -621,7 +642,9 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
             let env_name = input.environment.unwrap_or(&production.environment);
             let env = environment(spec, env_name)?;
             plan.environment = Some(env_name.to_owned());
-            plan_production(spec, env, production, state, build, &journal, &mut plan);
+            plan_production(
+                spec, env_name, env, production, state, build, &journal, &mut plan,
+            );
             selection_preflight(env, &mut plan);
         }
         Stage::Rollback => plan_rollback(spec, input.target, state, &journal, build, &mut plan),

@@ -3,8 +3,10 @@
 
 use super::*;
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn plan_production(
     spec: &ReleaseSpec,
+    env_name: &str,
     env: &EnvironmentSpec,
     production: &crate::spec::ProductionSpec,
     state: &LiveState,
@@ -63,6 +65,16 @@ pub(super) fn plan_production(
 
     let travelling = spec.travelling_settings();
     let (pull, set) = settings_changes(env, state, &prod, Written::StickyOnly(&travelling));
+    let remove = setting_removals(
+        env_name,
+        env,
+        state,
+        journal,
+        &prod,
+        (!direct).then_some(source),
+        !direct,
+        plan,
+    );
     // Read before the lock: a missing secret fails the run before it takes the lock.
     plan.steps.extend(pull);
     plan.steps.push(step(
@@ -70,6 +82,7 @@ pub(super) fn plan_production(
         "two releases of the same app at once would interleave their changes",
     ));
     plan.steps.extend(set);
+    plan.steps.extend(remove);
     if !direct {
         let (_, travel) =
             settings_changes(env, state, source, Written::TravellingOnly(&travelling));

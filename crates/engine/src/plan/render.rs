@@ -70,6 +70,16 @@ pub(super) fn render_steps(out: &mut String, steps: &[Step]) {
                 let _ = writeln!(out, "      {}: {before} -> {}{sticky}", c.name, c.after);
             }
         }
+        if let Action::RemoveSettings { removals, .. } = &step.action {
+            for r in removals {
+                let unstick = if r.unsticks {
+                    " [no longer sticky]"
+                } else {
+                    ""
+                };
+                let _ = writeln!(out, "      {}: removed: {}{unstick}", r.name, r.why);
+            }
+        }
         if let Action::RunHook { command, undo, .. } = &step.action {
             let _ = writeln!(out, "      command: {command}");
             if let Some(undo) = undo {

@@ -20,8 +20,10 @@ pub(super) fn plan_build(spec: &ReleaseSpec, plan: &mut Plan) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(super) fn plan_staging(
     spec: &ReleaseSpec,
+    env_name: &str,
     env: &EnvironmentSpec,
     staging: &crate::spec::StagingSpec,
     state: &LiveState,
@@ -93,6 +95,22 @@ pub(super) fn plan_staging(
         BTreeSet::new()
     };
     let (pull, set) = settings_changes(env, state, slot, Written::All(&travelling));
+    // The slot production swaps from also holds, after a swap, what production's release owned.
+    let partner = spec
+        .production
+        .as_ref()
+        .filter(|p| p.source_slot == *slot)
+        .map(|_| SlotName::production());
+    let remove = setting_removals(
+        env_name,
+        env,
+        state,
+        journal,
+        slot,
+        partner.as_ref(),
+        false,
+        plan,
+    );
     // Secrets are read before the lock: reading changes nothing, and a missing or disabled secret then
     // fails the run before it has taken the lock or written anything.
     plan.steps.extend(pull);
@@ -115,6 +133,7 @@ pub(super) fn plan_staging(
         "a later run must know a release was started here",
     ));
     plan.steps.extend(set);
+    plan.steps.extend(remove);
     push_site_changes(spec, state, slot, plan, "the slot must run the new release");
     if let AppKind::Code { .. } = spec.app.kind {
         plan.steps.push(step(

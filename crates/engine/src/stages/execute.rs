@@ -83,6 +83,32 @@ impl Exec<'_> {
                     .await
                     .map_err(port_err("set settings"))?;
             }
+            Action::RemoveSettings { slot, removals } => {
+                let names: BTreeSet<String> = removals.iter().map(|r| r.name.clone()).collect();
+                if slot.is_production() {
+                    for name in &names {
+                        // Kept in memory only (the value may be a secret): a swap that does not happen
+                        // puts production's own settings back.
+                        self.production_settings_before
+                            .entry(name.clone())
+                            .or_insert_with(|| self.production_settings.get(name).cloned());
+                    }
+                }
+                port.remove_settings(slot, &names, &cancel)
+                    .await
+                    .map_err(port_err("remove settings"))?;
+                // After the values are gone, so no slot is left with a name that would travel.
+                let unstick: BTreeSet<String> = removals
+                    .iter()
+                    .filter(|r| r.unsticks)
+                    .map(|r| r.name.clone())
+                    .collect();
+                if !unstick.is_empty() {
+                    port.set_sticky(&BTreeSet::new(), &unstick, &cancel)
+                        .await
+                        .map_err(port_err("change sticky setting names"))?;
+                }
+            }
             Action::SetStack { slot, after, .. } => port
                 .set_site(
                     slot,

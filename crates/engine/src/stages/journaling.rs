@@ -82,6 +82,7 @@ impl Exec<'_> {
             hooks: self.stage.hooks.clone(),
             package_sha256: self.package_sha256.clone(),
             artifact: self.artifact.clone(),
+            owned: self.journal.owned.clone(),
         }
     }
 
@@ -111,7 +112,15 @@ impl Exec<'_> {
             released,
             rollback_target: rollback_target.as_deref(),
         };
-        let (journal, effects) = machine::next(&self.journal, &event);
+        let (mut journal, effects) = machine::next(&self.journal, &event);
+        if let Some(owns) = self.stage.plan.as_ref().and_then(|p| p.owns.as_ref()) {
+            // Recorded from the first journal write on: a name taken out stays owned while a slot still
+            // holds it, so a run that stops before its removals leaves the next one the same work.
+            journal.owned.get_or_insert_with(BTreeMap::new).insert(
+                owns.slot.clone(),
+                owns.to_owned_names(&self.opts.release_id),
+            );
+        }
         self.journal = journal;
         for effect in effects {
             match effect {

@@ -266,6 +266,14 @@ pub fn stage_summary(
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
+            Action::RemoveSettings { slot, removals } => changes.push(format!(
+                "{slot}: removed settings {}",
+                removals
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
             Action::SetImage {
                 slot,
                 before,
