@@ -20,11 +20,15 @@ use crate::state::{LiveState, SlotName};
 mod production;
 mod render;
 mod rollback;
+mod site_config;
 mod staging;
 mod steps;
 
 use production::*;
 use rollback::*;
+pub use site_config::SiteConfigChange;
+use site_config::push_site_config;
+pub(crate) use site_config::site_settings_of;
 use staging::*;
 pub use steps::key_vault_reference;
 use steps::*;
@@ -294,6 +298,14 @@ pub enum Action {
         /// The changes.
         changes: Vec<SettingChange>,
     },
+    /// Set general settings of a slot (`config/web`), only those that differ, in one request.
+    SetSiteConfig {
+        /// The slot.
+        #[schemars(with = "String")]
+        slot: SlotName,
+        /// The changes.
+        changes: Vec<SiteConfigChange>,
+    },
     /// Set the startup command.
     SetStartupCommand {
         /// The slot.
@@ -479,6 +491,20 @@ impl Action {
             }
             Action::SetSettings { slot, changes } => {
                 format!("set {} setting(s) on {slot}", changes.len())
+            }
+            Action::SetSiteConfig { slot, changes } => {
+                let fields: Vec<String> = changes
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} {} -> {}",
+                            c.field,
+                            c.before.as_deref().unwrap_or("(unset)"),
+                            c.after
+                        )
+                    })
+                    .collect();
+                format!("set general settings on {slot}: {}", fields.join(", "))
             }
             Action::SetStartupCommand {
                 slot,

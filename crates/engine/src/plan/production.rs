@@ -70,6 +70,7 @@ pub(super) fn plan_production(
         "two releases of the same app at once would interleave their changes",
     ));
     plan.steps.extend(set);
+    push_site_config(env, &prod, state, plan);
     if !direct {
         let (_, travel) =
             settings_changes(env, state, source, Written::TravellingOnly(&travelling));

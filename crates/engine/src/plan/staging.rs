@@ -115,6 +115,7 @@ pub(super) fn plan_staging(
         "a later run must know a release was started here",
     ));
     plan.steps.extend(set);
+    push_site_config(env, slot, state, plan);
     push_site_changes(spec, state, slot, plan, "the slot must run the new release");
     if let AppKind::Code { .. } = spec.app.kind {
         plan.steps.push(step(

@@ -83,6 +83,11 @@ impl Exec<'_> {
                     .await
                     .map_err(port_err("set settings"))?;
             }
+            Action::SetSiteConfig { slot, changes } => {
+                port.set_site_config(slot, &crate::plan::site_settings_of(changes), &cancel)
+                    .await
+                    .map_err(port_err("set general settings"))?;
+            }
             Action::SetStack { slot, after, .. } => port
                 .set_site(
                     slot,
