@@ -15,6 +15,7 @@ mod error;
 mod load;
 mod model;
 mod reference;
+mod site_config;
 mod source;
 pub mod stack;
 mod types;
@@ -32,6 +33,10 @@ pub use model::{
     Stages, StagingStage, SwapStrategy, UndoHooks, Watch,
 };
 pub use reference::{json_schema, json_schema_string, reference_markdown};
+pub use site_config::{
+    FtpsState, MinTlsVersion, RESTART_WARMUP_PATH, SWAP_WARMUP_PATH, SWAP_WARMUP_STATUSES,
+    SiteConfig, Warmup,
+};
 pub use source::{Position, SourceMap};
 pub use types::{
     Duration, EnvironmentName, HookName, SecretName, SecretRef, SettingName, SlotName, VaultName,

@@ -161,6 +161,10 @@ pub struct Environment {
     /// Settings whose values come from Key Vault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Secrets>,
+    /// General settings of the slot (`siteConfig`): Always On, HTTP/2, TLS, FTP, health check path and
+    /// warm-up. Each stays with the slot in a swap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_config: Option<crate::site_config::SiteConfig>,
 }
 
 /// App settings are strings to App Service; YAML numbers and booleans are read as their text, so

@@ -131,6 +131,8 @@ impl ReleaseSpec {
             .settings
             .iter()
             .filter(|(name, value)| target.settings.get(*name) == Some(*value))
+            // The warm-up settings are the slot's own by platform rule, even when both slots agree.
+            .filter(|(name, _)| !is_warmup_setting(name))
             .map(|(name, _)| name.clone());
         let secrets = source
             .secrets
@@ -163,6 +165,8 @@ pub struct EnvironmentSpec {
     pub select: Option<crate::selection::SecretSelection>,
     /// What the selection took, once the vault was listed.
     pub selected: Option<crate::selection::Selected>,
+    /// General settings of the slot (`siteConfig`); `None` fields are left as they are.
+    pub site_config: crate::state::SiteSettings,
 }
 
 /// One Key Vault secret bound to a setting.
@@ -422,6 +426,7 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
                         .settings
                         .iter()
                         .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                        .chain(warmup_settings(env))
                         .collect(),
                     vault: env.secrets.as_ref().map(|s| s.vault.as_str().to_owned()),
                     secrets,
@@ -435,6 +440,7 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
                         })
                     }),
                     selected: None,
+                    site_config: site_settings(env),
                 },
             )
         })
@@ -486,5 +492,43 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
             undo_hooks: r.undo_hooks == cfg::UndoHooks::Run,
             health: r.health_check.as_ref().map(health),
         }),
+    }
+}
+
+/// The app settings an environment's `siteConfig.warmup` is written as.
+fn warmup_settings(env: &cfg::Environment) -> Vec<(String, String)> {
+    env.site_config
+        .as_ref()
+        .and_then(|s| s.warmup.as_ref())
+        .map(|w| {
+            w.settings()
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether a setting is one of the warm-up settings, which stay with their slot in a swap.
+pub fn is_warmup_setting(name: &str) -> bool {
+    [
+        cfg::SWAP_WARMUP_PATH,
+        cfg::SWAP_WARMUP_STATUSES,
+        cfg::RESTART_WARMUP_PATH,
+    ]
+    .contains(&name)
+}
+
+/// An environment's `siteConfig` as the fields written to `config/web`.
+fn site_settings(env: &cfg::Environment) -> crate::state::SiteSettings {
+    let Some(site) = &env.site_config else {
+        return crate::state::SiteSettings::default();
+    };
+    crate::state::SiteSettings {
+        always_on: site.always_on,
+        http20_enabled: site.http20_enabled,
+        min_tls_version: site.min_tls_version.map(|v| v.as_str().to_owned()),
+        ftps_state: site.ftps_state.map(|v| v.as_str().to_owned()),
+        health_check_path: site.health_check_path.clone(),
     }
 }

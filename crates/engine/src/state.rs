@@ -62,6 +62,38 @@ pub struct SlotState {
     /// The host name the slot answers on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_name: Option<String>,
+    /// General settings (`siteConfig`) as they are now; a field the platform did not report is `None`.
+    #[serde(default, skip_serializing_if = "SiteSettings::is_empty")]
+    pub site_config: SiteSettings,
+}
+
+/// The general settings of a slot a release manages (App Service `config/web`). In the live state they
+/// are what the slot has; in a change, `None` leaves the field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SiteSettings {
+    /// `alwaysOn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub always_on: Option<bool>,
+    /// `http20Enabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http20_enabled: Option<bool>,
+    /// `minTlsVersion`, as ARM spells it (`1.2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_tls_version: Option<String>,
+    /// `ftpsState` (`AllAllowed`, `FtpsOnly`, `Disabled`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ftps_state: Option<String>,
+    /// `healthCheckPath`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_path: Option<String>,
+}
+
+impl SiteSettings {
+    /// Whether no field is set.
+    pub fn is_empty(&self) -> bool {
+        *self == SiteSettings::default()
+    }
 }
 
 /// The site config and metadata fields that name a Windows app's stack (see

@@ -190,6 +190,7 @@ fn world(seed: u64) -> World {
             linux_fx: Some("PYTHON|3.12".into()),
             startup: Some("python3 app.py".into()),
             records: vec![record("released")],
+            ..MemSlot::default()
         },
     );
     w.slots.insert(staging(), MemSlot::default());

@@ -55,6 +55,7 @@ fn plan_with(
             release_name: None,
             package_sha256: None,
             rollback_to: None,
+            layout: None,
         },
     })
     .unwrap()

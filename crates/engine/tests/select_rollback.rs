@@ -126,6 +126,7 @@ fn world() -> World {
                 phase: "released".into(),
                 ..DeploymentRecord::default()
             }],
+            ..MemSlot::default()
         },
     );
     w.slots.insert(

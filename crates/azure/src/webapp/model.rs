@@ -44,6 +44,12 @@ pub struct SiteConfig {
     pub health_check_path: Option<String>,
     /// Always On.
     pub always_on: Option<bool>,
+    /// HTTP/2 to clients.
+    pub http20_enabled: Option<bool>,
+    /// Lowest TLS version accepted (`1.0` … `1.3`).
+    pub min_tls_version: Option<String>,
+    /// FTP access (`AllAllowed`, `FtpsOnly`, `Disabled`).
+    pub ftps_state: Option<String>,
     /// Auto-swap target slot.
     pub auto_swap_slot_name: Option<String>,
     /// Traffic routing rules.
@@ -71,6 +77,14 @@ pub struct SiteConfigPatch {
     pub app_command_line: Option<String>,
     /// New health check path (empty string clears it).
     pub health_check_path: Option<String>,
+    /// New Always On.
+    pub always_on: Option<bool>,
+    /// New HTTP/2 setting.
+    pub http20_enabled: Option<bool>,
+    /// New lowest TLS version.
+    pub min_tls_version: Option<String>,
+    /// New FTP access.
+    pub ftps_state: Option<String>,
     /// Replace the routing rules (empty list clears routing).
     pub ramp_up_rules: Option<Vec<RampUpRule>>,
 }
@@ -86,6 +100,18 @@ impl SiteConfigPatch {
         }
         if let Some(v) = &self.health_check_path {
             p.insert("healthCheckPath".into(), v.clone().into());
+        }
+        if let Some(v) = self.always_on {
+            p.insert("alwaysOn".into(), v.into());
+        }
+        if let Some(v) = self.http20_enabled {
+            p.insert("http20Enabled".into(), v.into());
+        }
+        if let Some(v) = &self.min_tls_version {
+            p.insert("minTlsVersion".into(), v.clone().into());
+        }
+        if let Some(v) = &self.ftps_state {
+            p.insert("ftpsState".into(), v.clone().into());
         }
         if let Some(r) = &self.ramp_up_rules {
             p.insert(

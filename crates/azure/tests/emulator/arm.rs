@@ -68,7 +68,7 @@ async fn sticky_names_site_config_and_tags_round_trip() {
         app_command_line: Some("python app.py".into()),
         health_check_path: Some("/healthz".into()),
         linux_fx_version: Some("PYTHON|3.12".into()),
-        ramp_up_rules: None,
+        ..SiteConfigPatch::default()
     };
     let cfg = web
         .patch_site_config(&s, &patch, &CancellationToken::new())

@@ -6,6 +6,7 @@ mod names;
 mod parse_errors;
 mod raw;
 mod semantic;
+mod site_config;
 mod variables;
 
 pub(crate) use names::check_expanded_names;

@@ -16,6 +16,7 @@ pub(crate) fn check(config: &ReleaseConfig, source: &SourceMap, out: &mut Diagno
     super::names::check_names(config, &mut c);
     check_app(config, &mut c);
     check_environments(config, &mut c);
+    super::site_config::check_site_configs(config, &mut c);
     check_stages(config, &mut c);
 }
 

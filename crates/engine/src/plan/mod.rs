@@ -21,6 +21,7 @@ mod owned;
 mod production;
 mod render;
 mod rollback;
+mod site_config;
 mod staging;
 mod steps;
 
@@ -28,6 +29,9 @@ use owned::*;
 pub use owned::{Ownership, SettingRemoval};
 use production::*;
 use rollback::*;
+pub use site_config::SiteConfigChange;
+use site_config::push_site_config;
+pub(crate) use site_config::site_settings_of;
 use staging::*;
 pub use steps::key_vault_reference;
 use steps::*;
@@ -313,6 +317,14 @@ pub enum Action {
         /// The names, each with why.
         removals: Vec<SettingRemoval>,
     },
+    /// Set general settings of a slot (`config/web`), only those that differ, in one request.
+    SetSiteConfig {
+        /// The slot.
+        #[schemars(with = "String")]
+        slot: SlotName,
+        /// The changes.
+        changes: Vec<SiteConfigChange>,
+    },
     /// Set the startup command.
     SetStartupCommand {
         /// The slot.
@@ -501,6 +513,20 @@ impl Action {
             }
             Action::RemoveSettings { slot, removals } => {
                 format!("remove {} setting(s) from {slot}", removals.len())
+            }
+            Action::SetSiteConfig { slot, changes } => {
+                let fields: Vec<String> = changes
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} {} -> {}",
+                            c.field,
+                            c.before.as_deref().unwrap_or("(unset)"),
+                            c.after
+                        )
+                    })
+                    .collect();
+                format!("set general settings on {slot}: {}", fields.join(", "))
             }
             Action::SetStartupCommand {
                 slot,

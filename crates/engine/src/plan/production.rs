@@ -83,6 +83,7 @@ pub(super) fn plan_production(
     ));
     plan.steps.extend(set);
     plan.steps.extend(remove);
+    push_site_config(env, &prod, state, plan);
     if !direct {
         let (_, travel) =
             settings_changes(env, state, source, Written::TravellingOnly(&travelling));

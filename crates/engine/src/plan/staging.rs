@@ -134,6 +134,7 @@ pub(super) fn plan_staging(
     ));
     plan.steps.extend(set);
     plan.steps.extend(remove);
+    push_site_config(env, slot, state, plan);
     push_site_changes(spec, state, slot, plan, "the slot must run the new release");
     if let AppKind::Code { .. } = spec.app.kind {
         plan.steps.push(step(

@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::health::AppFailure;
 use crate::identity::ReleaseId;
 use crate::journal::DeploymentRecord;
-use crate::state::{LiveState, SlotName, SlotState, WindowsStack};
+use crate::state::{LiveState, SiteSettings, SlotName, SlotState, WindowsStack};
 
 /// The port over the real Azure client (or the emulator through a custom cloud).
 #[derive(Debug, Clone)]
@@ -183,6 +183,13 @@ impl Port for AzurePort {
                     package_sha256,
                     artifact,
                     host_name: Some(info.default_host),
+                    site_config: SiteSettings {
+                        always_on: config.always_on,
+                        http20_enabled: config.http20_enabled,
+                        min_tls_version: config.min_tls_version,
+                        ftps_state: config.ftps_state,
+                        health_check_path: config.health_check_path.filter(|v| !v.is_empty()),
+                    },
                 },
             );
         }
@@ -291,6 +298,27 @@ impl Port for AzurePort {
             .await
             .map(drop)
             .map_err(azure_err(format!("update site config of {slot}")))
+    }
+
+    async fn set_site_config(
+        &self,
+        slot: &SlotName,
+        change: &SiteSettings,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let patch = az::SiteConfigPatch {
+            always_on: change.always_on,
+            http20_enabled: change.http20_enabled,
+            min_tls_version: change.min_tls_version.clone(),
+            ftps_state: change.ftps_state.clone(),
+            health_check_path: change.health_check_path.clone(),
+            ..az::SiteConfigPatch::default()
+        };
+        self.app
+            .patch_site_config(&Self::slot(slot)?, &patch, cancel)
+            .await
+            .map(drop)
+            .map_err(azure_err(format!("update general settings of {slot}")))
     }
 
     async fn deploy_zip(

@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::health::AppFailure;
 use crate::hooks::{self, RemoteCommand};
 use crate::journal::DeploymentRecord;
-use crate::state::{LiveState, SlotName};
+use crate::state::{LiveState, SiteSettings, SlotName};
 
 mod azure;
 mod connect;
@@ -116,6 +116,13 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         &self,
         slot: &SlotName,
         change: &SiteChange,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error>;
+    /// Changes general settings of a slot (`config/web`) in one request: the fields given, no others.
+    async fn set_site_config(
+        &self,
+        slot: &SlotName,
+        change: &SiteSettings,
         cancel: &CancellationToken,
     ) -> Result<(), Error>;
     /// Deploys a zip package to a slot and waits for it.

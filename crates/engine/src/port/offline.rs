@@ -12,7 +12,7 @@ use super::{CommandResult, Port, SecretValue, SettingValue, SiteChange};
 use crate::error::Error;
 use crate::health::{HealthCheck, ProbeOutcome};
 use crate::journal::DeploymentRecord;
-use crate::state::{LiveState, SlotName};
+use crate::state::{LiveState, SiteSettings, SlotName};
 
 /// A port for runs that need no Azure (the build stage): every call explains that.
 #[derive(Debug, Clone, Copy, Default)]
@@ -65,6 +65,14 @@ impl Port for Offline {
         _: &CancellationToken,
     ) -> Result<(), Error> {
         self.refuse("change site config")
+    }
+    async fn set_site_config(
+        &self,
+        _: &SlotName,
+        _: &SiteSettings,
+        _: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.refuse("change general settings")
     }
     async fn deploy_zip(
         &self,

@@ -109,6 +109,11 @@ impl Exec<'_> {
                         .map_err(port_err("change sticky setting names"))?;
                 }
             }
+            Action::SetSiteConfig { slot, changes } => {
+                port.set_site_config(slot, &crate::plan::site_settings_of(changes), &cancel)
+                    .await
+                    .map_err(port_err("set general settings"))?;
+            }
             Action::SetStack { slot, after, .. } => port
                 .set_site(
                     slot,

@@ -274,6 +274,13 @@ pub fn stage_summary(
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
+            Action::SetSiteConfig { slot, changes: c } => changes.push(format!(
+                "{slot}: general settings {}",
+                c.iter()
+                    .map(|c| format!("{} → {}", c.field, c.after))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
             Action::SetImage {
                 slot,
                 before,

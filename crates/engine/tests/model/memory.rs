@@ -16,7 +16,7 @@ use slot_release_engine::health::{HealthCheck, ProbeOutcome, Prober};
 use slot_release_engine::journal::{DeploymentRecord, JournalTags, Phase};
 use slot_release_engine::lock::CLAIM_PREFIX;
 use slot_release_engine::port::{CommandResult, Port, SecretValue, SettingValue, SiteChange};
-use slot_release_engine::state::{LiveState, SlotName, SlotState};
+use slot_release_engine::state::{LiveState, SiteSettings, SlotName, SlotState};
 use tokio_util::sync::CancellationToken;
 
 /// One slot.
@@ -25,6 +25,8 @@ pub struct MemSlot {
     pub settings: BTreeMap<String, String>,
     pub linux_fx: Option<String>,
     pub startup: Option<String>,
+    /// General settings; a swap leaves them with the slot, as App Service does.
+    pub site: SiteSettings,
     /// Deployment records, oldest first (the newest active one names the slot's release).
     pub records: Vec<DeploymentRecord>,
 }
@@ -244,6 +246,8 @@ impl Port for MemPort {
                             package_sha256: None,
                             artifact: None,
                             host_name: Some(format!("{name}.memory.test")),
+                            site_config: s.site.clone(),
+                            windows: None,
                         },
                     );
                 }
@@ -339,6 +343,31 @@ impl Port for MemPort {
             }
             Ok(())
         })
+        .await
+    }
+
+    async fn set_site_config(
+        &self,
+        slot: &SlotName,
+        change: &SiteSettings,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let (slot, change) = (slot.to_owned(), change.clone());
+        self.call(
+            &format!("set general settings of {slot}"),
+            true,
+            cancel,
+            move |w| {
+                let s = &mut w.slots.entry(slot).or_default().site;
+                // A PATCH: the fields given, no others.
+                s.always_on = change.always_on.or(s.always_on);
+                s.http20_enabled = change.http20_enabled.or(s.http20_enabled);
+                s.min_tls_version = change.min_tls_version.or(s.min_tls_version.take());
+                s.ftps_state = change.ftps_state.or(s.ftps_state.take());
+                s.health_check_path = change.health_check_path.or(s.health_check_path.take());
+                Ok(())
+            },
+        )
         .await
     }
 
