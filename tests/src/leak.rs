@@ -275,15 +275,40 @@ impl LeakDetector {
     /// Searches everything written to the emulator that is not the place meant for a secret: every
     /// slot's tags, deployment records, site config and the values of app settings other than
     /// `secret_settings` (the settings that deliver a secret by value hold it by design).
+    ///
+    /// The names of app settings and connection strings are the config's, public in Azure by design (the
+    /// detector never searches them in the settings list), so where the journal repeats one (the names a
+    /// release owns) it is blanked before the search: a secret value that happens to be part of a public
+    /// name is not disclosed by the name. Everything else around it is searched.
     pub fn scan_state(&self, snapshot: &StateSnapshot, secret_settings: &[&str]) -> Vec<Leak> {
         let mut leaks = Vec::new();
         let state = self.long_needles(MIN_STATE_NEEDLE_LEN);
+        let mut public_names: Vec<&str> = snapshot
+            .apps
+            .iter()
+            .flat_map(|a| &a.slots)
+            .flat_map(|s| s.app_settings.keys().chain(s.connection_strings.keys()))
+            .map(String::as_str)
+            .collect();
+        // Longest first, so a name that contains another is blanked whole.
+        public_names.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        public_names.dedup();
+        let blank_names = |text: &str| {
+            let mut text = text.to_owned();
+            for name in &public_names {
+                text = text.replace(&format!("\"{name}\""), "\"\"");
+                if text == *name {
+                    text.clear();
+                }
+            }
+            text
+        };
         for app in &snapshot.apps {
             for slot in &app.slots {
                 let place = format!("{}/{}", app.name, slot.name);
                 for (name, value) in &slot.tags {
                     state.search(
-                        &format!("{name}={value}"),
+                        &format!("{name}={}", blank_names(value)),
                         &format!("tag {name} of {place}"),
                         &mut leaks,
                     );
@@ -292,7 +317,7 @@ impl LeakDetector {
                     let text = serde_json::to_value(record).unwrap_or_default();
                     for string in json_strings(&text) {
                         state.search(
-                            &string,
+                            &blank_names(&string),
                             &format!("deployment record {} of {place}", record.id),
                             &mut leaks,
                         );
