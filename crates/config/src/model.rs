@@ -622,6 +622,16 @@ pub struct HealthCheck {
     /// Text the response body must contain to count as healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_contains: Option<String>,
+    /// How many consecutive definite failures fail the gate before its timeout: answers that waiting
+    /// will not change (500, 501, 505 and up, a 4xx other than 408 and 429, App Service's default
+    /// page). A 502, 503 or 504, a connection error, a timeout or a body without the expected text is
+    /// what a starting app gives, and never counts. Does not apply to the watch (see `maxFailures`).
+    #[serde(default = "default_fail_after")]
+    pub fail_after: u32,
+}
+
+fn default_fail_after() -> u32 {
+    5
 }
 
 fn default_statuses() -> Vec<u16> {

@@ -46,6 +46,7 @@ broken! {
     slot_hook_needs_code_app: "slot-hook-needs-code-app" => [("slot-hook-needs-code-app", 21, 16)];
     duration_not_positive: "duration-not-positive" => [("duration-not-positive", 22, 18)];
     timeout_not_above_interval: "timeout-not-above-interval" => [("timeout-not-above-interval", 22, 16)];
+    fail_after_zero: "fail-after-zero" => [("fail-after-zero", 21, 18)];
     unknown_value: "unknown-value" => [("unknown-value", 24, 15)];
     missing_field: "missing-field" => [("missing-field", 3, 1)];
     unsupported_version: "unsupported-version" => [("unsupported-version", 2, 10)];

@@ -189,6 +189,18 @@ pub enum Error {
         /// The gate's deadline.
         timeout: Duration,
     },
+    /// A slot's app answered wrongly probe after probe, so the gate stopped before its deadline.
+    #[error(
+        "{} failed the health gate early: {consecutive} consecutive probe(s) answered in a way waiting will not change, last: {}; fix the app or the gate's path and statuses (raise failAfter if the app needs longer to stop answering so)",
+        report.url,
+        report.last_outcome()
+    )]
+    GateFailedEarly {
+        /// The probes made.
+        report: Box<GateReport>,
+        /// The definite failures in a row that stopped it.
+        consecutive: u32,
+    },
     /// Production failed too many probes during the watch.
     #[error(
         "{} is unhealthy: {} failed probe(s) of {} during the watch (limit {}), last: {}",
@@ -466,6 +478,7 @@ impl Error {
     pub fn gate_report(&self) -> Option<&GateReport> {
         match self {
             Error::GateFailed { report, .. }
+            | Error::GateFailedEarly { report, .. }
             | Error::GateCancelled { report }
             | Error::AppCrashed { report, .. } => Some(report),
             Error::Health { source } => source.gate_report(),

@@ -102,6 +102,17 @@ pub struct Gate {
     #[serde(rename = "timeoutMs", with = "millis_serde")]
     #[schemars(with = "u64")]
     pub timeout: Duration,
+    /// Consecutive definite failures (see [`ProbeOutcome::is_definite_failure`]) that fail the gate
+    /// before its deadline.
+    #[serde(default = "default_fail_after")]
+    pub fail_after: u32,
+}
+
+/// The product default of [`Gate::fail_after`], also for a plan written before the field existed.
+pub const DEFAULT_FAIL_AFTER: u32 = 5;
+
+fn default_fail_after() -> u32 {
+    DEFAULT_FAIL_AFTER
 }
 
 impl Gate {
@@ -111,6 +122,7 @@ impl Gate {
             check: HealthCheck::new(path),
             successes_needed: 3,
             timeout: Duration::from_secs(300),
+            fail_after: DEFAULT_FAIL_AFTER,
         }
     }
 }
@@ -169,6 +181,24 @@ impl ProbeOutcome {
     /// Whether the probe counts as healthy.
     pub fn is_healthy(&self) -> bool {
         matches!(self, Self::Healthy { .. })
+    }
+
+    /// Whether the answer is one that waiting will not change: the app (or the platform, with its
+    /// default page) answered, and not with what a starting app gives. 502, 503 and 504 are App
+    /// Service's front end while the app starts (and an app's own "not ready"), 408 and 429 ask to come
+    /// back, a body without the expected text is a readiness page saying "starting", and a connection
+    /// error or a timeout is an app still binding its port: none of those count.
+    pub fn is_definite_failure(&self) -> bool {
+        match self {
+            Self::UnexpectedStatus { status } => {
+                !matches!(status, 408 | 429 | 502..=504) && *status >= 400
+            }
+            Self::DefaultPage { .. } => true,
+            Self::Healthy { .. }
+            | Self::BodyMismatch { .. }
+            | Self::ConnectionError { .. }
+            | Self::TimedOut => false,
+        }
     }
 }
 
@@ -384,8 +414,10 @@ pub async fn gate_with(
     let deadline = started + gate.timeout;
     let mut tally = Tally::default();
     let mut streak = 0u32;
+    let mut definite = 0u32;
+    let fail_after = gate.fail_after.max(1);
     log.info(&format!(
-        "Health gate for {}: {url}, {required} consecutive healthy probe(s) within {}",
+        "Health gate for {}: {url}, {required} consecutive healthy probe(s) within {}; fails after {fail_after} consecutive definite failure(s)",
         target.label,
         humantime::format_duration(gate.timeout)
     ));
@@ -419,6 +451,11 @@ pub async fn gate_with(
         } else {
             0
         };
+        definite = if record.outcome.is_definite_failure() {
+            definite + 1
+        } else {
+            0
+        };
         log_probe(log, &target.label, &record, Some((streak, required)));
         let down = may_be_down(&record.outcome);
         tally.add(record);
@@ -446,6 +483,16 @@ pub async fn gate_with(
                 humantime::format_duration(round_ms(started.elapsed()))
             ));
             return Ok(report(tally, true));
+        }
+        if definite >= fail_after {
+            log.info(&format!(
+                "Health gate for {} failed early: {definite} consecutive definite failure(s)",
+                target.label
+            ));
+            return Err(Error::GateFailedEarly {
+                report: Box::new(report(tally, false)),
+                consecutive: definite,
+            });
         }
         let next = probe_start + check.interval;
         // The probes still needed start at least one interval apart; if the last would start after the

@@ -349,6 +349,7 @@ fn health(check: &cfg::HealthCheck) -> Gate {
         },
         successes_needed: check.successes,
         timeout: check.timeout.into(),
+        fail_after: check.fail_after,
     }
 }
 

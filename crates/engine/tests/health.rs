@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use slot_release_engine::Error;
 use slot_release_engine::health::{
-    AppFailure, CrashCheck, Gate, GateReport, HealthCheck, ProbeOutcome, ProbeTarget, Watch, gate,
-    gate_with, watch,
+    AppFailure, CrashCheck, DEFAULT_FAIL_AFTER, Gate, GateReport, HealthCheck, ProbeOutcome,
+    ProbeTarget, Watch, gate, gate_with, watch,
 };
 use slot_release_pipelines::{Log, OutputMode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -124,6 +124,7 @@ fn check(successes: u32, interval_ms: u64, timeout_ms: u64) -> Gate {
         },
         successes_needed: successes,
         timeout: Duration::from_millis(timeout_ms),
+        fail_after: DEFAULT_FAIL_AFTER,
     }
 }
 
@@ -289,10 +290,15 @@ async fn gate_fails_at_its_deadline_when_never_healthy() {
     let srv = server(|_| Reply::Answer(500, "boom")).await;
     let (log, _) = log();
     let started = Instant::now();
+    // Never early: this is the deadline's test.
+    let spec = Gate {
+        fail_after: u32::MAX,
+        ..check(2, 100, 700)
+    };
     let err = gate(
         &client(),
         &target(srv.addr),
-        &check(2, 100, 700),
+        &spec,
         &CancellationToken::new(),
         &log,
     )
@@ -653,4 +659,129 @@ async fn the_platform_default_page_fails_the_gate_with_what_it_means() {
         ),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn an_app_that_answers_500_fails_the_gate_early_not_at_its_deadline() {
+    let srv = server(|_| Reply::Answer(500, "Internal Server Error")).await;
+    let (log, sink) = log();
+    let spec = Gate {
+        fail_after: 3,
+        ..check(2, 20, 60_000)
+    };
+    let started = Instant::now();
+    let err = gate(
+        &client(),
+        &target(srv.addr),
+        &spec,
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let Error::GateFailedEarly {
+        report,
+        consecutive,
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!((*consecutive, report.probes_total), (3, 3), "{report:?}");
+    assert_eq!(srv.requests.load(Ordering::SeqCst), 3);
+    assert!(err.to_string().contains("500 unexpected status"), "{err}");
+    assert!(err.to_string().contains("failAfter"), "{err}");
+    assert!(
+        sink.text()
+            .contains("fails after 3 consecutive definite failure(s)"),
+        "{}",
+        sink.text()
+    );
+}
+
+#[tokio::test]
+async fn what_a_starting_app_answers_never_fails_the_gate_early() {
+    // Each of these is a starting app (or App Service's front end before it): with failAfter 1 the
+    // gate still runs to its deadline.
+    let starting = |n: u32| match n % 6 {
+        0 => Reply::Answer(502, "bad gateway"),
+        1 => Reply::Answer(503, "not ready"),
+        2 => Reply::Answer(504, "gateway timeout"),
+        3 => Reply::Answer(429, "slow down"),
+        4 => Reply::Answer(200, "starting"),
+        _ => Reply::Drop,
+    };
+    let srv = server(starting).await;
+    let (log, _) = log();
+    let mut spec = Gate {
+        fail_after: 1,
+        ..check(1, 20, 600)
+    };
+    spec.check.body_contains = Some("ok".to_owned());
+    let err = gate(
+        &client(),
+        &target(srv.addr),
+        &spec,
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap_err();
+    let Error::GateFailed { report, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(report.probes_total >= 6, "{report:?}");
+}
+
+#[tokio::test]
+async fn a_starting_answer_between_500s_restarts_the_count_and_a_healthy_app_passes() {
+    let srv = server(|n| match n {
+        1 | 2 | 4 | 5 => Reply::Answer(500, "boom"),
+        3 => Reply::Answer(503, "not ready"),
+        _ => Reply::Answer(200, "ok"),
+    })
+    .await;
+    let (log, _) = log();
+    let spec = Gate {
+        fail_after: 3,
+        ..check(2, 20, 5_000)
+    };
+    let report = gate(
+        &client(),
+        &target(srv.addr),
+        &spec,
+        &CancellationToken::new(),
+        &log,
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.probes_total, report.failures), (7, 5), "{report:?}");
+}
+
+#[test]
+fn definite_failures_are_the_answers_waiting_will_not_change() {
+    let definite = |o: ProbeOutcome| o.is_definite_failure();
+    for status in [400, 401, 403, 404, 500, 501, 505, 599] {
+        assert!(
+            definite(ProbeOutcome::UnexpectedStatus { status }),
+            "{status}"
+        );
+    }
+    for status in [301, 408, 429, 502, 503, 504] {
+        assert!(
+            !definite(ProbeOutcome::UnexpectedStatus { status }),
+            "{status}"
+        );
+    }
+    assert!(definite(ProbeOutcome::DefaultPage { status: 200 }));
+    assert!(!definite(ProbeOutcome::BodyMismatch { status: 200 }));
+    assert!(!definite(ProbeOutcome::TimedOut));
+    assert!(!definite(ProbeOutcome::Healthy { status: 200 }));
+    assert!(!definite(ProbeOutcome::ConnectionError {
+        message: "refused".into()
+    }));
 }

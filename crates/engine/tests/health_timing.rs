@@ -128,6 +128,7 @@ async fn a_gate_passes_at_its_first_run_of_consecutive_successes() {
         check: check(2_000),
         successes_needed: 3,
         timeout: Duration::from_secs(60),
+        fail_after: u32::MAX,
     };
     let report = gate(&app, &target(), &spec, &CancellationToken::new(), &log())
         .await
@@ -143,6 +144,7 @@ async fn a_gate_that_can_no_longer_fit_its_successes_gives_up_before_its_deadlin
         check: check(2_000),
         successes_needed: 3,
         timeout: Duration::from_secs(10),
+        fail_after: u32::MAX,
     };
     let started = Instant::now();
     let err = gate(&app, &target(), &spec, &CancellationToken::new(), &log())

@@ -419,6 +419,14 @@ fn check_health(base: &str, health: &HealthCheck, gate: bool, c: &mut Checker<'_
             "set how many consecutive healthy probes pass the gate, e.g. 3".into(),
         );
     }
+    if health.fail_after == 0 {
+        c.error(
+            &format!("{base}.failAfter"),
+            "fail-after-zero",
+            "`failAfter` is 0, so the gate would fail before its first probe".into(),
+            "set how many consecutive definite failures (e.g. 500s) fail the gate early, e.g. 5; leave it out for the default".into(),
+        );
+    }
     if !health.timeout.is_zero() && !health.interval.is_zero() && health.timeout <= health.interval
     {
         c.error(

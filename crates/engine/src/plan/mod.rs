@@ -579,10 +579,11 @@ impl Action {
             ),
             Action::UndoHook { name, .. } => format!("undo hook {name}"),
             Action::HealthGate { slot, gate } => format!(
-                "health gate {slot}{}: {} consecutive success(es) within {}",
+                "health gate {slot}{}: {} consecutive success(es) within {}, failing early after {} definite failure(s)",
                 gate.check.path,
                 gate.successes_needed,
-                humantime::format_duration(gate.timeout)
+                humantime::format_duration(gate.timeout),
+                gate.fail_after
             ),
             Action::Swap { source, target } => format!("swap {source} into {target}"),
             Action::ApplySlotConfig { source, target } => {
