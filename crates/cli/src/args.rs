@@ -236,6 +236,10 @@ pub(crate) struct RehearseArgs {
     /// Show a failure path and its recovery: none, health, migration or watch.
     #[arg(long, default_value = "none")]
     pub(crate) fail_at: FailAt,
+    /// Short gates (every 250 ms, at most 2 successes) and a 3 s watch, said in the log: proves the path
+    /// in seconds, e.g. in a pull-request run. Azure's own pace (Retry-After, deployments) is kept.
+    #[arg(long)]
+    pub(crate) quick: bool,
     /// Write the release record (JSON) here.
     #[arg(long)]
     pub(crate) record: Option<PathBuf>,

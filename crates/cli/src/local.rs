@@ -32,6 +32,7 @@ pub(crate) async fn rehearse_cmd(
         config_dir: config_dir(&args.common.config),
         work_dir: work_dir.clone(),
         fail_at: args.fail_at,
+        quick: args.quick,
     };
     let outcome = rehearse::run(&loaded, &options, log, cancel).await?;
     report(

@@ -26,6 +26,7 @@ use slot_release_engine::stages::{
 use slot_release_engine::state::SlotName;
 
 mod error;
+pub mod quick;
 pub use error::Error;
 
 const TENANT: &str = "72f988bf-0000-0000-0000-00000000e0e0";
@@ -73,6 +74,8 @@ pub struct RehearseOptions {
     pub work_dir: PathBuf,
     /// The failure to show.
     pub fail_at: FailAt,
+    /// The quick profile: short gates and watch (see [`quick`]).
+    pub quick: bool,
 }
 
 /// What a rehearsal showed.
@@ -291,6 +294,23 @@ pub async fn run(
     log: &Log,
     cancel: CancellationToken,
 ) -> Result<RehearseOutcome, Error> {
+    let quickened;
+    let loaded = if opts.quick {
+        let mut copy = loaded.clone();
+        let changes = quick::apply(&mut copy.spec);
+        log.info(&if changes.is_empty() {
+            "Quick rehearsal: the config's gates and watch are already short".to_owned()
+        } else {
+            format!(
+                "Quick rehearsal, waits shortened (not what a release with this config waits): {}",
+                changes.join("; ")
+            )
+        });
+        quickened = copy;
+        &quickened
+    } else {
+        loaded
+    };
     let spec = &loaded.spec;
     let previous = match &spec.app.kind {
         AppKind::Code { root, .. } => {
@@ -404,7 +424,12 @@ pub async fn run(
             matches!(record.result, RunResult::Failed | RunResult::RolledBack) && production_healthy
         }
     };
-    let story = story(opts.fail_at, &record, production_healthy, &served);
+    let mut story = story(opts.fail_at, &record, production_healthy, &served);
+    if opts.quick {
+        story.push_str(
+            " (Quick profile: gates and watch shortened; a release waits what release.yml says.)",
+        );
+    }
     emulator.shutdown().await;
     Ok(RehearseOutcome {
         record,

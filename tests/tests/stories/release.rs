@@ -249,6 +249,70 @@ fn rehearse_shows_the_release_and_each_failure_path_with_production_healthy() {
     }
 }
 
+/// `--quick` runs the same path with short gates and watch, says so, and the plan it ran shows the waits
+/// it used; a staging slot that answers 500 fails its gate early rather than at its timeout.
+#[test]
+fn a_quick_rehearsal_shortens_the_waits_and_says_so() {
+    for fail_at in ["watch", "health"] {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("record.json");
+        let started = Instant::now();
+        let out = std::process::Command::new(paths::slot_release_binary().unwrap())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TMPDIR", dir.path())
+            .current_dir(paths::workspace())
+            .args([
+                "rehearse",
+                "--config",
+                "examples/python-webapp/release.yml",
+                "--quick",
+                "--fail-at",
+                fail_at,
+                "--record",
+            ])
+            .arg(&record)
+            .output()
+            .unwrap();
+        let text = printed(&out);
+        assert!(out.status.success(), "--fail-at {fail_at}: {text}");
+        assert!(
+            text.contains("Quick rehearsal, waits shortened")
+                && text.contains("watch 3s instead of 10s")
+                && text.contains("(Quick profile: gates and watch shortened"),
+            "{text}"
+        );
+        let record: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&record).unwrap()).unwrap();
+        let steps = |stage: usize| record["stages"][stage]["plan"]["steps"].as_array().cloned();
+        let gate = steps(1)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|s| s["action"]["gate"].is_object())
+            .unwrap_or_else(|| panic!("no gate in the staging plan: {record}"));
+        assert_eq!(gate["action"]["gate"]["intervalMs"], 250, "{gate}");
+        assert_eq!(gate["action"]["gate"]["successesNeeded"], 2, "{gate}");
+        if fail_at == "watch" {
+            assert_eq!(record["result"], "rolledBack");
+            let watch = steps(2)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|s| s["action"]["watch"].is_object())
+                .unwrap_or_else(|| panic!("no watch in the production plan: {record}"));
+            assert_eq!(watch["action"]["watch"]["windowMs"], 3000, "{watch}");
+        } else {
+            assert_eq!(record["result"], "failed");
+            assert!(text.contains("failed the health gate early"), "{text}");
+            // The gate's 20 s deadline was not waited out.
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "took {:?}: {text}",
+                started.elapsed()
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rerun_of_a_succeeded_production_stage_keeps_the_journal_slots_true() {
     let world = World::released(|t| t).await;
