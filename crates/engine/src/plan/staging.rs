@@ -104,9 +104,22 @@ pub(super) fn plan_staging(
         plan,
     );
     if let Some(at) = scm_at {
-        let build = Effective::of(SCM_BUILD, env, live, removes(remove.as_ref(), SCM_BUILD));
-        plan.preflight
-            .insert(at, scm_build_check(env_name, slot, &build));
+        let effective = |name| Effective::of(name, env, live, removes(remove.as_ref(), name));
+        let settings = BuildSettings {
+            build: effective(SCM_BUILD),
+            run_from_package: effective("WEBSITE_RUN_FROM_PACKAGE"),
+        };
+        let mut checks = vec![scm_build_check(env_name, slot, &settings)];
+        if let Some(stack) = effective_stack(spec, state, slot) {
+            checks.extend(dependencies_check(
+                env_name,
+                slot,
+                stack.runtime,
+                &settings,
+                build.layout.as_ref(),
+            ));
+        }
+        plan.preflight.splice(at..at, checks);
     }
     // Secrets are read before the lock: reading changes nothing, and a missing or disabled secret then
     // fails the run before it has taken the lock or written anything.
