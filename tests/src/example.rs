@@ -15,6 +15,8 @@ pub enum Example {
     /// `tests/fixtures/simplechat`: a SimpleChat-shaped Flask app whose dependencies come from
     /// `requirements.txt` (see [`crate::wheelhouse`]).
     SimpleChat,
+    /// `tests/fixtures/node-http`: a Node app on plain `http` with `scripts.start` and no startup command.
+    NodeHttp,
 }
 
 impl Example {
@@ -24,6 +26,7 @@ impl Example {
             Example::Python => paths::workspace().join("examples/python-webapp"),
             Example::Container => paths::workspace().join("examples/container-app"),
             Example::SimpleChat => paths::workspace().join("tests/fixtures/simplechat"),
+            Example::NodeHttp => paths::workspace().join("tests/fixtures/node-http"),
         }
     }
 
@@ -48,7 +51,7 @@ impl Example {
                 ("interval: 5s", "interval: 1s"),
             ],
             // The fixtures are written with short waits already.
-            Example::SimpleChat => &[],
+            Example::SimpleChat | Example::NodeHttp => &[],
         };
         let mut text = text.to_owned();
         for (from, to) in replacements {

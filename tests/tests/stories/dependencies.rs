@@ -1,8 +1,9 @@
 //! Apps whose dependencies must be installed (issue 16): a SimpleChat-shaped Flask app released through
 //! staging and production by both routes — App Service's build of `requirements.txt` from an offline
 //! wheelhouse, and packages vendored in `__oryx_packages__` by a build step — a failed build failing staging
-//! with the build's log and production untouched.
+//! with the build's log and production untouched, and a Node app with no startup command.
 
+use std::path::Path;
 use std::time::Duration;
 
 use slot_release_emulator::EmulatorOptions;
@@ -137,4 +138,54 @@ async fn a_failed_build_fails_staging_with_its_log_and_production_is_untouched()
     assert_eq!(after.app_settings, before.app_settings);
     assert_flask_answers(&world, "production", "production").await;
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("failed"));
+}
+
+/// A Node app with no startup command: App Service runs `npm start`, the plan says so, and nothing needs
+/// installing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_app_with_no_startup_command_releases_through_production() {
+    let world = World::builder()
+        .example(Example::NodeHttp)
+        .previous_release()
+        .emulator(|o: &mut EmulatorOptions| o.deployment_step_delay = Duration::from_millis(20))
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("the world did not start: {e}"));
+    let command = world
+        .slot("production")
+        .site_config
+        .get("appCommandLine")
+        .cloned();
+    assert!(
+        command
+            .as_ref()
+            .and_then(|c| c.as_str())
+            .is_none_or(str::is_empty),
+        "no startup command: {command:?}"
+    );
+    let prober = world.watch_production();
+    let out = world.cli(&["staging", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
+    let log = stdout(&out);
+    assert!(
+        preflight_line(&log, "startup-command").contains("runs `npm start`"),
+        "{log}"
+    );
+    assert!(
+        preflight_line(&log, "dependencies").contains("package.json lists no dependencies"),
+        "{log}"
+    );
+    let out = world.cli(&["production", "--release-id", "r1"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
+    prober.assert_always_healthy().await;
+    let (status, body) = world
+        .get("production", "/")
+        .await
+        .expect("production answers");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("Node http app (production), release r1"),
+        "{body}"
+    );
+    assert!(Path::new(&world.slot("production").content_dir.join("server.js")).is_file());
 }
