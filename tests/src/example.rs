@@ -12,15 +12,22 @@ pub enum Example {
     Python,
     /// `examples/container-app`: a container app swapped with preview.
     Container,
+    /// `tests/fixtures/simplechat`: a SimpleChat-shaped Flask app whose dependencies come from
+    /// `requirements.txt` (see [`crate::wheelhouse`]).
+    SimpleChat,
+    /// `tests/fixtures/node-http`: a Node app on plain `http` with `scripts.start` and no startup command.
+    NodeHttp,
 }
 
 impl Example {
     /// The example's folder in the workspace.
     pub fn dir(self) -> PathBuf {
-        paths::workspace().join("examples").join(match self {
-            Example::Python => "python-webapp",
-            Example::Container => "container-app",
-        })
+        match self {
+            Example::Python => paths::workspace().join("examples/python-webapp"),
+            Example::Container => paths::workspace().join("examples/container-app"),
+            Example::SimpleChat => paths::workspace().join("tests/fixtures/simplechat"),
+            Example::NodeHttp => paths::workspace().join("tests/fixtures/node-http"),
+        }
     }
 
     /// `text` (the example's `release.yml`) with its waits shortened so a test runs in seconds, and for the
@@ -43,6 +50,8 @@ impl Example {
                 ("duration: 2m", "duration: 3s"),
                 ("interval: 5s", "interval: 1s"),
             ],
+            // The fixtures are written with short waits already.
+            Example::SimpleChat | Example::NodeHttp => &[],
         };
         let mut text = text.to_owned();
         for (from, to) in replacements {

@@ -4,7 +4,8 @@
 //! (`node index.js` from a staged task folder, with the agent's environment, output parsed by the agent's
 //! rules, the agent's exit-code and cancellation rules) or directly as a script step would
 //! ([`World::cli`]), the emulator's state read back, production probed throughout ([`prober`]), and
-//! everything the task left behind searched for leaked secrets ([`leak`]).
+//! everything the task left behind searched for leaked secrets ([`leak`]). Python apps get their packages
+//! offline from a local wheelhouse ([`wheelhouse`]).
 //!
 //! Run with `cargo test -p slot-release-tests`. The binary is `target/debug/slot-release`, brought up to
 //! date with `cargo build -p slot-release` once per test process, or `SLOT_RELEASE_BIN`; `node` is taken
@@ -18,6 +19,7 @@ pub mod matrix;
 pub mod paths;
 pub mod pipeline;
 pub mod prober;
+pub mod wheelhouse;
 pub mod world;
 
 pub use agent::{AgentOutcome, AgentResult, AgentRun, RunningTask};

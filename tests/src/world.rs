@@ -46,6 +46,7 @@ pub enum Baseline {
 
 type Edit = Box<dyn FnOnce(String) -> String + Send>;
 type Tweak = Box<dyn FnOnce(&mut EmulatorOptions) + Send>;
+type Prepare = Box<dyn FnOnce(&Path) -> Result<(), String> + Send>;
 
 /// How a world is built: which example, which baseline, and what a test changes before it starts.
 pub struct WorldBuilder {
@@ -55,6 +56,7 @@ pub struct WorldBuilder {
     edit: Option<Edit>,
     vault: Vec<SeedSecret>,
     tweak: Option<Tweak>,
+    prepare: Option<Prepare>,
 }
 
 impl std::fmt::Debug for WorldBuilder {
@@ -66,6 +68,7 @@ impl std::fmt::Debug for WorldBuilder {
             .field("edit", &self.edit.is_some())
             .field("vault", &self.vault.len())
             .field("tweak", &self.tweak.is_some())
+            .field("prepare", &self.prepare.is_some())
             .finish()
     }
 }
@@ -119,6 +122,17 @@ impl WorldBuilder {
         self
     }
 
+    /// Runs `prepare` on the copied sources before the world is seeded from them, as a pipeline's own build
+    /// step would change the checkout (vendoring dependencies, say): the previous release is seeded from
+    /// the prepared package root.
+    pub fn prepare(
+        mut self,
+        prepare: impl FnOnce(&Path) -> Result<(), String> + Send + 'static,
+    ) -> WorldBuilder {
+        self.prepare = Some(Box::new(prepare));
+        self
+    }
+
     /// Copies the example, seeds and starts the emulator, and stages the task.
     pub async fn start(self) -> Result<World, String> {
         if self.baseline == Baseline::Sample && self.example != Example::Python {
@@ -135,6 +149,9 @@ impl WorldBuilder {
             text = edit(text);
         }
         std::fs::write(&config, text).map_err(|e| e.to_string())?;
+        if let Some(prepare) = self.prepare {
+            prepare(&sources)?;
+        }
 
         let loaded = release::load(
             &config,
@@ -309,6 +326,7 @@ impl World {
             edit: None,
             vault: Vec::new(),
             tweak: None,
+            prepare: None,
         }
     }
 

@@ -113,8 +113,9 @@ pub enum AzureError {
         /// Classification (swap warm-up failures are `Transient`).
         kind: ErrorKind,
     },
-    /// A Kudu deployment failed; the deployment log is attached.
-    #[error("deployment {id} failed: {message}")]
+    /// A Kudu deployment failed; the deployment log is attached, and its last lines are part of the message
+    /// (a failed platform build says why only there).
+    #[error("deployment {id} failed: {message}{}", crate::kudu::log_tail(.log))]
     DeploymentFailed {
         /// Deployment id.
         id: String,

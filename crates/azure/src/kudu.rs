@@ -132,6 +132,46 @@ pub struct LogEntry {
     pub details_url: Option<String>,
 }
 
+/// How many of a failed deployment's last log lines its error shows.
+pub const LOG_TAIL_LINES: usize = 20;
+
+/// How many characters of one log line the error shows.
+pub const LOG_TAIL_LINE_CHARS: usize = 240;
+
+/// The last lines of a deployment log as a failed deployment's message ends: at most
+/// [`LOG_TAIL_LINES`] non-blank lines, each cut at [`LOG_TAIL_LINE_CHARS`] characters, so a build that
+/// printed megabytes still gives an error a person can read. Empty for an empty log.
+pub(crate) fn log_tail(log: &[LogEntry]) -> String {
+    let lines: Vec<&str> = log
+        .iter()
+        .flat_map(|e| e.message.lines())
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let skipped = lines.len().saturating_sub(LOG_TAIL_LINES);
+    let mut out = if skipped > 0 {
+        format!(
+            "\nlast {LOG_TAIL_LINES} lines of the deployment log ({skipped} earlier not shown):"
+        )
+    } else {
+        "\nthe deployment log:".to_owned()
+    };
+    for line in &lines[skipped..] {
+        out.push_str("\n  ");
+        match line.char_indices().nth(LOG_TAIL_LINE_CHARS) {
+            Some((cut, _)) => {
+                out.push_str(&line[..cut]);
+                out.push_str(" [...]");
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
 /// A deployment-history record written after a swap or rollback.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeploymentRecord {
@@ -657,5 +697,54 @@ impl Kudu {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(message: &str) -> LogEntry {
+        LogEntry {
+            message: message.to_owned(),
+            ..LogEntry::default()
+        }
+    }
+
+    #[test]
+    fn a_failed_deployment_shows_the_last_lines_of_its_log_bounded() {
+        assert_eq!(log_tail(&[]), "");
+        let short = [
+            entry("Running oryx build..."),
+            entry(""),
+            entry("Deployment Failed."),
+        ];
+        assert_eq!(
+            log_tail(&short),
+            "\nthe deployment log:\n  Running oryx build...\n  Deployment Failed."
+        );
+        // A build that printed a lot: the last lines only, each cut, multi-line entries split.
+        let mut long: Vec<LogEntry> = (0..500).map(|i| entry(&format!("line {i}"))).collect();
+        long.push(entry(&"é".repeat(10_000)));
+        long.push(entry(
+            "ERROR: No matching distribution found for missing==2.0\nDeployment Failed.",
+        ));
+        let tail = log_tail(&long);
+        assert!(tail.contains("(483 earlier not shown)"), "{tail}");
+        assert!(
+            !tail.contains("line 482\n") && tail.contains("line 483"),
+            "{tail}"
+        );
+        assert!(
+            tail.ends_with("missing==2.0\n  Deployment Failed."),
+            "{tail}"
+        );
+        assert_eq!(tail.lines().count(), 1 + LOG_TAIL_LINES + 1);
+        assert!(
+            tail.len() < (LOG_TAIL_LINES + 1) * (LOG_TAIL_LINE_CHARS * 2 + 16),
+            "{}",
+            tail.len()
+        );
+        assert!(tail.contains(" [...]"));
     }
 }

@@ -2,8 +2,10 @@
 //! detection for Python (Django's `wsgi.py`, then a Flask-style `app` in `application.py`/`app.py`/
 //! `run.py`/`index.py`/`server.py`, then the default site), Node (`npm start`, `main`, the candidate
 //! files, then the default site), Java SE (`java -jar` the deployed jar), and the environment the
-//! images give the app (a virtual environment or vendored packages on `PYTHONPATH`). The lines the
-//! images print go to the app's log, so a reader learns what was detected as on App Service.
+//! images give the app (the virtual environment `antenv`, else the vendored `__oryx_packages__`, as
+//! Oryx's Python script generator does when App Service launches it with `-virtualEnvName antenv`).
+//! The lines the images print go to the app's log, so a reader learns what was detected as on App
+//! Service.
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +37,8 @@ pub(crate) fn stack_of(site_config: &serde_json::Map<String, serde_json::Value>)
 const PYTHON_DEFAULT_SITE: &str = "/opt/defaultsite";
 /// The virtual environment an Oryx build creates, and the one the Python image looks for.
 pub(crate) const VENV: &str = "antenv";
+/// The package folder Oryx's Python startup uses when the site has no virtual environment.
+pub(crate) const PACKAGE_DIR: &str = "__oryx_packages__";
 
 /// How a code app's instance starts.
 #[derive(Debug, Default)]
@@ -86,17 +90,28 @@ fn python(s: &mut Startup, dir: &Path, user: Option<&str>) {
         s.path.push(venv.join("bin"));
     } else {
         s.lines.push(format!(
-            "Could not find virtual environment directory {}.",
+            "WARNING: Could not find virtual environment directory '{}'.",
             venv.display()
         ));
-    }
-    // Packages vendored in the package the way Functions and `pip install --target` lay them out.
-    let vendored = dir
-        .join(".python_packages")
-        .join("lib")
-        .join("site-packages");
-    if vendored.is_dir() {
-        pythonpath.push(vendored.display().to_string());
+        // Without a virtual environment Oryx falls back to its package folder: it names the folder in a
+        // `.pth` file of the user site (so the folder itself is on `sys.path`) and puts its `bin` first
+        // on `PATH`. `PYTHONPATH` stands in for the `.pth` file here.
+        let packages = dir.join(PACKAGE_DIR);
+        if packages.is_dir() {
+            s.lines
+                .push(format!("Using package directory '{}'", packages.display()));
+            pythonpath.push(packages.display().to_string());
+            s.path.push(packages.join("bin"));
+            s.lines.push(format!(
+                "Updated PATH to include '{}'",
+                packages.join("bin").display()
+            ));
+        } else {
+            s.lines.push(format!(
+                "WARNING: Could not find package directory '{}'.",
+                packages.display()
+            ));
+        }
     }
     if !pythonpath.is_empty() {
         let joined = pythonpath.join(":");

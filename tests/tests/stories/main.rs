@@ -2,9 +2,11 @@
 //!
 //! Each test seeds an emulator from a copy of an example config (production runs the previous release),
 //! runs the binary as a pipeline step would, and asserts the emulator's final state: which content and
-//! settings are in which slot, the journal, and that production answered healthy throughout.
+//! settings are in which slot, the journal, and that production answered healthy throughout. Apps that
+//! need their dependencies installed come from `tests/fixtures` (`dependencies`).
 
 mod containers;
+mod dependencies;
 mod failures;
 mod release;
 mod rollback;

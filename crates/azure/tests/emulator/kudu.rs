@@ -130,9 +130,16 @@ async fn failed_deployment_returns_its_log() {
     });
     let kudu = azure(&env).web_app(&app_ref()).kudu(&slot("staging"));
     match kudu.deploy_zip(&pkg, &DeployOptions::default()).await {
-        Err(AzureError::DeploymentFailed { id, log, .. }) => {
+        Err(err @ AzureError::DeploymentFailed { .. }) => {
+            let text = err.to_string();
+            let AzureError::DeploymentFailed { id, log, .. } = err else {
+                unreachable!()
+            };
             assert!(!id.is_empty());
             assert!(!log.is_empty(), "the log is attached");
+            // Its last lines are part of the message a person reads.
+            let last = log.last().map(|e| e.message.clone()).unwrap_or_default();
+            assert!(text.contains(&format!("\n  {last}")), "{text}");
         }
         other => panic!("expected a failed deployment, got {other:?}"),
     }

@@ -1,7 +1,8 @@
 //! Oryx-style builds on deployment (`SCM_DO_BUILD_DURING_DEPLOYMENT`): pip into `antenv` from a
 //! local wheel folder, `npm ci` from an offline cache, the build's lines in the deployment log, a
 //! failed build failing the deployment while the previous content keeps running, and packages
-//! vendored in the zip used as they are when the setting is off.
+//! vendored in the zip (`__oryx_packages__`, as Oryx's startup reads them) used as they are when the
+//! setting is off, and Azure Functions' `.python_packages` not read by a web app.
 
 use std::io::Write;
 use std::path::Path;
@@ -154,8 +155,13 @@ async fn without_the_build_setting_vendored_python_packages_are_used_as_they_are
                 ("app.py", WSGI_APP),
                 ("requirements.txt", "greeting==1.0\n"),
                 (
-                    ".python_packages/lib/site-packages/greeting.py",
+                    "__oryx_packages__/greeting.py",
                     "def hello():\n    return 'hello vendored'\n",
+                ),
+                // A console script of a vendored package: Oryx puts the folder's bin first on PATH.
+                (
+                    "__oryx_packages__/bin/greet",
+                    "#!/bin/sh\necho vendored-bin\n",
                 ),
             ]),
         )
@@ -164,6 +170,28 @@ async fn without_the_build_setting_vendored_python_packages_are_used_as_they_are
     let log = deployment_log(f, d["id"].as_str().expect("id")).await;
     assert!(!log.contains("oryx build"), "{log}");
     eventually_body(f, &url, "hello vendored").await;
+    let (_, path) = f.get_text(&format!("{url}/path")).await;
+    assert!(
+        path.split(':')
+            .next()
+            .is_some_and(|first| first.ends_with("__oryx_packages__/bin")),
+        "{path}"
+    );
+    // Functions' folder is not on a web app's path: the same module there is not found.
+    let d = f
+        .one_deploy(
+            "staging",
+            zip(&[
+                ("app.py", WSGI_APP),
+                (
+                    ".python_packages/lib/site-packages/greeting.py",
+                    "def hello():\n    return 'hello functions'\n",
+                ),
+            ]),
+        )
+        .await;
+    assert_eq!(d["status"], 4, "{d}");
+    eventually_body(f, &url, "flask-style contoso-web").await;
     let dir = f
         .emu
         .snapshot()

@@ -39,6 +39,8 @@ def app(environ, start_response):
         body = "flask-style " + os.environ.get("WEBSITE_SITE_NAME", "")
     if environ.get("PATH_INFO") == "/venv":
         body = os.environ.get("VIRTUAL_ENV", "<unset>")
+    if environ.get("PATH_INFO") == "/path":
+        body = os.environ.get("PATH", "")
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [body.encode()]
 "#;

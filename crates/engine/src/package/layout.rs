@@ -1,6 +1,11 @@
 //! What a built package offers App Service at startup and build time, read from the zip's central
 //! directory (names only, never the entries' bytes, so memory stays flat however large the package is)
 //! plus the root `package.json`, the one small file whose content the rules depend on.
+//!
+//! Where App Service's Python startup finds packages a package brings along is Oryx's rule (its startup
+//! script generator, `src/startupscriptgenerator/src/python/scriptgenerator.go`, as App Service launches it
+//! with `-virtualEnvName antenv`): the virtual environment `antenv` when the site has one, else the
+//! folder `__oryx_packages__`, which it names in a `.pth` file and whose `bin` it puts on `PATH`.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -10,8 +15,18 @@ use slot_release_config::stack::PackageLayout;
 
 use super::PackageError;
 
-/// The vendored Python packages folder App Service's Python image puts on `PYTHONPATH`.
-pub const PYTHON_VENDORED_DIR: &str = ".python_packages/lib/site-packages";
+/// The folder of vendored Python packages App Service's Python startup puts on the path when the site
+/// has no virtual environment (`pip install --target __oryx_packages__`).
+pub const PYTHON_VENDORED_DIR: &str = "__oryx_packages__";
+
+/// The virtual environment App Service's Python build creates and its startup uses.
+pub const PYTHON_VENV_DIR: &str = "antenv";
+
+/// Azure Functions' folder of vendored packages: App Service's web app startup does not read it.
+pub const PYTHON_FUNCTIONS_DIR: &str = ".python_packages/lib/site-packages";
+
+/// How many `requirements.txt` below the root the layout keeps (their paths name the fix).
+const NESTED_REQUIREMENTS_KEPT: usize = 8;
 
 /// `package.json` larger than this is not read (no real one is): the layout then knows no start script.
 const PACKAGE_JSON_LIMIT: u64 = 1024 * 1024;
@@ -31,6 +46,13 @@ pub struct PackageFiles {
     pub node_modules: bool,
     /// Whether the package holds files under [`PYTHON_VENDORED_DIR`].
     pub python_vendored: bool,
+    /// Whether the package holds a virtual environment's packages (`antenv/lib/`).
+    pub python_venv: bool,
+    /// Whether the package holds files under [`PYTHON_FUNCTIONS_DIR`].
+    pub python_functions_dir: bool,
+    /// `requirements.txt` one or two folders down (the app's own folder in a repository-shaped package),
+    /// outside vendored folders; at most a few.
+    pub nested_requirements: Vec<String>,
 }
 
 impl PackageFiles {
@@ -88,12 +110,24 @@ impl PackageFiles {
             ..PackageFiles::default()
         };
         let vendored = format!("{PYTHON_VENDORED_DIR}/");
+        let venv = format!("{PYTHON_VENV_DIR}/lib/");
+        let functions = format!("{PYTHON_FUNCTIONS_DIR}/");
         for name in names {
             if name.ends_with('/') {
                 continue;
             }
             files.node_modules |= name.starts_with("node_modules/");
             files.python_vendored |= name.starts_with(&vendored);
+            files.python_venv |= name.starts_with(&venv);
+            files.python_functions_dir |= name.starts_with(&functions);
+            let depth = name.matches('/').count();
+            if (1..=2).contains(&depth)
+                && name.ends_with("/requirements.txt")
+                && files.nested_requirements.len() < NESTED_REQUIREMENTS_KEPT
+                && !is_vendored(name)
+            {
+                files.nested_requirements.push(name.to_owned());
+            }
             if wanted_main.as_deref() == Some(name) {
                 files.main = Some(name.to_owned());
             }
@@ -108,6 +142,17 @@ impl PackageFiles {
     pub fn has_requirements(&self) -> bool {
         self.shallow.contains("requirements.txt")
     }
+
+    /// Whether the package brings its Python packages along where App Service's startup finds them.
+    pub fn python_packages_included(&self) -> bool {
+        self.python_vendored || self.python_venv
+    }
+}
+
+/// Whether an entry lies in a folder of installed packages, whose own files say nothing of the app's needs.
+fn is_vendored(name: &str) -> bool {
+    let top = name.split('/').next().unwrap_or_default();
+    top.starts_with('.') || [PYTHON_VENDORED_DIR, PYTHON_VENV_DIR, "node_modules"].contains(&top)
 }
 
 impl PackageLayout for PackageFiles {
@@ -143,8 +188,11 @@ mod tests {
             "mysite/wsgi.py",
             "a/b/c.py",
             ".python_packages/lib/site-packages/flask/__init__.py",
+            "__oryx_packages__/flask/__init__.py",
             "node_modules/x/index.js",
+            "node_modules/x/requirements.txt",
             "lib/start.js",
+            "application/single_app/requirements.txt",
         ];
         let files = PackageFiles::from_names(
             names,
@@ -157,8 +205,22 @@ mod tests {
         assert_eq!(files.one_folder_down("wsgi.py"), vec!["mysite/wsgi.py"]);
         assert_eq!(files.main_entry().as_deref(), Some("lib/start.js"));
         assert!(files.has_start_script() && files.node_dependencies);
-        assert!(files.node_modules && files.python_vendored);
+        assert!(files.node_modules && files.python_vendored && files.python_functions_dir);
+        assert!(!files.python_venv && !files.has_requirements());
+        assert_eq!(
+            files.nested_requirements,
+            ["application/single_app/requirements.txt"]
+        );
         let bare = PackageFiles::from_names(["package.json"], Some(r#"{"scripts": {}}"#));
         assert!(!bare.has_start_script() && !bare.node_dependencies && bare.main_entry().is_none());
+        assert!(!bare.python_packages_included() && !bare.python_functions_dir);
+        let venv = PackageFiles::from_names(
+            [
+                "requirements.txt",
+                "antenv/lib/python3.12/site-packages/flask/__init__.py",
+            ],
+            None,
+        );
+        assert!(venv.has_requirements() && venv.python_packages_included());
     }
 }

@@ -17,6 +17,7 @@ use crate::spec::{
 };
 use crate::state::{LiveState, SlotName};
 
+mod dependencies;
 mod owned;
 mod production;
 mod render;
@@ -25,6 +26,7 @@ mod site_config;
 mod staging;
 mod steps;
 
+use dependencies::*;
 use owned::*;
 pub use owned::{Ownership, SettingRemoval};
 use production::*;

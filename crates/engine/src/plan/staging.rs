@@ -57,6 +57,7 @@ pub(super) fn plan_staging(
     ));
     startup_preflight(spec, state, slot, build.layout.as_ref(), plan);
     let live = state.slot(slot);
+    let mut scm_at = None;
     if let AppKind::Code { .. } = spec.app.kind {
         let run_from = live.and_then(|s| s.settings.get("WEBSITE_RUN_FROM_PACKAGE"));
         let url = run_from.is_some_and(|v| v.starts_with("http://") || v.starts_with("https://"));
@@ -69,18 +70,9 @@ pub(super) fn plan_staging(
                 "WEBSITE_RUN_FROM_PACKAGE does not point at a URL".to_owned()
             },
         ));
-        let scm_build = live
-            .and_then(|s| s.settings.get("SCM_DO_BUILD_DURING_DEPLOYMENT"))
-            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-        plan.preflight.push(check(
-            "scm-build",
-            !scm_build,
-            if scm_build {
-                format!("SCM_DO_BUILD_DURING_DEPLOYMENT is on for {slot}, but the package is already built; set it to false so the deployed bytes are the ones planned")
-            } else {
-                "the deployed package is used as built".to_owned()
-            },
-        ));
+        // The build check is judged once the plan knows whether a removal takes the setting away; it
+        // keeps its place among the checks of the code package.
+        scm_at = Some(plan.preflight.len());
     }
     common_preflight(state, journal, plan);
 
@@ -111,6 +103,24 @@ pub(super) fn plan_staging(
         false,
         plan,
     );
+    if let Some(at) = scm_at {
+        let effective = |name| Effective::of(name, env, live, removes(remove.as_ref(), name));
+        let settings = BuildSettings {
+            build: effective(SCM_BUILD),
+            run_from_package: effective("WEBSITE_RUN_FROM_PACKAGE"),
+        };
+        let mut checks = vec![scm_build_check(env_name, slot, &settings)];
+        if let Some(stack) = effective_stack(spec, state, slot) {
+            checks.extend(dependencies_check(
+                env_name,
+                slot,
+                stack.runtime,
+                &settings,
+                build.layout.as_ref(),
+            ));
+        }
+        plan.preflight.splice(at..at, checks);
+    }
     // Secrets are read before the lock: reading changes nothing, and a missing or disabled secret then
     // fails the run before it has taken the lock or written anything.
     plan.steps.extend(pull);
