@@ -139,6 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let root = workspace_root()?;
+    own_build(&root)?;
     // The debug xtask builds once and hands over to the release xtask, which must not wait on cargo's
     // lock for a second, empty build.
     let binary = match std::env::var_os(BUILT_VAR) {
@@ -344,6 +345,91 @@ fn workspace_root() -> anyhow::Result<PathBuf> {
         .context("the xtask crate is not inside the workspace")
 }
 
+/// Refuses a run that could measure another checkout's code. Cargo names a workspace binary without a
+/// hash, so two checkouts sharing a target directory overwrite each other's `xtask` and `slot-release`
+/// while each keeps its own fingerprints: a checkout whose sources did not change since its last build
+/// sees its fingerprint fresh and runs the other checkout's binary. So the target directory must be this
+/// checkout's own, and this xtask must have been built from this checkout (`cargo run` says where from).
+fn own_build(root: &Path) -> anyhow::Result<()> {
+    if let Some(invoked) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        let invoked = PathBuf::from(invoked);
+        let built = Path::new(env!("CARGO_MANIFEST_DIR"));
+        if !same_dir(&invoked, built) {
+            bail!(
+                "this xtask binary was built from {} but runs for {}: another checkout shares the \
+                 target directory. Give each checkout its own (unset CARGO_TARGET_DIR) and run again",
+                built.display(),
+                invoked.display()
+            );
+        }
+    }
+    check_target(&target_dir(root)?, root)
+}
+
+/// The target directory must lie inside the checkout.
+fn check_target(target: &Path, root: &Path) -> anyhow::Result<()> {
+    if !inside(target, root) {
+        bail!(
+            "the target directory {} is outside this checkout ({}): a shared target directory lets \
+             one checkout's build pass for another's, so the benchmark would not know what it \
+             measures. Unset CARGO_TARGET_DIR (or build.target-dir) for the benchmark",
+            target.display(),
+            root.display()
+        );
+    }
+    Ok(())
+}
+
+/// The target directory cargo uses for this workspace, whatever sets it (`CARGO_TARGET_DIR`,
+/// `build.target-dir` in any config file).
+fn target_dir(root: &Path) -> anyhow::Result<PathBuf> {
+    target_dir_with(root, &[])
+}
+
+/// [`target_dir`] with extra environment for cargo (tests set `CARGO_TARGET_DIR` this way).
+fn target_dir_with(root: &Path, env: &[(&str, &str)]) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .envs(env.iter().copied())
+        .current_dir(root)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .output()
+        .context("cannot run cargo metadata")?;
+    if !out.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("cargo metadata printed no JSON")?;
+    meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata names no target directory")
+}
+
+fn same_dir(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+fn inside(dir: &Path, root: &Path) -> bool {
+    match (dir.canonicalize(), root.canonicalize()) {
+        (Ok(dir), Ok(root)) => dir.starts_with(root),
+        // Not built yet: judge the path as given.
+        _ => dir.starts_with(root),
+    }
+}
+
 /// `cargo build --release` of the binary (so every measurement runs what users run) and of xtask.
 fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -363,10 +449,7 @@ fn build_release(root: &Path) -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("cargo build --release failed ({status})");
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let binary = target.join("release").join("slot-release");
+    let binary = target_dir(root)?.join("release").join("slot-release");
     if !binary.is_file() {
         bail!("the release binary is missing: {}", binary.display());
     }
@@ -630,6 +713,22 @@ impl Noise {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_directory_outside_the_checkout_is_refused_wherever_it_is_set() {
+        let root = workspace_root().unwrap();
+        let own_dir = root.join("target");
+        let own =
+            target_dir_with(&root, &[("CARGO_TARGET_DIR", own_dir.to_str().unwrap())]).unwrap();
+        assert!(check_target(&own, &root).is_ok(), "{}", own.display());
+        let shared = tempfile::tempdir().unwrap();
+        let dir = shared.path().to_str().unwrap();
+        let found = target_dir_with(&root, &[("CARGO_TARGET_DIR", dir)]).unwrap();
+        assert_eq!(found, shared.path());
+        let err = check_target(&found, &root).unwrap_err().to_string();
+        assert!(err.contains("outside this checkout"), "{err}");
+        assert!(err.contains("Unset CARGO_TARGET_DIR"), "{err}");
+    }
 
     #[test]
     fn form_encoding_escapes_reserved_characters() {

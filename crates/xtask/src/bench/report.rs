@@ -272,6 +272,13 @@ impl Report {
                 "- **Machine state:** 1-minute load average {start:.2} at the start, {end:.2} at \
                  the end (a load near or above the CPU count means other work shared the CPUs)\n"
             ));
+            if noisy(start.max(end), m.cpus) {
+                out.push_str(
+                    "- **⚠ Noisy run:** the load reached the CPU count, so other work shared the CPUs \
+                     during the measurements; the ratios are less reliable than usual. Re-run on an \
+                     idle machine before drawing conclusions.\n",
+                );
+            }
         }
         if self.quick {
             out.push_str(
@@ -368,6 +375,11 @@ pub fn fixed_poll_reaction(interval_secs: f64) -> f64 {
     interval_secs / 2.0
 }
 
+/// Whether a run shared its CPUs with other work: the 1-minute load reached the CPU count.
+pub(crate) fn noisy(load: f64, cpus: usize) -> bool {
+    cpus > 0 && load >= cpus as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +429,15 @@ mod tests {
                 notes: vec!["A note.".into()],
             }],
         }
+    }
+
+    #[test]
+    fn a_run_at_or_above_the_cpu_count_is_marked_noisy() {
+        assert!(!sample().to_markdown().contains("Noisy run"));
+        let mut busy = sample();
+        busy.machine.load = Some((0.5, 2.0));
+        assert!(busy.to_markdown().contains("**⚠ Noisy run:**"));
+        assert!(!noisy(1.99, 2) && noisy(2.0, 2) && !noisy(9.0, 0));
     }
 
     #[test]
