@@ -281,12 +281,13 @@ fn explain(section: &mut Section) {
     let mut notes = vec![];
     if section.title.starts_with("1.") && missed("same, against the floor") {
         notes.push(format!(
-            "{MISSED} the floor target. Node's own start is most of the floor; the rest of our \
-             time is the binary before its first request (building the HTTPS client and its TLS \
-             roots, loading and validating release.yml) plus the TLS handshake that precedes a \
-             logged request, which the floor does not pay. Not yet profiled; what would reach it: \
-             send the token request first and validate the config while it is in flight, and load \
-             only the emulator/agent CA instead of the system roots when one is given."
+            "{MISSED} the floor target. Node's own start is most of the floor; the rest is the \
+             binary before its first request plus the TLS handshake, which the floor does not pay. \
+             A profile of `slot-release plan` (issue 17) found config loading about 1 ms \
+             and the system roots about 3 ms; the largest cost was aws-lc's CPU-jitter entropy \
+             seeding (about 23 ms at -O0), removed by seeding from the OS (docs/architecture.md, \
+             Randomness). Check that `.cargo/config.toml` still sets AWS_LC_SYS_NO_JITTER_ENTROPY \
+             and that the machine was idle (see the load above)."
         ));
     }
     if section.title.starts_with("2.") {
