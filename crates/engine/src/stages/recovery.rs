@@ -25,12 +25,18 @@ impl Exec<'_> {
         };
         let production_changed = damage.swapped || damage.image_set;
         let applies = machine::recovery(plan.on_failure.iter().map(|s| &s.action), &damage);
+        let mut release_lock = None;
         for (step, applies) in plan.on_failure.iter().zip(applies) {
-            // The lock can be lost while recovering (taken over once stale): then it is not ours to give.
-            if !applies || (matches!(step.action, Action::ReleaseLock) && !self.lock_held()) {
+            if !applies {
                 continue;
             }
-            if restore_failed && !matches!(step.action, Action::ReleaseLock) {
+            if matches!(step.action, Action::ReleaseLock) {
+                // Given back last: the journal and production's own settings below are still written
+                // under it, so no other run starts on the app before they are.
+                release_lock = Some(step);
+                continue;
+            }
+            if restore_failed {
                 // Production still runs the release: its gate, the undo of its hooks and a `rolledBack`
                 // journal would all describe a rollback that did not happen.
                 continue;
@@ -78,6 +84,12 @@ impl Exec<'_> {
             self.restore_production_settings().await;
             // Production was never touched: the slot is still staged and the production stage can be retried.
             let _ = self.write_journal(Phase::Staged).await;
+        }
+        // The lock can be lost while recovering (taken over once stale): then it is not ours to give.
+        if let Some(step) = release_lock
+            && self.lock_held()
+        {
+            let _ = self.timed(step).await;
         }
         result
     }
