@@ -17,6 +17,7 @@ use crate::spec::{
 };
 use crate::state::{LiveState, SlotName};
 
+mod connection_strings;
 mod owned;
 mod production;
 mod render;
@@ -25,6 +26,10 @@ mod site_config;
 mod staging;
 mod steps;
 
+pub use connection_strings::{
+    Concealed, ConnectionStringChange, connection_string_secret_key, is_connection_string_key,
+};
+use connection_strings::{connection_string_changes, connection_string_pulls, sticky_preflight};
 use owned::*;
 pub use owned::{Ownership, SettingRemoval};
 use production::*;
@@ -270,6 +275,21 @@ pub struct SecretPull {
     /// Taken by `secrets.select` (from the vault's listing) rather than named in `secrets.map`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub selected: bool,
+    /// It feeds the connection string named `setting`, not an app setting.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub connection_string: bool,
+}
+
+impl SecretPull {
+    /// The key its value is kept under once pulled: the setting's name, or the connection string's
+    /// ([`connection_string_secret_key`]), which cannot clash with a setting's.
+    pub fn key(&self) -> String {
+        if self.connection_string {
+            connection_string_secret_key(&self.setting)
+        } else {
+            self.setting.clone()
+        }
+    }
 }
 
 /// What a step does.
@@ -311,6 +331,22 @@ pub enum Action {
     },
     /// Remove app settings the config owned and no longer declares from a slot.
     RemoveSettings {
+        /// The slot.
+        #[schemars(with = "String")]
+        slot: SlotName,
+        /// The names, each with why.
+        removals: Vec<SettingRemoval>,
+    },
+    /// Set connection strings on a slot (only those that differ) and mark them sticky or travelling.
+    SetConnectionStrings {
+        /// The slot.
+        #[schemars(with = "String")]
+        slot: SlotName,
+        /// The changes: names, types and where each value comes from, never a value.
+        changes: Vec<ConnectionStringChange>,
+    },
+    /// Remove connection strings the config owned and no longer declares from a slot.
+    RemoveConnectionStrings {
         /// The slot.
         #[schemars(with = "String")]
         slot: SlotName,
@@ -490,7 +526,9 @@ impl Action {
                 let names: Vec<String> = secrets
                     .iter()
                     .map(|s| {
-                        if s.selected {
+                        if s.connection_string {
+                            format!("{} (connection string {})", s.secret, s.setting)
+                        } else if s.selected {
                             format!("{} (selected, as {})", s.secret, s.setting)
                         } else {
                             s.secret.clone()
@@ -513,6 +551,12 @@ impl Action {
             }
             Action::RemoveSettings { slot, removals } => {
                 format!("remove {} setting(s) from {slot}", removals.len())
+            }
+            Action::SetConnectionStrings { slot, changes } => {
+                format!("set {} connection string(s) on {slot}", changes.len())
+            }
+            Action::RemoveConnectionStrings { slot, removals } => {
+                format!("remove {} connection string(s) from {slot}", removals.len())
             }
             Action::SetSiteConfig { slot, changes } => {
                 let fields: Vec<String> = changes

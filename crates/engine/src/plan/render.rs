@@ -70,7 +70,30 @@ pub(super) fn render_steps(out: &mut String, steps: &[Step]) {
                 let _ = writeln!(out, "      {}: {before} -> {}{sticky}", c.name, c.after);
             }
         }
-        if let Action::RemoveSettings { removals, .. } = &step.action {
+        if let Action::SetConnectionStrings { changes, .. } = &step.action {
+            for c in changes {
+                // Names, types and where values come from; never a value.
+                let before = match (&c.type_before, &c.before) {
+                    (Some(kind), Some(shown)) => format!("{kind}, {shown}"),
+                    _ => "(unset)".into(),
+                };
+                let sticky = if c.becomes_sticky {
+                    " [sticky]"
+                } else if c.becomes_travelling {
+                    " [travels with the swap]"
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    out,
+                    "      {}: {before} -> {}, {}{sticky}",
+                    c.name, c.kind, c.after
+                );
+            }
+        }
+        if let Action::RemoveSettings { removals, .. }
+        | Action::RemoveConnectionStrings { removals, .. } = &step.action
+        {
             for r in removals {
                 let unstick = if r.unsticks {
                     " [no longer sticky]"

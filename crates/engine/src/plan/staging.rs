@@ -95,13 +95,26 @@ pub(super) fn plan_staging(
         BTreeSet::new()
     };
     let (pull, set) = settings_changes(env, state, slot, Written::All(&travelling));
+    let travelling_cs = if spec
+        .production
+        .as_ref()
+        .is_some_and(|p| p.source_slot == *slot)
+    {
+        spec.travelling_connection_strings()
+    } else {
+        BTreeSet::new()
+    };
+    let set_cs = connection_string_changes(env, state, slot, Written::All(&travelling_cs));
+    if !env.connection_strings.is_empty() {
+        sticky_preflight(spec, plan);
+    }
     // The slot production swaps from also holds, after a swap, what production's release owned.
     let partner = spec
         .production
         .as_ref()
         .filter(|p| p.source_slot == *slot)
         .map(|_| SlotName::production());
-    let remove = setting_removals(
+    let remove = owned_removals(
         env_name,
         env,
         state,
@@ -133,6 +146,7 @@ pub(super) fn plan_staging(
         "a later run must know a release was started here",
     ));
     plan.steps.extend(set);
+    plan.steps.extend(set_cs);
     plan.steps.extend(remove);
     push_site_config(env, slot, state, plan);
     push_site_changes(spec, state, slot, plan, "the slot must run the new release");
