@@ -6,6 +6,7 @@
 
 mod containers;
 mod failures;
+mod owned;
 mod release;
 mod rollback;
 mod secrets;
