@@ -10,6 +10,7 @@ mod owned;
 mod release;
 mod rollback;
 mod secrets;
+mod site_config;
 
 /// The app of the python example.
 const APP: &str = "contoso-web";
