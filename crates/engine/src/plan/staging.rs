@@ -85,25 +85,19 @@ pub(super) fn plan_staging(
     common_preflight(state, journal, plan);
 
     // Only the slot production swaps from has names that travel: they reach production with the swap.
-    let travelling = if spec
+    let swapped_from = spec
         .production
         .as_ref()
-        .is_some_and(|p| p.source_slot == *slot)
-    {
-        spec.travelling_settings()
+        .is_some_and(|p| p.source_slot == *slot);
+    let (travelling, travelling_cs) = if swapped_from {
+        (
+            spec.travelling_settings(),
+            spec.travelling_connection_strings(),
+        )
     } else {
-        BTreeSet::new()
+        (BTreeSet::new(), BTreeSet::new())
     };
     let (pull, set) = settings_changes(env, state, slot, Written::All(&travelling));
-    let travelling_cs = if spec
-        .production
-        .as_ref()
-        .is_some_and(|p| p.source_slot == *slot)
-    {
-        spec.travelling_connection_strings()
-    } else {
-        BTreeSet::new()
-    };
     let set_cs = connection_string_changes(env, state, slot, Written::All(&travelling_cs));
     if !env.connection_strings.is_empty() {
         sticky_preflight(spec, plan);
