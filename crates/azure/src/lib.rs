@@ -37,8 +37,9 @@ pub use kudu::{
 pub use probe::{DEFAULT_PAGE_TITLE, PAGE_BODY_LIMIT, PageAnswer, PageClient};
 pub use tokio_util::sync::CancellationToken;
 pub use webapp::{
-    AppRef, RampUpRule, ResourceId, SettingsChange, SiteConfig, SiteConfigPatch, SlotConfigNames,
-    SlotInfo, SlotName, SwapOptions, WebApp,
+    AppRef, ConnectionString, ConnectionStringsChange, MapChange, RampUpRule, ResourceId,
+    SettingsChange, SiteConfig, SiteConfigPatch, SlotConfigNames, SlotInfo, SlotName, StickyKind,
+    SwapOptions, WebApp,
 };
 
 /// Every public async operation must be `Send`, so callers can `tokio::spawn` it.
@@ -58,6 +59,7 @@ mod send_bounds {
         is_send(&web.list_slots(&c));
         is_send(&web.create_slot(&slot, &LroOptions::default()));
         is_send(&web.update_app_settings(&slot, &SettingsChange::default(), &c));
+        is_send(&web.update_connection_strings(&slot, &ConnectionStringsChange::default(), &c));
         is_send(&web.swap(&slot, &slot, &SwapOptions::default()));
         is_send(&web.patch_site_config(&slot, &SiteConfigPatch::default(), &c));
         is_send(&kudu.deploy_zip(Path::new("x"), &DeployOptions::default()));

@@ -10,6 +10,7 @@
 //! ```
 
 mod confine;
+mod connection_strings;
 mod diagnostic;
 mod error;
 mod load;
@@ -23,6 +24,7 @@ mod validate;
 pub mod vars;
 
 pub use confine::check_package_root;
+pub use connection_strings::{ConnectionString, ConnectionStringType};
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use error::ConfigError;
 pub use load::{LoadOptions, Loaded, VariableMode, load_file, load_str};
@@ -39,6 +41,7 @@ pub use site_config::{
 };
 pub use source::{Position, SourceMap};
 pub use types::{
-    Duration, EnvironmentName, HookName, SecretName, SecretRef, SettingName, SlotName, VaultName,
+    ConnectionStringName, Duration, EnvironmentName, HookName, SecretName, SecretRef, SettingName,
+    SlotName, VaultName,
 };
 pub use vars::{MapVariables, ProcessEnvironment, VariableSource};

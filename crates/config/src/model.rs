@@ -9,7 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::types::{
-    Duration, EnvironmentName, HookName, SecretName, SecretRef, SettingName, SlotName, VaultName,
+    ConnectionStringName, Duration, EnvironmentName, HookName, SecretName, SecretRef, SettingName,
+    SlotName, VaultName,
 };
 
 /// A `release.yml` file: how one web app is released to Azure App Service through slots.
@@ -161,6 +162,12 @@ pub struct Environment {
     /// Settings whose values come from Key Vault.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Secrets>,
+    /// Connection strings by name, each `{value, type}` or `{secret, type}` (the secret from
+    /// `secrets.vault`), e.g. `Db: {value: "Server=...", type: SQLAzure}`. The config manages them
+    /// whole: one an earlier release declared and this config no longer does is removed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connection_strings:
+        BTreeMap<ConnectionStringName, crate::connection_strings::ConnectionString>,
     /// General settings of the slot (`siteConfig`): Always On, HTTP/2, TLS, FTP, health check path and
     /// warm-up. Each stays with the slot in a swap.
     #[serde(default, skip_serializing_if = "Option::is_none")]

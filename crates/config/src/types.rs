@@ -157,6 +157,16 @@ fn check_setting_name(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn check_connection_string_name(value: &str) -> Result<(), String> {
+    check_length(value, 1, 256)?;
+    if !all_chars(value, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+    }) {
+        return Err("connection string names use only letters, digits, `_`, `.` and `-`".into());
+    }
+    Ok(())
+}
+
 fn check_identifier(value: &str) -> Result<(), String> {
     check_length(value, 1, 64)?;
     if !all_chars(value, |c| {
@@ -196,6 +206,14 @@ name_newtype!(
     SettingName, kind = "setting name", check = check_setting_name,
     pattern = "^[A-Za-z0-9_.-]{1,256}$", min = 1, max = 256,
     description = "An app setting name: letters, digits, `_`, `.` and `-`."
+);
+
+name_newtype!(
+    /// The name of an App Service connection string (the app sees it as an environment variable with
+    /// its type's prefix, e.g. `SQLAZURECONNSTR_Db`).
+    ConnectionStringName, kind = "connection string name", check = check_connection_string_name,
+    pattern = "^[A-Za-z0-9_.-]{1,256}$", min = 1, max = 256,
+    description = "A connection string name: letters, digits, `_`, `.` and `-`."
 );
 
 name_newtype!(

@@ -95,6 +95,29 @@ impl ReleaseSpec {
         slots.into_iter().collect()
     }
 
+    /// The two environments of production's swap: the one bound to the slot production swaps from (the
+    /// staging stage's when it is bound there), and production's own. `None` when production is not
+    /// released by a swap.
+    fn swap_environments(&self) -> Option<(&EnvironmentSpec, &EnvironmentSpec)> {
+        let production = self.production.as_ref()?;
+        if production.source_slot.is_production() {
+            return None;
+        }
+        let target = self.environments.get(&production.environment)?;
+        // The staging stage's environment when it is bound to that slot, else any bound to it.
+        let staged = self
+            .staging
+            .as_ref()
+            .and_then(|s| self.environments.get(&s.environment))
+            .filter(|e| e.slot == production.source_slot);
+        let source = staged.or_else(|| {
+            self.environments
+                .values()
+                .find(|e| e.slot == production.source_slot)
+        })?;
+        Some((source, target))
+    }
+
     /// Setting names that travel with the content in production's swap instead of staying with a slot.
     ///
     /// A name travels when the environment of the slot production swaps from and production's own
@@ -105,26 +128,7 @@ impl ReleaseSpec {
     /// between the environments, and a swap must never carry one slot's value into the other.
     /// Empty when production is not released by a swap.
     pub fn travelling_settings(&self) -> BTreeSet<String> {
-        let Some(production) = &self.production else {
-            return BTreeSet::new();
-        };
-        if production.source_slot.is_production() {
-            return BTreeSet::new();
-        }
-        let Some(target) = self.environments.get(&production.environment) else {
-            return BTreeSet::new();
-        };
-        // The staging stage's environment when it is bound to that slot, else any bound to it.
-        let staged = self
-            .staging
-            .as_ref()
-            .and_then(|s| self.environments.get(&s.environment))
-            .filter(|e| e.slot == production.source_slot);
-        let Some(source) = staged.or_else(|| {
-            self.environments
-                .values()
-                .find(|e| e.slot == production.source_slot)
-        }) else {
+        let Some((source, target)) = self.swap_environments() else {
             return BTreeSet::new();
         };
         let plain = source
@@ -137,15 +141,93 @@ impl ReleaseSpec {
         let secrets = source
             .secrets
             .iter()
-            .filter(|(name, secret)| {
-                secret.delivery != SecretDelivery::PipelineVariable
-                    && source.vault.is_some()
-                    && source.vault == target.vault
-                    && target.secrets.get(*name) == Some(*secret)
-            })
+            .filter(|(name, secret)| same_secret(source, target, secret, target.secrets.get(*name)))
             .map(|(name, _)| name.clone());
         plain.chain(secrets).collect()
     }
+
+    /// Connection string names that travel with the content in production's swap: the rule of
+    /// [`ReleaseSpec::travelling_settings`], applied to the type and the value (or secret) together, so
+    /// a name travels only when both environments declare it alike. `sticky: true` in either keeps it
+    /// with its slot all the same. Empty when production is not released by a swap.
+    pub fn travelling_connection_strings(&self) -> BTreeSet<String> {
+        let Some((source, target)) = self.swap_environments() else {
+            return BTreeSet::new();
+        };
+        source
+            .connection_strings
+            .iter()
+            .filter(|(name, cs)| {
+                let Some(other) = target.connection_strings.get(*name) else {
+                    return false;
+                };
+                let alike = match (&cs.value, &other.value) {
+                    (ConnectionValue::Text(a), ConnectionValue::Text(b)) => a == b,
+                    (ConnectionValue::Secret(a), ConnectionValue::Secret(b)) => {
+                        same_secret(source, target, a, Some(b))
+                    }
+                    _ => false,
+                };
+                alike
+                    && cs.kind == other.kind
+                    && cs.sticky != Some(true)
+                    && other.sticky != Some(true)
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// The connection strings of production's swap that say `sticky: false` although the rule keeps them
+    /// with their slot (the two environments declare them differently, or only one does), each as a
+    /// sentence: a swap would carry one slot's value into the other, so the plan refuses them.
+    pub fn connection_string_sticky_conflicts(&self) -> Vec<String> {
+        let Some((source, target)) = self.swap_environments() else {
+            return Vec::new();
+        };
+        let travelling = self.travelling_connection_strings();
+        let names: BTreeSet<&String> = source
+            .connection_strings
+            .iter()
+            .chain(&target.connection_strings)
+            .filter(|(_, cs)| cs.sticky == Some(false))
+            .map(|(name, _)| name)
+            .collect();
+        names
+            .into_iter()
+            .filter(|name| !travelling.contains(*name))
+            .map(|name| {
+                let why = match (
+                    source.connection_strings.get(name),
+                    target.connection_strings.get(name),
+                ) {
+                    (Some(a), Some(b)) if a.sticky == Some(true) || b.sticky == Some(true) => {
+                        "the other environment says `sticky: true`"
+                    }
+                    (Some(_), Some(_)) => {
+                        "the two environments give it a different type or value"
+                    }
+                    _ => "only one of the two environments declares it",
+                };
+                format!(
+                    "connection string {name} says `sticky: false`, but {why}: a swap would carry one slot's value into the other; give both environments the same declaration, or remove `sticky: false`"
+                )
+            })
+            .collect()
+    }
+}
+
+/// Whether a secret of `source` is declared alike in `target` (the same secret of the same vault,
+/// delivered the same way, and to the app), so the value may travel with a swap.
+fn same_secret(
+    source: &EnvironmentSpec,
+    target: &EnvironmentSpec,
+    secret: &SecretSpec,
+    other: Option<&SecretSpec>,
+) -> bool {
+    secret.delivery != SecretDelivery::PipelineVariable
+        && source.vault.is_some()
+        && source.vault == target.vault
+        && other == Some(secret)
 }
 
 /// A named set of settings and secrets bound to one slot.
@@ -167,6 +249,57 @@ pub struct EnvironmentSpec {
     pub selected: Option<crate::selection::Selected>,
     /// General settings of the slot (`siteConfig`); `None` fields are left as they are.
     pub site_config: crate::state::SiteSettings,
+    /// Connection strings by name.
+    pub connection_strings: BTreeMap<String, ConnectionStringSpec>,
+}
+
+impl EnvironmentSpec {
+    /// Every secret of the vault the environment reads (settings' and connection strings'), each once.
+    pub fn vault_secrets(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        let connection = self
+            .connection_strings
+            .values()
+            .filter_map(|cs| match &cs.value {
+                ConnectionValue::Secret(secret) => Some(&secret.secret),
+                ConnectionValue::Text(_) => None,
+            });
+        for name in self.secrets.values().map(|s| &s.secret).chain(connection) {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+}
+
+/// One connection string of an environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionStringSpec {
+    /// The type, as ARM spells it (`SQLAzure`).
+    pub kind: String,
+    /// Where the value comes from.
+    pub value: ConnectionValue,
+    /// `sticky:` as written; `None` lets [`ReleaseSpec::travelling_connection_strings`] decide.
+    pub sticky: Option<bool>,
+}
+
+/// Where a connection string's value comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ConnectionValue {
+    /// Written in release.yml (variables expanded). A secret for printing purposes.
+    Text(String),
+    /// A secret of the environment's vault, delivered as a Key Vault reference or by value.
+    Secret(SecretSpec),
+}
+
+impl std::fmt::Debug for ConnectionValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectionValue::Text(_) => f.write_str("Text(<redacted>)"),
+            ConnectionValue::Secret(secret) => f.debug_tuple("Secret").field(secret).finish(),
+        }
+    }
 }
 
 /// One Key Vault secret bound to a setting.
@@ -442,6 +575,7 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
                     }),
                     selected: None,
                     site_config: site_settings(env),
+                    connection_strings: connection_strings(env),
                 },
             )
         })
@@ -518,6 +652,32 @@ pub fn is_warmup_setting(name: &str) -> bool {
         cfg::RESTART_WARMUP_PATH,
     ]
     .contains(&name)
+}
+
+/// An environment's connection strings; a secret's delivery falls back to the environment's, as for
+/// `secrets.map`.
+fn connection_strings(env: &cfg::Environment) -> BTreeMap<String, ConnectionStringSpec> {
+    let default = env.secrets.as_ref().map(|s| s.delivery).unwrap_or_default();
+    env.connection_strings
+        .iter()
+        .map(|(name, cs)| {
+            let value = match (&cs.secret, &cs.value) {
+                (Some(secret), _) => ConnectionValue::Secret(SecretSpec {
+                    secret: secret.name().as_str().to_owned(),
+                    delivery: delivery(cs.delivery.unwrap_or(default)),
+                }),
+                (None, value) => ConnectionValue::Text(value.clone().unwrap_or_default()),
+            };
+            (
+                name.as_str().to_owned(),
+                ConnectionStringSpec {
+                    kind: cs.kind.as_str().to_owned(),
+                    value,
+                    sticky: cs.sticky,
+                },
+            )
+        })
+        .collect()
 }
 
 /// An environment's `siteConfig` as the fields written to `config/web`.

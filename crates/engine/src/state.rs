@@ -1,4 +1,5 @@
-//! The live state of an app as the plan sees it: slots, settings, sticky names, site config, image, tags.
+//! The live state of an app as the plan sees it: slots, settings, connection strings, sticky names, site
+//! config, image, tags.
 //!
 //! It is plain data so that a plan can be computed without I/O. It is read from Azure through the port
 //! (`crate::port::read_state`) or loaded from a JSON file (`--state FILE`) for offline plans and tests.
@@ -26,6 +27,9 @@ pub struct LiveState {
     /// App setting names marked slot-specific (sticky) on the site.
     #[serde(default)]
     pub sticky_settings: BTreeSet<String>,
+    /// Connection string names marked slot-specific (sticky) on the site.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub sticky_connection_strings: BTreeSet<String>,
     /// Resource tags on the site (the compact part of the journal lives here).
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
@@ -41,6 +45,9 @@ pub struct SlotState {
     /// App settings as they are now. Values of secret settings are never printed from here.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    /// Connection strings as they are now, by name. Their values are never printed from here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connection_strings: BTreeMap<String, ConnectionStringState>,
     /// The stack or container image (`linuxFxVersion`, e.g. `PYTHON|3.12` or `DOCKER|repo:tag`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linux_fx_version: Option<String>,
@@ -65,6 +72,27 @@ pub struct SlotState {
     /// General settings (`siteConfig`) as they are now; a field the platform did not report is `None`.
     #[serde(default, skip_serializing_if = "SiteSettings::is_empty")]
     pub site_config: SiteSettings,
+}
+
+/// A connection string as a slot holds it. The value is a secret for printing purposes (it usually holds
+/// a password): `Debug` leaves it out, and a plan only says whether it changes.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionStringState {
+    /// The type, as ARM spells it (`SQLAzure`, `Custom`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The value.
+    pub value: String,
+}
+
+impl std::fmt::Debug for ConnectionStringState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionStringState")
+            .field("kind", &self.kind)
+            .field("value", &"<redacted>")
+            .finish()
+    }
 }
 
 /// The general settings of a slot a release manages (App Service `config/web`). In the live state they

@@ -22,7 +22,7 @@ use slot_release_engine::release::{self, LoadRequest, LoadedRelease};
 use slot_release_engine::stages::{
     self, Command, Context, LockOptions, ReleaseRecord, RunResult, StageOptions, Unfinished,
 };
-use slot_release_engine::state::SlotName;
+use slot_release_engine::state::{ConnectionStringState, SlotName};
 use slot_release_pipelines::{Log, OutputMode};
 use tokio_util::sync::CancellationToken;
 
@@ -43,12 +43,26 @@ environments:
       APP_ENV: staging
       CACHE_SIZE: "8"
       RELEASE_VERSION: $(Build.BuildNumber)
+    connectionStrings:
+      Db:
+        value: Server=staging-db
+        type: SQLAzure
+      Bus:
+        value: Endpoint=sb://bus/
+        type: ServiceBus
   production:
     slot: production
     settings:
       APP_ENV: production
       CACHE_SIZE: "64"
       RELEASE_VERSION: $(Build.BuildNumber)
+    connectionStrings:
+      Db:
+        value: Server=production-db
+        type: SQLAzure
+      Bus:
+        value: Endpoint=sb://bus/
+        type: ServiceBus
 stages:
   staging:
     environment: staging
@@ -167,6 +181,18 @@ fn production_settings() -> BTreeMap<String, String> {
     BTreeMap::from([("APP_ENV".into(), "production".into())])
 }
 
+/// Production's connection strings before the case: a sticky `Db` the release writes over before its
+/// swap (its config says `Server=production-db`).
+fn production_connection_strings() -> BTreeMap<String, ConnectionStringState> {
+    BTreeMap::from([(
+        "Db".into(),
+        ConnectionStringState {
+            kind: "SQLAzure".into(),
+            value: "Server=previous-db".into(),
+        },
+    )])
+}
+
 fn staging() -> SlotName {
     SlotName::new("staging").expect("a valid slot name")
 }
@@ -187,6 +213,7 @@ fn world(seed: u64) -> World {
         SlotName::production(),
         MemSlot {
             settings: production_settings(),
+            connection_strings: production_connection_strings(),
             linux_fx: Some("PYTHON|3.12".into()),
             startup: Some("python3 app.py".into()),
             records: vec![record("released")],
@@ -195,6 +222,7 @@ fn world(seed: u64) -> World {
     );
     w.slots.insert(staging(), MemSlot::default());
     w.sticky.insert("APP_ENV".into());
+    w.sticky_connection_strings.insert("Db".into());
     let mut journal = JournalTags {
         release: Some("r1".into()),
         phase: Some(Phase::Released),
@@ -402,8 +430,9 @@ async fn check_case(fx: &Fixture, case: &Case) -> Vec<String> {
                 "no run was killed, but a claim was left: {claims:?}"
             ));
         }
-        // 6. Production that never served another release runs with its own settings again, whether
-        //    the production stage failed, was refused or was cancelled before its swap.
+        // 6. Production that never served another release runs with its own settings and connection
+        //    strings again, whether the production stage failed, was refused or was cancelled before its
+        //    swap (the connection strings from the run's memory: the journal never holds their values).
         let cancelled_or_clean = case.fault.is_none_or(|f| f.kind == FaultKind::Cancel);
         let settings = w
             .slots
@@ -416,6 +445,19 @@ async fn check_case(fx: &Fixture, case: &Case) -> Vec<String> {
         {
             violations.push(format!(
                 "production never served another release, but its settings are {settings:?}"
+            ));
+        }
+        let strings = w
+            .slots
+            .get(&SlotName::production())
+            .map(|s| s.connection_strings.clone());
+        if w.dead.is_empty()
+            && cancelled_or_clean
+            && w.production_history == [Some("r1".to_owned())]
+            && strings.as_ref() != Some(&production_connection_strings())
+        {
+            violations.push(format!(
+                "production never served another release, but its connection strings are {strings:?}"
             ));
         }
     }

@@ -121,6 +121,19 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
     production
         .app_settings
         .insert("RELEASE_VERSION".to_owned(), PREVIOUS.to_owned());
+    // Its connection strings written in the config, as its settings: what the previous release left.
+    for (name, cs) in production_env
+        .iter()
+        .flat_map(|e| e.connection_strings.iter())
+    {
+        if let slot_release_engine::spec::ConnectionValue::Text(value) = &cs.value
+            && let Ok(seeded) = serde_json::from_value::<emu::ConnectionString>(
+                serde_json::json!({ "value": value, "type": cs.kind }),
+            )
+        {
+            production.connection_strings.insert(name.clone(), seeded);
+        }
+    }
     // The journal as a previous release would have left it: released, and the last known-good one.
     let mut journal = slot_release_engine::journal::JournalTags {
         release: Some(PREVIOUS.to_owned()),
@@ -173,9 +186,9 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
     for env in spec.environments.values() {
         if let Some(vault) = &env.vault {
             let names = vaults.entry(vault.clone()).or_default();
-            for secret in env.secrets.values() {
-                if !names.contains(&secret.secret) {
-                    names.push(secret.secret.clone());
+            for secret in env.vault_secrets() {
+                if !names.contains(&secret) {
+                    names.push(secret);
                 }
             }
         }

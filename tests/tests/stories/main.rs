@@ -8,9 +8,11 @@
 mod containers;
 mod dependencies;
 mod failures;
+mod owned;
 mod release;
 mod rollback;
 mod secrets;
+mod site_config;
 
 /// The app of the python example.
 const APP: &str = "contoso-web";

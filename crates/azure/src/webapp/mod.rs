@@ -1,5 +1,6 @@
-//! App Service through ARM: sites and slots, app settings (read-modify-write), sticky setting names,
-//! site config, swap (with and without preview), restart and tags. Raw REST over the shared pipeline,
+//! App Service through ARM: sites and slots, app settings and connection strings (read-modify-write),
+//! sticky setting and connection-string names, site config, swap (with and without preview), restart
+//! and tags. Raw REST over the shared pipeline,
 //! since no App Service crate exists for azure_core 1.x.
 
 mod model;
@@ -8,14 +9,15 @@ mod swap;
 mod tags;
 
 pub use model::{
-    RampUpRule, SettingsChange, SiteConfig, SiteConfigPatch, SlotConfigNames, SlotInfo, SwapOptions,
+    ConnectionString, ConnectionStringsChange, MapChange, RampUpRule, SettingsChange, SiteConfig,
+    SiteConfigPatch, SlotConfigNames, SlotInfo, StickyKind, SwapOptions,
 };
 pub use names::{AppRef, ResourceId, SlotName};
 
 use crate::client::{Call, Inner, LroOptions, body_json, parse_json};
 use crate::error::{AzureError, Result};
 use azure_core::http::Method;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -178,6 +180,54 @@ impl WebApp {
         })
     }
 
+    /// All connection strings of a slot (`POST config/connectionstrings/list`).
+    pub async fn connection_strings(
+        &self,
+        slot: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<BTreeMap<String, ConnectionString>> {
+        let op = self.op("list connection strings", slot);
+        let call = Call::new(
+            &op,
+            Method::Post,
+            self.url(Some(slot), "/config/connectionstrings/list")?,
+        )
+        .idempotent();
+        let rsp = self.inner.send(call, cancel).await?;
+        let v: serde_json::Value = parse_json(&op, &rsp)?;
+        Ok(connection_string_map(&v["properties"]))
+    }
+
+    /// Read-modify-write the connection strings: only the named ones change, all others are kept (the
+    /// PUT replaces the whole map). Returns them as written, or as read when nothing changed, in which
+    /// case nothing is sent. The caller keeps other writers out between the read and the write (the
+    /// release lock).
+    pub async fn update_connection_strings(
+        &self,
+        slot: &SlotName,
+        changes: &ConnectionStringsChange,
+        cancel: &CancellationToken,
+    ) -> Result<BTreeMap<String, ConnectionString>> {
+        let mut strings = self.connection_strings(slot, cancel).await?;
+        if !changes.apply(&mut strings) {
+            return Ok(strings);
+        }
+        let op = self.op("update connection strings", slot);
+        let call = Call::new(
+            &op,
+            Method::Put,
+            self.url(Some(slot), "/config/connectionstrings")?,
+        )
+        .json(serde_json::json!({ "properties": strings }));
+        let rsp = self.inner.send(call, cancel).await?;
+        let v = body_json(&rsp);
+        Ok(if v["properties"].is_object() {
+            connection_string_map(&v["properties"])
+        } else {
+            strings
+        })
+    }
+
     /// The slot's metadata (`POST config/metadata/list`): on Windows, `CURRENT_STACK` names the stack the
     /// portal shows, which the version fields alone do not tell (every Windows site has a
     /// `netFrameworkVersion`).
@@ -222,6 +272,39 @@ impl WebApp {
         let call = Call::new(&op, Method::Put, self.url(None, "/config/slotConfigNames")?)
             .json(serde_json::json!({ "properties": names }));
         self.inner.send(call, cancel).await.map(drop)
+    }
+
+    /// Read-modify-write one list of sticky names: `stick` added (after the names already listed, which
+    /// keep their order), `unstick` taken out, the other lists as they are (the PUT replaces all three).
+    /// Nothing is sent when nothing changes. Returns the names as they are now.
+    pub async fn update_sticky_names(
+        &self,
+        kind: StickyKind,
+        stick: &BTreeSet<String>,
+        unstick: &BTreeSet<String>,
+        cancel: &CancellationToken,
+    ) -> Result<SlotConfigNames> {
+        let mut current = self.slot_config_names(cancel).await?;
+        let list = match kind {
+            StickyKind::AppSettings => &mut current.app_setting_names,
+            StickyKind::ConnectionStrings => &mut current.connection_string_names,
+        };
+        let have: BTreeSet<String> = list.iter().cloned().collect();
+        let mut wanted = have.clone();
+        wanted.extend(stick.iter().cloned());
+        wanted.retain(|n| !unstick.contains(n));
+        if wanted == have {
+            return Ok(current);
+        }
+        list.retain(|n| wanted.contains(n));
+        list.extend(
+            stick
+                .iter()
+                .filter(|n| wanted.contains(*n) && !have.contains(*n))
+                .cloned(),
+        );
+        self.set_slot_config_names(&current, cancel).await?;
+        Ok(current)
     }
 
     /// The full site config of a slot.
@@ -326,6 +409,16 @@ impl WebApp {
     pub(crate) fn inner(&self) -> &Arc<Inner> {
         &self.inner
     }
+}
+
+fn connection_string_map(v: &serde_json::Value) -> BTreeMap<String, ConnectionString> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), ConnectionString::from_json(v)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn string_map(v: &serde_json::Value) -> BTreeMap<String, String> {

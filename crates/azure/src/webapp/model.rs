@@ -240,29 +240,96 @@ pub struct SlotConfigNames {
     pub azure_storage_config_names: Vec<String>,
 }
 
-/// A change to app settings: set these, remove those; everything else is kept.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SettingsChange {
-    /// Settings to add or overwrite.
-    pub set: BTreeMap<String, String>,
-    /// Settings to remove.
+/// Which list of sticky names a change is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StickyKind {
+    /// `appSettingNames`.
+    AppSettings,
+    /// `connectionStringNames`.
+    ConnectionStrings,
+}
+
+/// A change to one of a slot's whole-map configs (app settings, connection strings): set these, remove
+/// those; everything else is kept. ARM's PUT replaces the whole map, so the change is applied to what was
+/// just read and the result written back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapChange<V> {
+    /// Entries to add or overwrite.
+    pub set: BTreeMap<String, V>,
+    /// Entries to remove.
     pub remove: BTreeSet<String>,
 }
 
-impl SettingsChange {
-    /// Apply to a current dictionary; returns whether anything changed.
-    pub fn apply(&self, settings: &mut BTreeMap<String, String>) -> bool {
+impl<V> Default for MapChange<V> {
+    fn default() -> Self {
+        MapChange {
+            set: BTreeMap::new(),
+            remove: BTreeSet::new(),
+        }
+    }
+}
+
+impl<V: Clone + PartialEq> MapChange<V> {
+    /// Apply to a current map; returns whether anything changed.
+    pub fn apply(&self, current: &mut BTreeMap<String, V>) -> bool {
         let mut changed = false;
         for k in &self.remove {
-            changed |= settings.remove(k).is_some();
+            changed |= current.remove(k).is_some();
         }
         for (k, v) in &self.set {
-            if settings.get(k) != Some(v) {
-                settings.insert(k.clone(), v.clone());
+            if current.get(k) != Some(v) {
+                current.insert(k.clone(), v.clone());
                 changed = true;
             }
         }
         changed
+    }
+}
+
+/// A change to app settings.
+pub type SettingsChange = MapChange<String>;
+
+/// A change to connection strings.
+pub type ConnectionStringsChange = MapChange<ConnectionString>;
+
+/// A connection string as ARM keeps it (`ConnStringValueTypePair`): its value and its type, spelled as
+/// ARM's `ConnectionStringType` (`SQLAzure`, `Custom`, …). The value usually holds a password, so
+/// `Debug` leaves it out.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionString {
+    /// The value.
+    pub value: String,
+    /// The type.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl std::fmt::Debug for ConnectionString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionString")
+            .field("value", &"<redacted>")
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+impl ConnectionString {
+    /// Reads one entry of a `ConnectionStringDictionary`; a type ARM gives as its enum's ordinal is
+    /// kept as that number's text.
+    pub(super) fn from_json(v: &serde_json::Value) -> Self {
+        let text = |v: &serde_json::Value| {
+            v.as_str().map(str::to_owned).unwrap_or_else(|| {
+                if v.is_null() {
+                    String::new()
+                } else {
+                    v.to_string()
+                }
+            })
+        };
+        ConnectionString {
+            value: text(&v["value"]),
+            kind: text(&v["type"]),
+        }
     }
 }
 
@@ -298,6 +365,19 @@ mod tests {
             ])
         );
         assert!(!c.apply(&mut m));
+    }
+
+    #[test]
+    fn a_connection_string_never_shows_its_value_in_debug() {
+        let cs = ConnectionString::from_json(
+            &serde_json::json!({"value": "Server=db;Password=hunter2", "type": "SQLAzure"}),
+        );
+        assert_eq!(cs.kind, "SQLAzure");
+        let shown = format!("{cs:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("SQLAzure"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! tokens, deployment conflicts and failures, TLS misconfiguration).
 
 mod arm;
+mod connection_strings;
 mod identity;
 mod key_vault;
 mod kudu;

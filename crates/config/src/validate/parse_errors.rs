@@ -9,13 +9,21 @@ use crate::source::{Position, SourceMap, parent};
 
 /// The kind of name inside a newtype's message (`invalid slot name `x`: ...`), as a code.
 pub(super) fn code_for_message(message: &str) -> &'static str {
-    const KINDS: [(&str, &str); 10] = [
+    const KINDS: [(&str, &str); 12] = [
         ("invalid slot name", "invalid-slot-name"),
         ("invalid Key Vault name", "invalid-vault-name"),
         ("invalid Key Vault secret name", "invalid-secret-name"),
         ("invalid Key Vault secret version", "invalid-secret-version"),
         ("invalid secret selection", "invalid-secret-selection"),
         ("invalid setting name", "invalid-setting-name"),
+        (
+            "invalid connection string name",
+            "invalid-connection-string-name",
+        ),
+        (
+            "invalid connection string type",
+            "invalid-connection-string-type",
+        ),
         ("invalid hook name", "invalid-hook-name"),
         ("invalid environment name", "invalid-environment-name"),
         ("invalid duration", "invalid-duration"),
@@ -45,6 +53,15 @@ pub(super) fn help_for_code(code: &str) -> String {
         "invalid-setting-name" => {
             "app setting names are like `APP_ENV` or `Logging__LogLevel__Default`".into()
         }
+        "invalid-connection-string-name" => {
+            "connection string names are like `Db` or `Cache_Primary`; the app sees them with \
+             their type's prefix, e.g. `SQLAZURECONNSTR_Db`"
+                .into()
+        }
+        "invalid-connection-string-type" => format!(
+            "write the type as App Service names it: {}",
+            crate::ConnectionStringType::allowed()
+        ),
         "invalid-hook-name" | "invalid-environment-name" => {
             "names start with a letter, then letters, digits, `_` and `-`, e.g. `migrate`".into()
         }

@@ -22,6 +22,9 @@ fn raw_check(segments: &[&str], is_key: bool) -> Option<RawCheck> {
         (true, ["environments", _, "settings", _] | ["environments", _, "secrets", "map", _]) => {
             |t| crate::SettingName::new(t).map(|_| ())
         }
+        (true, ["environments", _, "connectionStrings", _]) => {
+            |t| crate::ConnectionStringName::new(t).map(|_| ())
+        }
         (false, ["environments", _, "slot"] | ["stages", "production", "sourceSlot"]) => {
             |t| crate::SlotName::new(t).map(|_| ())
         }
@@ -31,7 +34,8 @@ fn raw_check(segments: &[&str], is_key: bool) -> Option<RawCheck> {
         (
             false,
             ["environments", _, "secrets", "map", _]
-            | ["environments", _, "secrets", "map", _, "secret"],
+            | ["environments", _, "secrets", "map", _, "secret"]
+            | ["environments", _, "connectionStrings", _, "secret"],
         ) => |t| crate::SecretRef::parse(t).map(|_| ()),
         (false, ["environments", _, "secrets", "select", "prefix"]) => {
             |t| crate::SecretName::new(t).map(|_| ())

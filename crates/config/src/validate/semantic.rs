@@ -17,6 +17,7 @@ pub(crate) fn check(config: &ReleaseConfig, source: &SourceMap, out: &mut Diagno
     check_app(config, &mut c);
     check_environments(config, &mut c);
     super::site_config::check_site_configs(config, &mut c);
+    super::connection_strings::check_connection_strings(config, &mut c);
     check_stages(config, &mut c);
 }
 
@@ -109,7 +110,7 @@ fn check_environments(config: &ReleaseConfig, c: &mut Checker<'_>) {
             );
         }
         if let Some(secrets) = &environment.secrets {
-            check_selection(&base, secrets, c);
+            check_selection(&base, environment, secrets, c);
             for setting in secrets.map.keys() {
                 if environment.settings.contains_key(setting) {
                     c.error_key(
@@ -124,13 +125,25 @@ fn check_environments(config: &ReleaseConfig, c: &mut Checker<'_>) {
     }
 }
 
-/// A `secrets` block must take some secret, and the name rule only means something for a selection.
-fn check_selection(base: &str, secrets: &crate::model::Secrets, c: &mut Checker<'_>) {
-    if secrets.map.is_empty() && secrets.select.is_none() {
+/// A `secrets` block must take some secret (for a setting or a connection string), and the name rule
+/// only means something for a selection.
+fn check_selection(
+    base: &str,
+    environment: &crate::model::Environment,
+    secrets: &crate::model::Secrets,
+    c: &mut Checker<'_>,
+) {
+    let connection_secrets = environment
+        .connection_strings
+        .values()
+        .any(|cs| cs.secret.is_some());
+    if secrets.map.is_empty() && secrets.select.is_none() && !connection_secrets {
         c.error_key(
             &format!("{base}.secrets"),
             "secrets-take-nothing",
-            "this `secrets` block takes no secret: it has no `map` entries and no `select`".into(),
+            "this `secrets` block takes no secret: it has no `map` entries and no `select`, and \
+             no connection string takes a `secret`"
+                .into(),
             "add `map:` with `SETTING: secret-name` entries, or `select: '*'` (every secret of the \
              vault) or `select: {prefix: app-}`; or remove the `secrets` block"
                 .into(),

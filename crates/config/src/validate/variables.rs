@@ -17,6 +17,7 @@ fn holds_variables(path: &str) -> bool {
         ["app", "name" | "resourceGroup" | "subscription"]
             | ["image", "repository" | "tag"]
             | ["environments", _, "settings", _]
+            | ["environments", _, "connectionStrings", _, "value"]
             | ["stages", _, "hooks", _, "run" | "undo"]
             | ["stages", _, "hooks", _, "env", _]
     )
@@ -117,7 +118,8 @@ pub(crate) fn check_variables(source: &SourceMap, mode: &VariableMode, out: &mut
             "variable-not-expanded",
             message,
             "variables are expanded only in `app.name`, `app.resourceGroup`, `app.subscription`, \
-             `image.repository`, `image.tag`, settings and hooks' `run`, `undo` and `env`; \
+             `image.repository`, `image.tag`, settings, connection strings' `value` and hooks' \
+             `run`, `undo` and `env`; \
              write the value out, or `$$(` for a literal `$(`"
                 .into(),
         );
@@ -169,6 +171,18 @@ pub(crate) fn expand_variables(
         let base = join_key(&join_key("environments", name.as_str()), "settings");
         for (setting, value) in &mut environment.settings {
             expand(&join_key(&base, setting.as_str()), value);
+        }
+        let base = join_key(
+            &join_key("environments", name.as_str()),
+            "connectionStrings",
+        );
+        for (cs_name, cs) in &mut environment.connection_strings {
+            if let Some(value) = &mut cs.value {
+                expand(
+                    &format!("{}.value", join_key(&base, cs_name.as_str())),
+                    value,
+                );
+            }
         }
     }
     for (stage, hooks) in [

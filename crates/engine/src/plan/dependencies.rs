@@ -95,10 +95,12 @@ impl Effective {
     }
 }
 
-/// Whether a removal step of the plan takes `name` off the slot.
-pub(super) fn removes(step: Option<&Step>, name: &str) -> bool {
-    matches!(step, Some(Step { action: Action::RemoveSettings { removals, .. }, .. })
-        if removals.iter().any(|r| r.name == name))
+/// Whether one of the plan's removal steps takes the app setting `name` off the slot.
+pub(super) fn removes(steps: &[Step], name: &str) -> bool {
+    steps.iter().any(|step| {
+        matches!(&step.action, Action::RemoveSettings { removals, .. }
+            if removals.iter().any(|r| r.name == name))
+    })
 }
 
 /// What the release leaves on the slot that decides whether App Service builds the deployment.

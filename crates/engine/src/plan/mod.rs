@@ -17,6 +17,7 @@ use crate::spec::{
 };
 use crate::state::{LiveState, SlotName};
 
+mod connection_strings;
 mod dependencies;
 mod owned;
 mod production;
@@ -26,6 +27,10 @@ mod site_config;
 mod staging;
 mod steps;
 
+pub use connection_strings::{
+    Concealed, ConnectionStringChange, connection_string_secret_key, is_connection_string_key,
+};
+use connection_strings::{connection_string_changes, connection_string_pulls, sticky_preflight};
 use dependencies::*;
 use owned::*;
 pub use owned::{Ownership, SettingRemoval};
@@ -272,6 +277,21 @@ pub struct SecretPull {
     /// Taken by `secrets.select` (from the vault's listing) rather than named in `secrets.map`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub selected: bool,
+    /// It feeds the connection string named `setting`, not an app setting.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub connection_string: bool,
+}
+
+impl SecretPull {
+    /// The key its value is kept under once pulled: the setting's name, or the connection string's
+    /// ([`connection_string_secret_key`]), which cannot clash with a setting's.
+    pub fn key(&self) -> String {
+        if self.connection_string {
+            connection_string_secret_key(&self.setting)
+        } else {
+            self.setting.clone()
+        }
+    }
 }
 
 /// What a step does.
@@ -313,6 +333,22 @@ pub enum Action {
     },
     /// Remove app settings the config owned and no longer declares from a slot.
     RemoveSettings {
+        /// The slot.
+        #[schemars(with = "String")]
+        slot: SlotName,
+        /// The names, each with why.
+        removals: Vec<SettingRemoval>,
+    },
+    /// Set connection strings on a slot (only those that differ) and mark them sticky or travelling.
+    SetConnectionStrings {
+        /// The slot.
+        #[schemars(with = "String")]
+        slot: SlotName,
+        /// The changes: names, types and where each value comes from, never a value.
+        changes: Vec<ConnectionStringChange>,
+    },
+    /// Remove connection strings the config owned and no longer declares from a slot.
+    RemoveConnectionStrings {
         /// The slot.
         #[schemars(with = "String")]
         slot: SlotName,
@@ -475,131 +511,6 @@ impl Action {
                 | Action::Watch { .. }
                 | Action::Nothing
         )
-    }
-
-    /// A one-line human description.
-    pub fn describe(&self) -> String {
-        match self {
-            Action::AcquireLock => "take the release lock".into(),
-            Action::ReleaseLock => "release the lock".into(),
-            Action::WriteJournal { phase } => format!("write journal: {phase}"),
-            Action::CreateSlot { slot } => format!("create slot {slot}"),
-            Action::PullSecrets {
-                vault,
-                secrets,
-                skipped,
-            } => {
-                let names: Vec<String> = secrets
-                    .iter()
-                    .map(|s| {
-                        if s.selected {
-                            format!("{} (selected, as {})", s.secret, s.setting)
-                        } else {
-                            s.secret.clone()
-                        }
-                    })
-                    .collect();
-                let skipped: Vec<String> = skipped
-                    .iter()
-                    .map(|s| format!("; skipped {} ({})", s.name, s.reason))
-                    .collect();
-                format!(
-                    "pull {} secret(s) from {vault}: {}{}",
-                    names.len(),
-                    names.join(", "),
-                    skipped.concat()
-                )
-            }
-            Action::SetSettings { slot, changes } => {
-                format!("set {} setting(s) on {slot}", changes.len())
-            }
-            Action::RemoveSettings { slot, removals } => {
-                format!("remove {} setting(s) from {slot}", removals.len())
-            }
-            Action::SetSiteConfig { slot, changes } => {
-                let fields: Vec<String> = changes
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{} {} -> {}",
-                            c.field,
-                            c.before.as_deref().unwrap_or("(unset)"),
-                            c.after
-                        )
-                    })
-                    .collect();
-                format!("set general settings on {slot}: {}", fields.join(", "))
-            }
-            Action::SetStartupCommand {
-                slot,
-                before,
-                after,
-            } => format!(
-                "set startup command on {slot}: {} -> {after:?}",
-                before
-                    .as_deref()
-                    .map_or("(none)".into(), |b| format!("{b:?}"))
-            ),
-            Action::SetStack {
-                slot,
-                before,
-                after,
-            } => format!(
-                "set stack on {slot}: {} -> {after}",
-                before.as_deref().unwrap_or("(none)")
-            ),
-            Action::SetImage {
-                slot,
-                before,
-                after,
-            } => format!(
-                "set image on {slot}: {} -> {after}",
-                before.as_deref().unwrap_or("(none)")
-            ),
-            Action::BuildPackage { root } => format!("build package from {root}"),
-            Action::ResolveImage { image } => format!("resolve image {image}"),
-            Action::DeployPackage { slot, sha256 } => match sha256 {
-                Some(sha) => format!("deploy package {} to {slot}", &sha[..sha.len().min(12)]),
-                None => format!("deploy package to {slot}"),
-            },
-            Action::RunHook {
-                name,
-                run_where,
-                point_of_no_return,
-                ..
-            } => format!(
-                "run hook {name} ({}){}",
-                match run_where {
-                    HookWhere::Slot => "in the slot",
-                    HookWhere::Agent => "on the agent",
-                },
-                if *point_of_no_return {
-                    " [point of no return: no undo]"
-                } else {
-                    ""
-                }
-            ),
-            Action::UndoHook { name, .. } => format!("undo hook {name}"),
-            Action::HealthGate { slot, gate } => format!(
-                "health gate {slot}{}: {} consecutive success(es) within {}, failing early after {} definite failure(s)",
-                gate.check.path,
-                gate.successes_needed,
-                humantime::format_duration(gate.timeout),
-                gate.fail_after
-            ),
-            Action::Swap { source, target } => format!("swap {source} into {target}"),
-            Action::ApplySlotConfig { source, target } => {
-                format!("swap with preview: apply {target} settings to {source}")
-            }
-            Action::ResetSlotConfig { source } => format!("cancel swap preview on {source}"),
-            Action::Watch { slot, watch } => format!(
-                "watch {slot}{} for {} (unhealthy after {} failed probe(s))",
-                watch.check.path,
-                humantime::format_duration(watch.window),
-                watch.unhealthy_after
-            ),
-            Action::Nothing => "nothing to do".into(),
-        }
     }
 }
 

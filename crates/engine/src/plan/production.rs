@@ -65,7 +65,12 @@ pub(super) fn plan_production(
 
     let travelling = spec.travelling_settings();
     let (pull, set) = settings_changes(env, state, &prod, Written::StickyOnly(&travelling));
-    let remove = setting_removals(
+    let travelling_cs = spec.travelling_connection_strings();
+    let set_cs = connection_string_changes(env, state, &prod, Written::StickyOnly(&travelling_cs));
+    if !env.connection_strings.is_empty() {
+        sticky_preflight(spec, plan);
+    }
+    let remove = owned_removals(
         env_name,
         env,
         state,
@@ -82,12 +87,19 @@ pub(super) fn plan_production(
         "two releases of the same app at once would interleave their changes",
     ));
     plan.steps.extend(set);
+    plan.steps.extend(set_cs);
     plan.steps.extend(remove);
     push_site_config(env, &prod, state, plan);
     if !direct {
         let (_, travel) =
             settings_changes(env, state, source, Written::TravellingOnly(&travelling));
         plan.steps.extend(travel);
+        plan.steps.extend(connection_string_changes(
+            env,
+            state,
+            source,
+            Written::TravellingOnly(&travelling_cs),
+        ));
     }
     push_hooks(&production.hooks, &mut plan.steps);
     plan.steps.push(step(

@@ -1,4 +1,5 @@
-//! How a plan reads: the text `plan` prints and every stage logs, and the JSON contract.
+//! How a plan reads: each step's one-line description, the text `plan` prints and every stage logs,
+//! and the JSON contract.
 
 use super::*;
 
@@ -50,6 +51,141 @@ impl Plan {
     }
 }
 
+impl Action {
+    /// A one-line human description.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::AcquireLock => "take the release lock".into(),
+            Action::ReleaseLock => "release the lock".into(),
+            Action::WriteJournal { phase } => format!("write journal: {phase}"),
+            Action::CreateSlot { slot } => format!("create slot {slot}"),
+            Action::PullSecrets {
+                vault,
+                secrets,
+                skipped,
+            } => {
+                let names: Vec<String> = secrets
+                    .iter()
+                    .map(|s| {
+                        if s.connection_string {
+                            format!("{} (connection string {})", s.secret, s.setting)
+                        } else if s.selected {
+                            format!("{} (selected, as {})", s.secret, s.setting)
+                        } else {
+                            s.secret.clone()
+                        }
+                    })
+                    .collect();
+                let skipped: Vec<String> = skipped
+                    .iter()
+                    .map(|s| format!("; skipped {} ({})", s.name, s.reason))
+                    .collect();
+                format!(
+                    "pull {} secret(s) from {vault}: {}{}",
+                    names.len(),
+                    names.join(", "),
+                    skipped.concat()
+                )
+            }
+            Action::SetSettings { slot, changes } => {
+                format!("set {} setting(s) on {slot}", changes.len())
+            }
+            Action::RemoveSettings { slot, removals } => {
+                format!("remove {} setting(s) from {slot}", removals.len())
+            }
+            Action::SetConnectionStrings { slot, changes } => {
+                format!("set {} connection string(s) on {slot}", changes.len())
+            }
+            Action::RemoveConnectionStrings { slot, removals } => {
+                format!("remove {} connection string(s) from {slot}", removals.len())
+            }
+            Action::SetSiteConfig { slot, changes } => {
+                let fields: Vec<String> = changes
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} {} -> {}",
+                            c.field,
+                            c.before.as_deref().unwrap_or("(unset)"),
+                            c.after
+                        )
+                    })
+                    .collect();
+                format!("set general settings on {slot}: {}", fields.join(", "))
+            }
+            Action::SetStartupCommand {
+                slot,
+                before,
+                after,
+            } => format!(
+                "set startup command on {slot}: {} -> {after:?}",
+                before
+                    .as_deref()
+                    .map_or("(none)".into(), |b| format!("{b:?}"))
+            ),
+            Action::SetStack {
+                slot,
+                before,
+                after,
+            } => format!(
+                "set stack on {slot}: {} -> {after}",
+                before.as_deref().unwrap_or("(none)")
+            ),
+            Action::SetImage {
+                slot,
+                before,
+                after,
+            } => format!(
+                "set image on {slot}: {} -> {after}",
+                before.as_deref().unwrap_or("(none)")
+            ),
+            Action::BuildPackage { root } => format!("build package from {root}"),
+            Action::ResolveImage { image } => format!("resolve image {image}"),
+            Action::DeployPackage { slot, sha256 } => match sha256 {
+                Some(sha) => format!("deploy package {} to {slot}", &sha[..sha.len().min(12)]),
+                None => format!("deploy package to {slot}"),
+            },
+            Action::RunHook {
+                name,
+                run_where,
+                point_of_no_return,
+                ..
+            } => format!(
+                "run hook {name} ({}){}",
+                match run_where {
+                    HookWhere::Slot => "in the slot",
+                    HookWhere::Agent => "on the agent",
+                },
+                if *point_of_no_return {
+                    " [point of no return: no undo]"
+                } else {
+                    ""
+                }
+            ),
+            Action::UndoHook { name, .. } => format!("undo hook {name}"),
+            Action::HealthGate { slot, gate } => format!(
+                "health gate {slot}{}: {} consecutive success(es) within {}, failing early after {} definite failure(s)",
+                gate.check.path,
+                gate.successes_needed,
+                humantime::format_duration(gate.timeout),
+                gate.fail_after
+            ),
+            Action::Swap { source, target } => format!("swap {source} into {target}"),
+            Action::ApplySlotConfig { source, target } => {
+                format!("swap with preview: apply {target} settings to {source}")
+            }
+            Action::ResetSlotConfig { source } => format!("cancel swap preview on {source}"),
+            Action::Watch { slot, watch } => format!(
+                "watch {slot}{} for {} (unhealthy after {} failed probe(s))",
+                watch.check.path,
+                humantime::format_duration(watch.window),
+                watch.unhealthy_after
+            ),
+            Action::Nothing => "nothing to do".into(),
+        }
+    }
+}
+
 pub(super) fn render_steps(out: &mut String, steps: &[Step]) {
     for (i, step) in steps.iter().enumerate() {
         let _ = writeln!(out, "  {:>2}. {}", i + 1, step.action.describe());
@@ -70,7 +206,30 @@ pub(super) fn render_steps(out: &mut String, steps: &[Step]) {
                 let _ = writeln!(out, "      {}: {before} -> {}{sticky}", c.name, c.after);
             }
         }
-        if let Action::RemoveSettings { removals, .. } = &step.action {
+        if let Action::SetConnectionStrings { changes, .. } = &step.action {
+            for c in changes {
+                // Names, types and where values come from; never a value.
+                let before = match (&c.type_before, &c.before) {
+                    (Some(kind), Some(shown)) => format!("{kind}, {shown}"),
+                    _ => "(unset)".into(),
+                };
+                let sticky = if c.becomes_sticky {
+                    " [sticky]"
+                } else if c.becomes_travelling {
+                    " [travels with the swap]"
+                } else {
+                    ""
+                };
+                let _ = writeln!(
+                    out,
+                    "      {}: {before} -> {}, {}{sticky}",
+                    c.name, c.kind, c.after
+                );
+            }
+        }
+        if let Action::RemoveSettings { removals, .. }
+        | Action::RemoveConnectionStrings { removals, .. } = &step.action
+        {
             for r in removals {
                 let unstick = if r.unsticks {
                     " [no longer sticky]"

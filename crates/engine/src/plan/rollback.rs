@@ -386,11 +386,20 @@ pub(super) fn plan_rollback(
                 let travelling = spec.travelling_settings();
                 let (pull, travel) =
                     settings_changes(env, state, slot, Written::TravellingOnly(&travelling));
+                // Its connection strings the same way: those that travel come back with the swap.
+                let travelling_cs = spec.travelling_connection_strings();
+                let travel_cs = connection_string_changes(
+                    env,
+                    state,
+                    slot,
+                    Written::TravellingOnly(&travelling_cs),
+                );
                 // Read before the lock, as every stage reads its secrets.
                 for (at, p) in pull.into_iter().enumerate() {
                     steps.insert(at, p);
                 }
                 steps.extend(travel);
+                steps.extend(travel_cs);
             }
             // The release's own staging hooks (its migrations) run as they did when it was staged.
             if let Some(staging) = &spec.staging {

@@ -77,23 +77,30 @@ pub(super) fn plan_staging(
     common_preflight(state, journal, plan);
 
     // Only the slot production swaps from has names that travel: they reach production with the swap.
-    let travelling = if spec
+    let swapped_from = spec
         .production
         .as_ref()
-        .is_some_and(|p| p.source_slot == *slot)
-    {
-        spec.travelling_settings()
+        .is_some_and(|p| p.source_slot == *slot);
+    let (travelling, travelling_cs) = if swapped_from {
+        (
+            spec.travelling_settings(),
+            spec.travelling_connection_strings(),
+        )
     } else {
-        BTreeSet::new()
+        (BTreeSet::new(), BTreeSet::new())
     };
     let (pull, set) = settings_changes(env, state, slot, Written::All(&travelling));
+    let set_cs = connection_string_changes(env, state, slot, Written::All(&travelling_cs));
+    if !env.connection_strings.is_empty() {
+        sticky_preflight(spec, plan);
+    }
     // The slot production swaps from also holds, after a swap, what production's release owned.
     let partner = spec
         .production
         .as_ref()
         .filter(|p| p.source_slot == *slot)
         .map(|_| SlotName::production());
-    let remove = setting_removals(
+    let remove = owned_removals(
         env_name,
         env,
         state,
@@ -104,7 +111,7 @@ pub(super) fn plan_staging(
         plan,
     );
     if let Some(at) = scm_at {
-        let effective = |name| Effective::of(name, env, live, removes(remove.as_ref(), name));
+        let effective = |name| Effective::of(name, env, live, removes(&remove, name));
         let settings = BuildSettings {
             build: effective(SCM_BUILD),
             run_from_package: effective("WEBSITE_RUN_FROM_PACKAGE"),
@@ -143,6 +150,7 @@ pub(super) fn plan_staging(
         "a later run must know a release was started here",
     ));
     plan.steps.extend(set);
+    plan.steps.extend(set_cs);
     plan.steps.extend(remove);
     push_site_config(env, slot, state, plan);
     push_site_changes(spec, state, slot, plan, "the slot must run the new release");

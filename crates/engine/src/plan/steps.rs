@@ -144,13 +144,13 @@ pub(super) enum Written<'a> {
 }
 
 impl Written<'_> {
-    fn travelling(&self) -> &BTreeSet<String> {
+    pub(super) fn travelling(&self) -> &BTreeSet<String> {
         match self {
             Written::All(t) | Written::StickyOnly(t) | Written::TravellingOnly(t) => t,
         }
     }
 
-    fn includes(&self, name: &str, secret_value: bool) -> bool {
+    pub(super) fn includes(&self, name: &str, secret_value: bool) -> bool {
         let travels = self.travelling().contains(name);
         match self {
             Written::All(_) => true,
@@ -183,6 +183,7 @@ pub(super) fn settings_changes(
                 .selected
                 .as_ref()
                 .is_some_and(|s| s.secrets.contains_key(setting)),
+            connection_string: false,
         });
         let vault = env.vault.as_deref().unwrap_or("vault");
         match secret.delivery {
@@ -234,6 +235,8 @@ pub(super) fn settings_changes(
             becomes_travelling,
         });
     }
+    // One pull for the environment's vault: its connection strings' secrets are read with the settings'.
+    secrets.extend(connection_string_pulls(env));
     let pull = (!secrets.is_empty()).then(|| {
         step(
             Action::PullSecrets {

@@ -11,12 +11,16 @@ use slot_release_azure as az;
 use tokio_util::sync::CancellationToken;
 
 use super::failure::failure_summary;
-use super::{CommandResult, DEPLOYER, Port, SecretValue, SettingValue, SiteChange};
+use super::{
+    CommandResult, ConnectionStringValue, DEPLOYER, Port, SecretValue, SettingValue, SiteChange,
+};
 use crate::error::Error;
 use crate::health::AppFailure;
 use crate::identity::ReleaseId;
 use crate::journal::DeploymentRecord;
-use crate::state::{LiveState, SiteSettings, SlotName, SlotState, WindowsStack};
+use crate::state::{
+    ConnectionStringState, LiveState, SiteSettings, SlotName, SlotState, WindowsStack,
+};
 
 /// The port over the real Azure client (or the emulator through a custom cloud).
 #[derive(Debug, Clone)]
@@ -134,6 +138,22 @@ impl Port for AzurePort {
                 .app_settings(&slot, cancel)
                 .await
                 .map_err(azure_err(format!("read settings of {name}")))?;
+            let connection_strings = self
+                .app
+                .connection_strings(&slot, cancel)
+                .await
+                .map_err(azure_err(format!("read connection strings of {name}")))?
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        k,
+                        ConnectionStringState {
+                            kind: v.kind,
+                            value: v.value,
+                        },
+                    )
+                })
+                .collect();
             let config = self
                 .app
                 .site_config(&slot, cancel)
@@ -176,6 +196,7 @@ impl Port for AzurePort {
                 name.clone(),
                 SlotState {
                     settings,
+                    connection_strings,
                     linux_fx_version: config.linux_fx_version.filter(|v| !v.is_empty()),
                     windows,
                     startup_command: config.app_command_line.filter(|v| !v.is_empty()),
@@ -199,6 +220,7 @@ impl Port for AzurePort {
             .await
             .map_err(azure_err("read sticky setting names"))?;
         state.sticky_settings = sticky.app_setting_names.into_iter().collect();
+        state.sticky_connection_strings = sticky.connection_string_names.into_iter().collect();
         Ok(state)
     }
 
@@ -256,30 +278,69 @@ impl Port for AzurePort {
         unstick: &BTreeSet<String>,
         cancel: &CancellationToken,
     ) -> Result<(), Error> {
-        let mut current = self
-            .app
-            .slot_config_names(cancel)
-            .await
-            .map_err(azure_err("read sticky setting names"))?;
-        let have: BTreeSet<String> = current.app_setting_names.iter().cloned().collect();
-        let mut wanted = have.clone();
-        wanted.extend(stick.iter().cloned());
-        wanted.retain(|n| !unstick.contains(n));
-        if wanted == have {
-            return Ok(());
-        }
-        // Order kept for the names already listed, new ones appended: a minimal, readable change.
-        current.app_setting_names.retain(|n| wanted.contains(n));
-        current.app_setting_names.extend(
-            stick
-                .iter()
-                .filter(|n| wanted.contains(*n) && !have.contains(*n))
-                .cloned(),
-        );
         self.app
-            .set_slot_config_names(&current, cancel)
+            .update_sticky_names(az::StickyKind::AppSettings, stick, unstick, cancel)
             .await
+            .map(drop)
             .map_err(azure_err("change sticky setting names"))
+    }
+
+    async fn set_connection_strings(
+        &self,
+        slot: &SlotName,
+        strings: &BTreeMap<String, ConnectionStringValue>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let change = az::ConnectionStringsChange {
+            set: strings
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        az::ConnectionString {
+                            value: v.value.expose().to_owned(),
+                            kind: v.kind.clone(),
+                        },
+                    )
+                })
+                .collect(),
+            remove: BTreeSet::new(),
+        };
+        self.app
+            .update_connection_strings(&Self::slot(slot)?, &change, cancel)
+            .await
+            .map(drop)
+            .map_err(azure_err(format!("set connection strings on {slot}")))
+    }
+
+    async fn remove_connection_strings(
+        &self,
+        slot: &SlotName,
+        names: &BTreeSet<String>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let change = az::ConnectionStringsChange {
+            set: BTreeMap::new(),
+            remove: names.clone(),
+        };
+        self.app
+            .update_connection_strings(&Self::slot(slot)?, &change, cancel)
+            .await
+            .map(drop)
+            .map_err(azure_err(format!("remove connection strings from {slot}")))
+    }
+
+    async fn set_sticky_connection_strings(
+        &self,
+        stick: &BTreeSet<String>,
+        unstick: &BTreeSet<String>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.app
+            .update_sticky_names(az::StickyKind::ConnectionStrings, stick, unstick, cancel)
+            .await
+            .map(drop)
+            .map_err(azure_err("change sticky connection string names"))
     }
 
     async fn set_site(

@@ -53,6 +53,15 @@ impl SettingValue {
     }
 }
 
+/// A connection string to write: its type (as ARM spells it) and its value, plain or a secret.
+#[derive(Debug, Clone)]
+pub struct ConnectionStringValue {
+    /// The type, e.g. `SQLAzure`.
+    pub kind: String,
+    /// The value; a plain one is still never printed (it comes from release.yml and is masked).
+    pub value: SettingValue,
+}
+
 /// Site-config changes; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SiteChange {
@@ -106,6 +115,28 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     /// Marks app setting names sticky (`stick`) or no longer sticky (`unstick`), keeping the other names as
     /// they are. Sticky names stay with their slot in a swap; the others travel with the content.
     async fn set_sticky(
+        &self,
+        stick: &BTreeSet<String>,
+        unstick: &BTreeSet<String>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error>;
+    /// Sets connection strings on a slot, keeping all others.
+    async fn set_connection_strings(
+        &self,
+        slot: &SlotName,
+        strings: &BTreeMap<String, ConnectionStringValue>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error>;
+    /// Removes connection strings from a slot, keeping all others.
+    async fn remove_connection_strings(
+        &self,
+        slot: &SlotName,
+        names: &BTreeSet<String>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error>;
+    /// Marks connection string names sticky (`stick`) or no longer sticky (`unstick`), keeping the other
+    /// names, and the app setting names, as they are.
+    async fn set_sticky_connection_strings(
         &self,
         stick: &BTreeSet<String>,
         unstick: &BTreeSet<String>,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::{CommandResult, Port, SecretValue, SettingValue, SiteChange};
+use super::{CommandResult, ConnectionStringValue, Port, SecretValue, SettingValue, SiteChange};
 use crate::error::Error;
 use crate::health::{HealthCheck, ProbeOutcome};
 use crate::journal::DeploymentRecord;
@@ -57,6 +57,30 @@ impl Port for Offline {
         _: &CancellationToken,
     ) -> Result<(), Error> {
         self.refuse("change sticky setting names")
+    }
+    async fn set_connection_strings(
+        &self,
+        _: &SlotName,
+        _: &BTreeMap<String, ConnectionStringValue>,
+        _: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.refuse("set connection strings")
+    }
+    async fn remove_connection_strings(
+        &self,
+        _: &SlotName,
+        _: &BTreeSet<String>,
+        _: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.refuse("remove connection strings")
+    }
+    async fn set_sticky_connection_strings(
+        &self,
+        _: &BTreeSet<String>,
+        _: &BTreeSet<String>,
+        _: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.refuse("change sticky connection string names")
     }
     async fn set_site(
         &self,

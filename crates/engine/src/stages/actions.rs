@@ -1,4 +1,4 @@
-//! What the steps are made of: hooks (agent and slot), probe targets, secrets, the staged-release check, the swap and the package build.
+//! What the steps are made of: hooks (agent and slot), probe targets, secrets, connection strings, the staged-release check, the swap and the package build.
 
 use super::*;
 
@@ -14,9 +14,11 @@ impl Exec<'_> {
                 .and_then(|name| self.spec.environments.get(name))
                 .map(|e| e.settings.clone())
                 .unwrap_or_default(),
+            // A connection string's secret is the app's, under a key that is no variable name.
             secrets: self
                 .secrets
                 .iter()
+                .filter(|(k, _)| !plan::is_connection_string_key(k))
                 .map(|(k, v)| (k.clone(), slot_release_pipelines::Secret::new(v.expose())))
                 .collect(),
             remove: Vec::new(),
@@ -69,7 +71,7 @@ impl Exec<'_> {
     ) -> Result<(), Failure> {
         let missing: Vec<String> = secrets
             .iter()
-            .filter(|p| !self.secrets.contains_key(&p.setting))
+            .filter(|p| !self.secrets.contains_key(&p.key()))
             .map(|p| p.secret.clone())
             .collect();
         if missing.is_empty() {
@@ -87,7 +89,7 @@ impl Exec<'_> {
         }
         let wanted: Vec<&plan::SecretPull> = secrets
             .iter()
-            .filter(|p| !self.secrets.contains_key(&p.setting))
+            .filter(|p| !self.secrets.contains_key(&p.key()))
             .collect();
         for pull in wanted {
             let value = values.get(&pull.secret).cloned().ok_or_else(|| {
@@ -108,9 +110,103 @@ impl Exec<'_> {
                     )
                     .map_err(|source| Failure::failed(Error::PipelineVariable { source }))?;
             }
-            self.secrets.insert(pull.setting.clone(), value);
+            self.secrets.insert(pull.key(), value);
         }
         Ok(())
+    }
+
+    /// Sets a step's connection strings, stickiness first (so no swap can carry a new value the wrong way;
+    /// the lock keeps other releases from swapping between the two writes).
+    pub(super) async fn set_connection_strings(
+        &mut self,
+        slot: &SlotName,
+        changes: &[plan::ConnectionStringChange],
+    ) -> Result<(), Failure> {
+        let mut values = BTreeMap::new();
+        for change in changes {
+            let value = match &change.write {
+                Some(text) => SettingValue::Plain(text.expose().to_owned()),
+                None => match self
+                    .secrets
+                    .get(&plan::connection_string_secret_key(&change.name))
+                {
+                    Some(secret) => SettingValue::Secret(secret.clone()),
+                    None => {
+                        return Err(Failure::failed(Error::MissingSecret {
+                            vault: String::new(),
+                            secret: change.name.clone(),
+                        }));
+                    }
+                },
+            };
+            values.insert(
+                change.name.clone(),
+                ConnectionStringValue {
+                    kind: change.kind.clone(),
+                    value,
+                },
+            );
+            if slot.is_production() {
+                self.note_production_connection_string(&change.name);
+            }
+        }
+        let names = |pick: fn(&plan::ConnectionStringChange) -> bool| -> BTreeSet<String> {
+            changes
+                .iter()
+                .filter(|c| pick(c))
+                .map(|c| c.name.clone())
+                .collect()
+        };
+        let (stick, unstick) = (names(|c| c.becomes_sticky), names(|c| c.becomes_travelling));
+        let port = self.ctx.port.clone();
+        let cancel = self.ctx.cancel.clone();
+        if !stick.is_empty() || !unstick.is_empty() {
+            port.set_sticky_connection_strings(&stick, &unstick, &cancel)
+                .await
+                .map_err(port_err("change sticky connection string names"))?;
+        }
+        port.set_connection_strings(slot, &values, &cancel)
+            .await
+            .map_err(port_err("set connection strings"))
+    }
+
+    /// Removes connection strings, then takes the names no slot holds any more off the sticky list.
+    pub(super) async fn remove_connection_strings(
+        &mut self,
+        slot: &SlotName,
+        removals: &[plan::SettingRemoval],
+    ) -> Result<(), Failure> {
+        let names: BTreeSet<String> = removals.iter().map(|r| r.name.clone()).collect();
+        if slot.is_production() {
+            for name in &names {
+                self.note_production_connection_string(name);
+            }
+        }
+        let port = self.ctx.port.clone();
+        let cancel = self.ctx.cancel.clone();
+        port.remove_connection_strings(slot, &names, &cancel)
+            .await
+            .map_err(port_err("remove connection strings"))?;
+        let unstick: BTreeSet<String> = removals
+            .iter()
+            .filter(|r| r.unsticks)
+            .map(|r| r.name.clone())
+            .collect();
+        if !unstick.is_empty() {
+            port.set_sticky_connection_strings(&BTreeSet::new(), &unstick, &cancel)
+                .await
+                .map_err(port_err("change sticky connection string names"))?;
+        }
+        Ok(())
+    }
+
+    /// Keeps production's connection string as the stage found it, before this run first changes it, so a
+    /// swap that does not happen (or is undone) can put it back: sticky ones stay with the slot.
+    fn note_production_connection_string(&mut self, name: &str) {
+        let before = self.production_connection_strings.get(name).cloned();
+        self.production_connection_strings_before
+            .entry(name.to_owned())
+            .or_insert(before);
     }
 
     /// Before the plan is printed: the stage's planned secrets (a missing one fails the run here). Every

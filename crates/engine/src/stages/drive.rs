@@ -96,6 +96,10 @@ impl Exec<'_> {
             .production()
             .map(|s| s.settings.clone())
             .unwrap_or_default();
+        self.production_connection_strings = state
+            .production()
+            .map(|s| s.connection_strings.clone())
+            .unwrap_or_default();
         self.production_image = state
             .production()
             .and_then(|s| s.image())
@@ -332,6 +336,7 @@ pub(super) fn folds(action: &Action) -> bool {
             | Action::Swap { .. }
             | Action::ApplySlotConfig { .. }
             | Action::SetSettings { .. }
+            | Action::SetConnectionStrings { .. }
             | Action::SetImage { .. }
     )
 }

@@ -109,6 +109,12 @@ impl Exec<'_> {
                         .map_err(port_err("change sticky setting names"))?;
                 }
             }
+            Action::SetConnectionStrings { slot, changes } => {
+                self.set_connection_strings(slot, changes).await?;
+            }
+            Action::RemoveConnectionStrings { slot, removals } => {
+                self.remove_connection_strings(slot, removals).await?;
+            }
             Action::SetSiteConfig { slot, changes } => {
                 port.set_site_config(slot, &crate::plan::site_settings_of(changes), &cancel)
                     .await

@@ -30,9 +30,9 @@ use crate::journal::{DeploymentRecord, HookRecord, JournalTags, Phase};
 use crate::machine;
 use crate::package;
 use crate::plan::{self, Action, BuildInfo, Plan, PlanInput, SettingChange, Shown, Stage, Step};
-use crate::port::{Port, SettingValue, SiteChange, SlotCommand};
+use crate::port::{ConnectionStringValue, Port, SettingValue, SiteChange, SlotCommand};
 use crate::spec::{AppKind, HookSpec, ReleaseSpec};
-use crate::state::{LiveState, SlotName};
+use crate::state::{ConnectionStringState, LiveState, SlotName};
 
 mod actions;
 mod drive;
@@ -359,10 +359,16 @@ pub async fn register_referenced_secrets(
     cancel: &CancellationToken,
 ) {
     for env in spec.environments.values() {
+        // A connection string written in release.yml usually holds a password: masked like a secret.
+        for cs in env.connection_strings.values() {
+            if let crate::spec::ConnectionValue::Text(value) = &cs.value {
+                log.register_secret(value);
+            }
+        }
         let Some(vault) = env.vault.as_deref() else {
             continue;
         };
-        let names: Vec<String> = env.secrets.values().map(|s| s.secret.clone()).collect();
+        let names = env.vault_secrets();
         if names.is_empty() {
             continue;
         }
@@ -429,6 +435,11 @@ struct Exec<'a> {
     production_settings: BTreeMap<String, String>,
     /// What this run wrote over on production: each name's value before (`None`: it was not set).
     production_settings_before: BTreeMap<String, Option<String>>,
+    /// Production's connection strings when the stage read the live state.
+    production_connection_strings: BTreeMap<String, ConnectionStringState>,
+    /// The connection strings this run wrote over on production, as they were (`None`: not set). Kept
+    /// in memory only: their values are secrets, which the journal never holds.
+    production_connection_strings_before: BTreeMap<String, Option<ConnectionStringState>>,
     /// A swap or image change of production was started: after a cancellation it may still complete.
     production_touched: bool,
     /// The release each slot holds, per its deployment records when the stage read the live state,
@@ -475,6 +486,8 @@ impl<'a> Exec<'a> {
             held: None,
             production_settings: BTreeMap::new(),
             production_settings_before: BTreeMap::new(),
+            production_connection_strings: BTreeMap::new(),
+            production_connection_strings_before: BTreeMap::new(),
             production_touched: false,
             slot_releases: BTreeMap::new(),
             progress: (0, 0),

@@ -25,12 +25,18 @@ impl Exec<'_> {
         };
         let production_changed = damage.swapped || damage.image_set;
         let applies = machine::recovery(plan.on_failure.iter().map(|s| &s.action), &damage);
+        let mut release_lock = None;
         for (step, applies) in plan.on_failure.iter().zip(applies) {
-            // The lock can be lost while recovering (taken over once stale): then it is not ours to give.
-            if !applies || (matches!(step.action, Action::ReleaseLock) && !self.lock_held()) {
+            if !applies {
                 continue;
             }
-            if restore_failed && !matches!(step.action, Action::ReleaseLock) {
+            if matches!(step.action, Action::ReleaseLock) {
+                // Given back last: the journal and production's own settings below are still written
+                // under it, so no other run starts on the app before they are.
+                release_lock = Some(step);
+                continue;
+            }
+            if restore_failed {
                 // Production still runs the release: its gate, the undo of its hooks and a `rolledBack`
                 // journal would all describe a rollback that did not happen.
                 continue;
@@ -79,6 +85,12 @@ impl Exec<'_> {
             // Production was never touched: the slot is still staged and the production stage can be retried.
             let _ = self.write_journal(Phase::Staged).await;
         }
+        // The lock can be lost while recovering (taken over once stale): then it is not ours to give.
+        if let Some(step) = release_lock
+            && self.lock_held()
+        {
+            let _ = self.timed(step).await;
+        }
         result
     }
 
@@ -91,7 +103,9 @@ impl Exec<'_> {
         for (name, value) in recorded.clone() {
             before.entry(name).or_insert(value);
         }
-        if before.is_empty() {
+        // Only this run's: a connection string's value is a secret, which the journal never holds.
+        let strings = std::mem::take(&mut self.production_connection_strings_before);
+        if before.is_empty() && strings.is_empty() {
             return;
         }
         let set: BTreeMap<String, SettingValue> = before
@@ -120,14 +134,27 @@ impl Exec<'_> {
                 .remove_settings(&SlotName::production(), &remove, &self.settle)
                 .await;
         }
-        let description = format!(
-            "restore {} production setting(s) this release wrote",
-            before.len()
-        );
+        if outcome.is_ok() && !strings.is_empty() {
+            outcome = self.restore_production_connection_strings(&strings).await;
+        }
+        let description = if strings.is_empty() {
+            format!(
+                "restore {} production setting(s) this release wrote",
+                before.len()
+            )
+        } else {
+            format!(
+                "restore {} production setting(s) and {} connection string(s) this release wrote",
+                before.len(),
+                strings.len()
+            )
+        };
         let note = outcome.as_ref().err().map(|e| chain(e).join(": "));
         if note.is_some() {
-            // Kept in the journal, so the rollback stage can try again.
+            // Kept in the journal, so the rollback stage can try again; connection strings only for a
+            // later attempt of this run.
             self.journal.previous_settings = recorded;
+            self.production_connection_strings_before = strings;
         }
         self.log().info(&format!(
             "[{}] {description} ({})",
@@ -140,6 +167,46 @@ impl Exec<'_> {
             duration_ms: started.elapsed().as_millis() as u64,
             note,
         });
+    }
+
+    /// Puts production's connection strings back as the stage found them (under the settle token, like the
+    /// settings).
+    async fn restore_production_connection_strings(
+        &self,
+        strings: &BTreeMap<String, Option<ConnectionStringState>>,
+    ) -> Result<(), Error> {
+        let production = SlotName::production();
+        let set: BTreeMap<String, ConnectionStringValue> = strings
+            .iter()
+            .filter_map(|(name, was)| {
+                let was = was.as_ref()?;
+                Some((
+                    name.clone(),
+                    ConnectionStringValue {
+                        kind: was.kind.clone(),
+                        value: SettingValue::Plain(was.value.clone()),
+                    },
+                ))
+            })
+            .collect();
+        let remove: BTreeSet<String> = strings
+            .iter()
+            .filter(|(_, was)| was.is_none())
+            .map(|(name, _)| name.clone())
+            .collect();
+        if !set.is_empty() {
+            self.ctx
+                .port
+                .set_connection_strings(&production, &set, &self.settle)
+                .await?;
+        }
+        if !remove.is_empty() {
+            self.ctx
+                .port
+                .remove_connection_strings(&production, &remove, &self.settle)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Cancellation: record where the release stopped and give the lock back, within the grace period.

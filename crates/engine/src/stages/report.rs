@@ -274,6 +274,21 @@ pub fn stage_summary(
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
+            Action::SetConnectionStrings { slot, changes: c } => changes.push(format!(
+                "{slot}: connection strings {}",
+                c.iter()
+                    .map(|c| format!("{} ({})", c.name, c.kind))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Action::RemoveConnectionStrings { slot, removals } => changes.push(format!(
+                "{slot}: removed connection strings {}",
+                removals
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
             Action::SetSiteConfig { slot, changes: c } => changes.push(format!(
                 "{slot}: general settings {}",
                 c.iter()

@@ -15,14 +15,20 @@ use slot_release_engine::Error;
 use slot_release_engine::health::{HealthCheck, ProbeOutcome, Prober};
 use slot_release_engine::journal::{DeploymentRecord, JournalTags, Phase};
 use slot_release_engine::lock::CLAIM_PREFIX;
-use slot_release_engine::port::{CommandResult, Port, SecretValue, SettingValue, SiteChange};
-use slot_release_engine::state::{LiveState, SiteSettings, SlotName, SlotState};
+use slot_release_engine::port::{
+    CommandResult, ConnectionStringValue, Port, SecretValue, SettingValue, SiteChange,
+};
+use slot_release_engine::state::{
+    ConnectionStringState, LiveState, SiteSettings, SlotName, SlotState,
+};
 use tokio_util::sync::CancellationToken;
 
 /// One slot.
 #[derive(Debug, Clone, Default)]
 pub struct MemSlot {
     pub settings: BTreeMap<String, String>,
+    /// Connection strings; they swap like settings unless their name is sticky.
+    pub connection_strings: BTreeMap<String, ConnectionStringState>,
     pub linux_fx: Option<String>,
     pub startup: Option<String>,
     /// General settings; a swap leaves them with the slot, as App Service does.
@@ -77,6 +83,8 @@ pub struct World {
     pub slots: BTreeMap<SlotName, MemSlot>,
     pub tags: BTreeMap<String, String>,
     pub sticky: BTreeSet<String>,
+    /// Sticky connection string names.
+    pub sticky_connection_strings: BTreeSet<String>,
     pub calls: Vec<Call>,
     /// Releases that passed their staging gate (the journal or a record reached `staged` for them).
     pub gated: BTreeSet<String>,
@@ -232,6 +240,7 @@ impl Port for MemPort {
             let mut state = LiveState {
                 tags: w.tags.clone(),
                 sticky_settings: w.sticky.clone(),
+                sticky_connection_strings: w.sticky_connection_strings.clone(),
                 ..LiveState::default()
             };
             for name in std::iter::once(SlotName::production()).chain(slots) {
@@ -240,6 +249,7 @@ impl Port for MemPort {
                         name.clone(),
                         SlotState {
                             settings: s.settings.clone(),
+                            connection_strings: s.connection_strings.clone(),
                             linux_fx_version: s.linux_fx.clone(),
                             startup_command: s.startup.clone(),
                             release: s.release(),
@@ -323,6 +333,78 @@ impl Port for MemPort {
             w.sticky.retain(|n| !unstick.contains(n));
             Ok(())
         })
+        .await
+    }
+
+    async fn set_connection_strings(
+        &self,
+        slot: &SlotName,
+        strings: &BTreeMap<String, ConnectionStringValue>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let slot = slot.to_owned();
+        let values: BTreeMap<String, ConnectionStringState> = strings
+            .iter()
+            .map(|(k, v)| {
+                let value = match &v.value {
+                    SettingValue::Plain(p) => p.clone(),
+                    SettingValue::Secret(s) => s.expose().to_owned(),
+                };
+                let kind = v.kind.clone();
+                (k.clone(), ConnectionStringState { kind, value })
+            })
+            .collect();
+        self.call(
+            &format!("set connection strings on {slot}"),
+            true,
+            cancel,
+            move |w| {
+                let s = w.slots.entry(slot).or_default();
+                s.connection_strings.extend(values);
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    async fn remove_connection_strings(
+        &self,
+        slot: &SlotName,
+        names: &BTreeSet<String>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let (slot, names) = (slot.to_owned(), names.clone());
+        self.call(
+            &format!("remove connection strings on {slot}"),
+            true,
+            cancel,
+            move |w| {
+                if let Some(s) = w.slots.get_mut(&slot) {
+                    s.connection_strings.retain(|k, _| !names.contains(k));
+                }
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    async fn set_sticky_connection_strings(
+        &self,
+        stick: &BTreeSet<String>,
+        unstick: &BTreeSet<String>,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let (stick, unstick) = (stick.clone(), unstick.clone());
+        self.call(
+            "set sticky connection string names",
+            true,
+            cancel,
+            move |w| {
+                w.sticky_connection_strings.extend(stick);
+                w.sticky_connection_strings.retain(|n| !unstick.contains(n));
+                Ok(())
+            },
+        )
         .await
     }
 
@@ -422,6 +504,16 @@ impl Port for MemPort {
             let (b_sticky, b_travel) = split(&b.settings);
             a.settings = a_sticky.into_iter().chain(b_travel).collect();
             b.settings = b_sticky.into_iter().chain(a_travel).collect();
+            let sticky = &w.sticky_connection_strings;
+            let split = |s: &BTreeMap<String, ConnectionStringState>| -> (BTreeMap<String, ConnectionStringState>, BTreeMap<String, ConnectionStringState>) {
+                s.iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .partition(|(k, _)| sticky.contains(k))
+            };
+            let (a_sticky, a_travel) = split(&a.connection_strings);
+            let (b_sticky, b_travel) = split(&b.connection_strings);
+            a.connection_strings = a_sticky.into_iter().chain(b_travel).collect();
+            b.connection_strings = b_sticky.into_iter().chain(a_travel).collect();
             w.slots.insert(source, a);
             w.slots.insert(target, b);
             Ok(())
