@@ -4,14 +4,16 @@
 //! shows names, types and where values come from, never a value.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use slot_release_engine::journal::{JournalTags, Owned};
 use slot_release_engine::plan::{
     self, Action, BuildInfo, ConnectionStringChange, Plan, PlanInput, Shown, Stage,
 };
-use slot_release_engine::release::{self, LoadRequest, LoadedRelease};
+use slot_release_engine::release::LoadedRelease;
 use slot_release_engine::state::{ConnectionStringState, LiveState, SlotName};
+
+mod support;
+use support::{fixture, root};
 
 /// The values release.yml writes: none may appear in a plan.
 const VALUES: [&str; 3] = ["stg-pw-1", "prod-pw-2", "shared-key-9"];
@@ -48,10 +50,6 @@ const PRODUCTION: &str = "    connectionStrings:
         delivery: value
 ";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// The python example with connection strings in both environments, `edit` applied last.
 fn load(edit: impl FnOnce(String) -> String) -> (LoadedRelease, tempfile::TempDir) {
     let text = std::fs::read_to_string(root().join("examples/python-webapp/release.yml")).unwrap();
@@ -67,28 +65,8 @@ fn load(edit: impl FnOnce(String) -> String) -> (LoadedRelease, tempfile::TempDi
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("release.yml");
     std::fs::write(&config, edit(text)).unwrap();
-    let request = LoadRequest {
-        release_id: Some("20261122.7".to_owned()),
-        variables: [
-            ("BUILD_BUILDNUMBER", "20261122.7"),
-            ("BUILD_BUILDID", "4711"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect(),
-        ..LoadRequest::default()
-    };
-    let loaded = release::load(&config, &request).unwrap_or_else(|d| panic!("{d}"));
+    let loaded = support::load(&config);
     (loaded, dir)
-}
-
-fn state(name: &str) -> LiveState {
-    LiveState::from_file(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name),
-    )
-    .unwrap()
 }
 
 fn plan_with(
@@ -159,7 +137,7 @@ fn assert_no_value(text: &str) {
 #[test]
 fn staging_and_production_plans_show_names_types_and_origins_never_values() {
     let (loaded, _dir) = load(|t| t);
-    let mut staged = state("staged.json");
+    let mut staged = fixture("staged.json");
     // Production holds last release's: the same Db password, an older Cache reference and type.
     put(
         &mut staged,
@@ -173,7 +151,7 @@ fn staging_and_production_plans_show_names_types_and_origins_never_values() {
         (
             "staging",
             Stage::Staging,
-            state("before-first-release.json"),
+            fixture("before-first-release.json"),
         ),
         ("production", Stage::Production, staged),
     ] {
@@ -203,7 +181,11 @@ fn staging_and_production_plans_show_names_types_and_origins_never_values() {
 #[test]
 fn staging_writes_every_declared_one_alike_ones_travelling_and_the_others_sticky() {
     let (loaded, _dir) = load(|t| t);
-    let plan = plan_for(&loaded, Stage::Staging, &state("before-first-release.json"));
+    let plan = plan_for(
+        &loaded,
+        Stage::Staging,
+        &fixture("before-first-release.json"),
+    );
     let steps = sets(&plan);
     assert_eq!(steps.len(), 1, "{}", plan.render());
     let (slot, changes) = &steps[0];
@@ -257,7 +239,7 @@ fn staging_writes_every_declared_one_alike_ones_travelling_and_the_others_sticky
 #[test]
 fn a_slot_that_has_them_gets_only_what_differs() {
     let (loaded, _dir) = load(|t| t);
-    let mut live = state("before-first-release.json");
+    let mut live = fixture("before-first-release.json");
     let reference = "@Microsoft.KeyVault(VaultName=contoso-kv;SecretName=cache-conn)";
     put(
         &mut live,
@@ -295,7 +277,7 @@ fn a_slot_that_has_them_gets_only_what_differs() {
 #[test]
 fn production_writes_its_sticky_ones_and_the_travelling_ones_come_with_the_swap() {
     let (loaded, _dir) = load(|t| t);
-    let plan = plan_for(&loaded, Stage::Production, &state("staged.json"));
+    let plan = plan_for(&loaded, Stage::Production, &fixture("staged.json"));
     let steps = sets(&plan);
     // Production: Db only (sticky); the staged slot lacks the travelling ones the staging stage would
     // have written, so they are written there before the swap.
@@ -328,7 +310,11 @@ fn sticky_true_keeps_an_alike_one_with_its_slot_and_a_false_that_cannot_travel_i
     });
     let travelling = loaded.spec.travelling_connection_strings();
     assert!(!travelling.contains("Shared") && travelling.contains("Cache"));
-    let plan = plan_for(&loaded, Stage::Staging, &state("before-first-release.json"));
+    let plan = plan_for(
+        &loaded,
+        Stage::Staging,
+        &fixture("before-first-release.json"),
+    );
     let shared = sets(&plan)[0]
         .1
         .iter()
@@ -347,7 +333,7 @@ fn sticky_true_keeps_an_alike_one_with_its_slot_and_a_false_that_cannot_travel_i
         )
     });
     for stage in [Stage::Staging, Stage::Production] {
-        let plan = plan_for(&loaded, stage, &state("staged.json"));
+        let plan = plan_for(&loaded, stage, &fixture("staged.json"));
         let refused: Vec<_> = plan.problems().collect();
         assert_eq!(refused.len(), 1, "{}", plan.render());
         assert_eq!(refused[0].name, "connection-string-sticky");
@@ -366,7 +352,11 @@ fn sticky_true_keeps_an_alike_one_with_its_slot_and_a_false_that_cannot_travel_i
             "        type: ServiceBus\n        delivery: value\n        sticky: false\n",
         )
     });
-    let plan = plan_for(&loaded, Stage::Staging, &state("before-first-release.json"));
+    let plan = plan_for(
+        &loaded,
+        Stage::Staging,
+        &fixture("before-first-release.json"),
+    );
     assert!(plan.problems().next().is_none(), "{}", plan.render());
 }
 
@@ -413,7 +403,7 @@ fn removals(plan: &Plan) -> Vec<String> {
 #[test]
 fn an_owned_one_the_config_dropped_is_removed_and_one_added_by_hand_is_not() {
     let (loaded, _dir) = load(|t| t);
-    let mut live = with_owned(state("after-release.json"), &loaded);
+    let mut live = with_owned(fixture("after-release.json"), &loaded);
     put(&mut live, "staging", "Legacy", cs("Custom", "x"));
     put(&mut live, "production", "Legacy", cs("Custom", "x"));
     put(&mut live, "staging", "HandMade", cs("Custom", "y"));
@@ -432,7 +422,7 @@ fn an_owned_one_the_config_dropped_is_removed_and_one_added_by_hand_is_not() {
     assert!(owns.connection_strings.contains("Db"));
 
     // Production removes a sticky one before its swap, and takes it off the sticky list.
-    let mut live = with_owned(state("staged.json"), &loaded);
+    let mut live = with_owned(fixture("staged.json"), &loaded);
     put(&mut live, "production", "Legacy", cs("Custom", "x"));
     live.sticky_connection_strings.insert("Legacy".into());
     let plan = plan_for(&loaded, Stage::Production, &live);
@@ -448,7 +438,7 @@ fn a_rollback_redeploy_brings_its_release_travelling_connection_strings_back() {
     let (loaded, _dir) = load(|t| t);
     // The target release's config, rendered with its own variables: another shared endpoint.
     let (target, _target_dir) = load(|t| t.replace("sb://shared/", "sb://shared-r1/"));
-    let mut live = state("after-release.json");
+    let mut live = fixture("after-release.json");
     let mut journal = JournalTags::from_tags(&live.tags).unwrap();
     journal.history = vec![slot_release_engine::history::Entry {
         id: "20261120.1".into(),

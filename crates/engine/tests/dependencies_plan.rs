@@ -3,39 +3,20 @@
 //! package's layout and that value give, named in one plan line or refused before any change.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 
 use slot_release_engine::journal::{JournalTags, Owned};
 use slot_release_engine::package::PackageFiles;
-use slot_release_engine::plan::{self, BuildInfo, Check, Plan, PlanInput, Stage};
-use slot_release_engine::release::{self, LoadRequest};
+use slot_release_engine::plan::{BuildInfo, Check, Plan, Stage};
+use slot_release_engine::release::{self};
 use slot_release_engine::state::{LiveState, SlotName};
+
+mod support;
+use support::{example, fixture, plan_built};
 
 const SCM: &str = "SCM_DO_BUILD_DURING_DEPLOYMENT";
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn example() -> release::LoadedRelease {
-    let request = LoadRequest {
-        release_id: Some("20261122.7".to_owned()),
-        variables: [
-            ("BUILD_BUILDNUMBER", "20261122.7"),
-            ("BUILD_BUILDID", "4711"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect(),
-        ..LoadRequest::default()
-    };
-    let path = root().join("examples/python-webapp/release.yml");
-    release::load(&path, &request).unwrap_or_else(|d| panic!("does not load:\n{d}"))
-}
-
 fn staged() -> LiveState {
-    LiveState::from_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/staged.json"))
-        .unwrap()
+    fixture("staged.json")
 }
 
 fn plan_with(
@@ -43,19 +24,15 @@ fn plan_with(
     live: &LiveState,
     layout: Option<PackageFiles>,
 ) -> Plan {
-    plan::compute(PlanInput {
-        target: None,
-        spec: &loaded.spec,
-        stage: Stage::Staging,
-        environment: None,
-        state: live,
-        build: &BuildInfo {
-            release_id: loaded.release_id.clone(),
+    plan_built(
+        loaded,
+        Stage::Staging,
+        live,
+        BuildInfo {
             layout,
             ..BuildInfo::default()
         },
-    })
-    .unwrap()
+    )
 }
 
 fn named<'a>(plan: &'a Plan, name: &str) -> &'a Check {
@@ -68,7 +45,7 @@ fn named<'a>(plan: &'a Plan, name: &str) -> &'a Check {
 /// The example with the staging environment setting `SCM_DO_BUILD_DURING_DEPLOYMENT` (or not), and the
 /// staging slot holding `live` (or not).
 fn world(config: Option<&str>, live: Option<&str>) -> (release::LoadedRelease, LiveState) {
-    let mut loaded = example();
+    let mut loaded = example("python-webapp");
     let env = loaded.spec.environments.get_mut("staging").unwrap();
     if let Some(v) = config {
         env.settings.insert(SCM.into(), v.into());

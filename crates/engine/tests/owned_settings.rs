@@ -3,56 +3,14 @@
 //! by hand, a first release and a journal from before ownership was recorded remove nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 
 use slot_release_engine::journal::{JournalTags, Owned};
-use slot_release_engine::plan::{self, Action, BuildInfo, Plan, PlanInput, Stage};
-use slot_release_engine::release::{self, LoadRequest};
+use slot_release_engine::plan::{Action, Plan, Stage};
+use slot_release_engine::release::{self};
 use slot_release_engine::state::{LiveState, SlotName};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn example() -> release::LoadedRelease {
-    let request = LoadRequest {
-        release_id: Some("20261122.7".to_owned()),
-        variables: [
-            ("BUILD_BUILDNUMBER", "20261122.7"),
-            ("BUILD_BUILDID", "4711"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect(),
-        ..LoadRequest::default()
-    };
-    let path = root().join("examples/python-webapp/release.yml");
-    release::load(&path, &request).unwrap_or_else(|d| panic!("does not load:\n{d}"))
-}
-
-fn state(name: &str) -> LiveState {
-    LiveState::from_file(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name),
-    )
-    .unwrap()
-}
-
-fn plan_for(loaded: &release::LoadedRelease, stage: Stage, state: &LiveState) -> Plan {
-    plan::compute(PlanInput {
-        target: None,
-        spec: &loaded.spec,
-        stage,
-        environment: None,
-        state,
-        build: &BuildInfo {
-            release_id: loaded.release_id.clone(),
-            ..BuildInfo::default()
-        },
-    })
-    .unwrap()
-}
+mod support;
+use support::{example, fixture, plan_for};
 
 fn sn(name: &str) -> SlotName {
     SlotName::new(name).unwrap()
@@ -120,8 +78,8 @@ fn index_of(plan: &Plan, pick: fn(&Action) -> bool) -> usize {
 
 #[test]
 fn a_name_the_last_release_owned_is_removed_from_staging_before_the_deploy_and_the_plan_says_why() {
-    let loaded = example();
-    let mut live = with_journal(state("after-release.json"), Some(owned_by_r1(&loaded)));
+    let loaded = example("python-webapp");
+    let mut live = with_journal(fixture("after-release.json"), Some(owned_by_r1(&loaded)));
     // After release 1's swap the travelling OLD_FLAG is in both slots; a setting added by hand is too.
     put(&mut live, "staging", "OLD_FLAG", "1");
     put(&mut live, "production", "OLD_FLAG", "1");
@@ -158,7 +116,7 @@ fn a_name_the_last_release_owned_is_removed_from_staging_before_the_deploy_and_t
 
 #[test]
 fn a_retired_name_that_a_swap_moved_to_the_other_slot_is_still_removed() {
-    let loaded = example();
+    let loaded = example("python-webapp");
     // Release 2 took OLD_FLAG out but production still held it at its staging: it stays owned on
     // production. After release 2's swap OLD_FLAG sits in staging only.
     let mut owned = owned_by_r1(&loaded);
@@ -167,7 +125,7 @@ fn a_retired_name_that_a_swap_moved_to_the_other_slot_is_still_removed() {
         .unwrap()
         .settings
         .remove("OLD_FLAG");
-    let mut live = with_journal(state("after-release.json"), Some(owned));
+    let mut live = with_journal(fixture("after-release.json"), Some(owned));
     put(&mut live, "staging", "OLD_FLAG", "1");
     let plan = plan_for(&loaded, Stage::Staging, &live);
     assert_eq!(removals(&plan).len(), 1, "{}", plan.render());
@@ -177,8 +135,8 @@ fn a_retired_name_that_a_swap_moved_to_the_other_slot_is_still_removed() {
 
 #[test]
 fn production_loses_only_sticky_names_and_the_sticky_list_is_cleaned_when_no_slot_keeps_them() {
-    let loaded = example();
-    let mut live = with_journal(state("staged.json"), Some(owned_by_r1(&loaded)));
+    let loaded = example("python-webapp");
+    let mut live = with_journal(fixture("staged.json"), Some(owned_by_r1(&loaded)));
     put(&mut live, "production", "OLD_FLAG", "1");
     live.sticky_settings.insert("OLD_FLAG".into());
     let plan = plan_for(&loaded, Stage::Production, &live);
@@ -207,8 +165,8 @@ fn production_loses_only_sticky_names_and_the_sticky_list_is_cleaned_when_no_slo
 
 #[test]
 fn a_first_release_and_an_old_journal_remove_nothing_and_an_old_journal_says_so_once() {
-    let loaded = example();
-    let mut first = state("before-first-release.json");
+    let loaded = example("python-webapp");
+    let mut first = fixture("before-first-release.json");
     // No journal at all: Slot Release never released this app.
     first.tags.clear();
     if let Some(s) = first.slots.get_mut("staging") {
@@ -219,7 +177,7 @@ fn a_first_release_and_an_old_journal_remove_nothing_and_an_old_journal_says_so_
     assert!(plan.preflight.iter().all(|c| c.name != "owned-settings"));
     assert!(plan.owns.is_some(), "a first release records what it owns");
 
-    let mut old = with_journal(state("after-release.json"), None);
+    let mut old = with_journal(fixture("after-release.json"), None);
     put(&mut old, "staging", "OLD_FLAG", "1");
     let plan = plan_for(&loaded, Stage::Staging, &old);
     assert!(removals(&plan).is_empty(), "{}", plan.render());
@@ -234,7 +192,7 @@ fn a_first_release_and_an_old_journal_remove_nothing_and_an_old_journal_says_so_
 
 #[test]
 fn the_owned_names_round_trip_through_the_tags() {
-    let loaded = example();
+    let loaded = example("python-webapp");
     let live = with_journal(LiveState::default(), Some(owned_by_r1(&loaded)));
     let journal = JournalTags::from_tags(&live.tags).unwrap();
     assert_eq!(journal.owned, Some(owned_by_r1(&loaded)));

@@ -1,51 +1,15 @@
 //! Plans of the example release for each stage, from state files: snapshots of the human and JSON forms,
 //! the checked-in plan schema, and the rules a plan must follow (secrets never shown, only what differs).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use slot_release_engine::package::PackageFiles;
-use slot_release_engine::plan::{self, Action, BuildInfo, Plan, PlanInput, Shown, Stage};
+use slot_release_engine::plan::{self, Action, BuildInfo, Plan, Shown, Stage};
 use slot_release_engine::release::{self, LoadRequest};
 use slot_release_engine::state::LiveState;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn example(name: &str) -> release::LoadedRelease {
-    let request = LoadRequest {
-        release_id: Some("20261122.7".to_owned()),
-        run_identity: None,
-        variables: [
-            ("BUILD_BUILDNUMBER", "20261122.7"),
-            ("BUILD_BUILDID", "4711"),
-            (
-                "STAGING_URL",
-                "https://contoso-api-staging.azurewebsites.net",
-            ),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect(),
-        syntax_only: false,
-        sources: None,
-        ..LoadRequest::default()
-    };
-    let path = root().join("examples").join(name).join("release.yml");
-    release::load(&path, &request)
-        .unwrap_or_else(|d| panic!("{} does not load:\n{d}", path.display()))
-}
-
-fn state(name: &str) -> LiveState {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    LiveState::from_file(&path).unwrap()
-}
-
-fn plan_for(loaded: &release::LoadedRelease, stage: Stage, state: &LiveState) -> Plan {
-    plan_with(loaded, stage, state, None)
-}
+mod support;
+use support::{example, fixture, plan_built, plan_for, root};
 
 fn plan_with(
     loaded: &release::LoadedRelease,
@@ -53,23 +17,15 @@ fn plan_with(
     state: &LiveState,
     layout: Option<PackageFiles>,
 ) -> Plan {
-    plan::compute(PlanInput {
-        target: None,
-        spec: &loaded.spec,
+    plan_built(
+        loaded,
         stage,
-        environment: None,
         state,
-        build: &BuildInfo {
-            package_later: false,
-            assume_staged: false,
-            release_id: loaded.release_id.clone(),
-            release_name: None,
-            package_sha256: None,
-            rollback_to: None,
+        BuildInfo {
             layout,
+            ..BuildInfo::default()
         },
-    })
-    .unwrap()
+    )
 }
 
 fn settings(insta_name: &str) -> insta::Settings {
@@ -89,7 +45,7 @@ fn python_webapp_plans_for_each_stage() {
         ("rollback", Stage::Rollback, "after-release.json"),
     ];
     for (name, stage, state_file) in cases {
-        let plan = plan_for(&loaded, stage, &state(state_file));
+        let plan = plan_for(&loaded, stage, &fixture(state_file));
         // The package root is an absolute path on this machine; the snapshot shows it relative.
         let text = plan
             .render()
@@ -140,7 +96,7 @@ fn secret_values_never_appear_in_a_plan() {
         (Stage::Staging, "before-first-release.json"),
         (Stage::Production, "staged.json"),
     ] {
-        let plan = plan_for(&loaded, stage, &state(file));
+        let plan = plan_for(&loaded, stage, &fixture(file));
         let json = plan.to_json();
         let text = plan.render();
         for value in ["previous-value-not-shown", "staging-value-not-shown"] {
@@ -169,7 +125,7 @@ fn secret_values_never_appear_in_a_plan() {
 #[test]
 fn a_value_replaced_by_a_key_vault_reference_is_never_shown() {
     let loaded = example("python-webapp");
-    let mut live = state("staged.json");
+    let mut live = fixture("staged.json");
     assert!(live.slots.len() >= 2, "both slots exist");
     for slot in live.slots.values_mut() {
         slot.settings
@@ -226,11 +182,11 @@ fn names(changes: &[(String, plan::SettingChange)]) -> Vec<String> {
 fn only_settings_that_differ_are_planned() {
     let loaded = example("python-webapp");
     // Staged by this version: only APP_ENV (different per environment) is sticky, and production has it.
-    let plan = plan_for(&loaded, Stage::Production, &state("staged.json"));
+    let plan = plan_for(&loaded, Stage::Production, &fixture("staged.json"));
     assert!(setting_changes(&plan).is_empty(), "{}", plan.render());
 
     // Production's own value differs: only that sticky name is written, on production.
-    let mut live = state("staged.json");
+    let mut live = fixture("staged.json");
     live.slots
         .get_mut("production")
         .unwrap()
@@ -255,7 +211,7 @@ fn settings_with_the_same_value_in_both_environments_travel_with_the_swap() {
     );
 
     // Staging writes every name, sticky only where production's value differs.
-    let mut live = state("before-first-release.json");
+    let mut live = fixture("before-first-release.json");
     live.sticky_settings.clear();
     let plan = plan_for(&loaded, Stage::Staging, &live);
     let changes = setting_changes(&plan);
@@ -269,7 +225,7 @@ fn settings_with_the_same_value_in_both_environments_travel_with_the_swap() {
 
     // A slot staged when every name was sticky: the production stage lets the travelling ones go
     // (on the staged slot, values unchanged) and never writes production.
-    let mut live = state("staged.json");
+    let mut live = fixture("staged.json");
     live.sticky_settings = [
         "APP_ENV",
         "DATABASE_PATH",
@@ -327,7 +283,7 @@ fn a_blank_startup_command_is_judged_on_the_effective_stack_and_the_package() {
     loaded.spec.app.stack = None;
     let nested =
         || PackageFiles::from_names(["application/single_app/app.py", "requirements.txt"], None);
-    let mut live = state("staged.json");
+    let mut live = fixture("staged.json");
     for slot in live.slots.values_mut() {
         slot.startup_command = None;
         slot.linux_fx_version = Some("PYTHON|3.12".into());
@@ -375,7 +331,7 @@ fn a_windows_slot_needs_no_startup_command() {
     let mut loaded = example("python-webapp");
     loaded.spec.app.startup_command = None;
     loaded.spec.app.stack = None;
-    let mut live = state("staged.json");
+    let mut live = fixture("staged.json");
     for slot in live.slots.values_mut() {
         slot.startup_command = None;
         slot.linux_fx_version = None;
@@ -398,7 +354,7 @@ fn a_windows_slot_needs_no_startup_command() {
 #[test]
 fn an_unfinished_release_is_reported_in_preflight() {
     let loaded = example("python-webapp");
-    let mut live = state("staged.json");
+    let mut live = fixture("staged.json");
     live.tags
         .insert("slotrelease.phase".into(), "swapping".into());
     let plan = plan_for(&loaded, Stage::Production, &live);
@@ -419,7 +375,7 @@ fn rollback_refuses_when_nothing_can_be_restored() {
 #[test]
 fn rollback_is_idempotent() {
     let loaded = example("python-webapp");
-    let mut live = state("after-release.json");
+    let mut live = fixture("after-release.json");
     live.tags.insert(
         "slotrelease.slots".into(),
         "production=20261120.1,staging=20261122.7".into(),
@@ -545,7 +501,7 @@ fn rollback_of_a_code_app_with_last_known_good_refuses_to_redeploy_a_package_it_
     use slot_release_engine::spec::Restore;
     let mut loaded = example("python-webapp");
     loaded.spec.rollback.as_mut().unwrap().restore = Restore::LastKnownGood;
-    let plan = plan_for(&loaded, Stage::Rollback, &state("after-release.json"));
+    let plan = plan_for(&loaded, Stage::Rollback, &fixture("after-release.json"));
     let refusal = plan.problems().next().expect("a refusal");
     assert_eq!(refusal.name, "last-known-good");
     assert!(
@@ -656,10 +612,14 @@ fn a_health_timeout_override_bounds_every_gate_and_shows_in_the_plan() {
             })
             .collect()
     };
-    let staging = plan_for(&loaded, Stage::Staging, &state("before-first-release.json"));
+    let staging = plan_for(
+        &loaded,
+        Stage::Staging,
+        &fixture("before-first-release.json"),
+    );
     assert_eq!(gates(&staging), [17], "{}", staging.render());
     assert!(staging.render().contains("within 17s"));
-    let production = plan_for(&loaded, Stage::Production, &state("staged.json"));
+    let production = plan_for(&loaded, Stage::Production, &fixture("staged.json"));
     assert!(!gates(&production).is_empty());
     assert!(
         gates(&production).iter().all(|&s| s == 17),
@@ -683,7 +643,7 @@ fn a_health_timeout_override_bounds_every_gate_and_shows_in_the_plan() {
                 .as_secs()
         )
     );
-    let rollback = plan_for(&loaded, Stage::Rollback, &state("after-release.json"));
+    let rollback = plan_for(&loaded, Stage::Rollback, &fixture("after-release.json"));
     assert_eq!(gates(&rollback), [17], "{}", rollback.render());
 
     // A deadline that leaves no room for a second probe is refused with the gate named.
@@ -713,7 +673,7 @@ fn a_health_timeout_override_bounds_every_gate_and_shows_in_the_plan() {
 #[test]
 fn rollback_with_nothing_to_swap_changes_nothing_but_still_puts_settings_back() {
     let loaded = example("python-webapp");
-    let mut live = state("after-release.json");
+    let mut live = fixture("after-release.json");
     live.tags.insert(
         "slotrelease.slots".into(),
         "production=20261120.1,staging=20261122.7".into(),

@@ -2,39 +2,13 @@
 //! made for a later job (`assume_staged`), `WEBSITE_RUN_FROM_PACKAGE` pointing at a URL, and what each step's
 //! reason tells the user. Written against the survivors `cargo mutants` reported on `plan/*.rs`.
 
-use std::path::{Path, PathBuf};
-
 use slot_release_config::SlotName;
-use slot_release_engine::plan::{self, Action, BuildInfo, Plan, PlanInput, Stage};
-use slot_release_engine::release::{self, LoadRequest};
+use slot_release_engine::plan::{self, Action, BuildInfo, Plan, Stage};
+use slot_release_engine::release::{self};
 use slot_release_engine::state::LiveState;
 
-fn example(name: &str) -> release::LoadedRelease {
-    let request = LoadRequest {
-        release_id: Some("20261122.7".to_owned()),
-        variables: [
-            ("BUILD_BUILDNUMBER", "20261122.7"),
-            ("BUILD_BUILDID", "4711"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect(),
-        ..LoadRequest::default()
-    };
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../examples")
-        .join(name)
-        .join("release.yml");
-    release::load(&path, &request)
-        .unwrap_or_else(|d| panic!("{} does not load:\n{d}", path.display()))
-}
-
-fn fixture(name: &str) -> LiveState {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    LiveState::from_file(&path).unwrap()
-}
+mod support;
+use support::{example, fixture, plan_built};
 
 fn plan_with(
     loaded: &release::LoadedRelease,
@@ -42,23 +16,15 @@ fn plan_with(
     state: &LiveState,
     assume_staged: bool,
 ) -> Plan {
-    plan::compute(PlanInput {
-        target: None,
-        spec: &loaded.spec,
+    plan_built(
+        loaded,
         stage,
-        environment: None,
         state,
-        build: &BuildInfo {
-            package_later: false,
+        BuildInfo {
             assume_staged,
-            release_id: loaded.release_id.clone(),
-            release_name: None,
-            package_sha256: None,
-            rollback_to: None,
-            layout: None,
+            ..BuildInfo::default()
         },
-    })
-    .unwrap()
+    )
 }
 
 fn kinds(steps: &[plan::Step]) -> Vec<String> {

@@ -1,55 +1,11 @@
 //! General settings (`siteConfig`) in plans: nothing when the slot already has them, one step with each
 //! differing field, and each environment's written to its own slot because none of them swaps.
 
-use std::path::{Path, PathBuf};
+use slot_release_engine::plan::{Action, Plan, SiteConfigChange, Stage};
+use slot_release_engine::state::{SiteSettings, SlotName};
 
-use slot_release_engine::plan::{
-    self, Action, BuildInfo, Plan, PlanInput, SiteConfigChange, Stage,
-};
-use slot_release_engine::release::{self, LoadRequest};
-use slot_release_engine::state::{LiveState, SiteSettings, SlotName};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn example() -> release::LoadedRelease {
-    let request = LoadRequest {
-        release_id: Some("20261122.7".to_owned()),
-        variables: [
-            ("BUILD_BUILDNUMBER", "20261122.7"),
-            ("BUILD_BUILDID", "4711"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect(),
-        ..LoadRequest::default()
-    };
-    let path = root().join("examples/python-webapp/release.yml");
-    release::load(&path, &request).unwrap_or_else(|d| panic!("{d}"))
-}
-
-fn state(name: &str) -> LiveState {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    LiveState::from_file(&path).unwrap()
-}
-
-fn plan_for(loaded: &release::LoadedRelease, stage: Stage, state: &LiveState) -> Plan {
-    plan::compute(PlanInput {
-        target: None,
-        spec: &loaded.spec,
-        stage,
-        environment: None,
-        state,
-        build: &BuildInfo {
-            release_id: loaded.release_id.clone(),
-            ..BuildInfo::default()
-        },
-    })
-    .unwrap()
-}
+mod support;
+use support::{example, fixture, plan_for};
 
 /// Every `SetSiteConfig` step of a plan: its slot and changes.
 fn site_steps(plan: &Plan) -> Vec<(SlotName, Vec<SiteConfigChange>)> {
@@ -82,11 +38,11 @@ fn every_field() -> SiteSettings {
 
 #[test]
 fn nothing_is_planned_when_the_slot_already_has_the_settings() {
-    let mut loaded = example();
+    let mut loaded = example("python-webapp");
     for env in loaded.spec.environments.values_mut() {
         env.site_config = every_field();
     }
-    let mut live = state("staged.json");
+    let mut live = fixture("staged.json");
     for slot in live.slots.values_mut() {
         slot.site_config = every_field();
     }
@@ -98,14 +54,14 @@ fn nothing_is_planned_when_the_slot_already_has_the_settings() {
 
 #[test]
 fn each_differing_field_is_one_change_with_before_and_after() {
-    let mut loaded = example();
+    let mut loaded = example("python-webapp");
     loaded
         .spec
         .environments
         .get_mut("production")
         .unwrap()
         .site_config = every_field();
-    let mut live = state("staged.json");
+    let mut live = fixture("staged.json");
     let prod = live.slots.get_mut(&SlotName::production()).unwrap();
     prod.site_config = SiteSettings {
         always_on: Some(false),
@@ -148,7 +104,7 @@ fn each_differing_field_is_one_change_with_before_and_after() {
 
 #[test]
 fn general_settings_stay_with_their_slot_so_each_is_written_to_its_own() {
-    let mut loaded = example();
+    let mut loaded = example("python-webapp");
     loaded
         .spec
         .environments
@@ -168,9 +124,13 @@ fn general_settings_stay_with_their_slot_so_each_is_written_to_its_own() {
         min_tls_version: Some("1.3".into()),
         ..SiteSettings::default()
     };
-    let live = state("staged.json");
+    let live = fixture("staged.json");
     // Staging writes the staging environment's to the staging slot, and none of production's.
-    let staging = plan_for(&loaded, Stage::Staging, &state("before-first-release.json"));
+    let staging = plan_for(
+        &loaded,
+        Stage::Staging,
+        &fixture("before-first-release.json"),
+    );
     assert_eq!(
         site_steps(&staging),
         [(
@@ -196,13 +156,13 @@ fn general_settings_stay_with_their_slot_so_each_is_written_to_its_own() {
     assert!(at(|a| matches!(a, Action::AcquireLock)).unwrap() < site);
     assert!(site < at(|a| matches!(a, Action::Swap { .. })).unwrap());
     // A rollback swaps content back; general settings were never swapped, so it writes none.
-    let rollback = plan_for(&loaded, Stage::Rollback, &state("after-release.json"));
+    let rollback = plan_for(&loaded, Stage::Rollback, &fixture("after-release.json"));
     assert_eq!(site_steps(&rollback), []);
 }
 
 #[test]
 fn warmup_settings_are_sticky_even_when_both_environments_agree() {
-    let loaded = example();
+    let loaded = example("python-webapp");
     let travelling = loaded.spec.travelling_settings();
     // The example's DATABASE_PATH is equal in both environments and travels; the warm-up ones never do.
     assert!(travelling.contains("DATABASE_PATH"), "{travelling:?}");
