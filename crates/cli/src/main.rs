@@ -27,7 +27,7 @@ use slot_release_engine::plan::{self, BuildInfo, PlanInput, Stage};
 use slot_release_engine::port::{self, Port};
 use slot_release_engine::release;
 use slot_release_engine::spec::AppKind;
-use slot_release_engine::stages::{self, Command, LockOptions, StageOptions, Unfinished};
+use slot_release_engine::stages::{self, Command, LockOptions, StageOptions, Stopping, Unfinished};
 use slot_release_engine::state::{LiveState, SlotName};
 use slot_release_pipelines::{AgentEnv, Log, OutputMode, Summary, TaskResult};
 use slot_release_rehearse as rehearse;
@@ -101,7 +101,7 @@ fn main() -> ExitCode {
     };
     let ended = runtime.block_on(dispatch(cli, &log));
     // Background work (a hung HTTP call) must not hold the exit past the agent's grace period.
-    runtime.shutdown_timeout(Duration::from_millis(500));
+    runtime.shutdown_timeout(stages::RUNTIME_SHUTDOWN);
     finish(&log, ended)
 }
 
@@ -167,9 +167,11 @@ async fn dispatch(cli: Cli, log: &Log) -> Ended {
     // its endpoints, is heard (without a handler, SIGINT and SIGTERM would kill the process outright).
     let signals = Signals::register();
     let cancel = CancellationToken::new();
-    let work = command(cli, log, cancel.clone());
+    // The agent's timing: what each signal leaves the stop's writes before its next step.
+    let stopping = Stopping::default();
+    let work = command(cli, log, cancel.clone(), stopping.clone());
     let outcome = match signals {
-        Ok(mut signals) => stop_on_signals(work, &mut signals, &cancel, log).await,
+        Ok(mut signals) => stop_on_signals(work, &mut signals, &cancel, &stopping, log).await,
         Err(err) => {
             log.warning(&format!(
                 "Cannot listen for SIGINT and SIGTERM ({err}): a cancellation will stop this run without writing the journal"
@@ -184,16 +186,21 @@ async fn dispatch(cli: Cli, log: &Log) -> Ended {
     }
 }
 
-async fn command(cli: Cli, log: &Log, cancel: CancellationToken) -> Result<ExitCode> {
+async fn command(
+    cli: Cli,
+    log: &Log,
+    cancel: CancellationToken,
+    stopping: Stopping,
+) -> Result<ExitCode> {
     match cli.command {
         Cmd::Validate(common) => validate(&common, log),
         Cmd::Plan(args) => plan_cmd(&args, log, &cancel).await,
-        Cmd::Build(args) => run_cmd(Command::Build, &args.into_run(), log, cancel).await,
-        Cmd::Staging(args) => run_cmd(Command::Staging, &args, log, cancel).await,
-        Cmd::Production(args) => run_cmd(Command::Production, &args, log, cancel).await,
-        Cmd::Rollback(args) => run_cmd(Command::Rollback, &args, log, cancel).await,
-        Cmd::Release(args) => run_cmd(Command::Release, &args, log, cancel).await,
-        Cmd::Rehearse(args) => rehearse_cmd(&args, log, cancel).await,
+        Cmd::Build(args) => run_cmd(Command::Build, &args.into_run(), log, cancel, stopping).await,
+        Cmd::Staging(args) => run_cmd(Command::Staging, &args, log, cancel, stopping).await,
+        Cmd::Production(args) => run_cmd(Command::Production, &args, log, cancel, stopping).await,
+        Cmd::Rollback(args) => run_cmd(Command::Rollback, &args, log, cancel, stopping).await,
+        Cmd::Release(args) => run_cmd(Command::Release, &args, log, cancel, stopping).await,
+        Cmd::Rehearse(args) => rehearse_cmd(&args, log, cancel, stopping).await,
         Cmd::Schema(args) => {
             let schema = if args.plan {
                 serde_json::to_string_pretty(&plan::json_schema()).unwrap_or_default()
@@ -322,6 +329,7 @@ async fn run_cmd(
     args: &RunArgs,
     log: &Log,
     cancel: CancellationToken,
+    stopping: Stopping,
 ) -> Result<ExitCode> {
     let mut loaded = load(&args.common, Some(&args.connection), false, log)?;
     args.overrides.apply(&mut loaded, log)?;
@@ -418,6 +426,7 @@ async fn run_cmd(
         port,
         log: log.clone(),
         cancel,
+        stopping,
     };
     let record = stages::run(&ctx, &loaded.spec, &opts).await;
     let portal =
@@ -546,6 +555,7 @@ async fn rehearse_cmd(
     args: &RehearseArgs,
     log: &Log,
     cancel: CancellationToken,
+    stopping: Stopping,
 ) -> Result<ExitCode> {
     let mut loaded = load(&args.common, None, false, log)?;
     args.overrides.apply(&mut loaded, log)?;
@@ -561,6 +571,7 @@ async fn rehearse_cmd(
         config_dir: config_dir(&args.common.config),
         work_dir: work_dir.clone(),
         fail_at: args.fail_at,
+        stopping,
     };
     let outcome = rehearse::run(&loaded, &options, log, cancel).await?;
     report(

@@ -73,6 +73,8 @@ pub struct RehearseOptions {
     pub work_dir: PathBuf,
     /// The failure to show.
     pub fail_at: FailAt,
+    /// When a cancelled rehearsal's last writes must end: the binary's signals set it, as for a release.
+    pub stopping: stages::Stopping,
 }
 
 /// What a rehearsal showed.
@@ -390,6 +392,7 @@ pub async fn run(
         port: port.clone(),
         log: log.clone(),
         cancel: cancel.clone(),
+        stopping: opts.stopping.clone(),
     };
     let record = stages::run(&ctx, spec, &stage_opts).await;
     let production_healthy = production_healthy(spec, port.as_ref(), &cancel).await;
