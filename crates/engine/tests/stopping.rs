@@ -1,4 +1,6 @@
-//! What a cancelled run still writes, against the in-memory App Service: all of it within the stop's budget
+//! What a cancelled run still writes, against the in-memory App Service: the journal write under way when
+//! the cancel came is finished (the tags and the slot's deployment record), a swap back cut by the cancel
+//! is recorded `rollingBack` so the rollback stage settles it, and all of it within the stop's budget
 //! (`stages::StopBudget`, from the agent's timing), however slow Azure turns: the budget is the first
 //! signal's, shared by every write, and a SIGTERM brings its end forward. Tokio's paused clock measures
 //! the stop exactly.
@@ -12,9 +14,11 @@ mod model {
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use model::fixture::{Run, fixture, run_stage_with, world};
-use model::memory::CancelAt;
-use slot_release_engine::stages::{Command, RunResult, StopBudget, Stopping};
+use model::fixture::{Fixture, Run, fixture, run_stage, run_stage_with, staging, world};
+use model::memory::{CancelAt, MemSlot, World};
+use slot_release_engine::journal::{JournalTags, Phase};
+use slot_release_engine::stages::{Command, ReleaseRecord, RunResult, StopBudget, Stopping};
+use slot_release_engine::state::SlotName;
 use slot_release_pipelines::agent::CancelSignal;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +36,167 @@ fn cancel_at(run: u32, what: &str, nth: usize) -> CancelAt {
         what: what.to_owned(),
         nth,
     }
+}
+
+fn journal(world: &Arc<Mutex<World>>) -> JournalTags {
+    JournalTags::from_tags(&world.lock().unwrap().tags).expect("a readable journal")
+}
+
+fn claims(world: &Arc<Mutex<World>>) -> Vec<String> {
+    let w = world.lock().unwrap();
+    w.tags
+        .keys()
+        .filter(|k| k.starts_with("slotrelease.claim."))
+        .cloned()
+        .collect()
+}
+
+/// The phases of the slot's deployment records for `release`, oldest first.
+fn record_phases(world: &Arc<Mutex<World>>, slot: &SlotName, release: &str) -> Vec<String> {
+    let w = world.lock().unwrap();
+    w.slots
+        .get(slot)
+        .map(|s| {
+            s.records
+                .iter()
+                .filter(|r| r.release == release)
+                .map(|r| r.phase.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every slot the journal names holds that release, by its own records (the next run reads them).
+fn journal_matches_the_slots(world: &Arc<Mutex<World>>) -> Result<(), String> {
+    let journal = journal(world);
+    let w = world.lock().unwrap();
+    for (slot, named) in &journal.slots {
+        let holds = w.slots.get(slot).and_then(MemSlot::release);
+        if holds.as_deref() != Some(named.as_str()) {
+            return Err(format!(
+                "the journal says {slot} holds {named}, its records say {holds:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Staging of the release, then its production stage, with `before_production` applied to the world
+/// between the two.
+async fn stage_then_release(
+    fx: &Fixture,
+    world: &Arc<Mutex<World>>,
+    before_production: impl FnOnce(&mut World),
+) -> ReleaseRecord {
+    let epoch = tokio::time::Instant::now();
+    let staged = run_stage(fx, world, 1, Command::Staging, &release(), epoch).await;
+    assert!(staged.succeeded(), "staging: {:?}", staged.error);
+    before_production(&mut world.lock().unwrap());
+    run_stage(fx, world, 2, Command::Production, &release(), epoch).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_journal_write_under_way_at_the_cancel_is_finished_with_its_deployment_record() {
+    let fx = fixture();
+    let cases = [
+        (Command::Staging, Phase::Deployed, staging()),
+        (Command::Staging, Phase::Staged, staging()),
+        (Command::Production, Phase::Released, SlotName::production()),
+    ];
+    for (command, phase, slot) in cases {
+        let world = Arc::new(Mutex::new(world(7)));
+        let what = format!("merge tags (phase {})", phase.as_str());
+        let record = if command == Command::Staging {
+            world.lock().unwrap().cancel_at.push(cancel_at(1, &what, 1));
+            let epoch = tokio::time::Instant::now();
+            run_stage(&fx, &world, 1, command, &release(), epoch).await
+        } else {
+            stage_then_release(&fx, &world, |w| w.cancel_at.push(cancel_at(2, &what, 1))).await
+        };
+        let case = format!("{command:?} cancelled while writing {phase}");
+        assert_eq!(
+            record.result,
+            RunResult::Cancelled,
+            "{case}: {:?}",
+            record.error
+        );
+        assert!(
+            world
+                .lock()
+                .unwrap()
+                .cancelled_at
+                .contains_key(&if command == Command::Staging { 1 } else { 2 }),
+            "{case}: the cancel never came"
+        );
+        // The journal's tags and the record that goes with them, both written after the cancel.
+        let journal = journal(&world);
+        assert_eq!(journal.phase, Some(phase), "{case}");
+        assert_eq!(journal.release.as_deref(), Some("build-2"), "{case}");
+        let phases = record_phases(&world, &slot, "build-2");
+        assert!(
+            phases.iter().any(|p| p == phase.as_str()),
+            "{case}: {slot} has no {phase} record of build-2, only {phases:?}"
+        );
+        journal_matches_the_slots(&world).unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert_eq!(
+            claims(&world),
+            Vec::<String>::new(),
+            "{case}: the lock was not given back"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_swap_back_cut_by_the_cancel_is_journalled_so_the_rollback_stage_settles_it() {
+    let fx = fixture();
+    let world = Arc::new(Mutex::new(world(7)));
+    // Production turns unhealthy after the swap: the watch fails and the swap back starts, and the
+    // cancel comes while Azure runs it (the second swap of the production job).
+    let record = stage_then_release(&fx, &world, |w| {
+        w.unhealthy.insert("build-2".into());
+        w.cancel_at
+            .push(cancel_at(2, "swap staging into production", 2));
+    })
+    .await;
+    // The run failed (its watch) before it was cancelled; the stop is what this is about.
+    assert_ne!(record.result, RunResult::RolledBack, "{:?}", record.error);
+    assert!(world.lock().unwrap().cancelled_at.contains_key(&2));
+    let production = || {
+        world
+            .lock()
+            .unwrap()
+            .slots
+            .get(&SlotName::production())
+            .and_then(MemSlot::release)
+    };
+    // Azure finished the swap back; the run cannot know it, and says so in the journal.
+    assert_eq!(production().as_deref(), Some("r1"));
+    assert_eq!(journal(&world).phase, Some(Phase::RollingBack));
+    assert_eq!(claims(&world), Vec::<String>::new());
+
+    // The pipeline's next run, the rollback stage, reconciles the slots from their records and settles.
+    world.lock().unwrap().unhealthy.clear();
+    let epoch = tokio::time::Instant::now();
+    let rollback = Run {
+        id: "rollback-1".into(),
+        name: "20261204.1-rollback".into(),
+        attempt: 1,
+    };
+    let settled = run_stage(&fx, &world, 3, Command::Rollback, &rollback, epoch).await;
+    assert!(
+        matches!(settled.result, RunResult::Succeeded | RunResult::RolledBack),
+        "{:?} {:?}",
+        settled.result,
+        settled.error
+    );
+    let journal = journal(&world);
+    assert!(
+        journal.phase.is_some_and(|p| p.is_settled()),
+        "{:?}",
+        journal.phase
+    );
+    assert_eq!(production().as_deref(), Some("r1"));
+    journal_matches_the_slots(&world).unwrap();
 }
 
 /// A staging run cancelled while writing `staged`, with Azure slow for every write a stop makes; returns
