@@ -198,6 +198,21 @@ async fn check_case(fx: &Fixture, case: &Case) -> Vec<String> {
                 ));
             }
         }
+        // 3b. No run changed the app after giving its lock back (until it claimed it again): another
+        //     run may hold it by then, and two runs would write one journal.
+        let mut released: BTreeMap<u32, bool> = BTreeMap::new();
+        for call in &w.calls {
+            let gave_back = released.entry(call.run).or_default();
+            match (call.what.as_str(), call.change) {
+                ("merge tags", false) => *gave_back = false,
+                ("delete tags", false) => *gave_back = true,
+                (what, true) if *gave_back => violations.push(format!(
+                    "run {} changed the app after giving its lock back: {what}",
+                    call.run
+                )),
+                _ => {}
+            }
+        }
     }
     if first.is_none()
         && case

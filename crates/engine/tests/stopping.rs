@@ -169,10 +169,24 @@ async fn a_swap_back_cut_by_the_cancel_is_journalled_so_the_rollback_stage_settl
             .get(&SlotName::production())
             .and_then(MemSlot::release)
     };
-    // Azure finished the swap back; the run cannot know it, and says so in the journal.
+    // Azure finished the swap back; the run cannot know it, and says so in the journal, while it still
+    // holds the lock: it gives the lock back last.
     assert_eq!(production().as_deref(), Some("r1"));
     assert_eq!(journal(&world).phase, Some(Phase::RollingBack));
     assert_eq!(claims(&world), Vec::<String>::new());
+    let order: Vec<String> = {
+        let w = world.lock().unwrap();
+        let of_run_2 = w.calls.iter().filter(|c| c.run == 2);
+        of_run_2
+            .filter(|c| c.what.starts_with("merge tags (phase") || c.what == "delete tags")
+            .map(|c| c.what.clone())
+            .collect()
+    };
+    assert_eq!(
+        order.last().map(String::as_str),
+        Some("delete tags"),
+        "{order:?}"
+    );
 
     // The pipeline's next run, the rollback stage, reconciles the slots from their records and settles.
     world.lock().unwrap().unhealthy.clear();

@@ -25,12 +25,18 @@ impl Exec<'_> {
         };
         let production_changed = damage.swapped || damage.image_set;
         let applies = machine::recovery(plan.on_failure.iter().map(|s| &s.action), &damage);
+        // The lock is given back last, after the journal below: a run writes nothing once another may
+        // hold the lock.
+        let mut give_back = Vec::new();
         for (step, applies) in plan.on_failure.iter().zip(applies) {
-            // The lock can be lost while recovering (taken over once stale): then it is not ours to give.
-            if !applies || (matches!(step.action, Action::ReleaseLock) && !self.lock_held()) {
+            if !applies {
                 continue;
             }
-            if restore_failed && !matches!(step.action, Action::ReleaseLock) {
+            if matches!(step.action, Action::ReleaseLock) {
+                give_back.push(step);
+                continue;
+            }
+            if restore_failed {
                 // Production still runs the release: its gate, the undo of its hooks and a `rolledBack`
                 // journal would all describe a rollback that did not happen.
                 continue;
@@ -78,6 +84,12 @@ impl Exec<'_> {
             self.restore_production_settings().await;
             // Production was never touched: the slot is still staged and the production stage can be retried.
             let _ = self.write_journal(Phase::Staged).await;
+        }
+        for step in give_back {
+            // The lock can be lost while recovering (taken over once stale): then it is not ours to give.
+            if self.lock_held() {
+                let _ = self.timed(step).await;
+            }
         }
         result
     }
