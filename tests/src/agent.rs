@@ -487,6 +487,15 @@ impl AgentOutcome {
 mod tests {
     use super::*;
 
+    /// The binary budgets its stop by its own copy of the agent's timing; this stand-in's numbers come
+    /// from the agent's source, so the two must agree.
+    #[test]
+    fn the_binary_knows_the_agents_cancel_timing() {
+        let timing = slot_release_pipelines::agent::CancelTiming::AGENT;
+        assert_eq!(timing.sigint_timeout, SIGINT_TIMEOUT);
+        assert_eq!(timing.sigterm_timeout, SIGTERM_TIMEOUT);
+    }
+
     fn outcome(stdout: &str, stderr: &str, exit_code: i32) -> AgentOutcome {
         // An ExitStatus with a chosen code is only constructible from a real process.
         let status = Command::new("sh")

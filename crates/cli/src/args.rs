@@ -1,10 +1,11 @@
-//! The command line: subcommands and their arguments, as clap parses them (or the task's inputs map to).
+//! The command line: each command and its arguments, as clap parses them (the task's inputs become the
+//! same arguments through `task_inputs`).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use slot_release_engine::release::{self};
+use slot_release_engine::release;
 use slot_release_engine::spec::HealthTimeout;
 use slot_release_pipelines::Log;
 use slot_release_rehearse::FailAt;

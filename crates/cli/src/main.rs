@@ -1,29 +1,37 @@
 //! The `slot-release` binary: parses arguments (or the task's inputs) and dispatches to the libraries.
 //!
-//! Everything that decides or changes something lives in the libraries; this file maps inputs to calls,
-//! errors to the agent's issues and exit codes, and signals to a cancellation token.
+//! Everything that decides or changes something lives in the libraries; this file maps inputs to calls and
+//! errors to the agent's issues and exit codes. Its concerns each have a module: the command line (`args`),
+//! loading the config (`config`), the run's report (`report`) and the signals that cancel a run (`signals`).
 
 mod args;
-mod load;
-mod local;
-mod run;
+mod config;
+mod report;
+mod signals;
 mod task_inputs;
 mod tracing_log;
 
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Context as _, Result, anyhow};
+use args::{Cli, Cmd, EmulatorArgs, PlanArgs, RehearseArgs, RunArgs};
 use clap::Parser;
-use slot_release_engine::plan::{self};
-use slot_release_engine::stages::Command;
-use slot_release_pipelines::{AgentEnv, Log, OutputMode, TaskResult};
+use config::{config_dir, connect, load, load_for_release, validate};
+use report::{release_slot, report};
+use signals::{Signals, stop_on_signals};
+use slot_release_engine::artifact;
+use slot_release_engine::package::PackageSpec;
+use slot_release_engine::plan::{self, BuildInfo, PlanInput, Stage};
+use slot_release_engine::port::{self, Port};
+use slot_release_engine::release;
+use slot_release_engine::spec::AppKind;
+use slot_release_engine::stages::{self, Command, LockOptions, StageOptions, Stopping, Unfinished};
+use slot_release_engine::state::{LiveState, SlotName};
+use slot_release_pipelines::{AgentEnv, Log, OutputMode, Summary, TaskResult};
+use slot_release_rehearse as rehearse;
 use tokio_util::sync::CancellationToken;
-
-use crate::args::{Cli, Cmd};
-use crate::load::validate;
-use crate::local::{emulator_cmd, rehearse_cmd};
-use crate::run::{plan_cmd, run_cmd};
 
 /// A failure with the exit code it maps to; config problems are reported before reaching here.
 struct Failed(anyhow::Error);
@@ -93,7 +101,7 @@ fn main() -> ExitCode {
     };
     let ended = runtime.block_on(dispatch(cli, &log));
     // Background work (a hung HTTP call) must not hold the exit past the agent's grace period.
-    runtime.shutdown_timeout(Duration::from_millis(500));
+    runtime.shutdown_timeout(stages::RUNTIME_SHUTDOWN);
     finish(&log, ended)
 }
 
@@ -159,9 +167,11 @@ async fn dispatch(cli: Cli, log: &Log) -> Ended {
     // its endpoints, is heard (without a handler, SIGINT and SIGTERM would kill the process outright).
     let signals = Signals::register();
     let cancel = CancellationToken::new();
-    let work = command(cli, log, cancel.clone());
+    // The agent's timing: what each signal leaves the stop's writes before its next step.
+    let stopping = Stopping::default();
+    let work = command(cli, log, cancel.clone(), stopping.clone());
     let outcome = match signals {
-        Ok(mut signals) => stop_on_signals(work, &mut signals, &cancel, log).await,
+        Ok(mut signals) => stop_on_signals(work, &mut signals, &cancel, &stopping, log).await,
         Err(err) => {
             log.warning(&format!(
                 "Cannot listen for SIGINT and SIGTERM ({err}): a cancellation will stop this run without writing the journal"
@@ -176,52 +186,21 @@ async fn dispatch(cli: Cli, log: &Log) -> Ended {
     }
 }
 
-/// Runs `work` to its end, which is how every run ends, cancelled or not. The first SIGINT or SIGTERM
-/// cancels `cancel`: no further step starts, the call in flight stops, and the stop's own writes (the
-/// journal, production's settings, the lock given back) finish within the engine's settle grace
-/// (`stages::SETTLE_GRACE`, 7 s); then `work` returns and the result is reported through `main` as usual.
-///
-/// A second signal changes nothing but the log. The agent sends SIGINT, then SIGTERM 7.5 s later and a
-/// kill 2.5 s after that: by its SIGTERM the stop has ended or is finishing a bounded journal write,
-/// which matters more than exiting a moment earlier. No deadline of our own is needed: every wait of a
-/// stopping run is bounded by the run's token or the settle grace, and background work cannot hold the
-/// exit (`main` gives the runtime 0.5 s to shut down).
-async fn stop_on_signals<T>(
-    work: impl std::future::Future<Output = T>,
-    signals: &mut Signals,
-    cancel: &CancellationToken,
+async fn command(
+    cli: Cli,
     log: &Log,
-) -> T {
-    let mut work = std::pin::pin!(work);
-    loop {
-        tokio::select! {
-            out = &mut work => return out,
-            name = signals.next() => {
-                if cancel.is_cancelled() {
-                    log.warning(&format!(
-                        "{name} again: still stopping safely (the journal, the lock); this ends within seconds"
-                    ));
-                } else {
-                    log.warning(&format!(
-                        "Cancellation requested ({name}): finishing the current step safely"
-                    ));
-                    cancel.cancel();
-                }
-            }
-        }
-    }
-}
-
-async fn command(cli: Cli, log: &Log, cancel: CancellationToken) -> Result<ExitCode> {
+    cancel: CancellationToken,
+    stopping: Stopping,
+) -> Result<ExitCode> {
     match cli.command {
         Cmd::Validate(common) => validate(&common, log),
         Cmd::Plan(args) => plan_cmd(&args, log, &cancel).await,
-        Cmd::Build(args) => run_cmd(Command::Build, &args.into_run(), log, cancel).await,
-        Cmd::Staging(args) => run_cmd(Command::Staging, &args, log, cancel).await,
-        Cmd::Production(args) => run_cmd(Command::Production, &args, log, cancel).await,
-        Cmd::Rollback(args) => run_cmd(Command::Rollback, &args, log, cancel).await,
-        Cmd::Release(args) => run_cmd(Command::Release, &args, log, cancel).await,
-        Cmd::Rehearse(args) => rehearse_cmd(&args, log, cancel).await,
+        Cmd::Build(args) => run_cmd(Command::Build, &args.into_run(), log, cancel, stopping).await,
+        Cmd::Staging(args) => run_cmd(Command::Staging, &args, log, cancel, stopping).await,
+        Cmd::Production(args) => run_cmd(Command::Production, &args, log, cancel, stopping).await,
+        Cmd::Rollback(args) => run_cmd(Command::Rollback, &args, log, cancel, stopping).await,
+        Cmd::Release(args) => run_cmd(Command::Release, &args, log, cancel, stopping).await,
+        Cmd::Rehearse(args) => rehearse_cmd(&args, log, cancel, stopping).await,
         Cmd::Schema(args) => {
             let schema = if args.plan {
                 serde_json::to_string_pretty(&plan::json_schema()).unwrap_or_default()
@@ -240,48 +219,426 @@ async fn command(cli: Cli, log: &Log, cancel: CancellationToken) -> Result<ExitC
     }
 }
 
-/// SIGINT and SIGTERM (Ctrl-C elsewhere), listened for from start-up to exit: the one place the
-/// binary hears signals.
-struct Signals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
+async fn plan_cmd(args: &PlanArgs, log: &Log, cancel: &CancellationToken) -> Result<ExitCode> {
+    let stage: Stage = args.stage.parse()?;
+    let mut loaded = load(&args.common, Some(&args.connection), false, log)?;
+    args.overrides.apply(&mut loaded, log)?;
+    let state = match &args.state {
+        // Offline: `secrets.select` stays unlisted, and the plan's preflight says so.
+        Some(path) => LiveState::from_file(path)?,
+        None => {
+            let port = connect(&args.connection, &loaded)?;
+            if loaded
+                .spec
+                .environments
+                .values()
+                .any(|e| e.select.is_some())
+            {
+                loaded.spec = slot_release_engine::selection::select_secrets(
+                    &port,
+                    &loaded.spec,
+                    log,
+                    cancel,
+                )
+                .await;
+            }
+            port.read_state(&slots(&loaded), cancel)
+                .await
+                .context("cannot read the live state")?
+        }
+    };
+    let mut plan = plan::compute(PlanInput {
+        target: None,
+        spec: &loaded.spec,
+        stage,
+        environment: args.common.environment.as_deref(),
+        state: &state,
+        build: &BuildInfo {
+            release_id: loaded.release_id.clone(),
+            release_name: Some(loaded.release_name.clone()),
+            package_sha256: None,
+            rollback_to: args.rollback_to.clone(),
+            // The rollback job that follows a plan is given the artifact the plan names.
+            package_later: true,
+            // A pull request's release is never staged; its plan of production shows the swap it leads to.
+            assume_staged: args.as_if_staged || AgentEnv::from_env().is_pull_request(),
+            // The package is built by the stage that deploys it; that stage judges its layout.
+            layout: None,
+        },
+    })?;
+    // The package root is checked before `build` and `staging` change anything; the plan shows it when it
+    // fails, so a pull-request run catches it (only a failure is listed: the live-state checks stay first).
+    if let Some(problem) = package_root_problem(stage, &args.common.config, &loaded) {
+        plan.preflight.push(plan::Check {
+            name: "package-root".to_owned(),
+            ok: false,
+            detail: problem,
+        });
+    }
+    // Through the log, never `print!`: a value in the plan (a setting, the build number) could hold a
+    // `##vso[` the agent would run as a logging command.
+    if args.common.json && log.mode() != OutputMode::Pipeline {
+        log.print_json(&plan);
+    } else if args.common.json {
+        log.info(&plan.to_json());
+    } else {
+        log.info(plan.render().trim_end());
+    }
+    if log.mode() == OutputMode::Pipeline {
+        let agent = AgentEnv::from_env();
+        let dir = agent
+            .temp_dir()
+            .unwrap_or_else(std::env::temp_dir)
+            .join("slot-release");
+        std::fs::create_dir_all(&dir)?;
+        let json_path = dir.join(format!("plan-{stage}.json"));
+        log.write_json("the plan", &json_path, &plan)?;
+        // For the rollback stage, the artifact's outputs are set empty when it needs none, so a download
+        // step can be conditioned on them.
+        let artifact = plan.artifact.clone().unwrap_or_default();
+        slot_release_pipelines::PlanOutputs {
+            plan_json_path: &json_path.display().to_string(),
+            rollback_artifact: (stage == Stage::Rollback).then_some((
+                artifact.run.as_str(),
+                artifact.pipeline.as_deref().unwrap_or_default(),
+                artifact.artifact.as_str(),
+            )),
+        }
+        .set(log)?;
+        // A pull-request run is read-only: its plan becomes the run summary for reviewers.
+        let mut summary = Summary::new();
+        summary
+            .heading(2, &format!("Slot Release plan: {stage} of {}", plan.app))
+            .code_block("text", &plan.render());
+        let md = dir.join(format!("plan-{stage}.md"));
+        log.write_summary(&md, &summary)?;
+    }
+    Ok(if plan.problems().next().is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
-impl Signals {
-    fn register() -> std::io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(Signals {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        {
-            Ok(Signals {})
-        }
-    }
+fn slots(loaded: &release::LoadedRelease) -> Vec<SlotName> {
+    loaded.spec.slots()
+}
 
-    /// The next signal, by name.
-    async fn next(&mut self) -> &'static str {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.interrupt.recv() => "SIGINT",
-                _ = self.terminate.recv() => "SIGTERM",
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = &mut self;
-            if tokio::signal::ctrl_c().await.is_err() {
-                // Nothing to listen to: no signal ever comes.
-                std::future::pending::<()>().await;
-            }
-            "Ctrl-C"
-        }
+async fn run_cmd(
+    command: Command,
+    args: &RunArgs,
+    log: &Log,
+    cancel: CancellationToken,
+    stopping: Stopping,
+) -> Result<ExitCode> {
+    let mut loaded = load(&args.common, Some(&args.connection), false, log)?;
+    args.overrides.apply(&mut loaded, log)?;
+    let agent = AgentEnv::from_env();
+    if agent.is_pull_request() {
+        return Err(anyhow!(
+            "a pull-request run is read-only: use `plan` or `rehearse` there, and release from the target branch"
+        ));
     }
+    let work_dir = args
+        .work_dir
+        .clone()
+        .or_else(|| agent.temp_dir().map(|t| t.join("slot-release")))
+        .unwrap_or_else(|| std::env::temp_dir().join("slot-release"));
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("cannot create {}", work_dir.display()))?;
+    // Before anything reaches Azure: a package that is missing, garbage or not what the build made, or a
+    // package root outside the sources, is refused while nothing has changed (no lock, no journal).
+    // Every secret the config references is read (reading changes nothing) and registered with the
+    // log first, so nothing printed from here on (package preparation included) can show one. A missing
+    // connection is reported after the package checks, which need none.
+    let connection = (command != Command::Build).then(|| connect(&args.connection, &loaded));
+    if let Some(Ok(port)) = &connection {
+        stages::register_referenced_secrets(port, &loaded.spec, log, &cancel).await;
+    }
+    let package = prepare_package(command, args, &loaded, &work_dir, log, &cancel).await?;
+    let port: std::sync::Arc<dyn Port> = match connection {
+        None => std::sync::Arc::new(port::Offline),
+        Some(connected) => std::sync::Arc::new(connected?),
+    };
+    let opts = StageOptions {
+        command,
+        environment: args.common.environment.clone(),
+        release_id: loaded.release_id.clone(),
+        release_name: loaded.release_name.clone(),
+        package: package.as_ref().map(|p| p.path.clone()),
+        package_sha256: package.as_ref().map(|p| p.sha256.as_str().to_owned()),
+        // A package given with its build record can be downloaded again from the run that built it.
+        artifact: package
+            .as_ref()
+            .filter(|p| !p.built)
+            .and_then(|p| p.record.as_ref())
+            .and_then(|r| {
+                Some(slot_release_engine::history::ArtifactSource {
+                    pipeline: r.pipeline_id.clone(),
+                    run: r.run_id.clone()?,
+                    artifact: args.artifact_name.clone(),
+                })
+            }),
+        target_spec: match (&package, command) {
+            (Some(p), Command::Rollback) if !p.built => p
+                .record
+                .as_ref()
+                .map(|r| load_for_release(&args.common, &args.connection, r, log))
+                .transpose()?,
+            _ => None,
+        },
+        build_run: agent.build_run(),
+        work_dir: work_dir.clone(),
+        hook_dir: config_dir(&args.common.config),
+        unfinished: if args.resume {
+            Unfinished::Resume
+        } else if args.rollback_unfinished {
+            Unfinished::Rollback
+        } else {
+            Unfinished::Refuse
+        },
+        rollback_to: args.rollback_to.clone().filter(|t| !t.trim().is_empty()),
+        lock: LockOptions {
+            ttl: Duration::from_secs(args.lock_ttl_seconds.max(3)),
+            take_over: args.take_over_lock.clone().filter(|t| !t.is_empty()),
+            attempt: agent.job_attempt(),
+            holder: agent
+                .run_description()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+        },
+    };
+    // The run's own deadline stops it like a cancellation but is a failure to finish, not a cancelled
+    // job: it cancels a child token, so the signal path's token (what decides `Canceled`) stays clear.
+    let cancel = cancel.child_token();
+    if let Some(minutes) = args.timeout_minutes {
+        let (cancel, log) = (cancel.clone(), log.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(minutes * 60)).await;
+            log.error(&format!(
+                "The run exceeded its {minutes} minute(s): no further steps start"
+            ));
+            cancel.cancel();
+        });
+    }
+    let ctx = stages::Context {
+        port,
+        log: log.clone(),
+        cancel,
+        stopping,
+    };
+    let record = stages::run(&ctx, &loaded.spec, &opts).await;
+    let portal =
+        loaded.spec.app.subscription.as_deref().map(|sub| {
+            stages::portal_url(sub, &loaded.spec.app.resource_group, &loaded.spec.app.name)
+        });
+    report(
+        log,
+        &record,
+        release_slot(&loaded, &record, args.common.environment.as_deref()).as_ref(),
+        args.record.as_deref(),
+        &work_dir,
+        args.common.json,
+        &stages::SummaryContext {
+            rehearsal: false,
+            portal_url: portal.as_deref(),
+        },
+    )?;
+    Ok(if record.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The package a code app's `build`, `staging` or `release` uses: the one given (resolved, validated and
+/// verified against its build record), else one built from the package root. `build` writes the build
+/// record beside the package in the output folder. Other commands deploy no package.
+async fn prepare_package(
+    command: Command,
+    args: &RunArgs,
+    loaded: &release::LoadedRelease,
+    work_dir: &Path,
+    log: &Log,
+    cancel: &CancellationToken,
+) -> Result<Option<artifact::PreparedPackage>> {
+    let AppKind::Code { root, exclude } = &loaded.spec.app.kind else {
+        if args.package.is_some() {
+            log.warning("The package input is ignored: a container app deploys an image");
+        }
+        return Ok(None);
+    };
+    // A rollback deploys a package only when given one: an earlier run's artifact it brings back.
+    let rollback_package = command == Command::Rollback && args.package.is_some();
+    if !rollback_package
+        && !matches!(
+            command,
+            Command::Build | Command::Staging | Command::Release
+        )
+    {
+        if args.package.is_some() {
+            log.warning(&format!(
+                "The package input is ignored by {}: it releases what staging deployed",
+                command_name(command)
+            ));
+        }
+        return Ok(None);
+    }
+    let source = match &args.package {
+        Some(pattern) => artifact::PackageSource::Given {
+            pattern: pattern.clone(),
+            build_record: args.build_record.clone(),
+        },
+        None => {
+            let mut spec = PackageSpec::new(root.clone());
+            spec.exclude = exclude.clone();
+            artifact::PackageSource::Build {
+                spec,
+                none_given: command != Command::Build,
+            }
+        }
+    };
+    let built_here = matches!(source, artifact::PackageSource::Build { .. });
+    let request = artifact::PrepareRequest {
+        source,
+        base_dir: std::env::current_dir().context("cannot read the current directory")?,
+        config: args.common.config.clone(),
+        sources: artifact::sources_dir(
+            &args.common.config,
+            AgentEnv::from_env().sources_directory(),
+        ),
+        out_dir: args.out.clone().unwrap_or_else(|| work_dir.to_path_buf()),
+        context: artifact::BuildContext::from_run(
+            &loaded.release_id,
+            &loaded.release_name,
+            &AgentEnv::from_env().build_run(),
+        ),
+        // A package built here, or one given to `build`, is recorded so a later stage can verify it.
+        write_record: command == Command::Build || built_here,
+        verify_config: command != Command::Rollback,
+    };
+    // Off the runtime's workers: signals are heard, and a cancel stops a big build within a moment.
+    let prepared = artifact::prepare_in_background(&request, log, cancel).await?;
+    Ok(Some(prepared))
+}
+
+/// Why the package root of a code app cannot be built from, for the stages that build it.
+fn package_root_problem(
+    stage: Stage,
+    config: &Path,
+    loaded: &release::LoadedRelease,
+) -> Option<String> {
+    let AppKind::Code { root, .. } = &loaded.spec.app.kind else {
+        return None;
+    };
+    if !matches!(stage, Stage::Build | Stage::Staging) {
+        return None;
+    }
+    let sources = artifact::sources_dir(config, AgentEnv::from_env().sources_directory());
+    artifact::check_package_root(root, &sources)
+        .err()
+        .map(|e| e.to_string())
+}
+
+fn command_name(command: Command) -> &'static str {
+    match command {
+        Command::Build => "build",
+        Command::Staging => "staging",
+        Command::Production => "production",
+        Command::Rollback => "rollback",
+        Command::Release => "release",
+    }
+}
+
+async fn rehearse_cmd(
+    args: &RehearseArgs,
+    log: &Log,
+    cancel: CancellationToken,
+    stopping: Stopping,
+) -> Result<ExitCode> {
+    let mut loaded = load(&args.common, None, false, log)?;
+    args.overrides.apply(&mut loaded, log)?;
+    let temp;
+    let work_dir = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            temp = tempfile::tempdir().context("cannot create a temporary folder")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let options = rehearse::RehearseOptions {
+        config_dir: config_dir(&args.common.config),
+        work_dir: work_dir.clone(),
+        fail_at: args.fail_at,
+        quick: args.quick,
+        stopping,
+    };
+    let outcome = rehearse::run(&loaded, &options, log, cancel).await?;
+    report(
+        log,
+        &outcome.record,
+        release_slot(&loaded, &outcome.record, None).as_ref(),
+        args.record.as_deref(),
+        &work_dir,
+        args.common.json,
+        &stages::SummaryContext {
+            rehearsal: true,
+            portal_url: None,
+        },
+    )?;
+    log.info(&outcome.story);
+    Ok(if outcome.as_expected {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn emulator_cmd(
+    args: &EmulatorArgs,
+    log: &Log,
+    stop: &CancellationToken,
+) -> Result<ExitCode> {
+    let mut seed = match &args.seed {
+        Some(path) => slot_release_emulator::Seed::from_file(path)?,
+        None => slot_release_emulator::Seed::sample(),
+    };
+    if let Some(style) = args.host_names {
+        seed.host_name_style = style;
+    }
+    let work_dir = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::temp_dir().join(format!("slot-release-emulator-{}", std::process::id())),
+    };
+    let mut opts = slot_release_emulator::EmulatorOptions::new(seed, work_dir);
+    opts.port = args.port;
+    opts.runtime_path = args.runtime_path.clone();
+    opts.python_packages = args.python_packages.clone();
+    opts.npm_cache = args.npm_cache.clone();
+    let image_dir = match &args.image_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_dir().context("read the current directory")?,
+    };
+    for mapping in &args.images {
+        let Some((pattern, command)) = mapping
+            .split_once('=')
+            .filter(|(p, c)| !p.trim().is_empty() && !c.trim().is_empty())
+        else {
+            anyhow::bail!(
+                "--image {mapping:?} is not PATTERN=COMMAND (e.g. 'contoso.azurecr.io/contoso/app:*=python3 app.py')"
+            );
+        };
+        opts.images.push(slot_release_emulator::ImageMapping {
+            pattern: pattern.trim().to_owned(),
+            command: command.trim().to_owned(),
+            dir: image_dir.clone(),
+        });
+    }
+    let emulator = slot_release_emulator::Emulator::start(opts).await?;
+    // Signals were registered before the start: whoever reads the endpoints may signal at once.
+    log.print_document(&emulator.connection_summary());
+    stop.cancelled().await;
+    emulator.shutdown().await;
+    Ok(ExitCode::SUCCESS)
 }

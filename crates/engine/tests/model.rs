@@ -9,6 +9,7 @@
 //! seed (default: rotates daily, printed), `SLOT_RELEASE_MODEL_CASE` replays one case by its seed.
 
 mod model {
+    pub mod fixture;
     pub mod memory;
 }
 
@@ -16,78 +17,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use model::memory::{Fault, FaultKind, MemPort, MemSlot, World};
-use slot_release_engine::journal::{DeploymentRecord, JournalTags, Phase};
-use slot_release_engine::release::{self, LoadRequest, LoadedRelease};
-use slot_release_engine::stages::{
-    self, Command, Context, LockOptions, ReleaseRecord, RunResult, StageOptions, Unfinished,
+use model::fixture::{
+    Fixture, Run, fixture, production_connection_strings, production_settings, run_stage, staging,
+    world,
 };
-use slot_release_engine::state::{ConnectionStringState, SlotName};
-use slot_release_pipelines::{Log, OutputMode};
-use tokio_util::sync::CancellationToken;
-
-const CONFIG: &str = r#"
-version: 1
-app:
-  name: model-web
-  resourceGroup: model-rg
-  kind: code
-  stack: PYTHON|3.12
-  startupCommand: python3 app.py
-package:
-  root: .
-environments:
-  staging:
-    slot: staging
-    settings:
-      APP_ENV: staging
-      CACHE_SIZE: "8"
-      RELEASE_VERSION: $(Build.BuildNumber)
-    connectionStrings:
-      Db:
-        value: Server=staging-db
-        type: SQLAzure
-      Bus:
-        value: Endpoint=sb://bus/
-        type: ServiceBus
-  production:
-    slot: production
-    settings:
-      APP_ENV: production
-      CACHE_SIZE: "64"
-      RELEASE_VERSION: $(Build.BuildNumber)
-    connectionStrings:
-      Db:
-        value: Server=production-db
-        type: SQLAzure
-      Bus:
-        value: Endpoint=sb://bus/
-        type: ServiceBus
-stages:
-  staging:
-    environment: staging
-    healthCheck:
-      path: /health
-      statuses: [200]
-      interval: 1s
-      successes: 2
-      timeout: 20s
-  production:
-    environment: production
-    sourceSlot: staging
-    strategy: swap
-    watch:
-      duration: 4s
-      maxFailures: 1
-      healthCheck:
-        path: /health
-        statuses: [200]
-        interval: 1s
-    rollback: automatic
-  rollback:
-    environment: production
-    restore: swapBack
-"#;
+use model::memory::{Fault, FaultKind, MemSlot};
+use slot_release_engine::journal::JournalTags;
+use slot_release_engine::stages::{Command, RunResult};
+use slot_release_engine::state::SlotName;
 
 /// The second run of a case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,150 +83,6 @@ impl Case {
             unhealthy: pick(6) == 0,
         }
     }
-}
-
-struct Fixture {
-    loaded: LoadedRelease,
-    package: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("release.yml");
-    std::fs::write(&config, CONFIG).unwrap();
-    std::fs::write(dir.path().join("app.py"), "print('hi')\n").unwrap();
-    let package = dir.path().join("package.zip");
-    std::fs::write(&package, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
-    let loaded = release::load(
-        &config,
-        &LoadRequest {
-            release_id: Some("model".into()),
-            ..LoadRequest::default()
-        },
-    )
-    .unwrap();
-    Fixture {
-        loaded,
-        package,
-        _dir: dir,
-    }
-}
-
-/// Production's settings before the case.
-fn production_settings() -> BTreeMap<String, String> {
-    BTreeMap::from([("APP_ENV".into(), "production".into())])
-}
-
-/// Production's connection strings before the case: a sticky `Db` the release writes over before its
-/// swap (its config says `Server=production-db`).
-fn production_connection_strings() -> BTreeMap<String, ConnectionStringState> {
-    BTreeMap::from([(
-        "Db".into(),
-        ConnectionStringState {
-            kind: "SQLAzure".into(),
-            value: "Server=previous-db".into(),
-        },
-    )])
-}
-
-fn staging() -> SlotName {
-    SlotName::new("staging").expect("a valid slot name")
-}
-
-/// The app before the case: production runs r1, which passed its watch.
-fn world(seed: u64) -> World {
-    let record = |phase: &str| DeploymentRecord {
-        release: "r1".into(),
-        release_name: "20261203.1".into(),
-        phase: phase.into(),
-        ..DeploymentRecord::default()
-    };
-    let mut w = World {
-        rng: seed | 1,
-        ..World::default()
-    };
-    w.slots.insert(
-        SlotName::production(),
-        MemSlot {
-            settings: production_settings(),
-            connection_strings: production_connection_strings(),
-            linux_fx: Some("PYTHON|3.12".into()),
-            startup: Some("python3 app.py".into()),
-            records: vec![record("released")],
-            ..MemSlot::default()
-        },
-    );
-    w.slots.insert(staging(), MemSlot::default());
-    w.sticky.insert("APP_ENV".into());
-    w.sticky_connection_strings.insert("Db".into());
-    let mut journal = JournalTags {
-        release: Some("r1".into()),
-        phase: Some(Phase::Released),
-        last_known_good: Some("r1".into()),
-        ..JournalTags::default()
-    };
-    journal.slots.insert(SlotName::production(), "r1".into());
-    journal.apply_to(&mut w.tags);
-    w.gated.insert("r1".into());
-    w.production_history.push(Some("r1".into()));
-    w
-}
-
-struct Run {
-    id: String,
-    name: String,
-    attempt: u32,
-}
-
-async fn run_stage(
-    fx: &Fixture,
-    world: &Arc<Mutex<World>>,
-    run: u32,
-    command: Command,
-    who: &Run,
-    epoch: tokio::time::Instant,
-) -> ReleaseRecord {
-    let cancel = CancellationToken::new();
-    let port = MemPort {
-        world: world.clone(),
-        run,
-        cancel: cancel.clone(),
-        epoch,
-    };
-    let ctx = Context {
-        port: Arc::new(port),
-        log: Log::new(OutputMode::Plain, Box::new(std::io::sink())),
-        cancel,
-    };
-    let mut spec = fx.loaded.spec.clone();
-    // The build number reaches the app's settings, as `$(Build.BuildNumber)` would.
-    for env in spec.environments.values_mut() {
-        env.settings
-            .insert("RELEASE_VERSION".into(), who.name.clone());
-    }
-    let opts = StageOptions {
-        command,
-        environment: None,
-        release_id: who.id.clone(),
-        release_name: who.name.clone(),
-        package: Some(fx.package.clone()),
-        package_sha256: None,
-        artifact: None,
-        target_spec: None,
-        build_run: Default::default(),
-        work_dir: fx._dir.path().join(format!("work-{run}")),
-        hook_dir: fx._dir.path().to_path_buf(),
-        unfinished: Unfinished::Refuse,
-        rollback_to: None,
-        lock: LockOptions {
-            ttl: Duration::from_secs(60),
-            take_over: None,
-            attempt: Some(who.attempt),
-            holder: BTreeMap::from([("run".into(), format!("run {run}"))]),
-        },
-    };
-    stages::run(&ctx, &spec, &opts).await
 }
 
 /// Runs a case; returns the violations found (empty: the case passed).
@@ -406,6 +199,21 @@ async fn check_case(fx: &Fixture, case: &Case) -> Vec<String> {
                     "run 3 was refused by the lock but changed the app: {:?}",
                     second.error
                 ));
+            }
+        }
+        // 3b. No run changed the app after giving its lock back (until it claimed it again): another
+        //     run may hold it by then, and two runs would write one journal.
+        let mut released: BTreeMap<u32, bool> = BTreeMap::new();
+        for call in &w.calls {
+            let gave_back = released.entry(call.run).or_default();
+            match (call.what.as_str(), call.change) {
+                ("merge tags", false) => *gave_back = false,
+                ("delete tags", false) => *gave_back = true,
+                (what, true) if *gave_back => violations.push(format!(
+                    "run {} changed the app after giving its lock back: {what}",
+                    call.run
+                )),
+                _ => {}
             }
         }
     }

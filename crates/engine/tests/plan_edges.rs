@@ -1,9 +1,10 @@
 //! The planner's edges that the example plans do not walk: a production stage resumed after its swap, a plan
 //! made for a later job (`assume_staged`), `WEBSITE_RUN_FROM_PACKAGE` pointing at a URL, and what each step's
-//! reason tells the user. Written against the survivors `cargo mutants` reported on `plan/*.rs`.
+//! reason tells the user, a mistyped stage's suggestion, the build number a plan shows, and a retired setting
+//! production keeps owning. Written against the survivors `cargo mutants` reported on `plan/*.rs`.
 
 use slot_release_config::SlotName;
-use slot_release_engine::plan::{self, Action, BuildInfo, Plan, Stage};
+use slot_release_engine::plan::{self, Action, BuildInfo, Plan, PlanInput, Stage};
 use slot_release_engine::release::{self};
 use slot_release_engine::state::LiveState;
 
@@ -264,5 +265,79 @@ fn each_settings_step_says_why_it_writes_what_it_writes() {
         reason(&production, "production").contains("restarts production"),
         "{}",
         reason(&production, "production")
+    );
+}
+
+#[test]
+fn a_mistyped_stage_is_suggested_only_when_a_letter_or_two_away() {
+    use std::str::FromStr;
+    assert_eq!(Stage::closest("stagign"), Some("staging"));
+    assert_eq!(Stage::closest("prodution"), Some("production"));
+    // Letters of a stage's name, but far from it: no suggestion (a missing letter costs one, as any edit).
+    for far in ["stg", "rod", "a"] {
+        assert_eq!(Stage::closest(far), None, "{far}");
+    }
+    let err = Stage::from_str("stagign").unwrap_err().to_string();
+    assert!(err.contains("did you mean `staging`"), "{err}");
+}
+
+#[test]
+fn the_plan_names_the_build_number_only_when_it_is_not_the_identity() {
+    let loaded = example("python-webapp");
+    let state = fixture("staged.json");
+    let plan_named = |name: &str| {
+        plan::compute(PlanInput {
+            target: None,
+            spec: &loaded.spec,
+            stage: Stage::Staging,
+            environment: None,
+            state: &state,
+            build: &BuildInfo {
+                release_id: "build-4711.def-8".into(),
+                release_name: Some(name.into()),
+                ..BuildInfo::default()
+            },
+        })
+        .unwrap()
+    };
+    let plan = plan_named("20261122.7");
+    assert_eq!(plan.release_name.as_deref(), Some("20261122.7"));
+    assert!(plan.render().contains("20261122.7"), "{}", plan.render());
+    assert_eq!(plan_named("build-4711.def-8").release_name, None);
+}
+
+#[test]
+fn production_keeps_owning_a_retired_name_the_staged_slot_still_holds() {
+    let loaded = example("python-webapp");
+    let mut live = fixture("staged.json");
+    let staging = SlotName::new("staging").unwrap();
+    // The staged release's config took OLD_FLAG out, but the staging slot still holds it: after the swap
+    // it is in production, so production's ownership keeps it for the next release to remove.
+    let mut journal = slot_release_engine::journal::JournalTags::from_tags(&live.tags).unwrap();
+    journal.owned = Some(
+        [(
+            staging.clone(),
+            slot_release_engine::journal::Owned {
+                release: "20261120.1".into(),
+                settings: ["OLD_FLAG".to_owned()].into(),
+                ..Default::default()
+            },
+        )]
+        .into(),
+    );
+    journal.apply_to(&mut live.tags);
+    live.slots
+        .get_mut(&staging)
+        .unwrap()
+        .settings
+        .insert("OLD_FLAG".into(), "on".into());
+    let plan = plan_with(&loaded, Stage::Production, &live, false);
+    let owns = plan.owns.as_ref().expect("production records what it owns");
+    assert_eq!(owns.slot, SlotName::production());
+    assert!(
+        owns.settings.contains("OLD_FLAG"),
+        "{:?}\n{}",
+        owns.settings,
+        plan.render()
     );
 }

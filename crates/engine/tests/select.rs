@@ -92,6 +92,14 @@ fn the_listing_becomes_pulls_before_the_lock_with_the_skipped_ones_shown() {
     ])));
     let plan = staging_plan(&spec);
     assert!(selection_check(&plan).ok, "{:?}", plan.preflight);
+    // The check says what the selection took, not only that it passed.
+    assert!(
+        selection_check(&plan)
+            .detail
+            .starts_with("secrets.select took 2 secret(s), skipped "),
+        "{:?}",
+        selection_check(&plan)
+    );
     // The pull comes first: before the lock and before anything is written.
     let Action::PullSecrets {
         secrets, skipped, ..

@@ -167,6 +167,7 @@ async fn a_redeploy_from_the_artifact_re_applies_the_targets_selected_secrets() 
         port: Arc::new(port),
         log: Log::new(OutputMode::Plain, Box::new(std::io::sink())),
         cancel,
+        stopping: Default::default(),
     };
     let opts = StageOptions {
         command: Command::Rollback,

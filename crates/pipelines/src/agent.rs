@@ -1,7 +1,9 @@
-//! How the agent reads a task's output (AGENT `Command.cs`): line splitting and `##vso[` parsing. Used by
-//! this crate's tests and by the end-to-end harness, which must read our output exactly as the agent does.
+//! How the agent reads a task's output (AGENT `Command.cs`): line splitting and `##vso[` parsing, used by
+//! this crate's tests and by the end-to-end harness, which must read our output exactly as the agent does;
+//! and how it cancels a task (`CancelTiming`), which bounds how long a stopping run may write.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::escape::unescape;
 
@@ -22,6 +24,42 @@ impl AgentCommand {
         self.properties
             .get(&key.to_ascii_lowercase())
             .map(String::as_str)
+    }
+}
+
+/// A signal the agent sends to cancel a step: SIGINT first (Windows: Ctrl-C), then SIGTERM (Ctrl-Break)
+/// if the task still runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelSignal {
+    /// SIGINT, or Ctrl-C on Windows.
+    Interrupt,
+    /// SIGTERM, or Ctrl-Break on Windows.
+    Terminate,
+}
+
+/// How the agent cancels a step (AGENT `ProcessInvoker`, `AgentKnobs`; a job cancel or a step timeout):
+/// SIGINT to the task's process, SIGTERM `sigint_timeout` later, a kill `sigterm_timeout` after that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CancelTiming {
+    /// From SIGINT to SIGTERM (`PROCESS_SIGINT_TIMEOUT`).
+    pub sigint_timeout: Duration,
+    /// From SIGTERM to the kill (`PROCESS_SIGTERM_TIMEOUT`).
+    pub sigterm_timeout: Duration,
+}
+
+impl CancelTiming {
+    /// The agent's defaults: 7.5 s, then 2.5 s.
+    pub const AGENT: CancelTiming = CancelTiming {
+        sigint_timeout: Duration::from_millis(7500),
+        sigterm_timeout: Duration::from_millis(2500),
+    };
+
+    /// How long the agent waits after `signal` before its next, harsher step.
+    pub fn next_step_after(self, signal: CancelSignal) -> Duration {
+        match signal {
+            CancelSignal::Interrupt => self.sigint_timeout,
+            CancelSignal::Terminate => self.sigterm_timeout,
+        }
     }
 }
 

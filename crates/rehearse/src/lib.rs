@@ -76,6 +76,8 @@ pub struct RehearseOptions {
     pub fail_at: FailAt,
     /// The quick profile: short gates and watch (see [`quick`]).
     pub quick: bool,
+    /// When a cancelled rehearsal's last writes must end: the binary's signals set it, as for a release.
+    pub stopping: stages::Stopping,
 }
 
 /// What a rehearsal showed.
@@ -423,6 +425,7 @@ pub async fn run(
         port: port.clone(),
         log: log.clone(),
         cancel: cancel.clone(),
+        stopping: opts.stopping.clone(),
     };
     let record = stages::run(&ctx, spec, &stage_opts).await;
     let production_healthy = production_healthy(spec, port.as_ref(), &cancel).await;

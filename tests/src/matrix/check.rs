@@ -9,6 +9,7 @@ use super::run::{
     BASELINE, CANDIDATE, CaseReport, RUN_DEADLINE, RunReport, journal_tags, release_name,
 };
 use super::{FaultKind, Step, Timing};
+use crate::agent::AgentResult;
 
 /// The settings the matrix config gives the same value in both environments: they travel with the
 /// content in a swap, so in a slot they are all there or none (a slot whose content no release of this
@@ -53,6 +54,7 @@ pub fn check_case(report: &CaseReport) -> Vec<Violation> {
         production_settings_match_content(run, &mut out);
         deadline_kept(run, &mut out);
     }
+    cancel_heard(report, &mut out);
     converged(report, &mut out);
     for leak in &report.leaks {
         out.push(violation("no-leak", leak.clone()));
@@ -249,6 +251,38 @@ fn deadline_kept(run: &RunReport, out: &mut Vec<Violation>) {
                 run.command,
                 run.outcome.elapsed.as_secs_f64(),
                 RUN_DEADLINE.as_secs()
+            ),
+        ));
+    }
+}
+
+/// A run the harness cancelled heard the agent's SIGINT through node and ended by its own report:
+/// `Canceled`, having said it heard the signal, or its own result when it had finished its work as the
+/// signal came. A SIGINT that reaches node before its handlers are installed kills node instead (no
+/// report), leaving the binary to run on unheard, and the case would measure nothing it names.
+fn cancel_heard(report: &CaseReport, out: &mut Vec<Violation>) {
+    if report.case.fault != FaultKind::Cancel {
+        return;
+    }
+    // Only a run still going when the SIGINT was sent: the agent records every such step `Canceled`.
+    let Some(first) = report
+        .runs
+        .first()
+        .filter(|r| r.interrupted && r.outcome.result == AgentResult::Canceled)
+    else {
+        return;
+    };
+    let heard = first
+        .outcome
+        .stdout
+        .contains("Cancellation requested (SIGINT)");
+    let reported = first.outcome.reported;
+    if reported.is_none() || (reported == Some(AgentResult::Canceled) && !heard) {
+        out.push(violation(
+            "cancel-heard",
+            format!(
+                "the cancelled `{}` did not stop on the SIGINT (heard: {heard}, reported: {reported:?}, exit {:?})",
+                first.command, first.outcome.exit_code
             ),
         ));
     }

@@ -113,6 +113,16 @@ impl Step {
         }
     }
 
+    /// A piece of the log line printed when the step begins, for a step whose own requests cannot say
+    /// so: the production prober shares the watch's route (`{production}/health`) from before the run
+    /// starts, so a request there proves nothing about the run, not even that node forwards signals yet.
+    pub fn start_marker(self) -> Option<&'static str> {
+        match self {
+            Step::Watch => Some("##[group]watch production"),
+            _ => None,
+        }
+    }
+
     /// A piece of the log line printed when the step has finished.
     pub fn done_marker(self) -> &'static str {
         match self {

@@ -508,8 +508,9 @@ fn first_run(
     ))
 }
 
-/// Waits for the moment the case strikes: the first request of the step (before, during) or the
-/// line saying the step finished (after). Returns false when the run ended first.
+/// Waits for the moment the case strikes: the first request of the step (before, during; the line
+/// saying it began, for a step whose route the prober shares) or the line saying the step finished
+/// (after). Returns false when the run ended first.
 fn wait_for_trigger(world: &World, task: &mut RunningTask, case: Case) -> bool {
     if case.step == Step::RollbackSwap {
         return wait_for_rollback_swap(world, task, case.timing);
@@ -533,6 +534,10 @@ fn wait_for_trigger(world: &World, task: &mut RunningTask, case: Case) -> bool {
         } else if case.timing == Timing::Before {
             // Faults set before the run need no trigger.
             return true;
+        } else if let Some(began) = case.step.start_marker() {
+            // The run's own word that the step began: by then node forwards signals and the step's
+            // requests are in flight.
+            task.stdout_so_far().contains(began)
         } else {
             world
                 .emulator

@@ -53,7 +53,7 @@ impl Exec<'_> {
     }
 
     /// Every failed exit gives the lock back if the failure handling could not: a lock left behind blocks
-    /// the next release for its whole time to live. Best effort, a few tries within the settle grace
+    /// the next release for its whole time to live. Best effort, a few tries within what is left of the stop
     /// after a cancel, logged when it still fails.
     pub(super) async fn give_back_lock(&mut self) {
         if !self.lock_held() {

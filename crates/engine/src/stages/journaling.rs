@@ -46,7 +46,7 @@ impl Exec<'_> {
 
     /// Writes the journal with one `Merge` of its own tags (claims and foreign tags untouched), then
     /// deletes the tags it emptied. Under the settle token: a journal write that has begun finishes
-    /// after a cancel (within the grace), so the journal says where the release stopped.
+    /// after a cancel (within what is left of the stop), so the journal says where the release stopped.
     pub(super) async fn write_tags(&self) -> Result<(), Error> {
         let port = &self.ctx.port;
         let live = port.tags(&self.settle).await?;

@@ -287,7 +287,7 @@ impl Exec<'_> {
         let port: Arc<dyn Port> = self.ctx.port.clone();
         let ttl = self.opts.lock.ttl.max(Duration::from_secs(1));
         let (renew_stop, renew_lost, mut renewed) = (stop.clone(), lost.clone(), claim.clone());
-        // A renewal under way finishes (bounded by the settle grace) rather than being cut: giving the
+        // A renewal under way finishes (bounded by the stop's deadline) rather than being cut: giving the
         // lock back waits for it, and a renewal cut in flight could still land after the claim's removal.
         let settle = self.settle.clone();
         let log = self.log().clone();

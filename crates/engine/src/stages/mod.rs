@@ -7,7 +7,8 @@
 //!
 //! This module holds the entry point ([`run`]) and the executor's state (`Exec`); its submodules each
 //! add one concern to the executor: `settle` (the live state before planning), `drive` (one stage from
-//! plan to end), `execute` and `actions` (the steps), `recovery`, `journaling`, `locking` and `report`.
+//! plan to end), `execute` and `actions` (the steps), `recovery`, `journaling`, `locking`, `report`, and
+//! `stopping` (how long a cancelled run's last writes may take).
 
 // A failure carries the whole error into the release record; failures are rare and short-lived, so the
 // size of the `Err` variant costs nothing measurable and boxing would only add noise at every call site.
@@ -42,23 +43,17 @@ mod locking;
 mod recovery;
 mod report;
 mod settle;
+mod stopping;
 
 use locking::HeldLock;
 pub use report::{
     HealthRecord, ReleaseRecord, StageRecord, StepRecord, SummaryContext, portal_url,
     render_summary, set_outputs, stage_summary,
 };
+pub use stopping::{EXIT_RESERVE, RUNTIME_SHUTDOWN, StopBudget, Stopping};
 
 /// How long a swap waits for another operation on the app to finish.
 const SWAP_CONFLICT_WAIT: Duration = Duration::from_secs(120);
-
-/// How long the writes a stop must still make may take once the run is cancelled: production's own
-/// settings put back, the journal and the deployment records, the lock given back. The run's token does
-/// not cut them (a journal left stale or a lock left behind costs the next run far more), but they must
-/// end before the agent kills the process: it sends SIGINT, SIGTERM 7.5 s later and kills 2.5 s after
-/// that. 7 s from the cancel leaves the binary time to report and exit before the SIGTERM, whatever
-/// step the cancel met; on a responsive Azure these writes take well under a second.
-pub const SETTLE_GRACE: Duration = Duration::from_secs(7);
 
 /// The version of the release record's JSON form.
 pub const RECORD_VERSION: u32 = 1;
@@ -199,29 +194,11 @@ pub struct Context {
     pub log: Log,
     /// Cancelled on SIGINT/SIGTERM: no further step starts, and the port call in flight stops.
     pub cancel: CancellationToken,
-}
-
-/// The token for the writes a stop must still make ([`SETTLE_GRACE`]): cancelled `grace` after `run`
-/// is, so those writes are bounded by the agent's timing rather than cut by the cancel itself. The guard
-/// ends the timer with the run.
-fn settle_token(
-    run: &CancellationToken,
-    grace: Duration,
-) -> (CancellationToken, tokio_util::sync::DropGuard) {
-    let settle = CancellationToken::new();
-    let (run, timer) = (run.clone(), settle.clone());
-    tokio::spawn(async move {
-        tokio::select! {
-            () = run.cancelled() => {}
-            () = timer.cancelled() => return,
-        }
-        tokio::select! {
-            () = tokio::time::sleep(grace) => timer.cancel(),
-            () = timer.cancelled() => {}
-        }
-    });
-    let guard = settle.clone().drop_guard();
-    (settle, guard)
+    /// When the writes a stop must still make end, once `cancel` is cancelled: production's own
+    /// settings put back, the journal and the deployment records, the lock given back. The run's token
+    /// does not cut them (a journal left stale or a lock left behind costs the next run far more), but
+    /// they must end before the agent's next signal; whoever hears the signals tells it which came.
+    pub stopping: Stopping,
 }
 
 /// Runs a command; never fails as a whole: the record says how it ended.
@@ -247,7 +224,7 @@ pub async fn run(ctx: &Context, spec: &ReleaseSpec, opts: &StageOptions) -> Rele
     let mut package = opts.package.clone();
     let mut package_sha256 = opts.package_sha256.clone();
     let mut journal = JournalTags::default();
-    let (settle, _settle_timer) = settle_token(&ctx.cancel, SETTLE_GRACE);
+    let (settle, _settle_timer) = ctx.stopping.settle_token(&ctx.cancel);
     // Once per run and before any stage plans: the names `secrets.select` takes, listed read-only, so
     // every stage of the run delivers (and masks) the same set. A rollback's target release takes them
     // too: its redeploy re-applies the settings that release was released with, selected ones included.
@@ -411,8 +388,8 @@ impl Failure {
 
 struct Exec<'a> {
     ctx: &'a Context,
-    /// The token of the writes a stop must still make (see [`SETTLE_GRACE`]); every other call takes
-    /// the run's token, `ctx.cancel`.
+    /// The token of the writes a stop must still make (see [`Context::stopping`]); every other call
+    /// takes the run's token, `ctx.cancel`.
     settle: CancellationToken,
     spec: &'a ReleaseSpec,
     opts: &'a StageOptions,

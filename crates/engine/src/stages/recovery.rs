@@ -209,7 +209,7 @@ impl Exec<'_> {
         Ok(())
     }
 
-    /// Cancellation: record where the release stopped and give the lock back, within the grace period.
+    /// Cancellation: record where the release stopped and give the lock back, within the stop's budget.
     /// Both write under the settle token, not the run's (already cancelled), so they are made.
     pub(super) async fn abandon(&mut self) {
         self.log().warning(

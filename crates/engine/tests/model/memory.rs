@@ -78,6 +78,15 @@ pub struct Fault {
     pub kind: FaultKind,
 }
 
+/// A cancel aimed at one call by its name: `run` is cancelled at its `nth` call named `what` (from 1),
+/// after Azure received it, as [`FaultKind::Cancel`] does; changing or not.
+#[derive(Debug, Clone)]
+pub struct CancelAt {
+    pub run: u32,
+    pub what: String,
+    pub nth: usize,
+}
+
 #[derive(Debug, Default)]
 pub struct World {
     pub slots: BTreeMap<SlotName, MemSlot>,
@@ -101,6 +110,15 @@ pub struct World {
     pub rng: u64,
     /// What listing any vault returns (`secrets.select`).
     pub vault: slot_release_engine::selection::VaultListing,
+    /// Cancels aimed at a call by its name.
+    pub cancel_at: Vec<CancelAt>,
+    /// Calls so far, per run and name.
+    pub named_calls: BTreeMap<(u32, String), usize>,
+    /// When each run was cancelled by a fault or a [`CancelAt`].
+    pub cancelled_at: BTreeMap<u32, tokio::time::Instant>,
+    /// An Azure that turns slow as a run stops: a call whose name starts with one of these takes that
+    /// much longer once its run is cancelled (the writes a stop must still make).
+    pub slow_when_stopping: Vec<(String, Duration)>,
 }
 
 impl World {
@@ -162,7 +180,16 @@ impl MemPort {
         }
         let latency = {
             let mut w = self.world.lock().unwrap();
-            (!w.dead.contains(&self.run)).then(|| w.next_latency())
+            let slow = if self.cancel.is_cancelled() {
+                w.slow_when_stopping
+                    .iter()
+                    .filter(|(name, _)| what.starts_with(name.as_str()))
+                    .map(|(_, extra)| *extra)
+                    .sum()
+            } else {
+                Duration::ZERO
+            };
+            (!w.dead.contains(&self.run)).then(|| w.next_latency() + slow)
         };
         let Some(latency) = latency else {
             return std::future::pending().await;
@@ -173,7 +200,19 @@ impl MemPort {
         }
         let fault = {
             let mut w = self.world.lock().unwrap();
-            if w.dead.contains(&self.run) {
+            let n = w
+                .named_calls
+                .entry((self.run, what.to_owned()))
+                .or_default();
+            *n += 1;
+            let n = *n;
+            let aimed = w
+                .cancel_at
+                .iter()
+                .any(|c| c.run == self.run && c.what == what && c.nth == n);
+            if aimed {
+                Some(FaultKind::Cancel)
+            } else if w.dead.contains(&self.run) {
                 None
             } else if change {
                 let n = w.changes.entry(self.run).or_default();
@@ -198,7 +237,16 @@ impl MemPort {
                 self.world.lock().unwrap().dead.insert(self.run);
                 std::future::pending::<()>().await;
             }
-            Some(FaultKind::Cancel) => self.cancel.cancel(),
+            Some(FaultKind::Cancel) => {
+                let now = tokio::time::Instant::now();
+                self.world
+                    .lock()
+                    .unwrap()
+                    .cancelled_at
+                    .entry(self.run)
+                    .or_insert(now);
+                self.cancel.cancel();
+            }
             _ => {}
         }
         let result = {
@@ -562,7 +610,12 @@ impl Port for MemPort {
     ) -> Result<BTreeMap<String, String>, Error> {
         let tags = tags.clone();
         let change = !only_claims(&tags);
-        self.call("merge tags", change, cancel, move |w| {
+        // A journal write is named by the phase it records, so a test can aim at it.
+        let what = match tags.get("slotrelease.phase") {
+            Some(phase) => format!("merge tags (phase {phase})"),
+            None => "merge tags".to_owned(),
+        };
+        self.call(&what, change, cancel, move |w| {
             w.tags.extend(tags);
             // The journal reaches `staged` only after the slot's gate passed (its record follows).
             let journal =

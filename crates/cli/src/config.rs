@@ -1,12 +1,13 @@
-//! Loading release.yml for a command: diagnostics to the log, the config confined to the sources, and the
-//! connection to Azure the command releases with.
+//! Loading the release config for a command: the agent's variables and the run's identity applied,
+//! the file confined to the sources in a pipeline, its diagnostics reported as located issues, and the
+//! connection to Azure it names.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, anyhow};
 use slot_release_engine::artifact;
-use slot_release_engine::port::{self};
+use slot_release_engine::port;
 use slot_release_engine::release::{self, LoadRequest};
 use slot_release_pipelines::{AgentEnv, Issue, Log, OutputMode};
 
