@@ -1,7 +1,8 @@
 //! The planner's edges that the example plans do not walk: a production stage resumed after its swap, a plan
 //! made for a later job (`assume_staged`), `WEBSITE_RUN_FROM_PACKAGE` pointing at a URL, and what each step's
-//! reason tells the user, a mistyped stage's suggestion, the build number a plan shows, and a retired setting
-//! production keeps owning. Written against the survivors `cargo mutants` reported on `plan/*.rs`.
+//! reason tells the user, a mistyped stage's suggestion, the build number a plan shows, a retired setting
+//! production keeps owning, what the startup check says, and a container's startup command written only
+//! when it differs. Written against the survivors `cargo mutants` reported on `plan/*.rs`.
 
 use slot_release_config::SlotName;
 use slot_release_engine::plan::{self, Action, BuildInfo, Plan, PlanInput, Stage};
@@ -340,4 +341,118 @@ fn production_keeps_owning_a_retired_name_the_staged_slot_still_holds() {
         owns.settings,
         plan.render()
     );
+}
+
+/// The staging plan's `startup-command` check for `loaded` on `live`, the package laid out as `files`.
+fn startup_detail(
+    loaded: &release::LoadedRelease,
+    live: &LiveState,
+    files: Option<&[&str]>,
+) -> plan::Check {
+    let plan = plan::compute(PlanInput {
+        target: None,
+        spec: &loaded.spec,
+        stage: Stage::Staging,
+        environment: None,
+        state: live,
+        build: &BuildInfo {
+            release_id: loaded.release_id.clone(),
+            layout: files.map(|f| {
+                slot_release_engine::package::PackageFiles::from_names(f.iter().copied(), None)
+            }),
+            ..BuildInfo::default()
+        },
+    })
+    .unwrap();
+    check(&plan, "startup-command").clone()
+}
+
+#[test]
+fn the_startup_check_says_what_runs_a_container_and_how_to_start_a_node_app() {
+    let mut container = example("container-app");
+    container.spec.app.startup_command = None;
+    let c = startup_detail(&container, &LiveState::default(), None);
+    assert_eq!(
+        (c.ok, c.detail.as_str()),
+        (true, "the image's entry point runs")
+    );
+    container.spec.app.startup_command = Some("./serve --port 8000".into());
+    let c = startup_detail(&container, &LiveState::default(), None);
+    assert!(
+        c.detail
+            .ends_with("given the startup command \"./serve --port 8000\""),
+        "{}",
+        c.detail
+    );
+    // A Node app with nothing the image finds: the fix suggested is Node's, not Python's.
+    let mut node = example("python-webapp");
+    node.spec.app.stack = Some("NODE|20-lts".into());
+    node.spec.app.startup_command = None;
+    let mut live = fixture("staged.json");
+    for slot in live.slots.values_mut() {
+        slot.startup_command = None;
+    }
+    let c = startup_detail(&node, &live, Some(&["lib/main.js"]));
+    assert!(!c.ok, "{}", c.detail);
+    assert!(
+        c.detail
+            .contains("`npm start`, or add scripts.start to package.json"),
+        "{}",
+        c.detail
+    );
+}
+
+#[test]
+fn a_container_slots_startup_command_is_written_only_when_it_differs() {
+    let mut container = example("container-app");
+    container.spec.app.startup_command = Some("./serve --port 8000".into());
+    let with_command = |command: &str| {
+        let slot = slot_release_engine::state::SlotState {
+            startup_command: Some(command.into()),
+            ..Default::default()
+        };
+        LiveState {
+            slots: [
+                (SlotName::production(), slot.clone()),
+                (SlotName::new("staging").unwrap(), slot),
+            ]
+            .into(),
+            ..LiveState::default()
+        }
+    };
+    let sets_command = |live: &LiveState| {
+        plan_with(&container, Stage::Staging, live, false)
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::SetStartupCommand { .. }))
+    };
+    assert!(sets_command(&with_command("./old")));
+    // The same command again would only restart the slot.
+    assert!(!sets_command(&with_command("./serve --port 8000")));
+}
+
+#[test]
+fn a_staging_slot_with_nothing_that_travels_is_not_told_production_restarts() {
+    let mut loaded = example("python-webapp");
+    // Every staging value differs from production's, and staging takes no secret: nothing travels.
+    let staging = loaded.spec.environments.get_mut("staging").unwrap();
+    staging.secrets.clear();
+    for value in staging.settings.values_mut() {
+        value.push_str("-staging");
+    }
+    assert!(loaded.spec.travelling_settings().is_empty());
+    let plan = plan_with(
+        &loaded,
+        Stage::Staging,
+        &fixture("before-first-release.json"),
+        false,
+    );
+    let reason = plan
+        .steps
+        .iter()
+        .find(|s| matches!(&s.action, Action::SetSettings { slot, .. } if *slot == "staging"))
+        .map(|s| s.reason.as_str())
+        .unwrap_or_else(|| panic!("no settings step\n{}", plan.render()));
+    assert!(reason.starts_with("settings written as sticky"), "{reason}");
+    assert!(!reason.contains("restarts production"), "{reason}");
 }
