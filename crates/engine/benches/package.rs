@@ -5,8 +5,7 @@
 //! 200 MiB). Half of the bytes are compressible text, half random. Needs `zip`, `tar`, `gzip` and
 //! `/usr/bin/time` on the machine. Each contender runs as its own process under `/usr/bin/time`, so peak
 //! RSS is that process's alone; our build runs as this binary again in `--child` mode, where
-//! `BENCH_WINDOW_KIB` and `BENCH_WINDOW_FILES` override the bytes and files in flight between the
-//! compressing threads and the writer.
+//! `BENCH_WINDOW_KIB` and `BENCH_CHUNK_KIB` override the buffer budget and the chunk size.
 
 use std::fs;
 use std::io::Write;
@@ -146,9 +145,9 @@ fn child(args: &[String]) {
     let opts = BuildOptions {
         threads: std::num::NonZeroUsize::new(threads),
         window_bytes: knob("BENCH_WINDOW_KIB").map_or(defaults.window_bytes, |k| k << 10),
-        window_files: knob("BENCH_WINDOW_FILES")
-            .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(defaults.window_files),
+        chunk_bytes: knob("BENCH_CHUNK_KIB")
+            .and_then(|k| usize::try_from(k << 10).ok())
+            .unwrap_or(defaults.chunk_bytes),
         ..defaults
     };
     let info = BuildInfo {
