@@ -449,17 +449,18 @@ impl Work<'_> {
             path: name.to_owned(),
             source,
         };
-        let incompressible = self
-            .encoder
-            .looks_incompressible(size, |offset, sample| {
-                let start = usize::try_from(offset).unwrap_or(usize::MAX);
-                let bytes = input
-                    .get(start..start.saturating_add(sample.len()))
-                    .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-                sample.copy_from_slice(bytes);
-                Ok(())
-            })
-            .unwrap_or(false);
+        let incompressible = Encoder::small_looks_incompressible(input)
+            || self
+                .encoder
+                .looks_incompressible(size, |offset, sample| {
+                    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+                    let bytes = input
+                        .get(start..start.saturating_add(sample.len()))
+                        .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+                    sample.copy_from_slice(bytes);
+                    Ok(())
+                })
+                .unwrap_or(false);
         let start = data.len();
         let mut method = Method::Stored;
         if !incompressible {

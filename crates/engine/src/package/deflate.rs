@@ -23,6 +23,14 @@ const SAMPLE_BYTES: usize = 4 * 1024;
 /// Files up to this size are deflated whole without a guess: the guess would cost a good part of the work.
 const SAMPLE_MIN_FILE: u64 = 4 * SAMPLE_BYTES as u64;
 
+/// Smaller files are deflated without a guess: a few bytes either way.
+const SMALL_SAMPLE_MIN: usize = 512;
+
+/// Bits of order-0 entropy per byte from which a small file's bytes count as spread evenly: 512 random
+/// bytes measure 7.6 (the estimate falls short of 8 on few bytes), text and code below 6, skewed media
+/// that Huffman coding still shrinks by a few percent around 7.
+const SPREAD_BITS: f64 = 7.5;
+
 /// Room beyond the input that deflate may need before the caller decides to store instead: zlib's
 /// `deflateBound` is a few bytes per 16 KiB block plus a constant.
 pub(super) fn worst_case(len: usize) -> usize {
@@ -89,6 +97,33 @@ impl Encoder {
         // An error here only costs the shortcut: the file is then deflated as usual.
         run(sampler, sample, &mut self.scratch, FlushCompress::Finish)
             .map_or(true, |()| self.scratch.len() < sample.len())
+    }
+
+    /// Whether a small file (under the sampled size), held whole in `data`, looks incompressible: its bytes
+    /// are spread so evenly over all 256 values (small images, fonts, compressed or random data) that
+    /// Huffman coding cannot gain, and such data has nothing for deflate to match either. Text and code,
+    /// most of a tree, spread over far fewer values and are deflated. Measuring costs a pass over the
+    /// bytes; deflating costs tens of passes, most of them building the Huffman trees of a block that is
+    /// then thrown away. (A file of random bytes repeated over and over would be stored: such files do not
+    /// occur in application trees.)
+    pub(super) fn small_looks_incompressible(data: &[u8]) -> bool {
+        if data.len() < SMALL_SAMPLE_MIN || data.len() as u64 >= SAMPLE_MIN_FILE {
+            return false;
+        }
+        let mut counts = [0u32; 256];
+        for &b in data {
+            counts[usize::from(b)] += 1;
+        }
+        let n = data.len() as f64;
+        let entropy: f64 = counts
+            .iter()
+            .filter(|&&c| c > 0)
+            .map(|&c| {
+                let p = f64::from(c) / n;
+                -p * p.log2()
+            })
+            .sum();
+        entropy >= SPREAD_BITS
     }
 
     /// Whether a file of `len` bytes looks incompressible (already compressed media, archives, random data),
@@ -252,6 +287,22 @@ mod tests {
                 state as u8
             })
             .collect()
+    }
+
+    #[test]
+    fn small_files_with_evenly_spread_bytes_look_incompressible() {
+        assert!(Encoder::small_looks_incompressible(&random(600, 1)));
+        assert!(Encoder::small_looks_incompressible(&random(
+            16 * 1024 - 1,
+            2
+        )));
+        assert!(!Encoder::small_looks_incompressible(&text(8000, 3)));
+        // Skewed bytes (40 values): Huffman coding shrinks them, so they are deflated.
+        let skewed: Vec<u8> = random(8000, 4).iter().map(|b| b % 40).collect();
+        assert!(!Encoder::small_looks_incompressible(&skewed));
+        // Too small to bother, and large enough for the samples instead.
+        assert!(!Encoder::small_looks_incompressible(&random(511, 5)));
+        assert!(!Encoder::small_looks_incompressible(&random(16 * 1024, 6)));
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! own and joined into one stream), done on several threads, and written in order as each one's turn comes;
 //! the buffers in flight are bounded by bytes, each thread keeps one deflate state for its whole life, and the
 //! manifest and central directory wait in scratch files, so memory is about the same whatever the tree holds.
-//! Entries that deflate cannot shrink (judged from small samples, then from the result) are stored, as
-//! Info-ZIP does. Anything that could make the archive unsafe or not what the user
+//! Entries that deflate cannot shrink (judged from their bytes' spread or small samples, then from the
+//! result) are stored, as Info-ZIP does. Anything that could make the archive unsafe or not what the user
 //! meant (escaping symlinks, loops, special files, non-UTF-8 names, files changing while read) is refused
 //! with an error naming the path. A cancel ([`BuildOptions::cancel`]) is checked between files and between
 //! the chunks of a large one, and leaves nothing behind. See `docs/packaging.md`.
