@@ -265,10 +265,14 @@ fn output_is_identical_for_any_thread_count_and_memory_budget() {
         };
         write(root.path(), &format!("many/{:02}/f{i:03}", i % 17), &data);
     }
-    // Above the chunk size below: stored whole, and deflated in chunks.
+    // Above the chunk size below: stored whole, deflated in chunks, and deflated with a stored middle.
     write(root.path(), "many/big.bin", &noise(300_000, 99, 256));
     let text = b"def handler(event):\n    return {'status': 200, 'body': event}\n".repeat(7000);
     write(root.path(), "many/big.txt", &text);
+    let mut mixed = text[..150_000].to_vec();
+    mixed.extend_from_slice(&noise(200_000, 98, 256));
+    mixed.extend_from_slice(&text[..150_000]);
+    write(root.path(), "many/mixed.bin", &mixed);
     let mut archives = Vec::new();
     for (threads, window_bytes) in [(1, 16 << 20), (2, 1), (4, 64 << 10), (8, 16 << 20)] {
         let opts = BuildOptions {
@@ -279,11 +283,24 @@ fn output_is_identical_for_any_thread_count_and_memory_budget() {
         };
         let dir = out.path().join(format!("{threads}-{window_bytes}"));
         let built = build_package(&PackageSpec::new(root.path()), &info(), &dir, &opts).unwrap();
-        assert_eq!(built.total.files, 300 + 2 + 10);
+        assert_eq!(built.total.files, 300 + 3 + 10);
         archives.push((threads, fs::read(&built.path).unwrap()));
         let (method, compressed, size) = method_of(&built.path, "many/big.txt");
         assert_eq!(method, zip::CompressionMethod::Deflated);
         assert!(compressed < size / 10, "{compressed} of {size}");
+        let (method, compressed, size) = method_of(&built.path, "many/mixed.bin");
+        assert_eq!(method, zip::CompressionMethod::Deflated);
+        assert!(compressed < size * 7 / 10, "{compressed} of {size}");
+        let mut zip = zip::ZipArchive::new(fs::File::open(&built.path).unwrap()).unwrap();
+        let mut data = Vec::new();
+        zip.by_name("many/mixed.bin")
+            .unwrap()
+            .read_to_end(&mut data)
+            .unwrap();
+        assert!(
+            data == mixed,
+            "many/mixed.bin does not read back as written"
+        );
     }
     let (_, first) = &archives[0];
     for (threads, bytes) in &archives[1..] {

@@ -450,17 +450,7 @@ impl Work<'_> {
             source,
         };
         let incompressible = Encoder::small_looks_incompressible(input)
-            || self
-                .encoder
-                .looks_incompressible(size, |offset, sample| {
-                    let start = usize::try_from(offset).unwrap_or(usize::MAX);
-                    let bytes = input
-                        .get(start..start.saturating_add(sample.len()))
-                        .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
-                    sample.copy_from_slice(bytes);
-                    Ok(())
-                })
-                .unwrap_or(false);
+            || self.encoder.held_looks_incompressible(input);
         let start = data.len();
         let mut method = Method::Stored;
         if !incompressible {
@@ -511,7 +501,9 @@ impl Work<'_> {
             output = self.pool.take();
             let last = index + 1 == file.chunks;
             let (primer, data) = input.split_at(dictionary);
-            if let Err(source) = self.encoder.chunk(primer, data, last, &mut output) {
+            if self.encoder.held_looks_incompressible(data) {
+                Encoder::stored_chunk(data, last, &mut output);
+            } else if let Err(source) = self.encoder.chunk(primer, data, last, &mut output) {
                 self.pool.give(input);
                 self.pool.give(output);
                 return Done::Failed(PackageError::Unreadable {

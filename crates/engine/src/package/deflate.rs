@@ -23,6 +23,9 @@ const SAMPLE_BYTES: usize = 4 * 1024;
 /// Files up to this size are deflated whole without a guess: the guess would cost a good part of the work.
 const SAMPLE_MIN_FILE: u64 = 4 * SAMPLE_BYTES as u64;
 
+/// The most a stored deflate block holds.
+const STORED_BLOCK: usize = 65_535;
+
 /// Smaller files are deflated without a guess: a few bytes either way.
 const SMALL_SAMPLE_MIN: usize = 512;
 
@@ -85,6 +88,39 @@ impl Encoder {
             FlushCompress::Sync
         };
         run(&mut self.main, data, out, flush)
+    }
+
+    /// Appends one chunk of a larger entry as stored deflate blocks, for a chunk whose samples do not
+    /// shrink (media or compressed data inside a file that is otherwise deflated): it costs a copy instead
+    /// of a deflate that gains nothing. The previous chunk ended byte-aligned, so the blocks follow it
+    /// directly; they end the stream (final block) when this is the `last` chunk.
+    pub(super) fn stored_chunk(data: &[u8], last: bool, out: &mut Vec<u8>) {
+        let pieces = data.len().div_ceil(STORED_BLOCK).max(1);
+        out.reserve(data.len() + 5 * pieces);
+        for k in 0..pieces {
+            let piece =
+                &data[(k * STORED_BLOCK).min(data.len())..((k + 1) * STORED_BLOCK).min(data.len())];
+            let len = piece.len() as u16;
+            // BFINAL in bit 0, BTYPE 00 (stored) in bits 1-2, then padding to the byte boundary.
+            out.push(u8::from(last && k + 1 == pieces));
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&(!len).to_le_bytes());
+            out.extend_from_slice(piece);
+        }
+    }
+
+    /// Whether bytes held in memory (a whole small file, a chunk) look incompressible, from the same three
+    /// samples as a file read from disk.
+    pub(super) fn held_looks_incompressible(&mut self, data: &[u8]) -> bool {
+        self.looks_incompressible(data.len() as u64, |offset, sample| {
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let bytes = data
+                .get(start..start.saturating_add(sample.len()))
+                .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+            sample.copy_from_slice(bytes);
+            Ok(())
+        })
+        .unwrap_or(false)
     }
 
     /// Whether deflating `sample` makes it smaller.
@@ -287,6 +323,37 @@ mod tests {
                 state as u8
             })
             .collect()
+    }
+
+    #[test]
+    fn incompressible_chunks_are_stored_blocks_inside_the_one_stream() {
+        let mut data = text(150_000, 1);
+        data.extend_from_slice(&random(200_000, 2));
+        data.extend_from_slice(&text(150_000, 3));
+        let chunk = 64 * 1024;
+        let mut out = Vec::new();
+        let mut enc = Encoder::new(6);
+        let mut stored = 0;
+        for (i, piece) in data.chunks(chunk).enumerate() {
+            let start = i * chunk;
+            let last = start + piece.len() == data.len();
+            if enc.held_looks_incompressible(piece) {
+                stored += 1;
+                Encoder::stored_chunk(piece, last, &mut out);
+            } else {
+                let dictionary = &data[start.saturating_sub(WINDOW)..start];
+                enc.chunk(dictionary, piece, last, &mut out).unwrap();
+            }
+        }
+        assert_eq!(inflate(&out), data);
+        // The random middle spans three whole chunks; text chunks are deflated.
+        assert!((2..=4).contains(&stored), "{stored} chunks stored");
+        assert!(out.len() < data.len() * 6 / 10, "{} bytes", out.len());
+        // A stored last chunk ends the stream too, and a 64 KiB piece needs two blocks.
+        let mut tail = Vec::new();
+        Encoder::stored_chunk(&random(70_000, 4), true, &mut tail);
+        assert_eq!(tail.len(), 70_000 + 10);
+        assert_eq!(inflate(&tail), random(70_000, 4));
     }
 
     #[test]
