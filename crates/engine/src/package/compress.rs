@@ -158,9 +158,9 @@ impl Gate<'_> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The next job, its sequence number and its cost, waiting for room in the budget; `None` when done or
-    /// stopped.
-    fn take(&self, encoder: &mut Encoder) -> Option<(u64, Job, u64)> {
+    /// The next job, its sequence number and its cost, waiting for room in the budget if `wait` (else
+    /// `None` when there is none); `None` when done or stopped.
+    fn take(&self, encoder: &mut Encoder, wait: bool) -> Option<(u64, Job, u64)> {
         let entries = self.entries;
         let mut s = self.lock();
         loop {
@@ -178,6 +178,9 @@ impl Gate<'_> {
             };
             let cost = cost * self.buffer;
             if s.in_flight != 0 && s.in_flight + cost > self.budget {
+                if !wait {
+                    return None;
+                }
                 s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
@@ -281,6 +284,8 @@ pub(super) fn buffer_size(chunk: usize) -> usize {
 }
 
 /// Compresses the entries on `threads` threads and writes them in order as soon as each one's turn comes.
+/// The calling thread is one of them: it writes whatever is next when it is ready and compresses a job
+/// itself when it is not, so a small tree costs no hand-over between threads at all.
 pub(super) fn compress_and_write(
     entries: &Entries,
     writer: &mut PackageWriter,
@@ -303,7 +308,7 @@ pub(super) fn compress_and_write(
     let level = opts.compression_level.get();
     std::thread::scope(|scope| {
         let (done_tx, done_rx) = mpsc::channel::<(u64, u64, Done)>();
-        for t in 0..threads {
+        for t in 1..threads {
             let done_tx = done_tx.clone();
             let (gate, pool) = (&gate, &pool);
             let spawned = std::thread::Builder::new()
@@ -311,7 +316,7 @@ pub(super) fn compress_and_write(
                 .spawn_scoped(scope, move || {
                     let _guard = StopOnPanic(gate);
                     let mut worker = Worker::new(level);
-                    while let Some((seq, job, cost)) = gate.take(&mut worker.encoder) {
+                    while let Some((seq, job, cost)) = gate.take(&mut worker.encoder, true) {
                         let done = worker.run(gate, pool, job);
                         if done_tx.send((seq, cost, done)).is_err() {
                             break;
@@ -325,9 +330,10 @@ pub(super) fn compress_and_write(
                 });
             }
         }
-        // The writer holds no sender: if every thread is gone, `recv` fails instead of waiting forever.
+        // The writer holds no sender: if every other thread is gone, `recv` fails instead of waiting forever.
         drop(done_tx);
-        let result = write_in_order(writer, &gate, &pool, &done_rx);
+        let mut own = Worker::new(level);
+        let result = write_in_order(writer, &gate, &pool, &done_rx, &mut own);
         gate.stop();
         result
     })
@@ -338,6 +344,7 @@ fn write_in_order(
     gate: &Gate,
     pool: &Pool,
     done: &mpsc::Receiver<(u64, u64, Done)>,
+    own: &mut Worker,
 ) -> Result<(), PackageError> {
     let entries = gate.entries;
     let mut ready: BTreeMap<u64, (u64, Done)> = BTreeMap::new();
@@ -346,25 +353,32 @@ fn write_in_order(
         if gate.cancel.is_cancelled() {
             return Err(PackageError::Cancelled);
         }
-        let (cost, next) = loop {
-            if let Some(found) = ready.remove(&seq) {
-                break found;
-            }
-            let Ok((s, cost, d)) = done.recv() else {
-                // The threads stop taking jobs on a cancel; that is not a failure of this entry.
-                if gate.cancel.is_cancelled() {
-                    return Err(PackageError::Cancelled);
-                }
-                return Err(PackageError::Unreadable {
-                    path: entries.name(writer.entries_written()).to_owned(),
-                    source: io::Error::other("the compression threads stopped early"),
-                });
-            };
+        while let Ok((s, cost, d)) = done.try_recv() {
             ready.insert(s, (cost, d));
+        }
+        if let Some((cost, next)) = ready.remove(&seq) {
+            seq += 1;
+            writer.write_done(entries, next, pool)?;
+            gate.release(cost);
+            continue;
+        }
+        // Never waits for room: only this thread gives room back.
+        if let Some((s, job, cost)) = gate.take(&mut own.encoder, false) {
+            let d = own.run(gate, pool, job);
+            ready.insert(s, (cost, d));
+            continue;
+        }
+        let Ok((s, cost, d)) = done.recv() else {
+            // The threads stop taking jobs on a cancel; that is not a failure of this entry.
+            if gate.cancel.is_cancelled() {
+                return Err(PackageError::Cancelled);
+            }
+            return Err(PackageError::Unreadable {
+                path: entries.name(writer.entries_written()).to_owned(),
+                source: io::Error::other("the compression threads stopped early"),
+            });
         };
-        seq += 1;
-        writer.write_done(entries, next, pool)?;
-        gate.release(cost);
+        ready.insert(s, (cost, d));
     }
     Ok(())
 }
