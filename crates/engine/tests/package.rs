@@ -1,4 +1,9 @@
-//! Package build tests on real trees: determinism, `unzip -t`, manifest, ignore rules and every refusal.
+//! Package build tests on real trees: determinism, readable by `unzip -t` and Python's `zipfile`, manifest,
+//! ignore rules and every refusal.
+
+mod support {
+    pub mod archive;
+}
 
 use std::fs;
 use std::io::{Read, Write};
@@ -13,6 +18,7 @@ use slot_release_engine::package::{
     build_package, read_manifest,
 };
 use slot_release_pipelines::{Log, OutputMode};
+use support::archive::check_archive;
 
 fn info() -> BuildInfo {
     BuildInfo {
@@ -77,12 +83,14 @@ fn build(
     root: &Path,
     out: &Path,
 ) -> Result<slot_release_engine::package::BuiltPackage, PackageError> {
-    build_package(
+    let built = build_package(
         &PackageSpec::new(root),
         &info(),
         out,
         &BuildOptions::default(),
-    )
+    )?;
+    check_archive(&built.path);
+    Ok(built)
 }
 
 fn entry_names(archive: &Path) -> Vec<String> {
@@ -129,12 +137,7 @@ fn archive_passes_unzip_and_has_fixed_metadata() {
     sample_tree(root.path(), false, SystemTime::now());
     let built = build(root.path(), out.path()).unwrap();
 
-    let status = Command::new("unzip")
-        .arg("-tq")
-        .arg(&built.path)
-        .status()
-        .unwrap();
-    assert!(status.success(), "unzip -t failed");
+    check_archive(&built.path);
 
     let names = entry_names(&built.path);
     let (manifest_last, files) = names.split_last().unwrap();
@@ -229,12 +232,7 @@ fn incompressible_entries_are_stored_and_everything_else_deflated() {
         ..BuildOptions::default()
     };
     let built = build_package(&PackageSpec::new(root.path()), &info(), out.path(), &opts).unwrap();
-    let status = Command::new("unzip")
-        .arg("-tq")
-        .arg(&built.path)
-        .status()
-        .unwrap();
-    assert!(status.success(), "unzip -t failed");
+    check_archive(&built.path);
 
     for name in ["random.bin", "streamed/random.bin"] {
         let (method, compressed, size) = method_of(&built.path, name);
@@ -283,6 +281,7 @@ fn output_is_identical_for_any_thread_count_and_memory_budget() {
         };
         let dir = out.path().join(format!("{threads}-{window_bytes}"));
         let built = build_package(&PackageSpec::new(root.path()), &info(), &dir, &opts).unwrap();
+        check_archive(&built.path);
         assert_eq!(built.total.files, 300 + 3 + 10);
         archives.push((threads, fs::read(&built.path).unwrap()));
         let (method, compressed, size) = method_of(&built.path, "many/big.txt");
@@ -318,6 +317,7 @@ fn source_date_epoch_sets_the_entry_time() {
         ..BuildOptions::default()
     };
     let built = build_package(&PackageSpec::new(root.path()), &info(), out.path(), &opts).unwrap();
+    check_archive(&built.path);
     let mut zip = zip::ZipArchive::new(fs::File::open(&built.path).unwrap()).unwrap();
     let t = zip.by_name("a.txt").unwrap().last_modified().unwrap();
     assert_eq!(
@@ -422,6 +422,7 @@ fn ignore_files_globs_and_hidden_rules_apply_outside_a_git_repository() {
         &BuildOptions::default(),
     )
     .unwrap();
+    check_archive(&built.path);
     let names = entry_names(&built.path);
     assert!(
         !names
@@ -448,6 +449,7 @@ fn ignore_files_globs_and_hidden_rules_apply_outside_a_git_repository() {
         &BuildOptions::default(),
     )
     .unwrap();
+    check_archive(&built.path);
     assert!(
         entry_names(&built.path).iter().any(|n| n == "debug.log"),
         "ignore files can be turned off"
@@ -810,16 +812,7 @@ fn twenty_thousand_files_with_large_ones_streamed_and_progress_reported() {
     };
     let built = build_package(&PackageSpec::new(root.path()), &info(), out.path(), &opts).unwrap();
     assert_eq!(built.total.files, 20_001);
-    let output = Command::new("unzip")
-        .arg("-tq")
-        .arg(&built.path)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    assert_eq!(check_archive(&built.path), 20_002);
 
     let mut zip = zip::ZipArchive::new(fs::File::open(&built.path).unwrap()).unwrap();
     assert_eq!(zip.len(), 20_002);
