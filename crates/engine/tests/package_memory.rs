@@ -1,58 +1,53 @@
-//! Memory bound of the package build: a tree far larger than the allowed peak RSS is packaged.
+//! Memory bound of the package build on a tree of many files: 20,000 small files (text and random, as an
+//! application tree with its dependencies and assets) and a few files large enough to be cut in chunks.
 //!
-//! Alone in its own test binary, so the process's peak RSS (`VmHWM`) reflects this build only.
+//! Alone in its own test binary, so the process's peak RSS (`VmHWM`) reflects this build only; the
+//! single large entry has its own binary (`package_memory_large.rs`).
+
+mod support {
+    pub mod archive;
+    pub mod memory;
+}
 
 use std::fs;
-use std::io::Write;
-use std::path::Path;
+use std::num::NonZeroUsize;
 
 use slot_release_engine::package::{BuildInfo, BuildOptions, PackageSpec, build_package};
+use support::archive::check_archive;
+use support::memory::{Noise, peak_rss_bytes, segmented_file};
 
-fn peak_rss_bytes() -> u64 {
-    let status = fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
-
-/// Writes `size` pseudo-random (incompressible) bytes in 1 MiB chunks, never holding the file in memory.
-fn random_file(path: &Path, size: usize, seed: u64) {
-    let mut f = fs::File::create(path).unwrap();
-    let mut state = seed | 1;
-    let mut chunk = vec![0u8; 1 << 20];
-    let mut left = size;
-    while left > 0 {
-        for b in &mut chunk {
-            // xorshift64: fast, and deflate cannot shrink it.
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            *b = state as u8;
-        }
-        let n = left.min(chunk.len());
-        f.write_all(&chunk[..n]).unwrap();
-        left -= n;
-    }
-}
+const MIB: u64 = 1 << 20;
 
 #[test]
-fn peak_memory_stays_far_below_the_tree_size() {
-    const MIB: usize = 1 << 20;
-    let root = tempfile::tempdir().unwrap();
-    let out = tempfile::tempdir().unwrap();
-    // Streamed sequentially (above the 4 MiB default threshold).
-    random_file(&root.path().join("large-1.bin"), 64 * MIB, 1);
-    random_file(&root.path().join("large-2.bin"), 64 * MIB, 2);
-    // Compressed in parallel, at most 16 MiB of input in flight.
-    fs::create_dir(root.path().join("medium")).unwrap();
-    for i in 0..30 {
-        random_file(
-            &root.path().join(format!("medium/m{i:02}.bin")),
-            3 * MIB + 17,
-            100 + i,
-        );
+fn twenty_thousand_files_are_packaged_in_under_32_mib() {
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut noise = Noise::new(17);
+    let mut buf = vec![0u8; 8 * 1024];
+    let mut tree = 0u64;
+    for i in 0..20_000u64 {
+        let dir = root
+            .path()
+            .join(format!("node_modules/p{:03}/lib", i % 400));
+        if i < 400 {
+            fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let len = 200 + usize::try_from(noise.next_u64() % 4000).unwrap_or(0);
+        if i % 4 == 3 {
+            noise.fill(&mut buf[..len]);
+        } else {
+            noise.text(&mut buf[..len]);
+        }
+        fs::write(dir.join(format!("f{i:05}.js")), &buf[..len]).unwrap_or_else(|e| panic!("{e}"));
+        tree += len as u64;
     }
-    let tree = 128 * MIB + 30 * (3 * MIB + 17);
+    fs::create_dir_all(root.path().join("static")).unwrap_or_else(|e| panic!("{e}"));
+    for i in 0..4 {
+        let size = 3 * MIB + 17 * i;
+        let path = root.path().join(format!("static/large-{i}.bin"));
+        segmented_file(&path, size, 100 + i, |segment| segment % 3 == 2);
+        tree += size;
+    }
     let before = peak_rss_bytes();
 
     let info = BuildInfo {
@@ -61,30 +56,31 @@ fn peak_memory_stays_far_below_the_tree_size() {
         build_id: "mem".to_owned(),
         created_from: "memory test".to_owned(),
     };
-    let built = build_package(
-        &PackageSpec::new(root.path()),
-        &info,
-        out.path(),
-        &BuildOptions::default(),
-    )
-    .unwrap();
-    assert_eq!(built.manifest.total.bytes, tree as u64);
-    assert!(
-        built.size > tree as u64,
-        "incompressible input cannot shrink"
-    );
-
+    // More threads than this machine's two cores: memory grows with threads, never with the tree.
+    let opts = BuildOptions {
+        threads: NonZeroUsize::new(4),
+        ..BuildOptions::default()
+    };
+    let built = build_package(&PackageSpec::new(root.path()), &info, out.path(), &opts)
+        .unwrap_or_else(|e| panic!("{e}"));
     let peak = peak_rss_bytes();
-    eprintln!("peak RSS {} MiB for a {} MiB tree", peak >> 20, tree >> 20);
-    // Bound: the shared in-flight budget (16 MiB) of compressed copies, one file buffer per thread, and
-    // allocator slack; the performance target for packaging is 64 MiB whatever the tree.
-    let limit = 64 * MIB as u64;
+
+    assert_eq!(built.total.files, 20_004);
+    assert_eq!(built.total.bytes, tree);
+    assert_eq!(check_archive(&built.path), 20_005);
+    eprintln!(
+        "peak RSS {:.1} MiB (before the build {:.1} MiB) for {} files, {} MiB",
+        peak as f64 / MIB as f64,
+        before as f64 / MIB as f64,
+        built.total.files,
+        tree / MIB
+    );
+    let limit = 32 * MIB;
     assert!(
         peak < limit,
-        "peak RSS {} MiB (before the build {} MiB) exceeds {} MiB for a {} MiB tree",
-        peak >> 20,
-        before >> 20,
-        limit >> 20,
-        tree >> 20
+        "peak RSS {} MiB (before the build {} MiB) exceeds {} MiB",
+        peak / MIB,
+        before / MIB,
+        limit / MIB
     );
 }

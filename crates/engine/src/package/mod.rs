@@ -2,16 +2,20 @@
 //!
 //! The same input tree gives a byte-identical archive: entries are sorted by path, timestamps and modes are
 //! fixed, no extra fields are written, and the manifest (`.slot-release/manifest.json`, always the last entry)
-//! holds no clock or machine data beyond what the caller puts in [`BuildInfo`]. Small files are compressed on
-//! several threads and each is written, in order, as soon as its turn comes; one budget shared by all threads
-//! bounds the bytes in flight, and files above a threshold are streamed by the writer, so memory stays
-//! bounded whatever the tree holds. Entries that deflate cannot shrink (judged from small samples, then from
-//! the result) are stored, as Info-ZIP does. Anything that could make the archive unsafe or not what the
-//! user meant (escaping symlinks, loops, special files, non-UTF-8 names, files changing while read) is refused
+//! holds no clock or machine data beyond what the caller puts in [`BuildInfo`]. The work is cut into jobs in
+//! archive order (batches of small files compressed whole, fixed-size chunks of large files deflated on their
+//! own and joined into one stream), done on several threads, and written in order as each one's turn comes;
+//! the buffers in flight are bounded by bytes, each thread keeps one deflate state for its whole life, and the
+//! manifest and central directory wait in scratch files, so memory is about the same whatever the tree holds.
+//! Entries that deflate cannot shrink (judged from their bytes' spread or small samples, then from the
+//! result) are stored, as Info-ZIP does. Anything that could make the archive unsafe or not what the user
+//! meant (escaping symlinks, loops, special files, non-UTF-8 names, files changing while read) is refused
 //! with an error naming the path. A cancel ([`BuildOptions::cancel`]) is checked between files and between
-//! the chunks of a streamed one, and leaves nothing behind. See `docs/packaging.md`.
+//! the chunks of a large one, and leaves nothing behind. See `docs/packaging.md`.
 
+mod archive;
 mod compress;
+mod deflate;
 mod layout;
 mod manifest;
 mod options;
@@ -29,18 +33,21 @@ pub use options::{
 };
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Seek, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, System, ZipWriter};
 
+use archive::{ArchiveWriter, DosTime};
 use compress::compress_and_write;
+use manifest::ManifestWriter;
 use walk::collect_entries;
 use writer::PackageWriter;
+
+/// Above this chunk size the buffers in flight would no longer be small beside the memory target.
+const MAX_CHUNK: usize = 16 << 20;
 
 /// Errors from building a package. Every variant names the path it is about (relative to the package root
 /// where the path is inside it).
@@ -184,9 +191,14 @@ pub fn build_package(
             root: spec.root.clone(),
         });
     }
-    if opts.window_files == 0 {
+    let min_chunk = 2 * deflate::WINDOW;
+    if opts.chunk_bytes < min_chunk || opts.chunk_bytes > MAX_CHUNK {
         return Err(PackageError::InvalidOption {
-            reason: "window_files must be at least 1".to_owned(),
+            reason: format!(
+                "chunk_bytes must be between {} KiB and {} MiB",
+                min_chunk >> 10,
+                MAX_CHUNK >> 20
+            ),
         });
     }
 
@@ -203,28 +215,34 @@ pub fn build_package(
         source,
     };
     // Written to a temporary file and renamed at the end, so a failed build never leaves a partial archive
-    // under the final name.
+    // under the final name. The central directory and the manifest wait in unnamed scratch files beside
+    // it (gone when closed, whatever happens), so their size never weighs on memory.
     let tmp = tempfile::Builder::new()
         .prefix(".slot-release-package-")
         .suffix(".zip.part")
         .tempfile_in(out_dir)
         .map_err(write_err)?;
     let file = tmp.as_file().try_clone().map_err(write_err)?;
-    let mut writer = PackageWriter {
-        zip: ZipWriter::new(BufWriter::with_capacity(256 * 1024, file)),
-        archive: archive_path.clone(),
-        base: SimpleFileOptions::default()
-            .compression_method(CompressionMethod::Deflated)
-            .compression_level(Some(i64::from(opts.compression_level.get())))
-            .last_modified_time(opts.timestamp.to_zip())
-            .system(System::Unix),
-        files: Vec::with_capacity(entries.len()),
-        total_bytes: entries.iter().map(|e| e.size).sum(),
-        done_bytes: 0,
-        last_percent: None,
-        progress: opts.progress.clone(),
-    };
-    writer.report_progress();
+    let central = tempfile::tempfile_in(out_dir).map_err(write_err)?;
+    let manifest_spool = tempfile::tempfile_in(out_dir).map_err(write_err)?;
+    let time = opts.timestamp.to_zip();
+    let level = opts.compression_level.get();
+    let archive = ArchiveWriter::new(
+        file,
+        central,
+        DosTime {
+            time: time.timepart(),
+            date: time.datepart(),
+        },
+    );
+    let manifest = ManifestWriter::new(info, level, manifest_spool).map_err(write_err)?;
+    let mut writer = PackageWriter::new(
+        archive,
+        manifest,
+        archive_path.clone(),
+        entries.total_bytes(),
+        opts.progress.clone(),
+    );
 
     let threads = opts
         .threads
@@ -236,29 +254,17 @@ pub fn build_package(
         })
         .unwrap_or(1);
     compress_and_write(&entries, &mut writer, opts, threads)?;
-
-    // A tree of 200,000 files holds tens of MB in entries; they are done with before the manifest is built.
     drop(entries);
-    let manifest = writer.finish_manifest(info)?;
-    let PackageWriter { zip, archive, .. } = writer;
-    let buffered = zip.finish().map_err(|source| PackageError::Zip {
-        archive: archive.clone(),
-        entry: "(central directory)".to_owned(),
-        source,
-    })?;
-    let mut file = buffered
-        .into_inner()
-        .map_err(|e| write_err(e.into_error()))?;
+    let finished = writer.finish()?;
+    if opts.cancel.is_cancelled() {
+        return Err(PackageError::Cancelled);
+    }
+    let mut file = finished.file;
     file.flush().map_err(write_err)?;
     file.sync_all().map_err(write_err)?;
-
-    file.rewind().map_err(write_err)?;
-    let (sha256, size) = match hash_reader(&mut file, &opts.cancel) {
-        Ok(digest) => digest,
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(PackageError::Cancelled),
-        Err(e) => return Err(write_err(e)),
-    };
     drop(file);
+    let sha256 = Sha256Hex::from_digest(&finished.sha256);
+    let size = finished.size;
     make_world_readable(tmp.as_file()).map_err(write_err)?;
     tmp.persist(&archive_path).map_err(|e| write_err(e.error))?;
 
@@ -274,7 +280,7 @@ pub fn build_package(
         sha256_path,
         sha256,
         size,
-        manifest,
+        total: finished.total,
         duration: started.elapsed(),
     })
 }

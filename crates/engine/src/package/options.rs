@@ -164,13 +164,13 @@ pub struct BuildOptions {
     pub timestamp: EntryTimestamp,
     /// Compression threads; `None` uses the available parallelism.
     pub threads: Option<std::num::NonZeroUsize>,
-    /// Files larger than this are streamed sequentially instead of being compressed in memory.
-    pub stream_threshold: u64,
-    /// Upper bound on the input bytes in flight between the compressing threads and the writer, shared by
-    /// all threads (their compressed copies are held in memory until written).
+    /// Files larger than this are cut into chunks of this size, compressed in parallel and joined into one
+    /// deflate stream; smaller files are compressed whole, in batches. Like the level, it changes the
+    /// archive's bytes (never its contents), and the thread count does not. 64 KiB to 16 MiB.
+    pub chunk_bytes: usize,
+    /// Upper bound on the buffer bytes in flight between the compressing threads and the writer, shared by
+    /// all threads; raised to what lets every thread work on a chunk while the writer holds one per thread.
     pub window_bytes: u64,
-    /// Upper bound on the number of files in flight between the compressing threads and the writer.
-    pub window_files: usize,
     /// Where progress goes (`task.setprogress` in a pipeline, a bar on a terminal), in 5 % steps.
     pub progress: Option<Log>,
     /// Stops the build between files (and between the chunks of a streamed file) with
@@ -185,9 +185,8 @@ impl Default for BuildOptions {
             compression_level: CompressionLevel::default(),
             timestamp: EntryTimestamp::default(),
             threads: None,
-            stream_threshold: 4 * 1024 * 1024,
-            window_bytes: 16 * 1024 * 1024,
-            window_files: 512,
+            chunk_bytes: 512 * 1024,
+            window_bytes: 8 * 1024 * 1024,
             progress: None,
             cancel: CancellationToken::new(),
         }

@@ -1,15 +1,11 @@
 //! Reading one entry's bytes safely: opened without following a symlink swapped in since the walk, read to
-//! exactly the size the walk saw, and hashed on the way.
+//! exactly the size the walk saw (whole, or one chunk at a time at fixed offsets), and checked unchanged.
 
 use std::fs::{self, File, Metadata};
-use std::io::{self, Read, Write};
-
-use sha2::{Digest, Sha256};
-use tokio_util::sync::CancellationToken;
+use std::io::{self, Read};
 
 use super::PackageError;
-use super::manifest::Sha256Hex;
-use super::walk::{Entry, special_kind};
+use super::walk::{Entries, special_kind};
 
 pub(super) fn io_entry_error(name: &str, e: io::Error) -> PackageError {
     if e.kind() == io::ErrorKind::NotFound {
@@ -24,8 +20,17 @@ pub(super) fn io_entry_error(name: &str, e: io::Error) -> PackageError {
     }
 }
 
-/// Opens an entry without following a symlink swapped in since the walk and without blocking on a FIFO.
-pub(super) fn open_entry(entry: &Entry) -> Result<(File, Metadata), PackageError> {
+fn changed(name: &str, expected: u64, actual: u64) -> PackageError {
+    PackageError::ChangedWhileReading {
+        path: name.to_owned(),
+        expected,
+        actual,
+    }
+}
+
+/// Opens entry `i` without following a symlink swapped in since the walk and without blocking on a FIFO.
+pub(super) fn open_entry(entries: &Entries, i: usize) -> Result<(File, Metadata), PackageError> {
+    let name = entries.name(i);
     let mut options = fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -35,45 +40,26 @@ pub(super) fn open_entry(entry: &Entry) -> Result<(File, Metadata), PackageError
         options.custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits());
     }
     let file = options
-        .open(&entry.source)
-        .map_err(|e| io_entry_error(&entry.name.0, e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| io_entry_error(&entry.name.0, e))?;
+        .open(entries.source(i))
+        .map_err(|e| io_entry_error(name, e))?;
+    let meta = file.metadata().map_err(|e| io_entry_error(name, e))?;
     if !meta.is_file() {
         return Err(PackageError::SpecialFile {
-            path: entry.name.0.clone(),
+            path: name.to_owned(),
             kind: special_kind(&meta),
         });
     }
-    if meta.len() != entry.size {
-        return Err(PackageError::ChangedWhileReading {
-            path: entry.name.0.clone(),
-            expected: entry.size,
-            actual: meta.len(),
-        });
+    if meta.len() != entries.size(i) {
+        return Err(changed(name, entries.size(i), meta.len()));
     }
     Ok((file, meta))
 }
 
-/// A file must end as it began: `read_total` bytes read (the read stops one byte past the expected size)
-/// and the same length on disk afterwards, or it changed while it was being packaged.
-fn unchanged_after_reading(
-    entry: &Entry,
-    file: &File,
-    read_total: u64,
-) -> Result<(), PackageError> {
-    let after = file.metadata().map(|m| m.len()).unwrap_or(read_total);
-    if read_total != entry.size || after != entry.size {
-        return Err(PackageError::ChangedWhileReading {
-            path: entry.name.0.clone(),
-            expected: entry.size,
-            actual: if read_total != entry.size {
-                read_total
-            } else {
-                after
-            },
-        });
+/// The same length on disk after reading as the walk saw, or the file changed while it was packaged.
+fn same_length_after(name: &str, file: &File, expected: u64) -> Result<(), PackageError> {
+    let after = file.metadata().map(|m| m.len()).unwrap_or(expected);
+    if after != expected {
+        return Err(changed(name, expected, after));
     }
     Ok(())
 }
@@ -90,59 +76,79 @@ pub(super) fn mode_of(meta: &Metadata) -> u32 {
     0o644
 }
 
-/// Copies exactly `entry.size` bytes from `file` into `sink`, hashing them; more or fewer is an error.
-pub(super) fn copy_checked(
-    entry: &Entry,
-    file: &mut File,
-    sink: &mut dyn Write,
-    cancel: &CancellationToken,
-) -> Result<Sha256Hex, PackageError> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 128 * 1024];
-    let mut read_total = 0u64;
-    // One byte past the expected size is enough to notice growth without reading an unbounded file.
-    let mut limited = Read::by_ref(file).take(entry.size + 1);
-    loop {
-        // A multi-gigabyte file is several seconds of work: checked per chunk, not per file.
-        if cancel.is_cancelled() {
-            return Err(PackageError::Cancelled);
-        }
-        let n = match limited.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_entry_error(&entry.name.0, e)),
-        };
-        read_total += n as u64;
-        if read_total > entry.size {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        sink.write_all(&buf[..n])
-            .map_err(|e| PackageError::Unreadable {
-                path: entry.name.0.clone(),
-                source: e,
-            })?;
-    }
-    unchanged_after_reading(entry, file, read_total)?;
-    Ok(Sha256Hex::from_digest(&hasher.finalize()))
-}
-
-/// Reads exactly `entry.size` bytes of `file` into `buf` and hashes them; more or fewer is an error.
-pub(super) fn read_checked(
-    entry: &Entry,
+/// Reads exactly `size` bytes of `file` into `buf` (replacing its contents); more or fewer is an error.
+pub(super) fn read_whole(
+    name: &str,
+    size: u64,
     file: &mut File,
     buf: &mut Vec<u8>,
-) -> Result<Sha256Hex, PackageError> {
+) -> Result<(), PackageError> {
     buf.clear();
-    let expected = usize::try_from(entry.size).unwrap_or(usize::MAX);
+    let expected = usize::try_from(size).unwrap_or(usize::MAX);
     buf.reserve(expected.saturating_add(1));
     // One byte past the expected size is enough to notice growth without reading an unbounded file.
     Read::by_ref(file)
-        .take(entry.size + 1)
+        .take(size + 1)
         .read_to_end(buf)
-        .map_err(|e| io_entry_error(&entry.name.0, e))?;
-    let read_total = buf.len() as u64;
-    unchanged_after_reading(entry, file, read_total)?;
-    Ok(Sha256Hex::of(buf))
+        .map_err(|e| io_entry_error(name, e))?;
+    if buf.len() as u64 != size {
+        return Err(changed(name, size, buf.len() as u64));
+    }
+    same_length_after(name, file, size)
+}
+
+/// Fills `buf` from `file` at `offset`, as far as the file goes; returns how many bytes were read.
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        let at = offset + done as u64;
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(file, &mut buf[done..], at);
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(file, &mut buf[done..], at);
+        match n {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Fills all of `buf` from `file` at `offset`; a file too short for it is an `UnexpectedEof` error.
+pub(super) fn fill_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    if read_at(file, buf, offset)? == buf.len() {
+        Ok(())
+    } else {
+        Err(io::ErrorKind::UnexpectedEof.into())
+    }
+}
+
+/// Reads `len` bytes at `offset` of a file that is `size` bytes long into `buf` (replacing its contents);
+/// the chunk that reaches the end also checks that the file ends there. Positioned reads, so the threads
+/// share one open file (one file, even if the path is replaced meanwhile) and need no seek.
+pub(super) fn read_range(
+    name: &str,
+    size: u64,
+    file: &File,
+    offset: u64,
+    len: usize,
+    buf: &mut Vec<u8>,
+) -> Result<(), PackageError> {
+    buf.clear();
+    buf.resize(len, 0);
+    let n = read_at(file, buf, offset).map_err(|e| io_entry_error(name, e))?;
+    if n != len {
+        return Err(changed(name, size, offset + n as u64));
+    }
+    if offset + len as u64 == size {
+        let mut probe = [0u8; 1];
+        let more = read_at(file, &mut probe, size).map_err(|e| io_entry_error(name, e))?;
+        if more != 0 {
+            return Err(changed(name, size, size + more as u64));
+        }
+        same_length_after(name, file, size)?;
+    }
+    Ok(())
 }

@@ -14,51 +14,135 @@ use super::manifest::MANIFEST_PATH;
 use super::options::PackageSpec;
 use super::read::io_entry_error;
 
-/// A validated entry name: relative, `/`-separated, no `.`/`..`, no backslashes or control characters.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) struct EntryName(pub(super) String);
-
-impl EntryName {
-    fn new(name: &str) -> Result<Self, PackageError> {
-        let unsafe_name = |reason| PackageError::UnsafeName {
-            path: name.to_owned(),
-            reason,
-        };
-        if name.is_empty() {
-            return Err(unsafe_name("empty name"));
-        }
-        if name.starts_with('/') {
-            return Err(unsafe_name("absolute path"));
-        }
-        // A backslash or drive colon is a separator to Windows extractors (Kudu on Windows): zip-slip there.
-        if name.contains('\\') {
-            return Err(unsafe_name("contains a backslash"));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(unsafe_name("contains a control character"));
-        }
-        for part in name.split('/') {
-            match part {
-                "" => return Err(unsafe_name("empty path component")),
-                "." | ".." => return Err(unsafe_name("path traversal ('.' or '..' component)")),
-                _ if part.len() >= 2 && part.as_bytes()[1] == b':' => {
-                    return Err(unsafe_name("drive-letter component"));
-                }
-                _ => {}
-            }
-        }
-        Ok(Self(name.to_owned()))
+/// Checks an entry name: relative, `/`-separated, no `.`/`..`, no backslashes or control characters.
+fn check_name(name: &str) -> Result<(), PackageError> {
+    let unsafe_name = |reason| PackageError::UnsafeName {
+        path: name.to_owned(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(unsafe_name("empty name"));
     }
+    if name.starts_with('/') {
+        return Err(unsafe_name("absolute path"));
+    }
+    // A backslash or drive colon is a separator to Windows extractors (Kudu on Windows): zip-slip there.
+    if name.contains('\\') {
+        return Err(unsafe_name("contains a backslash"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(unsafe_name("contains a control character"));
+    }
+    for part in name.split('/') {
+        match part {
+            "" => return Err(unsafe_name("empty path component")),
+            "." | ".." => return Err(unsafe_name("path traversal ('.' or '..' component)")),
+            _ if part.len() >= 2 && part.as_bytes()[1] == b':' => {
+                return Err(unsafe_name("drive-letter component"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
-/// How an entry's bytes are reached.
+/// The files to package, sorted by name. Kept compact because it lives for the whole build: the names in
+/// one buffer and 24 bytes per file, where a `String` and a `PathBuf` per file cost a tree of 200,000 files
+/// about 40 MB of small allocations.
 #[derive(Debug)]
-pub(super) struct Entry {
-    pub(super) name: EntryName,
-    /// What to open: the file itself, or the canonical target of an in-root symlink.
-    pub(super) source: PathBuf,
+pub(super) struct Entries {
+    /// The canonical package root; a file's bytes are at `root/name` unless it is a followed symlink.
+    root: PathBuf,
+    names: String,
+    items: Vec<Item>,
+    /// Canonical targets of in-root symlinks, which are read instead of the link.
+    links: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Item {
+    name_start: usize,
+    name_len: u32,
+    /// Index into `links`, or `NOT_A_LINK`.
+    link: u32,
     /// Size seen when walking; a different size at read time is an error.
-    pub(super) size: u64,
+    size: u64,
+}
+
+const NOT_A_LINK: u32 = u32::MAX;
+
+impl Entries {
+    fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+            names: String::new(),
+            items: Vec::new(),
+            links: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, name: &str, size: u64, link: Option<PathBuf>) -> Result<(), PackageError> {
+        let too_many = || PackageError::InvalidOption {
+            reason: "the package root holds more files or longer names than a package can"
+                .to_owned(),
+        };
+        let link = match link {
+            None => NOT_A_LINK,
+            Some(target) => {
+                let index = u32::try_from(self.links.len())
+                    .ok()
+                    .filter(|&i| i != NOT_A_LINK)
+                    .ok_or_else(too_many)?;
+                self.links.push(target);
+                index
+            }
+        };
+        self.items.push(Item {
+            name_start: self.names.len(),
+            name_len: u32::try_from(name.len()).map_err(|_| too_many())?,
+            link,
+            size,
+        });
+        self.names.push_str(name);
+        Ok(())
+    }
+
+    fn sort(&mut self) {
+        let names = &self.names;
+        let name = |item: &Item| &names[item.name_start..item.name_start + item.name_len as usize];
+        // The walk yields each folder's files in order, so this mostly merges sorted runs.
+        self.items.sort_by(|a, b| name(a).cmp(name(b)));
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub(super) fn name(&self, i: usize) -> &str {
+        let item = &self.items[i];
+        &self.names[item.name_start..item.name_start + item.name_len as usize]
+    }
+
+    pub(super) fn size(&self, i: usize) -> u64 {
+        self.items[i].size
+    }
+
+    pub(super) fn total_bytes(&self) -> u64 {
+        self.items.iter().map(|item| item.size).sum()
+    }
+
+    /// What to open for entry `i`: the file itself, or the canonical target of an in-root symlink.
+    pub(super) fn source(&self, i: usize) -> PathBuf {
+        let item = &self.items[i];
+        match self.links.get(item.link as usize) {
+            Some(target) => target.clone(),
+            None => self.root.join(self.name(i)),
+        }
+    }
 }
 
 /// Walks the tree with the ignore rules and validates every entry; returns entries sorted by name.
@@ -67,7 +151,7 @@ pub(super) fn collect_entries(
     root: &Path,
     out_dir: &Path,
     cancel: &CancellationToken,
-) -> Result<Vec<Entry>, PackageError> {
+) -> Result<Entries, PackageError> {
     let mut overrides = OverrideBuilder::new(root);
     for glob in &spec.exclude {
         // Override globs whitelist unless negated; a leading '!' turns each into an exclusion.
@@ -101,7 +185,7 @@ pub(super) fn collect_entries(
     let out_dir = out_dir.to_owned();
     builder.filter_entry(move |e| e.file_name() != ".git" && e.path() != out_dir);
 
-    let mut entries = Vec::new();
+    let mut entries = Entries::new(root);
     for item in builder.build() {
         if cancel.is_cancelled() {
             return Err(PackageError::Cancelled);
@@ -124,68 +208,64 @@ pub(super) fn collect_entries(
         if file_type.is_dir() {
             continue;
         }
-        let name = EntryName::new(&name_text)?;
-        if name.0 == MANIFEST_PATH {
-            return Err(PackageError::ReservedPath { path: name.0 });
+        check_name(&name_text)?;
+        if name_text == MANIFEST_PATH {
+            return Err(PackageError::ReservedPath { path: name_text });
         }
         if file_type.is_file() {
-            entries.push(Entry {
-                name,
-                source: path.to_owned(),
-                size: meta.len(),
-            });
+            entries.push(&name_text, meta.len(), None)?;
         } else if file_type.is_symlink() {
-            entries.push(resolve_symlink(root, path, name)?);
+            let (target, size) = resolve_symlink(root, path, &name_text)?;
+            entries.push(&name_text, size, Some(target))?;
         } else {
             return Err(PackageError::SpecialFile {
-                path: name.0,
+                path: name_text,
                 kind: special_kind(&meta),
             });
         }
     }
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    entries.sort();
     Ok(entries)
 }
 
 /// Decides what an in-tree symlink becomes: links to regular files inside the root are followed (the entry
-/// holds the target's bytes under the link's name); everything else is refused.
-fn resolve_symlink(root: &Path, path: &Path, name: EntryName) -> Result<Entry, PackageError> {
+/// holds the target's bytes under the link's name); everything else is refused. Returns the canonical
+/// target and its size.
+fn resolve_symlink(root: &Path, path: &Path, name: &str) -> Result<(PathBuf, u64), PackageError> {
+    let name = || name.to_owned();
     let target = fs::read_link(path).unwrap_or_default();
     let canonical = match fs::canonicalize(path) {
         Ok(c) => c,
-        Err(e) if is_loop(&e) => return Err(PackageError::SymlinkLoop { path: name.0 }),
+        Err(e) if is_loop(&e) => return Err(PackageError::SymlinkLoop { path: name() }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(PackageError::DanglingSymlink {
-                path: name.0,
+                path: name(),
                 target,
             });
         }
-        Err(e) => return Err(io_entry_error(&name.0, e)),
+        Err(e) => return Err(io_entry_error(&name(), e)),
     };
     if !canonical.starts_with(root) {
         return Err(PackageError::SymlinkOutsideRoot {
-            path: name.0,
+            path: name(),
             target: canonical,
         });
     }
-    let meta = fs::metadata(&canonical).map_err(|e| io_entry_error(&name.0, e))?;
+    let meta = fs::metadata(&canonical).map_err(|e| io_entry_error(&name(), e))?;
     if meta.is_dir() {
         return Err(PackageError::SymlinkToDirectory {
-            path: name.0,
+            path: name(),
             target,
         });
     }
     if !meta.is_file() {
         return Err(PackageError::SpecialFile {
-            path: name.0,
+            path: name(),
             kind: special_kind(&meta),
         });
     }
-    Ok(Entry {
-        name,
-        source: canonical,
-        size: meta.len(),
-    })
+    let size = meta.len();
+    Ok((canonical, size))
 }
 
 #[cfg(unix)]
@@ -269,7 +349,7 @@ mod tests {
             "c:/x",
             "a/\n",
         ] {
-            assert!(EntryName::new(bad).is_err(), "{bad} accepted");
+            assert!(check_name(bad).is_err(), "{bad} accepted");
         }
         for good in [
             "a",
@@ -278,7 +358,7 @@ mod tests {
             "dir/.hidden/x",
             "ünïcode/ファイル",
         ] {
-            assert!(EntryName::new(good).is_ok(), "{good} refused");
+            assert!(check_name(good).is_ok(), "{good} refused");
         }
     }
 }

@@ -19,7 +19,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use report::{Machine, Report, Section};
+use report::{Machine, Report, Section, Target};
 use slot_release_emulator::{ConnectionKind, Emulator};
 
 /// Arguments of `cargo xtask bench`.
@@ -51,6 +51,10 @@ pub(crate) struct Sizes {
     pub files: u64,
     /// Size of the packaging tree in MiB.
     pub tree_mib: u64,
+    /// Interleaved runs of each packaging contender on that tree.
+    pub packaging_runs: usize,
+    /// The trees of the packaging scaling rows.
+    pub packaging_shapes: Vec<packaging::Shape>,
     /// Size of the upload in MiB.
     pub upload_mib: u64,
     /// Secret counts for Key Vault.
@@ -70,6 +74,13 @@ impl Sizes {
         Sizes {
             files: 20_000,
             tree_mib: 500,
+            packaging_runs: 3,
+            packaging_shapes: vec![
+                shape("1k small files", 1_000, 2, false, 5, 1.0),
+                shape("20k small files", 20_000, 40, false, 5, 2.0),
+                shape("200k small files", 200_000, 400, false, 3, 2.0),
+                shape("one 2 GiB file", 1, 2048, true, 3, 1.8),
+            ],
             upload_mib: 1024,
             secrets: vec![50, 200, 1000],
             latency_ms: 20,
@@ -83,6 +94,13 @@ impl Sizes {
         Sizes {
             files: 300,
             tree_mib: 8,
+            packaging_runs: 1,
+            packaging_shapes: vec![
+                shape("100 small files", 100, 1, false, 1, 1.0),
+                shape("1k small files", 1_000, 2, false, 1, 1.0),
+                shape("3k small files", 3_000, 6, false, 1, 1.0),
+                shape("one 16 MiB file", 1, 16, true, 1, 1.8),
+            ],
             upload_mib: 16,
             secrets: vec![20, 60],
             latency_ms: 20,
@@ -90,6 +108,24 @@ impl Sizes {
             step_delays_ms: vec![60, 160],
             rehearsal: false,
         }
+    }
+}
+
+fn shape(
+    label: &'static str,
+    files: u64,
+    mib: u64,
+    one_file: bool,
+    runs: usize,
+    target: f64,
+) -> packaging::Shape {
+    packaging::Shape {
+        label,
+        files,
+        mib,
+        one_file,
+        runs,
+        target,
     }
 }
 
@@ -291,22 +327,39 @@ fn explain(section: &mut Section) {
         ));
     }
     if section.title.starts_with("2.") {
-        if missed("build_package, all threads") {
+        let slower = section.rows.iter().any(|r| {
+            r.what.contains("build_package")
+                && matches!(r.target, Target::RatioAtLeast { .. })
+                && r.met() == Some(false)
+        });
+        if slower {
             notes.push(format!(
-                "{MISSED} 2× zip. Deflate is CPU-bound and this machine has 2 cores shared with \
-                 other builds (the limit, reading the tree, is an order of magnitude faster); \
-                 compare the 1-thread row, which shows the per-core cost (incompressible files \
-                 are already stored after a small sample instead of being deflated). What would \
-                 reach it: idle cores, or a cheaper deflate at the same size."
+                "{MISSED} a speed target against `zip -r`. Deflate is CPU-bound and the work is the \
+                 same whatever the machine: profiled with `perf record` on the benchmark's child \
+                 (`--child TREE OUT 1`), one thread of build_package needs about 0.75× the CPU time \
+                 of `zip -r` on text (zlib-rs level 6 against Info-ZIP's deflate; per small file the \
+                 Huffman tree build and the 128 KiB hash reset of a deflate stream dominate), and \
+                 next to nothing on incompressible files, which are stored after a byte-spread check \
+                 or three small samples. Reaching 2× therefore needs about 1.5 cores' worth of CPU \
+                 for the run's two threads: compare the 1-thread row and the load average above; on \
+                 a machine shared with other builds two `zip` processes side by side each take \
+                 longer than one alone, and so do our two threads. What would reach it: idle \
+                 cores, or a cheaper deflate at the same size."
             ));
         }
-        if missed("peak RSS") {
+        if missed("peak RSS")
+            || section
+                .rows
+                .iter()
+                .any(|r| r.what.ends_with(": peak RSS") && r.met() == Some(false))
+        {
             notes.push(format!(
-                "{MISSED} RSS under 64 MiB. The bytes in flight between the compressing threads \
-                 and the writer are bounded by one budget (`window_bytes`, 16 MiB) shared by all \
-                 threads, each thread holds one file of at most the 4 MiB stream threshold, and the \
-                 manifest and entry list grow with the number of files. What would reach it: a \
-                 smaller budget or stream threshold (`BENCH_WINDOW_KIB` explores it)."
+                "{MISSED} RSS under 32 MiB. What a build holds: one deflate state per thread \
+                 (~380 KB, reset between files, never rebuilt), the buffers in flight (fixed-size, \
+                 pooled, bounded by `window_bytes`, 8 MiB, raised to 4 chunk buffers per thread), \
+                 and 24 bytes plus the name per file; the manifest and the central directory wait \
+                 in scratch files. More threads than the benchmark machine's cores raise the \
+                 buffer floor."
             ));
         }
     }
@@ -754,6 +807,20 @@ mod tests {
     fn quick_sizes_are_smaller_than_full_ones() {
         let (q, f) = (Sizes::quick(), Sizes::full());
         assert!(q.files < f.files && q.tree_mib < f.tree_mib && q.upload_mib < f.upload_mib);
+        let biggest = |s: &Sizes| s.packaging_shapes.iter().map(|p| p.mib).max();
+        assert!(biggest(&q) < biggest(&f));
+        assert_eq!(
+            f.packaging_shapes
+                .iter()
+                .map(|p| p.label)
+                .collect::<Vec<_>>(),
+            [
+                "1k small files",
+                "20k small files",
+                "200k small files",
+                "one 2 GiB file"
+            ]
+        );
         assert_eq!(f.secrets, vec![50, 200, 1000]);
         assert_eq!(f.latency_ms, 20);
         assert!(!q.rehearsal && f.rehearsal);
