@@ -114,6 +114,7 @@ async fn sigint_during_an_arm_call_held_by_azure_stops_the_call_at_once() {
             host: Some("management.emulator.test".into()),
             method: Some("PUT".into()),
             path: Some("*/slots/staging/config/appsettings".into()),
+            body_contains: None,
         },
         millis: 60_000,
         count: None,

@@ -276,6 +276,7 @@ async fn an_azure_error_quoting_the_secrets_leaks_nothing_and_injects_nothing() 
         route: RouteMatch {
             method: Some("PUT".into()),
             path: Some("*/slots/staging/config/appsettings".into()),
+            body_contains: None,
             ..RouteMatch::default()
         },
         status: 400,

@@ -362,6 +362,7 @@ async fn a_swap_ending_while_the_resume_reads_the_slots_is_seen_whole() {
             host: Some("contoso-web-staging.scm.*".into()),
             method: Some("GET".into()),
             path: Some("/api/deployments".into()),
+            body_contains: None,
         },
         millis: 8_000,
         count: Some(1),

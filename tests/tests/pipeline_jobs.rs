@@ -201,6 +201,7 @@ async fn a_staging_job_and_a_production_job_at_once_one_is_refused_and_changes_n
                 host: Some("management.*".into()),
                 method: Some(method.into()),
                 path: None,
+                body_contains: None,
             },
             millis: 1_500,
             count: None,

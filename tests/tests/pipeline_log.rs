@@ -187,6 +187,7 @@ async fn system_debug_shows_the_libraries_retries_and_a_retry_ends_succeeded_wit
             host: Some("management.*".into()),
             method: Some("GET".into()),
             path: None,
+            body_contains: None,
         },
         status: 429,
         retry_after_secs: Some(1),

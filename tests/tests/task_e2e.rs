@@ -293,6 +293,7 @@ async fn cancel_during_a_release_stops_within_the_agents_grace_period() {
             host: Some("*.scm.*azurewebsites.emulator.test".into()),
             method: Some("POST".into()),
             path: None,
+            body_contains: None,
         },
         millis: 60_000,
         count: None,

@@ -46,6 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             host: Some("*.vault.*".into()),
             method: None,
             path: None,
+            body_contains: None,
         },
         millis: LATENCY.as_millis() as u64,
         count: None,

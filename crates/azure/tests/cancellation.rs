@@ -67,6 +67,7 @@ fn route(host: &str, method: &str, path: &str) -> RouteMatch {
         host: Some(host.into()),
         method: Some(method.into()),
         path: Some(path.into()),
+        body_contains: None,
     }
 }
 

@@ -18,10 +18,20 @@ pub struct RouteMatch {
     /// Path without query, e.g. `*/slotsswap`.
     #[serde(default)]
     pub path: Option<String>,
+    /// Text the request's body must contain (exactly, case included), for requests that share a route
+    /// but not a purpose: the release lock's and the journal's writes go to the same Tags API. Only a
+    /// body that declares its length, up to [`BODY_MATCH_LIMIT`], is read for it; any other never matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
 }
 
+/// The largest request body read to match `bodyContains` (ARM and Key Vault bodies are far smaller;
+/// packages are never read).
+pub const BODY_MATCH_LIMIT: usize = 1 << 20;
+
 impl RouteMatch {
-    /// True when the request matches every pattern that is set.
+    /// True when the request's host, method and path match every pattern that is set (the body
+    /// pattern, which a request log cannot show, is left out).
     pub fn matches(&self, host: &str, method: &str, path: &str) -> bool {
         self.host.as_deref().is_none_or(|p| glob_match(p, host))
             && self
@@ -29,6 +39,23 @@ impl RouteMatch {
                 .as_deref()
                 .is_none_or(|m| m.eq_ignore_ascii_case(method))
             && self.path.as_deref().is_none_or(|p| glob_match(p, path))
+    }
+
+    /// True when the request matches every pattern, its body included (`None`: the body was not read).
+    pub fn matches_request(
+        &self,
+        host: &str,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> bool {
+        self.matches(host, method, path)
+            && self.body_contains.as_deref().is_none_or(|needle| {
+                body.is_some_and(|b| {
+                    b.windows(needle.len().max(1))
+                        .any(|w| w == needle.as_bytes())
+                })
+            })
     }
 }
 
@@ -168,6 +195,20 @@ fn default_exit_code() -> i32 {
     1
 }
 
+impl Fault {
+    /// The requests a transport-level fault applies to (`None` for faults that act otherwise).
+    fn route(&self) -> Option<&RouteMatch> {
+        match self {
+            Fault::Latency { route, .. }
+            | Fault::Status { route, .. }
+            | Fault::Refuse { route, .. }
+            | Fault::ConnectionReset { route, .. }
+            | Fault::Hang { route, .. } => Some(route),
+            _ => None,
+        }
+    }
+}
+
 /// A case-insensitive glob where `*` matches any run of characters (including none).
 pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<char> = pattern.to_ascii_lowercase().chars().collect();
@@ -262,12 +303,24 @@ impl FaultSet {
         self.faults.iter().map(|(f, _)| f.clone()).collect()
     }
 
-    /// The transport actions for a request, in order (latency first), consuming counts.
+    /// Whether a fault still in force needs the request's body to tell if it applies.
+    pub(crate) fn wants_body(&self, host: &str, method: &str, path: &str) -> bool {
+        self.faults.iter().any(|(fault, remaining)| {
+            *remaining != Some(0)
+                && fault
+                    .route()
+                    .is_some_and(|r| r.body_contains.is_some() && r.matches(host, method, path))
+        })
+    }
+
+    /// The transport actions for a request, in order (latency first), consuming counts. `body` is the
+    /// request's body when a fault asked for it ([`FaultSet::wants_body`]).
     pub(crate) fn transport_actions(
         &mut self,
         host: &str,
         method: &str,
         path: &str,
+        body: Option<&[u8]>,
     ) -> Vec<TransportAction> {
         let mut out = Vec::new();
         for (fault, remaining) in &mut self.faults {
@@ -320,7 +373,7 @@ impl FaultSet {
                 ),
                 _ => continue,
             };
-            if !route.matches(host, method, path) {
+            if !route.matches_request(host, method, path, body) {
                 continue;
             }
             if let Some(share) = share
@@ -383,6 +436,36 @@ mod tests {
     }
 
     #[test]
+    fn a_body_pattern_picks_requests_that_share_a_route() {
+        let json = r#"{"kind":"status","route":{"method":"PATCH","path":"*/tags/default","bodyContains":"slotrelease.phase"},"status":500,"count":1}"#;
+        let mut set = FaultSet::default();
+        set.add(serde_json::from_str(json).expect("valid fault json"));
+        let path = "/subscriptions/s/providers/Microsoft.Resources/tags/default";
+        assert!(set.wants_body("management.emulator.test", "PATCH", path));
+        assert!(!set.wants_body("management.emulator.test", "GET", path));
+        let lock = br#"{"operation":"Merge","properties":{"tags":{"slotrelease.claim.ab":"{}"}}}"#;
+        let journal =
+            br#"{"operation":"Merge","properties":{"tags":{"slotrelease.phase":"staged"}}}"#;
+        let host = "management.emulator.test";
+        assert!(
+            set.transport_actions(host, "PATCH", path, Some(lock))
+                .is_empty()
+        );
+        assert!(set.transport_actions(host, "PATCH", path, None).is_empty());
+        assert_eq!(
+            set.transport_actions(host, "PATCH", path, Some(journal))
+                .len(),
+            1
+        );
+        // Spent: the next journal write goes through, and no body is wanted any more.
+        assert!(
+            set.transport_actions(host, "PATCH", path, Some(journal))
+                .is_empty()
+        );
+        assert!(!set.wants_body(host, "PATCH", path));
+    }
+
+    #[test]
     fn fault_json_round_trips() {
         let json = r#"{"kind":"status","route":{"host":"management.emulator.test"},"status":429,"retryAfterSecs":1,"count":2}"#;
         let fault: Fault = serde_json::from_str(json).expect("valid fault json");
@@ -390,7 +473,7 @@ mod tests {
         set.add(fault);
         let hits: Vec<_> = (0..3)
             .map(|_| {
-                set.transport_actions("management.emulator.test", "GET", "/x")
+                set.transport_actions("management.emulator.test", "GET", "/x", None)
                     .len()
             })
             .collect();

@@ -171,8 +171,18 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Re
         duration_ms: 0,
     };
     let admin_host = format!("admin.{DOMAIN}");
+    let mut req = req;
     if host != admin_host {
-        let actions = lock(&shared.faults).transport_actions(&host, &method, &path);
+        let wants_body = lock(&shared.faults).wants_body(&host, &method, &path);
+        let body = if wants_body {
+            let (read, bytes) = read_small_body(req).await;
+            req = read;
+            bytes
+        } else {
+            None
+        };
+        let actions =
+            lock(&shared.faults).transport_actions(&host, &method, &path, body.as_deref());
         for action in actions {
             match action {
                 TransportAction::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
@@ -207,6 +217,29 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Re
     }
     let resp = dispatch(shared.clone(), &host, req).await;
     finish(&shared, record, started, resp)
+}
+
+/// Reads a request's body for a fault's `bodyContains`, and gives back a request with the same body.
+/// Only a body that declares its length, up to the limit, is read: a package upload streams on untouched.
+async fn read_small_body(req: Request<Body>) -> (Request<Body>, Option<bytes::Bytes>) {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_none_or(|n| n > crate::fault::BODY_MATCH_LIMIT) {
+        return (req, None);
+    }
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, crate::fault::BODY_MATCH_LIMIT).await {
+        Ok(bytes) => (
+            Request::from_parts(parts, Body::from(bytes.clone())),
+            Some(bytes),
+        ),
+        // The client broke off while sending: what is left to handle is an empty body, as the
+        // connection would have given the handler anyway.
+        Err(_) => (Request::from_parts(parts, Body::empty()), None),
+    }
 }
 
 fn finish(

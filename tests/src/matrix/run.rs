@@ -216,6 +216,7 @@ fn route(world: &World, step: Step) -> RouteMatch {
         host: Some(host),
         method: Some(method.to_owned()),
         path: Some(path.to_owned()),
+        body_contains: None,
     }
 }
 

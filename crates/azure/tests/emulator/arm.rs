@@ -341,6 +341,7 @@ async fn five_hundreds_and_resets_are_retried_for_reads() {
         host: Some("management.*".into()),
         method: Some(m.into()),
         path: None,
+        body_contains: None,
     };
     env.em.inject(Fault::Status {
         route: arm("GET"),
@@ -396,6 +397,7 @@ async fn non_idempotent_calls_are_not_retried_after_a_5xx() {
             host: None,
             method: Some("POST".into()),
             path: Some("*/restart".into()),
+            body_contains: None,
         },
         status: 500,
         retry_after_secs: None,

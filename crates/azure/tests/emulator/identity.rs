@@ -354,6 +354,7 @@ async fn a_401_is_sent_again_once_then_reported() {
         host: Some("management.*".into()),
         method: Some("GET".into()),
         path: None,
+        body_contains: None,
     };
     env.em.clear_requests();
     env.em.inject(Fault::Status {

@@ -164,6 +164,7 @@ async fn throttled_vault_is_read_completely() {
             host: Some("*.vault.*".into()),
             method: Some("GET".into()),
             path: Some("/secrets/*".into()),
+            body_contains: None,
         },
         status: 429,
         retry_after_secs: Some(1),

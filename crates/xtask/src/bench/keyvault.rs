@@ -65,6 +65,7 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
             host: Some("*.vault.*".into()),
             method: None,
             path: None,
+            body_contains: None,
         },
         millis: latency,
         count: None,
