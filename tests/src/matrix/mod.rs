@@ -105,20 +105,37 @@ impl Step {
             Step::Deployment => ("{staging.scm}", "GET", "/api/deployments*"),
             Step::Hook => ("{staging.scm}", "POST", "/api/command"),
             Step::HealthGate => ("{staging}", "GET", "/health"),
-            Step::StagingJournal | Step::ProductionJournal => {
-                ("management.emulator.test", "PATCH", "*/sites/contoso-web")
-            }
+            // The journal lives in production's tags, written through the Tags API; the lock's claims
+            // go there too, so `body_contains` tells the journal's writes apart.
+            Step::StagingJournal | Step::ProductionJournal => (
+                "management.emulator.test",
+                "PATCH",
+                "*/sites/contoso-web/providers/Microsoft.Resources/tags/default",
+            ),
             Step::Swap | Step::RollbackSwap => ("management.emulator.test", "POST", "*/slotsswap"),
             Step::Watch => ("{production}", "GET", "/health"),
         }
     }
 
+    /// Text only this step's requests carry in their bodies, for a step whose route others share.
+    pub fn body_contains(self) -> Option<&'static str> {
+        match self {
+            // Every journal write merges the phase; the lock's writes carry only claims.
+            Step::StagingJournal | Step::ProductionJournal => Some("\"slotrelease.phase\""),
+            _ => None,
+        }
+    }
+
     /// A piece of the log line printed when the step begins, for a step whose own requests cannot say
     /// so: the production prober shares the watch's route (`{production}/health`) from before the run
-    /// starts, so a request there proves nothing about the run, not even that node forwards signals yet.
+    /// starts, so a request there proves nothing about the run, not even that node forwards signals
+    /// yet; the journal shares its route with the lock, so its first write is told by the line saying
+    /// it was written.
     pub fn start_marker(self) -> Option<&'static str> {
         match self {
             Step::Watch => Some("##[group]watch production"),
+            Step::StagingJournal => Some("] write journal: staging"),
+            Step::ProductionJournal => Some("] write journal: swapping"),
             _ => None,
         }
     }

@@ -199,6 +199,10 @@ pub struct CaseReport {
     pub triggered: bool,
     /// Requests the emulator answered with a fault's status or not at all.
     pub faulted_requests: usize,
+    /// Requests of the case's own step that its transport fault struck (delayed, answered with its
+    /// status, or not answered); `None` for faults that act otherwise (signals, swaps, apps, tokens).
+    /// `Some(0)` means the fault was aimed at requests the run never made: the case proved nothing.
+    pub step_hits: Option<usize>,
     /// Secrets found by the leak detector in any run's output, summaries, records and plans.
     pub leaks: Vec<String>,
 }
@@ -216,7 +220,7 @@ fn route(world: &World, step: Step) -> RouteMatch {
         host: Some(host),
         method: Some(method.to_owned()),
         path: Some(path.to_owned()),
-        body_contains: None,
+        body_contains: step.body_contains().map(str::to_owned),
     }
 }
 
@@ -354,6 +358,7 @@ pub async fn run_case(case: Case) -> Result<CaseReport, String> {
         .iter()
         .filter(|r| r.status == 0 || r.status == 429 || r.status >= 500 || r.status == 409)
         .count();
+    let step_hits = step_hits(&world, case);
     let first_result = first
         .outcome
         .variables
@@ -433,8 +438,32 @@ pub async fn run_case(case: Case) -> Result<CaseReport, String> {
         faults_injected,
         triggered,
         faulted_requests,
+        step_hits,
         leaks,
     })
+}
+
+/// How many requests of the case's step its transport fault struck, told from the emulator's log:
+/// the step's route (its body pattern aside, which the log cannot show) and the fault's mark on the
+/// answer. The tags route is shared with the lock, but nothing else answers it 409, 429 or 5xx.
+fn step_hits(world: &World, case: Case) -> Option<usize> {
+    let struck: fn(&slot_release_emulator::RequestRecord) -> bool = match case.fault {
+        FaultKind::LatencySpike => |r| r.duration_ms >= 1500,
+        FaultKind::ThrottleStorm => |r| r.status == 429,
+        FaultKind::ServerErrorBurst => |r| r.status == 500,
+        FaultKind::ConnectionReset | FaultKind::RequestTimeout => |r| r.status == 0,
+        FaultKind::Conflict => |r| r.status == 409,
+        _ => return None,
+    };
+    let route = route(world, case.step);
+    Some(
+        world
+            .emulator
+            .requests()
+            .iter()
+            .filter(|r| route.matches(&r.host, &r.method, &r.path) && struck(r))
+            .count(),
+    )
 }
 
 fn first_run(
