@@ -423,39 +423,67 @@ impl HealthTimeout {
     }
 }
 
+/// Where a health gate of the release sits; each has its own place in release.yml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateAt {
+    /// The staging slot's gate before it is marked staged.
+    Staging,
+    /// The production stage's gate (swap preview) and the probes of its watch.
+    Production,
+    /// The gate after a rollback.
+    Rollback,
+}
+
+impl GateAt {
+    /// The gate's path in release.yml, for errors that point at it.
+    pub fn config_path(self) -> &'static str {
+        match self {
+            GateAt::Staging => "stages.staging.healthCheck",
+            GateAt::Production => "stages.production.watch.healthCheck",
+            GateAt::Rollback => "stages.rollback.healthCheck",
+        }
+    }
+}
+
 impl ReleaseSpec {
-    /// Replaces the deadline of every health gate (staging, swap preview, post-rollback) with `timeout`.
-    /// The production watch is a window, not a gate, so its duration is left alone.
-    pub fn override_health_timeout(&mut self, timeout: HealthTimeout) -> Result<(), Error> {
-        let gates = [
+    /// Every health gate the release has, with where it sits, in the order a release meets them: the
+    /// one place that knows which stages carry a gate, for everything that adjusts gates together.
+    pub fn gates_mut(&mut self) -> impl Iterator<Item = (GateAt, &mut Gate)> {
+        [
             (
-                "stages.staging.healthCheck",
+                GateAt::Staging,
                 self.staging.as_mut().and_then(|s| s.health.as_mut()),
             ),
             (
-                "stages.production.watch.healthCheck",
+                GateAt::Production,
                 self.production.as_mut().and_then(|p| p.health.as_mut()),
             ),
             (
-                "stages.rollback.healthCheck",
+                GateAt::Rollback,
                 self.rollback.as_mut().and_then(|r| r.health.as_mut()),
             ),
-        ];
-        let mut found = Vec::new();
-        for (gate, health) in gates {
-            let Some(health) = health else { continue };
+        ]
+        .into_iter()
+        .filter_map(|(at, gate)| gate.map(|gate| (at, gate)))
+    }
+
+    /// Replaces the deadline of every health gate (staging, swap preview, post-rollback) with `timeout`.
+    /// The production watch is a window, not a gate, so its duration is left alone. Nothing changes
+    /// when any gate refuses the deadline.
+    pub fn override_health_timeout(&mut self, timeout: HealthTimeout) -> Result<(), Error> {
+        let gates: Vec<(GateAt, &mut Gate)> = self.gates_mut().collect();
+        for (at, gate) in &gates {
             // The config refuses the same mistake in release.yml (`timeout-not-above-interval`).
-            if timeout.duration() <= health.check.interval {
+            if timeout.duration() <= gate.check.interval {
                 return Err(Error::HealthTimeoutTooShort {
-                    gate,
+                    gate: at.config_path(),
                     timeout_secs: timeout.duration().as_secs(),
-                    interval_secs: health.check.interval.as_secs(),
+                    interval_secs: gate.check.interval.as_secs(),
                 });
             }
-            found.push(health);
         }
-        for health in found {
-            health.timeout = timeout.duration();
+        for (_, gate) in gates {
+            gate.timeout = timeout.duration();
         }
         Ok(())
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use slot_release_engine::health::Gate;
-use slot_release_engine::spec::ReleaseSpec;
+use slot_release_engine::spec::{GateAt, ReleaseSpec};
 
 /// A gate probes at least this often in the quick profile.
 pub const INTERVAL: Duration = Duration::from_millis(250);
@@ -20,24 +20,23 @@ pub const WATCH: Duration = Duration::from_secs(3);
 /// that its waits are not the config's.
 pub fn apply(spec: &mut ReleaseSpec) -> Vec<String> {
     let mut changes = Vec::new();
-    if let Some(gate) = spec.staging.as_mut().and_then(|s| s.health.as_mut()) {
-        shorten_gate("staging gate", gate, &mut changes);
+    for (at, gate) in spec.gates_mut() {
+        let what = match at {
+            GateAt::Staging => "staging gate",
+            GateAt::Production => "production gate and watch probes",
+            GateAt::Rollback => "rollback gate",
+        };
+        shorten_gate(what, gate, &mut changes);
     }
-    if let Some(production) = spec.production.as_mut() {
-        if let Some(gate) = production.health.as_mut() {
-            shorten_gate("production gate and watch probes", gate, &mut changes);
-        }
-        if production.watch_window > WATCH {
-            changes.push(format!(
-                "watch {} instead of {}",
-                humantime::format_duration(WATCH),
-                humantime::format_duration(production.watch_window)
-            ));
-            production.watch_window = WATCH;
-        }
-    }
-    if let Some(gate) = spec.rollback.as_mut().and_then(|r| r.health.as_mut()) {
-        shorten_gate("rollback gate", gate, &mut changes);
+    if let Some(production) = spec.production.as_mut()
+        && production.watch_window > WATCH
+    {
+        changes.push(format!(
+            "watch {} instead of {}",
+            humantime::format_duration(WATCH),
+            humantime::format_duration(production.watch_window)
+        ));
+        production.watch_window = WATCH;
     }
     changes
 }
