@@ -387,6 +387,12 @@ pub async fn gate(
 
 /// Whether a probe's outcome may mean the app is down (App Service answers 502/503 for an app whose
 /// process is gone, and a connection can fail too), so its logs are worth a look.
+///
+/// This is wider than [`ProbeOutcome::is_definite_failure`] on purpose, and the two must move together:
+/// a 502/503, a refused connection or a timeout is no failure by itself (an app still starting answers
+/// so), but it is the moment to ask whether the process exited. An exited process turns those same
+/// outcomes into a definite failure through [`Error::AppCrashed`]; a live one leaves them to the gate's
+/// deadline. An outcome that is a definite failure but not "may be down" (a 4xx) never needs the logs.
 fn may_be_down(outcome: &ProbeOutcome) -> bool {
     match outcome {
         ProbeOutcome::UnexpectedStatus { status } => *status >= 500,
