@@ -333,13 +333,7 @@ impl Port for MemPort {
         let slot = slot.to_owned();
         let values: BTreeMap<String, String> = settings
             .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    SettingValue::Plain(p) => p.clone(),
-                    SettingValue::Secret(s) => s.expose().to_owned(),
-                };
-                (k.clone(), v)
-            })
+            .map(|(k, v)| (k.clone(), stored(v)))
             .collect();
         self.call(&format!("set settings on {slot}"), true, cancel, move |w| {
             w.slots.entry(slot).or_default().settings.extend(values);
@@ -361,7 +355,7 @@ impl Port for MemPort {
             cancel,
             move |w| {
                 if let Some(s) = w.slots.get_mut(&slot) {
-                    s.settings.retain(|k, _| !names.contains(k));
+                    remove_names(&mut s.settings, &names);
                 }
                 Ok(())
             },
@@ -377,8 +371,7 @@ impl Port for MemPort {
     ) -> Result<(), Error> {
         let (stick, unstick) = (stick.clone(), unstick.clone());
         self.call("set sticky names", true, cancel, move |w| {
-            w.sticky.extend(stick);
-            w.sticky.retain(|n| !unstick.contains(n));
+            restick(&mut w.sticky, stick, &unstick);
             Ok(())
         })
         .await
@@ -394,12 +387,11 @@ impl Port for MemPort {
         let values: BTreeMap<String, ConnectionStringState> = strings
             .iter()
             .map(|(k, v)| {
-                let value = match &v.value {
-                    SettingValue::Plain(p) => p.clone(),
-                    SettingValue::Secret(s) => s.expose().to_owned(),
+                let state = ConnectionStringState {
+                    kind: v.kind.clone(),
+                    value: stored(&v.value),
                 };
-                let kind = v.kind.clone();
-                (k.clone(), ConnectionStringState { kind, value })
+                (k.clone(), state)
             })
             .collect();
         self.call(
@@ -428,7 +420,7 @@ impl Port for MemPort {
             cancel,
             move |w| {
                 if let Some(s) = w.slots.get_mut(&slot) {
-                    s.connection_strings.retain(|k, _| !names.contains(k));
+                    remove_names(&mut s.connection_strings, &names);
                 }
                 Ok(())
             },
@@ -448,8 +440,7 @@ impl Port for MemPort {
             true,
             cancel,
             move |w| {
-                w.sticky_connection_strings.extend(stick);
-                w.sticky_connection_strings.retain(|n| !unstick.contains(n));
+                restick(&mut w.sticky_connection_strings, stick, &unstick);
                 Ok(())
             },
         )
@@ -732,4 +723,24 @@ impl Prober for MemPort {
             ProbeOutcome::UnexpectedStatus { status: 503 }
         }
     }
+}
+
+/// What the memory world keeps of a value the run writes: a secret as the app would see it.
+fn stored(value: &SettingValue) -> String {
+    match value {
+        SettingValue::Plain(p) => p.clone(),
+        SettingValue::Secret(s) => s.expose().to_owned(),
+    }
+}
+
+/// Removes the named entries of a slot's settings or connection strings, as App Service's
+/// read-modify-write of either list does.
+fn remove_names<V>(map: &mut BTreeMap<String, V>, names: &BTreeSet<String>) {
+    map.retain(|k, _| !names.contains(k));
+}
+
+/// Marks names sticky and unmarks others, for either of the site's sticky lists.
+fn restick(sticky: &mut BTreeSet<String>, stick: BTreeSet<String>, unstick: &BTreeSet<String>) {
+    sticky.extend(stick);
+    sticky.retain(|n| !unstick.contains(n));
 }
