@@ -164,7 +164,10 @@ fn staging_and_production_plans_show_names_types_and_origins_never_values() {
             .replace(&root().display().to_string(), "<repo>");
         assert_no_value(&text);
         assert_no_value(&json);
-        assert_no_value(&format!("{plan:?}"));
+        let debug = format!("{plan:?}");
+        assert_no_value(&debug);
+        // What a step writes is marked as concealed, not silently absent.
+        assert!(debug.contains("<concealed>"), "{debug}");
         let mut settings = insta::Settings::clone_current();
         settings.set_snapshot_suffix(name);
         settings.set_prepend_module_to_snapshot(false);
@@ -234,6 +237,19 @@ fn staging_writes_every_declared_one_alike_ones_travelling_and_the_others_sticky
         .collect();
     assert_eq!(for_strings, [("Bus", "bus-conn"), ("Cache", "cache-conn")]);
     assert_ne!(pulls[0][0].key(), plan::connection_string_secret_key("Bus"));
+    // Every pulled value is kept under a key of its own, and only a connection string's is told for
+    // one: the executor writes those to the connection strings and keeps them out of hooks' variables.
+    let keys: std::collections::BTreeSet<String> = pulls[0].iter().map(|p| p.key()).collect();
+    assert_eq!(keys.len(), pulls[0].len(), "{keys:?}");
+    assert!(pulls[0].iter().any(|p| !p.connection_string));
+    for pull in &pulls[0] {
+        assert_eq!(
+            plan::is_connection_string_key(&pull.key()),
+            pull.connection_string,
+            "{}",
+            pull.setting
+        );
+    }
 }
 
 #[test]
