@@ -486,3 +486,57 @@ fn a_rollback_redeploy_brings_its_release_travelling_connection_strings_back() {
         Some("Endpoint=sb://shared-r1/;SharedAccessKey=shared-key-9".into())
     );
 }
+
+/// The reason of the `SetConnectionStrings` step on `slot`.
+fn reason_on(plan: &Plan, slot: &SlotName) -> String {
+    plan.steps
+        .iter()
+        .find(|s| matches!(&s.action, Action::SetConnectionStrings { slot: on, .. } if on == slot))
+        .map(|s| s.reason.clone())
+        .unwrap_or_else(|| panic!("no connection strings step on {slot}:\n{}", plan.render()))
+}
+
+#[test]
+fn each_write_says_why_in_the_words_that_fit_it() {
+    let (loaded, _dir) = load(|t| t);
+    let staged = fixture("staged.json");
+    let staging = plan_for(
+        &loaded,
+        Stage::Staging,
+        &fixture("before-first-release.json"),
+    );
+    assert!(
+        reason_on(&staging, &sn("staging")).contains("declared alike in production travel"),
+        "{}",
+        staging.render()
+    );
+    let production = plan_for(&loaded, Stage::Production, &staged);
+    let on_production = reason_on(&production, &SlotName::production());
+    assert!(
+        on_production.contains("written as sticky so a swap never carries them away"),
+        "{on_production}"
+    );
+    assert!(
+        reason_on(&production, &sn("staging")).contains("reach it with the swap itself"),
+        "{}",
+        production.render()
+    );
+    // Nothing declared alike: every one stays with its slot, and the step says so.
+    let (apart, _dir) = load(|t| {
+        t.replace(
+            PRODUCTION,
+            "    connectionStrings:\n      Db:\n        value: Server=tcp:prod-db;Password=prod-pw-2\n        type: SQLAzure\n",
+        )
+    });
+    let staging = plan_for(
+        &apart,
+        Stage::Staging,
+        &fixture("before-first-release.json"),
+    );
+    assert!(
+        reason_on(&staging, &sn("staging"))
+            .starts_with("connection strings written as sticky so a swap never carries one slot's"),
+        "{}",
+        staging.render()
+    );
+}
