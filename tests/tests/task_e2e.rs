@@ -381,11 +381,20 @@ async fn rehearsal_of_a_failed_watch_shows_the_rollback() {
         .run("rehearse")
         .unwrap_or_else(|e| panic!("{e}"))
         .input("azureSubscription", "")
-        .input("rehearseFailAt", "watch");
+        .input("rehearseFailAt", "watch")
+        .input("rehearseQuick", "true");
     let outcome = blocking(move || run.run(TIMEOUT))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(outcome.exit_code, Some(0), "{}", outcome.transcript());
+    // The input reached the binary as `--quick`, and the log says the waits are not the config's.
+    assert!(
+        outcome.stdout.contains(
+            "Quick rehearsal, waits shortened (not what a release with this config waits)"
+        ),
+        "{}",
+        outcome.transcript()
+    );
     assert_eq!(
         outcome.result,
         AgentResult::Succeeded,

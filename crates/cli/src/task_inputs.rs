@@ -46,6 +46,9 @@ pub enum Route {
     /// A `filePath` input that becomes this option: the agent roots an empty path input at the sources
     /// folder, which means "not given", never "the whole checkout".
     PathOption(&'static str),
+    /// A `boolean` input that becomes this flag when `true` (any case) and nothing when `false` or blank;
+    /// any other value is handed to the flag, so the parser refuses it by name.
+    Flag(&'static str),
     /// Read where it is used (the subcommand itself, the service connection's `env`, the log level).
     Direct,
 }
@@ -140,6 +143,11 @@ pub const INPUTS: &[Input] = &[
         route: Route::Option("--fail-at"),
         commands: &["rehearse"],
     },
+    Input {
+        name: "rehearseQuick",
+        route: Route::Flag("--quick"),
+        commands: &["rehearse"],
+    },
 ];
 
 /// The table as JSON, for `slot-release task-inputs`: each input's name, option and commands.
@@ -148,7 +156,7 @@ pub fn to_json() -> serde_json::Value {
         .iter()
         .map(|i| {
             let option = match i.route {
-                Route::Option(flag) | Route::PathOption(flag) => Some(flag),
+                Route::Option(flag) | Route::PathOption(flag) | Route::Flag(flag) => Some(flag),
                 Route::Direct => None,
             };
             serde_json::json!({ "name": i.name, "option": option, "commands": i.commands })
@@ -177,6 +185,9 @@ pub fn argv(agent: &AgentEnv) -> Option<Vec<String>> {
                     argv.extend([flag.to_owned(), path]);
                 }
             }
+            Route::Flag(flag) if value.eq_ignore_ascii_case("true") => argv.push(flag.to_owned()),
+            Route::Flag(_) if value.eq_ignore_ascii_case("false") => {}
+            Route::Flag(flag) => argv.push(format!("{flag}={value}")),
             Route::Direct => {}
         }
     }
@@ -228,6 +239,28 @@ mod tests {
                 "tok"
             ]
         );
+    }
+
+    #[test]
+    fn a_boolean_input_is_its_flag_when_true_and_nothing_when_false() {
+        let run = |value: &str| {
+            argv(&agent(&[
+                ("INPUT_COMMAND", "rehearse"),
+                ("INPUT_REHEARSEQUICK", value),
+            ]))
+            .unwrap()
+        };
+        assert_eq!(run("True"), ["slot-release", "rehearse", "--quick"]);
+        assert_eq!(run("false"), ["slot-release", "rehearse"]);
+        // Anything else goes to the parser, which refuses it naming the flag.
+        assert_eq!(run("yes"), ["slot-release", "rehearse", "--quick=yes"]);
+        // Only `rehearse` reads it.
+        let staging = argv(&agent(&[
+            ("INPUT_COMMAND", "staging"),
+            ("INPUT_REHEARSEQUICK", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(staging, ["slot-release", "staging"]);
     }
 
     #[test]
