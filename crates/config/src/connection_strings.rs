@@ -99,25 +99,40 @@ impl ConnectionStringType {
         }
     }
 
-    /// What the type is for, and the prefix of the app's environment variable.
-    fn meaning(self) -> &'static str {
+    /// The prefix App Service gives the app's environment variable for a connection string of this type
+    /// (`SQLAZURECONNSTR_Db` for `Db`).
+    pub fn env_prefix(self) -> &'static str {
         match self {
-            ConnectionStringType::SqlAzure => "Azure SQL Database (`SQLAZURECONNSTR_`).",
-            ConnectionStringType::SqlServer => "SQL Server (`SQLCONNSTR_`).",
-            ConnectionStringType::MySql => "Azure Database for MySQL (`MYSQLCONNSTR_`).",
-            ConnectionStringType::PostgreSql => {
-                "Azure Database for PostgreSQL (`POSTGRESQLCONNSTR_`)."
-            }
-            ConnectionStringType::Custom => "Anything else (`CUSTOMCONNSTR_`).",
-            ConnectionStringType::RedisCache => "Azure Cache for Redis (`REDISCACHECONNSTR_`).",
-            ConnectionStringType::ApiHub => "API Hub (`APIHUBCONNSTR_`).",
-            ConnectionStringType::DocDb => "Cosmos DB (`DOCDBCONNSTR_`).",
-            ConnectionStringType::EventHub => "Event Hubs (`EVENTHUBCONNSTR_`).",
-            ConnectionStringType::NotificationHub => {
-                "Notification Hubs (`NOTIFICATIONHUBCONNSTR_`)."
-            }
-            ConnectionStringType::ServiceBus => "Service Bus (`SERVICEBUSCONNSTR_`).",
+            ConnectionStringType::SqlAzure => "SQLAZURECONNSTR_",
+            ConnectionStringType::SqlServer => "SQLCONNSTR_",
+            ConnectionStringType::MySql => "MYSQLCONNSTR_",
+            ConnectionStringType::PostgreSql => "POSTGRESQLCONNSTR_",
+            ConnectionStringType::Custom => "CUSTOMCONNSTR_",
+            ConnectionStringType::RedisCache => "REDISCACHECONNSTR_",
+            ConnectionStringType::ApiHub => "APIHUBCONNSTR_",
+            ConnectionStringType::DocDb => "DOCDBCONNSTR_",
+            ConnectionStringType::EventHub => "EVENTHUBCONNSTR_",
+            ConnectionStringType::NotificationHub => "NOTIFICATIONHUBCONNSTR_",
+            ConnectionStringType::ServiceBus => "SERVICEBUSCONNSTR_",
         }
+    }
+
+    /// What the type is for, and the prefix of the app's environment variable.
+    fn meaning(self) -> String {
+        let what = match self {
+            ConnectionStringType::SqlAzure => "Azure SQL Database",
+            ConnectionStringType::SqlServer => "SQL Server",
+            ConnectionStringType::MySql => "Azure Database for MySQL",
+            ConnectionStringType::PostgreSql => "Azure Database for PostgreSQL",
+            ConnectionStringType::Custom => "Anything else",
+            ConnectionStringType::RedisCache => "Azure Cache for Redis",
+            ConnectionStringType::ApiHub => "API Hub",
+            ConnectionStringType::DocDb => "Cosmos DB",
+            ConnectionStringType::EventHub => "Event Hubs",
+            ConnectionStringType::NotificationHub => "Notification Hubs",
+            ConnectionStringType::ServiceBus => "Service Bus",
+        };
+        format!("{what} (`{}`).", self.env_prefix())
     }
 
     /// The allowed spellings, for messages.

@@ -190,3 +190,28 @@ async fn names_a_release_dropped_are_removed_and_names_added_by_hand_stay() {
     let leaks = LeakDetector::new(PASSWORDS).scan_journal(&world.emulator.snapshot());
     assert!(leaks.is_empty(), "{leaks:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_hook_sees_the_connection_strings_as_the_app_does() {
+    // A migration run on the agent must reach the database the app reaches: the staging environment's
+    // `Db`, under the name App Service gives the app, and never printed.
+    let hook = format!(
+        "      - name: check-db\n        run: test \"$SQLAZURECONNSTR_Db\" = \"{STAGING_DB}\" && echo db-reached\n        where: agent\n"
+    );
+    let world = World::released(move |t| {
+        config(&t, false).replacen(
+            "    healthCheck:\n",
+            &format!("{hook}    healthCheck:\n"),
+            1,
+        )
+    })
+    .await;
+    let staged = world.cli(&["staging", "--release-id", "r1"]).await;
+    assert!(staged.status.success(), "{}", printed(&staged));
+    let out = stdout(&staged);
+    assert!(out.contains("run hook check-db"), "{out}");
+    assert!(out.contains("db-reached"), "{out}");
+    for password in PASSWORDS {
+        assert!(!printed(&staged).contains(password), "{password} printed");
+    }
+}

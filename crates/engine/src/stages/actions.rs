@@ -4,23 +4,41 @@ use super::*;
 
 impl Exec<'_> {
     pub(super) fn hook_runner(&self, slot: &SlotName) -> HookRunner {
+        let environment = self
+            .stage
+            .plan
+            .as_ref()
+            .and_then(|p| p.environment.as_deref())
+            .and_then(|name| self.spec.environments.get(name));
+        // A connection string's pulled secret is kept under a key that is no variable name.
+        let mut secrets: BTreeMap<String, slot_release_pipelines::Secret> = self
+            .secrets
+            .iter()
+            .filter(|(k, _)| !plan::is_connection_string_key(k))
+            .map(|(k, v)| (k.clone(), slot_release_pipelines::Secret::new(v.expose())))
+            .collect();
+        // Agent hooks see the environment's connection strings under the names App Service gives the
+        // app (`SQLAZURECONNSTR_Db`), so a migration run on the agent reaches the same database as the
+        // app. Every value is a secret for printing, whatever its origin.
+        for (name, cs) in environment.iter().flat_map(|e| &e.connection_strings) {
+            let value = match &cs.value {
+                crate::spec::ConnectionValue::Text(text) => Some(text.clone()),
+                crate::spec::ConnectionValue::Secret(_) => self
+                    .secrets
+                    .get(&plan::connection_string_secret_key(name))
+                    .map(|v| v.expose().to_owned()),
+            };
+            if let Some(value) = value {
+                secrets.insert(
+                    format!("{}{name}", connection_string_env_prefix(&cs.kind)),
+                    slot_release_pipelines::Secret::new(&value),
+                );
+            }
+        }
         let env = hooks::HookEnvironment {
             // Agent hooks see the settings of the environment this stage applies.
-            vars: self
-                .stage
-                .plan
-                .as_ref()
-                .and_then(|p| p.environment.as_deref())
-                .and_then(|name| self.spec.environments.get(name))
-                .map(|e| e.settings.clone())
-                .unwrap_or_default(),
-            // A connection string's secret is the app's, under a key that is no variable name.
-            secrets: self
-                .secrets
-                .iter()
-                .filter(|(k, _)| !plan::is_connection_string_key(k))
-                .map(|(k, v)| (k.clone(), slot_release_pipelines::Secret::new(v.expose())))
-                .collect(),
+            vars: environment.map(|e| e.settings.clone()).unwrap_or_default(),
+            secrets,
             remove: Vec::new(),
         };
         HookRunner::new(
@@ -341,4 +359,11 @@ impl Exec<'_> {
         self.package = Some(built.path);
         Ok(())
     }
+}
+
+/// The environment variable prefix App Service gives a connection string of `kind` (as ARM spells it);
+/// the config admits only known types, so `CUSTOMCONNSTR_` is never reached for one from release.yml.
+fn connection_string_env_prefix(kind: &str) -> &'static str {
+    slot_release_config::ConnectionStringType::try_from(kind.to_owned())
+        .map_or("CUSTOMCONNSTR_", |t| t.env_prefix())
 }
