@@ -112,6 +112,29 @@ fn a_name_the_last_release_owned_is_removed_from_staging_before_the_deploy_and_t
     let owns = plan.owns.as_ref().unwrap();
     assert_eq!(owns.slot, sn("staging"));
     assert!(owns.settings.contains("OLD_FLAG") && !owns.settings.contains("HAND_MADE"));
+    // What the journal keeps of it once the stage ran: the same names, under this release.
+    let kept = owns.to_owned_names("r2");
+    assert_eq!(kept.release, "r2");
+    assert_eq!(kept.settings, owns.settings);
+    assert_eq!(kept.connection_strings, owns.connection_strings);
+
+    // Held by staging alone and not sticky: removed, and the sticky list is left as it is.
+    live.slots
+        .get_mut(&SlotName::production())
+        .unwrap()
+        .settings
+        .remove("OLD_FLAG");
+    let plan = plan_for(&loaded, Stage::Staging, &live);
+    let unsticks: Vec<bool> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::RemoveSettings { removals, .. } => Some(removals.iter().map(|r| r.unsticks)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(unsticks, [false], "{}", plan.render());
 }
 
 #[test]
