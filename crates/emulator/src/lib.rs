@@ -11,6 +11,7 @@ mod entra;
 mod error;
 mod fault;
 mod frontend;
+mod functions_host;
 mod hostnames;
 mod keyvault;
 mod kudu;
