@@ -184,6 +184,15 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
             });
         }
     }
+    // The config does not say what kind of app it releases (the engine reads that from Azure), but a
+    // package with host.json at its root is an Azure Functions app: rehearsed on Elastic Premium, a plan
+    // with slots, so the Functions host runs it as it would in Azure.
+    let function_app =
+        matches!(&spec.app.kind, AppKind::Code { root, .. } if root.join("host.json").is_file());
+    let plan = emu::SeedPlan {
+        name: None,
+        sku: if function_app { "EP1" } else { "S1" }.to_owned(),
+    };
     let mut vaults: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for env in spec.environments.values() {
         if let Some(vault) = &env.vault {
@@ -228,6 +237,8 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
                     basic_auth: false,
                     slot_config_names: emu::SlotConfigNames::default(),
                     slots,
+                    function_app,
+                    plan,
                     ..emu::SeedApp::default()
                 }],
                 vaults: vaults
