@@ -569,18 +569,22 @@ async fn production_healthy(
     port: &dyn Port,
     cancel: &CancellationToken,
 ) -> bool {
-    let path = spec
-        .production
-        .as_ref()
-        .and_then(|p| p.health.as_ref())
-        .map_or("/", |h| h.check.path.as_str());
+    let health = spec.production.as_ref().and_then(|p| p.health.as_ref());
+    let path = health.map_or("/", |h| h.check.path.as_str());
     let Ok(base) = port.slot_url(&SlotName::production(), cancel).await else {
         return false;
     };
     let Ok(url) = base.join(path) else {
         return false;
     };
-    let prober = port.prober();
+    // A function that wants a key gets production's, as the watch sent it.
+    let prober = match health.and_then(|h| h.check.function_key) {
+        Some(_) => match port.function_key(&SlotName::production(), cancel).await {
+            Ok(key) => port.keyed_prober(key),
+            Err(_) => return false,
+        },
+        None => port.prober(),
+    };
     let check = slot_release_engine::health::HealthCheck::new(path);
     for _ in 0..5 {
         if prober.probe(&url, &check).await.is_healthy() {

@@ -625,6 +625,21 @@ impl Port for AzurePort {
         Arc::new(self.azure.page_client())
     }
 
+    async fn function_key(
+        &self,
+        slot: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<SecretValue, Error> {
+        self.app
+            .function_key(&Self::slot(slot)?, cancel)
+            .await
+            .map_err(azure_err(format!("read the function key of slot {slot}")))
+    }
+
+    fn keyed_prober(&self, key: SecretValue) -> Arc<dyn crate::health::Prober> {
+        Arc::new(self.azure.page_client().with_function_key(key))
+    }
+
     async fn app_failure(
         &self,
         slot: &SlotName,
