@@ -109,6 +109,7 @@ async fn a_functions_app_on_premium_releases_build_staging_production_in_separat
     succeeded(&finish(run).await);
 
     // Staging job: the Functions host check instead of a startup command, the gate on the handler.
+    world.emulator.clear_requests();
     let staging_job = job(&world, &artifact, "job2");
     let run = world
         .run_in("staging", &staging_job.join("s"))
@@ -134,8 +135,13 @@ async fn a_functions_app_on_premium_releases_build_staging_production_in_separat
     assert_ne!(release, "previous");
     assert_eq!(health(&world, "staging").await, format!("ok {release}"));
     assert_eq!(health(&world, "production").await, "ok previous");
+    // The staging gate needed no key, so the host keys were not read.
+    assert_eq!(listkeys(&world), Vec::<String>::new());
+    let leaks = world.leaks(&outcome, &[&staging_job]);
+    assert!(leaks.is_empty(), "{leaks:#?}");
 
-    // Production job: the swap, production answering throughout.
+    // Production job: the swap, production answering throughout, the watch probing a function that
+    // wants a key with production's default function key.
     let production_job = job(&world, &artifact, "job3");
     let run = world
         .run_in("production", &production_job.join("s"))
@@ -146,16 +152,47 @@ async fn a_functions_app_on_premium_releases_build_staging_production_in_separat
     assert_eq!(health(&world, "production").await, format!("ok {release}"));
     assert_eq!(health(&world, "staging").await, "ok previous");
     assert_eq!(world.tag("slotrelease.phase").as_deref(), Some("released"));
-
-    // The gate needed no key, so the host keys were never read.
     assert!(
-        !world
-            .emulator
-            .requests()
-            .iter()
-            .any(|r| r.path.ends_with("/host/default/listkeys")),
-        "host keys were read though no gate needed one"
+        outcome
+            .stdout
+            .contains("watch production/api/hello with the slot's function key"),
+        "{}",
+        outcome.transcript()
     );
+    // Read for production only, when the watch began; never printed, written or journaled (the host
+    // keys are among the credentials the leak scan looks for).
+    let keys = listkeys(&world);
+    assert!(
+        !keys.is_empty() && keys.iter().all(|p| !p.contains("/slots/")),
+        "{keys:?}"
+    );
+    let leaks = world.leaks(&outcome, &[&production_job]);
+    assert!(leaks.is_empty(), "{leaks:#?}");
+    // Registered with the agent (task.setsecret) the moment it was read, so any print is masked.
+    let key = world
+        .emulator
+        .credentials()
+        .into_iter()
+        .find(|c| c.label == format!("default host key of {APP} slot production"))
+        .expect("production's default function key");
+    assert!(
+        outcome
+            .registered_secrets
+            .iter()
+            .any(|s| s == key.value.expose()),
+        "the function key was not registered as a secret"
+    );
+}
+
+/// The `listkeys` calls the emulator has seen since its log was last cleared.
+fn listkeys(world: &World) -> Vec<String> {
+    world
+        .emulator
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.ends_with("/host/default/listkeys"))
+        .map(|r| r.path)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
