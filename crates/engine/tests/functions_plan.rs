@@ -225,3 +225,17 @@ fn a_web_app_on_a_plan_with_slots_gets_no_hosting_line() {
     let plan = plan_for(&loaded, Stage::Staging, &state);
     assert!(!check(&plan, "hosting-plan").ok, "{}", plan.render());
 }
+
+/// What a reader sees: the staging plan of a function app on Elastic Premium, and the one refused on Flex
+/// Consumption (the app's kind and plan named in the `hosting-plan` line).
+#[test]
+fn the_staging_plans_read_as_snapshotted() {
+    let loaded = example("functions-app");
+    for (name, state) in [
+        ("premium", function_app("ElasticPremium", false, None)),
+        ("flex", function_app("FlexConsumption", true, None)),
+    ] {
+        let plan = staging(&loaded, &state, Some(PACKAGE));
+        insta::assert_snapshot!(format!("functions_staging_plan_{name}"), plan.render());
+    }
+}
