@@ -204,7 +204,8 @@ async fn a_flex_consumption_app_is_refused_before_any_change() {
     assert!(!out.status.success(), "{}", printed(&out));
     let text = printed(&out);
     for wanted in [
-        "contoso-func runs on a Flex Consumption plan, which has no deployment slots",
+        // Its own error, not a list of failed checks.
+        "error: staging stage: contoso-func runs on a Flex Consumption plan, which has no deployment slots",
         "Nothing was changed",
         "Elastic Premium (EP1-EP3) or a Dedicated App Service plan",
         "not something this task does",
