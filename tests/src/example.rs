@@ -17,6 +17,8 @@ pub enum Example {
     SimpleChat,
     /// `tests/fixtures/node-http`: a Node app on plain `http` with `scripts.start` and no startup command.
     NodeHttp,
+    /// `examples/functions-app`: an Azure Functions app whose custom handler serves `/api/health`.
+    Functions,
 }
 
 impl Example {
@@ -27,6 +29,7 @@ impl Example {
             Example::Container => paths::workspace().join("examples/container-app"),
             Example::SimpleChat => paths::workspace().join("tests/fixtures/simplechat"),
             Example::NodeHttp => paths::workspace().join("tests/fixtures/node-http"),
+            Example::Functions => paths::workspace().join("examples/functions-app"),
         }
     }
 
@@ -50,8 +53,8 @@ impl Example {
                 ("duration: 2m", "duration: 3s"),
                 ("interval: 5s", "interval: 1s"),
             ],
-            // The fixtures are written with short waits already.
-            Example::SimpleChat | Example::NodeHttp => &[],
+            // These are written with short waits already.
+            Example::SimpleChat | Example::NodeHttp | Example::Functions => &[],
         };
         let mut text = text.to_owned();
         for (from, to) in replacements {

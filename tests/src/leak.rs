@@ -124,7 +124,8 @@ impl LeakDetector {
     }
 
     /// Adds every credential the emulator handed out or holds: access and OIDC tokens, publishing
-    /// passwords, client secrets, the managed identity header and the job token.
+    /// passwords, client secrets, the managed identity header, the job token and function apps' host
+    /// keys.
     pub fn with_credentials(mut self, credentials: &[Credential]) -> LeakDetector {
         for credential in credentials {
             self.add(&credential.label, credential.value.expose());
@@ -650,6 +651,8 @@ mod tests {
     const TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJhdWQiOiJodHRwczovL3ZhdWx0LmVtdWxhdG9yLnRlc3QiLCJleHAiOjJ9.Qm9ndXNTaWduYXR1cmVGb3JUaGVMZWFrRGV0ZWN0b3JUZXN0";
     const PUBLISHING_PASSWORD: &str = "3f9c0d1e2b4a5c6d7e8f9a0b1c2d3e4f";
     const CLIENT_SECRET: &str = "cs~8Qx/z+Lk=Pw 9";
+    /// Shaped like a Functions host key: URL-safe base64 of 40 random bytes.
+    const HOST_KEY: &str = "q3Vb_0xT9kLm2NpRsUvWxYz-AbCdEfGhIjKlMnOpQrStUvWxYz0123";
 
     fn credential(kind: CredentialKind, label: &str, value: &str) -> Credential {
         Credential {
@@ -672,7 +675,25 @@ mod tests {
                 "client secret of 1111",
                 CLIENT_SECRET,
             ),
+            credential(
+                CredentialKind::FunctionHostKey,
+                "default host key of contoso-func slot staging",
+                HOST_KEY,
+            ),
         ])
+    }
+
+    #[test]
+    fn a_function_host_key_is_found_sent_as_a_header_or_in_a_url() {
+        let kind = "default host key of contoso-func slot staging";
+        assert_eq!(
+            found(&format!("x-functions-key: {HOST_KEY}")),
+            one(kind, "value")
+        );
+        assert_eq!(
+            found(&format!("GET /api/hello?code={HOST_KEY}")),
+            one(kind, "value")
+        );
     }
 
     /// Which secrets (by kind) were found in `haystack`, and in which form.

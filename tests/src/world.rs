@@ -216,6 +216,7 @@ impl WorldBuilder {
         }
         Ok(World {
             emulator,
+            example: self.example,
             dir,
             sources,
             app: spec.app.name.clone(),
@@ -295,6 +296,8 @@ pub(crate) fn cli_env(emulator: &Emulator, id: &str) -> std::collections::BTreeM
 #[derive(Debug)]
 pub struct World {
     pub emulator: Emulator,
+    /// The example the world's sources were copied from.
+    pub example: Example,
     /// Holds the sources folder, the agent's temp folder, the staged task and the emulator's files.
     pub dir: tempfile::TempDir,
     /// The copy of the example the task works on.
@@ -393,10 +396,10 @@ impl World {
         self.run_at(command, ConnectionKind::WorkloadIdentityFederation, sources)
     }
 
-    /// A fresh copy of the python example, as another job checks it out: the same bytes as
-    /// [`World::sources`] had when a [`Baseline::Sample`] world started.
+    /// A fresh copy of the world's example, as another job checks it out: the same bytes as
+    /// [`World::sources`] had when the world started, before any edit.
     pub fn checkout(&self, to: &Path) -> Result<(), String> {
-        Example::Python.checkout(to).map(|_| ())
+        self.example.checkout(to).map(|_| ())
     }
 
     fn run_at(

@@ -34,7 +34,7 @@ pub use kudu::{
     CommandOutput, DeployOptions, DeployStatus, Deployment, DeploymentRecord, Kudu, KuduAuth,
     LogEntry, SYNC_COMMAND_LIMIT,
 };
-pub use probe::{DEFAULT_PAGE_TITLE, PAGE_BODY_LIMIT, PageAnswer, PageClient};
+pub use probe::{DEFAULT_PAGE_TITLE, FUNCTION_KEY_HEADER, PAGE_BODY_LIMIT, PageAnswer, PageClient};
 pub use tokio_util::sync::CancellationToken;
 pub use webapp::{
     AppRef, ConnectionString, ConnectionStringsChange, MapChange, RampUpRule, ResourceId,

@@ -48,30 +48,56 @@ pub enum PageAnswer {
     },
 }
 
-/// Asks apps' pages; it holds no credential, so none can reach an app.
+/// Asks apps' pages; it holds no credential of ours, so none can reach an app. The one key it may carry
+/// is a function key, which belongs to the app it is sent to.
 #[derive(Debug, Clone)]
 pub struct PageClient {
     http: reqwest::Client,
+    function_key: Option<crate::SecretValue>,
 }
+
+/// The header the Functions host reads a function key from.
+pub const FUNCTION_KEY_HEADER: &str = "x-functions-key";
 
 impl PageClient {
     /// A client with its own connection options (no proxy, say, for a test's loopback server).
     pub fn new(opts: &HttpOptions) -> Result<Self> {
         Ok(PageClient {
             http: http_client(opts)?,
+            function_key: None,
         })
+    }
+
+    /// The same client sending `key` as [`FUNCTION_KEY_HEADER`] with every probe: for a function whose
+    /// `authLevel` asks for one. It goes only where the probe goes (the slot's own host: redirects are
+    /// never followed).
+    pub fn with_function_key(&self, key: crate::SecretValue) -> PageClient {
+        PageClient {
+            http: self.http.clone(),
+            function_key: Some(key),
+        }
     }
 
     /// GETs `url` (asking caches for a fresh answer). When the status is one of `accepted` and `text` is
     /// given, reads the body up to [`PAGE_BODY_LIMIT`] looking for it.
     pub async fn probe(&self, url: &Url, accepted: &[u16], text: Option<&str>) -> PageAnswer {
-        let response = match self
+        let mut request = self
             .http
             .get(url.clone())
-            .header(reqwest::header::CACHE_CONTROL, "no-cache")
-            .send()
-            .await
-        {
+            .header(reqwest::header::CACHE_CONTROL, "no-cache");
+        if let Some(key) = &self.function_key {
+            let mut value = match reqwest::header::HeaderValue::from_str(key.expose()) {
+                Ok(v) => v,
+                Err(_) => {
+                    return PageAnswer::Unreachable {
+                        message: "the function key is not a valid header value".to_owned(),
+                    };
+                }
+            };
+            value.set_sensitive(true);
+            request = request.header(FUNCTION_KEY_HEADER, value);
+        }
+        let response = match request.send().await {
             Ok(r) => r,
             Err(e) => return unreachable(&e),
         };
@@ -117,6 +143,7 @@ impl Azure {
     pub fn page_client(&self) -> PageClient {
         PageClient {
             http: self.http_client().clone(),
+            function_key: None,
         }
     }
 }

@@ -29,7 +29,7 @@ pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use error::ConfigError;
 pub use load::{LoadOptions, Loaded, VariableMode, load_file, load_str};
 pub use model::{
-    AllSecrets, App, AppKind, ConfigVersion, Delivery, Environment, HealthCheck, Hook,
+    AllSecrets, App, AppKind, ConfigVersion, Delivery, Environment, FunctionKey, HealthCheck, Hook,
     HookLocation, Image, NameRule, Package, ProductionStage, ReleaseConfig, Restore, RollbackMode,
     RollbackStage, SecretPrefix, SecretSelect, SecretSpec, SecretSpecLong, Secrets, StageName,
     Stages, StagingStage, SwapStrategy, UndoHooks, Watch,

@@ -629,12 +629,25 @@ pub struct HealthCheck {
     /// Text the response body must contain to count as healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_contains: Option<String>,
+    /// The key a probe sends, for a function whose `authLevel` asks for one (`function`): `default`, the
+    /// slot's default function key, read with the Functions host's `listkeys` when the probes start,
+    /// masked at once and never printed or journaled. Without it no key is read or sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_key: Option<FunctionKey>,
     /// How many consecutive definite failures fail the gate before its timeout: answers that waiting
     /// will not change (500, 501, 505 and up, a 4xx other than 408 and 429, App Service's default
     /// page). A 502, 503 or 504, a connection error, a timeout or a body without the expected text is
     /// what a starting app gives, and never counts. Does not apply to the watch (see `maxFailures`).
     #[serde(default = "default_fail_after")]
     pub fail_after: u32,
+}
+
+/// Which key a health probe of an Azure Functions app sends (`x-functions-key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum FunctionKey {
+    /// The probed slot's default function key (`functionKeys.default` of `host/default/listkeys`).
+    Default,
 }
 
 fn default_fail_after() -> u32 {

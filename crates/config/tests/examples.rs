@@ -15,9 +15,10 @@ fn repo(path: &str) -> PathBuf {
         .join(path)
 }
 
-const EXAMPLES: [&str; 2] = [
+const EXAMPLES: [&str; 3] = [
     "examples/python-webapp/release.yml",
     "examples/container-app/release.yml",
+    "examples/functions-app/release.yml",
 ];
 
 fn schema_errors(path: &Path) -> Vec<String> {

@@ -107,7 +107,7 @@ pub(crate) async fn proxy(
     host_slot: String,
     req: Request<Body>,
 ) -> Response {
-    let (set_cookie, instance, unhealthy, stack) = {
+    let (set_cookie, instance, unhealthy, stack, functions) = {
         let mut state = lock(&shared.state);
         let (slot_name, set_cookie) = match state.apps.get(&app_name) {
             Some(app) if host_slot == PRODUCTION => {
@@ -115,6 +115,7 @@ pub(crate) async fn proxy(
             }
             _ => (host_slot.clone(), None),
         };
+        let function_app = state.apps.get(&app_name).is_some_and(|a| a.function_app);
         let Some(slot) = state
             .apps
             .get_mut(&app_name)
@@ -137,9 +138,18 @@ pub(crate) async fn proxy(
         let unhealthy = slot.forced_unhealthy
             | lock(&shared.faults).app_request_unhealthy(&app_name, &slot_name);
         let stack = crate::stack::stack_of(&slot.site_config);
-        (set_cookie, slot.instance.clone(), unhealthy, stack)
+        let content = slot.content_dir.clone();
+        let keys = slot.host_keys.clone();
+        let functions = function_app.then_some((content, keys));
+        (
+            set_cookie,
+            slot.instance.clone(),
+            unhealthy,
+            stack,
+            functions,
+        )
     };
-    let mut resp = if unhealthy {
+    let resp = if unhealthy {
         html(
             StatusCode::INTERNAL_SERVER_ERROR,
             "500 Internal Server Error",
@@ -153,6 +163,30 @@ pub(crate) async fn proxy(
                 "The app is not running.",
             ),
             Some(instance) => match instance.wait_started(shared.app_start_timeout).await {
+                // A function app's requests pass the Functions host first: its root page, the
+                // functions' routes and their keys.
+                status @ (InstanceStatus::Ready | InstanceStatus::DefaultPage)
+                    if let Some((content, keys)) = &functions =>
+                {
+                    match crate::functions_host::route(
+                        content,
+                        keys.as_ref(),
+                        req.method(),
+                        req.uri().path(),
+                        req.uri().query(),
+                        req.headers(),
+                    ) {
+                        crate::functions_host::Routed::Answer(resp) => resp,
+                        crate::functions_host::Routed::Forward
+                            if status == InstanceStatus::Ready =>
+                        {
+                            forward(&shared, instance.port, req).await
+                        }
+                        crate::functions_host::Routed::Forward => {
+                            StatusCode::NOT_FOUND.into_response()
+                        }
+                    }
+                }
                 InstanceStatus::Ready => forward(&shared, instance.port, req).await,
                 InstanceStatus::DefaultPage => (
                     StatusCode::OK,
@@ -168,6 +202,10 @@ pub(crate) async fn proxy(
             },
         }
     };
+    with_cookie(resp, set_cookie)
+}
+
+fn with_cookie(mut resp: Response, set_cookie: Option<String>) -> Response {
     if let Some(value) = set_cookie
         && let Ok(v) = HeaderValue::from_str(&format!(
             "{ROUTING_COOKIE}={value}; Path=/; Max-Age=3600; HttpOnly"

@@ -11,6 +11,7 @@ mod entra;
 mod error;
 mod fault;
 mod frontend;
+mod functions_host;
 mod hostnames;
 mod keyvault;
 mod kudu;
@@ -382,7 +383,8 @@ impl Emulator {
 
     /// Every credential value this emulator has handed out or holds, for leak detectors: each access
     /// and OIDC token issued so far (oldest first), each app's publishing password, the seed's
-    /// client secrets, the managed identity header and the job's access token. The emulator never
+    /// client secrets, the managed identity header, the job's access token and each function app slot's
+    /// host keys (master and default function key). The emulator never
     /// holds a certificate's private key (only the public certificate is registered), so none is
     /// listed.
     pub fn credentials(&self) -> Vec<Credential> {
@@ -394,6 +396,17 @@ impl Emulator {
                 label: format!("publishing password of {}", app.name),
                 value: app.publishing_password.clone(),
             });
+            for slot in app.slots.values() {
+                if let Some(keys) = &slot.host_keys {
+                    for (which, value) in [("master", &keys.master), ("default", &keys.default)] {
+                        out.push(Credential {
+                            kind: CredentialKind::FunctionHostKey,
+                            label: format!("{which} host key of {} slot {}", app.name, slot.name),
+                            value: value.clone(),
+                        });
+                    }
+                }
+            }
         }
         for client in &s.seed.clients {
             if let Some(secret) = &client.secret {

@@ -295,7 +295,13 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
                 .map(str::trim)
                 .filter(|c| !c.is_empty());
             let stack = crate::stack::stack_of(&slot.site_config);
-            let startup = crate::stack::startup(stack, &slot.content_dir, user);
+            // A function app runs the Functions host, which starts the package itself: no startup
+            // command and no stack detection apply.
+            let startup = if app.function_app {
+                crate::functions_host::startup(&slot.content_dir, &slot.app_settings)
+            } else {
+                crate::stack::startup(stack, &slot.content_dir, user)
+            };
             let command = if crate::kudu_job::run_from_package(&slot.app_settings) {
                 startup.command.map(|c| read_only(&slot.content_dir, &c))
             } else {

@@ -51,6 +51,8 @@ pub enum CredentialKind {
     IdentityHeader,
     /// The job's `SYSTEM_ACCESSTOKEN` from the seed.
     SystemAccessToken,
+    /// A Functions host key of a function app's slot (master or default function key).
+    FunctionHostKey,
 }
 
 /// One credential value, for leak detectors. `Debug` never shows the value.

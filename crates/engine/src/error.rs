@@ -288,6 +288,19 @@ pub enum Error {
         /// Each failed check.
         problems: Vec<String>,
     },
+    /// The app's plan has no deployment slot besides production, so there is nowhere to stage a release
+    /// and nothing to swap (Flex Consumption, Linux Consumption, Free, Shared, Basic).
+    #[error(
+        "{app} runs on a {plan}, which has no deployment slots: there is no slot to stage the release in and nothing to swap into production. Nothing was changed. Instead, {advice}"
+    )]
+    NoDeploymentSlots {
+        /// The app.
+        app: String,
+        /// The plan, as a reader knows it (`Flex Consumption plan`).
+        plan: String,
+        /// What to do instead.
+        advice: String,
+    },
     /// Another run holds the release lock; nothing was written.
     #[error(
         "another run holds the release lock of {app}: {holder}, since {since}; its lock {expiry}. Nothing was changed. {advice}"

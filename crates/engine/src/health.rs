@@ -74,6 +74,11 @@ pub struct HealthCheck {
     #[serde(rename = "probeTimeoutMs", with = "millis_serde")]
     #[schemars(with = "u64")]
     pub probe_timeout: Duration,
+    /// The function key the probes send (a function app's function with `authLevel: function`): which
+    /// one, never its value, which is read when the probes start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub function_key: Option<slot_release_config::FunctionKey>,
 }
 
 impl HealthCheck {
@@ -85,6 +90,7 @@ impl HealthCheck {
             body_contains: None,
             interval: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(10),
+            function_key: None,
         }
     }
 }

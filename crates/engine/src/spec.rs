@@ -507,6 +507,7 @@ fn health(check: &cfg::HealthCheck) -> Gate {
             body_contains: check.body_contains.clone(),
             interval: check.interval.into(),
             probe_timeout: HealthCheck::new("/").probe_timeout,
+            function_key: check.function_key,
         },
         successes_needed: check.successes,
         timeout: check.timeout.into(),

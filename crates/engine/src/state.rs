@@ -36,6 +36,75 @@ pub struct LiveState {
     /// Deployments or swaps the platform reports as still running.
     #[serde(default)]
     pub in_flight: Vec<String>,
+    /// What kind of app the site is and the plan it runs on, from the production site.
+    #[serde(default, skip_serializing_if = "Hosting::is_unknown")]
+    pub hosting: Hosting,
+}
+
+/// The site's kind and the tier of its plan, as the production site reports them (`kind`,
+/// `properties.sku`, `properties.functionAppConfig`): whether the app can have deployment slots at all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Hosting {
+    /// `kind` holds `functionapp`: an Azure Functions app.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub function_app: bool,
+    /// The plan's tier (`Standard`, `PremiumV3`, `ElasticPremium`, `Dynamic`, `FlexConsumption`, …);
+    /// `None` when the site did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_tier: Option<String>,
+    /// The site carries `functionAppConfig`, which only a Flex Consumption app has.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub function_app_config: bool,
+    /// `properties.reserved`: a Linux app.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub linux: bool,
+}
+
+impl Hosting {
+    fn is_unknown(&self) -> bool {
+        *self == Hosting::default()
+    }
+
+    /// Why a release through slots cannot run on this app, when it cannot: the plan gives the app no
+    /// slot besides production, so there is nowhere to stage and nothing to swap. `None` when slots are
+    /// available or the tier is unknown (an offline state; ARM then answers for itself).
+    pub fn no_slots(&self) -> Option<NoSlots> {
+        let tier = self.plan_tier.as_deref().unwrap_or_default();
+        let plan = if self.function_app_config || tier.eq_ignore_ascii_case("FlexConsumption") {
+            "Flex Consumption"
+        } else if tier.eq_ignore_ascii_case("Dynamic") && self.linux {
+            // Windows Consumption keeps one staging slot; Linux Consumption never had one.
+            "Linux Consumption"
+        } else if ["Free", "Shared", "Basic"]
+            .iter()
+            .any(|t| tier.eq_ignore_ascii_case(t))
+        {
+            return Some(NoSlots {
+                plan: format!("{tier} App Service"),
+                advice: "scale the plan up to Standard, Premium or Isolated, which have deployment slots".into(),
+            });
+        } else {
+            return None;
+        };
+        let advice = "move the app to an Elastic Premium (EP1-EP3) or a Dedicated App Service plan (Standard, \
+             Premium, Isolated), which have deployment slots; releasing without slots (deploying straight to \
+             production) is not something this task does"
+            .to_owned();
+        Some(NoSlots {
+            plan: format!("{plan} plan"),
+            advice,
+        })
+    }
+}
+
+/// A plan without deployment slots, and what to do instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoSlots {
+    /// The plan, as a reader knows it (`Flex Consumption plan`).
+    pub plan: String,
+    /// What to do instead.
+    pub advice: String,
 }
 
 /// One slot of the app.
@@ -231,6 +300,39 @@ mod tests {
         };
         assert_eq!(slot.image(), Some("contoso.azurecr.io/web:20260101"));
         assert_eq!(slot.startup_command(), None);
+    }
+
+    #[test]
+    fn plans_without_slots_are_named_and_the_others_pass() {
+        let hosting = |function_app, tier: &str, flex, linux| Hosting {
+            function_app,
+            plan_tier: Some(tier.to_owned()).filter(|t| !t.is_empty()),
+            function_app_config: flex,
+            linux,
+        };
+        for (h, plan) in [
+            (
+                hosting(true, "FlexConsumption", true, true),
+                Some("Flex Consumption plan"),
+            ),
+            // functionAppConfig alone tells Flex, whatever the tier says.
+            (hosting(true, "", true, true), Some("Flex Consumption plan")),
+            (
+                hosting(true, "Dynamic", false, true),
+                Some("Linux Consumption plan"),
+            ),
+            (hosting(true, "Dynamic", false, false), None),
+            (hosting(true, "ElasticPremium", false, true), None),
+            (hosting(true, "Standard", false, true), None),
+            (hosting(false, "PremiumV3", false, true), None),
+            (
+                hosting(false, "Basic", false, true),
+                Some("Basic App Service"),
+            ),
+            (hosting(false, "", false, true), None),
+        ] {
+            assert_eq!(h.no_slots().map(|n| n.plan).as_deref(), plan, "{h:?}");
+        }
     }
 
     #[test]

@@ -184,6 +184,15 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
             });
         }
     }
+    // The config does not say what kind of app it releases (the engine reads that from Azure), but a
+    // package with host.json at its root is an Azure Functions app: rehearsed on Elastic Premium, a plan
+    // with slots, so the Functions host runs it as it would in Azure.
+    let function_app =
+        matches!(&spec.app.kind, AppKind::Code { root, .. } if root.join("host.json").is_file());
+    let plan = emu::SeedPlan {
+        name: None,
+        sku: if function_app { "EP1" } else { "S1" }.to_owned(),
+    };
     let mut vaults: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for env in spec.environments.values() {
         if let Some(vault) = &env.vault {
@@ -228,6 +237,8 @@ pub fn seed(spec: &ReleaseSpec, previous: Option<&Path>) -> Seed {
                     basic_auth: false,
                     slot_config_names: emu::SlotConfigNames::default(),
                     slots,
+                    function_app,
+                    plan,
                     ..emu::SeedApp::default()
                 }],
                 vaults: vaults
@@ -558,18 +569,22 @@ async fn production_healthy(
     port: &dyn Port,
     cancel: &CancellationToken,
 ) -> bool {
-    let path = spec
-        .production
-        .as_ref()
-        .and_then(|p| p.health.as_ref())
-        .map_or("/", |h| h.check.path.as_str());
+    let health = spec.production.as_ref().and_then(|p| p.health.as_ref());
+    let path = health.map_or("/", |h| h.check.path.as_str());
     let Ok(base) = port.slot_url(&SlotName::production(), cancel).await else {
         return false;
     };
     let Ok(url) = base.join(path) else {
         return false;
     };
-    let prober = port.prober();
+    // A function that wants a key gets production's, as the watch sent it.
+    let prober = match health.and_then(|h| h.check.function_key) {
+        Some(_) => match port.function_key(&SlotName::production(), cancel).await {
+            Ok(key) => port.keyed_prober(key),
+            Err(_) => return false,
+        },
+        None => port.prober(),
+    };
     let check = slot_release_engine::health::HealthCheck::new(path);
     for _ in 0..5 {
         if prober.probe(&url, &check).await.is_healthy() {

@@ -8,6 +8,7 @@
 mod containers;
 mod dependencies;
 mod failures;
+mod functions;
 mod owned;
 mod release;
 mod rollback;

@@ -152,6 +152,31 @@ impl WebApp {
         Ok(string_map(&v["properties"]))
     }
 
+    /// A function app slot's default function key (`host/default/listkeys`, `functionKeys.default`): a
+    /// secret, held as one from the moment it is parsed.
+    pub async fn function_key(
+        &self,
+        slot: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<crate::SecretValue> {
+        let op = self.op("list the Functions host keys", slot);
+        let call = Call::new(
+            &op,
+            Method::Post,
+            self.url(Some(slot), "/host/default/listkeys")?,
+        )
+        .idempotent();
+        let rsp = self.inner.send(call, cancel).await?;
+        let mut v: serde_json::Value = parse_json(&op, &rsp)?;
+        match v["functionKeys"]["default"].take() {
+            serde_json::Value::String(key) if !key.is_empty() => Ok(crate::SecretValue::new(key)),
+            _ => Err(AzureError::protocol(
+                &op,
+                "the answer has no functionKeys.default".to_owned(),
+            )),
+        }
+    }
+
     /// Read-modify-write the app settings: only the named settings change, all others are kept.
     /// Returns the settings as written (or as read when nothing changed, in which case nothing is sent).
     pub async fn update_app_settings(

@@ -142,6 +142,12 @@ pub struct SlotInfo {
     pub location: String,
     /// App Service plan id.
     pub server_farm_id: Option<String>,
+    /// `properties.sku`: the tier of the plan the site runs on (`Standard`, `ElasticPremium`,
+    /// `Dynamic`, `FlexConsumption`, …), as the site reports it, so no read of the plan (which may sit
+    /// in a resource group the service connection cannot read) is needed.
+    pub plan_tier: Option<String>,
+    /// Whether the site carries `properties.functionAppConfig`, which only a Flex Consumption app has.
+    pub function_app_config: bool,
     /// Site config when the site carries it (`siteConfig` on GET is partial; use `site_config` for all).
     pub site_config: Option<SiteConfig>,
     /// Resource tags.
@@ -153,6 +159,11 @@ impl SlotInfo {
     /// answers leave `linux` out of `kind`).
     pub fn is_linux(&self) -> bool {
         self.reserved || self.kind.iter().any(|k| k == "linux")
+    }
+
+    /// True when `kind` contains `functionapp`: an Azure Functions app.
+    pub fn is_function_app(&self) -> bool {
+        self.kind.iter().any(|k| k == "functionapp")
     }
 
     /// True when `kind` contains `container`.
@@ -212,6 +223,11 @@ impl SlotInfo {
             scm_host,
             location: s(&v["location"]),
             server_farm_id: p["serverFarmId"].as_str().map(str::to_owned),
+            plan_tier: p["sku"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+            function_app_config: p["functionAppConfig"].is_object(),
             site_config: p
                 .get("siteConfig")
                 .filter(|c| c.is_object())
@@ -414,5 +430,21 @@ mod tests {
         assert_eq!(cfg.linux_fx_version.as_deref(), Some("PYTHON|3.12"));
         assert_eq!(cfg.ramp_up_rules.len(), 1);
         assert_eq!(s.tags["k"], "v");
+    }
+
+    #[test]
+    fn a_function_app_reads_its_kind_plan_tier_and_flex_config() {
+        let flex = serde_json::json!({"kind":"functionapp,linux","properties":{"state":"Running",
+            "defaultHostName":"f.h","sku":"FlexConsumption",
+            "functionAppConfig":{"deployment":{"storage":{"type":"blobContainer"}}}}});
+        let s = SlotInfo::from_site(SlotName::production(), &flex).expect("a site");
+        assert!(s.is_function_app() && s.function_app_config);
+        assert_eq!(s.plan_tier.as_deref(), Some("FlexConsumption"));
+        // The GetWebApp example: a web app on Standard, no functionAppConfig (ARM may send it as null).
+        let web = serde_json::json!({"kind":"app","properties":{"state":"Running",
+            "defaultHostName":"w.h","sku":"Standard","functionAppConfig":null}});
+        let s = SlotInfo::from_site(SlotName::production(), &web).expect("a site");
+        assert!(!s.is_function_app() && !s.function_app_config);
+        assert_eq!(s.plan_tier.as_deref(), Some("Standard"));
     }
 }

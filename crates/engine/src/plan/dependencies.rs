@@ -113,7 +113,7 @@ pub(super) struct BuildSettings {
 
 impl BuildSettings {
     /// Whether App Service will build the deployment.
-    fn builds(&self) -> bool {
+    pub(super) fn builds(&self) -> bool {
         self.build.is_true() && !self.runs_from_package()
     }
 

@@ -19,6 +19,7 @@ use crate::state::{LiveState, SlotName};
 
 mod connection_strings;
 mod dependencies;
+mod functions;
 mod owned;
 mod production;
 mod render;
@@ -32,6 +33,8 @@ pub use connection_strings::{
 };
 use connection_strings::{connection_string_changes, connection_string_pulls, sticky_preflight};
 use dependencies::*;
+use functions::*;
+pub use functions::{HOST_JSON, WORKER_RUNTIME};
 use owned::*;
 pub use owned::{Ownership, SettingRemoval};
 use production::*;

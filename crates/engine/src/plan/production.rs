@@ -18,6 +18,9 @@ pub(super) fn plan_production(
     let prod = SlotName::production();
     let direct = source.is_production();
     common_preflight(state, journal, plan);
+    if !direct {
+        hosting_preflight(spec, state, plan);
+    }
     let serving = state.production().and_then(|s| s.release.as_deref());
     if !direct && serving == Some(build.release_id.as_str()) {
         plan_production_resumed(production, build, plan);

@@ -164,8 +164,9 @@ impl Action {
             ),
             Action::UndoHook { name, .. } => format!("undo hook {name}"),
             Action::HealthGate { slot, gate } => format!(
-                "health gate {slot}{}: {} consecutive success(es) within {}, failing early after {} definite failure(s)",
+                "health gate {slot}{}{}: {} consecutive success(es) within {}, failing early after {} definite failure(s)",
                 gate.check.path,
+                keyed(&gate.check),
                 gate.successes_needed,
                 humantime::format_duration(gate.timeout),
                 gate.fail_after
@@ -176,13 +177,23 @@ impl Action {
             }
             Action::ResetSlotConfig { source } => format!("cancel swap preview on {source}"),
             Action::Watch { slot, watch } => format!(
-                "watch {slot}{} for {} (unhealthy after {} failed probe(s))",
+                "watch {slot}{}{} for {} (unhealthy after {} failed probe(s))",
                 watch.check.path,
+                keyed(&watch.check),
                 humantime::format_duration(watch.window),
                 watch.unhealthy_after
             ),
             Action::Nothing => "nothing to do".into(),
         }
+    }
+}
+
+/// How a step says its probes send the slot's function key (never the key itself).
+fn keyed(check: &crate::health::HealthCheck) -> &'static str {
+    if check.function_key.is_some() {
+        " with the slot's function key"
+    } else {
+        ""
     }
 }
 

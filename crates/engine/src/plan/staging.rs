@@ -55,7 +55,12 @@ pub(super) fn plan_staging(
             format!("staging deploys to slot {slot}, not production")
         },
     ));
-    startup_preflight(spec, state, slot, build.layout.as_ref(), plan);
+    hosting_preflight(spec, state, plan);
+    if state.hosting.function_app {
+        functions_preflight(env, state, slot, build.layout.as_ref(), plan);
+    } else {
+        startup_preflight(spec, state, slot, build.layout.as_ref(), plan);
+    }
     let live = state.slot(slot);
     let mut scm_at = None;
     if let AppKind::Code { .. } = spec.app.kind {
@@ -118,13 +123,21 @@ pub(super) fn plan_staging(
         };
         let mut checks = vec![scm_build_check(env_name, slot, &settings)];
         if let Some(stack) = effective_stack(spec, state, slot) {
-            checks.extend(dependencies_check(
-                env_name,
-                slot,
-                stack.runtime,
-                &settings,
-                build.layout.as_ref(),
-            ));
+            if state.hosting.function_app {
+                checks.extend(python_functions_dependencies(
+                    stack.runtime,
+                    settings.builds(),
+                    build.layout.as_ref(),
+                ));
+            } else {
+                checks.extend(dependencies_check(
+                    env_name,
+                    slot,
+                    stack.runtime,
+                    &settings,
+                    build.layout.as_ref(),
+                ));
+            }
         }
         plan.preflight.splice(at..at, checks);
     }

@@ -19,7 +19,7 @@ use crate::health::AppFailure;
 use crate::identity::ReleaseId;
 use crate::journal::DeploymentRecord;
 use crate::state::{
-    ConnectionStringState, LiveState, SiteSettings, SlotName, SlotState, WindowsStack,
+    ConnectionStringState, Hosting, LiveState, SiteSettings, SlotName, SlotState, WindowsStack,
 };
 
 /// The port over the real Azure client (or the emulator through a custom cloud).
@@ -187,6 +187,12 @@ impl Port for AzurePort {
                 .map_err(azure_err(format!("read deployments of {name}")))?;
             if name.is_production() {
                 state.tags = info.tags.clone();
+                state.hosting = Hosting {
+                    function_app: info.is_function_app(),
+                    plan_tier: info.plan_tier.clone(),
+                    function_app_config: info.function_app_config,
+                    linux: info.is_linux(),
+                };
             }
             if deployments.iter().any(|d| !d.complete) {
                 state.in_flight.push(format!("a deployment to {name}"));
@@ -617,6 +623,21 @@ impl Port for AzurePort {
 
     fn prober(&self) -> Arc<dyn crate::health::Prober> {
         Arc::new(self.azure.page_client())
+    }
+
+    async fn function_key(
+        &self,
+        slot: &SlotName,
+        cancel: &CancellationToken,
+    ) -> Result<SecretValue, Error> {
+        self.app
+            .function_key(&Self::slot(slot)?, cancel)
+            .await
+            .map_err(azure_err(format!("read the function key of slot {slot}")))
+    }
+
+    fn keyed_prober(&self, key: SecretValue) -> Arc<dyn crate::health::Prober> {
+        Arc::new(self.azure.page_client().with_function_key(key))
     }
 
     async fn app_failure(

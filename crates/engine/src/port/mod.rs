@@ -237,6 +237,22 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     ) -> Result<url::Url, Error>;
     /// What health probes go through (an HTTP client that trusts the same CAs as the Azure client).
     fn prober(&self) -> Arc<dyn crate::health::Prober>;
+    /// The default function key of a function app's slot (the Functions host's `listkeys`), for probes of a
+    /// function that asks for one. A secret: the caller registers it with the log before anything else.
+    async fn function_key(
+        &self,
+        slot: &SlotName,
+        _cancel: &CancellationToken,
+    ) -> Result<SecretValue, Error> {
+        Err(Error::Offline {
+            operation: format!("read the function key of slot {slot}"),
+        })
+    }
+    /// A prober that sends `key` as the function key with every probe; a port whose probes need no key
+    /// (an in-memory one) answers with its own prober.
+    fn keyed_prober(&self, _key: SecretValue) -> Arc<dyn crate::health::Prober> {
+        self.prober()
+    }
     /// Whether the app of a slot crashed in its latest start, from the platform's logs; `None` when it
     /// runs or starts, or when this port cannot tell.
     async fn app_failure(

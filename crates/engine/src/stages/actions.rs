@@ -80,6 +80,27 @@ impl Exec<'_> {
         })
     }
 
+    /// What a gate or the watch of `slot` probes with: the port's prober, or, for a check that asks for a
+    /// function key, one sending the slot's key, read now (the slot's own, whatever a swap moved) and
+    /// registered with the log's masking before anything can print it. It is held nowhere else: not in
+    /// the plan, the journal or the release record.
+    pub(super) async fn prober_for(
+        &self,
+        slot: &SlotName,
+        check: &crate::health::HealthCheck,
+    ) -> Result<std::sync::Arc<dyn crate::health::Prober>, Failure> {
+        let port = &self.ctx.port;
+        if check.function_key.is_none() {
+            return Ok(port.prober());
+        }
+        let key = port
+            .function_key(slot, &self.ctx.cancel)
+            .await
+            .map_err(port_err("read the function key the health check sends"))?;
+        self.log().register_secret(key.expose());
+        Ok(port.keyed_prober(key))
+    }
+
     /// Reads a planned set of secrets (those not read yet), registers each value with the log's masking
     /// the moment it is read, and delivers the ones meant for pipeline variables.
     pub(super) async fn pull_secrets(

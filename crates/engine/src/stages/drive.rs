@@ -200,6 +200,18 @@ impl Exec<'_> {
         {
             problems.push(format!("journal-tags: {err}"));
         }
+        // A plan without slots is refused on its own: the other checks' advice would not help.
+        let no_slots = plan
+            .preflight
+            .iter()
+            .any(|c| c.name == "hosting-plan" && !c.ok);
+        if let (true, Some(no)) = (no_slots, state.hosting.no_slots()) {
+            return Err(Failure::failed(Error::NoDeploymentSlots {
+                app: plan.app.clone(),
+                plan: no.plan,
+                advice: no.advice,
+            }));
+        }
         if !problems.is_empty() {
             return Err(Failure::failed(Error::Preflight { stage, problems }));
         }

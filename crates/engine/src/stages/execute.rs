@@ -304,7 +304,7 @@ impl Exec<'_> {
             }
             Action::HealthGate { slot, gate } => {
                 let target = self.target(slot).await?;
-                let client = port.prober();
+                let client = self.prober_for(slot, &gate.check).await?;
                 // A crashed app fails the gate at once, quoting its log, instead of at the timeout.
                 let crash = crate::port::SlotCrashCheck {
                     port: port.clone(),
@@ -371,7 +371,7 @@ impl Exec<'_> {
                 .map_err(port_err("cancel the swap preview"))?,
             Action::Watch { slot, watch } => {
                 let target = self.target(slot).await?;
-                let client = port.prober();
+                let client = self.prober_for(slot, &watch.check).await?;
                 let outcome =
                     health::watch(client.as_ref(), &target, watch, &cancel, self.log()).await;
                 let report = match &outcome {
