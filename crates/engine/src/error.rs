@@ -304,6 +304,16 @@ pub enum Error {
         /// What the user can do.
         advice: String,
     },
+    /// A configuration file of the package that variable substitution cannot read.
+    #[error("cannot substitute variables in {file} (line {line}): {reason}")]
+    Substitution {
+        /// The file, relative to the package root.
+        file: String,
+        /// The line the problem is on.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// An app command (`slot-release app`, `slot delete`) that would break a release or its rollback.
     #[error("{command} of slot {slot} of {app} refused: {reason}. Nothing was changed. {advice}")]
     AppCommandRefused {
