@@ -46,6 +46,7 @@ mod recovery;
 mod report;
 mod settle;
 mod stopping;
+mod substitution;
 
 pub use app::{AppAction, AppCommandOptions, AppCommandRecord, run_app_command};
 use locking::HeldLock;

@@ -13,9 +13,11 @@ use std::collections::BTreeMap;
 use crate::error::Error;
 
 mod json;
+mod package;
 mod xml;
 
 pub use json::substitute_json;
+pub use package::{FileChange, SubstitutionPlan, substitute_package};
 pub use xml::substitute_xml;
 
 /// The largest configuration file substituted; a larger one is refused with its name (configuration
