@@ -14,6 +14,7 @@ mod release;
 mod rollback;
 mod secrets;
 mod site_config;
+mod substitution;
 
 /// The app of the python example.
 const APP: &str = "contoso-web";
