@@ -111,6 +111,14 @@ async fn staging_deploys_a_substituted_copy_and_the_swap_carries_its_files_to_pr
 
     // The swap moves the content: production now serves the files staging's deploy wrote, while the
     // app settings (sticky where they differ) are production's.
+    let plan = world
+        .cli(&["plan", "--stage", "production", "--release-id", "r1"])
+        .await;
+    let text = stdout(&plan);
+    assert!(
+        text.contains("keep staging's values for any of these names they hold: APP_ENV, Greeting, Logging.LogLevel.Default;"),
+        "the production plan says what the swap carries: {text}"
+    );
     let out = world.cli(&["production", "--release-id", "r1"]).await;
     assert!(out.status.success(), "{}", printed(&out));
     let production = world.slot("production");
