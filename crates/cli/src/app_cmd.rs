@@ -119,6 +119,9 @@ async fn run(
     if args.common.json {
         log.print_json(&record);
     }
+    if let Some(path) = &args.record {
+        log.write_json("the command's record", path, &record)?;
+    }
     Ok(if record.succeeded() {
         ExitCode::SUCCESS
     } else {

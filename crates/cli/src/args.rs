@@ -374,6 +374,9 @@ pub(crate) struct CommandRun {
     pub(crate) connection: Connection,
     #[command(flatten)]
     pub(crate) overrides: Overrides,
+    /// Write the command's record (JSON: the command, slot, result, errors, the health wait) here.
+    #[arg(long)]
+    pub(crate) record: Option<PathBuf>,
     /// Stop after this many minutes (the command then ends as failed; the lock is given back).
     #[arg(long)]
     pub(crate) timeout_minutes: Option<u64>,

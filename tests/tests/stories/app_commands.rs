@@ -205,3 +205,38 @@ async fn slot_delete_spares_production_the_release_in_flight_and_the_rollback_sl
         ("delete", "preview", "succeeded")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_task_runs_app_commands_from_its_command_and_slot_inputs() {
+    let world = World::released(|t| t).await;
+    // The released world has no staging slot until a staging stage creates it.
+    let staging = SlotName::new("staging").unwrap();
+    world
+        .port
+        .create_slot(&staging, &CancellationToken::new())
+        .await
+        .unwrap();
+    let run = world
+        .run("appStop")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .input("slot", "staging");
+    let outcome = tokio::task::spawn_blocking(move || run.run(Duration::from_secs(120)))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        outcome.result,
+        slot_release_tests::AgentResult::Succeeded,
+        "{}",
+        outcome.transcript()
+    );
+    assert_eq!(world.slot("staging").state, "Stopped");
+    assert_eq!(world.slot("production").state, "Running");
+    let entry = last_command(&world);
+    assert_eq!(
+        (entry.command.as_str(), entry.slot.as_str()),
+        ("stop", "staging")
+    );
+    // The journal says who: the pipeline run as the agent describes it.
+    assert!(entry.who.contains("run "), "{entry:?}");
+}
