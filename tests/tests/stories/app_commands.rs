@@ -240,3 +240,44 @@ async fn the_task_runs_app_commands_from_its_command_and_slot_inputs() {
     // The journal says who: the pipeline run as the agent describes it.
     assert!(entry.who.contains("run "), "{entry:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_is_refused_while_an_app_command_holds_the_lock() {
+    let world = World::released(|t| t).await;
+    // A slow restart keeps the command inside its lock while the release arrives.
+    world
+        .emulator
+        .inject(slot_release_emulator::Fault::Latency {
+            route: slot_release_emulator::RouteMatch {
+                host: Some("management.emulator.test".into()),
+                method: Some("POST".into()),
+                path: Some("*/restart".into()),
+            },
+            millis: 8_000,
+            count: Some(1),
+        });
+    let restart = world
+        .cli_command(&["app", "restart"])
+        .spawn()
+        .expect("the restart starts");
+    let started = Instant::now();
+    while world.lock_claims().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the command never took the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = world.cli(&["staging", "--release-id", "r-after"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    let err = printed(&out);
+    assert!(
+        err.contains("another run holds the release lock") && err.contains("restart production"),
+        "the refusal names the command: {err}"
+    );
+    let restarted = restart.wait_with_output().await.expect("the restart ends");
+    assert!(restarted.status.success(), "{}", printed(&restarted));
+    assert!(world.lock_claims().is_empty());
+    let out = world.cli(&["staging", "--release-id", "r-after"]).await;
+    assert!(out.status.success(), "{}", printed(&out));
+}
