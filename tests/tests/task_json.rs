@@ -130,7 +130,11 @@ fn inputs_are_typed_grouped_and_unique() {
             "production",
             "rollback",
             "release",
-            "rehearse"
+            "rehearse",
+            "appStart",
+            "appStop",
+            "appRestart",
+            "slotDelete",
         ])
     );
 

@@ -34,6 +34,10 @@ pub(crate) enum Cmd {
     Rollback(RunArgs),
     /// Build, staging and production in one run, rolling back on failure.
     Release(RunArgs),
+    /// Start, stop or restart a slot's app, under the release lock, recorded in the journal.
+    App(AppArgs),
+    /// Delete a deployment slot, under the release lock, recorded in the journal.
+    Slot(SlotArgs),
     /// The whole release against an embedded emulator seeded from the config.
     Rehearse(RehearseArgs),
     /// Print a JSON Schema (release.yml by default).
@@ -304,7 +308,87 @@ impl Cmd {
                 a.common.json
             }
             Cmd::Rehearse(a) => a.common.json,
+            Cmd::App(a) => match &a.action {
+                AppCmd::Start(t) | AppCmd::Stop(t) | AppCmd::Restart(t) => t.run.common.json,
+            },
+            Cmd::Slot(a) => match &a.action {
+                SlotCmd::Delete(t) => t.run.common.json,
+            },
             Cmd::Schema(_) | Cmd::Emulator(_) | Cmd::TaskInputs => false,
         }
     }
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AppArgs {
+    #[command(subcommand)]
+    pub(crate) action: AppCmd,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum AppCmd {
+    /// Start a stopped slot and wait until it answers its health path.
+    Start(AppTarget),
+    /// Stop a slot: its app ends and its host answers 403 until it is started.
+    Stop(AppTarget),
+    /// Restart a slot's app and wait until it answers its health path.
+    Restart(AppTarget),
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AppTarget {
+    /// The slot (default: production).
+    #[arg(long, default_value = "production")]
+    pub(crate) slot: String,
+    #[command(flatten)]
+    pub(crate) run: CommandRun,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SlotArgs {
+    #[command(subcommand)]
+    pub(crate) action: SlotCmd,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub(crate) enum SlotCmd {
+    /// Delete a deployment slot (never production, nor the slot a release or its rollback needs).
+    Delete(SlotTarget),
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct SlotTarget {
+    /// The slot to delete.
+    #[arg(long)]
+    pub(crate) slot: String,
+    #[command(flatten)]
+    pub(crate) run: CommandRun,
+}
+
+/// What an app command takes besides its slot: the config, the connection, the lock and the deadlines.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct CommandRun {
+    #[command(flatten)]
+    pub(crate) common: Common,
+    #[command(flatten)]
+    pub(crate) connection: Connection,
+    #[command(flatten)]
+    pub(crate) overrides: Overrides,
+    /// Write the command's record (JSON: the command, slot, result, errors, the health wait) here.
+    #[arg(long)]
+    pub(crate) record: Option<PathBuf>,
+    /// Stop after this many minutes (the command then ends as failed; the lock is given back).
+    #[arg(long)]
+    pub(crate) timeout_minutes: Option<u64>,
+    /// Take over the stale release lock with this token (the refusal names it).
+    #[arg(long, value_name = "TOKEN")]
+    pub(crate) take_over_lock: Option<String>,
+    /// How long the release lock lives without renewal; renewed every third of it while the command runs.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 180,
+        env = "SLOT_RELEASE_LOCK_TTL_SECONDS"
+    )]
+    pub(crate) lock_ttl_seconds: u64,
 }

@@ -2,8 +2,10 @@
 //!
 //! Everything that decides or changes something lives in the libraries; this file maps inputs to calls and
 //! errors to the agent's issues and exit codes. Its concerns each have a module: the command line (`args`),
-//! loading the config (`config`), the run's report (`report`) and the signals that cancel a run (`signals`).
+//! loading the config (`config`), the run's report (`report`), the signals that cancel a run (`signals`) and
+//! the app commands (`app_cmd`).
 
+mod app_cmd;
 mod args;
 mod config;
 mod report;
@@ -200,6 +202,8 @@ async fn command(
         Cmd::Production(args) => run_cmd(Command::Production, &args, log, cancel, stopping).await,
         Cmd::Rollback(args) => run_cmd(Command::Rollback, &args, log, cancel, stopping).await,
         Cmd::Release(args) => run_cmd(Command::Release, &args, log, cancel, stopping).await,
+        Cmd::App(args) => app_cmd::app(args.action, log, cancel, stopping).await,
+        Cmd::Slot(args) => app_cmd::slot(args.action, log, cancel, stopping).await,
         Cmd::Rehearse(args) => rehearse_cmd(&args, log, cancel, stopping).await,
         Cmd::Schema(args) => {
             let schema = if args.plan {

@@ -16,6 +16,10 @@ pub const COMMANDS: &[&str] = &[
     "rollback",
     "release",
     "rehearse",
+    "appStart",
+    "appStop",
+    "appRestart",
+    "slotDelete",
 ];
 
 const RUNS: &[&str] = &[
@@ -25,10 +29,43 @@ const RUNS: &[&str] = &[
     "rollback",
     "release",
     "rehearse",
+    "appStart",
+    "appStop",
+    "appRestart",
+    "slotDelete",
 ];
-const STAGES: &[&str] = &["build", "staging", "production", "rollback", "release"];
-const CHANGES: &[&str] = &["staging", "production", "rollback", "release"];
-const CONNECTED: &[&str] = &["plan", "staging", "production", "rollback", "release"];
+const STAGES: &[&str] = &[
+    "build",
+    "staging",
+    "production",
+    "rollback",
+    "release",
+    "appStart",
+    "appStop",
+    "appRestart",
+    "slotDelete",
+];
+const CHANGES: &[&str] = &[
+    "staging",
+    "production",
+    "rollback",
+    "release",
+    "appStart",
+    "appStop",
+    "appRestart",
+    "slotDelete",
+];
+const CONNECTED: &[&str] = &[
+    "plan",
+    "staging",
+    "production",
+    "rollback",
+    "release",
+    "appStart",
+    "appStop",
+    "appRestart",
+    "slotDelete",
+];
 const GATED: &[&str] = &[
     "plan",
     "staging",
@@ -36,6 +73,15 @@ const GATED: &[&str] = &[
     "rollback",
     "release",
     "rehearse",
+    "appStart",
+    "appRestart",
+];
+/// The app commands: the `command` input's value and the subcommand it stands for.
+const APP_COMMANDS: &[(&str, &[&str])] = &[
+    ("appStart", &["app", "start"]),
+    ("appStop", &["app", "stop"]),
+    ("appRestart", &["app", "restart"]),
+    ("slotDelete", &["slot", "delete"]),
 ];
 
 /// How an input reaches the binary.
@@ -75,6 +121,11 @@ pub const INPUTS: &[Input] = &[
         name: "planStage",
         route: Route::Option("--stage"),
         commands: &["plan"],
+    },
+    Input {
+        name: "slot",
+        route: Route::Option("--slot"),
+        commands: &["appStart", "appStop", "appRestart", "slotDelete"],
     },
     Input {
         // The `Connection` arguments read INPUT_AZURESUBSCRIPTION through clap's `env`.
@@ -170,7 +221,11 @@ pub fn to_json() -> serde_json::Value {
 pub fn argv(agent: &AgentEnv) -> Option<Vec<String>> {
     let inputs = agent.inputs();
     let command = inputs.get("command")?.to_owned();
-    let mut argv = vec!["slot-release".to_owned(), command.clone()];
+    let mut argv = vec!["slot-release".to_owned()];
+    match APP_COMMANDS.iter().find(|(name, _)| *name == command) {
+        Some((_, words)) => argv.extend(words.iter().map(|w| (*w).to_owned())),
+        None => argv.push(command.clone()),
+    }
     for input in INPUTS {
         if !input.commands.contains(&command.as_str()) {
             continue;

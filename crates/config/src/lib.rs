@@ -19,6 +19,7 @@ mod reference;
 mod site_config;
 mod source;
 pub mod stack;
+mod substitute;
 mod types;
 mod validate;
 pub mod vars;
@@ -40,6 +41,7 @@ pub use site_config::{
     SiteConfig, Warmup,
 };
 pub use source::{Position, SourceMap};
+pub use substitute::Substitute;
 pub use types::{
     ConnectionStringName, Duration, EnvironmentName, HookName, SecretName, SecretRef, SettingName,
     SlotName, VaultName,

@@ -172,6 +172,10 @@ pub struct Environment {
     /// warm-up. Each stays with the slot in a swap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site_config: Option<crate::site_config::SiteConfig>,
+    /// Variable substitution in the package's JSON and XML configuration files when it is deployed to
+    /// this environment's slot, e.g. `{json: ['**/appsettings.json'], xml: true}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub substitute: Option<crate::substitute::Substitute>,
 }
 
 /// App settings are strings to App Service; YAML numbers and booleans are read as their text, so

@@ -317,6 +317,30 @@ pub enum Error {
         /// What the user can do.
         advice: String,
     },
+    /// A configuration file of the package that variable substitution cannot read.
+    #[error("cannot substitute variables in {file} (line {line}): {reason}")]
+    Substitution {
+        /// The file, relative to the package root.
+        file: String,
+        /// The line the problem is on.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An app command (`slot-release app`, `slot delete`) that would break a release or its rollback.
+    #[error("{command} of slot {slot} of {app} refused: {reason}. Nothing was changed. {advice}")]
+    AppCommandRefused {
+        /// `start`, `stop`, `restart` or `delete`.
+        command: String,
+        /// The app.
+        app: String,
+        /// The slot named.
+        slot: String,
+        /// Why it is refused.
+        reason: String,
+        /// What the user can do instead.
+        advice: String,
+    },
     /// Another run was taking the lock at the same moment, every time this run tried.
     #[error(
         "another run ({other}) was taking the release lock of {app} at the same moment, {attempts} time(s); nothing was changed: run this stage again"

@@ -28,3 +28,4 @@ pub mod selection;
 pub mod spec;
 pub mod stages;
 pub mod state;
+pub mod substitute;

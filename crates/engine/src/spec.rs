@@ -251,6 +251,8 @@ pub struct EnvironmentSpec {
     pub site_config: crate::state::SiteSettings,
     /// Connection strings by name.
     pub connection_strings: BTreeMap<String, ConnectionStringSpec>,
+    /// Which files of the package take the plain settings when it is deployed here.
+    pub substitute: Option<cfg::Substitute>,
 }
 
 impl EnvironmentSpec {
@@ -605,6 +607,7 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
                     selected: None,
                     site_config: site_settings(env),
                     connection_strings: connection_strings(env),
+                    substitute: env.substitute.clone(),
                 },
             )
         })

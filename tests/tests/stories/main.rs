@@ -5,6 +5,7 @@
 //! settings are in which slot, the journal, and that production answered healthy throughout. Apps that
 //! need their dependencies installed come from `tests/fixtures` (`dependencies`).
 
+mod app_commands;
 mod containers;
 mod dependencies;
 mod failures;
@@ -14,6 +15,7 @@ mod release;
 mod rollback;
 mod secrets;
 mod site_config;
+mod substitution;
 
 /// The app of the python example.
 const APP: &str = "contoso-web";

@@ -1,8 +1,9 @@
 //! App Service through ARM: sites and slots, app settings and connection strings (read-modify-write),
-//! sticky setting and connection-string names, site config, swap (with and without preview), restart
-//! and tags. Raw REST over the shared pipeline,
+//! sticky setting and connection-string names, site config, swap (with and without preview), restart,
+//! start, stop, slot deletion and tags. Raw REST over the shared pipeline,
 //! since no App Service crate exists for azure_core 1.x.
 
+mod lifecycle;
 mod model;
 mod names;
 mod swap;

@@ -20,10 +20,12 @@ use crate::identity::{escape_for_tag, unescape_from_tag};
 use crate::lock::CLAIM_PREFIX;
 use crate::state::SlotName;
 
+mod command;
 mod limits;
 #[cfg(test)]
 mod tests;
 
+pub use command::CommandEntry;
 pub use limits::{MAX_TAG_NAME_LEN, MAX_TAG_VALUE_LEN, MAX_TAGS, check_tag_limits};
 pub(crate) use limits::{
     abbreviate, get_split, put_split, too_many_tags_message, value_too_long_advice,
@@ -40,8 +42,9 @@ const TAG_LOCK: &str = "slotrelease.lock";
 const TAG_PREVIOUS_SETTINGS: &str = "slotrelease.previousSettings";
 const TAG_HISTORY: &str = "slotrelease.history";
 const TAG_OWNED: &str = "slotrelease.owned";
+const TAG_COMMAND: &str = "slotrelease.command";
 /// Every tag the journal writes, each possibly followed by continuation tags.
-const JOURNAL_TAGS: [&str; 9] = [
+const JOURNAL_TAGS: [&str; 10] = [
     TAG_RELEASE,
     TAG_PHASE,
     TAG_LKG,
@@ -51,6 +54,7 @@ const JOURNAL_TAGS: [&str; 9] = [
     TAG_PREVIOUS_SETTINGS,
     TAG_HISTORY,
     TAG_OWNED,
+    TAG_COMMAND,
 ];
 
 /// How far a release got.
@@ -149,6 +153,10 @@ pub struct JournalTags {
     /// a name taken out of `release.yml` is removed instead of coming back with a swap. `None`: a journal
     /// written before ownership was recorded (nothing is removed until a release records it).
     pub owned: Option<BTreeMap<SlotName, Owned>>,
+    /// The last app command run outside a release (start, stop, restart, slot delete), kept so it is
+    /// seen; releases carry it over unchanged.
+    /// Boxed: rare, and kept out of the size of every journal a state machine passes around.
+    pub command: Option<Box<CommandEntry>>,
 }
 
 /// The names a release's config owns on one slot: what it declared, and names it took out that may still
@@ -212,6 +220,9 @@ impl JournalTags {
                 .unwrap_or_default(),
             // An owned list that does not parse (edited by hand) counts as none: nothing is removed.
             owned: get(TAG_OWNED).and_then(|v| serde_json::from_str(&v).ok()),
+            command: get(TAG_COMMAND)
+                .and_then(|v| CommandEntry::decode(&v))
+                .map(Box::new),
         })
     }
 
@@ -261,6 +272,10 @@ impl JournalTags {
                 self.owned
                     .as_ref()
                     .and_then(|o| serde_json::to_string(o).ok()),
+            ),
+            (
+                TAG_COMMAND,
+                self.command.as_deref().and_then(CommandEntry::encode),
             ),
         ]
         .into_iter()

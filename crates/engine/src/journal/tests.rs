@@ -384,9 +384,11 @@ mod prop {
                 proptest::option::of("\\PC{0,200}"),
                 0..12,
             ),
+            // An app command's holder description can be long: it is split like any journal value.
+            proptest::option::of(("[a-z]{1,20}", "\\PC{0,300}", 0i64..4_000_000_000)),
         )
             .prop_map(
-                |((release, last_known_good, previous_image), phase, slots, settings)| {
+                |((release, last_known_good, previous_image), phase, slots, settings, command)| {
                     JournalTags {
                         release,
                         phase,
@@ -396,6 +398,16 @@ mod prop {
                         previous_settings: settings,
                         history: Vec::new(),
                         owned: None,
+                        command: command.map(|(slot, who, at_unix)| {
+                            Box::new(CommandEntry {
+                                command: "stop".to_owned(),
+                                slot,
+                                at_unix,
+                                run: "20261205.3".to_owned(),
+                                who,
+                                outcome: "succeeded".to_owned(),
+                            })
+                        }),
                     }
                 },
             )

@@ -417,6 +417,9 @@ pub enum Action {
         /// SHA-256 of the package, when known.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sha256: Option<String>,
+        /// The configuration files a copy of the package has substituted before it is deployed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        substitute: Option<crate::substitute::SubstitutionPlan>,
     },
     /// Run a hook.
     RunHook {
@@ -695,6 +698,7 @@ mod stage_names {
                 Action::DeployPackage {
                     slot: slot(),
                     sha256: None,
+                    substitute: None,
                 },
                 true,
                 true,

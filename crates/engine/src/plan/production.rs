@@ -66,6 +66,9 @@ pub(super) fn plan_production(
         ));
     }
 
+    if !direct {
+        substitution_note(spec, env_name, env, plan);
+    }
     let travelling = spec.travelling_settings();
     let (pull, set) = settings_changes(env, state, &prod, Written::StickyOnly(&travelling));
     let travelling_cs = spec.travelling_connection_strings();
@@ -297,4 +300,40 @@ fn plan_production_resumed(
     }
     plan.on_failure
         .push(step(Action::ReleaseLock, "the stage is over"));
+}
+
+/// Files the staging deploy substituted travel with the swap as they are: the plan says which of the
+/// names that replaced keys have another value in production, and what takes precedence there.
+fn substitution_note(spec: &ReleaseSpec, env_name: &str, env: &EnvironmentSpec, plan: &mut Plan) {
+    let Some((staging_name, staging)) = spec
+        .staging
+        .as_ref()
+        .and_then(|s| Some((&s.environment, spec.environments.get(&s.environment)?)))
+    else {
+        return;
+    };
+    if staging
+        .substitute
+        .as_ref()
+        .is_none_or(|s| s.json.is_empty() && !s.xml)
+    {
+        return;
+    }
+    let differ: Vec<&str> = staging
+        .settings
+        .iter()
+        .filter(|(name, value)| env.settings.get(*name) != Some(*value))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    let detail = if differ.is_empty() {
+        format!(
+            "the files substituted from {staging_name}'s settings travel with the swap; every name has the same value in {env_name}"
+        )
+    } else {
+        format!(
+            "the files substituted from {staging_name}'s settings travel with the swap and keep {staging_name}'s values for any of these names they hold: {}; in {env_name} the app settings of those names (sticky, written by this stage) take precedence over the files for apps that read settings from the environment (ASP.NET Core, and .NET Framework's appSettings and connectionStrings on App Service); see docs/substitution.md",
+            differ.join(", ")
+        )
+    };
+    plan.preflight.push(check("substitution", true, detail));
 }

@@ -141,10 +141,31 @@ impl Action {
             ),
             Action::BuildPackage { root } => format!("build package from {root}"),
             Action::ResolveImage { image } => format!("resolve image {image}"),
-            Action::DeployPackage { slot, sha256 } => match sha256 {
-                Some(sha) => format!("deploy package {} to {slot}", &sha[..sha.len().min(12)]),
-                None => format!("deploy package to {slot}"),
-            },
+            Action::DeployPackage {
+                slot,
+                sha256,
+                substitute,
+            } => {
+                let package = match sha256 {
+                    Some(sha) => format!("deploy package {} to {slot}", &sha[..sha.len().min(12)]),
+                    None => format!("deploy package to {slot}"),
+                };
+                match substitute {
+                    None => package,
+                    Some(s) => {
+                        let mut files: Vec<String> = s.json.clone();
+                        if s.xml {
+                            files.push("*.config".to_owned());
+                        }
+                        format!(
+                            "{package}, its copy's {} substituted from {}'s settings ({})",
+                            files.join(", "),
+                            s.environment,
+                            s.names.join(", ")
+                        )
+                    }
+                }
+            }
             Action::RunHook {
                 name,
                 run_where,

@@ -365,6 +365,7 @@ pub(super) fn plan_rollback(
                 Action::DeployPackage {
                     slot: slot.to_owned(),
                     sha256: redeployable.map(|(_, sha)| sha.to_owned()),
+                    substitute: None,
                 },
                 format!(
                     "release {target_label} is in no slot: its package goes to slot {slot}, never to production directly"

@@ -172,6 +172,7 @@ pub(super) fn plan_staging(
             Action::DeployPackage {
                 slot: slot.to_owned(),
                 sha256: build.package_sha256.clone(),
+                substitute: substitution(env_name, env),
             },
             "the release's package goes to the slot, never to production directly",
         ));
@@ -210,4 +211,22 @@ pub(super) fn plan_staging(
     ));
     plan.on_failure
         .push(step(Action::ReleaseLock, "the stage is over"));
+}
+
+/// What the deploy substitutes in its copy of the package: the files, and the names of the plain settings
+/// that may replace a key (never a secret's, never a value).
+fn substitution(
+    env_name: &str,
+    env: &EnvironmentSpec,
+) -> Option<crate::substitute::SubstitutionPlan> {
+    let rules = env.substitute.as_ref()?;
+    if rules.json.is_empty() && !rules.xml {
+        return None;
+    }
+    Some(crate::substitute::SubstitutionPlan {
+        environment: env_name.to_owned(),
+        json: rules.json.clone(),
+        xml: rules.xml,
+        names: env.settings.keys().cloned().collect(),
+    })
 }

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::failure::failure_summary;
 use super::{
     CommandResult, ConnectionStringValue, DEPLOYER, Port, SecretValue, SettingValue, SiteChange,
+    SlotControl,
 };
 use crate::error::Error;
 use crate::health::AppFailure;
@@ -492,6 +493,28 @@ impl Port for AzurePort {
             .reset_slot_config(&Self::slot(source)?, cancel)
             .await
             .map_err(azure_err(format!("reset slot config of {source}")))
+    }
+
+    async fn control_slot(
+        &self,
+        slot: &SlotName,
+        control: SlotControl,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let name = Self::slot(slot)?;
+        match control {
+            SlotControl::Start => self.app.start(&name, cancel).await,
+            SlotControl::Stop => self.app.stop(&name, cancel).await,
+            SlotControl::Restart => self.app.restart_synchronously(&name, cancel).await,
+        }
+        .map_err(azure_err(format!("{} slot {slot}", control.as_str())))
+    }
+
+    async fn delete_slot(&self, slot: &SlotName, cancel: &CancellationToken) -> Result<(), Error> {
+        self.app
+            .delete_slot(&Self::slot(slot)?, cancel)
+            .await
+            .map_err(azure_err(format!("delete slot {slot}")))
     }
 
     async fn tags(&self, cancel: &CancellationToken) -> Result<BTreeMap<String, String>, Error> {

@@ -72,6 +72,31 @@ pub struct SiteChange {
 }
 
 /// The output of a command run in a slot.
+/// What `slot-release app` does to a slot's app.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum SlotControl {
+    /// Start a stopped slot.
+    Start,
+    /// Stop a slot: its app ends and its host answers 403 until it is started.
+    Stop,
+    /// Restart a slot's app.
+    Restart,
+}
+
+impl SlotControl {
+    /// The command's name, as typed and as the journal records it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotControl::Start => "start",
+            SlotControl::Stop => "stop",
+            SlotControl::Restart => "restart",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandResult {
     /// Exit code.
@@ -192,6 +217,15 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         source: &SlotName,
         cancel: &CancellationToken,
     ) -> Result<(), Error>;
+    /// Starts, stops or restarts a slot's app (a restart answers once the platform restarted it).
+    async fn control_slot(
+        &self,
+        slot: &SlotName,
+        control: SlotControl,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error>;
+    /// Deletes a deployment slot (never production, never the plan it runs on).
+    async fn delete_slot(&self, slot: &SlotName, cancel: &CancellationToken) -> Result<(), Error>;
     /// The site's tags (where the journal lives).
     async fn tags(&self, cancel: &CancellationToken) -> Result<BTreeMap<String, String>, Error>;
     /// Adds or updates the given tags of the site in one request, leaving all others (ARM's Tags API

@@ -8,7 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 
-use super::{CommandResult, ConnectionStringValue, Port, SecretValue, SettingValue, SiteChange};
+use super::{
+    CommandResult, ConnectionStringValue, Port, SecretValue, SettingValue, SiteChange, SlotControl,
+};
 use crate::error::Error;
 use crate::health::{HealthCheck, ProbeOutcome};
 use crate::journal::DeploymentRecord;
@@ -129,6 +131,17 @@ impl Port for Offline {
     }
     async fn reset_slot_config(&self, _: &SlotName, _: &CancellationToken) -> Result<(), Error> {
         self.refuse("reset slot config")
+    }
+    async fn control_slot(
+        &self,
+        _: &SlotName,
+        control: SlotControl,
+        _: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.refuse(&format!("{} a slot", control.as_str()))
+    }
+    async fn delete_slot(&self, _: &SlotName, _: &CancellationToken) -> Result<(), Error> {
+        self.refuse("delete a slot")
     }
     async fn tags(&self, _: &CancellationToken) -> Result<BTreeMap<String, String>, Error> {
         self.refuse("read the journal")

@@ -224,7 +224,9 @@ impl Exec<'_> {
                     .await
                     .map_err(port_err("write the deployment record"))?;
             }
-            Action::DeployPackage { slot, .. } => {
+            Action::DeployPackage {
+                slot, substitute, ..
+            } => {
                 if self.package.is_none() {
                     if let AppKind::Code { root, .. } = &self.spec.app.kind {
                         self.log().info(&format!(
@@ -239,6 +241,10 @@ impl Exec<'_> {
                         step: action.describe(),
                         why: "no package was built or given".into(),
                     }));
+                };
+                let package = match substitute {
+                    Some(plan) => self.substituted_copy(&package, plan).await?,
+                    None => package,
                 };
                 port.deploy_zip(
                     slot,

@@ -56,7 +56,10 @@ impl Exec<'_> {
             token,
             release: self.opts.release_id.clone(),
             release_name: self.opts.release_name.clone(),
-            stage: self.stage.stage.to_string(),
+            stage: self
+                .claim_stage
+                .clone()
+                .unwrap_or_else(|| self.stage.stage.to_string()),
             holder: lock.holder.clone(),
             attempt: lock.attempt,
             since_unix: now,

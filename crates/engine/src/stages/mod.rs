@@ -8,7 +8,8 @@
 //! This module holds the entry point ([`run`]) and the executor's state (`Exec`); its submodules each
 //! add one concern to the executor: `settle` (the live state before planning), `drive` (one stage from
 //! plan to end), `execute` and `actions` (the steps), `recovery`, `journaling`, `locking`, `report`, and
-//! `stopping` (how long a cancelled run's last writes may take).
+//! `stopping` (how long a cancelled run's last writes may take). `app` runs the app commands (start, stop,
+//! restart, slot delete) under the same lock and journal.
 
 // A failure carries the whole error into the release record; failures are rare and short-lived, so the
 // size of the `Err` variant costs nothing measurable and boxing would only add noise at every call site.
@@ -36,6 +37,7 @@ use crate::spec::{AppKind, HookSpec, ReleaseSpec};
 use crate::state::{ConnectionStringState, LiveState, SlotName};
 
 mod actions;
+mod app;
 mod drive;
 mod execute;
 mod journaling;
@@ -44,7 +46,9 @@ mod recovery;
 mod report;
 mod settle;
 mod stopping;
+mod substitution;
 
+pub use app::{AppAction, AppCommandOptions, AppCommandRecord, run_app_command};
 use locking::HeldLock;
 pub use report::{
     HealthRecord, ReleaseRecord, StageRecord, StepRecord, SummaryContext, portal_url,
@@ -424,6 +428,8 @@ struct Exec<'a> {
     slot_releases: BTreeMap<SlotName, String>,
     /// The stage's progress when the current step began, and the share of it the step spans (percent).
     progress: (u8, u8),
+    /// What the lock's claim names as the stage when the run is not a stage (`app stop`, `slot delete`).
+    claim_stage: Option<String>,
 }
 
 impl<'a> Exec<'a> {
@@ -468,6 +474,7 @@ impl<'a> Exec<'a> {
             production_touched: false,
             slot_releases: BTreeMap::new(),
             progress: (0, 0),
+            claim_stage: None,
         }
     }
 }

@@ -16,7 +16,7 @@ use slot_release_engine::health::{HealthCheck, ProbeOutcome, Prober};
 use slot_release_engine::journal::{DeploymentRecord, JournalTags, Phase};
 use slot_release_engine::lock::CLAIM_PREFIX;
 use slot_release_engine::port::{
-    CommandResult, ConnectionStringValue, Port, SecretValue, SettingValue, SiteChange,
+    CommandResult, ConnectionStringValue, Port, SecretValue, SettingValue, SiteChange, SlotControl,
 };
 use slot_release_engine::state::{
     ConnectionStringState, LiveState, SiteSettings, SlotName, SlotState,
@@ -572,6 +572,30 @@ impl Port for MemPort {
             cancel,
             |_| Ok(()),
         )
+        .await
+    }
+
+    async fn control_slot(
+        &self,
+        slot: &SlotName,
+        control: SlotControl,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.call(
+            &format!("{} slot {slot}", control.as_str()),
+            true,
+            cancel,
+            |_| Ok(()),
+        )
+        .await
+    }
+
+    async fn delete_slot(&self, slot: &SlotName, cancel: &CancellationToken) -> Result<(), Error> {
+        let slot = slot.to_owned();
+        self.call("delete slot", true, cancel, move |w| {
+            w.slots.remove(&slot);
+            Ok(())
+        })
         .await
     }
 
