@@ -183,3 +183,193 @@ async fn throttled_vault_is_read_completely() {
     assert_eq!(got.len(), 60);
     assert_eq!(got["s59"].expose(), "v59");
 }
+
+/// `n` secrets named `s000`…, valued `v0`….
+fn numbered(n: usize) -> Vec<SeedSecret> {
+    (0..n)
+        .map(|i| secret(&format!("s{i:03}"), &format!("v{i}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn list_mode_reads_each_page_while_the_next_is_listed() {
+    // 100 secrets: four pages of 25. Each page takes 300 ms to answer and each read none, so a
+    // client that waits for the whole listing has no read answered before the fourth page is.
+    let env = start_with(seed_with_vault(numbered(100)), |_| {}).await;
+    env.em.inject(Fault::Latency {
+        route: RouteMatch {
+            host: Some("*.vault.*".into()),
+            method: Some("GET".into()),
+            path: Some("/secrets".into()),
+        },
+        millis: 300,
+        count: None,
+    });
+    let kv = azure(&env).key_vault(VAULT).expect("vault");
+    let listed = kv
+        .list_secrets(&SecretFilter::All, &CancellationToken::new())
+        .await
+        .expect("list");
+    assert_eq!(listed.secrets.len(), 100);
+    assert_eq!(listed.secrets["s099"].expose(), "v99");
+    // The log is in the order the answers were finished.
+    let log = env.em.requests();
+    let vault = |r: &&RequestRecord| r.host.contains(".vault.") && r.status == 200;
+    let pages: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| vault(r) && r.path == "/secrets")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(pages.len(), 4, "four list pages answered");
+    let first_read = log
+        .iter()
+        .position(|r| vault(&r) && r.path.starts_with("/secrets/"))
+        .expect("a read");
+    assert!(
+        first_read < pages[1],
+        "the first page's secrets are read before the second page is answered (read at {first_read}, pages at {pages:?})"
+    );
+    let before_last_page = log[..pages[3]]
+        .iter()
+        .filter(|r| vault(r) && r.path.starts_with("/secrets/"))
+        .count();
+    assert!(
+        before_last_page >= 75,
+        "the first three pages' reads are done before the last page: {before_last_page}"
+    );
+}
+
+#[tokio::test]
+async fn reads_go_over_http2_when_the_vault_offers_it() {
+    let env = start_with(seed_with_vault(numbered(60)), |_| {}).await;
+    let kv = azure(&env).key_vault(VAULT).expect("vault");
+    let refs: Vec<SecretRef> = (0..60)
+        .map(|i| SecretRef::parse(&format!("s{i:03}")).expect("ref"))
+        .collect();
+    let got = kv
+        .get_secrets(&refs, &CancellationToken::new())
+        .await
+        .expect("secrets");
+    assert_eq!(got.len(), 60);
+    let versions: BTreeSet<String> = env
+        .em
+        .requests()
+        .into_iter()
+        .filter(|r| r.host.contains(".vault."))
+        .map(|r| r.version)
+        .collect();
+    assert_eq!(versions, BTreeSet::from(["HTTP/2.0".to_owned()]));
+    // The other hosts keep HTTP/1.1 (the token request went to login.*).
+    assert!(
+        env.em
+            .requests()
+            .iter()
+            .any(|r| r.host.starts_with("login.") && r.version == "HTTP/1.1"),
+        "{:?}",
+        env.em.requests()
+    );
+}
+
+#[tokio::test]
+async fn reads_beyond_the_budget_wait_for_the_window_instead_of_drawing_429s() {
+    // The vault allows 20 requests a second; the client's budget is 20 per 1.2 s (the margin covers
+    // the first request's handshake, which starts the vault's window a little after ours).
+    let mut seed = seed_with_vault(numbered(45));
+    seed.subscriptions[0].resource_groups[0].vaults[0].throttle = Some(Throttle {
+        limit: 20,
+        window_seconds: 1,
+    });
+    let env = start_with(seed, |_| {}).await;
+    let mut settings = fast();
+    settings.keyvault.budget = 20;
+    settings.keyvault.budget_window = Duration::from_millis(1200);
+    let kv = azure_with(&env, ConnectionKind::ServicePrincipal, settings)
+        .key_vault(VAULT)
+        .expect("vault");
+    let refs: Vec<SecretRef> = (0..45)
+        .map(|i| SecretRef::parse(&format!("s{i:03}")).expect("ref"))
+        .collect();
+    let t = Instant::now();
+    let got = kv
+        .get_secrets(&refs, &CancellationToken::new())
+        .await
+        .expect("secrets");
+    assert_eq!(got.len(), 45);
+    let vault_log: Vec<RequestRecord> = env
+        .em
+        .requests()
+        .into_iter()
+        .filter(|r| r.host.contains(".vault."))
+        .collect();
+    assert!(
+        vault_log.iter().all(|r| r.status != 429),
+        "no read drew a 429: {:?}",
+        vault_log.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    // 46 requests (the challenge's 401 and its retry, then 44 more reads) take three windows.
+    assert_eq!(vault_log.len(), 46, "{vault_log:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(2400),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn throttling_over_http2_still_backs_off_for_retry_after() {
+    let env = start_with(seed_with_vault(numbered(60)), |_| {}).await;
+    env.em.inject(Fault::Status {
+        route: RouteMatch {
+            host: Some("*.vault.*".into()),
+            method: Some("GET".into()),
+            path: Some("/secrets/*".into()),
+        },
+        status: 429,
+        retry_after_secs: Some(1),
+        // The cold client's first read alone, then the whole wave of 60.
+        scope: Some(Scope {
+            count: Some(61),
+            share: None,
+        }),
+    });
+    let kv = azure(&env).key_vault(VAULT).expect("vault");
+    let refs: Vec<SecretRef> = (0..60)
+        .map(|i| SecretRef::parse(&format!("s{i:03}")).expect("ref"))
+        .collect();
+    let t = Instant::now();
+    let got = kv
+        .get_secrets(&refs, &CancellationToken::new())
+        .await
+        .expect("all read once the vault lets them through");
+    assert_eq!(got.len(), 60);
+    assert!(
+        t.elapsed() >= Duration::from_secs(1),
+        "the reads waited out Retry-After: {:?}",
+        t.elapsed()
+    );
+    let log = env.em.requests();
+    let throttled: Vec<&RequestRecord> = log.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(throttled.len(), 61, "every injected 429 was met");
+    assert!(
+        log.iter()
+            .filter(|r| r.host.contains(".vault."))
+            .all(|r| r.version == "HTTP/2.0")
+    );
+    // No read came back before the second the vault asked for had passed since the last 429.
+    let at = |r: &RequestRecord| {
+        time::OffsetDateTime::parse(&r.time, &time::format_description::well_known::Rfc3339)
+            .expect("rfc3339")
+    };
+    let last_429 = throttled.iter().map(|r| at(r)).max().expect("a 429");
+    let first_read = log
+        .iter()
+        .filter(|r| r.status == 200 && r.path.starts_with("/secrets/"))
+        .map(at)
+        .min()
+        .expect("a read");
+    assert!(
+        first_read - last_429 >= time::Duration::milliseconds(900),
+        "last 429 at {last_429}, first read at {first_read}"
+    );
+}
