@@ -185,6 +185,34 @@ pub struct SecretVersion {
     pub created: Option<time::OffsetDateTime>,
 }
 
+/// What this client knows of each vault it reads, by vault name: the requests counted against its
+/// budget and the connection's HTTP version. One entry per vault named, a few hundred bytes each
+/// plus the budget's log (at most `budget` instants).
+#[derive(Debug, Default)]
+pub(crate) struct VaultStates(std::sync::Mutex<std::collections::HashMap<String, VaultState>>);
+
+#[derive(Debug, Clone)]
+struct VaultState {
+    budget: Arc<Budget>,
+    link: Arc<Link>,
+}
+
+impl VaultStates {
+    fn get(&self, vault: &str, settings: &KeyVaultSettings) -> VaultState {
+        let fresh = || VaultState {
+            budget: Arc::new(Budget::new(settings.budget, settings.budget_window)),
+            link: Arc::new(Link::default()),
+        };
+        match self.0.lock() {
+            Ok(mut map) => map
+                .entry(vault.to_ascii_lowercase())
+                .or_insert_with(fresh)
+                .clone(),
+            Err(_) => fresh(),
+        }
+    }
+}
+
 /// One Key Vault.
 #[derive(Clone)]
 pub struct KeyVault {
@@ -221,9 +249,8 @@ impl KeyVault {
             ));
         }
         let url = inner.cloud.vault_url(vault)?;
-        let link = Arc::new(Link::default());
         let settings = inner.settings.keyvault.clone();
-        let budget = Arc::new(Budget::new(settings.budget, settings.budget_window));
+        let VaultState { budget, link } = inner.vaults.get(vault, &settings);
         let transport = Arc::new(VaultTransport::new(
             inner.http.clone(),
             vault,
