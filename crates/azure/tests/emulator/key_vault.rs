@@ -191,16 +191,26 @@ fn numbered(n: usize) -> Vec<SeedSecret> {
         .collect()
 }
 
+/// When a request arrived and when its answer was finished, from the request log.
+fn span(r: &RequestRecord) -> (time::OffsetDateTime, time::OffsetDateTime) {
+    let at = time::OffsetDateTime::parse(&r.time, &time::format_description::well_known::Rfc3339)
+        .expect("rfc3339");
+    let ms = i64::try_from(r.duration_ms).expect("duration");
+    (at, at + time::Duration::milliseconds(ms))
+}
+
 #[tokio::test]
 async fn list_mode_reads_each_page_while_the_next_is_listed() {
-    // 100 secrets: four pages of 25. Each page takes 300 ms to answer and each read none, so a
-    // client that waits for the whole listing has no read answered before the fourth page is.
+    // 100 secrets: four pages of 25. Every page and every read takes 300 ms to answer. Pipelined,
+    // the second page is asked for before any read is answered, and the reads start long before
+    // the last page is asked for; a client that reads after listing, or that lists a page only
+    // when the previous page's reads are done, fails one or the other.
     let env = start_with(seed_with_vault(numbered(100)), |_| {}).await;
     env.em.inject(Fault::Latency {
         route: RouteMatch {
             host: Some("*.vault.*".into()),
             method: Some("GET".into()),
-            path: Some("/secrets".into()),
+            path: Some("/secrets*".into()),
         },
         millis: 300,
         count: None,
@@ -212,31 +222,38 @@ async fn list_mode_reads_each_page_while_the_next_is_listed() {
         .expect("list");
     assert_eq!(listed.secrets.len(), 100);
     assert_eq!(listed.secrets["s099"].expose(), "v99");
-    // The log is in the order the answers were finished.
-    let log = env.em.requests();
-    let vault = |r: &&RequestRecord| r.host.contains(".vault.") && r.status == 200;
-    let pages: Vec<usize> = log
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| vault(r) && r.path == "/secrets")
-        .map(|(i, _)| i)
+    let log: Vec<RequestRecord> = env
+        .em
+        .requests()
+        .into_iter()
+        .filter(|r| r.host.contains(".vault.") && r.status == 200)
         .collect();
+    let mut pages: Vec<_> = log
+        .iter()
+        .filter(|r| r.path == "/secrets")
+        .map(span)
+        .collect();
+    pages.sort();
     assert_eq!(pages.len(), 4, "four list pages answered");
-    let first_read = log
+    let reads: Vec<_> = log
         .iter()
-        .position(|r| vault(&r) && r.path.starts_with("/secrets/"))
-        .expect("a read");
+        .filter(|r| r.path.starts_with("/secrets/"))
+        .map(span)
+        .collect();
+    assert_eq!(reads.len(), 100);
+    let first_read_started = reads.iter().map(|r| r.0).min().expect("a read");
+    let first_read_answered = reads.iter().map(|r| r.1).min().expect("a read");
     assert!(
-        first_read < pages[1],
-        "the first page's secrets are read before the second page is answered (read at {first_read}, pages at {pages:?})"
+        pages[1].0 < first_read_answered,
+        "the second page is asked for while the first page's reads are in flight \
+         (page 2 at {}, first read answered at {first_read_answered})",
+        pages[1].0
     );
-    let before_last_page = log[..pages[3]]
-        .iter()
-        .filter(|r| vault(r) && r.path.starts_with("/secrets/"))
-        .count();
     assert!(
-        before_last_page >= 75,
-        "the first three pages' reads are done before the last page: {before_last_page}"
+        first_read_started < pages[3].0,
+        "reads start before the last page is asked for (first read at {first_read_started}, \
+         last page at {})",
+        pages[3].0
     );
 }
 
