@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use slot_release_azure::{
-    Azure, CancellationToken, ClientSettings, KeyVault, KeyVaultSettings, SecretFilter, SecretRef,
+    CancellationToken, ClientSettings, KeyVault, KeyVaultSettings, SecretFilter, SecretRef,
     VAULT_BUDGET,
 };
 use slot_release_emulator::{
@@ -73,7 +73,6 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
         millis: latency,
         count: None,
     });
-    let az = azure_client(&em, ClientSettings::default())?;
     let http = em.client_builder()?.build()?;
     let token = raw_token(
         &em,
@@ -109,7 +108,7 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
             (vec![], vec![], vec![], vec![]);
         // Interleaved, so a slow patch of the shared machine hits both sides alike.
         for _ in 0..runs {
-            let kv = warm_vault(&az, &vault, &refs).await?;
+            let kv = warm_vault(&em, &vault, &refs).await?;
             ours_named.push(
                 timed_ms(async {
                     let got = kv.get_secrets(&refs, &CancellationToken::new()).await?;
@@ -125,7 +124,7 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
                 .await?,
             );
             if list_too {
-                let kv = warm_vault(&az, &vault, &refs).await?;
+                let kv = warm_vault(&em, &vault, &refs).await?;
                 ours_list.push(
                     timed_ms(async {
                         let got = kv
@@ -202,9 +201,9 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
             "Ours is the product's `KeyVault::get_secrets` / `list_secrets` with default settings: \
              up to {} reads in flight over one HTTP/2 connection (the emulator's vault hosts \
              negotiate h2 as Key Vault's front door does; {} over HTTP/1.1), list mode reading each \
-             page while the next is fetched, and every request paced to {} per {} s. Each run \
-             uses a fresh `KeyVault` (its own budget, as each task run has) over the same \
-             connection pool, warmed with one read before the clock starts.",
+             page while the next is fetched, and every request paced to {} per {} s per vault. Each \
+             run uses a fresh client (its own budget and connection, as each task run has), warmed \
+             with one read and one list page before the clock starts.",
             defaults.max_concurrency,
             defaults.http1_concurrency,
             defaults.budget,
@@ -218,10 +217,10 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
     })
 }
 
-/// A fresh handle on the vault, its challenge answered and its connection open, so the timed run
-/// measures the reads and not the client's first contact.
-async fn warm_vault(az: &Azure, vault: &str, refs: &[SecretRef]) -> anyhow::Result<KeyVault> {
-    let kv = az.key_vault(vault)?;
+/// A fresh client on the vault (its own budget, as each task run has), its token fetched, challenge
+/// answered and connection open, so the timed run measures the reads and not the first contact.
+async fn warm_vault(em: &Emulator, vault: &str, refs: &[SecretRef]) -> anyhow::Result<KeyVault> {
+    let kv = azure_client(em, ClientSettings::default())?.key_vault(vault)?;
     kv.get_secrets(&refs[..1], &CancellationToken::new())
         .await?;
     // The list client answers the vault's challenge separately; one page of versions does it.
