@@ -386,14 +386,21 @@ fn explain(section: &mut Section) {
     }
     if section.title.starts_with("4.") && missed_at_limit(section) {
         notes.push(format!(
-            "{MISSED} the round-trip limit at some size. Reads go out in one wave up to the \
-             vault's budget, multiplexed over one HTTP/2 connection, and list mode reads each page \
-             while the next is fetched (tests: `list_mode_reads_each_page_while_the_next_is_listed`, \
-             `reads_go_over_http2_when_the_vault_offers_it`), so what remains above the limit is \
-             work per request that the limit does not count: client and emulator share this \
-             machine's cores, and every read costs CPU on both sides (TLS records, HTTP/2 frames, \
-             the SDK's pipeline, JSON). That cost grows with the count while the injected latency \
-             does not. Compare the spread and the load average above before drawing conclusions."
+            "{MISSED} the round-trip limit at some size. The round trips are at the limit: reads \
+             leave in one wave up to the vault's budget over one HTTP/2 connection, and list mode \
+             reads each page while the next is fetched (tests: \
+             `list_mode_reads_each_page_while_the_next_is_listed`, \
+             `reads_go_over_http2_when_the_vault_offers_it`). What remains is CPU per request, \
+             which the limit does not count and which grows with the count: profiled with \
+             `SLOT_RELEASE_BENCH_BINARY=target/release/slot-release perf record -F 299 -g \
+             target/release/xtask bench --only keyvault` (client and emulator in one process; \
+             issue 17, at load 6 on 2 cores), about 35% of the samples were glibc's malloc and \
+             free (`_int_malloc`, `malloc`, `unlink_chunk`, `_int_free`, `malloc_consolidate`, \
+             `cfree`); the rest could not be attributed, as the release binary has no symbols. \
+             Every read allocates in each layer on both sides (the SDK's request and response, \
+             headers, HTTP/2 frames, JSON, the emulator's handler), and one HTTP/2 connection \
+             frames every read on one task at each end. What would reach it: fewer allocations \
+             per read, and a run on an idle machine (see the load above)."
         ));
     }
     section.notes.extend(notes);
