@@ -71,6 +71,7 @@ impl Azure {
                 plain,
                 trusted,
                 settings,
+                vaults: Default::default(),
             }),
         })
     }

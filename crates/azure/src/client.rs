@@ -110,6 +110,9 @@ pub(crate) struct Inner {
     /// The hosts the credentials may go to (the ARM endpoint, then each Kudu host ARM names).
     pub(crate) trusted: Arc<crate::hosts::TrustedHosts>,
     pub(crate) settings: ClientSettings,
+    /// Each vault's request budget and connection state, shared by every `KeyVault` handle on it
+    /// from this client: the vault counts its budget per vault, not per handle.
+    pub(crate) vaults: crate::keyvault::VaultStates,
 }
 
 impl std::fmt::Debug for Inner {

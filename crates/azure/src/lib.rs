@@ -28,7 +28,7 @@ pub use error::{AzureError, ErrorKind, HttpFailure, Result, SecretFailure, cause
 pub use http::{HttpOptions, ProxyOptions, http_client};
 pub use keyvault::{
     KeyVault, KeyVaultSettings, ListedSecrets, SecretFilter, SecretRef, SecretValue, SecretVersion,
-    SkippedSecret,
+    SkippedSecret, VAULT_BUDGET, VAULT_BUDGET_WINDOW,
 };
 pub use kudu::{
     CommandOutput, DeployOptions, DeployStatus, Deployment, DeploymentRecord, Kudu, KuduAuth,

@@ -55,6 +55,7 @@ mod tests {
 
     fn record(path: &str) -> RequestRecord {
         RequestRecord {
+            version: "HTTP/1.1".into(),
             method: "GET".into(),
             host: "h".into(),
             path: path.into(),

@@ -15,6 +15,9 @@ use crate::seed::{ConnectionKind, SecretString, SeedServiceConnection};
 use crate::state::{HostKind, RequestRecord, now_rfc3339};
 use crate::{DOMAIN, Emulator, EmulatorError, EmulatorOptions, Endpoints, Shared, lock};
 
+/// Streams one HTTP/2 connection may carry at once (only vault hosts negotiate HTTP/2).
+pub(crate) const VAULT_MAX_STREAMS: u32 = 4000;
+
 pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorError> {
     opts.seed.validate().map_err(EmulatorError::SeedInvalid)?;
     let work_dir = opts.work_dir.clone();
@@ -113,11 +116,22 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
     let app = axum::Router::new()
         .fallback(handle)
         .with_state(shared.clone());
-    let config = axum_server::tls_rustls::RustlsConfig::from_config(tls.server_config);
+    let acceptor = crate::tls::SniAcceptor {
+        default: tls.server_config,
+        vault: tls.vault_config,
+    };
     let handle = axum_server::Handle::<SocketAddr>::new();
-    let server = axum_server::from_tcp_rustls(listener, config)
+    let mut server = axum_server::from_tcp(listener)
         .map_err(EmulatorError::Bind)?
+        .acceptor(acceptor)
         .handle(handle.clone());
+    // Key Vault does not publish its front door's stream limit; the emulator allows a whole
+    // window's budget of reads (4,000 per 10 s) on one connection, so a client is limited by the
+    // vault's documented throttle and not by an undocumented number.
+    server
+        .http_builder()
+        .http2()
+        .max_concurrent_streams(VAULT_MAX_STREAMS);
     let task = tokio::spawn(async move {
         if let Err(e) = server.serve(app.into_make_service()).await {
             tracing::error!(error = %e, "emulator server stopped");
@@ -162,6 +176,7 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Re
     let path = req.uri().path().to_owned();
     let api_version = query_param(req.uri().query(), "api-version");
     let mut record = RequestRecord {
+        version: format!("{:?}", req.version()),
         method: method.clone(),
         host: host.clone(),
         path: path.clone(),

@@ -380,6 +380,9 @@ pub struct VaultSnapshot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestRecord {
+    /// HTTP version as negotiated: `HTTP/1.1` or `HTTP/2.0`.
+    #[serde(default)]
+    pub version: String,
     /// HTTP method.
     pub method: String,
     /// Host without port.

@@ -184,3 +184,222 @@ async fn throttled_vault_is_read_completely() {
     assert_eq!(got.len(), 60);
     assert_eq!(got["s59"].expose(), "v59");
 }
+
+/// `n` secrets named `s000`…, valued `v0`….
+fn numbered(n: usize) -> Vec<SeedSecret> {
+    (0..n)
+        .map(|i| secret(&format!("s{i:03}"), &format!("v{i}")))
+        .collect()
+}
+
+/// When a request arrived and when its answer was finished, from the request log.
+fn span(r: &RequestRecord) -> (time::OffsetDateTime, time::OffsetDateTime) {
+    let at = time::OffsetDateTime::parse(&r.time, &time::format_description::well_known::Rfc3339)
+        .expect("rfc3339");
+    let ms = i64::try_from(r.duration_ms).expect("duration");
+    (at, at + time::Duration::milliseconds(ms))
+}
+
+#[tokio::test]
+async fn list_mode_reads_each_page_while_the_next_is_listed() {
+    // 100 secrets: four pages of 25. Every page and every read takes 300 ms to answer. Pipelined,
+    // the second page is asked for before any read is answered, and the reads start long before
+    // the last page is asked for; a client that reads after listing, or that lists a page only
+    // when the previous page's reads are done, fails one or the other.
+    let env = start_with(seed_with_vault(numbered(100)), |_| {}).await;
+    env.em.inject(Fault::Latency {
+        route: RouteMatch {
+            host: Some("*.vault.*".into()),
+            method: Some("GET".into()),
+            path: Some("/secrets*".into()),
+            body_contains: None,
+        },
+        millis: 300,
+        count: None,
+    });
+    let kv = azure(&env).key_vault(VAULT).expect("vault");
+    let listed = kv
+        .list_secrets(&SecretFilter::All, &CancellationToken::new())
+        .await
+        .expect("list");
+    assert_eq!(listed.secrets.len(), 100);
+    assert_eq!(listed.secrets["s099"].expose(), "v99");
+    let log: Vec<RequestRecord> = env
+        .em
+        .requests()
+        .into_iter()
+        .filter(|r| r.host.contains(".vault.") && r.status == 200)
+        .collect();
+    let mut pages: Vec<_> = log
+        .iter()
+        .filter(|r| r.path == "/secrets")
+        .map(span)
+        .collect();
+    pages.sort();
+    assert_eq!(pages.len(), 4, "four list pages answered");
+    let reads: Vec<_> = log
+        .iter()
+        .filter(|r| r.path.starts_with("/secrets/"))
+        .map(span)
+        .collect();
+    assert_eq!(reads.len(), 100);
+    let first_read_started = reads.iter().map(|r| r.0).min().expect("a read");
+    let first_read_answered = reads.iter().map(|r| r.1).min().expect("a read");
+    assert!(
+        pages[1].0 < first_read_answered,
+        "the second page is asked for while the first page's reads are in flight \
+         (page 2 at {}, first read answered at {first_read_answered})",
+        pages[1].0
+    );
+    assert!(
+        first_read_started < pages[3].0,
+        "reads start before the last page is asked for (first read at {first_read_started}, \
+         last page at {})",
+        pages[3].0
+    );
+}
+
+#[tokio::test]
+async fn reads_go_over_http2_when_the_vault_offers_it() {
+    let env = start_with(seed_with_vault(numbered(60)), |_| {}).await;
+    let kv = azure(&env).key_vault(VAULT).expect("vault");
+    let refs: Vec<SecretRef> = (0..60)
+        .map(|i| SecretRef::parse(&format!("s{i:03}")).expect("ref"))
+        .collect();
+    let got = kv
+        .get_secrets(&refs, &CancellationToken::new())
+        .await
+        .expect("secrets");
+    assert_eq!(got.len(), 60);
+    let versions: BTreeSet<String> = env
+        .em
+        .requests()
+        .into_iter()
+        .filter(|r| r.host.contains(".vault."))
+        .map(|r| r.version)
+        .collect();
+    assert_eq!(versions, BTreeSet::from(["HTTP/2.0".to_owned()]));
+    // The other hosts keep HTTP/1.1 (the token request went to login.*).
+    assert!(
+        env.em
+            .requests()
+            .iter()
+            .any(|r| r.host.starts_with("login.") && r.version == "HTTP/1.1"),
+        "{:?}",
+        env.em.requests()
+    );
+}
+
+#[tokio::test]
+async fn reads_beyond_the_budget_wait_for_the_window_instead_of_drawing_429s() {
+    // The vault allows 20 requests a second; the client's budget is 20 per 1.2 s (the margin covers
+    // the first request's handshake, which starts the vault's window a little after ours).
+    let mut seed = seed_with_vault(numbered(45));
+    seed.subscriptions[0].resource_groups[0].vaults[0].throttle = Some(Throttle {
+        limit: 20,
+        window_seconds: 1,
+    });
+    let env = start_with(seed, |_| {}).await;
+    let mut settings = fast();
+    settings.keyvault.budget = 20;
+    settings.keyvault.budget_window = Duration::from_millis(1200);
+    let az = azure_with(&env, ConnectionKind::ServicePrincipal, settings);
+    let refs: Vec<SecretRef> = (0..45)
+        .map(|i| SecretRef::parse(&format!("s{i:03}")).expect("ref"))
+        .collect();
+    let t = Instant::now();
+    // Two handles on the vault, one after the other, as a release's stages take them: the budget is
+    // the vault's, so the second handle goes on counting where the first stopped.
+    let mut got = az
+        .key_vault(VAULT)
+        .expect("vault")
+        .get_secrets(&refs[..25], &CancellationToken::new())
+        .await
+        .expect("secrets");
+    got.extend(
+        az.key_vault(VAULT)
+            .expect("vault")
+            .get_secrets(&refs[25..], &CancellationToken::new())
+            .await
+            .expect("secrets"),
+    );
+    assert_eq!(got.len(), 45);
+    let vault_log: Vec<RequestRecord> = env
+        .em
+        .requests()
+        .into_iter()
+        .filter(|r| r.host.contains(".vault."))
+        .collect();
+    assert!(
+        vault_log.iter().all(|r| r.status != 429),
+        "no read drew a 429: {:?}",
+        vault_log.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    // 47 requests (each handle answers the challenge: a 401 and its retry, then 24 and 19 more
+    // reads) take three windows.
+    assert_eq!(vault_log.len(), 47, "{vault_log:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(2400),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn throttling_over_http2_still_backs_off_for_retry_after() {
+    let env = start_with(seed_with_vault(numbered(60)), |_| {}).await;
+    env.em.inject(Fault::Status {
+        route: RouteMatch {
+            host: Some("*.vault.*".into()),
+            method: Some("GET".into()),
+            path: Some("/secrets/*".into()),
+            body_contains: None,
+        },
+        status: 429,
+        retry_after_secs: Some(1),
+        // The cold client's first read alone, then the whole wave of 60.
+        scope: Some(Scope {
+            count: Some(61),
+            share: None,
+        }),
+    });
+    let kv = azure(&env).key_vault(VAULT).expect("vault");
+    let refs: Vec<SecretRef> = (0..60)
+        .map(|i| SecretRef::parse(&format!("s{i:03}")).expect("ref"))
+        .collect();
+    let t = Instant::now();
+    let got = kv
+        .get_secrets(&refs, &CancellationToken::new())
+        .await
+        .expect("all read once the vault lets them through");
+    assert_eq!(got.len(), 60);
+    assert!(
+        t.elapsed() >= Duration::from_secs(1),
+        "the reads waited out Retry-After: {:?}",
+        t.elapsed()
+    );
+    let log = env.em.requests();
+    let throttled: Vec<&RequestRecord> = log.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(throttled.len(), 61, "every injected 429 was met");
+    assert!(
+        log.iter()
+            .filter(|r| r.host.contains(".vault."))
+            .all(|r| r.version == "HTTP/2.0")
+    );
+    // No read came back before the second the vault asked for had passed since the last 429.
+    let at = |r: &RequestRecord| {
+        time::OffsetDateTime::parse(&r.time, &time::format_description::well_known::Rfc3339)
+            .expect("rfc3339")
+    };
+    let last_429 = throttled.iter().map(|r| at(r)).max().expect("a 429");
+    let first_read = log
+        .iter()
+        .filter(|r| r.status == 200 && r.path.starts_with("/secrets/"))
+        .map(at)
+        .min()
+        .expect("a read");
+    assert!(
+        first_read - last_429 >= time::Duration::milliseconds(900),
+        "last 429 at {last_429}, first read at {first_read}"
+    );
+}

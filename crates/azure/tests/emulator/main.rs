@@ -15,8 +15,8 @@ use slot_release_azure::{
     ServiceConnection, SettingsChange, SiteConfigPatch, SlotConfigNames, SlotName, SwapOptions,
 };
 use slot_release_emulator::{
-    ClientCertificate, ConnectionKind, Emulator, EmulatorOptions, Fault, RouteMatch, Scope,
-    SecretString, Seed, SeedSecret,
+    ClientCertificate, ConnectionKind, Emulator, EmulatorOptions, Fault, RequestRecord, RouteMatch,
+    Scope, SecretString, Seed, SeedSecret, Throttle,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;

@@ -69,6 +69,42 @@ pub enum Target {
     },
 }
 
+/// How far repeated runs of one figure spread: the figure is their median, this is their range.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Runs measured.
+    pub runs: usize,
+    /// Smallest run.
+    pub min: f64,
+    /// Largest run.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of some samples (NaNs left out); `None` when there are none.
+    pub fn of(samples: &[f64]) -> Option<Spread> {
+        let v: Vec<f64> = samples.iter().copied().filter(|x| !x.is_nan()).collect();
+        let min = v.iter().copied().reduce(f64::min)?;
+        let max = v.iter().copied().reduce(f64::max)?;
+        Some(Spread {
+            runs: v.len(),
+            min,
+            max,
+        })
+    }
+
+    /// `median of 5, 18.2–24.0 ms`, in the row's unit.
+    fn text(&self, unit: Unit) -> String {
+        if self.runs < 2 {
+            return "1 run".to_owned();
+        }
+        let (lo, hi) = (unit.format(self.min), unit.format(self.max));
+        // "18.2 ms–24.0 ms" reads worse than "18.2–24.0 ms": the unit once, at the end.
+        let lo = lo.split(' ').next().unwrap_or(&lo).to_owned();
+        format!("median of {}, {lo}–{hi}", self.runs)
+    }
+}
+
 /// One measured line of a table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
@@ -86,9 +122,41 @@ pub struct Row {
     pub ratio_kind: RatioKind,
     /// The target.
     pub target: Target,
+    /// The runs behind `figure` (its median), when it was measured more than once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<Spread>,
+    /// The runs behind `baseline`, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_spread: Option<Spread>,
 }
 
 impl Row {
+    /// A row whose figure and baseline are the medians of repeated runs, with their spreads.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_runs(
+        what: impl Into<String>,
+        figure: &[f64],
+        unit: Unit,
+        baseline_name: impl Into<String>,
+        baseline: &[f64],
+        ratio_kind: RatioKind,
+        target: Target,
+    ) -> Row {
+        Row {
+            spread: Spread::of(figure),
+            baseline_spread: Spread::of(baseline),
+            ..Row::compared(
+                what,
+                median(figure),
+                unit,
+                baseline_name,
+                median(baseline),
+                ratio_kind,
+                target,
+            )
+        }
+    }
+
     /// A row compared with a baseline.
     pub fn compared(
         what: impl Into<String>,
@@ -107,6 +175,8 @@ impl Row {
             baseline: Some(baseline),
             ratio_kind,
             target,
+            spread: None,
+            baseline_spread: None,
         }
     }
 
@@ -120,6 +190,25 @@ impl Row {
             baseline: None,
             ratio_kind: RatioKind::Share,
             target,
+            spread: None,
+            baseline_spread: None,
+        }
+    }
+
+    /// The figure cell: the figure, and the spread of its runs when there were several.
+    fn figure_text(&self) -> String {
+        with_spread(self.unit.format(self.figure), self.spread, self.unit)
+    }
+
+    /// The baseline cell, likewise.
+    fn baseline_text(&self) -> String {
+        match self.baseline {
+            Some(b) => with_spread(
+                format!("{}: {}", self.baseline_name, self.unit.format(b)),
+                self.baseline_spread,
+                self.unit,
+            ),
+            None => "—".to_owned(),
         }
     }
 
@@ -299,10 +388,7 @@ impl Report {
             out.push_str("| Measurement | Figure | Baseline | Ratio | Target | Met |\n");
             out.push_str("| --- | ---: | --- | ---: | ---: | :---: |\n");
             for r in &s.rows {
-                let baseline = match r.baseline {
-                    Some(b) => format!("{}: {}", r.baseline_name, r.unit.format(b)),
-                    None => "—".to_owned(),
-                };
+                let baseline = r.baseline_text();
                 let ratio = r
                     .ratio()
                     .map_or_else(|| "—".to_owned(), |x| format!("{x:.2}×"));
@@ -314,7 +400,7 @@ impl Report {
                 out.push_str(&format!(
                     "| {} | {} | {} | {} | {} | {} |\n",
                     escape(&r.what),
-                    r.unit.format(r.figure),
+                    r.figure_text(),
                     escape(&baseline),
                     ratio,
                     r.target_text(),
@@ -330,6 +416,14 @@ impl Report {
             }
         }
         out
+    }
+}
+
+/// A cell's text with the spread of its runs after it, when there were several.
+fn with_spread(text: String, spread: Option<Spread>, unit: Unit) -> String {
+    match spread {
+        Some(s) if s.runs > 1 => format!("{text} ({})", s.text(unit)),
+        _ => text,
     }
 }
 
@@ -512,6 +606,47 @@ mod tests {
     fn the_json_reads_back_as_the_same_report() {
         let back: Report = serde_json::from_value(sample().to_json()).unwrap();
         assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn rows_from_runs_show_their_median_and_spread() {
+        let row = Row::from_runs(
+            "200 secrets, named",
+            &[24.0, 21.0, 22.0, 30.0, 23.0],
+            Unit::Ms,
+            "limit (1 round trip)",
+            &[20.0, 20.5, 21.0, 20.2, 20.1],
+            RatioKind::Share,
+            Target::RatioAtMost { value: 1.5 },
+        );
+        assert_eq!(row.figure, 23.0);
+        assert_eq!(row.baseline, Some(20.2));
+        assert_eq!(
+            row.spread,
+            Some(Spread {
+                runs: 5,
+                min: 21.0,
+                max: 30.0
+            })
+        );
+        assert_eq!(row.met(), Some(true));
+        let mut report = sample();
+        report.sections[0].rows = vec![row];
+        let md = report.to_markdown();
+        assert!(
+            md.contains(
+                "| 200 secrets, named | 23.0 ms (median of 5, 21.0–30.0 ms) \
+                 | limit (1 round trip): 20.2 ms (median of 5, 20.0–21.0 ms) | 1.14× | ≤ 1.5× | ✅ |"
+            ),
+            "{md}"
+        );
+        let j = report.to_json();
+        assert_eq!(j["sections"][0]["rows"][0]["spread"]["max"], 30.0);
+        assert_eq!(j["sections"][0]["rows"][0]["baseline_spread"]["runs"], 5);
+        let back: Report = serde_json::from_value(j).unwrap();
+        assert_eq!(back, report);
+        assert_eq!(Spread::of(&[]), None);
+        assert_eq!(Spread::of(&[f64::NAN, 2.0]).map(|s| s.runs), Some(1));
     }
 
     #[test]

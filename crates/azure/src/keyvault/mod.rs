@@ -1,30 +1,49 @@
-//! Key Vault secrets through `azure_security_keyvault_secrets`: named secrets fetched concurrently
-//! (bounded, and throttled back when the vault answers 429), list-and-filter mode that skips disabled
-//! and expired secrets, and a value type that cannot be printed by accident. The SDK's requests go
-//! through [`VaultTransport`], which keeps the token on the vault's own host and refuses oversized or
-//! non-JSON answers before the SDK reads them.
+//! Key Vault secrets through `azure_security_keyvault_secrets`: named secrets read all at once up to
+//! the vault's documented budget (and throttled back when the vault answers 429 anyway), list mode
+//! that starts reading each page's secrets while the next page is fetched and skips disabled and
+//! expired secrets, and a value type that cannot be printed by accident. The SDK's requests go
+//! through [`transport::VaultTransport`], which keeps the token on the vault's own host, refuses
+//! oversized or non-JSON answers before the SDK reads them, and notes whether the vault answered
+//! over HTTP/2 (one connection multiplexing every read) or HTTP/1.1 (a connection per read).
+
+mod pace;
+mod transport;
 
 use crate::client::{Inner, chain_message, client_options, until_cancelled};
-use crate::error::{AzureError, ErrorKind, Result, SecretFailure, causes};
-use async_trait::async_trait;
-use azure_core::http::{
-    AsyncRawResponse, ExponentialRetryOptions, HttpClient, Request, RetryOptions, Transport, Url,
-};
-use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
+use crate::error::{AzureError, ErrorKind, Result, SecretFailure};
+use azure_core::http::{ExponentialRetryOptions, RetryOptions, Transport};
+use azure_security_keyvault_secrets::models::{SecretClientGetSecretOptions, SecretProperties};
 use azure_security_keyvault_secrets::{ResourceExt, SecretClient, SecretClientOptions};
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
+use pace::{Budget, Throttle};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use transport::{Link, VaultTransport, is_refused};
+
+/// Key Vault's documented budget for secret reads: 4,000 transactions per 10 s per vault (service
+/// limits, "All other transactions" for secrets).
+pub const VAULT_BUDGET: usize = 4000;
+/// The window [`VAULT_BUDGET`] is counted over.
+pub const VAULT_BUDGET_WINDOW: Duration = Duration::from_secs(10);
 
 /// Key Vault tunables.
 #[derive(Debug, Clone)]
 pub struct KeyVaultSettings {
-    /// Most requests in flight at once (halved each time the vault throttles). 200 reads are far below
-    /// Key Vault's 4,000-per-10-s budget, so a wide first wave is safe and keeps latency to a few round trips.
+    /// Most reads in flight at once when the vault answers over HTTP/2 (halved each time the vault
+    /// throttles). Defaults to the vault's whole budget, so any count the budget allows goes out in
+    /// one wave multiplexed over one connection; the budget below paces anything larger.
     pub max_concurrency: usize,
+    /// Most reads in flight when the vault answers over HTTP/1.1, where each one in flight is its own
+    /// TLS connection.
+    pub http1_concurrency: usize,
+    /// Requests (every page, read, retry and challenge) started per `budget_window` at most; the
+    /// rest wait for the window instead of drawing 429s. Defaults to [`VAULT_BUDGET`].
+    pub budget: usize,
+    /// The window of `budget`.
+    pub budget_window: Duration,
     /// Attempts per secret on 429/5xx/network errors.
     pub max_attempts: u32,
     /// First backoff when the vault gives no `Retry-After`.
@@ -34,7 +53,10 @@ pub struct KeyVaultSettings {
 impl Default for KeyVaultSettings {
     fn default() -> Self {
         Self {
-            max_concurrency: 100,
+            max_concurrency: VAULT_BUDGET,
+            http1_concurrency: 100,
+            budget: VAULT_BUDGET,
+            budget_window: VAULT_BUDGET_WINDOW,
             max_attempts: 8,
             initial_backoff: Duration::from_millis(250),
         }
@@ -163,6 +185,34 @@ pub struct SecretVersion {
     pub created: Option<time::OffsetDateTime>,
 }
 
+/// What this client knows of each vault it reads, by vault name: the requests counted against its
+/// budget and the connection's HTTP version. One entry per vault named, a few hundred bytes each
+/// plus the budget's log (at most `budget` instants).
+#[derive(Debug, Default)]
+pub(crate) struct VaultStates(std::sync::Mutex<std::collections::HashMap<String, VaultState>>);
+
+#[derive(Debug, Clone)]
+struct VaultState {
+    budget: Arc<Budget>,
+    link: Arc<Link>,
+}
+
+impl VaultStates {
+    fn get(&self, vault: &str, settings: &KeyVaultSettings) -> VaultState {
+        let fresh = || VaultState {
+            budget: Arc::new(Budget::new(settings.budget, settings.budget_window)),
+            link: Arc::new(Link::default()),
+        };
+        match self.0.lock() {
+            Ok(mut map) => map
+                .entry(vault.to_ascii_lowercase())
+                .or_insert_with(fresh)
+                .clone(),
+            Err(_) => fresh(),
+        }
+    }
+}
+
 /// One Key Vault.
 #[derive(Clone)]
 pub struct KeyVault {
@@ -172,8 +222,10 @@ pub struct KeyVault {
     get_client: Arc<SecretClient>,
     /// Paging is the SDK's; its retry policy covers throttled pages.
     list_client: Arc<SecretClient>,
-    /// Whether a request has completed the vault's 401 challenge (the SDK then caches the scope).
+    /// Whether a read has completed the vault's 401 challenge (the SDK then caches the scope).
     challenged: Arc<std::sync::atomic::AtomicBool>,
+    /// The HTTP version and age of the vault's last answer.
+    link: Arc<Link>,
 }
 
 impl fmt::Debug for KeyVault {
@@ -181,38 +233,6 @@ impl fmt::Debug for KeyVault {
         f.debug_struct("KeyVault")
             .field("name", &self.name)
             .finish_non_exhaustive()
-    }
-}
-
-/// Throttle state shared by the concurrent requests of one batch.
-struct Throttle {
-    semaphore: tokio::sync::Semaphore,
-    limit: std::sync::Mutex<usize>,
-    pause_until: std::sync::Mutex<Option<Instant>>,
-}
-
-impl Throttle {
-    fn on_throttled(&self, wait: Duration) {
-        if let Ok(mut p) = self.pause_until.lock() {
-            let until = Instant::now() + wait;
-            if p.is_none_or(|cur| cur < until) {
-                *p = Some(until);
-            }
-        }
-        // Halve the concurrency (never below 1) by retiring permits as they come back.
-        if let Ok(mut l) = self.limit.lock() {
-            let target = (*l / 2).max(1);
-            let retire = *l - target;
-            if retire > 0 {
-                *l = target;
-                self.semaphore.forget_permits(retire);
-            }
-        }
-    }
-
-    fn pause(&self) -> Option<Duration> {
-        let p = self.pause_until.lock().ok()?;
-        p.and_then(|u| u.checked_duration_since(Instant::now()))
     }
 }
 
@@ -229,7 +249,15 @@ impl KeyVault {
             ));
         }
         let url = inner.cloud.vault_url(vault)?;
-        let transport = Arc::new(VaultTransport::new(inner.http.clone(), vault, &url)?);
+        let settings = inner.settings.keyvault.clone();
+        let VaultState { budget, link } = inner.vaults.get(vault, &settings);
+        let transport = Arc::new(VaultTransport::new(
+            inner.http.clone(),
+            vault,
+            &url,
+            link.clone(),
+            budget,
+        )?);
         let mk = |retry: RetryOptions| {
             let mut client_options = client_options(&inner.http, &inner.cloud);
             client_options.retry = retry;
@@ -253,10 +281,11 @@ impl KeyVault {
         });
         Ok(Self {
             name: vault.to_owned(),
-            settings: inner.settings.keyvault.clone(),
+            settings,
             get_client: mk(RetryOptions::none())?,
             list_client: mk(list_retry)?,
             challenged: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            link,
         })
     }
 
@@ -278,60 +307,67 @@ impl KeyVault {
     }
 
     async fn read_secrets(&self, refs: &[SecretRef]) -> Result<BTreeMap<String, SecretValue>> {
-        let mut unique: Vec<&SecretRef> = refs.iter().collect();
+        let mut unique: Vec<SecretRef> = refs.to_vec();
         unique.sort();
         unique.dedup();
-        let limit = self.settings.max_concurrency.max(1);
-        let throttle = Arc::new(Throttle {
-            semaphore: tokio::sync::Semaphore::new(limit),
-            limit: std::sync::Mutex::new(limit),
-            pause_until: std::sync::Mutex::new(None),
-        });
-        let mut results: Vec<(String, std::result::Result<SecretValue, SecretFailure>)> =
-            Vec::with_capacity(unique.len());
-        // Until the vault's challenge has been answered once, every concurrent request would get its own
-        // 401 and token round trip; send one request alone first so the rest go out authorised.
-        if !self.challenged.load(std::sync::atomic::Ordering::Relaxed)
-            && let Some((first, rest)) = unique.split_first()
-        {
-            // One attempt only: whatever it returns, the challenge is done. A transient failure (429)
-            // puts the secret back with the others so it shares their retries and throttling.
-            let first_try = self.get_one(first, &throttle, 1).await;
-            self.challenged
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-            match first_try {
-                Err(f) if matches!(f.status, Some(429) | Some(408) | Some(500..=599) | None) => {}
-                done => {
-                    results.push((first.to_string(), done));
-                    unique = rest.to_vec();
-                }
-            }
+        self.read_all(futures::stream::iter(unique.into_iter().map(Ok)))
+            .await
+    }
+
+    /// Reads every secret `refs` yields, starting each read as soon as its name arrives (list mode
+    /// feeds names page by page). In flight at once: at most `max_concurrency` reads over HTTP/2, or
+    /// `http1_concurrency` over HTTP/1.1, halved on each 429; the stream is not pulled further while
+    /// that many are in flight, so what is held besides the values read is bounded by the limit
+    /// plus one list page. Any missing, disabled or unreadable secret fails the call, listing every
+    /// failure; an error of `refs` itself (a list page) ends it at once.
+    async fn read_all<S>(&self, refs: S) -> Result<BTreeMap<String, SecretValue>>
+    where
+        S: Stream<Item = Result<SecretRef>> + Send,
+    {
+        let throttle = Arc::new(Throttle::new(self.settings.max_concurrency));
+        // A cold client (no answer lately, or no challenge answered yet) sends its first read alone:
+        // every concurrent request would otherwise get its own 401 and token round trip, and open
+        // its own connection before ALPN says one HTTP/2 connection can carry them all. The rest wait
+        // at this gate; listing goes on meanwhile.
+        let cold = !self.link.warm() || !self.challenged.load(std::sync::atomic::Ordering::Relaxed);
+        if !cold && !self.link.multiplexed() {
+            throttle.cap(self.settings.http1_concurrency);
         }
-        let rest: Vec<(String, std::result::Result<SecretValue, SecretFailure>)> =
-            // Owned items and an owned handle keep the future `Send` (borrowed items inside a stream
-            // closure trip the compiler's higher-ranked lifetime check).
-            futures::stream::iter(unique.into_iter().cloned().collect::<Vec<SecretRef>>())
-                .map(|r| {
-                    let throttle = throttle.clone();
-                    let vault = self.clone();
-                    async move {
-                        let attempts = vault.settings.max_attempts;
-                        let result = vault.get_one(&r, &throttle, attempts).await;
-                        (r.to_string(), result)
-                    }
-                })
-                .buffer_unordered(limit)
-                .collect()
-                .await;
-        results.extend(rest);
+        let (open, gate) = tokio::sync::watch::channel(!cold);
+        let mut open = Some(open);
+        let reads = refs
+            .enumerate()
+            .map(|(i, r)| {
+                // Owned items and handles keep the future `Send` (borrowed items inside a stream
+                // closure trip the compiler's higher-ranked lifetime check).
+                let vault = self.clone();
+                let throttle = throttle.clone();
+                let mut gate = gate.clone();
+                let opener = if i == 0 { open.take() } else { None };
+                async move {
+                    let r = r?;
+                    let attempts = vault.settings.max_attempts;
+                    let result = match opener.filter(|o| !*o.borrow()) {
+                        Some(opener) => vault.open_with(&r, &throttle, opener).await,
+                        None => {
+                            // A dropped opener (the first read cancelled) also opens the gate.
+                            let _ = gate.wait_for(|open| *open).await;
+                            vault.get_one(&r, &throttle, attempts).await
+                        }
+                    };
+                    Ok::<_, AzureError>((r.to_string(), result))
+                }
+            })
+            .buffer_unordered(self.settings.max_concurrency.max(1));
+        futures::pin_mut!(reads);
         let mut out = BTreeMap::new();
         let mut failures = vec![];
-        for (k, r) in results {
-            match r {
-                Ok(v) => {
+        while let Some(read) = reads.next().await {
+            match read? {
+                (k, Ok(v)) => {
                     out.insert(k, v);
                 }
-                Err(f) => failures.push(f),
+                (_, Err(f)) => failures.push(f),
             }
         }
         if failures.is_empty() {
@@ -342,6 +378,30 @@ impl KeyVault {
                 vault: self.name.clone(),
                 failures,
             })
+        }
+    }
+
+    /// The first read of a cold client: one attempt alone, then the gate opens with the reads in
+    /// flight sized to the HTTP version the vault answered with. A transient failure (429) is
+    /// retried with the others, sharing their throttling.
+    async fn open_with(
+        &self,
+        r: &SecretRef,
+        throttle: &Throttle,
+        opener: tokio::sync::watch::Sender<bool>,
+    ) -> std::result::Result<SecretValue, SecretFailure> {
+        let first_try = self.get_one(r, throttle, 1).await;
+        self.challenged
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if !self.link.multiplexed() {
+            throttle.cap(self.settings.http1_concurrency);
+        }
+        let _ = opener.send(true);
+        match first_try {
+            Err(f) if matches!(f.status, Some(429) | Some(408) | Some(500..=599) | None) => {
+                self.get_one(r, throttle, self.settings.max_attempts).await
+            }
+            done => done,
         }
     }
 
@@ -468,11 +528,35 @@ impl KeyVault {
     }
 
     async fn list_and_read(&self, filter: &SecretFilter, op: &str) -> Result<ListedSecrets> {
-        let (wanted, skipped) = self.list_names(filter, op).await?;
+        let pager = self
+            .list_client
+            .list_secret_properties(None)
+            .map_err(|e| AzureError::protocol(op, chain_message(&e)))?;
+        let now = time::OffsetDateTime::now_utc();
+        let skipped = std::sync::Mutex::new(Vec::new());
+        // Each page's names go to the reads as the page arrives; the pager fetches the next page
+        // while they are in flight.
+        let names = pager
+            .map_err(|e| list_error(op, "/secrets", e))
+            .try_filter_map(|p| {
+                let kept = match classify(&p, filter, now) {
+                    Some(Ok(r)) => Some(r),
+                    Some(Err(s)) => {
+                        if let Ok(mut v) = skipped.lock() {
+                            v.push(s);
+                        }
+                        None
+                    }
+                    None => None,
+                };
+                futures::future::ready(Ok(kept))
+            });
+        let secrets = self.read_all(names).await?;
+        let mut skipped = skipped.into_inner().unwrap_or_default();
+        skipped.sort_by(|a, b| a.name.cmp(&b.name));
         for s in &skipped {
             tracing::warn!(vault = %self.name, secret = %s.name, reason = %s.reason, "secret skipped");
         }
-        let secrets = self.read_secrets(&wanted).await?;
         Ok(ListedSecrets { secrets, skipped })
     }
 
@@ -492,34 +576,46 @@ impl KeyVault {
         let now = time::OffsetDateTime::now_utc();
         let mut wanted = vec![];
         let mut skipped = vec![];
-        for p in props {
-            let Some(name) = p.resource_id().ok().map(|r| r.name) else {
-                continue;
-            };
-            if let SecretFilter::Prefix(prefix) = filter
-                && !name.starts_with(prefix.as_str())
-            {
-                continue;
-            }
-            let attrs = p.attributes.as_ref();
-            if attrs.and_then(|a| a.enabled) == Some(false) {
-                skipped.push(SkippedSecret {
-                    name,
-                    reason: "disabled".into(),
-                });
-            } else if attrs.and_then(|a| a.expires).is_some_and(|e| e <= now) {
-                skipped.push(SkippedSecret {
-                    name,
-                    reason: "expired".into(),
-                });
-            } else {
-                wanted.push(SecretRef {
-                    name,
-                    version: None,
-                });
+        for p in &props {
+            match classify(p, filter, now) {
+                Some(Ok(r)) => wanted.push(r),
+                Some(Err(s)) => skipped.push(s),
+                None => {}
             }
         }
         Ok((wanted, skipped))
+    }
+}
+
+/// What list mode does with one listed secret: read it (`Ok`), skip it with a reason (`Err`), or
+/// leave it out silently (`None`: another prefix, or no name in its id).
+fn classify(
+    p: &SecretProperties,
+    filter: &SecretFilter,
+    now: time::OffsetDateTime,
+) -> Option<std::result::Result<SecretRef, SkippedSecret>> {
+    let name = p.resource_id().ok()?.name;
+    if let SecretFilter::Prefix(prefix) = filter
+        && !name.starts_with(prefix.as_str())
+    {
+        return None;
+    }
+    let attrs = p.attributes.as_ref();
+    let skip = |reason: &str| {
+        Some(Err(SkippedSecret {
+            name: name.clone(),
+            reason: reason.into(),
+        }))
+    };
+    if attrs.and_then(|a| a.enabled) == Some(false) {
+        skip("disabled")
+    } else if attrs.and_then(|a| a.expires).is_some_and(|e| e <= now) {
+        skip("expired")
+    } else {
+        Some(Ok(SecretRef {
+            name: name.clone(),
+            version: None,
+        }))
     }
 }
 
@@ -604,198 +700,9 @@ fn list_error(op: &str, path: &str, e: azure_core::Error) -> AzureError {
     }
 }
 
-/// The largest answer read from a vault. A secret value is at most 25 KB and a list page holds at
-/// most 25 items, so 4 MiB is far above any real answer and still a small, fixed amount of memory.
-pub(crate) const MAX_VAULT_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
-
-/// Why [`VaultTransport`] refused a request or an answer. Refusals are never retried.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct Refused(String);
-
-fn refused(message: String) -> azure_core::Error {
-    azure_core::Error::new(
-        azure_core::error::ErrorKind::DataConversion,
-        Refused(message),
-    )
-}
-
-/// Whether an error chain holds a [`Refused`].
-fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
-    causes(e).any(|err| err.is::<Refused>())
-}
-
-/// The transport of one vault's SDK clients: the shared HTTP client, plus the checks the SDK does not
-/// make. A request for another host (a `nextLink` elsewhere) is never sent, because the SDK has already
-/// put the vault's token on it; a redirect is refused (the HTTP client never follows one); an answer
-/// over [`MAX_VAULT_RESPONSE_BYTES`] is cut off while streaming; and a success must be JSON (a list
-/// page with its `value` array), so a proxy's sign-in page or a truncated page cannot pass for an
-/// empty vault.
-#[derive(Debug)]
-struct VaultTransport {
-    http: reqwest::Client,
-    vault: String,
-    host: String,
-    port: Option<u16>,
-}
-
-impl VaultTransport {
-    fn new(http: reqwest::Client, vault: &str, url: &Url) -> Result<Self> {
-        let host = url
-            .host_str()
-            .ok_or_else(|| AzureError::invalid("vault URL", url.as_str(), "it has no host"))?;
-        Ok(Self {
-            http,
-            vault: vault.to_owned(),
-            host: host.to_ascii_lowercase(),
-            port: url.port_or_known_default(),
-        })
-    }
-
-    fn is_vault_host(&self, url: &Url) -> bool {
-        crate::hosts::same_origin(url, &self.host, self.port)
-    }
-}
-
-/// A header of a response, looked up case-insensitively.
-fn header_of<'h>(headers: &'h azure_core::http::headers::Headers, name: &str) -> Option<&'h str> {
-    headers
-        .iter()
-        .find(|(k, _)| k.as_str().eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-/// Whether a request path reads a page of a list (its `value` is an array, not a secret's value).
-fn is_list_page(url: &Url) -> bool {
-    let segments: Vec<&str> = url
-        .path_segments()
-        .map(|s| s.filter(|s| !s.is_empty()).collect())
-        .unwrap_or_default();
-    matches!(
-        segments.as_slice(),
-        ["secrets"] | ["deletedsecrets"] | ["secrets", _, "versions"]
-    )
-}
-
-#[async_trait]
-impl HttpClient for VaultTransport {
-    async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
-        let url = request.url();
-        // Only the host is named: a query can carry a skip token.
-        let host = url.host_str().unwrap_or("(no host)");
-        if !self.is_vault_host(url) {
-            return Err(refused(format!(
-                "refused to send a request for vault {} to {}://{host}: a link from the vault \
-                 points at another host, and the request carries the vault's token",
-                self.vault,
-                url.scheme()
-            )));
-        }
-        let rsp = self.http.execute_request(request).await?;
-        let (status, headers, mut body) = rsp.deconstruct();
-        let code = u16::from(status);
-        if (300..400).contains(&code) {
-            let to = header_of(&headers, "location")
-                .and_then(|l| url.join(l).ok())
-                .and_then(|u| u.host_str().map(str::to_owned))
-                .unwrap_or_else(|| "(no location)".to_owned());
-            return Err(refused(format!(
-                "vault {} answered HTTP {code} redirecting to {to}; redirects are not followed",
-                self.vault
-            )));
-        }
-        let too_large = || {
-            refused(format!(
-                "vault {} answered HTTP {code} with a body larger than {} MiB; refused",
-                self.vault,
-                MAX_VAULT_RESPONSE_BYTES / (1024 * 1024)
-            ))
-        };
-        if header_of(&headers, "content-length")
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .is_some_and(|n| n > MAX_VAULT_RESPONSE_BYTES as u64)
-        {
-            return Err(too_large());
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = futures::StreamExt::next(&mut body).await {
-            let chunk = chunk?;
-            if bytes.len() + chunk.len() > MAX_VAULT_RESPONSE_BYTES {
-                // Dropping the body closes the connection: the rest is never read.
-                return Err(too_large());
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        if (200..300).contains(&code) {
-            let content_type = header_of(&headers, "content-type").unwrap_or("(none)");
-            let is_json = content_type
-                .split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-            if !is_json {
-                return Err(refused(format!(
-                    "vault {} answered HTTP {code} with content type {content_type:?}, not JSON",
-                    self.vault
-                )));
-            }
-            let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-                refused(format!(
-                    "vault {} answered HTTP {code} with malformed JSON ({}, line {} column {})",
-                    self.vault,
-                    json_problem(&e),
-                    e.line(),
-                    e.column()
-                ))
-            })?;
-            if !json.is_object() {
-                return Err(refused(format!(
-                    "vault {} answered HTTP {code} with JSON that is not an object",
-                    self.vault
-                )));
-            }
-            if is_list_page(url) && !json.get("value").is_some_and(|v| v.is_array()) {
-                return Err(refused(format!(
-                    "vault {} answered a list page without its \"value\" array",
-                    self.vault
-                )));
-            }
-        }
-        Ok(AsyncRawResponse::from_bytes(status, headers, bytes))
-    }
-}
-
-/// What kind of JSON error, without serde's text (which can quote the input).
-fn json_problem(e: &serde_json::Error) -> &'static str {
-    match e.classify() {
-        serde_json::error::Category::Eof => "it ends early",
-        serde_json::error::Category::Syntax => "a syntax error",
-        serde_json::error::Category::Data => "unexpected data",
-        serde_json::error::Category::Io => "a read error",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn list_pages_are_told_from_secret_reads() {
-        let url = |p: &str| Url::parse(&format!("https://kv.vault.azure.net{p}")).expect("url");
-        assert!(is_list_page(&url("/secrets")));
-        assert!(is_list_page(&url("/secrets/")));
-        assert!(is_list_page(&url("/secrets/db-password/versions")));
-        assert!(is_list_page(&url("/deletedsecrets")));
-        assert!(!is_list_page(&url("/secrets/db-password")));
-        assert!(!is_list_page(&url("/secrets/db-password/0123abcd")));
-        assert!(!is_list_page(&url("/secrets/versions")));
-    }
-
-    #[test]
-    fn refusals_are_found_in_an_error_chain() {
-        assert!(is_refused(&refused("x".into())));
-        let other = azure_core::Error::with_message(azure_core::error::ErrorKind::Io, "reset");
-        assert!(!is_refused(&other));
-    }
 
     #[test]
     fn secret_refs() {
