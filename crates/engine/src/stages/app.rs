@@ -310,19 +310,7 @@ impl Exec<'_> {
             Ok(r) => Some(r.clone()),
             Err(err) => err.gate_report().cloned(),
         };
-        outcome.map(drop).map_err(|err| {
-            let result = if err.is_cancelled() {
-                RunResult::Cancelled
-            } else {
-                RunResult::Failed
-            };
-            Failure::new(
-                result,
-                Error::Health {
-                    source: Box::new(err),
-                },
-            )
-        })
+        outcome.map(drop).map_err(super::execute::health_failure)
     }
 
     /// Records the command in the journal under the settle token (a cancelled command still says what

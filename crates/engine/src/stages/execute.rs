@@ -423,8 +423,8 @@ impl Exec<'_> {
     }
 }
 
-/// A failed or cancelled gate or watch as the stage's failure.
-fn health_failure(err: Error) -> Failure {
+/// A failed or cancelled gate or watch as the stage's failure (an app command's wait too).
+pub(super) fn health_failure(err: Error) -> Failure {
     let result = if err.is_cancelled() {
         RunResult::Cancelled
     } else {
