@@ -97,18 +97,9 @@ async fn run(
         },
         work_dir,
     };
-    // As for a stage: the deadline cancels a child token, so the job's own cancellation stays apart.
-    let cancel = cancel.child_token();
-    if let Some(minutes) = args.timeout_minutes {
-        let (cancel, log) = (cancel.clone(), log.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(minutes * 60)).await;
-            log.error(&format!(
-                "The command exceeded its {minutes} minute(s): it stops now"
-            ));
-            cancel.cancel();
-        });
-    }
+    let cancel = crate::signals::with_deadline(&cancel, args.timeout_minutes, log, |minutes| {
+        format!("The command exceeded its {minutes} minute(s): it stops now")
+    });
     let ctx = stages::Context {
         port: std::sync::Arc::new(port),
         log: log.clone(),

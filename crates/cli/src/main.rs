@@ -413,19 +413,9 @@ async fn run_cmd(
                 .collect(),
         },
     };
-    // The run's own deadline stops it like a cancellation but is a failure to finish, not a cancelled
-    // job: it cancels a child token, so the signal path's token (what decides `Canceled`) stays clear.
-    let cancel = cancel.child_token();
-    if let Some(minutes) = args.timeout_minutes {
-        let (cancel, log) = (cancel.clone(), log.clone());
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(minutes * 60)).await;
-            log.error(&format!(
-                "The run exceeded its {minutes} minute(s): no further steps start"
-            ));
-            cancel.cancel();
-        });
-    }
+    let cancel = signals::with_deadline(&cancel, args.timeout_minutes, log, |minutes| {
+        format!("The run exceeded its {minutes} minute(s): no further steps start")
+    });
     let ctx = stages::Context {
         port,
         log: log.clone(),

@@ -115,6 +115,27 @@ pub(crate) async fn stop_on_signals<T>(
     }
 }
 
+/// A child of `cancel` that is cancelled too once `minutes` pass, logging `said(minutes)` as an error. A
+/// run's own deadline stops it like a cancellation but is a failure to finish, not a cancelled job: only the
+/// child is cancelled, so the signal path's token (what decides `Canceled`) stays clear.
+pub(crate) fn with_deadline(
+    cancel: &CancellationToken,
+    minutes: Option<u64>,
+    log: &Log,
+    said: fn(u64) -> String,
+) -> CancellationToken {
+    let child = cancel.child_token();
+    if let Some(minutes) = minutes {
+        let (cancel, log) = (child.clone(), log.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(minutes * 60)).await;
+            log.error(&said(minutes));
+            cancel.cancel();
+        });
+    }
+    child
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
