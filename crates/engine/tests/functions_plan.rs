@@ -170,6 +170,28 @@ fn a_python_function_app_vendors_into_python_packages() {
         ]),
     );
     assert!(plan.problems().next().is_none(), "{}", plan.render());
+    // No requirements.txt: nothing to install, nothing refused.
+    let plan = staging(&loaded, &state, Some(&["host.json", "function_app.py"]));
+    let deps = check(&plan, "dependencies");
+    assert!(
+        deps.ok && deps.detail.contains("no requirements.txt"),
+        "{deps:?}"
+    );
+    // App Service builds it on deployment: the same unvendored package passes, and the plan says why.
+    for env in loaded.spec.environments.values_mut() {
+        env.settings
+            .insert("SCM_DO_BUILD_DURING_DEPLOYMENT".into(), "true".into());
+    }
+    let plan = staging(
+        &loaded,
+        &state,
+        Some(&["host.json", "function_app.py", "requirements.txt"]),
+    );
+    let deps = check(&plan, "dependencies");
+    assert!(
+        deps.ok && deps.detail.contains("built by App Service"),
+        "{deps:?}"
+    );
 }
 
 #[test]
