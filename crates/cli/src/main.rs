@@ -350,6 +350,9 @@ async fn run_cmd(
         .unwrap_or_else(|| std::env::temp_dir().join("slot-release"));
     std::fs::create_dir_all(&work_dir)
         .with_context(|| format!("cannot create {}", work_dir.display()))?;
+    // Held until the run ends: a second run on the same folder would overwrite this one's package and
+    // build record between its build and its upload.
+    let _work_dir_claim = claim_work_dir(&work_dir)?;
     // Before anything reaches Azure: a package that is missing, garbage or not what the build made, or a
     // package root outside the sources, is refused while nothing has changed (no lock, no journal).
     // Every secret the config references is read (reading changes nothing) and registered with the
@@ -449,6 +452,31 @@ async fn run_cmd(
 /// The package a code app's `build`, `staging` or `release` uses: the one given (resolved, validated and
 /// verified against its build record), else one built from the package root. `build` writes the build
 /// record beside the package in the output folder. Other commands deploy no package.
+/// The run's exclusive claim on its work folder, released when the process ends (the OS drops the lock
+/// of a killed process too). Outside a pipeline every run defaults to the same folder, so two at once
+/// would overwrite each other's package and records; the second is refused before any change instead.
+fn claim_work_dir(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(".slot-release.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(anyhow!(
+            "another slot-release run is using the work folder {}: two runs sharing it would overwrite \
+             each other's package and build record. Give this run its own folder with --work-dir (in a \
+             pipeline, each job has its own Agent.TempDirectory), or wait for the other run to end",
+            dir.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 async fn prepare_package(
     command: Command,
     args: &RunArgs,

@@ -480,3 +480,44 @@ fn build_help_lists_only_what_a_build_takes() {
         assert!(!help.contains(not), "{not}: {help}");
     }
 }
+
+#[test]
+fn a_second_run_on_the_same_work_folder_is_refused_before_it_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = || {
+        slot_release()
+            .args([
+                "build",
+                "--config",
+                "examples/python-webapp/release.yml",
+                "--work-dir",
+            ])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    // Another run holds the folder (as a run in progress does, until its process ends).
+    let held = std::fs::File::create(dir.path().join(".slot-release.lock")).unwrap();
+    held.lock().unwrap();
+    let refused = build();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!refused.status.success(), "{said}");
+    assert!(
+        said.contains("another slot-release run is using the work folder")
+            && said.contains("--work-dir"),
+        "{said}"
+    );
+    assert!(!dir.path().join("package.zip").exists(), "it built anyway");
+    held.unlock().unwrap();
+    let built = build();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    assert!(dir.path().join("package.zip").exists());
+}
