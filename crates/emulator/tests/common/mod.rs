@@ -384,15 +384,18 @@ pub fn app_zip(version: &str) -> Vec<u8> {
     zip(&[("app.py", APP_PY), ("VERSION", version)])
 }
 
-/// Waits until the URL answers 200 with the given body (apps restart asynchronously).
+/// Waits until the URL answers 200 with the given body (apps restart asynchronously), for at most the
+/// emulator's own app start timeout: a Python process started while the whole suite runs on two cores can
+/// take more than the 10 s this once allowed.
 pub async fn eventually_body(f: &Fixture, url: &str, expected: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut last = (0, String::new());
-    for _ in 0..200 {
+    while std::time::Instant::now() < deadline {
         last = f.get_text(url).await;
         if last.0 == 200 && last.1 == expected {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{url} never answered 200 '{expected}', last: {last:?}");
+    panic!("{url} never answered 200 '{expected}' within 30 s, last: {last:?}");
 }
