@@ -76,10 +76,7 @@ async fn run(
     let port = connect(&args.connection, &loaded)?;
     // An app that answers a health probe, or the log of one that crashed, may quote a secret.
     stages::register_referenced_secrets(&port, &loaded.spec, log, &cancel).await;
-    let work_dir = agent
-        .temp_dir()
-        .map(|t| t.join("slot-release"))
-        .unwrap_or_else(|| std::env::temp_dir().join("slot-release"));
+    let work_dir = crate::default_work_dir(&agent);
     let opts = AppCommandOptions {
         action,
         slot,

@@ -289,11 +289,7 @@ async fn plan_cmd(args: &PlanArgs, log: &Log, cancel: &CancellationToken) -> Res
         log.info(plan.render().trim_end());
     }
     if log.mode() == OutputMode::Pipeline {
-        let agent = AgentEnv::from_env();
-        let dir = agent
-            .temp_dir()
-            .unwrap_or_else(std::env::temp_dir)
-            .join("slot-release");
+        let dir = default_work_dir(&AgentEnv::from_env());
         std::fs::create_dir_all(&dir)?;
         let json_path = dir.join(format!("plan-{stage}.json"));
         log.write_json("the plan", &json_path, &plan)?;
@@ -346,8 +342,7 @@ async fn run_cmd(
     let work_dir = args
         .work_dir
         .clone()
-        .or_else(|| agent.temp_dir().map(|t| t.join("slot-release")))
-        .unwrap_or_else(|| std::env::temp_dir().join("slot-release"));
+        .unwrap_or_else(|| default_work_dir(&agent));
     std::fs::create_dir_all(&work_dir)
         .with_context(|| format!("cannot create {}", work_dir.display()))?;
     // Held until the run ends: a second run on the same folder would overwrite this one's package and
@@ -452,6 +447,15 @@ async fn run_cmd(
 /// The package a code app's `build`, `staging` or `release` uses: the one given (resolved, validated and
 /// verified against its build record), else one built from the package root. `build` writes the build
 /// record beside the package in the output folder. Other commands deploy no package.
+/// Where a run keeps its package, records and plan when `--work-dir` is not given: the job's
+/// `Agent.TempDirectory` in a pipeline, else the system's temporary folder.
+pub(crate) fn default_work_dir(agent: &AgentEnv) -> std::path::PathBuf {
+    agent
+        .temp_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("slot-release")
+}
+
 /// The run's exclusive claim on its work folder, released when the process ends (the OS drops the lock
 /// of a killed process too). Outside a pipeline every run defaults to the same folder, so two at once
 /// would overwrite each other's package and records; the second is refused before any change instead.
