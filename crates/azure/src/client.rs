@@ -178,6 +178,9 @@ pub(crate) struct Call<'a> {
     pub idempotency: Idempotency,
     /// Statuses that are not errors for this call (besides 2xx).
     pub accept: &'a [u16],
+    /// Whether a 409 means "another operation is running on the resource, try again" (ARM's answer to a
+    /// write that arrives during a swap or a restart) rather than a conflict the caller must resolve.
+    pub conflict_is_transient: bool,
 }
 
 impl<'a> Call<'a> {
@@ -194,6 +197,7 @@ impl<'a> Call<'a> {
             headers: vec![],
             idempotency,
             accept: &[],
+            conflict_is_transient: false,
         }
     }
 
@@ -204,6 +208,13 @@ impl<'a> Call<'a> {
 
     pub(crate) fn idempotent(mut self) -> Self {
         self.idempotency = Idempotency::Idempotent;
+        self
+    }
+
+    /// A 409 is retried like a 503: only for a call that is idempotent and whose resource answers 409
+    /// solely while another operation runs on it.
+    pub(crate) fn conflict_is_transient(mut self) -> Self {
+        self.conflict_is_transient = true;
         self
     }
 
@@ -546,6 +557,10 @@ impl Inner {
                     let retryable = match status {
                         429 => true, // throttled requests were not processed
                         408 | 500 | 502 | 503 | 504 => call.idempotency == Idempotency::Idempotent,
+                        409 => {
+                            call.conflict_is_transient
+                                && call.idempotency == Idempotency::Idempotent
+                        }
                         _ => false,
                     };
                     if !retryable {

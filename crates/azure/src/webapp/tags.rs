@@ -57,10 +57,13 @@ impl WebApp {
         cancel: &CancellationToken,
     ) -> Result<BTreeMap<String, String>> {
         let op = self.op(&format!("{} tags", operation.to_ascii_lowercase()), slot);
-        // Merging the same tags again, or deleting them again, leaves the same set: safe to retry.
+        // Merging the same tags again, or deleting them again, leaves the same set: safe to retry. ARM
+        // answers 409 to a tags write while another operation (a swap, a restart) runs on the site; the
+        // tags carry the journal, and losing its write to a passing conflict would cost a healthy release.
         let call = Call::new(&op, Method::Patch, self.tags_url(slot)?)
             .json(serde_json::json!({ "operation": operation, "properties": { "tags": tags } }))
-            .idempotent();
+            .idempotent()
+            .conflict_is_transient();
         let rsp = self.inner.send(call, cancel).await?;
         let v: serde_json::Value = parse_json(&op, &rsp)?;
         Ok(v["properties"]["tags"]

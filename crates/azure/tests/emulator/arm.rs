@@ -460,3 +460,60 @@ async fn expired_token_mid_operation_is_renewed() {
             .all(|r| r.status != 401)
     );
 }
+
+#[tokio::test]
+async fn a_tags_write_waits_out_a_conflict_and_other_writes_do_not() {
+    let env = start().await;
+    let web = azure(&env).web_app(&app_ref());
+    let cancel = CancellationToken::new();
+    web.get_slot(&SlotName::production(), &cancel)
+        .await
+        .expect("token");
+    let conflict = |method: &str, path: &str, count: u32| Fault::Status {
+        route: RouteMatch {
+            host: Some("management.*".into()),
+            method: Some(method.into()),
+            path: Some(path.into()),
+            body_contains: None,
+        },
+        status: 409,
+        retry_after_secs: None,
+        scope: Some(Scope {
+            count: Some(count),
+            share: None,
+        }),
+    };
+    // ARM answers 409 to a tags write while a swap or a restart runs on the site: the journal rides on
+    // it, so the write waits the operation out.
+    env.em.inject(conflict(
+        "PATCH",
+        "*/providers/Microsoft.Resources/tags/default",
+        2,
+    ));
+    let tags = BTreeMap::from([("slotrelease.phase".to_owned(), "swapped".to_owned())]);
+    let written = web
+        .merge_tags(&SlotName::production(), &tags, &cancel)
+        .await
+        .expect("the conflict is waited out");
+    assert_eq!(
+        written.get("slotrelease.phase").map(String::as_str),
+        Some("swapped")
+    );
+    assert_eq!(count(&env, "management.", "/tags/default"), 3);
+    // Elsewhere a 409 stays the caller's to handle, even for a write that is safe to repeat: the swap, for
+    // one, reads the state between its tries to learn whether the running operation was its own.
+    env.em.inject(conflict("PATCH", "*/config/web", 1));
+    let err = web
+        .patch_site_config(
+            &slot("staging"),
+            &SiteConfigPatch {
+                always_on: Some(true),
+                ..SiteConfigPatch::default()
+            },
+            &cancel,
+        )
+        .await
+        .expect_err("not retried");
+    assert_eq!(err.status(), Some(409), "{err}");
+    assert_eq!(count(&env, "management.", "/config/web"), 1);
+}
