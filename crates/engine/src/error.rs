@@ -335,7 +335,7 @@ pub enum Error {
         /// The app.
         app: String,
         /// The slot named.
-        slot: String,
+        slot: crate::state::SlotName,
         /// Why it is refused.
         reason: String,
         /// What the user can do instead.

@@ -4,6 +4,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use slot_release_config::SlotName;
 
 /// One app command as the journal keeps it (short field names: it lives in a 256-character tag, split
 /// over continuation tags when the holder's description is long).
@@ -12,9 +13,9 @@ pub struct CommandEntry {
     /// `start`, `stop`, `restart` or `delete`.
     #[serde(rename = "c")]
     pub command: String,
-    /// The slot it acted on.
+    /// The slot it acted on (a tag edited into a name no slot can have decodes as no entry).
     #[serde(rename = "s")]
-    pub slot: String,
+    pub slot: SlotName,
     /// When it ran (Unix seconds, when it took the lock).
     #[serde(rename = "t")]
     pub at_unix: i64,

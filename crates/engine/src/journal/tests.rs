@@ -401,7 +401,7 @@ mod prop {
                         command: command.map(|(slot, who, at_unix)| {
                             Box::new(CommandEntry {
                                 command: "stop".to_owned(),
-                                slot,
+                                slot: sn(&slot),
                                 at_unix,
                                 run: "20261205.3".to_owned(),
                                 who,

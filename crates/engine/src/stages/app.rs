@@ -262,7 +262,7 @@ impl Exec<'_> {
             Some((reason, advice)) => Err(Failure::failed(Error::AppCommandRefused {
                 command: opts.action.as_str().to_owned(),
                 app: self.spec.app.name.clone(),
-                slot: opts.slot.to_string(),
+                slot: opts.slot.clone(),
                 reason,
                 advice,
             })),
@@ -331,7 +331,7 @@ impl Exec<'_> {
         }
         journal.command = Some(Box::new(CommandEntry {
             command: opts.action.as_str().to_owned(),
-            slot: opts.slot.to_string(),
+            slot: opts.slot.clone(),
             at_unix,
             run: opts.run_id.clone(),
             who: who(&self.opts.lock),
