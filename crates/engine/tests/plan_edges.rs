@@ -1,8 +1,9 @@
 //! The planner's edges that the example plans do not walk: a production stage resumed after its swap, a plan
 //! made for a later job (`assume_staged`), `WEBSITE_RUN_FROM_PACKAGE` pointing at a URL, and what each step's
 //! reason tells the user, a mistyped stage's suggestion, the build number a plan shows, a retired setting
-//! production keeps owning, what the startup check says, and a container's startup command written only
-//! when it differs. Written against the survivors `cargo mutants` reported on `plan/*.rs`.
+//! production keeps owning, what the startup check says, a container's startup command written only when
+//! it differs, and the note a production plan makes about substituted files. Written against the survivors
+//! `cargo mutants` reported on `plan/*.rs`.
 
 use slot_release_config::SlotName;
 use slot_release_engine::plan::{self, Action, BuildInfo, Plan, PlanInput, Stage};
@@ -455,4 +456,58 @@ fn a_staging_slot_with_nothing_that_travels_is_not_told_production_restarts() {
         .unwrap_or_else(|| panic!("no settings step\n{}", plan.render()));
     assert!(reason.starts_with("settings written as sticky"), "{reason}");
     assert!(!reason.contains("restarts production"), "{reason}");
+}
+
+#[test]
+fn the_production_plan_names_the_substituted_settings_whose_value_differs() {
+    let mut loaded = example("python-webapp");
+    let production = plan_with(&loaded, Stage::Production, &fixture("staged.json"), false);
+    assert!(
+        production
+            .preflight
+            .iter()
+            .all(|c| c.name != "substitution"),
+        "no substitution, no note:\n{}",
+        production.render()
+    );
+    loaded
+        .spec
+        .environments
+        .get_mut("staging")
+        .unwrap()
+        .substitute = Some(slot_release_config::Substitute {
+        json: vec!["appsettings.json".into()],
+        xml: false,
+    });
+    let plan = plan_with(&loaded, Stage::Production, &fixture("staged.json"), false);
+    let note = check(&plan, "substitution");
+    assert!(note.ok, "a note, not a refusal");
+    // APP_ENV differs between the environments; DATABASE_PATH and RELEASE_VERSION do not.
+    assert!(
+        note.detail
+            .contains("keep staging's values for any of these names they hold: APP_ENV;"),
+        "{}",
+        note.detail
+    );
+    let same = loaded
+        .spec
+        .environments
+        .get("staging")
+        .unwrap()
+        .settings
+        .clone();
+    loaded
+        .spec
+        .environments
+        .get_mut("production")
+        .unwrap()
+        .settings = same;
+    let plan = plan_with(&loaded, Stage::Production, &fixture("staged.json"), false);
+    assert!(
+        check(&plan, "substitution")
+            .detail
+            .contains("every name has the same value in production"),
+        "{}",
+        plan.render()
+    );
 }
