@@ -416,6 +416,37 @@ def python_checks(emu, sp_pem):
         else:
             raise AssertionError("a deleted site container is still there")
 
+    @check("python: App Service metrics of a slot (azure-monitor-query MetricsQueryClient.query_resource)")
+    def _():
+        from datetime import timedelta
+
+        from azure.monitor.query import MetricAggregationType, MetricsQueryClient
+
+        # The client's audience defaults to its endpoint, port included; ARM's is the bare host.
+        metrics = MetricsQueryClient(secret_cred, endpoint=emu.arm, audience="https://management.emulator.test")
+        slot_id = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Web/sites/{APP}/slots/staging"
+        result = metrics.query_resource(
+            slot_id,
+            metric_names=["Requests", "Http5xx", "HttpResponseTime"],
+            timespan=timedelta(minutes=10),
+            granularity=timedelta(minutes=1),
+            aggregations=[MetricAggregationType.TOTAL, MetricAggregationType.AVERAGE],
+        )
+        names = [m.name for m in result.metrics]
+        expect(names == ["Requests", "Http5xx", "HttpResponseTime"], f"{names}")
+        expect(result.granularity == timedelta(minutes=1), f"{result.granularity}")
+        expect(result.namespace == "Microsoft.Web/sites/slots", f"{result.namespace}")
+        requests_metric = result.metrics[0]
+        expect(requests_metric.unit == "Count" and result.metrics[2].unit == "Seconds", "units")
+        points = requests_metric.timeseries[0].data
+        expect(10 <= len(points) <= 11 and all(p.total is not None for p in points), f"{points}")
+        try:
+            metrics.query_resource(slot_id, metric_names=["CpuPercentage"])
+        except HttpResponseError as e:
+            expect(e.status_code == 400 and "Valid metrics" in str(e), f"{e.status_code} {e}")
+        else:
+            raise AssertionError("a metric App Service does not define was answered")
+
     @check("python: Functions host keys and the plan's SKU (list_host_keys[_slot], app_service_plans.get)")
     def _():
         prod = apps.list_host_keys(RG, FUNC_APP)

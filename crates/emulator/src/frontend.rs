@@ -107,41 +107,72 @@ pub(crate) async fn proxy(
     host_slot: String,
     req: Request<Body>,
 ) -> Response {
-    let (set_cookie, instance, unhealthy, stack, functions) = {
+    let started = std::time::Instant::now();
+    let (served_by, resp) = serve(&shared, &app_name, host_slot, req).await;
+    // Azure Monitor counts a request for the slot that answered it, routed there or not; a host with
+    // no slot behind it answers for no resource.
+    if let Some(slot) = served_by {
+        let at = time::OffsetDateTime::now_utc().unix_timestamp();
+        lock(&shared.metrics).record(
+            &app_name,
+            &slot,
+            resp.status().as_u16(),
+            started.elapsed(),
+            at,
+        );
+    }
+    resp
+}
+
+/// Answers a request to an app host; returns the slot that answered it, if any.
+async fn serve(
+    shared: &Arc<Shared>,
+    app_name: &str,
+    host_slot: String,
+    req: Request<Body>,
+) -> (Option<String>, Response) {
+    let (slot_name, set_cookie, instance, unhealthy, stack, functions) = {
         let mut state = lock(&shared.state);
-        let (slot_name, set_cookie) = match state.apps.get(&app_name) {
+        let (slot_name, set_cookie) = match state.apps.get(app_name) {
             Some(app) if host_slot == PRODUCTION => {
                 route(&state, app, req.uri().query(), req.headers())
             }
             _ => (host_slot.clone(), None),
         };
-        let function_app = state.apps.get(&app_name).is_some_and(|a| a.function_app);
+        let function_app = state.apps.get(app_name).is_some_and(|a| a.function_app);
         let Some(slot) = state
             .apps
-            .get_mut(&app_name)
+            .get_mut(app_name)
             .and_then(|a| a.slot_mut(&slot_name))
         else {
-            return html(
-                StatusCode::NOT_FOUND,
-                "404 Web Site not found",
-                "The web app you have attempted to reach is not available.",
+            return (
+                None,
+                html(
+                    StatusCode::NOT_FOUND,
+                    "404 Web Site not found",
+                    "The web app you have attempted to reach is not available.",
+                ),
             );
         };
         if slot.stopped {
-            return html(
-                StatusCode::FORBIDDEN,
-                "Error 403 - This web app is stopped.",
-                "The web app you have attempted to reach is currently stopped and does not accept any requests.",
+            return (
+                Some(slot_name),
+                html(
+                    StatusCode::FORBIDDEN,
+                    "Error 403 - This web app is stopped.",
+                    "The web app you have attempted to reach is currently stopped and does not accept any requests.",
+                ),
             );
         }
         slot.requests_served += 1;
         let unhealthy = slot.forced_unhealthy
-            | lock(&shared.faults).app_request_unhealthy(&app_name, &slot_name);
+            | lock(&shared.faults).app_request_unhealthy(app_name, &slot_name);
         let stack = crate::stack::stack_of(&slot.site_config);
         let content = slot.content_dir.clone();
         let keys = slot.host_keys.clone();
         let functions = function_app.then_some((content, keys));
         (
+            slot_name,
             set_cookie,
             slot.instance.clone(),
             unhealthy,
@@ -180,14 +211,14 @@ pub(crate) async fn proxy(
                         crate::functions_host::Routed::Forward
                             if status == InstanceStatus::Ready =>
                         {
-                            forward(&shared, instance.port, req).await
+                            forward(shared, instance.port, req).await
                         }
                         crate::functions_host::Routed::Forward => {
                             StatusCode::NOT_FOUND.into_response()
                         }
                     }
                 }
-                InstanceStatus::Ready => forward(&shared, instance.port, req).await,
+                InstanceStatus::Ready => forward(shared, instance.port, req).await,
                 InstanceStatus::DefaultPage => (
                     StatusCode::OK,
                     [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
@@ -202,7 +233,7 @@ pub(crate) async fn proxy(
             },
         }
     };
-    with_cookie(resp, set_cookie)
+    (Some(slot_name), with_cookie(resp, set_cookie))
 }
 
 fn with_cookie(mut resp: Response, set_cookie: Option<String>) -> Response {

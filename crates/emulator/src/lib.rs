@@ -18,6 +18,7 @@ mod kudu;
 mod kudu_job;
 mod kudu_logs;
 mod kv_write;
+mod metrics;
 mod oryx;
 mod platform;
 mod proxy;
@@ -198,6 +199,8 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<state::State>,
     pub(crate) faults: Mutex<fault::FaultSet>,
     pub(crate) requests: Mutex<reqlog::RequestLog>,
+    /// Azure Monitor's HTTP metrics of every slot, from what its front end answered.
+    pub(crate) metrics: Mutex<metrics::Store>,
     pub(crate) http: reqwest::Client,
 }
 

@@ -107,6 +107,7 @@ pub(crate) async fn start(opts: EmulatorOptions) -> Result<Emulator, EmulatorErr
         state: Mutex::new(state),
         faults: Mutex::new(faults),
         requests: Mutex::new(crate::reqlog::RequestLog::default()),
+        metrics: Mutex::new(crate::metrics::Store::default()),
         http,
     });
     let proxy = crate::proxy::start(port)

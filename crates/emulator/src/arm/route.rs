@@ -17,7 +17,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use tower::ServiceExt;
 
-use super::{config, functions, lro, plans, publishing, sites, subscriptions, swap};
+use super::{config, functions, lro, metrics, plans, publishing, sites, subscriptions, swap};
 use crate::server::{error_json, read_json};
 use crate::state::PRODUCTION;
 use crate::{Shared, lock};
@@ -29,6 +29,8 @@ const WORDS: &[&str] = &[
     "providers",
     "microsoft.web",
     "microsoft.resources",
+    "microsoft.insights",
+    "metrics",
     "sites",
     "slots",
     "operationresults",
@@ -142,6 +144,10 @@ fn routes() -> Router<Arc<Shared>> {
                     .put(sites::tags)
                     .patch(sites::tags)
                     .delete(sites::tags),
+            )
+            .route(
+                &at("/providers/microsoft.insights/metrics"),
+                get(metrics::list),
             )
             .route(&at("/restart"), post(sites::restart))
             .route(&at("/start"), post(sites::start))

@@ -121,6 +121,7 @@ pub(super) async fn delete_slot(ctx: Ctx) -> Response {
         }
         a.slots.remove(&slot)
     });
+    lock(&shared.metrics).forget(&name, &slot);
     if let Some(s) = removed
         && let Some(i) = &s.instance
     {

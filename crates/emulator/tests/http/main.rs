@@ -15,6 +15,7 @@ mod keyvault;
 mod kinds;
 mod kudu;
 mod logs;
+mod metrics;
 mod packages;
 mod shapes;
 mod signin;
