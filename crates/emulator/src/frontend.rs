@@ -134,6 +134,32 @@ pub(crate) async fn proxy(
                 "The web app you have attempted to reach is currently stopped and does not accept any requests.",
             );
         }
+        // IIS answers every request with the site's app_offline.htm while it is there (Kudu puts
+        // one up for the length of a deployment).
+        if state
+            .apps
+            .get(&app_name)
+            .is_some_and(|a| a.os == crate::seed::AppOs::Windows)
+            && let Some(page) = state
+                .apps
+                .get(&app_name)
+                .and_then(|a| a.slot(&slot_name))
+                .and_then(|s| crate::iis::offline_page(&s.content_dir))
+        {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CONTENT_TYPE, "text/html")],
+                page,
+            )
+                .into_response();
+        }
+        let Some(slot) = state
+            .apps
+            .get_mut(&app_name)
+            .and_then(|a| a.slot_mut(&slot_name))
+        else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
         slot.requests_served += 1;
         let unhealthy = slot.forced_unhealthy
             | lock(&shared.faults).app_request_unhealthy(&app_name, &slot_name);
