@@ -16,6 +16,7 @@ mod rollback;
 mod secrets;
 mod site_config;
 mod substitution;
+mod windows;
 
 /// The app of the python example.
 const APP: &str = "contoso-web";
