@@ -399,7 +399,7 @@ impl Port for AzurePort {
         let opts = az::DeployOptions {
             cancel: cancel.clone(),
             message: Some(message.to_owned()),
-            artifact_type: onedeploy_type(package).to_owned(),
+            artifact_type: crate::package::onedeploy_type(package).to_owned(),
             ..az::DeployOptions::default()
         };
         self.app
@@ -688,35 +688,5 @@ impl Port for AzurePort {
             summary: failure_summary(&report.failure, container),
             log_tail: report.app_lines,
         }))
-    }
-}
-
-/// OneDeploy's `type=` for a package, from its extension: a `.war` goes to Tomcat as `app.war`, a
-/// `.jar` to Java SE as `app.jar` (Kudu names them so and checks the slot's stack), anything else is
-/// a zip unpacked into `wwwroot`. See docs/story-java.md.
-pub(crate) fn onedeploy_type(package: &Path) -> &'static str {
-    match package
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("war") => "war",
-        Some("jar") => "jar",
-        _ => "zip",
-    }
-}
-
-#[cfg(test)]
-mod onedeploy_type_tests {
-    use super::onedeploy_type;
-    use std::path::Path;
-
-    #[test]
-    fn the_type_follows_the_packages_extension() {
-        assert_eq!(onedeploy_type(Path::new("out/app.WAR")), "war");
-        assert_eq!(onedeploy_type(Path::new("target/demo-1.0.jar")), "jar");
-        assert_eq!(onedeploy_type(Path::new("package.zip")), "zip");
-        assert_eq!(onedeploy_type(Path::new("folder-package")), "zip");
     }
 }
