@@ -10,6 +10,7 @@ mod containers;
 mod dependencies;
 mod failures;
 mod functions;
+mod java;
 mod owned;
 mod release;
 mod rollback;
