@@ -440,10 +440,12 @@ async fn deploy(
         app.clone(),
         slot.clone(),
         id.clone(),
-        upload,
-        clean,
-        restart,
-        artifact,
+        crate::kudu_job::Received {
+            upload,
+            clean,
+            restart,
+            artifact,
+        },
     ));
     if is_async {
         let mut resp = StatusCode::ACCEPTED.into_response();

@@ -61,15 +61,24 @@ fn slot_now(shared: &Shared, app: &str, slot: &str) -> SlotNow {
     }
 }
 
+/// What a push deployment received and how to deploy it.
+pub(crate) struct Received {
+    /// The uploaded artifact.
+    pub(crate) upload: PathBuf,
+    /// Unzip into a fresh site folder (`clean`).
+    pub(crate) clean: bool,
+    /// Restart the app afterwards (`restart`).
+    pub(crate) restart: bool,
+    /// OneDeploy's `type=` (ZipDeploy: a zip).
+    pub(crate) artifact: crate::onedeploy::Artifact,
+}
+
 pub(crate) async fn run_deployment(
     shared: Arc<Shared>,
     app: String,
     slot: String,
     id: String,
-    upload: PathBuf,
-    clean: bool,
-    restart: bool,
-    artifact: crate::onedeploy::Artifact,
+    received: Received,
 ) -> bool {
     // Kudu on Windows takes the site offline before it touches `wwwroot`, so IIS drains and lets go
     // of the files, and brings it back when the deployment ends, failed or not.
@@ -79,24 +88,26 @@ pub(crate) async fn run_deployment(
             .then(|| crate::iis::take_offline(&now.current))
             .flatten()
     };
-    let ok = deploy_steps(&shared, &app, &slot, &id, upload, clean, restart, artifact).await;
+    let ok = deploy_steps(&shared, &app, &slot, &id, received).await;
     if let Some(file) = offline {
         let _ = std::fs::remove_file(file);
     }
     ok
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn deploy_steps(
     shared: &Arc<Shared>,
     app: &str,
     slot: &str,
     id: &str,
-    upload: PathBuf,
-    clean: bool,
-    restart: bool,
-    artifact: crate::onedeploy::Artifact,
+    received: Received,
 ) -> bool {
+    let Received {
+        upload,
+        clean,
+        restart,
+        artifact,
+    } = received;
     let (shared, app, slot, id) = (
         shared.clone(),
         app.to_owned(),
