@@ -116,6 +116,10 @@ pub(crate) async fn proxy(
             _ => (host_slot.clone(), None),
         };
         let function_app = state.apps.get(&app_name).is_some_and(|a| a.function_app);
+        let windows = state
+            .apps
+            .get(&app_name)
+            .is_some_and(|a| a.os == crate::seed::AppOs::Windows);
         let Some(slot) = state
             .apps
             .get_mut(&app_name)
@@ -136,16 +140,7 @@ pub(crate) async fn proxy(
         }
         // IIS answers every request with the site's app_offline.htm while it is there (Kudu puts
         // one up for the length of a deployment).
-        if state
-            .apps
-            .get(&app_name)
-            .is_some_and(|a| a.os == crate::seed::AppOs::Windows)
-            && let Some(page) = state
-                .apps
-                .get(&app_name)
-                .and_then(|a| a.slot(&slot_name))
-                .and_then(|s| crate::iis::offline_page(&s.content_dir))
-        {
+        if windows && let Some(page) = crate::iis::offline_page(&slot.content_dir) {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [(header::CONTENT_TYPE, "text/html")],
@@ -153,13 +148,6 @@ pub(crate) async fn proxy(
             )
                 .into_response();
         }
-        let Some(slot) = state
-            .apps
-            .get_mut(&app_name)
-            .and_then(|a| a.slot_mut(&slot_name))
-        else {
-            return StatusCode::NOT_FOUND.into_response();
-        };
         slot.requests_served += 1;
         let unhealthy = slot.forced_unhealthy
             | lock(&shared.faults).app_request_unhealthy(&app_name, &slot_name);
