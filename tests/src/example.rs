@@ -19,6 +19,11 @@ pub enum Example {
     NodeHttp,
     /// `examples/functions-app`: an Azure Functions app whose custom handler serves `/api/health`.
     Functions,
+    /// `tests/fixtures/windows-node`: a Node app for App Service on Windows, run by IIS through the
+    /// iisnode handler its own `web.config` names.
+    WindowsNode,
+    /// `tests/fixtures/java-jar`: a Java SE app whose build makes an executable JAR (`javac`, `jar`).
+    JavaJar,
 }
 
 impl Example {
@@ -30,6 +35,8 @@ impl Example {
             Example::SimpleChat => paths::workspace().join("tests/fixtures/simplechat"),
             Example::NodeHttp => paths::workspace().join("tests/fixtures/node-http"),
             Example::Functions => paths::workspace().join("examples/functions-app"),
+            Example::WindowsNode => paths::workspace().join("tests/fixtures/windows-node"),
+            Example::JavaJar => paths::workspace().join("tests/fixtures/java-jar"),
         }
     }
 
@@ -54,7 +61,11 @@ impl Example {
                 ("interval: 5s", "interval: 1s"),
             ],
             // These are written with short waits already.
-            Example::SimpleChat | Example::NodeHttp | Example::Functions => &[],
+            Example::SimpleChat
+            | Example::NodeHttp
+            | Example::Functions
+            | Example::WindowsNode
+            | Example::JavaJar => &[],
         };
         let mut text = text.to_owned();
         for (from, to) in replacements {

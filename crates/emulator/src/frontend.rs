@@ -140,6 +140,10 @@ async fn serve(
             _ => (host_slot.clone(), None),
         };
         let function_app = state.apps.get(app_name).is_some_and(|a| a.function_app);
+        let windows = state
+            .apps
+            .get(app_name)
+            .is_some_and(|a| a.os == crate::seed::AppOs::Windows);
         let Some(slot) = state
             .apps
             .get_mut(app_name)
@@ -162,6 +166,19 @@ async fn serve(
                     "Error 403 - This web app is stopped.",
                     "The web app you have attempted to reach is currently stopped and does not accept any requests.",
                 ),
+            );
+        }
+        // IIS answers every request with the site's app_offline.htm while it is there (Kudu puts
+        // one up for the length of a deployment).
+        if windows && let Some(page) = crate::iis::offline_page(&slot.content_dir) {
+            return (
+                Some(slot_name),
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(header::CONTENT_TYPE, "text/html")],
+                    page,
+                )
+                    .into_response(),
             );
         }
         slot.requests_served += 1;

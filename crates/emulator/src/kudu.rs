@@ -322,18 +322,6 @@ async fn deploy(
     } else {
         truthy(query_param(q, "isAsync")).unwrap_or(false)
     };
-    if one_deploy {
-        match query_param(q, "type") {
-            Some(t) if t.eq_ignore_ascii_case("zip") => {}
-            Some(t) => {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    format!("Artifact type '{t}' not supported by the emulator"),
-                );
-            }
-            None => return text(StatusCode::BAD_REQUEST, "Artifact type '' not supported"),
-        }
-    }
     // OneDeploy defaults to a clean deployment; ZipDeploy replaces the folder's content too.
     let clean = truthy(query_param(q, "clean")).unwrap_or(true);
     let restart = truthy(query_param(q, "restart")).unwrap_or(true);
@@ -342,6 +330,8 @@ async fn deploy(
     } else {
         query_param(q, "deployer").unwrap_or_else(|| "ZipDeploy".to_owned())
     };
+    // ZipDeploy takes only zips; OneDeploy's `type=` may name a single-file artifact.
+    let mut artifact = crate::onedeploy::Artifact::Zip;
     {
         let mut state = lock(&shared.state);
         let Some(a) = state.apps.get_mut(&app) else {
@@ -353,9 +343,17 @@ async fn deploy(
                 "There is a deployment currently in progress. Please try again when it completes.",
             );
         }
+        let os = a.os;
         let Some(s) = a.slot_mut(&slot) else {
             return text(StatusCode::NOT_FOUND, "Slot not found.");
         };
+        if one_deploy {
+            let stack = crate::onedeploy::website_stack(os, &s.site_config, &s.metadata);
+            match crate::onedeploy::artifact(query_param(q, "type").as_deref(), &stack) {
+                Ok(a) => artifact = a,
+                Err(message) => return text(StatusCode::BAD_REQUEST, message),
+            }
+        }
         if s.deploying {
             return text(
                 StatusCode::CONFLICT,
@@ -442,9 +440,12 @@ async fn deploy(
         app.clone(),
         slot.clone(),
         id.clone(),
-        upload,
-        clean,
-        restart,
+        crate::kudu_job::Received {
+            upload,
+            clean,
+            restart,
+            artifact,
+        },
     ));
     if is_async {
         let mut resp = StatusCode::ACCEPTED.into_response();

@@ -37,6 +37,8 @@ struct SlotNow {
     /// `WEBSITE_RUN_FROM_PACKAGE=1`: the package is kept and the site runs from it, read-only.
     packages: Option<PathBuf>,
     stack: crate::stack::Stack,
+    /// A Windows slot whose deployments take it offline (`SCM_CREATE_APP_OFFLINE` is not `0`).
+    offline: bool,
 }
 
 fn slot_now(shared: &Shared, app: &str, slot: &str) -> SlotNow {
@@ -54,7 +56,21 @@ fn slot_now(shared: &Shared, app: &str, slot: &str) -> SlotNow {
         stack: s
             .map(|s| crate::stack::stack_of(&s.site_config))
             .unwrap_or(crate::stack::Stack::Other),
+        offline: a.is_some_and(|a| a.os == crate::seed::AppOs::Windows)
+            && s.is_some_and(|s| crate::iis::app_offline_wanted(&s.app_settings)),
     }
+}
+
+/// What a push deployment received and how to deploy it.
+pub(crate) struct Received {
+    /// The uploaded artifact.
+    pub(crate) upload: PathBuf,
+    /// Unzip into a fresh site folder (`clean`).
+    pub(crate) clean: bool,
+    /// Restart the app afterwards (`restart`).
+    pub(crate) restart: bool,
+    /// OneDeploy's `type=` (ZipDeploy: a zip).
+    pub(crate) artifact: crate::onedeploy::Artifact,
 }
 
 pub(crate) async fn run_deployment(
@@ -62,10 +78,42 @@ pub(crate) async fn run_deployment(
     app: String,
     slot: String,
     id: String,
-    upload: PathBuf,
-    clean: bool,
-    restart: bool,
+    received: Received,
 ) -> bool {
+    // Kudu on Windows takes the site offline before it touches `wwwroot`, so IIS drains and lets go
+    // of the files, and brings it back when the deployment ends, failed or not.
+    let offline = {
+        let now = slot_now(&shared, &app, &slot);
+        now.offline
+            .then(|| crate::iis::take_offline(&now.current))
+            .flatten()
+    };
+    let ok = deploy_steps(&shared, &app, &slot, &id, received).await;
+    if let Some(file) = offline {
+        let _ = std::fs::remove_file(file);
+    }
+    ok
+}
+
+async fn deploy_steps(
+    shared: &Arc<Shared>,
+    app: &str,
+    slot: &str,
+    id: &str,
+    received: Received,
+) -> bool {
+    let Received {
+        upload,
+        clean,
+        restart,
+        artifact,
+    } = received;
+    let (shared, app, slot, id) = (
+        shared.clone(),
+        app.to_owned(),
+        slot.to_owned(),
+        id.to_owned(),
+    );
     let step = shared.deployment_step_delay;
     tokio::time::sleep(step).await;
     set_status(&shared, &app, &slot, &id, |d| {
@@ -89,8 +137,10 @@ pub(crate) async fn run_deployment(
         },
         _ => upload,
     };
-    // A site run from a package is always a fresh mount of it.
-    let clean = clean || now.packages.is_some();
+    // A site run from a package is always a fresh mount of it. A WAR or JAR replaces one file of
+    // `wwwroot` and leaves the rest: Kudu does not consult `clean` for them.
+    let target_file = artifact.target_file().filter(|_| now.packages.is_none());
+    let clean = target_file.is_none() && (clean || now.packages.is_some());
     let result: Result<PathBuf, String> = if injected.is_some() {
         Err("Deployment failed: the package could not be deployed (injected fault).".into())
     } else {
@@ -102,7 +152,11 @@ pub(crate) async fn run_deployment(
             } else {
                 current
             };
-            match extract(&upload2, &target) {
+            let placed = match target_file {
+                Some(name) => place(&upload2, &target, name),
+                None => extract(&upload2, &target),
+            };
+            match placed {
                 Ok(()) => Ok(target),
                 Err(e) => {
                     if clean {
@@ -263,6 +317,17 @@ async fn keep_package(dir: &Path, upload: &Path) -> Result<PathBuf, String> {
         .await
         .map_err(|e| format!("cannot store the package: {e}"))?;
     Ok(path)
+}
+
+/// Writes a single-file artifact into `target` under the name Kudu gives it (`app.jar`, `app.war`),
+/// through a temporary name so a running app never sees half a file.
+fn place(upload: &Path, target: &Path, name: &str) -> Result<(), String> {
+    std::fs::create_dir_all(target)
+        .map_err(|e| format!("cannot create {}: {e}", target.display()))?;
+    let tmp = target.join(format!(".{name}.tmp"));
+    std::fs::copy(upload, &tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, target.join(name))
+        .map_err(|e| format!("cannot write {name} into {}: {e}", target.display()))
 }
 
 /// Extracts a zip into `target`, refusing entries that would escape it (zip-slip).

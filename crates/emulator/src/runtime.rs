@@ -299,6 +299,9 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
             // command and no stack detection apply.
             let startup = if app.function_app {
                 crate::functions_host::startup(&slot.content_dir, &slot.app_settings)
+            } else if app.os == crate::seed::AppOs::Windows {
+                // IIS runs what the package's web.config names; `appCommandLine` is Linux's.
+                crate::iis::startup(&slot.content_dir)
             } else {
                 crate::stack::startup(stack, &slot.content_dir, user)
             };

@@ -10,12 +10,14 @@ mod containers;
 mod dependencies;
 mod failures;
 mod functions;
+mod java;
 mod owned;
 mod release;
 mod rollback;
 mod secrets;
 mod site_config;
 mod substitution;
+mod windows;
 
 /// The app of the python example.
 const APP: &str = "contoso-web";

@@ -11,6 +11,7 @@ mod builds;
 mod extras;
 mod faults;
 mod identity;
+mod java_windows;
 mod keyvault;
 mod kinds;
 mod kudu;

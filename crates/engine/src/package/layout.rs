@@ -44,6 +44,8 @@ pub struct PackageFiles {
     pub node_dependencies: bool,
     /// Whether the package holds `node_modules/`.
     pub node_modules: bool,
+    /// OneDeploy's `type=` when it is not `zip`: `war` or `jar`, from the package's extension.
+    pub onedeploy_type: Option<&'static str>,
     /// Whether the package holds files under [`PYTHON_VENDORED_DIR`].
     pub python_vendored: bool,
     /// Whether the package holds a virtual environment's packages (`antenv/lib/`).
@@ -53,6 +55,22 @@ pub struct PackageFiles {
     /// `requirements.txt` one or two folders down (the app's own folder in a repository-shaped package),
     /// outside vendored folders; at most a few.
     pub nested_requirements: Vec<String>,
+}
+
+/// OneDeploy's `type=` for a package, from its extension: a `.war` goes to Tomcat as `app.war`, a
+/// `.jar` to Java SE as `app.jar` (Kudu names them so and checks the slot's stack), anything else is a
+/// zip unpacked into `wwwroot`. See docs/story-java.md.
+pub fn onedeploy_type(package: &Path) -> &'static str {
+    match package
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("war") => "war",
+        Some("jar") => "jar",
+        _ => "zip",
+    }
 }
 
 impl PackageFiles {
@@ -81,10 +99,9 @@ impl PackageFiles {
             }
             _ => None,
         };
-        Ok(Self::from_names(
-            names.iter().map(String::as_str),
-            package_json.as_deref(),
-        ))
+        let mut files = Self::from_names(names.iter().map(String::as_str), package_json.as_deref());
+        files.onedeploy_type = Some(onedeploy_type(path)).filter(|t| *t != "zip");
+        Ok(files)
     }
 
     /// The layout of a package with these entry names and root `package.json` text.
@@ -180,6 +197,14 @@ impl PackageLayout for PackageFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_onedeploy_type_follows_the_packages_extension() {
+        assert_eq!(onedeploy_type(Path::new("out/app.WAR")), "war");
+        assert_eq!(onedeploy_type(Path::new("target/demo-1.0.jar")), "jar");
+        assert_eq!(onedeploy_type(Path::new("package.zip")), "zip");
+        assert_eq!(onedeploy_type(Path::new("folder-package")), "zip");
+    }
 
     #[test]
     fn shallow_files_vendored_folders_and_package_json_are_read() {

@@ -23,7 +23,9 @@ mod read;
 mod walk;
 mod writer;
 
-pub use layout::{PYTHON_FUNCTIONS_DIR, PYTHON_VENDORED_DIR, PYTHON_VENV_DIR, PackageFiles};
+pub use layout::{
+    PYTHON_FUNCTIONS_DIR, PYTHON_VENDORED_DIR, PYTHON_VENV_DIR, PackageFiles, onedeploy_type,
+};
 pub use manifest::{
     BuiltPackage, MANIFEST_FORMAT, MANIFEST_PATH, Manifest, ManifestFile, ManifestTotal, Sha256Hex,
     read_manifest,

@@ -420,6 +420,9 @@ pub enum Action {
         /// The configuration files a copy of the package has substituted before it is deployed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         substitute: Option<crate::substitute::SubstitutionPlan>,
+        /// OneDeploy's `type=` when the package is a single WAR or JAR (`war`, `jar`); absent for a zip.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        artifact_type: Option<String>,
     },
     /// Run a hook.
     RunHook {
@@ -699,6 +702,7 @@ mod stage_names {
                     slot: slot(),
                     sha256: None,
                     substitute: None,
+                    artifact_type: None,
                 },
                 true,
                 true,

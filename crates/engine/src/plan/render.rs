@@ -145,11 +145,15 @@ impl Action {
                 slot,
                 sha256,
                 substitute,
+                artifact_type,
             } => {
-                let package = match sha256 {
+                let mut package = match sha256 {
                     Some(sha) => format!("deploy package {} to {slot}", &sha[..sha.len().min(12)]),
                     None => format!("deploy package to {slot}"),
                 };
+                if let Some(kind) = artifact_type {
+                    package.push_str(&format!(" (OneDeploy type={kind})"));
+                }
                 match substitute {
                     None => package,
                     Some(s) => {

@@ -366,6 +366,7 @@ pub(super) fn plan_rollback(
                     slot: slot.to_owned(),
                     sha256: redeployable.map(|(_, sha)| sha.to_owned()),
                     substitute: None,
+                    artifact_type: None,
                 },
                 format!(
                     "release {target_label} is in no slot: its package goes to slot {slot}, never to production directly"

@@ -60,6 +60,7 @@ pub(super) fn plan_staging(
         functions_preflight(env, state, slot, build.layout.as_ref(), plan);
     } else {
         startup_preflight(spec, state, slot, build.layout.as_ref(), plan);
+        artifact_type_preflight(spec, state, slot, build.layout.as_ref(), plan);
     }
     let live = state.slot(slot);
     let mut scm_at = None;
@@ -173,6 +174,11 @@ pub(super) fn plan_staging(
                 slot: slot.to_owned(),
                 sha256: build.package_sha256.clone(),
                 substitute: substitution(env_name, env),
+                artifact_type: build
+                    .layout
+                    .as_ref()
+                    .and_then(|l| l.onedeploy_type)
+                    .map(str::to_owned),
             },
             "the release's package goes to the slot, never to production directly",
         ));

@@ -113,6 +113,43 @@ pub(super) fn startup_preflight(
     plan.preflight.push(check("startup-command", ok, detail));
 }
 
+/// Whether Kudu will take a single WAR or JAR on the slot's stack: OneDeploy checks `type=war` against
+/// Tomcat and `type=jar` against Java SE, and refuses any other stack with a 400 only once the stage has
+/// changed the slot's settings. Refused here instead, before any change. On Windows the Java container
+/// (Tomcat or Java SE) is not part of the stack read here, so Kudu's own check decides.
+pub(super) fn artifact_type_preflight(
+    spec: &ReleaseSpec,
+    state: &LiveState,
+    slot: &SlotName,
+    layout: Option<&PackageFiles>,
+    plan: &mut Plan,
+) {
+    let Some(kind) = layout.and_then(|l| l.onedeploy_type) else {
+        return;
+    };
+    let (wanted, name) = match kind {
+        "war" => (&[Runtime::Tomcat][..], "TOMCAT (e.g. TOMCAT|10.1-java17)"),
+        _ => (&[Runtime::Java][..], "JAVA (e.g. JAVA|17-java17)"),
+    };
+    let stack = effective_stack(spec, state, slot);
+    let ok = match &stack {
+        Some(s) if s.os == slot_release_config::stack::Os::Windows => {
+            matches!(s.runtime, Runtime::Java | Runtime::Tomcat)
+        }
+        Some(s) => wanted.contains(&s.runtime),
+        None => false,
+    };
+    let running = stack.map_or_else(|| "no stack".to_owned(), |s| s.to_string());
+    let detail = if ok {
+        format!("a .{kind} package is deployed with OneDeploy type={kind}, which {running} takes")
+    } else {
+        format!(
+            "a .{kind} package is deployed with OneDeploy type={kind}, which Kudu takes only on the {name} stack; slot {slot} runs {running}: set app.stack to match the package, or package the app for its stack"
+        )
+    };
+    plan.preflight.push(check("artifact-type", ok, detail));
+}
+
 fn container_detail(configured: Option<&str>) -> String {
     match configured {
         Some(cmd) => format!("the image's entry point runs, given the startup command {cmd:?}"),

@@ -399,6 +399,7 @@ impl Port for AzurePort {
         let opts = az::DeployOptions {
             cancel: cancel.clone(),
             message: Some(message.to_owned()),
+            artifact_type: crate::package::onedeploy_type(package).to_owned(),
             ..az::DeployOptions::default()
         };
         self.app

@@ -23,10 +23,14 @@ impl Exec<'_> {
         let stem = package
             .file_stem()
             .map_or_else(|| "package".into(), |s| s.to_string_lossy().into_owned());
+        // The copy keeps the package's extension: it tells OneDeploy's type (a `.jar` stays a jar).
+        let ext = package
+            .extension()
+            .map_or_else(|| "zip".into(), |e| e.to_string_lossy().into_owned());
         let copy = self
             .opts
             .work_dir
-            .join(format!("{stem}.{}.zip", plan.environment));
+            .join(format!("{stem}.{}.{ext}", plan.environment));
         let (from, to, plan_owned, cancel) = (
             package.to_path_buf(),
             copy.clone(),
