@@ -192,6 +192,17 @@ pub(crate) async fn handle(
         (Method::GET, ["api", "vfs", ..]) => {
             crate::kudu_logs::vfs(&shared, &app, &slot, req.uri().path())
         }
+        (Method::PUT, ["api", "vfs", ..]) => {
+            let raw = req.uri().path().to_owned();
+            let if_match = req.headers().contains_key(header::IF_MATCH);
+            match axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await {
+                Ok(body) => crate::kudu_logs::vfs_put(&shared, &app, &slot, &raw, if_match, &body),
+                Err(e) => text(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}"),
+                ),
+            }
+        }
         (Method::GET, ["api", "settings"]) => {
             let state = lock(&shared.state);
             let settings = state

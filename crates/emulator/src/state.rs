@@ -84,6 +84,9 @@ pub(crate) struct Slot {
     pub(crate) site_containers: BTreeMap<String, SiteContainer>,
     /// The Functions host keys of a function app's slot.
     pub(crate) host_keys: Option<HostKeys>,
+    /// Run from package: the `SitePackages` zip `content_dir` was mounted from; a restart remounts
+    /// when `packagename.txt` names another.
+    pub(crate) mounted_package: Option<String>,
 }
 
 impl App {
@@ -536,6 +539,7 @@ pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorE
                                 })
                                 .collect(),
                             host_keys: app.function_app.then(HostKeys::generate),
+                            mounted_package: None,
                         },
                     );
                 }
