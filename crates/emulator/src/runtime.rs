@@ -234,7 +234,7 @@ fn sh_quote(s: &str) -> String {
 /// `wwwroot`: a private mount namespace (`unshare`, no privileges needed where user namespaces
 /// are allowed) binds the folder over itself read-only, so only this app sees it so and nothing
 /// is left behind. Where `unshare` cannot run, the app runs on a writable folder.
-fn read_only(dir: &std::path::Path, command: &str) -> String {
+pub(crate) fn read_only(dir: &std::path::Path, command: &str) -> String {
     static UNSHARE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let available = *UNSHARE.get_or_init(|| {
         std::process::Command::new("unshare")
