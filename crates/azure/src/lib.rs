@@ -32,7 +32,7 @@ pub use keyvault::{
 };
 pub use kudu::{
     CommandOutput, DeployOptions, DeployStatus, Deployment, DeploymentRecord, Kudu, KuduAuth,
-    LogEntry, SYNC_COMMAND_LIMIT,
+    LogEntry, SYNC_COMMAND_LIMIT, SitePackages,
 };
 pub use probe::{DEFAULT_PAGE_TITLE, FUNCTION_KEY_HEADER, PAGE_BODY_LIMIT, PageAnswer, PageClient};
 pub use tokio_util::sync::CancellationToken;
