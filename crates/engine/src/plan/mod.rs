@@ -421,6 +421,16 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         substitute: Option<crate::substitute::SubstitutionPlan>,
     },
+    /// Run from package: point the slot back at the package Kudu kept for the release
+    /// (`/home/data/SitePackages`, the zip whose SHA-256 is `sha256`) and restart it; no rebuild and no
+    /// artifact.
+    UseKeptPackage {
+        /// The slot.
+        #[schemars(with = "String")]
+        slot: SlotName,
+        /// SHA-256 of the release's package, which the kept zip must match.
+        sha256: String,
+    },
     /// Run a hook.
     RunHook {
         /// Hook name.
@@ -496,6 +506,7 @@ impl Action {
         matches!(
             self,
             Action::DeployPackage { .. }
+                | Action::UseKeptPackage { .. }
                 | Action::SetImage { .. }
                 | Action::RunHook { .. }
                 | Action::Swap { .. }

@@ -409,6 +409,48 @@ impl Port for AzurePort {
             .map_err(azure_err(format!("deploy {} to {slot}", package.display())))
     }
 
+    async fn use_kept_package(
+        &self,
+        slot: &SlotName,
+        sha256: &str,
+        cancel: &CancellationToken,
+    ) -> Result<String, Error> {
+        use sha2::Digest as _;
+        let name = Self::slot(slot)?;
+        let kudu = self.app.kudu(&name);
+        let kept = kudu
+            .site_packages(cancel)
+            .await
+            .map_err(azure_err(format!("list the kept packages of {slot}")))?;
+        for zip in &kept.zips {
+            let bytes = kudu
+                .site_package(zip, cancel)
+                .await
+                .map_err(azure_err(format!("read the kept package {zip} of {slot}")))?;
+            let digest: String = sha2::Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            if !digest.eq_ignore_ascii_case(sha256) {
+                continue;
+            }
+            kudu.use_site_package(zip, cancel)
+                .await
+                .map_err(azure_err(format!("point {slot} at the kept package {zip}")))?;
+            // The site mounts the package packagename.txt names when it starts.
+            self.app
+                .restart_synchronously(&name, cancel)
+                .await
+                .map_err(azure_err(format!("restart slot {slot}")))?;
+            return Ok(zip.clone());
+        }
+        Err(Error::KeptPackageGone {
+            slot: slot.to_string(),
+            sha256: sha256.to_owned(),
+            kept: kept.zips.len(),
+        })
+    }
+
     async fn run_command(
         &self,
         slot: &SlotName,
