@@ -13,6 +13,7 @@ mod functions;
 mod owned;
 mod release;
 mod rollback;
+mod run_from_package;
 mod secrets;
 mod site_config;
 mod substitution;
