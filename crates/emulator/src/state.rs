@@ -144,6 +144,13 @@ impl App {
         if self.kind != AppKind::Container {
             return None;
         }
+        let fx = slot
+            .site_config
+            .get("linuxFxVersion")
+            .and_then(|v| v.as_str());
+        if fx.is_some_and(|v| v.trim().eq_ignore_ascii_case("SITECONTAINERS")) {
+            return crate::platform::main_image(&slot.site_containers);
+        }
         slot.site_config
             .get("linuxFxVersion")
             .and_then(|v| v.as_str())
@@ -367,6 +374,9 @@ pub struct SlotSnapshot {
     pub host_name: String,
     /// The slot's SCM (Kudu) host, without the port.
     pub scm_host_name: String,
+    /// A sitecontainers app's containers: their ARM `properties`, by lowercase name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub site_containers: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 /// One vault.
@@ -725,6 +735,11 @@ pub(crate) fn snapshot(shared: &Shared) -> StateSnapshot {
                         content_dir: s.content_dir.clone(),
                         host_name: app.hosts(&s.name).app,
                         scm_host_name: app.hosts(&s.name).scm,
+                        site_containers: s
+                            .site_containers
+                            .iter()
+                            .map(|(k, c)| (k.clone(), c.properties.clone()))
+                            .collect(),
                     })
                     .collect(),
             }
