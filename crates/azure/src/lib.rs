@@ -38,8 +38,8 @@ pub use probe::{DEFAULT_PAGE_TITLE, FUNCTION_KEY_HEADER, PAGE_BODY_LIMIT, PageAn
 pub use tokio_util::sync::CancellationToken;
 pub use webapp::{
     AppRef, ConnectionString, ConnectionStringsChange, MapChange, RampUpRule, ResourceId,
-    SettingsChange, SiteConfig, SiteConfigPatch, SlotConfigNames, SlotInfo, SlotName, StickyKind,
-    SwapOptions, WebApp,
+    SettingsChange, SiteConfig, SiteConfigPatch, SiteContainer, SlotConfigNames, SlotInfo,
+    SlotName, StickyKind, SwapOptions, WebApp,
 };
 
 /// Every public async operation must be `Send`, so callers can `tokio::spawn` it.
