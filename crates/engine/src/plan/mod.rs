@@ -18,6 +18,7 @@ use crate::spec::{
 use crate::state::{LiveState, SlotName};
 
 mod connection_strings;
+mod containers;
 mod dependencies;
 mod functions;
 mod owned;
@@ -32,6 +33,8 @@ pub use connection_strings::{
     Concealed, ConnectionStringChange, connection_string_secret_key, is_connection_string_key,
 };
 use connection_strings::{connection_string_changes, connection_string_pulls, sticky_preflight};
+pub use containers::COMPOSE_RETIREMENT;
+use containers::{containers_preflight, sidecars_kept};
 use dependencies::*;
 use functions::*;
 pub use functions::{HOST_JSON, WORKER_RUNTIME};

@@ -56,6 +56,7 @@ pub(super) fn plan_staging(
         },
     ));
     hosting_preflight(spec, state, plan);
+    containers_preflight(spec, state, slot, plan);
     if state.hosting.function_app {
         functions_preflight(env, state, slot, build.layout.as_ref(), plan);
     } else {

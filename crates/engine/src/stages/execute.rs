@@ -154,16 +154,9 @@ impl Exec<'_> {
                     self.journal.previous_image = before.clone();
                 }
                 self.image_set = Some(after.clone());
-                port.set_site(
-                    slot,
-                    &SiteChange {
-                        startup_command: None,
-                        linux_fx_version: Some(format!("DOCKER|{after}")),
-                    },
-                    &cancel,
-                )
-                .await
-                .map_err(port_err("set the image"))?;
+                port.set_image(slot, after, &cancel)
+                    .await
+                    .map_err(port_err("set the image"))?;
                 // The slot's deployment record names the release it now runs, which is how the next
                 // run reads what production holds.
                 let mut record = self.record(Phase::Deployed);
