@@ -16,6 +16,7 @@ mod rollback;
 mod run_from_package;
 mod secrets;
 mod site_config;
+mod sitecontainers;
 mod substitution;
 
 /// The app of the python example.
