@@ -174,6 +174,8 @@ pub(crate) struct Call<'a> {
     pub method: Method,
     pub url: Url,
     pub body: Option<serde_json::Value>,
+    /// A plain-text body (a file written through Kudu's VFS), sent instead of `body`.
+    pub text: Option<String>,
     pub headers: Vec<(&'static str, String)>,
     pub idempotency: Idempotency,
     /// Statuses that are not errors for this call (besides 2xx).
@@ -194,6 +196,7 @@ impl<'a> Call<'a> {
             method,
             url,
             body: None,
+            text: None,
             headers: vec![],
             idempotency,
             accept: &[],
@@ -203,6 +206,11 @@ impl<'a> Call<'a> {
 
     pub(crate) fn json(mut self, body: serde_json::Value) -> Self {
         self.body = Some(body);
+        self
+    }
+
+    pub(crate) fn text(mut self, body: String) -> Self {
+        self.text = Some(body);
         self
     }
 
@@ -491,12 +499,14 @@ impl Inner {
         let settings = &self.settings.retry;
         let mut attempt: u32 = 0;
         let mut reauthenticated = false;
-        let body_bytes = match &call.body {
-            Some(v) => Some(
+        let body_bytes = match (&call.text, &call.body) {
+            (Some(t), _) => Some((t.clone().into_bytes(), "text/plain; charset=utf-8")),
+            (None, Some(v)) => Some((
                 serde_json::to_vec(v)
                     .map_err(|e| AzureError::protocol(&call.operation, e.to_string()))?,
-            ),
-            None => None,
+                "application/json; charset=utf-8",
+            )),
+            (None, None) => None,
         };
         loop {
             let mut req = Request::new(call.url.clone(), call.method);
@@ -504,8 +514,8 @@ impl Inner {
             for (k, v) in &call.headers {
                 req.insert_header(*k, v.clone());
             }
-            if let Some(b) = &body_bytes {
-                req.insert_header("content-type", "application/json; charset=utf-8");
+            if let Some((b, content_type)) = &body_bytes {
+                req.insert_header("content-type", *content_type);
                 req.set_body(Body::from(b.clone()));
             } else if matches!(call.method, Method::Post | Method::Put | Method::Patch) {
                 req.insert_header("content-length", "0");

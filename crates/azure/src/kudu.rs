@@ -15,6 +15,9 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+mod packages;
+pub use packages::SitePackages;
+
 /// Kudu's deployment status codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "i64", into = "i64")]
@@ -555,12 +558,12 @@ impl Kudu {
         let op = self.op("run background command");
         let started = Instant::now();
         let id = uuid::Uuid::new_v4().simple().to_string();
-        // The state lives next to the command, in the same folder every request below runs in, so it is
-        // on the shared /home storage whichever SCM instance answers.
-        let state = format!(".slot-release-cmd-{id}");
+        // The state lives in /home/data, shared storage whichever SCM instance answers, and writable
+        // even when the site runs from its package (its wwwroot is read-only then).
+        let state = format!("\"$HOME/data/.slot-release-cmd-{id}\"");
         let q = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
         let launcher = format!(
-            "R=\"$(pwd)/{state}\"; mkdir -p \"$R\" && ( sh -c {cmd} > \"$R/out\" 2> \"$R/err\"; echo $? > \"$R/rc.tmp\"; mv \"$R/rc.tmp\" \"$R/rc\" ) < /dev/null > /dev/null 2>&1 &",
+            "R={state}; mkdir -p \"$R\" && ( sh -c {cmd} > \"$R/out\" 2> \"$R/err\"; echo $? > \"$R/rc.tmp\"; mv \"$R/rc.tmp\" \"$R/rc\" ) < /dev/null > /dev/null 2>&1 &",
             cmd = q(cmd),
         );
         let short = Duration::from_secs(60);

@@ -32,14 +32,14 @@ pub use keyvault::{
 };
 pub use kudu::{
     CommandOutput, DeployOptions, DeployStatus, Deployment, DeploymentRecord, Kudu, KuduAuth,
-    LogEntry, SYNC_COMMAND_LIMIT,
+    LogEntry, SYNC_COMMAND_LIMIT, SitePackages,
 };
 pub use probe::{DEFAULT_PAGE_TITLE, FUNCTION_KEY_HEADER, PAGE_BODY_LIMIT, PageAnswer, PageClient};
 pub use tokio_util::sync::CancellationToken;
 pub use webapp::{
     AppRef, ConnectionString, ConnectionStringsChange, MapChange, RampUpRule, ResourceId,
-    SettingsChange, SiteConfig, SiteConfigPatch, SlotConfigNames, SlotInfo, SlotName, StickyKind,
-    SwapOptions, WebApp,
+    SettingsChange, SiteConfig, SiteConfigPatch, SiteContainer, SlotConfigNames, SlotInfo,
+    SlotName, StickyKind, SwapOptions, WebApp,
 };
 
 /// Every public async operation must be `Send`, so callers can `tokio::spawn` it.

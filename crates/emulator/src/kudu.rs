@@ -192,6 +192,17 @@ pub(crate) async fn handle(
         (Method::GET, ["api", "vfs", ..]) => {
             crate::kudu_logs::vfs(&shared, &app, &slot, req.uri().path())
         }
+        (Method::PUT, ["api", "vfs", ..]) => {
+            let raw = req.uri().path().to_owned();
+            let if_match = req.headers().contains_key(header::IF_MATCH);
+            match axum::body::to_bytes(req.into_body(), 16 * 1024 * 1024).await {
+                Ok(body) => crate::kudu_logs::vfs_put(&shared, &app, &slot, &raw, if_match, &body),
+                Err(e) => text(
+                    StatusCode::BAD_REQUEST,
+                    format!("cannot read the body: {e}"),
+                ),
+            }
+        }
         (Method::GET, ["api", "settings"]) => {
             let state = lock(&shared.state);
             let settings = state
@@ -519,7 +530,7 @@ async fn command(
             &serde_json::json!({"Output": "", "Error": "The command failed (injected fault).", "ExitCode": exit_code}),
         );
     }
-    let (cwd, env) = {
+    let (cwd, env, cmd) = {
         let state = lock(&shared.state);
         let Some(a) = state.apps.get(app) else {
             return json(
@@ -534,7 +545,19 @@ async fn command(
             );
         };
         let env = crate::runtime::app_env(shared, &state, a, s);
-        (resolve_dir(&s.content_dir, &dir), env)
+        // A site run from its package has a read-only wwwroot for Kudu's commands too.
+        let cmd = if crate::kudu_job::run_from_package(&s.app_settings) {
+            crate::runtime::read_only(
+                &s.content_dir,
+                &format!(
+                    "cd {} && {cmd}",
+                    sh_quote_path(&resolve_dir(&s.content_dir, &dir))
+                ),
+            )
+        } else {
+            cmd
+        };
+        (resolve_dir(&s.content_dir, &dir), env, cmd)
     };
     let output = tokio::process::Command::new("sh")
         .arg("-c")
@@ -563,6 +586,11 @@ async fn command(
             &serde_json::json!({"Output": "", "Error": "Command timed out.", "ExitCode": -1}),
         ),
     }
+}
+
+/// A path quoted for `sh`.
+fn sh_quote_path(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }
 
 /// Maps Kudu's `dir` (relative to `/home`, usually `site/wwwroot`) onto the slot's site folder.

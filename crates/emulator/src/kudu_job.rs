@@ -178,6 +178,14 @@ async fn deploy_steps(
             if let Err(e) = written {
                 tracing::warn!(error = %e, "cannot write packagename.txt");
             }
+            if let Some(s) = lock(&shared.state)
+                .apps
+                .get_mut(&app)
+                .and_then(|a| a.slot_mut(&slot))
+            {
+                s.mounted_package = Some(name.to_owned());
+            }
+            purge_packages(dir, max_packages(&shared, &app, &slot), name);
         }
     } else if now.packages.is_none() {
         let _ = std::fs::remove_file(&upload);
@@ -290,6 +298,84 @@ pub(crate) fn site_packages(app_root: &Path, slot: &str) -> PathBuf {
         .join(slot)
         .join("data")
         .join("SitePackages")
+}
+
+/// How many zips Kudu keeps in `SitePackages`: `SCM_MAX_ZIP_PACKAGE_COUNT`, 5 by default.
+fn max_packages(shared: &Shared, app: &str, slot: &str) -> usize {
+    lock(&shared.state)
+        .apps
+        .get(app)
+        .and_then(|a| a.slot(slot))
+        .and_then(|s| {
+            s.app_settings
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("SCM_MAX_ZIP_PACKAGE_COUNT"))
+                .and_then(|(_, v)| v.trim().parse().ok())
+        })
+        .unwrap_or(5)
+        .max(1)
+}
+
+/// Removes the oldest zips beyond `keep`, never the one `packagename.txt` names, as Kudu purges
+/// `SitePackages` after each deployment.
+fn purge_packages(dir: &Path, keep: usize, current: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut zips: Vec<(std::time::SystemTime, String)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let modified = e.metadata().and_then(|m| m.modified()).ok()?;
+            name.ends_with(".zip").then_some((modified, name))
+        })
+        .collect();
+    // Newest first; names are timestamps, so they break ties within a second.
+    zips.sort_by(|a, b| b.cmp(a));
+    for (_, name) in zips.into_iter().skip(keep) {
+        if name != current {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+    }
+}
+
+/// Exchanges two slots' `/home/data` on a swap: the kept packages are part of the content.
+pub(crate) fn swap_site_packages(app_root: &Path, a: &str, b: &str) {
+    let data = |slot: &str| app_root.join("slot-home").join(slot).join("data");
+    let (da, db) = (data(a), data(b));
+    let tmp = app_root.join("slot-home").join(format!(".swap-{a}-{b}"));
+    let moved_a = da.exists() && std::fs::rename(&da, &tmp).is_ok();
+    if db.exists() {
+        let _ = std::fs::create_dir_all(app_root.join("slot-home").join(a));
+        if let Err(e) = std::fs::rename(&db, &da) {
+            tracing::warn!(error = %e, "cannot swap /home/data");
+        }
+    }
+    if moved_a {
+        let _ = std::fs::create_dir_all(app_root.join("slot-home").join(b));
+        if let Err(e) = std::fs::rename(&tmp, &db) {
+            tracing::warn!(error = %e, "cannot swap /home/data");
+        }
+    }
+}
+
+/// The zip a restart of a site run from a package should mount, when `packagename.txt` names
+/// another than the one mounted: as on App Service, pointing `packagename.txt` at a kept package
+/// and restarting runs that package.
+pub(crate) fn remount_wanted(app_root: &Path, slot: &crate::state::Slot) -> Option<PathBuf> {
+    if !run_from_package(&slot.app_settings) {
+        return None;
+    }
+    let dir = site_packages(app_root, &slot.name);
+    let named = std::fs::read_to_string(dir.join("packagename.txt")).ok()?;
+    let named = named.trim();
+    if named.is_empty() || slot.mounted_package.as_deref() == Some(named) {
+        return None;
+    }
+    let zip = dir.join(named);
+    // A name that escapes the folder or names no kept zip leaves the site as it is.
+    (Path::new(named).file_name() == Some(std::ffi::OsStr::new(named)) && zip.is_file())
+        .then_some(zip)
 }
 
 /// Moves the upload into `SitePackages` under a UTC timestamp name, as Kudu names them.

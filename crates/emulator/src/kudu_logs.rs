@@ -1,6 +1,7 @@
 //! Kudu's log and file routes for a slot: `GET /api/logs/docker` (the slot's log files, each with the
 //! `href` to read it), `GET /api/logstream` (new log lines as they are written) and `GET /api/vfs/…`
-//! (read a file or list a folder of `/home`: `LogFiles/` and `site/wwwroot/`).
+//! (read a file or list a folder of `/home`: `LogFiles/`, `data/` and `site/wwwroot/`) and `PUT
+//! /api/vfs/…` (write a file; `site/wwwroot` of a site run from a package is read-only).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -151,6 +152,61 @@ pub(crate) fn vfs(shared: &Shared, app: &str, slot: &str, raw_path: &str) -> Res
         )
             .into_response(),
         Err(_) => text(StatusCode::NOT_FOUND, format!("'{rel}' not found.")),
+    }
+}
+
+/// `PUT /api/vfs/<path>`: writes a file, as Kudu does: replacing an existing file needs `If-Match`
+/// (412 without it), and a site run from its package has a read-only `site/wwwroot` (409).
+pub(crate) fn vfs_put(
+    shared: &Shared,
+    app: &str,
+    slot: &str,
+    raw_path: &str,
+    if_match: bool,
+    body: &[u8],
+) -> Response {
+    let Some((logs, site, _)) = slot_dirs(shared, app, slot) else {
+        return text(StatusCode::NOT_FOUND, "Slot not found.");
+    };
+    let rel = raw_path
+        .strip_prefix("/api/vfs")
+        .or_else(|| raw_path.strip_prefix("/API/VFS"))
+        .unwrap_or_default();
+    let Some(path) = vfs_path(&logs, &site, rel) else {
+        return text(StatusCode::NOT_FOUND, format!("'{rel}' cannot be written."));
+    };
+    let run_from_package = lock(&shared.state)
+        .apps
+        .get(app)
+        .and_then(|a| a.slot(slot))
+        .is_some_and(|s| crate::kudu_job::run_from_package(&s.app_settings));
+    if run_from_package && path.starts_with(&site) {
+        return text(
+            StatusCode::CONFLICT,
+            "site/wwwroot is read-only: the site runs from its package (WEBSITE_RUN_FROM_PACKAGE=1); deploy a new package instead.",
+        );
+    }
+    if path.is_dir() || rel.ends_with('/') {
+        return text(StatusCode::CONFLICT, format!("'{rel}' is a folder."));
+    }
+    let existed = path.is_file();
+    if existed && !if_match {
+        return text(
+            StatusCode::PRECONDITION_FAILED,
+            format!("'{rel}' exists: send If-Match (an ETag or *) to replace it."),
+        );
+    }
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(&path, body));
+    match written {
+        Ok(()) if existed => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => StatusCode::CREATED.into_response(),
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot write '{rel}': {e}"),
+        ),
     }
 }
 

@@ -3,6 +3,8 @@
 //! SKUs with their tiers and slot limits, a Flex Consumption app's default `functionAppConfig`, and the
 //! shapes of a slot's sitecontainers and Functions host keys.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// The type of a connection string, spelled as the spec's `ConnStringValueTypePair.type` enum.
@@ -117,6 +119,17 @@ pub(crate) struct SiteContainer {
     pub(crate) name: String,
     /// Its ARM `properties`.
     pub(crate) properties: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The image of a sitecontainers slot's main container (`isMain: true`): the one that serves the site
+/// and the only one the emulator runs.
+pub(crate) fn main_image(containers: &BTreeMap<String, SiteContainer>) -> Option<String> {
+    containers
+        .values()
+        .find(|c| c.properties.get("isMain") == Some(&serde_json::Value::Bool(true)))
+        .and_then(|c| c.properties.get("image"))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
 }
 
 /// A function app slot's host keys (`host/default/listkeys`): secrets.

@@ -234,7 +234,7 @@ fn sh_quote(s: &str) -> String {
 /// `wwwroot`: a private mount namespace (`unshare`, no privileges needed where user namespaces
 /// are allowed) binds the folder over itself read-only, so only this app sees it so and nothing
 /// is left behind. Where `unshare` cannot run, the app runs on a writable folder.
-fn read_only(dir: &std::path::Path, command: &str) -> String {
+pub(crate) fn read_only(dir: &std::path::Path, command: &str) -> String {
     static UNSHARE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let available = *UNSHARE.get_or_init(|| {
         std::process::Command::new("unshare")
@@ -565,6 +565,7 @@ async fn monitor(
 
 /// Restarts (or stops, if the slot is stopped) the app of one slot.
 pub(crate) fn restart(shared: &Arc<Shared>, app_name: &str, slot_name: &str) {
+    remount(shared, app_name, slot_name);
     let mut state = lock(&shared.state);
     let spec = {
         let Some(app) = state.apps.get(app_name) else {
@@ -585,6 +586,42 @@ pub(crate) fn restart(shared: &Arc<Shared>, app_name: &str, slot_name: &str) {
         if let Some(old) = std::mem::replace(&mut slot.instance, instance) {
             old.stop();
         }
+    }
+}
+
+/// Run from package: mounts the package `packagename.txt` names if it is not the one mounted.
+fn remount(shared: &Arc<Shared>, app_name: &str, slot_name: &str) {
+    let wanted = {
+        let state = lock(&shared.state);
+        let Some(app) = state.apps.get(app_name) else {
+            return;
+        };
+        app.slot(slot_name).and_then(|s| {
+            crate::kudu_job::remount_wanted(&app.root_dir, s).map(|zip| (app.root_dir.clone(), zip))
+        })
+    };
+    let Some((root, zip)) = wanted else {
+        return;
+    };
+    let Ok(dir) = crate::state::new_content_dir(&root) else {
+        return;
+    };
+    if let Err(e) = crate::kudu_job::extract(&zip, &dir) {
+        tracing::warn!(error = %e, "cannot mount {}", zip.display());
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+    let name = zip.file_name().map(|n| n.to_string_lossy().into_owned());
+    let mut state = lock(&shared.state);
+    if let Some(slot) = state
+        .apps
+        .get_mut(app_name)
+        .and_then(|a| a.slot_mut(slot_name))
+    {
+        slot.mounted_package = name;
+        let old = std::mem::replace(&mut slot.content_dir, dir);
+        // The running process keeps its folder open until the restart stops it.
+        let _ = std::fs::remove_dir_all(old);
     }
 }
 

@@ -84,6 +84,9 @@ pub(crate) struct Slot {
     pub(crate) site_containers: BTreeMap<String, SiteContainer>,
     /// The Functions host keys of a function app's slot.
     pub(crate) host_keys: Option<HostKeys>,
+    /// Run from package: the `SitePackages` zip `content_dir` was mounted from; a restart remounts
+    /// when `packagename.txt` names another.
+    pub(crate) mounted_package: Option<String>,
 }
 
 impl App {
@@ -140,6 +143,13 @@ impl App {
     pub(crate) fn image(&self, slot: &Slot) -> Option<String> {
         if self.kind != AppKind::Container {
             return None;
+        }
+        let fx = slot
+            .site_config
+            .get("linuxFxVersion")
+            .and_then(|v| v.as_str());
+        if fx.is_some_and(|v| v.trim().eq_ignore_ascii_case("SITECONTAINERS")) {
+            return crate::platform::main_image(&slot.site_containers);
         }
         slot.site_config
             .get("linuxFxVersion")
@@ -364,6 +374,9 @@ pub struct SlotSnapshot {
     pub host_name: String,
     /// The slot's SCM (Kudu) host, without the port.
     pub scm_host_name: String,
+    /// A sitecontainers app's containers: their ARM `properties`, by lowercase name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub site_containers: BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
 }
 
 /// One vault.
@@ -536,6 +549,7 @@ pub(crate) fn from_seed(seed: &Seed, work_dir: &Path) -> Result<State, EmulatorE
                                 })
                                 .collect(),
                             host_keys: app.function_app.then(HostKeys::generate),
+                            mounted_package: None,
                         },
                     );
                 }
@@ -721,6 +735,11 @@ pub(crate) fn snapshot(shared: &Shared) -> StateSnapshot {
                         content_dir: s.content_dir.clone(),
                         host_name: app.hosts(&s.name).app,
                         scm_host_name: app.hosts(&s.name).scm,
+                        site_containers: s
+                            .site_containers
+                            .iter()
+                            .map(|(k, c)| (k.clone(), c.properties.clone()))
+                            .collect(),
                     })
                     .collect(),
             }

@@ -115,6 +115,20 @@ pub enum Error {
         operation: String,
     },
 
+    /// Run from package: none of the zips Kudu keeps in the slot's `/home/data/SitePackages` is the
+    /// release's package.
+    #[error(
+        "slot {slot} keeps no package with sha256 {sha256} in /home/data/SitePackages ({kept} kept; Kudu keeps the newest SCM_MAX_ZIP_PACKAGE_COUNT, 5 by default): deploy the release's artifact with the staging and production stages"
+    )]
+    KeptPackageGone {
+        /// The slot.
+        slot: String,
+        /// The release's package digest.
+        sha256: String,
+        /// How many zips the slot keeps.
+        kept: usize,
+    },
+
     // --- The journal.
     /// The journal would put more tags on the site than Azure allows on one resource.
     #[error("{}", too_many_tags_message(*.count, *.journal, *.foreign, .largest_journal_tag.as_ref()))]

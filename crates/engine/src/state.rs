@@ -141,6 +141,22 @@ pub struct SlotState {
     /// General settings (`siteConfig`) as they are now; a field the platform did not report is `None`.
     #[serde(default, skip_serializing_if = "SiteSettings::is_empty")]
     pub site_config: SiteSettings,
+    /// A sitecontainers app's containers (`linuxFxVersion: SITECONTAINERS`): the main one and its sidecars.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub site_containers: Vec<SiteContainerState>,
+}
+
+/// One sitecontainer of a slot, as far as a release reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SiteContainerState {
+    /// Its name.
+    pub name: String,
+    /// Its image reference.
+    pub image: String,
+    /// Whether it is the main container (`isMain`), the one a release rolls out; the others are sidecars.
+    #[serde(default)]
+    pub is_main: bool,
 }
 
 /// A connection string as a slot holds it. The value is a secret for printing purposes (it usually holds
@@ -242,11 +258,36 @@ impl SlotState {
         }
     }
 
-    /// The image tag when the slot runs a container (`DOCKER|repo:tag`).
+    /// The image tag when the slot runs a container (`DOCKER|repo:tag`), or a sitecontainers app's main
+    /// container's image.
     pub fn image(&self) -> Option<&str> {
+        if self.runs_site_containers() {
+            return self.main_container().map(|c| c.image.as_str());
+        }
         self.linux_fx_version
             .as_deref()
             .and_then(|fx| fx.strip_prefix("DOCKER|"))
+    }
+
+    /// Whether the slot is a sitecontainers app (`linuxFxVersion: SITECONTAINERS`).
+    pub fn runs_site_containers(&self) -> bool {
+        self.linux_fx_version
+            .as_deref()
+            .is_some_and(|fx| fx.trim().eq_ignore_ascii_case("SITECONTAINERS"))
+    }
+
+    /// A sitecontainers app's main container.
+    pub fn main_container(&self) -> Option<&SiteContainerState> {
+        self.site_containers.iter().find(|c| c.is_main)
+    }
+
+    /// A sitecontainers app's sidecars, by name: what an image rollout leaves as it is.
+    pub fn sidecars(&self) -> Vec<&str> {
+        self.site_containers
+            .iter()
+            .filter(|c| !c.is_main)
+            .map(|c| c.name.as_str())
+            .collect()
     }
 
     /// The startup command, with an empty string read as none.

@@ -230,6 +230,20 @@ fn run_from_package_is_refused_only_when_it_points_at_a_url() {
             "{value}: {}",
             plan.render()
         );
+        // The value the config declares is the one the slot will have: it wins over the slot's.
+        for (declared, ok) in [("1", true), ("https://example.test/p.zip", false)] {
+            let mut config = loaded.clone();
+            for env in config.spec.environments.values_mut() {
+                env.settings
+                    .insert("WEBSITE_RUN_FROM_PACKAGE".into(), declared.into());
+            }
+            let plan = plan_with(&config, Stage::Staging, &live, false);
+            let check = check(&plan, "run-from-package");
+            assert_eq!(check.ok, ok, "{value} / {declared}: {}", plan.render());
+            if !ok {
+                assert!(check.detail.contains("the config sets"), "{}", check.detail);
+            }
+        }
     }
 }
 

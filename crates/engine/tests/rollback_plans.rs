@@ -267,3 +267,58 @@ fn hooks_are_undone_after_a_swap_back_when_asked_and_never_after_a_redeploy() {
     assert_eq!(method(&plan), "swap");
     assert!(!undoes_hooks(&plan), "{}", plan.render());
 }
+
+#[test]
+fn a_release_in_no_slot_runs_again_from_the_package_kudu_kept_when_the_slot_runs_from_its_package()
+{
+    let spec = spec("swapBack", false);
+    let mut state = live("20261201.1", false);
+    let staging = SlotName::new("staging").unwrap();
+    state
+        .slots
+        .get_mut(&staging)
+        .unwrap()
+        .settings
+        .insert("WEBSITE_RUN_FROM_PACKAGE".into(), "1".into());
+    for later in [false, true] {
+        let plan = rollback(&spec, &state, None, later);
+        assert!(plan.problems().next().is_none(), "{}", plan.render());
+        let kinds: Vec<&Action> = plan.steps.iter().map(|s| &s.action).collect();
+        let kept = kinds
+            .iter()
+            .position(|a| matches!(a, Action::UseKeptPackage { slot, sha256 } if *slot == staging && sha256 == R1_SHA))
+            .unwrap_or_else(|| panic!("no kept package step\n{}", plan.render()));
+        let gate = kinds
+            .iter()
+            .position(|a| matches!(a, Action::HealthGate { slot, .. } if *slot == staging));
+        let swap = kinds
+            .iter()
+            .position(|a| matches!(a, Action::Swap { .. }))
+            .expect("a swap");
+        assert!(
+            gate.is_some_and(|g| kept < g && g < swap),
+            "{}",
+            plan.render()
+        );
+        assert!(
+            !kinds
+                .iter()
+                .any(|a| matches!(a, Action::DeployPackage { .. }))
+        );
+        // Nothing to download: the slot keeps it.
+        assert_eq!(plan.artifact, None, "later: {later}");
+        let package = check(&plan, "package").expect("a package check");
+        assert!(package.ok && package.detail.contains("runs from its package"));
+    }
+    // A package given is deployed, verified against the history, as anywhere else.
+    let plan = rollback(&spec, &state, Some(R1_SHA), false);
+    assert_eq!(method(&plan), "redeploy", "{}", plan.render());
+    // A slot that does not run from its package keeps nothing.
+    state
+        .slots
+        .get_mut(&staging)
+        .unwrap()
+        .settings
+        .insert("WEBSITE_RUN_FROM_PACKAGE".into(), "0".into());
+    assert_eq!(method(&rollback(&spec, &state, None, false)), "refused");
+}

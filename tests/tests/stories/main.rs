@@ -14,8 +14,10 @@ mod java;
 mod owned;
 mod release;
 mod rollback;
+mod run_from_package;
 mod secrets;
 mod site_config;
+mod sitecontainers;
 mod substitution;
 mod windows;
 

@@ -3,12 +3,14 @@
 //! start, stop, slot deletion and tags. Raw REST over the shared pipeline,
 //! since no App Service crate exists for azure_core 1.x.
 
+mod containers;
 mod lifecycle;
 mod model;
 mod names;
 mod swap;
 mod tags;
 
+pub use containers::SiteContainer;
 pub use model::{
     ConnectionString, ConnectionStringsChange, MapChange, RampUpRule, SettingsChange, SiteConfig,
     SiteConfigPatch, SlotConfigNames, SlotInfo, StickyKind, SwapOptions,

@@ -346,6 +346,7 @@ pub(crate) fn create_slot_resource(
                     metadata: BTreeMap::new(),
                     site_containers: BTreeMap::new(),
                     host_keys: app.new_host_keys(),
+                    mounted_package: None,
                 },
             );
         }

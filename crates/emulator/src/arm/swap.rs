@@ -282,6 +282,9 @@ async fn swap(
         std::mem::swap(&mut src.forced_unhealthy, &mut tgt.forced_unhealthy);
         // A sitecontainers app's containers are its stack: they follow the content.
         std::mem::swap(&mut src.site_containers, &mut tgt.site_containers);
+        // `/home` is the content: a site run from a package takes its kept packages along.
+        std::mem::swap(&mut src.mounted_package, &mut tgt.mounted_package);
+        crate::kudu_job::swap_site_packages(&app.root_dir, &src.name, &tgt.name);
         for key in keys {
             let a = src.site_config.remove(key);
             let b = tgt.site_config.remove(key);

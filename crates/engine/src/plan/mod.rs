@@ -18,6 +18,7 @@ use crate::spec::{
 use crate::state::{LiveState, SlotName};
 
 mod connection_strings;
+mod containers;
 mod dependencies;
 mod functions;
 mod owned;
@@ -32,6 +33,8 @@ pub use connection_strings::{
     Concealed, ConnectionStringChange, connection_string_secret_key, is_connection_string_key,
 };
 use connection_strings::{connection_string_changes, connection_string_pulls, sticky_preflight};
+pub use containers::COMPOSE_RETIREMENT;
+use containers::{containers_preflight, sidecars_kept};
 use dependencies::*;
 use functions::*;
 pub use functions::{HOST_JSON, WORKER_RUNTIME};
@@ -424,6 +427,16 @@ pub enum Action {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         artifact_type: Option<String>,
     },
+    /// Run from package: point the slot back at the package Kudu kept for the release
+    /// (`/home/data/SitePackages`, the zip whose SHA-256 is `sha256`) and restart it; no rebuild and no
+    /// artifact.
+    UseKeptPackage {
+        /// The slot.
+        #[schemars(with = "String")]
+        slot: SlotName,
+        /// SHA-256 of the release's package, which the kept zip must match.
+        sha256: String,
+    },
     /// Run a hook.
     RunHook {
         /// Hook name.
@@ -499,6 +512,7 @@ impl Action {
         matches!(
             self,
             Action::DeployPackage { .. }
+                | Action::UseKeptPackage { .. }
                 | Action::SetImage { .. }
                 | Action::RunHook { .. }
                 | Action::Swap { .. }

@@ -139,6 +139,10 @@ impl Action {
                 "set image on {slot}: {} -> {after}",
                 before.as_deref().unwrap_or("(none)")
             ),
+            Action::UseKeptPackage { slot, sha256 } => format!(
+                "run the kept package {} on {slot} again (packagename.txt, restart)",
+                &sha256[..sha256.len().min(12)]
+            ),
             Action::BuildPackage { root } => format!("build package from {root}"),
             Action::ResolveImage { image } => format!("resolve image {image}"),
             Action::DeployPackage {

@@ -184,12 +184,28 @@ pub(super) fn plan_rollback(
     // A plan for a later job (`plan --stage rollback` before the artifact is downloaded) is made as if the
     // recorded package were given; the run itself checks the bytes it is given.
     let expected = given.or(recorded.filter(|_| build.package_later && artifact.is_some()));
-    let redeployable = match (source_slot, in_no_slot) {
+    // A slot run from its package (`WEBSITE_RUN_FROM_PACKAGE=1`) still holds the release's zip where Kudu
+    // kept it (`/home/data/SitePackages` follows the content on a swap): pointing the slot back at it needs
+    // no artifact. A package given to the run is deployed instead, as it is under any restore.
+    let kept = match (source_slot, in_no_slot, given, recorded) {
+        (Some(slot), true, None, Some(sha)) if runs_from_package(state, slot) => Some((slot, sha)),
+        _ => None,
+    };
+    let redeployable = match (source_slot, in_no_slot && kept.is_none()) {
         (Some(slot), true) => expected.map(|sha| (slot, sha)),
         _ => None,
     };
-    if in_no_slot && source_slot.is_some() {
+    if in_no_slot && source_slot.is_some() && kept.is_none() {
         plan.artifact = artifact.cloned();
+    }
+    if let Some((slot, sha)) = kept {
+        plan.preflight.push(check(
+            "package",
+            true,
+            format!(
+                "release {target_label} is in no slot, but slot {slot} runs from its package (WEBSITE_RUN_FROM_PACKAGE=1) and Kudu keeps its newest packages there: the one with sha256 {sha} runs again, without its artifact"
+            ),
+        ));
     }
     match (redeployable, given) {
         (Some((_, given)), Some(_)) => {
@@ -224,6 +240,7 @@ pub(super) fn plan_rollback(
     }
     // What the rollback does: the configured restore, or (no rollback stage) whichever is possible.
     let method = match (redeployable, restore) {
+        _ if kept.is_some() => Ok(RestoreBy::Kept),
         (Some((slot, _)), _) => Ok(RestoreBy::Redeploy(slot)),
         (None, Some(Restore::SwapBack)) => lkg_slot
             .map(RestoreBy::Swap)
@@ -260,7 +277,10 @@ pub(super) fn plan_rollback(
         Action::AcquireLock,
         "a rollback must not race another release",
     )];
-    let redeploying = matches!(method, Ok(RestoreBy::Redeploy(_) | RestoreBy::ImageVia(..)));
+    let redeploying = matches!(
+        method,
+        Ok(RestoreBy::Redeploy(_) | RestoreBy::Kept | RestoreBy::ImageVia(..))
+    );
     match method {
         Ok(RestoreBy::Swap(slot)) => {
             let held = state.slot(slot).and_then(|s| s.release.as_deref());
@@ -354,24 +374,43 @@ pub(super) fn plan_rollback(
                 format!("release {target_label} passed its gate in slot {slot}: swap it in"),
             ));
         }
-        Ok(RestoreBy::Redeploy(slot)) => {
+        Ok(ref by @ (RestoreBy::Redeploy(_) | RestoreBy::Kept)) => {
+            let (slot, deploy) = match (by, kept, redeployable) {
+                (RestoreBy::Kept, Some((slot, sha)), _) => (
+                    slot,
+                    step(
+                        Action::UseKeptPackage {
+                            slot: slot.to_owned(),
+                            sha256: sha.to_owned(),
+                        },
+                        format!(
+                            "release {target_label} is in no slot: slot {slot} runs its kept package again, never production directly"
+                        ),
+                    ),
+                ),
+                (&RestoreBy::Redeploy(slot), _, Some((_, sha))) => (
+                    slot,
+                    step(
+                        Action::DeployPackage {
+                            slot: slot.to_owned(),
+                            sha256: Some(sha.to_owned()),
+                            substitute: None,
+                            artifact_type: None,
+                        },
+                        format!(
+                            "release {target_label} is in no slot: its package goes to slot {slot}, never to production directly"
+                        ),
+                    ),
+                ),
+                _ => return,
+            };
             steps.push(step(
                 Action::WriteJournal {
                     phase: Phase::RollingBack,
                 },
                 "a run cut short during the rollback must be recognised",
             ));
-            steps.push(step(
-                Action::DeployPackage {
-                    slot: slot.to_owned(),
-                    sha256: redeployable.map(|(_, sha)| sha.to_owned()),
-                    substitute: None,
-                    artifact_type: None,
-                },
-                format!(
-                    "release {target_label} is in no slot: its package goes to slot {slot}, never to production directly"
-                ),
-            ));
+            steps.push(deploy);
             // The settings that travel with the swap, as that release was released with them (a setting
             // from `$(Build.BuildNumber)` names it again); sticky ones stay with production's slot.
             let environment = spec
@@ -495,6 +534,17 @@ enum RestoreBy<'a> {
     Redeploy(&'a SlotName),
     /// Set this image on this slot, gate it, and swap it in.
     ImageVia(&'a SlotName, &'a str),
+    /// Run the package Kudu kept in the source slot again (run from package), gate it, and swap it in.
+    Kept,
+}
+
+/// Whether a slot runs from a local package (`WEBSITE_RUN_FROM_PACKAGE=1`), which Kudu keeps.
+fn runs_from_package(state: &LiveState, slot: &SlotName) -> bool {
+    state.slot(slot).is_some_and(|s| {
+        s.settings
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("WEBSITE_RUN_FROM_PACKAGE") && v.trim() == "1")
+    })
 }
 
 /// How a container's recorded image comes back: through the slot production swaps from when there is one,

@@ -56,6 +56,7 @@ pub(super) fn plan_staging(
         },
     ));
     hosting_preflight(spec, state, plan);
+    containers_preflight(spec, state, slot, plan);
     if state.hosting.function_app {
         functions_preflight(env, state, slot, build.layout.as_ref(), plan);
     } else {
@@ -65,13 +66,25 @@ pub(super) fn plan_staging(
     let live = state.slot(slot);
     let mut scm_at = None;
     if let AppKind::Code { .. } = spec.app.kind {
-        let run_from = live.and_then(|s| s.settings.get("WEBSITE_RUN_FROM_PACKAGE"));
-        let url = run_from.is_some_and(|v| v.starts_with("http://") || v.starts_with("https://"));
+        // The value the release leaves on the slot: the config's when it declares one, else the slot's.
+        let (run_from, origin) = match env.settings.get("WEBSITE_RUN_FROM_PACKAGE") {
+            Some(v) => (Some(v), "the config sets"),
+            None => (
+                live.and_then(|s| s.settings.get("WEBSITE_RUN_FROM_PACKAGE")),
+                "the slot has",
+            ),
+        };
+        let url = run_from.is_some_and(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            v.starts_with("http://") || v.starts_with("https://")
+        });
         plan.preflight.push(check(
             "run-from-package",
             !url,
             if url {
-                format!("WEBSITE_RUN_FROM_PACKAGE on {slot} points at a URL, which makes zip deploys fail with 409; remove the setting or set it to 1")
+                format!("{origin} WEBSITE_RUN_FROM_PACKAGE on {slot} to a URL: the site then runs the zip at that URL, never the one deployed, and Kudu refuses deployments with 409 ConflictRunFromRemoteZipConfigured; set it to 1 (the deployed zip is kept under /home/data/SitePackages) or remove it")
+            } else if run_from.is_some_and(|v| v.trim() == "1") {
+                format!("{slot} runs from its package (WEBSITE_RUN_FROM_PACKAGE=1): the zip is kept under /home/data/SitePackages and wwwroot is read-only")
             } else {
                 "WEBSITE_RUN_FROM_PACKAGE does not point at a URL".to_owned()
             },

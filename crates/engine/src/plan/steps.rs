@@ -412,6 +412,15 @@ pub(super) fn push_site_changes(
             let after = format!("{repository}:{tag}");
             let before = live.and_then(|s| s.image()).map(str::to_owned);
             if before.as_deref() != Some(after.as_str()) {
+                // A sitecontainers app's image is its main container's; the plan names what stays.
+                let why = match live.filter(|s| s.runs_site_containers()) {
+                    Some(s) => format!(
+                        "{why}: main container {} of the sitecontainers app, {}",
+                        s.main_container().map_or("(none)", |m| m.name.as_str()),
+                        sidecars_kept(s)
+                    ),
+                    None => why.to_owned(),
+                };
                 plan.steps.push(step(
                     Action::SetImage {
                         slot: slot.to_owned(),

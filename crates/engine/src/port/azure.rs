@@ -20,7 +20,8 @@ use crate::health::AppFailure;
 use crate::identity::ReleaseId;
 use crate::journal::DeploymentRecord;
 use crate::state::{
-    ConnectionStringState, Hosting, LiveState, SiteSettings, SlotName, SlotState, WindowsStack,
+    ConnectionStringState, Hosting, LiveState, SiteContainerState, SiteSettings, SlotName,
+    SlotState, WindowsStack,
 };
 
 /// The port over the real Azure client (or the emulator through a custom cloud).
@@ -199,6 +200,25 @@ impl Port for AzurePort {
                 state.in_flight.push(format!("a deployment to {name}"));
             }
             let (release, package_sha256, artifact) = release_of(&deployments);
+            let site_containers = if config
+                .linux_fx_version
+                .as_deref()
+                .is_some_and(|fx| fx.trim().eq_ignore_ascii_case("SITECONTAINERS"))
+            {
+                self.app
+                    .site_containers(&slot, cancel)
+                    .await
+                    .map_err(azure_err(format!("read sitecontainers of {name}")))?
+                    .into_iter()
+                    .map(|c| SiteContainerState {
+                        is_main: c.is_main(),
+                        image: c.image().unwrap_or_default().to_owned(),
+                        name: c.name,
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             state.slots.insert(
                 name.clone(),
                 SlotState {
@@ -218,6 +238,7 @@ impl Port for AzurePort {
                         ftps_state: config.ftps_state,
                         health_check_path: config.health_check_path.filter(|v| !v.is_empty()),
                     },
+                    site_containers,
                 },
             );
         }
@@ -368,6 +389,43 @@ impl Port for AzurePort {
             .map_err(azure_err(format!("update site config of {slot}")))
     }
 
+    async fn set_image(
+        &self,
+        slot: &SlotName,
+        image: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let name = Self::slot(slot)?;
+        let config = self
+            .app
+            .site_config(&name, cancel)
+            .await
+            .map_err(azure_err(format!("read site config of {slot}")))?;
+        let site_containers = config
+            .linux_fx_version
+            .as_deref()
+            .is_some_and(|fx| fx.trim().eq_ignore_ascii_case("SITECONTAINERS"));
+        if !site_containers {
+            return self
+                .set_site(
+                    slot,
+                    &SiteChange {
+                        startup_command: None,
+                        linux_fx_version: Some(format!("DOCKER|{image}")),
+                    },
+                    cancel,
+                )
+                .await;
+        }
+        self.app
+            .set_main_container_image(&name, image, cancel)
+            .await
+            .map(drop)
+            .map_err(azure_err(format!(
+                "set the main container's image on {slot}"
+            )))
+    }
+
     async fn set_site_config(
         &self,
         slot: &SlotName,
@@ -408,6 +466,48 @@ impl Port for AzurePort {
             .await
             .map(drop)
             .map_err(azure_err(format!("deploy {} to {slot}", package.display())))
+    }
+
+    async fn use_kept_package(
+        &self,
+        slot: &SlotName,
+        sha256: &str,
+        cancel: &CancellationToken,
+    ) -> Result<String, Error> {
+        use sha2::Digest as _;
+        let name = Self::slot(slot)?;
+        let kudu = self.app.kudu(&name);
+        let kept = kudu
+            .site_packages(cancel)
+            .await
+            .map_err(azure_err(format!("list the kept packages of {slot}")))?;
+        for zip in &kept.zips {
+            let bytes = kudu
+                .site_package(zip, cancel)
+                .await
+                .map_err(azure_err(format!("read the kept package {zip} of {slot}")))?;
+            let digest: String = sha2::Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            if !digest.eq_ignore_ascii_case(sha256) {
+                continue;
+            }
+            kudu.use_site_package(zip, cancel)
+                .await
+                .map_err(azure_err(format!("point {slot} at the kept package {zip}")))?;
+            // The site mounts the package packagename.txt names when it starts.
+            self.app
+                .restart_synchronously(&name, cancel)
+                .await
+                .map_err(azure_err(format!("restart slot {slot}")))?;
+            return Ok(zip.clone());
+        }
+        Err(Error::KeptPackageGone {
+            slot: slot.to_string(),
+            sha256: sha256.to_owned(),
+            kept: kept.zips.len(),
+        })
     }
 
     async fn run_command(

@@ -189,6 +189,37 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         message: &str,
         cancel: &CancellationToken,
     ) -> Result<(), Error>;
+    /// Rolls out an image on a slot: `linuxFxVersion: DOCKER|image`, or for a sitecontainers app the
+    /// main container's image (its sidecars untouched).
+    async fn set_image(
+        &self,
+        slot: &SlotName,
+        image: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.set_site(
+            slot,
+            &SiteChange {
+                startup_command: None,
+                linux_fx_version: Some(format!("DOCKER|{image}")),
+            },
+            cancel,
+        )
+        .await
+    }
+    /// Run from package: points the slot's `packagename.txt` at the kept zip whose SHA-256 is
+    /// `sha256` and restarts the slot; answers the zip's name. Every kept zip is read and hashed: a
+    /// name says nothing about what a zip holds.
+    async fn use_kept_package(
+        &self,
+        slot: &SlotName,
+        sha256: &str,
+        _cancel: &CancellationToken,
+    ) -> Result<String, Error> {
+        Err(Error::Offline {
+            operation: format!("run the kept package {sha256} on slot {slot}"),
+        })
+    }
     /// Runs a command in a slot through Kudu.
     async fn run_command(
         &self,

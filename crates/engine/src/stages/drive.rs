@@ -326,6 +326,7 @@ pub(super) fn long_step(action: &Action) -> Option<Option<Duration>> {
         Action::HealthGate { gate, .. } => Some(Some(gate.timeout)),
         Action::Watch { watch, .. } => Some(Some(watch.window)),
         Action::DeployPackage { .. }
+        | Action::UseKeptPackage { .. }
         | Action::Swap { .. }
         | Action::ApplySlotConfig { .. }
         | Action::RunHook { .. }
@@ -341,6 +342,7 @@ pub(super) fn folds(action: &Action) -> bool {
         action,
         Action::BuildPackage { .. }
             | Action::DeployPackage { .. }
+            | Action::UseKeptPackage { .. }
             | Action::RunHook { .. }
             | Action::UndoHook { .. }
             | Action::HealthGate { .. }

@@ -154,16 +154,9 @@ impl Exec<'_> {
                     self.journal.previous_image = before.clone();
                 }
                 self.image_set = Some(after.clone());
-                port.set_site(
-                    slot,
-                    &SiteChange {
-                        startup_command: None,
-                        linux_fx_version: Some(format!("DOCKER|{after}")),
-                    },
-                    &cancel,
-                )
-                .await
-                .map_err(port_err("set the image"))?;
+                port.set_image(slot, after, &cancel)
+                    .await
+                    .map_err(port_err("set the image"))?;
                 // The slot's deployment record names the release it now runs, which is how the next
                 // run reads what production holds.
                 let mut record = self.record(Phase::Deployed);
@@ -191,6 +184,32 @@ impl Exec<'_> {
             Action::BuildPackage { .. } => self.build_package().await?,
             Action::ResolveImage { image } => {
                 self.log().info(&format!("Image for this release: {image}"));
+            }
+            Action::UseKeptPackage { slot, sha256 } => {
+                let Some(plan) = self.stage.plan.clone() else {
+                    return Err(Failure::failed(Error::NothingToRun {
+                        step: action.describe(),
+                        why: "no plan".into(),
+                    }));
+                };
+                let zip = port
+                    .use_kept_package(slot, sha256, &cancel)
+                    .await
+                    .map_err(port_err("run the kept package"))?;
+                self.log().info(&format!(
+                    "Slot {slot} runs its kept package {zip} again (sha256 {sha256})"
+                ));
+                let name = plan.release_name.clone().unwrap_or(plan.release_id.clone());
+                let record = DeploymentRecord {
+                    release: plan.release_id.clone(),
+                    release_name: name,
+                    phase: Phase::Deployed.as_str().to_owned(),
+                    package_sha256: Some(sha256.clone()),
+                    ..self.record(Phase::Deployed)
+                };
+                port.put_record(slot, &plan.release_id, &record, &self.settle)
+                    .await
+                    .map_err(port_err("write the deployment record"))?;
             }
             Action::DeployPackage { slot, .. } if self.stage.stage == Stage::Rollback => {
                 // A rollback never builds: it deploys the artifact of the release it brings back.

@@ -306,6 +306,7 @@ impl Port for MemPort {
                             host_name: Some(format!("{name}.memory.test")),
                             site_config: s.site.clone(),
                             windows: None,
+                            site_containers: Vec::new(),
                         },
                     );
                 }
