@@ -8,8 +8,8 @@ use azure_core::credentials::TokenCredential;
 use azure_core::http::policies::Policy;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::{
-    Body, ClientOptions, Context, Method, Pipeline, PipelineSendOptions, RawResponse, Request,
-    RetryOptions, Transport,
+    Body, ClientOptions, Context, Method, Pipeline, PipelineSendOptions, PipelineStreamOptions,
+    RawResponse, Request, RetryOptions, Transport,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -484,6 +484,65 @@ impl Inner {
         cancel: &CancellationToken,
     ) -> Result<RawResponse> {
         self.send_with(&self.arm, call, cancel).await
+    }
+
+    /// A GET whose body is too large to hold (a kept package of any size): each chunk goes to `sink` as
+    /// it arrives, so memory stays at one chunk. Retried once on a 401 (a fresh token), never after the
+    /// body began: a caller that needs the whole body again asks again. Returns the bytes read.
+    pub(crate) async fn get_streamed(
+        &self,
+        pipeline: &Pipeline,
+        call: Call<'_>,
+        cancel: &CancellationToken,
+        mut sink: impl FnMut(&[u8]),
+    ) -> Result<u64> {
+        use futures::StreamExt as _;
+        let mut reauthenticated = false;
+        let rsp = loop {
+            let mut req = Request::new(call.url.clone(), call.method);
+            for (k, v) in &call.headers {
+                req.insert_header(*k, v.clone());
+            }
+            let ctx = Context::new();
+            let stream = pipeline.stream(
+                &ctx,
+                &mut req,
+                Some(PipelineStreamOptions {
+                    skip_checks: true,
+                    ..Default::default()
+                }),
+            );
+            let rsp = until_cancelled(cancel, &call.operation, stream)
+                .await?
+                .map_err(|e| transport_error(&call.operation, call.method, &call.url, e))?;
+            let status = u16::from(rsp.status());
+            if (200..300).contains(&status) {
+                break rsp;
+            }
+            if status == 401 && !reauthenticated {
+                reauthenticated = true;
+                continue;
+            }
+            let rsp = until_cancelled(cancel, &call.operation, rsp.try_into_raw_response())
+                .await?
+                .map_err(|e| transport_error(&call.operation, call.method, &call.url, e))?;
+            return Err(http_error(&call.operation, call.method, &call.url, &rsp));
+        };
+        let mut body = rsp.into_body();
+        let mut read = 0u64;
+        loop {
+            let chunk = until_cancelled(cancel, &call.operation, body.next()).await?;
+            match chunk {
+                None => return Ok(read),
+                Some(Ok(bytes)) => {
+                    read += bytes.len() as u64;
+                    sink(&bytes);
+                }
+                Some(Err(e)) => {
+                    return Err(transport_error(&call.operation, call.method, &call.url, e));
+                }
+            }
+        }
     }
 
     /// Sends with retries. `cancel` stops it at once wherever it is: the request in flight (a request

@@ -350,6 +350,24 @@ impl Kudu {
         self.app.inner().send_with(&r.pipeline, call, cancel).await
     }
 
+    /// [`Inner::get_streamed`](crate::client::Inner) with Kudu's sign-in.
+    pub(crate) async fn get_streamed(
+        &self,
+        call: Call<'_>,
+        cancel: &CancellationToken,
+        sink: impl FnMut(&[u8]),
+    ) -> Result<u64> {
+        let r = self.resolved(cancel).await?;
+        let call = match &r.basic {
+            Some(b) => call.header("authorization", b.clone()),
+            None => call,
+        };
+        self.app
+            .inner()
+            .get_streamed(&r.pipeline, call, cancel, sink)
+            .await
+    }
+
     pub(crate) async fn url(
         &self,
         path_and_query: &str,

@@ -73,8 +73,13 @@ impl Kudu {
         Ok(SitePackages { active, zips })
     }
 
-    /// The bytes of one kept package, to verify it is the release's before the site runs it.
-    pub async fn site_package(&self, name: &str, cancel: &CancellationToken) -> Result<Vec<u8>> {
+    /// The SHA-256 (lowercase hex) of one kept package, to verify it is the release's before the site
+    /// runs it. Hashed as it streams: a package of any size costs one chunk of memory.
+    pub async fn site_package_sha256(
+        &self,
+        name: &str,
+        cancel: &CancellationToken,
+    ) -> Result<String> {
         if !valid_name(name) {
             return Err(AzureError::invalid(
                 "package name",
@@ -82,18 +87,21 @@ impl Kudu {
                 "a kept package is a .zip file name",
             ));
         }
-        let op = self.op(&format!("download SitePackages/{name}"));
-        let rsp = self
-            .call(
-                Call::new(
-                    &op,
-                    Method::Get,
-                    self.url(&format!("{DIR}{name}"), cancel).await?,
-                ),
-                cancel,
-            )
+        use sha2::Digest as _;
+        let op = self.op(&format!("hash SitePackages/{name}"));
+        let call = Call::new(
+            &op,
+            Method::Get,
+            self.url(&format!("{DIR}{name}"), cancel).await?,
+        );
+        let mut hasher = sha2::Sha256::new();
+        self.get_streamed(call, cancel, |chunk| hasher.update(chunk))
             .await?;
-        Ok(rsp.body().to_vec())
+        Ok(hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
     }
 
     /// Points `packagename.txt` at a kept package; the site runs it after its next restart.

@@ -263,3 +263,68 @@ async fn kudu_with_publishing_credentials_uses_basic_auth_when_allowed() {
             .contains("basicpublishingcredentialspolicies")
     }));
 }
+
+#[tokio::test]
+async fn kept_packages_are_hashed_as_they_stream_and_one_can_be_made_active() {
+    use sha2::Digest as _;
+    let env = start().await;
+    let cancel = CancellationToken::new();
+    let web = azure(&env).web_app(&app_ref());
+    let staging = slot("staging");
+    web.update_app_settings(
+        &staging,
+        &SettingsChange {
+            set: BTreeMap::from([("WEBSITE_RUN_FROM_PACKAGE".into(), "1".into())]),
+            remove: BTreeSet::new(),
+        },
+        &cancel,
+    )
+    .await
+    .expect("run from package");
+    let kudu = web.kudu(&staging);
+    let mut digests = Vec::new();
+    for (i, version) in ["v1", "v2"].iter().enumerate() {
+        let dir = tempfile::tempdir().expect("dir");
+        // A body of a few MiB arrives in many chunks: the digest must cover every one, in order.
+        let filler = format!("{version}-").repeat(400_000 + i);
+        let pkg = write_zip(
+            dir.path(),
+            &[("index.html", version), ("filler.txt", &filler)],
+        );
+        let bytes = std::fs::read(&pkg).expect("read package");
+        digests.push(
+            sha2::Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
+        );
+        kudu.deploy_zip(&pkg, &DeployOptions::default())
+            .await
+            .expect("deploy");
+    }
+    let kept = kudu.site_packages(&cancel).await.expect("kept packages");
+    assert_eq!(kept.zips.len(), 2, "{kept:?}");
+    let mut hashed = Vec::new();
+    for zip in &kept.zips {
+        hashed.push(kudu.site_package_sha256(zip, &cancel).await.expect("hash"));
+    }
+    // Newest first.
+    assert_eq!(hashed, [digests[1].clone(), digests[0].clone()]);
+    assert_eq!(kept.active.as_ref(), Some(&kept.zips[0]));
+    kudu.use_site_package(&kept.zips[1], &cancel)
+        .await
+        .expect("point at the older one");
+    assert_eq!(
+        kudu.site_packages(&cancel)
+            .await
+            .expect("again")
+            .active
+            .as_ref(),
+        Some(&kept.zips[1])
+    );
+    let missing = kudu
+        .site_package_sha256("19700101000000.zip", &cancel)
+        .await
+        .expect_err("no such package");
+    assert_eq!(missing.status(), Some(404), "{missing}");
+}

@@ -474,7 +474,6 @@ impl Port for AzurePort {
         sha256: &str,
         cancel: &CancellationToken,
     ) -> Result<String, Error> {
-        use sha2::Digest as _;
         let name = Self::slot(slot)?;
         let kudu = self.app.kudu(&name);
         let kept = kudu
@@ -482,14 +481,10 @@ impl Port for AzurePort {
             .await
             .map_err(azure_err(format!("list the kept packages of {slot}")))?;
         for zip in &kept.zips {
-            let bytes = kudu
-                .site_package(zip, cancel)
+            let digest = kudu
+                .site_package_sha256(zip, cancel)
                 .await
                 .map_err(azure_err(format!("read the kept package {zip} of {slot}")))?;
-            let digest: String = sha2::Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
             if !digest.eq_ignore_ascii_case(sha256) {
                 continue;
             }
