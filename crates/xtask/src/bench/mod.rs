@@ -222,6 +222,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let load_at_start = load_average();
     let wanted = |name: &str| args.only.is_empty() || args.only.iter().any(|o| o == name);
     let mut sections = Vec::new();
+    let mut timings = Vec::new();
     for name in MEASUREMENTS {
         if !wanted(name) {
             continue;
@@ -243,10 +244,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             notes: vec![format!("The measurement failed: {err:#}")],
         });
         explain(&mut section);
-        eprintln!(
-            "bench: {name} done in {:.1} s",
-            started.elapsed().as_secs_f64()
-        );
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!("bench: {name} done in {seconds:.1} s");
+        timings.push((name.to_owned(), seconds));
         sections.push(section);
     }
     let mut command = "cargo xtask bench".to_owned();
@@ -265,6 +265,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ..machine()
         },
         sections,
+        timings,
     };
     let out = args.out.unwrap_or_else(|| root.join("docs"));
     write(&report, &out)
