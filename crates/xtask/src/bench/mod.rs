@@ -57,6 +57,8 @@ pub(crate) struct Sizes {
     pub packaging_shapes: Vec<packaging::Shape>,
     /// Size of the upload in MiB.
     pub upload_mib: u64,
+    /// Interleaved uploads of each side.
+    pub upload_runs: usize,
     /// Secret counts for Key Vault's named reads.
     pub secrets: Vec<usize>,
     /// Secret counts for Key Vault's list-all mode (each also in `secrets`).
@@ -69,8 +71,12 @@ pub(crate) struct Sizes {
     pub startup_runs: usize,
     /// Kudu deployment step delays, one deployment each, for the reaction time.
     pub step_delays_ms: Vec<u64>,
+    /// Swaps timed for the reaction time.
+    pub swap_runs: usize,
     /// Whether to run the whole rehearsal.
     pub rehearsal: bool,
+    /// Rehearsals timed.
+    pub rehearsal_runs: usize,
 }
 
 impl Sizes {
@@ -78,21 +84,26 @@ impl Sizes {
         Sizes {
             files: 20_000,
             tree_mib: 500,
-            packaging_runs: 3,
+            packaging_runs: 5,
+            // 2M small files would take about 4 GiB of scratch and, at 200k's pace, some 25 min
+            // for five interleaved runs of each side: over the disk and time this suite keeps to.
             packaging_shapes: vec![
                 shape("1k small files", 1_000, 2, false, 5, 1.0),
                 shape("20k small files", 20_000, 40, false, 5, 2.0),
-                shape("200k small files", 200_000, 400, false, 3, 2.0),
-                shape("one 2 GiB file", 1, 2048, true, 3, 1.8),
+                shape("200k small files", 200_000, 400, false, 5, 2.0),
+                shape("one 2 GiB file", 1, 2048, true, 5, 1.8),
             ],
             upload_mib: 1024,
+            upload_runs: 5,
             secrets: vec![20, 200, 2000],
             listed_secrets: vec![200, 2000],
             keyvault_runs: 5,
             latency_ms: 20,
             startup_runs: 7,
             step_delays_ms: vec![120, 230, 370, 450, 610, 780, 930],
+            swap_runs: 5,
             rehearsal: true,
+            rehearsal_runs: 5,
         }
     }
 
@@ -108,13 +119,16 @@ impl Sizes {
                 shape("one 16 MiB file", 1, 16, true, 1, 1.8),
             ],
             upload_mib: 16,
+            upload_runs: 2,
             secrets: vec![20, 60],
             listed_secrets: vec![60],
             keyvault_runs: 2,
             latency_ms: 20,
             startup_runs: 2,
             step_delays_ms: vec![60, 160],
+            swap_runs: 2,
             rehearsal: false,
+            rehearsal_runs: 1,
         }
     }
 }
@@ -848,10 +862,20 @@ mod tests {
         );
         assert_eq!(f.secrets, vec![20, 200, 2000]);
         assert_eq!(f.listed_secrets, vec![200, 2000]);
-        assert!(
-            f.keyvault_runs >= 5,
-            "every comparison runs at least 5 times"
-        );
+        for runs in [
+            f.keyvault_runs,
+            f.packaging_runs,
+            f.upload_runs,
+            f.swap_runs,
+            f.rehearsal_runs,
+            f.startup_runs,
+            f.step_delays_ms.len(),
+        ]
+        .into_iter()
+        .chain(f.packaging_shapes.iter().map(|p| p.runs))
+        {
+            assert!(runs >= 5, "every comparison runs at least 5 times");
+        }
         for s in [&q, &f] {
             assert!(s.listed_secrets.iter().all(|n| s.secrets.contains(n)));
         }
