@@ -204,7 +204,11 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
              {rtt:.1} ms (median of 5 single reads). Each cell is the median of {runs} runs, ours \
              and the peer's interleaved, with the fastest and slowest run beside it. Token and \
              challenge are cached before each run (warm), which both sides pay once per run of a \
-             task, not per read."
+             task, not per read. Client and emulator run in this process with `RUST_LIB_BACKTRACE` \
+             = {} (library backtraces off, as where neither backtrace variable is set; with \
+             `RUST_BACKTRACE=1` alone the SDK unwinds the stack for every header it looks up and \
+             does not find).",
+            std::env::var("RUST_LIB_BACKTRACE").unwrap_or_else(|_| "(unset)".into())
         ),
         format!(
             "Peer strategy, run by this harness with one reqwest client (the product's HTTP \
