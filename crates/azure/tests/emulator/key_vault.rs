@@ -403,3 +403,78 @@ async fn throttling_over_http2_still_backs_off_for_retry_after() {
         "last 429 at {last_429}, first read at {first_read}"
     );
 }
+
+/// The most requests of `log` in flight at one instant, from their spans.
+fn peak_in_flight(log: &[RequestRecord]) -> usize {
+    let mut edges: Vec<(time::OffsetDateTime, i32)> = log
+        .iter()
+        .flat_map(|r| {
+            let (start, end) = span(r);
+            [(start, 1), (end, -1)]
+        })
+        .collect();
+    // An answer that ends as another starts is not overlapping it.
+    edges.sort();
+    let (mut now, mut peak) = (0i32, 0i32);
+    for (_, d) in edges {
+        now += d;
+        peak = peak.max(now);
+    }
+    usize::try_from(peak).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_reads_are_all_in_flight_at_once_on_a_warm_client() {
+    // 2,000 named reads, each answered 3 s after it arrives. A warm client sends them as one wave
+    // over HTTP/2, so at some instant the vault holds every one of them. Reads held to HTTP/1.1's
+    // 100, or to any other fixed width, or waiting on a token or a connection per read, never
+    // overlap all at once (and a token per read shows in the log). Counted from the emulator's
+    // request log, not from the clock, so a slow machine cannot fail it: every read arrives well
+    // within the 3 s the first one is held.
+    let n = 2000;
+    let env = start_with(seed_with_vault(numbered(n)), |_| {}).await;
+    let refs: Vec<SecretRef> = (0..n)
+        .map(|i| SecretRef::parse(&format!("s{i:03}")).expect("ref"))
+        .collect();
+    let kv = azure(&env).key_vault(VAULT).expect("vault");
+    kv.get_secrets(&refs[..1], &CancellationToken::new())
+        .await
+        .expect("the first read warms the client");
+    env.em.clear_requests();
+    env.em.inject(Fault::Latency {
+        route: RouteMatch {
+            host: Some("*.vault.*".into()),
+            method: Some("GET".into()),
+            path: Some("/secrets/*".into()),
+            body_contains: None,
+        },
+        millis: 3000,
+        count: None,
+    });
+    let got = kv
+        .get_secrets(&refs, &CancellationToken::new())
+        .await
+        .expect("secrets");
+    assert_eq!(got.len(), n);
+    let log = env.em.requests();
+    let reads: Vec<RequestRecord> = log
+        .iter()
+        .filter(|r| r.host.contains(".vault.") && r.path.starts_with("/secrets/"))
+        .cloned()
+        .collect();
+    assert_eq!(reads.len(), n, "one request per read, no 401 and retry");
+    assert!(
+        reads
+            .iter()
+            .all(|r| r.status == 200 && r.version == "HTTP/2.0")
+    );
+    assert!(
+        log.iter().all(|r| !r.host.starts_with("login.")),
+        "no token was fetched for the wave"
+    );
+    assert_eq!(
+        peak_in_flight(&reads),
+        n,
+        "every read was in flight at once"
+    );
+}

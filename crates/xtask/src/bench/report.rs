@@ -157,6 +157,14 @@ impl Row {
         }
     }
 
+    /// A row with no baseline whose figure is the median of repeated runs, with their spread.
+    pub fn alone_runs(what: impl Into<String>, figure: &[f64], unit: Unit, target: Target) -> Row {
+        Row {
+            spread: Spread::of(figure),
+            ..Row::alone(what, median(figure), unit, target)
+        }
+    }
+
     /// A row compared with a baseline.
     pub fn compared(
         what: impl Into<String>,
@@ -292,6 +300,10 @@ pub struct Report {
     pub machine: Machine,
     /// The measurements.
     pub sections: Vec<Section>,
+    /// How long each measurement ran, in seconds, in the order run (`--only` runs fewer), so the
+    /// page says what a full run costs.
+    #[serde(default)]
+    pub timings: Vec<(String, f64)>,
 }
 
 /// Counts of targets met and missed over the whole report.
@@ -375,6 +387,19 @@ impl Report {
                  product's performance)\n",
             );
         }
+        if !self.timings.is_empty() {
+            let total: f64 = self.timings.iter().map(|(_, s)| s).sum();
+            let each: Vec<String> = self
+                .timings
+                .iter()
+                .map(|(name, s)| format!("{name} {}", duration_text(*s)))
+                .collect();
+            out.push_str(&format!(
+                "- **Run time:** {} ({})\n",
+                duration_text(total),
+                each.join(", ")
+            ));
+        }
         out.push_str(&format!(
             "- **Targets:** {} met, {} missed\n\n",
             t.met, t.missed
@@ -416,6 +441,16 @@ impl Report {
             }
         }
         out
+    }
+}
+
+/// `42 s`, or `12 min 5 s` from a minute on.
+fn duration_text(seconds: f64) -> String {
+    let whole = seconds.max(0.0).round() as u64;
+    if whole < 60 {
+        format!("{whole} s")
+    } else {
+        format!("{} min {} s", whole / 60, whole % 60)
     }
 }
 
@@ -522,6 +557,7 @@ mod tests {
                 ],
                 notes: vec!["A note.".into()],
             }],
+            timings: vec![],
         }
     }
 
@@ -606,6 +642,26 @@ mod tests {
     fn the_json_reads_back_as_the_same_report() {
         let back: Report = serde_json::from_value(sample().to_json()).unwrap();
         assert_eq!(back, sample());
+    }
+
+    #[test]
+    fn the_page_states_how_long_each_measurement_ran() {
+        let mut report = sample();
+        assert!(!report.to_markdown().contains("Run time"));
+        report.timings = vec![("startup".into(), 41.6), ("packaging".into(), 725.0)];
+        let md = report.to_markdown();
+        assert!(
+            md.contains("- **Run time:** 12 min 47 s (startup 42 s, packaging 12 min 5 s)\n"),
+            "{md}"
+        );
+        let back: Report = serde_json::from_value(report.to_json()).unwrap();
+        assert_eq!(back, report);
+        let row = Row::alone_runs("wall", &[3.0, 1.0, 2.0], Unit::S, Target::None);
+        assert_eq!(row.figure, 2.0);
+        assert_eq!(
+            row.spread.map(|s| (s.runs, s.min, s.max)),
+            Some((3, 1.0, 3.0))
+        );
     }
 
     #[test]
