@@ -3,7 +3,11 @@
 //! registry than the image's, a code app, a `DOCKER_REGISTRY_SERVER_*` setting written twice) is
 //! reported at its line and field.
 
-use slot_release_config::{LoadOptions, RegistryIdentity, Severity, load_str};
+use std::sync::Arc;
+
+use slot_release_config::{
+    LoadOptions, MapVariables, RegistryIdentity, Severity, VariableMode, load_str,
+};
 
 const BASE: &str = "version: 1
 app:
@@ -115,6 +119,42 @@ fn identity_and_credentials_load_typed_and_the_schema_accepts_them() {
         schema_errors(&text).is_empty(),
         "{:#?}",
         schema_errors(&text)
+    );
+}
+
+#[test]
+fn the_user_name_takes_variables() {
+    let text = with(
+        "    secrets:
+      vault: contoso-kv
+    registry:
+      server: contoso.azurecr.io
+      credentials:
+        username: $(AcrUser)
+        passwordSecret: acr-password
+",
+    );
+    let variables = MapVariables {
+        environment: [("ACRUSER".to_owned(), "puller-from-pipeline".to_owned())]
+            .into_iter()
+            .collect(),
+        timestamp: "20261205080000".into(),
+    };
+    let options = LoadOptions {
+        variables: VariableMode::Strict(Arc::new(variables)),
+    };
+    let loaded =
+        load_str("release.yml", &text, &options).unwrap_or_else(|problems| panic!("{problems}"));
+    let registry = loaded
+        .config
+        .environment("production")
+        .unwrap()
+        .registry
+        .clone()
+        .unwrap();
+    assert_eq!(
+        registry.credentials.unwrap().username,
+        "puller-from-pipeline"
     );
 }
 
