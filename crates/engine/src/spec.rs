@@ -253,6 +253,9 @@ pub struct EnvironmentSpec {
     pub connection_strings: BTreeMap<String, ConnectionStringSpec>,
     /// Which files of the package take the plain settings when it is deployed here.
     pub substitute: Option<cfg::Substitute>,
+    /// The private registry's host when the environment names one (`registry.server`); what the pull
+    /// needs is already in `settings`, `secrets` and `site_config`.
+    pub registry: Option<String>,
 }
 
 impl EnvironmentSpec {
@@ -611,6 +614,7 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
                     site_config: site_settings(env),
                     connection_strings: connection_strings(env),
                     substitute: env.substitute.clone(),
+                    registry: env.registry.as_ref().map(|r| r.server.clone()),
                 },
             )
         })

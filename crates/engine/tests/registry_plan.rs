@@ -152,3 +152,26 @@ fn credentials_are_settings_with_the_password_pulled_by_value_and_shown_as_a_sec
     let image = position(&plan, |a| matches!(a, Action::SetImage { .. }));
     assert!(set < image, "{}", plan.render());
 }
+
+#[test]
+fn a_sitecontainers_app_with_a_registry_is_refused_before_any_change() {
+    let (loaded, _dir) =
+        load("    registry:\n      server: contoso.azurecr.io\n      identity: system\n");
+    let mut live = fixture("staged.json");
+    for slot in live.slots.values_mut() {
+        slot.linux_fx_version = Some("SITECONTAINERS".into());
+        slot.site_containers = vec![slot_release_engine::state::SiteContainerState {
+            name: "main".into(),
+            image: "contoso.azurecr.io/contoso/app:previous".into(),
+            is_main: true,
+        }];
+    }
+    let plan = plan_for(&loaded, Stage::Staging, &live);
+    let check = plan
+        .preflight
+        .iter()
+        .find(|c| c.name == "registry")
+        .unwrap_or_else(|| panic!("no registry check in\n{}", plan.render()));
+    assert!(!check.ok, "{}", plan.render());
+    assert!(check.detail.contains("authType"), "{}", check.detail);
+}
