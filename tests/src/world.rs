@@ -181,6 +181,7 @@ impl WorldBuilder {
                 pattern: format!("{repository}:*"),
                 command: "python3 -c \"import http.server,os\nclass H(http.server.BaseHTTPRequestHandler):\n def do_GET(s):\n  s.send_response(200);s.end_headers();s.wfile.write(b'ok')\nhttp.server.HTTPServer(('127.0.0.1',int(os.environ['PORT'])),H).serve_forever()\"".into(),
                 dir: dir.path().to_path_buf(),
+                private: None,
             });
         }
         if let Some(tweak) = self.tweak {

@@ -659,6 +659,7 @@ async fn emulator_cmd(
             pattern: pattern.trim().to_owned(),
             command: command.trim().to_owned(),
             dir: image_dir.clone(),
+            private: None,
         });
     }
     let emulator = slot_release_emulator::Emulator::start(opts).await?;

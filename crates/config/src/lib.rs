@@ -16,6 +16,7 @@ mod error;
 mod load;
 mod model;
 mod reference;
+mod registry;
 mod site_config;
 mod source;
 pub mod stack;
@@ -36,6 +37,10 @@ pub use model::{
     Stages, StagingStage, SwapStrategy, UndoHooks, Watch,
 };
 pub use reference::{json_schema, json_schema_string, reference_markdown};
+pub use registry::{
+    REGISTRY_PASSWORD_SETTING, REGISTRY_URL_SETTING, REGISTRY_USERNAME_SETTING, Registry,
+    RegistryCredentials, RegistryIdentity,
+};
 pub use site_config::{
     FtpsState, MinTlsVersion, RESTART_WARMUP_PATH, SWAP_WARMUP_PATH, SWAP_WARMUP_STATUSES,
     SiteConfig, Warmup,

@@ -176,6 +176,11 @@ pub struct Environment {
     /// this environment's slot, e.g. `{json: ['**/appsettings.json'], xml: true}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub substitute: Option<crate::substitute::Substitute>,
+    /// The private registry this environment's slot pulls a `container` app's image from, with the
+    /// app's managed identity (`{server, identity: system}`) or with credentials whose password is a
+    /// secret of `secrets.vault` (`{server, credentials: {username, passwordSecret}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<crate::registry::Registry>,
 }
 
 /// App settings are strings to App Service; YAML numbers and booleans are read as their text, so

@@ -76,6 +76,28 @@ pub struct ImageMapping {
     /// the default).
     #[serde(default)]
     pub dir: PathBuf,
+    /// The image sits in a private registry: a slot pulls it only with what this accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private: Option<PrivateImage>,
+}
+
+/// Who may pull a private image. The emulator cannot check the registry's role assignments
+/// (`AcrPull`), so `identity: true` lets any slot pull that has `acrUseManagedIdentityCreds` on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrivateImage {
+    /// The registry host, compared with the slot's `DOCKER_REGISTRY_SERVER_URL`.
+    pub server: String,
+    /// The user name `DOCKER_REGISTRY_SERVER_USERNAME` must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The password `DOCKER_REGISTRY_SERVER_PASSWORD` must carry (a Key Vault reference is resolved
+    /// first, as App Service does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Whether the app's managed identity may pull it.
+    #[serde(default)]
+    pub identity: bool,
 }
 
 /// How to start an emulator.

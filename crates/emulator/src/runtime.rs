@@ -103,7 +103,8 @@ pub(crate) struct LaunchSpec {
     command: Option<String>,
     cwd: PathBuf,
     env: Vec<(String, String)>,
-    failure: Option<String>,
+    /// Why the image cannot run, with the status Docker's API answered the pull with.
+    failure: Option<(&'static str, String)>,
     /// What the image prints before the app's own output (Oryx's detection).
     lines: Vec<String>,
     /// The image App Service would run (the container's, or the stack's built-in one).
@@ -327,6 +328,23 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
                 .iter()
                 .find(|m| !image.is_empty() && glob_match(&m.pattern, &image))
             {
+                Some(m) if !may_pull(state, slot, m.private.as_ref()) => LaunchSpec {
+                    command: None,
+                    cwd: slot.content_dir.clone(),
+                    env,
+                    failure: Some((
+                        "InternalServerError",
+                        format!(
+                            "Head \\\"https://{}/v2/{}/manifests/{}\\\": unauthorized: authentication required, visit https://aka.ms/acr/authorization for more information.",
+                            m.private.as_ref().map_or("", |p| p.server.as_str()),
+                            repository_path(&image),
+                            image.rsplit_once(':').map_or("latest", |(_, tag)| tag),
+                        ),
+                    )),
+                    lines: Vec::new(),
+                    image,
+                    log,
+                },
                 Some(m) => LaunchSpec {
                     command: Some(m.command.clone()),
                     cwd: m.dir.clone(),
@@ -340,8 +358,11 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
                     command: None,
                     cwd: slot.content_dir.clone(),
                     env,
-                    failure: Some(format!(
-                        "ImagePullFailure: pull access denied for '{image}', repository does not exist or may require authorization"
+                    failure: Some((
+                        "NotFound",
+                        format!(
+                            "ImagePullFailure: pull access denied for '{image}', repository does not exist or may require authorization"
+                        ),
                     )),
                     lines: Vec::new(),
                     image,
@@ -352,10 +373,57 @@ pub(crate) fn launch_spec(shared: &Shared, state: &State, app: &App, slot: &Slot
     }
 }
 
+/// Whether a slot may pull an image: a public one always; a private one with the app's managed
+/// identity (`acrUseManagedIdentityCreds` on, which App Service then uses instead of any
+/// credentials), or with `DOCKER_REGISTRY_SERVER_*` settings naming its server, user and password.
+fn may_pull(state: &State, slot: &Slot, private: Option<&crate::PrivateImage>) -> bool {
+    let Some(private) = private else {
+        return true;
+    };
+    let identity = slot
+        .site_config
+        .get("acrUseManagedIdentityCreds")
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    if identity {
+        return private.identity;
+    }
+    let setting = |name: &str| slot.app_settings.get(name).map(String::as_str);
+    let server = setting("DOCKER_REGISTRY_SERVER_URL").map(|url| {
+        url.trim()
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_ascii_lowercase()
+    });
+    let password = setting("DOCKER_REGISTRY_SERVER_PASSWORD")
+        .map(|v| resolve_reference(state, v).unwrap_or_else(|| v.to_owned()));
+    server.as_deref() == Some(private.server.to_ascii_lowercase().as_str())
+        && private.username.is_some()
+        && setting("DOCKER_REGISTRY_SERVER_USERNAME") == private.username.as_deref()
+        && private.password.is_some()
+        && password == private.password
+}
+
+/// The repository of an image reference without its registry host and tag, as the registry's API
+/// names it.
+fn repository_path(image: &str) -> &str {
+    let without_tag =
+        image.rsplit_once(':').map_or(
+            image,
+            |(repo, tag)| {
+                if tag.contains('/') { image } else { repo }
+            },
+        );
+    without_tag
+        .split_once('/')
+        .map_or(without_tag, |(_, rest)| rest)
+}
+
 /// Starts an instance for a launch spec (returns at once; readiness is watched in the background).
 pub(crate) fn spawn(shared: &Arc<Shared>, spec: LaunchSpec) -> Arc<Instance> {
     let log = spec.log;
-    if let Some(reason) = spec.failure {
+    if let Some((status, reason)) = spec.failure {
         log.platform("INFO ", &format!("Pulling image: {}", spec.image));
         log.platform(
             "ERROR",
@@ -364,7 +432,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, spec: LaunchSpec) -> Arc<Instance> {
         log.platform(
             "ERROR",
             &format!(
-                "DockerApiException: Docker API responded with status code=NotFound, response={{\"message\":\"{reason}\"}}"
+                "DockerApiException: Docker API responded with status code={status}, response={{\"message\":\"{reason}\"}}"
             ),
         );
         log.platform(

@@ -253,6 +253,9 @@ pub struct EnvironmentSpec {
     pub connection_strings: BTreeMap<String, ConnectionStringSpec>,
     /// Which files of the package take the plain settings when it is deployed here.
     pub substitute: Option<cfg::Substitute>,
+    /// The private registry's host when the environment names one (`registry.server`); what the pull
+    /// needs is already in `settings`, `secrets` and `site_config`.
+    pub registry: Option<String>,
 }
 
 impl EnvironmentSpec {
@@ -579,9 +582,11 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
                                 },
                             )
                         })
-                        .collect()
+                        .collect::<BTreeMap<_, _>>()
                 })
                 .unwrap_or_default();
+            let mut secrets = secrets;
+            secrets.extend(registry_secret(env));
             (
                 name.as_str().to_owned(),
                 EnvironmentSpec {
@@ -592,6 +597,7 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
                         .iter()
                         .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
                         .chain(warmup_settings(env))
+                        .chain(registry_settings(env))
                         .collect(),
                     vault: env.secrets.as_ref().map(|s| s.vault.as_str().to_owned()),
                     secrets,
@@ -608,6 +614,7 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
                     site_config: site_settings(env),
                     connection_strings: connection_strings(env),
                     substitute: env.substitute.clone(),
+                    registry: env.registry.as_ref().map(|r| r.server.clone()),
                 },
             )
         })
@@ -676,6 +683,39 @@ fn warmup_settings(env: &cfg::Environment) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// The plain app settings an environment's `registry.credentials` is written as (the
+/// `az webapp config container set` way); the password is [`registry_secret`].
+fn registry_settings(env: &cfg::Environment) -> Vec<(String, String)> {
+    let Some((registry, credentials)) = env
+        .registry
+        .as_ref()
+        .and_then(|r| Some((r, r.credentials.as_ref()?)))
+    else {
+        return Vec::new();
+    };
+    vec![
+        (cfg::REGISTRY_URL_SETTING.to_owned(), registry.url()),
+        (
+            cfg::REGISTRY_USERNAME_SETTING.to_owned(),
+            credentials.username.clone(),
+        ),
+    ]
+}
+
+/// The registry password as a secret of the environment's vault. Always delivered by value: App Service
+/// reads `DOCKER_REGISTRY_SERVER_PASSWORD` to pull the image before the app (and its Key Vault
+/// references) exists, so the task reads the secret, masks it and writes its value.
+fn registry_secret(env: &cfg::Environment) -> Option<(String, SecretSpec)> {
+    let credentials = env.registry.as_ref()?.credentials.as_ref()?;
+    Some((
+        cfg::REGISTRY_PASSWORD_SETTING.to_owned(),
+        SecretSpec {
+            secret: credentials.password_secret.name().as_str().to_owned(),
+            delivery: SecretDelivery::Value,
+        },
+    ))
+}
+
 /// Whether a setting is one of the warm-up settings, which stay with their slot in a swap.
 pub fn is_warmup_setting(name: &str) -> bool {
     [
@@ -715,7 +755,7 @@ fn connection_strings(env: &cfg::Environment) -> BTreeMap<String, ConnectionStri
 /// An environment's `siteConfig` as the fields written to `config/web`.
 fn site_settings(env: &cfg::Environment) -> crate::state::SiteSettings {
     let Some(site) = &env.site_config else {
-        return crate::state::SiteSettings::default();
+        return registry_site_settings(env);
     };
     crate::state::SiteSettings {
         always_on: site.always_on,
@@ -723,5 +763,25 @@ fn site_settings(env: &cfg::Environment) -> crate::state::SiteSettings {
         min_tls_version: site.min_tls_version.map(|v| v.as_str().to_owned()),
         ftps_state: site.ftps_state.map(|v| v.as_str().to_owned()),
         health_check_path: site.health_check_path.clone(),
+        ..registry_site_settings(env)
+    }
+}
+
+/// What an environment's `registry` writes to `config/web`: the managed-identity pull on (with the
+/// user-assigned identity's client ID), or off for credentials, since App Service pulls with the
+/// identity whenever `acrUseManagedIdentityCreds` is on and would ignore the credentials.
+fn registry_site_settings(env: &cfg::Environment) -> crate::state::SiteSettings {
+    let Some(registry) = &env.registry else {
+        return crate::state::SiteSettings::default();
+    };
+    let (on, client_id) = match (&registry.identity, &registry.credentials) {
+        (Some(cfg::RegistryIdentity::System), _) => (true, None),
+        (Some(cfg::RegistryIdentity::UserAssigned(id)), _) => (true, Some(id.clone())),
+        (None, _) => (false, None),
+    };
+    crate::state::SiteSettings {
+        acr_use_managed_identity_creds: Some(on),
+        acr_user_managed_identity_id: client_id,
+        ..crate::state::SiteSettings::default()
     }
 }

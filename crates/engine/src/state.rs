@@ -200,6 +200,12 @@ pub struct SiteSettings {
     /// `healthCheckPath`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check_path: Option<String>,
+    /// `acrUseManagedIdentityCreds`: the slot pulls its image with the app's managed identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr_use_managed_identity_creds: Option<bool>,
+    /// `acrUserManagedIdentityID`: the client ID of the user-assigned identity that pulls the image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr_user_managed_identity_id: Option<String>,
 }
 
 impl SiteSettings {

@@ -33,6 +33,7 @@ fn every_field() -> SiteSettings {
         min_tls_version: Some("1.3".into()),
         ftps_state: Some("Disabled".into()),
         health_check_path: Some("/healthz".into()),
+        ..SiteSettings::default()
     }
 }
 
@@ -69,6 +70,7 @@ fn each_differing_field_is_one_change_with_before_and_after() {
         min_tls_version: Some("1.2".into()),
         ftps_state: Some("AllAllowed".into()),
         health_check_path: None,
+        ..SiteSettings::default()
     };
     let plan = plan_for(&loaded, Stage::Production, &live);
     assert_eq!(

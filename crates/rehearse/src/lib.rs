@@ -356,6 +356,7 @@ pub async fn run(
             pattern: format!("{repository}:*"),
             command: "python3 -c \"import http.server,os\nclass H(http.server.BaseHTTPRequestHandler):\n def do_GET(s):\n  s.send_response(200);s.end_headers();s.wfile.write(b'ok')\nhttp.server.HTTPServer(('127.0.0.1',int(os.environ['PORT'])),H).serve_forever()\"".to_owned(),
             dir: opts.work_dir.clone(),
+            private: None,
         });
     }
     emulator_opts.deployment_step_delay = std::time::Duration::from_millis(50);

@@ -12,6 +12,7 @@ mod failures;
 mod functions;
 mod java;
 mod owned;
+mod private_registry;
 mod release;
 mod rollback;
 mod run_from_package;

@@ -52,6 +52,11 @@ pub struct SiteConfig {
     pub ftps_state: Option<String>,
     /// Auto-swap target slot.
     pub auto_swap_slot_name: Option<String>,
+    /// Pull the container image with the app's managed identity.
+    pub acr_use_managed_identity_creds: Option<bool>,
+    /// The client ID of the user-assigned identity that pulls the image (ARM spells it `ID`).
+    #[serde(rename = "acrUserManagedIdentityID")]
+    pub acr_user_managed_identity_id: Option<String>,
     /// Traffic routing rules.
     #[serde(skip)]
     pub ramp_up_rules: Vec<RampUpRule>,
@@ -87,6 +92,10 @@ pub struct SiteConfigPatch {
     pub ftps_state: Option<String>,
     /// Replace the routing rules (empty list clears routing).
     pub ramp_up_rules: Option<Vec<RampUpRule>>,
+    /// New `acrUseManagedIdentityCreds`.
+    pub acr_use_managed_identity_creds: Option<bool>,
+    /// New `acrUserManagedIdentityID`.
+    pub acr_user_managed_identity_id: Option<String>,
 }
 
 impl SiteConfigPatch {
@@ -112,6 +121,12 @@ impl SiteConfigPatch {
         }
         if let Some(v) = &self.ftps_state {
             p.insert("ftpsState".into(), v.clone().into());
+        }
+        if let Some(v) = self.acr_use_managed_identity_creds {
+            p.insert("acrUseManagedIdentityCreds".into(), v.into());
+        }
+        if let Some(v) = &self.acr_user_managed_identity_id {
+            p.insert("acrUserManagedIdentityID".into(), v.clone().into());
         }
         if let Some(r) = &self.ramp_up_rules {
             p.insert(

@@ -6,6 +6,7 @@ mod connection_strings;
 mod names;
 mod parse_errors;
 mod raw;
+mod registry;
 mod semantic;
 mod site_config;
 mod variables;
@@ -82,6 +83,34 @@ impl Checker<'_> {
     ) {
         let located = self.source.locate_key(path);
         self.push(Severity::Error, located, path, code, message, help);
+    }
+
+    /// [`Checker::error_key`] for a key whose value is a secret: the snippet shows the key, never the
+    /// value, since diagnostics are printed to the pipeline log.
+    pub(crate) fn error_key_hiding_value(
+        &mut self,
+        path: &str,
+        code: &'static str,
+        message: String,
+        help: String,
+    ) {
+        let located = self.source.locate_key(path);
+        let mut hidden = Diagnostics::default();
+        Checker {
+            source: self.source,
+            out: &mut hidden,
+        }
+        .push(Severity::Error, located, path, code, message, help);
+        for mut diagnostic in hidden.into_iter() {
+            diagnostic.source_line =
+                diagnostic
+                    .source_line
+                    .map(|line| match line.split_once(':') {
+                        Some((key, _)) => format!("{key}: <hidden>"),
+                        None => String::new(),
+                    });
+            self.out.push(diagnostic);
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub(crate) fn check(config: &ReleaseConfig, source: &SourceMap, out: &mut Diagno
     check_environments(config, &mut c);
     super::site_config::check_site_configs(config, &mut c);
     super::connection_strings::check_connection_strings(config, &mut c);
+    super::registry::check_registries(config, &mut c);
     check_stages(config, &mut c);
 }
 
@@ -136,13 +137,17 @@ fn check_selection(
     let connection_secrets = environment
         .connection_strings
         .values()
-        .any(|cs| cs.secret.is_some());
+        .any(|cs| cs.secret.is_some())
+        || environment
+            .registry
+            .as_ref()
+            .is_some_and(|r| r.credentials.is_some());
     if secrets.map.is_empty() && secrets.select.is_none() && !connection_secrets {
         c.error_key(
             &format!("{base}.secrets"),
             "secrets-take-nothing",
             "this `secrets` block takes no secret: it has no `map` entries and no `select`, and \
-             no connection string takes a `secret`"
+             no connection string or registry takes a `secret`"
                 .into(),
             "add `map:` with `SETTING: secret-name` entries, or `select: '*'` (every secret of the \
              vault) or `select: {prefix: app-}`; or remove the `secrets` block"

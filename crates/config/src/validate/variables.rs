@@ -18,6 +18,7 @@ fn holds_variables(path: &str) -> bool {
             | ["image", "repository" | "tag"]
             | ["environments", _, "settings", _]
             | ["environments", _, "connectionStrings", _, "value"]
+            | ["environments", _, "registry", "credentials", "username"]
             | ["stages", _, "hooks", _, "run" | "undo"]
             | ["stages", _, "hooks", _, "env", _]
     )
@@ -183,6 +184,19 @@ pub(crate) fn expand_variables(
                     value,
                 );
             }
+        }
+        if let Some(credentials) = environment
+            .registry
+            .as_mut()
+            .and_then(|r| r.credentials.as_mut())
+        {
+            expand(
+                &format!(
+                    "{}.registry.credentials.username",
+                    join_key("environments", name.as_str())
+                ),
+                &mut credentials.username,
+            );
         }
     }
     for (stage, hooks) in [

@@ -163,8 +163,11 @@ pub(super) async fn slot_config_names(ctx: Ctx) -> Response {
     )
 }
 
-/// The site config keys whose change restarts the app (its stack and startup command).
+/// The site config keys whose change restarts the app (its stack and startup command, and how its
+/// image is pulled, which App Service applies by pulling again).
 const STARTUP_KEYS: &[&str] = &[
+    "acrUseManagedIdentityCreds",
+    "acrUserManagedIdentityID",
     "linuxFxVersion",
     "windowsFxVersion",
     "appCommandLine",

@@ -213,6 +213,7 @@ pub async fn start_with(tweak: impl FnOnce(&mut EmulatorOptions)) -> Fixture {
         pattern: "contoso/app:*".into(),
         command: start_command(),
         dir: image_dir,
+        private: None,
     });
     tweak(&mut opts);
     let emu = Emulator::start(opts).await.expect("emulator starts");

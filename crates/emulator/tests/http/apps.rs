@@ -291,3 +291,86 @@ async fn no_process_survives_the_emulator() {
     }
     drop(dir);
 }
+
+#[tokio::test]
+async fn a_private_image_runs_only_with_matching_credentials_or_the_managed_identity() {
+    let f = start_with(|opts| {
+        opts.images[0].private = Some(slot_release_emulator::PrivateImage {
+            server: "contoso.azurecr.io".into(),
+            username: Some("puller".into()),
+            password: Some("pull-pw-7".into()),
+            identity: true,
+        });
+    })
+    .await;
+    let api = |slot: &str| f.emu.app_url("contoso-api", slot);
+    let site = |rest: &str| {
+        f.arm(&format!(
+            "/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Web/sites/contoso-api{rest}"
+        ))
+    };
+    let failed = |slot: &str| {
+        let snap = f.emu.snapshot();
+        match &snap.slot("contoso-api", slot).expect("slot").running {
+            slot_release_emulator::RunState::Failed { reason } => reason.clone(),
+            other => format!("not failed: {other:?}"),
+        }
+    };
+    // Without anything to pull with, the container never starts and the slot shows App Service's page.
+    let (status, body) = f.get_text(&api("production")).await;
+    assert_eq!(status, 503);
+    assert!(body.contains("Application Error"), "{body}");
+    assert!(
+        failed("production").contains("unauthorized"),
+        "{}",
+        failed("production")
+    );
+    let settings = |password: &str| {
+        json!({"properties": {
+            "DOCKER_REGISTRY_SERVER_URL": "https://contoso.azurecr.io",
+            "DOCKER_REGISTRY_SERVER_USERNAME": "puller",
+            "DOCKER_REGISTRY_SERVER_PASSWORD": password,
+        }})
+    };
+    // A wrong password is refused like none.
+    let r = f
+        .arm_call(
+            Method::PUT,
+            &site("/config/appsettings?api-version=2016-08-01"),
+            Some(settings("wrong")),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let (status, _) = f.get_text(&api("production")).await;
+    assert_eq!(status, 503);
+    assert!(failed("production").contains("unauthorized"));
+    let r = f
+        .arm_call(
+            Method::PUT,
+            &site("/config/appsettings?api-version=2016-08-01"),
+            Some(settings("pull-pw-7")),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    eventually_body(&f, &api("production"), "container-1.0").await;
+    // The managed identity pulls it on a slot with no credentials at all.
+    let r = f
+        .arm_call(
+            Method::PATCH,
+            &site("/slots/staging/config/web?api-version=2018-02-01"),
+            Some(json!({"properties": {"linuxFxVersion": "DOCKER|contoso/app:2.0"}})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let (status, _) = f.get_text(&api("staging")).await;
+    assert_eq!(status, 503);
+    let r = f
+        .arm_call(
+            Method::PATCH,
+            &site("/slots/staging/config/web?api-version=2018-02-01"),
+            Some(json!({"properties": {"acrUseManagedIdentityCreds": true}})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    eventually_body(&f, &api("staging"), "container-1.0").await;
+}

@@ -33,6 +33,24 @@ pub(super) fn containers_preflight(
     if !live.runs_site_containers() {
         return;
     }
+    // App Service pulls each sitecontainer with its own `authType`; the slot-wide pull settings a
+    // `registry` writes would be ignored, and the release sends the main container back with its auth
+    // as it is (only the image changes), so a `registry` here would promise what nothing does.
+    let registries: Vec<String> = spec
+        .environments
+        .iter()
+        .filter_map(|(name, env)| env.registry.as_ref().map(|_| name.clone()))
+        .collect();
+    if !registries.is_empty() {
+        plan.preflight.push(check(
+            "registry",
+            false,
+            format!(
+                "{slot} is a sitecontainers app, whose containers each pull with their own authType (Anonymous, UserCredentials, SystemIdentity, UserAssigned); the release keeps the main container's as it is and changes only its image, so `registry` in environment(s) {} would not be used: set the main container's authType once (e.g. az webapp sitecontainers update) and remove `registry` from release.yml",
+                registries.join(", ")
+            ),
+        ));
+    }
     plan.preflight.push(match (&spec.app.kind, live.main_container()) {
         (AppKind::Code { .. }, _) => check(
             "sitecontainers",

@@ -30,7 +30,7 @@ pub(crate) fn site_config_changes(
     live: &SiteSettings,
 ) -> Vec<SiteConfigChange> {
     let bool_text = |b: bool| b.to_string();
-    let fields: [(&str, Option<String>, Option<String>); 5] = [
+    let fields: [(&str, Option<String>, Option<String>); 7] = [
         (
             "alwaysOn",
             wanted.always_on.map(bool_text),
@@ -55,6 +55,16 @@ pub(crate) fn site_config_changes(
             "healthCheckPath",
             wanted.health_check_path.clone(),
             live.health_check_path.clone(),
+        ),
+        (
+            "acrUseManagedIdentityCreds",
+            wanted.acr_use_managed_identity_creds.map(bool_text),
+            live.acr_use_managed_identity_creds.map(bool_text),
+        ),
+        (
+            "acrUserManagedIdentityID",
+            wanted.acr_user_managed_identity_id.clone(),
+            live.acr_user_managed_identity_id.clone(),
         ),
     ];
     fields
@@ -81,6 +91,10 @@ pub(crate) fn site_settings_of(changes: &[SiteConfigChange]) -> SiteSettings {
             "minTlsVersion" => out.min_tls_version = Some(value),
             "ftpsState" => out.ftps_state = Some(value),
             "healthCheckPath" => out.health_check_path = Some(value),
+            "acrUseManagedIdentityCreds" => {
+                out.acr_use_managed_identity_creds = Some(value == "true")
+            }
+            "acrUserManagedIdentityID" => out.acr_user_managed_identity_id = Some(value),
             _ => {}
         }
     }
@@ -129,9 +143,11 @@ mod tests {
             min_tls_version: Some("1.3".into()),
             ftps_state: Some("Disabled".into()),
             health_check_path: Some("/h".into()),
+            acr_use_managed_identity_creds: Some(true),
+            acr_user_managed_identity_id: Some("client-id".into()),
         };
         let changes = site_config_changes(&wanted, &SiteSettings::default());
-        assert_eq!(changes.len(), 5);
+        assert_eq!(changes.len(), 7);
         assert_eq!(site_settings_of(&changes), wanted);
     }
 }

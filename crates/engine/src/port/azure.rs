@@ -237,6 +237,10 @@ impl Port for AzurePort {
                         min_tls_version: config.min_tls_version,
                         ftps_state: config.ftps_state,
                         health_check_path: config.health_check_path.filter(|v| !v.is_empty()),
+                        acr_use_managed_identity_creds: config.acr_use_managed_identity_creds,
+                        acr_user_managed_identity_id: config
+                            .acr_user_managed_identity_id
+                            .filter(|v| !v.is_empty()),
                     },
                     site_containers,
                 },
@@ -438,6 +442,8 @@ impl Port for AzurePort {
             min_tls_version: change.min_tls_version.clone(),
             ftps_state: change.ftps_state.clone(),
             health_check_path: change.health_check_path.clone(),
+            acr_use_managed_identity_creds: change.acr_use_managed_identity_creds,
+            acr_user_managed_identity_id: change.acr_user_managed_identity_id.clone(),
             ..az::SiteConfigPatch::default()
         };
         self.app
