@@ -91,7 +91,7 @@ pub(crate) async fn measure(ctx: &Ctx) -> anyhow::Result<Section> {
                 "`node -e 0` + `slot-release --version`",
                 &floor,
                 RatioKind::Share,
-                Target::RatioAtMost { value: 1.5 },
+                Target::RatioAtMost { value: 1.2 },
             ),
             Row::from_runs(
                 "peak RSS (largest process: node or the binary)",
