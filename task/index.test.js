@@ -4,7 +4,7 @@
 
 const test = require('node:test');
 const assert = require('node:assert');
-const { escapeData, PLATFORMS } = require('./index.js');
+const { childEnv, escapeData, PLATFORMS } = require('./index.js');
 
 // The agent's unescaping: the special symbols first, then %AZP25.
 function agentUnescape(text) {
@@ -26,4 +26,10 @@ test('escapeData round-trips through the agent unescaping', () => {
 
 test('the platform folders match the release binaries', () => {
   assert.deepStrictEqual(Object.values(PLATFORMS).sort(), ['linux-arm64', 'linux-x64', 'osx-arm64', 'osx-x64', 'win-x64']);
+});
+
+test('library backtraces are off for the binary unless the pipeline set them', () => {
+  assert.strictEqual(childEnv({ PATH: '/bin', RUST_BACKTRACE: '1' }).RUST_LIB_BACKTRACE, '0');
+  assert.strictEqual(childEnv({ PATH: '/bin' }).PATH, '/bin', 'the rest passes through');
+  assert.strictEqual(childEnv({ RUST_LIB_BACKTRACE: '1' }).RUST_LIB_BACKTRACE, '1');
 });

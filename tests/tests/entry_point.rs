@@ -204,3 +204,24 @@ fn sigterm_follows_after_the_agents_grace_period() {
     assert!(!outcome.killed);
     assert!(outcome.elapsed >= slot_release_tests::agent::SIGINT_TIMEOUT);
 }
+
+#[test]
+fn the_entry_points_own_unit_tests_pass() {
+    // `task/index.test.js` tests the entry point's pure helpers (escaping, the binary's environment);
+    // run here so CI runs them with everything else.
+    let out = std::process::Command::new("node")
+        .arg("--test")
+        .arg(paths::entry_point().with_file_name("index.test.js"))
+        .output()
+        .unwrap_or_else(|e| panic!("node: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("# fail 0") && !text.contains("# pass 0"),
+        "{text}"
+    );
+}
