@@ -34,6 +34,17 @@ fn valid_name(name: &str) -> bool {
         && !name.starts_with('.')
 }
 
+/// Where a kept package falls in upload order: Kudu names it by its UTC upload time to the second
+/// (`yyyyMMddHHmmss.zip`), and a second upload within that second gets a numbered suffix (`…-1.zip`), which
+/// a plain text comparison would put *before* the unnumbered one (`-` sorts below `.`).
+fn upload_order(name: &str) -> (&str, u64) {
+    let stem = name.strip_suffix(".zip").unwrap_or(name);
+    match stem.split_once('-') {
+        Some((stamp, n)) => (stamp, n.parse::<u64>().map_or(0, |n| n + 1)),
+        None => (stem, 0),
+    }
+}
+
 impl Kudu {
     /// The kept packages and the active one; an empty folder (or none) when the slot never ran from a
     /// package.
@@ -54,7 +65,7 @@ impl Kudu {
             .map(|e| e.name)
             .filter(|n| valid_name(n))
             .collect();
-        zips.sort_by(|a, b| b.cmp(a));
+        zips.sort_by(|a, b| upload_order(b).cmp(&upload_order(a)));
         let op = self.op("read packagename.txt");
         let rsp = self
             .call(
@@ -128,7 +139,29 @@ impl Kudu {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_name;
+    use super::{upload_order, valid_name};
+
+    #[test]
+    fn kept_packages_are_ordered_by_upload_time_then_suffix() {
+        let mut names = vec![
+            "20261205172801.zip",
+            "20261205172801-1.zip",
+            "20261205172759.zip",
+            "20261205172801-10.zip",
+            "20261205172801-2.zip",
+        ];
+        names.sort_by(|a, b| upload_order(b).cmp(&upload_order(a)));
+        assert_eq!(
+            names,
+            [
+                "20261205172801-10.zip",
+                "20261205172801-2.zip",
+                "20261205172801-1.zip",
+                "20261205172801.zip",
+                "20261205172759.zip"
+            ]
+        );
+    }
 
     #[test]
     fn only_plain_zip_names_are_kept_packages() {
