@@ -3,15 +3,14 @@
 //! folder, the gate probing the custom handler the emulator's Functions host runs; and a Flex Consumption
 //! app refused before any change, the emulator's request log showing no write.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use slot_release_emulator::EmulatorOptions;
-use slot_release_tests::example::copy_dir;
-use slot_release_tests::{AgentOutcome, AgentResult, AgentRun, Example, World, printed};
+use slot_release_tests::{AgentOutcome, AgentRun, Example, World, printed};
+
+use super::jobs::{finish, job, succeeded};
 
 const APP: &str = "contoso-func";
-const TIMEOUT: Duration = Duration::from_secs(240);
 
 /// The functions example's app, as its previous release left it, made a function app on `sku`.
 async fn function_world(sku: &'static str) -> World {
@@ -35,32 +34,6 @@ async fn function_world(sku: &'static str) -> World {
         .start()
         .await
         .unwrap_or_else(|e| panic!("the world did not start: {e}"))
-}
-
-async fn finish(run: AgentRun) -> AgentOutcome {
-    match tokio::task::spawn_blocking(move || run.run(TIMEOUT)).await {
-        Ok(outcome) => outcome.unwrap_or_else(|e| panic!("{e}")),
-        Err(e) => panic!("harness thread failed: {e}"),
-    }
-}
-
-fn succeeded(outcome: &AgentOutcome) {
-    assert_eq!(
-        outcome.result,
-        AgentResult::Succeeded,
-        "{}",
-        outcome.transcript()
-    );
-}
-
-/// A later job: a fresh checkout and work folder, with the build's artifact downloaded into `drop/`.
-fn job(world: &World, artifact: &Path, name: &str) -> PathBuf {
-    let job = world.dir.path().join(name);
-    world
-        .checkout(&job.join("s"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    copy_dir(artifact, &job.join("drop")).unwrap_or_else(|e| panic!("{e}"));
-    job
 }
 
 /// The body of the slot's HTTP-triggered `health` function, which the custom handler serves.

@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use slot_release_emulator::EmulatorOptions;
 use slot_release_engine::state::SlotName;
-use slot_release_tests::example::copy_dir;
-use slot_release_tests::{AgentOutcome, AgentResult, AgentRun, Example, World};
-use tokio_util::sync::CancellationToken;
+use slot_release_tests::{AgentOutcome, AgentResult, Example, World};
 
-const TIMEOUT: Duration = Duration::from_secs(240);
+use super::jobs::{finish, job};
+use tokio_util::sync::CancellationToken;
 
 /// Builds `target/app.jar` from `src/Hello.java`, as the pipeline's build step would.
 fn build_jar(sources: &Path) -> Result<(), String> {
@@ -62,13 +61,6 @@ async fn java_world(edit: impl FnOnce(String) -> String + Send + 'static) -> Wor
         .unwrap_or_else(|e| panic!("the world did not start: {e}"))
 }
 
-async fn finish(run: AgentRun) -> AgentOutcome {
-    match tokio::task::spawn_blocking(move || run.run(TIMEOUT)).await {
-        Ok(outcome) => outcome.unwrap_or_else(|e| panic!("{e}")),
-        Err(e) => panic!("harness thread failed: {e}"),
-    }
-}
-
 fn result(outcome: &AgentOutcome, want: AgentResult) {
     assert_eq!(outcome.result, want, "{}", outcome.transcript());
 }
@@ -87,16 +79,6 @@ async fn build(world: &World) -> PathBuf {
     result(&finish(run).await, AgentResult::Succeeded);
     assert!(artifact.join("app.jar").is_file(), "the JAR is the package");
     artifact
-}
-
-/// A later job: a fresh checkout and work folder, with the build's artifact downloaded into `drop/`.
-fn job(world: &World, artifact: &Path, name: &str) -> PathBuf {
-    let job = world.dir.path().join(name);
-    world
-        .checkout(&job.join("s"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    copy_dir(artifact, &job.join("drop")).unwrap_or_else(|e| panic!("{e}"));
-    job
 }
 
 async fn wwwroot(world: &World, slot: &str) -> String {

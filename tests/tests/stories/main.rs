@@ -11,6 +11,7 @@ mod dependencies;
 mod failures;
 mod functions;
 mod java;
+mod jobs;
 mod owned;
 mod private_registry;
 mod release;

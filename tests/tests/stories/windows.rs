@@ -4,17 +4,16 @@
 //! for byte, the staging slot is offline (Kudu's app_offline.htm, 503) while its deployment runs, and
 //! production, which the product never deploys into, answers throughout.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use slot_release_emulator::{AppOs, EmulatorOptions};
 use slot_release_engine::state::SlotName;
-use slot_release_tests::example::copy_dir;
-use slot_release_tests::{AgentOutcome, AgentResult, AgentRun, Example, World};
+use slot_release_tests::{AgentOutcome, AgentRun, Example, World};
+
+use super::jobs::{finish, job, succeeded};
 use tokio_util::sync::CancellationToken;
 
 const APP: &str = "win-node-web";
-const TIMEOUT: Duration = Duration::from_secs(240);
 
 async fn windows_world() -> World {
     World::builder()
@@ -42,32 +41,6 @@ async fn windows_world() -> World {
         .start()
         .await
         .unwrap_or_else(|e| panic!("the world did not start: {e}"))
-}
-
-async fn finish(run: AgentRun) -> AgentOutcome {
-    match tokio::task::spawn_blocking(move || run.run(TIMEOUT)).await {
-        Ok(outcome) => outcome.unwrap_or_else(|e| panic!("{e}")),
-        Err(e) => panic!("harness thread failed: {e}"),
-    }
-}
-
-fn succeeded(outcome: &AgentOutcome) {
-    assert_eq!(
-        outcome.result,
-        AgentResult::Succeeded,
-        "{}",
-        outcome.transcript()
-    );
-}
-
-/// A later job: a fresh checkout and work folder, with the build's artifact downloaded into `drop/`.
-fn job(world: &World, artifact: &Path, name: &str) -> PathBuf {
-    let job = world.dir.path().join(name);
-    world
-        .checkout(&job.join("s"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    copy_dir(artifact, &job.join("drop")).unwrap_or_else(|e| panic!("{e}"));
-    job
 }
 
 /// Runs `run` while probing `slot`'s `/health` every 100 ms; returns the outcome and every status seen,
