@@ -9,6 +9,9 @@ use slot_release_config::{
     LoadOptions, MapVariables, RegistryIdentity, Severity, VariableMode, load_str,
 };
 
+mod support;
+use support::problems;
+
 const BASE: &str = "version: 1
 app:
   name: web
@@ -40,17 +43,6 @@ stages:
 /// Production's environment with `block` after its `slot:` line (line 14 is the block's first).
 fn with(block: &str) -> String {
     BASE.replace("REG\n", block)
-}
-
-/// (severity, code, line, path) of every diagnostic, errors or warnings.
-fn problems(text: &str) -> Vec<(Severity, &'static str, usize, String)> {
-    let list = match load_str("release.yml", text, &LoadOptions::default()) {
-        Ok(loaded) => loaded.warnings,
-        Err(problems) => problems,
-    };
-    list.iter()
-        .map(|d| (d.severity, d.code, d.line, d.path.clone()))
-        .collect()
 }
 
 fn schema_errors(text: &str) -> Vec<String> {

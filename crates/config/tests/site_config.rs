@@ -3,6 +3,9 @@
 
 use slot_release_config::{FtpsState, LoadOptions, MinTlsVersion, Severity, load_str};
 
+mod support;
+use support::problems;
+
 const BASE: &str = "version: 1
 app:
   name: web
@@ -34,17 +37,6 @@ stages:
 
 fn with_site(block: &str) -> String {
     BASE.replace("SITE\n", block)
-}
-
-/// (severity, code, line, path) of every diagnostic, errors or warnings.
-fn problems(text: &str) -> Vec<(Severity, &'static str, usize, String)> {
-    let list = match load_str("release.yml", text, &LoadOptions::default()) {
-        Ok(loaded) => loaded.warnings,
-        Err(problems) => problems,
-    };
-    list.iter()
-        .map(|d| (d.severity, d.code, d.line, d.path.clone()))
-        .collect()
 }
 
 #[test]
