@@ -236,7 +236,11 @@ fn point(
 /// `GET …/sites/{name}[/slots/{slot}]/providers/Microsoft.Insights/metrics`.
 pub(crate) async fn list(RawQuery(query): RawQuery, ctx: Ctx) -> Response {
     let q = query.as_deref();
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+    // A span that ends now must hold what was answered this second: requests are stamped in whole
+    // seconds and spans are end-exclusive, so "now" is the end of the current second. Without it, a
+    // request answered in a minute's first second and queried in that same second fell outside the
+    // span (its bucket starts at the span's end).
+    let now = OffsetDateTime::now_utc().unix_timestamp() + 1;
     let (start, end) = match timespan(query_param(q, "timespan").as_deref(), now) {
         Ok(span) => span,
         Err(message) => return bad_request(&message),
