@@ -139,11 +139,9 @@ async fn serve(
             }
             _ => (host_slot.clone(), None),
         };
-        let function_app = state.apps.get(app_name).is_some_and(|a| a.function_app);
-        let windows = state
-            .apps
-            .get(app_name)
-            .is_some_and(|a| a.os == crate::seed::AppOs::Windows);
+        let (function_app, windows) = state.apps.get(app_name).map_or((false, false), |a| {
+            (a.function_app, a.os == crate::seed::AppOs::Windows)
+        });
         let Some(slot) = state
             .apps
             .get_mut(app_name)
