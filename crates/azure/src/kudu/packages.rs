@@ -34,6 +34,18 @@ fn valid_name(name: &str) -> bool {
         && !name.starts_with('.')
 }
 
+/// Refuses a name that is not a kept package's before it goes into a Kudu path.
+fn checked(name: &str) -> Result<()> {
+    if valid_name(name) {
+        return Ok(());
+    }
+    Err(AzureError::invalid(
+        "package name",
+        name,
+        "a kept package is a .zip file name",
+    ))
+}
+
 /// Where a kept package falls in upload order: Kudu names it by its UTC upload time to the second
 /// (`yyyyMMddHHmmss.zip`), and a second upload within that second gets a numbered suffix (`…-1.zip`), which
 /// a plain text comparison would put *before* the unnumbered one (`-` sorts below `.`).
@@ -91,13 +103,7 @@ impl Kudu {
         name: &str,
         cancel: &CancellationToken,
     ) -> Result<String> {
-        if !valid_name(name) {
-            return Err(AzureError::invalid(
-                "package name",
-                name,
-                "a kept package is a .zip file name",
-            ));
-        }
+        checked(name)?;
         use sha2::Digest as _;
         let op = self.op(&format!("hash SitePackages/{name}"));
         let call = Call::new(
@@ -117,13 +123,7 @@ impl Kudu {
 
     /// Points `packagename.txt` at a kept package; the site runs it after its next restart.
     pub async fn use_site_package(&self, name: &str, cancel: &CancellationToken) -> Result<()> {
-        if !valid_name(name) {
-            return Err(AzureError::invalid(
-                "package name",
-                name,
-                "a kept package is a .zip file name",
-            ));
-        }
+        checked(name)?;
         let op = self.op(&format!("point packagename.txt at {name}"));
         // Kudu replaces an existing file only with If-Match.
         let call = Call::new(
