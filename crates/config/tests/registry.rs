@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use slot_release_config::{
-    LoadOptions, MapVariables, RegistryIdentity, Severity, VariableMode, load_str,
+    LoadOptions, Loaded, MapVariables, Registry, RegistryIdentity, Severity, VariableMode, load_str,
 };
 
 mod support;
@@ -45,6 +45,23 @@ fn with(block: &str) -> String {
     BASE.replace("REG\n", block)
 }
 
+/// The production environment's registry as loaded.
+fn production_registry(loaded: &Loaded) -> Registry {
+    loaded
+        .config
+        .environment("production")
+        .unwrap()
+        .registry
+        .clone()
+        .expect("a registry")
+}
+
+/// The JSON schema accepts `text`; its errors are shown when it does not.
+fn assert_schema_accepts(text: &str) {
+    let errors = schema_errors(text);
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
 fn schema_errors(text: &str) -> Vec<String> {
     let document: serde_json::Value = serde_saphyr::from_str(text).expect("valid YAML");
     let validator =
@@ -70,18 +87,8 @@ fn identity_and_credentials_load_typed_and_the_schema_accepts_them() {
         let text = with(block);
         let loaded = load_str("release.yml", &text, &LoadOptions::default())
             .unwrap_or_else(|problems| panic!("{problems}"));
-        let registry = loaded
-            .config
-            .environment("production")
-            .unwrap()
-            .registry
-            .clone();
-        assert_eq!(registry.unwrap().identity, Some(identity));
-        assert!(
-            schema_errors(&text).is_empty(),
-            "{:#?}",
-            schema_errors(&text)
-        );
+        assert_eq!(production_registry(&loaded).identity, Some(identity));
+        assert_schema_accepts(&text);
     }
     let text = with(
         "    secrets:
@@ -96,22 +103,12 @@ fn identity_and_credentials_load_typed_and_the_schema_accepts_them() {
     let loaded = load_str("release.yml", &text, &LoadOptions::default())
         .unwrap_or_else(|problems| panic!("{problems}"));
     assert!(loaded.warnings.is_empty(), "{}", loaded.warnings);
-    let registry = loaded
-        .config
-        .environment("production")
-        .unwrap()
-        .registry
-        .clone()
-        .unwrap();
+    let registry = production_registry(&loaded);
     let credentials = registry.credentials.unwrap();
     assert_eq!(credentials.username, "puller");
     assert_eq!(credentials.password_secret.name().as_str(), "acr-password");
     assert_eq!(registry.identity, None);
-    assert!(
-        schema_errors(&text).is_empty(),
-        "{:#?}",
-        schema_errors(&text)
-    );
+    assert_schema_accepts(&text);
 }
 
 #[test]
@@ -137,15 +134,8 @@ fn the_user_name_takes_variables() {
     };
     let loaded =
         load_str("release.yml", &text, &options).unwrap_or_else(|problems| panic!("{problems}"));
-    let registry = loaded
-        .config
-        .environment("production")
-        .unwrap()
-        .registry
-        .clone()
-        .unwrap();
     assert_eq!(
-        registry.credentials.unwrap().username,
+        production_registry(&loaded).credentials.unwrap().username,
         "puller-from-pipeline"
     );
 }
