@@ -42,6 +42,7 @@ impl Azure {
             ));
         }
         let client = http_client(&http)?;
+        let caches_tokens = cred.cached_by_identity();
         let credential = build_credential(&cred, &cloud, &client)?;
         // Both pipelines refuse a request for a host the credentials were not issued for, before
         // the bearer policy (or Kudu's Basic header, added by the caller) could send them there.
@@ -72,6 +73,7 @@ impl Azure {
                 trusted,
                 settings,
                 vaults: Default::default(),
+                caches_tokens,
             }),
         })
     }
@@ -97,6 +99,12 @@ impl Azure {
     /// A handle on one Key Vault (by name; the URL comes from the cloud's DNS suffix).
     pub fn key_vault(&self, vault: &str) -> Result<KeyVault> {
         KeyVault::new(&self.inner, vault)
+    }
+
+    /// Whether the credential keeps the tokens it got, so asking for one ahead of the first call
+    /// ([`Azure::check_credentials`]) saves that call a round trip instead of costing one more.
+    pub fn caches_tokens(&self) -> bool {
+        self.inner.caches_tokens
     }
 
     /// Get an ARM token now (to fail fast on bad credentials before any change).

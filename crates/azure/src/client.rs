@@ -113,6 +113,8 @@ pub(crate) struct Inner {
     /// Each vault's request budget and connection state, shared by every `KeyVault` handle on it
     /// from this client: the vault counts its budget per vault, not per handle.
     pub(crate) vaults: crate::keyvault::VaultStates,
+    /// Whether `credential` keeps its tokens (see `CredentialSource::cached_by_identity`).
+    pub(crate) caches_tokens: bool,
 }
 
 impl std::fmt::Debug for Inner {

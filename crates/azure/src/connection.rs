@@ -63,6 +63,18 @@ pub enum CredentialSource {
 }
 
 impl CredentialSource {
+    /// Whether the credential built from this source keeps its tokens (azure_identity's client-secret
+    /// and client-assertion credentials do; the managed identity and static token here do not, and
+    /// the developer CLI's is never asked ahead).
+    pub(crate) fn cached_by_identity(&self) -> bool {
+        matches!(
+            self,
+            Self::WorkloadIdentityFederation { .. }
+                | Self::ServicePrincipalSecret { .. }
+                | Self::ServicePrincipalCertificate { .. }
+        )
+    }
+
     /// Short name of the credential kind, for messages (never includes secrets).
     pub fn kind_name(&self) -> &'static str {
         match self {

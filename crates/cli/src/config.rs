@@ -210,6 +210,56 @@ pub(crate) fn connect(
     }
 }
 
+/// A service connection being signed in on a blocking thread while the config loads: its HTTPS
+/// client (the system's trust roots are read from disk) and, where the credential keeps tokens, its
+/// first ARM token come in parallel with the config's validation instead of after it. Nothing it does
+/// changes anything; a config that fails still fails first, and this is dropped unheard.
+pub(crate) struct EarlySignIn(Option<tokio::task::JoinHandle<Result<port::SignedIn>>>);
+
+impl EarlySignIn {
+    /// Starts signing in with the named service connection; without one (a workstation's `az login`,
+    /// or a missing input reported later) there is nothing to start.
+    pub(crate) fn start(
+        connection: &Connection,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Self {
+        let Some(id) = connection
+            .service_connection
+            .clone()
+            .filter(|s| !s.is_empty())
+        else {
+            return Self::none();
+        };
+        let cancel = cancel.clone();
+        Self(Some(tokio::task::spawn_blocking(move || {
+            let signed = port::sign_in(&id, &env_lookup)?;
+            signed.prefetch_token(&cancel);
+            Ok(signed)
+        })))
+    }
+
+    /// Nothing started: [`EarlySignIn::connect`] signs in then.
+    pub(crate) fn none() -> Self {
+        Self(None)
+    }
+
+    /// The port on the loaded config's app, through the sign-in started early or, without one, now.
+    pub(crate) async fn connect(
+        self,
+        connection: &Connection,
+        loaded: &release::LoadedRelease,
+    ) -> Result<port::AzurePort> {
+        match self.0 {
+            Some(signing_in) => signing_in
+                .await
+                .context("signing in to Azure stopped")?
+                .and_then(|signed| Ok(signed.bind(&loaded.spec.app)?))
+                .context("cannot connect to Azure"),
+            None => connect(connection, loaded),
+        }
+    }
+}
+
 pub(crate) fn config_dir(config: &Path) -> PathBuf {
     config
         .parent()

@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result, anyhow};
 use args::{Cli, Cmd, EmulatorArgs, PlanArgs, RehearseArgs, RunArgs};
 use clap::Parser;
-use config::{config_dir, connect, load, load_for_release, validate};
+use config::{EarlySignIn, config_dir, load, load_for_release, validate};
 use report::{release_slot, report};
 use signals::{Signals, stop_on_signals};
 use slot_release_engine::artifact;
@@ -225,13 +225,17 @@ async fn command(
 
 async fn plan_cmd(args: &PlanArgs, log: &Log, cancel: &CancellationToken) -> Result<ExitCode> {
     let stage: Stage = args.stage.parse()?;
+    let early = match &args.state {
+        Some(_) => EarlySignIn::none(),
+        None => EarlySignIn::start(&args.connection, cancel),
+    };
     let mut loaded = load(&args.common, Some(&args.connection), false, log)?;
     args.overrides.apply(&mut loaded, log)?;
     let state = match &args.state {
         // Offline: `secrets.select` stays unlisted, and the plan's preflight says so.
         Some(path) => LiveState::from_file(path)?,
         None => {
-            let port = connect(&args.connection, &loaded)?;
+            let port = early.connect(&args.connection, &loaded).await?;
             if loaded
                 .spec
                 .environments
@@ -331,9 +335,15 @@ async fn run_cmd(
     cancel: CancellationToken,
     stopping: Stopping,
 ) -> Result<ExitCode> {
+    let agent = AgentEnv::from_env();
+    // A pull-request run is refused below and a build needs no Azure: neither signs in.
+    let early = if command == Command::Build || agent.is_pull_request() {
+        EarlySignIn::none()
+    } else {
+        EarlySignIn::start(&args.connection, &cancel)
+    };
     let mut loaded = load(&args.common, Some(&args.connection), false, log)?;
     args.overrides.apply(&mut loaded, log)?;
-    let agent = AgentEnv::from_env();
     if agent.is_pull_request() {
         return Err(anyhow!(
             "a pull-request run is read-only: use `plan` or `rehearse` there, and release from the target branch"
@@ -353,7 +363,10 @@ async fn run_cmd(
     // Every secret the config references is read (reading changes nothing) and registered with the
     // log first, so nothing printed from here on (package preparation included) can show one. A missing
     // connection is reported after the package checks, which need none.
-    let connection = (command != Command::Build).then(|| connect(&args.connection, &loaded));
+    let connection = match command {
+        Command::Build => None,
+        _ => Some(early.connect(&args.connection, &loaded).await),
+    };
     if let Some(Ok(port)) = &connection {
         stages::register_referenced_secrets(port, &loaded.spec, log, &cancel).await;
     }

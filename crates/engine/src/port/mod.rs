@@ -26,7 +26,7 @@ mod failure;
 mod offline;
 
 pub use azure::AzurePort;
-pub use connect::{connect, connect_developer};
+pub use connect::{SignedIn, connect, connect_developer, sign_in};
 pub use offline::Offline;
 
 /// Who writes the Kudu deployment records, so the engine can tell its records from other deployments.
