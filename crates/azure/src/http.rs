@@ -38,6 +38,19 @@ pub struct HttpOptions {
     pub read_timeout: Duration,
     /// Resolve every `*.emulator.test` name to 127.0.0.1 (emulator mode only).
     pub emulator_loopback: bool,
+    /// Where the system's trust roots are read from on Linux and the other Unixes but Apple's and
+    /// Android (elsewhere the OS verifies and this is ignored). `None`: as rustls-native-certs decides
+    /// when the client is built (`SSL_CERT_FILE`/`SSL_CERT_DIR`, else OpenSSL's locations).
+    pub system_roots: Option<SystemRoots>,
+}
+
+/// A bundle file and certificate folders holding trusted roots, as OpenSSL reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SystemRoots {
+    /// A PEM bundle (OpenSSL's `SSL_CERT_FILE`).
+    pub file: Option<std::path::PathBuf>,
+    /// Folders of PEM files, symlinks followed (OpenSSL's `SSL_CERT_DIR`).
+    pub dirs: Vec<std::path::PathBuf>,
 }
 
 impl Default for HttpOptions {
@@ -51,6 +64,7 @@ impl Default for HttpOptions {
             connect_timeout: Duration::from_secs(15),
             read_timeout: Duration::from_secs(120),
             emulator_loopback: false,
+            system_roots: None,
         }
     }
 }
@@ -126,21 +140,26 @@ pub fn http_client(opts: &HttpOptions) -> Result<reqwest::Client> {
         .read_timeout(opts.read_timeout)
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(60));
-    if let Some(pem) = &opts.extra_ca_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
-            build_err(
-                "the extra CA is not a PEM certificate bundle".into(),
-                Some(e),
-            )
-        })?;
-        if certs.is_empty() {
-            return Err(build_err(
-                "the extra CA PEM holds no certificate".into(),
-                None,
-            ));
+    let extra = match &opts.extra_ca_pem {
+        Some(pem) => {
+            let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
+                build_err(
+                    "the extra CA is not a PEM certificate bundle".into(),
+                    Some(e),
+                )
+            })?;
+            if certs.is_empty() {
+                return Err(build_err(
+                    "the extra CA PEM holds no certificate".into(),
+                    None,
+                ));
+            }
+            Some((pem, certs))
         }
-        b = b.tls_certs_merge(certs);
-    }
+        None => None,
+    };
+    b = with_trust_roots(b, extra, opts.system_roots.as_ref())
+        .map_err(|message| build_err(message, None))?;
     if opts.emulator_loopback {
         b = b.dns_resolver(EmulatorResolver).no_proxy();
     } else if let Some(url) = &opts.proxy.url {
@@ -174,6 +193,62 @@ pub fn http_client(opts: &HttpOptions) -> Result<reqwest::Client> {
     }
     b.build()
         .map_err(|e| build_err("reqwest refused the configuration".into(), Some(e)))
+}
+
+/// Where rustls-platform-verifier is webpki over the system's PEM files (Linux and the other Unixes but
+/// Apple's and Android), the client gets that same verifier built here, with the roots read by
+/// [`crate::roots`], which decodes each distinct certificate once (the platform verifier's loading was
+/// half of start-up's CPU before the first request). The agent's extra CA is trusted in addition, as
+/// `tls_certs_merge` would. Elsewhere the OS verifies, through reqwest's platform verifier.
+#[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
+fn with_trust_roots(
+    b: reqwest::ClientBuilder,
+    extra: Option<(&String, Vec<reqwest::Certificate>)>,
+    system_roots: Option<&SystemRoots>,
+) -> std::result::Result<reqwest::ClientBuilder, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    use std::sync::Arc;
+    let mut store = rustls::RootCertStore::empty();
+    if let Some((pem, _)) = extra {
+        for der in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let der =
+                der.map_err(|e| format!("the extra CA is not a PEM certificate bundle: {e}"))?;
+            store
+                .add(der)
+                .map_err(|e| format!("the extra CA is not a usable root certificate: {e}"))?;
+        }
+    }
+    let paths = system_roots
+        .cloned()
+        .unwrap_or_else(|| crate::roots::located(&|k| std::env::var_os(k)));
+    store.add_parsable_certificates(crate::roots::load(&paths));
+    if store.is_empty() {
+        return Err("no CA certificates were found on this system (SSL_CERT_FILE, SSL_CERT_DIR or OpenSSL's locations)".into());
+    }
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .map_err(|e| format!("TLS versions: {e}"))?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    // What reqwest offers by itself: HTTP/2 first (Key Vault multiplexes its reads over one connection).
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(b.tls_backend_preconfigured(tls))
+}
+
+#[cfg(not(all(unix, not(target_os = "android"), not(target_vendor = "apple"))))]
+fn with_trust_roots(
+    b: reqwest::ClientBuilder,
+    extra: Option<(&String, Vec<reqwest::Certificate>)>,
+    _system_roots: Option<&SystemRoots>,
+) -> std::result::Result<reqwest::ClientBuilder, String> {
+    Ok(match extra {
+        Some((_, certs)) => b.tls_certs_merge(certs),
+        None => b,
+    })
 }
 
 /// Resolves the emulator's names to loopback and everything else through the system resolver.

@@ -16,6 +16,8 @@ mod http;
 mod keyvault;
 mod kudu;
 mod probe;
+#[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
+mod roots;
 mod upload;
 mod webapp;
 
@@ -25,7 +27,7 @@ pub use client::{ClientSettings, LroOptions, PollSettings, RetrySettings};
 pub use cloud::{Cloud, CustomCloud, EMULATOR_DOMAIN};
 pub use connection::{CredentialSource, ManagedIdentityEndpoint, Secret, ServiceConnection};
 pub use error::{AzureError, ErrorKind, HttpFailure, Result, SecretFailure, causes, root_cause};
-pub use http::{HttpOptions, ProxyOptions, http_client};
+pub use http::{HttpOptions, ProxyOptions, SystemRoots, http_client};
 pub use keyvault::{
     KeyVault, KeyVaultSettings, ListedSecrets, SecretFilter, SecretRef, SecretValue, SecretVersion,
     SkippedSecret, VAULT_BUDGET, VAULT_BUDGET_WINDOW,
