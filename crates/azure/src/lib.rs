@@ -37,9 +37,10 @@ pub use kudu::{
 pub use probe::{DEFAULT_PAGE_TITLE, FUNCTION_KEY_HEADER, PAGE_BODY_LIMIT, PageAnswer, PageClient};
 pub use tokio_util::sync::CancellationToken;
 pub use webapp::{
-    AppRef, ConnectionString, ConnectionStringsChange, MapChange, RampUpRule, ResourceId,
-    SettingsChange, SiteConfig, SiteConfigPatch, SiteContainer, SlotConfigNames, SlotInfo,
-    SlotName, StickyKind, SwapOptions, WebApp,
+    AppRef, ConnectionString, ConnectionStringsChange, METRICS_API_VERSION, MapChange, MetricPoint,
+    MetricSeries, MetricsQuery, RampUpRule, ResourceId, SettingsChange, SiteConfig,
+    SiteConfigPatch, SiteContainer, SlotConfigNames, SlotInfo, SlotName, StickyKind, SwapOptions,
+    WebApp,
 };
 
 /// Every public async operation must be `Send`, so callers can `tokio::spawn` it.
