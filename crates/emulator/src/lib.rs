@@ -15,10 +15,12 @@ mod functions_host;
 mod hostnames;
 mod iis;
 mod keyvault;
+mod kql;
 mod kudu;
 mod kudu_job;
 mod kudu_logs;
 mod kv_write;
+mod logs;
 mod metrics;
 mod onedeploy;
 mod oryx;
@@ -63,6 +65,8 @@ pub const DOMAIN: &str = "emulator.test";
 pub const ARM_AUDIENCE: &str = "https://management.emulator.test/";
 /// Token audience of Key Vault.
 pub const VAULT_AUDIENCE: &str = "https://vault.emulator.test";
+/// Token audience of the Log Analytics query API.
+pub const LOGS_AUDIENCE: &str = "https://api.loganalytics.emulator.test";
 
 /// Maps a container image pattern to the local command that stands in for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
