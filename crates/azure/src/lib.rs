@@ -15,6 +15,7 @@ mod hosts;
 mod http;
 mod keyvault;
 mod kudu;
+mod loganalytics;
 mod probe;
 mod upload;
 mod webapp;
@@ -34,6 +35,7 @@ pub use kudu::{
     CommandOutput, DeployOptions, DeployStatus, Deployment, DeploymentRecord, Kudu, KuduAuth,
     LogEntry, SYNC_COMMAND_LIMIT, SitePackages,
 };
+pub use loganalytics::{LogAnalytics, QueryColumn, QueryTable};
 pub use probe::{DEFAULT_PAGE_TITLE, FUNCTION_KEY_HEADER, PAGE_BODY_LIMIT, PageAnswer, PageClient};
 pub use tokio_util::sync::CancellationToken;
 pub use webapp::{
