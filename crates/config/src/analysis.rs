@@ -36,6 +36,44 @@ pub struct Analysis {
     /// is production itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<Baseline>,
+    /// Judge the slot's requests as Application Insights logged them too, with a Log Analytics
+    /// query of the workspace the app sends its telemetry to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<LogsQuery>,
+}
+
+/// A Log Analytics query over the window: the built-in failed-request rate of the slot, a KQL
+/// query of your own with a threshold, or both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogsQuery {
+    /// The Log Analytics workspace ID (a GUID: the workspace's Overview, or the Application
+    /// Insights resource's workspace). The service connection needs Log Analytics Reader on it.
+    pub workspace: String,
+    /// The highest share of the slot's requests that failed (`AppRequests` rows with `Success ==
+    /// false` for the slot's `AppRoleName`: the app's name for production, `<app>-<slot>` for a
+    /// slot), e.g. `1%`. Fewer than `minRequests` logged requests fail the analysis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failed_request_rate: Option<Percent>,
+    /// A KQL query of your own, run over the window (the request's `timespan`); its first row's
+    /// first number is compared with `max`, e.g. `AppExceptions | summarize count()`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The highest value `query` may return.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+impl LogsQuery {
+    /// Whether `workspace` is written as a GUID (`8-4-4-4-12` hexadecimal digits).
+    pub fn workspace_is_guid(&self) -> bool {
+        let parts: Vec<&str> = self.workspace.split('-').collect();
+        parts.len() == 5
+            && parts
+                .iter()
+                .zip([8, 4, 4, 4, 12])
+                .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit()))
+    }
 }
 
 fn default_min_requests() -> u64 {

@@ -26,7 +26,7 @@ mod types;
 mod validate;
 pub mod vars;
 
-pub use analysis::{Analysis, Baseline, Percent};
+pub use analysis::{Analysis, Baseline, LogsQuery, Percent};
 pub use confine::check_package_root;
 pub use connection_strings::{ConnectionString, ConnectionStringType};
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};

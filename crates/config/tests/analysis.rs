@@ -167,3 +167,60 @@ fn production_cannot_be_its_own_baseline() {
         )]
     );
 }
+
+#[test]
+fn a_logs_query_loads_and_its_mistakes_are_located() {
+    let text = config(
+        "      analysis:
+        window: 2m
+        logs:
+          workspace: 6f1c3f7e-2b1a-4c59-9a51-0d5b6c7e8f90
+          maxFailedRequestRate: 2%
+          query: AppExceptions | summarize count()
+          max: 3
+",
+        "",
+    );
+    let loaded = load_str("release.yml", &text, &LoadOptions::default())
+        .unwrap_or_else(|problems| panic!("{problems}"));
+    let logs = loaded
+        .config
+        .stages
+        .staging
+        .health_check
+        .analysis
+        .unwrap()
+        .logs
+        .unwrap();
+    assert_eq!(logs.max_failed_request_rate.unwrap().value(), 2.0);
+    assert_eq!(logs.max, Some(3.0));
+    let document: serde_json::Value = serde_saphyr::from_str(&text).expect("valid YAML");
+    let validator =
+        jsonschema::validator_for(&slot_release_config::json_schema()).expect("schema compiles");
+    assert!(validator.is_valid(&document));
+
+    let found = problems(&config(
+        "      analysis:
+        window: 2m
+        logs:
+          workspace: my-workspace
+          query: AppRequests | summarize count()
+",
+        "",
+    ));
+    let codes: Vec<_> = found.iter().map(|(_, c, l, _)| (*c, *l)).collect();
+    assert_eq!(
+        codes,
+        [("workspace-not-guid", 23), ("query-without-max", 24)]
+    );
+    let found = problems(&config(
+        "      analysis:
+        window: 2m
+        logs:
+          workspace: 6f1c3f7e-2b1a-4c59-9a51-0d5b6c7e8f90
+",
+        "",
+    ));
+    let codes: Vec<_> = found.iter().map(|(_, c, l, _)| (*c, *l)).collect();
+    assert_eq!(codes, [("logs-without-threshold", 22)]);
+}

@@ -36,6 +36,126 @@ pub struct Analysis {
     /// How many percentage points the slot's 5xx rate may exceed production's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_margin_percent: Option<f64>,
+    /// The Log Analytics query, when the analysis reads the logs too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<LogsAnalysis>,
+}
+
+/// What the analysis asks of a Log Analytics workspace.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogsAnalysis {
+    /// The workspace ID.
+    pub workspace: String,
+    /// The highest share of the slot's logged requests that failed, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failed_percent: Option<f64>,
+    /// A query of the config's own, and the highest value its first number may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// The built-in query of the failed-request rate: requests and failures of every role, so one
+/// answer holds the slot's.
+pub const FAILED_REQUESTS_QUERY: &str =
+    "AppRequests | summarize Requests = count(), Failed = countif(Success == false) by AppRoleName";
+
+/// The role name Application Insights gives a slot's requests on App Service: the app's name for
+/// production, `<app>-<slot>` for a slot (from the slot's host name).
+pub fn role_name(app: &str, slot: &SlotName) -> String {
+    if slot.is_production() {
+        app.to_owned()
+    } else {
+        format!("{app}-{slot}")
+    }
+}
+
+/// A query's answer: its first table's column names and rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogTable {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<serde_json::Value>>,
+}
+
+/// Judges the built-in query's answer for `role`: too few logged requests fail it like too few
+/// metrics do; a role with no row has logged none.
+pub fn judge_failed_requests(
+    table: &LogTable,
+    role: &str,
+    min_requests: u64,
+    max_percent: f64,
+) -> Finding {
+    let column = |name: &str| table.columns.iter().position(|c| c == name);
+    let row = match (column("AppRoleName"), column("Requests"), column("Failed")) {
+        (Some(r), Some(n), Some(f)) => table
+            .rows
+            .iter()
+            .find(|row| row.get(r).and_then(|v| v.as_str()) == Some(role))
+            .map(|row| {
+                let count = |i: usize| {
+                    row.get(i)
+                        .and_then(serde_json::Value::as_f64)
+                        .unwrap_or(0.0)
+                };
+                (count(n) as u64, count(f) as u64)
+            })
+            .unwrap_or((0, 0)),
+        _ => {
+            return Finding {
+                rule: "logs.failedRequestRate",
+                passed: false,
+                detail: "the answer lacks the AppRoleName, Requests and Failed columns".to_owned(),
+            };
+        }
+    };
+    let (requests, failed) = row;
+    if requests < min_requests {
+        return Finding {
+            rule: "logs.failedRequestRate",
+            passed: false,
+            detail: format!(
+                "{requests} request(s) of role {role} logged, fewer than the {min_requests} needed"
+            ),
+        };
+    }
+    let rate = failed as f64 * 100.0 / requests as f64;
+    Finding {
+        rule: "logs.failedRequestRate",
+        passed: within(rate, max_percent),
+        detail: format!(
+            "{failed} of {requests} logged request(s) of role {role} failed = {rate:.2}% {} {max_percent:.2}%",
+            if within(rate, max_percent) { "<=" } else { ">" }
+        ),
+    }
+}
+
+/// Judges a query of the config's own: its first row's first number against `max`; an answer
+/// with no number is missing data, and fails.
+pub fn judge_query(table: &LogTable, max: f64) -> Finding {
+    let value = table
+        .rows
+        .first()
+        .and_then(|row| row.iter().find_map(serde_json::Value::as_f64));
+    match value {
+        Some(v) => Finding {
+            rule: "logs.query",
+            passed: within(v, max),
+            detail: format!(
+                "the query returned {v} {} {max}",
+                if within(v, max) { "<=" } else { ">" }
+            ),
+        },
+        None => Finding {
+            rule: "logs.query",
+            passed: false,
+            detail: format!(
+                "the query returned no number ({} row(s)): nothing to compare with {max}",
+                table.rows.len()
+            ),
+        },
+    }
 }
 
 // The percentages are finite: the config refuses anything that is not a number with `%`.
@@ -51,6 +171,12 @@ impl From<&slot_release_config::Analysis> for Analysis {
                 .max_average_response_time
                 .map(|d| u64::try_from(Duration::from(d).as_millis()).unwrap_or(u64::MAX)),
             baseline_margin_percent: a.baseline.as_ref().map(|b| b.margin.value()),
+            logs: a.logs.as_ref().map(|l| LogsAnalysis {
+                workspace: l.workspace.clone(),
+                max_failed_percent: l.max_failed_request_rate.map(|p| p.value()),
+                query: l.query.clone(),
+                max: l.max,
+            }),
         }
     }
 }
@@ -85,7 +211,8 @@ impl Traffic {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
-    /// `requests`, `http5xxRate`, `averageResponseTime` or `baseline`.
+    /// `requests`, `http5xxRate`, `averageResponseTime`, `baseline`, `logs.failedRequestRate` or
+    /// `logs.query`.
     pub rule: &'static str,
     pub passed: bool,
     /// The numbers it used, e.g. `5xx 21 of 100 requests = 21.00% > 1.00%`.
@@ -238,6 +365,7 @@ pub const METRICS: [&str; 3] = ["Requests", "Http5xx", "HttpResponseTime"];
 /// numbers; a failed verdict is [`Error::AnalysisFailed`].
 pub async fn run(
     port: &dyn Port,
+    app: &str,
     slot: &SlotName,
     analysis: &Analysis,
     started_unix: i64,
@@ -275,7 +403,34 @@ pub async fn run(
         ),
         _ => None,
     };
-    let verdict = evaluate(analysis, &traffic, baseline.as_ref());
+    let mut verdict = evaluate(analysis, &traffic, baseline.as_ref());
+    if let Some(logs) = &analysis.logs {
+        if let Some(max) = logs.max_failed_percent {
+            let table = port
+                .query_logs(
+                    &logs.workspace,
+                    FAILED_REQUESTS_QUERY,
+                    started_unix,
+                    to,
+                    cancel,
+                )
+                .await?;
+            let role = role_name(app, slot);
+            verdict.findings.push(judge_failed_requests(
+                &table,
+                &role,
+                analysis.min_requests,
+                max,
+            ));
+        }
+        if let (Some(query), Some(max)) = (&logs.query, logs.max) {
+            let table = port
+                .query_logs(&logs.workspace, query, started_unix, to, cancel)
+                .await?;
+            verdict.findings.push(judge_query(&table, max));
+        }
+        verdict.passed = verdict.findings.iter().all(|f| f.passed);
+    }
     for finding in &verdict.findings {
         log.info(&format!("analysis of {slot}: {finding}"));
     }
@@ -301,6 +456,7 @@ mod tests {
             max_http5xx_percent: Some(2.0),
             max_average_response_ms: Some(800),
             baseline_margin_percent: Some(1.0),
+            logs: None,
         }
     }
 
@@ -422,5 +578,58 @@ mod tests {
         let v = evaluate(&a, &traffic(60, 1, 5000.0), None);
         assert_eq!(rules(&v), [("requests", true), ("http5xxRate", true)]);
         assert!(v.passed);
+    }
+
+    fn table(rows: &[(&str, u64, u64)]) -> LogTable {
+        LogTable {
+            columns: vec!["AppRoleName".into(), "Requests".into(), "Failed".into()],
+            rows: rows
+                .iter()
+                .map(|(r, n, f)| vec![(*r).into(), (*n).into(), (*f).into()])
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_logged_failure_rate_is_the_slot_s_role_at_its_edge() {
+        let t = table(&[("web", 1000, 500), ("web-staging", 100, 2)]);
+        let f = judge_failed_requests(&t, "web-staging", 50, 2.0);
+        assert!(f.passed, "{f}");
+        assert_eq!(
+            f.detail,
+            "2 of 100 logged request(s) of role web-staging failed = 2.00% <= 2.00%"
+        );
+        let t = table(&[("web-staging", 100, 3)]);
+        assert!(!judge_failed_requests(&t, "web-staging", 50, 2.0).passed);
+        // Too few logged, or none (no row for the role), or an answer of another shape: fails.
+        let t = table(&[("web-staging", 49, 0)]);
+        assert!(!judge_failed_requests(&t, "web-staging", 50, 2.0).passed);
+        assert!(!judge_failed_requests(&table(&[("web", 900, 0)]), "web-staging", 50, 2.0).passed);
+        let odd = LogTable {
+            columns: vec!["count_".into()],
+            rows: vec![vec![5.into()]],
+        };
+        assert!(
+            judge_failed_requests(&odd, "web-staging", 1, 2.0)
+                .detail
+                .contains("lacks")
+        );
+        assert_eq!(role_name("web", &SlotName::production()), "web");
+        assert_eq!(
+            role_name("web", &SlotName::new("staging").unwrap()),
+            "web-staging"
+        );
+    }
+
+    #[test]
+    fn a_query_of_one_s_own_compares_its_first_number_and_fails_on_none() {
+        let one = |v: serde_json::Value| LogTable {
+            columns: vec!["Name".into(), "n".into()],
+            rows: vec![vec!["x".into(), v]],
+        };
+        assert!(judge_query(&one(3.into()), 3.0).passed);
+        assert!(!judge_query(&one(4.into()), 3.0).passed);
+        assert!(!judge_query(&LogTable::default(), 3.0).passed);
+        assert!(!judge_query(&one("many".into()), 3.0).passed);
     }
 }

@@ -14,8 +14,20 @@ use slot_release_engine::state::SlotName;
 use slot_release_tests::{World, printed, stdout};
 use tokio_util::sync::CancellationToken;
 
-/// The python example with the share of failed pages given and an analysis on the staging gate.
+/// The staging gate's analysis of Azure Monitor's metrics.
+const METRICS: &str = "      analysis:\n        window: 20s\n        minRequests: 50\n        maxHttp5xxRate: 5%\n        baseline:\n          margin: 2%\n";
+
+/// The staging gate's analysis of the Log Analytics workspace only: the built-in failed-request
+/// rate of the slot, and a query of its own.
+const LOGS: &str = "      analysis:\n        window: 20s\n        minRequests: 50\n        logs:\n          workspace: 6f1c3f7e-2b1a-4c59-9a51-0d5b6c7e8f90\n          maxFailedRequestRate: 5%\n          query: AppRequests | where AppRoleName == 'contoso-web-staging' and ResultCode startswith '5' | summarize Errors = count()\n          max: 10\n";
+
+/// The python example with the share of failed pages given and a metrics analysis on the staging gate.
 async fn world(fail_percent: u32) -> World {
+    world_with(fail_percent, METRICS).await
+}
+
+/// The python example with the share of failed pages given and `analysis` on the staging gate.
+async fn world_with(fail_percent: u32, analysis: &'static str) -> World {
     World::released(move |t| {
         t.replace(
             "      APP_ENV: staging\n",
@@ -23,7 +35,7 @@ async fn world(fail_percent: u32) -> World {
         )
         .replacen(
             "      successes: 3\n",
-            "      successes: 3\n      analysis:\n        window: 20s\n        minRequests: 50\n        maxHttp5xxRate: 5%\n        baseline:\n          margin: 2%\n",
+            &format!("      successes: 3\n{analysis}"),
             1,
         )
     })
@@ -144,5 +156,54 @@ async fn the_plan_shows_the_analysis_with_its_thresholds() {
         ),
         "{}",
         stdout(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_analytics_query_gate_catches_the_same_bad_version() {
+    let world = world_with(20, LOGS).await;
+    let before = world.slot("production").content_digest;
+    let (stop, traffic) = drive_traffic(&world);
+    let out = world.cli(&["release", "--release-id", "r1"]).await;
+    stop.store(true, Ordering::Relaxed);
+    traffic.await.expect("traffic");
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    let log = stdout(&out);
+    let rate = log
+        .lines()
+        .find(|l| l.contains("analysis of staging: logs.failedRequestRate FAIL:"))
+        .unwrap_or_else(|| panic!("no failed logged rate in the log:\n{log}"));
+    assert!(
+        rate.contains("logged request(s) of role contoso-web-staging failed ="),
+        "{rate}"
+    );
+    assert!(rate.contains("> 5.00%"), "{rate}");
+    assert!(
+        log.contains("analysis of staging: logs.query FAIL: the query returned "),
+        "{log}"
+    );
+    assert_eq!(
+        world.slot("production").content_digest,
+        before,
+        "production was not swapped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_version_passes_the_log_analytics_query_gate() {
+    let world = world_with(0, LOGS).await;
+    let (stop, traffic) = drive_traffic(&world);
+    let out = world.cli(&["release", "--release-id", "r1"]).await;
+    stop.store(true, Ordering::Relaxed);
+    traffic.await.expect("traffic");
+    assert!(out.status.success(), "{}", printed(&out));
+    let log = stdout(&out);
+    assert!(
+        log.contains("analysis of staging: logs.failedRequestRate pass: 0 of "),
+        "{log}"
+    );
+    assert!(
+        log.contains("analysis of staging: logs.query pass: the query returned 0 <= 10"),
+        "{log}"
     );
 }

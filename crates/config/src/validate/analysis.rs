@@ -2,7 +2,7 @@
 //! shares, and a baseline only where production is another slot.
 
 use super::Checker;
-use crate::analysis::{Analysis, Percent};
+use crate::analysis::{Analysis, LogsQuery, Percent};
 
 /// Where a gate's analysis runs: a gate on a non-production slot may compare it with production;
 /// the watch (and a rollback's gate) judge production itself, which cannot be its own baseline.
@@ -39,13 +39,14 @@ pub(crate) fn check_analysis(base: &str, analysis: &Analysis, judged: Judged, c:
     if analysis.max_http5xx_rate.is_none()
         && analysis.max_average_response_time.is_none()
         && analysis.baseline.is_none()
+        && analysis.logs.is_none()
     {
         c.error_key(
             base,
             "analysis-without-threshold",
             "the analysis has no threshold, so it would judge nothing but the request count".into(),
-            "add `maxHttp5xxRate` (e.g. `1%`), `maxAverageResponseTime` (e.g. `800ms`) or \
-             `baseline: {margin: 1%}`"
+            "add `maxHttp5xxRate` (e.g. `1%`), `maxAverageResponseTime` (e.g. `800ms`), \
+             `baseline: {margin: 1%}` or a `logs` query"
                 .into(),
         );
     }
@@ -63,6 +64,9 @@ pub(crate) fn check_analysis(base: &str, analysis: &Analysis, judged: Judged, c:
             "give the highest average response time, e.g. `800ms`".into(),
         );
     }
+    if let Some(logs) = &analysis.logs {
+        check_logs(&format!("{base}.logs"), logs, c);
+    }
     if let Some(baseline) = &analysis.baseline {
         share(&format!("{base}.baseline.margin"), baseline.margin, c);
         if judged == Judged::Production {
@@ -75,6 +79,44 @@ pub(crate) fn check_analysis(base: &str, analysis: &Analysis, judged: Judged, c:
                     .into(),
             );
         }
+    }
+}
+
+fn check_logs(base: &str, logs: &LogsQuery, c: &mut Checker<'_>) {
+    if !logs.workspace_is_guid() {
+        c.error(
+            &format!("{base}.workspace"),
+            "workspace-not-guid",
+            format!("`{}` is not a Log Analytics workspace ID", logs.workspace),
+            "write the workspace ID, a GUID such as `6f1c3f7e-2b1a-4c59-9a51-0d5b6c7e8f90` \
+             (the workspace's Overview in the portal, or `az monitor log-analytics workspace show \
+             --query customerId`), not its name or resource ID"
+                .into(),
+        );
+    }
+    if let Some(rate) = logs.max_failed_request_rate {
+        share(&format!("{base}.maxFailedRequestRate"), rate, c);
+    }
+    match (&logs.query, logs.max) {
+        (Some(_), None) => c.error_key(
+            &format!("{base}.query"),
+            "query-without-max",
+            "the query has no `max` to compare its result with".into(),
+            "add `max:` (the highest value the query's first number may have)".into(),
+        ),
+        (None, Some(_)) => c.error_key(
+            &format!("{base}.max"),
+            "max-without-query",
+            "`max` is set but there is no `query` whose result it bounds".into(),
+            "add `query:` (KQL returning a number), or remove `max`".into(),
+        ),
+        (None, None) if logs.max_failed_request_rate.is_none() => c.error_key(
+            base,
+            "logs-without-threshold",
+            "the logs query judges nothing".into(),
+            "add `maxFailedRequestRate` (e.g. `1%`), or `query` with `max`".into(),
+        ),
+        _ => {}
     }
 }
 

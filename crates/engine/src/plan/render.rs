@@ -234,6 +234,20 @@ fn analysed(check: &crate::health::HealthCheck) -> String {
     if let Some(margin) = a.baseline_margin_percent {
         rules.push(format!("5xx rate <= production's + {margin}%"));
     }
+    if let Some(logs) = &a.logs {
+        if let Some(max) = logs.max_failed_percent {
+            rules.push(format!(
+                "failed requests in Log Analytics workspace {} <= {max}%",
+                logs.workspace
+            ));
+        }
+        if let Some(max) = logs.max {
+            rules.push(format!(
+                "the query of workspace {} <= {max}",
+                logs.workspace
+            ));
+        }
+    }
     format!(
         "; then its traffic over {} from Azure Monitor: {}",
         humantime::format_duration(a.window),

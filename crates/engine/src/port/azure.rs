@@ -796,6 +796,28 @@ impl Port for AzurePort {
         })
     }
 
+    async fn query_logs(
+        &self,
+        workspace: &str,
+        query: &str,
+        from_unix: i64,
+        to_unix: i64,
+        cancel: &CancellationToken,
+    ) -> Result<crate::analysis::LogTable, Error> {
+        let operation = format!("query Log Analytics workspace {workspace}");
+        let table = self
+            .azure
+            .log_analytics()
+            .map_err(azure_err(operation.clone()))?
+            .query(workspace, query, from_unix, to_unix, cancel)
+            .await
+            .map_err(azure_err(operation))?;
+        Ok(crate::analysis::LogTable {
+            columns: table.columns.into_iter().map(|c| c.name).collect(),
+            rows: table.rows,
+        })
+    }
+
     async fn app_failure(
         &self,
         slot: &SlotName,

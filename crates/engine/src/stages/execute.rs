@@ -351,6 +351,7 @@ impl Exec<'_> {
                     (Ok(_), Some(analysis)) => Some(
                         crate::analysis::run(
                             port.as_ref(),
+                            &self.spec.app.name,
                             slot,
                             analysis,
                             started,
@@ -425,6 +426,7 @@ impl Exec<'_> {
                     (Ok(_), Some(analysis)) => Some(
                         crate::analysis::run(
                             port.as_ref(),
+                            &self.spec.app.name,
                             slot,
                             analysis,
                             started,
