@@ -207,3 +207,39 @@ async fn a_good_version_passes_the_log_analytics_query_gate() {
         "{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_whose_traffic_analysis_fails_swaps_production_back() {
+    // Production after the swap serves far fewer requests than the watch's analysis needs: it
+    // cannot be judged, so it is not called healthy, and the swap is reversed as for a failed probe.
+    let world = World::released(|t| {
+        t.replace(
+            "        bodyContains: ok\n    rollback: automatic\n",
+            "        bodyContains: ok\n        analysis:\n          window: 5s\n          minRequests: 10000\n          maxHttp5xxRate: 5%\n    rollback: automatic\n",
+        )
+    })
+    .await;
+    let before = world.slot("production").content_digest;
+    let out = world.cli_recorded(&["release", "--release-id", "r1"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", printed(&out));
+    let log = stdout(&out);
+    assert!(
+        log.contains("stayed healthy for 3s"),
+        "the probes passed:\n{log}"
+    );
+    assert!(
+        log.contains("analysis of production: requests FAIL: "),
+        "{log}"
+    );
+    assert!(log.contains("are fewer than the 10000 needed"), "{log}");
+    assert_eq!(
+        world.slot("production").content_digest,
+        before,
+        "the previous release is back"
+    );
+    assert_eq!(
+        world.tag("slotrelease.phase").as_deref(),
+        Some("rolledBack")
+    );
+    assert_eq!(world.record()["result"], "rolledBack");
+}
