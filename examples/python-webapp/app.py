@@ -9,6 +9,7 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import settings
@@ -30,6 +31,26 @@ def schema_version():
         db.close()
 
 
+class FailureBudget:
+    """Fails exactly FAIL_PERCENT of the page's requests, spread evenly (request n fails when it
+    crosses the next whole multiple), so a release whose code is broken for some users can be shown
+    failing a gate that judges traffic while its /health path still passes."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.served = 0
+
+    def next_fails(self):
+        percent = settings.fail_percent()
+        with self.lock:
+            before = self.served * percent // 100
+            self.served += 1
+            return self.served * percent // 100 > before
+
+
+FAILURES = FailureBudget()
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/health":
@@ -43,6 +64,8 @@ class Handler(BaseHTTPRequestHandler):
                     f"database schema version {version}, "
                     f"need {settings.REQUIRED_SCHEMA_VERSION}\n",
                 )
+        elif self.path == "/" and FAILURES.next_fails():
+            self.reply(500, "text/plain", "injected failure (FAIL_PERCENT)\n")
         elif self.path == "/":
             version = html.escape(settings.release_version())
             environment = html.escape(os.environ.get("APP_ENV", "local"))

@@ -21,6 +21,14 @@ def database_path():
     return path
 
 
+def fail_percent():
+    """FAIL_PERCENT: the share of page requests (not /health) answered 500, 0 to 100; default 0."""
+    try:
+        return min(max(int(os.environ.get("FAIL_PERCENT", "0")), 0), 100)
+    except ValueError:
+        return 0
+
+
 def release_version():
     """RELEASE_VERSION from the environment, else the version in the package manifest.
 

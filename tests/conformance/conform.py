@@ -226,6 +226,7 @@ class Emulator:
         self.authority = values["Authority"]
         self.oidc = values["Pipelines OIDC"]
         self.admin = values["Admin"]
+        self.logs = values["Log Analytics"]
         self.proxy = values["HTTPS proxy"].split()[0]
 
     def _read(self):
@@ -446,6 +447,32 @@ def python_checks(emu, sp_pem):
             expect(e.status_code == 400 and "Valid metrics" in str(e), f"{e.status_code} {e}")
         else:
             raise AssertionError("a metric App Service does not define was answered")
+
+    @check("python: Log Analytics query of AppRequests (azure-monitor-query LogsQueryClient.query_workspace)")
+    def _():
+        from datetime import timedelta
+
+        from azure.monitor.query import LogsQueryClient, LogsQueryStatus
+
+        # As for metrics, the client's audience would carry the port; the API's is the bare host.
+        logs = LogsQueryClient(secret_cred, endpoint=emu.logs, audience="https://api.loganalytics.emulator.test")
+        workspace = "6f1c3f7e-2b1a-4c59-9a51-0d5b6c7e8f90"
+        result = logs.query_workspace(
+            workspace,
+            "AppRequests | summarize Requests = count(), Failed = countif(Success == false) by AppRoleName",
+            timespan=timedelta(hours=1),
+        )
+        expect(result.status == LogsQueryStatus.SUCCESS, f"{result.status}")
+        table = result.tables[0]
+        expect(table.name == "PrimaryResult", table.name)
+        expect(list(table.columns) == ["AppRoleName", "Requests", "Failed"], f"{table.columns}")
+        expect(all(isinstance(row[1], int) for row in table.rows), f"{table.rows}")
+        try:
+            logs.query_workspace(workspace, "AppRequests | project Name", timespan=timedelta(hours=1))
+        except HttpResponseError as e:
+            expect(e.status_code == 400 and "BadArgumentError" in str(e), f"{e.status_code} {e}")
+        else:
+            raise AssertionError("a query outside the emulator's KQL subset was answered")
 
     @check("python: Functions host keys and the plan's SKU (list_host_keys[_slot], app_service_plans.get)")
     def _():

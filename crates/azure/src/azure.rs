@@ -107,6 +107,11 @@ impl Azure {
         self.inner.caches_tokens
     }
 
+    /// The cloud's Log Analytics query API, with a token for it alone.
+    pub fn log_analytics(&self) -> Result<crate::loganalytics::LogAnalytics> {
+        crate::loganalytics::LogAnalytics::new(&self.inner)
+    }
+
     /// Get an ARM token now (to fail fast on bad credentials before any change).
     pub async fn check_credentials(&self, cancel: &CancellationToken) -> Result<()> {
         let scope = self.inner.cloud.arm_scope();

@@ -27,6 +27,9 @@ pub struct Cloud {
     pub appservice_dns_suffix: String,
     /// Port of every data-plane URL (only the emulator uses a non-default port).
     pub port: Option<u16>,
+    /// The Log Analytics query API, e.g. `https://api.loganalytics.io/`, and its token audience;
+    /// `None` for a custom cloud, which names none.
+    pub log_analytics: Option<(Url, String)>,
 }
 
 fn url(s: &str) -> Url {
@@ -47,6 +50,10 @@ impl Cloud {
             keyvault_audience: "https://vault.azure.net".into(),
             appservice_dns_suffix: "azurewebsites.net".into(),
             port: None,
+            log_analytics: Some((
+                url("https://api.loganalytics.io/"),
+                "https://api.loganalytics.io".into(),
+            )),
         }
     }
 
@@ -61,6 +68,10 @@ impl Cloud {
             keyvault_audience: "https://vault.azure.cn".into(),
             appservice_dns_suffix: "chinacloudsites.cn".into(),
             port: None,
+            log_analytics: Some((
+                url("https://api.loganalytics.azure.cn/"),
+                "https://api.loganalytics.azure.cn".into(),
+            )),
         }
     }
 
@@ -75,6 +86,10 @@ impl Cloud {
             keyvault_audience: "https://vault.usgovcloudapi.net".into(),
             appservice_dns_suffix: "azurewebsites.us".into(),
             port: None,
+            log_analytics: Some((
+                url("https://api.loganalytics.us/"),
+                "https://api.loganalytics.us".into(),
+            )),
         }
     }
 
@@ -89,6 +104,12 @@ impl Cloud {
             keyvault_audience: format!("https://vault.{EMULATOR_DOMAIN}"),
             appservice_dns_suffix: format!("azurewebsites.{EMULATOR_DOMAIN}"),
             port: Some(port),
+            log_analytics: Some((
+                url(&format!(
+                    "https://api.loganalytics.{EMULATOR_DOMAIN}:{port}/"
+                )),
+                format!("https://api.loganalytics.{EMULATOR_DOMAIN}"),
+            )),
         }
     }
 
@@ -125,6 +146,7 @@ impl Cloud {
             keyvault_audience: keyvault_audience.trim_end_matches('/').to_owned(),
             appservice_dns_suffix: appservice_dns_suffix.trim_start_matches('.').to_owned(),
             port: None,
+            log_analytics: None,
         })
     }
 
@@ -151,6 +173,18 @@ impl Cloud {
     /// The OAuth scope for ARM.
     pub fn arm_scope(&self) -> String {
         scope_for(&self.arm_audience)
+    }
+
+    /// The Log Analytics query endpoint and the OAuth scope of its tokens.
+    pub fn log_analytics(&self) -> Result<(Url, String)> {
+        let (endpoint, audience) = self.log_analytics.as_ref().ok_or_else(|| {
+            AzureError::invalid(
+                "cloud",
+                self.name.clone(),
+                "this cloud names no Log Analytics query endpoint",
+            )
+        })?;
+        Ok((endpoint.clone(), scope_for(audience)))
     }
 
     /// The OAuth scope for Key Vault when the vault's challenge does not say.

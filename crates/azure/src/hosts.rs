@@ -48,6 +48,16 @@ impl TrustedHosts {
         hosts
     }
 
+    /// Trusts one host and no other: a credential for a single service (the Log Analytics API).
+    pub(crate) fn only(url: &Url, service: &str) -> TrustedHosts {
+        let hosts = TrustedHosts {
+            issued_for: format!("{} ({service})", origin_of(url)),
+            origins: RwLock::new(Vec::new()),
+        };
+        hosts.trust(url);
+        hosts
+    }
+
     /// Trusts another host (a Kudu host read from ARM's answer about the slot).
     pub(crate) fn trust(&self, url: &Url) {
         let Some(host) = url.host_str() else {

@@ -15,6 +15,7 @@ mod hosts;
 mod http;
 mod keyvault;
 mod kudu;
+mod loganalytics;
 mod probe;
 #[cfg(all(unix, not(target_os = "android"), not(target_vendor = "apple")))]
 mod roots;
@@ -36,12 +37,14 @@ pub use kudu::{
     CommandOutput, DeployOptions, DeployStatus, Deployment, DeploymentRecord, Kudu, KuduAuth,
     LogEntry, SYNC_COMMAND_LIMIT, SitePackages,
 };
+pub use loganalytics::{LogAnalytics, QueryColumn, QueryTable};
 pub use probe::{DEFAULT_PAGE_TITLE, FUNCTION_KEY_HEADER, PAGE_BODY_LIMIT, PageAnswer, PageClient};
 pub use tokio_util::sync::CancellationToken;
 pub use webapp::{
-    AppRef, ConnectionString, ConnectionStringsChange, MapChange, RampUpRule, ResourceId,
-    SettingsChange, SiteConfig, SiteConfigPatch, SiteContainer, SlotConfigNames, SlotInfo,
-    SlotName, StickyKind, SwapOptions, WebApp,
+    AppRef, ConnectionString, ConnectionStringsChange, METRICS_API_VERSION, MapChange, MetricPoint,
+    MetricSeries, MetricsQuery, RampUpRule, ResourceId, SettingsChange, SiteConfig,
+    SiteConfigPatch, SiteContainer, SlotConfigNames, SlotInfo, SlotName, StickyKind, SwapOptions,
+    WebApp,
 };
 
 /// Every public async operation must be `Send`, so callers can `tokio::spawn` it.

@@ -9,6 +9,7 @@
 //! }
 //! ```
 
+mod analysis;
 mod confine;
 mod connection_strings;
 mod diagnostic;
@@ -25,6 +26,7 @@ mod types;
 mod validate;
 pub mod vars;
 
+pub use analysis::{Analysis, Baseline, LogsQuery, Percent};
 pub use confine::check_package_root;
 pub use connection_strings::{ConnectionString, ConnectionStringType};
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};

@@ -649,6 +649,11 @@ pub struct HealthCheck {
     /// what a starting app gives, and never counts. Does not apply to the watch (see `maxFailures`).
     #[serde(default = "default_fail_after")]
     pub fail_after: u32,
+    /// Judge the slot's real traffic too, from Azure Monitor's metrics over a window: its 5xx rate,
+    /// its response time, its requests, and its 5xx rate against production's. Leave it out for a
+    /// gate of probes only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::analysis::Analysis>,
 }
 
 /// Which key a health probe of an Azure Functions app sends (`x-functions-key`).

@@ -14,7 +14,7 @@ use crate::seed::ConnectionKind;
 use crate::server::{json, query_param};
 use crate::state::{new_id, now_unix};
 use crate::token::{Claims, CredentialKind, same_audience};
-use crate::{ARM_AUDIENCE, Shared, VAULT_AUDIENCE, lock};
+use crate::{ARM_AUDIENCE, LOGS_AUDIENCE, Shared, VAULT_AUDIENCE, lock};
 
 /// Audience of client assertions issued by the Pipelines OIDC endpoint.
 const EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
@@ -31,13 +31,15 @@ pub(crate) fn authority(shared: &Shared) -> String {
 /// names `https://vault.emulator.test:<port>` (so the SDKs' challenge check, which compares host and
 /// port, passes); a token for it is a Key Vault token like one for the port-less audience.
 fn known_audience(shared: &Shared, resource: &str) -> Option<&'static str> {
-    [ARM_AUDIENCE, VAULT_AUDIENCE].into_iter().find(|a| {
-        same_audience(a, resource)
-            || same_audience(
-                &format!("{}:{}", a.trim_end_matches('/'), shared.port),
-                resource,
-            )
-    })
+    [ARM_AUDIENCE, VAULT_AUDIENCE, LOGS_AUDIENCE]
+        .into_iter()
+        .find(|a| {
+            same_audience(a, resource)
+                || same_audience(
+                    &format!("{}:{}", a.trim_end_matches('/'), shared.port),
+                    resource,
+                )
+        })
 }
 
 /// Which token endpoint a request came to: v2 takes `scope`, v1 takes `resource` and answers with

@@ -108,18 +108,28 @@ pub(crate) async fn proxy(
     req: Request<Body>,
 ) -> Response {
     let started = std::time::Instant::now();
+    let name = format!("{} {}", req.method(), req.uri().path());
     let (served_by, resp) = serve(&shared, &app_name, host_slot, req).await;
     // Azure Monitor counts a request for the slot that answered it, routed there or not; a host with
     // no slot behind it answers for no resource.
     if let Some(slot) = served_by {
-        let at = time::OffsetDateTime::now_utc().unix_timestamp();
-        lock(&shared.metrics).record(
+        let now = time::OffsetDateTime::now_utc();
+        let mut metrics = lock(&shared.metrics);
+        metrics.record(
             &app_name,
             &slot,
             resp.status().as_u16(),
             started.elapsed(),
-            at,
+            now.unix_timestamp(),
         );
+        metrics.keep(crate::metrics::Served {
+            app: app_name.clone(),
+            slot,
+            name,
+            status: resp.status().as_u16(),
+            elapsed: started.elapsed(),
+            at_ms: i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX),
+        });
     }
     resp
 }

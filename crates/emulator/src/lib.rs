@@ -15,10 +15,12 @@ mod functions_host;
 mod hostnames;
 mod iis;
 mod keyvault;
+mod kql;
 mod kudu;
 mod kudu_job;
 mod kudu_logs;
 mod kv_write;
+mod logs;
 mod metrics;
 mod onedeploy;
 mod oryx;
@@ -63,6 +65,8 @@ pub const DOMAIN: &str = "emulator.test";
 pub const ARM_AUDIENCE: &str = "https://management.emulator.test/";
 /// Token audience of Key Vault.
 pub const VAULT_AUDIENCE: &str = "https://vault.emulator.test";
+/// Token audience of the Log Analytics query API.
+pub const LOGS_AUDIENCE: &str = "https://api.loganalytics.emulator.test";
 
 /// Maps a container image pattern to the local command that stands in for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,6 +195,10 @@ pub struct Endpoints {
     pub identity: String,
     /// Admin API base URL.
     pub admin: String,
+    /// The Log Analytics query API's base URL, e.g. `https://api.loganalytics.emulator.test:8443/v1`
+    /// (a client's `endpoint`); its token audience is [`LOGS_AUDIENCE`].
+    #[serde(default)]
+    pub log_analytics: String,
     /// Key Vault DNS suffix including the port: a vault URL is `https://<name>.<suffix>`.
     pub vault_dns_suffix: String,
     /// App Service DNS suffix including the port: an app URL is `https://<app>[-<slot>].<suffix>`.
@@ -294,6 +302,7 @@ impl Emulator {
             ),
             identity: format!("{}/msi/token", s.url("identity")),
             admin: s.url("admin"),
+            log_analytics: format!("{}/v1", s.url("api.loganalytics")),
             vault_dns_suffix: format!("vault.{DOMAIN}:{}", s.port),
             app_service_dns_suffix: format!("azurewebsites.{DOMAIN}:{}", s.port),
             arm_audience: ARM_AUDIENCE.to_owned(),
@@ -530,6 +539,7 @@ impl Emulator {
         let _ = writeln!(out, "Pipelines OIDC: {}", e.pipelines_oidc);
         let _ = writeln!(out, "Identity:       {}", e.identity);
         let _ = writeln!(out, "Admin:          {}", e.admin);
+        let _ = writeln!(out, "Log Analytics:  {}", e.log_analytics);
         let _ = writeln!(
             out,
             "HTTPS proxy:    {} (reaches every emulator host; no DNS entries needed)",

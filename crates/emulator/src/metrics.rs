@@ -28,10 +28,29 @@ impl Bucket {
     }
 }
 
-/// Every slot's buckets, keyed by app and slot (lowercase, as the state keys them).
+/// Requests kept one by one for the Log Analytics query API (`AppRequests`), the newest last; the
+/// oldest go first past this many, so memory stays bounded like the buckets'.
+pub(crate) const REQUESTS_KEPT: usize = 100_000;
+
+/// One request a slot's app answered, as Application Insights records it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Served {
+    pub(crate) app: String,
+    pub(crate) slot: String,
+    /// E.g. `GET /health`.
+    pub(crate) name: String,
+    pub(crate) status: u16,
+    pub(crate) elapsed: Duration,
+    /// When it was answered, Unix milliseconds.
+    pub(crate) at_ms: i64,
+}
+
+/// Every slot's buckets, keyed by app and slot (lowercase, as the state keys them), and the latest
+/// requests one by one.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
     series: HashMap<(String, String), VecDeque<Bucket>>,
+    served: VecDeque<Served>,
 }
 
 impl Store {
@@ -75,6 +94,23 @@ impl Store {
         bucket.time_max = bucket.time_max.max(secs);
     }
 
+    /// Keeps one request for the logs (the buckets count it through [`Store::record`]).
+    pub(crate) fn keep(&mut self, served: Served) {
+        if self.served.len() == REQUESTS_KEPT {
+            self.served.pop_front();
+        }
+        self.served.push_back(served);
+    }
+
+    /// The requests kept, oldest first, answered in `[from_ms, to_ms)`.
+    pub(crate) fn served(&self, from_ms: i64, to_ms: i64) -> Vec<Served> {
+        self.served
+            .iter()
+            .filter(|s| s.at_ms >= from_ms && s.at_ms < to_ms)
+            .cloned()
+            .collect()
+    }
+
     /// The buckets of a slot whose minute lies in `[from_minute, to_minute)`, oldest first.
     pub(crate) fn buckets(
         &self,
@@ -98,6 +134,7 @@ impl Store {
     /// a new Azure resource does).
     pub(crate) fn forget(&mut self, app: &str, slot: &str) {
         self.series.remove(&(app.to_owned(), slot.to_owned()));
+        self.served.retain(|s| s.app != app || s.slot != slot);
     }
 }
 

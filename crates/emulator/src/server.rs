@@ -327,6 +327,7 @@ async fn dispatch(shared: Arc<Shared>, host: &str, req: Request<Body>) -> Respon
         "identity" => crate::entra::identity_endpoint(shared, req).await,
         "management" => crate::arm::handle(shared, req).await,
         "admin" => crate::admin::handle(shared, req).await,
+        "api.loganalytics" => crate::logs::handle(shared, req).await,
         _ => {
             if let Some(vault) = prefix.strip_suffix(".vault") {
                 return crate::keyvault::handle(shared, vault.to_owned(), req).await;

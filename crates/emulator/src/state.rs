@@ -758,10 +758,17 @@ pub(crate) fn snapshot(shared: &Shared) -> StateSnapshot {
 
 pub(crate) fn loopback_hosts(shared: &Shared) -> Vec<String> {
     let state = lock(&shared.state);
-    let mut hosts: Vec<String> = ["login", "management", "pipelines", "identity", "admin"]
-        .iter()
-        .map(|h| format!("{h}.{DOMAIN}"))
-        .collect();
+    let mut hosts: Vec<String> = [
+        "login",
+        "management",
+        "pipelines",
+        "identity",
+        "admin",
+        "api.loganalytics",
+    ]
+    .iter()
+    .map(|h| format!("{h}.{DOMAIN}"))
+    .collect();
     for v in state.vaults.keys() {
         hosts.push(format!("{v}.vault.{DOMAIN}"));
     }

@@ -26,6 +26,7 @@ pub(crate) const SERVER_NAMES: &[&str] = &[
     "pipelines.emulator.test",
     "identity.emulator.test",
     "admin.emulator.test",
+    "api.loganalytics.emulator.test",
     "vault.emulator.test",
     "*.vault.emulator.test",
     "azurewebsites.emulator.test",

@@ -237,6 +237,14 @@ pub enum Error {
         /// What the platform's logs say.
         failure: Box<crate::health::AppFailure>,
     },
+    /// The slot's traffic failed the gate's analysis (its probes passed).
+    #[error("{slot} failed the traffic analysis: {}", verdict.failures())]
+    AnalysisFailed {
+        /// The slot judged.
+        slot: String,
+        /// The decision with the numbers it used.
+        verdict: Box<crate::analysis::Verdict>,
+    },
     /// A health gate was cancelled before it passed.
     #[error("health gate of {} cancelled after {} probe(s)", report.url, report.probes_total)]
     GateCancelled {

@@ -79,6 +79,9 @@ pub struct HealthCheck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub function_key: Option<slot_release_config::FunctionKey>,
+    /// The traffic analysis run after the probes pass (the config's `analysis`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<crate::analysis::Analysis>,
 }
 
 impl HealthCheck {
@@ -91,6 +94,7 @@ impl HealthCheck {
             interval: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(10),
             function_key: None,
+            analysis: None,
         }
     }
 }
@@ -151,7 +155,7 @@ pub struct Watch {
 }
 
 /// Durations as whole milliseconds in the plan's JSON.
-mod millis_serde {
+pub(crate) mod millis_serde {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

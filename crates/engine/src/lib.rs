@@ -10,6 +10,7 @@ pub mod error;
 pub use error::{Error, Result};
 
 // Owned by the packaging/health/hooks work.
+pub mod analysis;
 pub mod artifact;
 pub mod health;
 pub mod history;

@@ -513,6 +513,7 @@ fn health(check: &cfg::HealthCheck) -> Gate {
             interval: check.interval.into(),
             probe_timeout: HealthCheck::new("/").probe_timeout,
             function_key: check.function_key,
+            analysis: check.analysis.as_ref().map(Into::into),
         },
         successes_needed: check.successes,
         timeout: check.timeout.into(),

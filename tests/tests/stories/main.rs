@@ -5,6 +5,7 @@
 //! settings are in which slot, the journal, and that production answered healthy throughout. Apps that
 //! need their dependencies installed come from `tests/fixtures` (`dependencies`).
 
+mod analysis;
 mod app_commands;
 mod containers;
 mod dependencies;

@@ -5,12 +5,14 @@
 
 mod containers;
 mod lifecycle;
+mod metrics;
 mod model;
 mod names;
 mod swap;
 mod tags;
 
 pub use containers::SiteContainer;
+pub use metrics::{METRICS_API_VERSION, MetricPoint, MetricSeries, MetricsQuery};
 pub use model::{
     ConnectionString, ConnectionStringsChange, MapChange, RampUpRule, SettingsChange, SiteConfig,
     SiteConfigPatch, SlotConfigNames, SlotInfo, StickyKind, SwapOptions,

@@ -7,6 +7,8 @@ mod connection_strings;
 mod identity;
 mod key_vault;
 mod kudu;
+mod logs;
+mod metrics;
 
 use slot_release_azure::{
     AppRef, Azure, AzureError, CancellationToken, ClientSettings, Cloud, CredentialSource,

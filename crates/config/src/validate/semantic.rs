@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use super::Checker;
+use super::analysis::{Judged, check_analysis};
 use crate::diagnostic::Diagnostics;
 use crate::model::{
     AppKind, HealthCheck, Hook, HookLocation, ReleaseConfig, Restore, RollbackMode, SwapStrategy,
@@ -212,7 +213,12 @@ fn check_stages(config: &ReleaseConfig, c: &mut Checker<'_>) {
         );
     }
     check_hooks(config, "stages.staging.hooks", &staging.hooks, c);
-    check_health("stages.staging.healthCheck", &staging.health_check, true, c);
+    check_health(
+        "stages.staging.healthCheck",
+        &staging.health_check,
+        Role::Gate(Judged::Slot),
+        c,
+    );
 
     let production = &config.stages.production;
     if known_environment(
@@ -273,7 +279,7 @@ fn check_stages(config: &ReleaseConfig, c: &mut Checker<'_>) {
     check_health(
         "stages.production.watch.healthCheck",
         &watch.health_check,
-        false,
+        Role::Watch,
         c,
     );
     if !watch.duration.is_zero()
@@ -319,7 +325,12 @@ fn check_stages(config: &ReleaseConfig, c: &mut Checker<'_>) {
             c,
         );
         if let Some(health) = &rollback.health_check {
-            check_health("stages.rollback.healthCheck", health, true, c);
+            check_health(
+                "stages.rollback.healthCheck",
+                health,
+                Role::Gate(Judged::Production),
+                c,
+            );
         }
         if rollback.restore == Restore::SwapBack && production.source_slot.is_none() {
             let path = if c.source.contains("stages.rollback.restore") {
@@ -394,7 +405,22 @@ fn check_positive(path: &str, duration: crate::Duration, c: &mut Checker<'_>) {
     }
 }
 
-fn check_health(base: &str, health: &HealthCheck, gate: bool, c: &mut Checker<'_>) {
+/// What a health check is used as: a gate (of a slot or of production), or the production watch,
+/// whose `successes`, `timeout` and `failAfter` do not apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Gate(Judged),
+    Watch,
+}
+
+fn check_health(base: &str, health: &HealthCheck, role: Role, c: &mut Checker<'_>) {
+    if let Some(analysis) = &health.analysis {
+        let judged = match role {
+            Role::Gate(judged) => judged,
+            Role::Watch => Judged::Production,
+        };
+        check_analysis(&format!("{base}.analysis"), analysis, judged, c);
+    }
     if !health.path.starts_with('/') {
         c.error(
             &format!("{base}.path"),
@@ -425,7 +451,7 @@ fn check_health(base: &str, health: &HealthCheck, gate: bool, c: &mut Checker<'_
         }
     }
     check_positive(&format!("{base}.interval"), health.interval, c);
-    if !gate {
+    if role == Role::Watch {
         return;
     }
     check_positive(&format!("{base}.timeout"), health.timeout, c);

@@ -114,7 +114,7 @@ fn bad_request(message: &str) -> Response {
 
 /// An ISO 8601 duration (`PT5M`, `PT1H30M`, `P1D`, `PT3600.0S` as Microsoft's Python client writes it),
 /// in seconds.
-fn seconds_of(duration: &str) -> Option<f64> {
+pub(crate) fn seconds_of(duration: &str) -> Option<f64> {
     let d = duration.trim().to_ascii_uppercase();
     let rest = d.strip_prefix('P')?;
     let (days, time) = rest.split_once('T').unwrap_or((rest, ""));
@@ -149,7 +149,7 @@ fn grain_minutes(interval: &str) -> Option<i64> {
 }
 
 /// The query's time span as Unix seconds `[start, end)`.
-fn timespan(value: Option<&str>, now: i64) -> Result<(i64, i64), String> {
+pub(crate) fn timespan(value: Option<&str>, now: i64) -> Result<(i64, i64), String> {
     let parse = |t: &str| {
         OffsetDateTime::parse(t.trim(), &Rfc3339)
             .map(OffsetDateTime::unix_timestamp)

@@ -17,7 +17,7 @@ use crate::entra::{AuthFailure, check_bearer, fmt_unix, tenant_authority};
 mod config;
 mod functions;
 mod lro;
-mod metrics;
+pub(crate) mod metrics;
 mod plans;
 mod publishing;
 mod route;

@@ -193,12 +193,13 @@ impl Action {
             ),
             Action::UndoHook { name, .. } => format!("undo hook {name}"),
             Action::HealthGate { slot, gate } => format!(
-                "health gate {slot}{}{}: {} consecutive success(es) within {}, failing early after {} definite failure(s)",
+                "health gate {slot}{}{}: {} consecutive success(es) within {}, failing early after {} definite failure(s){}",
                 gate.check.path,
                 keyed(&gate.check),
                 gate.successes_needed,
                 humantime::format_duration(gate.timeout),
-                gate.fail_after
+                gate.fail_after,
+                analysed(&gate.check)
             ),
             Action::Swap { source, target } => format!("swap {source} into {target}"),
             Action::ApplySlotConfig { source, target } => {
@@ -206,15 +207,52 @@ impl Action {
             }
             Action::ResetSlotConfig { source } => format!("cancel swap preview on {source}"),
             Action::Watch { slot, watch } => format!(
-                "watch {slot}{}{} for {} (unhealthy after {} failed probe(s))",
+                "watch {slot}{}{} for {} (unhealthy after {} failed probe(s)){}",
                 watch.check.path,
                 keyed(&watch.check),
                 humantime::format_duration(watch.window),
-                watch.unhealthy_after
+                watch.unhealthy_after,
+                analysed(&watch.check)
             ),
             Action::Nothing => "nothing to do".into(),
         }
     }
+}
+
+/// The traffic analysis a gate or the watch runs after its probes, with every threshold.
+fn analysed(check: &crate::health::HealthCheck) -> String {
+    let Some(a) = &check.analysis else {
+        return String::new();
+    };
+    let mut rules = vec![format!("at least {} request(s)", a.min_requests)];
+    if let Some(max) = a.max_http5xx_percent {
+        rules.push(format!("5xx rate <= {max}%"));
+    }
+    if let Some(max) = a.max_average_response_ms {
+        rules.push(format!("average response time <= {max} ms"));
+    }
+    if let Some(margin) = a.baseline_margin_percent {
+        rules.push(format!("5xx rate <= production's + {margin}%"));
+    }
+    if let Some(logs) = &a.logs {
+        if let Some(max) = logs.max_failed_percent {
+            rules.push(format!(
+                "failed requests in Log Analytics workspace {} <= {max}%",
+                logs.workspace
+            ));
+        }
+        if let Some(max) = logs.max {
+            rules.push(format!(
+                "the query of workspace {} <= {max}",
+                logs.workspace
+            ));
+        }
+    }
+    format!(
+        "; then its traffic over {} from Azure Monitor: {}",
+        humantime::format_duration(a.window),
+        rules.join(", ")
+    )
 }
 
 /// How a step says its probes send the slot's function key (never the key itself).

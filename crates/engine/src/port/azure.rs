@@ -765,6 +765,59 @@ impl Port for AzurePort {
         Arc::new(self.azure.page_client().with_function_key(key))
     }
 
+    async fn slot_traffic(
+        &self,
+        slot: &SlotName,
+        from_unix: i64,
+        to_unix: i64,
+        cancel: &CancellationToken,
+    ) -> Result<crate::analysis::Traffic, Error> {
+        let query = az::MetricsQuery {
+            names: crate::analysis::METRICS.map(str::to_owned).to_vec(),
+            from_unix,
+            to_unix,
+            // Azure Monitor's finest grain; the points are summed, so the grain only bounds the span.
+            interval: "PT1M".to_owned(),
+            aggregations: vec!["Total".to_owned(), "Count".to_owned()],
+        };
+        let series = self
+            .app
+            .metrics(&Self::slot(slot)?, &query, cancel)
+            .await
+            .map_err(azure_err(format!("read the metrics of {slot}")))?;
+        let find = |name: &str| series.iter().find(|s| s.name.eq_ignore_ascii_case(name));
+        let total = |name: &str| find(name).map_or(0.0, |s| s.sum(|p| p.total));
+        let time = find("HttpResponseTime");
+        Ok(crate::analysis::Traffic {
+            requests: total("Requests").round() as u64,
+            http5xx: total("Http5xx").round() as u64,
+            response_time_total_s: time.map_or(0.0, |s| s.sum(|p| p.total)),
+            response_time_samples: time.map_or(0.0, |s| s.sum(|p| p.count)).round() as u64,
+        })
+    }
+
+    async fn query_logs(
+        &self,
+        workspace: &str,
+        query: &str,
+        from_unix: i64,
+        to_unix: i64,
+        cancel: &CancellationToken,
+    ) -> Result<crate::analysis::LogTable, Error> {
+        let operation = format!("query Log Analytics workspace {workspace}");
+        let table = self
+            .azure
+            .log_analytics()
+            .map_err(azure_err(operation.clone()))?
+            .query(workspace, query, from_unix, to_unix, cancel)
+            .await
+            .map_err(azure_err(operation))?;
+        Ok(crate::analysis::LogTable {
+            columns: table.columns.into_iter().map(|c| c.name).collect(),
+            rows: table.rows,
+        })
+    }
+
     async fn app_failure(
         &self,
         slot: &SlotName,

@@ -327,6 +327,33 @@ pub trait Port: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<AppFailure>, Error> {
         Ok(None)
     }
+    /// What `slot` served over `[from_unix, to_unix)`, from Azure Monitor's metrics of the slot
+    /// (`Requests`, `Http5xx`, `HttpResponseTime` in one request), for a gate's traffic analysis.
+    async fn slot_traffic(
+        &self,
+        slot: &SlotName,
+        _from_unix: i64,
+        _to_unix: i64,
+        _cancel: &CancellationToken,
+    ) -> Result<crate::analysis::Traffic, Error> {
+        Err(Error::Offline {
+            operation: format!("read the metrics of slot {slot}"),
+        })
+    }
+    /// Runs a KQL query on a Log Analytics workspace over `[from_unix, to_unix)` and returns its first
+    /// table, for a gate's analysis of the logs.
+    async fn query_logs(
+        &self,
+        workspace: &str,
+        _query: &str,
+        _from_unix: i64,
+        _to_unix: i64,
+        _cancel: &CancellationToken,
+    ) -> Result<crate::analysis::LogTable, Error> {
+        Err(Error::Offline {
+            operation: format!("query Log Analytics workspace {workspace}"),
+        })
+    }
     /// The time now, in Unix seconds (lock expiry); a fake clock in model tests.
     fn now_unix(&self) -> i64 {
         std::time::SystemTime::now()

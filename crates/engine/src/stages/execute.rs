@@ -336,6 +336,7 @@ impl Exec<'_> {
                     slot: slot.clone(),
                     cancel: cancel.clone(),
                 };
+                let started = port.now_unix();
                 let outcome = health::gate_with(
                     client.as_ref(),
                     &target,
@@ -345,20 +346,40 @@ impl Exec<'_> {
                     self.log(),
                 )
                 .await;
+                // The traffic is judged once the probes pass, over the window from the gate's start.
+                let analysed = match (&outcome, &gate.check.analysis) {
+                    (Ok(_), Some(analysis)) => Some(
+                        crate::analysis::run(
+                            port.as_ref(),
+                            &self.spec.app.name,
+                            slot,
+                            analysis,
+                            started,
+                            &cancel,
+                            self.log(),
+                        )
+                        .await,
+                    ),
+                    _ => None,
+                };
                 let report = match &outcome {
                     Ok(report) => Some(report),
                     Err(err) => err.gate_report(),
                 };
                 if let Some(r) = report {
+                    let passed = r.passed && analysed.as_ref().is_none_or(Result::is_ok);
                     self.record_health(
                         "gate",
                         slot,
                         &r.url,
-                        r.passed,
+                        passed,
                         (r.probes_total, r.successes, r.failures),
                     );
                 }
                 outcome.map_err(health_failure)?;
+                if let Some(analysed) = analysed {
+                    analysed.map_err(health_failure)?;
+                }
             }
             Action::Swap { source, target } => {
                 if self.stage.stage == Stage::Production && target.is_production() && !self.swapped
@@ -397,22 +418,43 @@ impl Exec<'_> {
             Action::Watch { slot, watch } => {
                 let target = self.target(slot).await?;
                 let client = self.prober_for(slot, &watch.check).await?;
+                let started = port.now_unix();
                 let outcome =
                     health::watch(client.as_ref(), &target, watch, &cancel, self.log()).await;
+                // Production's traffic since the swap is judged once the probes found it healthy.
+                let analysed = match (&outcome, &watch.check.analysis) {
+                    (Ok(_), Some(analysis)) => Some(
+                        crate::analysis::run(
+                            port.as_ref(),
+                            &self.spec.app.name,
+                            slot,
+                            analysis,
+                            started,
+                            &cancel,
+                            self.log(),
+                        )
+                        .await,
+                    ),
+                    _ => None,
+                };
                 let report = match &outcome {
                     Ok(report) => Some(report),
                     Err(err) => err.watch_report(),
                 };
                 if let Some(r) = report {
+                    let healthy = r.healthy && analysed.as_ref().is_none_or(Result::is_ok);
                     self.record_health(
                         "watch",
                         slot,
                         &r.url,
-                        r.healthy,
+                        healthy,
                         (r.probes_total, r.successes, r.failures),
                     );
                 }
                 outcome.map_err(health_failure)?;
+                if let Some(analysed) = analysed {
+                    analysed.map_err(health_failure)?;
+                }
             }
             Action::Nothing => {}
         }
