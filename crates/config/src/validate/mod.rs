@@ -2,6 +2,7 @@
 //! the raw document (so that all bad names and fields are reported, not only the first), variable
 //! references, and the translation of serde-saphyr's errors.
 
+mod canary;
 mod connection_strings;
 mod names;
 mod parse_errors;

@@ -20,6 +20,7 @@ pub(crate) fn check(config: &ReleaseConfig, source: &SourceMap, out: &mut Diagno
     super::connection_strings::check_connection_strings(config, &mut c);
     super::registry::check_registries(config, &mut c);
     check_stages(config, &mut c);
+    super::canary::check_canary(config, &mut c);
 }
 
 fn check_app(config: &ReleaseConfig, c: &mut Checker<'_>) {
@@ -394,7 +395,7 @@ fn check_positive(path: &str, duration: crate::Duration, c: &mut Checker<'_>) {
     }
 }
 
-fn check_health(base: &str, health: &HealthCheck, gate: bool, c: &mut Checker<'_>) {
+pub(super) fn check_health(base: &str, health: &HealthCheck, gate: bool, c: &mut Checker<'_>) {
     if !health.path.starts_with('/') {
         c.error(
             &format!("{base}.path"),
