@@ -7,6 +7,7 @@ mod containers;
 mod lifecycle;
 mod model;
 mod names;
+mod routing;
 mod swap;
 mod tags;
 
