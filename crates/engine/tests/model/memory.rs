@@ -19,7 +19,7 @@ use slot_release_engine::port::{
     CommandResult, ConnectionStringValue, Port, SecretValue, SettingValue, SiteChange, SlotControl,
 };
 use slot_release_engine::state::{
-    ConnectionStringState, LiveState, SiteSettings, SlotName, SlotState,
+    ConnectionStringState, LiveState, RoutingRule, SiteSettings, SlotName, SlotState,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -119,6 +119,8 @@ pub struct World {
     /// An Azure that turns slow as a run stops: a call whose name starts with one of these takes that
     /// much longer once its run is cancelled (the writes a stop must still make).
     pub slow_when_stopping: Vec<(String, Duration)>,
+    /// Production's traffic-routing rules (a rule's host is `<slot>.memory.test`, as `read_state` names it).
+    pub routing: Vec<RoutingRule>,
 }
 
 impl World {
@@ -289,6 +291,7 @@ impl Port for MemPort {
                 tags: w.tags.clone(),
                 sticky_settings: w.sticky.clone(),
                 sticky_connection_strings: w.sticky_connection_strings.clone(),
+                routing: w.routing.clone(),
                 ..LiveState::default()
             };
             for name in std::iter::once(SlotName::production()).chain(slots) {
@@ -611,6 +614,19 @@ impl Port for MemPort {
             cancel,
             |_| Ok(()),
         )
+        .await
+    }
+
+    async fn set_routing(
+        &self,
+        rules: &[RoutingRule],
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let rules = rules.to_vec();
+        self.call("set routing rules", true, cancel, move |w| {
+            w.routing = rules;
+            Ok(())
+        })
         .await
     }
 
