@@ -1,14 +1,18 @@
 """The example web app: a page, a /health endpoint that checks the database, and nothing else.
 
+FAIL_PERCENT makes the page fail that share of its requests, to rehearse a bad release.
+
 Only the Python standard library is used, so it runs wherever Python 3 does. Settings come from
 environment variables; the app listens on $PORT.
 """
 
 import html
+import itertools
 import os
 import signal
 import sqlite3
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import settings
@@ -30,6 +34,21 @@ def schema_version():
         db.close()
 
 
+# Page requests so far; with FAIL_PERCENT the failures are spread evenly over them (every fifth at 20),
+# so a share is failed exactly, not by chance.
+PAGES = itertools.count(1)
+PAGES_LOCK = threading.Lock()
+
+
+def page_fails():
+    percent = settings.fail_percent()
+    if percent == 0:
+        return False
+    with PAGES_LOCK:
+        n = next(PAGES)
+    return (n * percent) // 100 != ((n - 1) * percent) // 100
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/health":
@@ -43,6 +62,8 @@ class Handler(BaseHTTPRequestHandler):
                     f"database schema version {version}, "
                     f"need {settings.REQUIRED_SCHEMA_VERSION}\n",
                 )
+        elif self.path == "/" and page_fails():
+            self.reply(500, "text/plain", "internal error (FAIL_PERCENT)\n")
         elif self.path == "/":
             version = html.escape(settings.release_version())
             environment = html.escape(os.environ.get("APP_ENV", "local"))

@@ -35,3 +35,15 @@ def release_version():
             return str(json.load(manifest).get("version", "unknown"))
     except (OSError, ValueError, AttributeError):
         return "unknown"
+
+
+def fail_percent():
+    """FAIL_PERCENT: the share of page requests (0 to 100) answered with a 500, to rehearse a bad release.
+
+    The health endpoint is never failed: the bug it stands for is in the pages, which a health probe of
+    `/health` misses and a canary's gate on `/` (or a metric gate on 5xx) catches.
+    """
+    try:
+        return min(max(int(os.environ.get("FAIL_PERCENT", "0")), 0), 100)
+    except ValueError:
+        return 0
