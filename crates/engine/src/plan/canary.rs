@@ -151,9 +151,10 @@ pub(super) fn plan_abort(source: &SlotName, on_failure: &mut Vec<Step>) {
     ));
 }
 
-/// A rollback while a canary's routing is not put back: the rules go back first (production never
-/// stopped serving the release it had, so there is nothing to swap back for the canary itself).
-pub(super) fn plan_rollback_routing(spec: &ReleaseSpec, journal: &JournalTags, plan: &mut Plan) {
+/// A rollback or a staging stage while a canary's routing is not put back: the rules go back first
+/// (production never stopped serving the release it had, so there is nothing to swap back for the canary
+/// itself, and no package goes into a slot that serves production's users).
+pub(super) fn put_routing_back(spec: &ReleaseSpec, journal: &JournalTags, plan: &mut Plan) {
     if journal.canary.is_none() {
         return;
     }
@@ -184,7 +185,8 @@ pub(super) fn plan_rollback_routing(spec: &ReleaseSpec, journal: &JournalTags, p
             plan.steps.splice(at + 1..at + 1, first);
         }
         None => {
-            // Settled otherwise: the rules are still a change, made under the lock.
+            // Settled otherwise (or refused by a preflight): the rules are still a change, made under the
+            // lock.
             plan.steps.retain(|s| !matches!(s.action, Action::Nothing));
             plan.steps.insert(
                 0,

@@ -616,6 +616,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
             plan_staging(
                 spec, env_name, env, staging, state, build, &journal, &mut plan,
             );
+            canary::put_routing_back(spec, &journal, &mut plan);
             selection_preflight(env, &mut plan);
         }
         Stage::Production => {
@@ -633,7 +634,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
         }
         Stage::Rollback => {
             plan_rollback(spec, input.target, state, &journal, build, &mut plan);
-            canary::plan_rollback_routing(spec, &journal, &mut plan);
+            canary::put_routing_back(spec, &journal, &mut plan);
         }
     }
     Ok(plan)
