@@ -212,3 +212,21 @@ fn a_rollback_of_a_stopped_canary_puts_the_rules_back_and_swaps_nothing() {
     let plan = plan_for(&loaded, Stage::Rollback, &state);
     assert!(!outline(&plan.steps).contains(&"restore routing".to_owned()));
 }
+
+#[test]
+fn a_staging_stage_after_a_stopped_canary_takes_the_share_back_before_it_deploys() {
+    let loaded = canary_example();
+    let mut state = stopped_canary();
+    // As a resumed run plans it: the settled stand-in, the canary's record kept.
+    state
+        .tags
+        .insert("slotrelease.phase".into(), "staged".into());
+    let plan = plan_for(&loaded, Stage::Staging, &state);
+    let steps = outline(&plan.steps);
+    let lock = steps.iter().position(|s| s == "lock").expect("a lock");
+    assert_eq!(steps[lock + 1], "restore routing", "{}", plan.render());
+    // Without a canary recorded, staging plans no routing step.
+    state.tags.remove("slotrelease.canary");
+    let plan = plan_for(&loaded, Stage::Staging, &state);
+    assert!(!outline(&plan.steps).contains(&"restore routing".to_owned()));
+}

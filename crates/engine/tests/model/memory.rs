@@ -121,6 +121,9 @@ pub struct World {
     pub slow_when_stopping: Vec<(String, Duration)>,
     /// Production's traffic-routing rules (a rule's host is `<slot>.memory.test`, as `read_state` names it).
     pub routing: Vec<RoutingRule>,
+    /// Releases that answer unhealthy once production routes a share of its traffic to their slot: a bug
+    /// only real users find, which a canary's step gate must catch.
+    pub unhealthy_under_traffic: BTreeSet<String>,
 }
 
 impl World {
@@ -752,7 +755,13 @@ impl Prober for MemPort {
         let healthy = {
             let w = self.world.lock().unwrap();
             let release = w.slots.get(slot.as_str()).and_then(MemSlot::release);
-            (!w.dead.contains(&self.run)).then(|| release.is_none_or(|r| !w.unhealthy.contains(&r)))
+            let routed = w.routing.iter().any(|r| r.name == slot && r.percent > 0.0);
+            (!w.dead.contains(&self.run)).then(|| {
+                release.is_none_or(|r| {
+                    let under_traffic = routed && w.unhealthy_under_traffic.contains(&r);
+                    !(w.unhealthy.contains(&r) || under_traffic)
+                })
+            })
         };
         let Some(healthy) = healthy else {
             return std::future::pending().await;
