@@ -71,11 +71,12 @@ async fn a_good_canary_routes_ten_then_fifty_percent_swaps_and_puts_the_rules_ba
     let watch = async {
         loop {
             let rules = routing(&world).await;
-            let mut seen = seen.lock().unwrap();
-            if seen.last() != Some(&rules) {
-                seen.push(rules);
+            {
+                let mut seen = seen.lock().unwrap();
+                if seen.last() != Some(&rules) {
+                    seen.push(rules);
+                }
             }
-            drop(seen);
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
