@@ -7,6 +7,9 @@
 use super::*;
 use crate::state::RoutingRule;
 
+/// How many times the rules are written back before the run gives up and leaves them to the next run.
+const RESTORE_ATTEMPTS: u32 = 3;
+
 impl Exec<'_> {
     /// Routes `percent` of production's traffic to `source` at `host`, keeping the rules recorded before
     /// the canary for every other slot.
@@ -59,11 +62,33 @@ impl Exec<'_> {
         let Some(record) = self.journal.canary.clone() else {
             return Ok(());
         };
-        self.ctx
-            .port
-            .set_routing(&record.before, &self.settle)
-            .await
-            .map_err(port_err("put production's traffic routing rules back"))?;
+        // Tried again after a failure: a share left routed sends production's users to a release that
+        // failed or was stopped, so one transient error must not leave it until the next run.
+        let mut attempt = 1;
+        loop {
+            match self
+                .ctx
+                .port
+                .set_routing(&record.before, &self.settle)
+                .await
+            {
+                Ok(()) => break,
+                Err(err) if attempt < RESTORE_ATTEMPTS && !err.is_cancelled() => {
+                    self.log().warning(&format!(
+                        "Putting production's traffic routing rules back failed (attempt {attempt} of {RESTORE_ATTEMPTS}), trying again: {}",
+                        chain(&err).join(": ")
+                    ));
+                    attempt += 1;
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = self.settle.cancelled() => {}
+                    }
+                }
+                Err(err) => {
+                    return Err(port_err("put production's traffic routing rules back")(err));
+                }
+            }
+        }
         self.journal.canary = None;
         self.write_tags()
             .await
