@@ -1,5 +1,7 @@
 """The example web app: a page, a /health endpoint that checks the database, and nothing else.
 
+FAIL_PERCENT makes the page fail that share of its requests, to rehearse a bad release.
+
 Only the Python standard library is used, so it runs wherever Python 3 does. Settings come from
 environment variables; the app listens on $PORT.
 """

@@ -476,6 +476,9 @@ pub struct ProductionStage {
     /// How the swap is done.
     #[serde(default)]
     pub strategy: SwapStrategy,
+    /// The canary's steps, for `strategy: canary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Canary>,
     /// Commands run against the source slot before the swap, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<Hook>,
@@ -498,6 +501,31 @@ pub enum SwapStrategy {
     Swap,
     /// A swap with preview: the target's settings are applied to the source first, then it completes.
     SwapWithPreview,
+    /// A canary: production's settings are applied to the source slot, then a growing share of
+    /// production's traffic is routed to it (`canary.steps`, each gated), then the swap completes.
+    Canary,
+}
+
+/// A canary release: shares of production traffic routed to the source slot before the swap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Canary {
+    /// The steps, in order, with increasing percents; a last step of 100 (or none) completes the swap.
+    pub steps: Vec<CanaryStep>,
+}
+
+/// One step of a canary: a share of production traffic, held for a pause or until a gate passes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CanaryStep {
+    /// The percent of production traffic routed to the source slot (1 to 99); 100 completes the swap.
+    pub percent: u32,
+    /// How long the share is held before the next step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<Duration>,
+    /// The gate the source slot must pass while the share is routed to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
 }
 
 /// What happens when the watch finds production unhealthy.

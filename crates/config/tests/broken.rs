@@ -78,6 +78,14 @@ broken! {
         ("missing-field", 2, 1),
         ("missing-field", 3, 1),
     ];
+    canary_steps: "canary-steps" => [
+        ("canary-percent-order", 29, 20),
+        ("canary-step-unheld", 31, 20),
+        ("canary-step-pause-and-gate", 32, 20),
+        ("canary-percent-range", 36, 20),
+        ("canary-complete-step-held", 37, 20),
+    ];
+    canary_without_slot: "canary-without-slot" => [("canary-without-slot", 22, 15)];
     many_problems: "many-problems" => [
         ("unknown-stack", 7, 10),
         ("swap-same-slot", 22, 17),

@@ -311,3 +311,27 @@ fn a_container_app_without_a_source_slot_loads_and_one_with_restore_last_known_g
     let validator = jsonschema::validator_for(&json_schema()).expect("schema compiles");
     assert!(validator.is_valid(&document), "the schema accepts it too");
 }
+
+#[test]
+fn a_canary_of_paused_and_gated_steps_loads_and_the_schema_accepts_it() {
+    let text = std::fs::read_to_string(repo("examples/python-webapp/release.yml"))
+        .expect("readable")
+        .replace(
+            "    strategy: swap\n",
+            "    strategy: canary\n    canary:\n      steps:\n        - percent: 10\n          healthCheck:\n            path: /health\n        - percent: 50\n          pause: 30s\n        - percent: 100\n",
+        );
+    let loaded = slot_release_config::load_str("canary.yml", &text, &LoadOptions::default())
+        .unwrap_or_else(|problems| panic!("{problems}"));
+    let production = loaded.config.production();
+    assert_eq!(
+        production.strategy,
+        slot_release_config::SwapStrategy::Canary
+    );
+    let steps = &production.canary.as_ref().expect("canary").steps;
+    let percents: Vec<u32> = steps.iter().map(|s| s.percent).collect();
+    assert_eq!(percents, [10, 50, 100]);
+    assert!(steps[0].health_check.is_some() && steps[1].pause.is_some());
+    let document: serde_json::Value = serde_saphyr::from_str(&text).expect("valid YAML");
+    let validator = jsonschema::validator_for(&json_schema()).expect("schema compiles");
+    assert!(validator.is_valid(&document), "the schema accepts it too");
+}

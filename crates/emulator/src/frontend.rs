@@ -1,5 +1,5 @@
 //! The apps' front end: a request to a slot's host is routed (on the production host: the routing
-//! query, the routing cookie, then `rampUpRules`), answered by App Service's own pages when the slot
+//! query, the routing cookie, then `rampUpRules` by their `actionHostName`), answered by App Service's own pages when the slot
 //! is stopped, failed or unhealthy, and otherwise proxied to the slot's process.
 
 use std::sync::Arc;
@@ -80,14 +80,14 @@ fn route(
             .get("reroutePercentage")
             .and_then(|p| p.as_f64())
             .unwrap_or(0.0);
+        // App Service sends the share to the host the rule names (the slot's host as ARM gives it, with or
+        // without the port); a rule whose host is no slot of the app routes nothing, whatever its `name`.
         let name = rule
-            .get("name")
-            .and_then(|n| n.as_str())
-            .map(str::to_owned)
-            .or_else(|| {
-                // The rule names the slot's host as ARM gives it (with or without the port).
-                let host = rule.get("actionHostName")?.as_str()?.to_ascii_lowercase();
-                let host = host.split(':').next()?;
+            .get("actionHostName")
+            .and_then(|h| h.as_str())
+            .map(str::to_ascii_lowercase)
+            .and_then(|host| {
+                let host = host.split(':').next()?.to_owned();
                 app.slots.keys().find(|s| app.hosts(s).app == host).cloned()
             });
         if draw < pct

@@ -178,6 +178,16 @@ pub enum Error {
         #[source]
         source: slot_release_config::ConfigError,
     },
+    /// The canary's journal tag does not read, so the routing rules it recorded cannot be put back.
+    #[error(
+        "the journal tag {tag} on the site does not read ({reason}); it records production's traffic routing rules before a canary. Put the routing rules back by hand (Deployment slots > Traffic % in the portal, or `az webapp traffic-routing`), then remove the tag"
+    )]
+    JournalTagInvalid {
+        /// The journal tag.
+        tag: &'static str,
+        /// Why it does not read.
+        reason: String,
+    },
 
     // --- Health gates and the production watch. All but `InvalidHealthCheck` carry the report so far.
     /// A health check that cannot be probed as given.

@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 
 use crate::history;
-use crate::journal::{JournalTags, Phase};
+use crate::journal::{CanaryRecord, JournalTags, Phase};
 use crate::plan::{Action, Stage};
 use crate::stages::Unfinished;
 use crate::state::SlotName;
@@ -77,8 +77,8 @@ pub enum Settlement {
     /// Resume the unfinished release: plan from `journal`, whose phase is the settled stand-in the plan
     /// starts from (production's own deployment record then says whether its swap happened).
     Resume {
-        /// The journal to plan from.
-        journal: JournalTags,
+        /// The journal to plan from (boxed: the other answers are small).
+        journal: Box<JournalTags>,
         /// The release resumed.
         release: String,
         /// Where it stopped.
@@ -122,7 +122,8 @@ pub fn settle(
         Unfinished::Resume => {
             let stand_in = match phase {
                 Phase::Staging | Phase::Deployed => Phase::Failed,
-                Phase::Swapping | Phase::Swapped => Phase::Staged,
+                // A stopped canary starts over from its first step, production's traffic rules recorded.
+                Phase::Canary | Phase::Swapping | Phase::Swapped => Phase::Staged,
                 // Stopped while rolling back: the rollback is finished first.
                 Phase::RollingBack => return Settlement::RollBackFirst,
                 other => other,
@@ -130,7 +131,7 @@ pub fn settle(
             let mut fixed = journal.clone();
             fixed.phase = Some(stand_in);
             Settlement::Resume {
-                journal: fixed,
+                journal: Box::new(fixed),
                 release,
                 stopped_at: phase,
                 own,
@@ -162,6 +163,8 @@ pub struct Event<'a> {
     pub released: Option<history::Entry>,
     /// The rollback stage: the release production returned to (else the last known-good one).
     pub rollback_target: Option<&'a str>,
+    /// Production's traffic-routing rules as the stage read them: what `canary` records to put back.
+    pub routing: &'a [crate::state::RoutingRule],
 }
 
 /// What recording a phase takes, in order.
@@ -192,6 +195,14 @@ pub fn next(journal: &JournalTags, event: &Event<'_>) -> (JournalTags, Vec<Effec
             if let Some(slot) = event.staging_slot {
                 j.slots.insert(slot.clone(), release.clone());
             }
+        }
+        // The rules before the first canary of this release, and only those: a resumed canary finds the
+        // earlier run's shares in the live rules, which are not the ones to put back.
+        Phase::Canary if j.canary.is_none() => {
+            j.canary = Some(Box::new(CanaryRecord {
+                percent: 0,
+                before: event.routing.to_vec(),
+            }));
         }
         Phase::Swapped => {
             if let Some(image) = event.image_before {
@@ -323,6 +334,8 @@ pub fn recovery<'a>(steps: impl IntoIterator<Item = &'a Action>, damage: &Damage
                 phase: Phase::RolledBack,
             } => production_changed,
             Action::ReleaseLock => damage.lock_held,
+            // Puts back what the journal recorded, and nothing when it recorded none.
+            Action::RestoreRouting => true,
             _ => true,
         })
         .collect()
@@ -352,7 +365,7 @@ mod tests {
         use Phase::*;
         use Unfinished::{Refuse as R, Resume as Res, Rollback as Rb};
         let resume = |from: Phase, to: Phase, own: bool| Settlement::Resume {
-            journal: journal("r1", to),
+            journal: Box::new(journal("r1", to)),
             release: "r1".into(),
             stopped_at: from,
             own,
@@ -416,6 +429,26 @@ mod tests {
                 R,
                 resume(Swapped, Staged, true),
             ),
+            // A stopped canary starts over from its first step; another release's run is refused or
+            // rolls it back first (which puts the routing rules back).
+            (
+                Canary,
+                Stage::Production,
+                "r1",
+                R,
+                resume(Canary, Staged, true),
+            ),
+            (
+                Canary,
+                Stage::Staging,
+                "r2",
+                R,
+                Settlement::Refuse {
+                    release: "r1".into(),
+                    phase: Canary,
+                },
+            ),
+            (Canary, Stage::Staging, "r2", Rb, Settlement::RollBackFirst),
             // Stopped during a rollback: the rollback is finished first, even for its own release.
             (
                 RollingBack,
@@ -505,6 +538,7 @@ mod tests {
             image_before: None,
             released: None,
             rollback_target: None,
+            routing: &[],
         };
         let mut before = journal("r1", Released);
         before.slots = slots(&[(PRODUCTION, "r1"), ("staging", "r0")]);
@@ -643,6 +677,7 @@ mod tests {
                 event: Event {
                     swapped: true,
                     rollback_target: Some("r1"),
+                    routing: &[],
                     ..event(Stage::Rollback, RolledBack)
                 },
                 slots: &[(PRODUCTION, "r1"), ("staging", "r2")],
@@ -654,6 +689,7 @@ mod tests {
                 from: &swapped,
                 event: Event {
                     rollback_target: Some("r0"),
+                    routing: &[],
                     ..event(Stage::Rollback, RolledBack)
                 },
                 slots: &[(PRODUCTION, "r0"), ("staging", "r1")],
@@ -690,6 +726,7 @@ mod tests {
             image_before: Some("repo:1"),
             released: Some(entry("r2")),
             rollback_target: None,
+            routing: &[],
         };
         let (after, _) = next(&j, &released);
         // Released: in the history, and production's settings are this release's for good.
@@ -715,6 +752,7 @@ mod tests {
                 phase: Phase::RolledBack,
                 release: "r9",
                 rollback_target: Some("r1"),
+                routing: &[],
                 released: None,
                 ..released.clone()
             },
@@ -735,6 +773,7 @@ mod tests {
                 stage: Stage::Rollback,
                 phase: Phase::RolledBack,
                 rollback_target: Some("r1"),
+                routing: &[],
                 released: None,
                 ..released
             },

@@ -350,6 +350,27 @@ pub enum Strategy {
     Swap,
     /// Apply production settings to the source, verify, complete.
     SwapWithPreview,
+    /// Apply production settings to the source, verify, route growing shares of production's traffic to
+    /// it (each step held or gated), complete the swap, clear the routing.
+    Canary,
+}
+
+/// One step of a canary before its completion: a share of production traffic and what holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanaryStep {
+    /// The percent of production traffic routed to the source slot, 1 to 99.
+    pub percent: u8,
+    /// What must pass before the next step.
+    pub hold: CanaryHold,
+}
+
+/// What holds a canary step's share before the next step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CanaryHold {
+    /// A fixed time.
+    Pause(Duration),
+    /// A gate on the source slot while it serves the share.
+    Gate(Gate),
 }
 
 /// What happens when production turns unhealthy.
@@ -370,8 +391,10 @@ pub struct ProductionSpec {
     /// The slot swapped in; production itself when there is none and production takes the new image
     /// directly.
     pub source_slot: SlotName,
-    /// Swap or swap with preview.
+    /// Swap, swap with preview or canary.
     pub strategy: Strategy,
+    /// The canary's steps below 100 %, in order (empty unless the strategy is a canary).
+    pub canary: Vec<CanaryStep>,
     /// Hooks run against the source slot before the swap.
     pub hooks: Vec<HookSpec>,
     /// How long production is watched after the swap.
@@ -437,6 +460,8 @@ pub enum GateAt {
     Production,
     /// The gate after a rollback.
     Rollback,
+    /// A canary step's gate on the source slot.
+    Canary,
 }
 
 impl GateAt {
@@ -446,6 +471,7 @@ impl GateAt {
             GateAt::Staging => "stages.staging.healthCheck",
             GateAt::Production => "stages.production.watch.healthCheck",
             GateAt::Rollback => "stages.rollback.healthCheck",
+            GateAt::Canary => "stages.production.canary.steps[].healthCheck",
         }
     }
 }
@@ -454,21 +480,32 @@ impl ReleaseSpec {
     /// Every health gate the release has, with where it sits, in the order a release meets them: the
     /// one place that knows which stages carry a gate, for everything that adjusts gates together.
     pub fn gates_mut(&mut self) -> impl Iterator<Item = (GateAt, &mut Gate)> {
+        let (production, canary) = match self.production.as_mut() {
+            Some(p) => (
+                p.health.as_mut(),
+                p.canary
+                    .iter_mut()
+                    .filter_map(|step| match &mut step.hold {
+                        CanaryHold::Gate(gate) => Some((GateAt::Canary, Some(gate))),
+                        CanaryHold::Pause(_) => None,
+                    })
+                    .collect(),
+            ),
+            None => (None, Vec::new()),
+        };
         [
             (
                 GateAt::Staging,
                 self.staging.as_mut().and_then(|s| s.health.as_mut()),
             ),
-            (
-                GateAt::Production,
-                self.production.as_mut().and_then(|p| p.health.as_mut()),
-            ),
-            (
-                GateAt::Rollback,
-                self.rollback.as_mut().and_then(|r| r.health.as_mut()),
-            ),
+            (GateAt::Production, production),
         ]
         .into_iter()
+        .chain(canary)
+        .chain([(
+            GateAt::Rollback,
+            self.rollback.as_mut().and_then(|r| r.health.as_mut()),
+        )])
         .filter_map(|(at, gate)| gate.map(|gate| (at, gate)))
     }
 
@@ -502,6 +539,33 @@ fn slot(name: &SlotName) -> SlotName {
     } else {
         name.clone()
     }
+}
+
+/// The canary's steps below 100 % (the 100 % step, written or not, is the swap). The config refused steps
+/// out of range or held neither or both ways, so one that slips through is left out rather than guessed.
+fn canary_steps(production: &cfg::ProductionStage) -> Vec<CanaryStep> {
+    let Some(canary) = production
+        .canary
+        .as_ref()
+        .filter(|_| production.strategy == cfg::SwapStrategy::Canary)
+    else {
+        return Vec::new();
+    };
+    canary
+        .steps
+        .iter()
+        .filter_map(|step| {
+            let percent = u8::try_from(step.percent)
+                .ok()
+                .filter(|p| (1..100).contains(p))?;
+            let hold = match (&step.health_check, step.pause) {
+                (Some(check), None) => CanaryHold::Gate(health(check)),
+                (None, Some(pause)) => CanaryHold::Pause(pause.into()),
+                _ => return None,
+            };
+            Some(CanaryStep { percent, hold })
+        })
+        .collect()
 }
 
 fn health(check: &cfg::HealthCheck) -> Gate {
@@ -647,7 +711,9 @@ pub fn from_config(config: &cfg::ReleaseConfig, base: &Path) -> ReleaseSpec {
             strategy: match production.strategy {
                 cfg::SwapStrategy::Swap => Strategy::Swap,
                 cfg::SwapStrategy::SwapWithPreview => Strategy::SwapWithPreview,
+                cfg::SwapStrategy::Canary => Strategy::Canary,
             },
+            canary: canary_steps(production),
             hooks: production.hooks.iter().map(hook).collect(),
             watch_window: production.watch.duration.into(),
             watch_max_failures: production.watch.max_failures,

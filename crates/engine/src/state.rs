@@ -39,6 +39,46 @@ pub struct LiveState {
     /// What kind of app the site is and the plan it runs on, from the production site.
     #[serde(default, skip_serializing_if = "Hosting::is_unknown")]
     pub hosting: Hosting,
+    /// Production's traffic-routing rules (`experiments.rampUpRules`), in ARM's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routing: Vec<RoutingRule>,
+}
+
+/// A rule routing a share of production's traffic to another slot (`experiments.rampUpRules[]`), as ARM
+/// holds it: a canary records the rules before it starts and puts exactly these back.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoutingRule {
+    /// The slot's name (`name`): the value of the routing cookie that pins a client there.
+    pub name: String,
+    /// The host traffic goes to (`actionHostName`), as ARM gave it; never built from a name.
+    pub host: String,
+    /// The share of production's traffic, in percent (`reroutePercentage`).
+    pub percent: f64,
+    /// The automatic ramp-up fields ARM gave with the rule, kept as they were.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+// Compared by the percent's bits: a rule put back must be the very number read, and a percent is never NaN
+// in a rule ARM accepted.
+impl PartialEq for RoutingRule {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.host == other.host
+            && self.percent.to_bits() == other.percent.to_bits()
+            && self.other == other.other
+    }
+}
+
+impl Eq for RoutingRule {}
+
+impl RoutingRule {
+    /// Whether the rule sends traffic to `slot` (by its name or by its host).
+    pub fn routes_to(&self, slot: &SlotName, host: Option<&str>) -> bool {
+        self.name.eq_ignore_ascii_case(slot.as_str())
+            || host.is_some_and(|h| self.host.eq_ignore_ascii_case(h))
+    }
 }
 
 /// The site's kind and the tier of its plan, as the production site reports them (`kind`,

@@ -2,7 +2,7 @@
 //! interleavings of a release (staging, then production, as two jobs) with a fault at any step (an error,
 //! a kill before or after Azure applied the call, a cancellation), an unhealthy release, and a second run
 //! started at any moment (another release, the same release from another job, or another release under the
-//! same build number). After each case, the retry of the release settles the app. The invariants of
+//! same build number), as a plain swap or as a canary. After each case, the retry of the release settles the app. The invariants of
 //! docs/reliability.md are checked on every case.
 //!
 //! `SLOT_RELEASE_MODEL_CASES` sets the number of cases (default 2,000), `SLOT_RELEASE_MODEL_SEED` the first
@@ -18,8 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use model::fixture::{
-    Fixture, Run, fixture, production_connection_strings, production_settings, run_stage, staging,
-    world,
+    Fixture, Run, blue_rule, canary_fixture, fixture, production_connection_strings,
+    production_settings, run_stage, staging, world,
 };
 use model::memory::{Fault, FaultKind, MemSlot};
 use slot_release_engine::journal::JournalTags;
@@ -46,6 +46,10 @@ struct Case {
     /// When the second run starts, in virtual milliseconds after the first.
     second_at_ms: u64,
     unhealthy: bool,
+    /// The production stage is a canary (10 % gated, 50 % held) instead of a plain swap.
+    canary: bool,
+    /// The release turns unhealthy once production routes a share of its traffic to it (canary cases).
+    unhealthy_under_traffic: bool,
 }
 
 fn xorshift(state: &mut u64) -> u64 {
@@ -68,19 +72,27 @@ impl Case {
         };
         // Run 1 is the release's staging job, run 2 its production job.
         let run = 1 + pick(2) as u32;
-        let at = 1 + pick(14) as usize;
+        // A canary's production stage makes more changes (the journal, the preview, each share, the rules
+        // put back): its faults reach further.
+        let at_raw = pick(24) as usize;
         let second = match pick(4) {
             0 => Second::None,
             1 => Second::OtherRelease,
             2 => Second::SameReleaseProduction,
             _ => Second::SameBuildNumber,
         };
+        let second_at_ms = pick(16_000);
+        let unhealthy = pick(6) == 0;
+        let canary = pick(2) == 0;
+        let at = 1 + if canary { at_raw } else { at_raw % 14 };
         Case {
             seed,
             fault: kind.map(|kind| Fault { run, at, kind }),
             second,
-            second_at_ms: pick(16_000),
-            unhealthy: pick(6) == 0,
+            second_at_ms,
+            unhealthy,
+            canary,
+            unhealthy_under_traffic: canary && !unhealthy && pick(4) == 0,
         }
     }
 }
@@ -93,6 +105,13 @@ async fn check_case(fx: &Fixture, case: &Case) -> Vec<String> {
     }
     if case.unhealthy {
         world.lock().unwrap().unhealthy.insert("build-2".into());
+    }
+    if case.unhealthy_under_traffic {
+        world
+            .lock()
+            .unwrap()
+            .unhealthy_under_traffic
+            .insert("build-2".into());
     }
     let epoch = tokio::time::Instant::now();
     let release = Run {
@@ -238,6 +257,12 @@ async fn check_case(fx: &Fixture, case: &Case) -> Vec<String> {
                 "no run was killed, but a claim was left: {claims:?}"
             ));
         }
+        // 7. Once no run holds the lock, production's traffic goes only to production and the rules it had:
+        //    no share is left routed to a slot of the app (a canary completed, aborted or stopped gave it
+        //    back), and the rule of another slot is exactly as it was.
+        if w.dead.is_empty() && claims.is_empty() {
+            violations.extend(routing_violations(&w, "after the runs"));
+        }
         // 6. Production that never served another release runs with its own settings and connection
         //    strings again, whether the production stage failed, was refused or was cancelled before its
         //    swap (the connection strings from the run's memory: the journal never holds their values).
@@ -276,6 +301,7 @@ async fn check_case(fx: &Fixture, case: &Case) -> Vec<String> {
         w.dead.clear();
         w.faults.clear();
         w.unhealthy.clear();
+        w.unhealthy_under_traffic.clear();
     }
     let retry = Run {
         id: "build-2".into(),
@@ -314,6 +340,7 @@ async fn check_case(fx: &Fixture, case: &Case) -> Vec<String> {
         violations.push(format!("after settling, the journal cannot be read: {err}"));
         JournalTags::default()
     });
+    violations.extend(routing_violations(&w, "after settling"));
     for slot in [SlotName::production(), staging()] {
         let holds = w.slots.get(&slot).and_then(MemSlot::release);
         if let Some(named) = journal.slot_release(&slot)
@@ -351,6 +378,35 @@ async fn check_case(fx: &Fixture, case: &Case) -> Vec<String> {
     violations
 }
 
+/// Invariant 7: no share of production's traffic goes to a slot of the app that holds neither the last
+/// known-good release nor the released one, and the rules the app had before are exactly as they were.
+fn routing_violations(w: &model::memory::World, when: &str) -> Vec<String> {
+    let mut violations = Vec::new();
+    let journal = JournalTags::from_tags(&w.tags).unwrap_or_default();
+    for rule in w.routing.iter().filter(|r| r.percent > 0.0) {
+        let Some(slot) = w.slots.keys().find(|s| s.as_str() == rule.name) else {
+            continue;
+        };
+        let holds = w.slots.get(slot).and_then(MemSlot::release);
+        if holds.is_none() || holds != journal.last_known_good {
+            violations.push(format!(
+                "{when}, {} % of production's traffic goes to {slot}, which holds {holds:?} (last known-good {:?})",
+                rule.percent, journal.last_known_good
+            ));
+        }
+    }
+    if w.routing != [blue_rule()] {
+        violations.push(format!(
+            "{when}, production's routing rules are {:?}, not the ones it had",
+            w.routing
+        ));
+    }
+    if journal.canary.is_some() {
+        violations.push(format!("{when}, the journal still holds a canary's rules"));
+    }
+    violations
+}
+
 fn cases() -> (u64, u64) {
     let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
     if let Some(one) = env("SLOT_RELEASE_MODEL_CASE") {
@@ -367,7 +423,7 @@ fn cases() -> (u64, u64) {
 
 #[tokio::test(start_paused = true)]
 async fn every_interleaving_keeps_the_release_invariants() {
-    let fx = fixture();
+    let (fx, canary) = (fixture(), canary_fixture());
     let (first, count) = cases();
     println!(
         "model: {count} case(s) from seed {first} (replay one with SLOT_RELEASE_MODEL_CASE=<seed>)"
@@ -375,11 +431,13 @@ async fn every_interleaving_keeps_the_release_invariants() {
     let mut failures = Vec::new();
     let mut faulted = 0;
     let mut seconds = 0;
+    let mut canaries = 0;
     for seed in first..first + count {
         let case = Case::from_seed(seed);
         faulted += usize::from(case.fault.is_some());
         seconds += usize::from(case.second != Second::None);
-        let violations = check_case(&fx, &case).await;
+        canaries += usize::from(case.canary);
+        let violations = check_case(if case.canary { &canary } else { &fx }, &case).await;
         if !violations.is_empty() {
             failures.push(format!(
                 "case {seed} ({case:?}):\n  {}",
@@ -388,7 +446,7 @@ async fn every_interleaving_keeps_the_release_invariants() {
         }
     }
     println!(
-        "model: {count} case(s), {faulted} with a fault, {seconds} with a second run, {} failed",
+        "model: {count} case(s), {faulted} with a fault, {seconds} with a second run, {canaries} canaries, {} failed",
         failures.len()
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));

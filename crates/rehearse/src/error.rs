@@ -10,7 +10,7 @@ use slot_release_emulator::EmulatorError;
 #[non_exhaustive]
 pub enum Error {
     /// Unknown `--fail-at` value.
-    #[error("unknown failure `{value}` (expected none, health, migration or watch)")]
+    #[error("unknown failure `{value}` (expected none, health, migration, watch or canary)")]
     UnknownFailAt {
         /// The value given.
         value: String,

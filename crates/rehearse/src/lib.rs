@@ -25,6 +25,7 @@ use slot_release_engine::stages::{
 };
 use slot_release_engine::state::SlotName;
 
+mod canary;
 mod error;
 pub mod quick;
 pub use error::Error;
@@ -48,6 +49,9 @@ pub enum FailAt {
     Migration,
     /// Production turns unhealthy after the swap: it is swapped back automatically.
     Watch,
+    /// The release is rehearsed as a canary and fails once production routes a share of its traffic to
+    /// it: the share goes back to 0 %, the routing rules as they were, nothing is swapped.
+    Canary,
 }
 
 impl FromStr for FailAt {
@@ -58,6 +62,7 @@ impl FromStr for FailAt {
             "health" => Ok(FailAt::Health),
             "migration" => Ok(FailAt::Migration),
             "watch" => Ok(FailAt::Watch),
+            "canary" => Ok(FailAt::Canary),
             other => Err(Error::UnknownFailAt {
                 value: other.to_owned(),
             }),
@@ -337,6 +342,17 @@ pub async fn run(
     } else {
         loaded
     };
+    let canaried;
+    let loaded = if opts.fail_at == FailAt::Canary {
+        let mut copy = loaded.clone();
+        if let Some(change) = canary::make_canary(&mut copy.spec) {
+            log.info(&change);
+        }
+        canaried = copy;
+        &canaried
+    } else {
+        loaded
+    };
     let spec = &loaded.spec;
     let previous = match &spec.app.kind {
         AppKind::Code { root, .. } => {
@@ -405,6 +421,8 @@ pub async fn run(
             count: Some(1),
         }),
         FailAt::Watch => emulator.inject(Fault::AppUnhealthyAfterSwap { app: app.clone() }),
+        // Injected by the watcher below, once production routes traffic to the slot.
+        FailAt::Canary => {}
     }
     let (package, package_sha256) = match &spec.app.kind {
         AppKind::Code { root, exclude } => {
@@ -439,7 +457,20 @@ pub async fn run(
         cancel: cancel.clone(),
         stopping: opts.stopping.clone(),
     };
-    let record = stages::run(&ctx, spec, &stage_opts).await;
+    let watcher_done = CancellationToken::new();
+    let canary_slot = spec
+        .production
+        .as_ref()
+        .filter(|p| opts.fail_at == FailAt::Canary && !p.source_slot.is_production())
+        .map(|p| p.source_slot.to_string());
+    let (record, ()) = tokio::join!(stages::run(&ctx, spec, &stage_opts), async {
+        if let Some(slot) = &canary_slot {
+            canary::fail_when_routed(&emulator, &app, slot, watcher_done.clone()).await;
+        }
+    });
+    watcher_done.cancel();
+    // The abort gave production all its traffic back: part of what the rehearsal shows.
+    let still_routed = canary::routed(&emulator, &app);
     let production_healthy = production_healthy(spec, port.as_ref(), &cancel).await;
     let served = record
         .slots
@@ -448,6 +479,7 @@ pub async fn run(
         .unwrap_or_else(|| "unknown".to_owned());
     let as_expected = match opts.fail_at {
         FailAt::None => record.succeeded() && production_healthy,
+        FailAt::Canary => record.result == RunResult::Failed && production_healthy && !still_routed,
         _ => {
             matches!(record.result, RunResult::Failed | RunResult::RolledBack) && production_healthy
         }
@@ -600,7 +632,7 @@ fn story(fail_at: FailAt, record: &ReleaseRecord, healthy: bool, served: &str) -
     let health = if healthy { "healthy" } else { "NOT healthy" };
     match fail_at {
         FailAt::None if record.succeeded() => format!(
-            "Rehearsal done: production serves release {} and is {health}. Try --fail-at health, migration or watch to see each failure path.",
+            "Rehearsal done: production serves release {} and is {health}. Try --fail-at health, migration, watch or canary to see each failure path.",
             record.label()
         ),
         FailAt::None => format!(
@@ -612,6 +644,9 @@ fn story(fail_at: FailAt, record: &ReleaseRecord, healthy: bool, served: &str) -
         ),
         FailAt::Migration => format!(
             "Rehearsed a failing migration: nothing after it ran, nothing was swapped, and production is {health} on release {served}."
+        ),
+        FailAt::Canary => format!(
+            "Rehearsed a canary whose release fails under production traffic: it was stopped at its first share, production's traffic routing rules were put back as they were, nothing was swapped, and production is {health} on release {served}."
         ),
         FailAt::Watch => format!(
             "Rehearsed production turning unhealthy after the swap: it was swapped back automatically ({}), and production is {health} on release {served}.",

@@ -25,6 +25,7 @@ pub fn apply(spec: &mut ReleaseSpec) -> Vec<String> {
             GateAt::Staging => "staging gate",
             GateAt::Production => "production gate and watch probes",
             GateAt::Rollback => "rollback gate",
+            GateAt::Canary => "canary step gate",
         };
         shorten_gate(what, gate, &mut changes);
     }

@@ -56,6 +56,7 @@ pub fn check_case(report: &CaseReport) -> Vec<Violation> {
     }
     cancel_heard(report, &mut out);
     converged(report, &mut out);
+    routing_put_back(report, &mut out);
     for leak in &report.leaks {
         out.push(violation("no-leak", leak.clone()));
     }
@@ -136,9 +137,16 @@ fn settings_whole(command: &str, snapshot: &StateSnapshot, out: &mut Vec<Violati
             .apps
             .iter()
             .any(|a| a.name == "contoso-web" && a.busy.is_some());
+        // So does a canary stopped half-way: its slot serves production's users with production's values
+        // until the next run resets it (which this check then sees).
+        let canary = slot == "staging"
+            && journal_tags(snapshot)
+                .get("slotrelease.phase")
+                .is_some_and(|p| p == "canary");
         if let Some(env) = s.app_settings.get(STICKY_SETTING)
             && env != slot
             && !swapping
+            && !canary
         {
             out.push(violation(
                 "settings-whole",
@@ -290,6 +298,48 @@ fn cancel_heard(report: &CaseReport, out: &mut Vec<Violation>) {
 
 /// The pipeline's next run finished the job without manual repair: it succeeded (or rolled back),
 /// and left a settled journal without a lock.
+/// After the pipeline's next run, production takes all its traffic again: no routing rule is left (the
+/// matrix's app had none before), and the journal holds no canary's rules to put back.
+fn routing_put_back(report: &CaseReport, out: &mut Vec<Violation>) {
+    let Some(last) = report.runs.last() else {
+        return;
+    };
+    let rules: Vec<serde_json::Value> = last
+        .after
+        .apps
+        .iter()
+        .filter(|a| a.name == "contoso-web")
+        .flat_map(|a| &a.slots)
+        .filter(|s| s.name == "production")
+        .filter_map(|s| {
+            s.site_config
+                .get("experiments")?
+                .get("rampUpRules")?
+                .as_array()
+                .cloned()
+        })
+        .flatten()
+        .collect();
+    if !rules.is_empty() {
+        out.push(violation(
+            "routing-put-back",
+            format!(
+                "after `{}`, production still routes traffic: {rules:?}",
+                last.command
+            ),
+        ));
+    }
+    if journal_tags(&last.after).contains_key("slotrelease.canary") {
+        out.push(violation(
+            "routing-put-back",
+            format!(
+                "after `{}`, the journal still holds a canary's rules",
+                last.command
+            ),
+        ));
+    }
+}
+
 fn converged(report: &CaseReport, out: &mut Vec<Violation>) {
     let Some(last) = report.runs.last() else {
         out.push(violation("converges", "no second run".into()));

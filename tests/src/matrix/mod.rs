@@ -42,11 +42,16 @@ pub enum Step {
     /// The swap back when a failed watch rolls production back (the case makes production unhealthy
     /// after the swap to force it; `before` means after the forward swap).
     RollbackSwap,
+    /// A canary's routing of a share of production's traffic to the staging slot (the case's production
+    /// stage is a canary: 10 % gated, 50 % held).
+    CanaryRoute,
+    /// A canary step's gate on the staging slot while it serves its share.
+    CanaryGate,
 }
 
 impl Step {
     /// Every step, in the order a release reaches them.
-    pub const ALL: [Step; 12] = [
+    pub const ALL: [Step; 14] = [
         Step::Preflight,
         Step::SecretPull,
         Step::SettingsWrite,
@@ -59,14 +64,19 @@ impl Step {
         Step::Watch,
         Step::ProductionJournal,
         Step::RollbackSwap,
+        Step::CanaryRoute,
+        Step::CanaryGate,
     ];
 
     /// The stage the step belongs to.
     pub fn stage(self) -> StageUnderTest {
         match self {
-            Step::Swap | Step::Watch | Step::ProductionJournal | Step::RollbackSwap => {
-                StageUnderTest::Production
-            }
+            Step::Swap
+            | Step::Watch
+            | Step::ProductionJournal
+            | Step::RollbackSwap
+            | Step::CanaryRoute
+            | Step::CanaryGate => StageUnderTest::Production,
             _ => StageUnderTest::Staging,
         }
     }
@@ -86,6 +96,8 @@ impl Step {
             Step::Watch => "watch",
             Step::ProductionJournal => "production-journal",
             Step::RollbackSwap => "rollback-swap",
+            Step::CanaryRoute => "canary-route",
+            Step::CanaryGate => "canary-gate",
         }
     }
 
@@ -114,6 +126,14 @@ impl Step {
             ),
             Step::Swap | Step::RollbackSwap => ("management.emulator.test", "POST", "*/slotsswap"),
             Step::Watch => ("{production}", "GET", "/health"),
+            // Production's config/web, whose body names the share (putting the rules back names none).
+            Step::CanaryRoute => (
+                "management.emulator.test",
+                "PATCH",
+                "*/sites/contoso-web/config/web",
+            ),
+            // The step's gate probes the page, the preview's gate `/health`.
+            Step::CanaryGate => ("{staging}", "GET", "/"),
         }
     }
 
@@ -122,6 +142,7 @@ impl Step {
         match self {
             // Every journal write merges the phase; the lock's writes carry only claims.
             Step::StagingJournal | Step::ProductionJournal => Some("\"slotrelease.phase\""),
+            Step::CanaryRoute => Some("reroutePercentage"),
             _ => None,
         }
     }
@@ -140,6 +161,11 @@ impl Step {
         }
     }
 
+    /// Whether the step is a canary's: its case releases with `strategy: canary`.
+    pub fn is_canary(self) -> bool {
+        matches!(self, Step::CanaryRoute | Step::CanaryGate)
+    }
+
     /// A piece of the log line printed when the step has finished.
     pub fn done_marker(self) -> &'static str {
         match self {
@@ -154,6 +180,8 @@ impl Step {
             Step::Watch => "] watch production",
             Step::ProductionJournal => "] write journal: swapped",
             Step::RollbackSwap => "] write journal: rolledBack",
+            Step::CanaryRoute => "] canary: route 50 %",
+            Step::CanaryGate => "] health gate staging/:",
         }
     }
 }
@@ -263,6 +291,10 @@ impl FaultKind {
 
     /// Whether this fault makes sense at this step (and timing).
     pub fn applies(self, step: Step, timing: Timing) -> bool {
+        if step.is_canary() {
+            // A canary's steps are where a stop must leave a state the next run settles.
+            return self.is_signal();
+        }
         match self {
             FaultKind::SwapWarmupFails => {
                 matches!(step, Step::Swap | Step::RollbackSwap) && timing != Timing::During

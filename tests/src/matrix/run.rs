@@ -335,11 +335,32 @@ fn record_path(world: &World, command: &str, release: &str) -> String {
 pub async fn run_case(case: Case) -> Result<CaseReport, String> {
     let world = World::start().await?;
     std::fs::write(world.config(), MATRIX_CONFIG).map_err(|e| e.to_string())?;
+    if case.step.is_canary() {
+        // The baseline and candidate are staged as any release; the candidate's production is a canary.
+        run_clean(&world, "release", BASELINE)?;
+        run_clean(&world, "staging", CANDIDATE)?;
+        std::fs::write(world.config(), canary_config()).map_err(|e| e.to_string())?;
+        return run_case_on(world, case).await;
+    }
     run_clean(&world, "release", BASELINE)?;
-    let stage = case.step.stage();
-    if stage == StageUnderTest::Production {
+    if case.step.stage() == StageUnderTest::Production {
         run_clean(&world, "staging", CANDIDATE)?;
     }
+    run_case_on(world, case).await
+}
+
+/// [`MATRIX_CONFIG`] with production released as a canary: 10 % gated on the page, 50 % held.
+pub fn canary_config() -> String {
+    MATRIX_CONFIG.replace(
+        "    strategy: swap\n",
+        "    strategy: canary\n    canary:\n      steps:\n        - percent: 10\n          healthCheck:\n            path: /\n            interval: 1s\n            successes: 3\n            timeout: 20s\n        - percent: 50\n          pause: 3s\n",
+    )
+}
+
+/// Runs the case on a world its baseline (and for production, its candidate's staging) was released
+/// on, then the pipeline's next run.
+async fn run_case_on(world: World, case: Case) -> Result<CaseReport, String> {
+    let stage = case.step.stage();
     world.emulator.clear_requests();
     mark_sources(&world, CANDIDATE)?;
 

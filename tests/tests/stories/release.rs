@@ -207,7 +207,7 @@ async fn plan_shows_exactly_the_changes_staging_and_production_make() {
 
 #[test]
 fn rehearse_shows_the_release_and_each_failure_path_with_production_healthy() {
-    for fail_at in ["none", "migration", "watch"] {
+    for fail_at in ["none", "migration", "watch", "canary"] {
         let dir = tempfile::tempdir().unwrap();
         let record = dir.path().join("record.json");
         let started = Instant::now();
@@ -246,6 +246,16 @@ fn rehearse_shows_the_release_and_each_failure_path_with_production_healthy() {
             _ => "failed",
         };
         assert_eq!(record["result"], expected, "--fail-at {fail_at}");
+        if fail_at == "canary" {
+            // The abort path: a share was routed, then given back; nothing was swapped.
+            assert!(
+                text.contains("Canary: 10 % of production traffic now goes to slot staging")
+                    && text.contains("Canary: 0 % of production traffic goes to the canary now")
+                    && text.contains("production's traffic routing rules were put back"),
+                "{text}"
+            );
+            assert!(!text.contains("] swap staging into production"), "{text}");
+        }
     }
 }
 

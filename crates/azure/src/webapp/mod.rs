@@ -8,6 +8,7 @@ mod lifecycle;
 mod metrics;
 mod model;
 mod names;
+mod routing;
 mod swap;
 mod tags;
 

@@ -18,6 +18,10 @@ pub struct RampUpRule {
     pub reroute_percentage: f64,
     /// Slot name.
     pub name: String,
+    /// The automatic ramp-up fields (`changeStep`, `changeIntervalInMinutes`, …) as ARM gave them: kept so
+    /// a rule read and written back is the rule it was, not one with its ramp-up dropped.
+    #[serde(flatten, default)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The site-config fields the engine reads.

@@ -86,6 +86,7 @@ async fn sticky_names_site_config_and_tags_round_trip() {
         action_host_name: "contoso-web-staging.x".into(),
         reroute_percentage: 10.0,
         name: "staging".into(),
+        other: serde_json::Map::new(),
     };
     let routing = SiteConfigPatch {
         ramp_up_rules: Some(vec![rule.clone()]),
@@ -99,7 +100,27 @@ async fn sticky_names_site_config_and_tags_round_trip() {
             .await
             .expect("config")
             .ramp_up_rules,
-        vec![rule]
+        vec![rule.clone()]
+    );
+    // The routing calls read production's rules back whole, and clear them with an empty list.
+    let cancel = CancellationToken::new();
+    assert_eq!(
+        web.routing_rules(&cancel).await.expect("rules"),
+        vec![rule.clone()]
+    );
+    let mut other = rule.clone();
+    other.name = "blue".into();
+    other.reroute_percentage = 12.5;
+    let both = web
+        .set_routing_rules(&[rule, other.clone()], &cancel)
+        .await
+        .expect("set rules");
+    assert_eq!(both[1], other);
+    assert!(
+        web.set_routing_rules(&[], &cancel)
+            .await
+            .expect("clear")
+            .is_empty()
     );
 
     let tags = BTreeMap::from([("slot-release.journal".to_owned(), "r1".to_owned())]);

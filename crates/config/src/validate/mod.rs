@@ -3,6 +3,7 @@
 //! references, and the translation of serde-saphyr's errors.
 
 mod analysis;
+mod canary;
 mod connection_strings;
 mod names;
 mod parse_errors;

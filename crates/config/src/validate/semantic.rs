@@ -21,6 +21,7 @@ pub(crate) fn check(config: &ReleaseConfig, source: &SourceMap, out: &mut Diagno
     super::connection_strings::check_connection_strings(config, &mut c);
     super::registry::check_registries(config, &mut c);
     check_stages(config, &mut c);
+    super::canary::check_canary(config, &mut c);
 }
 
 fn check_app(config: &ReleaseConfig, c: &mut Checker<'_>) {
@@ -408,12 +409,12 @@ fn check_positive(path: &str, duration: crate::Duration, c: &mut Checker<'_>) {
 /// What a health check is used as: a gate (of a slot or of production), or the production watch,
 /// whose `successes`, `timeout` and `failAfter` do not apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
+pub(super) enum Role {
     Gate(Judged),
     Watch,
 }
 
-fn check_health(base: &str, health: &HealthCheck, role: Role, c: &mut Checker<'_>) {
+pub(super) fn check_health(base: &str, health: &HealthCheck, role: Role, c: &mut Checker<'_>) {
     if let Some(analysis) = &health.analysis {
         let judged = match role {
             Role::Gate(judged) => judged,

@@ -177,8 +177,13 @@ async fn ramp_up_rules_route_and_pin_with_the_routing_cookie() {
         .await
         .expect("send");
     assert_eq!(r.text().await.expect("text"), "v1");
-    // 100% to staging without a cookie.
-    let r = f.arm_call(Method::PATCH, &f.site("/config/web?api-version=2018-02-01"), Some(json!({"properties": {"experiments": {"rampUpRules": [{"actionHostName": "x", "reroutePercentage": 100.0, "name": "staging"}]}}}))).await;
+    // 100% to staging without a cookie: the rule names the slot by the host ARM gives it.
+    let staging_host = url::Url::parse(&f.emu.app_url(APP, "staging"))
+        .expect("url")
+        .host_str()
+        .expect("host")
+        .to_owned();
+    let r = f.arm_call(Method::PATCH, &f.site("/config/web?api-version=2018-02-01"), Some(json!({"properties": {"experiments": {"rampUpRules": [{"actionHostName": staging_host, "reroutePercentage": 100.0, "name": "staging"}]}}}))).await;
     assert_eq!(r.status(), 200);
     for _ in 0..5 {
         let r = f.http.get(&prod).send().await.expect("send");
@@ -191,7 +196,7 @@ async fn ramp_up_rules_route_and_pin_with_the_routing_cookie() {
         assert_eq!(r.text().await.expect("text"), "v2");
     }
     // 0% keeps everyone on production but still allows opting in.
-    f.arm_call(Method::PATCH, &f.site("/config/web?api-version=2018-02-01"), Some(json!({"properties": {"experiments": {"rampUpRules": [{"actionHostName": "x", "reroutePercentage": 0.0, "name": "staging"}]}}}))).await;
+    f.arm_call(Method::PATCH, &f.site("/config/web?api-version=2018-02-01"), Some(json!({"properties": {"experiments": {"rampUpRules": [{"actionHostName": staging_host, "reroutePercentage": 0.0, "name": "staging"}]}}}))).await;
     for _ in 0..5 {
         assert_eq!(
             f.http
@@ -216,6 +221,12 @@ async fn ramp_up_rules_route_and_pin_with_the_routing_cookie() {
             .expect("text"),
         "v2"
     );
+    // A rule whose host is no slot's routes nothing, whatever slot its `name` says.
+    f.arm_call(Method::PATCH, &f.site("/config/web?api-version=2018-02-01"), Some(json!({"properties": {"experiments": {"rampUpRules": [{"actionHostName": "made-up-staging.example.test", "reroutePercentage": 100.0, "name": "staging"}]}}}))).await;
+    for _ in 0..3 {
+        let r = f.http.get(&prod).send().await.expect("send");
+        assert_eq!(r.text().await.expect("text"), "v1");
+    }
 }
 
 #[tokio::test]

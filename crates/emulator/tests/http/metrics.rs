@@ -57,8 +57,10 @@ async fn the_slot_that_answered_counts_the_request_by_status_class() {
     for path in ["/", "/", "/", "/status/503", "/status/500", "/status/404"] {
         f.get_text(&format!("{staging}{path}")).await;
     }
-    // Everything on production's host goes to staging: staging answered, staging counts it.
-    let r = f.arm_call(Method::PATCH, &f.site("/config/web?api-version=2018-02-01"), Some(json!({"properties": {"experiments": {"rampUpRules": [{"actionHostName": "x", "reroutePercentage": 100.0, "name": "staging"}]}}}))).await;
+    // Everything on production's host goes to staging (the rule names its host, as ARM gives it): staging
+    // answered, staging counts it.
+    let host = f.emu.app_host(APP, "staging");
+    let r = f.arm_call(Method::PATCH, &f.site("/config/web?api-version=2018-02-01"), Some(json!({"properties": {"experiments": {"rampUpRules": [{"actionHostName": host, "reroutePercentage": 100.0, "name": "staging"}]}}}))).await;
     assert_eq!(r.status(), 200);
     for _ in 0..4 {
         assert_eq!(f.get_text(&prod).await, (200, "v2".to_owned()));

@@ -43,8 +43,9 @@ const TAG_PREVIOUS_SETTINGS: &str = "slotrelease.previousSettings";
 const TAG_HISTORY: &str = "slotrelease.history";
 const TAG_OWNED: &str = "slotrelease.owned";
 const TAG_COMMAND: &str = "slotrelease.command";
+const TAG_CANARY: &str = "slotrelease.canary";
 /// Every tag the journal writes, each possibly followed by continuation tags.
-const JOURNAL_TAGS: [&str; 10] = [
+const JOURNAL_TAGS: [&str; 11] = [
     TAG_RELEASE,
     TAG_PHASE,
     TAG_LKG,
@@ -55,6 +56,7 @@ const JOURNAL_TAGS: [&str; 10] = [
     TAG_HISTORY,
     TAG_OWNED,
     TAG_COMMAND,
+    TAG_CANARY,
 ];
 
 /// How far a release got.
@@ -67,6 +69,9 @@ pub enum Phase {
     Deployed,
     /// The slot passed its gate and waits for production.
     Staged,
+    /// A canary is under way: production's settings are on the source slot and a share of production's
+    /// traffic may be routed to it (the journal's `canary` says which, and the rules before).
+    Canary,
     /// A swap (or direct image change) of production is under way.
     Swapping,
     /// Production serves the release and is being watched.
@@ -83,10 +88,11 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase.
-    pub const ALL: [Phase; 9] = [
+    pub const ALL: [Phase; 10] = [
         Phase::Staging,
         Phase::Deployed,
         Phase::Staged,
+        Phase::Canary,
         Phase::Swapping,
         Phase::Swapped,
         Phase::Released,
@@ -101,6 +107,7 @@ impl Phase {
             Phase::Staging => "staging",
             Phase::Deployed => "deployed",
             Phase::Staged => "staged",
+            Phase::Canary => "canary",
             Phase::Swapping => "swapping",
             Phase::Swapped => "swapped",
             Phase::Released => "released",
@@ -157,6 +164,22 @@ pub struct JournalTags {
     /// seen; releases carry it over unchanged.
     /// Boxed: rare, and kept out of the size of every journal a state machine passes around.
     pub command: Option<Box<CommandEntry>>,
+    /// A canary whose routing is not put back yet: the share it routes and production's routing rules
+    /// before it began. Recorded before the first rule changes, cleared once the rules are back.
+    /// Boxed, as `command` is: most journals have none.
+    pub canary: Option<Box<CanaryRecord>>,
+}
+
+/// What a canary changed in production's routing, kept until the rules are as they were again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CanaryRecord {
+    /// The percent of production's traffic routed to the source slot (the last share asked for: a run
+    /// stopped during the change may have left the one before).
+    #[serde(rename = "p")]
+    pub percent: u8,
+    /// Production's routing rules before the release, put back exactly on completion or abort.
+    #[serde(rename = "before", default)]
+    pub before: Vec<crate::state::RoutingRule>,
 }
 
 /// The names a release's config owns on one slot: what it declared, and names it took out that may still
@@ -223,6 +246,16 @@ impl JournalTags {
             command: get(TAG_COMMAND)
                 .and_then(|v| CommandEntry::decode(&v))
                 .map(Box::new),
+            canary: get(TAG_CANARY)
+                .map(|v| {
+                    // Not guessed: without the rules before, an abort could not put them back.
+                    serde_json::from_str(&v).map_err(|e| Error::JournalTagInvalid {
+                        tag: TAG_CANARY,
+                        reason: e.to_string(),
+                    })
+                })
+                .transpose()?
+                .map(Box::new),
         })
     }
 
@@ -276,6 +309,12 @@ impl JournalTags {
             (
                 TAG_COMMAND,
                 self.command.as_deref().and_then(CommandEntry::encode),
+            ),
+            (
+                TAG_CANARY,
+                self.canary
+                    .as_ref()
+                    .and_then(|c| serde_json::to_string(c).ok()),
             ),
         ]
         .into_iter()

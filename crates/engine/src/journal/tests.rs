@@ -386,9 +386,21 @@ mod prop {
             ),
             // An app command's holder description can be long: it is split like any journal value.
             proptest::option::of(("[a-z]{1,20}", "\\PC{0,300}", 0i64..4_000_000_000)),
+            // A canary's rules before it: any percent ARM could hold reads back as the same number.
+            proptest::option::of((
+                0u8..100,
+                proptest::collection::vec(("[a-z]{1,20}", "[a-z0-9.-]{1,60}", 0.0f64..100.0), 0..4),
+            )),
         )
             .prop_map(
-                |((release, last_known_good, previous_image), phase, slots, settings, command)| {
+                |(
+                    (release, last_known_good, previous_image),
+                    phase,
+                    slots,
+                    settings,
+                    command,
+                    canary,
+                )| {
                     JournalTags {
                         release,
                         phase,
@@ -406,6 +418,20 @@ mod prop {
                                 run: "20261205.3".to_owned(),
                                 who,
                                 outcome: "succeeded".to_owned(),
+                            })
+                        }),
+                        canary: canary.map(|(percent, rules)| {
+                            Box::new(CanaryRecord {
+                                percent,
+                                before: rules
+                                    .into_iter()
+                                    .map(|(name, host, percent)| crate::state::RoutingRule {
+                                        name,
+                                        host,
+                                        percent,
+                                        other: serde_json::Map::new(),
+                                    })
+                                    .collect(),
                             })
                         }),
                     }

@@ -17,6 +17,7 @@ use crate::spec::{
 };
 use crate::state::{LiveState, SlotName};
 
+mod canary;
 mod connection_strings;
 mod containers;
 mod dependencies;
@@ -494,6 +495,25 @@ pub enum Action {
         #[schemars(with = "String")]
         source: SlotName,
     },
+    /// Canary: route `percent` of production's traffic to `source` (at `host`, as ARM names it), on top of
+    /// the rules recorded before the canary.
+    Route {
+        /// The slot the share goes to.
+        #[schemars(with = "String")]
+        source: SlotName,
+        /// Its host, as ARM gave it.
+        host: String,
+        /// The share, 1 to 99.
+        percent: u8,
+    },
+    /// Canary: put production's routing rules back as the journal recorded them before the canary
+    /// (nothing when it recorded none).
+    RestoreRouting,
+    /// Canary: hold the routed share for a while.
+    Pause {
+        /// How long, in seconds.
+        seconds: u64,
+    },
     /// Watch production through a window.
     Watch {
         /// The slot watched.
@@ -532,6 +552,7 @@ impl Action {
                 | Action::ResolveImage { .. }
                 | Action::HealthGate { .. }
                 | Action::Watch { .. }
+                | Action::Pause { .. }
                 | Action::Nothing
         )
     }
@@ -595,6 +616,7 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
             plan_staging(
                 spec, env_name, env, staging, state, build, &journal, &mut plan,
             );
+            canary::put_routing_back(spec, &journal, &mut plan);
             selection_preflight(env, &mut plan);
         }
         Stage::Production => {
@@ -610,7 +632,10 @@ pub fn compute(input: PlanInput<'_>) -> Result<Plan, Error> {
             );
             selection_preflight(env, &mut plan);
         }
-        Stage::Rollback => plan_rollback(spec, input.target, state, &journal, build, &mut plan),
+        Stage::Rollback => {
+            plan_rollback(spec, input.target, state, &journal, build, &mut plan);
+            canary::put_routing_back(spec, &journal, &mut plan);
+        }
     }
     Ok(plan)
 }
@@ -753,6 +778,17 @@ mod stage_names {
                 false,
                 true,
             ),
+            (
+                Action::Route {
+                    source: slot(),
+                    host: "h".into(),
+                    percent: 10,
+                },
+                false,
+                true,
+            ),
+            (Action::RestoreRouting, false, true),
+            (Action::Pause { seconds: 1 }, false, false),
             (Action::Nothing, false, false),
         ];
         for (action, irreversible, changes) in cases {

@@ -1,5 +1,5 @@
-//! The production stage's plan: production's own settings, the swap (or swap with preview, or the image set
-//! directly), the watch, and what a failure does.
+//! The production stage's plan: production's own settings, the swap (or swap with preview, a canary, or the
+//! image set directly), the watch, and what a failure does.
 
 use super::*;
 
@@ -23,7 +23,7 @@ pub(super) fn plan_production(
     }
     let serving = state.production().and_then(|s| s.release.as_deref());
     if !direct && serving == Some(build.release_id.as_str()) {
-        plan_production_resumed(production, build, plan);
+        plan_production_resumed(production, build, journal, plan);
         return;
     }
     if direct {
@@ -108,6 +108,10 @@ pub(super) fn plan_production(
         ));
     }
     push_hooks(&production.hooks, &mut plan.steps);
+    let canary = !direct && production.strategy == Strategy::Canary;
+    if canary {
+        super::canary::plan_canary(production, state, journal, plan);
+    }
     plan.steps.push(step(
         Action::WriteJournal {
             phase: Phase::Swapping,
@@ -144,6 +148,12 @@ pub(super) fn plan_production(
             },
             "the warmed-up slot takes production traffic with no downtime",
         ));
+        if canary {
+            plan.steps.push(step(
+                Action::RestoreRouting,
+                "production serves the release itself now: the canary's share goes back to 0 % and the rules are as before the release",
+            ));
+        }
     }
     plan.steps.push(step(
         Action::WriteJournal {
@@ -171,6 +181,9 @@ pub(super) fn plan_production(
     plan.steps
         .push(step(Action::ReleaseLock, "the stage is done"));
 
+    if canary {
+        super::canary::plan_abort(source, &mut plan.on_failure);
+    }
     match production.rollback {
         RollbackMode::Automatic => {
             if direct {
@@ -192,6 +205,7 @@ pub(super) fn plan_production(
                 }
             } else {
                 if production.strategy == Strategy::SwapWithPreview {
+                    // A canary's reset is in its abort, above.
                     plan.on_failure.push(step(
                         Action::ResetSlotConfig {
                             source: source.to_owned(),
@@ -241,6 +255,7 @@ pub(super) fn plan_production(
 fn plan_production_resumed(
     production: &crate::spec::ProductionSpec,
     build: &BuildInfo,
+    journal: &JournalTags,
     plan: &mut Plan,
 ) {
     plan.preflight.push(check(
@@ -255,6 +270,12 @@ fn plan_production_resumed(
         Action::AcquireLock,
         "two releases of the same app at once would interleave their changes",
     ));
+    if journal.canary.is_some() {
+        plan.steps.push(step(
+            Action::RestoreRouting,
+            "the interrupted canary's swap happened but its routing rules were not put back yet",
+        ));
+    }
     plan.steps.push(step(
         Action::WriteJournal {
             phase: Phase::Swapped,

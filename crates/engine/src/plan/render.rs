@@ -206,6 +206,18 @@ impl Action {
                 format!("swap with preview: apply {target} settings to {source}")
             }
             Action::ResetSlotConfig { source } => format!("cancel swap preview on {source}"),
+            Action::Route {
+                source,
+                host,
+                percent,
+            } => format!("canary: route {percent} % of production traffic to {source} ({host})"),
+            Action::RestoreRouting => {
+                "put production's traffic routing rules back as they were before the canary".into()
+            }
+            Action::Pause { seconds } => format!(
+                "canary: hold the share for {}",
+                humantime::format_duration(std::time::Duration::from_secs(*seconds))
+            ),
             Action::Watch { slot, watch } => format!(
                 "watch {slot}{}{} for {} (unhealthy after {} failed probe(s)){}",
                 watch.check.path,

@@ -20,8 +20,8 @@ use crate::health::AppFailure;
 use crate::identity::ReleaseId;
 use crate::journal::DeploymentRecord;
 use crate::state::{
-    ConnectionStringState, Hosting, LiveState, SiteContainerState, SiteSettings, SlotName,
-    SlotState, WindowsStack,
+    ConnectionStringState, Hosting, LiveState, RoutingRule, SiteContainerState, SiteSettings,
+    SlotName, SlotState, WindowsStack,
 };
 
 /// The port over the real Azure client (or the emulator through a custom cloud).
@@ -189,6 +189,20 @@ impl Port for AzurePort {
                 .map_err(azure_err(format!("read deployments of {name}")))?;
             if name.is_production() {
                 state.tags = info.tags.clone();
+                // Read strictly on their own: a canary puts back exactly the rules it found.
+                state.routing = self
+                    .app
+                    .routing_rules(cancel)
+                    .await
+                    .map_err(azure_err("read production's traffic routing rules"))?
+                    .into_iter()
+                    .map(|r| RoutingRule {
+                        name: r.name,
+                        host: r.action_host_name,
+                        percent: r.reroute_percentage,
+                        other: r.other,
+                    })
+                    .collect();
                 state.hosting = Hosting {
                     function_app: info.is_function_app(),
                     plan_tier: info.plan_tier.clone(),
@@ -595,6 +609,27 @@ impl Port for AzurePort {
             .reset_slot_config(&Self::slot(source)?, cancel)
             .await
             .map_err(azure_err(format!("reset slot config of {source}")))
+    }
+
+    async fn set_routing(
+        &self,
+        rules: &[RoutingRule],
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let rules: Vec<az::RampUpRule> = rules
+            .iter()
+            .map(|r| az::RampUpRule {
+                action_host_name: r.host.clone(),
+                reroute_percentage: r.percent,
+                name: r.name.clone(),
+                other: r.other.clone(),
+            })
+            .collect();
+        self.app
+            .set_routing_rules(&rules, cancel)
+            .await
+            .map(drop)
+            .map_err(azure_err("set production's traffic routing rules"))
     }
 
     async fn control_slot(

@@ -248,6 +248,13 @@ pub trait Port: Send + Sync + std::fmt::Debug {
         source: &SlotName,
         cancel: &CancellationToken,
     ) -> Result<(), Error>;
+    /// Replaces production's traffic-routing rules with `rules` (none: all of production's traffic stays
+    /// on production).
+    async fn set_routing(
+        &self,
+        rules: &[crate::state::RoutingRule],
+        cancel: &CancellationToken,
+    ) -> Result<(), Error>;
     /// Starts, stops or restarts a slot's app (a restart answers once the platform restarted it).
     async fn control_slot(
         &self,

@@ -132,6 +132,13 @@ impl Port for Offline {
     async fn reset_slot_config(&self, _: &SlotName, _: &CancellationToken) -> Result<(), Error> {
         self.refuse("reset slot config")
     }
+    async fn set_routing(
+        &self,
+        _: &[crate::state::RoutingRule],
+        _: &CancellationToken,
+    ) -> Result<(), Error> {
+        self.refuse("route production traffic")
+    }
     async fn control_slot(
         &self,
         _: &SlotName,

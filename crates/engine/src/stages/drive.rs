@@ -96,6 +96,7 @@ impl Exec<'_> {
             .production()
             .map(|s| s.settings.clone())
             .unwrap_or_default();
+        self.production_routing = state.routing.clone();
         self.production_connection_strings = state
             .production()
             .map(|s| s.connection_strings.clone())

@@ -415,6 +415,13 @@ impl Exec<'_> {
                 .reset_slot_config(source, &cancel)
                 .await
                 .map_err(port_err("cancel the swap preview"))?,
+            Action::Route {
+                source,
+                host,
+                percent,
+            } => self.route(source, host, *percent).await?,
+            Action::RestoreRouting => self.restore_routing().await?,
+            Action::Pause { seconds } => self.pause(*seconds).await?,
             Action::Watch { slot, watch } => {
                 let target = self.target(slot).await?;
                 let client = self.prober_for(slot, &watch.check).await?;

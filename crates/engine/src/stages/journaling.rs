@@ -111,6 +111,7 @@ impl Exec<'_> {
             image_before: image_before.as_deref(),
             released,
             rollback_target: rollback_target.as_deref(),
+            routing: &self.production_routing,
         };
         let (mut journal, effects) = machine::next(&self.journal, &event);
         if let Some(owns) = self.stage.plan.as_ref().and_then(|p| p.owns.as_ref()) {

@@ -38,6 +38,7 @@ use crate::state::{ConnectionStringState, LiveState, SlotName};
 
 mod actions;
 mod app;
+mod canary;
 mod drive;
 mod execute;
 mod journaling;
@@ -414,6 +415,8 @@ struct Exec<'a> {
     held: Option<HeldLock>,
     /// Production's settings when the stage read the live state.
     production_settings: BTreeMap<String, String>,
+    /// Production's traffic-routing rules when the stage read the live state.
+    production_routing: Vec<crate::state::RoutingRule>,
     /// What this run wrote over on production: each name's value before (`None`: it was not set).
     production_settings_before: BTreeMap<String, Option<String>>,
     /// Production's connection strings when the stage read the live state.
@@ -468,6 +471,7 @@ impl<'a> Exec<'a> {
             production_image: None,
             held: None,
             production_settings: BTreeMap::new(),
+            production_routing: Vec::new(),
             production_settings_before: BTreeMap::new(),
             production_connection_strings: BTreeMap::new(),
             production_connection_strings_before: BTreeMap::new(),

@@ -36,6 +36,17 @@ impl Exec<'_> {
                 release_lock = Some(step);
                 continue;
             }
+            if matches!(step.action, Action::RestoreRouting) {
+                // A write a stop must still make, as production's settings are: under the settle token and
+                // without the run's fence, so a cancelled canary still takes its share of traffic back.
+                if let Err(Failure { error: err, .. }) = self.restore_routing().await {
+                    self.log().error(&format!(
+                        "Production's traffic routing rules could not be put back; the next run puts them back from the journal: {}",
+                        chain(&err).join(": ")
+                    ));
+                }
+                continue;
+            }
             if restore_failed {
                 // Production still runs the release: its gate, the undo of its hooks and a `rolledBack`
                 // journal would all describe a rollback that did not happen.
@@ -222,6 +233,14 @@ impl Exec<'_> {
         if !self.production_touched {
             // Production still runs its own release: it gets its own settings back.
             self.restore_production_settings().await;
+        }
+        // A cancelled canary takes its share of production's traffic back, whether its swap began or not:
+        // the rules before it are right either way, and the journal keeps them until they are back.
+        if let Err(Failure { error: err, .. }) = self.restore_routing().await {
+            self.log().error(&format!(
+                "Production's traffic routing rules could not be put back; the next run puts them back from the journal: {}",
+                chain(&err).join(": ")
+            ));
         }
         let _ = self.release_lock().await;
     }

@@ -30,7 +30,7 @@ impl Exec<'_> {
         Ok(state)
     }
 
-    /// A run stopped during a swap (or swap back) may have left that swap running in Azure: the live state
+    /// A run stopped during a canary or a swap (or swap back) may have left that swap running in Azure: the live state
     /// means nothing until it ends. Resetting the source slot's config is refused (409) while an operation
     /// holds the app, and is a no-op otherwise (it also cancels a preview the stopped run left applied).
     /// Returns whether the state must be read again: whenever it checked, because the state read before
@@ -42,7 +42,7 @@ impl Exec<'_> {
             .phase;
         if !matches!(
             phase,
-            Some(Phase::Swapping | Phase::Swapped | Phase::RollingBack)
+            Some(Phase::Canary | Phase::Swapping | Phase::Swapped | Phase::RollingBack)
         ) {
             return Ok(false);
         }

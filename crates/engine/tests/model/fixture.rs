@@ -10,7 +10,7 @@ use slot_release_engine::release::{self, LoadRequest, LoadedRelease};
 use slot_release_engine::stages::{
     self, Command, Context, LockOptions, ReleaseRecord, StageOptions, Stopping, Unfinished,
 };
-use slot_release_engine::state::{ConnectionStringState, SlotName};
+use slot_release_engine::state::{ConnectionStringState, RoutingRule, SlotName};
 use slot_release_pipelines::{Log, OutputMode};
 use tokio_util::sync::CancellationToken;
 
@@ -85,10 +85,48 @@ pub struct Fixture {
     pub dir: tempfile::TempDir,
 }
 
+/// The canary the model runs instead of a plain swap: 10 % gated, 50 % held, then the swap.
+const CANARY: &str = "    strategy: canary
+    canary:
+      steps:
+        - percent: 10
+          healthCheck:
+            path: /health
+            interval: 1s
+            successes: 2
+            failAfter: 2
+            timeout: 10s
+        - percent: 50
+          pause: 2s
+";
+
 pub fn fixture() -> Fixture {
+    fixture_of(CONFIG)
+}
+
+/// The model's release as a canary.
+pub fn canary_fixture() -> Fixture {
+    assert!(CONFIG.contains("    strategy: swap\n"));
+    fixture_of(&CONFIG.replace("    strategy: swap\n", CANARY))
+}
+
+/// A rule of another slot's that every release must leave exactly as it was: it names no slot of the
+/// model's app, so it routes nothing the model serves.
+pub fn blue_rule() -> RoutingRule {
+    let mut other = serde_json::Map::new();
+    other.insert("changeStep".into(), serde_json::json!(1.5));
+    RoutingRule {
+        name: "blue".into(),
+        host: "blue.memory.test".into(),
+        percent: 2.5,
+        other,
+    }
+}
+
+fn fixture_of(text: &str) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("release.yml");
-    std::fs::write(&config, CONFIG).unwrap();
+    std::fs::write(&config, text).unwrap();
     std::fs::write(dir.path().join("app.py"), "print('hi')\n").unwrap();
     let package = dir.path().join("package.zip");
     std::fs::write(&package, b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").unwrap();
@@ -154,6 +192,7 @@ pub fn world(seed: u64) -> World {
     w.slots.insert(staging(), MemSlot::default());
     w.sticky.insert("APP_ENV".into());
     w.sticky_connection_strings.insert("Db".into());
+    w.routing = vec![blue_rule()];
     let mut journal = JournalTags {
         release: Some("r1".into()),
         phase: Some(Phase::Released),

@@ -19,7 +19,7 @@ use slot_release_engine::port::{
     CommandResult, ConnectionStringValue, Port, SecretValue, SettingValue, SiteChange, SlotControl,
 };
 use slot_release_engine::state::{
-    ConnectionStringState, LiveState, SiteSettings, SlotName, SlotState,
+    ConnectionStringState, LiveState, RoutingRule, SiteSettings, SlotName, SlotState,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -119,6 +119,11 @@ pub struct World {
     /// An Azure that turns slow as a run stops: a call whose name starts with one of these takes that
     /// much longer once its run is cancelled (the writes a stop must still make).
     pub slow_when_stopping: Vec<(String, Duration)>,
+    /// Production's traffic-routing rules (a rule's host is `<slot>.memory.test`, as `read_state` names it).
+    pub routing: Vec<RoutingRule>,
+    /// Releases that answer unhealthy once production routes a share of its traffic to their slot: a bug
+    /// only real users find, which a canary's step gate must catch.
+    pub unhealthy_under_traffic: BTreeSet<String>,
 }
 
 impl World {
@@ -289,6 +294,7 @@ impl Port for MemPort {
                 tags: w.tags.clone(),
                 sticky_settings: w.sticky.clone(),
                 sticky_connection_strings: w.sticky_connection_strings.clone(),
+                routing: w.routing.clone(),
                 ..LiveState::default()
             };
             for name in std::iter::once(SlotName::production()).chain(slots) {
@@ -614,6 +620,19 @@ impl Port for MemPort {
         .await
     }
 
+    async fn set_routing(
+        &self,
+        rules: &[RoutingRule],
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        let rules = rules.to_vec();
+        self.call("set routing rules", true, cancel, move |w| {
+            w.routing = rules;
+            Ok(())
+        })
+        .await
+    }
+
     async fn tags(&self, cancel: &CancellationToken) -> Result<BTreeMap<String, String>, Error> {
         self.call("read tags", false, cancel, |w| Ok(w.tags.clone()))
             .await
@@ -736,7 +755,13 @@ impl Prober for MemPort {
         let healthy = {
             let w = self.world.lock().unwrap();
             let release = w.slots.get(slot.as_str()).and_then(MemSlot::release);
-            (!w.dead.contains(&self.run)).then(|| release.is_none_or(|r| !w.unhealthy.contains(&r)))
+            let routed = w.routing.iter().any(|r| r.name == slot && r.percent > 0.0);
+            (!w.dead.contains(&self.run)).then(|| {
+                release.is_none_or(|r| {
+                    let under_traffic = routed && w.unhealthy_under_traffic.contains(&r);
+                    !(w.unhealthy.contains(&r) || under_traffic)
+                })
+            })
         };
         let Some(healthy) = healthy else {
             return std::future::pending().await;
