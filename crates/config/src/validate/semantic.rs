@@ -20,6 +20,7 @@ pub(crate) fn check(config: &ReleaseConfig, source: &SourceMap, out: &mut Diagno
     super::connection_strings::check_connection_strings(config, &mut c);
     super::registry::check_registries(config, &mut c);
     check_stages(config, &mut c);
+    super::targets::check_targets(config, &mut c);
 }
 
 fn check_app(config: &ReleaseConfig, c: &mut Checker<'_>) {
