@@ -11,6 +11,7 @@ pub use error::{Error, Result};
 
 // Owned by the packaging/health/hooks work.
 pub mod artifact;
+pub mod fanout;
 pub mod health;
 pub mod history;
 pub mod hooks;
