@@ -1,0 +1,217 @@
+//! A release fanned out over three apps in two waves (`--targets`), with the real binary against the
+//! emulator and real app processes: wave 0 is released and watched before wave 1 starts, a target of
+//! wave 1 whose new release turns unhealthy in production is rolled back, the other targets are
+//! reported as released, and the table shows every target. A second test throttles ARM with 429s and
+//! Retry-After while several targets write at once.
+
+use std::sync::Arc;
+
+use slot_release_emulator::{Fault, RouteMatch, Scope};
+use slot_release_engine::port::{self, Port};
+use slot_release_engine::release::{self, LoadRequest};
+use slot_release_pipelines::{Log, OutputMode};
+use slot_release_tests::{World, printed};
+use tokio_util::sync::CancellationToken;
+
+/// Three targets: the example's app in wave 0, two more apps in wave 1.
+const TARGETS: &str = "
+targets:
+  - name: westeurope
+    app: contoso-web
+    resourceGroup: contoso-rg
+    region: westeurope
+    wave: 0
+  - name: eastus
+    app: contoso-web-us
+    resourceGroup: contoso-rg
+    region: eastus
+    wave: 1
+  - name: japaneast
+    app: contoso-web-jp
+    resourceGroup: contoso-rg
+    region: japaneast
+    wave: 1
+fanOut:
+  maxParallel: 2
+";
+
+/// The example's world with the two other apps seeded as copies of its app, each as its previous
+/// release left it (production serving it, the journal naming it).
+async fn three_apps() -> World {
+    let world = World::builder()
+        .previous_release()
+        .quick()
+        .edit(|t| format!("{t}{TARGETS}"))
+        .emulator(|o| {
+            for sub in &mut o.seed.subscriptions {
+                for rg in &mut sub.resource_groups {
+                    let copies: Vec<_> = rg
+                        .apps
+                        .iter()
+                        .filter(|a| a.name == "contoso-web")
+                        .flat_map(|a| {
+                            ["contoso-web-us", "contoso-web-jp"].map(|name| {
+                                let mut copy = a.clone();
+                                copy.name = name.to_owned();
+                                copy
+                            })
+                        })
+                        .collect();
+                    rg.apps.extend(copies);
+                }
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    let loaded = release::load(
+        &world.config(),
+        &LoadRequest {
+            release_id: Some("r0".into()),
+            ..LoadRequest::default()
+        },
+    )
+    .unwrap();
+    let env = world.cli_env();
+    let lookup = |name: &str| env.get(name).cloned();
+    let fan = slot_release_engine::fanout::FanOut::from_config(&loaded.loaded.config);
+    for target in fan.targets.iter().filter(|t| t.app != "contoso-web") {
+        let spec = slot_release_engine::fanout::spec_for(&loaded.spec, target);
+        let port: Arc<dyn Port> =
+            Arc::new(port::connect(&world.cli_connection, &lookup, &spec.app).unwrap());
+        let log = Log::new(OutputMode::Plain, Box::new(std::io::sink()));
+        slot_release_rehearse::prepare_shared_state(
+            &spec,
+            &port,
+            &world.sources,
+            &log,
+            &CancellationToken::new(),
+        )
+        .await;
+    }
+    world
+}
+
+fn digest(world: &World, app: &str) -> String {
+    world
+        .emulator
+        .snapshot()
+        .slot(app, "production")
+        .map(|s| s.content_digest.clone())
+        .unwrap_or_else(|| panic!("{app} has no production slot"))
+}
+
+fn outcomes(record: &serde_json::Value) -> Vec<(String, String)> {
+    record["targets"]
+        .as_array()
+        .expect("a fan-out record lists its targets")
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap_or_default().to_owned(),
+                t["outcome"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_target_of_wave_one_is_rolled_back_and_every_target_is_reported() {
+    let world = three_apps().await;
+    let before: Vec<String> = ["contoso-web", "contoso-web-us", "contoso-web-jp"]
+        .iter()
+        .map(|a| digest(&world, a))
+        .collect();
+    // The new release of the Japan app answers 500 in production once swapped in: its watch fails.
+    world.emulator.inject(Fault::AppUnhealthyAfterSwap {
+        app: "contoso-web-jp".into(),
+    });
+    let out = world.cli_recorded(&["release", "--release-id", "r1"]).await;
+    let text = printed(&out);
+    assert!(
+        !out.status.success(),
+        "a failed target fails the run: {text}"
+    );
+    assert_eq!(
+        outcomes(&world.record()),
+        [
+            ("westeurope".to_owned(), "released".to_owned()),
+            ("eastus".to_owned(), "released".to_owned()),
+            ("japaneast".to_owned(), "rolledBack".to_owned()),
+        ],
+        "{text}"
+    );
+    for row in [
+        "| westeurope | contoso-web | 0 | released |",
+        "| eastus | contoso-web-us | 1 | released |",
+        "| japaneast | contoso-web-jp | 1 | failed, rolled back |",
+    ] {
+        assert!(text.contains(row), "the summary misses `{row}`: {text}");
+    }
+    assert!(
+        text.contains("Fan-out release: 2 of 3 target(s) released"),
+        "{text}"
+    );
+    // Wave 0 ended before wave 1 began: its lines are written whole, before any of wave 1's.
+    let wave0 = text.find("Target westeurope: release").expect("wave 0 ran");
+    let wave1 = ["Target eastus: release", "Target japaneast: release"]
+        .map(|t| text.find(t).unwrap_or_else(|| panic!("{t} ran: {text}")));
+    assert!(wave1.iter().all(|w| *w > wave0), "{text}");
+    // Production of the released targets serves the new release; the rolled-back one the previous.
+    let after: Vec<String> = ["contoso-web", "contoso-web-us", "contoso-web-jp"]
+        .iter()
+        .map(|a| digest(&world, a))
+        .collect();
+    assert_ne!(after[0], before[0], "westeurope was released");
+    assert_ne!(after[1], before[1], "eastus was released");
+    assert_eq!(after[2], before[2], "japaneast serves its previous release");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_writes_are_retried_while_targets_run_at_once() {
+    let world = three_apps().await;
+    // ARM's write limit: the next writes are refused with 429 and Retry-After: 1.
+    world.emulator.inject(Fault::Status {
+        route: RouteMatch {
+            host: Some("management.*".into()),
+            method: Some("PUT".into()),
+            ..RouteMatch::default()
+        },
+        status: 429,
+        retry_after_secs: Some(1),
+        scope: Some(Scope {
+            count: Some(4),
+            share: None,
+        }),
+    });
+    let out = world
+        .cli_recorded(&[
+            "release",
+            "--release-id",
+            "r1",
+            "--targets",
+            "eastus,japaneast",
+        ])
+        .await;
+    let text = printed(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        outcomes(&world.record()),
+        [
+            ("eastus".to_owned(), "released".to_owned()),
+            ("japaneast".to_owned(), "released".to_owned()),
+        ]
+    );
+    let throttled = world
+        .emulator
+        .requests()
+        .iter()
+        .filter(|r| r.status == 429)
+        .count();
+    assert_eq!(throttled, 4, "every injected 429 was answered and retried");
+    // Named targets only: the example's own app was left alone.
+    assert!(
+        text.contains("Releasing 2 target(s) in 1 wave(s), at most 2 at once"),
+        "{text}"
+    );
+}
