@@ -215,3 +215,60 @@ async fn throttled_writes_are_retried_while_targets_run_at_once() {
         "{text}"
     );
 }
+
+/// `plan` under the agent sets `Matrix` for `strategy.matrix`: every target, or one wave's with
+/// `--wave`, one entry per target keyed by its name, every value a string. The logging command is
+/// pinned whole (escaping included); only the agent's temp folder varies between runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_sets_the_matrix_output_for_strategy_matrix() {
+    let world = World::builder()
+        .quick()
+        .edit(|t| format!("{t}{TARGETS}"))
+        .start()
+        .await
+        .unwrap();
+    let temp = world.dir.path().join("agent-temp");
+    std::fs::create_dir_all(&temp).unwrap();
+    let env = [
+        ("TF_BUILD", "True".to_owned()),
+        ("AGENT_TEMPDIRECTORY", temp.display().to_string()),
+    ];
+    let mut lines = Vec::new();
+    for args in [
+        &["plan", "--stage", "staging"][..],
+        &["plan", "--stage", "staging", "--wave", "1"][..],
+    ] {
+        let out = world.cli_with(args, &env).await;
+        let text = slot_release_tests::stdout(&out);
+        let matrix = text
+            .lines()
+            .find(|l| l.starts_with("##vso[task.setvariable variable=Matrix;"))
+            .unwrap_or_else(|| panic!("no Matrix output: {text}"));
+        let value = matrix.split_once(";]").map(|(_, v)| v).unwrap_or_default();
+        let parsed: serde_json::Value = serde_json::from_str(value).unwrap();
+        assert!(
+            parsed
+                .as_object()
+                .unwrap()
+                .values()
+                .flat_map(|entry| entry.as_object().unwrap().values())
+                .all(serde_json::Value::is_string),
+            "matrix variables are strings: {parsed}"
+        );
+        lines.push(format!("$ slot-release {}", args.join(" ")));
+        lines.push(matrix.replace(&temp.display().to_string(), "<agent-temp>"));
+        lines.push(serde_json::to_string_pretty(&parsed).unwrap());
+    }
+    // A wave no target is in is refused before anything is read (`;` escaped in the agent's issue).
+    let out = world
+        .cli_with(&["plan", "--stage", "staging", "--wave", "2"], &env)
+        .await;
+    assert!(
+        printed(&out).contains("no target is in wave 2%3B the config's targets use waves 0 to 1"),
+        "{}",
+        printed(&out)
+    );
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"/tmp/\.tmp[A-Za-z0-9]+", "<tmp>");
+    settings.bind(|| insta::assert_snapshot!(lines.join("\n")));
+}
