@@ -4,14 +4,8 @@
 //! reported as released, and the table shows every target. A second test throttles ARM with 429s and
 //! Retry-After while several targets write at once.
 
-use std::sync::Arc;
-
 use slot_release_emulator::{Fault, RouteMatch, Scope};
-use slot_release_engine::port::{self, Port};
-use slot_release_engine::release::{self, LoadRequest};
-use slot_release_pipelines::{Log, OutputMode};
 use slot_release_tests::{World, printed};
-use tokio_util::sync::CancellationToken;
 
 /// Three targets: the example's app in wave 0, two more apps in wave 1.
 const TARGETS: &str = "
@@ -38,58 +32,14 @@ fanOut:
 /// The example's world with the two other apps seeded as copies of its app, each as its previous
 /// release left it (production serving it, the journal naming it).
 async fn three_apps() -> World {
-    let world = World::builder()
+    World::builder()
         .previous_release()
         .quick()
         .edit(|t| format!("{t}{TARGETS}"))
-        .emulator(|o| {
-            for sub in &mut o.seed.subscriptions {
-                for rg in &mut sub.resource_groups {
-                    let copies: Vec<_> = rg
-                        .apps
-                        .iter()
-                        .filter(|a| a.name == "contoso-web")
-                        .flat_map(|a| {
-                            ["contoso-web-us", "contoso-web-jp"].map(|name| {
-                                let mut copy = a.clone();
-                                copy.name = name.to_owned();
-                                copy
-                            })
-                        })
-                        .collect();
-                    rg.apps.extend(copies);
-                }
-            }
-        })
+        .app_copies(&["contoso-web-us", "contoso-web-jp"])
         .start()
         .await
-        .unwrap();
-    let loaded = release::load(
-        &world.config(),
-        &LoadRequest {
-            release_id: Some("r0".into()),
-            ..LoadRequest::default()
-        },
-    )
-    .unwrap();
-    let env = world.cli_env();
-    let lookup = |name: &str| env.get(name).cloned();
-    let fan = slot_release_engine::fanout::FanOut::from_config(&loaded.loaded.config);
-    for target in fan.targets.iter().filter(|t| t.app != "contoso-web") {
-        let spec = slot_release_engine::fanout::spec_for(&loaded.spec, target);
-        let port: Arc<dyn Port> =
-            Arc::new(port::connect(&world.cli_connection, &lookup, &spec.app).unwrap());
-        let log = Log::new(OutputMode::Plain, Box::new(std::io::sink()));
-        slot_release_rehearse::prepare_shared_state(
-            &spec,
-            &port,
-            &world.sources,
-            &log,
-            &CancellationToken::new(),
-        )
-        .await;
-    }
-    world
+        .unwrap()
 }
 
 fn digest(world: &World, app: &str) -> String {
