@@ -222,3 +222,37 @@ async fn plan_sets_the_matrix_output_for_strategy_matrix() {
     settings.add_filter(r"/tmp/\.tmp[A-Za-z0-9]+", "<tmp>");
     settings.bind(|| insta::assert_snapshot!(lines.join("\n")));
 }
+
+/// `rehearse` follows the release with a fan-out over three apps in two waves on its own emulator; with
+/// `--fail-at watch` a target of wave 1 is rolled back and the others are released, and the run still
+/// ends as the rehearsal meant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rehearsal_fans_out_over_two_waves_and_rolls_back_a_failed_target() {
+    let world = World::start().await.unwrap();
+    let out = tokio::process::Command::new(&world.binary)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .env("TMPDIR", world.dir.path())
+        .args(["rehearse", "--quick", "--fail-at", "watch", "--config"])
+        .arg(world.config())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let text = printed(&out);
+    assert!(out.status.success(), "{text}");
+    for row in [
+        "| ring0 | contoso-web | 0 | released |",
+        "| ring1a | contoso-web-r1a | 1 | released |",
+        "| ring1b | contoso-web-r1b | 1 | failed, rolled back |",
+    ] {
+        assert!(text.contains(row), "the rehearsal misses `{row}`: {text}");
+    }
+    assert!(
+        text.contains(
+            "Fan-out: wave 0 released and watched before wave 1; ring1b turned unhealthy"
+        ),
+        "{text}"
+    );
+}
