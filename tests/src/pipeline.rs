@@ -5,6 +5,8 @@
 //! through the real Node entry point, output variables passed through `dependencies` and
 //! `stageDependencies`, and pipeline artifacts published and downloaded between jobs and runs.
 //!
+//! A job's `strategy.matrix` is expanded as the service does (`fan`).
+//!
 //! What it does not do: pools, approvals and checks (a deployment job starts at once), `Docker@2` and other
 //! tasks than the ones listed in [`Job::step`]; a template using one fails with a message naming it.
 
@@ -17,6 +19,8 @@ use serde_json::Value;
 use crate::agent::{AgentOutcome, AgentResult, AgentRun};
 use crate::example::copy_dir;
 use crate::world::World;
+
+mod fan;
 
 /// The collection and project every run belongs to.
 pub const COLLECTION: &str = "6a1f0c3e-0000-4000-8000-0000000c0111";
@@ -164,9 +168,27 @@ impl<'w> Pipelines<'w> {
                 continue;
             }
             let stage_vars = self.runtime_variables(&stage["variables"], &record, &name)?;
-            for job in stage["jobs"].as_array().into_iter().flatten() {
-                let job = Job::read(job, &name)?;
+            for value in stage["jobs"].as_array().into_iter().flatten() {
+                let job = Job::read(value, &name)?;
                 let ready = job.depends.iter().all(|d| record.outcome(&name, d).ok());
+                let matrix = if ready {
+                    fan::matrix(value, &record, &name)?
+                } else {
+                    None
+                };
+                if let Some(entries) = matrix {
+                    let mut vars = stage_vars.clone();
+                    vars.extend(self.runtime_variables(&job.variables, &record, &name)?);
+                    for (entry, entry_vars) in entries {
+                        let mut vars = vars.clone();
+                        vars.extend(entry_vars);
+                        let instance =
+                            Job::read(value, &name)?.named(&format!("{}.{entry}", job.name));
+                        let job_record = self.run_job(&instance, run, vars)?;
+                        record.jobs.push(job_record);
+                    }
+                    continue;
+                }
                 let job_record = if ready {
                     let mut vars = stage_vars.clone();
                     vars.extend(self.runtime_variables(&job.variables, &record, &name)?);
@@ -429,6 +451,12 @@ struct Job {
 }
 
 impl Job {
+    /// The same job under another name: one entry of its matrix.
+    fn named(mut self, name: &str) -> Job {
+        self.name = name.to_owned();
+        self
+    }
+
     fn read(job: &Value, stage: &str) -> Result<Job, String> {
         let name = job["job"]
             .as_str()

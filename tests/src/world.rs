@@ -57,6 +57,7 @@ pub struct WorldBuilder {
     vault: Vec<SeedSecret>,
     tweak: Option<Tweak>,
     prepare: Option<Prepare>,
+    copies: Vec<String>,
 }
 
 impl std::fmt::Debug for WorldBuilder {
@@ -69,6 +70,7 @@ impl std::fmt::Debug for WorldBuilder {
             .field("vault", &self.vault.len())
             .field("tweak", &self.tweak.is_some())
             .field("prepare", &self.prepare.is_some())
+            .field("copies", &self.copies)
             .finish()
     }
 }
@@ -110,6 +112,14 @@ impl WorldBuilder {
     /// leak detector like the others, so a secret left out must not show either.
     pub fn vault_secret(mut self, secret: SeedSecret) -> WorldBuilder {
         self.vault.push(secret);
+        self
+    }
+
+    /// More apps in the config app's resource group, each seeded as a copy of it under another name (the
+    /// targets of a fan-out): with [`WorldBuilder::previous_release`], each serves the previous release
+    /// and its journal names it, as the config's app does.
+    pub fn app_copies(mut self, names: &[&str]) -> WorldBuilder {
+        self.copies = names.iter().map(|n| (*n).to_owned()).collect();
         self
     }
 
@@ -184,6 +194,23 @@ impl WorldBuilder {
                 private: None,
             });
         }
+        for sub in &mut opts.seed.subscriptions {
+            for rg in &mut sub.resource_groups {
+                let copies: Vec<_> = rg
+                    .apps
+                    .iter()
+                    .filter(|a| a.name == spec.app.name)
+                    .flat_map(|a| {
+                        self.copies.iter().map(|name| {
+                            let mut copy = a.clone();
+                            copy.name = name.clone();
+                            copy
+                        })
+                    })
+                    .collect();
+                rg.apps.extend(copies);
+            }
+        }
         if let Some(tweak) = self.tweak {
             tweak(&mut opts);
         }
@@ -214,6 +241,22 @@ impl WorldBuilder {
             let log = Log::new(OutputMode::Plain, Box::new(std::io::sink()));
             rehearse::prepare_shared_state(spec, &port, &sources, &log, &CancellationToken::new())
                 .await;
+            for name in &self.copies {
+                let mut copy = spec.clone();
+                copy.app.name = name.clone();
+                let copy_port: Arc<dyn Port> = Arc::new(
+                    port::connect(&cli_connection, &lookup, &copy.app)
+                        .map_err(|e| e.to_string())?,
+                );
+                rehearse::prepare_shared_state(
+                    &copy,
+                    &copy_port,
+                    &sources,
+                    &log,
+                    &CancellationToken::new(),
+                )
+                .await;
+            }
         }
         Ok(World {
             emulator,
@@ -331,6 +374,7 @@ impl World {
             vault: Vec::new(),
             tweak: None,
             prepare: None,
+            copies: Vec::new(),
         }
     }
 

@@ -268,6 +268,7 @@ fn outputs_are_declared_and_settable() {
             "PreviousImageTag",
             "PlanJsonPath",
             "Result",
+            "Matrix",
             "RollbackArtifactRunId",
             "RollbackArtifactPipelineId",
             "RollbackArtifactName"

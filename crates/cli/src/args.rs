@@ -117,6 +117,12 @@ pub(crate) struct PlanArgs {
     /// pull-request run, whose release is never staged).
     #[arg(long)]
     pub(crate) as_if_staged: bool,
+    /// Plan for this target of `targets` (default: the config's `app`, else the first target).
+    #[arg(long = "targets", visible_alias = "target", value_name = "TARGET")]
+    pub(crate) targets: Vec<String>,
+    /// Set the `Matrix` output to this wave's targets only (default: every target).
+    #[arg(long, value_name = "WAVE")]
+    pub(crate) wave: Option<u32>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -154,6 +160,14 @@ pub(crate) struct RunArgs {
     /// Stop starting new steps after this many minutes (the run then ends as cancelled).
     #[arg(long)]
     pub(crate) timeout_minutes: Option<u64>,
+    /// The targets of `targets` to release, comma-separated (default: every target): wave by wave, at
+    /// most `fanOut.maxParallel` at once, each with its own lock and journal.
+    #[arg(
+        long = "targets",
+        visible_alias = "target",
+        value_name = "TARGET[,TARGET…]"
+    )]
+    pub(crate) targets: Vec<String>,
     /// Take over the stale release lock with this token (the refusal names it).
     #[arg(long, value_name = "TOKEN")]
     pub(crate) take_over_lock: Option<String>,
@@ -224,6 +238,7 @@ impl BuildArgs {
             resume: false,
             rollback_unfinished: false,
             timeout_minutes: self.timeout_minutes,
+            targets: Vec::new(),
             take_over_lock: None,
             lock_ttl_seconds: 180,
             rollback_to: None,

@@ -8,6 +8,7 @@
 mod app_cmd;
 mod args;
 mod config;
+mod fanout;
 mod report;
 mod signals;
 mod task_inputs;
@@ -24,6 +25,7 @@ use config::{EarlySignIn, config_dir, load, load_for_release, validate};
 use report::{release_slot, report};
 use signals::{Signals, stop_on_signals};
 use slot_release_engine::artifact;
+use slot_release_engine::fanout::FanOut;
 use slot_release_engine::package::PackageSpec;
 use slot_release_engine::plan::{self, BuildInfo, PlanInput, Stage};
 use slot_release_engine::port::{self, Port};
@@ -231,6 +233,21 @@ async fn plan_cmd(args: &PlanArgs, log: &Log, cancel: &CancellationToken) -> Res
     };
     let mut loaded = load(&args.common, Some(&args.connection), false, log)?;
     args.overrides.apply(&mut loaded, log)?;
+    let fan = FanOut::from_config(&loaded.loaded.config);
+    // Checked before anything is read: a wave no target is in is a template and config that disagree.
+    let matrix = fan.matrix(args.wave)?.to_string();
+    let selected = fan.select(&args.targets)?;
+    if fan.explicit
+        && let Some(target) = selected.first()
+    {
+        if selected.len() > 1 && !args.targets.is_empty() {
+            return Err(anyhow!(
+                "`plan` plans one target at a time; name one with --target (the Matrix output lists them all)"
+            ));
+        }
+        log.info(&fanout::target_line(target));
+        loaded.spec = slot_release_engine::fanout::spec_for(&loaded.spec, target);
+    }
     let state = match &args.state {
         // Offline: `secrets.select` stays unlisted, and the plan's preflight says so.
         Some(path) => LiveState::from_file(path)?,
@@ -291,6 +308,10 @@ async fn plan_cmd(args: &PlanArgs, log: &Log, cancel: &CancellationToken) -> Res
         log.info(&plan.to_json());
     } else {
         log.info(plan.render().trim_end());
+        if fan.explicit {
+            let which = args.wave.map_or(String::new(), |w| format!(" (wave {w})"));
+            log.info(&format!("Matrix{which}: {matrix}"));
+        }
     }
     if log.mode() == OutputMode::Pipeline {
         let dir = default_work_dir(&AgentEnv::from_env());
@@ -307,6 +328,7 @@ async fn plan_cmd(args: &PlanArgs, log: &Log, cancel: &CancellationToken) -> Res
                 artifact.pipeline.as_deref().unwrap_or_default(),
                 artifact.artifact.as_str(),
             )),
+            matrix: Some(&matrix),
         }
         .set(log)?;
         // A pull-request run is read-only: its plan becomes the run summary for reviewers.
@@ -349,6 +371,46 @@ async fn run_cmd(
             "a pull-request run is read-only: use `plan` or `rehearse` there, and release from the target branch"
         ));
     }
+    let fan = FanOut::from_config(&loaded.loaded.config);
+    let selected = fan.select(&args.targets)?;
+    // `build` never reaches Azure: one package serves every target.
+    if fan.explicit && command != Command::Build {
+        if let [target] = selected.as_slice() {
+            log.info(&fanout::target_line(target));
+            loaded.spec = slot_release_engine::fanout::spec_for(&loaded.spec, target);
+        } else {
+            return fanout::run(
+                command,
+                args,
+                &loaded,
+                &fan,
+                &selected,
+                log,
+                fanout::Signals { cancel, stopping },
+            )
+            .await;
+        }
+    }
+    let record = run_one(command, args, &loaded, early, log, cancel, stopping).await?;
+    Ok(if record.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// One run of a command on one app (the config's, or one target's): its package, its lock and journal,
+/// its report.
+pub(crate) async fn run_one(
+    command: Command,
+    args: &RunArgs,
+    loaded: &release::LoadedRelease,
+    early: EarlySignIn,
+    log: &Log,
+    cancel: CancellationToken,
+    stopping: Stopping,
+) -> Result<stages::ReleaseRecord> {
+    let agent = AgentEnv::from_env();
     let work_dir = args
         .work_dir
         .clone()
@@ -365,12 +427,12 @@ async fn run_cmd(
     // connection is reported after the package checks, which need none.
     let connection = match command {
         Command::Build => None,
-        _ => Some(early.connect(&args.connection, &loaded).await),
+        _ => Some(early.connect(&args.connection, loaded).await),
     };
     if let Some(Ok(port)) = &connection {
         stages::register_referenced_secrets(port, &loaded.spec, log, &cancel).await;
     }
-    let package = prepare_package(command, args, &loaded, &work_dir, log, &cancel).await?;
+    let package = prepare_package(command, args, loaded, &work_dir, log, &cancel).await?;
     let port: std::sync::Arc<dyn Port> = match connection {
         None => std::sync::Arc::new(port::Offline),
         Some(connected) => std::sync::Arc::new(connected?),
@@ -441,7 +503,7 @@ async fn run_cmd(
     report(
         log,
         &record,
-        release_slot(&loaded, &record, args.common.environment.as_deref()).as_ref(),
+        release_slot(loaded, &record, args.common.environment.as_deref()).as_ref(),
         args.record.as_deref(),
         &work_dir,
         args.common.json,
@@ -450,11 +512,7 @@ async fn run_cmd(
             portal_url: portal.as_deref(),
         },
     )?;
-    Ok(if record.succeeded() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(record)
 }
 
 /// The package a code app's `build`, `staging` or `release` uses: the one given (resolved, validated and
@@ -472,7 +530,7 @@ pub(crate) fn default_work_dir(agent: &AgentEnv) -> std::path::PathBuf {
 /// The run's exclusive claim on its work folder, released when the process ends (the OS drops the lock
 /// of a killed process too). Outside a pipeline every run defaults to the same folder, so two at once
 /// would overwrite each other's package and records; the second is refused before any change instead.
-fn claim_work_dir(dir: &Path) -> Result<std::fs::File> {
+pub(crate) fn claim_work_dir(dir: &Path) -> Result<std::fs::File> {
     let path = dir.join(".slot-release.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -494,7 +552,7 @@ fn claim_work_dir(dir: &Path) -> Result<std::fs::File> {
     }
 }
 
-async fn prepare_package(
+pub(crate) async fn prepare_package(
     command: Command,
     args: &RunArgs,
     loaded: &release::LoadedRelease,
@@ -580,7 +638,7 @@ fn package_root_problem(
         .map(|e| e.to_string())
 }
 
-fn command_name(command: Command) -> &'static str {
+pub(crate) fn command_name(command: Command) -> &'static str {
     match command {
         Command::Build => "build",
         Command::Staging => "staging",

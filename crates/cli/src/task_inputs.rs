@@ -174,6 +174,16 @@ pub const INPUTS: &[Input] = &[
         commands: GATED,
     },
     Input {
+        name: "target",
+        route: Route::Option("--targets"),
+        commands: &["plan", "staging", "production", "rollback", "release"],
+    },
+    Input {
+        name: "planWave",
+        route: Route::Option("--wave"),
+        commands: &["plan"],
+    },
+    Input {
         // Read by the tracing subscriber (`tracing_log.rs`).
         name: "logLevel",
         route: Route::Direct,
@@ -279,6 +289,8 @@ mod tests {
             ("INPUT_PLANSTAGE", "production"),
             ("INPUT_REHEARSEFAILAT", "health"),
             ("INPUT_TAKEOVERLOCK", "tok"),
+            ("INPUT_TARGET", "westeurope"),
+            ("INPUT_PLANWAVE", "1"),
             ("BUILD_SOURCESDIRECTORY", "/s"),
         ]);
         assert_eq!(
@@ -290,6 +302,8 @@ mod tests {
                 "app/release.yml",
                 "--package",
                 "/s/out/app.zip",
+                "--targets",
+                "westeurope",
                 "--take-over-lock",
                 "tok"
             ]

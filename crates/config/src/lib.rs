@@ -33,10 +33,10 @@ pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use error::ConfigError;
 pub use load::{LoadOptions, Loaded, VariableMode, load_file, load_str};
 pub use model::{
-    AllSecrets, App, AppKind, Canary, CanaryStep, ConfigVersion, Delivery, Environment,
+    AllSecrets, App, AppKind, Canary, CanaryStep, ConfigVersion, Delivery, Environment, FanOut,
     FunctionKey, HealthCheck, Hook, HookLocation, Image, NameRule, Package, ProductionStage,
     ReleaseConfig, Restore, RollbackMode, RollbackStage, SecretPrefix, SecretSelect, SecretSpec,
-    SecretSpecLong, Secrets, StageName, Stages, StagingStage, SwapStrategy, UndoHooks, Watch,
+    SecretSpecLong, Secrets, StageName, Stages, StagingStage, SwapStrategy, Target, UndoHooks, Watch,
 };
 pub use reference::{json_schema, json_schema_string, reference_markdown};
 pub use registry::{

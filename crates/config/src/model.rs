@@ -31,6 +31,67 @@ pub struct ReleaseConfig {
     pub environments: BTreeMap<EnvironmentName, Environment>,
     /// What the `staging`, `production` and `rollback` stages do.
     pub stages: Stages,
+    /// Several apps released with this config, e.g. the same app in three regions or ten tenants'
+    /// apps, each with its wave: wave 0 first, and a wave starts only once every target of the wave
+    /// before it has been released and watched. When absent, `app` is the one target. `plan` sets the
+    /// `Matrix` output (and `MatrixWave<n>` per wave) for a pipeline's `strategy.matrix`; `--targets`
+    /// releases several from one job.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<Target>,
+    /// How a fan-out over `targets` runs inside one job (`--targets`): how many targets at once, and
+    /// whether a failure also rolls back the waves already released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fan_out: Option<FanOut>,
+}
+
+/// One app a fanned-out release goes to. The rest of `app` (kind, stack, startup command) and the
+/// environments are shared by every target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Target {
+    /// The target's name: letters, digits and `_`, starting with a letter (Azure Pipelines names a
+    /// matrix job after it), e.g. `westeurope` or `tenant_contoso`. Unique in the config.
+    pub name: String,
+    /// The App Service app's name. May use `$(...)` variables.
+    pub app: String,
+    /// The resource group that holds the app. May use `$(...)` variables.
+    pub resource_group: String,
+    /// The subscription ID; when absent, `app.subscription`, else the service connection's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
+    /// The Azure region the app runs in, e.g. `westeurope`: shown in the plan's matrix and summary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The wave (ring) this target is released in; waves are numbered from 0 without gaps.
+    #[serde(default)]
+    pub wave: u32,
+}
+
+/// How `--targets` releases several targets from one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FanOut {
+    /// How many targets of a wave are released at once (1 to 20). ARM limits writes per subscription
+    /// and answers `429` beyond them; a small bound keeps a fan-out under the limit.
+    #[serde(default = "default_max_parallel")]
+    pub max_parallel: u32,
+    /// When a target fails, also roll back the targets of the earlier waves, which were released and
+    /// watched: for releases whose versions must not differ between rings.
+    #[serde(default)]
+    pub rollback_earlier_waves: bool,
+}
+
+impl Default for FanOut {
+    fn default() -> Self {
+        FanOut {
+            max_parallel: default_max_parallel(),
+            rollback_earlier_waves: false,
+        }
+    }
+}
+
+fn default_max_parallel() -> u32 {
+    4
 }
 
 /// The config format version; only `1` is accepted.

@@ -33,6 +33,15 @@ macro_rules! broken {
 
 broken! {
     unknown_field: "unknown-field" => [("unknown-field", 10, 3)];
+    wave_gap: "wave-gap" => [("wave-gap", 36, 11)];
+    fan_out_without_targets: "fan-out-without-targets" => [("fan-out-without-targets", 28, 1)];
+    many_targets: "many-targets" => [
+        ("duplicate-target", 32, 11),
+        ("invalid-target-name", 35, 11),
+        ("duplicate-target-app", 36, 10),
+        ("invalid-region", 38, 13),
+        ("max-parallel-range", 40, 16),
+    ];
     invalid_app_name: "invalid-app-name" => [("invalid-app-name", 4, 9)];
     invalid_resource_group: "invalid-resource-group" => [("invalid-resource-group", 5, 18)];
     duplicate_key: "duplicate-key" => [("duplicate-key", 14, 5)];

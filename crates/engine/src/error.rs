@@ -46,6 +46,22 @@ pub enum Error {
         /// The environment's name.
         name: String,
     },
+    /// `--target` or `--targets` names a target the config does not have.
+    #[error("no target `{name}` in the config (its targets: {known})")]
+    UnknownTarget {
+        /// The name given.
+        name: String,
+        /// The config's target names, quoted.
+        known: String,
+    },
+    /// `plan --wave` names a wave no target is in.
+    #[error("no target is in wave {wave}; the config's targets use waves 0 to {}", waves.saturating_sub(1))]
+    EmptyWave {
+        /// The wave asked for.
+        wave: u32,
+        /// How many waves the targets use.
+        waves: u32,
+    },
     /// A health timeout override of zero seconds.
     #[error("the health gate timeout must be at least 1 second")]
     HealthTimeoutZero,

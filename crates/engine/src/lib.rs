@@ -12,6 +12,7 @@ pub use error::{Error, Result};
 // Owned by the packaging/health/hooks work.
 pub mod analysis;
 pub mod artifact;
+pub mod fanout;
 pub mod health;
 pub mod history;
 pub mod hooks;

@@ -17,7 +17,7 @@ mod summary;
 pub use env::{AgentEnv, BuildReason, BuildRun, Endpoint, PullRequest, Secret, TaskInputs};
 pub use error::Error;
 pub use escape::{escape_data, escape_property, neutralise, unescape};
-pub use log::{GroupGuard, Issue, IssueKind, Log, OutputMode, TaskResult, VariableOptions};
+pub use log::{GroupGuard, Held, Issue, IssueKind, Log, OutputMode, TaskResult, VariableOptions};
 pub use mask::MIN_ENCODED_LEN;
 pub use outputs::{PlanOutputs, StageOutputs};
 pub use summary::Summary;

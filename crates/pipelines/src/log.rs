@@ -238,6 +238,16 @@ impl Log {
         log
     }
 
+    /// A logger whose lines are held until [`Held::release`] writes them, in order, to another
+    /// logger's sink: work that runs concurrently (one target of a fan-out) keeps its lines together
+    /// instead of interleaving them with the others'. The lines are masked and neutralised as they are
+    /// written, by this logger's rules, so releasing them writes them as they are.
+    pub fn held(&self) -> (Log, Held) {
+        let buffer = HeldBuffer::default();
+        let log = self.redirected(Box::new(buffer.clone()));
+        (log.clone(), Held { buffer, log })
+    }
+
     /// A logger on stdout in the detected mode, with debug output on when `SYSTEM_DEBUG` is true.
     pub fn from_env() -> Log {
         let log = Log::new(OutputMode::detect(), Box::new(std::io::stdout()));
@@ -822,5 +832,46 @@ fn write_line(state: &mut State, line: &str) {
     match bar {
         Some(bar) => bar.suspend(emit),
         None => emit(),
+    }
+}
+
+/// The lines a [`Log::held`] logger wrote, waiting to be released.
+#[derive(Debug)]
+pub struct Held {
+    buffer: HeldBuffer,
+    log: Log,
+}
+
+impl Held {
+    /// Writes the held lines to `into`'s sink and counts their warnings there (a fan-out whose targets
+    /// warned succeeds with issues).
+    pub fn release(self, into: &Log) {
+        let bytes = std::mem::take(&mut *self.buffer.0.lock().unwrap_or_else(|e| e.into_inner()));
+        let text = String::from_utf8_lossy(&bytes);
+        let mut state = into.state();
+        for line in text.lines() {
+            write_line(&mut state, line);
+        }
+        drop(state);
+        into.inner
+            .warnings
+            .fetch_add(self.log.warning_count(), Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct HeldBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for HeldBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }

@@ -34,6 +34,8 @@ pub struct PlanOutputs<'a> {
     /// For the rollback stage's plan: `RollbackArtifactRunId`, `RollbackArtifactPipelineId` and
     /// `RollbackArtifactName` (set empty when the rollback needs no artifact, so a step can test them).
     pub rollback_artifact: Option<(&'a str, &'a str, &'a str)>,
+    /// `Matrix`: the targets as JSON for `strategy.matrix`.
+    pub matrix: Option<&'a str>,
 }
 
 const OUTPUT: VariableOptions = VariableOptions {
@@ -67,6 +69,9 @@ impl PlanOutputs<'_> {
             log.set_variable("RollbackArtifactRunId", run, OUTPUT)?;
             log.set_variable("RollbackArtifactPipelineId", pipeline, OUTPUT)?;
             log.set_variable("RollbackArtifactName", name, OUTPUT)?;
+        }
+        if let Some(matrix) = self.matrix {
+            log.set_variable("Matrix", matrix, OUTPUT)?;
         }
         Ok(())
     }

@@ -434,3 +434,36 @@ fn groups_do_not_nest() {
         "##[group]run hook migrate\nstep line\n▸ hook migrate\nhook output\nafter the hook\n##[endgroup]\n[done] run hook migrate (1.2 s)\n"
     );
 }
+
+/// A held logger's lines reach the agent only when released, in one block, as the logger wrote them:
+/// masked, with untrusted text unable to become a command, and its warnings counted by the receiver.
+#[test]
+fn held_lines_are_released_whole_masked_and_neutralised() {
+    let (log, buffer) = pipeline_log();
+    log.register_secret("hunter2-secret");
+    let registered = buffer.text();
+    let (first, first_lines) = log.held();
+    let (second, second_lines) = log.held();
+    first.info("first: one");
+    second.warning("second: hunter2-secret ##vso[task.setvariable variable=PWNED]1");
+    first.info("first: two");
+    assert_eq!(
+        buffer.text(),
+        registered,
+        "nothing is written before a release"
+    );
+    second_lines.release(&log);
+    first_lines.release(&log);
+    let text = buffer.text()[registered.len()..].to_owned();
+    let pos = |needle: &str| {
+        text.find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing: {text}"))
+    };
+    assert!(pos("second:") < pos("first: one") && pos("first: one") < pos("first: two"));
+    assert!(!text.contains("hunter2-secret"), "{text}");
+    assert!(
+        commands(&text).iter().all(|c| c.name == "task.logissue"),
+        "only the warning is a command: {text}"
+    );
+    assert_eq!(log.warning_count(), 1);
+}

@@ -3,7 +3,8 @@
 //!
 //! The emulator gets the config's subscription, resource group and app (production running the previous
 //! release), its vaults with generated dummy secrets, and a service connection; the engine then runs the
-//! same `release` code path as a pipeline would, through the same Azure client.
+//! same `release` code path as a pipeline would, through the same Azure client. A fan-out of the same release
+//! over three apps in two waves follows on an emulator of its own (`fanout`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ use slot_release_engine::state::SlotName;
 
 mod canary;
 mod error;
+pub mod fanout;
 pub mod quick;
 pub use error::Error;
 
@@ -96,6 +98,8 @@ pub struct RehearseOutcome {
     pub as_expected: bool,
     /// Whether production answered its health check at the end.
     pub production_healthy: bool,
+    /// The two-wave, three-target fan-out that followed (none when the rehearsal was cancelled).
+    pub fan_out: Option<fanout::FanOutRehearsal>,
 }
 
 fn dummy(name: &str) -> String {
@@ -366,15 +370,7 @@ pub async fn run(
         seed(spec, previous.as_deref()),
         opts.work_dir.join("emulator"),
     );
-    if let AppKind::Container { repository, .. } = &spec.app.kind {
-        // Stand-in for the image: a tiny health-answering server.
-        emulator_opts.images.push(emu::ImageMapping {
-            pattern: format!("{repository}:*"),
-            command: "python3 -c \"import http.server,os\nclass H(http.server.BaseHTTPRequestHandler):\n def do_GET(s):\n  s.send_response(200);s.end_headers();s.wfile.write(b'ok')\nhttp.server.HTTPServer(('127.0.0.1',int(os.environ['PORT'])),H).serve_forever()\"".to_owned(),
-            dir: opts.work_dir.clone(),
-            private: None,
-        });
-    }
+    emulator_opts.images = image_stand_in(spec, &opts.work_dir);
     emulator_opts.deployment_step_delay = std::time::Duration::from_millis(50);
     let emulator = Emulator::start(emulator_opts).await?;
     log.info(&format!(
@@ -457,6 +453,10 @@ pub async fn run(
         cancel: cancel.clone(),
         stopping: opts.stopping.clone(),
     };
+    let fan_package = (
+        stage_opts.package.clone(),
+        stage_opts.package_sha256.clone(),
+    );
     let watcher_done = CancellationToken::new();
     let canary_slot = spec
         .production
@@ -491,12 +491,35 @@ pub async fn run(
         );
     }
     emulator.shutdown().await;
+    let fan_out = if cancel.is_cancelled() {
+        None
+    } else {
+        let fan =
+            fanout::rehearse(loaded, opts, previous.as_deref(), fan_package, log, &cancel).await?;
+        story.push(' ');
+        story.push_str(&fan.story);
+        Some(fan)
+    };
     Ok(RehearseOutcome {
         record,
         story,
-        as_expected,
+        as_expected: as_expected && fan_out.as_ref().is_none_or(|f| f.as_expected),
         production_healthy,
+        fan_out,
     })
+}
+
+/// For a container app, a stand-in for its image: a tiny health-answering server.
+fn image_stand_in(spec: &ReleaseSpec, work_dir: &Path) -> Vec<emu::ImageMapping> {
+    let AppKind::Container { repository, .. } = &spec.app.kind else {
+        return Vec::new();
+    };
+    vec![emu::ImageMapping {
+        pattern: format!("{repository}:*"),
+        command: "python3 -c \"import http.server,os\nclass H(http.server.BaseHTTPRequestHandler):\n def do_GET(s):\n  s.send_response(200);s.end_headers();s.wfile.write(b'ok')\nhttp.server.HTTPServer(('127.0.0.1',int(os.environ['PORT'])),H).serve_forever()\"".to_owned(),
+        dir: work_dir.to_path_buf(),
+        private: None,
+    }]
 }
 
 /// The pipeline's path for the package: `build` writes it and its build record to an artifact folder, and the

@@ -11,6 +11,7 @@ mod raw;
 mod registry;
 mod semantic;
 mod site_config;
+mod targets;
 mod variables;
 
 pub(crate) use names::check_expanded_names;

@@ -7,7 +7,7 @@ use crate::model::ReleaseConfig;
 
 /// What is wrong with the literal parts of a name, or `None`. `$(...)` references are left out (their
 /// value is checked once expanded); with references, the length is not checked.
-fn app_name_problem(value: &str) -> Option<String> {
+pub(super) fn app_name_problem(value: &str) -> Option<String> {
     let (literal, has_variables) = literal_parts(value);
     if let Some(bad) = literal
         .chars()
@@ -29,7 +29,7 @@ fn app_name_problem(value: &str) -> Option<String> {
     None
 }
 
-fn resource_group_problem(value: &str) -> Option<String> {
+pub(super) fn resource_group_problem(value: &str) -> Option<String> {
     let (literal, has_variables) = literal_parts(value);
     if let Some(bad) = literal
         .chars()
@@ -151,6 +151,25 @@ pub(crate) fn check_expanded_names(config: &ReleaseConfig, c: &mut Checker<'_>) 
             expanded(problem),
             help.into(),
         );
+    }
+    for (index, target) in config.targets.iter().enumerate() {
+        let base = crate::source::join_index("targets", index);
+        if let Some(problem) = app_name_problem(&target.app) {
+            c.error(
+                &format!("{base}.app"),
+                "invalid-app-name",
+                expanded(problem),
+                help.into(),
+            );
+        }
+        if let Some(problem) = resource_group_problem(&target.resource_group) {
+            c.error(
+                &format!("{base}.resourceGroup"),
+                "invalid-resource-group",
+                expanded(problem),
+                help.into(),
+            );
+        }
     }
     if let Some(image) = &config.image {
         if let Some(problem) = image_problem(&image.repository, false) {

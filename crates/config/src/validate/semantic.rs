@@ -22,6 +22,7 @@ pub(crate) fn check(config: &ReleaseConfig, source: &SourceMap, out: &mut Diagno
     super::registry::check_registries(config, &mut c);
     check_stages(config, &mut c);
     super::canary::check_canary(config, &mut c);
+    super::targets::check_targets(config, &mut c);
 }
 
 fn check_app(config: &ReleaseConfig, c: &mut Checker<'_>) {

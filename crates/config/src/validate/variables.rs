@@ -15,6 +15,7 @@ fn holds_variables(path: &str) -> bool {
     matches!(
         s.as_slice(),
         ["app", "name" | "resourceGroup" | "subscription"]
+            | ["targets", _, "app" | "resourceGroup" | "subscription"]
             | ["image", "repository" | "tag"]
             | ["environments", _, "settings", _]
             | ["environments", _, "connectionStrings", _, "value"]
@@ -119,6 +120,7 @@ pub(crate) fn check_variables(source: &SourceMap, mode: &VariableMode, out: &mut
             "variable-not-expanded",
             message,
             "variables are expanded only in `app.name`, `app.resourceGroup`, `app.subscription`, \
+             targets' `app`, `resourceGroup` and `subscription`, \
              `image.repository`, `image.tag`, settings, connection strings' `value` and hooks' \
              `run`, `undo` and `env`; \
              write the value out, or `$$(` for a literal `$(`"
@@ -163,6 +165,14 @@ pub(crate) fn expand_variables(
     expand("app.resourceGroup", &mut config.app.resource_group);
     if let Some(subscription) = &mut config.app.subscription {
         expand("app.subscription", subscription);
+    }
+    for (index, target) in config.targets.iter_mut().enumerate() {
+        let base = join_index("targets", index);
+        expand(&format!("{base}.app"), &mut target.app);
+        expand(&format!("{base}.resourceGroup"), &mut target.resource_group);
+        if let Some(subscription) = &mut target.subscription {
+            expand(&format!("{base}.subscription"), subscription);
+        }
     }
     if let Some(image) = &mut config.image {
         expand("image.repository", &mut image.repository);
