@@ -113,7 +113,8 @@ pub(crate) async fn run(
                 held.info(&target_line(&target));
                 // Each target signs in when it connects: the early sign-in is a single run's.
                 let early = crate::config::EarlySignIn::none();
-                match crate::run_one(command, &args, &loaded, early, &held, cancel, stopping).await {
+                match crate::run_one(command, &args, &loaded, early, &held, cancel, stopping).await
+                {
                     Ok(record) => match record.result {
                         RunResult::Succeeded => Ran::Succeeded,
                         RunResult::Failed => Ran::Failed,

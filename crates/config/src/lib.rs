@@ -36,7 +36,8 @@ pub use model::{
     AllSecrets, App, AppKind, Canary, CanaryStep, ConfigVersion, Delivery, Environment, FanOut,
     FunctionKey, HealthCheck, Hook, HookLocation, Image, NameRule, Package, ProductionStage,
     ReleaseConfig, Restore, RollbackMode, RollbackStage, SecretPrefix, SecretSelect, SecretSpec,
-    SecretSpecLong, Secrets, StageName, Stages, StagingStage, SwapStrategy, Target, UndoHooks, Watch,
+    SecretSpecLong, Secrets, StageName, Stages, StagingStage, SwapStrategy, Target, UndoHooks,
+    Watch,
 };
 pub use reference::{json_schema, json_schema_string, reference_markdown};
 pub use registry::{

@@ -370,7 +370,7 @@ pub enum CanaryHold {
     /// A fixed time.
     Pause(Duration),
     /// A gate on the source slot while it serves the share.
-    Gate(Gate),
+    Gate(Box<Gate>),
 }
 
 /// What happens when production turns unhealthy.
@@ -486,7 +486,7 @@ impl ReleaseSpec {
                 p.canary
                     .iter_mut()
                     .filter_map(|step| match &mut step.hold {
-                        CanaryHold::Gate(gate) => Some((GateAt::Canary, Some(gate))),
+                        CanaryHold::Gate(gate) => Some((GateAt::Canary, Some(&mut **gate))),
                         CanaryHold::Pause(_) => None,
                     })
                     .collect(),
@@ -559,7 +559,7 @@ fn canary_steps(production: &cfg::ProductionStage) -> Vec<CanaryStep> {
                 .ok()
                 .filter(|p| (1..100).contains(p))?;
             let hold = match (&step.health_check, step.pause) {
-                (Some(check), None) => CanaryHold::Gate(health(check)),
+                (Some(check), None) => CanaryHold::Gate(Box::new(health(check))),
                 (None, Some(pause)) => CanaryHold::Pause(pause.into()),
                 _ => return None,
             };

@@ -20,7 +20,7 @@ pub fn make_canary(spec: &mut ReleaseSpec) -> Option<String> {
     production.strategy = Strategy::Canary;
     production.canary = vec![CanaryStep {
         percent: 10,
-        hold: CanaryHold::Gate(gate),
+        hold: CanaryHold::Gate(Box::new(gate)),
     }];
     Some(format!(
         "Rehearsal: production is released as a canary: 10 % of its traffic to slot {} gated on {}, then the swap",

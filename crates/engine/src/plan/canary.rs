@@ -51,7 +51,7 @@ pub(super) fn plan_canary(
             CanaryHold::Gate(gate) => step(
                 Action::HealthGate {
                     slot: source.to_owned(),
-                    gate: gate.clone(),
+                    gate: (**gate).clone(),
                 },
                 format!(
                     "the release must stay healthy while it serves {} % of production's traffic",
