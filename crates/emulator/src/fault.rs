@@ -172,6 +172,20 @@ pub enum Fault {
         /// Requests served healthily first.
         after_requests: u32,
     },
+    /// The app process of this slot answers 500 to `percent` % of its requests, spread evenly (at 20,
+    /// every fifth), but never to `except_path`: a release broken for some users whose health path
+    /// still passes, which only a gate that judges the slot's traffic catches.
+    AppFailsShare {
+        /// App name.
+        app: String,
+        /// Slot name.
+        slot: String,
+        /// The share of requests failed, 0 to 100.
+        percent: u8,
+        /// A path (e.g. the health check's) whose requests are always served.
+        #[serde(default)]
+        except_path: Option<String>,
+    },
     /// After the next swap, the slot that received the swapped-in content (the target, usually
     /// production) answers 500 until it is swapped or deployed again.
     AppUnhealthyAfterSwap {
@@ -257,8 +271,8 @@ pub(crate) enum TransportAction {
 #[derive(Debug, Default)]
 pub(crate) struct FaultSet {
     faults: Vec<(Fault, Option<u32>)>,
-    /// Requests counted per `AppUnhealthyAfterRequests` fault (same index as `faults`), so the
-    /// threshold counts from the moment the fault was injected.
+    /// Requests counted per `AppUnhealthyAfterRequests` and `AppFailsShare` fault (same index as
+    /// `faults`), so each counts from the moment it was injected.
     hits: Vec<u64>,
 }
 
@@ -281,22 +295,43 @@ impl FaultSet {
         self.hits.clear();
     }
 
-    /// Counts one request to an app slot and says whether an `AppUnhealthyAfterRequests` fault
-    /// now makes it unhealthy.
-    pub(crate) fn app_request_unhealthy(&mut self, app_name: &str, slot_name: &str) -> bool {
+    /// Counts one request to an app slot (at `path`) and says whether an `AppUnhealthyAfterRequests`
+    /// or `AppFailsShare` fault makes it fail.
+    pub(crate) fn app_request_unhealthy(
+        &mut self,
+        app_name: &str,
+        slot_name: &str,
+        path: &str,
+    ) -> bool {
         let mut unhealthy = false;
         for (i, (fault, _)) in self.faults.iter().enumerate() {
-            if let Fault::AppUnhealthyAfterRequests {
-                app,
-                slot,
-                after_requests,
-            } = fault
-                && app.eq_ignore_ascii_case(app_name)
-                && slot.eq_ignore_ascii_case(slot_name)
-                && let Some(h) = self.hits.get_mut(i)
-            {
-                *h += 1;
-                unhealthy |= *h > u64::from(*after_requests);
+            let Some(h) = self.hits.get_mut(i) else {
+                continue;
+            };
+            match fault {
+                Fault::AppUnhealthyAfterRequests {
+                    app,
+                    slot,
+                    after_requests,
+                } if app.eq_ignore_ascii_case(app_name) && slot.eq_ignore_ascii_case(slot_name) => {
+                    *h += 1;
+                    unhealthy |= *h > u64::from(*after_requests);
+                }
+                Fault::AppFailsShare {
+                    app,
+                    slot,
+                    percent,
+                    except_path,
+                } if app.eq_ignore_ascii_case(app_name)
+                    && slot.eq_ignore_ascii_case(slot_name)
+                    && except_path.as_deref() != Some(path) =>
+                {
+                    // Request n fails when n × percent crosses the next hundred: exactly that share.
+                    let percent = u64::from((*percent).min(100));
+                    *h += 1;
+                    unhealthy |= *h * percent / 100 > (*h - 1) * percent / 100;
+                }
+                _ => {}
             }
         }
         unhealthy
@@ -422,6 +457,24 @@ impl FaultSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_share_of_a_slots_requests_fails_evenly_but_never_its_excepted_path() {
+        let json = r#"{"kind":"appFailsShare","app":"web","slot":"staging","percent":20,"exceptPath":"/health"}"#;
+        let mut set = FaultSet::default();
+        set.add(serde_json::from_str(json).expect("valid fault json"));
+        let failed: Vec<bool> = (0..10)
+            .map(|_| set.app_request_unhealthy("web", "staging", "/"))
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                false, false, false, false, true, false, false, false, false, true
+            ]
+        );
+        assert!((0..50).all(|_| !set.app_request_unhealthy("web", "staging", "/health")));
+        assert!((0..50).all(|_| !set.app_request_unhealthy("web", "production", "/")));
+    }
 
     #[test]
     fn glob_matches_stars_and_case() {

@@ -191,7 +191,7 @@ async fn serve(
         }
         slot.requests_served += 1;
         let unhealthy = slot.forced_unhealthy
-            | lock(&shared.faults).app_request_unhealthy(app_name, &slot_name);
+            | lock(&shared.faults).app_request_unhealthy(app_name, &slot_name, req.uri().path());
         let stack = crate::stack::stack_of(&slot.site_config);
         let content = slot.content_dir.clone();
         let keys = slot.host_keys.clone();
