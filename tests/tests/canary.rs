@@ -268,5 +268,8 @@ async fn a_canary_failing_a_fifth_of_its_pages_is_stopped_at_ten_percent_by_the_
     assert_eq!(world.setting("production", "FAIL_PERCENT"), None);
     assert_eq!(world.tag("slotrelease.canary"), None);
     assert_eq!(world.lock_claims(), Vec::<String>::new());
-    assert!(sent > 200, "production's users were simulated: {sent} requests");
+    assert!(
+        sent > 200,
+        "production's users were simulated: {sent} requests"
+    );
 }

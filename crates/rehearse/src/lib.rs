@@ -346,6 +346,15 @@ pub async fn run(
     } else {
         loaded
     };
+    // The fan-out shows waves, not a canary: its targets swap (a second emulator has no users for a
+    // canary's analysis to judge), whatever production's strategy.
+    let mut fan_loaded = loaded.clone();
+    if let Some(production) = fan_loaded.spec.production.as_mut()
+        && production.strategy == slot_release_engine::spec::Strategy::Canary
+    {
+        production.strategy = slot_release_engine::spec::Strategy::Swap;
+        production.canary.clear();
+    }
     let canaried;
     let loaded = if opts.fail_at == FailAt::Canary {
         let mut copy = loaded.clone();
@@ -462,13 +471,32 @@ pub async fn run(
         .production
         .as_ref()
         .filter(|p| opts.fail_at == FailAt::Canary && !p.source_slot.is_production())
-        .map(|p| p.source_slot.to_string());
-    let (record, ()) = tokio::join!(stages::run(&ctx, spec, &stage_opts), async {
-        if let Some(slot) = &canary_slot {
-            canary::fail_when_routed(&emulator, &app, slot, watcher_done.clone()).await;
+        .map(|p| {
+            let health = p.health.as_ref().map_or("/", |h| h.check.path.as_str());
+            (p.source_slot.to_string(), health.to_owned())
+        });
+    let canary_runs = spec
+        .production
+        .as_ref()
+        .is_some_and(|p| p.strategy == slot_release_engine::spec::Strategy::Canary);
+    let run = async {
+        let record = stages::run(&ctx, spec, &stage_opts).await;
+        watcher_done.cancel();
+        record
+    };
+    let (record, (), ()) = tokio::join!(
+        run,
+        async {
+            if let Some((slot, health)) = &canary_slot {
+                canary::fail_when_routed(&emulator, &app, slot, health, watcher_done.clone()).await;
+            }
+        },
+        async {
+            if canary_runs {
+                canary::users(port.as_ref(), watcher_done.clone()).await;
+            }
         }
-    });
-    watcher_done.cancel();
+    );
     // The abort gave production all its traffic back: part of what the rehearsal shows.
     let still_routed = canary::routed(&emulator, &app);
     let production_healthy = production_healthy(spec, port.as_ref(), &cancel).await;
@@ -494,8 +522,15 @@ pub async fn run(
     let fan_out = if cancel.is_cancelled() {
         None
     } else {
-        let fan =
-            fanout::rehearse(loaded, opts, previous.as_deref(), fan_package, log, &cancel).await?;
+        let fan = fanout::rehearse(
+            &fan_loaded,
+            opts,
+            previous.as_deref(),
+            fan_package,
+            log,
+            &cancel,
+        )
+        .await?;
         story.push(' ');
         story.push_str(&fan.story);
         Some(fan)
@@ -669,7 +704,7 @@ fn story(fail_at: FailAt, record: &ReleaseRecord, healthy: bool, served: &str) -
             "Rehearsed a failing migration: nothing after it ran, nothing was swapped, and production is {health} on release {served}."
         ),
         FailAt::Canary => format!(
-            "Rehearsed a canary whose release fails under production traffic: it was stopped at its first share, production's traffic routing rules were put back as they were, nothing was swapped, and production is {health} on release {served}."
+            "Rehearsed a canary whose release fails a fifth of its requests while its health path passes: the metric gate stopped it at its first share, production's traffic routing rules were put back as they were, nothing was swapped, and production is {health} on release {served}."
         ),
         FailAt::Watch => format!(
             "Rehearsed production turning unhealthy after the swap: it was swapped back automatically ({}), and production is {health} on release {served}.",

@@ -254,6 +254,13 @@ fn rehearse_shows_the_release_and_each_failure_path_with_production_healthy() {
                     && text.contains("production's traffic routing rules were put back"),
                 "{text}"
             );
+            // The probes of the health path passed; the analysis of the slot's share of the
+            // synthetic users failed it.
+            assert!(
+                text.contains("analysis of staging: http5xxRate FAIL:")
+                    && text.contains("the metric gate stopped it"),
+                "{text}"
+            );
             assert!(!text.contains("] swap staging into production"), "{text}");
         }
     }
