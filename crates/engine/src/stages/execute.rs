@@ -347,21 +347,9 @@ impl Exec<'_> {
                 )
                 .await;
                 // The traffic is judged once the probes pass, over the window from the gate's start.
-                let analysed = match (&outcome, &gate.check.analysis) {
-                    (Ok(_), Some(analysis)) => Some(
-                        crate::analysis::run(
-                            port.as_ref(),
-                            &self.spec.app.name,
-                            slot,
-                            analysis,
-                            started,
-                            &cancel,
-                            self.log(),
-                        )
-                        .await,
-                    ),
-                    _ => None,
-                };
+                let analysed = self
+                    .analyse_if_passed(outcome.is_ok(), gate.check.analysis.as_ref(), slot, started)
+                    .await;
                 let report = match &outcome {
                     Ok(report) => Some(report),
                     Err(err) => err.gate_report(),
@@ -429,21 +417,14 @@ impl Exec<'_> {
                 let outcome =
                     health::watch(client.as_ref(), &target, watch, &cancel, self.log()).await;
                 // Production's traffic since the swap is judged once the probes found it healthy.
-                let analysed = match (&outcome, &watch.check.analysis) {
-                    (Ok(_), Some(analysis)) => Some(
-                        crate::analysis::run(
-                            port.as_ref(),
-                            &self.spec.app.name,
-                            slot,
-                            analysis,
-                            started,
-                            &cancel,
-                            self.log(),
-                        )
-                        .await,
-                    ),
-                    _ => None,
-                };
+                let analysed = self
+                    .analyse_if_passed(
+                        outcome.is_ok(),
+                        watch.check.analysis.as_ref(),
+                        slot,
+                        started,
+                    )
+                    .await;
                 let report = match &outcome {
                     Ok(report) => Some(report),
                     Err(err) => err.watch_report(),
@@ -470,6 +451,30 @@ impl Exec<'_> {
 }
 
 impl Exec<'_> {
+    /// A gate's or the watch's traffic analysis, run once its probes passed, over the window from
+    /// `started` (Unix seconds); `None` when the probes failed or the check has no analysis.
+    async fn analyse_if_passed(
+        &self,
+        probes_passed: bool,
+        analysis: Option<&crate::analysis::Analysis>,
+        slot: &SlotName,
+        started: i64,
+    ) -> Option<Result<crate::analysis::Verdict, Error>> {
+        let analysis = analysis.filter(|_| probes_passed)?;
+        Some(
+            crate::analysis::run(
+                self.ctx.port.as_ref(),
+                &self.spec.app.name,
+                slot,
+                analysis,
+                started,
+                &self.ctx.cancel,
+                self.log(),
+            )
+            .await,
+        )
+    }
+
     /// A gate's or the watch's result for the release record (also when it failed: its report says how).
     fn record_health(
         &mut self,
