@@ -52,6 +52,20 @@ async fn staging_host(world: &World) -> String {
         .expect("a host")
 }
 
+/// Makes the next release fail `percent` % of its pages (never `/health`): both environments carry the
+/// setting, so it travels with the release and production keeps its own until a swap.
+fn fail_pages(world: &World, percent: u32) {
+    let text = std::fs::read_to_string(world.config()).unwrap();
+    let failing = text.replace(
+        "      RELEASE_VERSION: $(Build.BuildNumber)\n",
+        &format!(
+            "      RELEASE_VERSION: $(Build.BuildNumber)\n      FAIL_PERCENT: \"{percent}\"\n"
+        ),
+    );
+    assert_ne!(failing, text);
+    std::fs::write(world.config(), failing).unwrap();
+}
+
 async fn seed_blue(world: &World) {
     world
         .port
@@ -134,15 +148,8 @@ async fn a_good_canary_routes_ten_then_fifty_percent_swaps_and_puts_the_rules_ba
 async fn a_canary_whose_page_fails_stops_at_ten_percent_and_puts_the_rules_back_exactly() {
     let world = World::released(canary).await;
     seed_blue(&world).await;
-    // The next release's pages fail (its health endpoint does not): both environments carry the setting,
-    // so it travels with the release and production keeps its own until a swap.
-    let text = std::fs::read_to_string(world.config()).unwrap();
-    let failing = text.replace(
-        "      RELEASE_VERSION: $(Build.BuildNumber)\n",
-        "      RELEASE_VERSION: $(Build.BuildNumber)\n      FAIL_PERCENT: \"100\"\n",
-    );
-    assert_ne!(failing, text);
-    std::fs::write(world.config(), failing).unwrap();
+    // The next release's pages fail (its health endpoint does not).
+    fail_pages(&world, 100);
     let (_, before) = world.get("production", "/").await.unwrap();
     let digest = world.slot("production").content_digest;
 
@@ -220,13 +227,7 @@ async fn a_canary_failing_a_fifth_of_its_pages_is_stopped_at_ten_percent_by_the_
     let world = World::released(canary_with_metric_gate).await;
     seed_blue(&world).await;
     // The next release fails every fifth page while its /health passes: only the traffic shows it.
-    let text = std::fs::read_to_string(world.config()).unwrap();
-    let failing = text.replace(
-        "      RELEASE_VERSION: $(Build.BuildNumber)\n",
-        "      RELEASE_VERSION: $(Build.BuildNumber)\n      FAIL_PERCENT: \"20\"\n",
-    );
-    assert_ne!(failing, text);
-    std::fs::write(world.config(), failing).unwrap();
+    fail_pages(&world, 20);
     let digest = world.slot("production").content_digest;
 
     let stop = CancellationToken::new();
