@@ -116,7 +116,7 @@ pub async fn rehearse(
     }
     let max_parallel = fanout::FanOut::from_config(&loaded.loaded.config).max_parallel;
     log.info(&format!(
-        "Rehearsal fan-out: {} target(s) in 2 waves on a second emulator, at most {max_parallel} at once: {}",
+        "Rehearsal fan-out: {} target(s) in 2 waves on a second emulator, at most {max_parallel} at once, with the quick profile's gates and watch: {}",
         targets.len(),
         targets
             .iter()

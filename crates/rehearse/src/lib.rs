@@ -346,8 +346,9 @@ pub async fn run(
     } else {
         loaded
     };
-    // The fan-out shows waves, not a canary: its targets swap (a second emulator has no users for a
-    // canary's analysis to judge), whatever production's strategy.
+    // The fan-out shows waves, not waits or a canary: its targets swap (a second emulator has no users
+    // for a canary's analysis to judge) with the quick profile's gates and watch, whatever the config
+    // says; the release above has shown the config's own.
     let mut fan_loaded = loaded.clone();
     if let Some(production) = fan_loaded.spec.production.as_mut()
         && production.strategy == slot_release_engine::spec::Strategy::Canary
@@ -355,6 +356,7 @@ pub async fn run(
         production.strategy = slot_release_engine::spec::Strategy::Swap;
         production.canary.clear();
     }
+    quick::apply(&mut fan_loaded.spec);
     let canaried;
     let loaded = if opts.fail_at == FailAt::Canary {
         let mut copy = loaded.clone();
